@@ -1,0 +1,50 @@
+/**
+ * The Hono app every runtime serves. Routes only; the ActiveSync framing is in protocol/activesync.ts and each
+ * command in commands/<command>.ts.
+ */
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { handleOptions, handlePost, type ActiveSyncDeps } from './protocol/activesync.ts';
+
+export type AppDeps = ActiveSyncDeps;
+
+const ACTIVESYNC_PATH = '/microsoft-server-activesync';
+
+/** Clients vary the case of the ActiveSync and Autodiscover paths (iOS: `/Autodiscover/Autodiscover.xml`). */
+function routingPath(request: Request): string {
+  const path = new URL(request.url).pathname.replace(/\/+$/, '') || '/';
+  const lower = path.toLowerCase();
+  return lower === ACTIVESYNC_PATH || lower.startsWith('/autodiscover/') ? lower : path;
+}
+
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono({ getPath: routingPath });
+
+  app.options(ACTIVESYNC_PATH, (c) => handleOptions(c, deps));
+  app.post(
+    ACTIVESYNC_PATH,
+    bodyLimit({
+      maxSize: deps.config.maxRequestBytes,
+      onError: () => new Response(null, { status: 413, headers: { 'Content-Length': '0' } }),
+    }),
+    (c) => handlePost(c, deps),
+  );
+  app.get(ACTIVESYNC_PATH, (c) => c.html(INFO_PAGE));
+  app.all(ACTIVESYNC_PATH, () => new Response(null, { status: 405, headers: { Allow: 'GET,OPTIONS,POST' } }));
+
+  app.notFound(() => new Response('Not Found\n', { status: 404, headers: { 'Content-Type': 'text/plain' } }));
+  app.onError((err) => {
+    deps.log({ time: new Date().toISOString(), tenant: deps.config.tenant, http: 500, error: `${err.name}: ${err.message}` });
+    return new Response(null, { status: 500 });
+  });
+  return app;
+}
+
+/** What a person who opens the URL in a browser sees: what this is, nothing about how it runs. */
+const INFO_PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Exchange ActiveSync</title></head>
+<body><h1>Exchange ActiveSync</h1>
+<p>This address is an Exchange ActiveSync service for mail, calendar, contacts and tasks.
+Add it on your phone or tablet as an Exchange account with your email address and password.</p>
+</body></html>
+`;

@@ -1,0 +1,5 @@
+/**
+ * Imports every command module, each of which registers itself with the default registry.
+ * Add one import per new command (one file per command, named after it).
+ */
+export { defaultRegistry } from './registry.ts';

@@ -1,0 +1,65 @@
+/**
+ * The commands this server implements. Each module in src/commands/ registers its definition here when imported
+ * (src/commands/index.ts imports them all); OPTIONS advertises exactly what is registered.
+ */
+import type { ServerConfig } from '../config.ts';
+import type { AuthenticatedUser } from '../protocol/auth.ts';
+import type { CommandName } from '../protocol/commands.ts';
+import type { ActiveSyncRequest } from '../protocol/request.ts';
+import type { Namespace } from '../wbxml/codepages.ts';
+import type { WbxmlElement } from '../wbxml/tree.ts';
+
+/** Everything a command handler gets for one request. */
+export interface CommandContext {
+  request: ActiveSyncRequest;
+  user: AuthenticatedUser;
+  /** The decoded WBXML body; undefined when the body was empty (an empty Sync or Ping) or not WBXML. */
+  body: WbxmlElement | undefined;
+  /** The body as received, for the `message/rfc822` form of SendMail, SmartReply and SmartForward (≤ 12.1). */
+  rawBody: Uint8Array;
+  contentType: string;
+  config: ServerConfig;
+  /** Aborted when the client goes away or a newer request from the device supersedes this one. */
+  signal: AbortSignal;
+}
+
+export type CommandResult =
+  | { kind: 'wbxml'; body: WbxmlElement }
+  /** HTTP 200 with no body: SendMail success, an unchanged hanging Sync (MS-ASCMD). */
+  | { kind: 'empty' }
+  /** Non-WBXML content, e.g. an attachment for GetAttachment or a multipart ItemOperations answer. */
+  | { kind: 'raw'; contentType: string; bytes: Uint8Array };
+
+export interface CommandDefinition {
+  name: CommandName;
+  /** The root element of the command's response, used to answer with a bare Status when the handler fails. */
+  responseRoot?: { ns: Namespace; tag: string };
+  /** The command's "server error, try again" Status; without one a failure is HTTP 500. */
+  serverErrorStatus?: number;
+  handle(context: CommandContext): Promise<CommandResult>;
+}
+
+export class CommandRegistry {
+  private readonly commands = new Map<CommandName, CommandDefinition>();
+
+  register(definition: CommandDefinition): void {
+    if (this.commands.has(definition.name)) throw new Error(`command ${definition.name} is registered twice`);
+    this.commands.set(definition.name, definition);
+  }
+
+  get(name: CommandName): CommandDefinition | undefined {
+    return this.commands.get(name);
+  }
+
+  /** Registered command names, in registration order. */
+  names(): CommandName[] {
+    return [...this.commands.keys()];
+  }
+}
+
+/** The registry the shipped commands register themselves in. */
+export const defaultRegistry = new CommandRegistry();
+
+export function registerCommand(definition: CommandDefinition): void {
+  defaultRegistry.register(definition);
+}

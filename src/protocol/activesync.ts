@@ -1,0 +1,201 @@
+/**
+ * The ActiveSync endpoint, `/Microsoft-Server-ActiveSync`: OPTIONS, and POST from request line to response, with
+ * the one log line per request. Command logic lives in src/commands/; this file only frames it.
+ */
+import type { Context } from 'hono';
+import type { CommandDefinition, CommandRegistry, CommandResult } from '../commands/registry.ts';
+import type { ServerConfig } from '../config.ts';
+import type { LogEntry, LogSink } from '../log.ts';
+import { decodeWbxml, WbxmlDecodeError } from '../wbxml/decoder.ts';
+import { encodeWbxml } from '../wbxml/encoder.ts';
+import { child, textOf, type WbxmlElement } from '../wbxml/tree.ts';
+import { AuthUnavailableError, basicChallenge, parseBasicAuth, type Authenticator } from './auth.ts';
+import { commandByName } from './commands.ts';
+import { HttpError } from './errors.ts';
+import { parseActiveSyncRequest } from './request.ts';
+import { SUPPORTED_VERSIONS } from './versions.ts';
+
+export interface ActiveSyncDeps {
+  config: ServerConfig;
+  authenticator: Authenticator;
+  commands: CommandRegistry;
+  log: LogSink;
+}
+
+export const WBXML_CONTENT_TYPE = 'application/vnd.ms-sync.wbxml';
+const SERVER_VERSION: string = SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.length - 1]!;
+const REALM = 'ActiveSync';
+/** Seconds a client should wait before retrying when a backend is unavailable. */
+const RETRY_AFTER_SECONDS = 30;
+
+/** Headers on every ActiveSync response. */
+function baseHeaders(): Record<string, string> {
+  return { 'MS-Server-ActiveSync': SERVER_VERSION, 'Cache-Control': 'private' };
+}
+
+/**
+ * OPTIONS: the versions and the commands this server implements (MS-ASHTTP §2.2.4). The answer holds nothing
+ * private, so it is given without credentials; credentials that are sent are checked, so that a client setting up
+ * an account with a wrong password learns it here.
+ */
+export function handleOptions(c: Context, deps: ActiveSyncDeps): Promise<Response> {
+  return logged(deps, { cmd: 'OPTIONS' }, async (entry) => {
+    const header = c.req.header('authorization');
+    if (header !== undefined) {
+      const credentials = parseBasicAuth(header);
+      entry.user = credentials?.login;
+      if (!credentials || !(await deps.authenticator.authenticate(credentials)).ok) {
+        throw new HttpError(401, 'authentication failed');
+      }
+    }
+    return new Response(null, {
+      status: 200,
+      headers: {
+        ...baseHeaders(),
+        Allow: 'OPTIONS,POST',
+        Public: 'OPTIONS,POST',
+        'MS-ASProtocolVersions': SUPPORTED_VERSIONS.join(','),
+        'MS-ASProtocolCommands': deps.commands.names().join(','),
+        'Content-Length': '0',
+      },
+    });
+  });
+}
+
+export function handlePost(c: Context, deps: ActiveSyncDeps): Promise<Response> {
+  return logged(deps, {}, (entry) => serve(c, deps, entry));
+}
+
+/** Runs one request and writes its log line, whatever happens. */
+async function logged(
+  deps: ActiveSyncDeps,
+  fields: LogEntry,
+  run: (entry: LogEntry) => Promise<Response>,
+): Promise<Response> {
+  const started = Date.now();
+  const entry: LogEntry = { time: new Date(started).toISOString(), tenant: deps.config.tenant, ...fields };
+  let response: Response;
+  try {
+    response = await run(entry);
+  } catch (err) {
+    response = errorResponse(err, entry);
+  }
+  entry.http = response.status;
+  entry.ms = Date.now() - started;
+  deps.log(entry);
+  return response;
+}
+
+async function serve(c: Context, deps: ActiveSyncDeps, entry: LogEntry): Promise<Response> {
+  const credentials = parseBasicAuth(c.req.header('authorization'));
+  entry.user = credentials?.login;
+  const url = new URL(c.req.url);
+  const request = parseActiveSyncRequest(url, c.req.raw.headers);
+  Object.assign(entry, {
+    cmd: request.command,
+    deviceId: request.deviceId,
+    deviceType: request.deviceType,
+    version: request.version,
+  });
+  if (!credentials) throw new HttpError(401, 'no credentials');
+  const outcome = await deps.authenticator.authenticate(credentials);
+  if (!outcome.ok) throw new HttpError(401, 'authentication failed');
+
+  const name = commandByName(request.command);
+  if (!name) throw new HttpError(400, `unknown command ${request.command}`);
+  const command = deps.commands.get(name);
+  if (!command) throw new HttpError(501, `command ${name} is not implemented`);
+  entry.cmd = name;
+
+  const rawBody = new Uint8Array(await c.req.arrayBuffer());
+  const contentType = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const body = decodeBody(rawBody, contentType);
+
+  const result = await runCommand(command, {
+    request,
+    user: outcome.user,
+    body,
+    rawBody,
+    contentType,
+    config: deps.config,
+    signal: c.req.raw.signal,
+  }, entry);
+  return commandResponse(result, entry);
+}
+
+/** WBXML is decoded; `message/rfc822` (SendMail ≤ 12.1) is left to the command. An empty body is legal. */
+function decodeBody(raw: Uint8Array, contentType: string): WbxmlElement | undefined {
+  if (raw.length === 0 || contentType === 'message/rfc822') return undefined;
+  try {
+    return decodeWbxml(raw);
+  } catch (err) {
+    if (err instanceof WbxmlDecodeError) throw new HttpError(400, err.message);
+    throw err;
+  }
+}
+
+async function runCommand(
+  command: CommandDefinition,
+  context: Parameters<CommandDefinition['handle']>[0],
+  entry: LogEntry,
+): Promise<CommandResult> {
+  try {
+    return await command.handle(context);
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    if (err instanceof AuthUnavailableError) throw err;
+    entry.error = describeError(err);
+    const { responseRoot, serverErrorStatus } = command;
+    if (!responseRoot || serverErrorStatus === undefined) throw new HttpError(500, 'command failed');
+    const status: WbxmlElement = { ns: responseRoot.ns, tag: 'Status', children: [], text: String(serverErrorStatus) };
+    return { kind: 'wbxml', body: { ns: responseRoot.ns, tag: responseRoot.tag, children: [status] } };
+  }
+}
+
+function commandResponse(result: CommandResult, entry: LogEntry): Response {
+  switch (result.kind) {
+    case 'empty':
+      return new Response(null, { status: 200, headers: { ...baseHeaders(), 'Content-Length': '0' } });
+    case 'raw':
+      return binary(result.bytes, result.contentType);
+    case 'wbxml': {
+      const status = child(result.body, 'Status');
+      if (status) entry.status = Number(textOf(status));
+      return binary(encodeWbxml(result.body), WBXML_CONTENT_TYPE);
+    }
+  }
+}
+
+function binary(bytes: Uint8Array, contentType: string): Response {
+  return new Response(bytes as Uint8Array<ArrayBuffer>, {
+    status: 200,
+    headers: { ...baseHeaders(), 'Content-Type': contentType, 'Content-Length': String(bytes.length) },
+  });
+}
+
+function errorResponse(err: unknown, entry: LogEntry): Response {
+  if (err instanceof HttpError) {
+    if (err.status === 401) return unauthorized();
+    if (err.status >= 400) entry.error = err.message;
+    return new Response(null, { status: err.status, headers: { ...baseHeaders(), ...err.headers, 'Content-Length': '0' } });
+  }
+  if (err instanceof AuthUnavailableError) {
+    entry.error = err.message;
+    return new Response(null, {
+      status: 503,
+      headers: { ...baseHeaders(), 'Retry-After': String(RETRY_AFTER_SECONDS), 'Content-Length': '0' },
+    });
+  }
+  entry.error = describeError(err);
+  return new Response(null, { status: 500, headers: { ...baseHeaders(), 'Content-Length': '0' } });
+}
+
+function unauthorized(): Response {
+  return new Response(null, { status: 401, headers: { ...baseHeaders(), ...basicChallenge(REALM), 'Content-Length': '0' } });
+}
+
+/** For the log: the error's class and message, never a stack or request data. */
+function describeError(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}

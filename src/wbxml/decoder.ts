@@ -1,0 +1,231 @@
+/**
+ * WBXML → element tree (MS-ASWBXML, WBXML 1.3 as ActiveSync uses it).
+ *
+ * Input comes from the network, so every malformation raises a WbxmlDecodeError with a code and the byte offset:
+ * the HTTP layer turns it into a 400 or the command's protocol status. Nothing here may throw anything else.
+ */
+import { MAX_PAGE, pageByNumber, tagName } from './codepages.ts';
+import type { WbxmlElement } from './tree.ts';
+
+export type WbxmlDecodeErrorCode =
+  | 'too-large' // the document exceeds the size limit
+  | 'bad-header' // version or charset the codec does not speak
+  | 'truncated' // input ends inside a token, a string, or with open elements
+  | 'bad-length' // an mb_u_int32 longer than 5 bytes, beyond 2^32-1, or a length past the end of input
+  | 'string-table' // STR_T: ActiveSync never uses the string table
+  | 'unsupported-token' // ENTITY, LITERAL*, EXT*, PI: not used by ActiveSync
+  | 'attributes' // a tag with the attribute bit: ActiveSync has no attributes
+  | 'unknown-page' // SWITCH_PAGE to a page that does not exist
+  | 'unknown-tag' // a token the current page does not define
+  | 'unbalanced-end' // END with no open element
+  | 'misplaced-content' // text or a second root outside the root element, or data after it
+  | 'too-deep' // nesting beyond the limit
+  | 'invalid-utf8' // a string that is not UTF-8
+  | 'no-root'; // a header and nothing else
+
+export class WbxmlDecodeError extends Error {
+  override readonly name = 'WbxmlDecodeError';
+  constructor(
+    readonly code: WbxmlDecodeErrorCode,
+    readonly offset: number,
+    detail: string,
+  ) {
+    super(`WBXML ${code} at byte ${offset}: ${detail}`);
+  }
+}
+
+export interface DecodeLimits {
+  /** Largest document accepted, in bytes (default 32 MiB). */
+  maxBytes?: number;
+  /** Deepest element nesting accepted (default 64; real ActiveSync documents stay under 15). */
+  maxDepth?: number;
+}
+
+const DEFAULT_MAX_BYTES = 32 * 1024 * 1024;
+const DEFAULT_MAX_DEPTH = 64;
+
+const SWITCH_PAGE = 0x00;
+const END = 0x01;
+const STR_I = 0x03;
+const STR_T = 0x83;
+const OPAQUE = 0xc3;
+const CHARSET_UTF8 = 106;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes one ActiveSync WBXML document into its root element. */
+export function decodeWbxml(input: Uint8Array, limits: DecodeLimits = {}): WbxmlElement {
+  const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES;
+  const maxDepth = limits.maxDepth ?? DEFAULT_MAX_DEPTH;
+  if (input.length > maxBytes) {
+    throw new WbxmlDecodeError('too-large', 0, `${input.length} bytes exceed the limit of ${maxBytes}`);
+  }
+  return new Decoder(input, maxDepth).document();
+}
+
+/** Reads ActiveSync WBXML, strictly. One instance decodes one document. */
+class Decoder {
+  private pos = 0;
+  private page = 0;
+
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly maxDepth: number,
+  ) {}
+
+  document(): WbxmlElement {
+    this.header();
+    const stack: WbxmlElement[] = [];
+    // Text parts of the innermost open element, joined when it ends (content may come in several tokens).
+    const parts: (string | Uint8Array)[][] = [];
+    let root: WbxmlElement | undefined;
+    const { bytes } = this;
+
+    while (this.pos < bytes.length) {
+      const at = this.pos;
+      const token = bytes[this.pos++]!;
+      switch (token) {
+        case SWITCH_PAGE: {
+          const page = this.byte();
+          if (page > MAX_PAGE || !pageByNumber(page)) {
+            throw new WbxmlDecodeError('unknown-page', at, `code page ${page}`);
+          }
+          this.page = page;
+          break;
+        }
+        case END: {
+          const element = stack.pop();
+          if (!element) throw new WbxmlDecodeError('unbalanced-end', at, 'END without an open element');
+          setContent(element, parts.pop()!);
+          break;
+        }
+        case STR_I: {
+          if (stack.length === 0) throw new WbxmlDecodeError('misplaced-content', at, 'string outside the root element');
+          parts[parts.length - 1]!.push(this.inlineString());
+          break;
+        }
+        case OPAQUE: {
+          if (stack.length === 0) throw new WbxmlDecodeError('misplaced-content', at, 'opaque data outside the root element');
+          const length = this.mbUint32();
+          if (length > bytes.length - this.pos) {
+            throw new WbxmlDecodeError('bad-length', at, `opaque length ${length} runs past the end of input`);
+          }
+          parts[parts.length - 1]!.push(bytes.slice(this.pos, this.pos + length));
+          this.pos += length;
+          break;
+        }
+        case STR_T:
+          throw new WbxmlDecodeError('string-table', at, 'string table reference (STR_T)');
+        default: {
+          if ((token & 0x3f) < 0x05) {
+            // The remaining global tokens: ENTITY, LITERAL(_A/_C/_AC), EXT_I/T/0-2, PI.
+            throw new WbxmlDecodeError('unsupported-token', at, `global token 0x${hex(token)}`);
+          }
+          if (token & 0x80) throw new WbxmlDecodeError('attributes', at, `tag 0x${hex(token)} has attributes`);
+          const tag = tagName(this.page, token & 0x3f);
+          if (tag === undefined) {
+            throw new WbxmlDecodeError('unknown-tag', at, `token 0x${hex(token & 0x3f)} on page ${this.page}`);
+          }
+          const element: WbxmlElement = { ns: pageByNumber(this.page)!.namespace, tag, children: [] };
+          const parent = stack[stack.length - 1];
+          if (parent) parent.children.push(element);
+          else if (root) throw new WbxmlDecodeError('misplaced-content', at, 'a second root element');
+          else root = element;
+          if (token & 0x40) {
+            if (stack.length >= this.maxDepth) {
+              throw new WbxmlDecodeError('too-deep', at, `nesting deeper than ${this.maxDepth}`);
+            }
+            stack.push(element);
+            parts.push([]);
+          }
+          if (!parent && !(token & 0x40)) this.expectEnd();
+        }
+      }
+      if (root && stack.length === 0) break;
+    }
+    if (stack.length > 0) throw new WbxmlDecodeError('truncated', this.pos, `${stack.length} element(s) not closed`);
+    if (!root) throw new WbxmlDecodeError('no-root', this.pos, 'no root element');
+    this.expectEnd();
+    return root;
+  }
+
+  private header(): void {
+    const version = this.byte();
+    if (version < 0x01 || version > 0x03) throw new WbxmlDecodeError('bad-header', 0, `WBXML version 0x${hex(version)}`);
+    const publicId = this.mbUint32();
+    if (publicId === 0) this.mbUint32(); // a string-table index naming the public id; ActiveSync sends 1 instead
+    const charsetAt = this.pos;
+    const charset = this.mbUint32();
+    if (charset !== CHARSET_UTF8) throw new WbxmlDecodeError('bad-header', charsetAt, `charset ${charset}, not UTF-8`);
+    const tableAt = this.pos;
+    const tableLength = this.mbUint32();
+    if (tableLength > this.bytes.length - this.pos) {
+      throw new WbxmlDecodeError('bad-length', tableAt, `string table length ${tableLength} runs past the end of input`);
+    }
+    this.pos += tableLength; // skipped: nothing may reference it
+  }
+
+  /** Only padding-free input is accepted: anything after the root element is an error. */
+  private expectEnd(): void {
+    if (this.pos < this.bytes.length) {
+      throw new WbxmlDecodeError('misplaced-content', this.pos, `${this.bytes.length - this.pos} byte(s) after the root element`);
+    }
+  }
+
+  private byte(): number {
+    if (this.pos >= this.bytes.length) throw new WbxmlDecodeError('truncated', this.pos, 'input ends inside a token');
+    return this.bytes[this.pos++]!;
+  }
+
+  /** A multi-byte unsigned 32-bit integer: big-endian 7-bit groups, the high bit marks continuation. */
+  private mbUint32(): number {
+    const start = this.pos;
+    let value = 0;
+    for (let i = 0; i < 5; i++) {
+      const b = this.byte();
+      value = value * 128 + (b & 0x7f);
+      if (!(b & 0x80)) {
+        if (value > 0xffffffff) throw new WbxmlDecodeError('bad-length', start, 'mb_u_int32 beyond 2^32-1');
+        return value;
+      }
+    }
+    throw new WbxmlDecodeError('bad-length', start, 'mb_u_int32 longer than 5 bytes');
+  }
+
+  private inlineString(): string {
+    const end = this.bytes.indexOf(0, this.pos);
+    if (end < 0) throw new WbxmlDecodeError('truncated', this.pos, 'inline string without its NUL terminator');
+    const start = this.pos;
+    this.pos = end + 1;
+    try {
+      return utf8.decode(this.bytes.subarray(start, end));
+    } catch {
+      throw new WbxmlDecodeError('invalid-utf8', start, 'inline string is not UTF-8');
+    }
+  }
+}
+
+/** Strings only → text; any OPAQUE part → bytes (strings among them as UTF-8). */
+function setContent(element: WbxmlElement, parts: (string | Uint8Array)[]): void {
+  if (parts.length === 0) return;
+  if (parts.every((p) => typeof p === 'string')) {
+    element.text = parts.length === 1 ? (parts[0] as string) : parts.join('');
+    return;
+  }
+  const chunks = parts.map((p) => (typeof p === 'string' ? new TextEncoder().encode(p) : p));
+  if (chunks.length === 1) {
+    element.opaque = chunks[0]!;
+    return;
+  }
+  const joined = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const c of chunks) {
+    joined.set(c, offset);
+    offset += c.length;
+  }
+  element.opaque = joined;
+}
+
+function hex(n: number): string {
+  return n.toString(16).padStart(2, '0');
+}
