@@ -1,0 +1,4 @@
+/** `npm run bench`: every benchmark, one after another. Each prints its own numbers. */
+import { runWbxmlBench } from './wbxml.ts';
+
+runWbxmlBench();
