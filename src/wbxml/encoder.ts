@@ -19,7 +19,7 @@ const HAS_CONTENT = 0x40;
 
 const utf8 = new TextEncoder();
 
-export function encodeWbxml(root: WbxmlElement): Uint8Array {
+export function encodeWbxml(root: WbxmlElement): Uint8Array<ArrayBuffer> {
   const out = new ByteWriter();
   for (const b of HEADER) out.byte(b);
   let page = 0;
@@ -85,7 +85,7 @@ class ByteWriter {
     for (let i = groups.length - 1; i >= 0; i--) this.byte(groups[i]!);
   }
 
-  bytes(): Uint8Array {
+  bytes(): Uint8Array<ArrayBuffer> {
     return this.buf.slice(0, this.len);
   }
 

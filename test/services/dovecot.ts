@@ -118,6 +118,11 @@ service imap-login {
 }
 service anvil {
   chroot =
+  # No per-IP penalty after failed logins: every test connects from 127.0.0.1, and one wrong-password test would
+  # slow down everyone else's logins by seconds.
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
 }
 service lmtp {
   inet_listener lmtp {
