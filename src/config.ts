@@ -4,10 +4,14 @@
  */
 import { z } from 'zod';
 
+/** Where sync state lives: the embedded SQLite file (default), or a DynamoDB table shared by several instances. */
+export type StateStoreConfig =
+  | { kind: 'sqlite'; dir: string }
+  | { kind: 'dynamodb'; table: string; endpoint: string | undefined; region: string | undefined };
+
 export interface ServerConfig {
   port: number;
-  /** Where the embedded (SQLite) state store keeps its files. */
-  stateDir: string;
+  state: StateStoreConfig;
   imap: { host: string; port: number; secure: boolean };
   smtp: { host: string; port: number; secure: boolean };
   caldavUrl: string | undefined;
@@ -34,6 +38,10 @@ const url = z.string().trim().url();
 const schema = z.object({
   PORT: port.default(8080),
   STATE_DIR: z.string().trim().min(1).default('./.data'),
+  STATE_STORE: z.enum(['sqlite', 'dynamodb']).default('sqlite'),
+  DYNAMODB_TABLE: z.string().trim().min(3).max(255).optional(),
+  DYNAMODB_ENDPOINT: url.optional(),
+  AWS_REGION: z.string().trim().min(1).optional(),
   IMAP_HOST: z.string({ error: 'is required (the IMAP server users log in to)' }).trim().min(1, 'is required'),
   IMAP_PORT: port.optional(),
   IMAP_SECURE: flag.default(true),
@@ -56,9 +64,15 @@ export function loadConfig(env: Record<string, string | undefined>): ServerConfi
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
+  if (e.STATE_STORE === 'dynamodb' && !e.DYNAMODB_TABLE) {
+    throw new ConfigError('invalid configuration: DYNAMODB_TABLE is required when STATE_STORE=dynamodb');
+  }
   return {
     port: e.PORT,
-    stateDir: e.STATE_DIR,
+    state:
+      e.STATE_STORE === 'dynamodb'
+        ? { kind: 'dynamodb', table: e.DYNAMODB_TABLE!, endpoint: e.DYNAMODB_ENDPOINT, region: e.AWS_REGION }
+        : { kind: 'sqlite', dir: e.STATE_DIR },
     imap: { host: e.IMAP_HOST, port: e.IMAP_PORT ?? (e.IMAP_SECURE ? 993 : 143), secure: e.IMAP_SECURE },
     smtp: {
       host: e.SMTP_HOST ?? e.IMAP_HOST,

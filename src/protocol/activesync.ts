@@ -6,11 +6,13 @@ import type { Context } from 'hono';
 import type { CommandDefinition, CommandRegistry, CommandResult } from '../commands/registry.ts';
 import type { ServerConfig } from '../config.ts';
 import type { LogEntry, LogSink } from '../log.ts';
+import type { StateStore } from '../state/types.ts';
 import { decodeWbxml, WbxmlDecodeError } from '../wbxml/decoder.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import { AuthUnavailableError, basicChallenge, parseBasicAuth, type Authenticator } from './auth.ts';
 import { commandByName } from './commands.ts';
+import { deviceScope, recordDeviceSeen } from './device.ts';
 import { HttpError } from './errors.ts';
 import { parseActiveSyncRequest } from './request.ts';
 import { SUPPORTED_VERSIONS } from './versions.ts';
@@ -19,6 +21,7 @@ export interface ActiveSyncDeps {
   config: ServerConfig;
   authenticator: Authenticator;
   commands: CommandRegistry;
+  state: StateStore;
   log: LogSink;
 }
 
@@ -103,6 +106,8 @@ async function serve(c: Context, deps: ActiveSyncDeps, entry: LogEntry): Promise
 
   const name = commandByName(request.command);
   if (!name) throw new HttpError(400, `unknown command ${request.command}`);
+  const device = deviceScope(deps.config.tenant, outcome.user.login, request.deviceId);
+  await recordDeviceSeen(deps.state, device, request);
   const command = deps.commands.get(name);
   if (!command) throw new HttpError(501, `command ${name} is not implemented`);
   entry.cmd = name;
@@ -114,6 +119,8 @@ async function serve(c: Context, deps: ActiveSyncDeps, entry: LogEntry): Promise
   const result = await runCommand(command, {
     request,
     user: outcome.user,
+    device,
+    state: deps.state,
     body,
     rawBody,
     contentType,

@@ -51,7 +51,8 @@ const STR_T = 0x83;
 const OPAQUE = 0xc3;
 const CHARSET_UTF8 = 106;
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM is the default; spelled out because the Workers types (tsconfig.workers.json) require both options.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 /** Decodes one ActiveSync WBXML document into its root element. */
 export function decodeWbxml(input: Uint8Array, limits: DecodeLimits = {}): WbxmlElement {

@@ -8,6 +8,8 @@ import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
 import { CommandRegistry } from '../../src/commands/registry.ts';
 import { loadConfig, type ServerConfig } from '../../src/config.ts';
 import type { LogEntry } from '../../src/log.ts';
+import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
+import type { StateStore } from '../../src/state/types.ts';
 import { decodeWbxml } from '../../src/wbxml/decoder.ts';
 import { encodeWbxml } from '../../src/wbxml/encoder.ts';
 import { el, childText } from '../../src/wbxml/tree.ts';
@@ -77,17 +79,20 @@ function testRegistry(): CommandRegistry {
 interface Harness {
   fetch: (url: string, init?: RequestInit) => Promise<Response>;
   logs: LogEntry[];
+  state: StateStore;
 }
 
 function harness(imapPort = services.imap.port): Harness {
   const logs: LogEntry[] = [];
+  const state = openSqliteStateStore(':memory:').store;
   const app = createApp({
     config: configFor(imapPort),
     authenticator: imapAuthenticator(configFor(imapPort).imap),
     commands: testRegistry(),
+    state,
     log: (e) => logs.push(e),
   });
-  return { fetch: async (url, init) => app.request(url, init), logs };
+  return { fetch: async (url, init) => app.request(url, init), logs, state };
 }
 
 let user: TestUser;
@@ -141,6 +146,13 @@ describe('POST', () => {
     const reply = decodeWbxml(new Uint8Array(await res.arrayBuffer()));
     expect(childText(reply, 'HeartbeatInterval')).toBe('480');
     expect(childText(reply, 'Folder')).toBe(`${user.email}/HTTPTEST01/14.1`);
+  });
+
+  it('records the device that sent the request, with what the request line says about it', async () => {
+    await post(query('Ping'), pingBody, { 'User-Agent': 'Apple-iPhone15C2/2104.108' });
+    const device = await h.state.getDevice({ tenant: 'http-test', user: user.email, deviceId: 'HTTPTEST01' });
+    expect(device).toMatchObject({ deviceType: 'iPhone', protocolVersion: '14.1', userAgent: 'Apple-iPhone15C2/2104.108', provisioning: 'none', wipe: 'none' });
+    expect(Date.now() - device!.lastSeen).toBeLessThan(60_000);
   });
 
   it('accepts the login forms user, user@domain and DOMAIN\\user', async () => {

@@ -3,9 +3,15 @@
  * talking to the real Dovecot.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../services/process.ts';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDbStateStore } from '../../src/state/dynamodb.ts';
+import { openSqliteStateStore, STATE_FILE_NAME } from '../../src/state/sqlite-node.ts';
+import type { DeviceRecord } from '../../src/state/types.ts';
 import { createUser } from '../services/seed.ts';
 
 const services = inject('services');
@@ -19,7 +25,7 @@ interface Started {
 }
 
 function start(env: Record<string, string>): Started {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV)_|^PORT$/.test(k)));
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS)_|^PORT$/.test(k)));
   const child = spawn(TSX, ['src/runtimes/node.ts'], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
@@ -36,28 +42,43 @@ async function waitFor(predicate: () => boolean, what: string, ms = 20_000): Pro
   }
 }
 
+/** The server as an operator starts it: settings in the environment, state in STATE_DIR. */
+async function startServer(port: number, stateDir: string, extraEnv: Record<string, string> = {}): Promise<Started> {
+  const server = start({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    STATE_DIR: stateDir,
+    IMAP_HOST: services.imap.host,
+    IMAP_PORT: String(services.imap.port),
+    IMAP_SECURE: 'false',
+    ...extraEnv,
+  });
+  await waitFor(() => server.output().includes('"event":"listening"') || server.child.exitCode !== null, 'the server to listen');
+  if (server.child.exitCode !== null) throw new Error(`the server exited: ${server.output()}`);
+  return server;
+}
+
+async function stopServer(server: Started): Promise<void> {
+  server.child.kill('SIGTERM');
+  expect(await server.exited).toBe(0);
+}
+
 describe('npm start (src/runtimes/node.ts)', () => {
   let server: Started;
   let url: string;
+  let port: number;
+  const stateDir = mkdtempSync(join(tmpdir(), 'ase-node-state-'));
   const user = createUser(services);
   const basic = (password: string): string => `Basic ${Buffer.from(`${user.email}:${password}`).toString('base64')}`;
 
   beforeAll(async () => {
-    const port = await freePort();
+    port = await freePort();
     url = `http://127.0.0.1:${port}/Microsoft-Server-ActiveSync`;
-    server = start({
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      IMAP_HOST: services.imap.host,
-      IMAP_PORT: String(services.imap.port),
-      IMAP_SECURE: 'false',
-    });
-    await waitFor(() => server.output().includes('"event":"listening"'), 'the server to listen');
+    server = await startServer(port, stateDir);
   });
 
   afterAll(async () => {
-    server.child.kill('SIGTERM');
-    expect(await server.exited).toBe(0);
+    await stopServer(server);
   });
 
   it('answers OPTIONS with the ActiveSync headers', async () => {
@@ -80,6 +101,34 @@ describe('npm start (src/runtimes/node.ts)', () => {
     expect(JSON.parse(line)).toMatchObject({ cmd: 'Ping', user: user.email, deviceType: 'iPhone', http: res.status });
   });
 
+  it('keeps what it knows about devices across a restart, in the SQLite file under STATE_DIR', async () => {
+    const sync = (userAgent: string): Promise<Response> =>
+      fetch(`${url}?Cmd=FolderSync&User=${user.name}&DeviceId=KEEPME&DeviceType=Android`, {
+        method: 'POST',
+        headers: { Authorization: basic(user.password), 'MS-ASProtocolVersion': '16.1', 'User-Agent': userAgent },
+      });
+    const readDevice = async (): Promise<DeviceRecord | undefined> => {
+      const { store, close } = openSqliteStateStore(join(stateDir, STATE_FILE_NAME));
+      const device = await store.getDevice({ tenant: 'default', user: user.email, deviceId: 'KEEPME' });
+      close();
+      return device;
+    };
+
+    expect((await sync('Android-Mail/2024.1')).status).not.toBe(401);
+    const before = await readDevice();
+    expect(before).toMatchObject({ deviceType: 'Android', protocolVersion: '16.1', userAgent: 'Android-Mail/2024.1' });
+
+    await stopServer(server);
+    await new Promise((r) => setTimeout(r, 20));
+    server = await startServer(port, stateDir);
+
+    // The restarted server finds the device it knew: it updates the record rather than creating a new one.
+    expect((await sync('Android-Mail/2024.2')).status).not.toBe(401);
+    const after = await readDevice();
+    expect(after).toMatchObject({ userAgent: 'Android-Mail/2024.2', firstSeen: before!.firstSeen });
+    expect(after!.lastSeen).toBeGreaterThan(before!.lastSeen);
+  });
+
   it('answers a wrong password with 401 and never logs it', async () => {
     const res = await fetch(`${url}?Cmd=Ping&User=${user.name}&DeviceId=NODE02&DeviceType=iPhone`, {
       method: 'POST',
@@ -90,6 +139,43 @@ describe('npm start (src/runtimes/node.ts)', () => {
     await waitFor(() => server.output().includes('"deviceId":"NODE02"'), 'the log line');
     expect(server.output()).not.toContain('not-the-password');
     expect(server.output()).not.toContain(user.password);
+  });
+});
+
+describe('npm start with STATE_STORE=dynamodb', () => {
+  it('keeps device state in the DynamoDB table it names (dynalite here)', async () => {
+    const user = createUser(services);
+    const table = `ase-node-${Date.now()}`;
+    const port = await freePort();
+    const { endpoint, region, credentials } = services.dynamodb;
+    const server = await startServer(port, mkdtempSync(join(tmpdir(), 'ase-unused-')), {
+      STATE_STORE: 'dynamodb',
+      DYNAMODB_TABLE: table,
+      DYNAMODB_ENDPOINT: endpoint,
+      AWS_REGION: region,
+      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+    });
+    try {
+      expect(server.output()).toContain(`"state":"dynamodb:${table}"`);
+      const res = await fetch(`http://127.0.0.1:${port}/Microsoft-Server-ActiveSync?Cmd=Sync&User=${user.name}&DeviceId=DYNAMO1&DeviceType=iPad`, {
+        method: 'POST',
+        headers: { Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`, 'MS-ASProtocolVersion': '14.0' },
+      });
+      expect(res.status).not.toBe(401);
+    } finally {
+      await stopServer(server);
+    }
+    const client = new DynamoDBClient({ endpoint, region, credentials });
+    const device = await new DynamoDbStateStore({ client, table }).getDevice({ tenant: 'default', user: user.email, deviceId: 'DYNAMO1' });
+    client.destroy();
+    expect(device).toMatchObject({ deviceType: 'iPad', protocolVersion: '14.0' });
+  });
+
+  it('refuses to start without DYNAMODB_TABLE', async () => {
+    const started = start({ IMAP_HOST: 'localhost', STATE_STORE: 'dynamodb' });
+    expect(await started.exited).toBe(2);
+    expect(started.output()).toContain('DYNAMODB_TABLE');
   });
 });
 

@@ -1,0 +1,31 @@
+/**
+ * Every authenticated request tells us about the device that sent it. Exchange lists a device from its first
+ * request on, with what it said about itself; so do we. To keep a Ping-heavy device from writing on every request,
+ * the record is written only when something changed or lastSeen is older than a minute.
+ */
+import type { DeviceScope, StateStore } from '../state/types.ts';
+import type { ActiveSyncRequest } from './request.ts';
+
+const LAST_SEEN_RESOLUTION_MS = 60_000;
+
+export async function recordDeviceSeen(state: StateStore, device: DeviceScope, request: ActiveSyncRequest, now = Date.now()): Promise<void> {
+  const known = await state.getDevice(device);
+  const unchanged =
+    known !== undefined &&
+    known.deviceType === request.deviceType &&
+    known.protocolVersion === request.version &&
+    (request.userAgent === undefined || known.userAgent === request.userAgent) &&
+    now - known.lastSeen < LAST_SEEN_RESOLUTION_MS;
+  if (unchanged) return;
+  await state.updateDevice(device, {
+    deviceType: request.deviceType,
+    protocolVersion: request.version,
+    ...(request.userAgent !== undefined ? { userAgent: request.userAgent } : {}),
+    lastSeen: now,
+  });
+}
+
+/** The state scope of a request: logins are matched case-insensitively, as mail servers do. */
+export function deviceScope(tenant: string, login: string, deviceId: string): DeviceScope {
+  return { tenant, user: login.toLowerCase(), deviceId };
+}

@@ -1,0 +1,57 @@
+/**
+ * Cloudflare Workers runtime: the Worker entry (wrangler.toml `main`). Settings come from the Worker's variables,
+ * sync state from the StateObject Durable Objects (binding STATE).
+ */
+import { EventEmitter } from 'node:events';
+import type { Hono } from 'hono';
+import { createApp } from '../app.ts';
+import { imapAuthenticator } from '../backends/imap/authenticate.ts';
+import { defaultRegistry } from '../commands/index.ts';
+import { ConfigError, loadConfig } from '../config.ts';
+import { stdoutLog } from '../log.ts';
+import { durableObjectStateStore, type StateObject } from '../state/durable-object.ts';
+
+export { StateObject } from '../state/durable-object.ts';
+
+export interface Env {
+  STATE: DurableObjectNamespace<StateObject>;
+  /** The settings of src/config.ts (IMAP_HOST, ...), as Worker variables and secrets. */
+  [setting: string]: unknown;
+}
+
+// imapflow adds more listeners to one socket than Node's default of 10; inside workerd the warning for that crashes.
+EventEmitter.defaultMaxListeners = 50;
+
+/** The app, built once per isolate: `env` is the same object for every request an isolate serves. */
+let cached: { env: Env; app: Hono } | undefined;
+
+function appFor(env: Env): Hono {
+  if (cached?.env !== env) {
+    const settings = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    const config = loadConfig(settings);
+    const app = createApp({
+      config,
+      authenticator: imapAuthenticator(config.imap),
+      commands: defaultRegistry,
+      state: durableObjectStateStore(env.STATE),
+      log: stdoutLog,
+    });
+    cached = { env, app };
+  }
+  return cached.app;
+}
+
+export default {
+  async fetch(request, env, ctx) {
+    let app: Hono;
+    try {
+      app = appFor(env);
+    } catch (err) {
+      // A deployment without its settings: the log names what is missing; the caller learns only that it is.
+      if (!(err instanceof ConfigError)) throw err;
+      stdoutLog({ time: new Date().toISOString(), event: 'config-error', error: err.message });
+      return new Response('activesync-edge: not configured\n', { status: 500, headers: { 'Content-Type': 'text/plain' } });
+    }
+    return app.fetch(request, env, ctx);
+  },
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,161 @@
+/**
+ * The SQLite StateStore inside Durable Objects (Cloudflare). Each object owns one SQLite database
+ * (`ctx.storage.sql`) and runs the same SqliteStateStore as the Node runtime, on a driver over that API.
+ *
+ * Which object holds what:
+ * - one object per tenant+user: the user's devices, sync states, caches and change feed;
+ * - one object per tenant: the tenant's watch leases, since `listLeases(tenant, shard)` must see every user at once.
+ * An object runs its SQL one statement at a time, so the compare-and-set commits of sqlite.ts stay atomic here.
+ *
+ * The Worker reaches the objects over Workers RPC through `durableObjectStateStore(env.STATE)`.
+ * Workers-only (imports `cloudflare:workers`); nothing in here may need Node.
+ */
+import { DurableObject } from 'cloudflare:workers';
+import { SqliteStateStore, type SqlDriver, type SqlRow } from './sqlite.ts';
+import {
+  StateConflictError,
+  type CollectionState,
+  type DeviceScope,
+  type DeviceUpdate,
+  type FeedEntry,
+  type HierarchyState,
+  type KeyedState,
+  type PingCache,
+  type Precondition,
+  type StateStore,
+  type SyncRequestCache,
+  type UserScope,
+  type WatchLease,
+} from './types.ts';
+
+type StoreMethod = keyof StateStore;
+
+/**
+ * The methods an object answers over RPC. Listing them keeps `invoke` from reaching the store's internals by name;
+ * `satisfies` makes the compiler insist that the list follows the StateStore interface.
+ */
+const STORE_METHODS = new Set(
+  Object.keys({
+    getDevice: 0, updateDevice: 0, listDevices: 0, deleteDevice: 0,
+    getHierarchy: 0, commitHierarchy: 0,
+    getCollection: 0, commitCollection: 0, listCollections: 0, deleteCollection: 0,
+    getPingCache: 0, putPingCache: 0, getSyncRequestCache: 0, putSyncRequestCache: 0,
+    putFeedEntry: 0, readFeed: 0,
+    putLease: 0, getLease: 0, listLeases: 0, deleteLease: 0,
+  } satisfies Record<StoreMethod, 0>),
+);
+
+/** A store call's outcome over RPC. Error subclasses arrive as plain Errors, so a commit conflict travels as data. */
+export type StoreCallResult = { ok: true; value: unknown } | { ok: false; conflict: string };
+
+/** A Durable Object holding the state of one user, or the watch leases of one tenant. */
+export class StateObject extends DurableObject {
+  private readonly store: SqliteStateStore;
+
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
+    super(ctx, env);
+    // Migrations are synchronous, and the object takes no request before its constructor has returned.
+    this.store = new SqliteStateStore(durableObjectSqlDriver(ctx.storage));
+  }
+
+  async invoke(method: StoreMethod, args: unknown[]): Promise<StoreCallResult> {
+    if (!STORE_METHODS.has(method)) throw new TypeError(`not a StateStore method: ${String(method)}`);
+    const fn = this.store[method] as (...args: unknown[]) => Promise<unknown>;
+    try {
+      return { ok: true, value: await fn.apply(this.store, args) };
+    } catch (err) {
+      if (err instanceof StateConflictError) return { ok: false, conflict: err.message };
+      throw err;
+    }
+  }
+}
+
+/** The SqlDriver over Durable Object storage. Blobs come back as ArrayBuffers; the store speaks Uint8Array. */
+function durableObjectSqlDriver(storage: DurableObjectStorage): SqlDriver {
+  return {
+    query(sql, ...params) {
+      return storage.sql.exec(sql, ...params).toArray().map(fromSqlite);
+    },
+    run(sql, ...params) {
+      const cursor = storage.sql.exec(sql, ...params);
+      // rowsWritten counts index entries too (an INSERT into leases writes 2), but it is zero exactly when the
+      // statement changed nothing, which is all the compare-and-set needs.
+      return cursor.rowsWritten;
+    },
+    transaction(fn) {
+      return storage.transactionSync(fn);
+    },
+  };
+}
+
+function fromSqlite(row: Record<string, SqlStorageValue>): SqlRow {
+  const out: SqlRow = {};
+  for (const [k, v] of Object.entries(row)) out[k] = v instanceof ArrayBuffer ? new Uint8Array(v) : v;
+  return out;
+}
+
+/** The StateStore for a Worker: each call goes to the object that holds what it touches. */
+export function durableObjectStateStore(namespace: DurableObjectNamespace<StateObject>): StateStore {
+  return new DurableObjectStateStore(namespace);
+}
+
+type Result<M extends StoreMethod> = Promise<Awaited<ReturnType<StateStore[M]>>>;
+
+class DurableObjectStateStore implements StateStore {
+  constructor(private readonly namespace: DurableObjectNamespace<StateObject>) {}
+
+  getDevice(d: DeviceScope) { return this.onUser(d, 'getDevice', d); }
+  updateDevice(d: DeviceScope, update: DeviceUpdate) { return this.onUser(d, 'updateDevice', d, update); }
+  listDevices(u: UserScope) { return this.onUser(u, 'listDevices', u); }
+  deleteDevice(d: DeviceScope) { return this.onUser(d, 'deleteDevice', d); }
+
+  getHierarchy(d: DeviceScope) { return this.onUser(d, 'getHierarchy', d); }
+  commitHierarchy(d: DeviceScope, precondition: Precondition, next: KeyedState<HierarchyState>) {
+    return this.onUser(d, 'commitHierarchy', d, precondition, next);
+  }
+
+  getCollection(d: DeviceScope, collectionId: string) { return this.onUser(d, 'getCollection', d, collectionId); }
+  commitCollection(d: DeviceScope, collectionId: string, precondition: Precondition, next: KeyedState<CollectionState>) {
+    return this.onUser(d, 'commitCollection', d, collectionId, precondition, next);
+  }
+  listCollections(d: DeviceScope) { return this.onUser(d, 'listCollections', d); }
+  deleteCollection(d: DeviceScope, collectionId: string) { return this.onUser(d, 'deleteCollection', d, collectionId); }
+
+  getPingCache(d: DeviceScope) { return this.onUser(d, 'getPingCache', d); }
+  putPingCache(d: DeviceScope, cache: PingCache) { return this.onUser(d, 'putPingCache', d, cache); }
+  getSyncRequestCache(d: DeviceScope) { return this.onUser(d, 'getSyncRequestCache', d); }
+  putSyncRequestCache(d: DeviceScope, cache: SyncRequestCache) { return this.onUser(d, 'putSyncRequestCache', d, cache); }
+
+  putFeedEntry(u: UserScope, entry: FeedEntry) { return this.onUser(u, 'putFeedEntry', u, entry); }
+  readFeed(u: UserScope) { return this.onUser(u, 'readFeed', u); }
+
+  putLease(lease: WatchLease) { return this.onTenant(lease.tenant, 'putLease', lease); }
+  getLease(u: UserScope) { return this.onTenant(u.tenant, 'getLease', u); }
+  listLeases(tenant: string, shard: number, now?: number) { return this.onTenant(tenant, 'listLeases', tenant, shard, now); }
+  deleteLease(u: UserScope) { return this.onTenant(u.tenant, 'deleteLease', u); }
+
+  private onUser<M extends StoreMethod>(scope: UserScope, method: M, ...args: Parameters<StateStore[M]>): Result<M> {
+    return this.invoke(userObjectName(scope), method, args);
+  }
+
+  private onTenant<M extends StoreMethod>(tenant: string, method: M, ...args: Parameters<StateStore[M]>): Result<M> {
+    return this.invoke(tenantObjectName(tenant), method, args);
+  }
+
+  private async invoke<M extends StoreMethod>(objectName: string, method: M, args: unknown[]): Result<M> {
+    const stub = this.namespace.get(this.namespace.idFromName(objectName));
+    // Cast: the RPC stub types drop a field typed `unknown`; the value is what the store's method returned.
+    const result = (await stub.invoke(method, args)) as StoreCallResult;
+    if (!result.ok) throw new StateConflictError(result.conflict);
+    return result.value as Awaited<ReturnType<StateStore[M]>>;
+  }
+}
+
+/** Object names: JSON arrays, so that no tenant or user id, whatever it contains, can spell another's name. */
+export function userObjectName(scope: UserScope): string {
+  return JSON.stringify(['user', scope.tenant, scope.user]);
+}
+
+export function tenantObjectName(tenant: string): string {
+  return JSON.stringify(['tenant', tenant]);
+}

@@ -1,0 +1,719 @@
+/**
+ * The StateStore on one DynamoDB table (the AWS runtime). Compare-and-set is a conditional PutItem on one item, the
+ * "head" of a hierarchy or collection; there are no transactions (dynalite, the emulator the tests run on, has none).
+ *
+ * Key schema. Every id is escaped (`keyPart`: '%', '#', control characters and surrogates become `%XXXX`), so '#'
+ * separates fields unambiguously and every key of a tenant starts with `<tenant>#` (an IAM `dynamodb:LeadingKeys`
+ * condition can fence a tenant in).
+ *
+ *   pk                                   sk                          item
+ *   <tenant>#USER#<user>                 DEVICE#<deviceId>           device record: the DeviceRecord fields as attributes
+ *   <tenant>#USER#<user>                 FEED#<folder>               feed entry: folder, marker, changedAt, expiresAt    ttl
+ *   <tenant>#DEVICE#<user>#<deviceId>    HIERARCHY                   hierarchy head (see below)
+ *   <tenant>#DEVICE#<user>#<deviceId>    COLLECTION#<collectionId>   collection head, plus collectionId
+ *   <tenant>#DEVICE#<user>#<deviceId>    CHUNK#<blobId>#<n>          n-th piece of a large state or replay: data     ttl (replay)
+ *   <tenant>#DEVICE#<user>#<deviceId>    CACHE#PING, CACHE#SYNC      last Ping / full Sync request: data, expiresAt      ttl
+ *   <tenant>#LEASES#<shard>              <user>                      watch lease: tenant, user, until, credential?       ttl
+ *
+ * A head holds `syncKey`, the encoded state (`state`, Binary) and the previous key's response (`replayKey`,
+ * `replayExpiresAt`, `replay`). A state or response too large for the 400 KB item limit is cut into CHUNK items under
+ * a fresh random blob id (`stateBlob`/`stateChunks`, `replayBlob`/`replayChunks` in the head instead of the bytes).
+ * Chunks are written before the head and never changed, so a head always points at complete data; the chunks a head
+ * stops pointing at (it was replaced, or lost its race) are deleted afterwards.
+ *
+ * Expiry: `expiresAt`/`until`/`replayExpiresAt` keep the exact epoch ms and decide what reads see; `ttl` (epoch
+ * seconds, rounded up so it never precedes the exact expiry) lets DynamoDB delete the item some time later.
+ */
+import {
+  BatchWriteItemCommand,
+  ConditionalCheckFailedException,
+  CreateTableCommand,
+  DeleteItemCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  ResourceInUseException,
+  ResourceNotFoundException,
+  UpdateItemCommand,
+  UpdateTimeToLiveCommand,
+  type AttributeValue,
+  type DynamoDBClient,
+  type QueryCommandInput,
+  type WriteRequest,
+} from '@aws-sdk/client-dynamodb';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { decodeRecord, encodeRecord } from './codec.ts';
+import { leaseShard } from './shard.ts';
+import {
+  StateConflictError,
+  type CollectionState,
+  type DeviceRecord,
+  type DeviceScope,
+  type DeviceUpdate,
+  type FeedEntry,
+  type HierarchyState,
+  type KeyedState,
+  type PingCache,
+  type Precondition,
+  type Replay,
+  type StateStore,
+  type SyncRequestCache,
+  type UserScope,
+  type WatchLease,
+} from './types.ts';
+
+/** An item as the low-level client reads and writes it. */
+type Item = Record<string, AttributeValue>;
+
+/** Primary key of an item. */
+interface Key {
+  pk: string;
+  sk: string;
+}
+
+/** The name of the attribute DynamoDB's TTL is enabled on. */
+export const TTL_ATTRIBUTE = 'ttl';
+
+/**
+ * Bytes per chunk item, and the most a head carries inline (state and replay together). The 400 KB item limit also
+ * counts keys (pk ≤ 2 KB, sk ≤ 1 KB), attribute names and the few short strings beside the bytes; 16 KB covers them.
+ */
+export const CHUNK_BYTES = 384 * 1024;
+
+/** BatchWriteItem takes at most 25 requests. */
+const BATCH_WRITE_LIMIT = 25;
+
+/** How often a read starts over when a head moved on (and its chunks went) between reading the head and the chunks. */
+const READ_ATTEMPTS = 3;
+
+/** Backoff for UnprocessedItems of BatchWriteItem (throttling). */
+const BATCH_RETRIES = 8;
+const BATCH_RETRY_BASE_MS = 25;
+
+export interface DynamoDbStateStoreOptions {
+  client: DynamoDBClient;
+  /** The table name (DYNAMODB_TABLE). */
+  table: string;
+}
+
+export class DynamoDbStateStore implements StateStore {
+  private readonly client: DynamoDBClient;
+  private readonly table: string;
+
+  constructor(options: DynamoDbStateStoreOptions) {
+    this.client = options.client;
+    this.table = options.table;
+  }
+
+  // Devices.
+
+  async getDevice(d: DeviceScope): Promise<DeviceRecord | undefined> {
+    const item = await this.getItem(deviceKey(d));
+    return item && toDeviceRecord(item);
+  }
+
+  async updateDevice(d: DeviceScope, update: DeviceUpdate): Promise<DeviceRecord> {
+    // One SET per field, so that concurrent updates of different fields do not undo each other. What a new device
+    // needs besides the given fields is set only if absent.
+    const now = Date.now();
+    const changes = new UpdateBuilder();
+    changes.set('deviceId', d.deviceId);
+    for (const [field, value] of Object.entries(update) as [string, unknown][]) {
+      if (value === undefined || field === 'deviceId' || field === 'firstSeen') continue;
+      changes.set(field, value);
+    }
+    changes.setIfAbsent('firstSeen', update.lastSeen ?? now);
+    if (update.lastSeen === undefined) changes.setIfAbsent('lastSeen', now);
+    if (update.provisioning === undefined) changes.setIfAbsent('provisioning', 'none');
+    if (update.wipe === undefined) changes.setIfAbsent('wipe', 'none');
+
+    const result = await this.client.send(
+      new UpdateItemCommand({ TableName: this.table, Key: toKeyItem(deviceKey(d)), ...changes.build(), ReturnValues: 'ALL_NEW' }),
+    );
+    return toDeviceRecord(result.Attributes ?? {});
+  }
+
+  async listDevices(u: UserScope): Promise<DeviceRecord[]> {
+    const items = await this.queryAll({ pk: userPartition(u), skPrefix: 'DEVICE#' });
+    return items.map(toDeviceRecord);
+  }
+
+  async deleteDevice(d: DeviceScope): Promise<void> {
+    // The device record last: while any of its state is left, the device still shows, so a failed delete is visible
+    // and can be repeated.
+    const stateKeys = (await this.queryAll({ pk: devicePartition(d), keysOnly: true })).map(keyOf);
+    await this.batchDelete(stateKeys);
+    await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(deviceKey(d)) }));
+  }
+
+  // Folder hierarchy and collections: a head item each.
+
+  getHierarchy(d: DeviceScope): Promise<KeyedState<HierarchyState> | undefined> {
+    return this.readSyncState<HierarchyState>({ pk: devicePartition(d), sk: 'HIERARCHY' });
+  }
+
+  commitHierarchy(d: DeviceScope, precondition: Precondition, next: KeyedState<HierarchyState>): Promise<void> {
+    return this.commitSyncState({ pk: devicePartition(d), sk: 'HIERARCHY' }, {}, precondition, next);
+  }
+
+  getCollection(d: DeviceScope, collectionId: string): Promise<KeyedState<CollectionState> | undefined> {
+    return this.readSyncState<CollectionState>(collectionKey(d, collectionId));
+  }
+
+  commitCollection(d: DeviceScope, collectionId: string, precondition: Precondition, next: KeyedState<CollectionState>): Promise<void> {
+    return this.commitSyncState(collectionKey(d, collectionId), { collectionId: { S: collectionId } }, precondition, next);
+  }
+
+  async listCollections(d: DeviceScope): Promise<string[]> {
+    const heads = await this.queryAll({ pk: devicePartition(d), skPrefix: 'COLLECTION#', attributes: ['collectionId'] });
+    return heads.map((head) => readString(head, 'collectionId'));
+  }
+
+  async deleteCollection(d: DeviceScope, collectionId: string): Promise<void> {
+    const key = collectionKey(d, collectionId);
+    const result = await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(key), ReturnValues: 'ALL_OLD' }));
+    if (result.Attributes) await this.deleteQuietly(chunkKeysOf(key.pk, result.Attributes));
+  }
+
+  private async readSyncState<S>(key: Key): Promise<KeyedState<S> | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const head = await this.getItem(key);
+      if (!head) return undefined;
+      const lastAttempt = attempt >= READ_ATTEMPTS;
+
+      const stateBytes = await this.readBytes(key.pk, head, 'state');
+      if (!stateBytes) {
+        // The head was replaced after we read it, and its chunks deleted: read the new one.
+        if (lastAttempt) throw new Error(`state ${key.sk}: chunks of the stored state are missing`);
+        continue;
+      }
+
+      let replay: Replay | undefined;
+      const replayExpiresAt = readOptionalNumber(head, 'replayExpiresAt');
+      if (head.replayKey?.S !== undefined && replayExpiresAt !== undefined && replayExpiresAt > Date.now()) {
+        const response = await this.readBytes(key.pk, head, 'replay');
+        if (response) replay = { syncKey: head.replayKey.S, response, expiresAt: replayExpiresAt };
+        // A replay is a convenience (without it the client resyncs), so at the end missing chunks mean no replay.
+        else if (!lastAttempt) continue;
+      }
+
+      const result: KeyedState<S> = { syncKey: readString(head, 'syncKey'), state: await decodeRecord<S>(stateBytes) };
+      if (replay) result.replay = replay;
+      return result;
+    }
+  }
+
+  private async commitSyncState<S>(key: Key, extra: Item, precondition: Precondition, next: KeyedState<S>): Promise<void> {
+    const head: Item = { ...toKeyItem(key), ...extra, syncKey: { S: next.syncKey } };
+    const chunks: Item[] = [];
+
+    const state = await encodeRecord(next.state);
+    let inlineBudget = CHUNK_BYTES;
+    if (state.length <= inlineBudget) {
+      head.state = { B: state };
+      inlineBudget -= state.length;
+    } else {
+      Object.assign(head, blobReference('state', key.pk, state, chunks));
+    }
+
+    // An expired replay would never be read: it is not stored.
+    const replay = next.replay && next.replay.expiresAt > Date.now() ? next.replay : undefined;
+    if (replay) {
+      head.replayKey = { S: replay.syncKey };
+      head.replayExpiresAt = { N: String(replay.expiresAt) };
+      if (replay.response.length <= inlineBudget) head.replay = { B: replay.response };
+      else Object.assign(head, blobReference('replay', key.pk, replay.response, chunks, ttlOf(replay.expiresAt)));
+    }
+
+    const chunkKeys = chunks.map(keyOf);
+    try {
+      await this.batchWrite(chunks.map((item) => ({ PutRequest: { Item: item } })));
+    } catch (err) {
+      await this.deleteQuietly(chunkKeys);
+      throw err;
+    }
+
+    let previous: Item | undefined;
+    try {
+      const result = await this.client.send(new PutItemCommand({ TableName: this.table, Item: head, ...preconditionExpression(precondition), ReturnValues: 'ALL_OLD' }));
+      previous = result.Attributes;
+    } catch (err) {
+      await this.deleteQuietly(chunkKeys);
+      if (err instanceof ConditionalCheckFailedException) {
+        throw new StateConflictError(`${key.sk}: the stored sync key is not the expected one`);
+      }
+      throw err;
+    }
+    if (previous) await this.deleteQuietly(chunkKeysOf(key.pk, previous));
+  }
+
+  /** The bytes of a head's `state` or `replay`, inline or from its chunks; undefined when a chunk is missing. */
+  private async readBytes(pk: string, head: Item, name: 'state' | 'replay'): Promise<Uint8Array | undefined> {
+    const inline = head[name]?.B;
+    if (inline) return plainBytes(inline);
+    const blob = blobOf(head, name);
+    if (!blob) return undefined;
+    const pieces = await Promise.all(chunkKeys(pk, blob).map((key) => this.getItem(key)));
+    const parts: Uint8Array[] = [];
+    for (const piece of pieces) {
+      const data = piece?.data?.B;
+      if (!data) return undefined;
+      parts.push(data);
+    }
+    return concatBytes(parts);
+  }
+
+  // Caches.
+
+  getPingCache(d: DeviceScope): Promise<PingCache | undefined> {
+    return this.readCache<PingCache>({ pk: devicePartition(d), sk: 'CACHE#PING' });
+  }
+
+  putPingCache(d: DeviceScope, cache: PingCache): Promise<void> {
+    return this.writeCache({ pk: devicePartition(d), sk: 'CACHE#PING' }, cache);
+  }
+
+  getSyncRequestCache(d: DeviceScope): Promise<SyncRequestCache | undefined> {
+    return this.readCache<SyncRequestCache>({ pk: devicePartition(d), sk: 'CACHE#SYNC' });
+  }
+
+  putSyncRequestCache(d: DeviceScope, cache: SyncRequestCache): Promise<void> {
+    return this.writeCache({ pk: devicePartition(d), sk: 'CACHE#SYNC' }, cache);
+  }
+
+  private async readCache<T>(key: Key): Promise<T | undefined> {
+    const item = await this.getItem(key);
+    if (!item || !isLive(readNumber(item, 'expiresAt'))) return undefined;
+    const data = item.data?.B;
+    return data ? decodeRecord<T>(plainBytes(data)) : undefined;
+  }
+
+  private async writeCache(key: Key, cache: { expiresAt: number }): Promise<void> {
+    const item: Item = {
+      ...toKeyItem(key),
+      data: { B: await encodeRecord(cache) },
+      expiresAt: { N: String(cache.expiresAt) },
+      [TTL_ATTRIBUTE]: { N: String(ttlOf(cache.expiresAt)) },
+    };
+    await this.client.send(new PutItemCommand({ TableName: this.table, Item: item }));
+  }
+
+  // Change feed.
+
+  async putFeedEntry(u: UserScope, entry: FeedEntry): Promise<void> {
+    const item: Item = {
+      pk: { S: userPartition(u) },
+      sk: { S: `FEED#${keyPart(entry.folder)}` },
+      folder: { S: entry.folder },
+      marker: { S: entry.marker },
+      changedAt: { N: String(entry.changedAt) },
+      expiresAt: { N: String(entry.expiresAt) },
+      [TTL_ATTRIBUTE]: { N: String(ttlOf(entry.expiresAt)) },
+    };
+    await this.client.send(new PutItemCommand({ TableName: this.table, Item: item }));
+  }
+
+  async readFeed(u: UserScope): Promise<FeedEntry[]> {
+    const now = Date.now();
+    const items = await this.queryAll({ pk: userPartition(u), skPrefix: 'FEED#' });
+    return items
+      .filter((item) => isLive(readNumber(item, 'expiresAt'), now))
+      .map((item) => ({
+        folder: readString(item, 'folder'),
+        marker: readString(item, 'marker'),
+        changedAt: readNumber(item, 'changedAt'),
+        expiresAt: readNumber(item, 'expiresAt'),
+      }));
+  }
+
+  // Watch leases.
+
+  async putLease(lease: WatchLease): Promise<void> {
+    // `until` only grows: there is no max() in an update expression, so each case is a conditional write of its own.
+    // The common one (a Ping extends a live lease) comes first; a lost race with another writer starts over.
+    const key = leaseKey(lease.tenant, lease.user);
+    const newUntil: AttributeValue = { N: String(lease.until) };
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const now: AttributeValue = { N: String(Date.now()) };
+
+      // A live lease that ends earlier: extend it.
+      const extend = new UpdateBuilder();
+      extend.set('until', lease.until);
+      extend.set(TTL_ATTRIBUTE, ttlOf(lease.until));
+      if (lease.credential) extend.set('credential', lease.credential);
+      if (await this.updateIf(key, extend, '#until > :now AND #until < :newUntil', { ':now': now, ':newUntil': newUntil })) return;
+
+      // None, or an expired one (which reads as absent, credential and all): write a new lease.
+      const item: Item = {
+        ...toKeyItem(key),
+        tenant: { S: lease.tenant },
+        user: { S: lease.user },
+        until: newUntil,
+        [TTL_ATTRIBUTE]: { N: String(ttlOf(lease.until)) },
+      };
+      if (lease.credential) item.credential = { B: lease.credential };
+      if (await this.putIf(item, 'attribute_not_exists(pk) OR #until <= :now', { '#until': 'until' }, { ':now': now })) return;
+
+      // A live lease that ends as late or later: keep its end, replace the credential. Without a credential the
+      // write only confirms that this case still holds (rewriting `user` with itself).
+      const keep = new UpdateBuilder();
+      if (lease.credential) keep.set('credential', lease.credential);
+      else keep.set('user', lease.user);
+      if (await this.updateIf(key, keep, '#until > :now AND #until >= :newUntil', { ':now': now, ':newUntil': newUntil })) return;
+    }
+    throw new Error(`lease of ${lease.user}: too many concurrent writers`);
+  }
+
+  async getLease(u: UserScope): Promise<WatchLease | undefined> {
+    const item = await this.getItem(leaseKey(u.tenant, u.user));
+    return item && isLive(readNumber(item, 'until')) ? toLease(item) : undefined;
+  }
+
+  async listLeases(tenant: string, shard: number, now = Date.now()): Promise<WatchLease[]> {
+    const items = await this.queryAll({ pk: leasePartition(tenant, shard) });
+    return items.filter((item) => isLive(readNumber(item, 'until'), now)).map(toLease);
+  }
+
+  async deleteLease(u: UserScope): Promise<void> {
+    await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(leaseKey(u.tenant, u.user)) }));
+  }
+
+  // Table access.
+
+  private async getItem(key: Key): Promise<Item | undefined> {
+    const result = await this.client.send(new GetItemCommand({ TableName: this.table, Key: toKeyItem(key), ConsistentRead: true }));
+    return result.Item;
+  }
+
+  /** Every item of a partition (optionally those whose sort key starts with `skPrefix`), all pages. */
+  private async queryAll(query: { pk: string; skPrefix?: string; keysOnly?: boolean; attributes?: string[] }): Promise<Item[]> {
+    const names: Record<string, string> = {};
+    const projection = query.keysOnly ? ['pk', 'sk'] : query.attributes;
+    projection?.forEach((name, i) => (names[`#p${i}`] = name));
+    const input: QueryCommandInput = {
+      TableName: this.table,
+      ConsistentRead: true,
+      KeyConditionExpression: query.skPrefix === undefined ? 'pk = :pk' : 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': { S: query.pk }, ...(query.skPrefix === undefined ? {} : { ':prefix': { S: query.skPrefix } }) },
+    };
+    if (projection) {
+      input.ProjectionExpression = Object.keys(names).join(', ');
+      input.ExpressionAttributeNames = names;
+    }
+    const items: Item[] = [];
+    do {
+      const page = await this.client.send(new QueryCommand(input));
+      items.push(...(page.Items ?? []));
+      input.ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (input.ExclusiveStartKey);
+    return items;
+  }
+
+  /**
+   * An UpdateItem that may not apply: false when its condition does not hold. The condition names attributes as
+   * `#name` and brings its own `:values`.
+   */
+  private async updateIf(key: Key, update: UpdateBuilder, condition: string, values: Item): Promise<boolean> {
+    const conditionExpression = condition.replaceAll(/#(\w+)/g, (_, name: string) => update.nameOf(name));
+    const built = update.build();
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: toKeyItem(key),
+          UpdateExpression: built.UpdateExpression,
+          ConditionExpression: conditionExpression,
+          ExpressionAttributeNames: built.ExpressionAttributeNames,
+          ExpressionAttributeValues: { ...built.ExpressionAttributeValues, ...values },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
+  }
+
+  /** A PutItem that may not apply: false when its condition does not hold. */
+  private async putIf(item: Item, condition: string, names: Record<string, string>, values: Item): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutItemCommand({ TableName: this.table, Item: item, ConditionExpression: condition, ExpressionAttributeNames: names, ExpressionAttributeValues: values }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
+  }
+
+  /** BatchWriteItem in groups of 25, resending what DynamoDB leaves unprocessed (with backoff). */
+  private async batchWrite(requests: WriteRequest[]): Promise<void> {
+    for (let start = 0; start < requests.length; start += BATCH_WRITE_LIMIT) {
+      let pending = requests.slice(start, start + BATCH_WRITE_LIMIT);
+      for (let retry = 0; pending.length > 0; retry++) {
+        if (retry > BATCH_RETRIES) throw new Error(`BatchWriteItem: ${pending.length} requests still unprocessed after ${BATCH_RETRIES} retries`);
+        if (retry > 0) await sleep(BATCH_RETRY_BASE_MS * 2 ** retry);
+        const result = await this.client.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: pending } }));
+        pending = result.UnprocessedItems?.[this.table] ?? [];
+      }
+    }
+  }
+
+  private batchDelete(keys: Key[]): Promise<void> {
+    return this.batchWrite(keys.map((key) => ({ DeleteRequest: { Key: toKeyItem(key) } })));
+  }
+
+  /**
+   * Deletes chunks no head points at any more. Best effort: the commit they belong to has already been decided, and
+   * failing it now would only make the client retry a key that moved. What is left behind is unreachable garbage.
+   */
+  private async deleteQuietly(keys: Key[]): Promise<void> {
+    if (keys.length === 0) return;
+    try {
+      await this.batchDelete(keys);
+    } catch {
+      // see above
+    }
+  }
+}
+
+/**
+ * Creates the state table if it does not exist (PAY_PER_REQUEST, string pk/sk, no indexes), waits until it is
+ * active, and turns on TTL on `ttl`. For local runs and tests; production tables come from the deployment template.
+ */
+export async function createStateTable(client: DynamoDBClient, table: string): Promise<void> {
+  try {
+    await client.send(
+      new CreateTableCommand({
+        TableName: table,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+      }),
+    );
+  } catch (err) {
+    if (!(err instanceof ResourceInUseException)) throw err;
+  }
+
+  for (let waited = 0; ; waited += 500) {
+    try {
+      const { Table } = await client.send(new DescribeTableCommand({ TableName: table }));
+      if (Table?.TableStatus === 'ACTIVE') break;
+    } catch (err) {
+      // Right after CreateTable, some endpoints do not list the table yet.
+      if (!(err instanceof ResourceNotFoundException)) throw err;
+    }
+    if (waited >= 120_000) throw new Error(`DynamoDB table ${table} did not become active`);
+    await sleep(500);
+  }
+
+  try {
+    const { TimeToLiveDescription } = await client.send(new DescribeTimeToLiveCommand({ TableName: table }));
+    const status = TimeToLiveDescription?.TimeToLiveStatus;
+    if (status === 'ENABLED' || status === 'ENABLING') return;
+    await client.send(new UpdateTimeToLiveCommand({ TableName: table, TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true } }));
+  } catch (err) {
+    // dynalite has no UpdateTimeToLive (and never expires items; reads check expiry themselves).
+    if ((err as { name?: unknown }).name !== 'UnknownOperationException') throw err;
+  }
+}
+
+// Keys.
+
+/**
+ * An id as a key field: '%' and '#' (our escape and separator), control characters and surrogates (which UTF-8 could
+ * not carry alone) become `%` and four hex digits. Injective, so different ids never share a key.
+ */
+export function keyPart(id: string): string {
+  return id.replace(/[%#\u0000-\u001f\u007f\ud800-\udfff]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`);
+}
+
+function userPartition(u: UserScope): string {
+  return `${keyPart(u.tenant)}#USER#${keyPart(u.user)}`;
+}
+
+function devicePartition(d: DeviceScope): string {
+  return `${keyPart(d.tenant)}#DEVICE#${keyPart(d.user)}#${keyPart(d.deviceId)}`;
+}
+
+function leasePartition(tenant: string, shard: number): string {
+  return `${keyPart(tenant)}#LEASES#${shard}`;
+}
+
+function deviceKey(d: DeviceScope): Key {
+  return { pk: userPartition(d), sk: `DEVICE#${keyPart(d.deviceId)}` };
+}
+
+function collectionKey(d: DeviceScope, collectionId: string): Key {
+  return { pk: devicePartition(d), sk: `COLLECTION#${keyPart(collectionId)}` };
+}
+
+function leaseKey(tenant: string, user: string): Key {
+  return { pk: leasePartition(tenant, leaseShard(user)), sk: keyPart(user) };
+}
+
+function toKeyItem(key: Key): Item {
+  return { pk: { S: key.pk }, sk: { S: key.sk } };
+}
+
+function keyOf(item: Item): Key {
+  return { pk: readString(item, 'pk'), sk: readString(item, 'sk') };
+}
+
+// Large values in chunks.
+
+interface BlobRef {
+  id: string;
+  chunks: number;
+}
+
+/**
+ * Cuts `bytes` into chunk items under a new blob id (appended to `chunks`), and returns the head attributes that
+ * point at them.
+ */
+function blobReference(name: 'state' | 'replay', pk: string, bytes: Uint8Array, chunks: Item[], ttl?: number): Item {
+  const blob: BlobRef = { id: crypto.randomUUID(), chunks: Math.ceil(bytes.length / CHUNK_BYTES) };
+  chunkKeys(pk, blob).forEach((key, i) => {
+    const item: Item = { ...toKeyItem(key), data: { B: bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES) } };
+    if (ttl !== undefined) item[TTL_ATTRIBUTE] = { N: String(ttl) };
+    chunks.push(item);
+  });
+  return { [`${name}Blob`]: { S: blob.id }, [`${name}Chunks`]: { N: String(blob.chunks) } };
+}
+
+function blobOf(head: Item, name: 'state' | 'replay'): BlobRef | undefined {
+  const id = head[`${name}Blob`]?.S;
+  const chunks = readOptionalNumber(head, `${name}Chunks`);
+  return id !== undefined && chunks !== undefined ? { id, chunks } : undefined;
+}
+
+function chunkKeys(pk: string, blob: BlobRef): Key[] {
+  return Array.from({ length: blob.chunks }, (_, i) => ({ pk, sk: `CHUNK#${blob.id}#${i}` }));
+}
+
+/** The chunk items a head points at. */
+function chunkKeysOf(pk: string, head: Item): Key[] {
+  return (['state', 'replay'] as const).flatMap((name) => {
+    const blob = blobOf(head, name);
+    return blob ? chunkKeys(pk, blob) : [];
+  });
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/** A plain Uint8Array over the same memory (the SDK may hand out Buffers, which compare unlike Uint8Arrays). */
+function plainBytes(bytes: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+// Conditions and updates.
+
+function preconditionExpression(precondition: Precondition): { ConditionExpression?: string; ExpressionAttributeValues?: Item } {
+  if (precondition === 'any') return {};
+  if (precondition === 'absent') return { ConditionExpression: 'attribute_not_exists(pk)' };
+  return { ConditionExpression: 'syncKey = :expected', ExpressionAttributeValues: { ':expected': { S: precondition.syncKey } } };
+}
+
+/** Builds `SET #a = :a, #b = if_not_exists(#b, :b)` with placeholders for every name (many are reserved words). */
+class UpdateBuilder {
+  private readonly clauses: string[] = [];
+  private readonly names: Record<string, string> = {};
+  private readonly values: Item = {};
+
+  set(attribute: string, value: unknown): void {
+    this.clauses.push(`${this.nameOf(attribute)} = ${this.valueOf(attribute, value)}`);
+  }
+
+  setIfAbsent(attribute: string, value: unknown): void {
+    const name = this.nameOf(attribute);
+    this.clauses.push(`${name} = if_not_exists(${name}, ${this.valueOf(attribute, value)})`);
+  }
+
+  /** The placeholder of an attribute name (valid placeholders are word characters; DeviceRecord fields are). */
+  nameOf(attribute: string): string {
+    const placeholder = `#${attribute.replace(/\W/g, '_')}`;
+    this.names[placeholder] = attribute;
+    return placeholder;
+  }
+
+  private valueOf(attribute: string, value: unknown): string {
+    const placeholder = `:${attribute.replace(/\W/g, '_')}`;
+    this.values[placeholder] = toAttributeValue(value);
+    return placeholder;
+  }
+
+  build(): { UpdateExpression: string; ExpressionAttributeNames: Record<string, string>; ExpressionAttributeValues: Item } {
+    return { UpdateExpression: `SET ${this.clauses.join(', ')}`, ExpressionAttributeNames: this.names, ExpressionAttributeValues: this.values };
+  }
+}
+
+function toAttributeValue(value: unknown): AttributeValue {
+  if (typeof value === 'string') return { S: value };
+  if (typeof value === 'number' && Number.isFinite(value)) return { N: String(value) };
+  if (typeof value === 'boolean') return { BOOL: value };
+  if (value instanceof Uint8Array) return { B: value };
+  throw new TypeError(`cannot store ${typeof value} as a DynamoDB attribute`);
+}
+
+// Reading items.
+
+function readString(item: Item, name: string): string {
+  const value = item[name]?.S;
+  if (value === undefined) throw new Error(`DynamoDB item ${item.pk?.S}/${item.sk?.S}: string attribute ${name} missing`);
+  return value;
+}
+
+function readNumber(item: Item, name: string): number {
+  const value = readOptionalNumber(item, name);
+  if (value === undefined) throw new Error(`DynamoDB item ${item.pk?.S}/${item.sk?.S}: number attribute ${name} missing`);
+  return value;
+}
+
+function readOptionalNumber(item: Item, name: string): number | undefined {
+  const value = item[name]?.N;
+  return value === undefined ? undefined : Number(value);
+}
+
+/** A device item is its DeviceRecord plus the key: strings and numbers only. */
+function toDeviceRecord(item: Item): DeviceRecord {
+  const record: Record<string, string | number> = {};
+  for (const [name, value] of Object.entries(item)) {
+    if (name === 'pk' || name === 'sk') continue;
+    if (value.S !== undefined) record[name] = value.S;
+    else if (value.N !== undefined) record[name] = Number(value.N);
+  }
+  return record as unknown as DeviceRecord;
+}
+
+function toLease(item: Item): WatchLease {
+  const lease: WatchLease = { tenant: readString(item, 'tenant'), user: readString(item, 'user'), until: readNumber(item, 'until') };
+  if (item.credential?.B) lease.credential = plainBytes(item.credential.B);
+  return lease;
+}
+
+/** Whether something that expires at `expiresAt` (epoch ms) is still there at `now`. */
+function isLive(expiresAt: number, now = Date.now()): boolean {
+  return expiresAt > now;
+}
+
+/** DynamoDB TTL wants epoch seconds; rounding up keeps the item at least until its exact expiry. */
+function ttlOf(expiresAtMs: number): number {
+  return Math.ceil(expiresAtMs / 1000);
+}

@@ -1,0 +1,304 @@
+/**
+ * The StateStore on SQLite: one schema, versioned migrations, and the store written against a small synchronous
+ * driver so that it runs on two engines:
+ * - better-sqlite3, a file under STATE_DIR, for the Node runtime (sqlite-node.ts);
+ * - Durable Object storage (`ctx.storage.sql`), one object per tenant+user, on Cloudflare (durable-object.ts).
+ *
+ * Compare-and-set is a conditional INSERT/UPDATE whose changed-row count decides the winner. Both engines run one
+ * statement (and one transaction) at a time per database, so no interleaving can split a read from its write.
+ */
+import { decodeRecord, encodeRecord } from './codec.ts';
+import { leaseShard } from './shard.ts';
+import {
+  StateConflictError,
+  type CollectionState,
+  type DeviceRecord,
+  type DeviceScope,
+  type DeviceUpdate,
+  type FeedEntry,
+  type HierarchyState,
+  type KeyedState,
+  type PingCache,
+  type Precondition,
+  type StateStore,
+  type SyncRequestCache,
+  type UserScope,
+  type WatchLease,
+} from './types.ts';
+
+export type SqlValue = string | number | null | Uint8Array;
+export type SqlRow = Record<string, SqlValue>;
+
+/** What the store needs from an SQLite engine. Synchronous, as both engines are. */
+export interface SqlDriver {
+  query(sql: string, ...params: SqlValue[]): SqlRow[];
+  /** Runs a statement; returns how many rows it changed (0 exactly when none; Durable Objects count index entries too). */
+  run(sql: string, ...params: SqlValue[]): number;
+  transaction<T>(fn: () => T): T;
+}
+
+/** Schema versions, applied in order, each once. Never edit a released one: add the next. */
+export const MIGRATIONS: readonly { version: number; statements: readonly string[] }[] = [
+  {
+    version: 1,
+    statements: [
+      `CREATE TABLE devices (
+        tenant TEXT NOT NULL, user TEXT NOT NULL, device_id TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (tenant, user, device_id)
+      ) WITHOUT ROWID`,
+      // kind 'hierarchy' (collection_id '') or 'collection'; replay_* is the previous key's response.
+      `CREATE TABLE sync_states (
+        tenant TEXT NOT NULL, user TEXT NOT NULL, device_id TEXT NOT NULL,
+        kind TEXT NOT NULL, collection_id TEXT NOT NULL,
+        sync_key TEXT NOT NULL, state BLOB NOT NULL,
+        replay_key TEXT, replay BLOB, replay_expires_at INTEGER,
+        PRIMARY KEY (tenant, user, device_id, kind, collection_id)
+      )`,
+      // kind 'ping' or 'sync-request'.
+      `CREATE TABLE caches (
+        tenant TEXT NOT NULL, user TEXT NOT NULL, device_id TEXT NOT NULL, kind TEXT NOT NULL,
+        value BLOB NOT NULL, expires_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, user, device_id, kind)
+      ) WITHOUT ROWID`,
+      `CREATE TABLE feed (
+        tenant TEXT NOT NULL, user TEXT NOT NULL, folder TEXT NOT NULL,
+        marker TEXT NOT NULL, changed_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+        PRIMARY KEY (tenant, user, folder)
+      ) WITHOUT ROWID`,
+      `CREATE TABLE leases (
+        tenant TEXT NOT NULL, user TEXT NOT NULL, shard INTEGER NOT NULL,
+        until INTEGER NOT NULL, credential BLOB,
+        PRIMARY KEY (tenant, user)
+      ) WITHOUT ROWID`,
+      `CREATE INDEX leases_by_shard ON leases (tenant, shard, until)`,
+    ],
+  },
+];
+
+/** Brings a database to the newest schema. Safe to call on every start. */
+export function migrate(db: SqlDriver): void {
+  db.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+  const applied = new Set(db.query('SELECT version FROM schema_migrations').map((r) => Number(r.version)));
+  for (const migration of MIGRATIONS) {
+    if (applied.has(migration.version)) continue;
+    db.transaction(() => {
+      for (const statement of migration.statements) db.run(statement);
+      db.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', migration.version, Date.now());
+    });
+  }
+}
+
+type SyncStateKind = 'hierarchy' | 'collection';
+
+export class SqliteStateStore implements StateStore {
+  constructor(private readonly db: SqlDriver) {
+    migrate(db);
+  }
+
+  // Devices.
+
+  async getDevice(d: DeviceScope): Promise<DeviceRecord | undefined> {
+    const row = this.db.query('SELECT record FROM devices WHERE tenant = ? AND user = ? AND device_id = ?', d.tenant, d.user, d.deviceId)[0];
+    return row ? (JSON.parse(String(row.record)) as DeviceRecord) : undefined;
+  }
+
+  async updateDevice(d: DeviceScope, update: DeviceUpdate): Promise<DeviceRecord> {
+    return this.db.transaction(() => {
+      const row = this.db.query('SELECT record FROM devices WHERE tenant = ? AND user = ? AND device_id = ?', d.tenant, d.user, d.deviceId)[0];
+      const lastSeen = update.lastSeen ?? Date.now();
+      const current: DeviceRecord = row
+        ? (JSON.parse(String(row.record)) as DeviceRecord)
+        : { deviceId: d.deviceId, deviceType: update.deviceType, provisioning: 'none', wipe: 'none', firstSeen: lastSeen, lastSeen };
+      const next = withoutUndefined({ ...current, ...update, deviceId: d.deviceId, firstSeen: current.firstSeen });
+      this.db.run(
+        `INSERT INTO devices (tenant, user, device_id, record) VALUES (?, ?, ?, ?)
+         ON CONFLICT (tenant, user, device_id) DO UPDATE SET record = excluded.record`,
+        d.tenant, d.user, d.deviceId, JSON.stringify(next),
+      );
+      return next;
+    });
+  }
+
+  async listDevices(u: UserScope): Promise<DeviceRecord[]> {
+    return this.db
+      .query('SELECT record FROM devices WHERE tenant = ? AND user = ? ORDER BY device_id', u.tenant, u.user)
+      .map((r) => JSON.parse(String(r.record)) as DeviceRecord);
+  }
+
+  async deleteDevice(d: DeviceScope): Promise<void> {
+    this.db.transaction(() => {
+      for (const table of ['devices', 'sync_states', 'caches']) {
+        this.db.run(`DELETE FROM ${table} WHERE tenant = ? AND user = ? AND device_id = ?`, d.tenant, d.user, d.deviceId);
+      }
+    });
+  }
+
+  // Hierarchy and collections: one table, two kinds.
+
+  getHierarchy(d: DeviceScope): Promise<KeyedState<HierarchyState> | undefined> {
+    return this.readSyncState<HierarchyState>(d, 'hierarchy', '');
+  }
+
+  commitHierarchy(d: DeviceScope, precondition: Precondition, next: KeyedState<HierarchyState>): Promise<void> {
+    return this.commitSyncState(d, 'hierarchy', '', precondition, next);
+  }
+
+  getCollection(d: DeviceScope, collectionId: string): Promise<KeyedState<CollectionState> | undefined> {
+    return this.readSyncState<CollectionState>(d, 'collection', collectionId);
+  }
+
+  commitCollection(d: DeviceScope, collectionId: string, precondition: Precondition, next: KeyedState<CollectionState>): Promise<void> {
+    return this.commitSyncState(d, 'collection', collectionId, precondition, next);
+  }
+
+  async listCollections(d: DeviceScope): Promise<string[]> {
+    return this.db
+      .query(
+        `SELECT collection_id FROM sync_states WHERE tenant = ? AND user = ? AND device_id = ? AND kind = 'collection' ORDER BY collection_id`,
+        d.tenant, d.user, d.deviceId,
+      )
+      .map((r) => String(r.collection_id));
+  }
+
+  async deleteCollection(d: DeviceScope, collectionId: string): Promise<void> {
+    this.db.run(
+      `DELETE FROM sync_states WHERE tenant = ? AND user = ? AND device_id = ? AND kind = 'collection' AND collection_id = ?`,
+      d.tenant, d.user, d.deviceId, collectionId,
+    );
+  }
+
+  private async readSyncState<S>(d: DeviceScope, kind: SyncStateKind, id: string): Promise<KeyedState<S> | undefined> {
+    const row = this.db.query(
+      `SELECT sync_key, state, replay_key, replay, replay_expires_at FROM sync_states
+       WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ? AND collection_id = ?`,
+      d.tenant, d.user, d.deviceId, kind, id,
+    )[0];
+    if (!row) return undefined;
+    const result: KeyedState<S> = { syncKey: String(row.sync_key), state: await decodeRecord<S>(row.state as Uint8Array) };
+    const expiresAt = row.replay_expires_at === null ? 0 : Number(row.replay_expires_at);
+    if (row.replay_key !== null && expiresAt > Date.now()) {
+      result.replay = { syncKey: String(row.replay_key), response: row.replay as Uint8Array, expiresAt };
+    }
+    return result;
+  }
+
+  private async commitSyncState<S>(d: DeviceScope, kind: SyncStateKind, id: string, precondition: Precondition, next: KeyedState<S>): Promise<void> {
+    // Encoding is asynchronous (deflate), so it happens before the synchronous compare-and-set.
+    const state = await encodeRecord(next.state);
+    const replay = next.replay;
+    const values: SqlValue[] = [next.syncKey, state, replay?.syncKey ?? null, replay?.response ?? null, replay?.expiresAt ?? null];
+    const where = [d.tenant, d.user, d.deviceId, kind, id];
+    let changed: number;
+    if (precondition === 'absent' || precondition === 'any') {
+      changed = this.db.run(
+        `INSERT INTO sync_states (sync_key, state, replay_key, replay, replay_expires_at, tenant, user, device_id, kind, collection_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (tenant, user, device_id, kind, collection_id) DO ${
+           precondition === 'absent'
+             ? 'NOTHING'
+             : 'UPDATE SET sync_key = excluded.sync_key, state = excluded.state, replay_key = excluded.replay_key, replay = excluded.replay, replay_expires_at = excluded.replay_expires_at'
+         }`,
+        ...values, ...where,
+      );
+    } else {
+      changed = this.db.run(
+        `UPDATE sync_states SET sync_key = ?, state = ?, replay_key = ?, replay = ?, replay_expires_at = ?
+         WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ? AND collection_id = ? AND sync_key = ?`,
+        ...values, ...where, precondition.syncKey,
+      );
+    }
+    if (changed === 0) throw new StateConflictError(`${kind}${id ? ` ${id}` : ''}: the stored sync key is not the expected one`);
+  }
+
+  // Caches.
+
+  async getPingCache(d: DeviceScope): Promise<PingCache | undefined> {
+    return this.readCache<PingCache>(d, 'ping');
+  }
+
+  async putPingCache(d: DeviceScope, cache: PingCache): Promise<void> {
+    await this.writeCache(d, 'ping', cache);
+  }
+
+  async getSyncRequestCache(d: DeviceScope): Promise<SyncRequestCache | undefined> {
+    return this.readCache<SyncRequestCache>(d, 'sync-request');
+  }
+
+  async putSyncRequestCache(d: DeviceScope, cache: SyncRequestCache): Promise<void> {
+    await this.writeCache(d, 'sync-request', cache);
+  }
+
+  private async readCache<T>(d: DeviceScope, kind: string): Promise<T | undefined> {
+    const row = this.db.query(
+      'SELECT value FROM caches WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ? AND expires_at > ?',
+      d.tenant, d.user, d.deviceId, kind, Date.now(),
+    )[0];
+    return row ? decodeRecord<T>(row.value as Uint8Array) : undefined;
+  }
+
+  private async writeCache(d: DeviceScope, kind: string, cache: { expiresAt: number }): Promise<void> {
+    const value = await encodeRecord(cache);
+    this.db.run(
+      `INSERT INTO caches (tenant, user, device_id, kind, value, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, user, device_id, kind) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+      d.tenant, d.user, d.deviceId, kind, value, cache.expiresAt,
+    );
+  }
+
+  // Change feed.
+
+  async putFeedEntry(u: UserScope, entry: FeedEntry): Promise<void> {
+    this.db.run(
+      `INSERT INTO feed (tenant, user, folder, marker, changed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, user, folder) DO UPDATE SET
+         marker = excluded.marker, changed_at = excluded.changed_at, expires_at = excluded.expires_at`,
+      u.tenant, u.user, entry.folder, entry.marker, entry.changedAt, entry.expiresAt,
+    );
+  }
+
+  async readFeed(u: UserScope): Promise<FeedEntry[]> {
+    return this.db
+      .query('SELECT folder, marker, changed_at, expires_at FROM feed WHERE tenant = ? AND user = ? AND expires_at > ?', u.tenant, u.user, Date.now())
+      .map((r) => ({ folder: String(r.folder), marker: String(r.marker), changedAt: Number(r.changed_at), expiresAt: Number(r.expires_at) }));
+  }
+
+  // Watch leases.
+
+  async putLease(lease: WatchLease): Promise<void> {
+    const now = Date.now();
+    this.db.run(
+      // An expired lease is as good as absent: the new one replaces it whole, credential included.
+      `INSERT INTO leases (tenant, user, shard, until, credential) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, user) DO UPDATE SET
+         until = CASE WHEN leases.until <= ? THEN excluded.until ELSE max(leases.until, excluded.until) END,
+         credential = CASE WHEN leases.until <= ? THEN excluded.credential ELSE coalesce(excluded.credential, leases.credential) END`,
+      lease.tenant, lease.user, leaseShard(lease.user), lease.until, lease.credential ?? null, now, now,
+    );
+  }
+
+  async getLease(u: UserScope): Promise<WatchLease | undefined> {
+    const row = this.db.query('SELECT until, credential FROM leases WHERE tenant = ? AND user = ? AND until > ?', u.tenant, u.user, Date.now())[0];
+    return row ? toLease(u.tenant, u.user, row) : undefined;
+  }
+
+  async listLeases(tenant: string, shard: number, now = Date.now()): Promise<WatchLease[]> {
+    return this.db
+      .query('SELECT user, until, credential FROM leases WHERE tenant = ? AND shard = ? AND until > ? ORDER BY user', tenant, shard, now)
+      .map((r) => toLease(tenant, String(r.user), r));
+  }
+
+  async deleteLease(u: UserScope): Promise<void> {
+    this.db.run('DELETE FROM leases WHERE tenant = ? AND user = ?', u.tenant, u.user);
+  }
+}
+
+function toLease(tenant: string, user: string, row: SqlRow): WatchLease {
+  const lease: WatchLease = { tenant, user, until: Number(row.until) };
+  if (row.credential !== null && row.credential !== undefined) lease.credential = row.credential as Uint8Array;
+  return lease;
+}
+
+function withoutUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}

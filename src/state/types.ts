@@ -1,0 +1,220 @@
+/**
+ * The StateStore: everything the protocol remembers between requests (DESIGN §4). Handlers are stateless; what a
+ * device knows (its folders, its sync keys, what it has been sent) is here, and nowhere else.
+ *
+ * Three implementations keep one contract (test/state/contract.ts): SQLite through better-sqlite3 (Node, the embedded
+ * default), SQLite inside Durable Objects (Cloudflare), and a single DynamoDB table (AWS).
+ *
+ * Rules every implementation keeps:
+ * - every key is scoped by tenant and user; two tenants with the same user and device ids never meet;
+ * - a sync key moves only by compare-and-set together with its new state (`commitHierarchy`, `commitCollection`):
+ *   of two concurrent commits from the same key exactly one wins, the other throws StateConflictError;
+ * - records with `expiresAt` (epoch ms) read as absent once it has passed, whether or not they are deleted yet.
+ */
+
+/** Whose state: a tenant's user (the canonical login, as the mail backend knows it). */
+export interface UserScope {
+  tenant: string;
+  user: string;
+}
+
+/** One device of one user. */
+export interface DeviceScope extends UserScope {
+  deviceId: string;
+}
+
+export type ProvisioningStatus = 'none' | 'pending' | 'provisioned';
+
+/** Remote wipe, as an admin asks for it and the device acknowledges it (MS-ASPROV). */
+export type WipeStatus = 'none' | 'requested' | 'pending' | 'acknowledged';
+
+/** A device as the server knows it (Settings DeviceInformation, Provision, the request line). */
+export interface DeviceRecord {
+  deviceId: string;
+  deviceType: string;
+  userAgent?: string;
+  model?: string;
+  imei?: string;
+  friendlyName?: string;
+  os?: string;
+  osLanguage?: string;
+  phoneNumber?: string;
+  mobileOperator?: string;
+  protocolVersion?: string;
+  /** The policy key the device holds (decimal uint32), and how far provisioning got. */
+  policyKey?: string;
+  provisioning: ProvisioningStatus;
+  wipe: WipeStatus;
+  wipeRequestedAt?: number;
+  wipeAcknowledgedAt?: number;
+  /** Epoch ms. */
+  firstSeen: number;
+  lastSeen: number;
+}
+
+/** The fields a caller may set; `firstSeen` is set by the store when the device is created. */
+export type DeviceUpdate = Partial<Omit<DeviceRecord, 'deviceId' | 'firstSeen'>> & { deviceType: string };
+
+/** The response sent for the previous sync key, kept so that a client that lost it gets the same answer again. */
+export interface Replay {
+  /** The key the client sent when this response was produced (the key before the current one). */
+  syncKey: string;
+  /** The response fragment, as the command encoded it. */
+  response: Uint8Array;
+  expiresAt: number;
+}
+
+/** A sync key and the state it stands for. */
+export interface KeyedState<S> {
+  syncKey: string;
+  state: S;
+  replay?: Replay;
+}
+
+/**
+ * What must be stored for a commit to win: exactly this key, nothing at all (the first sync of a collection), or
+ * anything (a client restarting from SyncKey 0, which discards what was there).
+ */
+export type Precondition = { syncKey: string } | 'absent' | 'any';
+
+/** Where a folder lives in the backends. */
+export interface BackendFolderRef {
+  backend: 'imap' | 'caldav' | 'carddav';
+  /** IMAP mailbox path, or DAV collection URL. */
+  ref: string;
+}
+
+/** One folder as the device knows it (FolderSync). */
+export interface FolderRecord {
+  serverId: string;
+  parentId: string;
+  displayName: string;
+  /** The ActiveSync folder type (1–19). */
+  type: number;
+  source: BackendFolderRef;
+}
+
+export interface HierarchyState {
+  folders: FolderRecord[];
+}
+
+/**
+ * What the device has of a folder, to compute the next changes. UID sets are UidSet strings (src/state/uidset.ts),
+ * kept as ranges so that a 100,000-message folder stays small.
+ */
+export type Watermark =
+  | { kind: 'none' }
+  | { kind: 'imap'; uidValidity: number; highestModSeq: string; uids: string }
+  | { kind: 'dav'; syncToken: string; etags: Record<string, string> };
+
+/** Options the client set for a collection (Sync Options), kept because later requests may omit them. */
+export interface SyncOptions {
+  filterType?: number;
+  /** AirSyncBase BodyPreference entries: type, truncation size, all-or-none, preview size. */
+  bodyPreferences?: { type: number; truncationSize?: number; allOrNone?: boolean; preview?: number }[];
+  mimeSupport?: number;
+  mimeTruncation?: number;
+  conflict?: number;
+  windowSize?: number;
+  /** Options for the other class in a folder that holds two (SMS in the Inbox, 14.0+). */
+  perClass?: Record<string, Omit<SyncOptions, 'perClass'>>;
+}
+
+/** A change found on the backend but not yet sent, because the window was full (MoreAvailable). */
+export interface PendingChange {
+  kind: 'add' | 'change' | 'delete' | 'softdelete';
+  serverId: string;
+}
+
+export interface CollectionState {
+  /** ActiveSync class: Email, Calendar, Contacts, Tasks, Notes, SMS. */
+  class: string;
+  watermark: Watermark;
+  options: SyncOptions;
+  pending: PendingChange[];
+  /** ClientId → ServerId of recent client Adds, so that a resent Add is not created twice. */
+  clientIds: Record<string, string>;
+}
+
+/** The last Ping's folders and heartbeat: an empty Ping repeats them. */
+export interface PingCache {
+  heartbeatInterval: number;
+  folders: { id: string; class: string }[];
+  expiresAt: number;
+}
+
+/** The last full Sync request, which an empty or partial Sync (12.1+) refers to. */
+export interface SyncRequestCache {
+  wait?: number;
+  heartbeatInterval?: number;
+  windowSize?: number;
+  collections: { collectionId: string; syncKey?: string; windowSize?: number; getChanges?: boolean; options?: SyncOptions }[];
+  expiresAt: number;
+}
+
+/** The newest change the watcher saw in one folder of one account. */
+export interface FeedEntry {
+  folder: string;
+  /** Opaque and comparable by the writer: IMAP HIGHESTMODSEQ, a DAV sync-token, a counter. */
+  marker: string;
+  changedAt: number;
+  expiresAt: number;
+}
+
+/** "Devices are pinging this account until `until`": the watcher watches accounts that have one. */
+export interface WatchLease {
+  tenant: string;
+  user: string;
+  /** Epoch ms; also the lease's expiry. */
+  until: number;
+  /** The user's credential, sealed by the tenant vault, when the tenant passes passwords through. */
+  credential?: Uint8Array;
+}
+
+/** How many lease partitions each tenant has; a watcher instance takes some of them. */
+export const LEASE_SHARDS = 16;
+
+/** Thrown by a commit whose precondition did not hold: another request moved the key first. Retryable. */
+export class StateConflictError extends Error {
+  override readonly name = 'StateConflictError';
+}
+
+export interface StateStore {
+  // Devices.
+  getDevice(device: DeviceScope): Promise<DeviceRecord | undefined>;
+  /** Creates the device (firstSeen = lastSeen) or sets the given fields, leaving the others as they are. */
+  updateDevice(device: DeviceScope, update: DeviceUpdate): Promise<DeviceRecord>;
+  listDevices(user: UserScope): Promise<DeviceRecord[]>;
+  /** Removes the device and all its state: hierarchy, collections, caches. */
+  deleteDevice(device: DeviceScope): Promise<void>;
+
+  // Folder hierarchy (FolderSync).
+  getHierarchy(device: DeviceScope): Promise<KeyedState<HierarchyState> | undefined>;
+  commitHierarchy(device: DeviceScope, precondition: Precondition, next: KeyedState<HierarchyState>): Promise<void>;
+
+  // Collections (Sync).
+  getCollection(device: DeviceScope, collectionId: string): Promise<KeyedState<CollectionState> | undefined>;
+  commitCollection(device: DeviceScope, collectionId: string, precondition: Precondition, next: KeyedState<CollectionState>): Promise<void>;
+  /** The ids of the collections the device has synced. */
+  listCollections(device: DeviceScope): Promise<string[]>;
+  deleteCollection(device: DeviceScope, collectionId: string): Promise<void>;
+
+  // Caches of the last Ping and the last full Sync request.
+  getPingCache(device: DeviceScope): Promise<PingCache | undefined>;
+  putPingCache(device: DeviceScope, cache: PingCache): Promise<void>;
+  getSyncRequestCache(device: DeviceScope): Promise<SyncRequestCache | undefined>;
+  putSyncRequestCache(device: DeviceScope, cache: SyncRequestCache): Promise<void>;
+
+  // Change feed, written by the watcher, polled by Ping.
+  putFeedEntry(user: UserScope, entry: FeedEntry): Promise<void>;
+  /** The user's feed entries that have not expired, all folders. */
+  readFeed(user: UserScope): Promise<FeedEntry[]>;
+
+  // Watch leases.
+  /** Creates the lease or extends it (`until` never moves back); the credential is replaced when given. */
+  putLease(lease: WatchLease): Promise<void>;
+  getLease(user: UserScope): Promise<WatchLease | undefined>;
+  /** The unexpired leases of one shard of a tenant (0 ≤ shard < LEASE_SHARDS). */
+  listLeases(tenant: string, shard: number, now?: number): Promise<WatchLease[]>;
+  deleteLease(user: UserScope): Promise<void>;
+}

@@ -1,0 +1,401 @@
+/**
+ * The StateStore contract: one suite, run against every implementation (better-sqlite3 in Node, the Durable Object
+ * driver inside workerd, DynamoDB on dynalite). A store that passes keeps sync state the way DESIGN §4 requires.
+ */
+import { describe, expect, it } from 'vitest';
+import { decodeUidSet, encodeUidSet } from '../../src/state/uidset.ts';
+import { leaseShard } from '../../src/state/shard.ts';
+import {
+  StateConflictError,
+  type CollectionState,
+  type DeviceScope,
+  type HierarchyState,
+  type KeyedState,
+  type StateStore,
+} from '../../src/state/types.ts';
+
+export interface ContractOptions {
+  /** A fresh store, or one on shared storage: every test uses its own tenant, so stores may be shared. */
+  open(): Promise<StateStore>;
+}
+
+let counter = 0;
+/** A tenant no other test uses, so tests may share a store and run in any order. */
+function freshTenant(): string {
+  counter += 1;
+  return `t${Date.now().toString(36)}${counter}${Math.random().toString(36).slice(2, 6)}`;
+}
+
+function device(tenant = freshTenant(), user = 'alice@example.test', deviceId = 'DEV1'): DeviceScope {
+  return { tenant, user, deviceId };
+}
+
+const HOUR = 3_600_000;
+
+function hierarchy(syncKey: string, names: string[] = ['Inbox']): KeyedState<HierarchyState> {
+  return {
+    syncKey,
+    state: {
+      folders: names.map((displayName, i) => ({
+        serverId: String(i + 1),
+        parentId: '0',
+        displayName,
+        type: i === 0 ? 2 : 12,
+        source: { backend: 'imap', ref: i === 0 ? 'INBOX' : displayName },
+      })),
+    },
+  };
+}
+
+function collection(syncKey: string, uids: number[] = [1, 2, 3]): KeyedState<CollectionState> {
+  return {
+    syncKey,
+    state: {
+      class: 'Email',
+      watermark: { kind: 'imap', uidValidity: 1700000000, highestModSeq: '123456789012', uids: encodeUidSet(uids) },
+      options: { filterType: 3, bodyPreferences: [{ type: 2, truncationSize: 51200 }], mimeSupport: 0, conflict: 1, windowSize: 25 },
+      pending: [{ kind: 'add', serverId: '5:44' }, { kind: 'softdelete', serverId: '5:2' }],
+      clientIds: { 'client-1': '5:45' },
+    },
+  };
+}
+
+async function expectConflict(p: Promise<unknown>): Promise<void> {
+  await expect(p).rejects.toBeInstanceOf(StateConflictError);
+}
+
+export function stateStoreContract(name: string, options: ContractOptions): void {
+  describe(`StateStore contract: ${name}`, () => {
+    const open = options.open;
+
+    describe('devices', () => {
+      it('creates a device on first update, then changes only the fields given', async () => {
+        const store = await open();
+        const d = device();
+        expect(await store.getDevice(d)).toBeUndefined();
+        const created = await store.updateDevice(d, { deviceType: 'iPhone', userAgent: 'Apple-iPhone/1', protocolVersion: '14.1', lastSeen: 1000 });
+        expect(created).toMatchObject({ deviceId: 'DEV1', deviceType: 'iPhone', provisioning: 'none', wipe: 'none', firstSeen: 1000, lastSeen: 1000 });
+
+        await store.updateDevice(d, { deviceType: 'iPhone', model: 'iPhone15,2', policyKey: '1234', provisioning: 'provisioned', lastSeen: 2000 });
+        const read = await store.getDevice(d);
+        expect(read).toEqual({
+          deviceId: 'DEV1',
+          deviceType: 'iPhone',
+          userAgent: 'Apple-iPhone/1',
+          protocolVersion: '14.1',
+          model: 'iPhone15,2',
+          policyKey: '1234',
+          provisioning: 'provisioned',
+          wipe: 'none',
+          firstSeen: 1000,
+          lastSeen: 2000,
+        });
+      });
+
+      it('lists the devices of a user, and of that user only', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        await store.updateDevice(device(tenant, 'alice', 'A1'), { deviceType: 'iPhone', lastSeen: 1 });
+        await store.updateDevice(device(tenant, 'alice', 'A2'), { deviceType: 'Android', lastSeen: 2 });
+        await store.updateDevice(device(tenant, 'bob', 'B1'), { deviceType: 'iPad', lastSeen: 3 });
+        const alices = await store.listDevices({ tenant, user: 'alice' });
+        expect(alices.map((x) => x.deviceId).sort()).toEqual(['A1', 'A2']);
+        expect((await store.listDevices({ tenant, user: 'carol' }))).toEqual([]);
+      });
+
+      it('deletes a device with all its state, and nothing of its siblings', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const gone = device(tenant, 'alice', 'GONE');
+        const kept = device(tenant, 'alice', 'KEPT');
+        for (const d of [gone, kept]) {
+          await store.updateDevice(d, { deviceType: 'iPhone', lastSeen: 1 });
+          await store.commitHierarchy(d, 'absent', hierarchy('1'));
+          await store.commitCollection(d, '5', 'absent', collection('1'));
+          await store.putPingCache(d, { heartbeatInterval: 480, folders: [{ id: '5', class: 'Email' }], expiresAt: Date.now() + HOUR });
+          await store.putSyncRequestCache(d, { collections: [{ collectionId: '5', syncKey: '1' }], expiresAt: Date.now() + HOUR });
+        }
+        await store.deleteDevice(gone);
+        expect(await store.getDevice(gone)).toBeUndefined();
+        expect(await store.getHierarchy(gone)).toBeUndefined();
+        expect(await store.getCollection(gone, '5')).toBeUndefined();
+        expect(await store.listCollections(gone)).toEqual([]);
+        expect(await store.getPingCache(gone)).toBeUndefined();
+        expect(await store.getSyncRequestCache(gone)).toBeUndefined();
+
+        expect(await store.getDevice(kept)).toBeDefined();
+        expect((await store.getHierarchy(kept))?.syncKey).toBe('1');
+        expect((await store.getCollection(kept, '5'))?.syncKey).toBe('1');
+        expect(await store.getPingCache(kept)).toBeDefined();
+        expect(await store.getSyncRequestCache(kept)).toBeDefined();
+      });
+    });
+
+    describe('folder hierarchy', () => {
+      it('stores the folder list under its key and advances the key only from the current one', async () => {
+        const store = await open();
+        const d = device();
+        expect(await store.getHierarchy(d)).toBeUndefined();
+        await store.commitHierarchy(d, 'absent', hierarchy('1', ['Inbox', 'Archive']));
+        expect(await store.getHierarchy(d)).toEqual(hierarchy('1', ['Inbox', 'Archive']));
+
+        await expectConflict(store.commitHierarchy(d, 'absent', hierarchy('1')));
+        await expectConflict(store.commitHierarchy(d, { syncKey: '0' }, hierarchy('2')));
+        await store.commitHierarchy(d, { syncKey: '1' }, hierarchy('2', ['Inbox', 'Archive', 'Projects']));
+        expect((await store.getHierarchy(d))?.state.folders.map((f) => f.displayName)).toEqual(['Inbox', 'Archive', 'Projects']);
+        await expectConflict(store.commitHierarchy(d, { syncKey: '1' }, hierarchy('3')));
+
+        // FolderSync with key 0 starts over whatever is stored.
+        await store.commitHierarchy(d, 'any', hierarchy('1'));
+        expect((await store.getHierarchy(d))?.syncKey).toBe('1');
+      });
+
+      it("keeps the previous key's response for a replay, until it expires", async () => {
+        const store = await open();
+        const d = device();
+        const response = new Uint8Array([0x03, 0x01, 0x6a, 0x00, 0x00, 0x07, 0x56, 0x01]);
+        await store.commitHierarchy(d, 'absent', { ...hierarchy('1'), replay: { syncKey: '0', response, expiresAt: Date.now() + HOUR } });
+        const read = await store.getHierarchy(d);
+        expect(read?.replay?.syncKey).toBe('0');
+        expect(read?.replay?.response).toEqual(response);
+
+        await store.commitHierarchy(d, { syncKey: '1' }, { ...hierarchy('2'), replay: { syncKey: '1', response, expiresAt: Date.now() - 1 } });
+        const later = await store.getHierarchy(d);
+        expect(later?.syncKey).toBe('2');
+        expect(later?.replay).toBeUndefined();
+      });
+    });
+
+    describe('collections', () => {
+      it('round-trips every part of a collection state', async () => {
+        const store = await open();
+        const d = device();
+        const replay = { syncKey: '0', response: new Uint8Array([1, 2, 3, 0, 255]), expiresAt: Date.now() + HOUR };
+        const first = { ...collection('1'), replay };
+        await store.commitCollection(d, '5', 'absent', first);
+        expect(await store.getCollection(d, '5')).toEqual(first);
+
+        const dav: KeyedState<CollectionState> = {
+          syncKey: '{1b4e28ba-2fa1-11d2-883f-0016d3cca427}1',
+          state: {
+            class: 'Calendar',
+            watermark: { kind: 'dav', syncToken: 'http://radicale.org/ns/sync/abc', etags: { '/alice/cal/e1.ics': '"e1"', '/alice/cal/e2.ics': '"e2"' } },
+            options: { filterType: 4 },
+            pending: [],
+            clientIds: {},
+          },
+        };
+        await store.commitCollection(d, 'cal', 'absent', dav);
+        expect(await store.getCollection(d, 'cal')).toEqual(dav);
+        expect((await store.listCollections(d)).sort()).toEqual(['5', 'cal']);
+      });
+
+      it('advances a Sync key only by compare-and-set', async () => {
+        const store = await open();
+        const d = device();
+        await store.commitCollection(d, '5', 'absent', collection('1'));
+        await expectConflict(store.commitCollection(d, '5', 'absent', collection('1')));
+        await expectConflict(store.commitCollection(d, '5', { syncKey: '7' }, collection('8')));
+        await store.commitCollection(d, '5', { syncKey: '1' }, collection('2', [1, 2, 3, 4]));
+        const read = await store.getCollection(d, '5');
+        expect(read?.syncKey).toBe('2');
+        expect(decodeUidSet(read!.state.watermark.kind === 'imap' ? read!.state.watermark.uids : '')).toEqual([1, 2, 3, 4]);
+        // A conflict leaves the winner's state untouched.
+        await expectConflict(store.commitCollection(d, '5', { syncKey: '1' }, collection('2', [9])));
+        expect((await store.getCollection(d, '5'))?.state).toEqual(read!.state);
+      });
+
+      it('gives exactly one of many concurrent commits from one key the win', async () => {
+        const store = await open();
+        const d = device();
+        await store.commitCollection(d, '5', 'absent', collection('1'));
+        const attempts = Array.from({ length: 12 }, (_, i) => store.commitCollection(d, '5', { syncKey: '1' }, collection(`2-${i}`, [i + 100])));
+        const results = await Promise.allSettled(attempts);
+        const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+        expect(winners).toHaveLength(1);
+        for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(StateConflictError);
+        const stored = await store.getCollection(d, '5');
+        expect(stored?.syncKey).toBe(`2-${winners[0]}`);
+        expect(stored?.state.watermark).toMatchObject({ uids: encodeUidSet([winners[0]! + 100]) });
+      });
+
+      it('lets concurrent first syncs of one collection race with one winner, too', async () => {
+        const store = await open();
+        const d = device();
+        const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store.commitCollection(d, '9', 'absent', collection(`1-${i}`))));
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      });
+
+      it('does not make commits to different collections conflict', async () => {
+        const store = await open();
+        const d = device();
+        const ids = ['1', '2', '3', '4', '5', '6'];
+        await Promise.all(ids.map((id) => store.commitCollection(d, id, 'absent', collection('1'))));
+        await Promise.all(ids.map((id) => store.commitCollection(d, id, { syncKey: '1' }, collection('2'))));
+        for (const id of ids) expect((await store.getCollection(d, id))?.syncKey).toBe('2');
+      });
+
+      it('deletes one collection', async () => {
+        const store = await open();
+        const d = device();
+        await store.commitCollection(d, '5', 'absent', collection('1'));
+        await store.commitCollection(d, '6', 'absent', collection('1'));
+        await store.deleteCollection(d, '5');
+        expect(await store.getCollection(d, '5')).toBeUndefined();
+        expect(await store.listCollections(d)).toEqual(['6']);
+        await store.commitCollection(d, '5', 'absent', collection('1'));
+      });
+
+      it('round-trips a 100,000-message folder state and a 100,000-item address book', async () => {
+        const store = await open();
+        const d = device();
+        // Every other message deleted: the worst case for range compression.
+        const uids = Array.from({ length: 100_000 }, (_, i) => 2 * i + 1);
+        const mail = collection('1', uids);
+        mail.replay = { syncKey: '0', response: new Uint8Array(600_000).map((_, i) => (i * 7919) % 251), expiresAt: Date.now() + HOUR };
+        await store.commitCollection(d, 'big', 'absent', mail);
+        const readMail = await store.getCollection(d, 'big');
+        expect(readMail?.state.watermark.kind === 'imap' && decodeUidSet(readMail.state.watermark.uids)).toEqual(uids);
+        expect(readMail?.replay?.response).toEqual(mail.replay.response);
+
+        const etags = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`/dav/alice/contacts/${i.toString(16).padStart(8, '0')}.vcf`, `"${(i * 2654435761) >>> 0}"`]));
+        const book: KeyedState<CollectionState> = {
+          syncKey: '1',
+          state: { class: 'Contacts', watermark: { kind: 'dav', syncToken: 'tok', etags }, options: {}, pending: [], clientIds: {} },
+        };
+        await store.commitCollection(d, 'book', 'absent', book);
+        expect(await store.getCollection(d, 'book')).toEqual(book);
+
+        // And it moves on from there: the big state is replaced, not appended to.
+        await store.commitCollection(d, 'book', { syncKey: '1' }, { ...book, syncKey: '2', state: { ...book.state, watermark: { kind: 'dav', syncToken: 't2', etags: { a: 'b' } } } });
+        expect((await store.getCollection(d, 'book'))?.state.watermark).toEqual({ kind: 'dav', syncToken: 't2', etags: { a: 'b' } });
+      });
+    });
+
+    describe('caches', () => {
+      it('keeps the last Ping and the last full Sync request until they expire', async () => {
+        const store = await open();
+        const d = device();
+        expect(await store.getPingCache(d)).toBeUndefined();
+        const ping = { heartbeatInterval: 900, folders: [{ id: '5', class: 'Email' }, { id: 'cal', class: 'Calendar' }], expiresAt: Date.now() + HOUR };
+        await store.putPingCache(d, ping);
+        expect(await store.getPingCache(d)).toEqual(ping);
+
+        const sync = {
+          windowSize: 100,
+          wait: 5,
+          collections: [{ collectionId: '5', syncKey: '3', windowSize: 25, getChanges: true, options: { filterType: 3 } }],
+          expiresAt: Date.now() + HOUR,
+        };
+        await store.putSyncRequestCache(d, sync);
+        expect(await store.getSyncRequestCache(d)).toEqual(sync);
+
+        await store.putPingCache(d, { ...ping, expiresAt: Date.now() - 1 });
+        await store.putSyncRequestCache(d, { ...sync, expiresAt: Date.now() - 1 });
+        expect(await store.getPingCache(d)).toBeUndefined();
+        expect(await store.getSyncRequestCache(d)).toBeUndefined();
+      });
+    });
+
+    describe('change feed', () => {
+      it("keeps each folder's newest marker, and drops expired entries from reads", async () => {
+        const store = await open();
+        const user = { tenant: freshTenant(), user: 'alice' };
+        expect(await store.readFeed(user)).toEqual([]);
+        await store.putFeedEntry(user, { folder: 'INBOX', marker: '100', changedAt: 1, expiresAt: Date.now() + HOUR });
+        await store.putFeedEntry(user, { folder: 'INBOX', marker: '101', changedAt: 2, expiresAt: Date.now() + HOUR });
+        await store.putFeedEntry(user, { folder: 'Sent', marker: '7', changedAt: 3, expiresAt: Date.now() + HOUR });
+        await store.putFeedEntry(user, { folder: 'Old', marker: '1', changedAt: 4, expiresAt: Date.now() - 1 });
+        const feed = await store.readFeed(user);
+        expect(feed.sort((a, b) => a.folder.localeCompare(b.folder))).toEqual([
+          { folder: 'INBOX', marker: '101', changedAt: 2, expiresAt: expect.any(Number) },
+          { folder: 'Sent', marker: '7', changedAt: 3, expiresAt: expect.any(Number) },
+        ]);
+      });
+    });
+
+    describe('watch leases', () => {
+      it('extends a lease but never shortens it, and replaces the credential', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const now = Date.now();
+        await store.putLease({ tenant, user: 'alice', until: now + 10 * 60_000, credential: new Uint8Array([1, 2, 3]) });
+        await store.putLease({ tenant, user: 'alice', until: now + 5 * 60_000, credential: new Uint8Array([4, 5]) });
+        expect(await store.getLease({ tenant, user: 'alice' })).toEqual({ tenant, user: 'alice', until: now + 10 * 60_000, credential: new Uint8Array([4, 5]) });
+        await store.putLease({ tenant, user: 'alice', until: now + 20 * 60_000 });
+        expect((await store.getLease({ tenant, user: 'alice' }))?.until).toBe(now + 20 * 60_000);
+        await store.deleteLease({ tenant, user: 'alice' });
+        expect(await store.getLease({ tenant, user: 'alice' })).toBeUndefined();
+      });
+
+      it('replaces an expired lease whole, credential included', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        await store.putLease({ tenant, user: 'bob', until: Date.now() - 1000, credential: new Uint8Array([9]) });
+        const until = Date.now() + 60_000;
+        await store.putLease({ tenant, user: 'bob', until });
+        expect(await store.getLease({ tenant, user: 'bob' })).toEqual({ tenant, user: 'bob', until });
+      });
+
+      it('lists the unexpired leases of one shard', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const now = Date.now();
+        const users = Array.from({ length: 40 }, (_, i) => `user${i}@example.test`);
+        for (const user of users) await store.putLease({ tenant, user, until: now + HOUR });
+        await store.putLease({ tenant, user: 'expired@example.test', until: now - 1 });
+        let seen = 0;
+        for (let shard = 0; shard < 16; shard++) {
+          const leases = await store.listLeases(tenant, shard, now);
+          for (const l of leases) expect(leaseShard(l.user)).toBe(shard);
+          expect(leases.map((l) => l.user).sort()).toEqual(users.filter((u) => leaseShard(u) === shard).sort());
+          seen += leases.length;
+        }
+        expect(seen).toBe(40);
+        expect(await store.getLease({ tenant, user: 'expired@example.test' })).toBeUndefined();
+      });
+    });
+
+    describe('tenant isolation', () => {
+      it('keeps two tenants with the same user and device ids apart in every record', async () => {
+        const store = await open();
+        const a = device(freshTenant(), 'alice', 'SAME');
+        const b = { ...a, tenant: freshTenant() };
+        const expiresAt = Date.now() + HOUR;
+        await store.updateDevice(a, { deviceType: 'iPhone', lastSeen: 1 });
+        await store.commitHierarchy(a, 'absent', hierarchy('1', ['A-Inbox']));
+        await store.commitCollection(a, '5', 'absent', collection('1', [1]));
+        await store.putPingCache(a, { heartbeatInterval: 480, folders: [], expiresAt });
+        await store.putSyncRequestCache(a, { collections: [], expiresAt });
+        await store.putFeedEntry(a, { folder: 'INBOX', marker: '1', changedAt: 1, expiresAt });
+        await store.putLease({ tenant: a.tenant, user: a.user, until: expiresAt });
+
+        expect(await store.getDevice(b)).toBeUndefined();
+        expect(await store.listDevices(b)).toEqual([]);
+        expect(await store.getHierarchy(b)).toBeUndefined();
+        expect(await store.getCollection(b, '5')).toBeUndefined();
+        expect(await store.listCollections(b)).toEqual([]);
+        expect(await store.getPingCache(b)).toBeUndefined();
+        expect(await store.getSyncRequestCache(b)).toBeUndefined();
+        expect(await store.readFeed(b)).toEqual([]);
+        expect(await store.getLease(b)).toBeUndefined();
+        expect(await store.listLeases(b.tenant, leaseShard(b.user))).toEqual([]);
+
+        // The same keys in tenant b start from scratch, and do not disturb tenant a.
+        await store.commitCollection(b, '5', 'absent', collection('1', [2]));
+        await store.deleteDevice(b);
+        expect((await store.getCollection(a, '5'))?.state.watermark).toMatchObject({ uids: encodeUidSet([1]) });
+        expect((await store.getHierarchy(a))?.state.folders[0]?.displayName).toBe('A-Inbox');
+      });
+
+      it('keeps ids that contain separators apart', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const tricky = [device(tenant, 'a#b', 'c'), device(tenant, 'a', 'b#c'), device(tenant, 'a%23b', 'c'), device(tenant, 'a', 'b\u0000c')];
+        for (const [i, d] of tricky.entries()) await store.commitCollection(d, '1', 'absent', collection(String(i)));
+        for (const [i, d] of tricky.entries()) expect((await store.getCollection(d, '1'))?.syncKey).toBe(String(i));
+        expect(await store.listDevices({ tenant, user: 'a' })).toEqual([]);
+      });
+    });
+  });
+}

@@ -1,0 +1,8 @@
+// `env` from cloudflare:test (and cloudflare:workers) carries the bindings of the Worker in wrangler.toml.
+import type { Env as WorkerEnv } from '../../src/runtimes/cloudflare.ts';
+
+declare global {
+  namespace Cloudflare {
+    interface Env extends WorkerEnv {}
+  }
+}
