@@ -3,3 +3,4 @@
  * Add one import per new command (one file per command, named after it).
  */
 export { defaultRegistry } from './registry.ts';
+import './foldersync.ts';

@@ -92,10 +92,14 @@ export interface FolderRecord {
   /** The ActiveSync folder type (1–19). */
   type: number;
   source: BackendFolderRef;
+  /** What identifies the folder across renames by other clients (IMAP: its UIDVALIDITY), when the backend has it. */
+  identity?: string;
 }
 
 export interface HierarchyState {
   folders: FolderRecord[];
+  /** The next folder ServerId to hand out; ids are never reused, so no stale collection state can match one. */
+  nextServerId?: number;
 }
 
 /**

@@ -1,5 +1,5 @@
 /** Opening IMAP connections with imapflow: one place for the settings every IMAP user here shares. */
-import { ImapFlow } from 'imapflow';
+import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 
 export interface ImapSettings {
   host: string;
@@ -14,8 +14,9 @@ export interface ImapLogin {
 }
 
 /** A client for one user; `connect()` it, and `logout()` when done. Logging is off: it would carry credentials. */
-export function imapClient(settings: ImapSettings, login: ImapLogin): ImapFlow {
+export function imapClient(settings: ImapSettings, login: ImapLogin, extra: Partial<ImapFlowOptions> = {}): ImapFlow {
   return new ImapFlow({
+    ...extra,
     host: settings.host,
     port: settings.port,
     secure: settings.secure,

@@ -1,0 +1,239 @@
+/**
+ * The MailBackend on IMAP (imapflow): one connection per request, logged in as the user.
+ *
+ * Folder types come from SPECIAL-USE (RFC 6154), so nothing needs configuring. Incremental sync uses CONDSTORE and
+ * QRESYNC when the server has them (`UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED)`); without them
+ * `changesSince` answers undefined and the caller compares UID sets instead.
+ */
+import type { FetchMessageObject, ImapFlow, ListResponse } from 'imapflow';
+import { FolderType, type BackendFolder, type MailBackend, type MailboxChanges, type MailboxStatus, type MailSearchQuery, type MessageSummary, type MessageWithSource } from '../types.ts';
+import { imapClient, type ImapLogin, type ImapSettings } from './connection.ts';
+
+const SPECIAL_USE_TYPES: Record<string, number> = {
+  '\\Inbox': FolderType.Inbox,
+  '\\Drafts': FolderType.Drafts,
+  '\\Trash': FolderType.DeletedItems,
+  '\\Sent': FolderType.SentItems,
+};
+
+/** Opens a session for one user. Throws imapflow's error when login fails. */
+export async function openImapMailBackend(settings: ImapSettings, login: ImapLogin): Promise<ImapMailBackend> {
+  const backend = new ImapMailBackend(settings, login);
+  await backend.connect();
+  return backend;
+}
+
+export class ImapMailBackend implements MailBackend {
+  private readonly client: ImapFlow;
+  /** UIDs reported by VANISHED during the current fetch. */
+  private vanished: number[] = [];
+
+  constructor(settings: ImapSettings, login: ImapLogin) {
+    this.client = imapClient(settings, login, {
+      expungeHandler: async (event: { vanished?: boolean; uid?: number }) => {
+        if (event.vanished && event.uid !== undefined) this.vanished.push(event.uid);
+      },
+    });
+    // Socket errors after connect surface as rejected commands; the event must not crash the process.
+    this.client.on('error', () => {});
+  }
+
+  async connect(): Promise<void> {
+    await this.client.connect();
+  }
+
+  /** Whether CONDSTORE is on for this session (the server offers it and imapflow enabled it). */
+  get hasCondstore(): boolean {
+    return this.client.enabled.has('CONDSTORE');
+  }
+
+  async listFolders(): Promise<BackendFolder[]> {
+    const listed = await this.client.list({ statusQuery: { uidValidity: true } });
+    return listed.filter((m) => !m.flags.has('\\Noselect') && !m.flags.has('\\NonExistent')).map((m) => toFolder(m));
+  }
+
+  async createFolder(parentRef: string | undefined, name: string): Promise<BackendFolder> {
+    const path = await this.childPath(parentRef, name);
+    await this.client.mailboxCreate(path);
+    return this.folderAt(path);
+  }
+
+  async renameFolder(ref: string, newParentRef: string | undefined, newName: string): Promise<BackendFolder> {
+    const path = await this.childPath(newParentRef, newName);
+    await this.client.mailboxRename(ref, path);
+    return this.folderAt(path);
+  }
+
+  async deleteFolder(ref: string): Promise<void> {
+    await this.client.mailboxDelete(ref);
+  }
+
+  async status(folder: string): Promise<MailboxStatus> {
+    const s = await this.client.status(folder, { uidValidity: true, uidNext: true, messages: true, ...(this.hasCondstore ? { highestModseq: true } : {}) });
+    if (!s) throw new Error(`no STATUS for ${folder}`);
+    return {
+      uidValidity: Number(s.uidValidity ?? 0),
+      uidNext: s.uidNext ?? 0,
+      messages: s.messages ?? 0,
+      highestModSeq: this.hasCondstore && s.highestModseq !== undefined ? BigInt(s.highestModseq) : undefined,
+    };
+  }
+
+  async listMessages(folder: string, since?: Date): Promise<MessageSummary[]> {
+    return this.withMailbox(folder, async () => {
+      const range = since ? await this.uidsSince(since) : '1:*';
+      if (range === '') return [];
+      return this.fetchSummaryRange(range);
+    });
+  }
+
+  async changesSince(folder: string, modSeq: bigint, since?: Date): Promise<MailboxChanges | undefined> {
+    if (!this.hasCondstore) return undefined;
+    return this.withMailbox(folder, async () => {
+      this.vanished = [];
+      const changed = await this.fetchSummaryRange('1:*', modSeq);
+      const mailbox = this.client.mailbox;
+      if (!mailbox) throw new Error(`mailbox ${folder} is not open`);
+      const status: MailboxStatus = {
+        uidValidity: Number(mailbox.uidValidity),
+        uidNext: mailbox.uidNext,
+        messages: mailbox.exists,
+        highestModSeq: mailbox.highestModseq !== undefined ? BigInt(mailbox.highestModseq) : undefined,
+      };
+      const inWindow = since ? changed.filter((m) => m.internalDate >= since) : changed;
+      const qresync = this.client.enabled.has('QRESYNC');
+      return { status, changed: inWindow, vanished: qresync ? [...this.vanished] : undefined };
+    });
+  }
+
+  async fetchMessages(folder: string, uids: number[]): Promise<MessageWithSource[]> {
+    if (uids.length === 0) return [];
+    return this.withMailbox(folder, async () => {
+      const out: MessageWithSource[] = [];
+      for await (const m of this.client.fetch(uids.join(','), { uid: true, flags: true, internalDate: true, size: true, source: true }, { uid: true })) {
+        out.push({ ...toSummary(m), source: new Uint8Array(m.source ?? new Uint8Array()) });
+      }
+      return sortByRequest(out, uids);
+    });
+  }
+
+  async fetchSummaries(folder: string, uids: number[]): Promise<MessageSummary[]> {
+    if (uids.length === 0) return [];
+    return this.withMailbox(folder, () => this.fetchSummaryRange(uids.join(',')));
+  }
+
+  async setFlags(folder: string, uid: number, add: string[], remove: string[]): Promise<void> {
+    await this.withMailbox(folder, async () => {
+      if (add.length) await this.client.messageFlagsAdd(String(uid), add, { uid: true });
+      if (remove.length) await this.client.messageFlagsRemove(String(uid), remove, { uid: true });
+    });
+  }
+
+  async moveMessages(folder: string, uids: number[], destination: string): Promise<Map<number, number>> {
+    return this.withMailbox(folder, async () => {
+      const result = await this.client.messageMove(uids.join(','), destination, { uid: true });
+      const map = new Map<number, number>();
+      if (result && result.uidMap) for (const [from, to] of result.uidMap) map.set(from, to);
+      return map;
+    });
+  }
+
+  async expungeMessages(folder: string, uids: number[]): Promise<void> {
+    if (uids.length === 0) return;
+    await this.withMailbox(folder, async () => {
+      await this.client.messageDelete(uids.join(','), { uid: true });
+    });
+  }
+
+  async appendMessage(folder: string, source: Uint8Array, flags: string[]): Promise<number | undefined> {
+    const result = await this.client.append(folder, Buffer.from(source), flags);
+    return result && typeof result === 'object' && result.uid !== undefined ? result.uid : undefined;
+  }
+
+  async search(query: MailSearchQuery): Promise<{ folder: string; uid: number; internalDate: Date }[]> {
+    const folders = query.folders.length ? query.folders : (await this.listFolders()).map((f) => f.ref);
+    const results: { folder: string; uid: number; internalDate: Date }[] = [];
+    for (const folder of folders) {
+      await this.withMailbox(folder, async () => {
+        const criteria: Record<string, unknown> = {};
+        if (query.freeText) criteria.or = [{ subject: query.freeText }, { body: query.freeText }, { from: query.freeText }, { to: query.freeText }];
+        if (query.since) criteria.since = query.since;
+        if (query.before) criteria.before = query.before;
+        const uids = (await this.client.search(Object.keys(criteria).length ? criteria : { all: true }, { uid: true })) || [];
+        if (uids.length === 0) return;
+        for (const m of await this.fetchSummaryRange(uids.join(','))) results.push({ folder, uid: m.uid, internalDate: m.internalDate });
+      });
+    }
+    return results.sort((a, b) => b.internalDate.getTime() - a.internalDate.getTime());
+  }
+
+  async close(): Promise<void> {
+    await this.client.logout().catch(() => this.client.close());
+  }
+
+  private async withMailbox<T>(folder: string, work: () => Promise<T>): Promise<T> {
+    const lock = await this.client.getMailboxLock(folder);
+    try {
+      return await work();
+    } finally {
+      lock.release();
+    }
+  }
+
+  private async fetchSummaryRange(range: string, changedSince?: bigint): Promise<MessageSummary[]> {
+    const out: MessageSummary[] = [];
+    const options = changedSince !== undefined ? { uid: true, changedSince } : { uid: true };
+    const query = { uid: true, flags: true, internalDate: true, size: true, ...(this.hasCondstore ? { modseq: true } : {}) };
+    for await (const m of this.client.fetch(range, query, options)) out.push(toSummary(m));
+    return out;
+  }
+
+  /** The UIDs of messages that arrived since a date, as a UID set ('' when none). */
+  private async uidsSince(since: Date): Promise<string> {
+    const uids = (await this.client.search({ since }, { uid: true })) || [];
+    return uids.join(',');
+  }
+
+  private async childPath(parentRef: string | undefined, name: string): Promise<string> {
+    if (!parentRef) return name;
+    const parent = (await this.client.list()).find((m) => m.path === parentRef);
+    return `${parentRef}${parent?.delimiter ?? '/'}${name}`;
+  }
+
+  private async folderAt(path: string): Promise<BackendFolder> {
+    const found = (await this.listFolders()).find((f) => f.ref === path);
+    if (!found) throw new Error(`folder ${path} not found after change`);
+    return found;
+  }
+}
+
+function toFolder(m: ListResponse): BackendFolder {
+  const special = m.specialUse ?? (m.path.toUpperCase() === 'INBOX' ? '\\Inbox' : undefined);
+  const type = (special && SPECIAL_USE_TYPES[special]) || FolderType.UserMail;
+  const folder: BackendFolder = {
+    backend: 'imap',
+    ref: m.path,
+    parentRef: m.parentPath || undefined,
+    displayName: type === FolderType.Inbox ? 'Inbox' : m.name,
+    type,
+    itemClass: 'Email',
+  };
+  const uidValidity = m.status?.uidValidity;
+  if (uidValidity !== undefined) folder.identity = String(uidValidity);
+  return folder;
+}
+
+function toSummary(m: FetchMessageObject): MessageSummary {
+  return {
+    uid: m.uid,
+    flags: new Set(m.flags ?? []),
+    internalDate: m.internalDate instanceof Date ? m.internalDate : new Date(m.internalDate ?? 0),
+    size: m.size ?? 0,
+    modSeq: m.modseq !== undefined ? BigInt(m.modseq) : undefined,
+  };
+}
+
+function sortByRequest<T extends { uid: number }>(items: T[], uids: number[]): T[] {
+  const order = new Map(uids.map((uid, i) => [uid, i]));
+  return items.sort((a, b) => (order.get(a.uid) ?? 0) - (order.get(b.uid) ?? 0));
+}

@@ -1,0 +1,110 @@
+/**
+ * The backends behind the ActiveSync commands: what a command may ask of mail (IMAP), calendar and tasks (CalDAV),
+ * and contacts (CardDAV). Commands see only these interfaces; combined.ts hands each folder to its backend.
+ */
+
+/** ActiveSync folder types (MS-ASCMD §2.2.3.186.3). */
+export const FolderType = {
+  UserGeneric: 1,
+  Inbox: 2,
+  Drafts: 3,
+  DeletedItems: 4,
+  SentItems: 5,
+  Outbox: 6,
+  Tasks: 7,
+  Calendar: 8,
+  Contacts: 9,
+  Notes: 10,
+  Journal: 11,
+  UserMail: 12,
+  UserCalendar: 13,
+  UserContacts: 14,
+  UserTasks: 15,
+  UserJournal: 16,
+  UserNotes: 17,
+  Unknown: 18,
+  RecipientInfoCache: 19,
+} as const;
+
+/** A folder as a backend reports it, before the hierarchy gives it a ServerId. */
+export interface BackendFolder {
+  backend: 'imap' | 'caldav' | 'carddav';
+  /** Stable identity within the backend: an IMAP path, a DAV collection URL. */
+  ref: string;
+  /** The parent's ref; undefined at the top level. */
+  parentRef: string | undefined;
+  displayName: string;
+  type: number;
+  /** The ActiveSync class of its items. */
+  itemClass: 'Email' | 'Calendar' | 'Contacts' | 'Tasks' | 'Notes';
+  /** What stays the same when another client renames the folder (IMAP: UIDVALIDITY), when the backend knows. */
+  identity?: string;
+}
+
+/** Where a mail folder's contents stand: what the device's state is compared against. */
+export interface MailboxStatus {
+  uidValidity: number;
+  uidNext: number;
+  messages: number;
+  /** Absent when the server has no CONDSTORE (or it is switched off). */
+  highestModSeq: bigint | undefined;
+}
+
+/** A message's state as a sync needs it: identity, flags, arrival. */
+export interface MessageSummary {
+  uid: number;
+  flags: Set<string>;
+  internalDate: Date;
+  size: number;
+  modSeq: bigint | undefined;
+}
+
+/** A message with its source, for conversion to an ActiveSync item. */
+export interface MessageWithSource extends MessageSummary {
+  source: Uint8Array;
+}
+
+/** What changed in a mailbox since a modseq (CONDSTORE/QRESYNC): changed or new messages, and vanished UIDs. */
+export interface MailboxChanges {
+  status: MailboxStatus;
+  /** Messages whose flags changed or that arrived since the modseq. */
+  changed: MessageSummary[];
+  /** UIDs expunged since the modseq (QRESYNC VANISHED); undefined when the server cannot tell (use a UID diff). */
+  vanished: number[] | undefined;
+}
+
+export interface MailSearchQuery {
+  /** Mailbox paths to search; all when empty. */
+  folders: string[];
+  freeText?: string;
+  since?: Date;
+  before?: Date;
+}
+
+/** One user's mail, over one backend session. Always `close()` it. */
+export interface MailBackend {
+  listFolders(): Promise<BackendFolder[]>;
+  createFolder(parentRef: string | undefined, name: string): Promise<BackendFolder>;
+  /** Renames and/or moves a folder; returns the folder under its new ref. */
+  renameFolder(ref: string, newParentRef: string | undefined, newName: string): Promise<BackendFolder>;
+  deleteFolder(ref: string): Promise<void>;
+
+  status(folder: string): Promise<MailboxStatus>;
+  /** Every message's summary (UID, flags, date), optionally only those that arrived since a date (FilterType). */
+  listMessages(folder: string, since?: Date): Promise<MessageSummary[]>;
+  /** CONDSTORE/QRESYNC: what changed since `modSeq`; undefined when the server cannot say (no CONDSTORE). */
+  changesSince(folder: string, modSeq: bigint, since?: Date): Promise<MailboxChanges | undefined>;
+  fetchMessages(folder: string, uids: number[]): Promise<MessageWithSource[]>;
+  fetchSummaries(folder: string, uids: number[]): Promise<MessageSummary[]>;
+
+  setFlags(folder: string, uid: number, add: string[], remove: string[]): Promise<void>;
+  /** Moves messages; returns old UID → new UID in the destination (COPYUID). */
+  moveMessages(folder: string, uids: number[], destination: string): Promise<Map<number, number>>;
+  /** Deletes for good (\Deleted + UID EXPUNGE). */
+  expungeMessages(folder: string, uids: number[]): Promise<void>;
+  /** Appends a message; returns its UID when the server tells (UIDPLUS). */
+  appendMessage(folder: string, source: Uint8Array, flags: string[]): Promise<number | undefined>;
+  search(query: MailSearchQuery): Promise<{ folder: string; uid: number; internalDate: Date }[]>;
+
+  close(): Promise<void>;
+}

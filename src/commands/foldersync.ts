@@ -1,0 +1,93 @@
+/**
+ * FolderSync (MS-ASCMD §2.2.1.5): the folder hierarchy, in full from key 0, then as changes since the device's key.
+ * A device that lost our answer and resends the previous key gets the same answer again.
+ */
+import { withBackends } from '../backends/combined.ts';
+import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey } from '../protocol/synckey.ts';
+import { StateConflictError, type Precondition } from '../state/types.ts';
+import { encodeWbxml } from '../wbxml/encoder.ts';
+import { childText, el, type WbxmlElement } from '../wbxml/tree.ts';
+import { diffHierarchy, folderElement, parentsFirst } from './hierarchy.ts';
+import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+
+export const FolderSyncStatus = {
+  Success: 1,
+  ServerError: 6,
+  InvalidSyncKey: 9,
+  BadRequest: 10,
+} as const;
+
+/** How long a device may come back with the previous key and get the same answer. */
+export const REPLAY_TTL_MS = 7 * 24 * 3_600_000;
+
+const WBXML = 'application/vnd.ms-sync.wbxml';
+
+function statusOnly(status: number): CommandResult {
+  return { kind: 'wbxml', body: el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'Status', String(status))]) };
+}
+
+export async function folderSync(context: CommandContext): Promise<CommandResult> {
+  const requestKey = childText(context.body, 'SyncKey', 'FolderHierarchy');
+  if (context.body?.tag !== 'FolderSync' || requestKey === undefined) return statusOnly(FolderSyncStatus.BadRequest);
+
+  const stored = await context.state.getHierarchy(context.device);
+  let precondition: Precondition;
+  if (requestKey === INITIAL_SYNC_KEY) {
+    precondition = 'any';
+  } else if (stored?.syncKey === requestKey) {
+    precondition = { syncKey: requestKey };
+  } else if (stored?.replay?.syncKey === requestKey) {
+    return { kind: 'raw', contentType: WBXML, bytes: stored.replay.response };
+  } else {
+    return statusOnly(FolderSyncStatus.InvalidSyncKey);
+  }
+
+  const current = await withBackends(context, (backends) => backends.listFolders());
+  // From key 0 the device gets every folder, under the ServerIds it may already know (its collection states stay valid).
+  const diff = diffHierarchy(stored?.state, current);
+  const changes: WbxmlElement[] =
+    requestKey === INITIAL_SYNC_KEY
+      ? parentsFirst(diff.next.folders, diff.next.folders).map((f) => folderElement('Add', f))
+      : [
+          ...diff.deleted.map((f) => el('FolderHierarchy', 'Delete', [el('FolderHierarchy', 'ServerId', f.serverId)])),
+          ...diff.updated.map((f) => folderElement('Update', f)),
+          ...diff.added.map((f) => folderElement('Add', f)),
+        ];
+
+  // Nothing changed since the device's key: the same key again, nothing to store.
+  if (changes.length === 0 && requestKey !== INITIAL_SYNC_KEY) return response(requestKey, changes);
+
+  const newKey = requestKey === INITIAL_SYNC_KEY ? firstSyncKey() : nextSyncKey(requestKey) ?? firstSyncKey();
+  const result = response(newKey, changes);
+  const bytes = encodeWbxml(result.body);
+  try {
+    await context.state.commitHierarchy(context.device, precondition, {
+      syncKey: newKey,
+      state: diff.next,
+      ...(requestKey !== INITIAL_SYNC_KEY ? { replay: { syncKey: requestKey, response: bytes, expiresAt: Date.now() + REPLAY_TTL_MS } } : {}),
+    });
+  } catch (err) {
+    // Another request of this device moved the hierarchy first; the device retries.
+    if (err instanceof StateConflictError) return statusOnly(FolderSyncStatus.ServerError);
+    throw err;
+  }
+  return result;
+}
+
+function response(syncKey: string, changes: WbxmlElement[]): { kind: 'wbxml'; body: WbxmlElement } {
+  return {
+    kind: 'wbxml',
+    body: el('FolderHierarchy', 'FolderSync', [
+      el('FolderHierarchy', 'Status', String(FolderSyncStatus.Success)),
+      el('FolderHierarchy', 'SyncKey', syncKey),
+      el('FolderHierarchy', 'Changes', [el('FolderHierarchy', 'Count', String(changes.length)), ...changes]),
+    ]),
+  };
+}
+
+registerCommand({
+  name: 'FolderSync',
+  responseRoot: { ns: 'FolderHierarchy', tag: 'FolderSync' },
+  serverErrorStatus: FolderSyncStatus.ServerError,
+  handle: folderSync,
+});

@@ -1,0 +1,243 @@
+/**
+ * A scripted ActiveSync device: it speaks WBXML over HTTP to the app as a phone does, and keeps what a phone
+ * keeps (sync keys, the folder list, the items of each collection), so tests can compare both sides.
+ *
+ * It follows the protocol, not our server: keys are opaque, ServerIds are whatever the server says, commands from
+ * the server are applied as a phone applies them. `lose: true` drops a response, as a broken connection does: the
+ * device keeps its old key and sends the same request again next time.
+ */
+import { createApp } from '../../src/app.ts';
+import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
+import { defaultRegistry } from '../../src/commands/index.ts';
+import { loadConfig } from '../../src/config.ts';
+import type { LogEntry } from '../../src/log.ts';
+import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
+import type { StateStore } from '../../src/state/types.ts';
+import { decodeWbxml } from '../../src/wbxml/decoder.ts';
+import { encodeWbxml } from '../../src/wbxml/encoder.ts';
+import { child, children, childText, el, textOf, type WbxmlElement } from '../../src/wbxml/tree.ts';
+import type { TestServices, TestUser } from '../services/types.ts';
+
+export const WBXML = 'application/vnd.ms-sync.wbxml';
+
+export interface TestServer {
+  fetch(url: string, init?: RequestInit): Promise<Response>;
+  state: StateStore;
+  logs: LogEntry[];
+}
+
+/** The app with the shipped commands, against the test Dovecot, with its own in-memory state store. */
+export function testServer(services: TestServices, env: Record<string, string> = {}): TestServer {
+  const config = loadConfig({
+    IMAP_HOST: services.imap.host,
+    IMAP_PORT: String(services.imap.port),
+    IMAP_SECURE: 'false',
+    ...(services.smtp ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' } : {}),
+    CALDAV_URL: services.caldavUrl,
+    CARDDAV_URL: services.carddavUrl,
+    TENANT: 'test',
+    ...env,
+  });
+  const state = openSqliteStateStore(':memory:').store;
+  const logs: LogEntry[] = [];
+  const app = createApp({ config, authenticator: imapAuthenticator(config.imap), commands: defaultRegistry, state, log: (e) => logs.push(e) });
+  return { fetch: async (url, init) => app.request(url, init), state, logs };
+}
+
+export interface DeviceResponse {
+  status: number;
+  headers: Headers;
+  bytes: Uint8Array;
+  /** The decoded body, when it was WBXML. */
+  body: WbxmlElement | undefined;
+}
+
+export interface DeviceFolder {
+  serverId: string;
+  parentId: string;
+  displayName: string;
+  type: number;
+}
+
+export interface DeviceCollection {
+  syncKey: string;
+  /** ServerId → the ApplicationData the server sent (Adds, with Changes merged in). */
+  items: Map<string, WbxmlElement>;
+}
+
+export interface SyncRound {
+  response: DeviceResponse;
+  collection: WbxmlElement | undefined;
+  status: number | undefined;
+  moreAvailable: boolean;
+  added: string[];
+  changed: string[];
+  deleted: string[];
+  softDeleted: string[];
+  /** Responses/Add: ClientId → ServerId, with status. */
+  addResponses: { clientId: string; serverId: string | undefined; status: number }[];
+}
+
+export interface SyncCollectionOptions {
+  windowSize?: number;
+  options?: WbxmlElement[];
+  commands?: WbxmlElement[];
+  deletesAsMoves?: boolean;
+  getChanges?: boolean;
+  /** Drop the response, as a broken connection would: keys and items stay as they were. */
+  lose?: boolean;
+}
+
+export class TestDevice {
+  readonly folders = new Map<string, DeviceFolder>();
+  readonly collections = new Map<string, DeviceCollection>();
+  hierarchyKey = '0';
+
+  constructor(
+    readonly server: TestServer,
+    readonly user: TestUser,
+    readonly deviceId = `DEV${Math.random().toString(36).slice(2, 10).toUpperCase()}`,
+    readonly version = '14.1',
+    readonly deviceType = 'iPhone',
+  ) {}
+
+  get scope(): { tenant: string; user: string; deviceId: string } {
+    return { tenant: 'test', user: this.user.email.toLowerCase(), deviceId: this.deviceId };
+  }
+
+  /** One request: the command, a body (tree or raw bytes), extra query parameters and headers. */
+  async send(cmd: string, body?: WbxmlElement | Uint8Array, extra: { query?: string; headers?: Record<string, string> } = {}): Promise<DeviceResponse> {
+    const url = `https://eas.example.test/Microsoft-Server-ActiveSync?Cmd=${cmd}&User=${encodeURIComponent(this.user.name)}&DeviceId=${this.deviceId}&DeviceType=${this.deviceType}${extra.query ?? ''}`;
+    const bytes = body === undefined ? undefined : body instanceof Uint8Array ? body : encodeWbxml(body);
+    const res = await this.server.fetch(url, {
+      method: 'POST',
+      body: bytes as BodyInit | undefined,
+      headers: {
+        Authorization: `Basic ${Buffer.from(`${this.user.email}:${this.user.password}`).toString('base64')}`,
+        'MS-ASProtocolVersion': this.version,
+        'Content-Type': WBXML,
+        'User-Agent': 'TestDevice/1.0',
+        ...extra.headers,
+      },
+    });
+    const out = new Uint8Array(await res.arrayBuffer());
+    const isWbxml = (res.headers.get('content-type') ?? '').startsWith(WBXML) && out.length > 0;
+    return { status: res.status, headers: res.headers, bytes: out, body: isWbxml ? decodeWbxml(out) : undefined };
+  }
+
+  /** A request that must succeed with a WBXML body. */
+  async command(cmd: string, body?: WbxmlElement): Promise<WbxmlElement> {
+    const res = await this.send(cmd, body);
+    if (res.status !== 200 || !res.body) throw new Error(`${cmd} answered HTTP ${res.status} with ${res.bytes.length} bytes`);
+    return res.body;
+  }
+
+  /** FolderSync from the device's key, applying the changes to its folder list. */
+  async folderSync(options: { lose?: boolean } = {}): Promise<WbxmlElement> {
+    const body = await this.command('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', this.hierarchyKey)]));
+    if (options.lose || childText(body, 'Status') !== '1') return body;
+    if (this.hierarchyKey === '0') this.folders.clear();
+    this.hierarchyKey = childText(body, 'SyncKey') ?? this.hierarchyKey;
+    const changes = child(body, 'Changes');
+    for (const c of changes?.children ?? []) {
+      const serverId = childText(c, 'ServerId')!;
+      if (c.tag === 'Delete') this.folders.delete(serverId);
+      else if (c.tag === 'Add' || c.tag === 'Update') {
+        this.folders.set(serverId, { serverId, parentId: childText(c, 'ParentId')!, displayName: childText(c, 'DisplayName')!, type: Number(childText(c, 'Type')) });
+      }
+    }
+    return body;
+  }
+
+  folderByType(type: number): DeviceFolder {
+    const found = [...this.folders.values()].find((f) => f.type === type);
+    if (!found) throw new Error(`the device has no folder of type ${type}`);
+    return found;
+  }
+
+  folderByName(displayName: string): DeviceFolder {
+    const found = [...this.folders.values()].find((f) => f.displayName === displayName);
+    if (!found) throw new Error(`the device has no folder ${displayName}`);
+    return found;
+  }
+
+  /** One Sync round for one collection; SyncKey 0 first if the device has none. */
+  async sync(collectionId: string, o: SyncCollectionOptions = {}): Promise<SyncRound> {
+    const known = this.collections.get(collectionId) ?? { syncKey: '0', items: new Map<string, WbxmlElement>() };
+    const collection = el('AirSync', 'Collection', [
+      el('AirSync', 'SyncKey', known.syncKey),
+      el('AirSync', 'CollectionId', collectionId),
+      o.deletesAsMoves === false ? el('AirSync', 'DeletesAsMoves', '0') : undefined,
+      known.syncKey !== '0' && o.getChanges !== false ? el('AirSync', 'GetChanges', '1') : undefined,
+      o.windowSize !== undefined ? el('AirSync', 'WindowSize', String(o.windowSize)) : undefined,
+      o.options ? el('AirSync', 'Options', o.options) : undefined,
+      o.commands?.length ? el('AirSync', 'Commands', o.commands) : undefined,
+    ]);
+    const response = await this.send('Sync', el('AirSync', 'Sync', [el('AirSync', 'Collections', [collection])]));
+    const round = readSyncRound(response, collectionId);
+    if (o.lose || round.status !== 1) return round;
+
+    known.syncKey = childText(round.collection, 'SyncKey') ?? known.syncKey;
+    for (const c of child(round.collection, 'Commands')?.children ?? []) {
+      const serverId = childText(c, 'ServerId')!;
+      const data = child(c, 'ApplicationData');
+      if (c.tag === 'Add' && data) known.items.set(serverId, data);
+      else if (c.tag === 'Change' && data) known.items.set(serverId, mergeApplicationData(known.items.get(serverId), data));
+      else if (c.tag === 'Delete' || c.tag === 'SoftDelete') known.items.delete(serverId);
+    }
+    for (const a of round.addResponses) if (a.serverId && a.status === 1) known.items.set(a.serverId, el('AirSync', 'ApplicationData', []));
+    this.collections.set(collectionId, known);
+    return round;
+  }
+
+  /** Sync rounds until the server has nothing more (MoreAvailable absent); returns every round. */
+  async syncUntilDone(collectionId: string, o: Omit<SyncCollectionOptions, 'commands' | 'lose'> = {}, maxRounds = 10_000): Promise<SyncRound[]> {
+    const rounds: SyncRound[] = [];
+    if ((this.collections.get(collectionId)?.syncKey ?? '0') === '0') rounds.push(await this.sync(collectionId, o));
+    for (let i = 0; i < maxRounds; i++) {
+      const round = await this.sync(collectionId, o);
+      rounds.push(round);
+      if (round.status !== 1) throw new Error(`Sync of ${collectionId} answered Status ${round.status}`);
+      if (!round.moreAvailable) return rounds;
+    }
+    throw new Error(`Sync of ${collectionId} did not finish in ${maxRounds} rounds`);
+  }
+
+  items(collectionId: string): Map<string, WbxmlElement> {
+    return this.collections.get(collectionId)?.items ?? new Map();
+  }
+}
+
+function readSyncRound(response: DeviceResponse, collectionId: string): SyncRound {
+  const collection = children(child(response.body, 'Collections'), 'Collection').find((c) => childText(c, 'CollectionId') === collectionId);
+  const statusText = childText(collection, 'Status') ?? childText(response.body, 'Status');
+  const commands = child(collection, 'Commands')?.children ?? [];
+  const ids = (tag: string): string[] => commands.filter((c) => c.tag === tag).map((c) => childText(c, 'ServerId')!);
+  return {
+    response,
+    collection,
+    status: statusText === undefined ? undefined : Number(statusText),
+    moreAvailable: child(collection, 'MoreAvailable') !== undefined,
+    added: ids('Add'),
+    changed: ids('Change'),
+    deleted: ids('Delete'),
+    softDeleted: ids('SoftDelete'),
+    addResponses: children(child(collection, 'Responses'), 'Add').map((a) => ({
+      clientId: childText(a, 'ClientId')!,
+      serverId: childText(a, 'ServerId'),
+      status: Number(childText(a, 'Status')),
+    })),
+  };
+}
+
+/** A Change replaces the properties it carries and keeps the rest, as a phone does for Email. */
+function mergeApplicationData(before: WbxmlElement | undefined, change: WbxmlElement): WbxmlElement {
+  const kept = (before?.children ?? []).filter((c) => !change.children.some((n) => n.tag === c.tag && n.ns === c.ns));
+  return { ...change, children: [...kept, ...change.children] };
+}
+
+/** The text of an item property, e.g. itemText(data, 'Subject', 'Email'). */
+export function itemText(data: WbxmlElement | undefined, tag: string, ns: WbxmlElement['ns']): string | undefined {
+  const found = data?.children.find((c) => c.tag === tag && c.ns === ns);
+  return found ? textOf(found) : undefined;
+}
