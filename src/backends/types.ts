@@ -87,9 +87,12 @@ export interface MailBackend {
   createFolder(parentRef: string | undefined, name: string): Promise<BackendFolder>;
   /** Renames and/or moves a folder; returns the folder under its new ref. */
   renameFolder(ref: string, newParentRef: string | undefined, newName: string): Promise<BackendFolder>;
+  /** Deletes the folder and every folder under it. */
   deleteFolder(ref: string): Promise<void>;
 
   status(folder: string): Promise<MailboxStatus>;
+  /** UIDs of the messages that arrived in [since, before) (UID SEARCH); all when both are undefined. */
+  listUids(folder: string, since?: Date, before?: Date): Promise<number[]>;
   /** Every message's summary (UID, flags, date), optionally only those that arrived since a date (FilterType). */
   listMessages(folder: string, since?: Date): Promise<MessageSummary[]>;
   /** CONDSTORE/QRESYNC: what changed since `modSeq`; undefined when the server cannot say (no CONDSTORE). */

@@ -4,3 +4,4 @@
  */
 export { defaultRegistry } from './registry.ts';
 import './foldersync.ts';
+import './sync.ts';

@@ -108,7 +108,20 @@ export interface HierarchyState {
  */
 export type Watermark =
   | { kind: 'none' }
-  | { kind: 'imap'; uidValidity: number; highestModSeq: string; uids: string }
+  | {
+      kind: 'imap';
+      uidValidity: number;
+      /** HIGHESTMODSEQ the device is up to date with; '' when the server has no CONDSTORE. */
+      highestModSeq: string;
+      /** The UIDs the device has (UidSet). */
+      uids: string;
+      /** UIDs found but not yet sent, because the window was full (UidSet; newest are sent first). */
+      pendingAdds?: string;
+      /** The start of the FilterType window when last checked (epoch ms): items older than a new start age out. */
+      windowStart?: number;
+      /** Without CONDSTORE: the flags the device has, one hex digit per UID of `uids` (see sync-email.ts). */
+      flagDigits?: string;
+    }
   | { kind: 'dav'; syncToken: string; etags: Record<string, string> };
 
 /** Options the client set for a collection (Sync Options), kept because later requests may omit them. */

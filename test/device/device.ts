@@ -186,6 +186,8 @@ export class TestDevice {
       else if (c.tag === 'Delete' || c.tag === 'SoftDelete') known.items.delete(serverId);
     }
     for (const a of round.addResponses) if (a.serverId && a.status === 1) known.items.set(a.serverId, el('AirSync', 'ApplicationData', []));
+    // What the device deleted itself is gone from it, whatever the server answers.
+    for (const c of o.commands ?? []) if (c.tag === 'Delete') known.items.delete(childText(c, 'ServerId') ?? '');
     this.collections.set(collectionId, known);
     return round;
   }

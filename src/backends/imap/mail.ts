@@ -65,6 +65,11 @@ export class ImapMailBackend implements MailBackend {
   }
 
   async deleteFolder(ref: string): Promise<void> {
+    // Subfolders first, deepest first: Dovecot answers OK to DELETE of a parent but keeps it while it has children.
+    const listed = await this.client.list();
+    const delimiter = listed.find((m) => m.path === ref)?.delimiter ?? '/';
+    const subfolders = listed.filter((m) => m.path.startsWith(ref + delimiter) && !m.flags.has('\\NonExistent'));
+    for (const m of subfolders.sort((a, b) => b.path.length - a.path.length)) await this.client.mailboxDelete(m.path);
     await this.client.mailboxDelete(ref);
   }
 
@@ -77,6 +82,14 @@ export class ImapMailBackend implements MailBackend {
       messages: s.messages ?? 0,
       highestModSeq: this.hasCondstore && s.highestModseq !== undefined ? BigInt(s.highestModseq) : undefined,
     };
+  }
+
+  async listUids(folder: string, since?: Date, before?: Date): Promise<number[]> {
+    return this.withMailbox(folder, async () => {
+      const criteria = { ...(since ? { since } : {}), ...(before ? { before } : {}) };
+      const uids = (await this.client.search(Object.keys(criteria).length ? criteria : { all: true }, { uid: true })) || [];
+      return uids.sort((a, b) => a - b);
+    });
   }
 
   async listMessages(folder: string, since?: Date): Promise<MessageSummary[]> {

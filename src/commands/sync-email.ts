@@ -1,0 +1,306 @@
+/**
+ * Sync of one email collection: the device's commands applied to IMAP, then the server's changes since the
+ * device's state, one window at a time.
+ *
+ * The state keeps the UIDs the device has, the HIGHESTMODSEQ it is up to date with, and the UIDs still to send.
+ * With CONDSTORE/QRESYNC a Sync asks only for what changed since that modseq (CHANGEDSINCE, VANISHED), so its cost
+ * follows the number of changes, not the size of the mailbox. Without them, a UID and flags comparison gives the
+ * same answer.
+ */
+import type { MailBackend, MessageSummary } from '../backends/types.ts';
+import { emailApplicationData, emailFlagChange, imapFlagUpdate } from '../items/email.ts';
+import type { CollectionState, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
+import { decodeUidSet, encodeUidSet } from '../state/uidset.ts';
+import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
+import { SyncStatus } from './sync-status.ts';
+
+type ImapWatermark = Extract<Watermark, { kind: 'imap' }>;
+
+export interface EmailSyncRequest {
+  mail: MailBackend;
+  folderRef: string;
+  collectionId: string;
+  /** Where deleted items go when DeletesAsMoves is on; undefined when there is no Trash. */
+  trashRef: string | undefined;
+  state: CollectionState;
+  options: SyncOptions;
+  windowSize: number;
+  getChanges: boolean;
+  deletesAsMoves: boolean;
+  commands: WbxmlElement[];
+  version: string;
+  fileReference(uid: number, partId: string): string;
+}
+
+export interface EmailSyncResult {
+  /** Status 1, or 3 when the folder was recreated (UIDVALIDITY changed) and the device must start over. */
+  status: number;
+  state: CollectionState;
+  /** Server → device: Add, Change, Delete, SoftDelete. */
+  commands: WbxmlElement[];
+  /** Answers to the device's commands: failures, Adds, Fetches. */
+  responses: WbxmlElement[];
+  moreAvailable: boolean;
+  /** Whether anything was sent, applied or learned: only then does the key move. */
+  progressed: boolean;
+}
+
+/** FilterType → how far back the window reaches (MS-ASCMD §2.2.3.68.2). 0 and unknown: everything. */
+const FILTER_DAYS: Record<number, number> = { 1: 1, 2: 3, 3: 7, 4: 14, 5: 31, 6: 92, 7: 183 };
+const DAY_MS = 86_400_000;
+
+export function windowStart(filterType: number | undefined, now = Date.now()): Date | undefined {
+  const days = filterType === undefined ? undefined : FILTER_DAYS[filterType];
+  if (!days) return undefined;
+  // IMAP SINCE/BEFORE compare dates, not times: the window starts at a midnight (UTC).
+  return new Date(Math.floor((now - days * DAY_MS) / DAY_MS) * DAY_MS);
+}
+
+/** `5:123` → 123 when the ServerId belongs to this collection. */
+function uidOf(serverId: string | undefined, collectionId: string): number | undefined {
+  if (!serverId?.startsWith(`${collectionId}:`)) return undefined;
+  const uid = Number(serverId.slice(collectionId.length + 1));
+  return Number.isSafeInteger(uid) && uid > 0 ? uid : undefined;
+}
+
+export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailSyncResult> {
+  const { mail, folderRef, collectionId } = req;
+  const status = await mail.status(folderRef);
+  const previous = req.state.watermark;
+  if (previous.kind === 'imap' && previous.uidValidity !== status.uidValidity) {
+    return { status: SyncStatus.InvalidSyncKey, state: req.state, commands: [], responses: [], moreAvailable: false, progressed: false };
+  }
+  const since = windowStart(req.options.filterType);
+  const first = previous.kind !== 'imap';
+  const wm: ImapWatermark =
+    previous.kind === 'imap'
+      ? { ...previous }
+      : { kind: 'imap', uidValidity: status.uidValidity, highestModSeq: '', uids: '', pendingAdds: '', ...(since ? { windowStart: since.getTime() } : {}) };
+  const deviceUids = new Set(decodeUidSet(wm.uids));
+  const pendingAdds = new Set(decodeUidSet(wm.pendingAdds ?? ''));
+  const pending = new Map<number, PendingChange['kind']>();
+  for (const p of req.state.pending) {
+    const uid = uidOf(p.serverId, collectionId);
+    if (uid !== undefined) pending.set(uid, p.kind);
+  }
+  const flagsBefore = wm.flagDigits !== undefined ? flagDigitsMap(wm.uids, wm.flagDigits) : undefined;
+  let progressed = first;
+
+  // 1. The device's commands. Changes the server made to the same messages since the device's state decide
+  //    conflicts (Conflict option: 1 server wins, the default; 0 client wins).
+  const responses: WbxmlElement[] = [];
+  const appliedByDevice = new Set<number>();
+  const serverWins = (req.options.conflict ?? 1) === 1;
+  let changedOnServer: Set<number> | undefined;
+  for (const command of req.commands) {
+    const serverId = childText(command, 'ServerId');
+    const uid = uidOf(serverId, collectionId);
+    progressed = true;
+    if (command.tag === 'Add') {
+      // Email folders take no Adds from devices (drafts sync is 16.0 and not offered): item-level conversion error.
+      responses.push(el('AirSync', 'Add', [el('AirSync', 'ClientId', childText(command, 'ClientId') ?? ''), el('AirSync', 'Status', String(SyncStatus.ConversionError))]));
+    } else if (command.tag === 'Change') {
+      if (uid === undefined || !deviceUids.has(uid)) {
+        responses.push(itemStatus('Change', serverId, SyncStatus.ObjectNotFound));
+        continue;
+      }
+      changedOnServer ??= await serverChangedUids(mail, folderRef, wm, status.highestModSeq);
+      if (serverWins && changedOnServer.has(uid)) {
+        responses.push(itemStatus('Change', serverId, SyncStatus.Conflict));
+        pending.set(uid, pending.get(uid) ?? 'change');
+        continue;
+      }
+      const [current] = await mail.fetchSummaries(folderRef, [uid]);
+      if (!current) {
+        responses.push(itemStatus('Change', serverId, SyncStatus.ObjectNotFound));
+        continue;
+      }
+      const update = imapFlagUpdate(child(command, 'ApplicationData') ?? el('AirSync', 'ApplicationData', []), current.flags);
+      await mail.setFlags(folderRef, uid, update.add, update.remove);
+      appliedByDevice.add(uid);
+      if (pending.get(uid) === 'change') pending.delete(uid);
+    } else if (command.tag === 'Delete') {
+      if (uid === undefined || !deviceUids.has(uid)) {
+        responses.push(itemStatus('Delete', serverId, SyncStatus.ObjectNotFound));
+        continue;
+      }
+      if (req.deletesAsMoves && req.trashRef && req.trashRef !== folderRef) await mail.moveMessages(folderRef, [uid], req.trashRef);
+      else await mail.expungeMessages(folderRef, [uid]);
+      deviceUids.delete(uid);
+      pending.delete(uid);
+      appliedByDevice.add(uid);
+    } else if (command.tag === 'Fetch') {
+      const [message] = uid === undefined ? [] : await mail.fetchMessages(folderRef, [uid]);
+      responses.push(
+        message
+          ? el('AirSync', 'Fetch', [
+              el('AirSync', 'ServerId', serverId ?? ''),
+              el('AirSync', 'Status', String(SyncStatus.Success)),
+              el('AirSync', 'ApplicationData', await applicationData(req, message)),
+            ])
+          : itemStatus('Fetch', serverId, SyncStatus.ObjectNotFound),
+      );
+    }
+  }
+
+  // 2. The server's changes since the device's state, merged into what is still pending.
+  const latest = appliedByDevice.size ? await mail.status(folderRef) : status;
+  if (req.getChanges) {
+    const upToDate = !first && wm.highestModSeq !== '' && latest.highestModSeq !== undefined && wm.highestModSeq === String(latest.highestModSeq);
+    if (first) {
+      for (const uid of await mail.listUids(folderRef, since)) pendingAdds.add(uid);
+    } else if (!upToDate) {
+      const found = await findChanges(mail, folderRef, wm, deviceUids, flagsBefore, since);
+      for (const uid of found.added) if (!deviceUids.has(uid)) pendingAdds.add(uid);
+      for (const uid of found.changed) {
+        if (!deviceUids.has(uid) || appliedByDevice.has(uid)) continue;
+        if (!pending.has(uid)) pending.set(uid, 'change');
+      }
+      for (const uid of found.removed) {
+        pendingAdds.delete(uid);
+        if (deviceUids.has(uid)) pending.set(uid, 'delete');
+      }
+      if (found.flags) wm.flagDigits = undefined;
+      progressed ||= found.added.length + found.changed.length + found.removed.length > 0;
+    }
+    // Items that left the FilterType window: SoftDelete (they stay on the server).
+    if (since && wm.windowStart !== undefined && since.getTime() > wm.windowStart) {
+      for (const uid of await mail.listUids(folderRef, new Date(wm.windowStart), since)) {
+        pendingAdds.delete(uid);
+        if (deviceUids.has(uid)) pending.set(uid, 'softdelete');
+      }
+      progressed = true;
+    }
+    if (since) wm.windowStart = since.getTime();
+  }
+  if (latest.highestModSeq !== undefined && wm.highestModSeq !== String(latest.highestModSeq)) {
+    wm.highestModSeq = String(latest.highestModSeq);
+    progressed = true;
+  }
+
+  // 3. One window: removals and flag changes first (cheap, and they free the device), then the newest Adds.
+  const commands: WbxmlElement[] = [];
+  let room = req.getChanges ? req.windowSize : 0;
+  const removals = [...pending].filter(([, kind]) => kind === 'delete' || kind === 'softdelete');
+  for (const [uid, kind] of removals) {
+    if (room === 0) break;
+    commands.push(el('AirSync', kind === 'delete' ? 'Delete' : 'SoftDelete', [el('AirSync', 'ServerId', `${collectionId}:${uid}`)]));
+    deviceUids.delete(uid);
+    pending.delete(uid);
+    room--;
+  }
+  const changes = [...pending].filter(([, kind]) => kind === 'change').map(([uid]) => uid).slice(0, room);
+  if (changes.length) {
+    const summaries = await mail.fetchSummaries(folderRef, changes);
+    for (const s of summaries) commands.push(changeElement(collectionId, s, req.version));
+    for (const uid of changes) pending.delete(uid);
+    room -= changes.length;
+  }
+  const adds = [...pendingAdds].sort((a, b) => b - a).slice(0, room);
+  if (adds.length) {
+    const messages = await mail.fetchMessages(folderRef, adds);
+    for (const message of messages) {
+      commands.push(el('AirSync', 'Add', [el('AirSync', 'ServerId', `${collectionId}:${message.uid}`), el('AirSync', 'ApplicationData', await applicationData(req, message))]));
+      deviceUids.add(message.uid);
+    }
+    // Messages that vanished between the search and the fetch are simply not sent.
+    for (const uid of adds) pendingAdds.delete(uid);
+  }
+  progressed ||= commands.length > 0;
+
+  const nextWatermark: ImapWatermark = { ...wm, uids: encodeUidSet(deviceUids), pendingAdds: encodeUidSet(pendingAdds) };
+  if (latest.highestModSeq === undefined) nextWatermark.flagDigits = await currentFlagDigits(mail, folderRef, deviceUids);
+  return {
+    status: SyncStatus.Success,
+    state: {
+      ...req.state,
+      options: req.options,
+      watermark: nextWatermark,
+      pending: [...pending].map(([uid, kind]) => ({ kind, serverId: `${collectionId}:${uid}` })),
+    },
+    commands,
+    responses,
+    moreAvailable: pendingAdds.size + pending.size > 0,
+    progressed,
+  };
+}
+
+function itemStatus(tag: 'Change' | 'Delete' | 'Fetch', serverId: string | undefined, status: number): WbxmlElement {
+  return el('AirSync', tag, [el('AirSync', 'ServerId', serverId ?? ''), el('AirSync', 'Status', String(status))]);
+}
+
+function changeElement(collectionId: string, message: MessageSummary, version: string): WbxmlElement {
+  return el('AirSync', 'Change', [el('AirSync', 'ServerId', `${collectionId}:${message.uid}`), el('AirSync', 'ApplicationData', emailFlagChange(message.flags, version))]);
+}
+
+function applicationData(req: EmailSyncRequest, message: Parameters<typeof emailApplicationData>[0]): Promise<WbxmlElement[]> {
+  return emailApplicationData(message, {
+    version: req.version,
+    bodyPreferences: req.options.bodyPreferences ?? [],
+    mimeSupport: (req.options.mimeSupport ?? 0) as 0 | 1 | 2,
+    fileReference: (partId) => req.fileReference(message.uid, partId),
+  });
+}
+
+/** UIDs whose flags the server changed since the device's modseq (for conflicts); empty without CONDSTORE. */
+async function serverChangedUids(mail: MailBackend, folder: string, wm: ImapWatermark, highest: bigint | undefined): Promise<Set<number>> {
+  if (wm.highestModSeq === '' || highest === undefined || String(highest) === wm.highestModSeq) return new Set();
+  const changes = await mail.changesSince(folder, BigInt(wm.highestModSeq));
+  return new Set(changes?.changed.map((m) => m.uid) ?? []);
+}
+
+interface FoundChanges {
+  added: number[];
+  changed: number[];
+  removed: number[];
+  /** True when found by comparing flags (no CONDSTORE). */
+  flags: boolean;
+}
+
+async function findChanges(
+  mail: MailBackend,
+  folder: string,
+  wm: ImapWatermark,
+  deviceUids: Set<number>,
+  flagsBefore: Map<number, number> | undefined,
+  since: Date | undefined,
+): Promise<FoundChanges> {
+  if (wm.highestModSeq !== '') {
+    const changes = await mail.changesSince(folder, BigInt(wm.highestModSeq), since);
+    if (changes) {
+      const added = changes.changed.filter((m) => !deviceUids.has(m.uid)).map((m) => m.uid);
+      const changed = changes.changed.filter((m) => deviceUids.has(m.uid)).map((m) => m.uid);
+      let removed = changes.vanished?.filter((uid) => deviceUids.has(uid));
+      if (removed === undefined) {
+        const present = new Set(await mail.listUids(folder));
+        removed = [...deviceUids].filter((uid) => !present.has(uid));
+      }
+      return { added, changed, removed, flags: false };
+    }
+  }
+  // No CONDSTORE: compare the UIDs and flags the device has with the folder now. A UID is removed only when it is
+  // gone from the whole folder (one outside the window is the window's business: SoftDelete).
+  const now = await mail.listMessages(folder, since);
+  const all = since ? new Set(await mail.listUids(folder)) : new Set(now.map((m) => m.uid));
+  const added = now.filter((m) => !deviceUids.has(m.uid)).map((m) => m.uid);
+  const removed = [...deviceUids].filter((uid) => !all.has(uid));
+  const changed = now.filter((m) => deviceUids.has(m.uid) && flagsBefore?.get(m.uid) !== flagDigit(m.flags)).map((m) => m.uid);
+  return { added, changed, removed, flags: true };
+}
+
+/** The flags a device sees, in one hex digit: Seen 1, Flagged 2, Answered 4, $Forwarded 8. */
+function flagDigit(flags: ReadonlySet<string>): number {
+  return (flags.has('\\Seen') ? 1 : 0) | (flags.has('\\Flagged') ? 2 : 0) | (flags.has('\\Answered') ? 4 : 0) | (flags.has('$Forwarded') ? 8 : 0);
+}
+
+function flagDigitsMap(uids: string, digits: string): Map<number, number> {
+  const map = new Map<number, number>();
+  decodeUidSet(uids).forEach((uid, i) => map.set(uid, parseInt(digits[i] ?? '0', 16)));
+  return map;
+}
+
+async function currentFlagDigits(mail: MailBackend, folder: string, deviceUids: Set<number>): Promise<string> {
+  const sorted = [...deviceUids].sort((a, b) => a - b);
+  const summaries = new Map((await mail.fetchSummaries(folder, sorted)).map((m) => [m.uid, m]));
+  return sorted.map((uid) => flagDigit(summaries.get(uid)?.flags ?? new Set()).toString(16)).join('');
+}

@@ -1,0 +1,263 @@
+/**
+ * Body selection and truncation for AirSyncBase `Body` / `BodyPart` (MS-ASAIRS §2.2.2.9, BRIEF §3.4, §4.1), and the
+ * small text conversions they need (HTML → plain text, plain text → HTML, Preview). Pure and runtime-neutral: strings
+ * in, WBXML elements out.
+ */
+import { el, type WbxmlElement } from '../wbxml/tree.ts';
+
+/** AirSyncBase body types (`airsyncbase:Type`). */
+export const BodyType = { PlainText: 1, Html: 2, Rtf: 3, Mime: 4 } as const;
+
+/** One `BodyPreference` / `BodyPartPreference` as the client sent it. */
+export interface BodyPreference {
+  type: number;
+  /** Bytes; absent = no truncation. */
+  truncationSize?: number;
+  allOrNone?: boolean;
+  /** Characters of plain-text preview wanted (14.0+, at most 255). */
+  preview?: number;
+}
+
+/** What a message offers as body, decoded to Unicode. */
+export interface BodySource {
+  /** The plain text part, if the message has one. */
+  text?: string;
+  /** The HTML part, if the message has one. */
+  html?: string;
+  /** The raw RFC 822 message, for Type 4. */
+  mime: Uint8Array;
+  /** S/MIME signed or encrypted: MIMESupport 1 sends MIME for exactly these. */
+  isSmime: boolean;
+}
+
+/** The longest Preview the protocol allows (MS-ASAIRS §2.2.2.35). */
+export const MAX_PREVIEW_CHARS = 255;
+
+/**
+ * Which body type to send, and under which preference's limits.
+ *
+ * - No preference at all: plain text, untruncated (a 12.0+ client that sends no BodyPreference gets what a 2.5
+ *   client would with Truncation 8; plain text is small and every client renders it).
+ * - MIME (4) when requested and MIMESupport allows it (2 = always, 1 = S/MIME messages only).
+ * - HTML (2) when requested and the message has HTML, or when plain text was not requested at all (plain text is then
+ *   wrapped as HTML).
+ * - Plain text (1) when requested.
+ * - Otherwise (only RTF, or only MIME that MIMESupport forbids): plain text under the first preference's limits.
+ *   RTF is never produced.
+ */
+export function selectBodyPreference(preferences: readonly BodyPreference[], source: BodySource, mimeSupport: number): BodyPreference {
+  if (preferences.length === 0) return { type: BodyType.PlainText };
+  const wanted = (type: number): BodyPreference | undefined => preferences.find((p) => p.type === type);
+  const mime = wanted(BodyType.Mime);
+  if (mime && (mimeSupport === 2 || (mimeSupport === 1 && source.isSmime))) return mime;
+  const html = wanted(BodyType.Html);
+  const plain = wanted(BodyType.PlainText);
+  if (html && (source.html !== undefined || !plain)) return html;
+  if (plain) return plain;
+  return { ...preferences[0]!, type: BodyType.PlainText };
+}
+
+/** The plain text of a message: its text part, else its HTML reduced to text. */
+export function plainTextOf(source: BodySource): string {
+  if (source.text !== undefined) return source.text;
+  if (source.html !== undefined) return htmlToPlainText(source.html);
+  return '';
+}
+
+/** The HTML of a message: its HTML part (declared as UTF-8, which is what we send), else its plain text as HTML. */
+export function htmlOf(source: BodySource): string {
+  if (source.html !== undefined) return declareUtf8(source.html);
+  return plainTextToHtml(source.text ?? '');
+}
+
+/** The `airsyncbase:Body` element for a message under the client's preferences. */
+export function bodyElement(
+  source: BodySource,
+  preferences: readonly BodyPreference[],
+  mimeSupport: number,
+  options: { withPreview: boolean },
+): WbxmlElement {
+  const preference = selectBodyPreference(preferences, source, mimeSupport);
+  const content = preference.type === BodyType.Mime ? source.mime : preference.type === BodyType.Html ? htmlOf(source) : plainTextOf(source);
+  const cut = truncateContent(content, preference);
+  const preview = options.withPreview && preference.preview ? previewOf(source, preference.preview) : undefined;
+  return el('AirSyncBase', 'Body', [
+    el('AirSyncBase', 'Type', preference.type),
+    el('AirSyncBase', 'EstimatedDataSize', cut.fullSize),
+    el('AirSyncBase', 'Truncated', cut.truncated ? '1' : '0'),
+    cut.data !== undefined && dataElement(cut.data),
+    preview !== undefined && el('AirSyncBase', 'Preview', preview),
+  ]);
+}
+
+/**
+ * The `airsyncbase:BodyPart` element (14.1): the message's HTML under the first BodyPartPreference. We keep no
+ * conversation-trimmed copy, so the whole HTML body is the "part". Status 176 when AllOrNone hides it. Undefined when
+ * the client asked for no HTML (Type 2 is the only type BodyPart has).
+ */
+export function bodyPartElement(source: BodySource, preferences: readonly BodyPreference[]): WbxmlElement | undefined {
+  const preference = preferences.find((p) => p.type === BodyType.Html);
+  if (!preference) return undefined;
+  const cut = truncateContent(htmlOf(source), preference);
+  const tooLarge = cut.data === undefined && preference.allOrNone === true && cut.truncated;
+  const preview = preference.preview ? previewOf(source, preference.preview) : undefined;
+  return el('AirSyncBase', 'BodyPart', [
+    el('AirSyncBase', 'Status', tooLarge ? 176 : 1),
+    el('AirSyncBase', 'Type', BodyType.Html),
+    el('AirSyncBase', 'EstimatedDataSize', cut.fullSize),
+    el('AirSyncBase', 'Truncated', cut.truncated ? '1' : '0'),
+    cut.data !== undefined && dataElement(cut.data),
+    preview !== undefined && el('AirSyncBase', 'Preview', preview),
+  ]);
+}
+
+/** Data is a string element; raw MIME that is not UTF-8 (8-bit legacy charsets) can only travel as OPAQUE bytes. */
+function dataElement(data: string | Uint8Array): WbxmlElement {
+  if (typeof data === 'string') return el('AirSyncBase', 'Data', data);
+  const text = utf8OrUndefined(data);
+  return text !== undefined ? el('AirSyncBase', 'Data', text) : el('AirSyncBase', 'Data', data);
+}
+
+export interface TruncatedContent<T extends string | Uint8Array> {
+  /** What to send as Data; undefined when nothing is sent (TruncationSize 0, or AllOrNone on a larger body). */
+  data: T | undefined;
+  truncated: boolean;
+  /** Size in bytes of the whole body in this type (UTF-8 for text). */
+  fullSize: number;
+}
+
+/** Applies TruncationSize and AllOrNone to a body; text is cut at a UTF-8 character boundary. */
+export function truncateContent<T extends string | Uint8Array>(content: T, preference: BodyPreference): TruncatedContent<T> {
+  const fullSize = typeof content === 'string' ? utf8Length(content) : content.length;
+  const limit = preference.truncationSize;
+  if (limit === undefined || fullSize <= limit) return { data: content, truncated: false, fullSize };
+  if (preference.allOrNone || limit <= 0) return { data: undefined, truncated: true, fullSize };
+  const data = (typeof content === 'string' ? truncateUtf8(content, limit) : truncateBytes(content, limit)) as T;
+  return { data, truncated: true, fullSize };
+}
+
+const utf8Encoder = new TextEncoder();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The UTF-8 length of a string, without encoding it. */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4; // a surrogate pair is one 4-byte character
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** The longest prefix of `text` whose UTF-8 encoding fits in `maxBytes`; never splits a character. */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  // encodeInto writes whole characters only, so `read` is the longest prefix that fits.
+  const { read } = utf8Encoder.encodeInto(text, new Uint8Array(maxBytes));
+  return text.slice(0, read);
+}
+
+/** Raw bytes cut at `maxBytes`, backed off to a UTF-8 character boundary (harmless for non-UTF-8 bytes). */
+function truncateBytes(bytes: Uint8Array, maxBytes: number): Uint8Array {
+  let end = maxBytes;
+  // Step back over continuation bytes (10xxxxxx), at most 3, so a multibyte character is not split.
+  for (let i = 0; i < 3 && end > 0 && (bytes[end]! & 0xc0) === 0x80; i++) end--;
+  return bytes.subarray(0, end);
+}
+
+function utf8OrUndefined(bytes: Uint8Array): string | undefined {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A plain-text preview of at most `chars` (≤ 255) characters, whitespace collapsed. */
+export function previewOf(source: BodySource, chars: number): string {
+  const limit = Math.min(chars, MAX_PREVIEW_CHARS);
+  // Only the start of a long body can reach the preview; bound the work on big messages.
+  const text = plainTextOf(source).slice(0, limit * 8).replace(/\s+/g, ' ').trim();
+  const codePoints = Array.from(text);
+  return codePoints.length <= limit ? text : codePoints.slice(0, limit).join('');
+}
+
+/** Plain text as a minimal HTML document that keeps its line breaks. */
+export function plainTextToHtml(text: string): string {
+  return (
+    '<html><head><meta charset="utf-8"></head><body>' +
+    '<div style="white-space: pre-wrap; font-family: inherit">' +
+    escapeHtml(text) +
+    '</div></body></html>'
+  );
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&quot;'));
+}
+
+/**
+ * The body is sent as UTF-8 (InternetCPID 65001) whatever charset the message declared, so a `<meta>` charset
+ * declaration (e.g. windows-1252) is rewritten; some clients' web views would otherwise decode the text again.
+ */
+function declareUtf8(html: string): string {
+  return html.replace(/(<meta\b[^>]*?\bcharset\s*=\s*["']?)([\w.:-]+)/gi, (whole, start: string, charset: string) =>
+    /^utf-?8$/i.test(charset) ? whole : `${start}utf-8`,
+  );
+}
+
+// Elements after which text continues on a new line.
+const BLOCK_TAGS = /<\/?(?:p|div|br|hr|h[1-6]|ul|ol|li|tr|table|blockquote|pre|section|article|header|footer|address|dd|dt|dl)\b[^>]*>/gi;
+
+/**
+ * A readable plain-text rendering of an HTML body: script, style and head dropped, block elements as line breaks,
+ * list items bulleted, table cells separated, entities decoded, whitespace collapsed as a browser would.
+ * Deliberately small (no DOM): it serves plain-text bodies and previews, not layout.
+ */
+export function htmlToPlainText(html: string): string {
+  let text = html
+    .replace(/<!--[\s\S]*?-->/g, '')
+    .replace(/<(head|style|script|title)\b[^>]*>[\s\S]*?<\/\1\s*>/gi, '')
+    .replace(/\s+/g, ' ') // source whitespace is insignificant in HTML
+    .replace(/<li\b[^>]*>/gi, '\n• ')
+    .replace(/<br\b[^>]*>/gi, '\n')
+    .replace(/<\/p\s*>/gi, '\n\n')
+    .replace(BLOCK_TAGS, '\n')
+    .replace(/<\/t[dh]\s*>/gi, '\t')
+    .replace(/<[^>]*>/g, '');
+  text = decodeHtmlEntities(text);
+  return text
+    .replace(/\u00a0/g, ' ')
+    .replace(/[ \t]*\n[ \t]*/g, '\n')
+    .replace(/[ \t]{2,}/g, ' ')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
+}
+
+// The named entities mail HTML actually uses; anything else numeric (&#8364; &#x20AC;) is decoded generically.
+const NAMED_ENTITIES: Readonly<Record<string, string>> = {
+  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0', shy: '\u00ad',
+  copy: '©', reg: '®', trade: '™', euro: '€', pound: '£', yen: '¥', cent: '¢', sect: '§', para: '¶', deg: '°',
+  plusmn: '±', times: '×', divide: '÷', micro: 'µ', middot: '·', bull: '•', hellip: '…', prime: '′',
+  ndash: '–', mdash: '—', lsquo: '‘', rsquo: '’', sbquo: '‚', ldquo: '“', rdquo: '”', bdquo: '„',
+  laquo: '«', raquo: '»', lsaquo: '‹', rsaquo: '›', iexcl: '¡', iquest: '¿', larr: '←', rarr: '→',
+  uarr: '↑', darr: '↓', harr: '↔', frac12: '½', frac14: '¼', frac34: '¾', sup2: '²', sup3: '³',
+  auml: 'ä', ouml: 'ö', uuml: 'ü', Auml: 'Ä', Ouml: 'Ö', Uuml: 'Ü', szlig: 'ß', eacute: 'é', egrave: 'è',
+  ecirc: 'ê', aacute: 'á', agrave: 'à', acirc: 'â', oacute: 'ó', ograve: 'ò', ocirc: 'ô', iacute: 'í',
+  uacute: 'ú', ccedil: 'ç', Ccedil: 'Ç', ntilde: 'ñ', Ntilde: 'Ñ', Eacute: 'É', aring: 'å', Aring: 'Å',
+  aelig: 'æ', AElig: 'Æ', oslash: 'ø', Oslash: 'Ø', zwnj: '\u200c', zwj: '\u200d', ensp: ' ', emsp: ' ', thinsp: ' ',
+};
+
+export function decodeHtmlEntities(text: string): string {
+  return text.replace(/&(#[xX][0-9a-fA-F]{1,6}|#[0-9]{1,7}|[A-Za-z][A-Za-z0-9]{1,31});/g, (whole, name: string) => {
+    if (name[0] === '#') {
+      const code = name[1] === 'x' || name[1] === 'X' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
+      return code > 0 && code <= 0x10ffff && !(code >= 0xd800 && code <= 0xdfff) ? String.fromCodePoint(code) : whole;
+    }
+    return NAMED_ENTITIES[name] ?? whole;
+  });
+}
