@@ -5,3 +5,4 @@
 export { defaultRegistry } from './registry.ts';
 import './foldersync.ts';
 import './sync.ts';
+import './getitemestimate.ts';

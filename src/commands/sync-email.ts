@@ -304,3 +304,23 @@ async function currentFlagDigits(mail: MailBackend, folder: string, deviceUids: 
   const summaries = new Map((await mail.fetchSummaries(folder, sorted)).map((m) => [m.uid, m]));
   return sorted.map((uid) => flagDigit(summaries.get(uid)?.flags ?? new Set()).toString(16)).join('');
 }
+
+/** How many changes the next Syncs would send (GetItemEstimate), without sending or storing anything. */
+export async function estimateEmailChanges(mail: MailBackend, folderRef: string, collectionId: string, state: CollectionState, options: SyncOptions): Promise<number> {
+  const since = windowStart(options.filterType);
+  const wm = state.watermark;
+  if (wm.kind !== 'imap') return (await mail.listUids(folderRef, since)).length;
+  const status = await mail.status(folderRef);
+  if (status.uidValidity !== wm.uidValidity) return 0;
+  const deviceUids = new Set(decodeUidSet(wm.uids));
+  const pendingAdds = new Set(decodeUidSet(wm.pendingAdds ?? ''));
+  const pendingUids = new Set(state.pending.map((p) => uidOf(p.serverId, collectionId)));
+  let count = pendingAdds.size + pendingUids.size;
+  if (wm.highestModSeq === '' || status.highestModSeq === undefined || wm.highestModSeq !== String(status.highestModSeq)) {
+    const flagsBefore = wm.flagDigits !== undefined ? flagDigitsMap(wm.uids, wm.flagDigits) : undefined;
+    const found = await findChanges(mail, folderRef, wm, deviceUids, flagsBefore, since);
+    count += found.added.filter((uid) => !pendingAdds.has(uid)).length;
+    count += [...found.changed, ...found.removed].filter((uid) => !pendingUids.has(uid)).length;
+  }
+  return count;
+}
