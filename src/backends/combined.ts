@@ -13,8 +13,8 @@ export interface UserBackends {
   close(): Promise<void>;
 }
 
-export async function openBackends(context: Pick<CommandContext, 'config' | 'user'>): Promise<UserBackends> {
-  const mail = await openImapMailBackend(context.config.imap, { user: context.user.login, password: context.user.password });
+export async function openBackends(context: Pick<CommandContext, 'imapSessions' | 'user'>): Promise<UserBackends> {
+  const mail = await openImapMailBackend(context.imapSessions, { user: context.user.login, password: context.user.password });
   return {
     mail,
     listFolders: () => mail.listFolders(),
@@ -23,7 +23,7 @@ export async function openBackends(context: Pick<CommandContext, 'config' | 'use
 }
 
 /** Runs `work` with the user's backends open, and closes them whatever happens. */
-export async function withBackends<T>(context: Pick<CommandContext, 'config' | 'user'>, work: (backends: UserBackends) => Promise<T>): Promise<T> {
+export async function withBackends<T>(context: Pick<CommandContext, 'imapSessions' | 'user'>, work: (backends: UserBackends) => Promise<T>): Promise<T> {
   const backends = await openBackends(context);
   try {
     return await work(backends);

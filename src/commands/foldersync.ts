@@ -7,6 +7,7 @@ import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey } from '../protocol/synckey
 import { StateConflictError, type Precondition } from '../state/types.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { childText, el, type WbxmlElement } from '../wbxml/tree.ts';
+import { replayFor } from './folder-changes.ts';
 import { diffHierarchy, folderElement, parentsFirst } from './hierarchy.ts';
 import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
 
@@ -19,8 +20,6 @@ export const FolderSyncStatus = {
 
 /** How long a device may come back with the previous key and get the same answer. */
 export const REPLAY_TTL_MS = 7 * 24 * 3_600_000;
-
-const WBXML = 'application/vnd.ms-sync.wbxml';
 
 function statusOnly(status: number): CommandResult {
   return { kind: 'wbxml', body: el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'Status', String(status))]) };
@@ -36,10 +35,9 @@ export async function folderSync(context: CommandContext): Promise<CommandResult
     precondition = 'any';
   } else if (stored?.syncKey === requestKey) {
     precondition = { syncKey: requestKey };
-  } else if (stored?.replay?.syncKey === requestKey) {
-    return { kind: 'raw', contentType: WBXML, bytes: stored.replay.response };
   } else {
-    return statusOnly(FolderSyncStatus.InvalidSyncKey);
+    // The device lost our last FolderSync answer: the same answer again (never another folder command's answer).
+    return replayFor(stored, requestKey, 'FolderSync') ?? statusOnly(FolderSyncStatus.InvalidSyncKey);
   }
 
   const current = await withBackends(context, (backends) => backends.listFolders());

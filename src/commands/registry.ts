@@ -6,6 +6,7 @@ import type { ServerConfig } from '../config.ts';
 import type { AuthenticatedUser } from '../protocol/auth.ts';
 import type { CommandName } from '../protocol/commands.ts';
 import type { ActiveSyncRequest } from '../protocol/request.ts';
+import type { ImapSessions } from '../backends/imap/sessions.ts';
 import type { DeviceScope, StateStore } from '../state/types.ts';
 import type { Namespace } from '../wbxml/codepages.ts';
 import type { WbxmlElement } from '../wbxml/tree.ts';
@@ -17,6 +18,8 @@ export interface CommandContext {
   /** Tenant, user and device: the scope of everything this request reads and writes in `state`. */
   device: DeviceScope;
   state: StateStore;
+  /** IMAP connections for this request's user (pooled on Node and Lambda, fresh on Workers). */
+  imapSessions: ImapSessions;
   /** The decoded WBXML body; undefined when the body was empty (an empty Sync or Ping) or not WBXML. */
   body: WbxmlElement | undefined;
   /** The body as received, for the `message/rfc822` form of SendMail, SmartReply and SmartForward (≤ 12.1). */

@@ -8,7 +8,7 @@
  * same answer.
  */
 import type { MailBackend, MessageSummary } from '../backends/types.ts';
-import { emailApplicationData, emailFlagChange, imapFlagUpdate } from '../items/email.ts';
+import { emailApplicationData, emailFlagChange, imapFlagUpdate, isCategoryKeyword } from '../items/email.ts';
 import type { CollectionState, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
 import { decodeUidSet, encodeUidSet } from '../state/uidset.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
@@ -105,12 +105,15 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
         continue;
       }
       changedOnServer ??= await serverChangedUids(mail, folderRef, wm, status.highestModSeq);
-      if (serverWins && changedOnServer.has(uid)) {
+      const [current] = await mail.fetchSummaries(folderRef, [uid]);
+      // Without CONDSTORE, the flags the device was sent last tell whether the server changed them since.
+      const before = flagsBefore?.get(uid);
+      const changedHere = changedOnServer.has(uid) || (before !== undefined && current !== undefined && before !== flagDigit(current.flags));
+      if (serverWins && changedHere) {
         responses.push(itemStatus('Change', serverId, SyncStatus.Conflict));
         pending.set(uid, pending.get(uid) ?? 'change');
         continue;
       }
-      const [current] = await mail.fetchSummaries(folderRef, [uid]);
       if (!current) {
         responses.push(itemStatus('Change', serverId, SyncStatus.ObjectNotFound));
         continue;
@@ -242,7 +245,7 @@ function applicationData(req: EmailSyncRequest, message: Parameters<typeof email
   });
 }
 
-/** UIDs whose flags the server changed since the device's modseq (for conflicts); empty without CONDSTORE. */
+/** UIDs whose flags the server changed since the device's modseq (for conflicts); empty without CONDSTORE (flag digits decide then). */
 async function serverChangedUids(mail: MailBackend, folder: string, wm: ImapWatermark, highest: bigint | undefined): Promise<Set<number>> {
   if (wm.highestModSeq === '' || highest === undefined || String(highest) === wm.highestModSeq) return new Set();
   const changes = await mail.changesSince(folder, BigInt(wm.highestModSeq));
@@ -262,7 +265,7 @@ async function findChanges(
   folder: string,
   wm: ImapWatermark,
   deviceUids: Set<number>,
-  flagsBefore: Map<number, number> | undefined,
+  flagsBefore: Map<number, string> | undefined,
   since: Date | undefined,
 ): Promise<FoundChanges> {
   if (wm.highestModSeq !== '') {
@@ -288,21 +291,35 @@ async function findChanges(
   return { added, changed, removed, flags: true };
 }
 
-/** The flags a device sees, in one hex digit: Seen 1, Flagged 2, Answered 4, $Forwarded 8. */
-function flagDigit(flags: ReadonlySet<string>): number {
-  return (flags.has('\\Seen') ? 1 : 0) | (flags.has('\\Flagged') ? 2 : 0) | (flags.has('\\Answered') ? 4 : 0) | (flags.has('$Forwarded') ? 8 : 0);
+/**
+ * The flags a device sees: one hex digit (Seen 1, Flagged 2, Answered 4, $Forwarded 8), and when the message has
+ * categories (keywords, see isCategoryKeyword) `:` and an 8-hex-digit hash of them, so that a category another
+ * client set or removed is found without CONDSTORE too. `flagDigits` is these tokens in UID order, without separators.
+ */
+function flagDigit(flags: ReadonlySet<string>): string {
+  const digit = ((flags.has('\\Seen') ? 1 : 0) | (flags.has('\\Flagged') ? 2 : 0) | (flags.has('\\Answered') ? 4 : 0) | (flags.has('$Forwarded') ? 8 : 0)).toString(16);
+  const categories = [...flags].filter(isCategoryKeyword).sort();
+  return categories.length ? `${digit}:${fnv1a(categories.join(' '))}` : digit;
 }
 
-function flagDigitsMap(uids: string, digits: string): Map<number, number> {
-  const map = new Map<number, number>();
-  decodeUidSet(uids).forEach((uid, i) => map.set(uid, parseInt(digits[i] ?? '0', 16)));
+/** FNV-1a, 32 bits, as 8 hex digits. */
+function fnv1a(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return (hash >>> 0).toString(16).padStart(8, '0');
+}
+
+function flagDigitsMap(uids: string, digits: string): Map<number, string> {
+  const tokens = digits.match(/[0-9a-f](?::[0-9a-f]{8})?/g) ?? [];
+  const map = new Map<number, string>();
+  decodeUidSet(uids).forEach((uid, i) => map.set(uid, tokens[i] ?? '0'));
   return map;
 }
 
 async function currentFlagDigits(mail: MailBackend, folder: string, deviceUids: Set<number>): Promise<string> {
   const sorted = [...deviceUids].sort((a, b) => a - b);
   const summaries = new Map((await mail.fetchSummaries(folder, sorted)).map((m) => [m.uid, m]));
-  return sorted.map((uid) => flagDigit(summaries.get(uid)?.flags ?? new Set()).toString(16)).join('');
+  return sorted.map((uid) => flagDigit(summaries.get(uid)?.flags ?? new Set())).join('');
 }
 
 /** How many changes the next Syncs would send (GetItemEstimate), without sending or storing anything. */

@@ -3,6 +3,7 @@
  * small text conversions they need (HTML → plain text, plain text → HTML, Preview). Pure and runtime-neutral: strings
  * in, WBXML elements out.
  */
+import { Buffer } from 'node:buffer';
 import { el, type WbxmlElement } from '../wbxml/tree.ts';
 
 /** AirSyncBase body types (`airsyncbase:Type`). */
@@ -86,7 +87,7 @@ export function bodyElement(
     el('AirSyncBase', 'EstimatedDataSize', cut.fullSize),
     el('AirSyncBase', 'Truncated', cut.truncated ? '1' : '0'),
     cut.data !== undefined && dataElement(cut.data),
-    preview !== undefined && el('AirSyncBase', 'Preview', preview),
+    preview ? el('AirSyncBase', 'Preview', preview) : undefined,
   ]);
 }
 
@@ -107,7 +108,7 @@ export function bodyPartElement(source: BodySource, preferences: readonly BodyPr
     el('AirSyncBase', 'EstimatedDataSize', cut.fullSize),
     el('AirSyncBase', 'Truncated', cut.truncated ? '1' : '0'),
     cut.data !== undefined && dataElement(cut.data),
-    preview !== undefined && el('AirSyncBase', 'Preview', preview),
+    preview ? el('AirSyncBase', 'Preview', preview) : undefined,
   ]);
 }
 
@@ -137,21 +138,12 @@ export function truncateContent<T extends string | Uint8Array>(content: T, prefe
 }
 
 const utf8Encoder = new TextEncoder();
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading BOM in raw MIME, so that Data is the message byte for byte (both options spelled out for the Workers types).
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** The UTF-8 length of a string, without encoding it. */
 export function utf8Length(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) bytes += 1;
-    else if (c < 0x800) bytes += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      bytes += 4; // a surrogate pair is one 4-byte character
-      i++;
-    } else bytes += 3;
-  }
-  return bytes;
+  return Buffer.byteLength(text, 'utf8');
 }
 
 /** The longest prefix of `text` whose UTF-8 encoding fits in `maxBytes`; never splits a character. */
@@ -180,10 +172,23 @@ function utf8OrUndefined(bytes: Uint8Array): string | undefined {
 /** A plain-text preview of at most `chars` (≤ 255) characters, whitespace collapsed. */
 export function previewOf(source: BodySource, chars: number): string {
   const limit = Math.min(chars, MAX_PREVIEW_CHARS);
-  // Only the start of a long body can reach the preview; bound the work on big messages.
-  const text = plainTextOf(source).slice(0, limit * 8).replace(/\s+/g, ' ').trim();
-  const codePoints = Array.from(text);
-  return codePoints.length <= limit ? text : codePoints.slice(0, limit).join('');
+  const text = plainTextOf(source);
+  // Only the start of a long body can reach the preview: collapse a window, widening it only if whitespace ate it.
+  for (let window = limit * 2 + 16; ; window *= 4) {
+    const collapsed = text.slice(0, window).replace(/\s+/g, ' ').trimStart();
+    const cut = firstCodePoints(collapsed, limit);
+    if (cut.length < collapsed.length || window >= text.length) return cut.trimEnd();
+  }
+}
+
+/** The first `count` code points of `text` (never half a surrogate pair). */
+function firstCodePoints(text: string, count: number): string {
+  let end = 0;
+  for (let n = 0; n < count && end < text.length; n++) {
+    const c = text.charCodeAt(end);
+    end += c >= 0xd800 && c <= 0xdbff && end + 1 < text.length ? 2 : 1;
+  }
+  return text.slice(0, end);
 }
 
 /** Plain text as a minimal HTML document that keeps its line breaks. */
@@ -210,28 +215,34 @@ function declareUtf8(html: string): string {
   );
 }
 
-// Elements after which text continues on a new line.
-const BLOCK_TAGS = /<\/?(?:p|div|br|hr|h[1-6]|ul|ol|li|tr|table|blockquote|pre|section|article|header|footer|address|dd|dt|dl)\b[^>]*>/gi;
+// Elements that stand apart as paragraphs (a blank line around them), and elements that only start a new line.
+const PARAGRAPH_TAGS = /<\/?(?:p|h[1-6]|ul|ol|dl|table|blockquote|pre|hr)\b[^>]*>/gi;
+const LINE_TAGS = /<\/?(?:div|li|tr|dd|dt|section|article|header|footer|address|center)\b[^>]*>/gi;
+// Placeholders for the two kinds of break, merged once all tags are gone (so that `</div><div>` is one line break).
+const LINE = '\u0001';
+const PARAGRAPH = '\u0002';
 
 /**
- * A readable plain-text rendering of an HTML body: script, style and head dropped, block elements as line breaks,
- * list items bulleted, table cells separated, entities decoded, whitespace collapsed as a browser would.
- * Deliberately small (no DOM): it serves plain-text bodies and previews, not layout.
+ * A readable plain-text rendering of an HTML body: script, style and head dropped, paragraphs separated by a blank
+ * line, other blocks and `<br>` by a line break, list items bulleted, table cells separated by tabs, entities
+ * decoded, source whitespace collapsed as a browser would. Deliberately small (no DOM): it serves plain-text bodies
+ * and previews, not layout.
  */
 export function htmlToPlainText(html: string): string {
-  let text = html
+  const text = html
     .replace(/<!--[\s\S]*?-->/g, '')
     .replace(/<(head|style|script|title)\b[^>]*>[\s\S]*?<\/\1\s*>/gi, '')
+    .replace(/[\u0001\u0002]/g, '')
     .replace(/\s+/g, ' ') // source whitespace is insignificant in HTML
-    .replace(/<li\b[^>]*>/gi, '\n• ')
     .replace(/<br\b[^>]*>/gi, '\n')
-    .replace(/<\/p\s*>/gi, '\n\n')
-    .replace(BLOCK_TAGS, '\n')
+    .replace(/<li\b[^>]*>/gi, `${LINE}• `)
+    .replace(PARAGRAPH_TAGS, PARAGRAPH)
+    .replace(LINE_TAGS, LINE)
     .replace(/<\/t[dh]\s*>/gi, '\t')
     .replace(/<[^>]*>/g, '');
-  text = decodeHtmlEntities(text);
-  return text
+  return decodeHtmlEntities(text)
     .replace(/\u00a0/g, ' ')
+    .replace(/[ \t]*[\u0001\u0002][\s\u0001\u0002]*/g, (run) => (run.includes(PARAGRAPH) ? '\n\n' : '\n'))
     .replace(/[ \t]*\n[ \t]*/g, '\n')
     .replace(/[ \t]{2,}/g, ' ')
     .replace(/\n{3,}/g, '\n\n')

@@ -1,7 +1,7 @@
 /**
  * A mail message (raw RFC 822 + IMAP flags) as ActiveSync Email ApplicationData (MS-ASEMAIL, MS-ASAIRS; BRIEF §4.1,
  * §4.2), and the device's flag changes back as IMAP flags. Pure and runtime-neutral (Node and workerd): MIME parsing
- * is postal-mime's, hashing is WebCrypto's.
+ * is postal-mime's.
  *
  * Decisions worth knowing (also in the report to the lead):
  * - Attachments are numbered by their position in postal-mime's attachment list (`partId` "0", "1", …). The same
@@ -67,6 +67,7 @@ export async function emailApplicationData(message: MailMessageInput, options: E
   const body: BodySource = { mime: message.source, isSmime: kind.isSmime };
   if (text !== undefined) body.text = text;
   if (html !== undefined) body.html = html;
+  const received = receivedDate(message.internalDate, email.date);
   const threadTopicHeader = header('thread-topic');
   const threadTopic = threadTopicHeader !== undefined ? repairC1(decodeWords(threadTopicHeader)) : subject !== undefined ? stripSubjectPrefixes(subject) : undefined;
 
@@ -76,7 +77,7 @@ export async function emailApplicationData(message: MailMessageInput, options: E
     from.length > 0 && el('Email', 'From', formatAddressList(from)),
     subject !== undefined && el('Email', 'Subject', subject),
     replyTo.length > 0 && el('Email', 'ReplyTo', formatAddressList(replyTo)),
-    el('Email', 'DateReceived', receivedDate(message.internalDate, email.date).toISOString()),
+    el('Email', 'DateReceived', received.toISOString()),
     to.length > 0 && el('Email', 'DisplayTo', to.map((m) => m.name || m.address).join('; ')),
     threadTopic !== undefined && el('Email', 'ThreadTopic', threadTopic),
     el('Email', 'Importance', importanceOf(header)),
@@ -105,10 +106,10 @@ export async function emailApplicationData(message: MailMessageInput, options: E
     v >= 121 && el('AirSyncBase', 'NativeBodyType', html !== undefined ? 2 : 1),
   ];
   if (v >= 140) {
-    const conversationId = await conversationIdOf(email, threadTopic);
+    const conversationId = conversationIdOf(email, threadTopic);
     out.push(
       el('Email2', 'ConversationId', conversationId),
-      el('Email2', 'ConversationIndex', conversationIndexOf(conversationId, sentDate(email.date) ?? message.internalDate)),
+      el('Email2', 'ConversationIndex', conversationIndexOf(conversationId, sentDate(email.date) ?? received)),
       lastVerbElement(message.flags),
       categoriesElement(message.flags),
     );
@@ -539,12 +540,54 @@ function embeddedSubject(content: Uint8Array): string | undefined {
  * In-Reply-To, else the message's own Message-ID), lower-cased without angle brackets; a message without any id is
  * grouped by its thread topic.
  */
-async function conversationIdOf(email: Email, threadTopic: string | undefined): Promise<Uint8Array> {
+function conversationIdOf(email: Email, threadTopic: string | undefined): Uint8Array {
   const firstId = (value: string | undefined): string | undefined => /<([^<>\s]+)>/.exec(value ?? '')?.[1] ?? value?.trim().split(/\s+/)[0];
   const root = firstId(email.references) || firstId(email.inReplyTo) || firstId(email.messageId);
   const key = root ? `id:${root.toLowerCase()}` : `topic:${(threadTopic ?? '').toLowerCase()}`;
-  const digest = await crypto.subtle.digest('SHA-1', new TextEncoder().encode(key));
-  return new Uint8Array(digest, 0, 16);
+  return sha1(new TextEncoder().encode(key)).subarray(0, 16);
+}
+
+/**
+ * SHA-1 (FIPS 180-4), synchronous: crypto.subtle.digest would cost a thread-pool round trip per message in Node for
+ * a hash over a few dozen bytes. Only used to derive stable ids, not for security.
+ */
+export function sha1(data: Uint8Array): Uint8Array {
+  const bitLength = data.length * 8;
+  const padded = new Uint8Array(((data.length + 8) >> 6) * 64 + 64);
+  padded.set(data);
+  padded[data.length] = 0x80;
+  const view = new DataView(padded.buffer);
+  view.setUint32(padded.length - 8, Math.floor(bitLength / 2 ** 32));
+  view.setUint32(padded.length - 4, bitLength >>> 0);
+  let h0 = 0x67452301, h1 = 0xefcdab89, h2 = 0x98badcfe, h3 = 0x10325476, h4 = 0xc3d2e1f0;
+  const w = new Uint32Array(80);
+  for (let offset = 0; offset < padded.length; offset += 64) {
+    for (let i = 0; i < 16; i++) w[i] = view.getUint32(offset + 4 * i);
+    for (let i = 16; i < 80; i++) {
+      const x = w[i - 3]! ^ w[i - 8]! ^ w[i - 14]! ^ w[i - 16]!;
+      w[i] = (x << 1) | (x >>> 31);
+    }
+    let a = h0, b = h1, c = h2, d = h3, e = h4;
+    for (let i = 0; i < 80; i++) {
+      const f = i < 20 ? (b & c) | (~b & d) : i < 40 ? b ^ c ^ d : i < 60 ? (b & c) | (b & d) | (c & d) : b ^ c ^ d;
+      const k = i < 20 ? 0x5a827999 : i < 40 ? 0x6ed9eba1 : i < 60 ? 0x8f1bbcdc : 0xca62c1d6;
+      const t = (((a << 5) | (a >>> 27)) + f + e + k + w[i]!) >>> 0;
+      e = d;
+      d = c;
+      c = (b << 30) | (b >>> 2);
+      b = a;
+      a = t;
+    }
+    h0 = (h0 + a) >>> 0;
+    h1 = (h1 + b) >>> 0;
+    h2 = (h2 + c) >>> 0;
+    h3 = (h3 + d) >>> 0;
+    h4 = (h4 + e) >>> 0;
+  }
+  const out = new Uint8Array(20);
+  const outView = new DataView(out.buffer);
+  [h0, h1, h2, h3, h4].forEach((h, i) => outView.setUint32(4 * i, h));
+  return out;
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Context } from 'hono';
 import type { CommandDefinition, CommandRegistry, CommandResult } from '../commands/registry.ts';
 import type { ServerConfig } from '../config.ts';
 import type { LogEntry, LogSink } from '../log.ts';
+import type { ImapSessions } from '../backends/imap/sessions.ts';
 import type { StateStore } from '../state/types.ts';
 import { decodeWbxml, WbxmlDecodeError } from '../wbxml/decoder.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
@@ -22,6 +23,7 @@ export interface ActiveSyncDeps {
   authenticator: Authenticator;
   commands: CommandRegistry;
   state: StateStore;
+  imapSessions: ImapSessions;
   log: LogSink;
 }
 
@@ -121,6 +123,7 @@ async function serve(c: Context, deps: ActiveSyncDeps, entry: LogEntry): Promise
     user: outcome.user,
     device,
     state: deps.state,
+    imapSessions: deps.imapSessions,
     body,
     rawBody,
     contentType,

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Hono } from 'hono';
 import { createApp } from '../app.ts';
 import { imapAuthenticator } from '../backends/imap/authenticate.ts';
+import { freshImapSessions } from '../backends/imap/sessions.ts';
 import { defaultRegistry } from '../commands/index.ts';
 import { ConfigError, loadConfig } from '../config.ts';
 import { stdoutLog } from '../log.ts';
@@ -29,9 +30,12 @@ function appFor(env: Env): Hono {
   if (cached?.env !== env) {
     const settings = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'));
     const config = loadConfig(settings);
+    // A socket cannot outlive its request in workerd: one connection per request.
+    const imapSessions = freshImapSessions(config.imap);
     const app = createApp({
       config,
-      authenticator: imapAuthenticator(config.imap),
+      authenticator: imapAuthenticator(config.imap, imapSessions),
+      imapSessions,
       commands: defaultRegistry,
       state: durableObjectStateStore(env.STATE),
       log: stdoutLog,

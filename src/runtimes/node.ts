@@ -6,6 +6,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { join } from 'node:path';
 import { createApp } from '../app.ts';
 import { imapAuthenticator } from '../backends/imap/authenticate.ts';
+import { pooledImapSessions } from '../backends/imap/sessions.ts';
 import { defaultRegistry } from '../commands/index.ts';
 import { ConfigError, loadConfig, type StateStoreConfig } from '../config.ts';
 import { stdoutLog } from '../log.ts';
@@ -40,9 +41,11 @@ async function main(): Promise<void> {
     throw err;
   }
   const state = await openStateStore(config.state);
+  const imapSessions = pooledImapSessions(config.imap);
   const app = createApp({
     config,
-    authenticator: imapAuthenticator(config.imap),
+    authenticator: imapAuthenticator(config.imap, imapSessions),
+    imapSessions,
     commands: defaultRegistry,
     state: state.store,
     log: stdoutLog,

@@ -8,6 +8,7 @@
  */
 import { createApp } from '../../src/app.ts';
 import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
+import { pooledImapSessions } from '../../src/backends/imap/sessions.ts';
 import { defaultRegistry } from '../../src/commands/index.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { LogEntry } from '../../src/log.ts';
@@ -40,7 +41,8 @@ export function testServer(services: TestServices, env: Record<string, string> =
   });
   const state = openSqliteStateStore(':memory:').store;
   const logs: LogEntry[] = [];
-  const app = createApp({ config, authenticator: imapAuthenticator(config.imap), commands: defaultRegistry, state, log: (e) => logs.push(e) });
+  const imapSessions = pooledImapSessions(config.imap);
+  const app = createApp({ config, authenticator: imapAuthenticator(config.imap, imapSessions), imapSessions, commands: defaultRegistry, state, log: (e) => logs.push(e) });
   return { fetch: async (url, init) => app.request(url, init), state, logs };
 }
 

@@ -5,6 +5,7 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { createApp } from '../../src/app.ts';
 import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
+import { freshImapSessions } from '../../src/backends/imap/sessions.ts';
 import { CommandRegistry } from '../../src/commands/registry.ts';
 import { loadConfig, type ServerConfig } from '../../src/config.ts';
 import type { LogEntry } from '../../src/log.ts';
@@ -85,9 +86,11 @@ interface Harness {
 function harness(imapPort = services.imap.port): Harness {
   const logs: LogEntry[] = [];
   const state = openSqliteStateStore(':memory:').store;
+  const imapSessions = freshImapSessions(configFor(imapPort).imap);
   const app = createApp({
     config: configFor(imapPort),
-    authenticator: imapAuthenticator(configFor(imapPort).imap),
+    authenticator: imapAuthenticator(configFor(imapPort).imap, imapSessions),
+    imapSessions,
     commands: testRegistry(),
     state,
     log: (e) => logs.push(e),

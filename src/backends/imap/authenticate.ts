@@ -1,20 +1,20 @@
 /** Checks a password by logging in to the IMAP server: the mail backend is the source of truth for accounts. */
 import { AuthUnavailableError, type Authenticator, type Credentials, type AuthOutcome } from '../../protocol/auth.ts';
-import { imapClient, type ImapSettings } from './connection.ts';
+import type { ImapSettings } from './connection.ts';
+import type { ImapSessions } from './sessions.ts';
 
-export function imapAuthenticator(settings: ImapSettings): Authenticator {
+/** The login that proves the password also opens the connection the request then works on (when pooled). */
+export function imapAuthenticator(settings: ImapSettings, sessions: ImapSessions): Authenticator {
   return {
     async authenticate(credentials: Credentials): Promise<AuthOutcome> {
-      const client = imapClient(settings, { user: credentials.login, password: credentials.password });
-      // imapflow emits 'error' for socket failures after connect; without a listener they would crash the process.
-      client.on('error', () => {});
+      let client;
       try {
-        await client.connect();
+        client = await sessions.acquire({ user: credentials.login, password: credentials.password });
       } catch (err) {
         if ((err as { authenticationFailed?: boolean }).authenticationFailed) return { ok: false };
         throw new AuthUnavailableError(`IMAP server ${settings.host}:${settings.port} unavailable: ${describe(err)}`);
       }
-      await client.logout().catch(() => client.close());
+      sessions.release(client, true);
       return { ok: true, user: { login: credentials.login, password: credentials.password } };
     },
   };

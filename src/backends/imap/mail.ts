@@ -5,9 +5,10 @@
  * QRESYNC when the server has them (`UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED)`); without them
  * `changesSince` answers undefined and the caller compares UID sets instead.
  */
-import type { FetchMessageObject, ImapFlow, ListResponse } from 'imapflow';
+import type { FetchMessageObject, ImapFlow, ListResponse, SearchObject } from 'imapflow';
 import { FolderType, type BackendFolder, type MailBackend, type MailboxChanges, type MailboxStatus, type MailSearchQuery, type MessageSummary, type MessageWithSource } from '../types.ts';
-import { imapClient, type ImapLogin, type ImapSettings } from './connection.ts';
+import type { ImapLogin } from './connection.ts';
+import type { ImapSessions } from './sessions.ts';
 
 const SPECIAL_USE_TYPES: Record<string, number> = {
   '\\Inbox': FolderType.Inbox,
@@ -17,29 +18,23 @@ const SPECIAL_USE_TYPES: Record<string, number> = {
 };
 
 /** Opens a session for one user. Throws imapflow's error when login fails. */
-export async function openImapMailBackend(settings: ImapSettings, login: ImapLogin): Promise<ImapMailBackend> {
-  const backend = new ImapMailBackend(settings, login);
-  await backend.connect();
-  return backend;
+export async function openImapMailBackend(sessions: ImapSessions, login: ImapLogin): Promise<ImapMailBackend> {
+  return new ImapMailBackend(sessions, await sessions.acquire(login));
 }
 
 export class ImapMailBackend implements MailBackend {
-  private readonly client: ImapFlow;
   /** UIDs reported by VANISHED during the current fetch. */
   private vanished: number[] = [];
+  private readonly onExpunge = (event: { vanished?: boolean; uid?: number }): void => {
+    if (event.vanished && event.uid !== undefined) this.vanished.push(event.uid);
+  };
+  private failed = false;
 
-  constructor(settings: ImapSettings, login: ImapLogin) {
-    this.client = imapClient(settings, login, {
-      expungeHandler: async (event: { vanished?: boolean; uid?: number }) => {
-        if (event.vanished && event.uid !== undefined) this.vanished.push(event.uid);
-      },
-    });
-    // Socket errors after connect surface as rejected commands; the event must not crash the process.
-    this.client.on('error', () => {});
-  }
-
-  async connect(): Promise<void> {
-    await this.client.connect();
+  constructor(
+    private readonly sessions: ImapSessions,
+    private readonly client: ImapFlow,
+  ) {
+    this.client.on('expunge', this.onExpunge);
   }
 
   /** Whether CONDSTORE is on for this session (the server offers it and imapflow enabled it). */
@@ -73,15 +68,24 @@ export class ImapMailBackend implements MailBackend {
     await this.client.mailboxDelete(ref);
   }
 
+  /**
+   * SELECT rather than STATUS: the Sync that asks goes on to read this folder anyway, and on a reused connection
+   * that still has it selected, STATUS would describe the session's old view of it (even of a folder deleted and
+   * recreated since), where SELECT always starts from the folder as it is.
+   */
   async status(folder: string): Promise<MailboxStatus> {
-    const s = await this.client.status(folder, { uidValidity: true, uidNext: true, messages: true, ...(this.hasCondstore ? { highestModseq: true } : {}) });
-    if (!s) throw new Error(`no STATUS for ${folder}`);
-    return {
-      uidValidity: Number(s.uidValidity ?? 0),
-      uidNext: s.uidNext ?? 0,
-      messages: s.messages ?? 0,
-      highestModSeq: this.hasCondstore && s.highestModseq !== undefined ? BigInt(s.highestModseq) : undefined,
-    };
+    try {
+      const mailbox = await this.client.mailboxOpen(folder);
+      return {
+        uidValidity: Number(mailbox.uidValidity),
+        uidNext: mailbox.uidNext,
+        messages: mailbox.exists,
+        highestModSeq: this.hasCondstore && mailbox.highestModseq !== undefined ? BigInt(mailbox.highestModseq) : undefined,
+      };
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    }
   }
 
   async listUids(folder: string, since?: Date, before?: Date): Promise<number[]> {
@@ -165,31 +169,39 @@ export class ImapMailBackend implements MailBackend {
 
   async search(query: MailSearchQuery): Promise<{ folder: string; uid: number; internalDate: Date }[]> {
     const folders = query.folders.length ? query.folders : (await this.listFolders()).map((f) => f.ref);
+    const criteria = searchCriteria(query);
     const results: { folder: string; uid: number; internalDate: Date }[] = [];
     for (const folder of folders) {
-      await this.withMailbox(folder, async () => {
-        const criteria: Record<string, unknown> = {};
-        if (query.freeText) criteria.or = [{ subject: query.freeText }, { body: query.freeText }, { from: query.freeText }, { to: query.freeText }];
-        if (query.since) criteria.since = query.since;
-        if (query.before) criteria.before = query.before;
-        const uids = (await this.client.search(Object.keys(criteria).length ? criteria : { all: true }, { uid: true })) || [];
-        if (uids.length === 0) return;
-        for (const m of await this.fetchSummaryRange(uids.join(','))) results.push({ folder, uid: m.uid, internalDate: m.internalDate });
+      // A folder another client deleted since the caller listed it has nothing to find.
+      const found = await this.withMailbox(folder, async () => {
+        const uids = (await this.client.search(criteria, { uid: true })) || [];
+        return uids.length ? this.fetchSummaryRange(uids.join(',')) : [];
+      }).catch((err: unknown) => {
+        if ((err as { serverResponseCode?: string }).serverResponseCode === 'NONEXISTENT') return [];
+        throw err;
       });
+      for (const m of found) results.push({ folder, uid: m.uid, internalDate: m.internalDate });
     }
     return results.sort((a, b) => b.internalDate.getTime() - a.internalDate.getTime());
   }
 
   async close(): Promise<void> {
-    await this.client.logout().catch(() => this.client.close());
+    this.client.off('expunge', this.onExpunge);
+    // A connection that saw a failed command may be in any state: only a clean one goes back for reuse.
+    this.sessions.release(this.client, !this.failed);
   }
 
   private async withMailbox<T>(folder: string, work: () => Promise<T>): Promise<T> {
-    const lock = await this.client.getMailboxLock(folder);
     try {
-      return await work();
-    } finally {
-      lock.release();
+      const lock = await this.client.getMailboxLock(folder);
+      try {
+        return await work();
+      } finally {
+        lock.release();
+      }
+    } catch (err) {
+      this.failed = true;
+      throw err;
     }
   }
 
@@ -218,6 +230,22 @@ export class ImapMailBackend implements MailBackend {
     if (!found) throw new Error(`folder ${path} not found after change`);
     return found;
   }
+}
+
+/**
+ * UID SEARCH criteria for a query. Free text is looked for where a person would: subject, body and the sender and
+ * recipient headers (not TEXT, which also matches Received, Message-ID and every other header). imapflow nests an
+ * `or` list into binary ORs (`OR OR SUBJECT x BODY x OR FROM x TO x CC x`), and sends non-ASCII text as a UTF-8 literal.
+ * SINCE/BEFORE compare dates, not times (with WITHIN, imapflow uses YOUNGER/OLDER); callers that need the exact
+ * time compare INTERNALDATE themselves.
+ */
+function searchCriteria(query: MailSearchQuery): SearchObject {
+  const criteria: SearchObject = {};
+  const text = query.freeText?.trim();
+  if (text) criteria.or = [{ subject: text }, { body: text }, { from: text }, { to: text }, { cc: text }];
+  if (query.since) criteria.since = query.since;
+  if (query.before) criteria.before = query.before;
+  return Object.keys(criteria).length ? criteria : { all: true };
 }
 
 function toFolder(m: ListResponse): BackendFolder {

@@ -1,0 +1,97 @@
+/**
+ * Where IMAP connections come from. Workers open one per request (a socket cannot outlive its request there);
+ * Node and Lambda keep a user's logged-in connection for a short idle time and hand it to that user's next request,
+ * which saves the TCP and TLS set-up and the login: most of a small Sync's time.
+ *
+ * A pooled connection is only ever reused for the same user with the same password (the key holds a salted hash
+ * of it, never the password), so a wrong password always meets a real login.
+ */
+import type { ImapFlow } from 'imapflow';
+import { imapClient, type ImapLogin, type ImapSettings } from './connection.ts';
+
+export interface ImapSessions {
+  /** A logged-in client for this user. Rejects with imapflow's error when the login fails. */
+  acquire(login: ImapLogin): Promise<ImapFlow>;
+  /** Gives the client back: kept for the user's next request when `reusable`, logged out otherwise. */
+  release(client: ImapFlow, reusable: boolean): void;
+}
+
+async function connected(settings: ImapSettings, login: ImapLogin): Promise<ImapFlow> {
+  // No auto-IDLE: an idle pooled connection should cost the server nothing.
+  const client = imapClient(settings, login, { disableAutoIdle: true });
+  // Socket errors after connect surface as rejected commands; the event must not crash the process.
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+function logout(client: ImapFlow): void {
+  client.logout().catch(() => client.close());
+}
+
+/** One connection per acquire, logged out on release (Workers). */
+export function freshImapSessions(settings: ImapSettings): ImapSessions {
+  return {
+    acquire: (login) => connected(settings, login),
+    release: (client) => logout(client),
+  };
+}
+
+export interface PoolOptions {
+  /** How long an unused connection is kept. */
+  idleMs?: number;
+  /** Idle connections kept per user. */
+  maxIdlePerUser?: number;
+}
+
+/** Keeps idle connections per user for reuse (Node, Lambda). */
+export function pooledImapSessions(settings: ImapSettings, options: PoolOptions = {}): ImapSessions {
+  const idleMs = options.idleMs ?? 30_000;
+  const maxIdle = options.maxIdlePerUser ?? 2;
+  const salt = crypto.getRandomValues(new Uint8Array(16));
+  const idle = new Map<string, { client: ImapFlow; timer: ReturnType<typeof setTimeout> }[]>();
+  const keys = new WeakMap<ImapFlow, string>();
+
+  async function keyOf(login: ImapLogin): Promise<string> {
+    const secret = new TextEncoder().encode(`${login.user}\u0000${login.password}`);
+    const material = new Uint8Array(salt.length + secret.length);
+    material.set(salt);
+    material.set(secret, salt.length);
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', material));
+    return `${login.user}\u0000${Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+  }
+
+  return {
+    async acquire(login) {
+      const key = await keyOf(login);
+      const list = idle.get(key);
+      while (list?.length) {
+        const entry = list.pop()!;
+        clearTimeout(entry.timer);
+        if (entry.client.usable) return entry.client;
+        entry.client.close();
+      }
+      const client = await connected(settings, login);
+      keys.set(client, key);
+      return client;
+    },
+    release(client, reusable) {
+      const key = keys.get(client);
+      const list = key ? (idle.get(key) ?? []) : [];
+      if (!key || !reusable || !client.usable || list.length >= maxIdle) {
+        logout(client);
+        return;
+      }
+      const timer = setTimeout(() => {
+        const at = list.findIndex((e) => e.client === client);
+        if (at >= 0) list.splice(at, 1);
+        if (list.length === 0) idle.delete(key);
+        logout(client);
+      }, idleMs);
+      // An idle connection must not keep the process alive.
+      (timer as { unref?: () => void }).unref?.();
+      list.push({ client, timer });
+      idle.set(key, list);
+    },
+  };
+}

@@ -1,0 +1,223 @@
+/**
+ * ItemOperations (MS-ASCMD §2.2.1.10; BRIEF §3.8): Fetch of a whole item, an attachment (FileReference) or a Search
+ * result (LongId); EmptyFolderContents. Each operation gets its own Status in the Response, in request order.
+ *
+ * Delivery: inline, binary content travels as base64 text in `<Data>` (MS-ASCMD §2.2.3.39.2, as Exchange and Z-Push
+ * send it). With `MS-ASAcceptMultiPart: T` (or the base64 query's option bit) the answer is
+ * `application/vnd.ms-sync.multipart`: part 0 is the WBXML, and every attachment or body it carries is a binary
+ * part referenced by `<Part>N</Part>` in place of `<Data>` (for a body, inside `airsyncbase:Body`).
+ *
+ * Not offered: the document library (Store Status 9), and Move by ConversationId (Status 156, action not supported).
+ */
+import { Buffer } from 'node:buffer';
+import { openBackends, type UserBackends } from '../backends/combined.ts';
+import { FolderType, type MailBackend } from '../backends/types.ts';
+import { attachmentContent, emailApplicationData } from '../items/email.ts';
+import type { HierarchyState } from '../state/types.ts';
+import { encodeWbxml } from '../wbxml/encoder.ts';
+import { bytesOf, child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
+import { emailFetchOptions, emailOutput, findMessage, mailFolder, parseFileReference, parseItemId, parseRange } from './mail-lookup.ts';
+import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+
+export const ItemOperationsStatus = {
+  Success: 1,
+  ProtocolError: 2,
+  ServerError: 3,
+  ObjectNotFound: 6,
+  InvalidRange: 8,
+  UnknownStore: 9,
+  InvalidAttachment: 15,
+  PartialSuccess: 17,
+  ActionNotSupported: 156,
+} as const;
+
+export const MULTIPART_CONTENT_TYPE = 'application/vnd.ms-sync.multipart';
+
+/** What every operation of one request shares. */
+interface Run {
+  context: CommandContext;
+  hierarchy: HierarchyState | undefined;
+  /** The mail backend, opened on first use: a request of only unsupported operations needs no IMAP login. */
+  mail(): Promise<MailBackend>;
+  /** Binary parts 1…n of a multipart answer; undefined when the answer is inline. */
+  parts: Uint8Array[] | undefined;
+}
+
+export async function itemOperations(context: CommandContext): Promise<CommandResult> {
+  const multipart = context.request.params.acceptMultiPart === true;
+  const body = context.body;
+  const operations = body?.tag === 'ItemOperations' ? body.children : [];
+  if (operations.length === 0 || operations.some((op) => !['Fetch', 'EmptyFolderContents', 'Move'].includes(op.tag))) {
+    return respond([el('ItemOperations', 'Status', ItemOperationsStatus.ProtocolError)], multipart ? [] : undefined);
+  }
+
+  let backends: UserBackends | undefined;
+  const run: Run = {
+    context,
+    hierarchy: (await context.state.getHierarchy(context.device))?.state,
+    mail: async () => (backends ??= await openBackends(context)).mail,
+    parts: multipart ? [] : undefined,
+  };
+  const responses: WbxmlElement[] = [];
+  try {
+    for (const op of operations) {
+      if (op.tag === 'Fetch') responses.push(await fetch(op, run));
+      else if (op.tag === 'EmptyFolderContents') responses.push(await emptyFolderContents(op, run));
+      else responses.push(el('ItemOperations', 'Move', [el('ItemOperations', 'Status', ItemOperationsStatus.ActionNotSupported), echo(op, 'ConversationId', 'ItemOperations')]));
+    }
+  } finally {
+    await (backends as UserBackends | undefined)?.close();
+  }
+  return respond([el('ItemOperations', 'Status', ItemOperationsStatus.Success), el('ItemOperations', 'Response', responses)], run.parts);
+}
+
+function respond(content: WbxmlElement[], parts: Uint8Array[] | undefined): CommandResult {
+  const tree = el('ItemOperations', 'ItemOperations', content);
+  if (!parts) return { kind: 'wbxml', body: tree };
+  return { kind: 'raw', contentType: MULTIPART_CONTENT_TYPE, bytes: multipartBody([encodeWbxml(tree), ...parts]) };
+}
+
+/**
+ * MultiPartResponse (MS-ASCMD §2.2.1.10.1.1): PartsCount, then (offset, length) of each part from the start of the
+ * body, then the parts; all integers 32-bit little-endian.
+ */
+export function multipartBody(parts: Uint8Array[]): Uint8Array {
+  const headerSize = 4 + 8 * parts.length;
+  const out = new Uint8Array(headerSize + parts.reduce((n, p) => n + p.length, 0));
+  const view = new DataView(out.buffer);
+  view.setInt32(0, parts.length, true);
+  let offset = headerSize;
+  parts.forEach((part, i) => {
+    view.setInt32(4 + 8 * i, offset, true);
+    view.setInt32(8 + 8 * i, part.length, true);
+    out.set(part, offset);
+    offset += part.length;
+  });
+  return out;
+}
+
+/** The request's element again, for the answer (undefined when the request had none). */
+function echo(op: WbxmlElement, tag: string, ns: WbxmlElement['ns']): WbxmlElement | undefined {
+  return child(op, tag, ns);
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Fetch
+
+async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
+  const serverId = childText(op, 'ServerId', 'AirSync');
+  const fileReference = childText(op, 'FileReference', 'AirSyncBase');
+  const longId = childText(op, 'LongId', 'Search');
+  const collectionId = childText(op, 'CollectionId', 'AirSync');
+  const ids = [echo(op, 'CollectionId', 'AirSync'), echo(op, 'ServerId', 'AirSync'), echo(op, 'FileReference', 'AirSyncBase'), echo(op, 'LongId', 'Search')];
+  const answer = (status: number, content: WbxmlElement[] = []): WbxmlElement => el('ItemOperations', 'Fetch', [el('ItemOperations', 'Status', status), ...ids, ...content]);
+
+  const store = childText(op, 'Store');
+  if (store === undefined) return answer(ItemOperationsStatus.ProtocolError);
+  if (store.trim().toLowerCase() !== 'mailbox') return answer(ItemOperationsStatus.UnknownStore);
+  // Exactly one way of naming what to fetch.
+  if ([serverId, fileReference, longId].filter((id) => id !== undefined).length !== 1) return answer(ItemOperationsStatus.ProtocolError);
+  const options = child(op, 'Options');
+
+  if (fileReference !== undefined) {
+    const reference = parseFileReference(fileReference);
+    if (!reference) return answer(ItemOperationsStatus.InvalidAttachment);
+    const found = await findMessage(await run.mail(), run.hierarchy, reference);
+    const attachment = found && (await attachmentContent(found.message.source, reference.partId));
+    if (!attachment) return answer(ItemOperationsStatus.ObjectNotFound);
+    const content = rangeOf(attachment.content, childText(options, 'Range'));
+    if (!content) return answer(ItemOperationsStatus.InvalidRange);
+    return answer(ItemOperationsStatus.Success, [
+      el('ItemOperations', 'Properties', [el('AirSyncBase', 'ContentType', attachment.contentType), ...content.elements, binaryContent(content.bytes, run)]),
+    ]);
+  }
+
+  // A ServerId comes with its CollectionId, which must be the one the id was handed out in.
+  const id = parseItemId(serverId ?? longId);
+  if (!id || (serverId !== undefined && collectionId !== undefined && collectionId !== id.collectionId)) return answer(ItemOperationsStatus.ObjectNotFound);
+  const found = await findMessage(await run.mail(), run.hierarchy, id);
+  if (!found) return answer(ItemOperationsStatus.ObjectNotFound);
+  const output = emailOutput(run.context.request.version, id.collectionId, id.uid, emailFetchOptions(options));
+  const properties = withSchema(await emailApplicationData(found.message, output), child(options, 'Schema'));
+  return answer(ItemOperationsStatus.Success, [
+    el('AirSync', 'Class', 'Email'),
+    el('ItemOperations', 'Properties', properties.map((p) => (p.ns === 'AirSyncBase' && p.tag === 'Body' && run.parts ? bodyWithPart(p, run) : p))),
+  ]);
+}
+
+/**
+ * The bytes an Options/Range (`first-last`, inclusive, zero-based) selects, with the Range and Total to report; the
+ * whole content without one. A range ending past the end is cut at the end; one starting past it is invalid.
+ */
+function rangeOf(content: Uint8Array, range: string | undefined): { bytes: Uint8Array; elements: WbxmlElement[] } | undefined {
+  if (range === undefined) return { bytes: content, elements: [] };
+  const parsed = parseRange(range);
+  if (!parsed || parsed.first >= content.length) return undefined;
+  const last = Math.min(parsed.last, content.length - 1);
+  return {
+    bytes: content.subarray(parsed.first, last + 1),
+    elements: [el('ItemOperations', 'Range', `${parsed.first}-${last}`), el('ItemOperations', 'Total', content.length)],
+  };
+}
+
+/** `<Data>` (base64) inline, `<Part>` in a multipart answer. */
+function binaryContent(bytes: Uint8Array, run: Run): WbxmlElement {
+  if (!run.parts) return el('ItemOperations', 'Data', Buffer.from(bytes).toString('base64'));
+  run.parts.push(bytes);
+  return el('ItemOperations', 'Part', run.parts.length);
+}
+
+/** A Body whose Data moves into a binary part (MS-ASAIRS §2.2.2.33): `<itemoperations:Part>` where Data was. */
+function bodyWithPart(body: WbxmlElement, run: Run): WbxmlElement {
+  return {
+    ...body,
+    children: body.children.map((c) => (c.ns === 'AirSyncBase' && c.tag === 'Data' ? binaryContent(bytesOf(c), run) : c)),
+  };
+}
+
+/** Options/Schema: only the properties it lists (MS-ASCMD §2.2.3.158); all of them without one. */
+function withSchema(properties: WbxmlElement[], schema: WbxmlElement | undefined): WbxmlElement[] {
+  if (!schema?.children.length) return properties;
+  return properties.filter((p) => schema.children.some((s) => s.ns === p.ns && s.tag === p.tag));
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// EmptyFolderContents
+
+/**
+ * Deletes every message of the folder for good (the device's next Sync of it reports them deleted). With
+ * DeleteSubFolders, its user subfolders go too; the stored hierarchy is left as it is, so that the device's next
+ * FolderSync reports them deleted, as it does for folders another client removed. A subfolder that cannot go (a
+ * special folder, or a backend failure) makes it a partial success (17).
+ */
+async function emptyFolderContents(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
+  const collectionId = childText(op, 'CollectionId', 'AirSync');
+  const answer = (status: number): WbxmlElement =>
+    el('ItemOperations', 'EmptyFolderContents', [el('ItemOperations', 'Status', status), echo(op, 'CollectionId', 'AirSync')]);
+  if (collectionId === undefined) return answer(ItemOperationsStatus.ProtocolError);
+  const folder = mailFolder(run.hierarchy, collectionId);
+  if (!folder) return answer(ItemOperationsStatus.ObjectNotFound);
+
+  const mail = await run.mail();
+  await mail.expungeMessages(folder.source.ref, await mail.listUids(folder.source.ref));
+  if (!child(child(op, 'Options'), 'DeleteSubFolders')) return answer(ItemOperationsStatus.Success);
+
+  let complete = true;
+  for (const sub of (await mail.listFolders()).filter((f) => f.parentRef === folder.source.ref)) {
+    if (sub.type !== FolderType.UserMail) {
+      complete = false;
+      continue;
+    }
+    await mail.deleteFolder(sub.ref).catch(() => {
+      complete = false;
+    });
+  }
+  return answer(complete ? ItemOperationsStatus.Success : ItemOperationsStatus.PartialSuccess);
+}
+
+registerCommand({
+  name: 'ItemOperations',
+  responseRoot: { ns: 'ItemOperations', tag: 'ItemOperations' },
+  serverErrorStatus: ItemOperationsStatus.ServerError,
+  handle: itemOperations,
+});

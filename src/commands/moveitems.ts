@@ -1,0 +1,182 @@
+/**
+ * MoveItems (MS-ASCMD §2.2.1.12): moves messages between mail folders with IMAP MOVE, whose COPYUID gives the new
+ * UID, so the answer carries the item's new ServerId (`<collectionId>:<uid>`, as Sync writes them).
+ *
+ * The device moves its own copy of the item. The collection states learn the same move, so that later Syncs of the
+ * two folders do not send it back to this device as a Delete and an Add.
+ */
+import { withBackends } from '../backends/combined.ts';
+import type { MailBackend } from '../backends/types.ts';
+import { HttpError } from '../protocol/errors.ts';
+import { StateConflictError, type CollectionState, type HierarchyState, type KeyedState, type Watermark } from '../state/types.ts';
+import { decodeUidSet, encodeUidSet } from '../state/uidset.ts';
+import { children, childText, el } from '../wbxml/tree.ts';
+import { mailFolder, parseItemId } from './mail-lookup.ts';
+import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+
+/** Per-move status; note that 3, not 1, is success. */
+export const MoveStatus = {
+  InvalidSource: 1,
+  InvalidDestination: 2,
+  Success: 3,
+  SameFolder: 4,
+  Failure: 5,
+} as const;
+
+/** IMAP UIDs are 32-bit; a larger one in an id names no message. */
+const MAX_UID = 0xffffffff;
+
+/** How often a collection state update is retried when a Sync of the same collection commits in between. */
+const STATE_ATTEMPTS = 3;
+
+interface MoveRequest {
+  srcMsgId: string | undefined;
+  srcFldId: string | undefined;
+  dstFldId: string | undefined;
+}
+
+interface MoveOutcome {
+  status: number;
+  dstMsgId?: string;
+}
+
+/** A move that happened: the message left `source` as `sourceUid` and is `destinationUid` in `destination`. */
+interface CompletedMove {
+  source: string;
+  sourceUid: number;
+  destination: string;
+  destinationUid: number;
+}
+
+export async function moveItems(context: CommandContext): Promise<CommandResult> {
+  const body = context.body;
+  if (body?.tag !== 'MoveItems') throw new HttpError(400, 'MoveItems needs a MoveItems body');
+  const requests: MoveRequest[] = children(body, 'Move', 'Move').map((m) => ({
+    srcMsgId: childText(m, 'SrcMsgId'),
+    srcFldId: childText(m, 'SrcFldId'),
+    dstFldId: childText(m, 'DstFldId'),
+  }));
+  if (requests.length === 0) throw new HttpError(400, 'MoveItems without a Move');
+
+  const hierarchy = (await context.state.getHierarchy(context.device))?.state;
+  const completed: CompletedMove[] = [];
+  const { outcomes, uidValidities } = await withBackends(context, async ({ mail }) => {
+    const outcomes: MoveOutcome[] = [];
+    for (const request of requests) outcomes.push(await moveOne(mail, hierarchy, request, completed));
+    // Which mailbox generation the new UIDs belong to: a collection state of another generation is left alone.
+    const uidValidities = new Map<string, number>();
+    for (const id of new Set(completed.flatMap((m) => [m.source, m.destination]))) {
+      uidValidities.set(id, (await mail.status(mailFolder(hierarchy, id)!.source.ref)).uidValidity);
+    }
+    return { outcomes, uidValidities };
+  });
+  await recordMoves(context, completed, uidValidities);
+
+  return {
+    kind: 'wbxml',
+    body: el(
+      'Move',
+      'MoveItems',
+      requests.map((request, i) =>
+        el('Move', 'Response', [
+          request.srcMsgId !== undefined && el('Move', 'SrcMsgId', request.srcMsgId),
+          el('Move', 'Status', String(outcomes[i]!.status)),
+          outcomes[i]!.dstMsgId !== undefined && el('Move', 'DstMsgId', outcomes[i]!.dstMsgId),
+        ]),
+      ),
+    ),
+  };
+}
+
+async function moveOne(mail: MailBackend, hierarchy: HierarchyState | undefined, request: MoveRequest, completed: CompletedMove[]): Promise<MoveOutcome> {
+  const source = request.srcFldId === undefined ? undefined : mailFolder(hierarchy, request.srcFldId);
+  if (!source) return { status: MoveStatus.InvalidSource };
+  const destination = request.dstFldId === undefined ? undefined : mailFolder(hierarchy, request.dstFldId);
+  if (!destination) return { status: MoveStatus.InvalidDestination };
+  if (source.serverId === destination.serverId) return { status: MoveStatus.SameFolder };
+  const item = parseItemId(request.srcMsgId);
+  if (item?.collectionId !== source.serverId || item.uid > MAX_UID) return { status: MoveStatus.InvalidSource };
+  const uid = item.uid;
+
+  try {
+    if ((await mail.fetchSummaries(source.source.ref, [uid])).length === 0) return { status: MoveStatus.InvalidSource };
+    const newUid = (await mail.moveMessages(source.source.ref, [uid], destination.source.ref)).get(uid);
+    // No new UID: the move failed (destination gone on the server), or the server has no UIDPLUS to tell it.
+    if (newUid === undefined) return { status: MoveStatus.Failure };
+    completed.push({ source: source.serverId, sourceUid: uid, destination: destination.serverId, destinationUid: newUid });
+    return { status: MoveStatus.Success, dstMsgId: `${destination.serverId}:${newUid}` };
+  } catch {
+    // One failed move does not fail the others.
+    return { status: MoveStatus.Failure };
+  }
+}
+
+/**
+ * Tells the collection states of the device what it did: each moved message leaves the source's UIDs (and its
+ * pending changes) and joins the destination's. States keep their key (the device's key stays valid) and their replay.
+ */
+async function recordMoves(context: CommandContext, moves: CompletedMove[], uidValidities: Map<string, number>): Promise<void> {
+  if (moves.length === 0) return;
+  const ids = [...new Set(moves.flatMap((m) => [m.source, m.destination]))];
+  const before = new Map(await Promise.all(ids.map(async (id) => [id, await context.state.getCollection(context.device, id)] as const)));
+  for (const id of ids) {
+    const left = new Set(moves.filter((m) => m.source === id).map((m) => m.sourceUid));
+    const arrived = new Map(moves.filter((m) => m.destination === id).map((m) => [m.destinationUid, flagDigitOf(before.get(m.source), m.sourceUid)]));
+    await updateCollection(context, id, before.get(id), uidValidities.get(id)!, (state) => afterMoves(state, id, left, arrived));
+  }
+}
+
+/** Commits `edit` to a collection state the device has of this mailbox generation, retrying over concurrent Syncs. */
+async function updateCollection(
+  context: CommandContext,
+  collectionId: string,
+  first: KeyedState<CollectionState> | undefined,
+  uidValidity: number,
+  edit: (state: CollectionState) => CollectionState,
+): Promise<void> {
+  let current = first;
+  for (let attempt = 1; attempt <= STATE_ATTEMPTS; attempt++) {
+    const watermark = current?.state.watermark;
+    if (!current || watermark?.kind !== 'imap' || watermark.uidValidity !== uidValidity) return;
+    try {
+      await context.state.commitCollection(context.device, collectionId, { syncKey: current.syncKey }, { ...current, state: edit(current.state) });
+      return;
+    } catch (err) {
+      if (!(err instanceof StateConflictError)) throw err;
+    }
+    current = await context.state.getCollection(context.device, collectionId);
+  }
+  // Still losing to Syncs: leave the state as it is. The next Sync then sends the move as a Delete and an Add,
+  // redundant for the device but not wrong.
+}
+
+type ImapWatermark = Extract<Watermark, { kind: 'imap' }>;
+
+/** An 'imap' collection state with `left` UIDs gone from what the device has and `arrived` UIDs (with their flag digits) added. */
+export function afterMoves(state: CollectionState, collectionId: string, left: Set<number>, arrived: Map<number, string | undefined>): CollectionState {
+  const wm = state.watermark as ImapWatermark;
+  // Sync keeps `flagDigits` (without CONDSTORE) as one digit per UID of `uids`, in UID order: keep them aligned.
+  const digits = new Map<number, string>();
+  decodeUidSet(wm.uids).forEach((uid, i) => {
+    if (!left.has(uid)) digits.set(uid, wm.flagDigits?.[i] ?? '0');
+  });
+  // An unknown digit ('0') costs at most one Change of the flags, never a duplicate.
+  for (const [uid, digit] of arrived) digits.set(uid, digit ?? '0');
+  const uids = [...digits.keys()].sort((a, b) => a - b);
+
+  const watermark: ImapWatermark = { ...wm, uids: encodeUidSet(uids) };
+  if (wm.flagDigits !== undefined) watermark.flagDigits = uids.map((uid) => digits.get(uid)).join('');
+  if (wm.pendingAdds !== undefined) watermark.pendingAdds = encodeUidSet(decodeUidSet(wm.pendingAdds).filter((uid) => !left.has(uid)));
+  const gone = new Set([...left].map((uid) => `${collectionId}:${uid}`));
+  return { ...state, watermark, pending: state.pending.filter((p) => !gone.has(p.serverId)) };
+}
+
+/** The flag digit the device's state of the source holds for a message, when it keeps them. */
+function flagDigitOf(source: KeyedState<CollectionState> | undefined, uid: number): string | undefined {
+  const wm = source?.state.watermark;
+  if (wm?.kind !== 'imap' || wm.flagDigits === undefined) return undefined;
+  const index = decodeUidSet(wm.uids).indexOf(uid);
+  return index < 0 ? undefined : wm.flagDigits[index];
+}
+
+registerCommand({ name: 'MoveItems', handle: moveItems });

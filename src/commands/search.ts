@@ -1,0 +1,90 @@
+/**
+ * Search (MS-ASCMD §2.2.1.16; BRIEF §3.12) of the Mailbox store: free text, folders (with their subfolders under
+ * DeepTraversal) and received-date bounds, newest first, one Range of results at a time with the Total.
+ *
+ * A result's LongId is its ServerId (`<collectionId>:<uid>`, see mail-lookup.ts), so ItemOperations, SmartReply and
+ * SmartForward take it as they take a synced item. Nothing is kept between requests: every Search runs the query
+ * on IMAP again, so RebuildResults changes nothing.
+ *
+ * Other stores: GAL has no backend yet and answers an empty result (Store Status 1, Total 0), which clients show as
+ * "no match"; DocumentLibrary and unknown names are an invalid request (Store Status 2).
+ */
+import { withBackends } from '../backends/combined.ts';
+import { emailApplicationData } from '../items/email.ts';
+import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
+import { DEFAULT_SEARCH_RANGE, emailFetchOptions, emailOutput, parseMailboxQuery, parseRange, searchPage, searchScope } from './mail-lookup.ts';
+import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+
+export const SearchStatus = {
+  Success: 1,
+  InvalidRequest: 2,
+  ServerError: 3,
+  QueryTooComplex: 8,
+  FolderSyncRequired: 11,
+} as const;
+
+/** The whole request failed: a top-level Status and no Response. */
+function failed(status: number): CommandResult {
+  return { kind: 'wbxml', body: el('Search', 'Search', [el('Search', 'Status', status)]) };
+}
+
+/** The request was understood: top-level Status 1, and the Store's own Status with its results. */
+function storeAnswer(status: number, content: WbxmlElement[] = []): CommandResult {
+  return {
+    kind: 'wbxml',
+    body: el('Search', 'Search', [el('Search', 'Status', SearchStatus.Success), el('Search', 'Response', [el('Search', 'Store', [el('Search', 'Status', status), ...content])])]),
+  };
+}
+
+/** No match: one empty Result and the Total, as Exchange answers (clients wait for a Result element). */
+function noResults(total = 0): WbxmlElement[] {
+  return [el('Search', 'Result'), el('Search', 'Total', total)];
+}
+
+export async function search(context: CommandContext): Promise<CommandResult> {
+  const store = child(context.body, 'Store', 'Search');
+  const name = childText(store, 'Name', 'Search')?.trim().toLowerCase();
+  if (context.body?.tag !== 'Search' || !store || name === undefined) return failed(SearchStatus.InvalidRequest);
+  if (name === 'gal') return storeAnswer(SearchStatus.Success, noResults());
+  if (name !== 'mailbox') return storeAnswer(SearchStatus.InvalidRequest);
+
+  const queryElement = child(store, 'Query', 'Search');
+  const query = queryElement ? parseMailboxQuery(queryElement, 'Search') : 'invalid';
+  if (query === 'invalid') return storeAnswer(SearchStatus.InvalidRequest);
+  if (query === 'too-complex') return storeAnswer(SearchStatus.QueryTooComplex);
+  const options = child(store, 'Options', 'Search');
+  const rangeText = childText(options, 'Range', 'Search');
+  const range = rangeText === undefined ? DEFAULT_SEARCH_RANGE : parseRange(rangeText);
+  if (!range) return storeAnswer(SearchStatus.InvalidRequest);
+  if (query.class !== undefined && query.class !== 'Email') return storeAnswer(SearchStatus.Success, noResults());
+
+  const hierarchy = (await context.state.getHierarchy(context.device))?.state;
+  const folders = searchScope(hierarchy, query.collectionIds, child(options, 'DeepTraversal', 'Search') !== undefined);
+  if (!folders) return storeAnswer(SearchStatus.FolderSyncRequired);
+
+  const fetchOptions = emailFetchOptions(options);
+  return withBackends(context, async ({ mail }) => {
+    const page = await searchPage(mail, folders, query, range);
+    if (page.range === undefined) return storeAnswer(SearchStatus.Success, noResults(page.total));
+    const results: WbxmlElement[] = [];
+    for (const { hit, message } of page.found) {
+      const collectionId = hit.folder.serverId;
+      results.push(
+        el('Search', 'Result', [
+          el('AirSync', 'Class', 'Email'),
+          el('Search', 'LongId', `${collectionId}:${hit.uid}`),
+          el('AirSync', 'CollectionId', collectionId),
+          el('Search', 'Properties', await emailApplicationData(message, emailOutput(context.request.version, collectionId, hit.uid, fetchOptions))),
+        ]),
+      );
+    }
+    return storeAnswer(SearchStatus.Success, [...results, el('Search', 'Range', page.range), el('Search', 'Total', page.total)]);
+  });
+}
+
+registerCommand({
+  name: 'Search',
+  responseRoot: { ns: 'Search', tag: 'Search' },
+  serverErrorStatus: SearchStatus.ServerError,
+  handle: search,
+});
