@@ -29,6 +29,9 @@ const MAX_UID = 0xffffffff;
 /** How often a collection state update is retried when a Sync of the same collection commits in between. */
 const STATE_ATTEMPTS = 3;
 
+/** How many recent moves a collection state remembers for resent requests. */
+const REMEMBERED_MOVES = 200;
+
 interface MoveRequest {
   srcMsgId: string | undefined;
   srcFldId: string | undefined;
@@ -59,10 +62,16 @@ export async function moveItems(context: CommandContext): Promise<CommandResult>
   if (requests.length === 0) throw new HttpError(400, 'MoveItems without a Move');
 
   const hierarchy = (await context.state.getHierarchy(context.device))?.state;
+  // A device that lost our answer sends the same moves again: those already done get the same answer.
+  const sources = [...new Set(requests.flatMap((r) => (r.srcFldId === undefined ? [] : [r.srcFldId])))];
+  const movedBefore = new Map<string, string>();
+  for (const id of sources) {
+    for (const [from, to] of Object.entries((await context.state.getCollection(context.device, id))?.state.movedTo ?? {})) movedBefore.set(from, to);
+  }
   const completed: CompletedMove[] = [];
   const { outcomes, uidValidities } = await withBackends(context, async ({ mail }) => {
     const outcomes: MoveOutcome[] = [];
-    for (const request of requests) outcomes.push(await moveOne(mail, hierarchy, request, completed));
+    for (const request of requests) outcomes.push(await moveOne(mail, hierarchy, request, completed, movedBefore));
     // Which mailbox generation the new UIDs belong to: a collection state of another generation is left alone.
     const uidValidities = new Map<string, number>();
     for (const id of new Set(completed.flatMap((m) => [m.source, m.destination]))) {
@@ -88,7 +97,13 @@ export async function moveItems(context: CommandContext): Promise<CommandResult>
   };
 }
 
-async function moveOne(mail: MailBackend, hierarchy: HierarchyState | undefined, request: MoveRequest, completed: CompletedMove[]): Promise<MoveOutcome> {
+async function moveOne(
+  mail: MailBackend,
+  hierarchy: HierarchyState | undefined,
+  request: MoveRequest,
+  completed: CompletedMove[],
+  movedBefore: Map<string, string>,
+): Promise<MoveOutcome> {
   const source = request.srcFldId === undefined ? undefined : mailFolder(hierarchy, request.srcFldId);
   if (!source) return { status: MoveStatus.InvalidSource };
   const destination = request.dstFldId === undefined ? undefined : mailFolder(hierarchy, request.dstFldId);
@@ -99,7 +114,10 @@ async function moveOne(mail: MailBackend, hierarchy: HierarchyState | undefined,
   const uid = item.uid;
 
   try {
-    if ((await mail.fetchSummaries(source.source.ref, [uid])).length === 0) return { status: MoveStatus.InvalidSource };
+    if ((await mail.fetchSummaries(source.source.ref, [uid])).length === 0) {
+      const earlier = movedBefore.get(`${source.serverId}:${uid}`);
+      return earlier?.startsWith(`${destination.serverId}:`) ? { status: MoveStatus.Success, dstMsgId: earlier } : { status: MoveStatus.InvalidSource };
+    }
     const newUid = (await mail.moveMessages(source.source.ref, [uid], destination.source.ref)).get(uid);
     // No new UID: the move failed (destination gone on the server), or the server has no UIDPLUS to tell it.
     if (newUid === undefined) return { status: MoveStatus.Failure };
@@ -122,7 +140,8 @@ async function recordMoves(context: CommandContext, moves: CompletedMove[], uidV
   for (const id of ids) {
     const left = new Set(moves.filter((m) => m.source === id).map((m) => m.sourceUid));
     const arrived = new Map(moves.filter((m) => m.destination === id).map((m) => [m.destinationUid, flagDigitOf(before.get(m.source), m.sourceUid)]));
-    await updateCollection(context, id, before.get(id), uidValidities.get(id)!, (state) => afterMoves(state, id, left, arrived));
+    const movedOut = new Map(moves.filter((m) => m.source === id).map((m) => [`${id}:${m.sourceUid}`, `${m.destination}:${m.destinationUid}`]));
+    await updateCollection(context, id, before.get(id), uidValidities.get(id)!, (state) => afterMoves(state, id, left, arrived, movedOut));
   }
 }
 
@@ -153,7 +172,13 @@ async function updateCollection(
 type ImapWatermark = Extract<Watermark, { kind: 'imap' }>;
 
 /** An 'imap' collection state with `left` UIDs gone from what the device has and `arrived` UIDs (with their flag digits) added. */
-export function afterMoves(state: CollectionState, collectionId: string, left: Set<number>, arrived: Map<number, string | undefined>): CollectionState {
+export function afterMoves(
+  state: CollectionState,
+  collectionId: string,
+  left: Set<number>,
+  arrived: Map<number, string | undefined>,
+  movedOut: Map<string, string> = new Map(),
+): CollectionState {
   const wm = state.watermark as ImapWatermark;
   // Sync keeps `flagDigits` (without CONDSTORE) as one digit per UID of `uids`, in UID order: keep them aligned.
   const digits = new Map<number, string>();
@@ -168,7 +193,8 @@ export function afterMoves(state: CollectionState, collectionId: string, left: S
   if (wm.flagDigits !== undefined) watermark.flagDigits = uids.map((uid) => digits.get(uid)).join('');
   if (wm.pendingAdds !== undefined) watermark.pendingAdds = encodeUidSet(decodeUidSet(wm.pendingAdds).filter((uid) => !left.has(uid)));
   const gone = new Set([...left].map((uid) => `${collectionId}:${uid}`));
-  return { ...state, watermark, pending: state.pending.filter((p) => !gone.has(p.serverId)) };
+  const movedTo = Object.fromEntries([...Object.entries(state.movedTo ?? {}), ...movedOut].slice(-REMEMBERED_MOVES));
+  return { ...state, watermark, pending: state.pending.filter((p) => !gone.has(p.serverId)), ...(Object.keys(movedTo).length ? { movedTo } : {}) };
 }
 
 /** The flag digit the device's state of the source holds for a message, when it keeps them. */

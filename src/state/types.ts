@@ -151,6 +151,8 @@ export interface CollectionState {
   pending: PendingChange[];
   /** ClientId → ServerId of recent client Adds, so that a resent Add is not created twice. */
   clientIds: Record<string, string>;
+  /** ServerId → new ServerId of items recently moved out by MoveItems, so that a resent MoveItems gets the same answer. */
+  movedTo?: Record<string, string>;
 }
 
 /** The last Ping's folders and heartbeat: an empty Ping repeats them. */

@@ -186,3 +186,25 @@ describe('MoveItems', () => {
     expect((await device.sync(archive)).added).toEqual([]);
   });
 });
+
+describe('a lost answer to MoveItems', () => {
+  it('gives the same answer to the resent request, and the message is moved once', async () => {
+    const { user, device, seeded, inbox, archive } = await mailbox();
+    await device.syncUntilDone(inbox);
+    await device.syncUntilDone(archive);
+    const move = { srcMsgId: `${inbox}:${seeded[0]!.uid}`, srcFldId: inbox, dstFldId: archive };
+    const [first] = await moveItems(device, [move]);
+    // The answer never reached the device: it sends the same request again.
+    const [again] = await moveItems(device, [move]);
+    expect(again).toEqual(first);
+    expect(first!.status).toBe(3);
+    expect(await listMessages(services, user, 'Filed')).toHaveLength(1);
+    expect(await listMessages(services, user, 'INBOX')).toHaveLength(seeded.length - 1);
+
+    // The device moved its copy; the next Syncs of both folders have nothing to say about it.
+    device.items(inbox).delete(move.srcMsgId);
+    const inboxRound = await device.sync(inbox);
+    const filedRound = await device.sync(archive);
+    expect([...inboxRound.added, ...inboxRound.deleted, ...filedRound.added, ...filedRound.deleted]).toEqual([]);
+  });
+});
