@@ -240,6 +240,7 @@ function applicationData(req: EmailSyncRequest, message: Parameters<typeof email
   return emailApplicationData(message, {
     version: req.version,
     bodyPreferences: req.options.bodyPreferences ?? [],
+    bodyPartPreferences: req.options.bodyPartPreferences ?? [],
     mimeSupport: (req.options.mimeSupport ?? 0) as 0 | 1 | 2,
     fileReference: (partId) => req.fileReference(message.uid, partId),
   });

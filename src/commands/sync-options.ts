@@ -33,10 +33,12 @@ export function parseSyncOptions(options: WbxmlElement): SyncOptions {
   const mimeTruncation = numberOf(childText(options, 'MIMETruncation', 'AirSync'));
   const conflict = numberOf(childText(options, 'Conflict', 'AirSync'));
   const bodyPreferences = bodyPreferencesOf(options);
+  const bodyPartPreferences = bodyPreferencesOf(options, 'BodyPartPreference');
   if (filterType !== undefined) parsed.filterType = filterType;
   if (mimeSupport !== undefined) parsed.mimeSupport = mimeSupport;
   if (mimeTruncation !== undefined) parsed.mimeTruncation = mimeTruncation;
   if (conflict !== undefined) parsed.conflict = conflict;
   if (bodyPreferences.length) parsed.bodyPreferences = bodyPreferences;
+  if (bodyPartPreferences.length) parsed.bodyPartPreferences = bodyPartPreferences;
   return parsed;
 }

@@ -129,6 +129,8 @@ export interface SyncOptions {
   filterType?: number;
   /** AirSyncBase BodyPreference entries: type, truncation size, all-or-none, preview size. */
   bodyPreferences?: { type: number; truncationSize?: number; allOrNone?: boolean; preview?: number }[];
+  /** AirSyncBase BodyPartPreference entries (14.1): the conversation-trimmed HTML part. */
+  bodyPartPreferences?: { type: number; truncationSize?: number; allOrNone?: boolean; preview?: number }[];
   mimeSupport?: number;
   mimeTruncation?: number;
   conflict?: number;

@@ -78,6 +78,26 @@ describe('Sync of an email folder', () => {
     expect(itemText(german, 'Subject', 'Email')).toBe('Grüße aus München – Übersicht für März 📅');
   });
 
+  it('honours MIMESupport with a MIME BodyPreference, and BodyPartPreference (14.1)', async () => {
+    const user = createUser(services);
+    await seedMailbox(services, user, 'INBOX', sampleMessages({ to: user.email }));
+    const { device, inbox } = await readyDevice(user);
+    await device.sync(inbox, {
+      options: [
+        el('AirSync', 'MIMESupport', '2'),
+        el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '4')]),
+        el('AirSyncBase', 'BodyPartPreference', [el('AirSyncBase', 'Type', '2'), el('AirSyncBase', 'TruncationSize', '1000')]),
+      ],
+    });
+    await device.syncUntilDone(inbox);
+    const digest = [...device.items(inbox).values()].find((d) => itemText(d, 'Subject', 'Email') === 'Your weekly digest')!;
+    const body = digest.children.find((c) => c.tag === 'Body')!;
+    expect(childText(body, 'Type', 'AirSyncBase')).toBe('4');
+    expect(childText(body, 'Data', 'AirSyncBase')).toMatch(/^[\s\S]*Subject: Your weekly digest/m);
+    const part = digest.children.find((c) => c.tag === 'BodyPart');
+    expect(childText(part, 'Data', 'AirSyncBase')).toContain('<h1>Top stories</h1>');
+  });
+
   it('reports what another IMAP client did: new mail, a flag change, an expunge', async () => {
     const user = createUser(services);
     const seeded = await seedMailbox(services, user, 'INBOX', numbered(3));
