@@ -26,6 +26,14 @@ export const FolderType = {
   RecipientInfoCache: 19,
 } as const;
 
+/** The folder is not (or no longer) on the server: another client deleted or renamed it. */
+export class FolderNotFoundError extends Error {
+  override readonly name = 'FolderNotFoundError';
+  constructor(readonly ref: string) {
+    super(`folder ${ref} does not exist`);
+  }
+}
+
 /** A folder as a backend reports it, before the hierarchy gives it a ServerId. */
 export interface BackendFolder {
   backend: 'imap' | 'caldav' | 'carddav';

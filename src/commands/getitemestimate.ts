@@ -3,6 +3,7 @@
  * them. One Response per Collection; the SyncKey must be the device's current key for that collection.
  */
 import { withBackends } from '../backends/combined.ts';
+import { FolderNotFoundError } from '../backends/types.ts';
 import { INITIAL_SYNC_KEY } from '../protocol/synckey.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
@@ -59,8 +60,14 @@ export async function getItemEstimate(context: CommandContext): Promise<CommandR
         ...(optionsElement ? parseSyncOptions(optionsElement) : {}),
         ...(legacyFilter !== undefined ? { filterType: Number(legacyFilter) } : {}),
       };
-      const estimate = await estimateEmailChanges(backends.mail, folder.source.ref, collectionId, stored.state, options);
-      out.push(answer(collectionId, GetItemEstimateStatus.Success, estimate));
+      try {
+        const estimate = await estimateEmailChanges(backends.mail, folder.source.ref, collectionId, stored.state, options);
+        out.push(answer(collectionId, GetItemEstimateStatus.Success, estimate));
+      } catch (err) {
+        // Deleted by another client since the device's FolderSync: an invalid collection for it.
+        if (!(err instanceof FolderNotFoundError)) throw err;
+        out.push(answer(collectionId, GetItemEstimateStatus.InvalidCollection));
+      }
     }
     return out;
   });

@@ -6,7 +6,7 @@
  * not applied twice. Empty and Partial Sync (12.1+) reuse the last full request, cached in the state store.
  */
 import { openBackends, type UserBackends } from '../backends/combined.ts';
-import { FolderType } from '../backends/types.ts';
+import { FolderNotFoundError, FolderType } from '../backends/types.ts';
 import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey } from '../protocol/synckey.ts';
 import { StateConflictError, type CollectionState, type HierarchyState, type SyncOptions, type SyncRequestCache } from '../state/types.ts';
 import { decodeWbxml } from '../wbxml/decoder.ts';
@@ -184,20 +184,27 @@ async function syncCollection(
 
   const backends = await open();
   const trash = hierarchy?.folders.find((f) => f.type === FolderType.DeletedItems && f.source.backend === 'imap');
-  const result = await syncEmailCollection({
-    mail: backends.mail,
-    folderRef: folder.source.ref,
-    collectionId,
-    trashRef: trash?.source.ref,
-    state: stored.state,
-    options: { ...stored.state.options, ...request.options },
-    windowSize,
-    getChanges: request.getChanges ?? true,
-    deletesAsMoves: request.deletesAsMoves,
-    commands: request.commands,
-    version: context.request.version,
-    fileReference: (uid, partId) => `${collectionId}:${uid}:${partId}`,
-  });
+  let result;
+  try {
+    result = await syncEmailCollection({
+      mail: backends.mail,
+      folderRef: folder.source.ref,
+      collectionId,
+      trashRef: trash?.source.ref,
+      state: stored.state,
+      options: { ...stored.state.options, ...request.options },
+      windowSize,
+      getChanges: request.getChanges ?? true,
+      deletesAsMoves: request.deletesAsMoves,
+      commands: request.commands,
+      version: context.request.version,
+      fileReference: (uid, partId) => `${collectionId}:${uid}:${partId}`,
+    });
+  } catch (err) {
+    // Another client deleted or renamed the folder: the device must FolderSync.
+    if (err instanceof FolderNotFoundError) return { element: collectionStatus(collectionId, SyncStatus.HierarchyChanged), sent: 0 };
+    throw err;
+  }
   if (result.status === SyncStatus.InvalidSyncKey) {
     await context.state.deleteCollection(context.device, collectionId);
     return { element: collectionStatus(collectionId, SyncStatus.InvalidSyncKey), sent: 0 };

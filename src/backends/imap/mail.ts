@@ -6,7 +6,7 @@
  * `changesSince` answers undefined and the caller compares UID sets instead.
  */
 import type { FetchMessageObject, ImapFlow, ListResponse, SearchObject } from 'imapflow';
-import { FolderType, type BackendFolder, type MailBackend, type MailboxChanges, type MailboxStatus, type MailSearchQuery, type MessageSummary, type MessageWithSource } from '../types.ts';
+import { FolderNotFoundError, FolderType, type BackendFolder, type MailBackend, type MailboxChanges, type MailboxStatus, type MailSearchQuery, type MessageSummary, type MessageWithSource } from '../types.ts';
 import type { ImapLogin } from './connection.ts';
 import type { ImapSessions } from './sessions.ts';
 
@@ -84,6 +84,7 @@ export class ImapMailBackend implements MailBackend {
       };
     } catch (err) {
       this.failed = true;
+      if (isMissingMailbox(err)) throw new FolderNotFoundError(folder);
       throw err;
     }
   }
@@ -246,6 +247,12 @@ function searchCriteria(query: MailSearchQuery): SearchObject {
   if (query.since) criteria.since = query.since;
   if (query.before) criteria.before = query.before;
   return Object.keys(criteria).length ? criteria : { all: true };
+}
+
+/** imapflow marks a SELECT of a mailbox that is not there; Dovecot also says [NONEXISTENT]. */
+function isMissingMailbox(err: unknown): boolean {
+  const e = err as { mailboxMissing?: boolean; serverResponseCode?: string };
+  return e.mailboxMissing === true || e.serverResponseCode === 'NONEXISTENT';
 }
 
 function toFolder(m: ListResponse): BackendFolder {

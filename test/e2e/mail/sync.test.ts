@@ -298,6 +298,17 @@ describe('request forms and limits', () => {
     expect(childText(both.body, 'Status')).toBe('4');
   });
 
+  it('answers Status 12 when another client deleted the folder since the last FolderSync', async () => {
+    const user = createUser(services);
+    await seedMailbox(services, user, 'Gone soon', numbered(1));
+    const device = new TestDevice(server, user);
+    await device.folderSync();
+    const gone = device.folderByName('Gone soon').serverId;
+    await device.syncUntilDone(gone);
+    await withImap(services, user, (imap) => imap.mailboxDelete('Gone soon'));
+    expect((await device.sync(gone)).status).toBe(12);
+  });
+
   it('answers Status 12 for a collection the hierarchy does not have', async () => {
     const user = createUser(services);
     const { device } = await readyDevice(user);
