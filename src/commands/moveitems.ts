@@ -12,6 +12,7 @@ import { StateConflictError, type CollectionState, type HierarchyState, type Key
 import { decodeUidSet, encodeUidSet } from '../state/uidset.ts';
 import { children, childText, el } from '../wbxml/tree.ts';
 import { mailFolder, parseItemId } from './mail-lookup.ts';
+import { flagDigitsMap } from './sync-email.ts';
 import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
 
 /** Per-move status; note that 3, not 1, is success. */
@@ -180,11 +181,10 @@ export function afterMoves(
   movedOut: Map<string, string> = new Map(),
 ): CollectionState {
   const wm = state.watermark as ImapWatermark;
-  // Sync keeps `flagDigits` (without CONDSTORE) as one digit per UID of `uids`, in UID order: keep them aligned.
+  // Sync keeps `flagDigits` (without CONDSTORE) as one token per UID of `uids`, in UID order: keep them aligned.
+  const tokens = wm.flagDigits !== undefined ? flagDigitsMap(wm.uids, wm.flagDigits) : undefined;
   const digits = new Map<number, string>();
-  decodeUidSet(wm.uids).forEach((uid, i) => {
-    if (!left.has(uid)) digits.set(uid, wm.flagDigits?.[i] ?? '0');
-  });
+  for (const uid of decodeUidSet(wm.uids)) if (!left.has(uid)) digits.set(uid, tokens?.get(uid) ?? '0');
   // An unknown digit ('0') costs at most one Change of the flags, never a duplicate.
   for (const [uid, digit] of arrived) digits.set(uid, digit ?? '0');
   const uids = [...digits.keys()].sort((a, b) => a - b);
@@ -201,8 +201,7 @@ export function afterMoves(
 function flagDigitOf(source: KeyedState<CollectionState> | undefined, uid: number): string | undefined {
   const wm = source?.state.watermark;
   if (wm?.kind !== 'imap' || wm.flagDigits === undefined) return undefined;
-  const index = decodeUidSet(wm.uids).indexOf(uid);
-  return index < 0 ? undefined : wm.flagDigits[index];
+  return flagDigitsMap(wm.uids, wm.flagDigits).get(uid);
 }
 
 registerCommand({ name: 'MoveItems', handle: moveItems });

@@ -310,7 +310,8 @@ function fnv1a(text: string): string {
   return (hash >>> 0).toString(16).padStart(8, '0');
 }
 
-function flagDigitsMap(uids: string, digits: string): Map<number, string> {
+/** `flagDigits` read back: UID → its token (see flagDigit). */
+export function flagDigitsMap(uids: string, digits: string): Map<number, string> {
   const tokens = digits.match(/[0-9a-f](?::[0-9a-f]{8})?/g) ?? [];
   const map = new Map<number, string>();
   decodeUidSet(uids).forEach((uid, i) => map.set(uid, tokens[i] ?? '0'));

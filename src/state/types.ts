@@ -119,7 +119,7 @@ export type Watermark =
       pendingAdds?: string;
       /** The start of the FilterType window when last checked (epoch ms): items older than a new start age out. */
       windowStart?: number;
-      /** Without CONDSTORE: the flags the device has, one hex digit per UID of `uids` (see sync-email.ts). */
+      /** Without CONDSTORE: the flags the device has, one token per UID of `uids`, in UID order (sync-email.ts flagDigit). */
       flagDigits?: string;
     }
   | { kind: 'dav'; syncToken: string; etags: Record<string, string> };

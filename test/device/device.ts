@@ -14,6 +14,7 @@ import { loadConfig } from '../../src/config.ts';
 import type { LogEntry } from '../../src/log.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
 import type { StateStore } from '../../src/state/types.ts';
+import { FolderType } from '../../src/backends/types.ts';
 import { decodeWbxml } from '../../src/wbxml/decoder.ts';
 import { encodeWbxml } from '../../src/wbxml/encoder.ts';
 import { child, children, childText, el, textOf, type WbxmlElement } from '../../src/wbxml/tree.ts';
@@ -244,4 +245,16 @@ function mergeApplicationData(before: WbxmlElement | undefined, change: WbxmlEle
 export function itemText(data: WbxmlElement | undefined, tag: string, ns: WbxmlElement['ns']): string | undefined {
   const found = data?.children.find((c) => c.tag === tag && c.ns === ns);
   return found ? textOf(found) : undefined;
+}
+
+/** A new device of `user` that has done its first FolderSync, and its Inbox's ServerId. */
+export async function readyDevice(server: TestServer, user: TestUser): Promise<{ device: TestDevice; inbox: string }> {
+  const device = new TestDevice(server, user);
+  await device.folderSync();
+  return { device, inbox: device.folderByType(FolderType.Inbox).serverId };
+}
+
+/** The sorted Subjects of the items the device has in a collection. */
+export function subjects(device: TestDevice, collectionId: string): string[] {
+  return [...device.items(collectionId).values()].map((d) => itemText(d, 'Subject', 'Email') ?? '').sort();
 }

@@ -5,9 +5,8 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../../src/backends/types.ts';
 import { child, childText, el, type WbxmlElement } from '../../../src/wbxml/tree.ts';
-import { itemText, TestDevice, testServer, type TestServer } from '../../device/device.ts';
+import { itemText, readyDevice, subjects, TestDevice, testServer, type TestServer } from '../../device/device.ts';
 import { createUser, listMessages, sampleMessages, seedMailbox, withImap, type SeedMessage } from '../../services/seed.ts';
-import type { TestUser } from '../../services/types.ts';
 
 const services = inject('services');
 let server: TestServer;
@@ -25,21 +24,13 @@ function numbered(count: number, start = 0): SeedMessage[] {
 
 const htmlPreference = [el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '2'), el('AirSyncBase', 'TruncationSize', '5120')])];
 
-async function readyDevice(user: TestUser): Promise<{ device: TestDevice; inbox: string }> {
-  const device = new TestDevice(server, user);
-  await device.folderSync();
-  return { device, inbox: device.folderByType(FolderType.Inbox).serverId };
-}
 
-function subjects(device: TestDevice, collectionId: string): string[] {
-  return [...device.items(collectionId).values()].map((d) => itemText(d, 'Subject', 'Email') ?? '').sort();
-}
 
 describe('Sync of an email folder', () => {
   it('starts with SyncKey 0 (no items), then delivers the folder in windows with MoreAvailable', async () => {
     const user = createUser(services);
     await seedMailbox(services, user, 'INBOX', numbered(23));
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
 
     const init = await device.sync(inbox, { options: htmlPreference });
     expect(init.status).toBe(1);
@@ -62,7 +53,7 @@ describe('Sync of an email folder', () => {
   it('sends the email properties a phone shows', async () => {
     const user = createUser(services);
     await seedMailbox(services, user, 'INBOX', sampleMessages({ to: user.email }));
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox, { options: htmlPreference });
     await device.syncUntilDone(inbox);
     const report = [...device.items(inbox).values()].find((d) => itemText(d, 'Subject', 'Email') === 'Quarterly report')!;
@@ -81,7 +72,7 @@ describe('Sync of an email folder', () => {
   it('honours MIMESupport with a MIME BodyPreference, and BodyPartPreference (14.1)', async () => {
     const user = createUser(services);
     await seedMailbox(services, user, 'INBOX', sampleMessages({ to: user.email }));
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox, {
       options: [
         el('AirSync', 'MIMESupport', '2'),
@@ -101,7 +92,7 @@ describe('Sync of an email folder', () => {
   it('reports what another IMAP client did: new mail, a flag change, an expunge', async () => {
     const user = createUser(services);
     const seeded = await seedMailbox(services, user, 'INBOX', numbered(3));
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox);
     await device.syncUntilDone(inbox);
 
@@ -122,7 +113,7 @@ describe('Sync of an email folder', () => {
   it('applies Read, Flag and Delete from the device to IMAP, without echoing them back', async () => {
     const user = createUser(services);
     const seeded = await seedMailbox(services, user, 'INBOX', numbered(3));
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox);
     await device.syncUntilDone(inbox);
     const [a, b, c] = seeded.map((m) => `${inbox}:${m.uid}`);
@@ -150,7 +141,7 @@ describe('Sync of an email folder', () => {
   it('expunges instead when DeletesAsMoves is 0', async () => {
     const user = createUser(services);
     const seeded = await seedMailbox(services, user, 'INBOX', numbered(2));
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox);
     await device.syncUntilDone(inbox);
     await device.sync(inbox, { deletesAsMoves: false, commands: [el('AirSync', 'Delete', [el('AirSync', 'ServerId', `${inbox}:${seeded[0]!.uid}`)])] });
@@ -161,7 +152,7 @@ describe('Sync of an email folder', () => {
   it('answers Status 8 for a change to an item the device cannot have', async () => {
     const user = createUser(services);
     await seedMailbox(services, user, 'INBOX', numbered(1));
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox);
     await device.syncUntilDone(inbox);
     const round = await device.sync(inbox, { commands: [el('AirSync', 'Change', [el('AirSync', 'ServerId', `${inbox}:99999`), el('AirSync', 'ApplicationData', [el('Email', 'Read', '1')])])] });
@@ -172,7 +163,7 @@ describe('Sync of an email folder', () => {
   it('server wins a conflict by default: Status 7 and the server version as a Change', async () => {
     const user = createUser(services);
     const [m] = await seedMailbox(services, user, 'INBOX', numbered(1));
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox);
     await device.syncUntilDone(inbox);
     await withImap(services, user, async (imap) => {
@@ -191,7 +182,7 @@ describe('lost responses', () => {
   it('resending the previous key returns the same items once, and applies the device commands once', async () => {
     const user = createUser(services);
     const seeded = await seedMailbox(services, user, 'INBOX', numbered(6));
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox);
 
     const lost = await device.sync(inbox, { windowSize: 4, lose: true });
@@ -222,7 +213,7 @@ describe('lost responses', () => {
   it('answers Status 3 to a key that was never given, and the device starts over', async () => {
     const user = createUser(services);
     await seedMailbox(services, user, 'INBOX', numbered(2));
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox);
     device.collections.get(inbox)!.syncKey = '{00000000-0000-0000-0000-000000000000}5';
     expect((await device.sync(inbox)).status).toBe(3);
@@ -250,7 +241,7 @@ describe('request forms and limits', () => {
   it('answers an empty Sync with Status 13 until a full one was cached, then repeats the cached request', async () => {
     const user = createUser(services);
     await seedMailbox(services, user, 'INBOX', numbered(2));
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
     expect(childText((await device.send('Sync')).body, 'Status')).toBe('13');
     await device.sync(inbox);
     await device.syncUntilDone(inbox);
@@ -286,7 +277,7 @@ describe('request forms and limits', () => {
 
   it('answers Status 14 with the Limit for a Wait or HeartbeatInterval out of range, and 4 for both', async () => {
     const user = createUser(services);
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
     const withTiming = (timing: WbxmlElement[]): WbxmlElement =>
       el('AirSync', 'Sync', [el('AirSync', 'Collections', [el('AirSync', 'Collection', [el('AirSync', 'SyncKey', '0'), el('AirSync', 'CollectionId', inbox)])]), ...timing]);
     const high = await device.send('Sync', withTiming([el('AirSync', 'HeartbeatInterval', '4000')]));
@@ -311,20 +302,20 @@ describe('request forms and limits', () => {
 
   it('answers Status 12 for a collection the hierarchy does not have', async () => {
     const user = createUser(services);
-    const { device } = await readyDevice(user);
+    const { device } = await readyDevice(server, user);
     expect((await device.sync('9999')).status).toBe(12);
   });
 
   it('answers Status 4 to commands sent with SyncKey 0', async () => {
     const user = createUser(services);
-    const { device, inbox } = await readyDevice(user);
+    const { device, inbox } = await readyDevice(server, user);
     const round = await device.sync(inbox, { commands: [el('AirSync', 'Delete', [el('AirSync', 'ServerId', `${inbox}:1`)])] });
     expect(round.status).toBe(4);
   });
 
   it('answers 400 to a Sync body that is not WBXML', async () => {
     const user = createUser(services);
-    const { device } = await readyDevice(user);
+    const { device } = await readyDevice(server, user);
     expect((await device.send('Sync', new Uint8Array([0x03, 0x01, 0x6a, 0x00, 0x45, 0x5c, 0x4f]))).status).toBe(400);
   });
 });
