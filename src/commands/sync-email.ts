@@ -10,7 +10,7 @@
 import type { MailBackend, MessageSummary } from '../backends/types.ts';
 import { emailApplicationData, emailFlagChange, imapFlagUpdate, isCategoryKeyword } from '../items/email.ts';
 import type { CollectionState, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
-import { decodeUidSet, encodeUidSet } from '../state/uidset.ts';
+import { decodeUidSet, UidSet } from '../state/uidset.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { SyncStatus } from './sync-status.ts';
 
@@ -76,8 +76,8 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     previous.kind === 'imap'
       ? { ...previous }
       : { kind: 'imap', uidValidity: status.uidValidity, highestModSeq: '', uids: '', pendingAdds: '', ...(since ? { windowStart: since.getTime() } : {}) };
-  const deviceUids = new Set(decodeUidSet(wm.uids));
-  const pendingAdds = new Set(decodeUidSet(wm.pendingAdds ?? ''));
+  const deviceUids = UidSet.parse(wm.uids);
+  const pendingAdds = UidSet.parse(wm.pendingAdds ?? '');
   const pending = new Map<number, PendingChange['kind']>();
   for (const p of req.state.pending) {
     const uid = uidOf(p.serverId, collectionId);
@@ -199,7 +199,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     for (const uid of changes) pending.delete(uid);
     room -= changes.length;
   }
-  const adds = [...pendingAdds].sort((a, b) => b - a).slice(0, room);
+  const adds = pendingAdds.largest(room);
   if (adds.length) {
     const messages = await mail.fetchMessages(folderRef, adds);
     for (const message of messages) {
@@ -211,7 +211,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   }
   progressed ||= commands.length > 0;
 
-  const nextWatermark: ImapWatermark = { ...wm, uids: encodeUidSet(deviceUids), pendingAdds: encodeUidSet(pendingAdds) };
+  const nextWatermark: ImapWatermark = { ...wm, uids: deviceUids.toString(), pendingAdds: pendingAdds.toString() };
   if (latest.highestModSeq === undefined) nextWatermark.flagDigits = await currentFlagDigits(mail, folderRef, deviceUids);
   return {
     status: SyncStatus.Success,
@@ -265,7 +265,7 @@ async function findChanges(
   mail: MailBackend,
   folder: string,
   wm: ImapWatermark,
-  deviceUids: Set<number>,
+  deviceUids: UidSet,
   flagsBefore: Map<number, string> | undefined,
   since: Date | undefined,
 ): Promise<FoundChanges> {
@@ -318,8 +318,8 @@ export function flagDigitsMap(uids: string, digits: string): Map<number, string>
   return map;
 }
 
-async function currentFlagDigits(mail: MailBackend, folder: string, deviceUids: Set<number>): Promise<string> {
-  const sorted = [...deviceUids].sort((a, b) => a - b);
+async function currentFlagDigits(mail: MailBackend, folder: string, deviceUids: UidSet): Promise<string> {
+  const sorted = [...deviceUids];
   const summaries = new Map((await mail.fetchSummaries(folder, sorted)).map((m) => [m.uid, m]));
   return sorted.map((uid) => flagDigit(summaries.get(uid)?.flags ?? new Set())).join('');
 }
@@ -331,8 +331,8 @@ export async function estimateEmailChanges(mail: MailBackend, folderRef: string,
   if (wm.kind !== 'imap') return (await mail.listUids(folderRef, since)).length;
   const status = await mail.status(folderRef);
   if (status.uidValidity !== wm.uidValidity) return 0;
-  const deviceUids = new Set(decodeUidSet(wm.uids));
-  const pendingAdds = new Set(decodeUidSet(wm.pendingAdds ?? ''));
+  const deviceUids = UidSet.parse(wm.uids);
+  const pendingAdds = UidSet.parse(wm.pendingAdds ?? '');
   const pendingUids = new Set(state.pending.map((p) => uidOf(p.serverId, collectionId)));
   let count = pendingAdds.size + pendingUids.size;
   if (wm.highestModSeq === '' || status.highestModSeq === undefined || wm.highestModSeq !== String(status.highestModSeq)) {
