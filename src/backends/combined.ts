@@ -4,10 +4,13 @@
  */
 import type { CommandContext } from '../commands/registry.ts';
 import { openImapMailBackend } from './imap/mail.ts';
-import type { BackendFolder, MailBackend } from './types.ts';
+import type { BackendFolder, ItemBackend, MailBackend } from './types.ts';
 
 export interface UserBackends {
   mail: MailBackend;
+  /** CalDAV (calendars, task lists) and CardDAV (address books), when configured: the CalDAV/CardDAV issue fills these. */
+  calendars?: ItemBackend;
+  contacts?: ItemBackend;
   /** Every folder of every backend, for FolderSync. */
   listFolders(): Promise<BackendFolder[]>;
   close(): Promise<void>;
@@ -15,11 +18,15 @@ export interface UserBackends {
 
 export async function openBackends(context: Pick<CommandContext, 'imapSessions' | 'user'>): Promise<UserBackends> {
   const mail = await openImapMailBackend(context.imapSessions, { user: context.user.login, password: context.user.password });
-  return {
+  const backends: UserBackends = {
     mail,
-    listFolders: () => mail.listFolders(),
+    async listFolders() {
+      const lists = await Promise.all([mail, backends.calendars, backends.contacts].map((b) => b?.listFolders() ?? []));
+      return lists.flat();
+    },
     close: () => mail.close(),
   };
+  return backends;
 }
 
 /** Runs `work` with the user's backends open, and closes them whatever happens. */

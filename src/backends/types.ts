@@ -119,3 +119,37 @@ export interface MailBackend {
 
   close(): Promise<void>;
 }
+
+/** One calendar object or vCard as a DAV server holds it. */
+export interface DavItem {
+  href: string;
+  etag: string;
+  /** iCalendar (VEVENT/VTODO) or vCard text. */
+  data: string;
+}
+
+/** What changed in a DAV collection since a sync-token (RFC 6578). */
+export interface DavChanges {
+  syncToken: string;
+  changed: { href: string; etag: string }[];
+  removed: string[];
+}
+
+/** The outcome of a conditional write (If-Match / If-None-Match): done, or the server's copy changed first. */
+export type DavWriteResult = { ok: true; href: string; etag: string } | { ok: false; reason: 'conflict' | 'not-found' };
+
+/**
+ * Calendars and task lists (CalDAV) or address books (CardDAV) of one user. Items are iCalendar or vCard text;
+ * converting them to ActiveSync is src/items/' business.
+ */
+export interface ItemBackend {
+  listFolders(): Promise<BackendFolder[]>;
+  /** Changes since `syncToken` (sync-collection); the full listing when undefined; 'invalid-token' when the server forgot it. */
+  changesSince(folderRef: string, syncToken: string | undefined): Promise<DavChanges | 'invalid-token'>;
+  /** Every item's href and etag, for servers without sync-collection. */
+  listEtags(folderRef: string): Promise<{ href: string; etag: string }[]>;
+  fetchItems(folderRef: string, hrefs: string[]): Promise<DavItem[]>;
+  /** Creates (no `ifMatch`: If-None-Match: *) or replaces (If-Match) an item. */
+  putItem(folderRef: string, href: string | undefined, data: string, ifMatch?: string): Promise<DavWriteResult>;
+  deleteItem(href: string, ifMatch?: string): Promise<DavWriteResult>;
+}

@@ -210,6 +210,20 @@ describe('lost responses', () => {
     expect([...next.added, ...next.changed, ...next.deleted]).toEqual([]);
   });
 
+  it('a lost answer to an Add (email folders take none) gives the same answer again and creates nothing', async () => {
+    const user = createUser(services);
+    await seedMailbox(services, user, 'INBOX', numbered(1));
+    const { device, inbox } = await readyDevice(server, user);
+    await device.syncUntilDone(inbox);
+    const add = [el('AirSync', 'Add', [el('AirSync', 'ClientId', 'c-1'), el('AirSync', 'ApplicationData', [el('Email', 'Subject', 'From the phone')])])];
+    const lost = await device.sync(inbox, { commands: add, lose: true });
+    const again = await device.sync(inbox, { commands: add });
+    expect(again.response.bytes).toEqual(lost.response.bytes);
+    expect(again.addResponses).toEqual([{ clientId: 'c-1', serverId: undefined, status: 6 }]);
+    expect(await listMessages(services, user, 'INBOX')).toHaveLength(1);
+    expect(device.items(inbox).size).toBe(1);
+  });
+
   it('answers Status 3 to a key that was never given, and the device starts over', async () => {
     const user = createUser(services);
     await seedMailbox(services, user, 'INBOX', numbered(2));
