@@ -3,6 +3,7 @@
  * and contacts (CalDAV/CardDAV) join here when configured, without the commands changing.
  */
 import type { CommandContext } from '../commands/registry.ts';
+import { DavItemBackend } from './dav/backend.ts';
 import { openImapMailBackend } from './imap/mail.ts';
 import type { BackendFolder, ItemBackend, MailBackend } from './types.ts';
 
@@ -16,10 +17,14 @@ export interface UserBackends {
   close(): Promise<void>;
 }
 
-export async function openBackends(context: Pick<CommandContext, 'imapSessions' | 'user'>): Promise<UserBackends> {
-  const mail = await openImapMailBackend(context.imapSessions, { user: context.user.login, password: context.user.password });
+export async function openBackends(context: Pick<CommandContext, 'imapSessions' | 'user' | 'config'>): Promise<UserBackends> {
+  const login = { user: context.user.login, password: context.user.password };
+  const mail = await openImapMailBackend(context.imapSessions, login);
+  const { caldavUrl, carddavUrl } = context.config;
   const backends: UserBackends = {
     mail,
+    ...(caldavUrl ? { calendars: new DavItemBackend(caldavUrl, 'caldav', login) } : {}),
+    ...(carddavUrl ? { contacts: new DavItemBackend(carddavUrl, 'carddav', login) } : {}),
     async listFolders() {
       const lists = await Promise.all([mail, backends.calendars, backends.contacts].map((b) => b?.listFolders() ?? []));
       return lists.flat();
@@ -30,7 +35,7 @@ export async function openBackends(context: Pick<CommandContext, 'imapSessions' 
 }
 
 /** Runs `work` with the user's backends open, and closes them whatever happens. */
-export async function withBackends<T>(context: Pick<CommandContext, 'imapSessions' | 'user'>, work: (backends: UserBackends) => Promise<T>): Promise<T> {
+export async function withBackends<T>(context: Pick<CommandContext, 'imapSessions' | 'user' | 'config'>, work: (backends: UserBackends) => Promise<T>): Promise<T> {
   const backends = await openBackends(context);
   try {
     return await work(backends);

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../../src/backends/types.ts';
 import { childText } from '../../../src/wbxml/tree.ts';
 import { TestDevice, testServer, type TestServer } from '../../device/device.ts';
-import { createUser, withImap } from '../../services/seed.ts';
+import { createUser, makeEvent, makeVCard, seedAddressBook, seedCalendar, withImap } from '../../services/seed.ts';
 
 const services = inject('services');
 let server: TestServer;
@@ -32,6 +32,24 @@ describe('FolderSync', () => {
     expect(device.folderByName('2026')).toMatchObject({ parentId: projects.serverId, type: FolderType.UserMail });
     for (const f of device.folders.values()) expect(f.serverId.length).toBeLessThanOrEqual(4);
     expect(Number(childText(body.children.find((c) => c.tag === 'Changes'), 'Count'))).toBe(device.folders.size);
+  });
+
+  it('lists calendars, task lists and address books from CalDAV/CardDAV beside the mail folders', async () => {
+    const user = createUser(services);
+    await seedCalendar(services, user, 'home', [makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00' })], { displayName: 'Home' });
+    await seedCalendar(services, user, 'chores', [], { displayName: 'Chores', components: ['VTODO'] });
+    await seedAddressBook(services, user, 'people', [makeVCard({ firstName: 'Ada', lastName: 'Lovelace' })], { displayName: 'People' });
+    const device = new TestDevice(server, user);
+    await device.folderSync();
+    expect(device.folderByName('Home')).toMatchObject({ type: FolderType.Calendar, parentId: '0' });
+    expect(device.folderByName('Chores')).toMatchObject({ type: FolderType.Tasks, parentId: '0' });
+    expect(device.folderByName('People')).toMatchObject({ type: FolderType.Contacts, parentId: '0' });
+    expect(device.folderByType(FolderType.Inbox)).toBeDefined();
+
+    await seedCalendar(services, user, 'work', [], { displayName: 'Work' });
+    const again = await device.folderSync();
+    expect(childText(again.children.find((c) => c.tag === 'Changes'), 'Count')).toBe('1');
+    expect(device.folderByName('Work').type).toBe(FolderType.UserCalendar);
   });
 
   it('reports what another IMAP client changed: a new folder, a rename, a deletion', async () => {
