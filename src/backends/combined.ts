@@ -7,13 +7,23 @@ import { DavItemBackend } from './dav/backend.ts';
 import { openImapMailBackend } from './imap/mail.ts';
 import type { BackendFolder, ItemBackend, MailBackend } from './types.ts';
 
+export interface FolderListing {
+  folders: BackendFolder[];
+  unavailable: Set<BackendFolder['backend']>;
+}
+
 export interface UserBackends {
   mail: MailBackend;
   /** CalDAV (calendars, task lists) and CardDAV (address books), when configured: the CalDAV/CardDAV issue fills these. */
   calendars?: ItemBackend;
   contacts?: ItemBackend;
-  /** Every folder of every backend, for FolderSync. */
+  /** Every folder of every backend that answered. */
   listFolders(): Promise<BackendFolder[]>;
+  /**
+   * The same, and which backends did not answer (a DAV server down, or without this user): FolderSync keeps the
+   * folders it knows from those rather than telling the device they are gone.
+   */
+  listFoldersByBackend(): Promise<FolderListing>;
   close(): Promise<void>;
 }
 
@@ -26,8 +36,25 @@ export async function openBackends(context: Pick<CommandContext, 'imapSessions' 
     ...(caldavUrl ? { calendars: new DavItemBackend(caldavUrl, 'caldav', login) } : {}),
     ...(carddavUrl ? { contacts: new DavItemBackend(carddavUrl, 'carddav', login) } : {}),
     async listFolders() {
-      const lists = await Promise.all([mail, backends.calendars, backends.contacts].map((b) => b?.listFolders() ?? []));
-      return lists.flat();
+      return (await backends.listFoldersByBackend()).folders;
+    },
+    async listFoldersByBackend() {
+      const listing: FolderListing = { folders: await mail.listFolders(), unavailable: new Set() };
+      const dav = [
+        ['caldav', backends.calendars],
+        ['carddav', backends.contacts],
+      ] as const;
+      await Promise.all(
+        dav.map(async ([name, backend]) => {
+          if (!backend) return;
+          try {
+            listing.folders.push(...(await backend.listFolders()));
+          } catch {
+            listing.unavailable.add(name);
+          }
+        }),
+      );
+      return listing;
     },
     close: () => mail.close(),
   };

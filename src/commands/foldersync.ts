@@ -40,9 +40,9 @@ export async function folderSync(context: CommandContext): Promise<CommandResult
     return replayFor(stored, requestKey, 'FolderSync') ?? statusOnly(FolderSyncStatus.InvalidSyncKey);
   }
 
-  const current = await withBackends(context, (backends) => backends.listFolders());
+  const listing = await withBackends(context, (backends) => backends.listFoldersByBackend());
   // From key 0 the device gets every folder, under the ServerIds it may already know (its collection states stay valid).
-  const diff = diffHierarchy(stored?.state, current);
+  const diff = diffHierarchy(stored?.state, listing.folders, listing.unavailable);
   const changes: WbxmlElement[] =
     requestKey === INITIAL_SYNC_KEY
       ? parentsFirst(diff.next.folders, diff.next.folders).map((f) => folderElement('Add', f))

@@ -3,7 +3,7 @@
  * backends report now. Shared by FolderSync and the folder commands (FolderCreate, FolderUpdate, FolderDelete),
  * which all advance the same hierarchy SyncKey.
  */
-import type { BackendFolder } from '../backends/types.ts';
+import { FolderType, type BackendFolder } from '../backends/types.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { el, type WbxmlElement } from '../wbxml/tree.ts';
 
@@ -21,8 +21,10 @@ const FIRST_SERVER_ID = 1;
  * Matches current folders to stored ones: by backend ref, then (for folders renamed or moved by another client) by
  * identity when exactly one vanished and one new folder share it. Matched folders keep their ServerId.
  */
-export function diffHierarchy(stored: HierarchyState | undefined, current: BackendFolder[]): HierarchyDiff {
+export function diffHierarchy(stored: HierarchyState | undefined, listed: BackendFolder[], unavailable: ReadonlySet<string> = new Set()): HierarchyDiff {
   const previous = stored?.folders ?? [];
+  // Folders of a backend that did not answer stay as they were.
+  const current = [...listed, ...previous.filter((f) => unavailable.has(f.source.backend)).map(asBackendFolder)];
   let nextServerId = stored?.nextServerId ?? previous.reduce((max, f) => Math.max(max, Number(f.serverId) + 1 || max), FIRST_SERVER_ID);
   const byRef = new Map(previous.map((f) => [refKey(f.source.backend, f.source.ref), f]));
   const matched = new Map<BackendFolder, FolderRecord>();
@@ -67,6 +69,29 @@ export function diffHierarchy(stored: HierarchyState | undefined, current: Backe
   const keptIds = new Set(folders.map((f) => f.serverId));
   const deleted = previous.filter((f) => !keptIds.has(f.serverId));
   return { next: { folders, nextServerId }, added: parentsFirst(added, folders), updated, deleted };
+}
+
+/** A stored folder as its backend would list it (for keeping folders of a backend that is unavailable). */
+function asBackendFolder(f: FolderRecord): BackendFolder {
+  return {
+    backend: f.source.backend,
+    ref: f.source.ref,
+    // Only mail folders nest; DAV collections are top level.
+    parentRef: undefined,
+    displayName: f.displayName,
+    type: f.type,
+    itemClass: itemClassOf(f.type),
+    ...(f.identity ? { identity: f.identity } : {}),
+  };
+}
+
+/** The ActiveSync class of a folder type. */
+export function itemClassOf(type: number): BackendFolder['itemClass'] {
+  if (type === FolderType.Calendar || type === FolderType.UserCalendar) return 'Calendar';
+  if (type === FolderType.Contacts || type === FolderType.UserContacts) return 'Contacts';
+  if (type === FolderType.Tasks || type === FolderType.UserTasks) return 'Tasks';
+  if (type === FolderType.Notes || type === FolderType.UserNotes) return 'Notes';
+  return 'Email';
 }
 
 /** Parents before children: clients create folders in the order they are listed. */
