@@ -18,11 +18,14 @@ export default defineConfig({
         },
       },
       {
-        // The Worker of wrangler.toml, Durable Objects included, in workerd; no test services needed.
+        // The Worker of wrangler.toml, Durable Objects included, in workerd; only an IMAP server (for the push sweep).
         plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' } })],
         test: {
           name: 'workers',
           include: [WORKERS_TESTS],
+          // A Dovecot of its own for the push sweep inside workerd (inject('imap')); SMTP servers in Node for the
+          // submission test inside workerd (test/workers/smtp.test.ts).
+          globalSetup: ['test/services/workers-global-setup.ts', 'test/workers/smtp-global-setup.ts'],
           // The contract's 100,000-item round trip takes ~3 s in workerd; 5 s would be tight on a busy 2-core CI.
           testTimeout: 30_000,
         },

@@ -1,5 +1,6 @@
 /** `npm run bench`: every benchmark, one after another. Each prints its own numbers. */
 import { runEmailBench } from './email.ts';
+import { runPushBench } from './push.ts';
 import { runStateBench } from './state.ts';
 import { runSyncBench } from './sync.ts';
 import { runWbxmlBench } from './wbxml.ts';
@@ -8,3 +9,4 @@ runWbxmlBench();
 await runStateBench();
 await runEmailBench();
 await runSyncBench([1_000, 10_000, 100_000]);
+await runPushBench();

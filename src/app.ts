@@ -1,14 +1,18 @@
 /**
- * The Hono app every runtime serves. Routes only; the ActiveSync framing is in protocol/activesync.ts and each
- * command in commands/<command>.ts.
+ * The Hono app every runtime serves. Routes only; the ActiveSync framing is in protocol/activesync.ts, Autodiscover
+ * in protocol/autodiscover.ts, and each command in commands/<command>.ts.
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { handleOptions, handlePost, type ActiveSyncDeps } from './protocol/activesync.ts';
+import { handleAutodiscover } from './protocol/autodiscover.ts';
 
 export type AppDeps = ActiveSyncDeps;
 
 const ACTIVESYNC_PATH = '/microsoft-server-activesync';
+const AUTODISCOVER_PATH = '/autodiscover/autodiscover.xml';
+/** An Autodiscover request is a few hundred bytes of XML. */
+const AUTODISCOVER_MAX_BYTES = 64 * 1024;
 
 /** Clients vary the case of the ActiveSync and Autodiscover paths (iOS: `/Autodiscover/Autodiscover.xml`). */
 function routingPath(request: Request): string {
@@ -31,6 +35,15 @@ export function createApp(deps: AppDeps): Hono {
   );
   app.get(ACTIVESYNC_PATH, (c) => c.html(INFO_PAGE));
   app.all(ACTIVESYNC_PATH, () => new Response(null, { status: 405, headers: { Allow: 'GET,OPTIONS,POST' } }));
+
+  app.post(
+    AUTODISCOVER_PATH,
+    bodyLimit({
+      maxSize: Math.min(deps.config.maxRequestBytes, AUTODISCOVER_MAX_BYTES),
+      onError: () => new Response(null, { status: 413, headers: { 'Content-Length': '0' } }),
+    }),
+    (c) => handleAutodiscover(c, deps),
+  );
 
   app.notFound(() => new Response('Not Found\n', { status: 404, headers: { 'Content-Type': 'text/plain' } }));
   app.onError((err) => {

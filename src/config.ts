@@ -3,6 +3,8 @@
  * A missing or malformed required setting stops start-up with a message that names it.
  */
 import { z } from 'zod';
+import { decodeVaultKey } from './tenants/vault.ts';
+import { DEFAULT_POLICY_CONFIG, parsePolicyConfig, type PolicyConfig, type ProvisioningMode } from './protocol/policy.ts';
 
 /** Where sync state lives: the embedded SQLite file (default), or a DynamoDB table shared by several instances. */
 export type StateStoreConfig =
@@ -13,13 +15,48 @@ export interface ServerConfig {
   port: number;
   state: StateStoreConfig;
   imap: { host: string; port: number; secure: boolean };
-  smtp: { host: string; port: number; secure: boolean };
+  smtp: {
+    host: string;
+    port: number;
+    secure: boolean;
+    /**
+     * Logging in with the user's credentials: 'optional' when the server offers AUTH (on an encrypted connection),
+     * 'required' always (no AUTH offered or no TLS = the message is not sent), 'none' never (a relay that trusts this host).
+     */
+    auth: 'optional' | 'required' | 'none';
+  };
   caldavUrl: string | undefined;
   carddavUrl: string | undefined;
   /** Largest request body accepted, in bytes. */
   maxRequestBytes: number;
+  /** Largest message SendMail, SmartReply and SmartForward send (as composed, in bytes); larger ones get Status 122. */
+  maxMessageBytes: number;
   /** The tenant this process serves until multi-tenancy arrives. */
   tenant: string;
+  /** The public base URL (scheme and host) devices reach the service at, for Autodiscover answers. */
+  publicUrl: string | undefined;
+  /** The mail domain of logins without one (`alice` → `alice@<mailDomain>`), for Settings UserInformation. */
+  mailDomain: string | undefined;
+  /** `strict`: every command needs a provisioned device (Exchange); `loose`: requests without a policy key pass. */
+  provisioning: ProvisioningMode;
+  /** The device policy (POLICY), with per-user overrides. */
+  policy: PolicyConfig;
+  /** Push: Ping, hanging Sync and the watcher (src/push/). */
+  push: PushConfig;
+}
+
+/** Push settings (src/push/, DESIGN §5). */
+export interface PushConfig {
+  /** Longest Ping/Sync heartbeat, seconds: the runtime's cap (HEARTBEAT_CAPS in src/push/ping-poll.ts). */
+  maxHeartbeat: number;
+  /** Shortest Ping heartbeat, seconds (60 as Exchange; lower only for tests). Never above maxHeartbeat. */
+  minHeartbeat: number;
+  /** Seconds between two change-feed reads of a waiting Ping or hanging Sync. */
+  pollSeconds: number;
+  /** The watcher logs in to IMAP as this master user on the user's behalf (no password is kept). */
+  master: { user: string; password: string } | undefined;
+  /** Without a master user: the 32-byte AES-256-GCM key that seals users' passwords on their watch lease. */
+  credentialKey: Uint8Array | undefined;
 }
 
 export class ConfigError extends Error {
@@ -34,6 +71,7 @@ const flag = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const port = z.coerce.number().int().min(1).max(65535);
 const url = z.string().trim().url();
+const seconds = z.coerce.number().int().min(1).max(3540);
 
 const schema = z.object({
   PORT: port.default(8080),
@@ -48,24 +86,54 @@ const schema = z.object({
   SMTP_HOST: z.string().trim().min(1).optional(),
   SMTP_PORT: port.optional(),
   SMTP_SECURE: flag.default(true),
+  SMTP_AUTH: z.string().trim().toLowerCase().pipe(z.enum(['optional', 'required', 'none'])).default('optional'),
   CALDAV_URL: url.optional(),
   CARDDAV_URL: url.optional(),
   MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).default(25 * 1024 * 1024),
+  MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(25 * 1024 * 1024),
   TENANT: z.string().trim().min(1).default('default'),
+  PUBLIC_URL: url.refine((v) => /^https?:\/\//i.test(v), 'must be an http(s) URL').optional(),
+  MAIL_DOMAIN: z.string().trim().toLowerCase().regex(/^[a-z0-9.-]+\.[a-z0-9-]+$/, 'must be a domain name').optional(),
+  PROVISIONING: z.string().trim().toLowerCase().pipe(z.enum(['strict', 'loose'])).default('strict'),
+  POLICY: z.string().optional(),
+  PING_MAX_HEARTBEAT: seconds.default(3540),
+  PING_MIN_HEARTBEAT: seconds.default(60),
+  PING_POLL_SECONDS: z.coerce.number().min(0.05).max(300).default(20),
+  IMAP_MASTER_USER: z.string().trim().min(1).optional(),
+  IMAP_MASTER_PASSWORD: z.string().min(1).optional(),
+  CREDENTIAL_KEY: z
+    .string()
+    .trim()
+    .refine((v) => decodeVaultKey(v) !== undefined, 'must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)')
+    .optional(),
 });
 
-/** Reads the settings from an environment (process.env on Node, the bindings on Workers). */
-export function loadConfig(env: Record<string, string | undefined>): ServerConfig {
+/**
+ * Reads the settings from an environment (process.env on Node, the bindings on Workers). `runtimeDefaults` are a
+ * runtime's own defaults, used where the environment says nothing (e.g. a Lambda's PING_MAX_HEARTBEAT).
+ */
+export function loadConfig(env: Record<string, string | undefined>, runtimeDefaults: Record<string, string> = {}): ServerConfig {
   // An empty variable counts as unset, as in most deployment tools.
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''));
+  const present = { ...runtimeDefaults, ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== '')) };
   const parsed = schema.safeParse(present);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`);
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
   const e = parsed.data;
+  if ((e.IMAP_MASTER_USER === undefined) !== (e.IMAP_MASTER_PASSWORD === undefined)) {
+    throw new ConfigError('invalid configuration: IMAP_MASTER_USER and IMAP_MASTER_PASSWORD go together');
+  }
   if (e.STATE_STORE === 'dynamodb' && !e.DYNAMODB_TABLE) {
     throw new ConfigError('invalid configuration: DYNAMODB_TABLE is required when STATE_STORE=dynamodb');
+  }
+  let policy = DEFAULT_POLICY_CONFIG;
+  if (e.POLICY !== undefined) {
+    try {
+      policy = parsePolicyConfig(e.POLICY);
+    } catch (err) {
+      throw new ConfigError(`invalid configuration: POLICY ${(err as Error).message}`);
+    }
   }
   return {
     port: e.PORT,
@@ -78,10 +146,23 @@ export function loadConfig(env: Record<string, string | undefined>): ServerConfi
       host: e.SMTP_HOST ?? e.IMAP_HOST,
       port: e.SMTP_PORT ?? (e.SMTP_SECURE ? 465 : 587),
       secure: e.SMTP_SECURE,
+      auth: e.SMTP_AUTH,
     },
     caldavUrl: e.CALDAV_URL,
     carddavUrl: e.CARDDAV_URL,
     maxRequestBytes: e.MAX_REQUEST_BYTES,
+    maxMessageBytes: e.MAX_MESSAGE_BYTES,
     tenant: e.TENANT,
+    publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
+    mailDomain: e.MAIL_DOMAIN,
+    provisioning: e.PROVISIONING,
+    policy,
+    push: {
+      maxHeartbeat: e.PING_MAX_HEARTBEAT,
+      minHeartbeat: Math.min(e.PING_MIN_HEARTBEAT, e.PING_MAX_HEARTBEAT),
+      pollSeconds: e.PING_POLL_SECONDS,
+      master: e.IMAP_MASTER_USER && e.IMAP_MASTER_PASSWORD ? { user: e.IMAP_MASTER_USER, password: e.IMAP_MASTER_PASSWORD } : undefined,
+      credentialKey: e.CREDENTIAL_KEY ? decodeVaultKey(e.CREDENTIAL_KEY) : undefined,
+    },
   };
 }

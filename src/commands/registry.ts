@@ -7,6 +7,7 @@ import type { AuthenticatedUser } from '../protocol/auth.ts';
 import type { CommandName } from '../protocol/commands.ts';
 import type { ActiveSyncRequest } from '../protocol/request.ts';
 import type { ImapSessions } from '../backends/imap/sessions.ts';
+import type { MailSubmitter } from '../backends/smtp/types.ts';
 import type { DeviceScope, StateStore } from '../state/types.ts';
 import type { Namespace } from '../wbxml/codepages.ts';
 import type { WbxmlElement } from '../wbxml/tree.ts';
@@ -20,6 +21,8 @@ export interface CommandContext {
   state: StateStore;
   /** IMAP connections for this request's user (pooled on Node and Lambda, fresh on Workers). */
   imapSessions: ImapSessions;
+  /** SMTP submission for SendMail, SmartReply and SmartForward; nodemailer (src/backends/smtp/) when the runtime sets none. */
+  mailSubmitter?: MailSubmitter;
   /** The decoded WBXML body; undefined when the body was empty (an empty Sync or Ping) or not WBXML. */
   body: WbxmlElement | undefined;
   /** The body as received, for the `message/rfc822` form of SendMail, SmartReply and SmartForward (≤ 12.1). */

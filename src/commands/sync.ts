@@ -14,9 +14,13 @@ import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { REPLAY_TTL_MS } from './foldersync.ts';
 import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+import { converterFor } from './dav-converters.ts';
+import { itemClassOf } from './hierarchy.ts';
+import { syncDavCollection } from './sync-dav.ts';
 import { syncEmailCollection } from './sync-email.ts';
 import { parseSyncOptions } from './sync-options.ts';
 import { SyncStatus } from './sync-status.ts';
+import { endWaitingRequests, waitInSync } from '../push/ping-poll.ts';
 
 export const DEFAULT_WINDOW_SIZE = 100;
 export const MAX_WINDOW_SIZE = 512;
@@ -35,6 +39,8 @@ interface CollectionRequest {
   deletesAsMoves: boolean;
   options: SyncOptions | undefined;
   commands: WbxmlElement[];
+  /** The property names the client declared with SyncKey 0 (Calendar, Contacts, Tasks). */
+  supported: string[] | undefined;
 }
 
 function topStatus(status: number, extra: WbxmlElement[] = []): CommandResult {
@@ -62,6 +68,7 @@ function parseCollection(c: WbxmlElement): CollectionRequest | undefined {
     deletesAsMoves: childText(c, 'DeletesAsMoves') !== '0',
     options: optionsElement ? parseSyncOptions(optionsElement) : undefined,
     commands: child(c, 'Commands')?.children ?? [],
+    supported: child(c, 'Supported')?.children.map((p) => p.tag),
   };
 }
 
@@ -80,6 +87,8 @@ export async function sync(context: CommandContext): Promise<CommandResult> {
       return topStatus(SyncStatus.InvalidWaitOrHeartbeat, [el('AirSync', 'Limit', String(n < range.min ? range.min : range.max))]);
     }
   }
+  // push (src/push/ping-poll.ts): a Sync ends this device's waiting Ping or hanging Sync.
+  await endWaitingRequests(context);
 
   const listed = children(child(body, 'Collections'), 'Collection');
   const parsed = listed.map(parseCollection);
@@ -101,6 +110,7 @@ export async function sync(context: CommandContext): Promise<CommandResult> {
         deletesAsMoves: true,
         options: c.options,
         commands: [],
+        supported: undefined,
       }));
     requests = [...requests, ...fromCache];
   }
@@ -122,7 +132,12 @@ export async function sync(context: CommandContext): Promise<CommandResult> {
   } finally {
     await (backends as UserBackends | undefined)?.close();
   }
-  return { kind: 'wbxml', body: el('AirSync', 'Sync', [el('AirSync', 'Collections', collections)]) };
+  const response: CommandResult = { kind: 'wbxml', body: el('AirSync', 'Sync', [el('AirSync', 'Collections', collections)]) };
+  // push (src/push/ping-poll.ts): a hanging Sync with nothing to send waits on the change feed, then syncs again.
+  const hangSeconds = wait !== undefined ? Number(wait) * 60 : heartbeat !== undefined ? Number(heartbeat) : undefined;
+  if (hangSeconds === undefined) return response;
+  const requested = requests.map((r) => ({ collectionId: r.collectionId, syncKey: r.syncKey }));
+  return waitInSync(context, { seconds: hangSeconds, hierarchy, requested, elements: collections, response, again: () => sync(context) });
 }
 
 async function cacheRequest(context: CommandContext, requests: CollectionRequest[], windowSize: number | undefined, wait: string | undefined, heartbeat: string | undefined): Promise<void> {
@@ -158,12 +173,20 @@ async function syncCollection(
 ): Promise<{ element: WbxmlElement; sent: number }> {
   const { collectionId } = request;
   const folder = hierarchy?.folders.find((f) => f.serverId === collectionId);
-  if (!folder || folder.source.backend !== 'imap') return { element: collectionStatus(collectionId, SyncStatus.HierarchyChanged), sent: 0 };
+  const converter = folder && folder.source.backend !== 'imap' ? converterFor(folder.type) : undefined;
+  if (!folder || (folder.source.backend !== 'imap' && !converter)) return { element: collectionStatus(collectionId, SyncStatus.HierarchyChanged), sent: 0 };
 
   if (request.syncKey === INITIAL_SYNC_KEY) {
     if (request.commands.length) return { element: collectionStatus(collectionId, SyncStatus.ProtocolError), sent: 0 };
     const syncKey = firstSyncKey();
-    const state: CollectionState = { class: 'Email', watermark: { kind: 'none' }, options: request.options ?? {}, pending: [], clientIds: {} };
+    const state: CollectionState = {
+      class: itemClassOf(folder.type),
+      watermark: { kind: 'none' },
+      options: request.options ?? {},
+      pending: [],
+      clientIds: {},
+      ...(request.supported ? { supported: request.supported } : {}),
+    };
     await context.state.commitCollection(context.device, collectionId, 'any', { syncKey, state });
     return { element: collectionStatus(collectionId, SyncStatus.Success, syncKey), sent: 0 };
   }
@@ -184,22 +207,38 @@ async function syncCollection(
 
   const backends = await open();
   const trash = hierarchy?.folders.find((f) => f.type === FolderType.DeletedItems && f.source.backend === 'imap');
+  const options = { ...stored.state.options, ...request.options };
   let result;
   try {
-    result = await syncEmailCollection({
-      mail: backends.mail,
-      folderRef: folder.source.ref,
-      collectionId,
-      trashRef: trash?.source.ref,
-      state: stored.state,
-      options: { ...stored.state.options, ...request.options },
-      windowSize,
-      getChanges: request.getChanges ?? true,
-      deletesAsMoves: request.deletesAsMoves,
-      commands: request.commands,
-      version: context.request.version,
-      fileReference: (uid, partId) => `${collectionId}:${uid}:${partId}`,
-    });
+    const dav = folder.source.backend === 'caldav' ? backends.calendars : folder.source.backend === 'carddav' ? backends.contacts : undefined;
+    result = dav && converter
+      ? await syncDavCollection({
+          dav,
+          converter,
+          folderRef: folder.source.ref,
+          collectionId,
+          state: stored.state,
+          options,
+          windowSize,
+          getChanges: request.getChanges ?? true,
+          commands: request.commands,
+          version: context.request.version,
+          ...(stored.state.supported ? { supported: stored.state.supported } : {}),
+        })
+      : await syncEmailCollection({
+          mail: backends.mail,
+          folderRef: folder.source.ref,
+          collectionId,
+          trashRef: trash?.source.ref,
+          state: stored.state,
+          options,
+          windowSize,
+          getChanges: request.getChanges ?? true,
+          deletesAsMoves: request.deletesAsMoves,
+          commands: request.commands,
+          version: context.request.version,
+          fileReference: (uid, partId) => `${collectionId}:${uid}:${partId}`,
+        });
   } catch (err) {
     // Another client deleted or renamed the folder: the device must FolderSync.
     if (err instanceof FolderNotFoundError) return { element: collectionStatus(collectionId, SyncStatus.HierarchyChanged), sent: 0 };

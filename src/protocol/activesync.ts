@@ -7,6 +7,7 @@ import type { CommandDefinition, CommandRegistry, CommandResult } from '../comma
 import type { ServerConfig } from '../config.ts';
 import type { LogEntry, LogSink } from '../log.ts';
 import type { ImapSessions } from '../backends/imap/sessions.ts';
+import type { MailSubmitter } from '../backends/smtp/types.ts';
 import type { StateStore } from '../state/types.ts';
 import { decodeWbxml, WbxmlDecodeError } from '../wbxml/decoder.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
@@ -15,6 +16,7 @@ import { AuthUnavailableError, basicChallenge, parseBasicAuth, type Authenticato
 import { commandByName } from './commands.ts';
 import { deviceScope, recordDeviceSeen } from './device.ts';
 import { HttpError } from './errors.ts';
+import { provisioningRefusal, refusalResponse } from './policy.ts';
 import { parseActiveSyncRequest } from './request.ts';
 import { SUPPORTED_VERSIONS } from './versions.ts';
 
@@ -24,6 +26,8 @@ export interface ActiveSyncDeps {
   commands: CommandRegistry;
   state: StateStore;
   imapSessions: ImapSessions;
+  /** SMTP submission (SendMail, SmartReply, SmartForward); the commands' default (nodemailer) when absent. */
+  mailSubmitter?: MailSubmitter;
   log: LogSink;
 }
 
@@ -109,7 +113,7 @@ async function serve(c: Context, deps: ActiveSyncDeps, entry: LogEntry): Promise
   const name = commandByName(request.command);
   if (!name) throw new HttpError(400, `unknown command ${request.command}`);
   const device = deviceScope(deps.config.tenant, outcome.user.login, request.deviceId);
-  await recordDeviceSeen(deps.state, device, request);
+  const known = await recordDeviceSeen(deps.state, device, request);
   const command = deps.commands.get(name);
   if (!command) throw new HttpError(501, `command ${name} is not implemented`);
   entry.cmd = name;
@@ -118,12 +122,28 @@ async function serve(c: Context, deps: ActiveSyncDeps, entry: LogEntry): Promise
   const contentType = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   const body = decodeBody(rawBody, contentType);
 
+  // X-MS-PolicyKey and remote wipe (protocol/policy.ts): a refused request gets 449 or the command's Status 14x.
+  const refusal = await provisioningRefusal({
+    mode: deps.config.provisioning,
+    policy: deps.config.policy,
+    login: outcome.user.login,
+    device: known,
+    request,
+    command: name,
+    body,
+  });
+  if (refusal) {
+    entry.refused = refusal;
+    return commandResponse(refusalResponse(refusal, request.version, name, command.responseRoot), entry);
+  }
+
   const result = await runCommand(command, {
     request,
     user: outcome.user,
     device,
     state: deps.state,
     imapSessions: deps.imapSessions,
+    ...(deps.mailSubmitter ? { mailSubmitter: deps.mailSubmitter } : {}),
     body,
     rawBody,
     contentType,

@@ -3,12 +3,13 @@
  * request on, with what it said about itself; so do we. To keep a Ping-heavy device from writing on every request,
  * the record is written only when something changed or lastSeen is older than a minute.
  */
-import type { DeviceScope, StateStore } from '../state/types.ts';
+import type { DeviceRecord, DeviceScope, StateStore } from '../state/types.ts';
 import type { ActiveSyncRequest } from './request.ts';
 
 const LAST_SEEN_RESOLUTION_MS = 60_000;
 
-export async function recordDeviceSeen(state: StateStore, device: DeviceScope, request: ActiveSyncRequest, now = Date.now()): Promise<void> {
+/** Records the request's facts about the device; returns the device as now stored (provisioning, wipe, …). */
+export async function recordDeviceSeen(state: StateStore, device: DeviceScope, request: ActiveSyncRequest, now = Date.now()): Promise<DeviceRecord> {
   const known = await state.getDevice(device);
   const unchanged =
     known !== undefined &&
@@ -16,8 +17,8 @@ export async function recordDeviceSeen(state: StateStore, device: DeviceScope, r
     known.protocolVersion === request.version &&
     (request.userAgent === undefined || known.userAgent === request.userAgent) &&
     now - known.lastSeen < LAST_SEEN_RESOLUTION_MS;
-  if (unchanged) return;
-  await state.updateDevice(device, {
+  if (unchanged) return known;
+  return state.updateDevice(device, {
     deviceType: request.deviceType,
     protocolVersion: request.version,
     ...(request.userAgent !== undefined ? { userAgent: request.userAgent } : {}),

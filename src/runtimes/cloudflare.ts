@@ -11,6 +11,8 @@ import { defaultRegistry } from '../commands/index.ts';
 import { ConfigError, loadConfig } from '../config.ts';
 import { stdoutLog } from '../log.ts';
 import { durableObjectStateStore, type StateObject } from '../state/durable-object.ts';
+import { workerdSubmitter } from '../backends/smtp/workerd.ts';
+import { sweep, SweepMemo } from '../push/watcher.ts';
 
 export { StateObject } from '../state/durable-object.ts';
 
@@ -23,19 +25,30 @@ export interface Env {
 // imapflow adds more listeners to one socket than Node's default of 10; inside workerd the warning for that crashes.
 EventEmitter.defaultMaxListeners = 50;
 
+/** The Worker's settings: its string variables and secrets. */
+function settingsOf(env: Env): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
+/** How long one cron invocation keeps sweeping: passes every 10 s, the last one starting before the next minute's cron. */
+const SWEEP_FOR_MS = 50_000;
+/** The sweep's memory of the accounts' feeds, for as long as this isolate lives (saves a feed read per account and minute). */
+const sweepMemo = new SweepMemo();
+
 /** The app, built once per isolate: `env` is the same object for every request an isolate serves. */
 let cached: { env: Env; app: Hono } | undefined;
 
 function appFor(env: Env): Hono {
   if (cached?.env !== env) {
-    const settings = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === 'string'));
-    const config = loadConfig(settings);
+    const config = loadConfig(settingsOf(env));
     // A socket cannot outlive its request in workerd: one connection per request.
     const imapSessions = freshImapSessions(config.imap);
     const app = createApp({
       config,
       authenticator: imapAuthenticator(config.imap, imapSessions),
       imapSessions,
+      // nodemailer on a socket opened by host name: workerd checks certificates against the name it connected to.
+      mailSubmitter: workerdSubmitter(config.smtp),
       commands: defaultRegistry,
       state: durableObjectStateStore(env.STATE),
       log: stdoutLog,
@@ -57,5 +70,22 @@ export default {
       return new Response('activesync-edge: not configured\n', { status: 500, headers: { 'Content-Type': 'text/plain' } });
     }
     return app.fetch(request, env, ctx);
+  },
+
+  /** Cron (wrangler.toml `[triggers]`, once a minute): the push watcher's sweep of every lease shard (src/push/watcher.ts). */
+  async scheduled(controller, env) {
+    let config;
+    try {
+      config = loadConfig(settingsOf(env));
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      stdoutLog({ time: new Date().toISOString(), event: 'config-error', error: err.message });
+      return;
+    }
+    const started = Date.now();
+    // Bound to its minute: a run that starts late sweeps less, and never overlaps the next minute's much.
+    const until = controller.scheduledTime + SWEEP_FOR_MS;
+    const report = await sweep({ state: durableObjectStateStore(env.STATE), tenant: config.tenant, imap: config.imap, push: config.push, log: stdoutLog, until, memo: sweepMemo });
+    stdoutLog({ time: new Date().toISOString(), tenant: config.tenant, event: 'sweep', ms: Date.now() - started, ...report });
   },
 } satisfies ExportedHandler<Env>;

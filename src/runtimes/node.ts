@@ -12,6 +12,7 @@ import { ConfigError, loadConfig, type StateStoreConfig } from '../config.ts';
 import { stdoutLog } from '../log.ts';
 import { createStateTable, DynamoDbStateStore } from '../state/dynamodb.ts';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../state/sqlite-node.ts';
+import { startIdleWatcher } from '../push/watcher.ts';
 import type { StateStore } from '../state/types.ts';
 
 /** The state store the settings name, and how to let go of it on shutdown. */
@@ -53,7 +54,10 @@ async function main(): Promise<void> {
   const server = serve({ fetch: app.fetch, port: config.port, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
     stdoutLog({ time: new Date().toISOString(), event: 'listening', port: info.port, imap: `${config.imap.host}:${config.imap.port}`, state: state.where });
   });
+  // Push: the IDLE watcher runs in this process (src/push/watcher.ts); it wakes this process's waiting Pings at once.
+  const watcher = startIdleWatcher({ state: state.store, tenant: config.tenant, imap: config.imap, push: config.push, log: stdoutLog });
   const stop = (): void => {
+    void watcher.stop();
     server.close(() => {
       state.close();
       process.exit(0);

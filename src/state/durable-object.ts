@@ -20,11 +20,13 @@ import {
   type FeedEntry,
   type HierarchyState,
   type KeyedState,
+  type Marker,
   type PingCache,
   type Precondition,
   type StateStore,
   type SyncRequestCache,
   type UserScope,
+  type UserSettings,
   type WatchLease,
 } from './types.ts';
 
@@ -37,10 +39,12 @@ type StoreMethod = keyof StateStore;
 const STORE_METHODS = new Set(
   Object.keys({
     getDevice: 0, updateDevice: 0, listDevices: 0, deleteDevice: 0,
+    getUserSettings: 0, putUserSettings: 0,
     getHierarchy: 0, commitHierarchy: 0,
     getCollection: 0, commitCollection: 0, listCollections: 0, deleteCollection: 0,
     getPingCache: 0, putPingCache: 0, getSyncRequestCache: 0, putSyncRequestCache: 0,
     putFeedEntry: 0, readFeed: 0,
+    claimMarker: 0, putMarker: 0, deleteMarker: 0,
     putLease: 0, getLease: 0, listLeases: 0, deleteLease: 0,
   } satisfies Record<StoreMethod, 0>),
 );
@@ -109,6 +113,9 @@ class DurableObjectStateStore implements StateStore {
   listDevices(u: UserScope) { return this.onUser(u, 'listDevices', u); }
   deleteDevice(d: DeviceScope) { return this.onUser(d, 'deleteDevice', d); }
 
+  getUserSettings(u: UserScope) { return this.onUser(u, 'getUserSettings', u); }
+  putUserSettings(u: UserScope, settings: UserSettings) { return this.onUser(u, 'putUserSettings', u, settings); }
+
   getHierarchy(d: DeviceScope) { return this.onUser(d, 'getHierarchy', d); }
   commitHierarchy(d: DeviceScope, precondition: Precondition, next: KeyedState<HierarchyState>) {
     return this.onUser(d, 'commitHierarchy', d, precondition, next);
@@ -128,6 +135,10 @@ class DurableObjectStateStore implements StateStore {
 
   putFeedEntry(u: UserScope, entry: FeedEntry) { return this.onUser(u, 'putFeedEntry', u, entry); }
   readFeed(u: UserScope) { return this.onUser(u, 'readFeed', u); }
+
+  claimMarker(d: DeviceScope, name: string, marker: Marker) { return this.onUser(d, 'claimMarker', d, name, marker); }
+  putMarker(d: DeviceScope, name: string, marker: Marker) { return this.onUser(d, 'putMarker', d, name, marker); }
+  deleteMarker(d: DeviceScope, name: string) { return this.onUser(d, 'deleteMarker', d, name); }
 
   putLease(lease: WatchLease) { return this.onTenant(lease.tenant, 'putLease', lease); }
   getLease(u: UserScope) { return this.onTenant(u.tenant, 'getLease', u); }

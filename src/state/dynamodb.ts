@@ -9,10 +9,12 @@
  *   pk                                   sk                          item
  *   <tenant>#USER#<user>                 DEVICE#<deviceId>           device record: the DeviceRecord fields as attributes
  *   <tenant>#USER#<user>                 FEED#<folder>               feed entry: folder, marker, changedAt, expiresAt    ttl
+ *   <tenant>#USER#<user>                 SETTINGS                    the user's settings (Settings Oof): data
  *   <tenant>#DEVICE#<user>#<deviceId>    HIERARCHY                   hierarchy head (see below)
  *   <tenant>#DEVICE#<user>#<deviceId>    COLLECTION#<collectionId>   collection head, plus collectionId
  *   <tenant>#DEVICE#<user>#<deviceId>    CHUNK#<blobId>#<n>          n-th piece of a large state or replay: data     ttl (replay)
  *   <tenant>#DEVICE#<user>#<deviceId>    CACHE#PING, CACHE#SYNC      last Ping / full Sync request: data, expiresAt      ttl
+ *   <tenant>#DEVICE#<user>#<deviceId>    MARKER#<name>               one-time action marker: value, expiresAt            ttl
  *   <tenant>#LEASES#<shard>              <user>                      watch lease: tenant, user, until, credential?       ttl
  *
  * A head holds `syncKey`, the encoded state (`state`, Binary) and the previous key's response (`replayKey`,
@@ -55,12 +57,14 @@ import {
   type FeedEntry,
   type HierarchyState,
   type KeyedState,
+  type Marker,
   type PingCache,
   type Precondition,
   type Replay,
   type StateStore,
   type SyncRequestCache,
   type UserScope,
+  type UserSettings,
   type WatchLease,
 } from './types.ts';
 
@@ -146,6 +150,18 @@ export class DynamoDbStateStore implements StateStore {
     const stateKeys = (await this.queryAll({ pk: devicePartition(d), keysOnly: true })).map(keyOf);
     await this.batchDelete(stateKeys);
     await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(deviceKey(d)) }));
+  }
+
+  // Per-user settings: one item beside the user's devices.
+
+  async getUserSettings(u: UserScope): Promise<UserSettings | undefined> {
+    const data = (await this.getItem({ pk: userPartition(u), sk: 'SETTINGS' }))?.data?.B;
+    return data ? decodeRecord<UserSettings>(plainBytes(data)) : undefined;
+  }
+
+  async putUserSettings(u: UserScope, settings: UserSettings): Promise<void> {
+    const item: Item = { pk: { S: userPartition(u) }, sk: { S: 'SETTINGS' }, data: { B: await encodeRecord(settings) } };
+    await this.client.send(new PutItemCommand({ TableName: this.table, Item: item }));
   }
 
   // Folder hierarchy and collections: a head item each.
@@ -326,6 +342,28 @@ export class DynamoDbStateStore implements StateStore {
         changedAt: readNumber(item, 'changedAt'),
         expiresAt: readNumber(item, 'expiresAt'),
       }));
+  }
+
+  // Markers: one item each under the device partition (so deleteDevice removes them), expiring like the caches.
+
+  async claimMarker(d: DeviceScope, name: string, marker: Marker): Promise<Marker | undefined> {
+    const key = markerKey(d, name);
+    // A live marker that expires between the failed put and the read reads as absent: try again.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const stored = await this.putIf(markerItem(key, marker), 'attribute_not_exists(pk) OR #expiresAt <= :now', { '#expiresAt': 'expiresAt' }, { ':now': { N: String(Date.now()) } });
+      if (stored) return undefined;
+      const item = await this.getItem(key);
+      if (item && isLive(readNumber(item, 'expiresAt'))) return { value: readString(item, 'value'), expiresAt: readNumber(item, 'expiresAt') };
+    }
+    throw new Error(`marker ${name}: too many concurrent writers`);
+  }
+
+  async putMarker(d: DeviceScope, name: string, marker: Marker): Promise<void> {
+    await this.client.send(new PutItemCommand({ TableName: this.table, Item: markerItem(markerKey(d, name), marker) }));
+  }
+
+  async deleteMarker(d: DeviceScope, name: string): Promise<void> {
+    await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(markerKey(d, name)) }));
   }
 
   // Watch leases.
@@ -555,6 +593,19 @@ function deviceKey(d: DeviceScope): Key {
 
 function collectionKey(d: DeviceScope, collectionId: string): Key {
   return { pk: devicePartition(d), sk: `COLLECTION#${keyPart(collectionId)}` };
+}
+
+function markerKey(d: DeviceScope, name: string): Key {
+  return { pk: devicePartition(d), sk: `MARKER#${keyPart(name)}` };
+}
+
+function markerItem(key: Key, marker: Marker): Item {
+  return {
+    ...toKeyItem(key),
+    value: { S: marker.value },
+    expiresAt: { N: String(marker.expiresAt) },
+    [TTL_ATTRIBUTE]: { N: String(ttlOf(marker.expiresAt)) },
+  };
 }
 
 function leaseKey(tenant: string, user: string): Key {

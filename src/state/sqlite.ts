@@ -18,11 +18,13 @@ import {
   type FeedEntry,
   type HierarchyState,
   type KeyedState,
+  type Marker,
   type PingCache,
   type Precondition,
   type StateStore,
   type SyncRequestCache,
   type UserScope,
+  type UserSettings,
   type WatchLease,
 } from './types.ts';
 
@@ -72,6 +74,17 @@ export const MIGRATIONS: readonly { version: number; statements: readonly string
         PRIMARY KEY (tenant, user)
       ) WITHOUT ROWID`,
       `CREATE INDEX leases_by_shard ON leases (tenant, shard, until)`,
+    ],
+  },
+  {
+    version: 2,
+    statements: [
+      // Per-user settings (Settings Oof): one JSON record per user.
+      `CREATE TABLE user_settings (
+        tenant TEXT NOT NULL, user TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (tenant, user)
+      ) WITHOUT ROWID`,
     ],
   },
 ];
@@ -132,6 +145,21 @@ export class SqliteStateStore implements StateStore {
         this.db.run(`DELETE FROM ${table} WHERE tenant = ? AND user = ? AND device_id = ?`, d.tenant, d.user, d.deviceId);
       }
     });
+  }
+
+  // Per-user settings.
+
+  async getUserSettings(u: UserScope): Promise<UserSettings | undefined> {
+    const row = this.db.query('SELECT record FROM user_settings WHERE tenant = ? AND user = ?', u.tenant, u.user)[0];
+    return row ? (JSON.parse(String(row.record)) as UserSettings) : undefined;
+  }
+
+  async putUserSettings(u: UserScope, settings: UserSettings): Promise<void> {
+    this.db.run(
+      `INSERT INTO user_settings (tenant, user, record) VALUES (?, ?, ?)
+       ON CONFLICT (tenant, user) DO UPDATE SET record = excluded.record`,
+      u.tenant, u.user, JSON.stringify(settings),
+    );
   }
 
   // Hierarchy and collections: one table, two kinds.
@@ -263,6 +291,36 @@ export class SqliteStateStore implements StateStore {
       .map((r) => ({ folder: String(r.folder), marker: String(r.marker), changedAt: Number(r.changed_at), expiresAt: Number(r.expires_at) }));
   }
 
+  // Markers: rows of the caches table under kind `marker:<name>` (expiry and device deletion as for the caches).
+
+  async claimMarker(d: DeviceScope, name: string, marker: Marker): Promise<Marker | undefined> {
+    const kind = markerKind(name);
+    return this.db.transaction(() => {
+      const now = Date.now();
+      const changed = this.db.run(
+        `INSERT INTO caches (tenant, user, device_id, kind, value, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (tenant, user, device_id, kind) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+         WHERE caches.expires_at <= ?`,
+        d.tenant, d.user, d.deviceId, kind, utf8Bytes(marker.value), marker.expiresAt, now,
+      );
+      if (changed > 0) return undefined;
+      const row = this.db.query('SELECT value, expires_at FROM caches WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ?', d.tenant, d.user, d.deviceId, kind)[0]!;
+      return { value: utf8Text(row.value), expiresAt: Number(row.expires_at) };
+    });
+  }
+
+  async putMarker(d: DeviceScope, name: string, marker: Marker): Promise<void> {
+    this.db.run(
+      `INSERT INTO caches (tenant, user, device_id, kind, value, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, user, device_id, kind) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+      d.tenant, d.user, d.deviceId, markerKind(name), utf8Bytes(marker.value), marker.expiresAt,
+    );
+  }
+
+  async deleteMarker(d: DeviceScope, name: string): Promise<void> {
+    this.db.run('DELETE FROM caches WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ?', d.tenant, d.user, d.deviceId, markerKind(name));
+  }
+
   // Watch leases.
 
   async putLease(lease: WatchLease): Promise<void> {
@@ -291,6 +349,19 @@ export class SqliteStateStore implements StateStore {
   async deleteLease(u: UserScope): Promise<void> {
     this.db.run('DELETE FROM leases WHERE tenant = ? AND user = ?', u.tenant, u.user);
   }
+}
+
+/** Markers share the caches table with the Ping and Sync caches ('ping', 'sync-request'); the prefix keeps them apart. */
+function markerKind(name: string): string {
+  return `marker:${name}`;
+}
+
+function utf8Bytes(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+function utf8Text(value: SqlValue | undefined): string {
+  return value instanceof Uint8Array ? new TextDecoder().decode(value) : String(value ?? '');
 }
 
 function toLease(tenant: string, user: string, row: SqlRow): WatchLease {

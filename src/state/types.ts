@@ -28,6 +28,9 @@ export type ProvisioningStatus = 'none' | 'pending' | 'provisioned';
 /** Remote wipe, as an admin asks for it and the device acknowledges it (MS-ASPROV). */
 export type WipeStatus = 'none' | 'requested' | 'pending' | 'acknowledged';
 
+/** What a wipe erases: the whole device (RemoteWipe), or only this account's data on it (AccountOnlyRemoteWipe, 16.1). */
+export type WipeKind = 'full' | 'account';
+
 /** A device as the server knows it (Settings DeviceInformation, Provision, the request line). */
 export interface DeviceRecord {
   deviceId: string;
@@ -44,9 +47,15 @@ export interface DeviceRecord {
   /** The policy key the device holds (decimal uint32), and how far provisioning got. */
   policyKey?: string;
   provisioning: ProvisioningStatus;
+  /** A fingerprint of the policy the device acknowledged with its key: another current policy means PolicyRefresh. */
+  policyHash?: string;
   wipe: WipeStatus;
+  /** Which wipe was requested; absent means a full wipe. */
+  wipeKind?: WipeKind;
   wipeRequestedAt?: number;
+  /** When the device answered the wipe directive, and with which Status (1 wiped, 2 failed). */
   wipeAcknowledgedAt?: number;
+  wipeAckStatus?: number;
   /** Epoch ms. */
   firstSeen: number;
   lastSeen: number;
@@ -62,6 +71,32 @@ export interface Replay {
   /** The response fragment, as the command encoded it. */
   response: Uint8Array;
   expiresAt: number;
+}
+
+/** Out of Office as the user set it from a device (Settings Oof Set), for one user. */
+export interface OofSettings {
+  /** OofState as requested: 0 off, 1 on, 2 on between startTime and endTime. */
+  state: number;
+  /** As the device sent them (MS-ASDTYPE dateTime). */
+  startTime?: string;
+  endTime?: string;
+  messages: OofMessage[];
+  /** Whether the mail system actually sends these replies (a vacation script is in place). */
+  applied: boolean;
+}
+
+export interface OofMessage {
+  audience: 'internal' | 'externalKnown' | 'externalUnknown';
+  enabled: boolean;
+  replyMessage: string;
+  /** `Text` or `HTML`, as the reply was written. */
+  bodyType: string;
+}
+
+/** Settings of a user rather than of one device (Settings Oof). */
+export interface UserSettings {
+  oof?: OofSettings;
+  updatedAt: number;
 }
 
 /** A sync key and the state it stands for. */
@@ -157,6 +192,8 @@ export interface CollectionState {
   clientIds: Record<string, string>;
   /** ServerId → new ServerId of items recently moved out by MoveItems, so that a resent MoveItems gets the same answer. */
   movedTo?: Record<string, string>;
+  /** The properties the client declared it supports (Supported, with SyncKey 0): absent ones in a Change are deletions. */
+  supported?: string[];
 }
 
 /** The last Ping's folders and heartbeat: an empty Ping repeats them. */
@@ -194,6 +231,17 @@ export interface WatchLease {
   credential?: Uint8Array;
 }
 
+/**
+ * A small record that a one-time action is under way or done, e.g. "the message with ClientId c was sent" (SendMail,
+ * SmartReply, SmartForward), so that a resent request does not act twice. Scoped by device, like everything a device sends.
+ */
+export interface Marker {
+  /** Opaque to the store, e.g. 'sending' or 'sent'. */
+  value: string;
+  /** Epoch ms; the marker reads as absent from then on. */
+  expiresAt: number;
+}
+
 /** How many lease partitions each tenant has; a watcher instance takes some of them. */
 export const LEASE_SHARDS = 16;
 
@@ -210,6 +258,11 @@ export interface StateStore {
   listDevices(user: UserScope): Promise<DeviceRecord[]>;
   /** Removes the device and all its state: hierarchy, collections, caches. */
   deleteDevice(device: DeviceScope): Promise<void>;
+
+  // Per-user settings (Settings Oof).
+  getUserSettings(user: UserScope): Promise<UserSettings | undefined>;
+  /** Replaces the user's settings record whole. */
+  putUserSettings(user: UserScope, settings: UserSettings): Promise<void>;
 
   // Folder hierarchy (FolderSync).
   getHierarchy(device: DeviceScope): Promise<KeyedState<HierarchyState> | undefined>;
@@ -232,6 +285,16 @@ export interface StateStore {
   putFeedEntry(user: UserScope, entry: FeedEntry): Promise<void>;
   /** The user's feed entries that have not expired, all folders. */
   readFeed(user: UserScope): Promise<FeedEntry[]>;
+
+  // Markers of one-time actions (SendMail ClientIds).
+  /**
+   * Stores the marker under `name` unless a live one is there, atomically: undefined when it was stored, else the live
+   * marker (left as it was). Of two concurrent claims of one name exactly one gets undefined.
+   */
+  claimMarker(device: DeviceScope, name: string, marker: Marker): Promise<Marker | undefined>;
+  /** Stores or replaces the marker under `name`. */
+  putMarker(device: DeviceScope, name: string, marker: Marker): Promise<void>;
+  deleteMarker(device: DeviceScope, name: string): Promise<void>;
 
   // Watch leases.
   /** Creates the lease or extends it (`until` never moves back); the credential is replaced when given. */

@@ -28,8 +28,11 @@ export interface TestServer {
   logs: LogEntry[];
 }
 
-/** The app with the shipped commands, against the test Dovecot, with its own in-memory state store. */
-export function testServer(services: TestServices, env: Record<string, string> = {}): TestServer {
+/**
+ * The app with the shipped commands, against the test Dovecot, with its own in-memory state store (or `options.state`,
+ * to run two configurations over the same state).
+ */
+export function testServer(services: TestServices, env: Record<string, string> = {}, options: { state?: StateStore } = {}): TestServer {
   const config = loadConfig({
     IMAP_HOST: services.imap.host,
     IMAP_PORT: String(services.imap.port),
@@ -40,7 +43,7 @@ export function testServer(services: TestServices, env: Record<string, string> =
     TENANT: 'test',
     ...env,
   });
-  const state = openSqliteStateStore(':memory:').store;
+  const state = options.state ?? openSqliteStateStore(':memory:').store;
   const logs: LogEntry[] = [];
   const imapSessions = pooledImapSessions(config.imap);
   const app = createApp({ config, authenticator: imapAuthenticator(config.imap, imapSessions), imapSessions, commands: defaultRegistry, state, log: (e) => logs.push(e) });
@@ -91,10 +94,21 @@ export interface SyncCollectionOptions {
   lose?: boolean;
 }
 
+export interface ProvisionRound {
+  /** The answer to the initial request (the policy document and the temporary key). */
+  initial: DeviceResponse;
+  /** The answer to the acknowledgement (the final key); undefined when the initial request did not give a key. */
+  ack: DeviceResponse | undefined;
+}
+
 export class TestDevice {
   readonly folders = new Map<string, DeviceFolder>();
   readonly collections = new Map<string, DeviceCollection>();
   hierarchyKey = '0';
+  /** The policy key the device sends in X-MS-PolicyKey (the final key of its last Provision). */
+  policyKey: string | undefined;
+  /** Provision before the first other command, as phones do; false to script provisioning (or its absence) by hand. */
+  autoProvision = true;
 
   constructor(
     readonly server: TestServer,
@@ -108,8 +122,46 @@ export class TestDevice {
     return { tenant: 'test', user: this.user.email.toLowerCase(), deviceId: this.deviceId };
   }
 
+  /**
+   * The two-phase Provision handshake (MS-ASPROV): the initial request (with settings:DeviceInformation from 14.1
+   * on), then the acknowledgement of the temporary key with `ackStatus`. Keeps the final key for later requests.
+   */
+  async provision(o: { ackStatus?: string; deviceInformation?: boolean } = {}): Promise<ProvisionRound> {
+    const withInformation = o.deviceInformation ?? ['14.1', '16.0', '16.1'].includes(this.version);
+    const initial = await this.send(
+      'Provision',
+      el('Provision', 'Provision', [
+        withInformation ? deviceInformation(this.deviceType) : undefined,
+        el('Provision', 'Policies', [el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML')])]),
+      ]),
+      { headers: { 'X-MS-PolicyKey': '0' } },
+    );
+    const temporary = childText(child(child(initial.body, 'Policies'), 'Policy'), 'PolicyKey');
+    if (initial.status !== 200 || temporary === undefined) return { initial, ack: undefined };
+    const ack = await this.send(
+      'Provision',
+      el('Provision', 'Provision', [
+        el('Provision', 'Policies', [
+          el('Provision', 'Policy', [
+            el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML'),
+            el('Provision', 'PolicyKey', temporary),
+            el('Provision', 'Status', o.ackStatus ?? '1'),
+          ]),
+        ]),
+      ]),
+      { headers: { 'X-MS-PolicyKey': temporary } },
+    );
+    const policy = child(child(ack.body, 'Policies'), 'Policy');
+    if (childText(ack.body, 'Status') === '1' && childText(policy, 'Status') === '1') this.policyKey = childText(policy, 'PolicyKey');
+    return { initial, ack };
+  }
+
   /** One request: the command, a body (tree or raw bytes), extra query parameters and headers. */
   async send(cmd: string, body?: WbxmlElement | Uint8Array, extra: { query?: string; headers?: Record<string, string> } = {}): Promise<DeviceResponse> {
+    if (this.autoProvision && this.policyKey === undefined && cmd.toLowerCase() !== 'provision') {
+      await this.provision();
+      if (this.policyKey === undefined) throw new Error('the device could not provision');
+    }
     const url = `https://eas.example.test/Microsoft-Server-ActiveSync?Cmd=${cmd}&User=${encodeURIComponent(this.user.name)}&DeviceId=${this.deviceId}&DeviceType=${this.deviceType}${extra.query ?? ''}`;
     const bytes = body === undefined ? undefined : body instanceof Uint8Array ? body : encodeWbxml(body);
     const res = await this.server.fetch(url, {
@@ -120,6 +172,7 @@ export class TestDevice {
         'MS-ASProtocolVersion': this.version,
         'Content-Type': WBXML,
         'User-Agent': 'TestDevice/1.0',
+        ...(this.policyKey !== undefined ? { 'X-MS-PolicyKey': this.policyKey } : {}),
         ...extra.headers,
       },
     });
@@ -211,6 +264,19 @@ export class TestDevice {
   items(collectionId: string): Map<string, WbxmlElement> {
     return this.collections.get(collectionId)?.items ?? new Map();
   }
+}
+
+/** What a phone says about itself in its first Provision (14.1+) or in Settings. */
+export function deviceInformation(deviceType: string): WbxmlElement {
+  return el('Settings', 'DeviceInformation', [
+    el('Settings', 'Set', [
+      el('Settings', 'Model', `${deviceType} Test`),
+      el('Settings', 'FriendlyName', 'Scripted test device'),
+      el('Settings', 'OS', 'TestOS 1.0'),
+      el('Settings', 'OSLanguage', 'en'),
+      el('Settings', 'UserAgent', 'TestDevice/1.0'),
+    ]),
+  ]);
 }
 
 function readSyncRound(response: DeviceResponse, collectionId: string): SyncRound {

@@ -37,6 +37,8 @@ function configFor(imapPort: number, overrides: Record<string, string> = {}): Se
     IMAP_SECURE: 'false',
     MAX_REQUEST_BYTES: '65536',
     TENANT: 'http-test',
+    // The HTTP layer alone: its test commands run without provisioning (test/e2e/provision.test.ts covers that).
+    PROVISIONING: 'loose',
     ...overrides,
   });
 }

@@ -92,6 +92,26 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         });
       });
 
+      it('keeps the provisioning and wipe fields (policy hash, wipe kind, acknowledgement) as given', async () => {
+        const store = await open();
+        const d = device();
+        await store.updateDevice(d, { deviceType: 'iPhone', lastSeen: 1 });
+        await store.updateDevice(d, { deviceType: 'iPhone', policyKey: '3942919513', provisioning: 'provisioned', policyHash: 'ab12', lastSeen: 2 });
+        await store.updateDevice(d, { deviceType: 'iPhone', wipe: 'requested', wipeKind: 'account', wipeRequestedAt: 3 });
+        await store.updateDevice(d, { deviceType: 'iPhone', wipe: 'acknowledged', wipeAcknowledgedAt: 4, wipeAckStatus: 1 });
+        expect(await store.getDevice(d)).toMatchObject({
+          policyKey: '3942919513',
+          provisioning: 'provisioned',
+          policyHash: 'ab12',
+          wipe: 'acknowledged',
+          wipeKind: 'account',
+          wipeRequestedAt: 3,
+          wipeAcknowledgedAt: 4,
+          wipeAckStatus: 1,
+          lastSeen: 2,
+        });
+      });
+
       it('lists the devices of a user, and of that user only', async () => {
         const store = await open();
         const tenant = freshTenant();
@@ -128,6 +148,44 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         expect((await store.getCollection(kept, '5'))?.syncKey).toBe('1');
         expect(await store.getPingCache(kept)).toBeDefined();
         expect(await store.getSyncRequestCache(kept)).toBeDefined();
+      });
+    });
+
+    describe('user settings', () => {
+      it("stores a user's settings whole, per user, and replaces them whole", async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const alice = { tenant, user: 'alice' };
+        expect(await store.getUserSettings(alice)).toBeUndefined();
+        const oof = {
+          state: 2,
+          startTime: '2026-05-01T00:00:00.000Z',
+          endTime: '2026-05-24T00:00:00.000Z',
+          messages: [
+            { audience: 'internal' as const, enabled: true, replyMessage: 'Bis 24.05. nicht im Büro', bodyType: 'Text' },
+            { audience: 'externalKnown' as const, enabled: false, replyMessage: '', bodyType: 'HTML' },
+          ],
+          applied: false,
+        };
+        await store.putUserSettings(alice, { oof, updatedAt: 1000 });
+        expect(await store.getUserSettings(alice)).toEqual({ oof, updatedAt: 1000 });
+        expect(await store.getUserSettings({ tenant, user: 'bob' })).toBeUndefined();
+        expect(await store.getUserSettings({ tenant: freshTenant(), user: 'alice' })).toBeUndefined();
+
+        await store.putUserSettings(alice, { updatedAt: 2000 });
+        expect(await store.getUserSettings(alice)).toEqual({ updatedAt: 2000 });
+      });
+
+      it('keeps user settings when a device of the user is deleted, and lists no device for them', async () => {
+        const store = await open();
+        const d = device();
+        const user = { tenant: d.tenant, user: d.user };
+        await store.updateDevice(d, { deviceType: 'iPhone', lastSeen: 1 });
+        await store.putUserSettings(user, { updatedAt: 5 });
+        expect((await store.listDevices(user)).map((x) => x.deviceId)).toEqual(['DEV1']);
+        await store.deleteDevice(d);
+        expect(await store.getUserSettings(user)).toEqual({ updatedAt: 5 });
+        expect(await store.listDevices(user)).toEqual([]);
       });
     });
 
@@ -311,6 +369,50 @@ export function stateStoreContract(name: string, options: ContractOptions): void
           { folder: 'INBOX', marker: '101', changedAt: 2, expiresAt: expect.any(Number) },
           { folder: 'Sent', marker: '7', changedAt: 3, expiresAt: expect.any(Number) },
         ]);
+      });
+    });
+
+    describe('markers', () => {
+      it('claims a name once until the marker expires; put replaces, delete frees it', async () => {
+        const store = await open();
+        const d = device();
+        const other = { ...d, deviceId: 'DEV2' };
+        const sending = { value: 'sending', expiresAt: Date.now() + HOUR };
+        expect(await store.claimMarker(d, 'compose:c1', sending)).toBeUndefined();
+        expect(await store.claimMarker(d, 'compose:c1', { value: 'other', expiresAt: Date.now() + 2 * HOUR })).toEqual(sending);
+        // Names are per device.
+        expect(await store.claimMarker(other, 'compose:c1', sending)).toBeUndefined();
+
+        const sent = { value: 'sent', expiresAt: Date.now() + 3 * HOUR };
+        await store.putMarker(d, 'compose:c1', sent);
+        expect(await store.claimMarker(d, 'compose:c1', sending)).toEqual(sent);
+        await store.deleteMarker(d, 'compose:c1');
+        expect(await store.claimMarker(d, 'compose:c1', sending)).toBeUndefined();
+
+        // An expired marker is as good as absent.
+        await store.putMarker(d, 'compose:c2', { value: 'sent', expiresAt: Date.now() - 1 });
+        expect(await store.claimMarker(d, 'compose:c2', sending)).toBeUndefined();
+        expect(await store.claimMarker(d, 'compose:c2', sent)).toEqual(sending);
+      });
+
+      it('lets exactly one of concurrent claims win, keeps names with separators apart, and goes with the device', async () => {
+        const store = await open();
+        const d = device();
+        const results = await Promise.all(Array.from({ length: 8 }, (_, i) => store.claimMarker(d, 'compose:race', { value: `v${i}`, expiresAt: Date.now() + HOUR })));
+        expect(results.filter((r) => r === undefined)).toHaveLength(1);
+        const winner = results.find((r) => r !== undefined)!.value;
+        for (const r of results) if (r !== undefined) expect(r.value).toBe(winner);
+
+        for (const name of ['a#b', 'a%23b', 'a:b', 'ping', 'sync-request']) {
+          expect(await store.claimMarker(d, name, { value: name, expiresAt: Date.now() + HOUR })).toBeUndefined();
+        }
+        expect((await store.claimMarker(d, 'a#b', { value: 'x', expiresAt: Date.now() + HOUR }))?.value).toBe('a#b');
+        // Marker names do not meet the caches.
+        expect(await store.getPingCache(d)).toBeUndefined();
+
+        await store.updateDevice(d, { deviceType: 'iPhone', lastSeen: 1 });
+        await store.deleteDevice(d);
+        expect(await store.claimMarker(d, 'compose:race', { value: 'new', expiresAt: Date.now() + HOUR })).toBeUndefined();
       });
     });
 

@@ -111,3 +111,24 @@ describe('FolderSync', () => {
     expect(childText(res.body, 'Status')).toBe('10');
   });
 });
+
+describe('FolderSync when a DAV server does not answer', () => {
+  it('keeps the calendar folders the device has, and still reports mail changes', async () => {
+    const user = createUser(services);
+    await seedCalendar(services, user, 'home', [], { displayName: 'Home' });
+    const device = new TestDevice(server, user);
+    await device.folderSync();
+    const home = device.folderByName('Home').serverId;
+
+    // The same device and state, served by an instance whose CalDAV server is down.
+    const down = testServer(services, { CALDAV_URL: 'http://127.0.0.1:9/', CARDDAV_URL: 'http://127.0.0.1:9/' }, { state: server.state });
+    const sameDevice = new TestDevice(down, user, device.deviceId);
+    sameDevice.hierarchyKey = device.hierarchyKey;
+    for (const [id, f] of device.folders) sameDevice.folders.set(id, f);
+    await withImap(services, user, (imap) => imap.mailboxCreate('While DAV was down'));
+    const body = await sameDevice.folderSync();
+    expect(body.children.find((c) => c.tag === 'Changes')?.children.map((c) => c.tag)).toEqual(['Count', 'Add']);
+    expect(sameDevice.folderByName('While DAV was down')).toBeDefined();
+    expect(sameDevice.folders.get(home)?.displayName).toBe('Home');
+  });
+});

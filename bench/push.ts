@@ -1,0 +1,548 @@
+/**
+ * Push (DESIGN §5) against a real Dovecot on loopback (the test services):
+ *
+ * 1. APPEND → Ping Status 2 latency, p50/p95 over `--trials` accounts (default 50), each with a synced device
+ *    waiting in a Ping (heartbeat 600 s, PING_POLL_SECONDS at its default 20), and one APPEND by another IMAP client
+ *    at a random moment:
+ *    - IDLE, watcher in the Ping's process: the watcher's write wakes the Ping through the in-process hub;
+ *    - IDLE, watcher in another process: the Ping learns from its feed poll alone (a separate hub);
+ *    - sweep: the Cloudflare strategy run in Node, as the cron runs it: every minute a `sweep()` that repeats its
+ *      pass every 10 s for 50 s (6 connections at most), with the isolate's memo kept between minutes; the Ping
+ *      polls the feed.
+ * 2. `--pings` (default 10,000) idle Pings held by one Node process: the real Node runtime (src/runtimes/node.ts)
+ *    in a child process with its IDLE watcher, clients on loopback over HTTP from this process, `--accounts`
+ *    (default 1,000) accounts with 10 devices each, on a Dovecot of its own (one IDLE connection per account),
+ *    heartbeat `--hold` (default 150 s; PING_MIN_HEARTBEAT lowered for it). RSS of the server, and its CPU time per Ping
+ *    (from /proc: the whole life of the Pings, i.e. auth, direct check, waits, answers), split into setup and answer
+ *    per Ping and holding per Ping-hour (measured while all are held, between the ramp and the first answers).
+ * 3. State-store reads and writes of one idle device, counted by a wrapper around the store: measured per Ping
+ *    (the device record's lastSeen is aged between Pings, so its write happens as at real heartbeats), with the
+ *    poll count then taken for real heartbeats at the default PING_POLL_SECONDS; and the watchers' share.
+ *
+ *   npm run bench:push [-- --trials 50 --pings 10000 --accounts 1000 --hold 150
+ *                         --skip latency|idle-local|idle-remote|sweep|hold|counts,...]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { TestProject } from 'vitest/node';
+import { FolderType } from '../src/backends/types.ts';
+import { loadConfig } from '../src/config.ts';
+import { PushHub, pushHub } from '../src/push/feed.ts';
+import { answerMarginMs } from '../src/push/ping-poll.ts';
+import { startIdleWatcher, sweep, SweepMemo } from '../src/push/watcher.ts';
+import { openSqliteStateStore } from '../src/state/sqlite-node.ts';
+import type { StateStore } from '../src/state/types.ts';
+import { decodeWbxml } from '../src/wbxml/decoder.ts';
+import { encodeWbxml } from '../src/wbxml/encoder.ts';
+import { child, children, childText, el } from '../src/wbxml/tree.ts';
+import { TestDevice, testServer } from '../test/device/device.ts';
+import { isRoot } from '../test/services/apt.ts';
+import { startDovecot } from '../test/services/dovecot.ts';
+import setup from '../test/services/global-setup.ts';
+import { freePort } from '../test/services/process.ts';
+import { createUser, imapConnect } from '../test/services/seed.ts';
+import type { TestServices, TestUser } from '../test/services/types.ts';
+
+const ROOT = join(import.meta.dirname, '..');
+const DEFAULT_POLL_SECONDS = 20;
+
+// ------------------------------------------------------------------------------------------------ helpers
+
+interface Counts {
+  reads: number;
+  writes: number;
+  byMethod: Record<string, number>;
+}
+
+/** A StateStore that counts its calls: get/list/read are reads, everything else writes. */
+function counting(store: StateStore): { store: StateStore; counts: Counts; reset(): void } {
+  const counts: Counts = { reads: 0, writes: 0, byMethod: {} };
+  const proxy = new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const name = String(prop);
+        counts.byMethod[name] = (counts.byMethod[name] ?? 0) + 1;
+        if (/^(get|list|read)/.test(name)) counts.reads++;
+        else counts.writes++;
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return {
+    store: proxy,
+    counts,
+    reset() {
+      counts.reads = 0;
+      counts.writes = 0;
+      counts.byMethod = {};
+    },
+  };
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function pingBody(heartbeat: number, folderId: string): Uint8Array {
+  return encodeWbxml(
+    el('Ping', 'Ping', [
+      el('Ping', 'HeartbeatInterval', String(heartbeat)),
+      el('Ping', 'Folders', [el('Ping', 'Folder', [el('Ping', 'Id', folderId), el('Ping', 'Class', 'Email')])]),
+    ]),
+  );
+}
+
+function pingStatus(bytes: Uint8Array): number | undefined {
+  if (bytes.length === 0) return undefined;
+  return Number(childText(decodeWbxml(bytes), 'Status'));
+}
+
+async function appendNow(services: TestServices, user: TestUser, subject: string): Promise<number> {
+  const imap = await imapConnect(services, user);
+  try {
+    await imap.append('INBOX', `From: bench@example.org\r\nTo: ${user.email}\r\nSubject: ${subject}\r\n\r\nHello.\r\n`);
+    return performance.now();
+  } finally {
+    await imap.logout();
+  }
+}
+
+/** Runs `fn` over `items`, `concurrency` at a time. */
+async function pool<T, R>(items: T[], concurrency: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return out;
+}
+
+const MAIL_ONLY = { CALDAV_URL: '', CARDDAV_URL: '' };
+
+function masterEnv(services: TestServices): Record<string, string> {
+  return { IMAP_MASTER_USER: services.master.user, IMAP_MASTER_PASSWORD: services.master.password };
+}
+
+// ------------------------------------------------------------------------------------------------ 1. latency
+
+type Mode = 'idle-local' | 'idle-remote' | 'sweep';
+
+interface LatencyResult {
+  mode: Mode;
+  latencies: number[];
+  /** The watcher's state-store calls once attached (while the APPENDs came), and for how long (s). */
+  watcherCounts: Counts;
+  seconds: number;
+  /** Sweep: the slowest pass over all the trial accounts, ms. */
+  slowestPassMs?: number;
+}
+
+async function latency(services: TestServices, mode: Mode, trials: number): Promise<LatencyResult> {
+  const env = { ...masterEnv(services), ...MAIL_ONLY };
+  const base = openSqliteStateStore(':memory:').store;
+  const server = testServer(services, env, { state: base });
+  const push = loadConfig({ IMAP_HOST: services.imap.host, IMAP_PORT: String(services.imap.port), IMAP_SECURE: 'false', ...env }).push;
+  const watcherStore = counting(base);
+  const hub = mode === 'idle-local' ? pushHub : new PushHub();
+  let stopWatcher: () => Promise<void>;
+  let slowestPassMs = 0;
+  if (mode === 'sweep') {
+    const abort = new AbortController();
+    const memo = new SweepMemo();
+    const cron = (async () => {
+      while (!abort.signal.aborted) {
+        const minute = Date.now();
+        const report = await sweep({ state: watcherStore.store, tenant: 'test', imap: services.imap, push, hub, until: minute + 50_000, passIntervalMs: 10_000, signal: abort.signal, memo });
+        slowestPassMs = Math.max(slowestPassMs, report.slowestPassMs);
+        const wait = minute + 60_000 - Date.now();
+        if (wait > 0 && !abort.signal.aborted) await sleep(wait, undefined, { signal: abort.signal }).catch(() => undefined);
+      }
+    })();
+    stopWatcher = async () => {
+      abort.abort();
+      await cron;
+    };
+  } else {
+    const watcher = startIdleWatcher({ state: watcherStore.store, tenant: 'test', imap: services.imap, push, hub });
+    stopWatcher = () => watcher.stop();
+  }
+
+  try {
+    const users = Array.from({ length: trials }, () => createUser(services));
+    const devices = await pool(users, 8, async (user) => {
+      const device = new TestDevice(server, user);
+      await device.folderSync();
+      const inbox = device.folderByType(FolderType.Inbox).serverId;
+      await device.syncUntilDone(inbox);
+      return { user, device, inbox };
+    });
+    const pings = devices.map(({ device, inbox }) =>
+      device.send('Ping', pingBody(600, inbox)).then((res) => ({ at: performance.now(), status: pingStatus(res.bytes) })),
+    );
+    // Let the watcher attach: at once in process; another process lists leases every 15 s; the sweep's next pass.
+    await sleep(mode === 'idle-local' ? 3_000 : mode === 'idle-remote' ? 17_000 : 12_000);
+    // From here on the watcher is in its steady state: what it costs per hour, and per change.
+    watcherStore.reset();
+    const steadyFrom = performance.now();
+    const window = mode === 'sweep' ? 60_000 : 20_000;
+    const latencies = await Promise.all(
+      devices.map(async ({ user }, i) => {
+        await sleep(Math.random() * window);
+        const appended = await appendNow(services, user, `trial ${i}`);
+        const answer = await pings[i]!;
+        if (answer.status !== 2) throw new Error(`${mode}: Ping answered Status ${answer.status}, not 2`);
+        return answer.at - appended;
+      }),
+    );
+    return { mode, latencies, watcherCounts: watcherStore.counts, seconds: (performance.now() - steadyFrom) / 1000, ...(mode === 'sweep' ? { slowestPassMs } : {}) };
+  } finally {
+    await stopWatcher();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ 2. 10k Pings
+
+interface HoldResult {
+  pings: number;
+  accounts: number;
+  heartbeat: number;
+  rampSeconds: number;
+  holdSeconds: number;
+  rssBaseMiB: number;
+  rssPeakMiB: number;
+  cpuPerPing: number;
+  cpuSetupPerPing: number;
+  /** CPU while holding, per held Ping and hour (its polls, its share of timers, GC and the watcher). */
+  cpuHoldPerPingHour: number;
+  statuses: Record<string, number>;
+}
+
+const CLOCK_TICKS = 100;
+
+/** utime + stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+function rssMiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  return Number(line.replace(/\D+/g, '')) / 1024;
+}
+
+interface Started {
+  child: ChildProcess;
+  exited: Promise<void>;
+}
+
+async function startNodeRuntime(env: Record<string, string>): Promise<Started> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|PING)_|^PORT$/.test(k)));
+  // node --import tsx: the server is this very process (tsx's CLI would run it in a grandchild).
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/runtimes/node.ts'], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  let listening = false;
+  const ready = new Promise<void>((resolve, reject) => {
+    const onData = (d: Buffer): void => {
+      if (listening) return;
+      output += d.toString();
+      if (output.includes('"event":"listening"')) {
+        listening = true;
+        output = '';
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => {
+      if (!listening) output += d.toString();
+      else process.stderr.write(d);
+    });
+    child.on('exit', (code) => reject(new Error(`the server exited (${code}): ${output}`)));
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  await ready;
+  return { child, exited };
+}
+
+function post(agent: http.Agent, port: number, user: TestUser, deviceId: string, cmd: string, body: Uint8Array): Promise<{ status: number; bytes: Uint8Array }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        agent,
+        path: `/Microsoft-Server-ActiveSync?Cmd=${cmd}&User=${encodeURIComponent(user.email)}&DeviceId=${deviceId}&DeviceType=iPhone`,
+        headers: {
+          Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`,
+          'MS-ASProtocolVersion': '14.1',
+          'Content-Type': 'application/vnd.ms-sync.wbxml',
+          'Content-Length': String(body.length),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes: new Uint8Array(Buffer.concat(chunks)) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * A Dovecot of its own for the hold: the watcher keeps one IDLE connection per account and the Node runtime's pool
+ * about one more, beyond the test Dovecot's 1,024 imap processes.
+ */
+async function bigDovecot(services: TestServices): Promise<{ services: TestServices; stop(): Promise<void> }> {
+  const runDir = mkdtempSync('/tmp/ase-bp-');
+  chmodSync(runDir, 0o755);
+  mkdirSync(`${runDir}/radicale`, { recursive: true });
+  const dovecot = await startDovecot(runDir, [], isRoot(), { extraConfig: 'service imap {\n  process_limit = 5000\n}\n' });
+  return {
+    services: { ...services, dir: runDir, imap: { host: '127.0.0.1', port: dovecot.imapPort, secure: false } },
+    async stop() {
+      await dovecot.stop();
+      rmSync(runDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function holdPings(testServices: TestServices, count: number, accountCount: number, heartbeat: number): Promise<HoldResult> {
+  const big = await bigDovecot(testServices);
+  const services = big.services;
+  const port = await freePort();
+  const stateDir = mkdtempSync(join(tmpdir(), 'ase-bench-push-'));
+  const server = await startNodeRuntime({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    STATE_DIR: stateDir,
+    IMAP_HOST: services.imap.host,
+    IMAP_PORT: String(services.imap.port),
+    IMAP_SECURE: 'false',
+    TENANT: 'bench',
+    // The scripted clients do not provision; a short heartbeat needs a lower minimum.
+    PROVISIONING: 'loose',
+    PING_MIN_HEARTBEAT: '10',
+    ...masterEnv(services),
+  });
+  const pid = server.child.pid!;
+  const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+  try {
+    const accounts = Array.from({ length: Math.min(accountCount, count) }, () => createUser(services));
+    const devices = Array.from({ length: count }, (_, i) => ({ user: accounts[i % accounts.length]!, deviceId: `BENCH${i}`, inbox: '' }));
+    const folderSync = encodeWbxml(el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
+    const setupStarted = performance.now();
+    await pool(devices, 32, async (d) => {
+      const res = await post(agent, port, d.user, d.deviceId, 'FolderSync', folderSync);
+      const adds = children(child(decodeWbxml(res.bytes), 'Changes'), 'Add');
+      d.inbox = childText(adds.find((a) => childText(a, 'Type') === String(FolderType.Inbox)), 'ServerId') ?? '';
+      if (!d.inbox) throw new Error(`FolderSync of ${d.deviceId} gave no Inbox (HTTP ${res.status})`);
+    });
+    console.log(`  (${count} devices did FolderSync in ${((performance.now() - setupStarted) / 1000).toFixed(0)} s)`);
+    await sleep(2_000);
+    const rssBaseMiB = rssMiB(pid);
+    const cpuStart = cpuSeconds(pid);
+
+    // Ramp: 250 Pings a second.
+    const rate = 250;
+    const statuses: Record<string, number> = {};
+    const rampStarted = performance.now();
+    const answers = devices.map(async (d, i) => {
+      await sleep((i / rate) * 1000);
+      const res = await post(agent, port, d.user, d.deviceId, 'Ping', pingBody(heartbeat, d.inbox));
+      const key = res.status === 200 ? `Status ${pingStatus(res.bytes)}` : `HTTP ${res.status}`;
+      statuses[key] = (statuses[key] ?? 0) + 1;
+    });
+    const rampSeconds = count / rate;
+    let rssPeakMiB = rssBaseMiB;
+    const sampler = setInterval(() => (rssPeakMiB = Math.max(rssPeakMiB, rssMiB(pid))), 1_000);
+    // The hold: from a little after the ramp to a little before the first answers.
+    await sleep((rampSeconds + 5) * 1000);
+    const cpuHoldStart = cpuSeconds(pid);
+    const holdStarted = performance.now();
+    const firstAnswerAt = rampStarted + heartbeat * 1000 - answerMarginMs(heartbeat);
+    await sleep(Math.max(0, firstAnswerAt - 5_000 - performance.now()));
+    const cpuHold = cpuSeconds(pid) - cpuHoldStart;
+    const holdSeconds = (performance.now() - holdStarted) / 1000;
+    await Promise.all(answers);
+    clearInterval(sampler);
+    const cpuTotal = cpuSeconds(pid) - cpuStart;
+    return {
+      pings: count,
+      accounts: accounts.length,
+      heartbeat,
+      rampSeconds,
+      holdSeconds,
+      rssBaseMiB,
+      rssPeakMiB,
+      cpuPerPing: cpuTotal / count,
+      cpuSetupPerPing: (cpuTotal - cpuHold) / count,
+      cpuHoldPerPingHour: (cpuHold / (count * holdSeconds)) * 3600,
+      statuses,
+    };
+  } finally {
+    agent.destroy();
+    server.child.kill('SIGTERM');
+    await server.exited;
+    rmSync(stateDir, { recursive: true, force: true });
+    await big.stop();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ 3. counts
+
+interface CountResult {
+  /** Per idle Ping, measured: reads other than feed polls, feed polls, writes (by method). */
+  perPing: { reads: number; polls: number; writes: number; byMethod: Record<string, number> };
+  /** The in-process IDLE watcher's calls per Ping of the account, measured. */
+  watcherPerPing: { reads: number; writes: number; byMethod: Record<string, number> };
+}
+
+async function countOps(services: TestServices): Promise<CountResult> {
+  const env = { ...masterEnv(services), ...MAIL_ONLY, PING_MIN_HEARTBEAT: '1', PING_POLL_SECONDS: '1' };
+  const base = openSqliteStateStore(':memory:').store;
+  const app = counting(base);
+  const watcherStore = counting(base);
+  const server = testServer(services, env, { state: app.store });
+  const push = loadConfig({ IMAP_HOST: services.imap.host, IMAP_PORT: String(services.imap.port), IMAP_SECURE: 'false', ...env }).push;
+  const watcher = startIdleWatcher({ state: watcherStore.store, tenant: 'test', imap: services.imap, push });
+  try {
+    const user = createUser(services);
+    const device = new TestDevice(server, user);
+    await device.folderSync();
+    const inbox = device.folderByType(FolderType.Inbox).serverId;
+    await device.syncUntilDone(inbox);
+    // A first Ping caches the folders and attaches the watcher; the ones after it are what an idle device repeats.
+    await device.send('Ping', pingBody(4, inbox));
+    const rounds = 3;
+    app.reset();
+    watcherStore.reset();
+    for (let i = 0; i < rounds; i++) {
+      // As at a real heartbeat (≥ 60 s), the request finds the device's lastSeen old enough to write it again.
+      await base.updateDevice(device.scope, { deviceType: device.deviceType, lastSeen: Date.now() - 120_000 });
+      const res = await device.send('Ping', pingBody(4, inbox));
+      if (pingStatus(res.bytes) !== 1) throw new Error(`an idle Ping answered Status ${pingStatus(res.bytes)}`);
+    }
+    const polls = app.counts.byMethod.readFeed ?? 0;
+    const per = (n: number): number => n / rounds;
+    const byMethod = (c: Counts): Record<string, number> => Object.fromEntries(Object.entries(c.byMethod).map(([k, v]) => [k, per(v)]));
+    return {
+      perPing: { reads: per(app.counts.reads - polls), polls: per(polls), writes: per(app.counts.writes), byMethod: byMethod(app.counts) },
+      watcherPerPing: { reads: per(watcherStore.counts.reads - (watcherStore.counts.byMethod.listLeases ?? 0)), writes: per(watcherStore.counts.writes), byMethod: byMethod(watcherStore.counts) },
+    };
+  } finally {
+    await watcher.stop();
+  }
+}
+
+/** Feed polls of one Ping: one per PING_POLL_SECONDS until the capped heartbeat's end (none at the end itself). */
+function pollsPerPing(heartbeat: number, pollSeconds = DEFAULT_POLL_SECONDS): number {
+  return Math.ceil((heartbeat * 1000 - answerMarginMs(heartbeat)) / (pollSeconds * 1000)) - 1;
+}
+
+// ------------------------------------------------------------------------------------------------ report
+
+function row(cells: (string | number)[], widths: number[]): string {
+  return cells.map((c, i) => String(c).padEnd(widths[i]!)).join('  ');
+}
+
+export async function runPushBench(options: { trials?: number; pings?: number; accounts?: number; hold?: number; skip?: string[] } = {}): Promise<void> {
+  let services: TestServices | undefined;
+  const project = { provide: (_k: string, v: TestServices) => (services = v) } as unknown as TestProject;
+  const teardown = await setup(project);
+  const skip = new Set(options.skip ?? []);
+  const trials = options.trials ?? 50;
+  const lines: string[][] = [];
+  try {
+    console.log('\nPush against Dovecot (loopback); PING_POLL_SECONDS 20 (default)');
+    const widths = [52, 22, 16];
+    if (!skip.has('latency')) {
+      const names: Record<Mode, string> = {
+        'idle-local': 'IDLE, watcher in the Ping\'s process',
+        'idle-remote': 'IDLE, watcher in another process (feed poll)',
+        sweep: 'sweep every 10 s, 6 connections (feed poll)',
+      };
+      const targets: Record<Mode, string> = { 'idle-local': 'p50 ≤ 2 s', 'idle-remote': '(no target)', sweep: 'p50 ≤ 20 s' };
+      for (const mode of ['idle-local', 'idle-remote', 'sweep'] as Mode[]) {
+        if (skip.has(mode)) continue;
+        const r = await latency(services!, mode, trials);
+        const p50 = percentile(r.latencies, 50) / 1000;
+        const p95 = percentile(r.latencies, 95) / 1000;
+        lines.push([`APPEND→Status 2, ${names[mode]} (${trials} trials)`, `p50 ${p50.toFixed(2)} s, p95 ${p95.toFixed(2)} s`, targets[mode]]);
+        const c = r.watcherCounts.byMethod;
+        const other = r.watcherCounts.reads - (c.listLeases ?? 0);
+        lines.push([
+          `  the watcher's state calls meanwhile (${r.seconds.toFixed(0)} s)`,
+          `${other} reads, ${r.watcherCounts.writes} writes for ${trials} changes`,
+          `+ ${(((c.listLeases ?? 0) / r.seconds) * 3600).toFixed(0)} lease lists/h/tenant`,
+        ]);
+        if (r.slowestPassMs !== undefined) {
+          const perAccountMs = r.slowestPassMs / trials;
+          lines.push([`  slowest sweep pass over the ${trials} accounts`, `${r.slowestPassMs} ms`, `≈ ${Math.floor(10_000 / perAccountMs)} accounts per 10 s pass`]);
+        }
+      }
+    }
+    if (!skip.has('hold')) {
+      const r = await holdPings(services!, options.pings ?? 10_000, options.accounts ?? 1_000, options.hold ?? 150);
+      lines.push([`${r.pings} idle Pings (${r.accounts} accounts) in one Node process: RSS`, `${r.rssPeakMiB.toFixed(0)} MiB peak (${r.rssBaseMiB.toFixed(0)} before)`, '< 1024 MiB']);
+      lines.push([`  CPU per Ping (heartbeat ${r.heartbeat} s: auth, check, wait, answer)`, `${(r.cpuPerPing * 1000).toFixed(2)} ms`, '< 10 ms']);
+      lines.push([`  setup and answer per Ping / holding per Ping-hour`, `${(r.cpuSetupPerPing * 1000).toFixed(2)} ms / ${(r.cpuHoldPerPingHour * 1000).toFixed(1)} ms`, '']);
+      const perHour = (3600 / 3540) * r.cpuSetupPerPing + r.cpuHoldPerPingHour;
+      lines.push([`  CPU per idle device-hour (heartbeat 3540 s)`, `${(perHour * 1000).toFixed(1)} ms`, '']);
+      lines.push([`  answers`, Object.entries(r.statuses).map(([k, v]) => `${k}: ${v}`).join(', '), `(ramp ${r.rampSeconds} s, hold ${r.holdSeconds.toFixed(0)} s)`]);
+    }
+    if (!skip.has('counts')) {
+      const c = await countOps(services!);
+      const f = (n: number): string => (Number.isInteger(n) ? String(n) : n.toFixed(1));
+      lines.push([
+        'State calls per idle Ping, measured (besides feed polls)',
+        `${f(c.perPing.reads)} reads, ${f(c.perPing.writes)} writes`,
+        '',
+      ]);
+      lines.push(['  by method', Object.entries(c.perPing.byMethod).filter(([k]) => k !== 'readFeed').map(([k, v]) => `${k} ${f(v)}`).join(', '), '']);
+      for (const heartbeat of [3540, 1740, 480]) {
+        const pings = 3600 / heartbeat;
+        const reads = pings * (c.perPing.reads + pollsPerPing(heartbeat));
+        const writes = pings * c.perPing.writes;
+        lines.push([`Per idle device-hour, heartbeat ${heartbeat} s`, `${reads.toFixed(0)} reads, ${writes.toFixed(1)} writes`, heartbeat === 3540 ? '≤ 240 reads, ≤ 10 writes' : '']);
+      }
+      lines.push([
+        '  + IDLE watcher (in process) per Ping of the account',
+        `${f(c.watcherPerPing.reads)} reads, ${f(c.watcherPerPing.writes)} writes`,
+        '+ 16 lease lists per 15 s per tenant',
+      ]);
+    }
+    console.log(row(['measure', 'result', 'target'], widths));
+    for (const line of lines) console.log(row(line, widths));
+  } finally {
+    await teardown();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const arg = (name: string): string | undefined => {
+    const at = process.argv.indexOf(`--${name}`);
+    return at > 0 ? process.argv[at + 1] : undefined;
+  };
+  await runPushBench({
+    ...(arg('trials') ? { trials: Number(arg('trials')) } : {}),
+    ...(arg('pings') ? { pings: Number(arg('pings')) } : {}),
+    ...(arg('accounts') ? { accounts: Number(arg('accounts')) } : {}),
+    ...(arg('hold') ? { hold: Number(arg('hold')) } : {}),
+    ...(arg('skip') ? { skip: arg('skip')!.split(',') } : {}),
+  });
+}

@@ -1,0 +1,126 @@
+/**
+ * The MailSubmitter on nodemailer's SMTP client (Node, Lambda): one connection per message, the user's login when
+ * the settings and the server allow it (see SmtpSettings.auth), never a password over an unencrypted connection.
+ *
+ * nodemailer's SMTPConnection rather than its transport, so that this module decides when to log in: the transport
+ * logs in whenever the server offers AUTH, also over plain TCP. Logging is off: nodemailer's debug log would carry
+ * the AUTH exchange.
+ */
+import { Buffer } from 'node:buffer';
+import type { Socket } from 'node:net';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { classifyReply, enhancedCodeOf, SubmissionError, type MailSubmitter, type SmtpEnvelope, type SmtpLogin, type SmtpSettings, type SubmissionResult } from './types.ts';
+
+const CONNECTION_TIMEOUT_MS = 10_000;
+const GREETING_TIMEOUT_MS = 10_000;
+/** Idle time allowed on the socket: generous, since a large message's DATA may take the server a while to accept. */
+const SOCKET_TIMEOUT_MS = 120_000;
+
+/** nodemailer's error fields that say what went wrong (NodemailerError). */
+interface SmtpClientError extends Error {
+  code?: string;
+  command?: string;
+  response?: string;
+  responseCode?: number;
+  rejectedErrors?: SmtpClientError[];
+}
+
+export interface NodemailerSubmitterOptions {
+  /**
+   * Opens the connection itself (TLS already up when `settings.secure`), for runtimes where nodemailer's own connect
+   * does not work as it should: workerd checks a certificate against the address it connected to, never against
+   * `servername`, and nodemailer connects to the address it resolved. See workerd.ts.
+   */
+  openSocket?: (settings: SmtpSettings) => Socket;
+  /** Extra certificate authorities to trust (PEM), besides the system's: tests, private CAs. */
+  ca?: string;
+}
+
+export function nodemailerSubmitter(settings: SmtpSettings, options: NodemailerSubmitterOptions = {}): MailSubmitter {
+  return { submit: (login, envelope, message) => submit(settings, options, login, envelope, message) };
+}
+
+async function submit(settings: SmtpSettings, options: NodemailerSubmitterOptions, login: SmtpLogin, envelope: SmtpEnvelope, message: Uint8Array): Promise<SubmissionResult> {
+  const connection = new SMTPConnection({
+    host: settings.host,
+    port: settings.port,
+    secure: settings.secure,
+    ...(options.openSocket ? { connection: options.openSocket(settings), secured: settings.secure } : {}),
+    ...(options.ca ? { tls: { ca: options.ca } } : {}),
+    // Without implicit TLS: STARTTLS whenever the server offers it, and insisted on when a login must happen.
+    requireTLS: !settings.secure && settings.auth === 'required',
+    servername: settings.host,
+    connectionTimeout: CONNECTION_TIMEOUT_MS,
+    greetingTimeout: GREETING_TIMEOUT_MS,
+    socketTimeout: SOCKET_TIMEOUT_MS,
+    logger: false,
+    debug: false,
+    transactionLog: false,
+  });
+  // Socket and protocol errors arrive as events; every step below races against them.
+  const broken = new Promise<never>((_, reject) => {
+    connection.on('error', reject);
+    connection.on('end', () => reject(Object.assign(new Error('the SMTP server closed the connection'), { code: 'ECONNECTION' })));
+  });
+  broken.catch(() => undefined);
+  const step = <T>(start: (done: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> =>
+    Promise.race([broken, new Promise<T>((resolve, reject) => start((err, value) => (err ? reject(err) : resolve(value as T))))]);
+
+  let stage: 'connect' | 'auth' | 'send' = 'connect';
+  try {
+    await step<void>((done) => connection.connect((err) => done(err)));
+    if (settings.auth !== 'none') {
+      const canLogin = connection.allowsAuth && connection.secure;
+      if (canLogin) {
+        stage = 'auth';
+        await step<boolean>((done) => connection.login({ user: login.user, pass: login.password }, done));
+      } else if (settings.auth === 'required') {
+        throw new SubmissionError('auth', connection.secure ? 'the SMTP server offers no login (SMTP_AUTH=required)' : 'the SMTP connection is not encrypted; no login over plain text (SMTP_AUTH=required)');
+      }
+    }
+    stage = 'send';
+    const info = await step<{ accepted: string[]; rejected: string[]; response: string }>((done) =>
+      connection.send({ from: envelope.from, to: envelope.to, size: message.length }, Buffer.from(message.buffer, message.byteOffset, message.byteLength), done),
+    );
+    connection.quit();
+    return { accepted: info.accepted, rejected: info.rejected, response: info.response };
+  } catch (err) {
+    connection.close();
+    throw toSubmissionError(err, stage);
+  }
+}
+
+/** nodemailer's error (or ours) as a SubmissionError; the message names the SMTP reply, never the credentials. */
+function toSubmissionError(err: unknown, stage: 'connect' | 'auth' | 'send'): SubmissionError {
+  if (err instanceof SubmissionError) return err;
+  const e = err as SmtpClientError;
+  const code = e.code ?? '';
+  const description = e.response ?? e.message;
+  if (stage === 'auth' || code === 'EAUTH' || code === 'ENOAUTH') {
+    return new SubmissionError('auth', `SMTP login refused: ${e.response ?? code}`, { ...(e.responseCode !== undefined ? { responseCode: e.responseCode } : {}) });
+  }
+  // STARTTLS insisted on (SMTP_AUTH=required without implicit TLS) but not offered, or refused: no safe login.
+  if (code === 'ETLS' && e.responseCode !== undefined) {
+    return new SubmissionError('auth', `SMTP: no STARTTLS for the login (${e.message})`);
+  }
+  // The server announced a SIZE limit the message is over: nodemailer refuses before MAIL FROM.
+  if (code === 'EMESSAGE' && e.responseCode === undefined && /size/i.test(e.message)) {
+    return new SubmissionError('size', `SMTP: ${e.message}`);
+  }
+  // No SMTP reply: the connection failed (refused, timed out, TLS, DNS) or broke.
+  if (e.responseCode === undefined) {
+    return new SubmissionError('connection', `SMTP ${code || 'error'}: ${e.message}`, { transient: true });
+  }
+  // Every recipient refused: judge by the servers' replies to RCPT.
+  const rejected = e.rejectedErrors ?? [];
+  const smtpStage = e.command?.startsWith('RCPT') || rejected.length > 0 ? 'rcpt' : e.command?.startsWith('MAIL') ? 'mail' : 'data';
+  const failure = classifyReply(e.responseCode, e.response, smtpStage);
+  const recipientAddress = failure === 'recipients' && rejected.length > 0 && rejected.every((r) => /^\d{3}[ -]5\.1\.\d+/.test(r.response ?? ''));
+  const enhancedCode = enhancedCodeOf(e.response);
+  return new SubmissionError(failure, `SMTP ${e.command ?? ''} refused: ${description}`.replace(/\s+/g, ' '), {
+    responseCode: e.responseCode,
+    ...(enhancedCode ? { enhancedCode } : {}),
+    ...(recipientAddress ? { recipientAddress } : {}),
+    transient: e.responseCode >= 400 && e.responseCode < 500,
+  });
+}

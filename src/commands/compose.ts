@@ -1,0 +1,238 @@
+/**
+ * What SendMail, SmartReply and SmartForward share (MS-ASCMD §2.2.1.16–18, BRIEF §3.13): reading the request in
+ * either form, the source message of a reply or forward, sending once per ClientId, Sent Items, the statuses.
+ *
+ * Request forms:
+ * - 14.0+: ComposeMail WBXML: ClientId, AccountId (ignored: one account per user), SaveInSentItems, Source
+ *   (FolderId + ItemId, LongId, InstanceId), ReplaceMime, Mime (OPAQUE), Forwardees (16.x SmartForward);
+ * - 12.x: the body is the message itself (`message/rfc822`); SaveInSent=T, CollectionId + ItemId or LongId in the query.
+ * Success is HTTP 200 with an empty body. Failure: `<Command><Status>n</Status></Command>` (14.0+), HTTP 500 (12.x).
+ *
+ * The order of things, so that a failure leaves nothing behind: everything is checked and the message built first
+ * (source found, MIME readable, recipients present, size within MAX_MESSAGE_BYTES); then the ClientId is claimed
+ * (a second request with it gets 118); then SMTP; only after the server took the message: the ClientId is marked
+ * sent, the copy goes to Sent Items (\Seen) and the original is flagged \Answered or $Forwarded.
+ *
+ * Not handled: InstanceId (a calendar occurrence; meeting forwards belong to the calendar issue): a Source that
+ * names only an InstanceId is not found (150). A ClientId is remembered for SENT_MARKER_TTL_MS.
+ */
+import { withBackends } from '../backends/combined.ts';
+import { nodemailerSubmitter } from '../backends/smtp/nodemailer.ts';
+import { SubmissionError, type MailSubmitter } from '../backends/smtp/types.ts';
+import { FolderNotFoundError, FolderType, type MailBackend, type MessageWithSource } from '../backends/types.ts';
+import { composeSmart, InvalidMimeError, parseMime, prepareOutgoing, referencesOf, type Mailbox, type OutgoingMessage } from '../items/outgoing.ts';
+import { HttpError } from '../protocol/errors.ts';
+import { CommonStatus } from '../protocol/status.ts';
+import { atLeast } from '../protocol/versions.ts';
+import type { FolderRecord, HierarchyState } from '../state/types.ts';
+import { bytesOf, child, children, childText, el } from '../wbxml/tree.ts';
+import { mailFolder, parseItemId } from './mail-lookup.ts';
+import type { CommandContext, CommandResult } from './registry.ts';
+
+export type ComposeCommand = 'SendMail' | 'SmartReply' | 'SmartForward';
+
+/** How long a sent ClientId is remembered: longer than any device keeps retrying a message in its outbox. */
+export const SENT_MARKER_TTL_MS = 7 * 24 * 3_600_000;
+/** How long a ClientId stays claimed while its message is being sent; a crashed attempt frees it after this. */
+export const SENDING_MARKER_TTL_MS = 10 * 60_000;
+/** ClientIds are short (a GUID or a counter); a longer one is refused rather than stored. */
+const MAX_CLIENT_ID_LENGTH = 256;
+
+/** One SendMail, SmartReply or SmartForward, whichever form it came in. */
+export interface ComposeRequest {
+  command: ComposeCommand;
+  clientId: string | undefined;
+  saveInSent: boolean;
+  replaceMime: boolean;
+  mime: Uint8Array;
+  /** SmartReply/SmartForward: where the original is. */
+  source: { folderId?: string; itemId?: string; longId?: string; instanceId?: string } | undefined;
+  forwardees: Mailbox[];
+}
+
+/** A request that ends with a Status (14.0+) or HTTP 500 (12.x). */
+class ComposeFailure extends Error {
+  override readonly name = 'ComposeFailure';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The handler of one of the three commands. */
+export function composeHandler(command: ComposeCommand): (context: CommandContext) => Promise<CommandResult> {
+  return async (context) => {
+    const wbxmlAnswers = atLeast(context.request.version, '14.0');
+    try {
+      await compose(context, readRequest(context, command));
+      return { kind: 'empty' };
+    } catch (err) {
+      if (err instanceof ComposeFailure) {
+        if (wbxmlAnswers) return statusResponse(command, err.status);
+        throw new HttpError(500, `${command}: ${err.message}`);
+      }
+      // 12.x has no Status to carry a server error: HTTP 500 (14.0+ gets the registry's Status 110).
+      if (!wbxmlAnswers && !(err instanceof HttpError)) throw new HttpError(500, `${command} failed: ${(err as Error).message}`);
+      throw err;
+    }
+  };
+}
+
+export function statusResponse(command: ComposeCommand, status: number): CommandResult {
+  return { kind: 'wbxml', body: el('ComposeMail', command, [el('ComposeMail', 'Status', String(status))]) };
+}
+
+/** The request in its WBXML form (14.0+) or its `message/rfc822` form (12.x, or any version sending raw MIME). */
+export function readRequest(context: CommandContext, command: ComposeCommand): ComposeRequest {
+  const body = context.body;
+  if (body === undefined) {
+    const params = context.request.params;
+    const source = command === 'SendMail' ? undefined : { ...(params.collectionId ? { folderId: params.collectionId } : {}), ...(params.itemId ? { itemId: params.itemId } : {}), ...(params.longId ? { longId: params.longId } : {}) };
+    return { command, clientId: undefined, saveInSent: params.saveInSent === true, replaceMime: false, mime: context.rawBody, source, forwardees: [] };
+  }
+  if (body.ns !== 'ComposeMail' || body.tag !== command) throw new ComposeFailure(CommonStatus.InvalidXML, `the body is not ${command}`);
+  const clientId = childText(body, 'ClientId')?.trim();
+  const mime = child(body, 'Mime');
+  if (!clientId || clientId.length > MAX_CLIENT_ID_LENGTH) throw new ComposeFailure(CommonStatus.InvalidXML, 'ClientId is missing or too long');
+  if (!mime) throw new ComposeFailure(CommonStatus.InvalidXML, 'Mime is missing');
+  // A Source in a SendMail means nothing (there is no original to include).
+  const sourceElement = command === 'SendMail' ? undefined : child(body, 'Source');
+  if (command !== 'SendMail' && !sourceElement) throw new ComposeFailure(CommonStatus.InvalidXML, 'Source is missing');
+  const text = (tag: string): string | undefined => childText(sourceElement, tag)?.trim() || undefined;
+  const source = sourceElement
+    ? {
+        ...(text('FolderId') ? { folderId: text('FolderId') } : {}),
+        ...(text('ItemId') ? { itemId: text('ItemId') } : {}),
+        ...(text('LongId') ? { longId: text('LongId') } : {}),
+        ...(text('InstanceId') ? { instanceId: text('InstanceId') } : {}),
+      }
+    : undefined;
+  const forwardees = children(child(body, 'Forwardees'), 'Forwardee').flatMap((f) => {
+    const address = childText(f, 'Email')?.trim();
+    return address ? [{ name: childText(f, 'Name')?.trim() ?? '', address }] : [];
+  });
+  return {
+    command,
+    clientId,
+    saveInSent: child(body, 'SaveInSentItems') !== undefined,
+    replaceMime: command !== 'SendMail' && child(body, 'ReplaceMime') !== undefined,
+    mime: bytesOf(mime),
+    source,
+    forwardees,
+  };
+}
+
+async function compose(context: CommandContext, request: ComposeRequest): Promise<void> {
+  const maxBytes = context.config.maxMessageBytes;
+  if (request.mime.length > maxBytes) throw new ComposeFailure(CommonStatus.AttachmentIsTooLarge, `the message is over ${maxBytes} bytes`);
+  const hierarchy = request.source ? (await context.state.getHierarchy(context.device))?.state : undefined;
+
+  await withBackends(context, async ({ mail }) => {
+    const original = request.source ? await findSource(mail, hierarchy, request.source) : undefined;
+    if (request.source && !original) throw new ComposeFailure(CommonStatus.ItemNotFound, 'the source message is not there');
+    const message = await buildMessage(context, request, original?.message);
+    if (message.envelope.to.length === 0) throw new ComposeFailure(CommonStatus.MessageHasNoRecipient, 'the message has no recipient');
+    if (message.full.length > maxBytes) throw new ComposeFailure(CommonStatus.AttachmentIsTooLarge, `the message is over ${maxBytes} bytes`);
+
+    await sendOnce(context, request, message);
+
+    // Sent: what follows must not turn into a failure, or the device would send the message again.
+    if (request.saveInSent) await saveInSent(mail, message.full).catch(() => undefined);
+    if (original) {
+      const flag = request.command === 'SmartReply' ? '\\Answered' : '$Forwarded';
+      await mail.setFlags(original.folder.source.ref, original.message.uid, [flag], []).catch(() => undefined);
+    }
+  });
+}
+
+/** The message to send: the device's as it is (SendMail, ReplaceMime) or built around the original. */
+async function buildMessage(context: CommandContext, request: ComposeRequest, original: MessageWithSource | undefined): Promise<OutgoingMessage> {
+  try {
+    let threading: { inReplyTo?: string; references?: string[] } = {};
+    let source = request.mime;
+    if (original) {
+      if (request.replaceMime) {
+        const parsed = await parseMime(original.source).catch(() => undefined);
+        const references = parsed ? referencesOf(parsed) : [];
+        if (parsed?.messageId) threading = { inReplyTo: parsed.messageId, references };
+      } else {
+        source = await composeSmart(request.command === 'SmartReply' ? 'reply' : 'forward', request.mime, original.source);
+      }
+    }
+    return await prepareOutgoing(source, { user: context.user.login, ...threading, extraRecipients: request.forwardees });
+  } catch (err) {
+    if (err instanceof InvalidMimeError) throw new ComposeFailure(CommonStatus.InvalidMIME, err.message);
+    throw err;
+  }
+}
+
+/**
+ * Submits the message unless this device's ClientId was already sent (118) or is being sent right now by another
+ * request (111, try again): the claim is atomic in the StateStore, so two copies of one request cannot both send.
+ */
+async function sendOnce(context: CommandContext, request: ComposeRequest, message: OutgoingMessage): Promise<void> {
+  const marker = request.clientId === undefined ? undefined : `compose:${request.clientId}`;
+  if (marker) {
+    const held = await context.state.claimMarker(context.device, marker, { value: 'sending', expiresAt: Date.now() + SENDING_MARKER_TTL_MS });
+    if (held?.value === 'sent') throw new ComposeFailure(CommonStatus.MessagePreviouslySent, `ClientId ${request.clientId} was sent before`);
+    if (held) throw new ComposeFailure(CommonStatus.ServerErrorRetryLater, `ClientId ${request.clientId} is being sent by another request`);
+  }
+  const submitter: MailSubmitter = context.mailSubmitter ?? nodemailerSubmitter(context.config.smtp);
+  try {
+    await submitter.submit({ user: context.user.login, password: context.user.password }, message.envelope, message.wire);
+  } catch (err) {
+    if (marker) await context.state.deleteMarker(context.device, marker).catch(() => undefined);
+    if (err instanceof SubmissionError) throw new ComposeFailure(submissionStatus(err), err.message);
+    throw err;
+  }
+  // Sent: a failure to remember it must not make the device send it again (the 'sending' claim still holds a while).
+  if (marker) await context.state.putMarker(context.device, marker, { value: 'sent', expiresAt: Date.now() + SENT_MARKER_TTL_MS }).catch(() => undefined);
+}
+
+/** The ComposeMail Status for a submission the SMTP server refused or could not take. */
+export function submissionStatus(err: SubmissionError): number {
+  switch (err.failure) {
+    case 'connection':
+      return CommonStatus.ServerErrorRetryLater;
+    case 'size':
+      return CommonStatus.AttachmentIsTooLarge;
+    case 'quota':
+      return err.details.enhancedCode?.endsWith('.2.2') ? CommonStatus.MailboxQuotaExceeded : CommonStatus.SendQuotaExceeded;
+    case 'recipients':
+      return err.details.recipientAddress ? CommonStatus.MessageRecipientUnresolved : CommonStatus.MailSubmissionFailed;
+    case 'auth':
+    case 'rejected':
+      return CommonStatus.MailSubmissionFailed;
+  }
+}
+
+/**
+ * The original of a SmartReply or SmartForward: by FolderId + ItemId, or by LongId (a Search result id, of the same
+ * `<collectionId>:<uid>` form), in a mail folder of the device's hierarchy. InstanceId alone names no message here.
+ */
+async function findSource(
+  mail: MailBackend,
+  hierarchy: HierarchyState | undefined,
+  source: NonNullable<ComposeRequest['source']>,
+): Promise<{ folder: FolderRecord; message: MessageWithSource } | undefined> {
+  const id = parseItemId(source.longId ?? source.itemId);
+  if (!id) return undefined;
+  if (source.longId === undefined && source.folderId !== undefined && source.folderId !== id.collectionId) return undefined;
+  const folder = mailFolder(hierarchy, id.collectionId);
+  if (!folder) return undefined;
+  try {
+    const [message] = await mail.fetchMessages(folder.source.ref, [id.uid]);
+    return message ? { folder, message } : undefined;
+  } catch (err) {
+    if (err instanceof FolderNotFoundError || (err as { serverResponseCode?: string }).serverResponseCode === 'NONEXISTENT') return undefined;
+    throw err;
+  }
+}
+
+/** Appends the sent message to the Sent folder (SPECIAL-USE \Sent), read; nothing when the account has none. */
+async function saveInSent(mail: MailBackend, message: Uint8Array): Promise<void> {
+  const sent = (await mail.listFolders()).find((f) => f.backend === 'imap' && f.type === FolderType.SentItems);
+  if (sent) await mail.appendMessage(sent.ref, message, ['\\Seen']);
+}

@@ -1,0 +1,309 @@
+/**
+ * Waiting for a change without holding a backend connection (DESIGN §5): what a Ping and a hanging Sync do after
+ * their direct check found nothing.
+ *
+ * 1. Mark the device's waiting request in the feed (`device:<id>`, a WaitMarker: generation, until, folders) and
+ *    write or extend the user's watch lease (until the wait ends + LEASE_GRACE_MS), with the sealed credential when
+ *    the tenant has no master user. The watcher learns from these what to watch.
+ * 2. Read the user's feed every PING_POLL_SECONDS (one read), and at once when the in-process watcher says it wrote
+ *    something (PushHub, Node). A folder entry that shows a change the device has not synced ends the wait.
+ * 3. A newer Ping or Sync of the same device ends the wait ('superseded'): in one process through the hub at once;
+ *    across processes by the newer generation in the device's feed entry, at the next poll.
+ *
+ * The wait ends slightly before the heartbeat (answerMarginMs), as clients drop connections at their own timeout.
+ * Entries written before the wait began are left to the direct check, which read the backend itself: only what
+ * the feed learned since (changedAt ≥ start − CLOCK_SKEW_MS) is looked at, so a stale entry can never make a
+ * device loop.
+ *
+ * Cost of an idle device (reads per hour): 3600 / PING_POLL_SECONDS for the polls, plus per Ping the cache,
+ * hierarchy and collection reads; writes per Ping: the wait marker and the lease (the Ping cache only when the
+ * folder list changes). bench/push.ts counts them.
+ */
+import type { PushConfig } from '../config.ts';
+import type { CollectionState, DeviceScope, FeedEntry, HierarchyState, StateStore } from '../state/types.ts';
+import { sealCredential } from '../tenants/vault.ts';
+import {
+  deviceKey,
+  encodeWaitMarker,
+  folderKey,
+  HIERARCHY_KEY,
+  hierarchyMarkerOf,
+  LEASE_GRACE_MS,
+  markerShowsChange,
+  newGeneration,
+  parseWaitMarker,
+  pushHub,
+  type PushHub,
+} from './feed.ts';
+import type { BackendFolderRef } from '../state/types.ts';
+import type { CommandContext, CommandResult } from '../commands/registry.ts';
+import { child, childText, type WbxmlElement } from '../wbxml/tree.ts';
+
+/**
+ * The longest heartbeat each runtime can hold (seconds), the default of PING_MAX_HEARTBEAT there (DESIGN §5): Workers
+ * and Node the protocol's 3540; a Lambda behind a Function URL lives at most 900 s, behind API Gateway 30 s.
+ */
+export const HEARTBEAT_CAPS = { node: 3540, workers: 3540, lambdaFunctionUrl: 890, lambdaApiGateway: 28 } as const;
+
+/** Folders one Ping may list (Status 6 with MaxFolders above it); Exchange's own limit is configurable too. */
+export const MAX_PING_FOLDERS = 300;
+
+/** Clocks of different instances disagree a little: feed entries this much older than the wait still count. */
+const CLOCK_SKEW_MS = 5_000;
+
+/** How much before the heartbeat a wait answers: 1/20 of it, at most 10 s. */
+export function answerMarginMs(heartbeatSeconds: number): number {
+  return Math.min(10_000, (heartbeatSeconds * 1000) / 20);
+}
+
+/** One folder a request waits on. */
+export interface WaitTarget {
+  serverId: string;
+  source: BackendFolderRef;
+  /** The device's collection state (its watermark) when the wait began; undefined when never synced. */
+  state: CollectionState | undefined;
+  /** The folder's feed marker as the direct check saw it; undefined when it had none. */
+  baseline: string | undefined;
+}
+
+export interface WaitRequest {
+  targets: WaitTarget[];
+  /** The hierarchy the device has: a watcher-reported folder list other than it ends a Ping with 'hierarchy'. */
+  hierarchy: HierarchyState | undefined;
+  /** Whether hierarchy changes end the wait (Ping: yes, Status 7; a hanging Sync: no). */
+  endOnHierarchyChange: boolean;
+  /** The capped heartbeat, seconds. */
+  seconds: number;
+  /** When the wait must end (epoch ms), instead of the heartbeat minus answerMarginMs from now. */
+  deadline?: number;
+}
+
+export type WaitOutcome =
+  | { kind: 'changed'; serverIds: string[] }
+  | { kind: 'hierarchy' }
+  | { kind: 'expired' }
+  | { kind: 'superseded' }
+  | { kind: 'aborted' };
+
+/** What a wait needs of its request. */
+export interface WaitContext {
+  state: StateStore;
+  device: DeviceScope;
+  push: PushConfig;
+  /** The user's password: sealed onto the lease, or handed to the in-process watcher; never stored in clear. */
+  password: string;
+  signal?: AbortSignal;
+  hub?: PushHub;
+}
+
+/** A newer request of this device takes over: waiting ones in this process end now. Returns its generation. */
+export function announceNewRequest(context: Pick<WaitContext, 'device' | 'hub'>): string {
+  const generation = newGeneration();
+  (context.hub ?? pushHub).superseded(context.device, generation);
+  return generation;
+}
+
+/**
+ * For a Sync: end this device's waiting Ping or hanging Sync, in this process at once and in others by writing a
+ * newer generation, which costs one feed read, plus one write only when a wait is under way.
+ */
+export async function endWaitingRequests(context: Pick<WaitContext, 'state' | 'device' | 'hub'>): Promise<void> {
+  const generation = announceNewRequest(context);
+  const feed = await context.state.readFeed(context.device);
+  const mine = feed.find((e) => e.folder === deviceKey(context.device.deviceId));
+  const wait = mine && parseWaitMarker(mine.marker);
+  const now = Date.now();
+  if (!wait || wait.until <= now || wait.g >= generation) return;
+  await context.state.putFeedEntry(context.device, {
+    folder: deviceKey(context.device.deviceId),
+    marker: encodeWaitMarker({ g: generation, until: now, folders: [] }),
+    changedAt: now,
+    expiresAt: now + LEASE_GRACE_MS,
+  });
+}
+
+/**
+ * For removing a device (the admin API, with StateStore.deleteDevice): ends its waiting request, and when no other
+ * device of the user waits, deletes the user's watch lease and with it any sealed credential; the watcher then
+ * lets go of the account.
+ */
+export async function releaseDevice(state: StateStore, device: DeviceScope): Promise<void> {
+  const now = Date.now();
+  const feed = await state.readFeed(device);
+  const mine = deviceKey(device.deviceId);
+  if (feed.some((e) => e.folder === mine)) {
+    await state.putFeedEntry(device, { folder: mine, marker: encodeWaitMarker({ g: newGeneration(now), until: now, folders: [] }), changedAt: now, expiresAt: now + 1 });
+  }
+  const othersWait = feed.some((e) => e.folder.startsWith('device:') && e.folder !== mine && (parseWaitMarker(e.marker)?.until ?? 0) + LEASE_GRACE_MS > now);
+  if (!othersWait) await state.deleteLease(device);
+}
+
+/** Waits until a change, the heartbeat's end, a newer request of the device, or the client going away. */
+export async function waitForChanges(context: WaitContext, request: WaitRequest, generation = newGeneration()): Promise<WaitOutcome> {
+  const hub = context.hub ?? pushHub;
+  const { state, device } = context;
+  const started = Date.now();
+  const deadline = request.deadline ?? started + request.seconds * 1000 - answerMarginMs(request.seconds);
+  const pollMs = context.push.pollSeconds * 1000;
+  const targetKeys = request.targets.map((t) => folderKey(t.source));
+  const hierarchyMarker = request.hierarchy ? hierarchyMarkerOf(request.hierarchy.folders) : undefined;
+
+  let superseded = false;
+  let wake: (() => void) | undefined;
+  const offSuperseded = hub.onSuperseded(device, (g) => {
+    if (g > generation) {
+      superseded = true;
+      wake?.();
+    }
+  });
+  const offChanged = hub.onChanged(device, () => wake?.());
+  const onAbort = (): void => wake?.();
+  context.signal?.addEventListener('abort', onAbort);
+
+  const claim = (): Promise<void> =>
+    state.putFeedEntry(device, {
+      folder: deviceKey(device.deviceId),
+      marker: encodeWaitMarker({ g: generation, until: deadline, folders: targetKeys }),
+      changedAt: started,
+      expiresAt: deadline + LEASE_GRACE_MS,
+    });
+
+  try {
+    // Older waits of this device in this process end now; in other processes at their next poll (the marker below).
+    hub.superseded(device, generation);
+    await claim();
+    const useVault = !context.push.master && context.push.credentialKey !== undefined;
+    await state.putLease({
+      tenant: device.tenant,
+      user: device.user,
+      until: deadline + LEASE_GRACE_MS,
+      ...(useVault ? { credential: await sealCredential(context.push.credentialKey!, device, context.password) } : {}),
+    });
+    hub.waiting(device, context.push.master || useVault ? undefined : context.password);
+
+    for (;;) {
+      if (superseded) return { kind: 'superseded' };
+      if (context.signal?.aborted) return { kind: 'aborted' };
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return { kind: 'expired' };
+      let woken = false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(pollMs, remaining));
+        wake = () => {
+          woken = true;
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+      if (superseded) return { kind: 'superseded' };
+      if (context.signal?.aborted) return { kind: 'aborted' };
+      // The heartbeat ended while sleeping: the next Ping's direct check covers the last poll interval.
+      if (!woken && Date.now() >= deadline) return { kind: 'expired' };
+
+      const feed = await state.readFeed(device);
+      const outcome = evaluate(feed, started, generation, request, targetKeys, hierarchyMarker, device.deviceId);
+      if (outcome === 'reclaim') await claim();
+      else if (outcome) return outcome;
+    }
+  } finally {
+    offSuperseded();
+    offChanged();
+    context.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function evaluate(
+  feed: FeedEntry[],
+  started: number,
+  generation: string,
+  request: WaitRequest,
+  targetKeys: string[],
+  hierarchyMarker: string | undefined,
+  deviceId: string,
+): WaitOutcome | 'reclaim' | undefined {
+  const byKey = new Map(feed.map((e) => [e.folder, e]));
+  const since = started - CLOCK_SKEW_MS;
+
+  let reclaim = false;
+  const mine = parseWaitMarker(byKey.get(deviceKey(deviceId))?.marker ?? '');
+  if (mine && mine.g > generation) return { kind: 'superseded' };
+  // An older request of the device wrote after us (a race): take the entry back, so the watcher watches our folders.
+  if (mine && mine.g < generation && mine.until > Date.now()) reclaim = true;
+
+  const changed: string[] = [];
+  request.targets.forEach((target, i) => {
+    const entry = byKey.get(targetKeys[i]!);
+    if (entry && entry.changedAt >= since && markerShowsChange(entry.marker, target.state, target.baseline)) changed.push(target.serverId);
+  });
+  if (changed.length) return { kind: 'changed', serverIds: changed };
+
+  if (request.endOnHierarchyChange && hierarchyMarker !== undefined) {
+    const entry = byKey.get(HIERARCHY_KEY);
+    if (entry && entry.changedAt >= since && entry.marker !== hierarchyMarker) return { kind: 'hierarchy' };
+  }
+  return reclaim ? 'reclaim' : undefined;
+}
+
+// ------------------------------------------------------------------------------------------------ hanging Sync
+
+/** The deadline of a hanging Sync that woke up and synced again: the same request keeps its first deadline. */
+const hangingDeadlines = new WeakMap<CommandContext, number>();
+
+export interface HangingSync {
+  /** Wait (minutes) or HeartbeatInterval (seconds) as requested, in seconds. */
+  seconds: number;
+  hierarchy: HierarchyState | undefined;
+  /** The collections of the request, with the key the device sent (undefined when taken from the cached request). */
+  requested: { collectionId: string; syncKey: string | undefined }[];
+  /** The response's Collection elements, in the same order. */
+  elements: WbxmlElement[];
+  response: CommandResult;
+  /** Runs the Sync again (after a change was seen). */
+  again: () => Promise<CommandResult>;
+}
+
+/**
+ * A Sync with Wait or HeartbeatInterval (MS-ASCMD §2.2.3.195/83) that has nothing to send: wait on the change feed
+ * like a Ping (capped at PING_MAX_HEARTBEAT), then sync again; at the end, or when a newer request of the device
+ * comes, an empty response (HTTP 200 without a body: "nothing changed, keep your keys"). A response with anything in
+ * it (items, a new key, a failed collection, MoreAvailable) goes out at once.
+ */
+export async function waitInSync(context: CommandContext, hang: HangingSync): Promise<CommandResult> {
+  if (!nothingToSend(hang.requested, hang.elements)) return hang.response;
+  const push = context.config.push;
+  const now = Date.now();
+  const seconds = Math.min(hang.seconds, push.maxHeartbeat);
+  const deadline = hangingDeadlines.get(context) ?? now + seconds * 1000 - answerMarginMs(seconds);
+  if (deadline <= now) return { kind: 'empty' };
+
+  const targets: WaitTarget[] = [];
+  for (const { collectionId } of hang.requested) {
+    const folder = hang.hierarchy?.folders.find((f) => f.serverId === collectionId);
+    if (!folder) continue;
+    const state = (await context.state.getCollection(context.device, collectionId))?.state;
+    targets.push({ serverId: collectionId, source: folder.source, state, baseline: undefined });
+  }
+  // Without modseqs (no CONDSTORE, DAV) a change is "another marker than now": take the feed's markers as the baseline.
+  if (targets.some((t) => t.state?.watermark.kind !== 'imap' || t.state.watermark.highestModSeq === '')) {
+    const feed = new Map((await context.state.readFeed(context.device)).map((e) => [e.folder, e.marker]));
+    for (const t of targets) t.baseline = feed.get(folderKey(t.source));
+  }
+  const outcome = await waitForChanges(
+    { state: context.state, device: context.device, push, password: context.user.password, signal: context.signal },
+    { targets, hierarchy: hang.hierarchy, endOnHierarchyChange: false, seconds, deadline },
+  );
+  if (outcome.kind !== 'changed') return { kind: 'empty' };
+  hangingDeadlines.set(context, deadline);
+  return hang.again();
+}
+
+function nothingToSend(requested: HangingSync['requested'], elements: WbxmlElement[]): boolean {
+  if (elements.length !== requested.length || elements.length === 0) return false;
+  return elements.every((e, i) => {
+    if (childText(e, 'Status') !== '1') return false;
+    if (child(e, 'Commands') || child(e, 'Responses') || child(e, 'MoreAvailable')) return false;
+    const sent = requested[i]!.syncKey;
+    return sent === undefined || (sent !== '0' && childText(e, 'SyncKey') === sent);
+  });
+}
