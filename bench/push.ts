@@ -303,15 +303,24 @@ function post(agent: http.Agent, port: number, user: TestUser, deviceId: string,
   });
 }
 
+/** Room for a few thousand connections: one imap process each, and anvil and auth serve every one of them. */
+const BIG_DOVECOT = `
+default_client_limit = 12000
+service imap {
+  process_limit = 6000
+}
+`;
+
 /**
  * A Dovecot of its own for the hold: the watcher keeps one IDLE connection per account and the Node runtime's pool
  * about one more, beyond the test Dovecot's 1,024 imap processes.
  */
+
 async function bigDovecot(services: TestServices): Promise<{ services: TestServices; stop(): Promise<void> }> {
   const runDir = mkdtempSync('/tmp/ase-bp-');
   chmodSync(runDir, 0o755);
   mkdirSync(`${runDir}/radicale`, { recursive: true });
-  const dovecot = await startDovecot(runDir, [], isRoot(), { extraConfig: 'service imap {\n  process_limit = 5000\n}\n' });
+  const dovecot = await startDovecot(runDir, [], isRoot(), { extraConfig: BIG_DOVECOT });
   return {
     services: { ...services, dir: runDir, imap: { host: '127.0.0.1', port: dovecot.imapPort, secure: false } },
     async stop() {
@@ -348,6 +357,7 @@ async function holdPings(testServices: TestServices, count: number, accountCount
     const setupStarted = performance.now();
     await pool(devices, 32, async (d) => {
       const res = await post(agent, port, d.user, d.deviceId, 'FolderSync', folderSync);
+      if (res.status !== 200 || res.bytes.length === 0) throw new Error(`FolderSync of ${d.deviceId} answered HTTP ${res.status}`);
       const adds = children(child(decodeWbxml(res.bytes), 'Changes'), 'Add');
       d.inbox = childText(adds.find((a) => childText(a, 'Type') === String(FolderType.Inbox)), 'ServerId') ?? '';
       if (!d.inbox) throw new Error(`FolderSync of ${d.deviceId} gave no Inbox (HTTP ${res.status})`);

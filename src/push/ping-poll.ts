@@ -134,7 +134,12 @@ export async function releaseDevice(state: StateStore, device: DeviceScope): Pro
   if (feed.some((e) => e.folder === mine)) {
     await state.putFeedEntry(device, { folder: mine, marker: encodeWaitMarker({ g: newGeneration(now), until: now, folders: [] }), changedAt: now, expiresAt: now + 1 });
   }
-  const othersWait = feed.some((e) => e.folder.startsWith('device:') && e.folder !== mine && (parseWaitMarker(e.marker)?.until ?? 0) + LEASE_GRACE_MS > now);
+  const othersWait = feed.some((e) => {
+    if (!e.folder.startsWith('device:') || e.folder === mine) return false;
+    const wait = parseWaitMarker(e.marker);
+    // An ended wait (a Sync ended it, or its device was released) has no folders.
+    return wait !== undefined && wait.folders.length > 0 && wait.until + LEASE_GRACE_MS > now;
+  });
   if (!othersWait) await state.deleteLease(device);
 }
 

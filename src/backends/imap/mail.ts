@@ -107,21 +107,51 @@ export class ImapMailBackend implements MailBackend {
 
   async changesSince(folder: string, modSeq: bigint, since?: Date): Promise<MailboxChanges | undefined> {
     if (!this.hasCondstore) return undefined;
+    if (this.client.enabled.has('QRESYNC')) return this.changesByQresyncSelect(folder, modSeq, since);
     return this.withMailbox(folder, async () => {
-      this.vanished = [];
       const changed = await this.fetchSummaryRange('1:*', modSeq);
-      const mailbox = this.client.mailbox;
-      if (!mailbox) throw new Error(`mailbox ${folder} is not open`);
-      const status: MailboxStatus = {
-        uidValidity: Number(mailbox.uidValidity),
-        uidNext: mailbox.uidNext,
-        messages: mailbox.exists,
-        highestModSeq: mailbox.highestModseq !== undefined ? BigInt(mailbox.highestModseq) : undefined,
-      };
       const inWindow = since ? changed.filter((m) => m.internalDate >= since) : changed;
-      const qresync = this.client.enabled.has('QRESYNC');
-      return { status, changed: inWindow, vanished: qresync ? [...this.vanished] : undefined };
+      return { status: this.selectedStatus(folder), changed: inWindow, vanished: undefined };
     });
+  }
+
+  /**
+   * QRESYNC (RFC 7162 §3.2.5): `SELECT folder (QRESYNC (uidvalidity modseq))` makes the server list what changed
+   * since the modseq (FETCH) and what was expunged (VANISHED (EARLIER)) from its change log, so the cost follows the
+   * changes; `UID FETCH 1:* (CHANGEDSINCE …)` makes it look at every message of the folder.
+   */
+  private async changesByQresyncSelect(folder: string, modSeq: bigint, since?: Date): Promise<MailboxChanges> {
+    const uidValidity = (await this.status(folder)).uidValidity;
+    const changedUids = new Set<number>();
+    const onFlags = (event: { uid?: number }): void => {
+      if (event.uid !== undefined) changedUids.add(event.uid);
+    };
+    this.vanished = [];
+    this.client.on('flags', onFlags);
+    try {
+      await this.client.mailboxOpen(folder, { uidValidity: BigInt(uidValidity), changedSince: modSeq });
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    } finally {
+      this.client.off('flags', onFlags);
+    }
+    const vanished = [...this.vanished];
+    // The FETCHes carry flags only: dates (for the FilterType window) come from the changed messages alone.
+    const changed = changedUids.size ? await this.fetchSummaries(folder, [...changedUids].sort((a, b) => a - b)) : [];
+    const inWindow = since ? changed.filter((m) => m.internalDate >= since) : changed;
+    return { status: this.selectedStatus(folder), changed: inWindow, vanished };
+  }
+
+  private selectedStatus(folder: string): MailboxStatus {
+    const mailbox = this.client.mailbox;
+    if (!mailbox) throw new Error(`mailbox ${folder} is not open`);
+    return {
+      uidValidity: Number(mailbox.uidValidity),
+      uidNext: mailbox.uidNext,
+      messages: mailbox.exists,
+      highestModSeq: mailbox.highestModseq !== undefined ? BigInt(mailbox.highestModseq) : undefined,
+    };
   }
 
   async fetchMessages(folder: string, uids: number[]): Promise<MessageWithSource[]> {
