@@ -115,7 +115,8 @@ async function benchSize(services: TestServices, size: number): Promise<SizeFigu
   const fillSeconds = (await timed(() => fill(services, user, size))) / 1000;
   const proxy = new CountingProxy(services.imap);
   const proxyPort = await proxy.listen();
-  const server = testServer(services, { IMAP_PORT: String(proxyPort) });
+  // Mail only: this is the email benchmark (CalDAV/CardDAV discovery would add its own round trips to FolderSync).
+  const server = testServer(services, { IMAP_PORT: String(proxyPort), CALDAV_URL: '', CARDDAV_URL: '', PROVISIONING: 'loose' });
   try {
     const device = new TestDevice(server, user);
     await device.folderSync();
