@@ -10,7 +10,8 @@
 import type { DavChanges, ItemBackend } from '../backends/types.ts';
 import type { CollectionState, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { SyncStatus } from './sync-status.ts';
+import { itemStatus, SyncStatus } from './sync-status.ts';
+import { fnv1a32 } from '../util/fnv.ts';
 
 type DavWatermark = Extract<Watermark, { kind: 'dav' }>;
 
@@ -51,12 +52,7 @@ const REMEMBERED_ADDS = 200;
 
 /** FNV-1a over the href, twice with different seeds: 64 bits, 13 base-36 characters. */
 export function davServerId(collectionId: string, href: string): string {
-  const hash = (seed: number): number => {
-    let h = seed;
-    for (let i = 0; i < href.length; i++) h = Math.imul(h ^ href.charCodeAt(i), 0x01000193);
-    return h >>> 0;
-  };
-  return `${collectionId}:${hash(0x811c9dc5).toString(36)}${hash(0x050c5d1f).toString(36)}`;
+  return `${collectionId}:${fnv1a32(href).toString(36)}${fnv1a32(href, 0x050c5d1f).toString(36)}`;
 }
 
 export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncResult> {
@@ -212,7 +208,3 @@ function addResponse(clientId: string, serverId: string | undefined, status: num
   return el('AirSync', 'Add', [el('AirSync', 'ClientId', clientId), serverId !== undefined ? el('AirSync', 'ServerId', serverId) : undefined, el('AirSync', 'Status', String(status))]);
 }
 
-function itemStatus(tag: string, serverId: string, status: number): WbxmlElement {
-  const kind = tag === 'Delete' || tag === 'Fetch' ? tag : 'Change';
-  return el('AirSync', kind, [el('AirSync', 'ServerId', serverId), el('AirSync', 'Status', String(status))]);
-}

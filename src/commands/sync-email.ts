@@ -11,8 +11,9 @@ import type { MailBackend, MessageSummary } from '../backends/types.ts';
 import { emailApplicationData, emailFlagChange, imapFlagUpdate, isCategoryKeyword } from '../items/email.ts';
 import type { CollectionState, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
 import { decodeUidSet, UidSet } from '../state/uidset.ts';
+import { fnv1a32 } from '../util/fnv.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { SyncStatus } from './sync-status.ts';
+import { itemStatus, SyncStatus } from './sync-status.ts';
 
 type ImapWatermark = Extract<Watermark, { kind: 'imap' }>;
 
@@ -228,10 +229,6 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   };
 }
 
-function itemStatus(tag: 'Change' | 'Delete' | 'Fetch', serverId: string | undefined, status: number): WbxmlElement {
-  return el('AirSync', tag, [el('AirSync', 'ServerId', serverId ?? ''), el('AirSync', 'Status', String(status))]);
-}
-
 function changeElement(collectionId: string, message: MessageSummary, version: string): WbxmlElement {
   return el('AirSync', 'Change', [el('AirSync', 'ServerId', `${collectionId}:${message.uid}`), el('AirSync', 'ApplicationData', emailFlagChange(message.flags, version))]);
 }
@@ -300,15 +297,9 @@ async function findChanges(
 function flagDigit(flags: ReadonlySet<string>): string {
   const digit = ((flags.has('\\Seen') ? 1 : 0) | (flags.has('\\Flagged') ? 2 : 0) | (flags.has('\\Answered') ? 4 : 0) | (flags.has('$Forwarded') ? 8 : 0)).toString(16);
   const categories = [...flags].filter(isCategoryKeyword).sort();
-  return categories.length ? `${digit}:${fnv1a(categories.join(' '))}` : digit;
+  return categories.length ? `${digit}:${fnv1a32(categories.join(' ')).toString(16).padStart(8, '0')}` : digit;
 }
 
-/** FNV-1a, 32 bits, as 8 hex digits. */
-function fnv1a(text: string): string {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
-  return (hash >>> 0).toString(16).padStart(8, '0');
-}
 
 /** `flagDigits` read back: UID → its token (see flagDigit). */
 export function flagDigitsMap(uids: string, digits: string): Map<number, string> {

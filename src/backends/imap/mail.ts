@@ -121,7 +121,9 @@ export class ImapMailBackend implements MailBackend {
    * changes; `UID FETCH 1:* (CHANGEDSINCE …)` makes it look at every message of the folder.
    */
   private async changesByQresyncSelect(folder: string, modSeq: bigint, since?: Date): Promise<MailboxChanges> {
-    const uidValidity = (await this.status(folder)).uidValidity;
+    // The Sync asking has usually just selected the folder (status): its UIDVALIDITY is at hand, no extra SELECT.
+    const selected = this.client.mailbox && this.client.mailbox.path === folder ? this.client.mailbox.uidValidity : undefined;
+    const uidValidity = selected ?? BigInt((await this.status(folder)).uidValidity);
     const changedUids = new Set<number>();
     const onFlags = (event: { uid?: number }): void => {
       if (event.uid !== undefined) changedUids.add(event.uid);
