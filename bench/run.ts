@@ -1,4 +1,5 @@
 /** `npm run bench`: every benchmark, one after another. Each prints its own numbers. */
+import { runDeployBench } from './deploy.ts';
 import { runEmailBench } from './email.ts';
 import { runPushBench } from './push.ts';
 import { runStateBench } from './state.ts';
@@ -10,3 +11,4 @@ await runStateBench();
 await runEmailBench();
 await runSyncBench([1_000, 10_000, 100_000]);
 await runPushBench();
+await runDeployBench();

@@ -16,6 +16,7 @@ import { TestDevice, testServer } from '../test/device/device.ts';
 import setup from '../test/services/global-setup.ts';
 import { createUser, withImap } from '../test/services/seed.ts';
 import type { TestServices, TestUser } from '../test/services/types.ts';
+import { multiAppend } from './imap-fill.ts';
 
 const WINDOW = 100;
 const BODY_PREFERENCE = [el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '2'), el('AirSyncBase', 'TruncationSize', '5120')])];
@@ -76,16 +77,9 @@ function message(i: number): string {
   ].join('\r\n');
 }
 
-/** Appends `count` messages over a few parallel connections (APPEND is one round trip per message). */
-async function fill(services: TestServices, user: TestUser, count: number): Promise<void> {
-  const connections = 4;
-  await Promise.all(
-    Array.from({ length: connections }, (_, c) =>
-      withImap(services, user, async (imap) => {
-        for (let i = c; i < count; i += connections) await imap.append('INBOX', message(i), i % 3 === 0 ? ['\\Seen'] : []);
-      }),
-    ),
-  );
+/** Appends `count` messages, a third of them read. */
+function fill(services: TestServices, user: TestUser, count: number): Promise<void> {
+  return multiAppend({ ...services.imap, user: user.email, password: user.password }, 'INBOX', count, message, (i) => (i % 3 === 0 ? ['\\Seen'] : []));
 }
 
 function median(values: number[]): number {

@@ -6,6 +6,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { handleOptions, handlePost, type ActiveSyncDeps } from './protocol/activesync.ts';
 import { handleAutodiscover } from './protocol/autodiscover.ts';
+import { adminApi } from './admin/api.ts';
 
 export type AppDeps = ActiveSyncDeps;
 
@@ -23,12 +24,14 @@ function routingPath(request: Request): string {
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono({ getPath: routingPath });
+  // Before the tenant is known: the largest of the tenants' limits (each tenant's own is checked in activesync.ts).
+  const maxRequestBytes = Math.max(deps.config.maxRequestBytes, ...(deps.tenants?.directory.entries.map((t) => t.config.maxRequestBytes) ?? []));
 
   app.options(ACTIVESYNC_PATH, (c) => handleOptions(c, deps));
   app.post(
     ACTIVESYNC_PATH,
     bodyLimit({
-      maxSize: deps.config.maxRequestBytes,
+      maxSize: maxRequestBytes,
       onError: () => new Response(null, { status: 413, headers: { 'Content-Length': '0' } }),
     }),
     (c) => handlePost(c, deps),
@@ -39,11 +42,14 @@ export function createApp(deps: AppDeps): Hono {
   app.post(
     AUTODISCOVER_PATH,
     bodyLimit({
-      maxSize: Math.min(deps.config.maxRequestBytes, AUTODISCOVER_MAX_BYTES),
+      maxSize: Math.min(maxRequestBytes, AUTODISCOVER_MAX_BYTES),
       onError: () => new Response(null, { status: 413, headers: { 'Content-Length': '0' } }),
     }),
     (c) => handleAutodiscover(c, deps),
   );
+
+  // The admin API (src/admin/api.ts): off (404) unless ADMIN_TOKEN is set.
+  app.route('/admin', adminApi(deps));
 
   app.notFound(() => new Response('Not Found\n', { status: 404, headers: { 'Content-Type': 'text/plain' } }));
   app.onError((err) => {

@@ -1,6 +1,8 @@
 /** The activesync-edge command line. Each area adds its commands here. */
 import { Command, CommanderError } from 'commander';
 import { decodeCommand, encodeCommand } from './wbxml/cli.ts';
+import { addAdminCommands } from './admin/cli.ts';
+import { addDeployCommands } from '../infra/cli.ts';
 
 export function buildProgram(): Command {
   const program = new Command('activesync-edge').description('Exchange ActiveSync server tools').exitOverride();
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
     .description('turn the XML form back into WBXML (written to stdout)')
     .argument('[file]', 'XML file, or - for stdin', '-')
     .action((file: string) => encodeCommand(file, (b) => process.stdout.write(b)));
+  addAdminCommands(program);
+  addDeployCommands(program);
   return program;
 }
 

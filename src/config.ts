@@ -27,6 +27,8 @@ export interface ServerConfig {
   };
   caldavUrl: string | undefined;
   carddavUrl: string | undefined;
+  /** The directory address book (CardDAV collection URL) that Search GAL and ResolveRecipients query. */
+  galUrl: string | undefined;
   /** Largest request body accepted, in bytes. */
   maxRequestBytes: number;
   /** Largest message SendMail, SmartReply and SmartForward send (as composed, in bytes); larger ones get Status 122. */
@@ -43,7 +45,13 @@ export interface ServerConfig {
   policy: PolicyConfig;
   /** Push: Ping, hanging Sync and the watcher (src/push/). */
   push: PushConfig;
+  /** Bearer token of the admin API (ADMIN_TOKEN, src/admin/api.ts); unset = the API is off. */
+  adminToken: string | undefined;
+  /** How devices authenticate (AUTH_MODE): HTTP Basic passed through, Bearer tokens passed on as XOAUTH2, or both. */
+  authMode: AuthMode;
 }
+
+export type AuthMode = 'basic' | 'bearer' | 'both';
 
 /** Push settings (src/push/, DESIGN §5). */
 export interface PushConfig {
@@ -89,6 +97,7 @@ const schema = z.object({
   SMTP_AUTH: z.string().trim().toLowerCase().pipe(z.enum(['optional', 'required', 'none'])).default('optional'),
   CALDAV_URL: url.optional(),
   CARDDAV_URL: url.optional(),
+  GAL_URL: url.optional(),
   MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).default(25 * 1024 * 1024),
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(25 * 1024 * 1024),
   TENANT: z.string().trim().min(1).default('default'),
@@ -101,12 +110,17 @@ const schema = z.object({
   PING_POLL_SECONDS: z.coerce.number().min(0.05).max(300).default(20),
   IMAP_MASTER_USER: z.string().trim().min(1).optional(),
   IMAP_MASTER_PASSWORD: z.string().min(1).optional(),
+  ADMIN_TOKEN: z.string().trim().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
+  AUTH_MODE: z.string().trim().toLowerCase().pipe(z.enum(['basic', 'bearer', 'both'])).default('basic'),
   CREDENTIAL_KEY: z
     .string()
     .trim()
     .refine((v) => decodeVaultKey(v) !== undefined, 'must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)')
     .optional(),
 });
+
+/** The names of the settings loadConfig reads (a tenants file may give any of them per tenant, src/tenants/settings.ts). */
+export const SETTING_NAMES: readonly string[] = Object.keys(schema.shape);
 
 /**
  * Reads the settings from an environment (process.env on Node, the bindings on Workers). `runtimeDefaults` are a
@@ -150,6 +164,7 @@ export function loadConfig(env: Record<string, string | undefined>, runtimeDefau
     },
     caldavUrl: e.CALDAV_URL,
     carddavUrl: e.CARDDAV_URL,
+    galUrl: e.GAL_URL,
     maxRequestBytes: e.MAX_REQUEST_BYTES,
     maxMessageBytes: e.MAX_MESSAGE_BYTES,
     tenant: e.TENANT,
@@ -164,5 +179,7 @@ export function loadConfig(env: Record<string, string | undefined>, runtimeDefau
       master: e.IMAP_MASTER_USER && e.IMAP_MASTER_PASSWORD ? { user: e.IMAP_MASTER_USER, password: e.IMAP_MASTER_PASSWORD } : undefined,
       credentialKey: e.CREDENTIAL_KEY ? decodeVaultKey(e.CREDENTIAL_KEY) : undefined,
     },
+    adminToken: e.ADMIN_TOKEN,
+    authMode: e.AUTH_MODE,
   };
 }

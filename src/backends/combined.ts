@@ -28,7 +28,7 @@ export interface UserBackends {
 }
 
 export async function openBackends(context: Pick<CommandContext, 'imapSessions' | 'user' | 'config'>): Promise<UserBackends> {
-  const login = { user: context.user.login, password: context.user.password };
+  const login = { user: context.user.login, password: context.user.password, ...(context.user.accessToken !== undefined ? { accessToken: context.user.accessToken } : {}) };
   const mail = await openImapMailBackend(context.imapSessions, login);
   const { caldavUrl, carddavUrl } = context.config;
   const backends: UserBackends = {

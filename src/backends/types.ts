@@ -103,8 +103,11 @@ export interface MailBackend {
   listUids(folder: string, since?: Date, before?: Date): Promise<number[]>;
   /** Every message's summary (UID, flags, date), optionally only those that arrived since a date (FilterType). */
   listMessages(folder: string, since?: Date): Promise<MessageSummary[]>;
-  /** CONDSTORE/QRESYNC: what changed since `modSeq`; undefined when the server cannot say (no CONDSTORE). */
-  changesSince(folder: string, modSeq: bigint, since?: Date): Promise<MailboxChanges | undefined>;
+  /**
+   * CONDSTORE/QRESYNC: what changed since `modSeq`; undefined when the server cannot say (no CONDSTORE). `before`
+   * is the folder's UIDNEXT and message count when `modSeq` was its HIGHESTMODSEQ, when known.
+   */
+  changesSince(folder: string, modSeq: bigint, since?: Date, before?: { uidNext: number; messages: number }): Promise<MailboxChanges | undefined>;
   fetchMessages(folder: string, uids: number[]): Promise<MessageWithSource[]>;
   fetchSummaries(folder: string, uids: number[]): Promise<MessageSummary[]>;
 
@@ -152,4 +155,14 @@ export interface ItemBackend {
   /** Creates (no `ifMatch`: If-None-Match: *) or replaces (If-Match) an item. */
   putItem(folderRef: string, href: string | undefined, data: string, ifMatch?: string): Promise<DavWriteResult>;
   deleteItem(href: string, ifMatch?: string): Promise<DavWriteResult>;
+  /** The calendar objects of a folder whose VEVENT/VTODO has this UID (calendar-query; CalDAV only). */
+  findByUid(folderRef: string, uid: string): Promise<DavItem[]>;
+  /** Objects with an event in [start, end) (calendar-query time-range), from any calendar URL the login may read. */
+  eventsInRange(collectionUrl: string, start: Date, end: Date): Promise<DavItem[] | 'forbidden'>;
+  /** vCards of an address book matching `text` in FN, EMAIL or NICKNAME (addressbook-query; CardDAV only; N is left out: Radicale 3.1 fails on text-match against it). */
+  queryAddressBook(collectionUrl: string, text: string): Promise<DavItem[]>;
+  /** A new collection in the home (MKCALENDAR or extended MKCOL); 'exists' when the name is taken. */
+  createCollection(displayName: string, kind: 'Calendar' | 'Tasks' | 'Contacts'): Promise<BackendFolder | 'exists'>;
+  renameCollection(folderRef: string, displayName: string): Promise<'ok' | 'not-found'>;
+  deleteCollection(folderRef: string): Promise<'ok' | 'not-found'>;
 }

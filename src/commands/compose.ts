@@ -51,7 +51,7 @@ export interface ComposeRequest {
 }
 
 /** A request that ends with a Status (14.0+) or HTTP 500 (12.x). */
-class ComposeFailure extends Error {
+export class ComposeFailure extends Error {
   override readonly name = 'ComposeFailure';
   constructor(
     readonly status: number,
@@ -138,11 +138,11 @@ async function compose(context: CommandContext, request: ComposeRequest): Promis
 
     await sendOnce(context, request, message);
 
-    // Sent: what follows must not turn into a failure, or the device would send the message again.
-    if (request.saveInSent) await saveInSent(mail, message.full).catch(() => undefined);
+    // Sent: what follows must not turn into a failure, or the device would send the message again. It is logged.
+    if (request.saveInSent) await saveInSent(mail, message.full).catch((err: unknown) => warnAfterSend(context, 'sent-copy-failed', err));
     if (original) {
       const flag = request.command === 'SmartReply' ? '\\Answered' : '$Forwarded';
-      await mail.setFlags(original.folder.source.ref, original.message.uid, [flag], []).catch(() => undefined);
+      await mail.setFlags(original.folder.source.ref, original.message.uid, [flag], []).catch((err: unknown) => warnAfterSend(context, 'flag-original-failed', err));
     }
   });
 }
@@ -173,15 +173,22 @@ async function buildMessage(context: CommandContext, request: ComposeRequest, or
  * request (111, try again): the claim is atomic in the StateStore, so two copies of one request cannot both send.
  */
 async function sendOnce(context: CommandContext, request: ComposeRequest, message: OutgoingMessage): Promise<void> {
-  const marker = request.clientId === undefined ? undefined : `compose:${request.clientId}`;
+  await submitOnce(context, request.clientId === undefined ? undefined : `compose:${request.clientId}`, message);
+}
+
+/**
+ * Submits a message once per marker name (SendMail's ClientId, a draft's identity): 118 when it was sent before,
+ * 111 while another request is sending it; SMTP failures as their ComposeMail status. Throws ComposeFailure.
+ */
+export async function submitOnce(context: CommandContext, marker: string | undefined, message: OutgoingMessage): Promise<void> {
   if (marker) {
     const held = await context.state.claimMarker(context.device, marker, { value: 'sending', expiresAt: Date.now() + SENDING_MARKER_TTL_MS });
-    if (held?.value === 'sent') throw new ComposeFailure(CommonStatus.MessagePreviouslySent, `ClientId ${request.clientId} was sent before`);
-    if (held) throw new ComposeFailure(CommonStatus.ServerErrorRetryLater, `ClientId ${request.clientId} is being sent by another request`);
+    if (held?.value === 'sent') throw new ComposeFailure(CommonStatus.MessagePreviouslySent, `${marker} was sent before`);
+    if (held) throw new ComposeFailure(CommonStatus.ServerErrorRetryLater, `${marker} is being sent by another request`);
   }
   const submitter: MailSubmitter = context.mailSubmitter ?? nodemailerSubmitter(context.config.smtp);
   try {
-    await submitter.submit({ user: context.user.login, password: context.user.password }, message.envelope, message.wire);
+    await submitter.submit({ user: context.user.login, password: context.user.password, ...(context.user.accessToken !== undefined ? { accessToken: context.user.accessToken } : {}) }, message.envelope, message.wire);
   } catch (err) {
     if (marker) await context.state.deleteMarker(context.device, marker).catch(() => undefined);
     if (err instanceof SubmissionError) throw new ComposeFailure(submissionStatus(err), err.message);
@@ -189,6 +196,16 @@ async function sendOnce(context: CommandContext, request: ComposeRequest, messag
   }
   // Sent: a failure to remember it must not make the device send it again (the 'sending' claim still holds a while).
   if (marker) await context.state.putMarker(context.device, marker, { value: 'sent', expiresAt: Date.now() + SENT_MARKER_TTL_MS }).catch(() => undefined);
+}
+
+/**
+ * A step after the message went out failed (the Sent copy, flagging the original, removing a sent draft): the answer
+ * still says sent, as Exchange's does, and the request's log line says what failed. Error text only, never credentials.
+ */
+export function warnAfterSend(context: Pick<CommandContext, 'note'>, what: string, err: unknown): void {
+  const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  // One field per kind of failure, so that two in one request both show.
+  context.note?.({ [what]: reason.slice(0, 300) });
 }
 
 /** The ComposeMail Status for a submission the SMTP server refused or could not take. */

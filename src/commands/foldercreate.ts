@@ -2,9 +2,9 @@
  * FolderCreate (MS-ASCMD §2.2.1.2): a new user folder under a parent, answered with its ServerId and a new hierarchy
  * SyncKey. The folder goes into the stored hierarchy under that ServerId, so FolderSync does not report it again.
  *
- * Mail folders only, for now: types 1 (generic) and 12 (mail) become IMAP mailboxes. User calendars, contacts,
- * tasks, journals and notes (13–17) belong to CalDAV/CardDAV and are answered with Status 3 ("create not allowed"),
- * not 6 (a server error the device would retry for ever) nor 10 (the request is well formed).
+ * Types 1 (generic) and 12 (mail) become IMAP mailboxes; user calendars, contacts and tasks (13–15) CalDAV/CardDAV
+ * collections (folder-dav.ts). Journals and notes (16, 17) have no backend and are answered with Status 3 ("create
+ * not allowed"), not 6 (a server error the device would retry for ever) nor 10 (the request is well formed).
  */
 import { withBackends } from '../backends/combined.ts';
 import { FolderType } from '../backends/types.ts';
@@ -21,6 +21,7 @@ import {
   type FolderChangeOutcome,
   type FolderChangeRequest,
 } from './folder-changes.ts';
+import { createDavFolder, isDavFolderType } from './folder-dav.ts';
 
 /** Types the mail backend creates: a generic user folder is a mail folder there. */
 const MAIL_FOLDER_TYPES: ReadonlySet<number> = new Set([FolderType.UserGeneric, FolderType.UserMail]);
@@ -31,6 +32,8 @@ export async function createFolder({ context, body, hierarchy }: FolderChangeReq
   const type = Number(childText(body, 'Type'));
   // System types (Inbox, Calendar, …) are the server's to make: asking for one is a malformed request.
   if (parentId === undefined || name === undefined || !isValidFolderName(name) || !isUserFolderType(type)) return { status: FolderStatus.BadRequest };
+  // Calendars, contacts and tasks are CalDAV/CardDAV collections (folder-dav.ts).
+  if (isDavFolderType(type)) return createDavFolder({ context, body, hierarchy }, parentId, name, type);
   if (!MAIL_FOLDER_TYPES.has(type)) return { status: FolderStatus.SpecialFolder };
 
   const parent = resolveParent(hierarchy, parentId);

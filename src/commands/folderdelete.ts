@@ -5,12 +5,15 @@
 import { withBackends } from '../backends/combined.ts';
 import { childText } from '../wbxml/tree.ts';
 import { FolderStatus, isChangeableFolder, registerFolderCommand, subfoldersOf, type FolderChangeOutcome, type FolderChangeRequest } from './folder-changes.ts';
+import { deleteDavFolder, isDavFolder } from './folder-dav.ts';
 
 export async function deleteFolder({ context, body, hierarchy }: FolderChangeRequest): Promise<FolderChangeOutcome> {
   const serverId = childText(body, 'ServerId');
   if (!serverId) return { status: FolderStatus.BadRequest };
   const folder = hierarchy.folders.find((f) => f.serverId === serverId);
   if (!folder) return { status: FolderStatus.FolderNotFound };
+  // Calendars, contacts and tasks: a DELETE of the collection (folder-dav.ts).
+  if (isDavFolder(folder)) return deleteDavFolder({ context, body, hierarchy }, folder);
   if (!isChangeableFolder(folder)) return { status: FolderStatus.SpecialFolder };
 
   const found = await withBackends(context, async ({ mail }) => {

@@ -17,17 +17,20 @@ import {
   type FolderChangeOutcome,
   type FolderChangeRequest,
 } from './folder-changes.ts';
+import { isDavFolder, updateDavFolder } from './folder-dav.ts';
 
 export async function updateFolder({ context, body, hierarchy }: FolderChangeRequest): Promise<FolderChangeOutcome> {
   const serverId = childText(body, 'ServerId');
   if (!serverId) return { status: FolderStatus.BadRequest };
   const folder = hierarchy.folders.find((f) => f.serverId === serverId);
   if (!folder) return { status: FolderStatus.FolderNotFound };
-  if (!isChangeableFolder(folder)) return { status: FolderStatus.SpecialFolder };
-
   // Both are required by the spec; a client that leaves one out means "as it is".
   const parentId = childText(body, 'ParentId') ?? folder.parentId;
   const name = childText(body, 'DisplayName') ?? folder.displayName;
+  // Calendars, contacts and tasks: a PROPPATCH of the collection's displayname (folder-dav.ts).
+  if (isDavFolder(folder)) return updateDavFolder({ context, body, hierarchy }, folder, parentId, name);
+  if (!isChangeableFolder(folder)) return { status: FolderStatus.SpecialFolder };
+
   if (!isValidFolderName(name)) return { status: FolderStatus.BadRequest };
 
   const subfolders = subfoldersOf(hierarchy, serverId);

@@ -8,6 +8,7 @@ import { INITIAL_SYNC_KEY } from '../protocol/synckey.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
 import { estimateEmailChanges } from './sync-email.ts';
+import { estimateDavChanges } from './sync-dav.ts';
 import { parseSyncOptions } from './sync-options.ts';
 
 export const GetItemEstimateStatus = {
@@ -40,7 +41,8 @@ export async function getItemEstimate(context: CommandContext): Promise<CommandR
       // 14.0+ sends airsync:SyncKey and airsync:Options; 12.x itemestimate:FilterType.
       const syncKey = childText(c, 'SyncKey', 'AirSync');
       const folder = hierarchy?.folders.find((f) => f.serverId === collectionId);
-      if (!folder || folder.source.backend !== 'imap') {
+      const dav = folder?.source.backend === 'caldav' ? backends.calendars : folder?.source.backend === 'carddav' ? backends.contacts : undefined;
+      if (!folder || (folder.source.backend !== 'imap' && !dav)) {
         out.push(answer(collectionId, GetItemEstimateStatus.InvalidCollection));
         continue;
       }
@@ -61,7 +63,9 @@ export async function getItemEstimate(context: CommandContext): Promise<CommandR
         ...(legacyFilter !== undefined ? { filterType: Number(legacyFilter) } : {}),
       };
       try {
-        const estimate = await estimateEmailChanges(backends.mail, folder.source.ref, collectionId, stored.state, options);
+        const estimate = dav
+          ? await estimateDavChanges(dav, folder.source.ref, stored.state, options)
+          : await estimateEmailChanges(backends.mail, folder.source.ref, collectionId, stored.state, options);
         out.push(answer(collectionId, GetItemEstimateStatus.Success, estimate));
       } catch (err) {
         // Deleted by another client since the device's FolderSync: an invalid collection for it.

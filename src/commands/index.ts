@@ -19,3 +19,5 @@ import './sendmail.ts';
 import './smartreply.ts';
 import './smartforward.ts';
 import './ping.ts';
+import './meetingresponse.ts';
+import './resolverecipients.ts';

@@ -18,6 +18,7 @@ import { encodeWbxml } from '../wbxml/encoder.ts';
 import { bytesOf, child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { emailFetchOptions, emailOutput, findMessage, mailFolder, parseFileReference, parseItemId, parseRange } from './mail-lookup.ts';
 import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+import { currentDraftId } from './sync-drafts.ts';
 
 export const ItemOperationsStatus = {
   Success: 1,
@@ -120,8 +121,11 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
   const options = child(op, 'Options');
 
   if (fileReference !== undefined) {
-    const reference = parseFileReference(fileReference);
-    if (!reference) return answer(ItemOperationsStatus.InvalidAttachment);
+    const parsed = parseFileReference(fileReference);
+    if (!parsed) return answer(ItemOperationsStatus.InvalidAttachment);
+    // A draft the device saved through Sync (16.0) is at another UID than its ids say: sync-drafts.ts keeps where.
+    const reference = await currentDraftId(run.context, parsed);
+    if (!reference) return answer(ItemOperationsStatus.ObjectNotFound);
     const found = await findMessage(await run.mail(), run.hierarchy, reference);
     const attachment = found && (await attachmentContent(found.message.source, reference.partId));
     if (!attachment) return answer(ItemOperationsStatus.ObjectNotFound);
@@ -133,8 +137,9 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
   }
 
   // A ServerId comes with its CollectionId, which must be the one the id was handed out in.
-  const id = parseItemId(serverId ?? longId);
-  if (!id || (serverId !== undefined && collectionId !== undefined && collectionId !== id.collectionId)) return answer(ItemOperationsStatus.ObjectNotFound);
+  const named = parseItemId(serverId ?? longId);
+  if (!named || (serverId !== undefined && collectionId !== undefined && collectionId !== named.collectionId)) return answer(ItemOperationsStatus.ObjectNotFound);
+  const id = (await currentDraftId(run.context, named)) ?? named;
   const found = await findMessage(await run.mail(), run.hierarchy, id);
   if (!found) return answer(ItemOperationsStatus.ObjectNotFound);
   const output = emailOutput(run.context.request.version, id.collectionId, id.uid, emailFetchOptions(options));

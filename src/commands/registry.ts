@@ -3,6 +3,7 @@
  * (src/commands/index.ts imports them all); OPTIONS advertises exactly what is registered.
  */
 import type { ServerConfig } from '../config.ts';
+import type { LogEntry } from '../log.ts';
 import type { AuthenticatedUser } from '../protocol/auth.ts';
 import type { CommandName } from '../protocol/commands.ts';
 import type { ActiveSyncRequest } from '../protocol/request.ts';
@@ -31,6 +32,8 @@ export interface CommandContext {
   config: ServerConfig;
   /** Aborted when the client goes away or a newer request from the device supersedes this one. */
   signal: AbortSignal;
+  /** Adds fields to this request's log line: what went wrong without changing the answer. Never secrets. */
+  note?(fields: LogEntry): void;
 }
 
 export type CommandResult =

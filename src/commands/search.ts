@@ -6,14 +6,16 @@
  * SmartForward take it as they take a synced item. Nothing is kept between requests: every Search runs the query
  * on IMAP again, so RebuildResults changes nothing.
  *
- * Other stores: GAL has no backend yet and answers an empty result (Store Status 1, Total 0), which clients show as
- * "no match"; DocumentLibrary and unknown names are an invalid request (Store Status 2).
+ * GAL: the tenant's directory address book (GAL_URL, gal.ts): entries whose name, email or nickname contain the Query,
+ * by display name, one Range at a time with the Total; without GAL_URL, no match. DocumentLibrary and unknown names
+ * are an invalid request (Store Status 2).
  */
 import { withBackends } from '../backends/combined.ts';
 import { emailApplicationData } from '../items/email.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { DEFAULT_SEARCH_RANGE, emailFetchOptions, emailOutput, parseMailboxQuery, parseRange, searchPage, searchScope } from './mail-lookup.ts';
 import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+import { findInGal, galProperties } from './gal.ts';
 
 export const SearchStatus = {
   Success: 1,
@@ -45,7 +47,7 @@ export async function search(context: CommandContext): Promise<CommandResult> {
   const store = child(context.body, 'Store', 'Search');
   const name = childText(store, 'Name', 'Search')?.trim().toLowerCase();
   if (context.body?.tag !== 'Search' || !store || name === undefined) return failed(SearchStatus.InvalidRequest);
-  if (name === 'gal') return storeAnswer(SearchStatus.Success, noResults());
+  if (name === 'gal') return searchGal(context, store);
   if (name !== 'mailbox') return storeAnswer(SearchStatus.InvalidRequest);
 
   const queryElement = child(store, 'Query', 'Search');
@@ -80,6 +82,27 @@ export async function search(context: CommandContext): Promise<CommandResult> {
     }
     return storeAnswer(SearchStatus.Success, [...results, el('Search', 'Range', page.range), el('Search', 'Total', page.total)]);
   });
+}
+
+/** Search of the GAL store: Query is the text, Options/Range the page (default the first 100). */
+async function searchGal(context: CommandContext, store: WbxmlElement): Promise<CommandResult> {
+  const query = childText(store, 'Query', 'Search');
+  const rangeText = childText(child(store, 'Options', 'Search'), 'Range', 'Search');
+  const range = rangeText === undefined ? DEFAULT_SEARCH_RANGE : parseRange(rangeText);
+  if (query === undefined || !range) return storeAnswer(SearchStatus.InvalidRequest);
+  let entries;
+  try {
+    entries = await findInGal(context, query);
+  } catch {
+    return storeAnswer(SearchStatus.ServerError);
+  }
+  const page = entries.slice(range.first, range.last + 1);
+  if (page.length === 0) return storeAnswer(SearchStatus.Success, noResults(entries.length));
+  return storeAnswer(SearchStatus.Success, [
+    ...page.map((entry) => el('Search', 'Result', [el('Search', 'Properties', galProperties(entry))])),
+    el('Search', 'Range', `${range.first}-${range.first + page.length - 1}`),
+    el('Search', 'Total', entries.length),
+  ]);
 }
 
 registerCommand({

@@ -12,15 +12,16 @@ import type { CollectionState, PendingChange, SyncOptions, Watermark } from '../
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { itemStatus, SyncStatus } from './sync-status.ts';
 import { fnv1a32 } from '../util/fnv.ts';
+import { itemWindow } from '../items/calendar-window.ts';
 
 type DavWatermark = Extract<Watermark, { kind: 'dav' }>;
 
 /** Converts one class of DAV items (iCalendar events or todos, vCards) to and from ActiveSync. */
 export interface ItemConverter {
   /** The ApplicationData children of an item; undefined when the item is not of this folder's class. */
-  toDevice(data: string, options: { version: string; bodyPreferences: NonNullable<SyncOptions['bodyPreferences']> }): Promise<WbxmlElement[] | undefined> | WbxmlElement[] | undefined;
+  toDevice(data: string, options: { version: string; bodyPreferences: NonNullable<SyncOptions['bodyPreferences']>; userEmails?: readonly string[] }): Promise<WbxmlElement[] | undefined> | WbxmlElement[] | undefined;
   /** The item text for a device's Add (no `existing`) or Change (merged into `existing`). */
-  fromDevice(applicationData: WbxmlElement, options: { version: string; existing?: string; supported?: string[] }): string;
+  fromDevice(applicationData: WbxmlElement, options: { version: string; existing?: string; supported?: string[]; userEmails?: readonly string[] }): string;
 }
 
 export interface DavSyncRequest {
@@ -36,6 +37,12 @@ export interface DavSyncRequest {
   version: string;
   /** Properties the client declared with SyncKey 0 (Supported): absent ones in a Change mean "delete". */
   supported?: string[];
+  /** The user's addresses (meetings: who organizes, who the user is among the attendees). */
+  userEmails?: readonly string[];
+  /** Called after each device write with the item before and after (undefined for an Add / a Delete): meeting mail. */
+  afterWrite?: (before: string | undefined, after: string | undefined) => Promise<unknown>;
+  /** Last touch to a device's Change before it is written (meetings: SEQUENCE raised for an update attendees must get). */
+  prepareChange?: (before: string, after: string) => string;
 }
 
 export interface DavSyncResult {
@@ -47,6 +54,9 @@ export interface DavSyncResult {
   progressed: boolean;
 }
 
+/** GetItemEstimate with a FilterType reads at most this many new items to judge them. */
+const MAX_JUDGED_FOR_ESTIMATE = 500;
+
 /** How many ClientIds of recent Adds are remembered for resent requests. */
 const REMEMBERED_ADDS = 200;
 
@@ -57,7 +67,19 @@ export function davServerId(collectionId: string, href: string): string {
 
 export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncResult> {
   const { dav, converter, folderRef, collectionId } = req;
-  const wm: DavWatermark = req.state.watermark.kind === 'dav' ? { ...req.state.watermark, etags: { ...req.state.watermark.etags } } : { kind: 'dav', syncToken: '', etags: {} };
+  const wm: DavWatermark =
+    req.state.watermark.kind === 'dav'
+      ? { ...req.state.watermark, etags: { ...req.state.watermark.etags }, ...(req.state.watermark.ends ? { ends: { ...req.state.watermark.ends } } : {}) }
+      : { kind: 'dav', syncToken: '', etags: {} };
+  // FilterType (calendars: a past window; tasks: incomplete only). What the device holds past the window ages out.
+  const window = itemWindow(req.state.class, req.options.filterType);
+  const ends = (wm.ends ??= {});
+  const remember = (href: string, data: string | undefined): void => {
+    const leavesAt = window && data !== undefined ? window.judge(data).leavesAt : undefined;
+    if (leavesAt !== undefined) ends[href] = leavesAt;
+    else delete ends[href];
+  };
+  const userOptions = req.userEmails ? { userEmails: req.userEmails } : {};
   const first = req.state.watermark.kind !== 'dav';
   const deviceHrefs = new Map(Object.keys(wm.etags).map((href) => [davServerId(collectionId, href), href]));
   const pending = new Map<string, PendingChange>(req.state.pending.map((p) => [p.ref ?? p.serverId, p]));
@@ -76,7 +98,7 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
         responses.push(addResponse(clientId, known, SyncStatus.Success));
         continue;
       }
-      const text = data ? safely(() => converter.fromDevice(data, { version: req.version })) : undefined;
+      const text = data ? safely(() => converter.fromDevice(data, { version: req.version, ...userOptions })) : undefined;
       const created = text === undefined ? undefined : await dav.putItem(folderRef, undefined, text);
       if (!created?.ok) {
         responses.push(addResponse(clientId, undefined, SyncStatus.ConversionError));
@@ -86,7 +108,9 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
       wm.etags[created.href] = created.etag;
       deviceHrefs.set(serverId, created.href);
       clientIds[clientId] = serverId;
+      remember(created.href, text);
       responses.push(addResponse(clientId, serverId, SyncStatus.Success));
+      await req.afterWrite?.(undefined, text).catch(() => undefined);
       continue;
     }
     const serverId = childText(command, 'ServerId') ?? '';
@@ -96,6 +120,8 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
       continue;
     }
     if (command.tag === 'Delete') {
+      // Meeting mail needs what is being deleted (a CANCEL to its attendees).
+      const [before] = req.afterWrite ? await dav.fetchItems(folderRef, [href]) : [];
       const result = await dav.deleteItem(href, (req.options.conflict ?? 1) === 1 ? wm.etags[href] : undefined);
       if (!result.ok && result.reason === 'conflict') {
         // Server wins: the item stays, and the device gets the server's version back.
@@ -104,8 +130,10 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
         continue;
       }
       delete wm.etags[href];
+      delete ends[href];
       deviceHrefs.delete(serverId);
       pending.delete(href);
+      if (before && result.ok) await req.afterWrite?.(before.data, undefined).catch(() => undefined);
     } else if (command.tag === 'Change' && data) {
       const [current] = await dav.fetchItems(folderRef, [href]);
       if (!current) {
@@ -118,17 +146,20 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
         pending.set(href, { kind: 'change', serverId, ref: href });
         continue;
       }
-      const text = safely(() => converter.fromDevice(data, { version: req.version, existing: current.data, ...(req.supported ? { supported: req.supported } : {}) }));
+      const converted = safely(() => converter.fromDevice(data, { version: req.version, existing: current.data, ...(req.supported ? { supported: req.supported } : {}), ...userOptions }));
+      const text = converted !== undefined && req.prepareChange ? req.prepareChange(current.data, converted) : converted;
       const written = text === undefined ? undefined : await dav.putItem(folderRef, href, text, serverWins ? current.etag : undefined);
       if (!written?.ok) {
         responses.push(itemStatus('Change', serverId, written ? SyncStatus.Conflict : SyncStatus.ConversionError));
         continue;
       }
       wm.etags[href] = written.etag;
+      remember(href, text);
       pending.delete(href);
+      await req.afterWrite?.(current.data, text).catch(() => undefined);
     } else if (command.tag === 'Fetch') {
       const [item] = await dav.fetchItems(folderRef, [href]);
-      const app = item ? await converter.toDevice(item.data, { version: req.version, bodyPreferences: req.options.bodyPreferences ?? [] }) : undefined;
+      const app = item ? await converter.toDevice(item.data, { version: req.version, bodyPreferences: req.options.bodyPreferences ?? [], ...userOptions }) : undefined;
       responses.push(
         app
           ? el('AirSync', 'Fetch', [el('AirSync', 'ServerId', serverId), el('AirSync', 'Status', String(SyncStatus.Success)), el('AirSync', 'ApplicationData', app)])
@@ -155,24 +186,41 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
       if (wm.etags[href] === undefined) pending.delete(href);
       else pending.set(href, { kind: 'delete', serverId: davServerId(collectionId, href), ref: href });
     }
+    // Items whose last occurrence ended before the window's start leave the device (SoftDelete), unless changed.
+    if (window?.start !== undefined) {
+      for (const [href, end] of Object.entries(ends)) {
+        if (end < window.start && wm.etags[href] !== undefined && !pending.has(href)) pending.set(href, { kind: 'softdelete', serverId: davServerId(collectionId, href), ref: href });
+      }
+    }
   }
 
   // 3. One window.
   const commands: WbxmlElement[] = [];
   const batch = [...pending.values()].slice(0, req.getChanges ? req.windowSize : 0);
-  const toFetch = batch.filter((p) => p.kind !== 'delete').map((p) => p.ref!);
+  const toFetch = batch.filter((p) => p.kind !== 'delete' && p.kind !== 'softdelete').map((p) => p.ref!);
   const fetched = new Map((await dav.fetchItems(folderRef, toFetch)).map((item) => [item.href, item]));
   for (const p of batch) {
     const href = p.ref!;
     pending.delete(href);
-    if (p.kind === 'delete') {
-      commands.push(el('AirSync', 'Delete', [el('AirSync', 'ServerId', p.serverId)]));
+    if (p.kind === 'delete' || p.kind === 'softdelete') {
+      if (p.kind === 'delete' || wm.etags[href] !== undefined) commands.push(el('AirSync', p.kind === 'delete' ? 'Delete' : 'SoftDelete', [el('AirSync', 'ServerId', p.serverId)]));
       delete wm.etags[href];
+      delete ends[href];
       continue;
     }
     const item = fetched.get(href);
-    const app = item ? await converter.toDevice(item.data, { version: req.version, bodyPreferences: req.options.bodyPreferences ?? [] }) : undefined;
+    const verdict = item && window ? window.judge(item.data) : undefined;
+    if (item && verdict && !verdict.inWindow) {
+      // Outside the FilterType: not sent, and gone from a device that has it.
+      if (wm.etags[href] !== undefined) commands.push(el('AirSync', 'SoftDelete', [el('AirSync', 'ServerId', p.serverId)]));
+      delete wm.etags[href];
+      delete ends[href];
+      continue;
+    }
+    const app = item ? await converter.toDevice(item.data, { version: req.version, bodyPreferences: req.options.bodyPreferences ?? [], ...userOptions }) : undefined;
     if (!item || !app) continue; // Gone meanwhile, or not of this folder's class (a VTODO in an events view).
+    if (verdict?.leavesAt !== undefined) ends[href] = verdict.leavesAt;
+    else delete ends[href];
     const isNew = wm.etags[href] === undefined;
     commands.push(el('AirSync', isNew ? 'Add' : 'Change', [el('AirSync', 'ServerId', p.serverId), el('AirSync', 'ApplicationData', app)]));
     wm.etags[href] = item.etag;
@@ -180,6 +228,7 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
   progressed ||= commands.length > 0;
 
   const rememberedClientIds = Object.fromEntries(Object.entries(clientIds).slice(-REMEMBERED_ADDS));
+  if (Object.keys(ends).length === 0) delete wm.ends;
   return {
     status: SyncStatus.Success,
     state: { ...req.state, options: req.options, watermark: wm, pending: [...pending.values()], clientIds: rememberedClientIds },
@@ -208,3 +257,33 @@ function addResponse(clientId: string, serverId: string | undefined, status: num
   return el('AirSync', 'Add', [el('AirSync', 'ClientId', clientId), serverId !== undefined ? el('AirSync', 'ServerId', serverId) : undefined, el('AirSync', 'Status', String(status))]);
 }
 
+/**
+ * GetItemEstimate for a DAV collection: how many Adds, Changes and Deletes the next Syncs would send — those still
+ * pending, the server's changes since the device's token that differ from what it has, and (with a FilterType) items
+ * aging out. New items are judged against the filter (one multiget), so the estimate counts what would be sent.
+ */
+export async function estimateDavChanges(dav: ItemBackend, folderRef: string, state: CollectionState, options: SyncOptions): Promise<number> {
+  const wm = state.watermark.kind === 'dav' ? state.watermark : { kind: 'dav' as const, syncToken: '', etags: {} as Record<string, string>, ends: undefined };
+  const counted = new Set(state.pending.map((p) => p.ref ?? p.serverId));
+  let changes = await dav.changesSince(folderRef, wm.syncToken || undefined);
+  const complete = changes === 'invalid-token';
+  if (changes === 'invalid-token') changes = await fullListing(dav, folderRef);
+  const window = itemWindow(state.class, options.filterType);
+  const fresh: string[] = [];
+  for (const { href, etag } of changes.changed) {
+    if (wm.etags[href] === etag) continue;
+    if (wm.etags[href] === undefined && window) fresh.push(href);
+    else counted.add(href);
+  }
+  const listed = new Set(changes.changed.map((c) => c.href));
+  const removed = complete ? Object.keys(wm.etags).filter((href) => !listed.has(href)) : changes.removed;
+  for (const href of removed) if (wm.etags[href] !== undefined) counted.add(href);
+  if (window) {
+    // Judged in one multiget up to a bound; past it, new items count as they are (an estimate, not a sync).
+    const toJudge = fresh.filter((href) => !counted.has(href));
+    for (const href of toJudge.slice(MAX_JUDGED_FOR_ESTIMATE)) counted.add(href);
+    for (const item of await dav.fetchItems(folderRef, toJudge.slice(0, MAX_JUDGED_FOR_ESTIMATE))) if (window.judge(item.data).inWindow) counted.add(item.href);
+    if (window.start !== undefined) for (const [href, end] of Object.entries(wm.ends ?? {})) if (end < window.start && wm.etags[href] !== undefined) counted.add(href);
+  }
+  return counted.size;
+}

@@ -14,6 +14,8 @@ import { decodeUidSet, UidSet } from '../state/uidset.ts';
 import { fnv1a32 } from '../util/fnv.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { itemStatus, SyncStatus } from './sync-status.ts';
+import { convertOrSkip, subjectOf, withBrokenItems } from '../devices/loop-detection.ts';
+import type { BrokenItem } from '../state/types.ts';
 
 type ImapWatermark = Extract<Watermark, { kind: 'imap' }>;
 
@@ -98,7 +100,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     const uid = uidOf(serverId, collectionId);
     progressed = true;
     if (command.tag === 'Add') {
-      // Email folders take no Adds from devices (drafts sync is 16.0 and not offered): item-level conversion error.
+      // Email folders take no Adds from devices (16.0+ Drafts take them in sync-drafts.ts first): item-level conversion error.
       responses.push(el('AirSync', 'Add', [el('AirSync', 'ClientId', childText(command, 'ClientId') ?? ''), el('AirSync', 'Status', String(SyncStatus.ConversionError))]));
     } else if (command.tag === 'Change') {
       if (uid === undefined || !deviceUids.has(uid)) {
@@ -181,6 +183,11 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     wm.highestModSeq = String(latest.highestModSeq);
     progressed = true;
   }
+  // Seen together with highestModSeq, for the next Sync's arrivals-only check (MailBackend.changesSince).
+  if (latest.highestModSeq !== undefined && (wm.uidNext !== latest.uidNext || wm.messages !== latest.messages)) {
+    wm.uidNext = latest.uidNext;
+    wm.messages = latest.messages;
+  }
 
   // 3. One window: removals and flag changes first (cheap, and they free the device), then the newest Adds.
   const commands: WbxmlElement[] = [];
@@ -201,27 +208,32 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     room -= changes.length;
   }
   const adds = pendingAdds.largest(room);
+  const broken: BrokenItem[] = [];
   if (adds.length) {
     const messages = await mail.fetchMessages(folderRef, adds);
     for (const message of messages) {
-      commands.push(el('AirSync', 'Add', [el('AirSync', 'ServerId', `${collectionId}:${message.uid}`), el('AirSync', 'ApplicationData', await applicationData(req, message))]));
+      // A message that cannot be converted is skipped and reported (devices/loop-detection.ts), not a failed Sync.
+      const serverId = `${collectionId}:${message.uid}`;
+      const data = await convertOrSkip(() => applicationData(req, message), { serverId, subject: subjectOf(message.source) }, broken);
+      if (data === undefined) continue;
+      commands.push(el('AirSync', 'Add', [el('AirSync', 'ServerId', serverId), el('AirSync', 'ApplicationData', data)]));
       deviceUids.add(message.uid);
     }
     // Messages that vanished between the search and the fetch are simply not sent.
     for (const uid of adds) pendingAdds.delete(uid);
   }
-  progressed ||= commands.length > 0;
+  progressed ||= commands.length > 0 || broken.length > 0;
 
   const nextWatermark: ImapWatermark = { ...wm, uids: deviceUids.toString(), pendingAdds: pendingAdds.toString() };
   if (latest.highestModSeq === undefined) nextWatermark.flagDigits = await currentFlagDigits(mail, folderRef, deviceUids);
   return {
     status: SyncStatus.Success,
-    state: {
+    state: withBrokenItems({
       ...req.state,
       options: req.options,
       watermark: nextWatermark,
       pending: [...pending].map(([uid, kind]) => ({ kind, serverId: `${collectionId}:${uid}` })),
-    },
+    }, broken),
     commands,
     responses,
     moreAvailable: pendingAdds.size + pending.size > 0,
@@ -267,7 +279,8 @@ async function findChanges(
   since: Date | undefined,
 ): Promise<FoundChanges> {
   if (wm.highestModSeq !== '') {
-    const changes = await mail.changesSince(folder, BigInt(wm.highestModSeq), since);
+    const before = wm.uidNext !== undefined && wm.messages !== undefined ? { uidNext: wm.uidNext, messages: wm.messages } : undefined;
+    const changes = await mail.changesSince(folder, BigInt(wm.highestModSeq), since, before);
     if (changes) {
       const added = changes.changed.filter((m) => !deviceUids.has(m.uid)).map((m) => m.uid);
       const changed = changes.changed.filter((m) => deviceUids.has(m.uid)).map((m) => m.uid);
@@ -294,7 +307,7 @@ async function findChanges(
  * categories (keywords, see isCategoryKeyword) `:` and an 8-hex-digit hash of them, so that a category another
  * client set or removed is found without CONDSTORE too. `flagDigits` is these tokens in UID order, without separators.
  */
-function flagDigit(flags: ReadonlySet<string>): string {
+export function flagDigit(flags: ReadonlySet<string>): string {
   const digit = ((flags.has('\\Seen') ? 1 : 0) | (flags.has('\\Flagged') ? 2 : 0) | (flags.has('\\Answered') ? 4 : 0) | (flags.has('$Forwarded') ? 8 : 0)).toString(16);
   const categories = [...flags].filter(isCategoryKeyword).sort();
   return categories.length ? `${digit}:${fnv1a32(categories.join(' ')).toString(16).padStart(8, '0')}` : digit;

@@ -9,7 +9,6 @@ import { openBackends, type UserBackends } from '../backends/combined.ts';
 import { FolderNotFoundError, FolderType } from '../backends/types.ts';
 import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey } from '../protocol/synckey.ts';
 import { StateConflictError, type CollectionState, type HierarchyState, type SyncOptions, type SyncRequestCache } from '../state/types.ts';
-import { decodeWbxml } from '../wbxml/decoder.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { REPLAY_TTL_MS } from './foldersync.ts';
@@ -17,7 +16,12 @@ import { registerCommand, type CommandContext, type CommandResult } from './regi
 import { converterFor } from './dav-converters.ts';
 import { itemClassOf } from './hierarchy.ts';
 import { syncDavCollection } from './sync-dav.ts';
+import { prepareMeetingWrite, sendInvitations, userAddresses } from './meeting-mail.ts';
+import { warnAfterSend } from './compose.ts';
 import { syncEmailCollection } from './sync-email.ts';
+import { afterSync, answerResent, loopWindow } from '../devices/loop-detection.ts';
+import { syncDraftsCollection } from './sync-drafts.ts';
+import { atLeast } from '../protocol/versions.ts';
 import { parseSyncOptions } from './sync-options.ts';
 import { SyncStatus } from './sync-status.ts';
 import { endWaitingRequests, waitInSync } from '../push/ping-poll.ts';
@@ -196,7 +200,8 @@ async function syncCollection(
   if (!stored || requestKey === undefined) return { element: collectionStatus(collectionId, SyncStatus.InvalidSyncKey), sent: 0 };
   if (stored.syncKey !== requestKey) {
     // The device lost our last answer: the same answer again; its commands were applied the first time.
-    if (stored.replay?.syncKey === requestKey) return { element: decodeWbxml(stored.replay.response), sent: 0 };
+    // Resent again and again: loop detection (devices/loop-detection.ts) shrinks the answer, then skips a broken item.
+    if (stored.replay?.syncKey === requestKey) return { element: await answerResent(context, collectionId, stored, requestKey), sent: 0 };
     return { element: collectionStatus(collectionId, SyncStatus.InvalidSyncKey), sent: 0 };
   }
   // A new FilterType under the same key: start over, as Exchange does.
@@ -205,9 +210,13 @@ async function syncCollection(
     return { element: collectionStatus(collectionId, SyncStatus.InvalidSyncKey), sent: 0 };
   }
 
+  // One item per Sync while a loop is being resolved (devices/loop-detection.ts).
+  windowSize = loopWindow(stored.state, windowSize);
   const backends = await open();
   const trash = hierarchy?.folders.find((f) => f.type === FolderType.DeletedItems && f.source.backend === 'imap');
   const options = { ...stored.state.options, ...request.options };
+  // 16.0+ devices edit and send drafts through Sync (sync-drafts.ts).
+  const drafts16 = folder.type === FolderType.Drafts && atLeast(context.request.version, '16.0');
   let result;
   try {
     const dav = folder.source.backend === 'caldav' ? backends.calendars : folder.source.backend === 'carddav' ? backends.contacts : undefined;
@@ -224,8 +233,23 @@ async function syncCollection(
           commands: request.commands,
           version: context.request.version,
           ...(stored.state.supported ? { supported: stored.state.supported } : {}),
+          // Meetings (src/commands/meeting-mail.ts): who the user is; SEQUENCE raised on updates; and, 16.x, the server
+          // mails the invitations for what the device organizes (up to 14.1 the device sends them with SendMail).
+          userEmails: userAddresses(context),
+          ...(folder.source.backend === 'caldav' && itemClassOf(folder.type) === 'Calendar'
+            ? {
+                prepareChange: (before: string, after: string) => prepareMeetingWrite(context, before, after),
+                ...(atLeast(context.request.version, '16.0')
+                  ? {
+                      // The calendar write stands whatever happens to the mail; a failure shows in the request's log line.
+                      afterWrite: (before: string | undefined, after: string | undefined) =>
+                        sendInvitations(context, before, after).catch((err: unknown) => warnAfterSend(context, 'meeting-mail-failed', err)),
+                    }
+                  : {}),
+              }
+            : {}),
         })
-      : await syncEmailCollection({
+      : await (drafts16 ? (r: Parameters<typeof syncEmailCollection>[0]) => syncDraftsCollection(context, r) : syncEmailCollection)({
           mail: backends.mail,
           folderRef: folder.source.ref,
           collectionId,
@@ -264,7 +288,7 @@ async function syncCollection(
   try {
     await context.state.commitCollection(context.device, collectionId, { syncKey: requestKey }, {
       syncKey: newKey,
-      state: result.state,
+      state: afterSync(result.state, result.moreAvailable),
       replay: { syncKey: requestKey, response: encodeWbxml(element), expiresAt: Date.now() + REPLAY_TTL_MS },
     });
   } catch (err) {

@@ -934,3 +934,18 @@ export function deleteCalendarOccurrence(ics: string, instanceId: string, option
   addOccurrenceProperty(series, master, 'exdate', originalStart);
   return serializeCalendar(parsed);
 }
+
+/**
+ * One occurrence of a recurring event as its own override (RECURRENCE-ID), made from the series when there is none
+ * yet: what a reply about one occurrence (MeetingResponse with InstanceId) changes. Undefined when the event does not
+ * recur or `instanceId` is not a dateTime.
+ */
+export function occurrenceOverride(ics: string, instanceId: string, options: { timezone?: string } = {}): { parsed: ParsedCalendar; override: ICAL.Component } | undefined {
+  const parsed = parseCalendar(ics);
+  const { master, overrides } = findEvents(parsed);
+  const originalStart = parseDateTime(instanceId);
+  if (!master || !originalStart || !master.hasProperty('rrule')) return undefined;
+  addMissingTimezones(parsed, originalStart.getUTCFullYear());
+  const series = readSeries(parsed, master, overrides, userZone(options.timezone));
+  return series ? { parsed, override: findOrCreateOverride(series, originalStart) } : undefined;
+}

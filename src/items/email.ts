@@ -15,6 +15,7 @@
 import PostalMime, { decodeWords, type Address, type Attachment, type Email } from 'postal-mime';
 import { bodyElement, bodyPartElement, type BodyPreference, type BodySource } from './body.ts';
 import { child, children, textOf, el, type WbxmlElement } from '../wbxml/tree.ts';
+import { meetingRequestOf } from './meeting-request.ts';
 
 export interface MailMessageInput {
   uid: number;
@@ -100,6 +101,7 @@ export async function emailApplicationData(message: MailMessageInput, options: E
     bodyElement(body, options.bodyPreferences, options.mimeSupport, { withPreview: v >= 140 }),
     v >= 141 && options.bodyPartPreferences && bodyPartElement(body, options.bodyPartPreferences),
     el('Email', 'MessageClass', kind.messageClass),
+    kind.isMeeting && meetingRequestOf(email, options.version),
     el('Email', 'InternetCPID', '65001'), // the bodies we send are UTF-8, whatever the message's charset
     flagElement(message.flags),
     el('Email', 'ContentClass', kind.isMeeting ? 'urn:content-classes:calendarmessage' : 'urn:content-classes:message'),
@@ -113,6 +115,11 @@ export async function emailApplicationData(message: MailMessageInput, options: E
       lastVerbElement(message.flags),
       categoriesElement(message.flags),
     );
+  }
+  // 16.0 drafts (IMAP \Draft): marked as such, with the Bcc only their author sees (src/commands/sync-drafts.ts).
+  if (v >= 160 && hasFlag(message.flags, '\\Draft')) {
+    const bcc = flatten(email.bcc);
+    out.push(bcc.length > 0 && el('Email2', 'Bcc', formatAddressList(bcc)), el('Email2', 'IsDraft', '1'));
   }
   return out.filter((e): e is WbxmlElement => !!e);
 }

@@ -9,10 +9,13 @@ import type { LogEntry, LogSink } from '../log.ts';
 import type { ImapSessions } from '../backends/imap/sessions.ts';
 import type { MailSubmitter } from '../backends/smtp/types.ts';
 import type { StateStore } from '../state/types.ts';
+import { countRequest } from '../admin/stats.ts';
+import { accessRefusalResponse, checkDeviceAccess } from '../devices/access-rules.ts';
 import { decodeWbxml, WbxmlDecodeError } from '../wbxml/decoder.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, textOf, type WbxmlElement } from '../wbxml/tree.ts';
-import { AuthUnavailableError, basicChallenge, parseBasicAuth, type Authenticator } from './auth.ts';
+import { AuthUnavailableError, basicChallenge, challengeFor, parseAuthorization, schemeAllowed, type AuthenticatedUser, type Authenticator, type Credentials } from './auth.ts';
+import { withTenant, type TenantRouter } from '../tenants/services.ts';
 import { commandByName } from './commands.ts';
 import { deviceScope, recordDeviceSeen } from './device.ts';
 import { HttpError } from './errors.ts';
@@ -29,6 +32,11 @@ export interface ActiveSyncDeps {
   /** SMTP submission (SendMail, SmartReply, SmartForward); the commands' default (nodemailer) when absent. */
   mailSubmitter?: MailSubmitter;
   log: LogSink;
+  /**
+   * Several tenants (src/tenants/): each request runs with its tenant's config, authenticator, IMAP sessions and
+   * submitter in place of the ones above, which then serve only what comes before the tenant is known.
+   */
+  tenants?: TenantRouter;
 }
 
 export const WBXML_CONTENT_TYPE = 'application/vnd.ms-sync.wbxml';
@@ -51,11 +59,12 @@ export function handleOptions(c: Context, deps: ActiveSyncDeps): Promise<Respons
   return logged(deps, { cmd: 'OPTIONS' }, async (entry) => {
     const header = c.req.header('authorization');
     if (header !== undefined) {
-      const credentials = parseBasicAuth(header);
+      const url = new URL(c.req.url);
+      const credentials = parseAuthorization(header, url.searchParams.get('User') ?? undefined);
       entry.user = credentials?.login;
-      if (!credentials || !(await deps.authenticator.authenticate(credentials)).ok) {
-        throw new HttpError(401, 'authentication failed');
-      }
+      const tenant = withTenant(deps, url.host, credentials);
+      entry.tenant = tenant.config.tenant;
+      if (!credentials || !(await authenticateFor(tenant, credentials))) throw new HttpError(401, 'authentication failed', challengeFor(tenant.config.authMode, REALM));
     }
     return new Response(null, {
       status: 200,
@@ -82,7 +91,8 @@ async function logged(
   run: (entry: LogEntry) => Promise<Response>,
 ): Promise<Response> {
   const started = Date.now();
-  const entry: LogEntry = { time: new Date(started).toISOString(), tenant: deps.config.tenant, ...fields };
+  // With several tenants the line names the request's once it is known (serve), none for a request that has none.
+  const entry: LogEntry = { time: new Date(started).toISOString(), tenant: deps.tenants ? undefined : deps.config.tenant, ...fields };
   let response: Response;
   try {
     response = await run(entry);
@@ -92,23 +102,38 @@ async function logged(
   entry.http = response.status;
   entry.ms = Date.now() - started;
   deps.log(entry);
+  // The admin API's per-command counters (src/admin/stats.ts); they never fail a request.
+  await countRequest(deps.state, typeof entry.tenant === 'string' ? entry.tenant : deps.config.tenant, entry, started);
   return response;
 }
 
-async function serve(c: Context, deps: ActiveSyncDeps, entry: LogEntry): Promise<Response> {
-  const credentials = parseBasicAuth(c.req.header('authorization'));
-  entry.user = credentials?.login;
+/** Whether the tenant's AUTH_MODE admits the scheme and its backend the credentials. */
+async function authenticateFor(tenant: ActiveSyncDeps, credentials: Credentials): Promise<AuthenticatedUser | undefined> {
+  if (!schemeAllowed(tenant.config.authMode, credentials)) return undefined;
+  const outcome = await tenant.authenticator.authenticate(credentials);
+  return outcome.ok ? outcome.user : undefined;
+}
+
+async function serve(c: Context, anyTenant: ActiveSyncDeps, entry: LogEntry): Promise<Response> {
   const url = new URL(c.req.url);
   const request = parseActiveSyncRequest(url, c.req.raw.headers);
+  // Bearer: the user is the token's claim, else the request's User parameter (protocol/auth.ts).
+  const credentials = parseAuthorization(c.req.header('authorization'), request.user);
+  entry.user = credentials?.login;
+  // From here on everything is the tenant's own: settings, backends, and the tenant in every state key.
+  const deps = withTenant(anyTenant, url.host, credentials);
+  entry.tenant = deps.config.tenant;
   Object.assign(entry, {
     cmd: request.command,
     deviceId: request.deviceId,
     deviceType: request.deviceType,
     version: request.version,
   });
-  if (!credentials) throw new HttpError(401, 'no credentials');
-  const outcome = await deps.authenticator.authenticate(credentials);
-  if (!outcome.ok) throw new HttpError(401, 'authentication failed');
+  const challenge = challengeFor(deps.config.authMode, REALM);
+  if (!credentials) throw new HttpError(401, 'no credentials', challenge);
+  const user = await authenticateFor(deps, credentials);
+  if (!user) throw new HttpError(401, 'authentication failed', challenge);
+  const outcome = { ok: true, user } as const;
 
   const name = commandByName(request.command);
   if (!name) throw new HttpError(400, `unknown command ${request.command}`);
@@ -119,8 +144,17 @@ async function serve(c: Context, deps: ActiveSyncDeps, entry: LogEntry): Promise
   entry.cmd = name;
 
   const rawBody = new Uint8Array(await c.req.arrayBuffer());
+  // The app's body limit is the largest of all tenants'; this tenant's own applies here.
+  if (rawBody.length > deps.config.maxRequestBytes) throw new HttpError(413, 'request body over MAX_REQUEST_BYTES');
   const contentType = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   const body = decodeBody(rawBody, contentType);
+
+  // Device access rules (devices/access-rules.ts): blocked or quarantined devices get Status 129 or HTTP 403.
+  const access = await checkDeviceAccess({ state: deps.state, device, known, login: outcome.user.login, command: name });
+  if (access.refused) {
+    entry.refused = access.decision.state;
+    return commandResponse(accessRefusalResponse(request.version, command.responseRoot), entry);
+  }
 
   // X-MS-PolicyKey and remote wipe (protocol/policy.ts): a refused request gets 449 or the command's Status 14x.
   const refusal = await provisioningRefusal({
@@ -149,6 +183,7 @@ async function serve(c: Context, deps: ActiveSyncDeps, entry: LogEntry): Promise
     contentType,
     config: deps.config,
     signal: c.req.raw.signal,
+    note: (fields) => Object.assign(entry, fields),
   }, entry);
   return commandResponse(result, entry);
 }
@@ -205,7 +240,7 @@ function binary(bytes: Uint8Array, contentType: string): Response {
 
 function errorResponse(err: unknown, entry: LogEntry): Response {
   if (err instanceof HttpError) {
-    if (err.status === 401) return unauthorized();
+    if (err.status === 401) return unauthorized(err.headers);
     if (err.status >= 400) entry.error = err.message;
     return new Response(null, { status: err.status, headers: { ...baseHeaders(), ...err.headers, 'Content-Length': '0' } });
   }
@@ -220,8 +255,8 @@ function errorResponse(err: unknown, entry: LogEntry): Response {
   return new Response(null, { status: 500, headers: { ...baseHeaders(), 'Content-Length': '0' } });
 }
 
-function unauthorized(): Response {
-  return new Response(null, { status: 401, headers: { ...baseHeaders(), ...basicChallenge(REALM), 'Content-Length': '0' } });
+function unauthorized(challenge: Record<string, string> = {}): Response {
+  return new Response(null, { status: 401, headers: { ...baseHeaders(), ...basicChallenge(REALM), ...challenge, 'Content-Length': '0' } });
 }
 
 /** For the log: the error's class and message, never a stack or request data. */

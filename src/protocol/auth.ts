@@ -3,6 +3,7 @@
  * `DOMAIN\user`. Checking the password is the Authenticator's job (a login to the mail backend).
  */
 import { Buffer } from 'node:buffer';
+import type { AuthMode } from '../config.ts';
 
 export interface Credentials {
   /** The name to log in with: `DOMAIN\` is dropped, `user@domain` is kept whole. */
@@ -10,12 +11,16 @@ export interface Credentials {
   password: string;
   /** The Windows domain of a `DOMAIN\user` login, for logs and tenant resolution. */
   domain: string | undefined;
+  /** Set for `Authorization: Bearer`: the token, passed to IMAP and SMTP as XOAUTH2 (`password` is then empty). */
+  accessToken?: string;
 }
 
 export interface AuthenticatedUser {
   login: string;
   /** Kept only for the duration of the request, to pass through to the backends. Never logged or stored. */
   password: string;
+  /** A Bearer login's token, in place of the password (which is then empty); the same rules. */
+  accessToken?: string;
 }
 
 export type AuthOutcome = { ok: true; user: AuthenticatedUser } | { ok: false };
@@ -48,4 +53,57 @@ export function parseBasicAuth(header: string | null | undefined): Credentials |
 /** The challenge sent with every 401. */
 export function basicChallenge(realm: string): Record<string, string> {
   return { 'WWW-Authenticate': `Basic realm="${realm.replace(/["\\]/g, '')}"` };
+}
+
+/**
+ * `Authorization: Bearer <token>` (RFC 6750). The user name is not checked here: the mail server verifies the token
+ * (XOAUTH2) together with the name it is presented with, so a wrong name or a forged claim only fails that login.
+ * The name is the token's own claim when it is a JWT (`email`, `upn`, `preferred_username`, `unique_name`: what
+ * Entra ID, Keycloak, Google and Okta put there; read, not verified), else the request's `User` parameter
+ * (ActiveSync sends it with every command), else none: the request is refused.
+ */
+export function parseBearerAuth(header: string | null | undefined, userHint: string | undefined): Credentials | undefined {
+  const match = /^\s*bearer\s+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header ?? '');
+  if (!match) return undefined;
+  const accessToken = match[1]!;
+  const login = jwtUserClaim(accessToken) ?? userHint?.trim();
+  if (!login) return undefined;
+  return { login, password: '', domain: undefined, accessToken };
+}
+
+/** Basic or Bearer, whichever the header carries; the tenant's AUTH_MODE decides later whether that scheme is allowed. */
+export function parseAuthorization(header: string | null | undefined, userHint: string | undefined): Credentials | undefined {
+  return parseBasicAuth(header) ?? parseBearerAuth(header, userHint);
+}
+
+const USER_CLAIMS = ['email', 'upn', 'preferred_username', 'unique_name'] as const;
+
+/** The user name a JWT's payload names, without verifying the token (the IMAP server does that). */
+function jwtUserClaim(token: string): string | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
+    if (typeof payload !== 'object' || payload === null) return undefined;
+    for (const claim of USER_CLAIMS) {
+      const value = (payload as Record<string, unknown>)[claim];
+      if (typeof value === 'string' && value.trim() !== '' && value.length <= 256) return value.trim();
+    }
+  } catch {
+    // Not a JWT after all: an opaque token.
+  }
+  return undefined;
+}
+
+/** Whether a tenant's AUTH_MODE lets these credentials in. */
+export function schemeAllowed(mode: AuthMode, credentials: Credentials): boolean {
+  if (mode === 'both') return true;
+  return mode === 'bearer' ? credentials.accessToken !== undefined : credentials.accessToken === undefined;
+}
+
+/** The challenge of a 401 under a tenant's AUTH_MODE (one header, the schemes as a list, RFC 9110 §11.6.1). */
+export function challengeFor(mode: AuthMode, realm: string): Record<string, string> {
+  const basic = basicChallenge(realm)['WWW-Authenticate']!;
+  const bearer = `Bearer realm="${realm.replace(/["\\]/g, '')}"`;
+  return { 'WWW-Authenticate': mode === 'basic' ? basic : mode === 'bearer' ? bearer : `${basic}, ${bearer}` };
 }

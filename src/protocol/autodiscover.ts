@@ -15,7 +15,9 @@ import { SaxesParser } from 'saxes';
 import type { LogEntry } from '../log.ts';
 import type { ActiveSyncDeps } from './activesync.ts';
 import { primaryAddress } from './address.ts';
-import { AuthUnavailableError, basicChallenge, parseBasicAuth } from './auth.ts';
+import { AuthUnavailableError, basicChallenge, challengeFor, parseAuthorization, schemeAllowed } from './auth.ts';
+import { HttpError } from './errors.ts';
+import { withTenant } from '../tenants/services.ts';
 
 export const MOBILESYNC_RESPONSE_SCHEMA = 'http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006';
 const RESPONSE_NAMESPACE = 'http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006';
@@ -24,7 +26,7 @@ const REALM = 'ActiveSync';
 const RETRY_AFTER_SECONDS = 30;
 const XML_TYPE = 'text/xml; charset=utf-8';
 
-export type AutodiscoverDeps = Pick<ActiveSyncDeps, 'config' | 'authenticator' | 'log'>;
+export type AutodiscoverDeps = Pick<ActiveSyncDeps, 'config' | 'authenticator' | 'log' | 'imapSessions' | 'tenants'>;
 
 interface AutodiscoverRequest {
   email: string | undefined;
@@ -35,7 +37,7 @@ class InvalidRequest extends Error {}
 
 export async function handleAutodiscover(c: Context, deps: AutodiscoverDeps): Promise<Response> {
   const started = Date.now();
-  const entry: LogEntry = { time: new Date(started).toISOString(), tenant: deps.config.tenant, cmd: 'Autodiscover' };
+  const entry: LogEntry = { time: new Date(started).toISOString(), tenant: deps.tenants ? undefined : deps.config.tenant, cmd: 'Autodiscover' };
   let response: Response;
   try {
     response = await serve(c, deps, entry);
@@ -49,10 +51,20 @@ export async function handleAutodiscover(c: Context, deps: AutodiscoverDeps): Pr
   return response;
 }
 
-async function serve(c: Context, deps: AutodiscoverDeps, entry: LogEntry): Promise<Response> {
-  const credentials = parseBasicAuth(c.req.header('authorization'));
+async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): Promise<Response> {
+  // Bearer: the user is the token's claim (Autodiscover has no User parameter).
+  const credentials = parseAuthorization(c.req.header('authorization'), undefined);
   entry.user = credentials?.login;
-  if (!credentials) return unauthorized();
+  let deps: AutodiscoverDeps;
+  try {
+    deps = withTenant(anyTenant, new URL(c.req.url).host, credentials);
+  } catch (err) {
+    // No tenant for this host and mail domain: the same 401 as a wrong password (see tenants/services.ts).
+    if (err instanceof HttpError) return unauthorized();
+    throw err;
+  }
+  entry.tenant = deps.config.tenant;
+  if (!credentials || !schemeAllowed(deps.config.authMode, credentials)) return unauthorized(challengeFor(deps.config.authMode, REALM));
   let ok: boolean;
   try {
     ok = (await deps.authenticator.authenticate(credentials)).ok;
@@ -61,7 +73,7 @@ async function serve(c: Context, deps: AutodiscoverDeps, entry: LogEntry): Promi
     entry.error = err.message;
     return new Response(null, { status: 503, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS), 'Content-Length': '0' } });
   }
-  if (!ok) return unauthorized();
+  if (!ok) return unauthorized(challengeFor(deps.config.authMode, REALM));
 
   const text = await c.req.text();
   let request: AutodiscoverRequest;
@@ -169,6 +181,6 @@ function xml(body: string): Response {
   return new Response(bytes, { status: 200, headers: { 'Content-Type': XML_TYPE, 'Content-Length': String(bytes.length), 'Cache-Control': 'private' } });
 }
 
-function unauthorized(): Response {
-  return new Response(null, { status: 401, headers: { ...basicChallenge(REALM), 'Content-Length': '0' } });
+function unauthorized(challenge: Record<string, string> = basicChallenge(REALM)): Response {
+  return new Response(null, { status: 401, headers: { ...challenge, 'Content-Length': '0' } });
 }

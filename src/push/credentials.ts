@@ -32,3 +32,16 @@ export async function watcherAuth(push: PushConfig, lease: WatchLease, inMemoryP
   if (inMemoryPassword !== undefined) return { user: lease.user, pass: inMemoryPassword };
   return undefined;
 }
+
+/**
+ * The watcher's login to the user's CalDAV/CardDAV server. DAV servers have no master user, so only the user's own
+ * password serves: the credential sealed on the lease, else (Node) the one handed over in memory.
+ */
+export async function davWatcherLogin(push: PushConfig, lease: WatchLease, inMemoryPassword?: string): Promise<{ user: string; password: string } | undefined> {
+  if (lease.credential && push.credentialKey) {
+    const password = await openCredential(push.credentialKey, lease, lease.credential).catch(() => undefined);
+    if (password !== undefined) return { user: lease.user, password };
+  }
+  if (inMemoryPassword !== undefined) return { user: lease.user, password: inMemoryPassword };
+  return undefined;
+}

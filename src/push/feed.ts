@@ -67,8 +67,8 @@ export function parseDavMarker(text: string): string | undefined {
 /**
  * What the watcher needs of a calendar or contacts backend to put its collections in the feed: the collection's
  * current sync-token (RFC 6578; compared with the collection state's `watermark.syncToken`) or, on a server without
- * sync-collection, its CTag. The CalDAV/CardDAV issue implements it (a PROPFIND of `DAV:sync-token` or
- * `CS:getctag` at depth 0); WatcherOptions.davSource plugs it in.
+ * sync-collection, `ctag:` and its CTag: DavItemBackend.collectionToken, a PROPFIND at depth 0 (the watcher's
+ * WatcherOptions.dav).
  */
 export interface DavFeedSource {
   collectionToken(folderRef: string): Promise<string>;
@@ -109,6 +109,12 @@ export interface WaitMarker {
   until: number;
   /** The feed keys of the folders it waits on. */
   folders: string[];
+  /**
+   * Until when the device's folders are watched (epoch ms): the end of the watch lease written with this marker.
+   * The device's later Pings with the same folders that this still covers write neither marker nor lease
+   * (ping-poll.ts), so `until` may belong to an earlier wait; this is what says the device is still pinging.
+   */
+  watch?: number;
 }
 
 /** A fresh generation: start time (fixed width, so strings compare in time order), then a random tie-break. */
@@ -124,7 +130,12 @@ export function parseWaitMarker(text: string): WaitMarker | undefined {
   try {
     const m = JSON.parse(text) as Partial<WaitMarker>;
     if (typeof m.g !== 'string' || typeof m.until !== 'number' || !Array.isArray(m.folders)) return undefined;
-    return { g: m.g, until: m.until, folders: m.folders.filter((f): f is string => typeof f === 'string') };
+    return {
+      g: m.g,
+      until: m.until,
+      folders: m.folders.filter((f): f is string => typeof f === 'string'),
+      ...(typeof m.watch === 'number' ? { watch: m.watch } : {}),
+    };
   } catch {
     return undefined;
   }
@@ -137,9 +148,14 @@ export function watchedFolderKeys(feed: readonly { folder: string; marker: strin
     if (!entry.folder.startsWith('device:')) continue;
     const wait = parseWaitMarker(entry.marker);
     // A device between two Pings is still watched: the lease's grace covers the gap, and so does this one.
-    if (wait && wait.until + LEASE_GRACE_MS > now) for (const key of wait.folders) keys.add(key);
+    if (wait && watchedUntil(wait) > now) for (const key of wait.folders) keys.add(key);
   }
   return keys;
+}
+
+/** Until when a device's wait marker keeps its folders watched. */
+export function watchedUntil(wait: WaitMarker): number {
+  return Math.max(wait.until + LEASE_GRACE_MS, wait.watch ?? 0);
 }
 
 /** How long a lease outlives the waiting request that wrote it: the device's next Ping finds the watcher attached. */
@@ -164,7 +180,8 @@ export function markerShowsChange(marker: string, state: CollectionState | undef
   }
   const token = parseDavMarker(marker);
   if (token !== undefined) {
-    if (wm?.kind === 'dav') return token !== wm.syncToken;
+    // A CTag (`ctag:`, a server without sync-collection) is not comparable with a sync-token: only with the baseline.
+    if (wm?.kind === 'dav' && !token.startsWith('ctag:')) return token !== wm.syncToken;
     return baseline !== undefined && marker !== baseline;
   }
   return false;

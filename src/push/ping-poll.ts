@@ -16,8 +16,11 @@
  * device loop.
  *
  * Cost of an idle device (reads per hour): 3600 / PING_POLL_SECONDS for the polls, plus per Ping the cache,
- * hierarchy and collection reads; writes per Ping: the wait marker and the lease (the Ping cache only when the
- * folder list changes). bench/push.ts counts them.
+ * hierarchy and collection reads and one feed read before the wait. Writes: the wait marker and the lease are
+ * written together, and only when needed: the device's first wait, other folders, a wait of the device possibly
+ * still under way elsewhere (to end it), or a lease that would end before this wait (+ LEASE_GRACE_MS). A written
+ * lease runs LEASE_EXTENSION_MS beyond that, so a device pinging every 480 s writes them about twice an hour, and
+ * at a 3540 s heartbeat once per Ping. bench/push.ts counts them.
  */
 import type { PushConfig } from '../config.ts';
 import type { CollectionState, DeviceScope, FeedEntry, HierarchyState, StateStore } from '../state/types.ts';
@@ -25,6 +28,7 @@ import { sealCredential } from '../tenants/vault.ts';
 import {
   deviceKey,
   encodeWaitMarker,
+  watchedUntil,
   folderKey,
   HIERARCHY_KEY,
   hierarchyMarkerOf,
@@ -47,6 +51,14 @@ export const HEARTBEAT_CAPS = { node: 3540, workers: 3540, lambdaFunctionUrl: 89
 
 /** Folders one Ping may list (Status 6 with MaxFolders above it); Exchange's own limit is configurable too. */
 export const MAX_PING_FOLDERS = 300;
+
+/**
+ * How much longer than the wait itself a written lease (and the wait marker's `watch`) lasts: the device's next Pings
+ * find it still long enough and write nothing. The price: the watcher keeps an account up to this long after its
+ * last Ping (and a credential sealed on the lease is renewed only this often: a changed password reaches the watcher
+ * at the next renewal).
+ */
+export const LEASE_EXTENSION_MS = 30 * 60_000;
 
 /** Clocks of different instances disagree a little: feed entries this much older than the wait still count. */
 const CLOCK_SKEW_MS = 5_000;
@@ -113,12 +125,14 @@ export async function endWaitingRequests(context: Pick<WaitContext, 'state' | 'd
   const mine = feed.find((e) => e.folder === deviceKey(context.device.deviceId));
   const wait = mine && parseWaitMarker(mine.marker);
   const now = Date.now();
-  if (!wait || wait.until <= now || wait.g >= generation) return;
+  // A wait that wrote nothing (its marker still covered it) may be under way until the marker's watch ends.
+  if (!wait || watchedUntil(wait) <= now || wait.g >= generation) return;
+  // The folders and the watch stay: the device is still pinging them, and its next Ping need not write them again.
   await context.state.putFeedEntry(context.device, {
     folder: deviceKey(context.device.deviceId),
-    marker: encodeWaitMarker({ g: generation, until: now, folders: [] }),
+    marker: encodeWaitMarker({ g: generation, until: now, folders: wait.folders, ...(wait.watch !== undefined ? { watch: wait.watch } : {}) }),
     changedAt: now,
-    expiresAt: now + LEASE_GRACE_MS,
+    expiresAt: Math.max(now + LEASE_GRACE_MS, wait.watch ?? 0),
   });
 }
 
@@ -137,8 +151,8 @@ export async function releaseDevice(state: StateStore, device: DeviceScope): Pro
   const othersWait = feed.some((e) => {
     if (!e.folder.startsWith('device:') || e.folder === mine) return false;
     const wait = parseWaitMarker(e.marker);
-    // An ended wait (a Sync ended it, or its device was released) has no folders.
-    return wait !== undefined && wait.folders.length > 0 && wait.until + LEASE_GRACE_MS > now;
+    // A released device's marker has no folders; one a Sync ended keeps them while the device is still pinging.
+    return wait !== undefined && wait.folders.length > 0 && watchedUntil(wait) > now;
   });
   if (!othersWait) await state.deleteLease(device);
 }
@@ -165,26 +179,43 @@ export async function waitForChanges(context: WaitContext, request: WaitRequest,
   const onAbort = (): void => wake?.();
   context.signal?.addEventListener('abort', onAbort);
 
+  // The watch this wait needs, and the one it writes when it writes (LEASE_EXTENSION_MS longer).
+  const needed = deadline + LEASE_GRACE_MS;
+  let watch = needed + LEASE_EXTENSION_MS;
   const claim = (): Promise<void> =>
     state.putFeedEntry(device, {
       folder: deviceKey(device.deviceId),
-      marker: encodeWaitMarker({ g: generation, until: deadline, folders: targetKeys }),
+      marker: encodeWaitMarker({ g: generation, until: deadline, folders: targetKeys, watch }),
       changedAt: started,
-      expiresAt: deadline + LEASE_GRACE_MS,
+      expiresAt: watch,
     });
 
   try {
     // Older waits of this device in this process end now; in other processes at their next poll (the marker below).
     hub.superseded(device, generation);
-    await claim();
-    const useVault = !context.push.master && context.push.credentialKey !== undefined;
-    await state.putLease({
-      tenant: device.tenant,
-      user: device.user,
-      until: deadline + LEASE_GRACE_MS,
-      ...(useVault ? { credential: await sealCredential(context.push.credentialKey!, device, context.password) } : {}),
-    });
-    hub.waiting(device, context.push.master || useVault ? undefined : context.password);
+    const before = parseWaitMarker((await state.readFeed(device)).find((e) => e.folder === deviceKey(device.deviceId))?.marker ?? '');
+    if (before && before.g > generation) return { kind: 'superseded' };
+    // An empty password is a Bearer login (AUTH_MODE): a short-lived token is no login for the watcher, which then
+    // needs the tenant's master user. DAV servers have no master user: watched DAV folders need the user's password.
+    const password = context.password === '' ? undefined : context.password;
+    const watchesDav = targetKeys.some((k) => k.startsWith('caldav:') || k.startsWith('carddav:'));
+    const useVault = (!context.push.master || watchesDav) && context.push.credentialKey !== undefined && password !== undefined;
+    // Nothing to write when the device's marker has these folders, no earlier wait of it may still be under way
+    // (elsewhere: it would have to be ended), and its watch (= the lease) outlasts this wait.
+    const covered = before !== undefined && before.until <= started && sameKeys(before.folders, targetKeys) && (before.watch ?? 0) >= needed;
+    if (covered) watch = before.watch!;
+    else {
+      await claim();
+      await state.putLease({
+        tenant: device.tenant,
+        user: device.user,
+        until: watch,
+        ...(useVault ? { credential: await sealCredential(context.push.credentialKey!, device, password) } : {}),
+      });
+    }
+    // In this process the watcher may take the password in memory (never stored): for IMAP without a master user or
+    // vault, and for DAV folders without a vault.
+    hub.waiting(device, useVault || (context.push.master && !watchesDav) ? undefined : password);
 
     for (;;) {
       if (superseded) return { kind: 'superseded' };
@@ -216,6 +247,11 @@ export async function waitForChanges(context: WaitContext, request: WaitRequest,
     offChanged();
     context.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  const set = new Set(a);
+  return set.size === new Set(b).size && b.every((k) => set.has(k));
 }
 
 function evaluate(

@@ -29,7 +29,8 @@ import type { ImapSettings } from '../backends/imap/connection.ts';
 import type { LogSink } from '../log.ts';
 import { leaseShard } from '../state/shard.ts';
 import { LEASE_SHARDS, type StateStore, type UserScope, type WatchLease } from '../state/types.ts';
-import { watcherAuth, type ImapAuth } from './credentials.ts';
+import { DavItemBackend } from '../backends/dav/backend.ts';
+import { davWatcherLogin, watcherAuth, type ImapAuth } from './credentials.ts';
 import {
   encodeDavMarker,
   encodeImapMarker,
@@ -54,7 +55,13 @@ export interface WatcherOptions {
   shards?: readonly number[];
   hub?: PushHub;
   log?: LogSink;
-  /** DAV collections' tokens for an account (the CalDAV/CardDAV issue fills this in). */
+  /**
+   * The tenant's CalDAV/CardDAV services (CALDAV_URL, CARDDAV_URL): watched `caldav:`/`carddav:` collections on them
+   * are checked by sync-token or CTag with the user's own login (credentials.ts davWatcherLogin). A collection
+   * elsewhere is never sent the login.
+   */
+  dav?: { caldavUrl?: string | undefined; carddavUrl?: string | undefined };
+  /** Overrides how DAV collections' tokens are read for an account (instead of `dav`). */
   davSource?: (lease: WatchLease) => DavFeedSource | undefined;
 }
 
@@ -120,6 +127,31 @@ async function statusMarker(client: ImapFlow, path: string): Promise<string | un
   }
 }
 
+function isDavKey(key: string): boolean {
+  return key.startsWith('caldav:') || key.startsWith('carddav:');
+}
+
+/**
+ * How the watcher reads the tokens of an account's watched DAV collections; undefined when none is watched or there
+ * is no login for them. Only collections on the tenant's own DAV servers (same origin) are asked, with the login.
+ */
+async function davSourceFor(options: WatcherOptions, lease: WatchLease, watched: ReadonlySet<string>, password: string | undefined): Promise<DavFeedSource | undefined> {
+  if (![...watched].some(isDavKey)) return undefined;
+  if (options.davSource) return options.davSource(lease);
+  const services = [options.dav?.caldavUrl, options.dav?.carddavUrl].filter((u): u is string => !!u);
+  if (!services.length) return undefined;
+  const login = await davWatcherLogin(options.push, lease, password);
+  if (!login) return undefined;
+  return {
+    collectionToken(folderRef) {
+      const origin = new URL(folderRef).origin;
+      const service = services.find((u) => new URL(u).origin === origin);
+      if (!service) return Promise.reject(new Error('not on a DAV service of the tenant'));
+      return new DavItemBackend(service, 'caldav', login).collectionToken(folderRef);
+    },
+  };
+}
+
 /** What one account's watch keeps between checks: the last marker per key, and which keys to watch. */
 class FeedMemo {
   readonly markers = new Map<string, string>();
@@ -164,7 +196,7 @@ async function checkAccount(client: ImapFlow, memo: FeedMemo, dav: DavFeedSource
       if (!existing.has(path)) continue;
       const marker = await statusMarker(client, path);
       if (marker) found.set(key, marker);
-    } else if (dav && (key.startsWith('caldav:') || key.startsWith('carddav:'))) {
+    } else if (dav && isDavKey(key)) {
       const token = await dav.collectionToken(key.slice(key.indexOf(':') + 1)).catch(() => undefined);
       if (token !== undefined) found.set(key, encodeDavMarker(token));
     }
@@ -325,7 +357,8 @@ class AccountWatch {
   }
 
   private async check(): Promise<void> {
-    const found = await checkAccount(this.client!, this.memo, this.options.davSource?.(this.lease));
+    const client = this.client!;
+    const found = await checkAccount(client, this.memo, await davSourceFor(this.options, this.lease, this.memo.watched, this.password));
     await this.memo.write(found);
   }
 
@@ -510,7 +543,7 @@ async function sweepAccount(options: SweepOptions, hub: PushHub, memos: SweepMem
   report.peakConnections = Math.max(report.peakConnections, ++open.now);
   try {
     await client.connect();
-    const found = await checkAccount(client, known.memo, options.davSource?.(lease));
+    const found = await checkAccount(client, known.memo, await davSourceFor(options, lease, known.memo.watched, undefined));
     return await known.memo.write(found);
   } finally {
     if (client.usable) await client.logout().catch(() => client.close());

@@ -8,7 +8,9 @@ import { createApp } from '../app.ts';
 import { imapAuthenticator } from '../backends/imap/authenticate.ts';
 import { freshImapSessions } from '../backends/imap/sessions.ts';
 import { defaultRegistry } from '../commands/index.ts';
-import { ConfigError, loadConfig } from '../config.ts';
+import { ConfigError } from '../config.ts';
+import { loadTenants } from '../tenants/settings.ts';
+import { tenantRouter } from '../tenants/services.ts';
 import { stdoutLog } from '../log.ts';
 import { durableObjectStateStore, type StateObject } from '../state/durable-object.ts';
 import { workerdSubmitter } from '../backends/smtp/workerd.ts';
@@ -32,15 +34,25 @@ function settingsOf(env: Env): Record<string, string> {
 
 /** How long one cron invocation keeps sweeping: passes every 10 s, the last one starting before the next minute's cron. */
 const SWEEP_FOR_MS = 50_000;
+/** Workers allow 6 simultaneous outbound connections per invocation. */
+const SWEEP_CONNECTIONS = 6;
 /** The sweep's memory of the accounts' feeds, for as long as this isolate lives (saves a feed read per account and minute). */
-const sweepMemo = new SweepMemo();
+const sweepMemos = new Map<string, SweepMemo>();
+/** One per tenant: a sweep forgets the accounts it did not see leased, which would be every other tenant's. */
+function sweepMemoOf(tenant: string): SweepMemo {
+  let memo = sweepMemos.get(tenant);
+  if (!memo) sweepMemos.set(tenant, (memo = new SweepMemo()));
+  return memo;
+}
 
 /** The app, built once per isolate: `env` is the same object for every request an isolate serves. */
 let cached: { env: Env; app: Hono } | undefined;
 
 function appFor(env: Env): Hono {
   if (cached?.env !== env) {
-    const config = loadConfig(settingsOf(env));
+    // One tenant from the Worker's variables, or several from the TENANTS variable (src/tenants/settings.ts).
+    const tenants = loadTenants(settingsOf(env));
+    const config = tenants.entries[0]!.config;
     // A socket cannot outlive its request in workerd: one connection per request.
     const imapSessions = freshImapSessions(config.imap);
     const app = createApp({
@@ -52,6 +64,14 @@ function appFor(env: Env): Hono {
       commands: defaultRegistry,
       state: durableObjectStateStore(env.STATE),
       log: stdoutLog,
+      ...(tenants.entries.length > 1
+        ? {
+            tenants: tenantRouter(tenants, (tenant) => {
+              const sessions = freshImapSessions(tenant.imap);
+              return { imapSessions: sessions, authenticator: imapAuthenticator(tenant.imap, sessions), mailSubmitter: workerdSubmitter(tenant.smtp) };
+            }),
+          }
+        : {}),
     });
     cached = { env, app };
   }
@@ -74,9 +94,9 @@ export default {
 
   /** Cron (wrangler.toml `[triggers]`, once a minute): the push watcher's sweep of every lease shard (src/push/watcher.ts). */
   async scheduled(controller, env) {
-    let config;
+    let tenants;
     try {
-      config = loadConfig(settingsOf(env));
+      tenants = loadTenants(settingsOf(env));
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       stdoutLog({ time: new Date().toISOString(), event: 'config-error', error: err.message });
@@ -85,7 +105,14 @@ export default {
     const started = Date.now();
     // Bound to its minute: a run that starts late sweeps less, and never overlaps the next minute's much.
     const until = controller.scheduledTime + SWEEP_FOR_MS;
-    const report = await sweep({ state: durableObjectStateStore(env.STATE), tenant: config.tenant, imap: config.imap, push: config.push, log: stdoutLog, until, memo: sweepMemo });
-    stdoutLog({ time: new Date().toISOString(), tenant: config.tenant, event: 'sweep', ms: Date.now() - started, ...report });
+    // Every tenant's leases, with its own IMAP server and logins; the invocation's 6 connections are shared out.
+    const concurrency = Math.max(1, Math.floor(SWEEP_CONNECTIONS / tenants.entries.length));
+    const state = durableObjectStateStore(env.STATE);
+    await Promise.all(
+      tenants.entries.map(async ({ config }) => {
+        const report = await sweep({ state, tenant: config.tenant, imap: config.imap, push: config.push, log: stdoutLog, until, memo: sweepMemoOf(config.tenant), concurrency });
+        stdoutLog({ time: new Date().toISOString(), tenant: config.tenant, event: 'sweep', ms: Date.now() - started, ...report });
+      }),
+    );
   },
 } satisfies ExportedHandler<Env>;

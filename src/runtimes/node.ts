@@ -3,12 +3,15 @@
  */
 import { serve } from '@hono/node-server';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createApp } from '../app.ts';
 import { imapAuthenticator } from '../backends/imap/authenticate.ts';
 import { pooledImapSessions } from '../backends/imap/sessions.ts';
 import { defaultRegistry } from '../commands/index.ts';
-import { ConfigError, loadConfig, type StateStoreConfig } from '../config.ts';
+import { ConfigError, type StateStoreConfig } from '../config.ts';
+import { loadTenants } from '../tenants/settings.ts';
+import { tenantRouter } from '../tenants/services.ts';
 import { stdoutLog } from '../log.ts';
 import { createStateTable, DynamoDbStateStore } from '../state/dynamodb.ts';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../state/sqlite-node.ts';
@@ -31,9 +34,10 @@ async function openStateStore(settings: StateStoreConfig): Promise<{ store: Stat
 }
 
 async function main(): Promise<void> {
-  let config;
+  let tenants;
   try {
-    config = loadConfig(process.env);
+    // One tenant from the environment, or several from TENANTS_FILE / TENANTS (src/tenants/settings.ts).
+    tenants = loadTenants(process.env, { readFile: (path) => readFileSync(path, 'utf8') });
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`activesync-edge: ${err.message}`);
@@ -41,6 +45,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // The process's own settings (port, state store) are the same in every tenant's config.
+  const config = tenants.entries[0]!.config;
   const state = await openStateStore(config.state);
   const imapSessions = pooledImapSessions(config.imap);
   const app = createApp({
@@ -50,14 +56,26 @@ async function main(): Promise<void> {
     commands: defaultRegistry,
     state: state.store,
     log: stdoutLog,
+    // Each tenant its own IMAP pool: a kept connection never serves another tenant.
+    ...(tenants.entries.length > 1
+      ? {
+          tenants: tenantRouter(tenants, (tenant) => {
+            const sessions = pooledImapSessions(tenant.imap);
+            return { imapSessions: sessions, authenticator: imapAuthenticator(tenant.imap, sessions) };
+          }),
+        }
+      : {}),
   });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
-    stdoutLog({ time: new Date().toISOString(), event: 'listening', port: info.port, imap: `${config.imap.host}:${config.imap.port}`, state: state.where });
+    stdoutLog({ time: new Date().toISOString(), event: 'listening', port: info.port, imap: `${config.imap.host}:${config.imap.port}`, tenants: tenants.entries.length, state: state.where });
   });
-  // Push: the IDLE watcher runs in this process (src/push/watcher.ts); it wakes this process's waiting Pings at once.
-  const watcher = startIdleWatcher({ state: state.store, tenant: config.tenant, imap: config.imap, push: config.push, log: stdoutLog });
+  // Push: the IDLE watcher runs in this process (src/push/watcher.ts), one per tenant with the tenant's IMAP server
+  // and logins; it wakes this process's waiting Pings at once.
+  const watchers = tenants.entries.map(({ config: tenant }) =>
+    startIdleWatcher({ state: state.store, tenant: tenant.tenant, imap: tenant.imap, push: tenant.push, log: stdoutLog }),
+  );
   const stop = (): void => {
-    void watcher.stop();
+    for (const watcher of watchers) void watcher.stop();
     server.close(() => {
       state.close();
       process.exit(0);

@@ -4,7 +4,8 @@
  *
  * Which object holds what:
  * - one object per tenant+user: the user's devices, sync states, caches and change feed;
- * - one object per tenant: the tenant's watch leases, since `listLeases(tenant, shard)` must see every user at once.
+ * - one object per tenant: the tenant's watch leases, since `listLeases(tenant, shard)` must see every user at once,
+ *   and the tenant-wide records of the admin API: the device index, access rules, command counters.
  * An object runs its SQL one statement at a time, so the compare-and-set commits of sqlite.ts stay atomic here.
  *
  * The Worker reaches the objects over Workers RPC through `durableObjectStateStore(env.STATE)`.
@@ -14,7 +15,9 @@ import { DurableObject } from 'cloudflare:workers';
 import { SqliteStateStore, type SqlDriver, type SqlRow } from './sqlite.ts';
 import {
   StateConflictError,
+  type AccessRules,
   type CollectionState,
+  type CommandStats,
   type DeviceScope,
   type DeviceUpdate,
   type FeedEntry,
@@ -31,6 +34,9 @@ import {
 } from './types.ts';
 
 type StoreMethod = keyof StateStore;
+/** The device index is kept in the tenant's object by these two, which are not StateStore methods (sqlite.ts). */
+type IndexMethod = 'indexDevice' | 'unindexDevice';
+type ObjectMethod = StoreMethod | IndexMethod;
 
 /**
  * The methods an object answers over RPC. Listing them keeps `invoke` from reaching the store's internals by name;
@@ -46,7 +52,9 @@ const STORE_METHODS = new Set(
     putFeedEntry: 0, readFeed: 0,
     claimMarker: 0, putMarker: 0, deleteMarker: 0,
     putLease: 0, getLease: 0, listLeases: 0, deleteLease: 0,
-  } satisfies Record<StoreMethod, 0>),
+    listTenantDevices: 0, getAccessRules: 0, putAccessRules: 0, addCommandStats: 0, readCommandStats: 0,
+    indexDevice: 0, unindexDevice: 0,
+  } satisfies Record<ObjectMethod, 0>),
 );
 
 /** A store call's outcome over RPC. Error subclasses arrive as plain Errors, so a commit conflict travels as data. */
@@ -62,9 +70,9 @@ export class StateObject extends DurableObject {
     this.store = new SqliteStateStore(durableObjectSqlDriver(ctx.storage));
   }
 
-  async invoke(method: StoreMethod, args: unknown[]): Promise<StoreCallResult> {
+  async invoke(method: ObjectMethod, args: unknown[]): Promise<StoreCallResult> {
     if (!STORE_METHODS.has(method)) throw new TypeError(`not a StateStore method: ${String(method)}`);
-    const fn = this.store[method] as (...args: unknown[]) => Promise<unknown>;
+    const fn = this.store[method] as (...args: unknown[]) => unknown;
     try {
       return { ok: true, value: await fn.apply(this.store, args) };
     } catch (err) {
@@ -109,9 +117,18 @@ class DurableObjectStateStore implements StateStore {
   constructor(private readonly namespace: DurableObjectNamespace<StateObject>) {}
 
   getDevice(d: DeviceScope) { return this.onUser(d, 'getDevice', d); }
-  updateDevice(d: DeviceScope, update: DeviceUpdate) { return this.onUser(d, 'updateDevice', d, update); }
+  async updateDevice(d: DeviceScope, update: DeviceUpdate) {
+    const record = await this.onUser(d, 'updateDevice', d, update);
+    // A new device has firstSeen = lastSeen; then it goes into the tenant's index. A later update that happens to
+    // keep them equal writes the index again, which changes nothing.
+    if (record.firstSeen === record.lastSeen) await this.index('indexDevice', d);
+    return record;
+  }
   listDevices(u: UserScope) { return this.onUser(u, 'listDevices', u); }
-  deleteDevice(d: DeviceScope) { return this.onUser(d, 'deleteDevice', d); }
+  async deleteDevice(d: DeviceScope) {
+    await this.onUser(d, 'deleteDevice', d);
+    await this.index('unindexDevice', d);
+  }
 
   getUserSettings(u: UserScope) { return this.onUser(u, 'getUserSettings', u); }
   putUserSettings(u: UserScope, settings: UserSettings) { return this.onUser(u, 'putUserSettings', u, settings); }
@@ -145,6 +162,12 @@ class DurableObjectStateStore implements StateStore {
   listLeases(tenant: string, shard: number, now?: number) { return this.onTenant(tenant, 'listLeases', tenant, shard, now); }
   deleteLease(u: UserScope) { return this.onTenant(u.tenant, 'deleteLease', u); }
 
+  listTenantDevices(tenant: string) { return this.onTenant(tenant, 'listTenantDevices', tenant); }
+  getAccessRules(tenant: string) { return this.onTenant(tenant, 'getAccessRules', tenant); }
+  putAccessRules(tenant: string, rules: AccessRules) { return this.onTenant(tenant, 'putAccessRules', tenant, rules); }
+  addCommandStats(tenant: string, stats: CommandStats) { return this.onTenant(tenant, 'addCommandStats', tenant, stats); }
+  readCommandStats(tenant: string, sinceMinute: number) { return this.onTenant(tenant, 'readCommandStats', tenant, sinceMinute); }
+
   private onUser<M extends StoreMethod>(scope: UserScope, method: M, ...args: Parameters<StateStore[M]>): Result<M> {
     return this.invoke(userObjectName(scope), method, args);
   }
@@ -154,11 +177,20 @@ class DurableObjectStateStore implements StateStore {
   }
 
   private async invoke<M extends StoreMethod>(objectName: string, method: M, args: unknown[]): Result<M> {
+    return (await this.call(objectName, method, args)) as Awaited<ReturnType<StateStore[M]>>;
+  }
+
+  /** The tenant's device index (see IndexMethod). */
+  private async index(method: IndexMethod, d: DeviceScope): Promise<void> {
+    await this.call(tenantObjectName(d.tenant), method, [d]);
+  }
+
+  private async call(objectName: string, method: ObjectMethod, args: unknown[]): Promise<unknown> {
     const stub = this.namespace.get(this.namespace.idFromName(objectName));
     // Cast: the RPC stub types drop a field typed `unknown`; the value is what the store's method returned.
     const result = (await stub.invoke(method, args)) as StoreCallResult;
     if (!result.ok) throw new StateConflictError(result.conflict);
-    return result.value as Awaited<ReturnType<StateStore[M]>>;
+    return result.value;
   }
 }
 

@@ -16,6 +16,10 @@
  *   <tenant>#DEVICE#<user>#<deviceId>    CACHE#PING, CACHE#SYNC      last Ping / full Sync request: data, expiresAt      ttl
  *   <tenant>#DEVICE#<user>#<deviceId>    MARKER#<name>               one-time action marker: value, expiresAt            ttl
  *   <tenant>#LEASES#<shard>              <user>                      watch lease: tenant, user, until, credential?       ttl
+ *   <tenant>#DEVICES                     <user>#<deviceId>           tenant-wide device index: user, deviceId
+ *   <tenant>#TENANT                      ACCESS_RULES                the tenant's device access rules: data
+ *   <tenant>#STATS                       <minute>#<command>          per-command counters of one minute: minute,       ttl
+ *                                                                    command, requests, errors, totalMs, maxMs
  *
  * A head holds `syncKey`, the encoded state (`state`, Binary) and the previous key's response (`replayKey`,
  * `replayExpiresAt`, `replay`). A state or response too large for the 400 KB item limit is cut into CHUNK items under
@@ -49,8 +53,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeRecord, encodeRecord } from './codec.ts';
 import { leaseShard } from './shard.ts';
 import {
+  COMMAND_STATS_RETENTION_MINUTES,
   StateConflictError,
+  type AccessRules,
   type CollectionState,
+  type CommandStats,
   type DeviceRecord,
   type DeviceScope,
   type DeviceUpdate,
@@ -136,7 +143,13 @@ export class DynamoDbStateStore implements StateStore {
     const result = await this.client.send(
       new UpdateItemCommand({ TableName: this.table, Key: toKeyItem(deviceKey(d)), ...changes.build(), ReturnValues: 'ALL_NEW' }),
     );
-    return toDeviceRecord(result.Attributes ?? {});
+    const record = toDeviceRecord(result.Attributes ?? {});
+    // A new device has firstSeen = lastSeen: it goes into the tenant's index (a rare repeat rewrites the same item).
+    if (record.firstSeen === record.lastSeen) {
+      const index: Item = { ...toKeyItem(deviceIndexKey(d)), user: { S: d.user }, deviceId: { S: d.deviceId } };
+      await this.client.send(new PutItemCommand({ TableName: this.table, Item: index }));
+    }
+    return record;
   }
 
   async listDevices(u: UserScope): Promise<DeviceRecord[]> {
@@ -150,6 +163,7 @@ export class DynamoDbStateStore implements StateStore {
     const stateKeys = (await this.queryAll({ pk: devicePartition(d), keysOnly: true })).map(keyOf);
     await this.batchDelete(stateKeys);
     await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(deviceKey(d)) }));
+    await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(deviceIndexKey(d)) }));
   }
 
   // Per-user settings: one item beside the user's devices.
@@ -418,6 +432,72 @@ export class DynamoDbStateStore implements StateStore {
     await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(leaseKey(u.tenant, u.user)) }));
   }
 
+  // Tenant-wide records.
+
+  async listTenantDevices(tenant: string): Promise<DeviceScope[]> {
+    const items = await this.queryAll({ pk: `${keyPart(tenant)}#DEVICES` });
+    return items.map((item) => ({ tenant, user: readString(item, 'user'), deviceId: readString(item, 'deviceId') }));
+  }
+
+  async getAccessRules(tenant: string): Promise<AccessRules | undefined> {
+    const data = (await this.getItem({ pk: `${keyPart(tenant)}#TENANT`, sk: 'ACCESS_RULES' }))?.data?.S;
+    return data === undefined ? undefined : (JSON.parse(data) as AccessRules);
+  }
+
+  async putAccessRules(tenant: string, rules: AccessRules): Promise<void> {
+    const item: Item = { pk: { S: `${keyPart(tenant)}#TENANT` }, sk: { S: 'ACCESS_RULES' }, data: { S: JSON.stringify(rules) } };
+    await this.client.send(new PutItemCommand({ TableName: this.table, Item: item }));
+  }
+
+  async addCommandStats(tenant: string, stats: CommandStats): Promise<void> {
+    const key = statsKey(tenant, stats.minute, stats.command);
+    const add = {
+      ':requests': { N: String(stats.requests) },
+      ':errors': { N: String(stats.errors) },
+      ':totalMs': { N: String(Math.round(stats.totalMs)) },
+    };
+    const ttl = { N: String(ttlOf((stats.minute + COMMAND_STATS_RETENTION_MINUTES) * 60_000)) };
+    await this.client.send(
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: toKeyItem(key),
+        UpdateExpression: 'ADD requests :requests, errors :errors, totalMs :totalMs SET #minute = :minute, command = :command, #ttl = :ttl',
+        ExpressionAttributeNames: { '#minute': 'minute', '#ttl': TTL_ATTRIBUTE },
+        ExpressionAttributeValues: { ...add, ':minute': { N: String(stats.minute) }, ':command': { S: stats.command }, ':ttl': ttl },
+      }),
+    );
+    // No max() in an update expression: raise maxMs only where it is lower (a failed condition is the common case).
+    const maxMs: AttributeValue = { N: String(Math.round(stats.maxMs)) };
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: toKeyItem(key),
+          UpdateExpression: 'SET maxMs = :maxMs',
+          ConditionExpression: 'attribute_not_exists(maxMs) OR maxMs < :maxMs',
+          ExpressionAttributeValues: { ':maxMs': maxMs },
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
+  }
+
+  async readCommandStats(tenant: string, sinceMinute: number): Promise<CommandStats[]> {
+    const items = await this.queryAll({ pk: `${keyPart(tenant)}#STATS`, skFrom: String(Math.max(0, sinceMinute)).padStart(10, '0') });
+    return items
+      .map((item) => ({
+        minute: readNumber(item, 'minute'),
+        command: readString(item, 'command'),
+        requests: readOptionalNumber(item, 'requests') ?? 0,
+        errors: readOptionalNumber(item, 'errors') ?? 0,
+        totalMs: readOptionalNumber(item, 'totalMs') ?? 0,
+        maxMs: readOptionalNumber(item, 'maxMs') ?? 0,
+      }))
+      .filter((s) => s.minute >= sinceMinute)
+      .sort((a, b) => a.minute - b.minute || a.command.localeCompare(b.command));
+  }
+
   // Table access.
 
   private async getItem(key: Key): Promise<Item | undefined> {
@@ -426,15 +506,19 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   /** Every item of a partition (optionally those whose sort key starts with `skPrefix`), all pages. */
-  private async queryAll(query: { pk: string; skPrefix?: string; keysOnly?: boolean; attributes?: string[] }): Promise<Item[]> {
+  private async queryAll(query: { pk: string; skPrefix?: string; skFrom?: string; keysOnly?: boolean; attributes?: string[] }): Promise<Item[]> {
     const names: Record<string, string> = {};
     const projection = query.keysOnly ? ['pk', 'sk'] : query.attributes;
     projection?.forEach((name, i) => (names[`#p${i}`] = name));
     const input: QueryCommandInput = {
       TableName: this.table,
       ConsistentRead: true,
-      KeyConditionExpression: query.skPrefix === undefined ? 'pk = :pk' : 'pk = :pk AND begins_with(sk, :prefix)',
-      ExpressionAttributeValues: { ':pk': { S: query.pk }, ...(query.skPrefix === undefined ? {} : { ':prefix': { S: query.skPrefix } }) },
+      KeyConditionExpression:
+        query.skPrefix !== undefined ? 'pk = :pk AND begins_with(sk, :prefix)' : query.skFrom !== undefined ? 'pk = :pk AND sk >= :from' : 'pk = :pk',
+      ExpressionAttributeValues: {
+        ':pk': { S: query.pk },
+        ...(query.skPrefix !== undefined ? { ':prefix': { S: query.skPrefix } } : query.skFrom !== undefined ? { ':from': { S: query.skFrom } } : {}),
+      },
     };
     if (projection) {
       input.ProjectionExpression = Object.keys(names).join(', ');
@@ -606,6 +690,15 @@ function markerItem(key: Key, marker: Marker): Item {
     expiresAt: { N: String(marker.expiresAt) },
     [TTL_ATTRIBUTE]: { N: String(ttlOf(marker.expiresAt)) },
   };
+}
+
+function deviceIndexKey(d: DeviceScope): Key {
+  return { pk: `${keyPart(d.tenant)}#DEVICES`, sk: `${keyPart(d.user)}#${keyPart(d.deviceId)}` };
+}
+
+/** Minutes zero-padded, so that sort keys order by time. */
+function statsKey(tenant: string, minute: number, command: string): Key {
+  return { pk: `${keyPart(tenant)}#STATS`, sk: `${String(minute).padStart(10, '0')}#${keyPart(command)}` };
 }
 
 function leaseKey(tenant: string, user: string): Key {

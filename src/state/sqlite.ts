@@ -10,8 +10,11 @@
 import { decodeRecord, encodeRecord } from './codec.ts';
 import { leaseShard } from './shard.ts';
 import {
+  COMMAND_STATS_RETENTION_MINUTES,
   StateConflictError,
+  type AccessRules,
   type CollectionState,
+  type CommandStats,
   type DeviceRecord,
   type DeviceScope,
   type DeviceUpdate,
@@ -87,7 +90,30 @@ export const MIGRATIONS: readonly { version: number; statements: readonly string
       ) WITHOUT ROWID`,
     ],
   },
+  {
+    version: 3,
+    statements: [
+      // Tenant-wide records for the admin API. The device index duplicates the devices table's keys because on
+      // Durable Objects the devices live in per-user databases and the index in the tenant's.
+      `CREATE TABLE device_index (
+        tenant TEXT NOT NULL, user TEXT NOT NULL, device_id TEXT NOT NULL,
+        PRIMARY KEY (tenant, user, device_id)
+      ) WITHOUT ROWID`,
+      `INSERT OR IGNORE INTO device_index (tenant, user, device_id) SELECT tenant, user, device_id FROM devices`,
+      `CREATE TABLE tenant_records (
+        tenant TEXT NOT NULL, kind TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (tenant, kind)
+      ) WITHOUT ROWID`,
+      `CREATE TABLE command_stats (
+        tenant TEXT NOT NULL, minute INTEGER NOT NULL, command TEXT NOT NULL,
+        requests INTEGER NOT NULL, errors INTEGER NOT NULL, total_ms INTEGER NOT NULL, max_ms INTEGER NOT NULL,
+        PRIMARY KEY (tenant, minute, command)
+      ) WITHOUT ROWID`,
+    ],
+  },
 ];
+
 
 /** Brings a database to the newest schema. Safe to call on every start. */
 export function migrate(db: SqlDriver): void {
@@ -105,6 +131,9 @@ export function migrate(db: SqlDriver): void {
 type SyncStateKind = 'hierarchy' | 'collection';
 
 export class SqliteStateStore implements StateStore {
+  /** The minute command_stats was last pruned of old minutes (by this instance). */
+  private statsPrunedAt = 0;
+
   constructor(private readonly db: SqlDriver) {
     migrate(db);
   }
@@ -124,6 +153,7 @@ export class SqliteStateStore implements StateStore {
         ? (JSON.parse(String(row.record)) as DeviceRecord)
         : { deviceId: d.deviceId, deviceType: update.deviceType, provisioning: 'none', wipe: 'none', firstSeen: lastSeen, lastSeen };
       const next = withoutUndefined({ ...current, ...update, deviceId: d.deviceId, firstSeen: current.firstSeen });
+      if (!row) this.indexDevice(d);
       this.db.run(
         `INSERT INTO devices (tenant, user, device_id, record) VALUES (?, ?, ?, ?)
          ON CONFLICT (tenant, user, device_id) DO UPDATE SET record = excluded.record`,
@@ -141,10 +171,22 @@ export class SqliteStateStore implements StateStore {
 
   async deleteDevice(d: DeviceScope): Promise<void> {
     this.db.transaction(() => {
-      for (const table of ['devices', 'sync_states', 'caches']) {
+      for (const table of ['devices', 'sync_states', 'caches', 'device_index']) {
         this.db.run(`DELETE FROM ${table} WHERE tenant = ? AND user = ? AND device_id = ?`, d.tenant, d.user, d.deviceId);
       }
     });
+  }
+
+  /**
+   * The tenant-wide device index. updateDevice and deleteDevice keep it in this database; on Durable Objects the
+   * tenant's object holds the index, and the store there calls these two on it (durable-object.ts).
+   */
+  indexDevice(d: DeviceScope): void {
+    this.db.run('INSERT OR IGNORE INTO device_index (tenant, user, device_id) VALUES (?, ?, ?)', d.tenant, d.user, d.deviceId);
+  }
+
+  unindexDevice(d: DeviceScope): void {
+    this.db.run('DELETE FROM device_index WHERE tenant = ? AND user = ? AND device_id = ?', d.tenant, d.user, d.deviceId);
   }
 
   // Per-user settings.
@@ -348,6 +390,55 @@ export class SqliteStateStore implements StateStore {
 
   async deleteLease(u: UserScope): Promise<void> {
     this.db.run('DELETE FROM leases WHERE tenant = ? AND user = ?', u.tenant, u.user);
+  }
+
+  // Tenant-wide records.
+
+  async listTenantDevices(tenant: string): Promise<DeviceScope[]> {
+    return this.db
+      .query('SELECT user, device_id FROM device_index WHERE tenant = ? ORDER BY user, device_id', tenant)
+      .map((r) => ({ tenant, user: String(r.user), deviceId: String(r.device_id) }));
+  }
+
+  async getAccessRules(tenant: string): Promise<AccessRules | undefined> {
+    const row = this.db.query(`SELECT record FROM tenant_records WHERE tenant = ? AND kind = 'access-rules'`, tenant)[0];
+    return row ? (JSON.parse(String(row.record)) as AccessRules) : undefined;
+  }
+
+  async putAccessRules(tenant: string, rules: AccessRules): Promise<void> {
+    this.db.run(
+      `INSERT INTO tenant_records (tenant, kind, record) VALUES (?, 'access-rules', ?)
+       ON CONFLICT (tenant, kind) DO UPDATE SET record = excluded.record`,
+      tenant, JSON.stringify(rules),
+    );
+  }
+
+  async addCommandStats(tenant: string, stats: CommandStats): Promise<void> {
+    this.db.run(
+      `INSERT INTO command_stats (tenant, minute, command, requests, errors, total_ms, max_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, minute, command) DO UPDATE SET
+         requests = requests + excluded.requests, errors = errors + excluded.errors,
+         total_ms = total_ms + excluded.total_ms, max_ms = max(max_ms, excluded.max_ms)`,
+      tenant, stats.minute, stats.command, stats.requests, stats.errors, Math.round(stats.totalMs), Math.round(stats.maxMs),
+    );
+    // Old minutes go once an hour (per process), not on every request.
+    if (stats.minute - this.statsPrunedAt >= 60) {
+      this.statsPrunedAt = stats.minute;
+      this.db.run('DELETE FROM command_stats WHERE tenant = ? AND minute < ?', tenant, stats.minute - COMMAND_STATS_RETENTION_MINUTES);
+    }
+  }
+
+  async readCommandStats(tenant: string, sinceMinute: number): Promise<CommandStats[]> {
+    return this.db
+      .query('SELECT minute, command, requests, errors, total_ms, max_ms FROM command_stats WHERE tenant = ? AND minute >= ? ORDER BY minute, command', tenant, sinceMinute)
+      .map((r) => ({
+        minute: Number(r.minute),
+        command: String(r.command),
+        requests: Number(r.requests),
+        errors: Number(r.errors),
+        totalMs: Number(r.total_ms),
+        maxMs: Number(r.max_ms),
+      }));
   }
 }
 

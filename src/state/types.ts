@@ -59,6 +59,53 @@ export interface DeviceRecord {
   /** Epoch ms. */
   firstSeen: number;
   lastSeen: number;
+  /** An admin's decision for this device, which beats the tenant's access rules ('none': the rules decide). */
+  accessOverride?: 'allow' | 'block' | 'none';
+  /** The access state found at the device's last request, and why (a rule, the default, the admin). */
+  accessState?: DeviceAccessState;
+  accessReason?: string;
+}
+
+/** Whether a device may sync (Exchange's Allow/Block/Quarantine). */
+export type DeviceAccessState = 'allowed' | 'blocked' | 'quarantined';
+
+/** One device access rule of a tenant: every condition given must hold (patterns are regular expressions). */
+export interface AccessRule {
+  id: string;
+  action: 'allow' | 'block' | 'quarantine';
+  deviceType?: string;
+  model?: string;
+  userAgent?: string;
+  /** A login, matched case-insensitively as a whole. */
+  user?: string;
+}
+
+/** A tenant's device access rules: the first rule that matches decides, else `defaultAccess`. */
+export interface AccessRules {
+  defaultAccess: 'allow' | 'block' | 'quarantine';
+  rules: AccessRule[];
+  updatedAt: number;
+}
+
+/** Requests of one command in one minute of one tenant (the admin API's counters). */
+export interface CommandStats {
+  /** Epoch minutes (epoch ms / 60,000, rounded down). */
+  minute: number;
+  command: string;
+  requests: number;
+  errors: number;
+  /** Sum and maximum of the request durations, ms. */
+  totalMs: number;
+  maxMs: number;
+}
+
+/** An item the server stopped sending because it broke the sync (src/devices/loop-detection.ts), for admins. */
+export interface BrokenItem {
+  serverId: string;
+  subject?: string;
+  reason: string;
+  /** Epoch ms. */
+  at: number;
 }
 
 /** The fields a caller may set; `firstSeen` is set by the store when the device is created. */
@@ -156,8 +203,20 @@ export type Watermark =
       windowStart?: number;
       /** Without CONDSTORE: the flags the device has, one token per UID of `uids`, in UID order (sync-email.ts flagDigit). */
       flagDigits?: string;
+      /**
+       * UIDNEXT and the message count seen together with `highestModSeq`: with them, changes that are only new
+       * arrivals are found without a query that makes the server look at every message (MailBackend.changesSince).
+       */
+      uidNext?: number;
+      messages?: number;
     }
-  | { kind: 'dav'; syncToken: string; etags: Record<string, string> };
+  | {
+      kind: 'dav';
+      syncToken: string;
+      etags: Record<string, string>;
+      /** Calendars with a FilterType window: when each item's last occurrence ends (epoch ms), to age it out. */
+      ends?: Record<string, number>;
+    };
 
 /** Options the client set for a collection (Sync Options), kept because later requests may omit them. */
 export interface SyncOptions {
@@ -172,6 +231,17 @@ export interface SyncOptions {
   windowSize?: number;
   /** Options for the other class in a folder that holds two (SMS in the Inbox, 14.0+). */
   perClass?: Record<string, Omit<SyncOptions, 'perClass'>>;
+}
+
+/**
+ * A draft as the device that edits it knows it. Each save is a new IMAP message (a new UID); the device keeps the
+ * ServerId it was first given, so `uid` says where the draft is now, and `parts` which attachment numbers the device
+ * holds FileReferences for (`parts[i]` names the current MIME's attachment i; new ones get `nextPart` on).
+ */
+export interface DraftRecord {
+  uid: number;
+  parts: number[];
+  nextPart: number;
 }
 
 /** A change found on the backend but not yet sent, because the window was full (MoreAvailable). */
@@ -194,6 +264,12 @@ export interface CollectionState {
   movedTo?: Record<string, string>;
   /** The properties the client declared it supports (Supported, with SyncKey 0): absent ones in a Change are deletions. */
   supported?: string[];
+  /** Drafts this device wrote (16.0 Drafts sync, src/commands/sync-drafts.ts), by the ServerId the device keeps for them. */
+  drafts?: Record<string, DraftRecord>;
+  /** Loop detection (src/devices/loop-detection.ts): the key the device keeps resending, how often, and the shrunk window. */
+  loop?: { syncKey: string; repeats: number; window?: number };
+  /** Items skipped because they broke the sync, newest last (src/devices/loop-detection.ts). */
+  brokenItems?: BrokenItem[];
 }
 
 /** The last Ping's folders and heartbeat: an empty Ping repeats them. */
@@ -241,6 +317,9 @@ export interface Marker {
   /** Epoch ms; the marker reads as absent from then on. */
   expiresAt: number;
 }
+
+/** How long per-command counters (CommandStats) are kept, in minutes. */
+export const COMMAND_STATS_RETENTION_MINUTES = 7 * 24 * 60;
 
 /** How many lease partitions each tenant has; a watcher instance takes some of them. */
 export const LEASE_SHARDS = 16;
@@ -303,4 +382,14 @@ export interface StateStore {
   /** The unexpired leases of one shard of a tenant (0 ≤ shard < LEASE_SHARDS). */
   listLeases(tenant: string, shard: number, now?: number): Promise<WatchLease[]>;
   deleteLease(user: UserScope): Promise<void>;
+
+  // Tenant-wide records, for the admin API (src/admin/api.ts).
+  /** Every device of a tenant, all users: an index written when a device is created and removed with it. */
+  listTenantDevices(tenant: string): Promise<DeviceScope[]>;
+  getAccessRules(tenant: string): Promise<AccessRules | undefined>;
+  putAccessRules(tenant: string, rules: AccessRules): Promise<void>;
+  /** Adds to the counters of one command in one minute (requests, errors and totalMs add up, maxMs keeps the larger). */
+  addCommandStats(tenant: string, stats: CommandStats): Promise<void>;
+  /** The counters of the minutes from `sinceMinute` on, all commands. */
+  readCommandStats(tenant: string, sinceMinute: number): Promise<CommandStats[]>;
 }

@@ -14,6 +14,7 @@ import { loadConfig } from '../../src/config.ts';
 import type { LogEntry } from '../../src/log.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
 import type { StateStore } from '../../src/state/types.ts';
+import type { MailSubmitter } from '../../src/backends/smtp/types.ts';
 import { FolderType } from '../../src/backends/types.ts';
 import { decodeWbxml } from '../../src/wbxml/decoder.ts';
 import { encodeWbxml } from '../../src/wbxml/encoder.ts';
@@ -32,7 +33,7 @@ export interface TestServer {
  * The app with the shipped commands, against the test Dovecot, with its own in-memory state store (or `options.state`,
  * to run two configurations over the same state).
  */
-export function testServer(services: TestServices, env: Record<string, string> = {}, options: { state?: StateStore } = {}): TestServer {
+export function testServer(services: TestServices, env: Record<string, string> = {}, options: { state?: StateStore; mailSubmitter?: MailSubmitter } = {}): TestServer {
   const config = loadConfig({
     IMAP_HOST: services.imap.host,
     IMAP_PORT: String(services.imap.port),
@@ -46,7 +47,15 @@ export function testServer(services: TestServices, env: Record<string, string> =
   const state = options.state ?? openSqliteStateStore(':memory:').store;
   const logs: LogEntry[] = [];
   const imapSessions = pooledImapSessions(config.imap);
-  const app = createApp({ config, authenticator: imapAuthenticator(config.imap, imapSessions), imapSessions, commands: defaultRegistry, state, log: (e) => logs.push(e) });
+  const app = createApp({
+    config,
+    authenticator: imapAuthenticator(config.imap, imapSessions),
+    imapSessions,
+    commands: defaultRegistry,
+    state,
+    log: (e) => logs.push(e),
+    ...(options.mailSubmitter ? { mailSubmitter: options.mailSubmitter } : {}),
+  });
   return { fetch: async (url, init) => app.request(url, init), state, logs };
 }
 
@@ -92,6 +101,8 @@ export interface SyncCollectionOptions {
   getChanges?: boolean;
   /** Drop the response, as a broken connection would: keys and items stay as they were. */
   lose?: boolean;
+  /** Refuse the response after reading it, as a client that chokes on an item does: keys and items stay as they were. */
+  reject?: (round: SyncRound) => boolean;
 }
 
 export interface ProvisionRound {
@@ -109,6 +120,10 @@ export class TestDevice {
   policyKey: string | undefined;
   /** Provision before the first other command, as phones do; false to script provisioning (or its absence) by hand. */
   autoProvision = true;
+  /** Where the device sends its requests (the Host decides the tenant, src/tenants/resolve.ts). */
+  origin = 'https://eas.example.test';
+  /** The Authorization header, when not the user's Basic credentials (e.g. `Bearer <token>`). */
+  authorization: string | undefined;
 
   constructor(
     readonly server: TestServer,
@@ -162,13 +177,13 @@ export class TestDevice {
       await this.provision();
       if (this.policyKey === undefined) throw new Error('the device could not provision');
     }
-    const url = `https://eas.example.test/Microsoft-Server-ActiveSync?Cmd=${cmd}&User=${encodeURIComponent(this.user.name)}&DeviceId=${this.deviceId}&DeviceType=${this.deviceType}${extra.query ?? ''}`;
+    const url = `${this.origin}/Microsoft-Server-ActiveSync?Cmd=${cmd}&User=${encodeURIComponent(this.user.name)}&DeviceId=${this.deviceId}&DeviceType=${this.deviceType}${extra.query ?? ''}`;
     const bytes = body === undefined ? undefined : body instanceof Uint8Array ? body : encodeWbxml(body);
     const res = await this.server.fetch(url, {
       method: 'POST',
       body: bytes as BodyInit | undefined,
       headers: {
-        Authorization: `Basic ${Buffer.from(`${this.user.email}:${this.user.password}`).toString('base64')}`,
+        Authorization: this.authorization ?? `Basic ${Buffer.from(`${this.user.email}:${this.user.password}`).toString('base64')}`,
         'MS-ASProtocolVersion': this.version,
         'Content-Type': WBXML,
         'User-Agent': 'TestDevice/1.0',
@@ -231,7 +246,7 @@ export class TestDevice {
     ]);
     const response = await this.send('Sync', el('AirSync', 'Sync', [el('AirSync', 'Collections', [collection])]));
     const round = readSyncRound(response, collectionId);
-    if (o.lose || round.status !== 1) return round;
+    if (o.lose || round.status !== 1 || o.reject?.(round)) return round;
 
     known.syncKey = childText(round.collection, 'SyncKey') ?? known.syncKey;
     for (const c of child(round.collection, 'Commands')?.children ?? []) {

@@ -40,7 +40,10 @@ htpasswd_encryption = plain
 delay = 0
 
 [rights]
-type = owner_only
+# owner_only, plus what every user may read: address books named directory* (the GAL) and calendars named
+# public* (free/busy for ResolveRecipients). See RIGHTS below.
+type = from_file
+file = ${d}/rights
 
 [storage]
 filesystem_folder = ${d}/collections
@@ -53,9 +56,38 @@ level = info
 `;
 }
 
+// First matching section wins. The first three are owner_only's rules; the last two let any logged-in user read
+// another user's collections named `directory…` (a GAL address book) or `public…` (a calendar shared for free/busy).
+const RIGHTS = `[root]
+user: .+
+collection:
+permissions: R
+
+[principal]
+user: .+
+collection: {user}
+permissions: RW
+
+[own-collections]
+user: .+
+collection: {user}/[^/]+
+permissions: rw
+
+[directory]
+user: .+
+collection: [^/]+/directory[^/]*
+permissions: r
+
+[public-calendars]
+user: .+
+collection: [^/]+/public[^/]*
+permissions: r
+`;
+
 function writeFiles(runDir: string, port: number, users: readonly TestUser[]): string {
   const d = `${runDir}/radicale`;
   mkdirSync(`${d}/py`, { recursive: true });
+  writeFileSync(`${d}/rights`, RIGHTS);
   mkdirSync(`${d}/collections`, { recursive: true });
   writeFileSync(`${d}/py/${AUTH_MODULE}.py`, AUTH_PLUGIN);
   writeFileSync(`${runDir}/${RADICALE_USERS_FILE}`, users.map(radicaleUserLine).join(''), { mode: 0o644 });

@@ -458,6 +458,70 @@ export function stateStoreContract(name: string, options: ContractOptions): void
       });
     });
 
+    describe('tenant-wide records (admin)', () => {
+      it('indexes every device of a tenant across users, and drops a deleted one', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const other = freshTenant();
+        await store.updateDevice(device(tenant, 'alice', 'A1'), { deviceType: 'iPhone', lastSeen: 1 });
+        await store.updateDevice(device(tenant, 'alice', 'A1'), { deviceType: 'iPhone', lastSeen: 2 });
+        await store.updateDevice(device(tenant, 'bob', 'B#1'), { deviceType: 'Android', lastSeen: 3 });
+        await store.updateDevice(device(tenant, 'carol', 'C1'), { deviceType: 'iPad' });
+        await store.updateDevice(device(other, 'alice', 'X1'), { deviceType: 'iPhone', lastSeen: 4 });
+        const sorted = (list: { user: string; deviceId: string }[]): string[] => list.map((d) => `${d.user}/${d.deviceId}`).sort();
+        expect(sorted(await store.listTenantDevices(tenant))).toEqual(['alice/A1', 'bob/B#1', 'carol/C1']);
+        expect((await store.listTenantDevices(tenant)).every((d) => d.tenant === tenant)).toBe(true);
+
+        await store.deleteDevice(device(tenant, 'bob', 'B#1'));
+        expect(sorted(await store.listTenantDevices(tenant))).toEqual(['alice/A1', 'carol/C1']);
+        expect(sorted(await store.listTenantDevices(other))).toEqual(['alice/X1']);
+        expect(await store.listTenantDevices(freshTenant())).toEqual([]);
+      });
+
+      it('keeps the admin fields of a device record', async () => {
+        const store = await open();
+        const d = device();
+        await store.updateDevice(d, { deviceType: 'iPhone', lastSeen: 1, accessState: 'quarantined', accessReason: 'rule r1' });
+        await store.updateDevice(d, { deviceType: 'iPhone', accessOverride: 'allow', accessState: 'allowed', accessReason: 'admin' });
+        expect(await store.getDevice(d)).toMatchObject({ accessOverride: 'allow', accessState: 'allowed', accessReason: 'admin', firstSeen: 1 });
+      });
+
+      it('stores the access rules of a tenant whole, per tenant', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        expect(await store.getAccessRules(tenant)).toBeUndefined();
+        const rules = {
+          defaultAccess: 'quarantine' as const,
+          rules: [{ id: 'r1', action: 'allow' as const, deviceType: '^iPhone$', model: 'iPhone1[45].*', userAgent: 'Apple-.*', user: 'ceo@example.test' }],
+          updatedAt: 5,
+        };
+        await store.putAccessRules(tenant, rules);
+        expect(await store.getAccessRules(tenant)).toEqual(rules);
+        await store.putAccessRules(tenant, { defaultAccess: 'allow', rules: [], updatedAt: 6 });
+        expect(await store.getAccessRules(tenant)).toEqual({ defaultAccess: 'allow', rules: [], updatedAt: 6 });
+        expect(await store.getAccessRules(freshTenant())).toBeUndefined();
+      });
+
+      it('adds up command counters per minute and command, keeping the largest duration', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const minute = Math.floor(Date.now() / 60_000);
+        await store.addCommandStats(tenant, { minute, command: 'Sync', requests: 1, errors: 0, totalMs: 30, maxMs: 30 });
+        await store.addCommandStats(tenant, { minute, command: 'Sync', requests: 1, errors: 1, totalMs: 70, maxMs: 70 });
+        await store.addCommandStats(tenant, { minute, command: 'Sync', requests: 1, errors: 0, totalMs: 10, maxMs: 10 });
+        await store.addCommandStats(tenant, { minute, command: 'Ping', requests: 1, errors: 0, totalMs: 5, maxMs: 5 });
+        await store.addCommandStats(tenant, { minute: minute - 10, command: 'Sync', requests: 4, errors: 0, totalMs: 40, maxMs: 20 });
+        await store.addCommandStats(freshTenant(), { minute, command: 'Sync', requests: 9, errors: 9, totalMs: 9, maxMs: 9 });
+
+        expect(await store.readCommandStats(tenant, minute)).toEqual([
+          { minute, command: 'Ping', requests: 1, errors: 0, totalMs: 5, maxMs: 5 },
+          { minute, command: 'Sync', requests: 3, errors: 1, totalMs: 110, maxMs: 70 },
+        ]);
+        const all = await store.readCommandStats(tenant, minute - 60);
+        expect(all.map((s) => `${s.minute - minute}:${s.command}:${s.requests}`)).toEqual(['-10:Sync:4', '0:Ping:1', '0:Sync:3']);
+      });
+    });
+
     describe('tenant isolation', () => {
       it('keeps two tenants with the same user and device ids apart in every record', async () => {
         const store = await open();

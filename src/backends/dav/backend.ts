@@ -6,17 +6,35 @@
  */
 import { FolderType, type BackendFolder, type DavChanges, type DavItem, type DavWriteResult, type ItemBackend } from '../types.ts';
 import { toBase64 } from '../../util/base64.ts';
-import { CALDAV, CARDDAV, DAV, escapeXml, parseMultistatus, prop, xmlChildren, type DavResponse } from './xml.ts';
+import { CALDAV, CALENDARSERVER, CARDDAV, DAV, escapeXml, parseMultistatus, prop, xmlChildren, type DavResponse } from './xml.ts';
 
 export type DavKind = 'caldav' | 'carddav';
 
 export interface DavLogin {
   user: string;
   password: string;
+  /** A Bearer login's token: sent as `Authorization: Bearer` (servers behind the same identity provider accept it). */
+  accessToken?: string;
 }
 
 /** A calendar that holds both events and tasks is offered twice; the tasks view's ref carries this suffix. */
 const TASKS_VIEW = '#VTODO';
+
+/**
+ * A dead property set on the collections a device creates (FolderCreate): they are user folders, listed after the
+ * others, so that a new calendar never becomes the default one (the first of its class) in place of an existing one.
+ */
+const EDGE_NS = 'urn:activesync-edge:';
+const USER_FOLDER_PROP = `<E:user-folder xmlns:E="${EDGE_NS}">1</E:user-folder>`;
+
+/**
+ * Discovered homes, by service URL and login, for an hour: discovery is two PROPFINDs per backend that every
+ * FolderSync would repeat. A home is no secret (every request still authenticates), and a stale one is dropped when
+ * listing it fails. Bounded: the oldest entries go first.
+ */
+const HOME_TTL_MS = 3_600_000;
+const MAX_CACHED_HOMES = 10_000;
+const discoveredHomes = new Map<string, { home: string; expiresAt: number }>();
 
 export class DavItemBackend implements ItemBackend {
   private home: string | undefined;
@@ -28,11 +46,27 @@ export class DavItemBackend implements ItemBackend {
   ) {}
 
   async listFolders(): Promise<BackendFolder[]> {
-    const home = await this.findHome();
-    const ms = await this.propfind(home, '1', this.kind === 'caldav' ? '<D:resourcetype/><D:displayname/><C:supported-calendar-component-set/>' : '<D:resourcetype/><D:displayname/>');
+    let home = await this.findHome();
+    let listing;
+    try {
+      listing = await this.listHome(home);
+    } catch (err) {
+      // A cached home that no longer answers: discover again, once.
+      if (!this.homeWasCached) throw err;
+      this.forgetHome();
+      home = await this.findHome();
+      listing = await this.listHome(home);
+    }
+    return listing;
+  }
+
+  private async listHome(home: string): Promise<BackendFolder[]> {
+    const marker = `<E:user-folder xmlns:E="${EDGE_NS}"/>`;
+    const ms = await this.propfind(home, '1', this.kind === 'caldav' ? `<D:resourcetype/><D:displayname/><C:supported-calendar-component-set/>${marker}` : `<D:resourcetype/><D:displayname/>${marker}`);
+    const created = (r: DavResponse): number => (prop(r, EDGE_NS, 'user-folder') ? 1 : 0);
     const collections = ms.responses
       .filter((r) => this.absolute(r.href) !== this.absolute(home))
-      .sort((a, b) => a.href.localeCompare(b.href));
+      .sort((a, b) => created(a) - created(b) || a.href.localeCompare(b.href));
     const folders: BackendFolder[] = [];
     const firstOf = new Set<string>();
     const add = (r: DavResponse, itemClass: BackendFolder['itemClass'], ref: string, defaultType: number, userType: number): void => {
@@ -76,6 +110,21 @@ export class DavItemBackend implements ItemBackend {
       }
     }
     return { syncToken: ms.syncToken ?? '', changed, removed };
+  }
+
+  /**
+   * What the push watcher compares (src/push/feed.ts): the collection's DAV:sync-token (RFC 6578, the same token
+   * sync-collection hands out), or `ctag:<CTag>` from a server without sync-collection. One PROPFIND at depth 0.
+   */
+  async collectionToken(folderRef: string): Promise<string> {
+    const url = collectionOf(folderRef);
+    const ms = await this.propfind(url, '0', `<D:sync-token/><CS:getctag xmlns:CS="${CALENDARSERVER}"/>`);
+    const response = ms.responses[0];
+    const token = response && prop(response, DAV, 'sync-token')?.text.trim();
+    if (token) return token;
+    const ctag = response && prop(response, CALENDARSERVER, 'getctag')?.text.trim();
+    if (ctag) return `ctag:${ctag}`;
+    throw new Error(`PROPFIND ${url}: neither sync-token nor getctag`);
   }
 
   async listEtags(folderRef: string): Promise<{ href: string; etag: string }[]> {
@@ -129,9 +178,118 @@ export class DavItemBackend implements ItemBackend {
     return { ok: true, href, etag: '' };
   }
 
+  async findByUid(folderRef: string, uid: string): Promise<DavItem[]> {
+    const component = folderRef.endsWith(TASKS_VIEW) ? 'VTODO' : 'VEVENT';
+    const filter =
+      `<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="${component}"><C:prop-filter name="UID">` +
+      `<C:text-match collation="i;octet">${escapeXml(uid)}</C:text-match></C:prop-filter></C:comp-filter></C:comp-filter></C:filter>`;
+    const items = await this.calendarQuery(collectionOf(folderRef), filter);
+    if (items === 'forbidden') return [];
+    // text-match is a substring match: keep the objects whose UID is this one.
+    return items.filter((item) => unfold(item.data).split(/\r?\n/).some((line) => /^UID[;:]/i.test(line) && line.slice(line.indexOf(':') + 1).trim() === uid));
+  }
+
+  async eventsInRange(collectionUrl: string, start: Date, end: Date): Promise<DavItem[] | 'forbidden'> {
+    const utc = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+    const filter =
+      '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">' +
+      `<C:time-range start="${utc(start)}" end="${utc(end)}"/></C:comp-filter></C:comp-filter></C:filter>`;
+    return this.calendarQuery(collectionUrl, filter);
+  }
+
+  async queryAddressBook(collectionUrl: string, text: string): Promise<DavItem[]> {
+    const match = (name: string): string =>
+      `<R:prop-filter name="${name}"><R:text-match collation="i;unicode-casemap" match-type="contains">${escapeXml(text)}</R:text-match></R:prop-filter>`;
+    const body =
+      `<?xml version="1.0" encoding="utf-8"?><R:addressbook-query xmlns:D="DAV:" xmlns:R="${CARDDAV}"><D:prop><D:getetag/><R:address-data/></D:prop>` +
+      `<R:filter test="anyof">${['FN', 'EMAIL', 'NICKNAME'].map(match).join('')}</R:filter></R:addressbook-query>`;
+    const res = await this.request('REPORT', collectionUrl, { body, depth: '1' });
+    if (res.status !== 207) throw new Error(`addressbook-query on ${collectionUrl}: HTTP ${res.status}`);
+    return parseMultistatus(await res.text()).responses.flatMap((r) => {
+      const data = prop(r, CARDDAV, 'address-data')?.text;
+      const etag = prop(r, DAV, 'getetag')?.text.trim() ?? '';
+      return data ? [{ href: this.absolute(r.href), etag, data }] : [];
+    });
+  }
+
+  async createCollection(displayName: string, kind: 'Calendar' | 'Tasks' | 'Contacts'): Promise<BackendFolder | 'exists'> {
+    const home = await this.findHome();
+    const url = new URL(`${crypto.randomUUID()}/`, home).href;
+    const name = `<D:displayname>${escapeXml(displayName)}</D:displayname>`;
+    const existing = await this.listFolders();
+    if (existing.some((f) => f.displayName === displayName && f.itemClass === kind)) return 'exists';
+    const res =
+      kind === 'Contacts'
+        ? await this.request('MKCOL', url, {
+            body: `<?xml version="1.0" encoding="utf-8"?><D:mkcol xmlns:D="DAV:" xmlns:R="${CARDDAV}"><D:set><D:prop><D:resourcetype><D:collection/><R:addressbook/></D:resourcetype>${name}${USER_FOLDER_PROP}</D:prop></D:set></D:mkcol>`,
+          })
+        : await this.request('MKCALENDAR', url, {
+            body:
+              `<?xml version="1.0" encoding="utf-8"?><C:mkcalendar xmlns:D="DAV:" xmlns:C="${CALDAV}"><D:set><D:prop>${name}${USER_FOLDER_PROP}` +
+              `<C:supported-calendar-component-set><C:comp name="${kind === 'Tasks' ? 'VTODO' : 'VEVENT'}"/></C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>`,
+          });
+    await res.arrayBuffer();
+    if (res.status === 405) return 'exists';
+    if (res.status !== 201) throw new Error(`${kind === 'Contacts' ? 'MKCOL' : 'MKCALENDAR'} ${url}: HTTP ${res.status}`);
+    const created = (await this.listFolders()).find((f) => collectionOf(f.ref) === url);
+    if (!created) throw new Error(`the new collection ${url} is not listed`);
+    return created;
+  }
+
+  async renameCollection(folderRef: string, displayName: string): Promise<'ok' | 'not-found'> {
+    const url = collectionOf(folderRef);
+    const body = `<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><D:displayname>${escapeXml(displayName)}</D:displayname></D:prop></D:set></D:propertyupdate>`;
+    const res = await this.request('PROPPATCH', url, { body });
+    await res.arrayBuffer();
+    if (res.status === 404) return 'not-found';
+    if (res.status !== 207 && !res.ok) throw new Error(`PROPPATCH ${url}: HTTP ${res.status}`);
+    return 'ok';
+  }
+
+  async deleteCollection(folderRef: string): Promise<'ok' | 'not-found'> {
+    const url = collectionOf(folderRef);
+    const res = await this.request('DELETE', url, {});
+    await res.arrayBuffer();
+    if (res.status === 404) return 'not-found';
+    if (!res.ok) throw new Error(`DELETE ${url}: HTTP ${res.status}`);
+    return 'ok';
+  }
+
+  private async calendarQuery(collectionUrl: string, filter: string): Promise<DavItem[] | 'forbidden'> {
+    const body = `<?xml version="1.0" encoding="utf-8"?><C:calendar-query xmlns:D="DAV:" xmlns:C="${CALDAV}"><D:prop><D:getetag/><C:calendar-data/></D:prop>${filter}</C:calendar-query>`;
+    const res = await this.request('REPORT', collectionUrl, { body, depth: '1' });
+    if (res.status === 403 || res.status === 401 || res.status === 404) {
+      await res.arrayBuffer();
+      return 'forbidden';
+    }
+    if (res.status !== 207) throw new Error(`calendar-query on ${collectionUrl}: HTTP ${res.status}`);
+    return parseMultistatus(await res.text()).responses.flatMap((r) => {
+      const data = prop(r, CALDAV, 'calendar-data')?.text;
+      const etag = prop(r, DAV, 'getetag')?.text.trim() ?? '';
+      return data ? [{ href: this.absolute(r.href), etag, data }] : [];
+    });
+  }
+
+  private homeWasCached = false;
+
+  private get homeKey(): string {
+    return `${this.kind}\u0000${this.serviceUrl}\u0000${this.login.user.toLowerCase()}`;
+  }
+
+  private forgetHome(): void {
+    discoveredHomes.delete(this.homeKey);
+    this.home = undefined;
+    this.homeWasCached = false;
+  }
+
   /** The collection holding this kind of items for the user: principal, then its home set. */
   private async findHome(): Promise<string> {
     if (this.home) return this.home;
+    const cached = discoveredHomes.get(this.homeKey);
+    if (cached && cached.expiresAt > Date.now()) {
+      this.homeWasCached = true;
+      return (this.home = cached.home);
+    }
     const service = await this.propfind(this.serviceUrl, '0', '<D:current-user-principal/>');
     const principalHref = service.responses.map((r) => prop(r, DAV, 'current-user-principal')?.children[0]?.text.trim()).find(Boolean);
     const principal = principalHref ? this.absolute(principalHref) : this.serviceUrl;
@@ -139,6 +297,9 @@ export class DavItemBackend implements ItemBackend {
     const found = await this.propfind(principal, '0', `<H:${homeSet} xmlns:H="${ns}"/>`);
     const homeHref = found.responses.map((r) => prop(r, ns, homeSet)?.children[0]?.text.trim()).find(Boolean);
     this.home = homeHref ? this.absolute(homeHref) : principal;
+    discoveredHomes.delete(this.homeKey);
+    discoveredHomes.set(this.homeKey, { home: this.home, expiresAt: Date.now() + HOME_TTL_MS });
+    if (discoveredHomes.size > MAX_CACHED_HOMES) discoveredHomes.delete(discoveredHomes.keys().next().value!);
     return this.home;
   }
 
@@ -156,7 +317,10 @@ export class DavItemBackend implements ItemBackend {
 
   private request(method: string, url: string, o: { body?: string; depth?: string; contentType?: string; headers?: Record<string, string> }): Promise<Response> {
     const headers: Record<string, string> = {
-      Authorization: `Basic ${toBase64(new TextEncoder().encode(`${this.login.user}:${this.login.password}`))}`,
+      Authorization:
+        this.login.accessToken !== undefined
+          ? `Bearer ${this.login.accessToken}`
+          : `Basic ${toBase64(new TextEncoder().encode(`${this.login.user}:${this.login.password}`))}`,
       ...o.headers,
     };
     if (o.depth) headers.Depth = o.depth;
@@ -167,6 +331,10 @@ export class DavItemBackend implements ItemBackend {
   private absolute(href: string): string {
     return new URL(href, this.serviceUrl).href;
   }
+}
+
+function unfold(text: string): string {
+  return text.replace(/\r?\n[ \t]/g, '');
 }
 
 function componentNames(r: DavResponse): string[] {

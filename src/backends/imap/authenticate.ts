@@ -9,15 +9,19 @@ export function imapAuthenticator(settings: ImapSettings, sessions: ImapSessions
     async authenticate(credentials: Credentials): Promise<AuthOutcome> {
       let client;
       try {
-        client = await sessions.acquire({ user: credentials.login, password: credentials.password });
+        client = await sessions.acquire({ user: credentials.login, password: credentials.password, ...bearer(credentials) });
       } catch (err) {
         if ((err as { authenticationFailed?: boolean }).authenticationFailed) return { ok: false };
         throw new AuthUnavailableError(`IMAP server ${settings.host}:${settings.port} unavailable: ${describe(err)}`);
       }
       sessions.release(client, true);
-      return { ok: true, user: { login: credentials.login, password: credentials.password } };
+      return { ok: true, user: { login: credentials.login, password: credentials.password, ...bearer(credentials) } };
     },
   };
+}
+
+function bearer(credentials: Credentials): { accessToken?: string } {
+  return credentials.accessToken !== undefined ? { accessToken: credentials.accessToken } : {};
 }
 
 function describe(err: unknown): string {

@@ -11,6 +11,8 @@ export interface ImapSettings {
 export interface ImapLogin {
   user: string;
   password: string;
+  /** An OAuth 2.0 access token (a Bearer login): imapflow then authenticates with XOAUTH2/OAUTHBEARER, not the password. */
+  accessToken?: string;
 }
 
 /** A client for one user; `connect()` it, and `logout()` when done. Logging is off: it would carry credentials. */
@@ -20,7 +22,7 @@ export function imapClient(settings: ImapSettings, login: ImapLogin, extra: Part
     host: settings.host,
     port: settings.port,
     secure: settings.secure,
-    auth: { user: login.user, pass: login.password },
+    auth: login.accessToken !== undefined ? { user: login.user, accessToken: login.accessToken } : { user: login.user, pass: login.password },
     logger: false,
     // CONDSTORE + QRESYNC: incremental mail sync depends on them (DESIGN §4).
     qresync: true,

@@ -105,13 +105,40 @@ export class ImapMailBackend implements MailBackend {
     });
   }
 
-  async changesSince(folder: string, modSeq: bigint, since?: Date): Promise<MailboxChanges | undefined> {
+  async changesSince(folder: string, modSeq: bigint, since?: Date, before?: { uidNext: number; messages: number }): Promise<MailboxChanges | undefined> {
     if (!this.hasCondstore) return undefined;
+    const arrivals = before ? await this.arrivalsOnly(folder, modSeq, before, since) : undefined;
+    if (arrivals) return arrivals;
     if (this.client.enabled.has('QRESYNC')) return this.changesByQresyncSelect(folder, modSeq, since);
     return this.withMailbox(folder, async () => {
       const changed = await this.fetchSummaryRange('1:*', modSeq);
       const inWindow = since ? changed.filter((m) => m.internalDate >= since) : changed;
       return { status: this.selectedStatus(folder), changed: inWindow, vanished: undefined };
+    });
+  }
+
+  /**
+   * Every query by modseq (CHANGEDSINCE, SEARCH MODSEQ, QRESYNC) makes the server look at each message of the
+   * folder: about 7 ms at 100,000 messages in Dovecot, where a UID range costs the same at any size. The usual
+   * change is new mail, so that is tried first: the messages from the old UIDNEXT on are fetched, and when none was
+   * expunged (the count adds up) and their modseqs are every value between the old and the new HIGHESTMODSEQ, no
+   * other change can have happened (each change takes a modseq of its own; one that did not arrive by itself leaves
+   * a value unaccounted for). Otherwise undefined: the caller asks by modseq.
+   */
+  private async arrivalsOnly(folder: string, modSeq: bigint, before: { uidNext: number; messages: number }, since?: Date): Promise<MailboxChanges | undefined> {
+    return this.withMailbox(folder, async () => {
+      const status = this.selectedStatus(folder);
+      if (status.highestModSeq === undefined || status.highestModSeq < modSeq) return undefined;
+      // `n:*` always includes the newest message, even below n.
+      const arrived = status.uidNext > before.uidNext ? (await this.fetchSummaryRange(`${before.uidNext}:*`)).filter((m) => m.uid >= before.uidNext) : [];
+      if (before.messages + arrived.length !== status.messages) return undefined;
+      const values = new Set<bigint>();
+      for (const m of arrived) {
+        if (m.modSeq === undefined || m.modSeq <= modSeq) return undefined;
+        values.add(m.modSeq);
+      }
+      if (BigInt(values.size) !== status.highestModSeq - modSeq) return undefined;
+      return { status, changed: since ? arrived.filter((m) => m.internalDate >= since) : arrived, vanished: [] };
     });
   }
 

@@ -53,7 +53,8 @@ export function pooledImapSessions(settings: ImapSettings, options: PoolOptions 
   const keys = new WeakMap<ImapFlow, string>();
 
   async function keyOf(login: ImapLogin): Promise<string> {
-    const secret = new TextEncoder().encode(`${login.user}\u0000${login.password}`);
+    // A token and a password never share a key, even when they are the same string.
+    const secret = new TextEncoder().encode(login.accessToken !== undefined ? `${login.user}\u0000token\u0000${login.accessToken}` : `${login.user}\u0000${login.password}`);
     const material = new Uint8Array(salt.length + secret.length);
     material.set(salt);
     material.set(secret, salt.length);

@@ -73,7 +73,7 @@ async function submit(settings: SmtpSettings, options: NodemailerSubmitterOption
       const canLogin = connection.allowsAuth && connection.secure;
       if (canLogin) {
         stage = 'auth';
-        await step<boolean>((done) => connection.login({ user: login.user, pass: login.password }, done));
+        await step<boolean>((done) => connection.login(login.accessToken !== undefined ? xoauth2Login(login.user, login.accessToken) : { user: login.user, pass: login.password }, done));
       } else if (settings.auth === 'required') {
         throw new SubmissionError('auth', connection.secure ? 'the SMTP server offers no login (SMTP_AUTH=required)' : 'the SMTP connection is not encrypted; no login over plain text (SMTP_AUTH=required)');
       }
@@ -88,6 +88,23 @@ async function submit(settings: SmtpSettings, options: NodemailerSubmitterOption
     connection.close();
     throw toSubmissionError(err, stage);
   }
+}
+
+/**
+ * AUTH XOAUTH2 with a token the device gave us: nodemailer's `oauth2` hook, reduced to the one token. nodemailer
+ * asks again with `renew` after a refusal; there is nothing to renew with here, so that is the refusal.
+ */
+function xoauth2Login(user: string, accessToken: string): SMTPConnection.AuthenticationOAuth2 {
+  const oauth2 = {
+    getToken(renew: boolean, callback: (err: Error | null, token?: string) => void): void {
+      if (renew) callback(Object.assign(new Error('the access token was refused'), { code: 'EAUTH' }));
+      else callback(null, accessToken);
+    },
+    buildXOAuth2Token(token: string): string {
+      return Buffer.from(`user=${user}\x01auth=Bearer ${token}\x01\x01`, 'utf8').toString('base64');
+    },
+  };
+  return { oauth2 } as unknown as SMTPConnection.AuthenticationOAuth2;
 }
 
 /** nodemailer's error (or ours) as a SubmissionError; the message names the SMTP reply, never the credentials. */

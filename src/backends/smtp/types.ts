@@ -21,6 +21,8 @@ export interface SmtpSettings {
 export interface SmtpLogin {
   user: string;
   password: string;
+  /** An OAuth 2.0 access token (a Bearer login): the login is AUTH XOAUTH2 with it instead of the password. */
+  accessToken?: string;
 }
 
 export interface SmtpEnvelope {

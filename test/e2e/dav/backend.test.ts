@@ -1,10 +1,11 @@
 /** The CalDAV/CardDAV backend against the real Radicale: discovery, sync-collection, multiget, conditional writes. */
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it, vi } from 'vitest';
 import { DavItemBackend } from '../../../src/backends/dav/backend.ts';
 import { FolderType } from '../../../src/backends/types.ts';
 import { createUser, makeEvent, makeTodo, makeVCard, seedAddressBook, seedCalendar } from '../../services/seed.ts';
 
 const services = inject('services');
+const realFetch = globalThis.fetch.bind(globalThis);
 
 describe('DavItemBackend', () => {
   it('finds calendars, task lists and address books through the principal, each its own folder', async () => {
@@ -56,5 +57,26 @@ describe('DavItemBackend', () => {
     expect(next.changed.map((c) => c.href).sort()).toEqual([changed.href, created.href].sort());
     expect(next.removed).toEqual([items[1]!.href]);
     expect(await dav.changesSince(folder!.ref, 'http://radicale.org/ns/sync/not-a-token')).toBe('invalid-token');
+  });
+
+  it('discovers a user\'s home once: later listings (a new backend per request) are one PROPFIND', async () => {
+    const user = createUser(services);
+    await seedCalendar(services, user, 'cal', [], { displayName: 'Cal' });
+    const login = { user: user.email, password: user.password };
+    const methods: string[] = [];
+    const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      methods.push(init?.method ?? 'GET');
+      return realFetch(input, init);
+    });
+    try {
+      const first = await new DavItemBackend(services.caldavUrl, 'caldav', login).listFolders();
+      expect(methods).toEqual(['PROPFIND', 'PROPFIND', 'PROPFIND']);
+      methods.length = 0;
+      const again = await new DavItemBackend(services.caldavUrl, 'caldav', login).listFolders();
+      expect(methods).toEqual(['PROPFIND']);
+      expect(again).toEqual(first);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

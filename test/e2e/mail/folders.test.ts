@@ -132,13 +132,17 @@ describe('FolderCreate', () => {
     expect(status(await createFolder(device, device.folderByName('Taken').serverId, 'Taken'))).toBe(1);
   });
 
-  it('answers 3 for user calendars, contacts and tasks, which the mail backend cannot hold', async () => {
+  it('answers 3 for user journals and notes, which no backend holds; user calendars, contacts and tasks are DAV collections, not mailboxes', async () => {
     const user = createUser(services);
     const device = await readyDevice(user);
-    for (const type of [FolderType.UserCalendar, FolderType.UserContacts, FolderType.UserTasks]) {
+    for (const type of [FolderType.UserJournal, FolderType.UserNotes]) {
       expect(status(await createFolder(device, '0', `Type ${type}`, String(type)))).toBe(3);
     }
-    expect(await imapFolders(user)).not.toContain('Type 13');
+    // CalDAV/CardDAV (src/commands/folder-dav.ts, test/e2e/dav/folders.test.ts).
+    for (const type of [FolderType.UserCalendar, FolderType.UserContacts, FolderType.UserTasks]) {
+      expect(status(await createFolder(device, '0', `Type ${type}`, String(type)))).toBe(1);
+    }
+    expect((await imapFolders(user)).filter((f) => f.startsWith('Type '))).toEqual([]);
   });
 
   it('answers 5 for an unknown parent, 9 for a bad or missing key, 10 for a malformed request', async () => {

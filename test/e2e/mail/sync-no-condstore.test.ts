@@ -383,6 +383,32 @@ describe('Sync without CONDSTORE gives the same results as with it', () => {
     });
   });
 
+  it('16.0 drafts: an edited draft keeps its ServerId, is not echoed, and the server\'s flag change reaches it', async () => {
+    await onBoth(async (t) => {
+      const user = newUser(t);
+      const device = new TestDevice(t.server, user, 'DRAFTS1', '16.0');
+      await device.folderSync();
+      const drafts = device.folderByType(FolderType.Drafts).serverId;
+      await device.syncUntilDone(drafts);
+      const data = (subject: string): WbxmlElement =>
+        el('AirSync', 'ApplicationData', [el('Email', 'To', user.email), el('Email', 'Subject', subject), el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', '1'), el('AirSyncBase', 'Data', subject)])]);
+      const add = await device.sync(drafts, { commands: [el('AirSync', 'Add', [el('AirSync', 'ClientId', 'c1'), data('Draft v1')])] });
+      const serverId = childText(child(child(add.collection, 'Responses'), 'Add'), 'ServerId')!;
+      const edit = await device.sync(drafts, { commands: [el('AirSync', 'Change', [el('AirSync', 'ServerId', serverId), data('Draft v2')])] });
+      expect([...edit.added, ...edit.changed, ...edit.deleted]).toEqual([]);
+      const quiet = await device.sync(drafts);
+      expect([...quiet.added, ...quiet.changed, ...quiet.deleted]).toEqual([]);
+      await withImap(t.services, user, async (c) => {
+        await c.mailboxOpen('Drafts');
+        await c.messageFlagsAdd('1:*', ['\\Flagged']);
+      });
+      const flagged = await device.sync(drafts);
+      expect(flagged.changed).toEqual([serverId]);
+      await expectPath(t, device, drafts);
+      return { rounds: [add, edit, quiet, flagged].map(summary), imap: (await imapState(t, user, 'Drafts')).map((line) => line.replace(/^\d+ /, '')) };
+    });
+  });
+
   it('server wins a conflict by default: Status 7 and the server version as a Change; other changes go through', async () => {
     const messages = numbered(3);
     await onBoth(async (t) => {

@@ -110,6 +110,49 @@ describe('Sync of an email folder', () => {
     expect(device.items(inbox).size).toBe(3);
   });
 
+  // New mail alone is found from the UID range after the old UIDNEXT (no modseq scan); anything else mixed in must
+  // still be found: each round adds mail together with one other kind of change.
+  it('finds every change that comes with new mail, round after round', async () => {
+    const user = createUser(services);
+    const seeded = await seedMailbox(services, user, 'INBOX', numbered(4));
+    const { device, inbox } = await readyDevice(server, user);
+    await device.sync(inbox);
+    await device.syncUntilDone(inbox);
+    const id = (uid: number | undefined): string => `${inbox}:${uid}`;
+    const edit = (fn: (imap: Parameters<Parameters<typeof withImap>[2]>[0]) => Promise<unknown>): Promise<unknown> =>
+      withImap(services, user, async (imap) => {
+        await imap.mailboxOpen('INBOX');
+        await fn(imap);
+      });
+
+    const [first] = await seedMailbox(services, user, 'INBOX', numbered(1, 100));
+    let round = await device.sync(inbox);
+    expect([round.added, round.changed, round.deleted]).toEqual([[id(first!.uid)], [], []]);
+
+    const [second] = await seedMailbox(services, user, 'INBOX', numbered(1, 101));
+    await edit((imap) => imap.messageFlagsAdd(String(seeded[0]!.uid), ['\\Flagged'], { uid: true }));
+    round = await device.sync(inbox);
+    expect([round.added, round.changed, round.deleted]).toEqual([[id(second!.uid)], [id(seeded[0]!.uid)], []]);
+
+    // The count stays the same (one in, one out): only the modseqs tell.
+    await edit((imap) => imap.messageDelete(String(seeded[1]!.uid), { uid: true }));
+    const [third] = await seedMailbox(services, user, 'INBOX', numbered(1, 102));
+    round = await device.sync(inbox);
+    expect([round.added, round.changed, round.deleted]).toEqual([[id(third!.uid)], [], [id(seeded[1]!.uid)]]);
+
+    // New mail that was read before the device looked: one message, two modseqs.
+    const [fourth] = await seedMailbox(services, user, 'INBOX', numbered(1, 103));
+    await edit((imap) => imap.messageFlagsAdd(String(fourth!.uid), ['\\Seen'], { uid: true }));
+    round = await device.sync(inbox);
+    expect([round.added, round.changed, round.deleted]).toEqual([[id(fourth!.uid)], [], []]);
+    expect(itemText(device.items(inbox).get(id(fourth!.uid)), 'Read', 'Email')).toBe('1');
+
+    const more = await seedMailbox(services, user, 'INBOX', numbered(2, 104));
+    round = await device.sync(inbox);
+    expect(round.added.sort()).toEqual(more.map((m) => id(m.uid)).sort());
+    expect(device.items(inbox).size).toBe(4 - 1 + 6);
+  });
+
   it('applies Read, Flag and Delete from the device to IMAP, without echoing them back', async () => {
     const user = createUser(services);
     const seeded = await seedMailbox(services, user, 'INBOX', numbered(3));

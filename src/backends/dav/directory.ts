@@ -1,0 +1,87 @@
+/**
+ * The Global Address List: a directory address book (a CardDAV collection, GAL_URL) that every user of the tenant
+ * may read, queried with addressbook-query under the user's own login. Search (GAL store) and ResolveRecipients read
+ * it; a vCard's FBURL (RFC 6350 §6.9.1) says where the person's free/busy (a calendar) can be read.
+ */
+import ICAL from 'ical.js';
+import { DavItemBackend, type DavLogin } from './backend.ts';
+
+export interface GalEntry {
+  displayName: string;
+  /** Lower-cased; the first is the primary address. */
+  emails: string[];
+  firstName?: string;
+  lastName?: string;
+  company?: string;
+  title?: string;
+  office?: string;
+  alias?: string;
+  phone?: string;
+  homePhone?: string;
+  mobilePhone?: string;
+  /** Where this person's busy times can be read (a CalDAV calendar URL). */
+  freeBusyUrl?: string;
+}
+
+function texts(card: ICAL.Component, name: string): string[] {
+  return card.getAllProperties(name).flatMap((p) => {
+    const value = p.getFirstValue();
+    const text = Array.isArray(value) ? value.join(' ') : String(value ?? '');
+    return text.trim() ? [text.trim()] : [];
+  });
+}
+
+function phoneOf(card: ICAL.Component, types: string[]): string | undefined {
+  for (const p of card.getAllProperties('tel')) {
+    const type = p.getParameter('type');
+    const list = (Array.isArray(type) ? type : [type]).map((t) => String(t ?? '').toLowerCase());
+    if (types.some((t) => list.includes(t))) return String(p.getFirstValue() ?? '').replace(/^tel:/i, '').trim() || undefined;
+  }
+  return undefined;
+}
+
+/** One directory vCard as a GAL entry; undefined when it has no email address (it cannot be a recipient). */
+export function galEntryOf(vcard: string): GalEntry | undefined {
+  let card: ICAL.Component;
+  try {
+    const parsed = ICAL.parse(vcard) as unknown[];
+    card = new ICAL.Component((Array.isArray(parsed[0]) ? parsed[0] : parsed) as unknown[]);
+  } catch {
+    return undefined;
+  }
+  const emails = texts(card, 'email').map((e) => e.replace(/^mailto:/i, '').toLowerCase());
+  if (emails.length === 0) return undefined;
+  const n = card.getFirstPropertyValue('n');
+  const [last, first] = Array.isArray(n) ? n.map((v) => (Array.isArray(v) ? v.join(' ') : String(v ?? '')).trim()) : [];
+  const org = card.getFirstPropertyValue('org');
+  const company = Array.isArray(org) ? String(org[0] ?? '').trim() : typeof org === 'string' ? org.split(';')[0]!.trim() : undefined;
+  const entry: GalEntry = { displayName: texts(card, 'fn')[0] ?? ([first, last].filter(Boolean).join(' ') || emails[0]!), emails };
+  const set = <K extends keyof GalEntry>(key: K, value: GalEntry[K] | undefined): void => {
+    if (value !== undefined && value !== '') entry[key] = value;
+  };
+  set('firstName', first);
+  set('lastName', last);
+  set('company', company);
+  set('title', texts(card, 'title')[0]);
+  set('office', texts(card, 'x-office')[0] ?? texts(card, 'role')[0]);
+  set('alias', texts(card, 'nickname')[0] ?? emails[0]!.split('@')[0]);
+  set('phone', phoneOf(card, ['work', 'voice']));
+  set('homePhone', phoneOf(card, ['home']));
+  set('mobilePhone', phoneOf(card, ['cell', 'mobile']));
+  set('freeBusyUrl', texts(card, 'fburl')[0]);
+  return entry;
+}
+
+/** The directory entries matching `text` (name, email or nickname contains it), sorted by display name. */
+export async function searchDirectory(galUrl: string, login: DavLogin, text: string): Promise<GalEntry[]> {
+  const items = await new DavItemBackend(galUrl, 'carddav', login).queryAddressBook(galUrl, text);
+  return items
+    .flatMap((item) => galEntryOf(item.data) ?? [])
+    .sort((a, b) => a.displayName.localeCompare(b.displayName) || a.emails[0]!.localeCompare(b.emails[0]!));
+}
+
+/** Reads `url` as a calendar under the user's login: the events in [start, end), or 'forbidden'. */
+export async function busyEvents(url: string, login: DavLogin, start: Date, end: Date): Promise<string[] | 'forbidden'> {
+  const items = await new DavItemBackend(url, 'caldav', login).eventsInRange(url, start, end);
+  return items === 'forbidden' ? items : items.map((i) => i.data);
+}

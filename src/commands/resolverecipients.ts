@@ -1,0 +1,123 @@
+/**
+ * ResolveRecipients (MS-ASCMD §2.2.1.15; BRIEF §3.11): each To (an address or a name) looked up in the tenant's
+ * directory (GAL_URL, gal.ts). An exact address match, or a single match, resolves (Status 1); several are
+ * suggestions (2), cut to MaxAmbiguousRecipients (3, a partial list); none is 4.
+ *
+ * Availability (14.0+): StartTime to EndTime (default seven days; at least 30 minutes, at most 42 days, else Status 5)
+ * as MergedFreeBusy, from the calendar the directory entry names in FBURL, read under the requester's login. A
+ * calendar the requester may not read is Availability Status 163; no FBURL, or a calendar that could not be read,
+ * 162. Certificates are not kept (CertificateRetrieval 2/3 → Certificates Status 7, none); pictures (14.1) neither
+ * (Picture Status 173).
+ */
+import { busyEvents, type GalEntry } from '../backends/dav/directory.ts';
+import { parseDateTime } from '../items/datetime.ts';
+import { mergedFreeBusy } from '../items/freebusy.ts';
+import { child, children, childText, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
+import { findInGal } from './gal.ts';
+import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+
+export const ResolveRecipientsStatus = { Success: 1, ProtocolError: 5, ServerError: 6 } as const;
+export const RecipientStatus = { Resolved: 1, Ambiguous: 2, AmbiguousPartial: 3, NotFound: 4 } as const;
+export const AvailabilityStatus = { Success: 1, Transient: 162, NoPermission: 163 } as const;
+
+const MAX_TO = 100;
+const DEFAULT_AMBIGUOUS = 19;
+const DAY_MS = 86_400_000;
+const MAX_AVAILABILITY_DAYS = 42;
+
+function top(status: number, responses: WbxmlElement[] = []): CommandResult {
+  return { kind: 'wbxml', body: el('ResolveRecipients', 'ResolveRecipients', [el('ResolveRecipients', 'Status', status), ...responses]) };
+}
+
+interface Options {
+  certificates: boolean;
+  maxAmbiguous: number;
+  availability: { start: Date; end: Date } | undefined;
+  picture: boolean;
+}
+
+function readOptions(options: WbxmlElement | undefined, version: string): Options | undefined {
+  const retrieval = childText(options, 'CertificateRetrieval');
+  if (retrieval !== undefined && !['1', '2', '3'].includes(retrieval.trim())) return undefined;
+  const maxText = childText(options, 'MaxAmbiguousRecipients');
+  const max = maxText === undefined ? DEFAULT_AMBIGUOUS : Number(maxText);
+  if (!Number.isInteger(max) || max < 0 || max > 9999) return undefined;
+  const availability = child(options, 'Availability');
+  let window: Options['availability'];
+  if (availability && Number.parseFloat(version) >= 14) {
+    const start = parseDateTime(childText(availability, 'StartTime'));
+    const endText = childText(availability, 'EndTime');
+    const end = endText === undefined ? (start ? new Date(start.getTime() + 7 * DAY_MS) : undefined) : parseDateTime(endText);
+    if (!start || !end) return undefined;
+    const span = end.getTime() - start.getTime();
+    if (span < 30 * 60_000 || span > MAX_AVAILABILITY_DAYS * DAY_MS) return undefined;
+    window = { start, end };
+  }
+  return { certificates: retrieval === '2' || retrieval === '3', maxAmbiguous: max, availability: window, picture: child(options, 'Picture') !== undefined };
+}
+
+async function availabilityOf(context: CommandContext, entry: GalEntry, window: { start: Date; end: Date }): Promise<WbxmlElement> {
+  const status = (s: number): WbxmlElement => el('ResolveRecipients', 'Availability', [el('ResolveRecipients', 'Status', s)]);
+  if (!entry.freeBusyUrl) return status(AvailabilityStatus.Transient);
+  try {
+    const events = await busyEvents(entry.freeBusyUrl, { user: context.user.login, password: context.user.password }, window.start, window.end);
+    if (events === 'forbidden') return status(AvailabilityStatus.NoPermission);
+    return el('ResolveRecipients', 'Availability', [
+      el('ResolveRecipients', 'Status', AvailabilityStatus.Success),
+      el('ResolveRecipients', 'MergedFreeBusy', mergedFreeBusy(events, window.start, window.end)),
+    ]);
+  } catch {
+    return status(AvailabilityStatus.Transient);
+  }
+}
+
+async function recipient(context: CommandContext, entry: GalEntry, options: Options, v: number): Promise<WbxmlElement> {
+  return el('ResolveRecipients', 'Recipient', [
+    el('ResolveRecipients', 'Type', 1),
+    el('ResolveRecipients', 'DisplayName', entry.displayName),
+    el('ResolveRecipients', 'EmailAddress', entry.emails[0]!),
+    options.availability ? await availabilityOf(context, entry, options.availability) : undefined,
+    options.certificates ? el('ResolveRecipients', 'Certificates', [el('ResolveRecipients', 'Status', 7), el('ResolveRecipients', 'CertificateCount', 0)]) : undefined,
+    options.picture && v >= 141 ? el('ResolveRecipients', 'Picture', [el('ResolveRecipients', 'Status', 173)]) : undefined,
+  ]);
+}
+
+async function resolveOne(context: CommandContext, to: string, options: Options): Promise<WbxmlElement> {
+  const v = Math.round(Number.parseFloat(context.request.version) * 10);
+  const query = to.replace(/^.*<([^>]+)>.*$/, '$1').trim();
+  const found = await findInGal(context, query);
+  const exact = found.filter((e) => e.emails.includes(query.toLowerCase()));
+  const matches = exact.length ? exact : found;
+  const status = matches.length === 0 ? RecipientStatus.NotFound : matches.length === 1 ? RecipientStatus.Resolved : matches.length > options.maxAmbiguous ? RecipientStatus.AmbiguousPartial : RecipientStatus.Ambiguous;
+  const listed = status === RecipientStatus.Resolved ? matches : matches.slice(0, options.maxAmbiguous);
+  const recipients: WbxmlElement[] = [];
+  for (const entry of listed) recipients.push(await recipient(context, entry, options, v));
+  return el('ResolveRecipients', 'Response', [
+    el('ResolveRecipients', 'To', to),
+    el('ResolveRecipients', 'Status', status),
+    el('ResolveRecipients', 'RecipientCount', recipients.length),
+    ...recipients,
+  ]);
+}
+
+export async function resolveRecipients(context: CommandContext): Promise<CommandResult> {
+  const body = context.body;
+  if (body?.ns !== 'ResolveRecipients' || body.tag !== 'ResolveRecipients') return top(ResolveRecipientsStatus.ProtocolError);
+  const tos = children(body, 'To').map((t) => textOf(t).trim());
+  const options = readOptions(child(body, 'Options'), context.request.version);
+  if (tos.length === 0 || tos.length > MAX_TO || tos.some((t) => !t) || !options) return top(ResolveRecipientsStatus.ProtocolError);
+  const responses: WbxmlElement[] = [];
+  try {
+    for (const to of tos) responses.push(await resolveOne(context, to, options));
+  } catch {
+    return top(ResolveRecipientsStatus.ServerError);
+  }
+  return top(ResolveRecipientsStatus.Success, responses);
+}
+
+registerCommand({
+  name: 'ResolveRecipients',
+  responseRoot: { ns: 'ResolveRecipients', tag: 'ResolveRecipients' },
+  serverErrorStatus: ResolveRecipientsStatus.ServerError,
+  handle: resolveRecipients,
+});

@@ -1,0 +1,197 @@
+/**
+ * AWS Lambda runtime (serverless.yml, infra/aws/): two functions from one bundle.
+ *
+ * - `handler`: the app behind a Lambda Function URL (payload format 2.0) through `hono/aws-lambda` (Hono 5 moves it to
+ *   the package `@hono/aws-lambda`, same API). WBXML is binary: the Function URL hands it over base64-encoded
+ *   (`isBase64Encoded`), the adapter decodes it to bytes, and answers whose Content-Type is not text go back
+ *   base64-encoded, so bodies cross byte for byte.
+ * - `watch`: the push watcher (src/push/watcher.ts) for one scheduled run. It holds an IMAP IDLE connection per
+ *   leased account for up to 14 minutes (Lambda stops a run at 15), then closes them. Runs are scheduled a little more
+ *   often than they last (every 13 minutes), so two overlap for a minute and no change falls in a gap; the next run's
+ *   first check catches up on anything its predecessor could not see.
+ *
+ * Settings are the environment variables of src/config.ts, with Lambda's own defaults (LAMBDA_DEFAULTS): one tenant
+ * per stack (infra/aws/), or several from TENANTS. State lives in one DynamoDB table (DYNAMODB_TABLE); the deployment
+ * template creates it, with TTL on `ttl`.
+ * The watcher logs in as IMAP_MASTER_USER or with the password a Ping sealed under CREDENTIAL_KEY: a password held
+ * in memory, as on Node, would not survive from the HTTP function to the watcher function.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { Hono } from 'hono';
+import { handle, type APIGatewayProxyResult, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
+import { createApp } from '../app.ts';
+import { imapAuthenticator } from '../backends/imap/authenticate.ts';
+import { pooledImapSessions } from '../backends/imap/sessions.ts';
+import { defaultRegistry } from '../commands/index.ts';
+import { ConfigError, type ServerConfig } from '../config.ts';
+import { stdoutLog, type LogSink } from '../log.ts';
+import { PushHub } from '../push/feed.ts';
+import { HEARTBEAT_CAPS } from '../push/ping-poll.ts';
+import { runIdleWatcher } from '../push/watcher.ts';
+import { createStateTable, DynamoDbStateStore } from '../state/dynamodb.ts';
+import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
+import { loadTenants } from '../tenants/settings.ts';
+import { tenantRouter } from '../tenants/services.ts';
+
+/**
+ * Lambda's defaults, where the environment says nothing:
+ * - a Ping's heartbeat stays under the Function URL's 900 s limit (DESIGN §5.1);
+ * - state in DynamoDB (a function's disk does not outlive it);
+ * - a request body of at most 4.5 MB: a Function URL takes 6 MB of payload, and base64 makes bytes a third larger.
+ */
+export const LAMBDA_DEFAULTS: Readonly<Record<string, string>> = {
+  PING_MAX_HEARTBEAT: String(HEARTBEAT_CAPS.lambdaFunctionUrl),
+  STATE_STORE: 'dynamodb',
+  MAX_REQUEST_BYTES: String(4_500_000),
+};
+
+/** The longest watcher run: Lambda ends any invocation at 15 minutes. */
+export const WATCH_RUN_MS = 14 * 60_000;
+/** Time kept back at the end of a run to close the IMAP connections before Lambda's timeout. */
+const WATCH_STOP_MARGIN_MS = 30_000;
+
+/** A Function URL response (the adapter's result type). */
+export type FunctionUrlResult = APIGatewayProxyResult;
+
+/** The scheduled event: EventBridge's, or the `input` of a schedule naming the lease shards this run watches. */
+export interface WatchEvent {
+  shards?: number[];
+}
+
+export interface WatchReport {
+  /** The tenants watched (one per stack, or those of TENANTS). */
+  tenants: number;
+  shards: number;
+  ms: number;
+}
+
+export interface LambdaRuntimeOptions {
+  /** The settings (process.env in Lambda). */
+  env: Record<string, string | undefined>;
+  log?: LogSink;
+  /** The watcher's timings (src/push/watcher.ts IdleWatcherOptions); tests shorten them. */
+  watcher?: { leaseScanMs?: number; checkIntervalMs?: number; durationMs?: number };
+}
+
+export interface LambdaRuntime {
+  /** The settings of the (first) tenant: process-wide ones such as the state table are the same for all. */
+  config: ServerConfig;
+  state: StateStore;
+  http(event: LambdaEvent, context?: LambdaContext): Promise<FunctionUrlResult>;
+  watch(event?: WatchEvent, context?: Pick<LambdaContext, 'getRemainingTimeInMillis'>): Promise<WatchReport>;
+}
+
+/** Both handlers over one configuration and one state store (one per Lambda container, built on its first event). */
+export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntime {
+  const log = options.log ?? stdoutLog;
+  // One tenant from the environment (a stack per tenant), or several from TENANTS (src/tenants/settings.ts).
+  const tenants = loadTenants(options.env, { runtimeDefaults: LAMBDA_DEFAULTS });
+  const config = tenants.entries[0]!.config;
+  if (config.state.kind !== 'dynamodb') throw new ConfigError('invalid configuration: STATE_STORE must be dynamodb on Lambda');
+  const { table, endpoint, region } = config.state;
+  // Lambda puts the function role's credentials in the environment; the SDK's default chain finds them in process.env,
+  // and these lines find them in the environment this runtime was given.
+  const env = options.env;
+  const credentials =
+    env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+      ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) }
+      : undefined;
+  const client = new DynamoDBClient({ ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}), ...(credentials ? { credentials } : {}) });
+  const state = new DynamoDbStateStore({ client, table });
+  // With an endpoint (dynalite, a local emulator) the table is ours to create; in AWS the stack template owns it.
+  let ready: Promise<void> | undefined = endpoint ? undefined : Promise.resolve();
+  const tableReady = (): Promise<void> => (ready ??= createStateTable(client, table).catch((err: unknown) => {
+    ready = undefined;
+    throw err;
+  }));
+
+  // A warm container reuses a user's logged-in IMAP connection for the next request, as Node does.
+  const imapSessions = pooledImapSessions(config.imap);
+  const app: Hono = createApp({
+    config,
+    authenticator: imapAuthenticator(config.imap, imapSessions),
+    imapSessions,
+    commands: defaultRegistry,
+    state,
+    log,
+    // Each tenant its own IMAP pool: a kept connection never serves another tenant.
+    ...(tenants.entries.length > 1
+      ? {
+          tenants: tenantRouter(tenants, (tenant) => {
+            const sessions = pooledImapSessions(tenant.imap);
+            return { imapSessions: sessions, authenticator: imapAuthenticator(tenant.imap, sessions) };
+          }),
+        }
+      : {}),
+  });
+  const serve = handle(app);
+
+  return {
+    config,
+    state,
+    async http(event, context) {
+      await tableReady();
+      // The adapter passes its context to app.fetch as the Hono env; the app reads nothing from it.
+      return serve(event, context as LambdaContext);
+    },
+    async watch(event, context) {
+      await tableReady();
+      const started = Date.now();
+      const remaining = context?.getRemainingTimeInMillis?.() ?? WATCH_RUN_MS + WATCH_STOP_MARGIN_MS;
+      const durationMs = options.watcher?.durationMs ?? Math.max(0, Math.min(WATCH_RUN_MS, remaining - WATCH_STOP_MARGIN_MS));
+      const shards = event?.shards?.filter((s) => Number.isInteger(s) && s >= 0 && s < LEASE_SHARDS);
+      // The watcher is its own function: no Ping of this process announces itself, the lease scan finds them all.
+      const hub = new PushHub();
+      await Promise.all(
+        tenants.entries.map(({ config: tenant }) =>
+          runIdleWatcher({
+            state,
+            tenant: tenant.tenant,
+            imap: tenant.imap,
+            push: tenant.push,
+            log,
+            hub,
+            ...(shards?.length ? { shards } : {}),
+            ...(options.watcher?.leaseScanMs ? { leaseScanMs: options.watcher.leaseScanMs } : {}),
+            ...(options.watcher?.checkIntervalMs ? { checkIntervalMs: options.watcher.checkIntervalMs } : {}),
+            durationMs,
+          }),
+        ),
+      );
+      const report: WatchReport = { tenants: tenants.entries.length, shards: shards?.length || LEASE_SHARDS, ms: Date.now() - started };
+      log({ time: new Date().toISOString(), tenant: tenants.entries.map((e) => e.name).join(','), event: 'watch-run', ...report });
+      return report;
+    },
+  };
+}
+
+/** The container's runtime, built from process.env on the first event (a configuration error is logged once per event). */
+let runtime: LambdaRuntime | undefined;
+
+function containerRuntime(): LambdaRuntime | undefined {
+  if (runtime) return runtime;
+  try {
+    runtime = createLambdaRuntime({ env: process.env });
+    return runtime;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    stdoutLog({ time: new Date().toISOString(), event: 'config-error', error: err.message });
+    return undefined;
+  }
+}
+
+/** The Function URL handler (serverless.yml `functions.api`). */
+export async function handler(event: LambdaEvent, context: LambdaContext): Promise<FunctionUrlResult> {
+  const current = containerRuntime();
+  // A deployment without its settings: the log names what is missing; the caller learns only that it is.
+  if (!current) return { statusCode: 500, headers: { 'content-type': 'text/plain' }, body: 'activesync-edge: not configured\n', isBase64Encoded: false };
+  return current.http(event, context);
+}
+
+/** The scheduled watcher (serverless.yml `functions.watcher`). */
+export async function watch(event: WatchEvent | undefined, context: LambdaContext): Promise<WatchReport> {
+  const current = containerRuntime();
+  // Unlike a device's request, a run without settings fails: the failed invocation is what the watcher alarm counts.
+  if (!current) throw new ConfigError('activesync-edge: not configured (the config-error log line names what is missing)');
+  return current.watch(event, context);
+}

@@ -1,0 +1,180 @@
+/**
+ * `npx activesync-edge admin …` against a running Node server (`npm start` in its own process, with ADMIN_TOKEN),
+ * as an operator runs it: a scripted device talks to the server over HTTP, the CLI manages it over the admin API.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { openSqliteStateStore, STATE_FILE_NAME, type NodeSqliteStore } from '../../src/state/sqlite-node.ts';
+import { el } from '../../src/wbxml/tree.ts';
+import { TestDevice, type TestServer } from '../device/device.ts';
+import { freePort } from '../services/process.ts';
+import { createUser } from '../services/seed.ts';
+
+const services = inject('services');
+const ROOT = join(import.meta.dirname, '../..');
+const TSX = join(ROOT, 'node_modules/.bin/tsx');
+const BIN = join(ROOT, 'bin/activesync-edge.js');
+const TOKEN = 'cli-admin-token-0123456789abcdef';
+
+let child: ChildProcess;
+let output = '';
+let base: string;
+let state: NodeSqliteStore;
+let server: TestServer;
+
+/** The CLI as a separate process, the way `npx activesync-edge admin …` runs it. */
+function cli(args: string[], env: Record<string, string | undefined> = { ADMIN_TOKEN: TOKEN }): { code: number | null; stdout: string; stderr: string } {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'ADMIN_TOKEN' && k !== 'ACTIVESYNC_EDGE_URL'));
+  const run = spawnSync(process.execPath, [BIN, 'admin', '--url', base, ...args], { cwd: ROOT, env: { ...clean, ...env }, encoding: 'utf8' });
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+}
+
+beforeAll(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const stateDir = mkdtempSync(join(tmpdir(), 'ase-admin-cli-'));
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|ADMIN)_|^PORT$|^TENANT$/.test(k)));
+  child = spawn(TSX, ['src/runtimes/node.ts'], {
+    cwd: ROOT,
+    env: {
+      ...clean,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      STATE_DIR: stateDir,
+      TENANT: 'test',
+      IMAP_HOST: services.imap.host,
+      IMAP_PORT: String(services.imap.port),
+      IMAP_SECURE: 'false',
+      ADMIN_TOKEN: TOKEN,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const deadline = Date.now() + 20_000;
+  while (!output.includes('"event":"listening"')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the server did not start: ${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // The same SQLite file as the server (WAL: a second connection reads and writes beside it).
+  state = openSqliteStateStore(join(stateDir, STATE_FILE_NAME));
+  server = {
+    fetch: (url, init) => {
+      const u = new URL(url);
+      return fetch(`${base}${u.pathname}${u.search}`, init);
+    },
+    state: state.store,
+    logs: [],
+  };
+});
+
+afterAll(async () => {
+  state?.close();
+  if (child && child.exitCode === null) {
+    const exited = new Promise((r) => child.on('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  }
+});
+
+// Every CLI call is a process start (about a second through tsx): the tests get more time than the default.
+describe('activesync-edge admin', { timeout: 90_000 }, () => {
+  it('lists devices as a table or JSON, and shows one with its folders', async () => {
+    const user = createUser(services);
+    const device = new TestDevice(server, user);
+    await device.folderSync();
+
+    const listed = cli(['devices', '--user', user.email]);
+    expect(listed.code).toBe(0);
+    const [header, rule, row] = listed.stdout.split('\n');
+    expect(header).toMatch(/^user\s+deviceId\s+deviceType\s+model/);
+    expect(rule).toMatch(/^-+\s+-+/);
+    expect(row).toContain(device.deviceId);
+    expect(row).toContain('provisioned');
+
+    const json = cli(['--json', 'devices']);
+    expect(json.code).toBe(0);
+    const devices = (JSON.parse(json.stdout) as { devices: { deviceId: string; model: string }[] }).devices;
+    expect(devices.find((d) => d.deviceId === device.deviceId)).toMatchObject({ model: 'iPhone Test' });
+
+    const shown = cli(['device', user.email, device.deviceId]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^deviceType\s+iPhone$/m);
+    expect(shown.stdout).toMatch(/^folders\ncollectionId\s+name/m);
+    expect(shown.stdout).toContain('Inbox');
+    expect(shown.stdout).toMatch(/broken items\n\(none\)/);
+  });
+
+  it('wipes and cancels, allows and blocks, and manages the access rules', async () => {
+    const user = createUser(services);
+    const device = new TestDevice(server, user);
+    await device.folderSync();
+
+    expect(cli(['wipe', user.email, device.deviceId]).stdout).toContain('requested');
+    expect(cli(['cancel-wipe', user.email, device.deviceId]).stdout).toMatch(/\bnone\b/);
+    const account = cli(['wipe', '--account', user.email, device.deviceId]);
+    expect(account.code).toBe(1);
+    expect(account.stderr).toMatch(/^activesync-edge: .*16\.1/);
+
+    const added = cli(['rules', 'add', '--action', 'block', '--device-type', 'iPhone', '--id', 'no-iphones']);
+    expect(added.code).toBe(0);
+    expect(added.stdout).toMatch(/no-iphones\s+block\s+iPhone/);
+    const blocked = await device.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
+    expect(blocked.body?.children.find((c) => c.tag === 'Status')?.text).toBe('129');
+    expect(cli(['allow', user.email, device.deviceId]).code).toBe(0);
+    const allowed = await device.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
+    expect(allowed.body?.children.find((c) => c.tag === 'Status')?.text).toBe('1');
+    expect(cli(['device', user.email, device.deviceId]).stdout).toMatch(/^accessReason\s+admin$/m);
+
+    expect(cli(['rules', 'default', 'quarantine']).stdout).toMatch(/default: quarantine/);
+    const removed = cli(['rules', 'remove', 'no-iphones']);
+    expect(removed.stdout).toContain('(none)');
+    expect(cli(['rules', 'default', 'allow']).stdout).toMatch(/default: allow/);
+    const bad = cli(['rules', 'add', '--action', 'block', '--model', '((']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/not a regular expression/);
+  });
+
+  it('removes idle devices with progress, and shows the counters', async () => {
+    const user = createUser(services);
+    const idle = new TestDevice(server, user);
+    await idle.folderSync();
+    const fresh = new TestDevice(server, user);
+    await fresh.folderSync();
+    await state.store.updateDevice(idle.scope, { deviceType: 'iPhone', lastSeen: Date.now() - 100 * 86_400_000 });
+
+    const dry = cli(['remove-idle', '--days', '90', '--dry-run']);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain(idle.deviceId);
+    expect(dry.stdout).toMatch(/1 device\(s\) would be removed/);
+    expect(dry.stderr).toBe('');
+
+    const done = cli(['remove-idle', '--days', '90']);
+    expect(done.code).toBe(0);
+    expect(done.stderr).toBe(`removed 1/1: ${idle.scope.user} ${idle.deviceId}\n`);
+    expect(done.stdout).toMatch(/1 device\(s\) removed/);
+    const left = JSON.parse(cli(['--json', 'devices', '--user', user.email]).stdout) as { devices: { deviceId: string }[] };
+    expect(left.devices.map((d) => d.deviceId)).toEqual([fresh.deviceId]);
+
+    const stats = cli(['stats', '--minutes', '10']);
+    expect(stats.code).toBe(0);
+    expect(stats.stdout).toMatch(/^FolderSync\s+\d+\s+0\s+\d+\s+\d+$/m);
+    expect(stats.stdout).toMatch(/^Provision\s+\d+/m);
+  });
+
+  it('says what is wrong without a token, with a wrong one, or without a server', async () => {
+    const none = cli(['devices'], {});
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/no admin token/);
+    const wrong = cli(['devices', '--token', 'not-the-token-at-all']);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/valid admin token/);
+    const port = await freePort();
+    const away = spawnSync(process.execPath, [BIN, 'admin', '--url', `http://127.0.0.1:${port}`, '--token', TOKEN, 'devices'], { cwd: ROOT, encoding: 'utf8' });
+    expect(away.status).toBe(1);
+    expect(away.stderr).toMatch(/cannot reach/);
+  });
+});

@@ -1,0 +1,117 @@
+/**
+ * The steps of the device session every runtime must pass (issue: one end-to-end session per runtime): seed the
+ * Inbox, fetch an attachment as multipart, wait in Ping for a new message, send a message, move one. Each step
+ * drives a TestDevice through whatever server it was given and checks the answer; the runtime tests call them in
+ * order and add their runtime's own checks.
+ */
+import { randomBytes } from 'node:crypto';
+import { expect } from 'vitest';
+import { child, children, childText, el, type WbxmlElement } from '../../src/wbxml/tree.ts';
+import { itemText, type TestDevice } from '../device/device.ts';
+import { createUser, listMessages, makeMessage, seedMailbox, withImap } from '../services/seed.ts';
+import type { TestServices, TestUser } from '../services/types.ts';
+import { compose, waitForStored } from './mail/compose-helpers.ts';
+
+/** Every byte value, in an order no text encoding keeps, and some random ones. */
+export const BINARY = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => 255 - i)), randomBytes(2000)]);
+
+/** Two messages in the Inbox: one with BINARY attached as scan.bin, one plain. */
+export async function seedInbox(services: TestServices, user: TestUser): Promise<void> {
+  await seedMailbox(services, user, 'INBOX', [
+    { message: { from: 'Bob <bob@example.test>', to: user.email, subject: 'Scan attached', text: 'The scan.\n', attachments: [{ filename: 'scan.bin', contentType: 'application/octet-stream', content: BINARY }] } },
+    { message: { from: 'Carol <carol@example.test>', to: user.email, subject: 'Plain note', text: 'Just text.\n' } },
+  ]);
+}
+
+export function subjectsOf(device: TestDevice, collectionId: string): (string | undefined)[] {
+  return [...device.items(collectionId).values()].map((d) => itemText(d, 'Subject', 'Email')).sort();
+}
+
+/** ServerId of the item with this Subject. */
+export function itemWithSubject(device: TestDevice, collectionId: string, subject: string): [string, WbxmlElement] {
+  const found = [...device.items(collectionId).entries()].find(([, d]) => itemText(d, 'Subject', 'Email') === subject);
+  if (!found) throw new Error(`no item "${subject}" in ${collectionId}`);
+  return found;
+}
+
+/** ItemOperations Fetch of the scan's attachment as a multipart answer; checks the bytes are BINARY exactly. */
+export async function fetchAttachmentMultipart(device: TestDevice, inbox: string): Promise<void> {
+  const [, scan] = itemWithSubject(device, inbox, 'Scan attached');
+  const fileReference = childText(child(child(scan, 'Attachments', 'AirSyncBase'), 'Attachment', 'AirSyncBase'), 'FileReference', 'AirSyncBase')!;
+  const res = await device.send(
+    'ItemOperations',
+    el('ItemOperations', 'ItemOperations', [el('ItemOperations', 'Fetch', [el('ItemOperations', 'Store', 'Mailbox'), el('AirSyncBase', 'FileReference', fileReference)])]),
+    { headers: { 'MS-ASAcceptMultiPart': 'T' } },
+  );
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toBe('application/vnd.ms-sync.multipart');
+  // int32 LE part count, then (offset, length) per part; part 0 is the WBXML, part 1 the file.
+  const view = new DataView(res.bytes.buffer, res.bytes.byteOffset, res.bytes.byteLength);
+  expect(view.getInt32(0, true)).toBe(2);
+  const offset = view.getInt32(12, true);
+  const length = view.getInt32(16, true);
+  expect(Buffer.from(res.bytes.subarray(offset, offset + length)).equals(BINARY)).toBe(true);
+}
+
+export function pingBody(heartbeat: number, folders: string[]): WbxmlElement {
+  return el('Ping', 'Ping', [
+    el('Ping', 'HeartbeatInterval', String(heartbeat)),
+    el('Ping', 'Folders', folders.map((id) => el('Ping', 'Folder', [el('Ping', 'Id', id), el('Ping', 'Class', 'Email')]))),
+  ]);
+}
+
+/**
+ * A Ping on the Inbox that a message APPENDed 1.5 s after it started must end with Status 2. `afterAppend` runs once
+ * the message is in (e.g. fires a cron). Then the device syncs the one new message. Returns the Ping's duration.
+ */
+export async function pingSeesNewMessage(services: TestServices, user: TestUser, device: TestDevice, inbox: string, heartbeat: number, afterAppend?: () => void): Promise<number> {
+  const started = Date.now();
+  const appended = new Promise<void>((resolve, reject) =>
+    setTimeout(() => {
+      withImap(services, user, (imap) => imap.append('INBOX', makeMessage({ from: 'dave@example.org', to: user.email, subject: 'Pushed', text: 'New.\n' })))
+        .then(() => {
+          afterAppend?.();
+          resolve();
+        })
+        .catch(reject);
+    }, 1_500),
+  );
+  const res = await device.send('Ping', pingBody(heartbeat, [inbox]));
+  await appended;
+  const ms = Date.now() - started;
+  expect(res.status).toBe(200);
+  expect(childText(res.body, 'Status')).toBe('2');
+  expect(children(child(res.body, 'Folders'), 'Folder').map((f) => f.text)).toEqual([inbox]);
+  const round = await device.sync(inbox);
+  expect(round.added).toHaveLength(1);
+  expect(itemText(device.items(inbox).get(round.added[0]!), 'Subject', 'Email')).toBe('Pushed');
+  return ms;
+}
+
+/** SendMail to a fresh user; the message must arrive in their Inbox (through the test Postfix). */
+export async function sendMailArrives(services: TestServices, device: TestDevice, from: TestUser): Promise<void> {
+  const bob = createUser(services);
+  const subject = `Session ${randomBytes(3).toString('hex')}`;
+  const res = await compose(device, 'SendMail', makeMessage({ from: from.email, to: bob.email, subject, text: 'Sent in a device session.\n' }));
+  expect(res.status).toBe(200);
+  expect(res.bytes.length).toBe(0);
+  const got = await waitForStored(services, bob, (m) => m.email.subject === subject);
+  expect(got.email.subject).toBe(subject);
+}
+
+/** MoveItems of "Plain note" to Archive; IMAP has it there, and neither folder's next Sync sends it back. */
+export async function moveToArchive(services: TestServices, user: TestUser, device: TestDevice, inbox: string): Promise<void> {
+  const archive = device.folderByName('Archive').serverId;
+  await device.syncUntilDone(archive);
+  const [note] = itemWithSubject(device, inbox, 'Plain note');
+  const body = await device.command('MoveItems', el('Move', 'MoveItems', [el('Move', 'Move', [el('Move', 'SrcMsgId', note), el('Move', 'SrcFldId', inbox), el('Move', 'DstFldId', archive)])]));
+  const response = child(body, 'Response');
+  expect(childText(response, 'Status')).toBe('3');
+  expect(childText(response, 'DstMsgId')?.startsWith(`${archive}:`)).toBe(true);
+  expect((await listMessages(services, user, 'Archive')).map((m) => m.subject)).toEqual(['Plain note']);
+  // The phone moved it itself: the server does not send it back to either folder.
+  const archiveRound = await device.sync(archive);
+  expect([archiveRound.status, archiveRound.added, archiveRound.deleted]).toEqual([1, [], []]);
+  const inboxRound = await device.sync(inbox);
+  expect([inboxRound.status, inboxRound.added, inboxRound.deleted]).toEqual([1, [], []]);
+}

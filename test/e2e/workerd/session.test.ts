@@ -1,0 +1,87 @@
+/**
+ * One device session on the Cloudflare runtime as it runs locally: the Worker of wrangler.toml under `wrangler dev`
+ * (workerd, state in Durable Objects), reached over HTTP, against the test Dovecot and Postfix. Push: the Ping waits
+ * on the Durable Object feed while the cron's sweep (fired at /__scheduled) logs in, sees the new message and writes
+ * the marker.
+ *
+ * Settings are `--var`s. Dovecot and Postfix speak plaintext here (tests only: production Workers need 993/465).
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { FolderType } from '../../../src/backends/types.ts';
+import { childText } from '../../../src/wbxml/tree.ts';
+import { TestDevice, type TestServer } from '../../device/device.ts';
+import { createUser } from '../../services/seed.ts';
+import type { StateStore } from '../../../src/state/types.ts';
+import { fetchVia, startWranglerDev, type WranglerDev } from '../../services/wrangler-dev.ts';
+import { fetchAttachmentMultipart, moveToArchive, pingBody, pingSeesNewMessage, seedInbox, sendMailArrives, subjectsOf } from '../session-steps.ts';
+
+const services = inject('services');
+
+describe('a device session against the Worker in workerd (wrangler dev, Durable Objects)', () => {
+  let worker: WranglerDev;
+  let device: TestDevice;
+  let inbox: string;
+  const sweeps: Promise<unknown>[] = [];
+  const user = createUser(services);
+
+  beforeAll(async () => {
+    worker = await startWranglerDev({
+      IMAP_HOST: services.imap.host,
+      IMAP_PORT: String(services.imap.port),
+      IMAP_SECURE: 'false',
+      ...(services.smtp ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' } : {}),
+      TENANT: 'test',
+      PING_MIN_HEARTBEAT: '1',
+      PING_POLL_SECONDS: '1',
+      IMAP_MASTER_USER: services.master.user,
+      IMAP_MASTER_PASSWORD: services.master.password,
+    });
+    // The device reads no state directly here: everything goes through the Worker.
+    const server: TestServer = { fetch: fetchVia(worker.origin), state: undefined as unknown as StateStore, logs: [] };
+    device = new TestDevice(server, user);
+  }, 90_000);
+
+  afterAll(async () => {
+    await worker?.stop();
+    await Promise.allSettled(sweeps);
+  }, 30_000);
+
+  it('Provision: the two-phase handshake gives a final policy key', async () => {
+    const round = await device.provision();
+    expect([round.initial.status, round.ack?.status]).toEqual([200, 200]);
+    expect(device.policyKey).toMatch(/^\d+$/);
+  });
+
+  it('FolderSync and Sync: the device gets the Inbox and its messages', async () => {
+    await seedInbox(services, user);
+    await device.folderSync();
+    inbox = device.folderByType(FolderType.Inbox).serverId;
+    await device.syncUntilDone(inbox);
+    expect(subjectsOf(device, inbox)).toEqual(['Plain note', 'Scan attached']);
+  });
+
+  it('ItemOperations: the attachment as a multipart answer, byte for byte', async () => {
+    await fetchAttachmentMultipart(device, inbox);
+  });
+
+  it('Ping: the protocol maximum heartbeat is allowed on Workers, one above it gets Status 5', async () => {
+    const res = await device.send('Ping', pingBody(3600, [inbox]));
+    expect(childText(res.body, 'Status')).toBe('5');
+    expect(childText(res.body, 'HeartbeatInterval')).toBe('3540');
+  });
+
+  it('Ping: the cron sweep notices a new message, and the Ping answers Status 2', async () => {
+    // The sweep keeps going for ~50 s (passes every 10 s); the Ping must not wait for it to end, and stopping
+    // wrangler cuts it off.
+    const ms = await pingSeesNewMessage(services, user, device, inbox, 60, () => sweeps.push(worker.scheduled().then((r) => r.text(), () => undefined)));
+    expect(ms).toBeLessThan(20_000);
+  }, 40_000);
+
+  it.skipIf(!services.smtp)('SendMail: the message reaches the recipient through Postfix', async () => {
+    await sendMailArrives(services, device, user);
+  });
+
+  it('MoveItems: a message moves to Archive, and the next Syncs do not send it back', async () => {
+    await moveToArchive(services, user, device, inbox);
+  });
+});
