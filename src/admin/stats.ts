@@ -1,30 +1,63 @@
 /**
  * Per-command counters for the admin API: requests, errors and latency per minute, in the state store so that every
- * instance of a stateless deployment adds to the same numbers. One counter update per request.
+ * instance of a stateless deployment adds to the same numbers.
+ *
+ * A store write per request would double the writes of an idle device (each Ping) and add a round trip to every
+ * answer on Lambda, so each process adds its requests up and writes the sums at most every FLUSH_MS (one write per
+ * command and minute). What a process had not written when it ends is lost: these are statistics, not state.
  */
 import type { LogEntry } from '../log.ts';
 import type { CommandStats, StateStore } from '../state/types.ts';
 
 const MINUTE_MS = 60_000;
+const FLUSH_MS = 10_000;
+
+interface PendingCounts {
+  state: StateStore;
+  tenant: string;
+  stats: CommandStats;
+}
+
+/** Counts not written yet, per store; WeakMap so that a store a test throws away takes its counts with it. */
+const pendingByStore = new WeakMap<StateStore, { since: number; counts: Map<string, PendingCounts> }>();
 
 /** Adds one finished request (its log line) to the counters. A failing store is ignored: counting never fails a request. */
-export async function countRequest(state: StateStore, tenant: string, entry: LogEntry, started: number): Promise<void> {
-  const ms = typeof entry.ms === 'number' ? entry.ms : Date.now() - started;
+export async function countRequest(state: StateStore, tenant: string, entry: LogEntry, started: number, now = Date.now()): Promise<void> {
+  const ms = typeof entry.ms === 'number' ? entry.ms : now - started;
   const http = typeof entry.http === 'number' ? entry.http : 0;
   // An error is what the server could not do (5xx, a command that failed); refusals and 4xx are answers.
   const error = http >= 500 || (entry.error !== undefined && http === 200);
-  try {
-    await state.addCommandStats(tenant, {
-      minute: Math.floor(started / MINUTE_MS),
-      command: typeof entry.cmd === 'string' && entry.cmd !== '' ? entry.cmd : 'unknown',
-      requests: 1,
-      errors: error ? 1 : 0,
-      totalMs: ms,
-      maxMs: ms,
-    });
-  } catch {
-    // see above
+  const minute = Math.floor(started / MINUTE_MS);
+  const command = typeof entry.cmd === 'string' && entry.cmd !== '' ? entry.cmd : 'unknown';
+  let pending = pendingByStore.get(state);
+  if (!pending) pendingByStore.set(state, (pending = { since: now, counts: new Map() }));
+  const key = JSON.stringify([tenant, minute, command]);
+  const counted = pending.counts.get(key);
+  if (counted) {
+    counted.stats.requests += 1;
+    counted.stats.errors += error ? 1 : 0;
+    counted.stats.totalMs += ms;
+    counted.stats.maxMs = Math.max(counted.stats.maxMs, ms);
+  } else {
+    pending.counts.set(key, { state, tenant, stats: { minute, command, requests: 1, errors: error ? 1 : 0, totalMs: ms, maxMs: ms } });
   }
+  if (now - pending.since >= FLUSH_MS) await flushCounts(state, now);
+}
+
+/** Writes this process's counts for the store (before reading them back, and every FLUSH_MS). */
+export async function flushCounts(state: StateStore, now = Date.now()): Promise<void> {
+  const pending = pendingByStore.get(state);
+  if (!pending || pending.counts.size === 0) return;
+  const counts = [...pending.counts.values()];
+  pending.counts = new Map();
+  pending.since = now;
+  await Promise.all(
+    counts.map((c) =>
+      c.state.addCommandStats(c.tenant, c.stats).catch(() => {
+        // see countRequest
+      }),
+    ),
+  );
 }
 
 /** One command's numbers over a period. */
@@ -39,6 +72,7 @@ export interface CommandSummary {
 /** The counters of the last `minutes` minutes, per command, busiest first. */
 export async function commandSummary(state: StateStore, tenant: string, minutes: number, now = Date.now()): Promise<CommandSummary[]> {
   const since = Math.floor(now / MINUTE_MS) - minutes + 1;
+  await flushCounts(state, now);
   const byCommand = new Map<string, CommandStats>();
   for (const s of await state.readCommandStats(tenant, since)) {
     const sum = byCommand.get(s.command);

@@ -2,25 +2,24 @@
  * `npx activesync-edge admin …` against a running Node server (`npm start` in its own process, with ADMIN_TOKEN),
  * as an operator runs it: a scripted device talks to the server over HTTP, the CLI manages it over the admin API.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { openSqliteStateStore, STATE_FILE_NAME, type NodeSqliteStore } from '../../src/state/sqlite-node.ts';
+import type { NodeSqliteStore } from '../../src/state/sqlite-node.ts';
 import { el } from '../../src/wbxml/tree.ts';
 import { TestDevice, type TestServer } from '../device/device.ts';
+import { nodeTestServer, startNodeServer, stopNodeServer, type NodeProcess } from '../services/node-server.ts';
 import { freePort } from '../services/process.ts';
 import { createUser } from '../services/seed.ts';
 
 const services = inject('services');
 const ROOT = join(import.meta.dirname, '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
 const BIN = join(ROOT, 'bin/activesync-edge.js');
 const TOKEN = 'cli-admin-token-0123456789abcdef';
 
-let child: ChildProcess;
-let output = '';
+let nodeServer: NodeProcess;
 let base: string;
 let state: NodeSqliteStore;
 let server: TestServer;
@@ -36,48 +35,22 @@ beforeAll(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const stateDir = mkdtempSync(join(tmpdir(), 'ase-admin-cli-'));
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|ADMIN)_|^PORT$|^TENANT$/.test(k)));
-  child = spawn(TSX, ['src/runtimes/node.ts'], {
-    cwd: ROOT,
-    env: {
-      ...clean,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      STATE_DIR: stateDir,
-      TENANT: 'test',
-      IMAP_HOST: services.imap.host,
-      IMAP_PORT: String(services.imap.port),
-      IMAP_SECURE: 'false',
-      ADMIN_TOKEN: TOKEN,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  nodeServer = await startNodeServer({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    STATE_DIR: stateDir,
+    TENANT: 'test',
+    IMAP_HOST: services.imap.host,
+    IMAP_PORT: String(services.imap.port),
+    IMAP_SECURE: 'false',
+    ADMIN_TOKEN: TOKEN,
   });
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const deadline = Date.now() + 20_000;
-  while (!output.includes('"event":"listening"')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the server did not start: ${output}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  // The same SQLite file as the server (WAL: a second connection reads and writes beside it).
-  state = openSqliteStateStore(join(stateDir, STATE_FILE_NAME));
-  server = {
-    fetch: (url, init) => {
-      const u = new URL(url);
-      return fetch(`${base}${u.pathname}${u.search}`, init);
-    },
-    state: state.store,
-    logs: [],
-  };
+  ({ server, state } = nodeTestServer(base, stateDir));
 });
 
 afterAll(async () => {
   state?.close();
-  if (child && child.exitCode === null) {
-    const exited = new Promise((r) => child.on('exit', r));
-    child.kill('SIGTERM');
-    await exited;
-  }
+  if (nodeServer && nodeServer.child.exitCode === null) await stopNodeServer(nodeServer);
 });
 
 // Every CLI call is a process start (about a second through tsx): the tests get more time than the default.

@@ -2,7 +2,6 @@
  * `npm start` as an operator runs it: the Node runtime in its own process, configured by environment variables,
  * talking to the real Dovecot.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,39 +11,13 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbStateStore } from '../../src/state/dynamodb.ts';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../../src/state/sqlite-node.ts';
 import type { DeviceRecord } from '../../src/state/types.ts';
+import { spawnNodeServer, startNodeServer, stopNodeServer, waitFor, type NodeProcess } from '../services/node-server.ts';
 import { createUser } from '../services/seed.ts';
 
 const services = inject('services');
-const ROOT = join(import.meta.dirname, '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function start(env: Record<string, string>): Started {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS)_|^PORT$/.test(k)));
-  const child = spawn(TSX, ['src/runtimes/node.ts'], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
-
-async function waitFor(predicate: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** The server as an operator starts it: settings in the environment, state in STATE_DIR. */
-async function startServer(port: number, stateDir: string, extraEnv: Record<string, string> = {}): Promise<Started> {
-  const server = start({
+async function startServer(port: number, stateDir: string, extraEnv: Record<string, string> = {}): Promise<NodeProcess> {
+  return startNodeServer({
     PORT: String(port),
     HOST: '127.0.0.1',
     STATE_DIR: stateDir,
@@ -53,18 +26,14 @@ async function startServer(port: number, stateDir: string, extraEnv: Record<stri
     IMAP_SECURE: 'false',
     ...extraEnv,
   });
-  await waitFor(() => server.output().includes('"event":"listening"') || server.child.exitCode !== null, 'the server to listen');
-  if (server.child.exitCode !== null) throw new Error(`the server exited: ${server.output()}`);
-  return server;
 }
 
-async function stopServer(server: Started): Promise<void> {
-  server.child.kill('SIGTERM');
-  expect(await server.exited).toBe(0);
+async function stopServer(server: NodeProcess): Promise<void> {
+  expect(await stopNodeServer(server)).toBe(0);
 }
 
 describe('npm start (src/runtimes/node.ts)', () => {
-  let server: Started;
+  let server: NodeProcess;
   let url: string;
   let port: number;
   const stateDir = mkdtempSync(join(tmpdir(), 'ase-node-state-'));
@@ -173,7 +142,7 @@ describe('npm start with STATE_STORE=dynamodb', () => {
   });
 
   it('refuses to start without DYNAMODB_TABLE', async () => {
-    const started = start({ IMAP_HOST: 'localhost', STATE_STORE: 'dynamodb' });
+    const started = spawnNodeServer({ IMAP_HOST: 'localhost', STATE_STORE: 'dynamodb' });
     expect(await started.exited).toBe(2);
     expect(started.output()).toContain('DYNAMODB_TABLE');
   });
@@ -181,13 +150,13 @@ describe('npm start with STATE_STORE=dynamodb', () => {
 
 describe('start-up with a missing setting', () => {
   it('stops with a message that names it', async () => {
-    const started = start({ PORT: String(await freePort()) });
+    const started = spawnNodeServer({ PORT: String(await freePort()) });
     expect(await started.exited).toBe(2);
     expect(started.output()).toContain('IMAP_HOST');
   });
 
   it('names a malformed one too', async () => {
-    const started = start({ IMAP_HOST: 'localhost', IMAP_PORT: 'seventy' });
+    const started = spawnNodeServer({ IMAP_HOST: 'localhost', IMAP_PORT: 'seventy' });
     expect(await started.exited).toBe(2);
     expect(started.output()).toContain('IMAP_PORT');
   });

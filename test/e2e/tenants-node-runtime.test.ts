@@ -3,48 +3,21 @@
  * at (`127.0.0.1` and `localhost`), both on the test Dovecot. The same login and DeviceId in both end up as two
  * device records, one per tenant, in the one state file.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../../src/state/sqlite-node.ts';
 import { freePort } from '../services/process.ts';
+import { spawnNodeServer, startNodeServer, stopNodeServer, waitFor, type NodeProcess } from '../services/node-server.ts';
 import { createUser } from '../services/seed.ts';
 
 const services = inject('services');
-const ROOT = join(import.meta.dirname, '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function start(env: Record<string, string>): Started {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|TENANT)_?|^PORT$/.test(k)));
-  const child = spawn(TSX, ['src/runtimes/node.ts'], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
-}
-
-async function waitFor(predicate: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('npm start with TENANTS_FILE', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ase-tenants-'));
   const user = createUser(services);
   const basic = `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`;
-  let server: Started;
+  let server: NodeProcess;
   let port: number;
 
   beforeAll(async () => {
@@ -54,17 +27,12 @@ describe('npm start with TENANTS_FILE', () => {
       join(dir, 'tenants.json'),
       JSON.stringify({ defaults: imap, tenants: [{ name: 'by-ip', hostnames: ['127.0.0.1'] }, { name: 'by-name', hostnames: ['localhost'] }] }),
     );
-    server = start({ PORT: String(port), HOST: '127.0.0.1', STATE_DIR: dir, TENANTS_FILE: join(dir, 'tenants.json') });
-    await waitFor(() => server.output().includes('"event":"listening"') || server.child.exitCode !== null, 'the server to listen');
-    if (server.child.exitCode !== null) throw new Error(`the server exited: ${server.output()}`);
+    server = await startNodeServer({ PORT: String(port), HOST: '127.0.0.1', STATE_DIR: dir, TENANTS_FILE: join(dir, 'tenants.json') });
     expect(server.output()).toContain('"tenants":2');
   });
 
   afterAll(async () => {
-    if (server.child.exitCode === null) {
-      server.child.kill('SIGTERM');
-      await server.exited;
-    }
+    if (server.child.exitCode === null) await stopNodeServer(server);
   });
 
   it('serves each tenant at its hostname, with separate device records for the same login and DeviceId', async () => {
@@ -92,7 +60,7 @@ describe('npm start with TENANTS_FILE', () => {
 
   it('refuses to start with a tenants file that is wrong, naming what is wrong', async () => {
     writeFileSync(join(dir, 'bad.json'), JSON.stringify([{ name: 'a', settings: { IMAP_HOTS: 'x' } }]));
-    const bad = start({ PORT: String(await freePort()), STATE_DIR: dir, TENANTS_FILE: join(dir, 'bad.json') });
+    const bad = spawnNodeServer({ PORT: String(await freePort()), STATE_DIR: dir, TENANTS_FILE: join(dir, 'bad.json') });
     expect(await bad.exited).toBe(2);
     expect(bad.output()).toMatch(/TENANTS_FILE .*bad\.json: tenants\.0\.settings\.IMAP_HOTS is not a setting/);
   });

@@ -1,0 +1,69 @@
+/**
+ * `npm start` as an operator runs it, for tests: the Node runtime in its own process, configured only by the
+ * environment given here (the test runner's own IMAP_*, STATE_*, … settings are left out), with its output kept.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { openSqliteStateStore, STATE_FILE_NAME, type NodeSqliteStore } from '../../src/state/sqlite-node.ts';
+import type { TestServer } from '../device/device.ts';
+
+const ROOT = join(import.meta.dirname, '../..');
+const TSX = join(ROOT, 'node_modules/.bin/tsx');
+/** Settings of the runner's environment that would change the server under test. */
+const SERVER_SETTINGS = /^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|ADMIN|TENANTS?|PING|GAL|POLICY|PROVISIONING)(_|$)|^PORT$/;
+
+export interface NodeProcess {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `src/runtimes/node.ts` with exactly these settings; does not wait for it. */
+export function spawnNodeServer(env: Record<string, string>): NodeProcess {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SERVER_SETTINGS.test(k)));
+  const child = spawn(TSX, ['src/runtimes/node.ts'], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+export async function waitFor(predicate: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Starts the server and waits until it listens; throws with its output when it exits instead. */
+export async function startNodeServer(env: Record<string, string>): Promise<NodeProcess> {
+  const server = spawnNodeServer(env);
+  await waitFor(() => server.output().includes('"event":"listening"') || server.child.exitCode !== null, 'the server to listen');
+  if (server.child.exitCode !== null) throw new Error(`the server exited: ${server.output()}`);
+  return server;
+}
+
+/** SIGTERM, as an orchestrator stops it; resolves with the exit code. */
+export async function stopNodeServer(server: NodeProcess): Promise<number | null> {
+  server.child.kill('SIGTERM');
+  return server.exited;
+}
+
+/**
+ * A TestServer for the scripted device: its https://<host>/… URLs go to the server at `base`, and `state` is a
+ * second connection to the server's SQLite file (WAL lets it read and write beside the server).
+ */
+export function nodeTestServer(base: string, stateDir: string): { server: TestServer; state: NodeSqliteStore } {
+  const state = openSqliteStateStore(join(stateDir, STATE_FILE_NAME));
+  const server: TestServer = {
+    fetch: (url, init) => {
+      const u = new URL(url);
+      return fetch(`${base}${u.pathname}${u.search}`, init);
+    },
+    state: state.store,
+    logs: [],
+  };
+  return { server, state };
+}
