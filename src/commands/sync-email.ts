@@ -66,6 +66,14 @@ function uidOf(serverId: string | undefined, collectionId: string): number | und
   return Number.isSafeInteger(uid) && uid > 0 ? uid : undefined;
 }
 
+/** Messages in the first IMAP fetch of a window's Adds, and at most in the next ones. */
+const ADD_FIRST_FETCH = 10;
+const ADD_FETCH_CHUNK = 100;
+/** A window's Adds stop after this long (Android's HTTP timeout is about 30 s, BRIEF §6)... */
+const ADD_TIME_BUDGET_MS = 20_000;
+/** ...or after this many bytes of message source. */
+const ADD_BYTE_BUDGET = 32 * 1024 * 1024;
+
 export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailSyncResult> {
   const { mail, folderRef, collectionId } = req;
   const status = await mail.status(folderRef);
@@ -209,9 +217,19 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   }
   const adds = pendingAdds.largest(room);
   const broken: BrokenItem[] = [];
-  if (adds.length) {
-    const messages = await mail.fetchMessages(folderRef, adds);
-    for (const message of messages) {
+  // The window is fetched in parts, and ends early once the answer has taken ADD_TIME_BUDGET_MS or holds
+  // ADD_BYTE_BUDGET bytes of messages: Android clients give up on an answer after about 30 s, and a window of 512
+  // large messages in full MIME would not fit in a function's memory. What is left stays pending (MoreAvailable).
+  const started = Date.now();
+  let bytes = 0;
+  for (let at = 0; at < adds.length; ) {
+    if (at > 0 && (Date.now() - started > ADD_TIME_BUDGET_MS || bytes > ADD_BYTE_BUDGET)) break;
+    // Later parts are sized by the messages seen so far, so one part does not overshoot the byte budget by much.
+    const size = at === 0 ? ADD_FIRST_FETCH : Math.max(1, Math.min(ADD_FETCH_CHUNK, Math.floor(((ADD_BYTE_BUDGET - bytes) * at) / bytes)));
+    const part = adds.slice(at, at + size);
+    at += part.length;
+    for (const message of await mail.fetchMessages(folderRef, part)) {
+      bytes += message.source.length;
       // A message that cannot be converted is skipped and reported (devices/loop-detection.ts), not a failed Sync.
       const serverId = `${collectionId}:${message.uid}`;
       const data = await convertOrSkip(() => applicationData(req, message), { serverId, subject: subjectOf(message.source) }, broken);
@@ -220,7 +238,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       deviceUids.add(message.uid);
     }
     // Messages that vanished between the search and the fetch are simply not sent.
-    for (const uid of adds) pendingAdds.delete(uid);
+    for (const uid of part) pendingAdds.delete(uid);
   }
   progressed ||= commands.length > 0 || broken.length > 0;
 

@@ -332,6 +332,28 @@ describe('request forms and limits', () => {
     expect(ids.sort()).toEqual([inbox, work].sort());
   });
 
+  it('ends a window early once it holds 32 MiB of messages, and sends the rest in the next one', async () => {
+    const user = createUser(services);
+    const big = Buffer.alloc(4 * 1024 * 1024, 7);
+    await seedMailbox(
+      services,
+      user,
+      'INBOX',
+      Array.from({ length: 12 }, (_, i) => ({
+        message: { from: 'Bob <bob@example.test>', to: user.email, subject: `Scan ${i}`, text: 'Attached.\n', attachments: [{ filename: `scan${i}.bin`, content: big }] },
+      })),
+    );
+    const { device, inbox } = await readyDevice(server, user);
+    await device.sync(inbox, { options: htmlPreference });
+    const rounds = await device.syncUntilDone(inbox, { windowSize: 50 });
+    // The first ten (over 40 MiB of source) fill the answer; the last two come next.
+    expect(rounds.map((r) => [r.added.length, r.moreAvailable])).toEqual([
+      [10, true],
+      [2, false],
+    ]);
+    expect(device.items(inbox).size).toBe(12);
+  });
+
   it('answers Status 14 with the Limit for a Wait or HeartbeatInterval out of range, and 4 for both', async () => {
     const user = createUser(services);
     const { device, inbox } = await readyDevice(server, user);
