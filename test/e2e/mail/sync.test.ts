@@ -340,7 +340,7 @@ describe('request forms and limits', () => {
       user,
       'INBOX',
       Array.from({ length: 12 }, (_, i) => ({
-        message: { from: 'Bob <bob@example.test>', to: user.email, subject: `Scan ${i}`, text: 'Attached.\n', attachments: [{ filename: `scan${i}.bin`, content: big }] },
+        message: { from: 'Bob <bob@example.test>', to: user.email, subject: `Scan ${i}`, text: 'Attached.\n', attachments: [{ filename: `scan${i}.bin`, contentType: 'application/octet-stream', content: big }] },
       })),
     );
     const { device, inbox } = await readyDevice(server, user);
