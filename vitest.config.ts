@@ -1,4 +1,5 @@
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
+import { fileURLToPath } from 'node:url';
 import { configDefaults, defineConfig } from 'vitest/config';
 
 /** Tests that run inside workerd (the Cloudflare runtime), not in Node. */
@@ -20,6 +21,13 @@ export default defineConfig({
       {
         // The Worker of wrangler.toml, Durable Objects included, in workerd; only an IMAP server (for the push sweep).
         plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' } })],
+        // wrangler.toml's [alias], which the pool does not apply: the tests run the modules the Worker bundle ships.
+        resolve: {
+          alias: {
+            'iconv-lite': fileURLToPath(new URL('./src/runtimes/workers/iconv-lite.ts', import.meta.url)),
+            'encoding-japanese': fileURLToPath(new URL('./src/runtimes/workers/encoding-japanese.ts', import.meta.url)),
+          },
+        },
         test: {
           name: 'workers',
           include: [WORKERS_TESTS],

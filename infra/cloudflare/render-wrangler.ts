@@ -57,6 +57,11 @@ export function renderWranglerEnv(tenant: TenantDeployment): string {
     `[env.${name}.triggers]`,
     'crons = ["* * * * *"]',
     '',
+    // The sweep's fan-out to more invocations: a service binding to this environment's own Worker (src/push/sweep-fanout.ts).
+    `[[env.${name}.services]]`,
+    'binding = "SWEEP_SELF"',
+    `service = ${str(`${WORKER_NAME}-${name}`)}`,
+    '',
   ];
   return lines.join('\n');
 }

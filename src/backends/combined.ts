@@ -33,8 +33,8 @@ export async function openBackends(context: Pick<CommandContext, 'imapSessions' 
   const { caldavUrl, carddavUrl } = context.config;
   const backends: UserBackends = {
     mail,
-    ...(caldavUrl ? { calendars: new DavItemBackend(caldavUrl, 'caldav', login) } : {}),
-    ...(carddavUrl ? { contacts: new DavItemBackend(carddavUrl, 'carddav', login) } : {}),
+    ...(caldavUrl ? { calendars: new DavItemBackend(caldavUrl, 'caldav', login, context.config.davTimeoutMs) } : {}),
+    ...(carddavUrl ? { contacts: new DavItemBackend(carddavUrl, 'carddav', login, context.config.davTimeoutMs) } : {}),
     async listFolders() {
       return (await backends.listFoldersByBackend()).folders;
     },

@@ -116,6 +116,8 @@ export interface MailBackend {
   moveMessages(folder: string, uids: number[], destination: string): Promise<Map<number, number>>;
   /** Deletes for good (\Deleted + UID EXPUNGE). */
   expungeMessages(folder: string, uids: number[]): Promise<void>;
+  /** UIDs of the folder's messages with this Message-ID header. */
+  findByMessageId(folder: string, messageId: string): Promise<number[]>;
   /** Appends a message; returns its UID when the server tells (UIDPLUS). */
   appendMessage(folder: string, source: Uint8Array, flags: string[]): Promise<number | undefined>;
   search(query: MailSearchQuery): Promise<{ folder: string; uid: number; internalDate: Date }[]>;
@@ -152,8 +154,11 @@ export interface ItemBackend {
   /** Every item's href and etag, for servers without sync-collection. */
   listEtags(folderRef: string): Promise<{ href: string; etag: string }[]>;
   fetchItems(folderRef: string, hrefs: string[]): Promise<DavItem[]>;
-  /** Creates (no `ifMatch`: If-None-Match: *) or replaces (If-Match) an item. */
-  putItem(folderRef: string, href: string | undefined, data: string, ifMatch?: string): Promise<DavWriteResult>;
+  /**
+   * Creates (no `ifMatch`: If-None-Match: *) or replaces (If-Match) an item. A create with `createName` writes that
+   * resource name instead of a random one, and finds one already there (an earlier attempt whose answer was lost) done.
+   */
+  putItem(folderRef: string, href: string | undefined, data: string, ifMatch?: string, createName?: string): Promise<DavWriteResult>;
   deleteItem(href: string, ifMatch?: string): Promise<DavWriteResult>;
   /** The calendar objects of a folder whose VEVENT/VTODO has this UID (calendar-query; CalDAV only). */
   findByUid(folderRef: string, uid: string): Promise<DavItem[]>;

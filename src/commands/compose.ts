@@ -13,8 +13,8 @@
  * (a second request with it gets 118); then SMTP; only after the server took the message: the ClientId is marked
  * sent, the copy goes to Sent Items (\Seen) and the original is flagged \Answered or $Forwarded.
  *
- * Not handled: InstanceId (a calendar occurrence; meeting forwards belong to the calendar issue): a Source that
- * names only an InstanceId is not found (150). A ClientId is remembered for SENT_MARKER_TTL_MS.
+ * A Source in a calendar folder (FolderId + ItemId, and InstanceId for one occurrence) is a meeting: compose-calendar.ts
+ * builds that message (a forward carries the meeting REQUEST). A ClientId is remembered for SENT_MARKER_TTL_MS.
  */
 import { withBackends } from '../backends/combined.ts';
 import { nodemailerSubmitter } from '../backends/smtp/nodemailer.ts';
@@ -26,6 +26,7 @@ import { CommonStatus } from '../protocol/status.ts';
 import { atLeast } from '../protocol/versions.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { bytesOf, child, children, childText, el } from '../wbxml/tree.ts';
+import { calendarItemMessage, calendarSourceFolder } from './compose-calendar.ts';
 import { mailFolder, parseItemId } from './mail-lookup.ts';
 import type { CommandContext, CommandResult } from './registry.ts';
 
@@ -129,10 +130,12 @@ async function compose(context: CommandContext, request: ComposeRequest): Promis
   if (request.mime.length > maxBytes) throw new ComposeFailure(CommonStatus.AttachmentIsTooLarge, `the message is over ${maxBytes} bytes`);
   const hierarchy = request.source ? (await context.state.getHierarchy(context.device))?.state : undefined;
 
-  await withBackends(context, async ({ mail }) => {
-    const original = request.source ? await findSource(mail, hierarchy, request.source) : undefined;
-    if (request.source && !original) throw new ComposeFailure(CommonStatus.ItemNotFound, 'the source message is not there');
-    const message = await buildMessage(context, request, original?.message);
+  await withBackends(context, async (backends) => {
+    const mail = backends.mail;
+    const calendar = calendarSourceFolder(hierarchy, request.source);
+    const original = request.source && !calendar ? await findSource(mail, hierarchy, request.source) : undefined;
+    if (request.source && !calendar && !original) throw new ComposeFailure(CommonStatus.ItemNotFound, 'the source message is not there');
+    const message = calendar ? await calendarItemMessage(context, backends, calendar, request) : await buildMessage(context, request, original?.message);
     if (message.envelope.to.length === 0) throw new ComposeFailure(CommonStatus.MessageHasNoRecipient, 'the message has no recipient');
     if (message.full.length > maxBytes) throw new ComposeFailure(CommonStatus.AttachmentIsTooLarge, `the message is over ${maxBytes} bytes`);
 

@@ -1,12 +1,12 @@
 /** Which converter turns a DAV folder's items into ActiveSync items and back, by the folder's class. */
-import { calendarApplicationData, calendarFromApplicationData } from '../items/calendar.ts';
+import { calendarApplicationData, calendarFromApplicationData, deleteCalendarOccurrence } from '../items/calendar.ts';
 import { contactApplicationData, contactFromApplicationData } from '../items/contact.ts';
 import { taskApplicationData, taskFromApplicationData } from '../items/task.ts';
 import { itemClassOf } from './hierarchy.ts';
 import type { ItemConverter } from './sync-dav.ts';
 
 const CONVERTERS: Partial<Record<ReturnType<typeof itemClassOf>, ItemConverter>> = {
-  Calendar: { toDevice: calendarApplicationData, fromDevice: calendarFromApplicationData },
+  Calendar: { toDevice: calendarApplicationData, fromDevice: calendarFromApplicationData, deleteOccurrence: (data, instanceId) => deleteCalendarOccurrence(data, instanceId) },
   Contacts: { toDevice: contactApplicationData, fromDevice: contactFromApplicationData },
   Tasks: { toDevice: taskApplicationData, fromDevice: taskFromApplicationData },
 };

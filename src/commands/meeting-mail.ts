@@ -5,7 +5,7 @@
 import { nodemailerSubmitter } from '../backends/smtp/nodemailer.ts';
 import type { MailSubmitter } from '../backends/smtp/types.ts';
 import { imipMime, meetingText, organizedMeeting, organizerMessageCalendar, schedulingSignature, withSequenceRaised, type ItipMethod } from '../items/itip.ts';
-import { primaryAddress } from '../protocol/address.ts';
+import { plainAddress, plainName, primaryAddress } from '../protocol/address.ts';
 import type { CommandContext } from './registry.ts';
 
 /** The user's own addresses: the login when it is an address, else login@MAIL_DOMAIN. */
@@ -25,10 +25,16 @@ export interface ItipMail {
 /** Submits one iMIP message from the user. Throws SubmissionError when the SMTP server refuses it. */
 export async function sendItip(context: Pick<CommandContext, 'user' | 'config' | 'mailSubmitter'>, mail: ItipMail): Promise<void> {
   const from = userAddresses(context)[0] ?? context.user.login;
-  if (mail.to.length === 0) return;
+  // Recipients come from iCalendar the device or an invitation wrote: only plain addresses reach headers and envelope.
+  const to = mail.to.flatMap((t) => {
+    const email = plainAddress(t.email);
+    const name = plainName(t.name);
+    return email ? [{ email, ...(name ? { name } : {}) }] : [];
+  });
+  if (to.length === 0) return;
   const submitter: MailSubmitter = context.mailSubmitter ?? nodemailerSubmitter(context.config.smtp);
-  const mime = imipMime({ from: { email: from }, to: mail.to, subject: mail.subject, method: mail.method, ics: mail.ics, text: mail.text });
-  await submitter.submit({ user: context.user.login, password: context.user.password }, { from, to: mail.to.map((t) => t.email) }, mime);
+  const mime = imipMime({ from: { email: from }, to, subject: mail.subject, method: mail.method, ics: mail.ics, text: mail.text });
+  await submitter.submit({ user: context.user.login, password: context.user.password }, { from, to: to.map((t) => t.email) }, mime);
 }
 
 /**

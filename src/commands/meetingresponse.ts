@@ -13,6 +13,7 @@
  * 3 no calendar to put it in, or the write failed; 4 the REPLY could not be sent (the calendar is already set, so a
  * retry does no harm). An InstanceId (14.1+) about one occurrence of a recurring meeting sets the PARTSTAT in that
  * occurrence's override only (made from the series when missing), and the REPLY carries only that override.
+ * An answered invitation in a mail folder then moves to Deleted Items, as Exchange does (not one answered from a calendar).
  */
 import { withBackends, type UserBackends } from '../backends/combined.ts';
 import { FolderType, type DavItem } from '../backends/types.ts';
@@ -70,8 +71,14 @@ function result(requestId: string, status: number, calendarId?: string): WbxmlEl
   ]);
 }
 
+/** Where an invitation came from: a message (its folder and UID), or an event in a calendar. */
+interface Invitation {
+  ics: string;
+  message?: { folder: FolderRecord; uid: number };
+}
+
 /** The invitation's iCalendar text: from the message in a mail folder, or the event in a calendar the device synced. */
-async function findInvitation(context: CommandContext, backends: UserBackends, hierarchy: HierarchyState | undefined, r: ResponseRequest): Promise<string | undefined> {
+async function findInvitation(context: CommandContext, backends: UserBackends, hierarchy: HierarchyState | undefined, r: ResponseRequest): Promise<Invitation | undefined> {
   const folder = hierarchy?.folders.find((f) => f.serverId === r.collectionId);
   if (!folder) return undefined;
   if (folder.source.backend === 'imap') {
@@ -80,7 +87,7 @@ async function findInvitation(context: CommandContext, backends: UserBackends, h
     const found = await findMessage(backends.mail, hierarchy, id);
     if (!found) return undefined;
     const part = calendarPartOf(await parseMime(found.message.source));
-    return part?.method === 'REQUEST' ? part.ics : undefined;
+    return part?.method === 'REQUEST' ? { ics: part.ics, message: { folder: found.folder, uid: found.message.uid } } : undefined;
   }
   if (folder.source.backend !== 'caldav' || !backends.calendars) return undefined;
   const stored = await context.state.getCollection(context.device, r.collectionId);
@@ -88,7 +95,7 @@ async function findInvitation(context: CommandContext, backends: UserBackends, h
   const href = Object.keys(etags).find((h) => davServerId(r.collectionId, h) === r.requestId);
   if (!href) return undefined;
   const [item] = await backends.calendars.fetchItems(folder.source.ref, [href]);
-  return item?.data;
+  return item ? { ics: item.data } : undefined;
 }
 
 /** Where the user's copy of meetings goes: the default calendar (type 8) the device knows, else any calendar. */
@@ -100,7 +107,13 @@ function targetCalendar(hierarchy: HierarchyState | undefined, source: FolderRec
 
 async function respond(context: CommandContext, backends: UserBackends, hierarchy: HierarchyState | undefined, r: ResponseRequest): Promise<WbxmlElement> {
   if (!r.partstat || !r.collectionId || !r.requestId) return result(r.requestId, MeetingResponseStatus.InvalidRequest);
-  const invitation = await findInvitation(context, backends, hierarchy, r);
+  const found = await findInvitation(context, backends, hierarchy, r);
+  if (!found) {
+    // Answered before and moved to Deleted Items: a resent request (its answer was lost) gets the same answer.
+    const earlier = await answeredBefore(context, r);
+    if (earlier) return earlier;
+  }
+  const invitation = found?.ics;
   const meeting = invitation ? meetingSummary(invitation) : undefined;
   const me = userAddresses(context);
   if (!invitation || !meeting?.organizer || me.includes(meeting.organizer.email)) return result(r.requestId, MeetingResponseStatus.InvalidRequest);
@@ -143,7 +156,38 @@ async function respond(context: CommandContext, backends: UserBackends, hierarch
       return result(r.requestId, MeetingResponseStatus.ServerError);
     }
   }
+  if (found?.message) {
+    await context.state
+      .putMarker(context.device, answeredMarker(r), { value: calendarId ?? '', expiresAt: Date.now() + ANSWER_REMEMBERED_MS })
+      .catch((err: unknown) => warnAfterSend(context, 'meeting-answer-marker-failed', err));
+    await moveToDeletedItems(backends, hierarchy, found.message).catch((err: unknown) => warnAfterSend(context, 'meeting-request-move-failed', err));
+  }
   return result(r.requestId, MeetingResponseStatus.Success, calendarId);
+}
+
+/** How long the answer to an invitation that left its folder is remembered for a resent request. */
+const ANSWER_REMEMBERED_MS = 24 * 3_600_000;
+
+function answeredMarker(r: ResponseRequest): string {
+  return `meeting-answer:${r.collectionId}:${r.requestId}:${r.partstat}:${r.instanceId ?? ''}`;
+}
+
+/** The answer given to the same request before, when it is remembered (the store has no plain read: a claim that expires at once). */
+async function answeredBefore(context: CommandContext, r: ResponseRequest): Promise<WbxmlElement | undefined> {
+  const held = await context.state.claimMarker(context.device, answeredMarker(r), { value: '', expiresAt: Date.now() + 1 }).catch(() => undefined);
+  if (!held) return undefined;
+  return result(r.requestId, MeetingResponseStatus.Success, held.value || undefined);
+}
+
+/**
+ * An answered invitation leaves its mail folder for Deleted Items, as Exchange does (the device gets a Delete in its
+ * next Sync of the folder, the answer lives on in the calendar). Not when it is in Deleted Items already, or the
+ * account has none; a failure to move it does not change the answer (the calendar is set, the REPLY sent).
+ */
+async function moveToDeletedItems(backends: UserBackends, hierarchy: HierarchyState | undefined, message: { folder: FolderRecord; uid: number }): Promise<void> {
+  const trash = hierarchy?.folders.find((f) => f.type === FolderType.DeletedItems && f.source.backend === 'imap');
+  if (!trash || trash.serverId === message.folder.serverId) return;
+  await backends.mail.moveMessages(message.folder.source.ref, [message.uid], trash.source.ref);
 }
 
 export async function meetingResponse(context: CommandContext): Promise<CommandResult> {

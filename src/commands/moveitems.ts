@@ -70,17 +70,33 @@ export async function moveItems(context: CommandContext): Promise<CommandResult>
     for (const [from, to] of Object.entries((await context.state.getCollection(context.device, id))?.state.movedTo ?? {})) movedBefore.set(from, to);
   }
   const completed: CompletedMove[] = [];
-  const { outcomes, uidValidities } = await withBackends(context, async ({ mail }) => {
-    const outcomes: MoveOutcome[] = [];
+  const outcomes: MoveOutcome[] = [];
+  const uidValidities = new Map<string, number>();
+  try {
+    await withBackends(context, ({ mail }) => moveAll(mail));
+  } catch (err) {
+    // The mail server could not be reached (or the connection could not be closed): the moves not tried get
+    // Status 5, which the device retries later; those done keep their answer. Not an HTTP 500.
+    context.note?.({ moveError: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    while (outcomes.length < requests.length) outcomes.push({ status: MoveStatus.Failure });
+  }
+  async function moveAll(mail: MailBackend): Promise<void> {
     for (const request of requests) outcomes.push(await moveOne(mail, hierarchy, request, completed, movedBefore));
     // Which mailbox generation the new UIDs belong to: a collection state of another generation is left alone.
-    const uidValidities = new Map<string, number>();
+    // The moves are done: a failure to learn it (the connection dropped) leaves that state unrecorded, not a 500.
     for (const id of new Set(completed.flatMap((m) => [m.source, m.destination]))) {
-      uidValidities.set(id, (await mail.status(mailFolder(hierarchy, id)!.source.ref)).uidValidity);
+      const status = await mail.status(mailFolder(hierarchy, id)!.source.ref).catch(() => undefined);
+      if (status) uidValidities.set(id, status.uidValidity);
     }
-    return { outcomes, uidValidities };
-  });
-  await recordMoves(context, completed, uidValidities);
+  }
+  // A move whose source state could not learn it is answered Status 5: the device keeps its copy where it was, and
+  // Sync then tells it the truth (a Delete there, an Add in the destination). Answering 3 would leave the copy twice.
+  const unrecorded = await recordMoves(context, completed, uidValidities);
+  for (const [i, request] of requests.entries()) {
+    if (outcomes[i]!.status === MoveStatus.Success && request.srcFldId !== undefined && unrecorded.has(request.srcFldId)) {
+      outcomes[i] = { status: MoveStatus.Failure };
+    }
+  }
 
   return {
     kind: 'wbxml',
@@ -133,16 +149,61 @@ async function moveOne(
 /**
  * Tells the collection states of the device what it did: each moved message leaves the source's UIDs (and its
  * pending changes) and joins the destination's. States keep their key (the device's key stays valid) and their replay.
+ * Returns the source collections whose state did not learn the moves (the store failed, or the mailbox could not be
+ * read); each collection is tried whatever happened to the others.
  */
-async function recordMoves(context: CommandContext, moves: CompletedMove[], uidValidities: Map<string, number>): Promise<void> {
-  if (moves.length === 0) return;
+async function recordMoves(context: CommandContext, moves: CompletedMove[], uidValidities: Map<string, number>): Promise<Set<string>> {
+  const unrecorded = new Set<string>();
+  if (moves.length === 0) return unrecorded;
   const ids = [...new Set(moves.flatMap((m) => [m.source, m.destination]))];
-  const before = new Map(await Promise.all(ids.map(async (id) => [id, await context.state.getCollection(context.device, id)] as const)));
-  for (const id of ids) {
+  let before: Map<string, KeyedState<CollectionState> | undefined>;
+  try {
+    before = new Map(await Promise.all(ids.map(async (id) => [id, await context.state.getCollection(context.device, id)] as const)));
+  } catch (err) {
+    context.note?.({ moveRecordError: String(err) });
+    return new Set(moves.map((m) => m.source));
+  }
+  // First the sources learn the departures; then the destinations learn the arrivals whose departure was recorded
+  // (an arrival recorded alone would tell the state the device has a message it was told was not moved).
+  for (const id of new Set(moves.map((m) => m.source))) {
     const left = new Set(moves.filter((m) => m.source === id).map((m) => m.sourceUid));
-    const arrived = new Map(moves.filter((m) => m.destination === id).map((m) => [m.destinationUid, flagDigitOf(before.get(m.source), m.sourceUid)]));
     const movedOut = new Map(moves.filter((m) => m.source === id).map((m) => [`${id}:${m.sourceUid}`, `${m.destination}:${m.destinationUid}`]));
-    await updateCollection(context, id, before.get(id), uidValidities.get(id)!, (state) => afterMoves(state, id, left, arrived, movedOut));
+    const uidValidity = uidValidities.get(id);
+    try {
+      if (uidValidity === undefined) throw new Error('the mailbox status could not be read');
+      await updateCollection(context, id, before.get(id), uidValidity, (state) => afterMoves(state, id, left, new Map(), movedOut));
+    } catch (err) {
+      context.note?.({ moveRecordError: String(err) });
+      // The write may have landed before the error (an answer lost): the state read again says which.
+      if (!(await sourceRecorded(context, id, left))) unrecorded.add(id);
+    }
+  }
+  for (const id of new Set(moves.map((m) => m.destination))) {
+    const arrivals = moves.filter((m) => m.destination === id && !unrecorded.has(m.source));
+    const uidValidity = uidValidities.get(id);
+    if (arrivals.length === 0 || uidValidity === undefined) continue;
+    const arrived = new Map(arrivals.map((m) => [m.destinationUid, flagDigitOf(before.get(m.source), m.sourceUid)]));
+    // Unrecorded, an arrival costs at most an Add of a message the device already moved there: never a loss.
+    try {
+      // A folder that was also a source has a newer state than `before` (same key: the older one must not overwrite it).
+      const current = moves.some((m) => m.source === id) ? await context.state.getCollection(context.device, id) : before.get(id);
+      await updateCollection(context, id, current, uidValidity, (state) => afterMoves(state, id, new Set(), arrived));
+    } catch (err) {
+      context.note?.({ moveRecordError: String(err) });
+    }
+  }
+  return unrecorded;
+}
+
+/** Whether the source's state no longer holds the moved UIDs (false when it cannot be read either). */
+async function sourceRecorded(context: CommandContext, collectionId: string, left: Set<number>): Promise<boolean> {
+  try {
+    const wm = (await context.state.getCollection(context.device, collectionId))?.state.watermark;
+    if (wm?.kind !== 'imap') return true;
+    const uids = new Set(decodeUidSet(wm.uids));
+    return [...left].every((uid) => !uids.has(uid));
+  } catch {
+    return false;
   }
 }
 

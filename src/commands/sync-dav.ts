@@ -20,8 +20,13 @@ type DavWatermark = Extract<Watermark, { kind: 'dav' }>;
 export interface ItemConverter {
   /** The ApplicationData children of an item; undefined when the item is not of this folder's class. */
   toDevice(data: string, options: { version: string; bodyPreferences: NonNullable<SyncOptions['bodyPreferences']>; userEmails?: readonly string[] }): Promise<WbxmlElement[] | undefined> | WbxmlElement[] | undefined;
-  /** The item text for a device's Add (no `existing`) or Change (merged into `existing`). */
-  fromDevice(applicationData: WbxmlElement, options: { version: string; existing?: string; supported?: string[]; userEmails?: readonly string[] }): string;
+  /**
+   * The item text for a device's Add (no `existing`) or Change (merged into `existing`); `instanceId` (16.x, calendars):
+   * the Change is about that one occurrence of a series (a RECURRENCE-ID override).
+   */
+  fromDevice(applicationData: WbxmlElement, options: { version: string; existing?: string; supported?: string[]; userEmails?: readonly string[]; instanceId?: string }): string;
+  /** 16.x Delete with InstanceId (calendars): the item with that occurrence excluded. Absent: such a Delete is refused. */
+  deleteOccurrence?(data: string, instanceId: string): string;
 }
 
 export interface DavSyncRequest {
@@ -41,6 +46,11 @@ export interface DavSyncRequest {
   userEmails?: readonly string[];
   /** Called after each device write with the item before and after (undefined for an Add / a Delete): meeting mail. */
   afterWrite?: (before: string | undefined, after: string | undefined) => Promise<unknown>;
+  /**
+   * The resource name of a device's Add, the same for each attempt of one request (key and ClientId): a retry after a
+   * lost answer (a timed-out PUT) finds its item instead of creating a second one. Random names when absent.
+   */
+  addName?: (clientId: string) => Promise<string>;
   /** Last touch to a device's Change before it is written (meetings: SEQUENCE raised for an update attendees must get). */
   prepareChange?: (before: string, after: string) => string;
 }
@@ -99,7 +109,8 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
         continue;
       }
       const text = data ? safely(() => converter.fromDevice(data, { version: req.version, ...userOptions })) : undefined;
-      const created = text === undefined ? undefined : await dav.putItem(folderRef, undefined, text);
+      const name = req.addName && clientId ? await req.addName(clientId) : undefined;
+      const created = text === undefined ? undefined : await dav.putItem(folderRef, undefined, text, undefined, name);
       if (!created?.ok) {
         responses.push(addResponse(clientId, undefined, SyncStatus.ConversionError));
         continue;
@@ -117,6 +128,12 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
     const href = deviceHrefs.get(serverId);
     if (!href) {
       if (command.tag !== 'Fetch') responses.push(itemStatus(command.tag, serverId, SyncStatus.ObjectNotFound));
+      continue;
+    }
+    // 16.x: a Change or Delete naming one occurrence of a series (airsyncbase:InstanceId, MS-ASAIRS §2.2.2.25).
+    const instanceId = command.tag === 'Change' || command.tag === 'Delete' ? childText(command, 'InstanceId', 'AirSyncBase')?.trim() || undefined : undefined;
+    if (command.tag === 'Delete' && instanceId !== undefined) {
+      responses.push(...(await deleteOccurrence(req, href, serverId, instanceId, wm, remember, pending)));
       continue;
     }
     if (command.tag === 'Delete') {
@@ -142,15 +159,17 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
       }
       const serverWins = (req.options.conflict ?? 1) === 1;
       if (serverWins && current.etag !== wm.etags[href]) {
-        responses.push(itemStatus('Change', serverId, SyncStatus.Conflict));
+        responses.push(occurrenceStatus('Change', serverId, instanceId, SyncStatus.Conflict));
         pending.set(href, { kind: 'change', serverId, ref: href });
         continue;
       }
-      const converted = safely(() => converter.fromDevice(data, { version: req.version, existing: current.data, ...(req.supported ? { supported: req.supported } : {}), ...userOptions }));
+      const converted = safely(() =>
+        converter.fromDevice(data, { version: req.version, existing: current.data, ...(req.supported ? { supported: req.supported } : {}), ...userOptions, ...(instanceId !== undefined ? { instanceId } : {}) }),
+      );
       const text = converted !== undefined && req.prepareChange ? req.prepareChange(current.data, converted) : converted;
       const written = text === undefined ? undefined : await dav.putItem(folderRef, href, text, serverWins ? current.etag : undefined);
       if (!written?.ok) {
-        responses.push(itemStatus('Change', serverId, written ? SyncStatus.Conflict : SyncStatus.ConversionError));
+        responses.push(occurrenceStatus('Change', serverId, instanceId, written ? SyncStatus.Conflict : SyncStatus.ConversionError));
         continue;
       }
       wm.etags[href] = written.etag;
@@ -237,6 +256,46 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
     moreAvailable: pending.size > 0,
     progressed,
   };
+}
+
+/**
+ * A 16.x Delete of one occurrence: the item is written back with the occurrence excluded (EXDATE, its override
+ * removed), under the same Conflict rule as a Change; the device keeps the series. Answers only on failure.
+ */
+async function deleteOccurrence(
+  req: DavSyncRequest,
+  href: string,
+  serverId: string,
+  instanceId: string,
+  wm: DavWatermark,
+  remember: (href: string, data: string | undefined) => void,
+  pending: Map<string, PendingChange>,
+): Promise<WbxmlElement[]> {
+  const [current] = await req.dav.fetchItems(req.folderRef, [href]);
+  if (!current) return [occurrenceStatus('Delete', serverId, instanceId, SyncStatus.ObjectNotFound)];
+  const serverWins = (req.options.conflict ?? 1) === 1;
+  if (serverWins && current.etag !== wm.etags[href]) {
+    pending.set(href, { kind: 'change', serverId, ref: href });
+    return [occurrenceStatus('Delete', serverId, instanceId, SyncStatus.Conflict)];
+  }
+  const deleteOne = req.converter.deleteOccurrence;
+  const text = deleteOne ? safely(() => deleteOne(current.data, instanceId)) : undefined;
+  if (text === undefined) return [occurrenceStatus('Delete', serverId, instanceId, SyncStatus.ConversionError)];
+  const written = await req.dav.putItem(req.folderRef, href, text, serverWins ? current.etag : undefined);
+  if (!written.ok) return [occurrenceStatus('Delete', serverId, instanceId, SyncStatus.Conflict)];
+  wm.etags[href] = written.etag;
+  remember(href, text);
+  pending.delete(href);
+  await req.afterWrite?.(current.data, text).catch(() => undefined);
+  return [];
+}
+
+/** A per-item answer; about one occurrence it names it too (MS-ASAIRS §2.2.2.25: ServerId, InstanceId, Status). */
+function occurrenceStatus(tag: 'Change' | 'Delete', serverId: string, instanceId: string | undefined, status: number): WbxmlElement {
+  const answer = itemStatus(tag, serverId, status);
+  if (instanceId === undefined) return answer;
+  const [id, ...rest] = answer.children;
+  return { ...answer, children: [id!, el('AirSyncBase', 'InstanceId', instanceId), ...rest] };
 }
 
 async function fullListing(dav: ItemBackend, folderRef: string): Promise<DavChanges> {

@@ -49,7 +49,12 @@ interface DraftWork {
 }
 
 /** Sync of the Drafts folder for a 16.0+ device: draft commands here, the rest in syncEmailCollection. */
-export async function syncDraftsCollection(context: CommandContext, req: EmailSyncRequest): Promise<EmailSyncResult> {
+/**
+ * `addName(clientId)` names a device's Add for good (the same for a resent request): the new draft's Message-ID is
+ * made from it, so that a retried Add whose first APPEND landed (its answer lost, or the state write failed) finds
+ * that draft instead of appending a second one.
+ */
+export async function syncDraftsCollection(context: CommandContext, req: EmailSyncRequest, addName?: (clientId: string) => Promise<string>): Promise<EmailSyncResult> {
   const work: DraftWork = {
     written: new Map(),
     writtenFlags: new Map(),
@@ -62,7 +67,7 @@ export async function syncDraftsCollection(context: CommandContext, req: EmailSy
   for (const command of req.commands) {
     const data = child(command, 'ApplicationData');
     const send = child(command, 'Send', 'Email2') !== undefined || child(data, 'Send', 'Email2') !== undefined;
-    if (command.tag === 'Add') await addDraft(context, req, work, command, send);
+    if (command.tag === 'Add') await addDraft(context, req, work, command, send, addName);
     else if (command.tag === 'Change' && (send || isDraftEdit(data))) await changeDraft(context, req, work, command, send);
     else passOn.push(toCurrentUid(command, req.collectionId, work.drafts));
   }
@@ -74,7 +79,7 @@ export async function syncDraftsCollection(context: CommandContext, req: EmailSy
 // ---------------------------------------------------------------------------------------------------------------------
 // The device's commands
 
-async function addDraft(context: CommandContext, req: EmailSyncRequest, work: DraftWork, command: WbxmlElement, send: boolean): Promise<void> {
+async function addDraft(context: CommandContext, req: EmailSyncRequest, work: DraftWork, command: WbxmlElement, send: boolean, addName?: (clientId: string) => Promise<string>): Promise<void> {
   const clientId = childText(command, 'ClientId') ?? '';
   const answer = (status: number, serverId?: string, data?: WbxmlElement): void => {
     work.responses.push(el('AirSync', 'Add', [el('AirSync', 'ClientId', clientId), serverId !== undefined && el('AirSync', 'ServerId', serverId), el('AirSync', 'Status', String(status)), data]));
@@ -85,17 +90,21 @@ async function addDraft(context: CommandContext, req: EmailSyncRequest, work: Dr
 
   const data = child(command, 'ApplicationData');
   const edit = readDraftEdit(data);
-  const source = await buildDraft(undefined, edit, { from: context.user.login, removeParts: new Set() }).catch(() => undefined);
+  const name = addName ? await addName(clientId) : undefined;
+  const messageId = name ? `<draft-${name}@${context.user.login.split('@')[1] || 'activesync-edge.invalid'}>` : undefined;
+  const source = await buildDraft(undefined, edit, { from: context.user.login, removeParts: new Set(), ...(messageId ? { messageId } : {}) }).catch(() => undefined);
   if (!source || source.length > context.config.maxMessageBytes) return answer(SyncStatus.ConversionError);
   const flags = withUpdate(new Set(['\\Draft', '\\Seen']), data);
-  const uid = await req.mail.appendMessage(req.folderRef, source, [...flags]);
+  const landed = messageId ? await req.mail.findByMessageId(req.folderRef, messageId) : [];
+  const uid = landed.length ? Math.max(...landed) : await req.mail.appendMessage(req.folderRef, source, [...flags]);
   // Without UIDPLUS the new UID is unknown: the draft arrives as an Add in a later Sync instead.
   if (uid === undefined) return answer(SyncStatus.ServerError);
 
   const serverId = `${req.collectionId}:${uid}`;
   const record: DraftRecord = { uid, parts: edit.added.map((_, i) => i), nextPart: edit.added.length };
   if (send) {
-    const outcome = await sendDraft(context, req, serverId, uid, source);
+    // Keyed by the Add's name: a retry whose first attempt sent and removed the draft has a new UID, not a new send.
+    const outcome = await sendDraft(context, req, serverId, uid, source, name ? `draft-send:add:${name}` : undefined);
     // Not sent: the draft stays in Drafts and reaches the device as a server Add; the device's item failed.
     if (outcome.status !== SyncStatus.Success) return answer(outcome.status);
     if (outcome.removed) work.sent.set(uid, false);
@@ -229,10 +238,10 @@ function toCurrentUid(command: WbxmlElement, collectionId: string, drafts: Recor
  * draft left Drafts: when that failed it stays where every device sees it, and a Send of it again only files it (the
  * marker says it went out).
  */
-async function sendDraft(context: CommandContext, req: EmailSyncRequest, serverId: string, uid: number, source: Uint8Array): Promise<{ status: number; removed: boolean }> {
+async function sendDraft(context: CommandContext, req: EmailSyncRequest, serverId: string, uid: number, source: Uint8Array, markerName?: string): Promise<{ status: number; removed: boolean }> {
   const wm = req.state.watermark;
   // One version of one draft is sent once, whatever retries follow (UIDs are not reused under one UIDVALIDITY).
-  const marker = `draft-send:${req.folderRef}:${wm.kind === 'imap' ? wm.uidValidity : 0}:${uid}`;
+  const marker = markerName ?? `draft-send:${req.folderRef}:${wm.kind === 'imap' ? wm.uidValidity : 0}:${uid}`;
   let sentBefore = false;
   let message;
   try {

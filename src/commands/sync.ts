@@ -101,9 +101,14 @@ export async function sync(context: CommandContext): Promise<CommandResult> {
   const partial = child(body, 'Partial') !== undefined;
   const globalWindow = windowSizeOf(childText(body, 'WindowSize'));
 
+  // An empty Sync without Wait/HeartbeatInterval hangs as the cached request did (as Exchange does), in seconds.
+  let cachedHangSeconds: number | undefined;
   if (requests.length === 0 || partial) {
     const cached = await context.state.getSyncRequestCache(context.device);
     if (!cached) return topStatus(SyncStatus.IncompleteRequest);
+    if (listed.length === 0 && wait === undefined && heartbeat === undefined) {
+      cachedHangSeconds = cached.wait !== undefined ? cached.wait * 60 : cached.heartbeatInterval;
+    }
     const fromCache: CollectionRequest[] = cached.collections
       .filter((c) => !requests.some((r) => r.collectionId === c.collectionId))
       .map((c) => ({
@@ -138,7 +143,7 @@ export async function sync(context: CommandContext): Promise<CommandResult> {
   }
   const response: CommandResult = { kind: 'wbxml', body: el('AirSync', 'Sync', [el('AirSync', 'Collections', collections)]) };
   // push (src/push/ping-poll.ts): a hanging Sync with nothing to send waits on the change feed, then syncs again.
-  const hangSeconds = wait !== undefined ? Number(wait) * 60 : heartbeat !== undefined ? Number(heartbeat) : undefined;
+  const hangSeconds = wait !== undefined ? Number(wait) * 60 : heartbeat !== undefined ? Number(heartbeat) : cachedHangSeconds;
   if (hangSeconds === undefined) return response;
   const requested = requests.map((r) => ({ collectionId: r.collectionId, syncKey: r.syncKey }));
   return waitInSync(context, { seconds: hangSeconds, hierarchy, requested, elements: collections, response, again: () => sync(context) });
@@ -158,6 +163,13 @@ async function cacheRequest(context: CommandContext, requests: CollectionRequest
     expiresAt: Date.now() + REQUEST_CACHE_TTL_MS,
   };
   await context.state.putSyncRequestCache(context.device, cache);
+}
+
+/** A DAV resource name for a device's Add: a hash of who sent it, under which key, with which ClientId (sync-dav.ts). */
+async function addResourceName(context: CommandContext, collectionId: string, syncKey: string, clientId: string): Promise<string> {
+  const { tenant, user, deviceId } = context.device;
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(JSON.stringify([tenant, user, deviceId, collectionId, syncKey, clientId])));
+  return Array.from(new Uint8Array(digest).slice(0, 16), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 function collectionStatus(collectionId: string, status: number, syncKey?: string): WbxmlElement {
@@ -236,6 +248,7 @@ async function syncCollection(
           // Meetings (src/commands/meeting-mail.ts): who the user is; SEQUENCE raised on updates; and, 16.x, the server
           // mails the invitations for what the device organizes (up to 14.1 the device sends them with SendMail).
           userEmails: userAddresses(context),
+          addName: (clientId: string) => addResourceName(context, collectionId, requestKey, clientId),
           ...(folder.source.backend === 'caldav' && itemClassOf(folder.type) === 'Calendar'
             ? {
                 prepareChange: (before: string, after: string) => prepareMeetingWrite(context, before, after),
@@ -249,7 +262,9 @@ async function syncCollection(
               }
             : {}),
         })
-      : await (drafts16 ? (r: Parameters<typeof syncEmailCollection>[0]) => syncDraftsCollection(context, r) : syncEmailCollection)({
+      : await (drafts16
+          ? (r: Parameters<typeof syncEmailCollection>[0]) => syncDraftsCollection(context, r, (clientId) => addResourceName(context, collectionId, requestKey, clientId))
+          : syncEmailCollection)({
           mail: backends.mail,
           folderRef: folder.source.ref,
           collectionId,

@@ -9,6 +9,19 @@
  * - quarantined: Provision and Settings still work, so the device can provision and describe itself (its model and
  *   OS are what admins decide on), everything else is refused until an admin allows the device.
  * A device that has a wipe due gets it whatever the rules say (protocol/policy.ts runs after this check).
+ *
+ * Quarantine, compared with Exchange (checked for issue 8; sources: MS-ASCMD §2.2.2 status 129, the Exchange 2010
+ * ABQ documentation, client reports such as TbSync's): Exchange lets a quarantined device connect and answers its
+ * FolderSync and Sync with success, but the only content it gets is a notification mail in the Inbox ("your device
+ * is temporarily blocked … content will be downloaded as soon as access is granted"), also delivered to the user's
+ * mailbox; a blocked device gets 129 (HTTP 403 below 14.0), as here. Status 141 (LegacyDeviceOnStrictPolicy) is a
+ * provisioning status (MS-ASPROV §3.1.5.2: a policy is required and the device cannot provision), not an access
+ * rule's, so it is not used for either. We answer a quarantined device with 129 rather than an empty success on
+ * purpose: we have no notification item to show in its Inbox, and an empty success would show the user a mailbox
+ * that looks empty with no reason given, while 129 makes clients say the administrator holds the device. Clients
+ * retry, so a released device syncs on its next attempt, as with Exchange. Provision and Settings stay open as
+ * Exchange keeps them: the device gets its policy and says what it is (the model admins release it by). Like Exchange,
+ * the user finds a notice mail in their Inbox when a device becomes blocked or quarantined (access-notice.ts).
  */
 import type { CommandName } from '../protocol/commands.ts';
 import { HttpError } from '../protocol/errors.ts';
@@ -197,16 +210,18 @@ export interface AccessCheck {
  * The request-path check: the device's access state (recorded on the device when it changed, for admins) and
  * whether this command is refused for it. A device with a wipe due is never refused here.
  */
-export async function checkDeviceAccess(check: AccessCheck): Promise<{ decision: AccessDecision; refused: boolean }> {
+export async function checkDeviceAccess(check: AccessCheck): Promise<{ decision: AccessDecision; refused: boolean; newlyHeld: boolean }> {
   const { known } = check;
   const rules = await loadAccessRules(check.state, check.device.tenant);
   const decision = decideAccess(rules, known, check.login);
+  // Just now blocked or quarantined (not before): the user gets Exchange's notice mail (access-notice.ts), once.
+  const newlyHeld = decision.state !== 'allowed' && known.accessState !== decision.state;
   if (known.accessState !== decision.state || known.accessReason !== decision.reason) {
     await check.state.updateDevice(check.device, { deviceType: known.deviceType, accessState: decision.state, accessReason: decision.reason });
   }
-  if (wipeDue(known)) return { decision, refused: false };
+  if (wipeDue(known)) return { decision, refused: false, newlyHeld };
   const refused = decision.state === 'blocked' || (decision.state === 'quarantined' && !QUARANTINE_ALLOWED.has(check.command));
-  return { decision, refused };
+  return { decision, refused, newlyHeld };
 }
 
 /** The answer to a refused device: Status 129 in the command's response from 14.0 on, else HTTP 403. */

@@ -38,6 +38,7 @@ import ICAL from 'ical.js';
 import { child, children, childText, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import { bodyElement, type BodyPreference } from './body.ts';
 import { compactDateTime, parseDateTime } from './datetime.ts';
+import { plainAddress, plainName } from '../protocol/address.ts';
 import {
   addMissingTimezones,
   addTimeProperty,
@@ -581,12 +582,13 @@ function writeAttendees(target: ICAL.Component, element: WbxmlElement, ctx: Writ
   }
   target.removeAllProperties('attendee');
   for (const attendee of children(element, 'Attendee', 'Calendar')) {
-    const email = bareAddress(childText(attendee, 'Email', 'Calendar') ?? '');
-    if (!email.includes('@')) continue;
+    // Only plain addresses: a CR/LF in one would break the iCalendar line (and any mail built from it).
+    const email = plainAddress(bareAddress(childText(attendee, 'Email', 'Calendar') ?? ''));
+    if (!email) continue;
     const kept = existing.get(email.toLowerCase());
     const property = kept ? new ICAL.Property(structuredClone(kept.jCal)) : new ICAL.Property('attendee');
     property.setValue(`mailto:${email}`);
-    const name = childText(attendee, 'Name', 'Calendar');
+    const name = plainName(childText(attendee, 'Name', 'Calendar'));
     if (name && name !== email) property.setParameter('cn', name);
     else property.removeParameter('cn');
     const status = clampInt(childText(attendee, 'AttendeeStatus', 'Calendar') ?? '', 0, 5);
@@ -618,8 +620,8 @@ function writeOrganizer(target: ICAL.Component, source: WbxmlElement, mode: (tag
     return;
   }
   if (emailMode === 'keep' && nameMode === 'keep') return;
-  const email = emailMode === 'set' ? bareAddress(childText(source, 'OrganizerEmail', 'Calendar') ?? '') : current?.email;
-  const name = nameMode === 'set' ? childText(source, 'OrganizerName', 'Calendar') : nameMode === 'delete' ? undefined : current?.name;
+  const email = emailMode === 'set' ? plainAddress(bareAddress(childText(source, 'OrganizerEmail', 'Calendar') ?? '')) : current?.email;
+  const name = nameMode === 'set' ? plainName(childText(source, 'OrganizerName', 'Calendar')) : nameMode === 'delete' ? undefined : current?.name;
   if (!email?.includes('@')) return;
   const property = target.getFirstProperty('organizer') ?? target.addPropertyWithValue('organizer', '');
   property.setValue(`mailto:${email}`);

@@ -34,7 +34,7 @@ import { child, children, el, textOf, type WbxmlElement } from '../wbxml/tree.ts
 import { fromBase64 } from '../util/base64.ts';
 import { bodyElement, type BodyPreference } from './body.ts';
 import { extendedDateTime, parseDateTime } from './datetime.ts';
-import { bareAddress, categoriesFrom, deviceBody, newUid } from './icalendar.ts';
+import { bareAddress, categoriesFrom, deviceBody, newUid, withoutBareCarriageReturns } from './icalendar.ts';
 import { fromLocalTime, timeZoneInformationForTzid, toLocalTime, UTC_TIME_ZONE, type TimeZoneInformation } from './timezone.ts';
 
 export interface ContactOutputOptions {
@@ -452,7 +452,7 @@ export function contactFromApplicationData(app: WbxmlElement, options: ContactIn
   ensureNames(vcard);
   removeOrphanLabels(vcard);
   const textOut = card.isVersion4 ? ICAL.stringify.component(vcard.jCal, VCARD4_URIS_AS_WRITTEN) : vcard.toString();
-  return textOut.endsWith('\r\n') ? textOut : `${textOut}\r\n`;
+  return withoutBareCarriageReturns(textOut);
 }
 
 /**

@@ -123,6 +123,8 @@ export interface DraftBuildOptions {
   from: string;
   /** Indexes (postal-mime order) of the previous version's attachments to drop. */
   removeParts: ReadonlySet<number>;
+  /** The Message-ID of a new draft (a previous version's is kept); a fresh one when not given. */
+  messageId?: string;
   now?: Date;
 }
 
@@ -155,7 +157,7 @@ export async function buildDraft(previous: Uint8Array | undefined, edit: DraftEd
     ...optional('cc', list(edit.cc, old?.cc)),
     ...optional('bcc', list(edit.bcc, old?.bcc)),
     subject: edit.subject ?? old?.subject ?? '',
-    messageId: old?.messageId?.trim() || newMessageId(from?.address ?? options.from),
+    messageId: old?.messageId?.trim() || options.messageId || newMessageId(from?.address ?? options.from),
     date: options.now ?? new Date(),
     ...optional('inReplyTo', old?.inReplyTo),
     ...optional('references', old?.references),

@@ -59,8 +59,17 @@ export function serializeCalendar({ calendar }: ParsedCalendar): string {
   const components = calendar.jCal[2] as unknown[][];
   const isZone = (c: unknown[]): boolean => c[0] === 'vtimezone';
   components.splice(0, components.length, ...components.filter(isZone), ...components.filter((c) => !isZone(c)));
-  const text = ICAL.stringify(calendar.jCal);
-  return text.endsWith('\r\n') ? text : `${text}\r\n`;
+  return withoutBareCarriageReturns(ICAL.stringify(calendar.jCal));
+}
+
+/**
+ * Ends the text with CRLF and drops every CR that does not end a line. ical.js escapes LF in values but not CR, so a
+ * device's `Subject` of "a\r\nX: y" would otherwise put a bare CR into the line: servers refuse the object, and a
+ * reader that breaks lines at CR would see a property the device smuggled in.
+ */
+export function withoutBareCarriageReturns(text: string): string {
+  const clean = text.replace(/\r(?!\n)/g, '');
+  return clean.endsWith('\r\n') ? clean : `${clean}\r\n`;
 }
 
 /**

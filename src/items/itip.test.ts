@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { attendeeCopy, imipMime, meetingSummary, organizedMeeting, organizerMessageCalendar, replyCalendar } from './itip.ts';
+import { attendeeCopy, forwardedMeeting, imipMime, meetingSummary, organizedMeeting, organizerMessageCalendar, replyCalendar } from './itip.ts';
 
 const REQUEST = [
   'BEGIN:VCALENDAR',
@@ -74,5 +74,27 @@ describe('iTIP', () => {
     expect(mime).toMatch(/^To: "=\?UTF-8\?B\?[^?]+\?=" <olga@example.test>$/m);
     expect(mime).toMatch(/^Content-Type: text\/calendar; charset=utf-8; method=REPLY$/m);
     expect(mime).toContain(Buffer.from('BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n').toString('base64'));
+  });
+
+  it('a forwarded meeting is a REQUEST with the new people asked to answer, the organizer kept; one occurrence alone with InstanceId', () => {
+    const whole = forwardedMeeting(REQUEST, undefined, [{ email: 'new@example.test', name: 'New' }, { email: 'OTHER@example.test' }])!;
+    const text = unfold(whole.request);
+    expect(text).toMatch(/^METHOD:REQUEST/m);
+    expect(text).not.toMatch(/BEGIN:VALARM/);
+    expect(text).toMatch(/^ORGANIZER;CN=Olga:mailto:olga@example.test/m);
+    expect(text).toMatch(/^ATTENDEE;CN=New;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:new@example.test/m);
+    expect(text.match(/other@example.test/gi)).toHaveLength(1); // invited already: not twice
+    expect(whole.meeting.summary).toBe('Planning');
+    expect(whole.end?.toISOString()).toBe('2026-03-15T10:00:00.000Z');
+
+    const series = REQUEST.replace('DTEND:20260315T100000Z', 'DTEND:20260315T100000Z\r\nRRULE:FREQ=DAILY;COUNT=3');
+    const one = unfold(forwardedMeeting(series, '20260316T090000Z', [{ email: 'new@example.test' }])!.request);
+    expect(one.match(/^BEGIN:VEVENT/gm)).toHaveLength(1);
+    expect(one).toMatch(/^RECURRENCE-ID:20260316T090000Z/m);
+    expect(one).not.toMatch(/^RRULE/m);
+    expect(one).toMatch(/mailto:new@example.test/);
+    // A single event named with an InstanceId is the event itself; an InstanceId that is not a time names nothing.
+    expect(unfold(forwardedMeeting(REQUEST, '20260315T090000Z', [])!.request)).not.toMatch(/RECURRENCE-ID/);
+    expect(forwardedMeeting(series, 'soon', [])).toBeUndefined();
   });
 });

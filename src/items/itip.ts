@@ -9,9 +9,9 @@
  */
 import ICAL from 'ical.js';
 import { toBase64 } from '../util/base64.ts';
-import { compactDateTime } from './datetime.ts';
+import { compactDateTime, parseDateTime } from './datetime.ts';
 import { occurrenceOverride } from './calendar.ts';
-import { bareAddress, parseCalendar, serializeCalendar, textValue, tryParseCalendar } from './icalendar.ts';
+import { bareAddress, parseCalendar, serializeCalendar, textValue, tryParseCalendar, type ParsedCalendar } from './icalendar.ts';
 import { newMessageId, rfc5322Date } from './outgoing.ts';
 
 export type PartStat = 'ACCEPTED' | 'TENTATIVE' | 'DECLINED';
@@ -276,3 +276,49 @@ export function occurrenceAnswer(ics: string, instanceId: string, userEmails: re
   return { copy, reply };
 }
 
+
+/** A meeting forwarded to new people (SmartForward of a calendar item), and what the forward's text says of it. */
+export interface ForwardedMeeting {
+  /** The REQUEST for the new people (METHOD:REQUEST, alarms removed, them added as attendees). */
+  request: string;
+  meeting: MeetingSummary;
+  end: Date | undefined;
+  location: string | undefined;
+  description: string | undefined;
+}
+
+/**
+ * The REQUEST a forward of a meeting carries (as Exchange sends one): the series, or with `instanceId` only that
+ * occurrence (its override, made from the series when there is none; the whole event when it does not recur). The
+ * forwardees are added as attendees asked to answer; ORGANIZER stays, so their answers go to the organizer.
+ * Undefined when `instanceId` is not a time or the item holds no event.
+ */
+export function forwardedMeeting(ics: string, instanceId: string | undefined, forwardees: readonly { email: string; name?: string }[]): ForwardedMeeting | undefined {
+  if (instanceId !== undefined && !parseDateTime(instanceId)) return undefined;
+  let parsed: ParsedCalendar | undefined;
+  const found = instanceId !== undefined ? occurrenceOverride(ics, instanceId) : undefined;
+  if (found) {
+    parsed = found.parsed;
+    for (const event of parsed.calendar.getAllSubcomponents('vevent')) if (event !== found.override) parsed.calendar.removeSubcomponent(event);
+  }
+  parsed ??= tryParseCalendar(ics);
+  const events = parsed ? eventsOf(parsed.calendar) : [];
+  if (!parsed || events.length === 0) return undefined;
+  for (const event of events) {
+    const invited = new Set(event.getAllProperties('attendee').map(addressOf));
+    for (const person of forwardees) {
+      if (invited.has(person.email.toLowerCase())) continue;
+      const attendee = event.addPropertyWithValue('attendee', `mailto:${person.email}`);
+      if (person.name) attendee.setParameter('cn', person.name);
+      attendee.setParameter('role', 'REQ-PARTICIPANT');
+      attendee.setParameter('partstat', 'NEEDS-ACTION');
+      attendee.setParameter('rsvp', 'TRUE');
+    }
+  }
+  const request = organizerMessageCalendar(serializeCalendar(parsed), 'REQUEST');
+  const meeting = meetingSummary(request);
+  if (!meeting) return undefined;
+  const first = events[0]!;
+  const dtend = first.getFirstPropertyValue('dtend');
+  return { request, meeting, end: dtend instanceof ICAL.Time ? dtend.toJSDate() : undefined, location: textValue(first, 'location'), description: textValue(first, 'description') };
+}

@@ -104,23 +104,25 @@ export type SmartKind = 'reply' | 'forward';
  * forward. A forward carries the original's attachments; a reply only the inline images its quoted HTML shows.
  * In-Reply-To and References point at the original (unless the device set them).
  */
-export async function composeSmart(kind: SmartKind, deviceMime: Uint8Array, originalSource: Uint8Array): Promise<Uint8Array> {
+export async function composeSmart(kind: SmartKind, deviceMime: Uint8Array, originalSource: Uint8Array, options: SmartOptions = {}): Promise<Uint8Array> {
   const device = await parseMime(deviceMime);
+  const quote = options.quoteOriginal ?? true;
   const original = await PostalMime.parse(originalSource, PARSE_OPTIONS);
   const header = (email: Email, name: string): string | undefined => email.headers.find((h) => h.key === name)?.value;
 
   const newText = device.text ?? (device.html !== undefined ? htmlToPlainText(device.html) : '');
   const originalText = original.text ?? (original.html !== undefined ? htmlToPlainText(original.html) : '');
   const intro = kind === 'reply' ? replyIntro(original, header(original, 'date')) : forwardIntro(original, header(original, 'date'));
-  const text =
-    kind === 'reply'
+  const text = !quote
+    ? newText
+    : kind === 'reply'
       ? `${trimEnd(newText)}\n\n${intro.join('\n')}\n${quoteText(originalText)}\n`
       : `${trimEnd(newText)}\n\n${intro.join('\n')}\n\n${originalText}`;
 
   // HTML when either side has it: the device's HTML (or its text as HTML), the original's below.
-  const withHtml = device.html !== undefined || original.html !== undefined;
-  let html: string | undefined;
-  if (withHtml) {
+  const withHtml = device.html !== undefined || (quote && original.html !== undefined);
+  let html: string | undefined = quote ? undefined : device.html;
+  if (withHtml && quote) {
     const originalHtml = bodyContent(original.html ?? plainTextToHtml(originalText));
     const introHtml = intro.map(escapeHtml).join('<br>');
     const block =
@@ -131,7 +133,7 @@ export async function composeSmart(kind: SmartKind, deviceMime: Uint8Array, orig
   }
 
   const quotedInline = original.attachments.filter((a) => a.contentId !== undefined && (a.related || a.disposition === 'inline'));
-  const carried = kind === 'forward' ? original.attachments : withHtml ? quotedInline : [];
+  const carried = !quote ? [] : kind === 'forward' ? original.attachments : withHtml ? quotedInline : [];
   const references = referencesOf(original);
   const carriedHeaders = device.headers
     .filter((h) => CARRIED_HEADERS.has(h.key))
@@ -152,6 +154,7 @@ export async function composeSmart(kind: SmartKind, deviceMime: Uint8Array, orig
     ...(html !== undefined ? { html } : {}),
     attachments: [...device.attachments, ...carried].map(toComposerAttachment),
     headers: carriedHeaders,
+    ...(options.calendar ? { icalEvent: { method: options.calendar.method, content: options.calendar.ics } } : {}),
     newline: 'win',
     textEncoding: 'B',
   });
@@ -159,6 +162,13 @@ export async function composeSmart(kind: SmartKind, deviceMime: Uint8Array, orig
   // The copy for Sent Items keeps Bcc; prepareOutgoing takes it off the one that travels.
   node.keepBcc = true;
   return new Uint8Array(await node.build());
+}
+
+export interface SmartOptions {
+  /** A text/calendar part to carry (a forwarded meeting's REQUEST): an alternative with `method=`, and invite.ics. */
+  calendar?: { method: string; ics: string };
+  /** false: the device's text without the original (ReplaceMime on a calendar item, whose forward still has `calendar`). */
+  quoteOriginal?: boolean;
 }
 
 /** Headers of the device's message that say something about it and are kept in the composed one. */

@@ -10,12 +10,14 @@ import type { ImapSessions } from '../backends/imap/sessions.ts';
 import type { MailSubmitter } from '../backends/smtp/types.ts';
 import type { StateStore } from '../state/types.ts';
 import { countRequest } from '../admin/stats.ts';
+import { deliverAccessNotice } from '../devices/access-notice.ts';
 import { accessRefusalResponse, checkDeviceAccess } from '../devices/access-rules.ts';
 import { decodeWbxml, WbxmlDecodeError } from '../wbxml/decoder.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import { AuthUnavailableError, basicChallenge, challengeFor, parseAuthorization, schemeAllowed, type AuthenticatedUser, type Authenticator, type Credentials } from './auth.ts';
 import { withTenant, type TenantRouter } from '../tenants/services.ts';
+import { clientAddress, guardedAuthenticate } from './throttle.ts';
 import { commandByName } from './commands.ts';
 import { deviceScope, recordDeviceSeen } from './device.ts';
 import { HttpError } from './errors.ts';
@@ -64,7 +66,7 @@ export function handleOptions(c: Context, deps: ActiveSyncDeps): Promise<Respons
       entry.user = credentials?.login;
       const tenant = withTenant(deps, url.host, credentials);
       entry.tenant = tenant.config.tenant;
-      if (!credentials || !(await authenticateFor(tenant, credentials))) throw new HttpError(401, 'authentication failed', challengeFor(tenant.config.authMode, REALM));
+      if (!credentials || !(await authenticateFor(tenant, credentials, clientAddress(c, tenant.config)))) throw new HttpError(401, 'authentication failed', challengeFor(tenant.config.authMode, REALM));
     }
     return new Response(null, {
       status: 200,
@@ -107,11 +109,13 @@ async function logged(
   return response;
 }
 
-/** Whether the tenant's AUTH_MODE admits the scheme and its backend the credentials. */
-async function authenticateFor(tenant: ActiveSyncDeps, credentials: Credentials): Promise<AuthenticatedUser | undefined> {
+/**
+ * Whether the tenant's AUTH_MODE admits the scheme and its backend the credentials; repeated failures are throttled
+ * (protocol/throttle.ts: 503 without asking the backend).
+ */
+async function authenticateFor(tenant: ActiveSyncDeps, credentials: Credentials, address: string | undefined): Promise<AuthenticatedUser | undefined> {
   if (!schemeAllowed(tenant.config.authMode, credentials)) return undefined;
-  const outcome = await tenant.authenticator.authenticate(credentials);
-  return outcome.ok ? outcome.user : undefined;
+  return guardedAuthenticate(tenant, credentials, address);
 }
 
 async function serve(c: Context, anyTenant: ActiveSyncDeps, entry: LogEntry): Promise<Response> {
@@ -131,7 +135,7 @@ async function serve(c: Context, anyTenant: ActiveSyncDeps, entry: LogEntry): Pr
   });
   const challenge = challengeFor(deps.config.authMode, REALM);
   if (!credentials) throw new HttpError(401, 'no credentials', challenge);
-  const user = await authenticateFor(deps, credentials);
+  const user = await authenticateFor(deps, credentials, clientAddress(c, deps.config));
   if (!user) throw new HttpError(401, 'authentication failed', challenge);
   const outcome = { ok: true, user } as const;
 
@@ -151,6 +155,12 @@ async function serve(c: Context, anyTenant: ActiveSyncDeps, entry: LogEntry): Pr
 
   // Device access rules (devices/access-rules.ts): blocked or quarantined devices get Status 129 or HTTP 403.
   const access = await checkDeviceAccess({ state: deps.state, device, known, login: outcome.user.login, command: name });
+  if (access.newlyHeld) {
+    // Exchange's notice in the user's Inbox; a failure is logged, the answer stands.
+    await deliverAccessNotice({ imapSessions: deps.imapSessions, user: outcome.user, config: deps.config }, access.decision, known).catch((err: unknown) => {
+      entry.accessNoticeFailed = describeError(err);
+    });
+  }
   if (access.refused) {
     entry.refused = access.decision.state;
     return commandResponse(accessRefusalResponse(request.version, command.responseRoot), entry);

@@ -15,6 +15,7 @@ import { SaxesParser } from 'saxes';
 import type { LogEntry } from '../log.ts';
 import type { ActiveSyncDeps } from './activesync.ts';
 import { primaryAddress } from './address.ts';
+import { clientAddress, guardedAuthenticate, LoginThrottledError } from './throttle.ts';
 import { AuthUnavailableError, basicChallenge, challengeFor, parseAuthorization, schemeAllowed } from './auth.ts';
 import { HttpError } from './errors.ts';
 import { withTenant } from '../tenants/services.ts';
@@ -26,7 +27,7 @@ const REALM = 'ActiveSync';
 const RETRY_AFTER_SECONDS = 30;
 const XML_TYPE = 'text/xml; charset=utf-8';
 
-export type AutodiscoverDeps = Pick<ActiveSyncDeps, 'config' | 'authenticator' | 'log' | 'imapSessions' | 'tenants'>;
+export type AutodiscoverDeps = Pick<ActiveSyncDeps, 'config' | 'authenticator' | 'log' | 'imapSessions' | 'tenants' | 'state'>;
 
 interface AutodiscoverRequest {
   email: string | undefined;
@@ -67,8 +68,13 @@ async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): 
   if (!credentials || !schemeAllowed(deps.config.authMode, credentials)) return unauthorized(challengeFor(deps.config.authMode, REALM));
   let ok: boolean;
   try {
-    ok = (await deps.authenticator.authenticate(credentials)).ok;
+    // Throttled like ActiveSync logins (protocol/throttle.ts): the same counters, the same 503.
+    ok = (await guardedAuthenticate(deps, credentials, clientAddress(c, deps.config))) !== undefined;
   } catch (err) {
+    if (err instanceof LoginThrottledError) {
+      entry.error = err.message;
+      return new Response(null, { status: 503, headers: { ...err.headers, 'Content-Length': '0' } });
+    }
     if (!(err instanceof AuthUnavailableError)) throw err;
     entry.error = err.message;
     return new Response(null, { status: 503, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS), 'Content-Length': '0' } });

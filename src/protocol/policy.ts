@@ -19,7 +19,7 @@
  * - PROVISIONING=loose lets through requests that carry no X-MS-PolicyKey at all (clients that never provision);
  *   a request that carries one, even 0, is checked as in strict mode, and a wipe is always enforced.
  */
-import { z } from 'zod';
+import * as z from 'zod'; // a namespace import lets the bundler drop the unused parts of zod (see src/config.ts)
 import type { CommandResult } from '../commands/registry.ts';
 import type { DeviceRecord } from '../state/types.ts';
 import type { Namespace } from '../wbxml/codepages.ts';

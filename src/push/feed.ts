@@ -115,6 +115,8 @@ export interface WaitMarker {
    * (ping-poll.ts), so `until` may belong to an earlier wait; this is what says the device is still pinging.
    */
   watch?: number;
+  /** Written by a Sync that ended the device's wait (ping-poll.ts endWaitingRequests), not by a waiting request. */
+  endedBySync?: true;
 }
 
 /** A fresh generation: start time (fixed width, so strings compare in time order), then a random tie-break. */
@@ -135,6 +137,7 @@ export function parseWaitMarker(text: string): WaitMarker | undefined {
       until: m.until,
       folders: m.folders.filter((f): f is string => typeof f === 'string'),
       ...(typeof m.watch === 'number' ? { watch: m.watch } : {}),
+      ...(m.endedBySync === true ? { endedBySync: true as const } : {}),
     };
   } catch {
     return undefined;

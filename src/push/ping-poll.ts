@@ -60,6 +60,9 @@ export const MAX_PING_FOLDERS = 300;
  */
 export const LEASE_EXTENSION_MS = 30 * 60_000;
 
+/** A Sync this soon after another Sync ended the device's wait does not end it again (one write per burst of Syncs). */
+const SYNC_END_REPEAT_MS = 60_000;
+
 /** Clocks of different instances disagree a little: feed entries this much older than the wait still count. */
 const CLOCK_SKEW_MS = 5_000;
 
@@ -127,10 +130,12 @@ export async function endWaitingRequests(context: Pick<WaitContext, 'state' | 'd
   const now = Date.now();
   // A wait that wrote nothing (its marker still covered it) may be under way until the marker's watch ends.
   if (!wait || watchedUntil(wait) <= now || wait.g >= generation) return;
+  // Syncs in a row (MoreAvailable rounds) end it once: a Ping is rarely sent between them.
+  if (wait.endedBySync && now - wait.until < SYNC_END_REPEAT_MS) return;
   // The folders and the watch stay: the device is still pinging them, and its next Ping need not write them again.
   await context.state.putFeedEntry(context.device, {
     folder: deviceKey(context.device.deviceId),
-    marker: encodeWaitMarker({ g: generation, until: now, folders: wait.folders, ...(wait.watch !== undefined ? { watch: wait.watch } : {}) }),
+    marker: encodeWaitMarker({ g: generation, until: now, folders: wait.folders, ...(wait.watch !== undefined ? { watch: wait.watch } : {}), endedBySync: true }),
     changedAt: now,
     expiresAt: Math.max(now + LEASE_GRACE_MS, wait.watch ?? 0),
   });
@@ -205,6 +210,8 @@ export async function waitForChanges(context: WaitContext, request: WaitRequest,
     const covered = before !== undefined && before.until <= started && sameKeys(before.folders, targetKeys) && (before.watch ?? 0) >= needed;
     if (covered) watch = before.watch!;
     else {
+      // Always later than the lease there: watchers read a device's folders again when its lease grows.
+      watch = Math.max(watch, (before?.watch ?? 0) + 1);
       await claim();
       await state.putLease({
         tenant: device.tenant,

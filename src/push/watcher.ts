@@ -19,15 +19,20 @@
  * Markers are written only when they change (the watcher keeps the last one it read or wrote per key), so an idle
  * account costs the state store no writes.
  *
- * Calendar and contact collections: a `davSource` hook (feed.ts DavFeedSource) gives a collection's sync-token or
- * CTag; the watcher compares and writes `dav1` markers for watched `caldav:`/`carddav:` keys. The CalDAV/CardDAV
- * issue provides the source (and its login: DAV servers have no master user, so it will need the sealed credential).
+ * Calendar and contact collections: watched `caldav:`/`carddav:` keys are checked with a PROPFIND of the collection's
+ * sync-token (or CTag; DavItemBackend.collectionToken) at each periodic check (IDLE) or pass (sweep), on the tenant's
+ * DAV servers only (`dav`), logged in with the user's own password (sealed on the lease, or handed over in memory on
+ * Node: DAV servers have no master user), and written as `dav1` markers when they change.
+ *
+ * Several Node instances on one store split the lease shards by claims (ShardClaims); the Cloudflare cron splits a
+ * big tenant over several invocations (planSweep, src/push/sweep-fanout.ts).
  */
 import { ImapFlow } from 'imapflow';
 import type { PushConfig } from '../config.ts';
 import type { ImapSettings } from '../backends/imap/connection.ts';
 import type { LogSink } from '../log.ts';
 import { leaseShard } from '../state/shard.ts';
+import { fnv1a32 } from '../util/fnv.ts';
 import { LEASE_SHARDS, type StateStore, type UserScope, type WatchLease } from '../state/types.ts';
 import { DavItemBackend } from '../backends/dav/backend.ts';
 import { davWatcherLogin, watcherAuth, type ImapAuth } from './credentials.ts';
@@ -70,12 +75,39 @@ export interface IdleWatcherOptions extends WatcherOptions {
   checkIntervalMs?: number;
   /** Leases are listed this often (default 15 s); in one process a waiting Ping also announces itself at once. */
   leaseScanMs?: number;
+  /**
+   * Several watcher processes on one state store (Node instances on one DynamoDB table): each watches only the
+   * shards (of `shards`) it holds a claim on. See ShardClaims.
+   */
+  claims?: ShardClaims;
+}
+
+/**
+ * Shard claims: a short-lived record per lease shard in the StateStore (a Marker, claimed atomically), naming the
+ * watcher instance that watches the shard. The holder renews it while running and deletes it when it stops; a claim
+ * not renewed (a crashed instance) expires and another instance takes the shard over. An instance claims at most
+ * `maxShards`: with N instances, ceil(16 / (N − 1)) lets the others absorb one failed instance.
+ */
+export interface ShardClaims {
+  /** This process's id (unique per process run). */
+  instance: string;
+  /** Default LEASE_SHARDS (one instance takes every shard nobody holds). */
+  maxShards?: number;
+  /** How long a claim lasts unless renewed (default 60 s); renewed when half of it is left. */
+  ttlMs?: number;
 }
 
 export interface IdleWatcher {
   /** Accounts with an open or opening connection. */
   readonly watching: number;
+  /** The shards this watcher watches (with claims: those it holds now). */
+  readonly shards: readonly number[];
   stop(): Promise<void>;
+}
+
+/** Where shard claims live: a reserved scope of the tenant (no login has this form). */
+function claimScope(tenant: string): { tenant: string; user: string; deviceId: string } {
+  return { tenant, user: '#watcher', deviceId: '#shards' };
 }
 
 function allShards(): number[] {
@@ -289,8 +321,8 @@ class AccountWatch {
         await this.enqueue(() => this.check());
         backoffMs = 1_000;
         this.scheduleCheck();
-        // Until the lease ends, the watch is stopped, or the connection drops.
-        await Promise.race([closed, new Promise<void>((resolve) => (this.wakeRun = resolve))]);
+        // Until the lease ends, the watch is stopped, or the connection drops (a stop during the connect came already).
+        if (!this.stopped) await Promise.race([closed, new Promise<void>((resolve) => (this.wakeRun = resolve))]);
       } catch (err) {
         if (!this.stopped) this.log('watch-error', { error: errorText(err) });
         // A refused login is not fixed by retrying soon.
@@ -376,11 +408,54 @@ class AccountWatch {
 export function startIdleWatcher(options: IdleWatcherOptions): IdleWatcher {
   const hub = options.hub ?? pushHub;
   const shards = new Set(options.shards ?? allShards());
+  const claims = options.claims;
+  /** The shards watched now: all of `shards`, or with claims those held, by claim expiry. */
+  const held = new Map<number, number>(claims ? [] : [...shards].map((s) => [s, Infinity]));
   const accounts = new Map<string, AccountWatch>();
   let stopped = false;
 
+  const log = (event: string, extra: Record<string, string | number>): void =>
+    options.log?.({ time: new Date().toISOString(), tenant: options.tenant, event, ...extra });
+
+  /** Claims free shards up to maxShards and renews held ones; lets go of shards another instance holds. */
+  const claimShards = async (): Promise<void> => {
+    if (!claims) return;
+    const ttl = claims.ttlMs ?? 60_000;
+    const scope = claimScope(options.tenant);
+    for (const shard of shards) {
+      if (stopped) return;
+      const now = Date.now();
+      const expires = held.get(shard);
+      const marker = { value: claims.instance, expiresAt: now + ttl };
+      try {
+        if (expires !== undefined && expires - now > ttl / 2) continue;
+        // Ours and safely live (clocks of instances differ a little): nobody else can have taken it, extend it.
+        if (expires !== undefined && expires - now > Math.min(5_000, ttl / 4)) {
+          await options.state.putMarker(scope, `shard:${shard}`, marker);
+          held.set(shard, marker.expiresAt);
+          continue;
+        }
+        if (expires === undefined && held.size >= (claims.maxShards ?? LEASE_SHARDS)) continue;
+        const live = await options.state.claimMarker(scope, `shard:${shard}`, marker);
+        if (live === undefined || live.value === claims.instance) {
+          if (live !== undefined) await options.state.putMarker(scope, `shard:${shard}`, marker);
+          if (expires === undefined) log('watch-shard-claimed', { shard, instance: claims.instance });
+          held.set(shard, marker.expiresAt);
+        } else if (expires !== undefined) {
+          // Our claim lapsed and another instance took the shard: its accounts are its now.
+          held.delete(shard);
+          log('watch-shard-lost', { shard, instance: claims.instance });
+          for (const [key, watch] of accounts) if (leaseShard(JSON.parse(key)[1] as string) === shard) void watch.stop();
+        }
+      } catch (err) {
+        log('watch-claim-error', { shard, error: errorText(err) });
+      }
+    }
+  };
+
   const ensure = (lease: WatchLease, password?: string): void => {
     if (stopped || lease.tenant !== options.tenant || lease.until <= Date.now()) return;
+    if (!held.has(leaseShard(lease.user))) return;
     const key = userKeyOf(lease);
     const existing = accounts.get(key);
     if (existing && !existing.stopping) {
@@ -394,7 +469,8 @@ export function startIdleWatcher(options: IdleWatcherOptions): IdleWatcher {
   };
 
   const scan = async (): Promise<void> => {
-    for (const shard of shards) {
+    await claimShards();
+    for (const shard of held.keys()) {
       try {
         for (const lease of await options.state.listLeases(options.tenant, shard)) ensure(lease);
       } catch (err) {
@@ -419,11 +495,20 @@ export function startIdleWatcher(options: IdleWatcherOptions): IdleWatcher {
     get watching() {
       return accounts.size;
     },
+    get shards() {
+      return [...held.keys()].sort((a, b) => a - b);
+    },
     async stop() {
       stopped = true;
       clearTimeout(scanTimer);
       offWaiting();
       await Promise.all([...accounts.values()].map((a) => a.stop()));
+      // Hand the shards over at once rather than when the claims expire.
+      if (claims) {
+        const scope = claimScope(options.tenant);
+        await Promise.all([...held.keys()].map((shard) => options.state.deleteMarker(scope, `shard:${shard}`).catch(() => undefined)));
+        held.clear();
+      }
     },
   };
 }
@@ -454,6 +539,49 @@ export interface SweepOptions extends WatcherOptions {
    * Workers lives as long as the isolate) and an unchanged account costs no state read either, until its next Ping.
    */
   memo?: SweepMemo;
+  /** Only this part of the shards' accounts (sweepPart), when a shard is split over several invocations. */
+  part?: { index: number; of: number };
+}
+
+/** One invocation's share of a fanned-out sweep (planSweep): whole shards, or one part of a big one. */
+export interface SweepSlice {
+  shards: number[];
+  part?: { index: number; of: number };
+}
+
+/** Which part (of `of`) an account falls in within its shard: hash bits other than the shard's. */
+export function sweepPart(user: string, of: number): number {
+  return Math.floor(fnv1a32(user) / LEASE_SHARDS) % of;
+}
+
+/**
+ * Splits a tenant's shards (`leases[shard]` = how many leases it has now) into invocations of at most `capacity`
+ * accounts: small shards are packed together, a shard bigger than `capacity` is split into parts by sweepPart.
+ * Empty shards go with the first slice (the cron's own), so a lease written meanwhile is still swept.
+ */
+export function planSweep(leases: readonly number[], capacity: number): SweepSlice[] {
+  const slices: SweepSlice[] = [{ shards: [] }];
+  let open = slices[0]!;
+  let load = 0;
+  leases.forEach((count, shard) => {
+    if (count === 0) {
+      slices[0]!.shards.push(shard);
+      return;
+    }
+    if (count > capacity) {
+      const of = Math.ceil(count / capacity);
+      for (let index = 0; index < of; index++) slices.push({ shards: [shard], part: { index, of } });
+      return;
+    }
+    if (load + count > capacity) {
+      open = { shards: [] };
+      slices.push(open);
+      load = 0;
+    }
+    open.shards.push(shard);
+    load += count;
+  });
+  return slices.filter((s, i) => i === 0 || s.shards.length > 0);
 }
 
 export interface SweepReport {
@@ -490,6 +618,10 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     const passStarted = Date.now();
     const leases: WatchLease[] = [];
     for (const shard of shards) leases.push(...(await options.state.listLeases(options.tenant, shard)));
+    if (options.part) {
+      const { index, of } = options.part;
+      leases.splice(0, leases.length, ...leases.filter((l) => sweepPart(l.user, of) === index));
+    }
     // Forget accounts nobody pings any more (this sweep's shards only: a shared memo may serve other shards too).
     const leased = new Set(leases.map(userKeyOf));
     for (const [key, known] of memo.accounts) if (!leased.has(key) && shards.includes(known.shard)) memo.accounts.delete(key);

@@ -149,6 +149,7 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
             tenant: tenant.tenant,
             imap: tenant.imap,
             push: tenant.push,
+            dav: { caldavUrl: tenant.caldavUrl, carddavUrl: tenant.carddavUrl },
             log,
             hub,
             ...(shards?.length ? { shards } : {}),

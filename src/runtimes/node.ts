@@ -16,7 +16,8 @@ import { stdoutLog } from '../log.ts';
 import { createStateTable, DynamoDbStateStore } from '../state/dynamodb.ts';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../state/sqlite-node.ts';
 import { startIdleWatcher } from '../push/watcher.ts';
-import type { StateStore } from '../state/types.ts';
+import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
+import { randomUUID } from 'node:crypto';
 
 /** The state store the settings name, and how to let go of it on shutdown. */
 async function openStateStore(settings: StateStoreConfig): Promise<{ store: StateStore; close(): void; where: string }> {
@@ -70,9 +71,22 @@ async function main(): Promise<void> {
     stdoutLog({ time: new Date().toISOString(), event: 'listening', port: info.port, imap: `${config.imap.host}:${config.imap.port}`, tenants: tenants.entries.length, state: state.where });
   });
   // Push: the IDLE watcher runs in this process (src/push/watcher.ts), one per tenant with the tenant's IMAP server
-  // and logins; it wakes this process's waiting Pings at once.
+  // and logins; it wakes this process's waiting Pings at once. On DynamoDB several instances may share the table:
+  // each watches only the lease shards it claims (at most PUSH_WATCHER_SHARDS of the 16; a crashed instance's claims
+  // expire within a minute and the others take its shards over). A Ping whose account another instance watches
+  // learns of changes from its feed polls.
+  const instance = randomUUID();
+  const maxShards = Math.min(LEASE_SHARDS, Math.max(1, Math.floor(Number(process.env.PUSH_WATCHER_SHARDS ?? LEASE_SHARDS)) || LEASE_SHARDS));
   const watchers = tenants.entries.map(({ config: tenant }) =>
-    startIdleWatcher({ state: state.store, tenant: tenant.tenant, imap: tenant.imap, push: tenant.push, log: stdoutLog }),
+    startIdleWatcher({
+      state: state.store,
+      tenant: tenant.tenant,
+      imap: tenant.imap,
+      push: tenant.push,
+      dav: { caldavUrl: tenant.caldavUrl, carddavUrl: tenant.carddavUrl },
+      log: stdoutLog,
+      ...(config.state.kind === 'dynamodb' ? { claims: { instance, maxShards } } : {}),
+    }),
   );
   const stop = (): void => {
     for (const watcher of watchers) void watcher.stop();

@@ -53,6 +53,7 @@ const STORE_METHODS = new Set(
     claimMarker: 0, putMarker: 0, deleteMarker: 0,
     putLease: 0, getLease: 0, listLeases: 0, deleteLease: 0,
     listTenantDevices: 0, getAccessRules: 0, putAccessRules: 0, addCommandStats: 0, readCommandStats: 0,
+    addAuthFailure: 0, getAuthFailures: 0, clearAuthFailures: 0,
     indexDevice: 0, unindexDevice: 0,
   } satisfies Record<ObjectMethod, 0>),
 );
@@ -167,6 +168,9 @@ class DurableObjectStateStore implements StateStore {
   putAccessRules(tenant: string, rules: AccessRules) { return this.onTenant(tenant, 'putAccessRules', tenant, rules); }
   addCommandStats(tenant: string, stats: CommandStats) { return this.onTenant(tenant, 'addCommandStats', tenant, stats); }
   readCommandStats(tenant: string, sinceMinute: number) { return this.onTenant(tenant, 'readCommandStats', tenant, sinceMinute); }
+  addAuthFailure(tenant: string, key: string, windowMs: number) { return this.onTenant(tenant, 'addAuthFailure', tenant, key, windowMs); }
+  getAuthFailures(tenant: string, key: string) { return this.onTenant(tenant, 'getAuthFailures', tenant, key); }
+  clearAuthFailures(tenant: string, key: string) { return this.onTenant(tenant, 'clearAuthFailures', tenant, key); }
 
   private onUser<M extends StoreMethod>(scope: UserScope, method: M, ...args: Parameters<StateStore[M]>): Result<M> {
     return this.invoke(userObjectName(scope), method, args);

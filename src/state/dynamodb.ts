@@ -56,6 +56,7 @@ import {
   COMMAND_STATS_RETENTION_MINUTES,
   StateConflictError,
   type AccessRules,
+  type AuthFailures,
   type CollectionState,
   type CommandStats,
   type DeviceRecord,
@@ -498,6 +499,46 @@ export class DynamoDbStateStore implements StateStore {
       .sort((a, b) => a.minute - b.minute || a.command.localeCompare(b.command));
   }
 
+  // Failed logins: one item per tenant and key, counted with ADD while its window lasts, replaced once it has ended.
+
+  async addAuthFailure(tenant: string, key: string, windowMs: number): Promise<AuthFailures> {
+    const itemKey = toKeyItem(authFailuresKey(tenant, key));
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const now = Date.now();
+      try {
+        const result = await this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: itemKey,
+            UpdateExpression: 'ADD #count :one',
+            ConditionExpression: 'attribute_exists(pk) AND resetAt > :now',
+            ExpressionAttributeNames: { '#count': 'count' },
+            ExpressionAttributeValues: { ':one': { N: '1' }, ':now': { N: String(now) } },
+            ReturnValues: 'ALL_NEW',
+          }),
+        );
+        return { count: readNumber(result.Attributes!, 'count'), resetAt: readNumber(result.Attributes!, 'resetAt') };
+      } catch (err) {
+        if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      }
+      // No live window: start one, unless a concurrent failure just did (then count into it).
+      const resetAt = now + windowMs;
+      const item: Item = { ...itemKey, count: { N: '1' }, resetAt: { N: String(resetAt) }, [TTL_ATTRIBUTE]: { N: String(ttlOf(resetAt)) } };
+      if (await this.putIf(item, 'attribute_not_exists(pk) OR #resetAt <= :now', { '#resetAt': 'resetAt' }, { ':now': { N: String(now) } })) return { count: 1, resetAt };
+    }
+    throw new Error('failed-login counter: too many concurrent writers');
+  }
+
+  async getAuthFailures(tenant: string, key: string): Promise<AuthFailures | undefined> {
+    const item = await this.getItem(authFailuresKey(tenant, key));
+    if (!item || !isLive(readNumber(item, 'resetAt'))) return undefined;
+    return { count: readNumber(item, 'count'), resetAt: readNumber(item, 'resetAt') };
+  }
+
+  async clearAuthFailures(tenant: string, key: string): Promise<void> {
+    await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(authFailuresKey(tenant, key)) }));
+  }
+
   // Table access.
 
   private async getItem(key: Key): Promise<Item | undefined> {
@@ -703,6 +744,10 @@ function statsKey(tenant: string, minute: number, command: string): Key {
 
 function leaseKey(tenant: string, user: string): Key {
   return { pk: leasePartition(tenant, leaseShard(user)), sk: keyPart(user) };
+}
+
+function authFailuresKey(tenant: string, key: string): Key {
+  return { pk: `${keyPart(tenant)}#AUTHFAIL`, sk: keyPart(key) };
 }
 
 function toKeyItem(key: Key): Item {

@@ -13,6 +13,7 @@ import {
   COMMAND_STATS_RETENTION_MINUTES,
   StateConflictError,
   type AccessRules,
+  type AuthFailures,
   type CollectionState,
   type CommandStats,
   type DeviceRecord,
@@ -133,6 +134,8 @@ type SyncStateKind = 'hierarchy' | 'collection';
 export class SqliteStateStore implements StateStore {
   /** The minute command_stats was last pruned of old minutes (by this instance). */
   private statsPrunedAt = 0;
+  /** When expired failed-login records were last pruned (by this instance), epoch ms. */
+  private authFailuresPrunedAt = 0;
 
   constructor(private readonly db: SqlDriver) {
     migrate(db);
@@ -428,6 +431,44 @@ export class SqliteStateStore implements StateStore {
     }
   }
 
+  // Failed logins: tenant records of kind `auth-failures:<key>` (no schema change), pruned once a minute.
+
+  async addAuthFailure(tenant: string, key: string, windowMs: number): Promise<AuthFailures> {
+    const now = Date.now();
+    const next = this.db.transaction(() => {
+      const current = this.readAuthFailures(tenant, key, now);
+      const record: AuthFailures = current ? { count: current.count + 1, resetAt: current.resetAt } : { count: 1, resetAt: now + windowMs };
+      this.db.run(
+        `INSERT INTO tenant_records (tenant, kind, record) VALUES (?, ?, ?)
+         ON CONFLICT (tenant, kind) DO UPDATE SET record = excluded.record`,
+        tenant, AUTH_FAILURES_KIND + key, JSON.stringify(record),
+      );
+      return record;
+    });
+    if (now - this.authFailuresPrunedAt >= 60_000) {
+      this.authFailuresPrunedAt = now;
+      this.db.run(
+        `DELETE FROM tenant_records WHERE tenant = ? AND substr(kind, 1, ?) = ? AND json_extract(record, '$.resetAt') <= ?`,
+        tenant, AUTH_FAILURES_KIND.length, AUTH_FAILURES_KIND, now,
+      );
+    }
+    return next;
+  }
+
+  async getAuthFailures(tenant: string, key: string): Promise<AuthFailures | undefined> {
+    return this.readAuthFailures(tenant, key, Date.now());
+  }
+
+  async clearAuthFailures(tenant: string, key: string): Promise<void> {
+    this.db.run('DELETE FROM tenant_records WHERE tenant = ? AND kind = ?', tenant, AUTH_FAILURES_KIND + key);
+  }
+
+  private readAuthFailures(tenant: string, key: string, now: number): AuthFailures | undefined {
+    const row = this.db.query('SELECT record FROM tenant_records WHERE tenant = ? AND kind = ?', tenant, AUTH_FAILURES_KIND + key)[0];
+    const record = row ? (JSON.parse(String(row.record)) as AuthFailures) : undefined;
+    return record && record.resetAt > now ? record : undefined;
+  }
+
   async readCommandStats(tenant: string, sinceMinute: number): Promise<CommandStats[]> {
     return this.db
       .query('SELECT minute, command, requests, errors, total_ms, max_ms FROM command_stats WHERE tenant = ? AND minute >= ? ORDER BY minute, command', tenant, sinceMinute)
@@ -441,6 +482,9 @@ export class SqliteStateStore implements StateStore {
       }));
   }
 }
+
+/** The tenant_records kind prefix of failed-login counters. */
+const AUTH_FAILURES_KIND = 'auth-failures:';
 
 /** Markers share the caches table with the Ping and Sync caches ('ping', 'sync-request'); the prefix keeps them apart. */
 function markerKind(name: string): string {

@@ -99,6 +99,13 @@ export interface CommandStats {
   maxMs: number;
 }
 
+/** Failed logins under one key (a user, or a client address) in the current window (src/protocol/throttle.ts). */
+export interface AuthFailures {
+  count: number;
+  /** Epoch ms: when the window ends; the record reads as absent from then on. */
+  resetAt: number;
+}
+
 /** An item the server stopped sending because it broke the sync (src/devices/loop-detection.ts), for admins. */
 export interface BrokenItem {
   serverId: string;
@@ -392,4 +399,14 @@ export interface StateStore {
   addCommandStats(tenant: string, stats: CommandStats): Promise<void>;
   /** The counters of the minutes from `sinceMinute` on, all commands. */
   readCommandStats(tenant: string, sinceMinute: number): Promise<CommandStats[]>;
+
+  // Failed logins (src/protocol/throttle.ts), tenant-wide so that every instance of a stateless deployment sees them.
+  /**
+   * Counts one failure under `key` and returns the live count: the first failure after a window has ended starts a
+   * new one of `windowMs`. Atomic: concurrent failures are all counted.
+   */
+  addAuthFailure(tenant: string, key: string, windowMs: number): Promise<AuthFailures>;
+  /** The live record under `key`, if any. */
+  getAuthFailures(tenant: string, key: string): Promise<AuthFailures | undefined>;
+  clearAuthFailures(tenant: string, key: string): Promise<void>;
 }

@@ -16,7 +16,7 @@
  * A value `{ "env": "NAME" }` is read from that environment variable (a Worker secret, an SSM-injected variable), so
  * the file itself holds no secret. `POLICY` may be given as JSON rather than as a string.
  */
-import { z } from 'zod';
+import * as z from 'zod'; // a namespace import lets the bundler drop the unused parts of zod (see src/config.ts)
 import { ConfigError, loadConfig, SETTING_NAMES } from '../config.ts';
 import { normalizeHost, TenantDirectory, type TenantEntry } from './resolve.ts';
 

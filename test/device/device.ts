@@ -258,7 +258,8 @@ export class TestDevice {
     }
     for (const a of round.addResponses) if (a.serverId && a.status === 1) known.items.set(a.serverId, el('AirSync', 'ApplicationData', []));
     // What the device deleted itself is gone from it, whatever the server answers.
-    for (const c of o.commands ?? []) if (c.tag === 'Delete') known.items.delete(childText(c, 'ServerId') ?? '');
+    // (A 16.x Delete with InstanceId removes one occurrence: the series stays.)
+    for (const c of o.commands ?? []) if (c.tag === 'Delete' && childText(c, 'InstanceId', 'AirSyncBase') === undefined) known.items.delete(childText(c, 'ServerId') ?? '');
     this.collections.set(collectionId, known);
     return round;
   }

@@ -416,6 +416,42 @@ export function stateStoreContract(name: string, options: ContractOptions): void
       });
     });
 
+    describe('failed logins', () => {
+      it('counts failures per tenant and key within a window, and clears a key', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const other = freshTenant();
+        expect(await store.getAuthFailures(tenant, 'user:alice')).toBeUndefined();
+        const first = await store.addAuthFailure(tenant, 'user:alice', HOUR);
+        expect(first.count).toBe(1);
+        expect(first.resetAt).toBeGreaterThan(Date.now());
+        // Concurrent failures are all counted, and the window stays the first one's.
+        await Promise.all(Array.from({ length: 5 }, () => store.addAuthFailure(tenant, 'user:alice', HOUR)));
+        expect(await store.getAuthFailures(tenant, 'user:alice')).toEqual({ count: 6, resetAt: first.resetAt });
+        // Keys and tenants are apart; keys with separators too.
+        expect(await store.getAuthFailures(tenant, 'ip:alice')).toBeUndefined();
+        expect(await store.getAuthFailures(other, 'user:alice')).toBeUndefined();
+        expect((await store.addAuthFailure(tenant, 'user:a#b', HOUR)).count).toBe(1);
+        expect(await store.getAuthFailures(tenant, 'user:a%23b')).toBeUndefined();
+
+        await store.clearAuthFailures(tenant, 'user:alice');
+        expect(await store.getAuthFailures(tenant, 'user:alice')).toBeUndefined();
+        expect((await store.addAuthFailure(tenant, 'user:alice', HOUR)).count).toBe(1);
+      });
+
+      it('starts a new window once the last one has ended', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        await store.addAuthFailure(tenant, 'ip:192.0.2.1', 1);
+        await store.addAuthFailure(tenant, 'ip:192.0.2.1', 1);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        expect(await store.getAuthFailures(tenant, 'ip:192.0.2.1')).toBeUndefined();
+        const next = await store.addAuthFailure(tenant, 'ip:192.0.2.1', HOUR);
+        expect(next.count).toBe(1);
+        expect(next.resetAt).toBeGreaterThan(Date.now() + HOUR / 2);
+      });
+    });
+
     describe('watch leases', () => {
       it('extends a lease but never shortens it, and replaces the credential', async () => {
         const store = await open();

@@ -3,14 +3,18 @@
  * project by test/services/workers-global-setup.ts): imapflow over workerd's sockets, the feed in the Durable
  * Object store, at most 6 simultaneous connections, and the Worker's `scheduled` entry.
  */
-import { createScheduledController } from 'cloudflare:test';
+import { createExecutionContext, createScheduledController } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { ImapFlow } from 'imapflow';
 import { EventEmitter } from 'node:events';
 import { describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { deviceKey, encodeWaitMarker, HIERARCHY_KEY, parseImapMarker } from '../../src/push/feed.ts';
-import { sweep, SweepMemo } from '../../src/push/watcher.ts';
+import { deviceKey, encodeWaitMarker, HIERARCHY_KEY, parseDavMarker, parseImapMarker } from '../../src/push/feed.ts';
+import { sealCredential } from '../../src/tenants/vault.ts';
+import { SWEEP_PATH } from '../../src/push/sweep-fanout.ts';
+import { planSweep, sweep, SweepMemo } from '../../src/push/watcher.ts';
+import { leaseShard } from '../../src/state/shard.ts';
+import { LEASE_SHARDS } from '../../src/state/types.ts';
 import worker from '../../src/runtimes/cloudflare.ts';
 import { durableObjectStateStore } from '../../src/state/durable-object.ts';
 import type { StateStore } from '../../src/state/types.ts';
@@ -99,5 +103,85 @@ describe('sweep (inside workerd)', () => {
     await worker.scheduled(controller, { ...env, ...settings, TENANT: tenant });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(await marker(state, tenant, user, 'imap:INBOX')).toMatch(/^imap1 /);
+  });
+
+  it('fans a shard bigger than one invocation\'s share out to more invocations, and sweeps every account', async () => {
+    const state = durableObjectStateStore(env.STATE);
+    const tenant = 'sweep-fan';
+    for (const u of imap.users) await lease(state, tenant, u.email, ['imap:INBOX']);
+    // One account per invocation: every leased shard its own invocation, and a shard with two accounts two.
+    const testEnv = { ...env, ...settings, TENANT: tenant, SWEEP_ACCOUNTS_PER_INVOCATION: '1' };
+    const counts = Array.from({ length: LEASE_SHARDS }, () => 0);
+    for (const u of imap.users) counts[leaseShard(u.email)]!++;
+    const slices = planSweep(counts, 1);
+    expect(slices.some((s) => s.part !== undefined)).toBe(true);
+
+    // The service binding to the Worker itself: each slice is a request to its internal route, a new invocation.
+    const invocations: { status: number; report: { accounts: number; peakConnections: number; errors: number } }[] = [];
+    const SWEEP_SELF = {
+      async fetch(request: Request): Promise<Response> {
+        const res = await worker.fetch!(request as Parameters<NonNullable<typeof worker.fetch>>[0], testEnv, createExecutionContext());
+        invocations.push({ status: res.status, report: await res.clone().json() });
+        return res;
+      },
+    };
+    const controller = createScheduledController({ scheduledTime: Date.now() - 49_000, cron: '* * * * *' });
+    await worker.scheduled(controller, { ...testEnv, SWEEP_SELF });
+
+    expect(invocations).toHaveLength(slices.length - 1);
+    for (const i of invocations) {
+      expect(i.status).toBe(200);
+      expect(i.report.errors).toBe(0);
+      expect(i.report.accounts).toBeLessThanOrEqual(1);
+      expect(i.report.peakConnections).toBeLessThanOrEqual(6);
+    }
+    // Every account, the two of the split shard included, has its INBOX in the feed.
+    for (const u of imap.users) expect(await marker(state, tenant, u.email, 'imap:INBOX')).toMatch(/^imap1 /);
+  });
+
+  it('refuses a slice request without a valid signature, and a malformed one', async () => {
+    const testEnv = { ...env, ...settings, TENANT: 'sweep-fan' };
+    const post = (body: string, signature?: string) =>
+      worker.fetch!(
+        new Request(`https://sweep.internal${SWEEP_PATH}`, { method: 'POST', body, headers: signature ? { 'X-Sweep-Signature': signature } : {} }) as Parameters<NonNullable<typeof worker.fetch>>[0],
+        testEnv,
+        createExecutionContext(),
+      );
+    const slice = JSON.stringify({ tenant: 'sweep-fan', slice: { shards: [0] }, until: Date.now() + 5_000 });
+    expect((await post(slice)).status).toBe(403);
+    expect((await post(slice, 'ab'.repeat(32))).status).toBe(403);
+    expect((await post('{"tenant":1}')).status).toBe(400);
+    expect((await post('not json')).status).toBe(400);
+  });
+
+  it('checks a pinged calendar by its sync-token (Radicale), logging in with the sealed credential', async () => {
+    const state = durableObjectStateStore(env.STATE);
+    const tenant = 'sweep-dav';
+    const account = imap.users.find((u) => u.email.startsWith('carol'))!;
+    const vaultKey = crypto.getRandomValues(new Uint8Array(32));
+    const withVault = { ...push, credentialKey: vaultKey };
+    const dav = (method: string, url: string, body?: string, contentType = 'application/xml') =>
+      fetch(url, { method, headers: { Authorization: `Basic ${btoa(`${account.email}:${account.password}`)}`, 'Content-Type': contentType }, ...(body ? { body } : {}) });
+    const calendar = new URL(`${encodeURIComponent(account.email)}/swept-${Date.now()}/`, imap.davUrl).href;
+    // workerd's fetch knows no MKCALENDAR: an extended MKCOL (RFC 5689) makes the calendar.
+    const mkcol =
+      '<?xml version="1.0"?><D:mkcol xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop>' +
+      '<D:resourcetype><D:collection/><C:calendar/></D:resourcetype></D:prop></D:set></D:mkcol>';
+    expect((await dav('MKCOL', calendar, mkcol)).status).toBe(201);
+    const folder = `caldav:${calendar}`;
+    const until = Date.now() + 60_000;
+    const scope = { tenant, user: account.email };
+    await state.putLease({ ...scope, until, credential: await sealCredential(vaultKey, scope, account.password) });
+    await state.putFeedEntry(scope, { folder: deviceKey('D1'), marker: encodeWaitMarker({ g: '1', until, folders: [folder] }), changedAt: Date.now(), expiresAt: until });
+    const options = { state, tenant, imap: server, push: withVault, dav: { caldavUrl: imap.davUrl }, memo: new SweepMemo() };
+
+    expect(await sweep(options)).toMatchObject({ errors: 0 });
+    const before = await marker(state, tenant, account.email, folder);
+    expect(parseDavMarker(before ?? '')).toMatch(/\S/);
+    expect(await sweep(options)).toMatchObject({ written: 0, errors: 0 });
+    const ics = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//test//EN', 'BEGIN:VEVENT', 'UID:swept-1', 'DTSTAMP:20260101T000000Z', 'DTSTART:20260401T090000Z', 'DTEND:20260401T100000Z', 'SUMMARY:Swept', 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n');
+    expect((await dav('PUT', `${calendar}swept-1.ics`, ics, 'text/calendar')).status).toBe(201);
+    expect(await sweep(options)).toMatchObject({ written: 1, errors: 0 });
+    expect(await marker(state, tenant, account.email, folder)).not.toBe(before);
   });
 });

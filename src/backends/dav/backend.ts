@@ -33,6 +33,8 @@ const USER_FOLDER_PROP = `<E:user-folder xmlns:E="${EDGE_NS}">1</E:user-folder>`
  * listing it fails. Bounded: the oldest entries go first.
  */
 const HOME_TTL_MS = 3_600_000;
+/** How long one CalDAV/CardDAV request may take (DAV_TIMEOUT_SECONDS). */
+export const DEFAULT_DAV_TIMEOUT_MS = 30_000;
 const MAX_CACHED_HOMES = 10_000;
 const discoveredHomes = new Map<string, { home: string; expiresAt: number }>();
 
@@ -43,6 +45,8 @@ export class DavItemBackend implements ItemBackend {
     private readonly serviceUrl: string,
     private readonly kind: DavKind,
     private readonly login: DavLogin,
+    /** A request without an answer by then fails (a stalled server must not hold a Sync forever). */
+    private readonly timeoutMs = DEFAULT_DAV_TIMEOUT_MS,
   ) {}
 
   async listFolders(): Promise<BackendFolder[]> {
@@ -154,14 +158,16 @@ export class DavItemBackend implements ItemBackend {
     });
   }
 
-  async putItem(folderRef: string, href: string | undefined, data: string, ifMatch?: string): Promise<DavWriteResult> {
-    const target = href ?? new URL(`${crypto.randomUUID()}.${this.kind === 'caldav' ? 'ics' : 'vcf'}`, collectionOf(folderRef)).href;
+  async putItem(folderRef: string, href: string | undefined, data: string, ifMatch?: string, createName?: string): Promise<DavWriteResult> {
+    const target = href ?? new URL(`${createName ?? crypto.randomUUID()}.${this.kind === 'caldav' ? 'ics' : 'vcf'}`, collectionOf(folderRef)).href;
     const res = await this.request('PUT', target, {
       body: data,
       contentType: this.kind === 'caldav' ? 'text/calendar; charset=utf-8' : 'text/vcard; charset=utf-8',
       headers: ifMatch ? { 'If-Match': ifMatch } : href ? {} : { 'If-None-Match': '*' },
     });
     await res.arrayBuffer();
+    // The named create was done by an earlier attempt (its answer lost, e.g. a timeout): done, not a second item.
+    if (res.status === 412 && !href && createName !== undefined) return { ok: true, href: target, etag: await this.etagOf(target) };
     if (res.status === 412) return { ok: false, reason: 'conflict' };
     if (res.status === 404) return { ok: false, reason: 'not-found' };
     if (!res.ok) throw new Error(`PUT ${target}: HTTP ${res.status}`);
@@ -325,7 +331,7 @@ export class DavItemBackend implements ItemBackend {
     };
     if (o.depth) headers.Depth = o.depth;
     if (o.body !== undefined) headers['Content-Type'] = o.contentType ?? 'application/xml; charset=utf-8';
-    return fetch(url, { method, headers, ...(o.body !== undefined ? { body: o.body } : {}) });
+    return fetch(url, { method, headers, signal: AbortSignal.timeout(this.timeoutMs), ...(o.body !== undefined ? { body: o.body } : {}) });
   }
 
   private absolute(href: string): string {

@@ -222,6 +222,10 @@ export class ImapMailBackend implements MailBackend {
     });
   }
 
+  async findByMessageId(folder: string, messageId: string): Promise<number[]> {
+    return this.withMailbox(folder, async () => (await this.client.search({ header: { 'message-id': messageId } }, { uid: true })) || []);
+  }
+
   async appendMessage(folder: string, source: Uint8Array, flags: string[]): Promise<number | undefined> {
     const result = await this.client.append(folder, Buffer.from(source), flags);
     return result && typeof result === 'object' && result.uid !== undefined ? result.uid : undefined;

@@ -258,6 +258,50 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     expect(override).toMatch(new RegExp(`PARTSTAT=DECLINED[^\\n]*:mailto:${attendee.email}`, 'i'));
   });
 
+  it('an answered invitation moves from the Inbox to Deleted Items (the device gets a Delete); the answer is unchanged', async () => {
+    const organizer = createUser(services);
+    const attendee = createUser(services);
+    await seedCalendar(services, attendee, 'calendar', [], { displayName: 'Calendar' });
+    await sendViaSmtp(services, organizer.email, attendee.email, invitation(organizer, attendee, `meet-${randomUUID()}`, 'Kickoff'));
+    await waitForMessage(services, attendee, (m) => m.subject === 'Kickoff');
+    const { device, inbox } = await readyDevice(server, attendee);
+    await device.syncUntilDone(inbox);
+    const [requestId] = [...device.items(inbox)].find(([, d]) => itemText(d, 'Subject', 'Email') === 'Kickoff')!;
+    const answer = await device.command(
+      'MeetingResponse',
+      el('MeetingResponse', 'MeetingResponse', [
+        el('MeetingResponse', 'Request', [el('MeetingResponse', 'UserResponse', '2'), el('MeetingResponse', 'CollectionId', inbox), el('MeetingResponse', 'RequestId', requestId)]),
+      ]),
+    );
+    const result = child(answer, 'Result');
+    expect(childText(result, 'Status')).toBe('1');
+    expect(childText(result, 'RequestId')).toBe(requestId);
+    const calendarId = childText(result, 'CalendarId')!;
+    // The same request again (a phone whose answer was lost) gets the same answer, though the mail has moved.
+    const again = child(
+      await device.command(
+        'MeetingResponse',
+        el('MeetingResponse', 'MeetingResponse', [
+          el('MeetingResponse', 'Request', [el('MeetingResponse', 'UserResponse', '2'), el('MeetingResponse', 'CollectionId', inbox), el('MeetingResponse', 'RequestId', requestId)]),
+        ]),
+      ),
+      'Result',
+    );
+    expect(childText(again, 'Status')).toBe('1');
+    expect(childText(again, 'CalendarId')).toBe(calendarId);
+
+    // The Inbox no longer has it; Deleted Items does.
+    const round = await device.sync(inbox);
+    expect(round.deleted).toEqual([requestId]);
+    const trash = device.folderByType(FolderType.DeletedItems).serverId;
+    await device.syncUntilDone(trash);
+    expect([...device.items(trash).values()].map((d) => itemText(d, 'Subject', 'Email'))).toEqual(['Kickoff']);
+    // The calendar holds the answer under the CalendarId given.
+    const calendarFolder = device.folderByName('Calendar').serverId;
+    await device.syncUntilDone(calendarFolder);
+    expect(itemText(device.items(calendarFolder).get(calendarId), 'ResponseType', 'Calendar')).toBe('2');
+  });
+
   it('14.1: the calendar takes the answer; the server mails nothing (the client sends its answer with SendMail)', async () => {
     const organizer = createUser(services);
     const attendee = createUser(services);

@@ -15,11 +15,13 @@ import { loadTenantDeployment, parseTenantDeployment } from '../../../infra/tena
 const ROOT = join(import.meta.dirname, '../../..');
 const run = promisify(execFile);
 
-/** The repository's wrangler.toml in a scratch folder, `main` pointing back at the source. */
+/** The repository's wrangler.toml in a scratch folder, `main` and the `[alias]` modules pointing back at the source. */
 function scratchConfig(): string {
   const dir = mkdtempSync(join(tmpdir(), 'ase-wrangler-'));
   const path = join(dir, 'wrangler.toml');
-  const config = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').replace(/^main = .*$/m, `main = ${JSON.stringify(join(ROOT, 'src/runtimes/cloudflare.ts'))}`);
+  const config = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8')
+    .replace(/^main = .*$/m, `main = ${JSON.stringify(join(ROOT, 'src/runtimes/cloudflare.ts'))}`)
+    .replace(/= "\.\/(src\/[^"]+)"/g, (_, source: string) => `= ${JSON.stringify(join(ROOT, source))}`);
   writeFileSync(path, config);
   return path;
 }

@@ -13,6 +13,8 @@ import { child, children, childText, el, type WbxmlElement } from '../../../src/
 import { itemText, TestDevice, testServer, type SyncRound, type TestServer } from '../../device/device.ts';
 import { createUser, makeMessage, seedMailbox } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
+import { openSqliteStateStore } from '../../../src/state/sqlite-node.ts';
+import { failingStore } from '../../faults/failing-store.ts';
 import { compose, composeStatus, readFolder, waitForStored } from './compose-helpers.ts';
 
 const services = inject('services');
@@ -426,6 +428,52 @@ describeSmtp('failures after the message went out', () => {
     expect(childText(responses(round, 'Add')[0], 'Status')).toBe('1');
     await waitForStored(services, bob, (m) => m.email.subject === draftSubject);
     expect(broken.logs.filter((e) => e.cmd === 'Sync').some((e) => e['sent-copy-failed'] !== undefined)).toBe(true);
+    expect(await readFolder(services, alice, 'Drafts')).toEqual([]);
+  });
+});
+
+// The APPEND landed but the Sync's state write failed: the device resends its Add with the same key. The draft's
+// Message-ID is named by the Add (sync-drafts.ts), so the retry finds it instead of appending a second one.
+describe('a draft Add retried after the state write failed', () => {
+  async function failingSetup(): Promise<{ alice: TestUser; device: TestDevice; drafts: string; faults: ReturnType<typeof failingStore> }> {
+    const faults = failingStore(openSqliteStateStore(':memory:').store);
+    const failing = testServer(services, { PROVISIONING: 'loose' }, { state: faults.store });
+    const alice = createUser(services);
+    const device = new TestDevice(failing, alice, undefined, '16.0');
+    await device.folderSync();
+    const drafts = device.folderByType(FolderType.Drafts).serverId;
+    await device.syncUntilDone(drafts);
+    return { alice, device, drafts, faults };
+  }
+
+  it('keeps one draft, under the ServerId the retry answers', async () => {
+    const { alice, device, drafts, faults } = await failingSetup();
+    const subject = title('Saved once');
+    const add = [addCommand('r1', draftData({ to: 'bob@example.test', subject, body: 'Once.' }))];
+    faults.failOn({ method: 'commitCollection' });
+    expect((await device.sync(drafts, { commands: add })).status).toBe(5);
+    const again = await device.sync(drafts, { commands: add });
+    const { serverId } = added(again);
+    expect((await readFolder(services, alice, 'Drafts')).map((m) => m.email.subject)).toEqual([subject]);
+    // The device holds it under that ServerId; the next Sync neither echoes it nor adds a copy.
+    const quiet = await device.sync(drafts);
+    expect([quiet.added, quiet.deleted]).toEqual([[], []]);
+    expect([...device.items(drafts).keys()]).toEqual([serverId]);
+  });
+
+  (services.smtp ? it : it.skip)('with Send: the recipient gets it once, Sent has one copy, Drafts none', async () => {
+    const { alice, device, drafts, faults } = await failingSetup();
+    const bob = createUser(services);
+    const subject = title('Sent once');
+    const add = [addCommand('r2', draftData({ to: bob.email, subject, body: 'Once.' }), true)];
+    faults.failOn({ method: 'commitCollection' });
+    expect((await device.sync(drafts, { commands: add })).status).toBe(5);
+    await waitForStored(services, bob, (m) => m.email.subject === subject);
+    const again = await device.sync(drafts, { commands: add });
+    expect(responses(again, 'Add').map((a) => childText(a, 'Status'))).toEqual(['1']);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await readFolder(services, bob)).filter((m) => m.email.subject === subject)).toHaveLength(1);
+    expect((await readFolder(services, alice, 'Sent')).filter((m) => m.email.subject === subject)).toHaveLength(1);
     expect(await readFolder(services, alice, 'Drafts')).toEqual([]);
   });
 });

@@ -1,0 +1,306 @@
+/**
+ * Authentication abuse (issue 10 item 4), through the real app against the test Dovecot:
+ * - failed logins are throttled per user name and per client address, in the StateStore, so that two app instances
+ *   (stateless, one shared store) see the same counts; a throttled login gets 503 + Retry-After and never reaches IMAP;
+ * - a 401 is the same for an unknown user and a wrong password;
+ * - the admin token check is exact whatever the lengths (and hashed: constant time);
+ * - no credential (password, Basic header, Bearer token, in clear or base64) appears in any log line of a full
+ *   device session, failures included.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createApp } from '../../src/app.ts';
+import { bearerMatches } from '../../src/admin/api.ts';
+import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
+import { pooledImapSessions, type ImapSessions } from '../../src/backends/imap/sessions.ts';
+import { FolderType } from '../../src/backends/types.ts';
+import { defaultRegistry } from '../../src/commands/index.ts';
+import { loadConfig } from '../../src/config.ts';
+import type { LogEntry } from '../../src/log.ts';
+import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
+import type { StateStore } from '../../src/state/types.ts';
+import { el } from '../../src/wbxml/tree.ts';
+import { TestDevice, testServer, type TestServer } from '../device/device.ts';
+import { createUser, seedMailbox } from '../services/seed.ts';
+import type { TestUser } from '../services/types.ts';
+import { compose } from './mail/compose-helpers.ts';
+import { fetchAttachmentMultipart, moveToArchive, pingBody, seedInbox } from './session-steps.ts';
+
+const services = inject('services');
+const AS_URL = 'https://eas.example.test/Microsoft-Server-ActiveSync';
+const AUTODISCOVER_URL = 'https://eas.example.test/autodiscover/autodiscover.xml';
+const WINDOW_SECONDS = 120;
+
+function basic(login: string, password: string): string {
+  return `Basic ${Buffer.from(`${login}:${password}`).toString('base64')}`;
+}
+
+/** One app instance over a shared state store, with IMAP logins counted (the real pooled sessions, counted). */
+interface Instance {
+  fetch(url: string, init?: RequestInit): Promise<Response>;
+  logs: LogEntry[];
+  imapLogins: () => number;
+}
+
+function instance(state: StateStore, env: Record<string, string> = {}): Instance {
+  const config = loadConfig({
+    IMAP_HOST: services.imap.host,
+    IMAP_PORT: String(services.imap.port),
+    IMAP_SECURE: 'false',
+    TENANT: 'abuse',
+    PROVISIONING: 'loose',
+    AUTH_FAIL_LIMIT: '3',
+    AUTH_FAIL_IP_LIMIT: '5',
+    AUTH_FAIL_WINDOW_SECONDS: String(WINDOW_SECONDS),
+    CLIENT_IP_HEADER: 'X-Client-IP',
+    ...env,
+  });
+  const pooled = pooledImapSessions(config.imap);
+  let logins = 0;
+  const counted: ImapSessions = {
+    acquire: (login) => {
+      logins += 1;
+      return pooled.acquire(login);
+    },
+    release: (client, reusable) => pooled.release(client, reusable),
+  };
+  const logs: LogEntry[] = [];
+  const app = createApp({ config, authenticator: imapAuthenticator(config.imap, counted), imapSessions: counted, commands: defaultRegistry, state, log: (e) => logs.push(e) });
+  return { fetch: async (url, init) => app.request(url, init), logs, imapLogins: () => logins };
+}
+
+function folderSync(server: Instance, authorization: string, ip: string, deviceId = 'ABUSEDEV01'): Promise<Response> {
+  return server.fetch(`${AS_URL}?Cmd=FolderSync&User=x&DeviceId=${deviceId}&DeviceType=iPhone`, {
+    method: 'POST',
+    headers: { Authorization: authorization, 'MS-ASProtocolVersion': '14.1', 'Content-Type': 'application/vnd.ms-sync.wbxml', 'X-Client-IP': ip },
+    body: new Uint8Array([3, 1, 106, 0, 0, 7, 86, 82, 3, 48, 0, 1, 1]),
+  });
+}
+
+function autodiscover(server: Instance, authorization: string, ip: string): Promise<Response> {
+  return server.fetch(AUTODISCOVER_URL, { method: 'POST', headers: { Authorization: authorization, 'Content-Type': 'text/xml', 'X-Client-IP': ip }, body: '' });
+}
+
+function options(server: Instance, authorization: string, ip: string): Promise<Response> {
+  return server.fetch(AS_URL, { method: 'OPTIONS', headers: { Authorization: authorization, 'X-Client-IP': ip } });
+}
+
+/** Status, headers (without Date) and body: everything a client can see of an answer. */
+async function visible(res: Response): Promise<{ status: number; headers: [string, string][]; body: string }> {
+  const headers = [...res.headers.entries()].filter(([name]) => name !== 'date').sort();
+  return { status: res.status, headers, body: await res.text() };
+}
+
+describe('throttling of failed logins', () => {
+  let state: StateStore;
+  let a: Instance;
+  let b: Instance;
+  let user: TestUser;
+  let other: TestUser;
+
+  beforeAll(() => {
+    state = openSqliteStateStore(':memory:').store;
+    // Two stateless instances behind one load balancer: what one counts, the other enforces.
+    a = instance(state);
+    b = instance(state);
+    user = createUser(services);
+    other = createUser(services);
+  });
+
+  it('refuses a user with 503 + Retry-After after AUTH_FAIL_LIMIT failures, on every instance and entry point, without asking IMAP', async () => {
+    // Failures from several addresses and both instances count for the one user name.
+    expect((await folderSync(a, basic(user.email, 'wrong-1'), '198.51.100.1')).status).toBe(401);
+    expect((await folderSync(b, basic(user.email, 'wrong-2'), '198.51.100.2')).status).toBe(401);
+    // The name is case-insensitive for the count, as for the mail server.
+    expect((await folderSync(a, basic(user.email.toUpperCase(), 'wrong-3'), '198.51.100.3')).status).toBe(401);
+
+    const before = a.imapLogins() + b.imapLogins();
+    // Now even the right password is refused: a guesser cannot learn that a guess was right.
+    for (const server of [a, b]) {
+      const res = await folderSync(server, basic(user.email, user.password), '198.51.100.4');
+      expect(res.status).toBe(503);
+      const retryAfter = Number(res.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(WINDOW_SECONDS);
+      expect((await autodiscover(server, basic(user.email, user.password), '198.51.100.4')).status).toBe(503);
+      expect((await options(server, basic(user.email, user.password), '198.51.100.4')).status).toBe(503);
+    }
+    expect(a.imapLogins() + b.imapLogins()).toBe(before);
+    expect(a.logs.at(-1)).toMatchObject({ http: 503 });
+
+    // Other users from the same addresses are not affected.
+    expect((await folderSync(b, basic(other.email, other.password), '198.51.100.4')).status).toBe(200);
+  });
+
+  it('refuses an address with 503 after AUTH_FAIL_IP_LIMIT failures, whatever user names it tries', async () => {
+    const sprayer = '203.0.113.9';
+    for (let i = 0; i < 5; i++) {
+      // Names that exist and names that do not count alike.
+      const login = i % 2 === 0 ? `nobody${i}@example.test` : createUser(services).email;
+      expect((await folderSync(i % 2 ? a : b, basic(login, 'guess'), sprayer)).status).toBe(401);
+    }
+    const fresh = createUser(services);
+    const before = a.imapLogins();
+    expect((await folderSync(a, basic(fresh.email, fresh.password), sprayer)).status).toBe(503);
+    expect(a.imapLogins()).toBe(before);
+    // The same user from another address logs in.
+    expect((await folderSync(a, basic(fresh.email, fresh.password), '203.0.113.10')).status).toBe(200);
+  });
+
+  it('forgets a user’s failures after a good password, so a typo now and then never locks anyone out', async () => {
+    const typo = createUser(services);
+    for (let round = 0; round < 3; round++) {
+      expect((await folderSync(a, basic(typo.email, 'typo-1'), `192.0.2.${round}`)).status).toBe(401);
+      expect((await folderSync(b, basic(typo.email, 'typo-2'), `192.0.2.${round}`)).status).toBe(401);
+      expect((await folderSync(a, basic(typo.email, typo.password), `192.0.2.${round}`)).status).toBe(200);
+    }
+    expect(await state.getAuthFailures('abuse', `user:${typo.email}`)).toBeUndefined();
+  });
+
+  it('is off with AUTH_FAIL_LIMIT=0 and AUTH_FAIL_IP_LIMIT=0', async () => {
+    const off = instance(openSqliteStateStore(':memory:').store, { AUTH_FAIL_LIMIT: '0', AUTH_FAIL_IP_LIMIT: '0' });
+    const victim = createUser(services);
+    for (let i = 0; i < 5; i++) expect((await folderSync(off, basic(victim.email, 'nope'), '192.0.2.200')).status).toBe(401);
+    expect((await folderSync(off, basic(victim.email, victim.password), '192.0.2.200')).status).toBe(200);
+  });
+});
+
+describe('what a 401 tells', () => {
+  it('answers an unknown user exactly as a wrong password: same status, headers, body, log line, one IMAP login each', async () => {
+    const server = instance(openSqliteStateStore(':memory:').store, { AUTH_FAIL_LIMIT: '0', AUTH_FAIL_IP_LIMIT: '0' });
+    const real = createUser(services);
+    const unknown = `no-such-user-${Date.now()}@example.test`;
+    for (const send of [folderSync, autodiscover, options]) {
+      const logins = server.imapLogins();
+      const wrongPassword = await visible(await send(server, basic(real.email, 'not-the-password'), '192.0.2.50'));
+      const afterFirst = server.imapLogins();
+      const unknownUser = await visible(await send(server, basic(unknown, 'not-the-password'), '192.0.2.50'));
+      expect(wrongPassword.status).toBe(401);
+      expect(unknownUser).toEqual(wrongPassword);
+      // The same work for both: one login attempt at the mail server (no shortcut for unknown names).
+      expect(afterFirst - logins).toBe(1);
+      expect(server.imapLogins() - afterFirst).toBe(1);
+      const [first, second] = server.logs.slice(-2);
+      const { time: _t1, ms: _m1, user: _u1, ...restFirst } = first!;
+      const { time: _t2, ms: _m2, user: _u2, ...restSecond } = second!;
+      expect(restSecond).toEqual(restFirst);
+    }
+  });
+
+  it('throttles an unknown user exactly as a real one', async () => {
+    const server = instance(openSqliteStateStore(':memory:').store, { AUTH_FAIL_LIMIT: '1' });
+    const real = createUser(services);
+    const unknown = `ghost-${Date.now()}@example.test`;
+    await folderSync(server, basic(real.email, 'x'), '192.0.2.60');
+    await folderSync(server, basic(unknown, 'x'), '192.0.2.61');
+    const realAnswer = await visible(await folderSync(server, basic(real.email, 'x'), '192.0.2.62'));
+    const unknownAnswer = await visible(await folderSync(server, basic(unknown, 'x'), '192.0.2.63'));
+    expect(realAnswer.status).toBe(503);
+    expect({ ...unknownAnswer, headers: unknownAnswer.headers.filter(([n]) => n !== 'retry-after') }).toEqual({
+      ...realAnswer,
+      headers: realAnswer.headers.filter(([n]) => n !== 'retry-after'),
+    });
+  });
+});
+
+describe('the admin token', () => {
+  const token = 'a3f1c9e07b2d4a6f8e1c0b9d7a5f3e21';
+  it('matches only the exact token, whatever the length or case of a wrong one', async () => {
+    expect(await bearerMatches(`Bearer ${token}`, token)).toBe(true);
+    expect(await bearerMatches(`bearer   ${token}  `, token)).toBe(true);
+    for (const wrong of [token.slice(0, -1), `${token}0`, token.toUpperCase(), '', 'x', token.replace(/.$/, '0'), `${token}${token}`]) {
+      expect(await bearerMatches(`Bearer ${wrong}`, token)).toBe(false);
+    }
+    expect(await bearerMatches(undefined, token)).toBe(false);
+    expect(await bearerMatches(`Basic ${token}`, token)).toBe(false);
+    // The comparison runs over digests of equal length (SHA-256 of each side), never over the raw strings.
+    expect(bearerMatches.toString()).toMatch(/digest\(["']SHA-256["']/);
+    expect(bearerMatches.toString()).not.toMatch(/===\s*token|token\s*===/);
+  });
+});
+
+describe('credentials in logs', () => {
+  let server: TestServer;
+  let user: TestUser;
+  let printed: string[];
+  const restore: (() => void)[] = [];
+
+  beforeAll(async () => {
+    user = createUser(services);
+    await seedInbox(services, user);
+    server = testServer(services, { AUTH_MODE: 'both', ADMIN_TOKEN: 'admin-token-0123456789abcdef', AUTH_FAIL_LIMIT: '2', PING_MIN_HEARTBEAT: '1', PING_MAX_HEARTBEAT: '5', PING_POLL_SECONDS: '0.2' });
+    // Whatever else prints (libraries, stray console calls) is a log line too.
+    printed = [];
+    for (const name of ['log', 'info', 'warn', 'error', 'debug'] as const) {
+      const original = console[name];
+      console[name] = (...args: unknown[]) => {
+        printed.push(args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
+      };
+      restore.push(() => (console[name] = original));
+    }
+    for (const stream of [process.stdout, process.stderr]) {
+      const original = stream.write.bind(stream);
+      stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+        printed.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+        return (original as (...a: unknown[]) => boolean)(chunk, ...rest);
+      }) as typeof stream.write;
+      restore.push(() => (stream.write = original));
+    }
+  });
+
+  afterAll(() => {
+    for (const undo of restore.reverse()) undo();
+  });
+
+  it('never logs a password, a Basic header or a Bearer token, in clear or encoded, over a full session with failures', async () => {
+    const device = new TestDevice(server, user);
+    await device.folderSync();
+    const inbox = device.folderByType(FolderType.Inbox).serverId;
+    await device.syncUntilDone(inbox);
+    await fetchAttachmentMultipart(device, inbox);
+    expect((await device.send('Ping', pingBody(2, [inbox]))).status).toBe(200);
+    await device.command('Settings', el('Settings', 'Settings', [el('Settings', 'UserInformation', [el('Settings', 'Get')])]));
+    await device.send('GetItemEstimate', el('GetItemEstimate', 'GetItemEstimate', [el('GetItemEstimate', 'Collections', [el('GetItemEstimate', 'Collection', [el('AirSync', 'SyncKey', device.collections.get(inbox)!.syncKey), el('GetItemEstimate', 'CollectionId', inbox)])])]));
+    await device.send('Search', el('Search', 'Search', [el('Search', 'Store', [el('Search', 'Name', 'Mailbox'), el('Search', 'Query', [el('Search', 'And', [el('AirSync', 'Class', 'Email'), el('Search', 'FreeText', 'Scan')])]), el('Search', 'Options', [el('Search', 'Range', '0-9')])])]));
+    await moveToArchive(services, user, device, inbox);
+    await compose(device, 'SendMail', `From: ${user.email}\r\nTo: ${user.email}\r\nSubject: log check\r\n\r\nhello\r\n`, { clientId: 'log-check-1' });
+    // Commands that fail: a bad body, a collection that does not exist, an unknown command.
+    await device.send('Sync', new Uint8Array([3, 1, 106, 0, 0, 0x45, 0x4f, 0x01]));
+    await device.send('Sync', el('AirSync', 'Sync', [el('AirSync', 'Collections', [el('AirSync', 'Collection', [el('AirSync', 'SyncKey', '99'), el('AirSync', 'CollectionId', 'nope')])])]));
+    await device.send('NoSuchCommand');
+    await seedMailbox(services, user, 'INBOX', [{ message: { to: user.email, subject: 'late' } }]);
+    await device.sync(inbox);
+
+    // Failed logins: a wrong password (then throttled), a Bearer token the mail server refuses, Autodiscover.
+    const wrong = new TestDevice(server, { ...user, password: `${user.password}-typo` });
+    wrong.autoProvision = false;
+    for (let i = 0; i < 3; i++) await wrong.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
+    const bearerToken = 'eyJhbGciOiJub25lIn0.eyJlbWFpbCI6ImJlYXJlckBleGFtcGxlLnRlc3QifQ.c2VjcmV0LXNpZ25hdHVyZQ';
+    const bearer = new TestDevice(server, user);
+    bearer.autoProvision = false;
+    bearer.authorization = `Bearer ${bearerToken}`;
+    await bearer.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
+    await server.fetch(AUTODISCOVER_URL, { method: 'POST', headers: { Authorization: basic(user.email, user.password), 'Content-Type': 'text/xml' }, body: '' });
+    await server.fetch(AUTODISCOVER_URL, { method: 'POST', headers: { Authorization: `Bearer ${bearerToken}` }, body: '' });
+    await server.fetch('https://eas.example.test/admin/devices', { headers: { Authorization: 'Bearer admin-token-0123456789abcdef' } });
+    await server.fetch('https://eas.example.test/admin/devices', { headers: { Authorization: 'Bearer wrong-admin-token-000000000' } });
+
+    const text = [...server.logs.map((e) => JSON.stringify(e)), ...printed].join('\n');
+    expect(server.logs.length).toBeGreaterThan(20);
+    expect(server.logs.some((e) => e.http === 401)).toBe(true);
+    expect(server.logs.some((e) => e.http === 503)).toBe(true);
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    const secrets = [
+      user.password,
+      `${user.password}-typo`,
+      b64(`${user.email}:${user.password}`),
+      b64(`${user.email}:${user.password}-typo`),
+      b64(user.password),
+      bearerToken,
+      bearerToken.split('.')[2]!,
+      b64(bearerToken),
+      'admin-token-0123456789abcdef',
+      'wrong-admin-token-000000000',
+    ];
+    for (const secret of secrets) expect(text.includes(secret), `a log line holds ${secret.slice(0, 6)}…`).toBe(false);
+  }, 60_000);
+});

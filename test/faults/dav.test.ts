@@ -1,0 +1,81 @@
+/**
+ * A CalDAV PUT that times out (test/faults/proxy.ts in front of the real Radicale holds the answer): the device gets
+ * a retryable Sync status, and its retry of the same Add does not create a second event.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { el, type WbxmlElement } from '../../src/wbxml/tree.ts';
+import { itemText, TestDevice, testServer, type TestServer } from '../device/device.ts';
+import { createUser, davRequest, makeEvent, seedCalendar } from '../services/seed.ts';
+import type { TestUser } from '../services/types.ts';
+import { syncToEnd } from './converge.ts';
+import { startFaultProxy, type FaultProxy } from './proxy.ts';
+
+const services = inject('services');
+let proxy: FaultProxy;
+let server: TestServer;
+
+beforeAll(async () => {
+  const radicale = new URL(services.caldavUrl);
+  proxy = await startFaultProxy({ host: radicale.hostname, port: Number(radicale.port) });
+  const viaProxy = `http://${proxy.host}:${proxy.port}/`;
+  // One second per DAV request: the stalled PUT fails fast.
+  server = testServer(services, { CALDAV_URL: viaProxy, CARDDAV_URL: viaProxy, DAV_TIMEOUT_SECONDS: '1' });
+});
+afterAll(async () => {
+  await proxy.close();
+});
+
+async function eventSummaries(user: TestUser, collectionUrl: string): Promise<string[]> {
+  const res = await davRequest(services, user, 'REPORT', collectionUrl, {
+    depth: '1',
+    body: '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>',
+  });
+  return [...(await res.text()).matchAll(/SUMMARY:([^\r\n]+)/g)].map((m) => m[1]!).sort();
+}
+
+function newEvent(clientId: string, subject: string): WbxmlElement {
+  return el('AirSync', 'Add', [
+    el('AirSync', 'ClientId', clientId),
+    el('AirSync', 'ApplicationData', [
+      el('Calendar', 'Subject', subject),
+      el('Calendar', 'StartTime', '20260310T090000Z'),
+      el('Calendar', 'EndTime', '20260310T100000Z'),
+      el('Calendar', 'AllDayEvent', '0'),
+      el('Calendar', 'BusyStatus', '2'),
+      el('Calendar', 'Sensitivity', '0'),
+      el('Calendar', 'MeetingStatus', '0'),
+    ]),
+  ]);
+}
+
+describe('a CalDAV PUT that times out', () => {
+  it('answers Sync Status 5; the retried Add finds the event the PUT made instead of adding a second', async () => {
+    const user = createUser(services);
+    const seeded = await seedCalendar(services, user, 'home', [makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00' })], { displayName: 'Home' });
+    const device = new TestDevice(server, user);
+    await device.folderSync();
+    const home = device.folderByName('Home').serverId;
+    await syncToEnd(device, home);
+
+    // Radicale stores the event; its answer never comes back.
+    const fault = proxy.arm({ upstreamLine: /^PUT /m, deliver: true, action: 'stall', settleMs: 0 });
+    const add = [newEvent('phone-7', 'Lunch')];
+    const timedOut = await device.sync(home, { commands: add });
+    expect(fault.hasFired).toBe(true);
+    expect(timedOut.response.status).toBe(200);
+    expect(timedOut.status).toBe(5);
+    expect(await eventSummaries(user, seeded.collectionUrl)).toEqual(['Dentist', 'Lunch']);
+    fault.release();
+
+    // The phone sends the same request again: the Add is answered, the event stays single.
+    const retried = await device.sync(home, { commands: add });
+    expect(retried.status).toBe(1);
+    expect(retried.addResponses).toEqual([expect.objectContaining({ clientId: 'phone-7', status: 1 })]);
+    await syncToEnd(device, home);
+    expect(await eventSummaries(user, seeded.collectionUrl)).toEqual(['Dentist', 'Lunch']);
+    // The device holds Dentist (sent by the server) and its own Lunch (under the ServerId of the answer), nothing else.
+    expect(device.items(home).size).toBe(2);
+    expect(device.items(home).has(retried.addResponses[0]!.serverId!)).toBe(true);
+    expect([...device.items(home).values()].map((d) => itemText(d, 'Subject', 'Calendar')).filter(Boolean)).toEqual(['Dentist']);
+  });
+});
