@@ -224,19 +224,26 @@ export class DavItemBackend implements ItemBackend {
     const name = `<D:displayname>${escapeXml(displayName)}</D:displayname>`;
     const existing = await this.listFolders();
     if (existing.some((f) => f.displayName === displayName && f.itemClass === kind)) return 'exists';
-    const res =
+    const component = `<C:supported-calendar-component-set><C:comp name="${kind === 'Tasks' ? 'VTODO' : 'VEVENT'}"/></C:supported-calendar-component-set>`;
+    // Extended MKCOL (RFC 5689) for every kind: workerd's fetch refuses the MKCALENDAR method. Servers without it
+    // (415 or 501 to a MKCOL with a body) get MKCALENDAR.
+    let res =
       kind === 'Contacts'
         ? await this.request('MKCOL', url, {
             body: `<?xml version="1.0" encoding="utf-8"?><D:mkcol xmlns:D="DAV:" xmlns:R="${CARDDAV}"><D:set><D:prop><D:resourcetype><D:collection/><R:addressbook/></D:resourcetype>${name}${USER_FOLDER_PROP}</D:prop></D:set></D:mkcol>`,
           })
-        : await this.request('MKCALENDAR', url, {
-            body:
-              `<?xml version="1.0" encoding="utf-8"?><C:mkcalendar xmlns:D="DAV:" xmlns:C="${CALDAV}"><D:set><D:prop>${name}${USER_FOLDER_PROP}` +
-              `<C:supported-calendar-component-set><C:comp name="${kind === 'Tasks' ? 'VTODO' : 'VEVENT'}"/></C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>`,
+        : await this.request('MKCOL', url, {
+            body: `<?xml version="1.0" encoding="utf-8"?><D:mkcol xmlns:D="DAV:" xmlns:C="${CALDAV}"><D:set><D:prop><D:resourcetype><D:collection/><C:calendar/></D:resourcetype>${name}${USER_FOLDER_PROP}${component}</D:prop></D:set></D:mkcol>`,
           });
+    if (kind !== 'Contacts' && (res.status === 415 || res.status === 501)) {
+      await res.arrayBuffer();
+      res = await this.request('MKCALENDAR', url, {
+        body: `<?xml version="1.0" encoding="utf-8"?><C:mkcalendar xmlns:D="DAV:" xmlns:C="${CALDAV}"><D:set><D:prop>${name}${USER_FOLDER_PROP}${component}</D:prop></D:set></C:mkcalendar>`,
+      });
+    }
     await res.arrayBuffer();
     if (res.status === 405) return 'exists';
-    if (res.status !== 201) throw new Error(`${kind === 'Contacts' ? 'MKCOL' : 'MKCALENDAR'} ${url}: HTTP ${res.status}`);
+    if (res.status !== 201) throw new Error(`creating ${kind} collection ${url}: HTTP ${res.status}`);
     const created = (await this.listFolders()).find((f) => collectionOf(f.ref) === url);
     if (!created) throw new Error(`the new collection ${url} is not listed`);
     return created;
