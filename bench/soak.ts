@@ -264,6 +264,9 @@ export async function runSoakBench(options: SoakOptions = {}): Promise<{ lost: n
     );
     meter.take();
     const setupErrors = meter.errors;
+    const setupRequests = meter.total;
+    // The totals at the end are of the soak itself (and its final syncs), not of the set-up.
+    meter.all.length = 0;
     console.log(`set-up done: ${meter.total} requests, ${setupErrors} errors, RSS ${rssMiB(pid).toFixed(0)} MiB`);
 
     const started = Date.now();
@@ -328,8 +331,8 @@ export async function runSoakBench(options: SoakOptions = {}): Promise<{ lost: n
     }
     const all = meter.all.sort((a, b) => a - b);
     const seconds = (Date.now() - started) / 1000;
-    console.log(`\n${delivered} messages delivered to ${accounts.length} accounts, ${deviceCount} devices; ${meter.total} requests in ${seconds.toFixed(0)} s (${(meter.total / seconds).toFixed(1)}/s)`);
-    console.log(`errors ${meter.errors}; latency (non-Ping) p50 ${percentile(all, 0.5).toFixed(0)} ms, p99 ${percentile(all, 0.99).toFixed(0)} ms; RSS ${rssMiB(pid).toFixed(0)} MiB`);
+    console.log(`\n${delivered} messages delivered to ${accounts.length} accounts, ${deviceCount} devices; ${meter.total - setupRequests} requests in ${seconds.toFixed(0)} s after set-up (${((meter.total - setupRequests) / seconds).toFixed(1)}/s)`);
+    console.log(`errors ${meter.errors} (${setupErrors} in set-up); latency (non-Ping, after set-up) p50 ${percentile(all, 0.5).toFixed(0)} ms, p99 ${percentile(all, 0.99).toFixed(0)} ms; RSS ${rssMiB(pid).toFixed(0)} MiB`);
     if (meter.kinds.size > 0) console.log(`errors by kind: ${[...meter.kinds].map(([k, n]) => `${k} ×${n}`).join(', ')}`);
     console.log(`lost (a delivered message missing on a device): ${lost}; duplicated (added twice): ${duplicates}`);
     console.log(lost === 0 && duplicates === 0 ? 'every delivered message reached every device of its account exactly once' : 'MESSAGES LOST OR DUPLICATED');

@@ -49,7 +49,7 @@ export async function guardedAuthenticate(deps: LoginGuardDeps, credentials: Cre
   const outcome = await deps.authenticator.authenticate(credentials);
   if (outcome.ok) {
     // A good password ends the user's count (the address's stays: one valid account must not reset a spray).
-    if (records[0]) await deps.state.clearAuthFailures(tenant, keys.user);
+    if (records.some((r, i) => r && active[i]![0] === keys.user)) await deps.state.clearAuthFailures(tenant, keys.user);
     return outcome.user;
   }
   if (active.length > 0) await Promise.all(active.map(([key]) => deps.state.addAuthFailure(tenant, key, windowSeconds * 1000)));

@@ -181,6 +181,29 @@ describe('CR/LF injection into MIME the server builds', () => {
     expect(headerLines(sent[0]!.data).filter((l) => /^(bcc|x-injected):/i.test(l))).toEqual([]);
   });
 
+  it('SendMail: addresses hiding CR/LF in encoded words never reach the SMTP envelope or add a header field', async () => {
+    const before = sink.messages.length;
+    const b64 = (text: string) => `=?UTF-8?B?${Buffer.from(text).toString('base64')}?=`;
+    const mime = [
+      `To: ${b64(`friend@example.test>\r\nRCPT TO:<${INJECTED}`)}, second@example.test`,
+      `Cc: ${b64(`Name\r\nBcc: ${INJECTED}`)} <third@example.test>`,
+      `Subject: ${b64(`x\r\nBcc: ${INJECTED}`)}`,
+      'Content-Type: text/plain',
+      '',
+      'body',
+      '',
+    ].join('\r\n');
+    const res = await compose(device, 'SendMail', mime, { clientId: 'inject-send-1' });
+    expect(res.status).toBe(200);
+    const sent = sink.messages.slice(before);
+    for (const message of sent) {
+      expect(message.to.join(' ')).not.toContain(INJECTED);
+      for (const to of message.to) expect(to).toMatch(/^[^\s<>]+@[^\s<>]+$/);
+      expect(headerLines(message.data).filter((l) => /^(bcc|rcpt):/i.test(l))).toEqual([]);
+    }
+    expect(sent.flatMap((m) => m.to)).toEqual(expect.arrayContaining(['second@example.test', 'third@example.test']));
+  });
+
   it('a meeting organized on a 16.1 device: an attendee address or name with CR/LF adds no header field and no recipient', async () => {
     const organizer = createUser(services);
     await seedCalendar(services, organizer, 'calendar', [], { displayName: 'Calendar' });
