@@ -6,7 +6,7 @@
 import { expect } from 'vitest';
 import type { SyncCollectionOptions, SyncRound, TestDevice } from '../device/device.ts';
 import { subjects } from '../device/device.ts';
-import { listMessages } from '../services/seed.ts';
+import { davRequest, listMessages } from '../services/seed.ts';
 import type { TestServices, TestUser } from '../services/types.ts';
 
 /** Statuses a Sync may answer after a fault: the ones a device recovers from by itself. */
@@ -40,4 +40,13 @@ export async function expectMailConverged(services: TestServices, user: TestUser
   const onServer = (await listMessages(services, user, folder)).map((m) => m.subject).sort();
   expect(subjects(device, collectionId)).toEqual(onServer);
   expect(new Set(onServer).size).toBe(onServer.length);
+}
+
+/** The SUMMARY of every event in a calendar collection on the DAV server, sorted. */
+export async function eventSummaries(services: TestServices, user: TestUser, collectionUrl: string): Promise<string[]> {
+  const res = await davRequest(services, user, 'REPORT', collectionUrl, {
+    depth: '1',
+    body: '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>',
+  });
+  return [...(await res.text()).matchAll(/SUMMARY:([^\r\n]+)/g)].map((m) => m[1]!).sort();
 }

@@ -3,11 +3,10 @@
  * a retryable Sync status, and its retry of the same Add does not create a second event.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { el, type WbxmlElement } from '../../src/wbxml/tree.ts';
 import { itemText, TestDevice, testServer, type TestServer } from '../device/device.ts';
-import { createUser, davRequest, makeEvent, seedCalendar } from '../services/seed.ts';
-import type { TestUser } from '../services/types.ts';
-import { syncToEnd } from './converge.ts';
+import { calendarAdd } from '../device/calendar.ts';
+import { createUser, makeEvent, seedCalendar } from '../services/seed.ts';
+import { eventSummaries, syncToEnd } from './converge.ts';
 import { startFaultProxy, type FaultProxy } from './proxy.ts';
 
 const services = inject('services');
@@ -25,28 +24,7 @@ afterAll(async () => {
   await proxy.close();
 });
 
-async function eventSummaries(user: TestUser, collectionUrl: string): Promise<string[]> {
-  const res = await davRequest(services, user, 'REPORT', collectionUrl, {
-    depth: '1',
-    body: '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>',
-  });
-  return [...(await res.text()).matchAll(/SUMMARY:([^\r\n]+)/g)].map((m) => m[1]!).sort();
-}
 
-function newEvent(clientId: string, subject: string): WbxmlElement {
-  return el('AirSync', 'Add', [
-    el('AirSync', 'ClientId', clientId),
-    el('AirSync', 'ApplicationData', [
-      el('Calendar', 'Subject', subject),
-      el('Calendar', 'StartTime', '20260310T090000Z'),
-      el('Calendar', 'EndTime', '20260310T100000Z'),
-      el('Calendar', 'AllDayEvent', '0'),
-      el('Calendar', 'BusyStatus', '2'),
-      el('Calendar', 'Sensitivity', '0'),
-      el('Calendar', 'MeetingStatus', '0'),
-    ]),
-  ]);
-}
 
 describe('a CalDAV PUT that times out', () => {
   it('answers Sync Status 5; the retried Add finds the event the PUT made instead of adding a second', async () => {
@@ -59,12 +37,12 @@ describe('a CalDAV PUT that times out', () => {
 
     // Radicale stores the event; its answer never comes back.
     const fault = proxy.arm({ upstreamLine: /^PUT /m, deliver: true, action: 'stall', settleMs: 0 });
-    const add = [newEvent('phone-7', 'Lunch')];
+    const add = [calendarAdd('phone-7', 'Lunch')];
     const timedOut = await device.sync(home, { commands: add });
     expect(fault.hasFired).toBe(true);
     expect(timedOut.response.status).toBe(200);
     expect(timedOut.status).toBe(5);
-    expect(await eventSummaries(user, seeded.collectionUrl)).toEqual(['Dentist', 'Lunch']);
+    expect(await eventSummaries(services, user, seeded.collectionUrl)).toEqual(['Dentist', 'Lunch']);
     fault.release();
 
     // The phone sends the same request again: the Add is answered, the event stays single.
@@ -72,7 +50,7 @@ describe('a CalDAV PUT that times out', () => {
     expect(retried.status).toBe(1);
     expect(retried.addResponses).toEqual([expect.objectContaining({ clientId: 'phone-7', status: 1 })]);
     await syncToEnd(device, home);
-    expect(await eventSummaries(user, seeded.collectionUrl)).toEqual(['Dentist', 'Lunch']);
+    expect(await eventSummaries(services, user, seeded.collectionUrl)).toEqual(['Dentist', 'Lunch']);
     // The device holds Dentist (sent by the server) and its own Lunch (under the ServerId of the answer), nothing else.
     expect(device.items(home).size).toBe(2);
     expect(device.items(home).has(retried.addResponses[0]!.serverId!)).toBe(true);

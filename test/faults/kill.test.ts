@@ -14,9 +14,8 @@ import type { StateStore } from '../../src/state/types.ts';
 import { child, childText, el } from '../../src/wbxml/tree.ts';
 import { TestDevice, type TestServer } from '../device/device.ts';
 import { freePort } from '../services/process.ts';
-import { createUser, davRequest, listMessages, makeEvent, makeMessage, seedCalendar, seedMailbox } from '../services/seed.ts';
-import type { TestUser } from '../services/types.ts';
-import { expectMailConverged, syncToEnd } from './converge.ts';
+import { createUser, listMessages, makeEvent, makeMessage, seedCalendar, seedMailbox } from '../services/seed.ts';
+import { eventSummaries, expectMailConverged, syncToEnd } from './converge.ts';
 import { startFaultProxy, type FaultProxy } from './proxy.ts';
 
 const services = inject('services');
@@ -151,13 +150,13 @@ describe('npm start killed (SIGKILL) between the backend write and the state com
     ];
     const fault = davProxy.arm({ upstreamLine: /^PUT /m, deliver: true, action: 'stall', settleMs: 100 });
     await killDuring(device.sync(home, { commands: add }), fault.fired);
-    expect(await eventSummaries(user, seeded.collectionUrl)).toEqual(['Dentist', 'Lunch']);
+    expect(await eventSummaries(services, user, seeded.collectionUrl)).toEqual(['Dentist', 'Lunch']);
 
     const again = await device.sync(home, { commands: add });
     expect(again.addResponses).toEqual([expect.objectContaining({ clientId: 'k-1', status: 1 })]);
     await syncToEnd(device, home);
     expect(device.items(home).size).toBe(2);
-    expect(await eventSummaries(user, seeded.collectionUrl)).toEqual(['Dentist', 'Lunch']);
+    expect(await eventSummaries(services, user, seeded.collectionUrl)).toEqual(['Dentist', 'Lunch']);
   });
 
   it('MoveItems: the MOVE went through, the states never learned it; the retry and the Syncs converge', async () => {
@@ -189,10 +188,3 @@ describe('npm start killed (SIGKILL) between the backend write and the state com
   });
 });
 
-async function eventSummaries(user: TestUser, collectionUrl: string): Promise<string[]> {
-  const res = await davRequest(services, user, 'REPORT', collectionUrl, {
-    depth: '1',
-    body: '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>',
-  });
-  return [...(await res.text()).matchAll(/SUMMARY:([^\r\n]+)/g)].map((m) => m[1]!).sort();
-}

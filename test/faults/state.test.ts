@@ -12,9 +12,9 @@ import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
 import type { StateStore } from '../../src/state/types.ts';
 import { child, children, childText, el } from '../../src/wbxml/tree.ts';
 import { TestDevice, testServer, type TestServer } from '../device/device.ts';
-import { createUser, davRequest, listMessages, makeEvent, makeMessage, seedCalendar, seedMailbox } from '../services/seed.ts';
+import { createUser, listMessages, makeEvent, makeMessage, seedCalendar, seedMailbox } from '../services/seed.ts';
 import type { TestUser } from '../services/types.ts';
-import { expectMailConverged, syncToEnd } from './converge.ts';
+import { eventSummaries, expectMailConverged, syncToEnd } from './converge.ts';
 import { failingStore } from './failing-store.ts';
 
 const services = inject('services');
@@ -36,13 +36,6 @@ const STORES: [string, () => Promise<StateStore>][] = [
   ],
 ];
 
-async function eventSummaries(user: TestUser, collectionUrl: string): Promise<string[]> {
-  const res = await davRequest(services, user, 'REPORT', collectionUrl, {
-    depth: '1',
-    body: '<?xml version="1.0"?><C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>',
-  });
-  return [...(await res.text()).matchAll(/SUMMARY:([^\r\n]+)/g)].map((m) => m[1]!).sort();
-}
 
 describe.each(STORES)('the %s state store fails a write', (_name, open) => {
   async function setup(messages = 0): Promise<{ user: TestUser; device: TestDevice; inbox: string; faults: ReturnType<typeof failingStore>; server: TestServer }> {
@@ -99,7 +92,7 @@ describe.each(STORES)('the %s state store fails a write', (_name, open) => {
     expect(again.addResponses).toEqual([expect.objectContaining({ clientId: 'c-1', status: 1 })]);
     await syncToEnd(device, home);
     expect(device.items(home).size).toBe(2);
-    expect(await eventSummaries(user, seeded.collectionUrl)).toEqual(['Dentist', 'Lunch']);
+    expect(await eventSummaries(services, user, seeded.collectionUrl)).toEqual(['Dentist', 'Lunch']);
   });
 
   it('FolderSync: the hierarchy commit fails: Status 6, then the same key again gets the whole folder list', async () => {

@@ -3,8 +3,9 @@
  * device Adds/Changes/Deletes in (conditional writes), lost answers, conflicts.
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { childText, el, type WbxmlElement } from '../../../src/wbxml/tree.ts';
+import { childText, el } from '../../../src/wbxml/tree.ts';
 import { itemText, TestDevice, testServer, type TestServer } from '../../device/device.ts';
+import { calendarAdd } from '../../device/calendar.ts';
 import { createUser, davRequest, makeEvent, makeVCard, seedAddressBook, seedCalendar } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
 
@@ -29,20 +30,6 @@ function subjectsOf(device: TestDevice, collectionId: string): string[] {
   return [...device.items(collectionId).values()].map((d) => itemText(d, 'Subject', 'Calendar') ?? '').sort();
 }
 
-function newEvent(clientId: string, subject: string): WbxmlElement {
-  return el('AirSync', 'Add', [
-    el('AirSync', 'ClientId', clientId),
-    el('AirSync', 'ApplicationData', [
-      el('Calendar', 'Subject', subject),
-      el('Calendar', 'StartTime', '20260310T090000Z'),
-      el('Calendar', 'EndTime', '20260310T100000Z'),
-      el('Calendar', 'AllDayEvent', '0'),
-      el('Calendar', 'BusyStatus', '2'),
-      el('Calendar', 'Sensitivity', '0'),
-      el('Calendar', 'MeetingStatus', '0'),
-    ]),
-  ]);
-}
 
 describe('Sync of a calendar', () => {
   it('sends the events, takes the device Adds once (even resent), its Changes and Deletes', async () => {
@@ -58,7 +45,7 @@ describe('Sync of a calendar', () => {
     expect(subjectsOf(device, home)).toEqual(['Dentist', 'Standup']);
 
     // An Add whose answer is lost, sent again: one event on the server, the same ServerId both times.
-    const add = [newEvent('phone-1', 'Lunch with Ada')];
+    const add = [calendarAdd('phone-1', 'Lunch with Ada')];
     const lost = await device.sync(home, { commands: add, lose: true });
     const again = await device.sync(home, { commands: add });
     expect(again.addResponses).toEqual(lost.addResponses);
