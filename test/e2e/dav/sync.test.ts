@@ -123,3 +123,68 @@ describe('Sync of an address book', () => {
     expect((await collectionTexts(user, seeded.collectionUrl)).some((t) => t.includes('Hopper'))).toBe(true);
   });
 });
+
+describe('a large address book', () => {
+  // A JPEG-looking photo of a few KB per contact, different for each, and one over the 48 KB Picture limit.
+  function photo(i: number, bytes = 2_000 + (i % 7) * 500): Buffer {
+    const body = Buffer.alloc(bytes, i % 251);
+    body.writeUInt32BE(0xffd8ffe0, 0);
+    body.writeUInt32BE(i, 4);
+    return body;
+  }
+
+  it('syncs 500 contacts with photos in windows of 100, each photo intact; one too large is left out', async () => {
+    const user = createUser(services);
+    const cards = Array.from({ length: 500 }, (_, i) =>
+      makeVCard({ uid: `c-${i}`, firstName: `Person${i}`, lastName: 'Many', emails: [{ address: `p${i}@example.test` }], photoJpeg: i === 499 ? photo(i, 60_000) : photo(i) }),
+    );
+    await seedAddressBook(services, user, 'many', cards, { displayName: 'Many' });
+    const device = new TestDevice(server, user);
+    await device.folderSync();
+    const many = device.folderByName('Many').serverId;
+    await device.sync(many);
+    const rounds = await device.syncUntilDone(many, { windowSize: 100 });
+    expect(rounds.map((r) => r.added.length)).toEqual([100, 100, 100, 100, 100]);
+    expect(rounds.map((r) => r.moreAvailable)).toEqual([true, true, true, true, false]);
+
+    const byName = new Map([...device.items(many).values()].map((d) => [itemText(d, 'FirstName', 'Contacts'), d]));
+    expect(byName.size).toBe(500);
+    for (let i = 0; i < 499; i++) expect(itemText(byName.get(`Person${i}`), 'Picture', 'Contacts'), `Person${i}`).toBe(photo(i).toString('base64'));
+    expect(itemText(byName.get('Person499'), 'Picture', 'Contacts')).toBeUndefined();
+    expect(itemText(byName.get('Person499'), 'Email1Address', 'Contacts')).toContain('p499@example.test');
+  }, 120_000);
+});
+
+describe('all-day events', () => {
+  it('arrive as AllDayEvent from midnight to midnight, and a device all-day Add is stored as DATE values', async () => {
+    const user = createUser(services);
+    const seeded = await seedCalendar(services, user, 'days', [makeEvent({ uid: 'holiday', summary: 'Holiday', start: '2026-03-10' })], { displayName: 'Days' });
+    const device = new TestDevice(server, user);
+    await device.folderSync();
+    const days = device.folderByName('Days').serverId;
+    await device.sync(days);
+    await device.syncUntilDone(days);
+    const [holiday] = [...device.items(days).values()];
+    expect(itemText(holiday, 'AllDayEvent', 'Calendar')).toBe('1');
+    expect(itemText(holiday, 'StartTime', 'Calendar')).toBe('20260310T000000Z');
+    expect(itemText(holiday, 'EndTime', 'Calendar')).toBe('20260311T000000Z');
+
+    const round = await device.sync(days, {
+      commands: [
+        el('AirSync', 'Add', [
+          el('AirSync', 'ClientId', 'd1'),
+          el('AirSync', 'ApplicationData', [
+            el('Calendar', 'Subject', 'Offsite'),
+            el('Calendar', 'StartTime', '20260312T000000Z'),
+            el('Calendar', 'EndTime', '20260314T000000Z'),
+            el('Calendar', 'AllDayEvent', '1'),
+          ]),
+        ]),
+      ],
+    });
+    expect(round.addResponses[0]).toMatchObject({ clientId: 'd1', status: 1 });
+    const offsite = (await collectionTexts(user, seeded.collectionUrl)).find((t) => t.includes('SUMMARY:Offsite'))!;
+    expect(offsite).toMatch(/^DTSTART;VALUE=DATE:20260312\r?$/m);
+    expect(offsite).toMatch(/^DTEND;VALUE=DATE:20260314\r?$/m);
+  });
+});
