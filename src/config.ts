@@ -30,6 +30,11 @@ export interface ServerConfig {
   carddavUrl: string | undefined;
   /** How long one CalDAV/CardDAV request may take, ms (DAV_TIMEOUT_SECONDS); a stalled server then fails the request. */
   davTimeoutMs?: number;
+  /**
+   * Which collection is the device's default Calendar, Tasks and Contacts folder (DAV_DEFAULT_CALENDAR, …): a
+   * collection's name (the last segment of its URL) or display name. Unset or not found: the first one listed.
+   */
+  davDefaults?: DavDefaults;
   /** The directory address book (CardDAV collection URL) that Search GAL and ResolveRecipients query. */
   galUrl: string | undefined;
   /** Largest request body accepted, in bytes. */
@@ -72,6 +77,13 @@ export interface AuthThrottleConfig {
 }
 
 export type AuthMode = 'basic' | 'bearer' | 'both';
+
+/** Preferred default collections, by name or display name (see ServerConfig.davDefaults). */
+export interface DavDefaults {
+  calendar?: string;
+  tasks?: string;
+  contacts?: string;
+}
 
 /** Push settings (src/push/, DESIGN §5). */
 export interface PushConfig {
@@ -118,6 +130,9 @@ const schema = z.object({
   CALDAV_URL: url.optional(),
   CARDDAV_URL: url.optional(),
   DAV_TIMEOUT_SECONDS: z.coerce.number().min(0.05).max(600).default(30),
+  DAV_DEFAULT_CALENDAR: z.string().trim().min(1).optional(),
+  DAV_DEFAULT_TASKS: z.string().trim().min(1).optional(),
+  DAV_DEFAULT_ADDRESSBOOK: z.string().trim().min(1).optional(),
   GAL_URL: url.optional(),
   MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).default(25 * 1024 * 1024),
   MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(25 * 1024 * 1024),
@@ -190,6 +205,11 @@ export function loadConfig(env: Record<string, string | undefined>, runtimeDefau
     caldavUrl: e.CALDAV_URL,
     carddavUrl: e.CARDDAV_URL,
     davTimeoutMs: e.DAV_TIMEOUT_SECONDS * 1000,
+    davDefaults: {
+      ...(e.DAV_DEFAULT_CALENDAR ? { calendar: e.DAV_DEFAULT_CALENDAR } : {}),
+      ...(e.DAV_DEFAULT_TASKS ? { tasks: e.DAV_DEFAULT_TASKS } : {}),
+      ...(e.DAV_DEFAULT_ADDRESSBOOK ? { contacts: e.DAV_DEFAULT_ADDRESSBOOK } : {}),
+    },
     galUrl: e.GAL_URL,
     maxRequestBytes: e.MAX_REQUEST_BYTES,
     maxMessageBytes: e.MAX_MESSAGE_BYTES,

@@ -33,8 +33,8 @@ export async function openBackends(context: Pick<CommandContext, 'imapSessions' 
   const { caldavUrl, carddavUrl } = context.config;
   const backends: UserBackends = {
     mail,
-    ...(caldavUrl ? { calendars: new DavItemBackend(caldavUrl, 'caldav', login, context.config.davTimeoutMs) } : {}),
-    ...(carddavUrl ? { contacts: new DavItemBackend(carddavUrl, 'carddav', login, context.config.davTimeoutMs) } : {}),
+    ...(caldavUrl ? { calendars: new DavItemBackend(caldavUrl, 'caldav', login, context.config.davTimeoutMs, context.config.davDefaults) } : {}),
+    ...(carddavUrl ? { contacts: new DavItemBackend(carddavUrl, 'carddav', login, context.config.davTimeoutMs, context.config.davDefaults) } : {}),
     async listFolders() {
       return (await backends.listFoldersByBackend()).folders;
     },

@@ -7,6 +7,7 @@
 import { FolderType, type BackendFolder, type DavChanges, type DavItem, type DavWriteResult, type ItemBackend } from '../types.ts';
 import { toBase64 } from '../../util/base64.ts';
 import { CALDAV, CALENDARSERVER, CARDDAV, DAV, escapeXml, parseMultistatus, prop, xmlChildren, type DavResponse } from './xml.ts';
+import type { DavDefaults } from '../../config.ts';
 
 export type DavKind = 'caldav' | 'carddav';
 
@@ -47,6 +48,8 @@ export class DavItemBackend implements ItemBackend {
     private readonly login: DavLogin,
     /** A request without an answer by then fails (a stalled server must not hold a Sync forever). */
     private readonly timeoutMs = DEFAULT_DAV_TIMEOUT_MS,
+    /** The collections to offer as the default folders, by name or display name (DAV_DEFAULT_*). */
+    private readonly defaults: DavDefaults = {},
   ) {}
 
   async listFolders(): Promise<BackendFolder[]> {
@@ -72,12 +75,20 @@ export class DavItemBackend implements ItemBackend {
       .filter((r) => this.absolute(r.href) !== this.absolute(home))
       .sort((a, b) => created(a) - created(b) || a.href.localeCompare(b.href));
     const folders: BackendFolder[] = [];
-    const firstOf = new Set<string>();
+    const segmentOf = (r: DavResponse): string => decodeURIComponent(r.href.replace(/\/$/, '').split('/').pop() ?? '');
+    const displayNameOf = (r: DavResponse): string => prop(r, DAV, 'displayname')?.text.trim() || segmentOf(r);
+    // The configured default of a class when it is there (by URL segment, else display name), else the first listed.
+    const preferred = { Calendar: this.defaults.calendar, Tasks: this.defaults.tasks, Contacts: this.defaults.contacts };
+    const chosen = new Map<string, DavResponse>();
+    for (const [itemClass, wanted] of Object.entries(preferred)) {
+      const match = wanted?.toLowerCase();
+      const found = match && (collections.find((r) => segmentOf(r).toLowerCase() === match) ?? collections.find((r) => displayNameOf(r).toLowerCase() === match));
+      if (found) chosen.set(itemClass, found);
+    }
     const add = (r: DavResponse, itemClass: BackendFolder['itemClass'], ref: string, defaultType: number, userType: number): void => {
-      const type = firstOf.has(itemClass) ? userType : defaultType;
-      firstOf.add(itemClass);
-      const name = prop(r, DAV, 'displayname')?.text.trim() || decodeURIComponent(r.href.replace(/\/$/, '').split('/').pop() ?? '');
-      folders.push({ backend: this.kind, ref, parentRef: undefined, displayName: name, type, itemClass });
+      const isDefault = chosen.has(itemClass) ? chosen.get(itemClass) === r : !chosen.has(`first:${itemClass}`);
+      if (!chosen.has(itemClass) && isDefault) chosen.set(`first:${itemClass}`, r);
+      folders.push({ backend: this.kind, ref, parentRef: undefined, displayName: displayNameOf(r), type: isDefault ? defaultType : userType, itemClass });
     };
     for (const r of collections) {
       const types = prop(r, DAV, 'resourcetype');

@@ -2,6 +2,7 @@
 import { describe, expect, inject, it, vi } from 'vitest';
 import { DavItemBackend } from '../../../src/backends/dav/backend.ts';
 import { FolderType } from '../../../src/backends/types.ts';
+import { TestDevice, testServer } from '../../device/device.ts';
 import { createUser, makeEvent, makeTodo, makeVCard, seedAddressBook, seedCalendar } from '../../services/seed.ts';
 
 const services = inject('services');
@@ -28,6 +29,24 @@ describe('DavItemBackend', () => {
       ['Contacts', 'Contacts', FolderType.Contacts],
       ['Family', 'Contacts', FolderType.UserContacts],
     ]);
+  });
+
+  it('offers the configured collections as the default folders (by display name or URL name), through FolderSync', async () => {
+    const user = createUser(services);
+    await seedCalendar(services, user, 'personal', [], { displayName: 'Personal' });
+    await seedCalendar(services, user, 'work', [], { displayName: 'Work' });
+    await seedCalendar(services, user, 'todo', [], { displayName: 'To do', components: ['VTODO'] });
+    await seedAddressBook(services, user, 'contacts', [], { displayName: 'Contacts' });
+    await seedAddressBook(services, user, 'family', [], { displayName: 'Family' });
+    const server = testServer(services, { DAV_DEFAULT_CALENDAR: 'work', DAV_DEFAULT_ADDRESSBOOK: 'Family', DAV_DEFAULT_TASKS: 'nowhere' });
+    const device = new TestDevice(server, user);
+    await device.folderSync();
+    expect(device.folderByType(FolderType.Calendar).displayName).toBe('Work');
+    expect(device.folderByName('Personal').type).toBe(FolderType.UserCalendar);
+    expect(device.folderByType(FolderType.Contacts).displayName).toBe('Family');
+    expect(device.folderByName('Contacts').type).toBe(FolderType.UserContacts);
+    // A default that names no collection leaves the first one listed as the default.
+    expect(device.folderByType(FolderType.Tasks).displayName).toBe('To do');
   });
 
   it('reports changes by sync-token, fetches items, and writes only over the version it knows', async () => {
