@@ -16,6 +16,8 @@ export interface ServerConfig {
   port: number;
   state: StateStoreConfig;
   imap: { host: string; port: number; secure: boolean };
+  /** ManageSieve (RFC 5804) for Oof as a vacation script; absent unless SIEVE=on (then Oof is stored, not applied). */
+  sieve?: { host: string; port: number; secure: boolean };
   smtp: {
     host: string;
     port: number;
@@ -123,6 +125,11 @@ const schema = z.object({
   IMAP_HOST: z.string({ error: 'is required (the IMAP server users log in to)' }).trim().min(1, 'is required'),
   IMAP_PORT: port.optional(),
   IMAP_SECURE: flag.default(true),
+  SIEVE: z.string().trim().toLowerCase().pipe(z.enum(['on', 'off'])).default('off'),
+  SIEVE_HOST: z.string().trim().min(1).optional(),
+  SIEVE_PORT: port.default(4190),
+  // TLS from the first byte unless turned off: AUTHENTICATE PLAIN carries the user's password.
+  SIEVE_SECURE: flag.default(true),
   SMTP_HOST: z.string().trim().min(1).optional(),
   SMTP_PORT: port.optional(),
   SMTP_SECURE: flag.default(true),
@@ -196,6 +203,7 @@ export function loadConfig(env: Record<string, string | undefined>, runtimeDefau
         ? { kind: 'dynamodb', table: e.DYNAMODB_TABLE!, endpoint: e.DYNAMODB_ENDPOINT, region: e.AWS_REGION }
         : { kind: 'sqlite', dir: e.STATE_DIR },
     imap: { host: e.IMAP_HOST, port: e.IMAP_PORT ?? (e.IMAP_SECURE ? 993 : 143), secure: e.IMAP_SECURE },
+    ...(e.SIEVE === 'on' ? { sieve: { host: e.SIEVE_HOST ?? e.IMAP_HOST, port: e.SIEVE_PORT, secure: e.SIEVE_SECURE } } : {}),
     smtp: {
       host: e.SMTP_HOST ?? e.IMAP_HOST,
       port: e.SMTP_PORT ?? (e.SMTP_SECURE ? 465 : 587),

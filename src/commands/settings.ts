@@ -4,13 +4,16 @@
  * - DeviceInformation Set: recorded in the device record.
  * - UserInformation Get: the user's primary SMTP address: the login when it is an address, else login@MAIL_DOMAIN
  *   (nothing when neither gives one); from 14.1 on in the Accounts form.
- * - Oof Get/Set: stored per user in the StateStore (UserSettings). This server does not install vacation scripts
- *   (no ManageSieve), so automatic replies are never in effect: a Set that turns them on is stored and answered with
- *   Status 7 (denied by policy), and Get reports OofState 0 with the stored messages. Turning them off succeeds.
+ * - Oof Get/Set: stored per user in the StateStore (UserSettings). With SIEVE=on (Node), a Set is carried out as a Sieve
+ *   vacation script installed over ManageSieve as the user (src/backends/sieve/), and answered with Status 1; Get then
+ *   reports what was set. Without it (the default, and on Workers unless configured) automatic replies are never in
+ *   effect: a Set that turns them on is stored and answered with Status 7 (denied by policy), and Get reports
+ *   OofState 0 with the stored messages. Turning them off succeeds.
  * - DevicePassword Set: refused with Status 7; a recovery password would be a secret at rest, and is not kept
  *   until it can be kept sealed.
  * - RightsManagementInformation Get: no templates (no IRM).
  */
+import { applyVacationScript, buildVacationScript } from '../backends/sieve/vacation.ts';
 import { primaryAddress } from '../protocol/address.ts';
 import { atLeast } from '../protocol/versions.ts';
 import type { OofMessage, OofSettings } from '../state/types.ts';
@@ -115,6 +118,9 @@ function userScope(context: CommandContext): { tenant: string; user: string } {
   return { tenant: context.device.tenant, user: context.device.user };
 }
 
+/** Subject of the automatic replies the vacation script sends. */
+const OOF_SUBJECT = 'Automatic reply';
+
 function defaultOof(): OofSettings {
   return { state: 0, messages: [], applied: false };
 }
@@ -188,6 +194,20 @@ async function oofSet(context: CommandContext, set: WbxmlElement): Promise<Wbxml
     messages: AUDIENCES.flatMap(([audience]) => messages.get(audience) ?? []),
     applied: false,
   };
+  const sieve = context.config.sieve;
+  if (sieve && context.user.password) {
+    const script = buildVacationScript(next, OOF_SUBJECT, (m) => convertBody(m.replyMessage, m.bodyType, 'Text'));
+    try {
+      await applyVacationScript(sieve, { login: context.user.login, password: context.user.password }, script);
+    } catch (err) {
+      // Stored as asked but not in effect; the device may try again.
+      context.note?.({ oofSieveError: (err as Error).message });
+      await context.state.putUserSettings(scope, { ...previous, oof: next, updatedAt: Date.now() });
+      return s('Oof', [status(SettingsStatus.ServerUnavailable)]);
+    }
+    await context.state.putUserSettings(scope, { ...previous, oof: { ...next, applied: true }, updatedAt: Date.now() });
+    return s('Oof', [status(SettingsStatus.Success)]);
+  }
   await context.state.putUserSettings(scope, { ...previous, oof: next, updatedAt: Date.now() });
   // Turning automatic replies off is what is in effect anyway; turning them on cannot be carried out here.
   return s('Oof', [status(state === 0 ? SettingsStatus.Success : SettingsStatus.DeniedByPolicy)]);

@@ -7,6 +7,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 export const TEST_DEBIAN_PACKAGES: readonly string[] = [
   'dovecot-imapd',
   'dovecot-lmtpd',
+  'dovecot-sieve',
+  'dovecot-managesieved',
   'radicale',
   'postfix',
   'libwbxml2-utils',

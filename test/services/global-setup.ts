@@ -70,6 +70,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       domain: TEST_DOMAIN,
       imap: { host: '127.0.0.1', port: dovecot.imapPort, secure: false },
       lmtp: { host: '127.0.0.1', port: dovecot.lmtpPort },
+      sieve: { host: '127.0.0.1', port: dovecot.sievePort },
       smtp: postfix ? { host: '127.0.0.1', port: postfix.smtpPort } : null,
       smtpSkipReason,
       caldavUrl: radicale.url,

@@ -30,7 +30,7 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  ensureDebianPackages(['dovecot-imapd', 'dovecot-lmtpd', 'radicale']);
+  ensureDebianPackages(['dovecot-imapd', 'dovecot-lmtpd', 'dovecot-sieve', 'dovecot-managesieved', 'radicale']);
   const runDir = mkdtempSync('/tmp/ase-w-');
   chmodSync(runDir, 0o755);
   // The fixed users and a few more: enough accounts to see the sweep keep to its connection limit.
