@@ -11,6 +11,7 @@ import type { DavChanges, ItemBackend } from '../backends/types.ts';
 import type { CollectionState, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { itemStatus, SyncStatus } from './sync-status.ts';
+import type { EmailSyncResult } from './sync-email.ts';
 import { fnv1a32 } from '../util/fnv.ts';
 import { itemWindow } from '../items/calendar-window.ts';
 
@@ -55,14 +56,8 @@ export interface DavSyncRequest {
   prepareChange?: (before: string, after: string) => string;
 }
 
-export interface DavSyncResult {
-  status: number;
-  state: CollectionState;
-  commands: WbxmlElement[];
-  responses: WbxmlElement[];
-  moreAvailable: boolean;
-  progressed: boolean;
-}
+/** What a collection's Sync gives back is the same for every backend (sync-email.ts). */
+export type DavSyncResult = EmailSyncResult;
 
 /** GetItemEstimate with a FilterType reads at most this many new items to judge them. */
 const MAX_JUDGED_FOR_ESTIMATE = 500;

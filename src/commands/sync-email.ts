@@ -103,6 +103,15 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   const appliedByDevice = new Set<number>();
   const serverWins = (req.options.conflict ?? 1) === 1;
   let changedOnServer: Set<number> | undefined;
+  // One IMAP read for all the device's Changes and one for its Fetches, one move or expunge for its Deletes:
+  // never a round trip per item.
+  const uidsOf = (tag: string): number[] =>
+    req.commands.filter((c) => c.tag === tag).map((c) => uidOf(childText(c, 'ServerId'), collectionId)).filter((u): u is number => u !== undefined);
+  const changeUids = uidsOf('Change').filter((uid) => deviceUids.has(uid));
+  const fetchUids = uidsOf('Fetch');
+  const currentFlags = new Map((changeUids.length ? await mail.fetchSummaries(folderRef, changeUids) : []).map((m) => [m.uid, m]));
+  const fetched = new Map((fetchUids.length ? await mail.fetchMessages(folderRef, fetchUids) : []).map((m) => [m.uid, m]));
+  const deleted: number[] = [];
   for (const command of req.commands) {
     const serverId = childText(command, 'ServerId');
     const uid = uidOf(serverId, collectionId);
@@ -116,7 +125,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
         continue;
       }
       changedOnServer ??= await serverChangedUids(mail, folderRef, wm, status.highestModSeq);
-      const [current] = await mail.fetchSummaries(folderRef, [uid]);
+      const current = currentFlags.get(uid);
       // Without CONDSTORE, the flags the device was sent last tell whether the server changed them since.
       const before = flagsBefore?.get(uid);
       const changedHere = changedOnServer.has(uid) || (before !== undefined && current !== undefined && before !== flagDigit(current.flags));
@@ -131,6 +140,8 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       }
       const update = imapFlagUpdate(child(command, 'ApplicationData') ?? el('AirSync', 'ApplicationData', []), current.flags);
       await mail.setFlags(folderRef, uid, update.add, update.remove);
+      // A second Change of the same item in this request starts from these flags.
+      currentFlags.set(uid, { ...current, flags: new Set([...current.flags].filter((f) => !update.remove.includes(f)).concat(update.add)) });
       appliedByDevice.add(uid);
       if (pending.get(uid) === 'change') pending.delete(uid);
     } else if (command.tag === 'Delete') {
@@ -138,13 +149,12 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
         responses.push(itemStatus('Delete', serverId, SyncStatus.ObjectNotFound));
         continue;
       }
-      if (req.deletesAsMoves && req.trashRef && req.trashRef !== folderRef) await mail.moveMessages(folderRef, [uid], req.trashRef);
-      else await mail.expungeMessages(folderRef, [uid]);
+      deleted.push(uid);
       deviceUids.delete(uid);
       pending.delete(uid);
       appliedByDevice.add(uid);
     } else if (command.tag === 'Fetch') {
-      const [message] = uid === undefined ? [] : await mail.fetchMessages(folderRef, [uid]);
+      const message = uid === undefined || deleted.includes(uid) ? undefined : fetched.get(uid);
       responses.push(
         message
           ? el('AirSync', 'Fetch', [
@@ -155,6 +165,11 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
           : itemStatus('Fetch', serverId, SyncStatus.ObjectNotFound),
       );
     }
+  }
+
+  if (deleted.length) {
+    if (req.deletesAsMoves && req.trashRef && req.trashRef !== folderRef) await mail.moveMessages(folderRef, deleted, req.trashRef);
+    else await mail.expungeMessages(folderRef, deleted);
   }
 
   // 2. The server's changes since the device's state, merged into what is still pending.

@@ -412,13 +412,7 @@ function withNames(tzi: TimeZoneInformation, tzid: string): TimeZoneInformation 
 }
 
 /** ical.js' list of changes (UTC fields, offsets in seconds) for the zone, restricted to `year` ± 1. */
-interface IcalZoneChange {
-  year: number;
-  month: number;
-  day: number;
-  hour: number;
-  minute: number;
-  second: number;
+interface IcalZoneChange extends LocalDateTime {
   utcOffset: number;
   prevUtcOffset: number;
 }
