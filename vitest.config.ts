@@ -24,8 +24,8 @@ export default defineConfig({
         // wrangler.toml's [alias], which the pool does not apply: the tests run the modules the Worker bundle ships.
         resolve: {
           alias: {
-            'iconv-lite': fileURLToPath(new URL('./src/runtimes/workers/iconv-lite.ts', import.meta.url)),
-            'encoding-japanese': fileURLToPath(new URL('./src/runtimes/workers/encoding-japanese.ts', import.meta.url)),
+            'iconv-lite': fileURLToPath(new URL('./src/runtimes/cloudflare/iconv-lite.ts', import.meta.url)),
+            'encoding-japanese': fileURLToPath(new URL('./src/runtimes/cloudflare/encoding-japanese.ts', import.meta.url)),
           },
         },
         test: {

@@ -32,7 +32,7 @@ import type { TestProject } from 'vitest/node';
 import { FolderType } from '../src/backends/types.ts';
 import { loadConfig } from '../src/config.ts';
 import { newGeneration, PushHub, pushHub } from '../src/push/feed.ts';
-import { answerMarginMs } from '../src/push/ping-poll.ts';
+import { answerMarginMs } from '../src/push/wait.ts';
 import { startIdleWatcher, sweep, SweepMemo } from '../src/push/watcher.ts';
 import { openSqliteStateStore } from '../src/state/sqlite-node.ts';
 import type { StateStore } from '../src/state/types.ts';

@@ -5,7 +5,7 @@
 // A namespace import, so the bundler keeps only the parts of zod used (not every locale): ~65 KiB gzip in the Worker.
 import * as z from 'zod';
 import { decodeVaultKey } from './tenants/vault.ts';
-import { DEFAULT_POLICY_CONFIG, parsePolicyConfig, type PolicyConfig, type ProvisioningMode } from './protocol/policy.ts';
+import { DEFAULT_POLICY_CONFIG, parsePolicyConfig, type PolicyConfig, type ProvisioningMode } from './tenants/policy.ts';
 
 /** Where sync state lives: the embedded SQLite file (default), or a DynamoDB table shared by several instances. */
 export type StateStoreConfig =
@@ -89,7 +89,7 @@ export interface DavDefaults {
 
 /** Push settings (src/push/, DESIGN §5). */
 export interface PushConfig {
-  /** Longest Ping/Sync heartbeat, seconds: the runtime's cap (HEARTBEAT_CAPS in src/push/ping-poll.ts). */
+  /** Longest Ping/Sync heartbeat, seconds: the runtime's cap (HEARTBEAT_CAPS in src/push/wait.ts). */
   maxHeartbeat: number;
   /** Shortest Ping heartbeat, seconds (60 as Exchange; lower only for tests). Never above maxHeartbeat. */
   minHeartbeat: number;

@@ -18,10 +18,10 @@
  *   GET    /admin/stats[?minutes=60]                    per-command requests, errors, latency
  */
 import { Hono, type Context } from 'hono';
-import type { ActiveSyncDeps } from '../protocol/activesync.ts';
-import { deviceScope } from '../protocol/device.ts';
+import type { ActiveSyncDeps } from '../app/activesync.ts';
+import { deviceScope } from '../devices/seen.ts';
 import { firstSyncKey } from '../protocol/synckey.ts';
-import { releaseDevice } from '../push/ping-poll.ts';
+import { releaseDevice } from '../push/wait.ts';
 import { UidSet } from '../state/uidset.ts';
 import type { DeviceRecord, DeviceScope, StateStore, WipeKind } from '../state/types.ts';
 import { AccessRuleError, loadAccessRules, parseAccessRule, parseAccessRules, saveAccessRules } from '../devices/access-rules.ts';

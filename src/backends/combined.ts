@@ -2,7 +2,7 @@
  * All of one user's backends for one request, and which backend holds which folder. Mail is IMAP; calendar, tasks
  * and contacts (CalDAV/CardDAV) join here when configured, without the commands changing.
  */
-import type { CommandContext } from '../commands/registry.ts';
+import type { CommandContext } from '../protocol/command.ts';
 import { DavItemBackend } from './dav/backend.ts';
 import { openImapMailBackend } from './imap/mail.ts';
 import type { BackendFolder, ItemBackend, MailBackend } from './types.ts';

@@ -12,8 +12,9 @@ import type { MessageWithSource } from '../backends/types.ts';
 import { BodyType } from '../items/body.ts';
 import { emailApplicationData } from '../items/email.ts';
 import { child, childText, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
-import { DEFAULT_SEARCH_RANGE, emailOutput, parseMailboxQuery, parseRange, searchPage, searchScope } from './mail-lookup.ts';
-import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+import { DEFAULT_SEARCH_RANGE, emailOutput, parseMailboxQuery, parseRange, searchPage, searchScope } from '../folders/mail-lookup.ts';
+import { registerCommand } from './registry.ts';
+import { type CommandContext, type CommandResult } from '../protocol/command.ts';
 
 export const FindStatus = {
   Success: 1,

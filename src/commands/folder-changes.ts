@@ -8,13 +8,13 @@
  * as an Add on its next FolderSync.
  */
 import { FolderType, type BackendFolder } from '../backends/types.ts';
-import { firstSyncKey, nextSyncKey } from '../protocol/synckey.ts';
+import { firstSyncKey, nextSyncKey, REPLAY_TTL_MS } from '../protocol/synckey.ts';
 import { StateConflictError, type FolderRecord, type HierarchyState, type KeyedState } from '../state/types.ts';
 import { decodeWbxml } from '../wbxml/decoder.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { REPLAY_TTL_MS } from './foldersync.ts';
-import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+import { registerCommand } from './registry.ts';
+import { type CommandContext, type CommandResult } from '../protocol/command.ts';
 
 /** The status codes of the three folder commands; each command uses the subset the spec gives it. */
 export const FolderStatus = {

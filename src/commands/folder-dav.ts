@@ -12,7 +12,7 @@ import { collectionOf } from '../backends/dav/backend.ts';
 import { FolderType, type ItemBackend } from '../backends/types.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { el } from '../wbxml/tree.ts';
-import { itemClassOf } from './hierarchy.ts';
+import { itemClassOf } from '../folders/hierarchy.ts';
 import { FolderStatus, folderRecord, isValidFolderName, type FolderChangeOutcome, type FolderChangeRequest } from './folder-changes.ts';
 
 const CLASS_OF_TYPE: Readonly<Record<number, 'Calendar' | 'Tasks' | 'Contacts'>> = {

@@ -3,13 +3,14 @@
  * A device that lost our answer and resends the previous key gets the same answer again.
  */
 import { withBackends } from '../backends/combined.ts';
-import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey } from '../protocol/synckey.ts';
+import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey, REPLAY_TTL_MS } from '../protocol/synckey.ts';
 import { StateConflictError, type Precondition } from '../state/types.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { replayFor } from './folder-changes.ts';
-import { diffHierarchy, folderElement, parentsFirst } from './hierarchy.ts';
-import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+import { diffHierarchy, folderElement, parentsFirst } from '../folders/hierarchy.ts';
+import { registerCommand } from './registry.ts';
+import { type CommandContext, type CommandResult } from '../protocol/command.ts';
 
 export const FolderSyncStatus = {
   Success: 1,
@@ -17,9 +18,6 @@ export const FolderSyncStatus = {
   InvalidSyncKey: 9,
   BadRequest: 10,
 } as const;
-
-/** How long a device may come back with the previous key and get the same answer. */
-export const REPLAY_TTL_MS = 7 * 24 * 3_600_000;
 
 function statusOnly(status: number): CommandResult {
   return { kind: 'wbxml', body: el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'Status', String(status))]) };

@@ -4,7 +4,7 @@
  */
 import { searchDirectory, type GalEntry } from '../backends/dav/directory.ts';
 import { el, type WbxmlElement } from '../wbxml/tree.ts';
-import type { CommandContext } from './registry.ts';
+import type { CommandContext } from '../protocol/command.ts';
 
 /** The directory entries matching `text`; empty when the tenant has no GAL_URL. */
 export async function findInGal(context: Pick<CommandContext, 'config' | 'user'>, text: string): Promise<GalEntry[]> {

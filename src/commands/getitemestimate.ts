@@ -6,10 +6,11 @@ import { withBackends } from '../backends/combined.ts';
 import { FolderNotFoundError } from '../backends/types.ts';
 import { INITIAL_SYNC_KEY } from '../protocol/synckey.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
-import { estimateEmailChanges } from './sync-email.ts';
-import { estimateDavChanges } from './sync-dav.ts';
-import { parseSyncOptions } from './sync-options.ts';
+import { registerCommand } from './registry.ts';
+import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import { estimateEmailChanges } from '../sync/email.ts';
+import { estimateDavChanges } from '../sync/dav.ts';
+import { parseSyncOptions } from '../protocol/options.ts';
 
 export const GetItemEstimateStatus = {
   Success: 1,

@@ -16,9 +16,10 @@ import { attachmentContent, emailApplicationData } from '../items/email.ts';
 import type { HierarchyState } from '../state/types.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { bytesOf, child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { emailFetchOptions, emailOutput, findMessage, mailFolder, parseFileReference, parseItemId, parseRange } from './mail-lookup.ts';
-import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
-import { currentDraftId } from './sync-drafts.ts';
+import { emailFetchOptions, emailOutput, findMessage, mailFolder, parseFileReference, parseItemId, parseRange } from '../folders/mail-lookup.ts';
+import { registerCommand } from './registry.ts';
+import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import { currentDraftId } from '../sync/drafts.ts';
 
 export const ItemOperationsStatus = {
   Success: 1,

@@ -25,11 +25,12 @@ import { HttpError } from '../protocol/errors.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { collectionOf } from '../backends/dav/backend.ts';
-import { findMessage, parseItemId } from './mail-lookup.ts';
-import { warnAfterSend } from './compose.ts';
-import { sendItip, userAddresses } from './meeting-mail.ts';
-import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
-import { davServerId } from './sync-dav.ts';
+import { findMessage, parseItemId } from '../folders/mail-lookup.ts';
+import { warnAfterSend } from '../sending/compose.ts';
+import { sendItip, userAddresses } from '../sending/meeting-mail.ts';
+import { registerCommand } from './registry.ts';
+import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import { davServerId } from '../folders/server-ids.ts';
 
 export const MeetingResponseStatus = { Success: 1, InvalidRequest: 2, MailboxError: 3, ServerError: 4 } as const;
 

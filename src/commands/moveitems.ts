@@ -11,9 +11,10 @@ import { HttpError } from '../protocol/errors.ts';
 import { StateConflictError, type CollectionState, type HierarchyState, type KeyedState, type Watermark } from '../state/types.ts';
 import { decodeUidSet, encodeUidSet } from '../state/uidset.ts';
 import { children, childText, el } from '../wbxml/tree.ts';
-import { mailFolder, parseItemId } from './mail-lookup.ts';
-import { flagDigitsMap } from './sync-email.ts';
-import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+import { mailFolder, parseItemId } from '../folders/mail-lookup.ts';
+import { flagDigitsMap } from '../sync/flag-tokens.ts';
+import { registerCommand } from './registry.ts';
+import { type CommandContext, type CommandResult } from '../protocol/command.ts';
 
 /** Per-move status; note that 3, not 1, is success. */
 export const MoveStatus = {

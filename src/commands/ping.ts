@@ -10,7 +10,7 @@
  *    at once; then each listed folder the device has synced against the backend (mail: SELECT gives UIDVALIDITY,
  *    HIGHESTMODSEQ, UIDNEXT, compared with the watermark; DAV: sync-collection since the stored token) → Status 2;
  *    a listed folder gone from the backend, or a folder list FolderSync would report changes in → Status 7.
- * 4. Otherwise wait on the change feed (src/push/ping-poll.ts): a change → Status 2 with the folders, a folder-list
+ * 4. Otherwise wait on the change feed (src/push/wait.ts): a change → Status 2 with the folders, a folder-list
  *    change → Status 7, the heartbeat's end or a newer Ping/Sync of the device → Status 1.
  *
  * Folders the device never synced are not reported by the direct check (Exchange reports changes to what the device
@@ -19,11 +19,12 @@
 import { withBackends, type UserBackends } from '../backends/combined.ts';
 import { FolderNotFoundError } from '../backends/types.ts';
 import { encodeImapMarker, hasPendingChanges } from '../push/feed.ts';
-import { announceNewRequest, MAX_PING_FOLDERS, waitForChanges, type WaitTarget } from '../push/ping-poll.ts';
+import { announceNewRequest, MAX_PING_FOLDERS, waitForChanges, type WaitTarget } from '../push/wait.ts';
 import type { CollectionState, FolderRecord, HierarchyState, PingCache } from '../state/types.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { diffHierarchy } from './hierarchy.ts';
-import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+import { diffHierarchy } from '../folders/hierarchy.ts';
+import { registerCommand } from './registry.ts';
+import { type CommandContext, type CommandResult } from '../protocol/command.ts';
 
 export const PingStatus = {
   Expired: 1,

@@ -11,13 +11,15 @@
  * - Remote wipe: while a wipe is due, any Provision request is answered with the directive only (RemoteWipe, or
  *   AccountOnlyRemoteWipe for an account-only wipe), and the device's acknowledgement is recorded with its time.
  */
-import { effectivePolicy, newPolicyKey, POLICY_TYPE, policyHash, provisionDoc, wipeDue } from '../protocol/policy.ts';
+import { newPolicyKey, POLICY_TYPE, policyHash, provisionDoc, wipeDue } from '../protocol/policy.ts';
+import { effectivePolicy } from '../tenants/policy.ts';
 import { HttpError } from '../protocol/errors.ts';
 import { atLeast } from '../protocol/versions.ts';
 import type { DeviceRecord } from '../state/types.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { readDeviceInformation } from './device-information.ts';
-import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+import { registerCommand } from './registry.ts';
+import { type CommandContext, type CommandResult } from '../protocol/command.ts';
 
 /** Provision's top-level Status (MS-ASPROV §2.2.2.54.2, §3.1.5.2, and MS-ASCMD §2.2.2). */
 export const ProvisionStatus = {

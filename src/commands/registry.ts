@@ -2,55 +2,8 @@
  * The commands this server implements. Each module in src/commands/ registers its definition here when imported
  * (src/commands/index.ts imports them all); OPTIONS advertises exactly what is registered.
  */
-import type { ServerConfig } from '../config.ts';
-import type { LogEntry } from '../log.ts';
-import type { AuthenticatedUser } from '../protocol/auth.ts';
+import type { CommandDefinition } from '../protocol/command.ts';
 import type { CommandName } from '../protocol/commands.ts';
-import type { ActiveSyncRequest } from '../protocol/request.ts';
-import type { ImapSessions } from '../backends/imap/sessions.ts';
-import type { MailSubmitter } from '../backends/smtp/types.ts';
-import type { DeviceScope, StateStore } from '../state/types.ts';
-import type { Namespace } from '../wbxml/codepages.ts';
-import type { WbxmlElement } from '../wbxml/tree.ts';
-
-/** Everything a command handler gets for one request. */
-export interface CommandContext {
-  request: ActiveSyncRequest;
-  user: AuthenticatedUser;
-  /** Tenant, user and device: the scope of everything this request reads and writes in `state`. */
-  device: DeviceScope;
-  state: StateStore;
-  /** IMAP connections for this request's user (pooled on Node and Lambda, fresh on Workers). */
-  imapSessions: ImapSessions;
-  /** SMTP submission for SendMail, SmartReply and SmartForward; nodemailer (src/backends/smtp/) when the runtime sets none. */
-  mailSubmitter?: MailSubmitter;
-  /** The decoded WBXML body; undefined when the body was empty (an empty Sync or Ping) or not WBXML. */
-  body: WbxmlElement | undefined;
-  /** The body as received, for the `message/rfc822` form of SendMail, SmartReply and SmartForward (≤ 12.1). */
-  rawBody: Uint8Array;
-  contentType: string;
-  config: ServerConfig;
-  /** Aborted when the client goes away or a newer request from the device supersedes this one. */
-  signal: AbortSignal;
-  /** Adds fields to this request's log line: what went wrong without changing the answer. Never secrets. */
-  note?(fields: LogEntry): void;
-}
-
-export type CommandResult =
-  | { kind: 'wbxml'; body: WbxmlElement }
-  /** HTTP 200 with no body: SendMail success, an unchanged hanging Sync (MS-ASCMD). */
-  | { kind: 'empty' }
-  /** Non-WBXML content, e.g. an attachment for GetAttachment or a multipart ItemOperations answer. */
-  | { kind: 'raw'; contentType: string; bytes: Uint8Array };
-
-export interface CommandDefinition {
-  name: CommandName;
-  /** The root element of the command's response, used to answer with a bare Status when the handler fails. */
-  responseRoot?: { ns: Namespace; tag: string };
-  /** The command's "server error, try again" Status; without one a failure is HTTP 500. */
-  serverErrorStatus?: number;
-  handle(context: CommandContext): Promise<CommandResult>;
-}
 
 export class CommandRegistry {
   private readonly commands = new Map<CommandName, CommandDefinition>();

@@ -14,7 +14,8 @@ import { parseDateTime } from '../items/datetime.ts';
 import { mergedFreeBusy } from '../items/freebusy.ts';
 import { child, children, childText, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import { findInGal } from './gal.ts';
-import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+import { registerCommand } from './registry.ts';
+import { type CommandContext, type CommandResult } from '../protocol/command.ts';
 
 export const ResolveRecipientsStatus = { Success: 1, ProtocolError: 5, ServerError: 6 } as const;
 export const RecipientStatus = { Resolved: 1, Ambiguous: 2, AmbiguousPartial: 3, NotFound: 4 } as const;

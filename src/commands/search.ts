@@ -13,8 +13,9 @@
 import { withBackends } from '../backends/combined.ts';
 import { emailApplicationData } from '../items/email.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { DEFAULT_SEARCH_RANGE, emailFetchOptions, emailOutput, parseMailboxQuery, parseRange, searchPage, searchScope } from './mail-lookup.ts';
-import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+import { DEFAULT_SEARCH_RANGE, emailFetchOptions, emailOutput, parseMailboxQuery, parseRange, searchPage, searchScope } from '../folders/mail-lookup.ts';
+import { registerCommand } from './registry.ts';
+import { type CommandContext, type CommandResult } from '../protocol/command.ts';
 import { findInGal, galProperties } from './gal.ts';
 
 export const SearchStatus = {

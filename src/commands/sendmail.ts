@@ -3,7 +3,7 @@
  * The work is compose.ts'; this file registers the command.
  */
 import { CommonStatus } from '../protocol/status.ts';
-import { composeHandler } from './compose.ts';
+import { composeHandler } from '../sending/compose.ts';
 import { registerCommand } from './registry.ts';
 
 registerCommand({

@@ -14,12 +14,13 @@
  * - RightsManagementInformation Get: no templates (no IRM).
  */
 import { applyVacationScript, buildVacationScript } from '../backends/sieve/vacation.ts';
-import { primaryAddress } from '../protocol/address.ts';
+import { primaryAddress } from '../items/address.ts';
 import { atLeast } from '../protocol/versions.ts';
 import type { OofMessage, OofSettings } from '../state/types.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { readDeviceInformation } from './device-information.ts';
-import { registerCommand, type CommandContext, type CommandResult } from './registry.ts';
+import { registerCommand } from './registry.ts';
+import { type CommandContext, type CommandResult } from '../protocol/command.ts';
 
 /** Status of Settings and of each of its parts (MS-ASCMD §2.2.3.177.15). */
 export const SettingsStatus = {

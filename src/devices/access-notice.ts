@@ -7,9 +7,9 @@
  */
 import { withBackends } from '../backends/combined.ts';
 import { FolderType } from '../backends/types.ts';
-import type { CommandContext } from '../commands/registry.ts';
+import type { CommandContext } from '../protocol/command.ts';
 import { newMessageId, rfc5322Date } from '../items/outgoing.ts';
-import { primaryAddress } from '../protocol/address.ts';
+import { primaryAddress } from '../items/address.ts';
 import type { DeviceRecord } from '../state/types.ts';
 import { toBase64 } from '../util/base64.ts';
 import type { AccessDecision } from './access-rules.ts';

@@ -28,7 +28,7 @@ import { HttpError } from '../protocol/errors.ts';
 import { wipeDue } from '../protocol/policy.ts';
 import { CommonStatus } from '../protocol/status.ts';
 import { atLeast, type ProtocolVersion } from '../protocol/versions.ts';
-import type { CommandResult } from '../commands/registry.ts';
+import type { CommandResult } from '../protocol/command.ts';
 import type { AccessRule, AccessRules, DeviceAccessState, DeviceRecord, DeviceScope, StateStore } from '../state/types.ts';
 import type { Namespace } from '../wbxml/codepages.ts';
 

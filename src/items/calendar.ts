@@ -38,7 +38,7 @@ import ICAL from 'ical.js';
 import { child, children, childText, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import { bodyElement, type BodyPreference } from './body.ts';
 import { compactDateTime, parseDateTime } from './datetime.ts';
-import { plainAddress, plainName } from '../protocol/address.ts';
+import { plainAddress, plainName } from './address.ts';
 import {
   addMissingTimezones,
   addTimeProperty,

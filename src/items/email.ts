@@ -116,7 +116,7 @@ export async function emailApplicationData(message: MailMessageInput, options: E
       categoriesElement(message.flags),
     );
   }
-  // 16.0 drafts (IMAP \Draft): marked as such, with the Bcc only their author sees (src/commands/sync-drafts.ts).
+  // 16.0 drafts (IMAP \Draft): marked as such, with the Bcc only their author sees (src/sync/drafts.ts).
   if (v >= 160 && hasFlag(message.flags, '\\Draft')) {
     const bcc = flatten(email.bcc);
     out.push(bcc.length > 0 && el('Email2', 'Bcc', formatAddressList(bcc)), el('Email2', 'IsDraft', '1'));

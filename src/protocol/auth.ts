@@ -4,36 +4,7 @@
  */
 import { Buffer } from 'node:buffer';
 import type { AuthMode } from '../config.ts';
-
-export interface Credentials {
-  /** The name to log in with: `DOMAIN\` is dropped, `user@domain` is kept whole. */
-  login: string;
-  password: string;
-  /** The Windows domain of a `DOMAIN\user` login, for logs and tenant resolution. */
-  domain: string | undefined;
-  /** Set for `Authorization: Bearer`: the token, passed to IMAP and SMTP as XOAUTH2 (`password` is then empty). */
-  accessToken?: string;
-}
-
-export interface AuthenticatedUser {
-  login: string;
-  /** Kept only for the duration of the request, to pass through to the backends. Never logged or stored. */
-  password: string;
-  /** A Bearer login's token, in place of the password (which is then empty); the same rules. */
-  accessToken?: string;
-}
-
-export type AuthOutcome = { ok: true; user: AuthenticatedUser } | { ok: false };
-
-/** Checks credentials. Rejects (throws) only when the check itself could not be made, e.g. the backend is down. */
-export interface Authenticator {
-  authenticate(credentials: Credentials): Promise<AuthOutcome>;
-}
-
-/** Thrown when the backend that checks passwords cannot be reached: the client should retry, not re-prompt. */
-export class AuthUnavailableError extends Error {
-  override readonly name = 'AuthUnavailableError';
-}
+import type { Credentials } from '../backends/auth.ts';
 
 /** Parses an `Authorization: Basic …` header; undefined when it is absent, another scheme, or malformed. */
 export function parseBasicAuth(header: string | null | undefined): Credentials | undefined {

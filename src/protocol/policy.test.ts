@@ -2,12 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../config.ts';
 import type { DeviceRecord } from '../state/types.ts';
 import { HttpError } from './errors.ts';
+import { DEFAULT_POLICY_CONFIG, effectivePolicy, parsePolicyConfig, POLICY_FIELDS } from '../tenants/policy.ts';
 import {
-  DEFAULT_POLICY_CONFIG,
-  effectivePolicy,
   newPolicyKey,
-  parsePolicyConfig,
-  POLICY_FIELDS,
   policyHash,
   provisioningRefusal,
   provisionDoc,

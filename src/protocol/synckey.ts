@@ -4,6 +4,9 @@
  */
 export const INITIAL_SYNC_KEY = '0';
 
+/** How long a device may come back with the previous key and get the same answer (the replay record). */
+export const REPLAY_TTL_MS = 7 * 24 * 3_600_000;
+
 export function firstSyncKey(): string {
   return `{${crypto.randomUUID()}}1`;
 }

@@ -8,7 +8,7 @@
 import type { Context } from 'hono';
 import type { AuthThrottleConfig } from '../config.ts';
 import type { StateStore } from '../state/types.ts';
-import type { AuthenticatedUser, Authenticator, Credentials } from './auth.ts';
+import type { AuthenticatedUser, Authenticator, Credentials } from '../backends/auth.ts';
 import { HttpError } from './errors.ts';
 
 export interface LoginGuardDeps {

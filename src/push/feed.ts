@@ -112,10 +112,10 @@ export interface WaitMarker {
   /**
    * Until when the device's folders are watched (epoch ms): the end of the watch lease written with this marker.
    * The device's later Pings with the same folders that this still covers write neither marker nor lease
-   * (ping-poll.ts), so `until` may belong to an earlier wait; this is what says the device is still pinging.
+   * (push/wait.ts), so `until` may belong to an earlier wait; this is what says the device is still pinging.
    */
   watch?: number;
-  /** Written by a Sync that ended the device's wait (ping-poll.ts endWaitingRequests), not by a waiting request. */
+  /** Written by a Sync that ended the device's wait (push/wait.ts endWaitingRequests), not by a waiting request. */
   endedBySync?: true;
 }
 

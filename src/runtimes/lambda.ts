@@ -19,19 +19,19 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Hono } from 'hono';
 import { handle, type APIGatewayProxyResult, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
-import { createApp } from '../app.ts';
+import { createApp } from '../app/app.ts';
 import { imapAuthenticator } from '../backends/imap/authenticate.ts';
 import { pooledImapSessions } from '../backends/imap/sessions.ts';
 import { defaultRegistry } from '../commands/index.ts';
 import { ConfigError, type ServerConfig } from '../config.ts';
 import { stdoutLog, type LogSink } from '../log.ts';
 import { PushHub } from '../push/feed.ts';
-import { HEARTBEAT_CAPS } from '../push/ping-poll.ts';
+import { HEARTBEAT_CAPS } from '../push/wait.ts';
 import { runIdleWatcher } from '../push/watcher.ts';
 import { createStateTable, DynamoDbStateStore } from '../state/dynamodb.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
 import { loadTenants } from '../tenants/settings.ts';
-import { tenantRouter } from '../tenants/services.ts';
+import { tenantRouter } from '../app/tenants.ts';
 
 /**
  * Lambda's defaults, where the environment says nothing:

@@ -271,7 +271,7 @@ export interface CollectionState {
   movedTo?: Record<string, string>;
   /** The properties the client declared it supports (Supported, with SyncKey 0): absent ones in a Change are deletions. */
   supported?: string[];
-  /** Drafts this device wrote (16.0 Drafts sync, src/commands/sync-drafts.ts), by the ServerId the device keeps for them. */
+  /** Drafts this device wrote (16.0 Drafts sync, src/sync/drafts.ts), by the ServerId the device keeps for them. */
   drafts?: Record<string, DraftRecord>;
   /** Loop detection (src/devices/loop-detection.ts): the key the device keeps resending, how often, and the shrunk window. */
   loop?: { syncKey: string; repeats: number; window?: number };

@@ -6,7 +6,7 @@
  * the server are applied as a phone applies them. `lose: true` drops a response, as a broken connection does: the
  * device keeps its old key and sends the same request again next time.
  */
-import { createApp } from '../../src/app.ts';
+import { createApp } from '../../src/app/app.ts';
 import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
 import { pooledImapSessions } from '../../src/backends/imap/sessions.ts';
 import { defaultRegistry } from '../../src/commands/index.ts';

@@ -8,7 +8,7 @@
  *   device session, failures included.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApp } from '../../src/app.ts';
+import { createApp } from '../../src/app/app.ts';
 import { bearerMatches } from '../../src/admin/api.ts';
 import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
 import { pooledImapSessions, type ImapSessions } from '../../src/backends/imap/sessions.ts';

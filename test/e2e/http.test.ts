@@ -3,7 +3,7 @@
  * registry built for the test (the shipped commands arrive with later issues).
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApp } from '../../src/app.ts';
+import { createApp } from '../../src/app/app.ts';
 import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
 import { freshImapSessions } from '../../src/backends/imap/sessions.ts';
 import { CommandRegistry } from '../../src/commands/registry.ts';

@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { cancelWipe, requestWipe, WipeError } from '../../src/devices/wipe.ts';
-import { POLICY_FIELDS } from '../../src/protocol/policy.ts';
+import { POLICY_FIELDS } from '../../src/tenants/policy.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
 import { decodeWbxml } from '../../src/wbxml/decoder.ts';
 import { encodeWbxml } from '../../src/wbxml/encoder.ts';

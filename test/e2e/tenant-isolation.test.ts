@@ -6,7 +6,7 @@
  *   user's ids, `../`, the other tenant's ids) gets protocol refusals and never another user's data.
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApp } from '../../src/app.ts';
+import { createApp } from '../../src/app/app.ts';
 import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
 import { pooledImapSessions } from '../../src/backends/imap/sessions.ts';
 import { FolderType } from '../../src/backends/types.ts';
@@ -14,7 +14,7 @@ import { defaultRegistry } from '../../src/commands/index.ts';
 import type { LogEntry } from '../../src/log.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
 import type { DeviceScope, StateStore } from '../../src/state/types.ts';
-import { tenantRouter } from '../../src/tenants/services.ts';
+import { tenantRouter } from '../../src/app/tenants.ts';
 import { parseTenants } from '../../src/tenants/settings.ts';
 import { child, childText, el, type WbxmlElement } from '../../src/wbxml/tree.ts';
 import { TestDevice, type TestServer } from '../device/device.ts';

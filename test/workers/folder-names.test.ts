@@ -1,6 +1,6 @@
 /**
- * Non-ASCII mailbox names through the Worker (src/runtimes/cloudflare.ts) inside workerd, where imapflow's modified
- * UTF-7 comes from the Worker's iconv-lite (src/runtimes/workers/iconv-lite.ts). The mailboxes are created and listed
+ * Non-ASCII mailbox names through the Worker (src/runtimes/cloudflare/worker.ts) inside workerd, where imapflow's modified
+ * UTF-7 comes from the Worker's iconv-lite (src/runtimes/cloudflare/iconv-lite.ts). The mailboxes are created and listed
  * on the test Dovecot over a raw IMAP connection (cloudflare:sockets), so what the server holds is checked
  * independently of the code under test: Dovecot 2.3 has no UTF8=ACCEPT, names travel in modified UTF-7.
  */
@@ -9,7 +9,7 @@ import { connect } from 'cloudflare:sockets';
 import { env } from 'cloudflare:workers';
 import { EventEmitter } from 'node:events';
 import { describe, expect, inject, it } from 'vitest';
-import worker from '../../src/runtimes/cloudflare.ts';
+import worker from '../../src/runtimes/cloudflare/worker.ts';
 import { decodeWbxml } from '../../src/wbxml/decoder.ts';
 import { encodeWbxml } from '../../src/wbxml/encoder.ts';
 import { child, childText, el, type WbxmlElement } from '../../src/wbxml/tree.ts';

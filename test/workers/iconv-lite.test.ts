@@ -1,5 +1,5 @@
 /**
- * The Worker's iconv-lite and encoding-japanese (src/runtimes/workers/, aliased in wrangler.toml and in this
+ * The Worker's iconv-lite and encoding-japanese (src/runtimes/cloudflare/, aliased in wrangler.toml and in this
  * project's vitest config) inside workerd: modified UTF-7 for mailbox names, UTF-7, the Unicode encodings, and the
  * legacy charsets through workerd's TextDecoder; then imapflow and libmime, which import them by their package names.
  */
@@ -11,8 +11,8 @@ import libmime from 'libmime';
 import { Buffer } from 'node:buffer';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import encodingJapanese from '../../src/runtimes/workers/encoding-japanese.ts';
-import iconv from '../../src/runtimes/workers/iconv-lite.ts';
+import encodingJapanese from '../../src/runtimes/cloudflare/encoding-japanese.ts';
+import iconv from '../../src/runtimes/cloudflare/iconv-lite.ts';
 
 const bytes = (...values: number[]): Buffer => Buffer.from(values);
 

@@ -1,12 +1,12 @@
 /**
- * SMTP submission inside workerd (src/backends/smtp/workerd.ts): nodemailer's client on a socket opened by host
+ * SMTP submission inside workerd (src/backends/smtp/cloudflare.ts): nodemailer's client on a socket opened by host
  * name, against the SMTP servers of smtp-global-setup.ts (in Node). The servers answer with the SHA-256 of what they
  * received, so the test sees that the message arrived byte for byte; the TLS ones take only the right login.
  */
 import { inject } from 'vitest';
 import { describe, expect, it } from 'vitest';
 import { SubmissionError } from '../../src/backends/smtp/types.ts';
-import { workerdSubmitter } from '../../src/backends/smtp/workerd.ts';
+import { workerdSubmitter } from '../../src/backends/smtp/cloudflare.ts';
 import { composeSmart, prepareOutgoing } from '../../src/items/outgoing.ts';
 
 const sinks = inject('smtpSinks');

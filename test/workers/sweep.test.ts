@@ -15,7 +15,7 @@ import { SWEEP_PATH } from '../../src/push/sweep-fanout.ts';
 import { planSweep, sweep, SweepMemo } from '../../src/push/watcher.ts';
 import { leaseShard } from '../../src/state/shard.ts';
 import { LEASE_SHARDS } from '../../src/state/types.ts';
-import worker from '../../src/runtimes/cloudflare.ts';
+import worker from '../../src/runtimes/cloudflare/worker.ts';
 import { durableObjectStateStore } from '../../src/state/durable-object.ts';
 import type { StateStore } from '../../src/state/types.ts';
 import type { WorkersImap } from '../services/workers-global-setup.ts';

@@ -7,7 +7,7 @@ import { env } from 'cloudflare:workers';
 import { EventEmitter } from 'node:events';
 import { describe, expect, inject, it } from 'vitest';
 import { deviceKey, encodeWaitMarker } from '../../src/push/feed.ts';
-import worker from '../../src/runtimes/cloudflare.ts';
+import worker from '../../src/runtimes/cloudflare/worker.ts';
 import { durableObjectStateStore } from '../../src/state/durable-object.ts';
 import type { WorkersImap } from '../services/workers-global-setup.ts';
 

@@ -1,11 +1,11 @@
 /**
- * The Worker entry (src/runtimes/cloudflare.ts) inside workerd: the same app as the Node runtime, built from the
+ * The Worker entry (src/runtimes/cloudflare/worker.ts) inside workerd: the same app as the Node runtime, built from the
  * Worker's variables. What needs an IMAP login is covered by the Node end-to-end tests; these check the entry.
  */
 import { createExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import worker from '../../src/runtimes/cloudflare.ts';
+import worker from '../../src/runtimes/cloudflare/worker.ts';
 
 const URL_ = 'https://eas.example.test/Microsoft-Server-ActiveSync';
 /** Settings as Worker variables; nothing listens on port 1, and these tests never log in. */

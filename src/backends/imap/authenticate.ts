@@ -1,5 +1,5 @@
 /** Checks a password by logging in to the IMAP server: the mail backend is the source of truth for accounts. */
-import { AuthUnavailableError, type Authenticator, type Credentials, type AuthOutcome } from '../../protocol/auth.ts';
+import { AuthUnavailableError, type Authenticator, type Credentials, type AuthOutcome } from '../auth.ts';
 import type { ImapSettings } from './connection.ts';
 import type { ImapSessions } from './sessions.ts';
 

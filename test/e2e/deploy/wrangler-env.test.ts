@@ -20,7 +20,7 @@ function scratchConfig(): string {
   const dir = mkdtempSync(join(tmpdir(), 'ase-wrangler-'));
   const path = join(dir, 'wrangler.toml');
   const config = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8')
-    .replace(/^main = .*$/m, `main = ${JSON.stringify(join(ROOT, 'src/runtimes/cloudflare.ts'))}`)
+    .replace(/^main = .*$/m, `main = ${JSON.stringify(join(ROOT, 'src/runtimes/cloudflare/worker.ts'))}`)
     .replace(/= "\.\/(src\/[^"]+)"/g, (_, source: string) => `= ${JSON.stringify(join(ROOT, source))}`);
   writeFileSync(path, config);
   return path;

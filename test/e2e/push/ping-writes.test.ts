@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../../src/backends/types.ts';
 import { loadConfig } from '../../../src/config.ts';
 import { deviceKey, parseWaitMarker, PushHub } from '../../../src/push/feed.ts';
-import { LEASE_EXTENSION_MS } from '../../../src/push/ping-poll.ts';
+import { LEASE_EXTENSION_MS } from '../../../src/push/wait.ts';
 import { startIdleWatcher, type IdleWatcher } from '../../../src/push/watcher.ts';
 import { openSqliteStateStore } from '../../../src/state/sqlite-node.ts';
 import type { StateStore } from '../../../src/state/types.ts';

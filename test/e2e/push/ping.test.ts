@@ -10,7 +10,7 @@ import { FolderType } from '../../../src/backends/types.ts';
 import { loadConfig } from '../../../src/config.ts';
 import type { LogEntry } from '../../../src/log.ts';
 import { deviceKey, FEED_TTL_MS, HIERARCHY_KEY, parseWaitMarker, PushHub } from '../../../src/push/feed.ts';
-import { releaseDevice, waitForChanges } from '../../../src/push/ping-poll.ts';
+import { releaseDevice, waitForChanges } from '../../../src/push/wait.ts';
 import { startIdleWatcher, type IdleWatcher } from '../../../src/push/watcher.ts';
 import { openSqliteStateStore } from '../../../src/state/sqlite-node.ts';
 import type { StateStore } from '../../../src/state/types.ts';

@@ -26,11 +26,13 @@ import { CommonStatus } from '../protocol/status.ts';
 import type { CollectionState, DraftRecord, PendingChange } from '../state/types.ts';
 import { UidSet } from '../state/uidset.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { ComposeFailure, submitOnce, warnAfterSend } from './compose.ts';
-import { parseFileReference, parseItemId } from './mail-lookup.ts';
-import type { CommandContext } from './registry.ts';
-import { flagDigit, flagDigitsMap, syncEmailCollection, type EmailSyncRequest, type EmailSyncResult } from './sync-email.ts';
-import { itemStatus, SyncStatus } from './sync-status.ts';
+import { ComposeFailure } from '../sending/compose-request.ts';
+import { submitOnce, warnAfterSend } from '../sending/compose.ts';
+import { parseFileReference, parseItemId } from '../folders/mail-lookup.ts';
+import type { CommandContext } from '../protocol/command.ts';
+import { syncEmailCollection, type EmailSyncRequest, type EmailSyncResult } from './email.ts';
+import { flagDigit, flagDigitsMap } from './flag-tokens.ts';
+import { itemStatus, SyncStatus } from './status.ts';
 
 /** How many ClientIds of Adds a collection remembers (a resent Add gets the same ServerId). */
 const REMEMBERED_ADDS = 100;

@@ -6,9 +6,9 @@
 import type { ServerConfig } from '../config.ts';
 import type { ImapSessions } from '../backends/imap/sessions.ts';
 import type { MailSubmitter } from '../backends/smtp/types.ts';
-import type { Authenticator, Credentials } from '../protocol/auth.ts';
+import type { Authenticator, Credentials } from '../backends/auth.ts';
 import { HttpError } from '../protocol/errors.ts';
-import type { TenantDirectory, TenantEntry } from './resolve.ts';
+import type { TenantDirectory, TenantEntry } from '../tenants/resolve.ts';
 
 export interface TenantServices {
   config: ServerConfig;

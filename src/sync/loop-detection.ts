@@ -13,9 +13,8 @@
  * An item the server cannot convert at all is skipped at once the same way (`convertOrSkip`), instead of failing
  * every Sync of the folder.
  */
-import { firstSyncKey } from '../protocol/synckey.ts';
-import { flagDigitsMap } from '../commands/sync-email.ts';
-import { REPLAY_TTL_MS } from '../commands/foldersync.ts';
+import { firstSyncKey, REPLAY_TTL_MS } from '../protocol/synckey.ts';
+import { flagDigitsMap } from './flag-tokens.ts';
 import { StateConflictError, type BrokenItem, type CollectionState, type DeviceScope, type KeyedState, type StateStore } from '../state/types.ts';
 import { UidSet } from '../state/uidset.ts';
 import { decodeWbxml } from '../wbxml/decoder.ts';

@@ -8,13 +8,13 @@
  * same answer.
  */
 import type { MailBackend, MessageSummary } from '../backends/types.ts';
-import { emailApplicationData, emailFlagChange, imapFlagUpdate, isCategoryKeyword } from '../items/email.ts';
+import { emailApplicationData, emailFlagChange, imapFlagUpdate } from '../items/email.ts';
 import type { CollectionState, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
-import { decodeUidSet, UidSet } from '../state/uidset.ts';
-import { fnv1a32 } from '../util/fnv.ts';
+import { UidSet } from '../state/uidset.ts';
+import { flagDigit, flagDigitsMap } from './flag-tokens.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { itemStatus, SyncStatus } from './sync-status.ts';
-import { convertOrSkip, subjectOf, withBrokenItems } from '../devices/loop-detection.ts';
+import { itemStatus, SyncStatus } from './status.ts';
+import { convertOrSkip, subjectOf, withBrokenItems } from './loop-detection.ts';
 import type { BrokenItem } from '../state/types.ts';
 
 type ImapWatermark = Extract<Watermark, { kind: 'imap' }>;
@@ -333,26 +333,6 @@ async function findChanges(
   const removed = [...deviceUids].filter((uid) => !all.has(uid));
   const changed = now.filter((m) => deviceUids.has(m.uid) && flagsBefore?.get(m.uid) !== flagDigit(m.flags)).map((m) => m.uid);
   return { added, changed, removed, flags: true };
-}
-
-/**
- * The flags a device sees: one hex digit (Seen 1, Flagged 2, Answered 4, $Forwarded 8), and when the message has
- * categories (keywords, see isCategoryKeyword) `:` and an 8-hex-digit hash of them, so that a category another
- * client set or removed is found without CONDSTORE too. `flagDigits` is these tokens in UID order, without separators.
- */
-export function flagDigit(flags: ReadonlySet<string>): string {
-  const digit = ((flags.has('\\Seen') ? 1 : 0) | (flags.has('\\Flagged') ? 2 : 0) | (flags.has('\\Answered') ? 4 : 0) | (flags.has('$Forwarded') ? 8 : 0)).toString(16);
-  const categories = [...flags].filter(isCategoryKeyword).sort();
-  return categories.length ? `${digit}:${fnv1a32(categories.join(' ')).toString(16).padStart(8, '0')}` : digit;
-}
-
-
-/** `flagDigits` read back: UID → its token (see flagDigit). */
-export function flagDigitsMap(uids: string, digits: string): Map<number, string> {
-  const tokens = digits.match(/[0-9a-f](?::[0-9a-f]{8})?/g) ?? [];
-  const map = new Map<number, string>();
-  decodeUidSet(uids).forEach((uid, i) => map.set(uid, tokens[i] ?? '0'));
-  return map;
 }
 
 async function currentFlagDigits(mail: MailBackend, folder: string, deviceUids: UidSet): Promise<string> {

@@ -4,7 +4,7 @@
  * without CONDSTORE, which must stay aligned with the UID set.
  */
 import { describe, expect, it } from 'vitest';
-import { flagDigitsMap } from '../commands/sync-email.ts';
+import { flagDigitsMap } from './flag-tokens.ts';
 import { openSqliteStateStore } from '../state/sqlite-node.ts';
 import type { CollectionState } from '../state/types.ts';
 import { encodeUidSet, UidSet } from '../state/uidset.ts';

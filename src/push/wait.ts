@@ -40,7 +40,7 @@ import {
   type PushHub,
 } from './feed.ts';
 import type { BackendFolderRef } from '../state/types.ts';
-import type { CommandContext, CommandResult } from '../commands/registry.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { child, childText, type WbxmlElement } from '../wbxml/tree.ts';
 
 /**

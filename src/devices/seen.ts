@@ -4,7 +4,7 @@
  * the record is written only when something changed or lastSeen is older than LAST_SEEN_RESOLUTION_MS.
  */
 import type { DeviceRecord, DeviceScope, StateStore } from '../state/types.ts';
-import type { ActiveSyncRequest } from './request.ts';
+import type { ActiveSyncRequest } from '../protocol/request.ts';
 
 /**
  * 15 minutes: a device pinging every 480–900 s (Android, Outlook) writes its record at most 4 times an hour, within

@@ -10,9 +10,9 @@
 import type { DavChanges, ItemBackend } from '../backends/types.ts';
 import type { CollectionState, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { itemStatus, SyncStatus } from './sync-status.ts';
-import type { EmailSyncResult } from './sync-email.ts';
-import { fnv1a32 } from '../util/fnv.ts';
+import { itemStatus, SyncStatus } from './status.ts';
+import type { EmailSyncResult } from './email.ts';
+import { davServerId } from '../folders/server-ids.ts';
 import { itemWindow } from '../items/calendar-window.ts';
 
 type DavWatermark = Extract<Watermark, { kind: 'dav' }>;
@@ -64,11 +64,6 @@ const MAX_JUDGED_FOR_ESTIMATE = 500;
 
 /** How many ClientIds of recent Adds are remembered for resent requests. */
 const REMEMBERED_ADDS = 200;
-
-/** FNV-1a over the href, twice with different seeds: 64 bits, 13 base-36 characters. */
-export function davServerId(collectionId: string, href: string): string {
-  return `${collectionId}:${fnv1a32(href).toString(36)}${fnv1a32(href, 0x050c5d1f).toString(36)}`;
-}
 
 export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncResult> {
   const { dav, converter, folderRef, collectionId } = req;

@@ -12,7 +12,7 @@ import type { BodyPreference } from '../items/body.ts';
 import type { EmailOutputOptions } from '../items/email.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { child, childText, textOf, type WbxmlElement } from '../wbxml/tree.ts';
-import { bodyPreferencesOf, parseSyncOptions } from './sync-options.ts';
+import { bodyPreferencesOf, parseSyncOptions } from '../protocol/options.ts';
 
 export interface ItemId {
   collectionId: string;

@@ -4,9 +4,9 @@
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { handleOptions, handlePost, type ActiveSyncDeps } from './protocol/activesync.ts';
-import { handleAutodiscover } from './protocol/autodiscover.ts';
-import { adminApi } from './admin/api.ts';
+import { handleOptions, handlePost, type ActiveSyncDeps } from './activesync.ts';
+import { handleAutodiscover } from './autodiscover.ts';
+import { adminApi } from '../admin/api.ts';
 
 export type AppDeps = ActiveSyncDeps;
 

@@ -4,21 +4,21 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Hono } from 'hono';
-import { createApp } from '../app.ts';
-import { imapAuthenticator } from '../backends/imap/authenticate.ts';
-import { freshImapSessions } from '../backends/imap/sessions.ts';
-import { defaultRegistry } from '../commands/index.ts';
-import { ConfigError } from '../config.ts';
-import { loadTenants } from '../tenants/settings.ts';
-import { tenantRouter } from '../tenants/services.ts';
-import { stdoutLog } from '../log.ts';
-import { durableObjectStateStore, type StateObject } from '../state/durable-object.ts';
-import { workerdSubmitter } from '../backends/smtp/workerd.ts';
-import { planSweep, sweep, SweepMemo, type SweepReport, type SweepSlice } from '../push/watcher.ts';
-import { dispatchSlice, handleSliceRequest, SWEEP_PATH, type SweepDispatcher } from '../push/sweep-fanout.ts';
-import { LEASE_SHARDS } from '../state/types.ts';
+import { createApp } from '../../app/app.ts';
+import { imapAuthenticator } from '../../backends/imap/authenticate.ts';
+import { freshImapSessions } from '../../backends/imap/sessions.ts';
+import { defaultRegistry } from '../../commands/index.ts';
+import { ConfigError } from '../../config.ts';
+import { loadTenants } from '../../tenants/settings.ts';
+import { tenantRouter } from '../../app/tenants.ts';
+import { stdoutLog } from '../../log.ts';
+import { durableObjectStateStore, type StateObject } from '../../state/durable-object.ts';
+import { workerdSubmitter } from '../../backends/smtp/cloudflare.ts';
+import { planSweep, sweep, SweepMemo, type SweepReport, type SweepSlice } from '../../push/watcher.ts';
+import { dispatchSlice, handleSliceRequest, SWEEP_PATH, type SweepDispatcher } from '../../push/sweep-fanout.ts';
+import { LEASE_SHARDS } from '../../state/types.ts';
 
-export { StateObject } from '../state/durable-object.ts';
+export { StateObject } from '../../state/durable-object.ts';
 
 export interface Env {
   STATE: DurableObjectNamespace<StateObject>;

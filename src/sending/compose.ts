@@ -20,17 +20,16 @@ import { withBackends } from '../backends/combined.ts';
 import { nodemailerSubmitter } from '../backends/smtp/nodemailer.ts';
 import { SubmissionError, type MailSubmitter } from '../backends/smtp/types.ts';
 import { FolderNotFoundError, FolderType, type MailBackend, type MessageWithSource } from '../backends/types.ts';
-import { composeSmart, InvalidMimeError, parseMime, prepareOutgoing, referencesOf, type Mailbox, type OutgoingMessage } from '../items/outgoing.ts';
+import { composeSmart, InvalidMimeError, parseMime, prepareOutgoing, referencesOf, type OutgoingMessage } from '../items/outgoing.ts';
 import { HttpError } from '../protocol/errors.ts';
 import { CommonStatus } from '../protocol/status.ts';
 import { atLeast } from '../protocol/versions.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { bytesOf, child, children, childText, el } from '../wbxml/tree.ts';
 import { calendarItemMessage, calendarSourceFolder } from './compose-calendar.ts';
-import { mailFolder, parseItemId } from './mail-lookup.ts';
-import type { CommandContext, CommandResult } from './registry.ts';
-
-export type ComposeCommand = 'SendMail' | 'SmartReply' | 'SmartForward';
+import { mailFolder, parseItemId } from '../folders/mail-lookup.ts';
+import { ComposeFailure, type ComposeCommand, type ComposeRequest } from './compose-request.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
 /** How long a sent ClientId is remembered: longer than any device keeps retrying a message in its outbox. */
 export const SENT_MARKER_TTL_MS = 7 * 24 * 3_600_000;
@@ -38,29 +37,6 @@ export const SENT_MARKER_TTL_MS = 7 * 24 * 3_600_000;
 export const SENDING_MARKER_TTL_MS = 10 * 60_000;
 /** ClientIds are short (a GUID or a counter); a longer one is refused rather than stored. */
 const MAX_CLIENT_ID_LENGTH = 256;
-
-/** One SendMail, SmartReply or SmartForward, whichever form it came in. */
-export interface ComposeRequest {
-  command: ComposeCommand;
-  clientId: string | undefined;
-  saveInSent: boolean;
-  replaceMime: boolean;
-  mime: Uint8Array;
-  /** SmartReply/SmartForward: where the original is. */
-  source: { folderId?: string; itemId?: string; longId?: string; instanceId?: string } | undefined;
-  forwardees: Mailbox[];
-}
-
-/** A request that ends with a Status (14.0+) or HTTP 500 (12.x). */
-export class ComposeFailure extends Error {
-  override readonly name = 'ComposeFailure';
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** The handler of one of the three commands. */
 export function composeHandler(command: ComposeCommand): (context: CommandContext) => Promise<CommandResult> {

@@ -14,11 +14,12 @@ import type { Context } from 'hono';
 import { SaxesParser } from 'saxes';
 import type { LogEntry } from '../log.ts';
 import type { ActiveSyncDeps } from './activesync.ts';
-import { primaryAddress } from './address.ts';
-import { clientAddress, guardedAuthenticate, LoginThrottledError } from './throttle.ts';
-import { AuthUnavailableError, basicChallenge, challengeFor, parseAuthorization, schemeAllowed } from './auth.ts';
-import { HttpError } from './errors.ts';
-import { withTenant } from '../tenants/services.ts';
+import { primaryAddress } from '../items/address.ts';
+import { clientAddress, guardedAuthenticate, LoginThrottledError } from '../protocol/throttle.ts';
+import { basicChallenge, challengeFor, parseAuthorization, schemeAllowed } from '../protocol/auth.ts';
+import { AuthUnavailableError } from '../backends/auth.ts';
+import { HttpError } from '../protocol/errors.ts';
+import { withTenant } from './tenants.ts';
 
 export const MOBILESYNC_RESPONSE_SCHEMA = 'http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006';
 const RESPONSE_NAMESPACE = 'http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006';

@@ -19,9 +19,9 @@ import { composeSmart, InvalidMimeError, mailboxes, parseMime, prepareOutgoing, 
 import { CommonStatus } from '../protocol/status.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { toBase64 } from '../util/base64.ts';
-import { ComposeFailure, type ComposeRequest } from './compose.ts';
-import type { CommandContext } from './registry.ts';
-import { davServerId } from './sync-dav.ts';
+import { ComposeFailure, type ComposeRequest } from './compose-request.ts';
+import type { CommandContext } from '../protocol/command.ts';
+import { davServerId } from '../folders/server-ids.ts';
 
 /** The device's calendar folder a Source names (by FolderId); undefined for anything else. */
 export function calendarSourceFolder(hierarchy: HierarchyState | undefined, source: ComposeRequest['source']): FolderRecord | undefined {

@@ -2,8 +2,8 @@
 import { calendarApplicationData, calendarFromApplicationData, deleteCalendarOccurrence } from '../items/calendar.ts';
 import { contactApplicationData, contactFromApplicationData } from '../items/contact.ts';
 import { taskApplicationData, taskFromApplicationData } from '../items/task.ts';
-import { itemClassOf } from './hierarchy.ts';
-import type { ItemConverter } from './sync-dav.ts';
+import { itemClassOf } from '../folders/hierarchy.ts';
+import type { ItemConverter } from './dav.ts';
 
 const CONVERTERS: Partial<Record<ReturnType<typeof itemClassOf>, ItemConverter>> = {
   Calendar: { toDevice: calendarApplicationData, fromDevice: calendarFromApplicationData, deleteOccurrence: (data, instanceId) => deleteCalendarOccurrence(data, instanceId) },

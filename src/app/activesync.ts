@@ -3,7 +3,8 @@
  * the one log line per request. Command logic lives in src/commands/; this file only frames it.
  */
 import type { Context } from 'hono';
-import type { CommandDefinition, CommandRegistry, CommandResult } from '../commands/registry.ts';
+import type { CommandRegistry } from '../commands/registry.ts';
+import type { CommandDefinition, CommandResult } from '../protocol/command.ts';
 import type { ServerConfig } from '../config.ts';
 import type { LogEntry, LogSink } from '../log.ts';
 import type { ImapSessions } from '../backends/imap/sessions.ts';
@@ -15,15 +16,16 @@ import { accessRefusalResponse, checkDeviceAccess } from '../devices/access-rule
 import { decodeWbxml, WbxmlDecodeError } from '../wbxml/decoder.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, textOf, type WbxmlElement } from '../wbxml/tree.ts';
-import { AuthUnavailableError, basicChallenge, challengeFor, parseAuthorization, schemeAllowed, type AuthenticatedUser, type Authenticator, type Credentials } from './auth.ts';
-import { withTenant, type TenantRouter } from '../tenants/services.ts';
-import { clientAddress, guardedAuthenticate } from './throttle.ts';
-import { commandByName } from './commands.ts';
-import { deviceScope, recordDeviceSeen } from './device.ts';
-import { HttpError } from './errors.ts';
-import { provisioningRefusal, refusalResponse } from './policy.ts';
-import { parseActiveSyncRequest } from './request.ts';
-import { SUPPORTED_VERSIONS } from './versions.ts';
+import { basicChallenge, challengeFor, parseAuthorization, schemeAllowed } from '../protocol/auth.ts';
+import { AuthUnavailableError, type AuthenticatedUser, type Authenticator, type Credentials } from '../backends/auth.ts';
+import { withTenant, type TenantRouter } from './tenants.ts';
+import { clientAddress, guardedAuthenticate } from '../protocol/throttle.ts';
+import { commandByName } from '../protocol/commands.ts';
+import { deviceScope, recordDeviceSeen } from '../devices/seen.ts';
+import { HttpError } from '../protocol/errors.ts';
+import { provisioningRefusal, refusalResponse } from '../protocol/policy.ts';
+import { parseActiveSyncRequest } from '../protocol/request.ts';
+import { SUPPORTED_VERSIONS } from '../protocol/versions.ts';
 
 export interface ActiveSyncDeps {
   config: ServerConfig;

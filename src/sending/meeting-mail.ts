@@ -5,8 +5,8 @@
 import { nodemailerSubmitter } from '../backends/smtp/nodemailer.ts';
 import type { MailSubmitter } from '../backends/smtp/types.ts';
 import { imipMime, meetingText, organizedMeeting, organizerMessageCalendar, schedulingSignature, withSequenceRaised, type ItipMethod } from '../items/itip.ts';
-import { plainAddress, plainName, primaryAddress } from '../protocol/address.ts';
-import type { CommandContext } from './registry.ts';
+import { plainAddress, plainName, primaryAddress } from '../items/address.ts';
+import type { CommandContext } from '../protocol/command.ts';
 
 /** The user's own addresses: the login when it is an address, else login@MAIL_DOMAIN. */
 export function userAddresses(context: Pick<CommandContext, 'user' | 'config'>): string[] {

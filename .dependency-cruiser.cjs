@@ -1,0 +1,46 @@
+/**
+ * The layering of src/ (docs/DESIGN.md §3), checked by `npm run lint:deps` in CI. Imports point down this list, never
+ * up, and never in a circle; modules on one line may import each other (without cycles).
+ */
+const LAYERS = [
+  ['runtimes', '^src/(runtimes/|cli\\.ts$)'],
+  ['app', '^src/app/'],
+  ['admin', '^src/admin/'],
+  ['commands', '^src/commands/'],
+  ['sync', '^src/sync/'],
+  ['sending', '^src/sending/'],
+  ['folders', '^src/folders/'],
+  ['push, devices', '^src/(push|devices)/'],
+  ['protocol', '^src/protocol/'],
+  ['backends, state, items', '^src/(backends|state|items)/'],
+  ['settings', '^src/(tenants/|config\\.ts$|log\\.ts$)'],
+  ['wbxml, util', '^src/(wbxml|util)/'],
+];
+
+const upward = LAYERS.slice(1).map(([name, path], i) => ({
+  name: `no-upward-from-${name.replace(/\W+/g, '-')}`,
+  comment: `${name} may import only what is below it in .dependency-cruiser.cjs`,
+  severity: 'error',
+  from: { path, pathNot: '\\.test\\.ts$' },
+  to: { path: LAYERS.slice(0, i + 1).map(([, p]) => `(${p})`).join('|') },
+}));
+
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', from: { path: '^src/' }, to: { circular: true } },
+    {
+      name: 'no-unlayered',
+      comment: 'every module in src/ belongs to a layer: add a new folder to LAYERS',
+      severity: 'error',
+      from: { path: '^src/', pathNot: `\\.test\\.ts$|${LAYERS.map(([, p]) => `(${p})`).join('|')}` },
+      to: {},
+    },
+    ...upward,
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '\\.test\\.ts$' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+  },
+};
