@@ -25,7 +25,7 @@
  * Node: DAV servers have no master user), and written as `dav1` markers when they change.
  *
  * Several Node instances on one store split the lease shards by claims (ShardClaims); the Cloudflare cron splits a
- * big tenant over several invocations (planSweep, src/push/sweep-fanout.ts).
+ * big tenant over several invocations (src/push/sweep-plan.ts, src/push/sweep-fanout.ts).
  */
 import { ImapFlow } from 'imapflow';
 import type { PushConfig } from '../config.ts';
@@ -543,7 +543,7 @@ export interface SweepOptions extends WatcherOptions {
   part?: { index: number; of: number };
 }
 
-/** One invocation's share of a fanned-out sweep (planSweep): whole shards, or one part of a big one. */
+/** One invocation's share of a fanned-out sweep (sweep-plan.ts planSweep): whole shards, or one part of a big one. */
 export interface SweepSlice {
   shards: number[];
   part?: { index: number; of: number };
@@ -552,36 +552,6 @@ export interface SweepSlice {
 /** Which part (of `of`) an account falls in within its shard: hash bits other than the shard's. */
 export function sweepPart(user: string, of: number): number {
   return Math.floor(fnv1a32(user) / LEASE_SHARDS) % of;
-}
-
-/**
- * Splits a tenant's shards (`leases[shard]` = how many leases it has now) into invocations of at most `capacity`
- * accounts: small shards are packed together, a shard bigger than `capacity` is split into parts by sweepPart.
- * Empty shards go with the first slice (the cron's own), so a lease written meanwhile is still swept.
- */
-export function planSweep(leases: readonly number[], capacity: number): SweepSlice[] {
-  const slices: SweepSlice[] = [{ shards: [] }];
-  let open = slices[0]!;
-  let load = 0;
-  leases.forEach((count, shard) => {
-    if (count === 0) {
-      slices[0]!.shards.push(shard);
-      return;
-    }
-    if (count > capacity) {
-      const of = Math.ceil(count / capacity);
-      for (let index = 0; index < of; index++) slices.push({ shards: [shard], part: { index, of } });
-      return;
-    }
-    if (load + count > capacity) {
-      open = { shards: [] };
-      slices.push(open);
-      load = 0;
-    }
-    open.shards.push(shard);
-    load += count;
-  });
-  return slices.filter((s, i) => i === 0 || s.shards.length > 0);
 }
 
 export interface SweepReport {
