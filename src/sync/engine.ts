@@ -5,7 +5,8 @@
  * A device that lost our answer resends its previous key: it gets the stored answer again, and its commands are
  * not applied twice. Empty and Partial Sync (12.1+) reuse the last full request, cached in the state store.
  */
-import { openBackends, type UserBackends } from '../backends/combined.ts';
+import { openBackends } from '../backends/open.ts';
+import type { UserBackends } from '../backends/types.ts';
 import { FolderNotFoundError, FolderType } from '../backends/types.ts';
 import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey, REPLAY_TTL_MS } from '../protocol/synckey.ts';
 import { StateConflictError, type CollectionState, type HierarchyState, type SyncOptions, type SyncRequestCache } from '../state/types.ts';
@@ -23,7 +24,8 @@ import { syncDraftsCollection } from './drafts.ts';
 import { atLeast } from '../protocol/versions.ts';
 import { parseSyncOptions } from '../protocol/options.ts';
 import { SyncStatus } from './status.ts';
-import { endWaitingRequests, waitInSync } from '../push/wait.ts';
+import { endWaitingRequests } from '../push/wait.ts';
+import { waitInSync } from './hanging.ts';
 
 export const DEFAULT_WINDOW_SIZE = 100;
 export const MAX_WINDOW_SIZE = 512;
@@ -141,7 +143,7 @@ export async function sync(context: CommandContext): Promise<CommandResult> {
     await (backends as UserBackends | undefined)?.close();
   }
   const response: CommandResult = { kind: 'wbxml', body: el('AirSync', 'Sync', [el('AirSync', 'Collections', collections)]) };
-  // push (src/push/wait.ts): a hanging Sync with nothing to send waits on the change feed, then syncs again.
+  // A hanging Sync with nothing to send waits on the change feed, then syncs again (hanging.ts).
   const hangSeconds = wait !== undefined ? Number(wait) * 60 : heartbeat !== undefined ? Number(heartbeat) : cachedHangSeconds;
   if (hangSeconds === undefined) return response;
   const requested = requests.map((r) => ({ collectionId: r.collectionId, syncKey: r.syncKey }));
