@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeWbxml } from './decoder.ts';
-import { encodeWbxml, WbxmlEncodeError } from './encoder.ts';
-import { el } from './tree.ts';
+import { encodeWbxml, preEncoded, WbxmlEncodeError } from './encoder.ts';
+import { child, el } from './tree.ts';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex').toUpperCase().replace(/(..)(?!$)/g, '$1 ');
 
@@ -40,5 +40,66 @@ describe('encodeWbxml', () => {
 
   it('refuses a tag its namespace does not have', () => {
     expect(() => encodeWbxml({ ns: 'Ping', tag: 'Nope', children: [] })).toThrow(WbxmlEncodeError);
+  });
+});
+
+describe('pre-encoded fragments', () => {
+  const collection = (key: string, subject: string) =>
+    el('AirSync', 'Collection', [
+      el('AirSync', 'SyncKey', key),
+      el('AirSync', 'CollectionId', '5'),
+      el('AirSync', 'Status', 1),
+      el('AirSync', 'Commands', [
+        el('AirSync', 'Add', [el('AirSync', 'ServerId', '5:1'), el('AirSync', 'ApplicationData', [el('Email', 'Subject', subject)])]),
+      ]),
+    ]);
+
+  it('splices the standalone encoding byte for byte where the tree would have been written', () => {
+    const tree = el('AirSync', 'Sync', [el('AirSync', 'Collections', [collection('2', 'Hi')])]);
+    const spliced = el('AirSync', 'Sync', [el('AirSync', 'Collections', [preEncoded(collection('2', 'Hi'))])]);
+    expect(hex(encodeWbxml(spliced))).toBe(hex(encodeWbxml(tree)));
+  });
+
+  it('round-trips through decodeWbxml, switching back to page 0 after a fragment that ended on another page', () => {
+    // The first fragment ends on the Email page; the plain Collection after it is on page 0.
+    const doc = el('AirSync', 'Sync', [
+      el('AirSync', 'Collections', [preEncoded(collection('2', 'One')), collection('7', 'Two'), preEncoded(collection('9', 'Three'))]),
+      el('AirSync', 'MoreAvailable'),
+    ]);
+    const plain = el('AirSync', 'Sync', [
+      el('AirSync', 'Collections', [collection('2', 'One'), collection('7', 'Two'), collection('9', 'Three')]),
+      el('AirSync', 'MoreAvailable'),
+    ]);
+    expect(decodeWbxml(encodeWbxml(doc))).toEqual(decodeWbxml(encodeWbxml(plain)));
+  });
+
+  it('switches to page 0 before a fragment inside an element of another page', () => {
+    // Search:Result is on page 15; the fragment's bytes begin with an AirSync (page 0) token and no SWITCH_PAGE.
+    const fragment = preEncoded(el('AirSync', 'CollectionId', '5'));
+    expect(hex(fragment.encoded!)).toBe('03 01 6A 00 52 03 35 00 01');
+    const doc = el('Search', 'Result', [fragment, el('Search', 'LongId', 'x')]);
+    const bytes = encodeWbxml(doc);
+    expect(hex(bytes)).toBe(hex(encodeWbxml(el('Search', 'Result', [el('AirSync', 'CollectionId', '5'), el('Search', 'LongId', 'x')]))));
+    expect(decodeWbxml(bytes)).toEqual({
+      ns: 'Search',
+      tag: 'Result',
+      children: [
+        { ns: 'AirSync', tag: 'CollectionId', children: [], text: '5' },
+        { ns: 'Search', tag: 'LongId', children: [], text: 'x' },
+      ],
+    });
+  });
+
+  it('takes given bytes as they are (a stored replay), also as the root', () => {
+    const stored = encodeWbxml(collection('2', 'Again'));
+    const replayed = preEncoded(decodeWbxml(stored), stored);
+    expect(encodeWbxml(replayed)).toEqual(stored);
+    const response = encodeWbxml(el('AirSync', 'Sync', [el('AirSync', 'Collections', [replayed])]));
+    expect(child(child(decodeWbxml(response), 'Collections'), 'Collection')).toEqual(decodeWbxml(stored));
+  });
+
+  it('refuses bytes that are not a document encodeWbxml wrote', () => {
+    const bad = { ...el('AirSync', 'Collection'), encoded: new Uint8Array([0x52, 0x03, 0x35, 0x00, 0x01]) };
+    expect(() => encodeWbxml(el('AirSync', 'Collections', [bad]))).toThrow(WbxmlEncodeError);
   });
 });

@@ -2,6 +2,10 @@
  * Element tree → WBXML, in the canonical form ActiveSync peers send: header `03 01 6A 00` (WBXML 1.3, unknown
  * public id, UTF-8, no string table), SWITCH_PAGE only when the namespace changes, STR_I for strings and OPAQUE
  * for bytes.
+ *
+ * A pre-encoded fragment (`preEncoded`) is spliced as it is. Its bytes begin on code page 0 (every document does,
+ * WBXML 1.3 §5.8), so the encoder switches to page 0 before it; which page the fragment ends on is not known
+ * without parsing it, so the element after it always switches page.
  */
 import { tagCode } from './codepages.ts';
 import type { WbxmlElement } from './tree.ts';
@@ -19,12 +23,28 @@ const HAS_CONTENT = 0x40;
 
 const utf8 = new TextEncoder();
 
+/** Not a code page: the page after a fragment, which is not known. */
+const UNKNOWN_PAGE = -1;
+
 export function encodeWbxml(root: WbxmlElement): Uint8Array<ArrayBuffer> {
   const out = new ByteWriter();
   for (const b of HEADER) out.byte(b);
   let page = 0;
 
   const write = (element: WbxmlElement): void => {
+    if (element.encoded) {
+      const fragment = element.encoded;
+      if (fragment.length <= HEADER.length || HEADER.some((b, i) => fragment[i] !== b)) {
+        throw new WbxmlEncodeError(`the pre-encoded ${element.ns}:${element.tag} is not a document encodeWbxml wrote`);
+      }
+      if (page !== 0) {
+        out.byte(SWITCH_PAGE);
+        out.byte(0);
+      }
+      out.raw(fragment.subarray(HEADER.length));
+      page = UNKNOWN_PAGE;
+      return;
+    }
     const code = tagCode(element.ns, element.tag);
     if (!code) throw new WbxmlEncodeError(`no tag ${element.ns}:${element.tag} in the ActiveSync code pages`);
     if (code.page !== page) {
@@ -52,6 +72,15 @@ export function encodeWbxml(root: WbxmlElement): Uint8Array<ArrayBuffer> {
   return out.bytes();
 }
 
+/**
+ * The element as a pre-encoded fragment: encoded now (or given as `bytes`, a document encodeWbxml wrote for it, e.g.
+ * a stored replay), spliced as these bytes wherever the element is encoded again. The bytes are the standalone
+ * encoding, so they can be stored and sent on their own too.
+ */
+export function preEncoded(element: WbxmlElement, bytes: Uint8Array = encodeWbxml(element)): WbxmlElement {
+  return { ...element, encoded: bytes };
+}
+
 /** A growable byte buffer; strings are encoded straight into it. */
 class ByteWriter {
   private buf = new Uint8Array(1024);
@@ -68,6 +97,12 @@ class ByteWriter {
     this.ensure(s.length * 3 + 1);
     this.len += utf8.encodeInto(s, this.buf.subarray(this.len)).written;
     this.buf[this.len++] = 0;
+  }
+
+  raw(data: Uint8Array): void {
+    this.ensure(data.length);
+    this.buf.set(data, this.len);
+    this.len += data.length;
   }
 
   opaque(data: Uint8Array): void {

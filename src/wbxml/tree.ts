@@ -12,6 +12,13 @@ export interface WbxmlElement {
   text?: string;
   /** Binary content (OPAQUE). */
   opaque?: Uint8Array;
+  /**
+   * A pre-encoded fragment (see `preEncoded` in encoder.ts): this element already encoded standalone, as encodeWbxml
+   * returns it (header, then the element from code page 0). The encoder splices these bytes in place of the element,
+   * so an answer stored once (the Sync replay record) goes out without being encoded again. The tag, text and
+   * children stay for readers and must say what the bytes say: do not change a fragment's tree.
+   */
+  readonly encoded?: Uint8Array;
 }
 
 /** What `el` accepts as content: a value for a leaf, or children (falsy entries are skipped, for optional ones). */
