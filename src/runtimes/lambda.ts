@@ -27,7 +27,7 @@ import { ConfigError, type ServerConfig } from '../config.ts';
 import { stdoutLog, type LogSink } from '../log.ts';
 import { PushHub } from '../push/feed.ts';
 import { HEARTBEAT_CAPS } from '../push/wait.ts';
-import { runIdleWatcher } from '../push/watcher.ts';
+import { runIdleWatcher } from '../push/idle-watcher.ts';
 import { createStateTable, DynamoDbStateStore } from '../state/dynamodb.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
 import { loadTenants } from '../tenants/settings.ts';

@@ -15,7 +15,7 @@ import { tenantRouter } from '../app/tenants.ts';
 import { stdoutLog } from '../log.ts';
 import { createStateTable, DynamoDbStateStore } from '../state/dynamodb.ts';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../state/sqlite-node.ts';
-import { startIdleWatcher } from '../push/watcher.ts';
+import { startIdleWatcher } from '../push/idle-watcher.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
 import { randomUUID } from 'node:crypto';
 
