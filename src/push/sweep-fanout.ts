@@ -12,7 +12,7 @@
 import type { ServerConfig } from '../config.ts';
 import type { LogSink } from '../log.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
-import { sweep, type SweepMemo, type SweepReport, type SweepSlice } from './watcher.ts';
+import { sweep, type SweepMemo, type SweepReport, type SweepSlice } from './sweep.ts';
 
 export const SWEEP_PATH = '/.internal/push-sweep';
 const SIGNATURE_HEADER = 'X-Sweep-Signature';

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { leaseShard } from '../state/shard.ts';
 import { LEASE_SHARDS } from '../state/types.ts';
 import { planSweep } from './sweep-plan.ts';
-import { sweepPart, type SweepSlice } from './watcher.ts';
+import { sweepPart, type SweepSlice } from './sweep.ts';
 
 /** Which slices would sweep this account. */
 function slicesOf(user: string, slices: SweepSlice[]): number[] {

@@ -8,7 +8,7 @@ import type { ServerConfig } from '../config.ts';
 import type { LogSink } from '../log.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
 import { dispatchSlice, handleSliceRequest, type SweepDispatcher } from './sweep-fanout.ts';
-import { sweep, SweepMemo, type SweepReport, type SweepSlice } from './watcher.ts';
+import { sweep, SweepMemo, type SweepReport, type SweepSlice } from './sweep.ts';
 
 /** How long one cron invocation keeps sweeping: passes every 10 s, the last one starting before the next minute's cron. */
 export const SWEEP_FOR_MS = 50_000;

@@ -27,7 +27,7 @@ import type { LogEntry } from '../../src/log.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
 import { tenantRouter } from '../../src/app/tenants.ts';
 import { parseTenants } from '../../src/tenants/settings.ts';
-import { startIdleWatcher, type IdleWatcher } from '../../src/push/watcher.ts';
+import { startIdleWatcher, type IdleWatcher } from '../../src/push/idle-watcher.ts';
 import { child, childText, el } from '../../src/wbxml/tree.ts';
 import { subjects, TestDevice, type TestServer } from '../device/device.ts';
 import { makeUser } from '../services/accounts.ts';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../src/backends/types.ts';
 import type { LogEntry } from '../../src/log.ts';
 import { loadConfig } from '../../src/config.ts';
-import { startIdleWatcher } from '../../src/push/watcher.ts';
+import { startIdleWatcher } from '../../src/push/idle-watcher.ts';
 import { createApp } from '../../src/app/app.ts';
 import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
 import { pooledImapSessions, type ImapSessions } from '../../src/backends/imap/sessions.ts';

@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config.ts';
 import { deviceKey, encodeWaitMarker, HIERARCHY_KEY, parseDavMarker, parseImapMarker } from '../../src/push/feed.ts';
 import { sealCredential } from '../../src/tenants/vault.ts';
 import { SWEEP_PATH } from '../../src/push/sweep-fanout.ts';
-import { sweep, SweepMemo } from '../../src/push/watcher.ts';
+import { sweep, SweepMemo } from '../../src/push/sweep.ts';
 import { planSweep } from '../../src/push/sweep-plan.ts';
 import { leaseShard } from '../../src/state/shard.ts';
 import { LEASE_SHARDS } from '../../src/state/types.ts';

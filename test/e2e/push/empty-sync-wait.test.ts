@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../../src/backends/types.ts';
 import { loadConfig } from '../../../src/config.ts';
-import { startIdleWatcher, type IdleWatcher } from '../../../src/push/watcher.ts';
+import { startIdleWatcher, type IdleWatcher } from '../../../src/push/idle-watcher.ts';
 import { child, children, childText, el } from '../../../src/wbxml/tree.ts';
 import { TestDevice, testServer, type TestServer } from '../../device/device.ts';
 import { createUser, withImap } from '../../services/seed.ts';

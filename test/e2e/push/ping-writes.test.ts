@@ -8,7 +8,7 @@ import { FolderType } from '../../../src/backends/types.ts';
 import { loadConfig } from '../../../src/config.ts';
 import { deviceKey, parseWaitMarker, PushHub } from '../../../src/push/feed.ts';
 import { LEASE_EXTENSION_MS } from '../../../src/push/wait.ts';
-import { startIdleWatcher, type IdleWatcher } from '../../../src/push/watcher.ts';
+import { startIdleWatcher, type IdleWatcher } from '../../../src/push/idle-watcher.ts';
 import { openSqliteStateStore } from '../../../src/state/sqlite-node.ts';
 import type { StateStore } from '../../../src/state/types.ts';
 import { child, children, childText, el } from '../../../src/wbxml/tree.ts';

@@ -11,7 +11,7 @@ import { loadConfig } from '../../../src/config.ts';
 import type { LogEntry } from '../../../src/log.ts';
 import { deviceKey, FEED_TTL_MS, HIERARCHY_KEY, parseWaitMarker, PushHub } from '../../../src/push/feed.ts';
 import { releaseDevice, waitForChanges } from '../../../src/push/wait.ts';
-import { startIdleWatcher, type IdleWatcher } from '../../../src/push/watcher.ts';
+import { startIdleWatcher, type IdleWatcher } from '../../../src/push/idle-watcher.ts';
 import { openSqliteStateStore } from '../../../src/state/sqlite-node.ts';
 import type { StateStore } from '../../../src/state/types.ts';
 import { toBase64 } from '../../../src/util/base64.ts';
