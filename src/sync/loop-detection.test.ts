@@ -10,7 +10,8 @@ import type { CollectionState } from '../state/types.ts';
 import { encodeUidSet, UidSet } from '../state/uidset.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, children, childText, el } from '../wbxml/tree.ts';
-import { afterSync, answerResent, loopWindow, subjectOf } from './loop-detection.ts';
+import { afterSync, loopWindow, subjectOf } from './loop-detection.ts';
+import { answerResent } from './replay.ts';
 
 const device = { tenant: 't', user: 'alice', deviceId: 'D1' };
 

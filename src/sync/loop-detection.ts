@@ -12,52 +12,40 @@
  *
  * An item the server cannot convert at all is skipped at once the same way (`convertOrSkip`), instead of failing
  * every Sync of the folder.
+ *
+ * This module decides; replay.ts answers the resend and stores what was decided.
  */
-import { firstSyncKey, REPLAY_TTL_MS } from '../protocol/synckey.ts';
 import { flagDigitsMap } from './flag-tokens.ts';
-import { StateConflictError, type BrokenItem, type CollectionState, type DeviceScope, type KeyedState, type StateStore } from '../state/types.ts';
+import type { BrokenItem, CollectionState } from '../state/types.ts';
 import { UidSet } from '../state/uidset.ts';
-import { decodeWbxml } from '../wbxml/decoder.ts';
-import { encodeWbxml } from '../wbxml/encoder.ts';
-import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
+import { child, childText, type WbxmlElement } from '../wbxml/tree.ts';
 
 /** Resends of one key before it counts as a loop (the first resend is a lost response). */
 export const LOOP_RESENDS = 2;
 /** Broken items kept per folder, newest last. */
 export const MAX_BROKEN_ITEMS = 50;
 
+/** What a resent key gets: the stored answer again, or a smaller one under a new key (see above). */
+export type ResendOutcome =
+  /** The stored answer; `state` (when set) counts the resend and is stored under the current key. */
+  | { kind: 'replay'; state?: CollectionState }
+  /** The stored answer's removals and at most one of its items; `state` goes with the new key. */
+  | { kind: 'smaller'; commands: WbxmlElement[]; state: CollectionState; moreAvailable: boolean };
+
 /**
- * The answer to a device that resent `requestKey`, the key before the stored one: the stored answer again, or, in
- * a loop, a smaller one (see above) committed under a new key.
+ * What the device gets that resent `requestKey`, the key before the stored one, given the Commands of the stored
+ * answer to it.
  */
-export async function answerResent(
-  context: { state: StateStore; device: DeviceScope },
-  collectionId: string,
-  stored: KeyedState<CollectionState>,
-  requestKey: string,
-  now = Date.now(),
-): Promise<WbxmlElement> {
-  const replay = stored.replay!;
-  const replayed = decodeWbxml(replay.response);
-  const state = stored.state;
-  const commands = child(replayed, 'Commands')?.children ?? [];
+export function onResend(state: CollectionState, collectionId: string, requestKey: string, commands: WbxmlElement[], now: number): ResendOutcome {
   const items = commands.filter((c) => c.tag === 'Add' || c.tag === 'Change');
   // Only mail, and only an answer that carried items, can loop on a broken item.
-  if (state.watermark.kind !== 'imap' || items.length === 0) return replayed;
+  if (state.watermark.kind !== 'imap' || items.length === 0) return { kind: 'replay' };
 
   const resends = (state.loop?.syncKey === requestKey ? state.loop.repeats : 0) + 1;
+  if (resends < LOOP_RESENDS) return { kind: 'replay', state: { ...state, loop: { ...state.loop, syncKey: requestKey, repeats: resends } } };
+  const removals = commands.filter((c) => c.tag !== 'Add' && c.tag !== 'Change');
   let next: CollectionState;
   let sent: WbxmlElement[];
-  if (resends < LOOP_RESENDS) {
-    next = { ...state, loop: { ...state.loop, syncKey: requestKey, repeats: resends } };
-    try {
-      await context.state.commitCollection(context.device, collectionId, { syncKey: stored.syncKey }, { ...stored, state: next });
-    } catch (err) {
-      if (!(err instanceof StateConflictError)) throw err;
-    }
-    return replayed;
-  }
-  const removals = commands.filter((c) => c.tag !== 'Add' && c.tag !== 'Change');
   if (items.length > 1) {
     // Shrink: the first item now, the others back to what is still to send, one per Sync from here on.
     sent = [...removals, items[0]!];
@@ -73,30 +61,9 @@ export async function answerResent(
     ]);
     delete next.loop;
   }
-  const newKey = firstSyncKey();
   const wm = next.watermark.kind === 'imap' ? next.watermark : undefined;
-  const more = (wm ? UidSet.parse(wm.pendingAdds ?? '').size : 0) + next.pending.length > 0;
-  const responses = child(replayed, 'Responses');
-  const element = el('AirSync', 'Collection', [
-    el('AirSync', 'SyncKey', newKey),
-    el('AirSync', 'CollectionId', collectionId),
-    el('AirSync', 'Status', '1'),
-    sent.length ? el('AirSync', 'Commands', sent) : undefined,
-    responses,
-    more ? el('AirSync', 'MoreAvailable') : undefined,
-  ]);
-  try {
-    await context.state.commitCollection(context.device, collectionId, { syncKey: stored.syncKey }, {
-      syncKey: newKey,
-      state: next,
-      replay: { syncKey: requestKey, response: encodeWbxml(element), expiresAt: now + REPLAY_TTL_MS },
-    });
-  } catch (err) {
-    // Another request of this device moved the folder first: this one gets the old answer; the next resend decides.
-    if (err instanceof StateConflictError) return replayed;
-    throw err;
-  }
-  return element;
+  const moreAvailable = (wm ? UidSet.parse(wm.pendingAdds ?? '').size : 0) + next.pending.length > 0;
+  return { kind: 'smaller', commands: sent, state: next, moreAvailable };
 }
 
 /** The window of a normal Sync: one item while a loop is being resolved. */
