@@ -28,7 +28,7 @@ import { stdoutLog, type LogSink } from '../log.ts';
 import { PushHub } from '../push/feed.ts';
 import { HEARTBEAT_CAPS } from '../push/wait.ts';
 import { runIdleWatcher } from '../push/idle-watcher.ts';
-import { createStateTable, DynamoDbStateStore } from '../state/dynamodb.ts';
+import { createStateTable, DynamoDbStateStore } from '../state/dynamodb/store.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
 import { loadTenants } from '../tenants/settings.ts';
 import { tenantRouter } from '../app/tenants.ts';

@@ -13,7 +13,7 @@ import { ConfigError, type StateStoreConfig } from '../config.ts';
 import { loadTenants } from '../tenants/settings.ts';
 import { tenantRouter } from '../app/tenants.ts';
 import { stdoutLog } from '../log.ts';
-import { createStateTable, DynamoDbStateStore } from '../state/dynamodb.ts';
+import { createStateTable, DynamoDbStateStore } from '../state/dynamodb/store.ts';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../state/sqlite-node.ts';
 import { startIdleWatcher } from '../push/idle-watcher.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
