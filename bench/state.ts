@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unstable_startWorker } from 'wrangler';
-import { createStateTable, DynamoDbStateStore } from '../src/state/dynamodb.ts';
+import { createStateTable, DynamoDbStateStore } from '../src/state/dynamodb/store.ts';
 import { openSqliteStateStore } from '../src/state/sqlite-node.ts';
 import { startDynalite } from '../test/services/dynalite.ts';
 import { measureStateSizes, measureStore, type StoreFigures } from './state-measure.ts';

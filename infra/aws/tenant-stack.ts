@@ -3,7 +3,7 @@
  * a schedule, alarms, and an optional custom domain (CloudFront in front of the Function URL).
  *
  * What it holds and why:
- * - DynamoDB table: pk/sk strings, on-demand, TTL on `ttl` (src/state/dynamodb.ts), point-in-time recovery, kept when
+ * - DynamoDB table: pk/sk strings, on-demand, TTL on `ttl` (src/state/dynamodb/keys.ts), point-in-time recovery, kept when
  *   the stack is deleted (it holds the devices' sync state).
  * - Two functions from one bundle (infra/aws/bundle.ts): `lambda.handler` (Function URL, 900 s for long Pings) and
  *   `lambda.watch` (EventBridge every 13 minutes; each run watches for 14, so runs overlap by one).
@@ -28,7 +28,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { plainSettings, secretKeys, secretNameOf, type TenantDeployment } from '../tenant.ts';
 
-/** The DynamoDB actions src/state/dynamodb.ts uses at run time (table creation is the template's job). */
+/** The DynamoDB actions src/state/dynamodb/store.ts uses at run time (table creation is the template's job). */
 export const STATE_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem'];
 
 /** Heartbeat caps, seconds: a Function URL allows 900 s per request, CloudFront waits 60 s for an origin by default. */

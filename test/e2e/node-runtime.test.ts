@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../services/process.ts';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDbStateStore } from '../../src/state/dynamodb.ts';
+import { DynamoDbStateStore } from '../../src/state/dynamodb/store.ts';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../../src/state/sqlite-node.ts';
 import type { DeviceRecord } from '../../src/state/types.ts';
 import { spawnNodeServer, startNodeServer, stopNodeServer, waitFor, type NodeProcess } from '../services/node-server.ts';

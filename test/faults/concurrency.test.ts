@@ -6,7 +6,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createStateTable, DynamoDbStateStore } from '../../src/state/dynamodb.ts';
+import { createStateTable, DynamoDbStateStore } from '../../src/state/dynamodb/store.ts';
 import type { StateStore } from '../../src/state/types.ts';
 import { FolderType } from '../../src/backends/types.ts';
 import { child, childText, el, type WbxmlElement } from '../../src/wbxml/tree.ts';

@@ -7,7 +7,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../src/backends/types.ts';
-import { createStateTable, DynamoDbStateStore } from '../../src/state/dynamodb.ts';
+import { createStateTable, DynamoDbStateStore } from '../../src/state/dynamodb/store.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
 import type { StateStore } from '../../src/state/types.ts';
 import { child, children, childText, el } from '../../src/wbxml/tree.ts';

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DynamoDbStateStore, createStateTable } from '../../src/state/dynamodb.ts';
+import { DynamoDbStateStore, createStateTable } from '../../src/state/dynamodb/store.ts';
 import type { CollectionState, KeyedState } from '../../src/state/types.ts';
 import { freePort, isPortOpen, waitUntil } from '../services/process.ts';
 

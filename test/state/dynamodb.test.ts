@@ -6,7 +6,9 @@
 import { DeleteItemCommand, DynamoDBClient, GetItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { CHUNK_BYTES, DynamoDbStateStore, TTL_ATTRIBUTE, createStateTable, keyPart } from '../../src/state/dynamodb.ts';
+import { CHUNK_BYTES } from '../../src/state/dynamodb/chunks.ts';
+import { keyPart, TTL_ATTRIBUTE } from '../../src/state/dynamodb/keys.ts';
+import { DynamoDbStateStore, createStateTable } from '../../src/state/dynamodb/store.ts';
 import { encodeUidSet } from '../../src/state/uidset.ts';
 import { StateConflictError, type CollectionState, type DeviceScope, type KeyedState } from '../../src/state/types.ts';
 import { stateStoreContract } from './contract.ts';

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import { loadConfig } from '../../../src/config.ts';
 import { PushHub } from '../../../src/push/feed.ts';
 import { startIdleWatcher, type IdleWatcher, type ShardClaims } from '../../../src/push/idle-watcher.ts';
-import { createStateTable, DynamoDbStateStore } from '../../../src/state/dynamodb.ts';
+import { createStateTable, DynamoDbStateStore } from '../../../src/state/dynamodb/store.ts';
 import { leaseShard } from '../../../src/state/shard.ts';
 import { LEASE_SHARDS } from '../../../src/state/types.ts';
 import { createUser } from '../../services/seed.ts';
