@@ -18,7 +18,8 @@
  *   GET    /admin/stats[?minutes=60]                    per-command requests, errors, latency
  */
 import { Hono, type Context } from 'hono';
-import type { ActiveSyncDeps } from '../app/activesync.ts';
+import type { ServerConfig } from '../config.ts';
+import type { LogSink } from '../log.ts';
 import { deviceScope } from '../devices/seen.ts';
 import { firstSyncKey } from '../protocol/synckey.ts';
 import { releaseDevice } from '../push/wait.ts';
@@ -78,7 +79,14 @@ export interface BrokenItemSummary {
 /** Bad input: HTTP 400 with the message. */
 class BadRequest extends Error {}
 
-export function adminApi(deps: ActiveSyncDeps): Hono {
+/** What the admin API works with: its token and default tenant, the state store, the log. */
+export interface AdminDeps {
+  config: Pick<ServerConfig, 'adminToken' | 'tenant'>;
+  state: StateStore;
+  log: LogSink;
+}
+
+export function adminApi(deps: AdminDeps): Hono {
   const api = new Hono();
   const token = deps.config.adminToken;
   const state = deps.state;

@@ -7,40 +7,48 @@ import type { CommandRegistry } from '../commands/registry.ts';
 import type { CommandDefinition, CommandResult } from '../protocol/command.ts';
 import type { ServerConfig } from '../config.ts';
 import type { LogEntry, LogSink } from '../log.ts';
-import type { ImapSessions } from '../backends/imap/sessions.ts';
-import type { MailSubmitter } from '../backends/smtp/types.ts';
-import type { StateStore } from '../state/types.ts';
-import { countRequest } from '../admin/stats.ts';
-import { deliverAccessNotice } from '../devices/access-notice.ts';
-import { accessRefusalResponse, checkDeviceAccess } from '../devices/access-rules.ts';
+import type { BackendFactory, RequestBackends } from '../backends/types.ts';
+import type { DeviceRecord, StateStore } from '../state/types.ts';
+import { accessRefusalResponse, checkDeviceAccess, type AccessDecision } from '../devices/access-rules.ts';
 import { decodeWbxml, WbxmlDecodeError } from '../wbxml/decoder.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import { basicChallenge, challengeFor, parseAuthorization, schemeAllowed } from '../protocol/auth.ts';
-import { AuthUnavailableError, type AuthenticatedUser, type Authenticator, type Credentials } from '../backends/auth.ts';
-import { withTenant, type TenantRouter } from './tenants.ts';
+import { AuthUnavailableError, type AuthenticatedUser, type Credentials } from '../backends/auth.ts';
+import { withTenant, type TenantRouter, type TenantServices } from './tenants.ts';
 import { clientAddress, guardedAuthenticate } from '../protocol/throttle.ts';
 import { commandByName } from '../protocol/commands.ts';
 import { deviceScope, recordDeviceSeen } from '../devices/seen.ts';
 import { HttpError } from '../protocol/errors.ts';
 import { provisioningRefusal, refusalResponse } from '../protocol/policy.ts';
-import { parseActiveSyncRequest } from '../protocol/request.ts';
+import { parseActiveSyncRequest, type ActiveSyncRequest } from '../protocol/request.ts';
 import { SUPPORTED_VERSIONS } from '../protocol/versions.ts';
 
-export interface ActiveSyncDeps {
-  config: ServerConfig;
-  authenticator: Authenticator;
+export interface ActiveSyncDeps extends TenantServices {
   commands: CommandRegistry;
   state: StateStore;
-  imapSessions: ImapSessions;
-  /** SMTP submission (SendMail, SmartReply, SmartForward); the commands' default (nodemailer) when absent. */
-  mailSubmitter?: MailSubmitter;
   log: LogSink;
   /**
-   * Several tenants (src/tenants/): each request runs with its tenant's config, authenticator, IMAP sessions and
-   * submitter in place of the ones above, which then serve only what comes before the tenant is known.
+   * Several tenants (src/tenants/): each request runs with its tenant's config and backends in place of the ones
+   * above, which then serve only what comes before the tenant is known.
    */
   tenants?: TenantRouter;
+  /** After each request's log line is written (the admin API's counters); must not throw. */
+  onRequestLogged?(request: { entry: LogEntry; tenant: string; started: number }): Promise<void>;
+  /**
+   * A device has just become blocked or quarantined by the access rules (the access notice); `note` adds fields to
+   * the request's log line. A rejection is logged; the request's answer stands.
+   */
+  onDeviceHeld?(event: DeviceHeld): Promise<void>;
+}
+
+export interface DeviceHeld {
+  backends: BackendFactory;
+  user: AuthenticatedUser;
+  config: ServerConfig;
+  decision: AccessDecision;
+  device: DeviceRecord;
+  note(fields: LogEntry): void;
 }
 
 export const WBXML_CONTENT_TYPE = 'application/vnd.ms-sync.wbxml';
@@ -68,7 +76,12 @@ export function handleOptions(c: Context, deps: ActiveSyncDeps): Promise<Respons
       entry.user = credentials?.login;
       const tenant = withTenant(deps, url.host, credentials);
       entry.tenant = tenant.config.tenant;
-      if (!credentials || !(await authenticateFor(tenant, credentials, clientAddress(c, tenant.config)))) throw new HttpError(401, 'authentication failed', challengeFor(tenant.config.authMode, REALM));
+      const scope = tenant.backends.forRequest();
+      try {
+        if (!credentials || !(await authenticateFor(tenant, scope, credentials, clientAddress(c, tenant.config)))) throw new HttpError(401, 'authentication failed', challengeFor(tenant.config.authMode, REALM));
+      } finally {
+        scope.end();
+      }
     }
     return new Response(null, {
       status: 200,
@@ -106,8 +119,7 @@ async function logged(
   entry.http = response.status;
   entry.ms = Date.now() - started;
   deps.log(entry);
-  // The admin API's per-command counters (src/admin/stats.ts); they never fail a request.
-  await countRequest(deps.state, typeof entry.tenant === 'string' ? entry.tenant : deps.config.tenant, entry, started);
+  await deps.onRequestLogged?.({ entry, tenant: typeof entry.tenant === 'string' ? entry.tenant : deps.config.tenant, started });
   return response;
 }
 
@@ -115,9 +127,9 @@ async function logged(
  * Whether the tenant's AUTH_MODE admits the scheme and its backend the credentials; repeated failures are throttled
  * (protocol/throttle.ts: 503 without asking the backend).
  */
-async function authenticateFor(tenant: ActiveSyncDeps, credentials: Credentials, address: string | undefined): Promise<AuthenticatedUser | undefined> {
+async function authenticateFor(tenant: ActiveSyncDeps, scope: RequestBackends, credentials: Credentials, address: string | undefined): Promise<AuthenticatedUser | undefined> {
   if (!schemeAllowed(tenant.config.authMode, credentials)) return undefined;
-  return guardedAuthenticate(tenant, credentials, address);
+  return guardedAuthenticate({ config: tenant.config, state: tenant.state, authenticator: scope.authenticator }, credentials, address);
 }
 
 async function serve(c: Context, anyTenant: ActiveSyncDeps, entry: LogEntry): Promise<Response> {
@@ -137,7 +149,25 @@ async function serve(c: Context, anyTenant: ActiveSyncDeps, entry: LogEntry): Pr
   });
   const challenge = challengeFor(deps.config.authMode, REALM);
   if (!credentials) throw new HttpError(401, 'no credentials', challenge);
-  const user = await authenticateFor(deps, credentials, clientAddress(c, deps.config));
+  // The check and the command's backends share one login (backends/types.ts RequestBackends).
+  const scope = deps.backends.forRequest();
+  try {
+    return await serveAuthenticated(c, deps, scope, request, credentials, entry);
+  } finally {
+    scope.end();
+  }
+}
+
+async function serveAuthenticated(
+  c: Context,
+  deps: ActiveSyncDeps,
+  scope: RequestBackends,
+  request: ActiveSyncRequest,
+  credentials: Credentials,
+  entry: LogEntry,
+): Promise<Response> {
+  const challenge = challengeFor(deps.config.authMode, REALM);
+  const user = await authenticateFor(deps, scope, credentials, clientAddress(c, deps.config));
   if (!user) throw new HttpError(401, 'authentication failed', challenge);
   const outcome = { ok: true, user } as const;
 
@@ -157,10 +187,10 @@ async function serve(c: Context, anyTenant: ActiveSyncDeps, entry: LogEntry): Pr
 
   // Device access rules (devices/access-rules.ts): blocked or quarantined devices get Status 129 or HTTP 403.
   const access = await checkDeviceAccess({ state: deps.state, device, known, login: outcome.user.login, command: name });
-  if (access.newlyHeld) {
-    // Exchange's notice in the user's Inbox; a failure is logged, the answer stands.
-    await deliverAccessNotice({ imapSessions: deps.imapSessions, user: outcome.user, config: deps.config }, access.decision, known).catch((err: unknown) => {
-      entry.accessNoticeFailed = describeError(err);
+  if (access.newlyHeld && deps.onDeviceHeld) {
+    const held: DeviceHeld = { backends: scope.backends, user: outcome.user, config: deps.config, decision: access.decision, device: known, note: (fields) => Object.assign(entry, fields) };
+    await deps.onDeviceHeld(held).catch((err: unknown) => {
+      entry.deviceHeldFailed = describeError(err);
     });
   }
   if (access.refused) {
@@ -188,8 +218,7 @@ async function serve(c: Context, anyTenant: ActiveSyncDeps, entry: LogEntry): Pr
     user: outcome.user,
     device,
     state: deps.state,
-    imapSessions: deps.imapSessions,
-    ...(deps.mailSubmitter ? { mailSubmitter: deps.mailSubmitter } : {}),
+    backends: scope.backends,
     body,
     rawBody,
     contentType,

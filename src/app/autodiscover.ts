@@ -28,7 +28,7 @@ const REALM = 'ActiveSync';
 const RETRY_AFTER_SECONDS = 30;
 const XML_TYPE = 'text/xml; charset=utf-8';
 
-export type AutodiscoverDeps = Pick<ActiveSyncDeps, 'config' | 'authenticator' | 'log' | 'imapSessions' | 'tenants' | 'state'>;
+export type AutodiscoverDeps = Pick<ActiveSyncDeps, 'config' | 'backends' | 'log' | 'tenants' | 'state'>;
 
 interface AutodiscoverRequest {
   email: string | undefined;
@@ -68,9 +68,10 @@ async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): 
   entry.tenant = deps.config.tenant;
   if (!credentials || !schemeAllowed(deps.config.authMode, credentials)) return unauthorized(challengeFor(deps.config.authMode, REALM));
   let ok: boolean;
+  const scope = deps.backends.forRequest();
   try {
     // Throttled like ActiveSync logins (protocol/throttle.ts): the same counters, the same 503.
-    ok = (await guardedAuthenticate(deps, credentials, clientAddress(c, deps.config))) !== undefined;
+    ok = (await guardedAuthenticate({ config: deps.config, state: deps.state, authenticator: scope.authenticator }, credentials, clientAddress(c, deps.config))) !== undefined;
   } catch (err) {
     if (err instanceof LoginThrottledError) {
       entry.error = err.message;
@@ -79,6 +80,9 @@ async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): 
     if (!(err instanceof AuthUnavailableError)) throw err;
     entry.error = err.message;
     return new Response(null, { status: 503, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS), 'Content-Length': '0' } });
+  } finally {
+    // Autodiscover opens no backends: the check's login is let go at once.
+    scope.end();
   }
   if (!ok) return unauthorized(challengeFor(deps.config.authMode, REALM));
 

@@ -1,20 +1,18 @@
 /**
- * What each tenant's requests run with: its settings and its own backend clients (an IMAP pool per tenant, so a
- * pooled connection never crosses tenants; an SMTP submitter where the runtime needs its own). The runtimes build
- * a TenantRouter from the TenantDirectory; protocol/activesync.ts and autodiscover.ts ask it per request.
+ * What each tenant's requests run with: its settings and its own backends (an IMAP pool per tenant, so a pooled
+ * connection never crosses tenants). The builder (build.ts) makes a TenantRouter from the TenantDirectory;
+ * activesync.ts and autodiscover.ts ask it per request.
  */
 import type { ServerConfig } from '../config.ts';
-import type { ImapSessions } from '../backends/imap/sessions.ts';
-import type { MailSubmitter } from '../backends/smtp/types.ts';
-import type { Authenticator, Credentials } from '../backends/auth.ts';
+import type { Credentials } from '../backends/auth.ts';
+import type { TenantBackends } from '../backends/types.ts';
 import { HttpError } from '../protocol/errors.ts';
 import type { TenantDirectory, TenantEntry } from '../tenants/resolve.ts';
 
 export interface TenantServices {
   config: ServerConfig;
-  authenticator: Authenticator;
-  imapSessions: ImapSessions;
-  mailSubmitter?: MailSubmitter;
+  /** Per request, the credentials check and the user's backends (backends/types.ts). */
+  backends: TenantBackends;
 }
 
 export interface TenantRouter {
@@ -66,5 +64,5 @@ export function withTenant<D extends TenantServices & { tenants?: TenantRouter }
   if (!deps.tenants) return deps;
   const services = deps.tenants.resolve(host, credentials);
   if (!services) throw new HttpError(401, 'no tenant for this host and mail domain');
-  return { ...deps, ...services, ...(services.mailSubmitter ? {} : { mailSubmitter: undefined }) };
+  return { ...deps, ...services };
 }

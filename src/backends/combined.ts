@@ -1,48 +1,67 @@
 /**
- * All of one user's backends for one request, and which backend holds which folder. Mail is IMAP; calendar, tasks
- * and contacts (CalDAV/CardDAV) join here when configured, without the commands changing.
+ * The default backends: mail on IMAP, calendars and tasks on CalDAV, contacts on CardDAV (when configured), the GAL
+ * on a CardDAV address book, and submission on SMTP. The app is given these as a TenantBackends (types.ts); another
+ * deployment can hand it another implementation without the commands changing.
  */
-import type { CommandContext } from '../protocol/command.ts';
-import { DavItemBackend } from './dav/backend.ts';
+import type { ServerConfig } from '../config.ts';
+import { imapAuthenticator } from './imap/authenticate.ts';
 import { openImapMailBackend } from './imap/mail.ts';
-import type { BackendFolder, ItemBackend, MailBackend } from './types.ts';
+import { requestImapSessions, type ImapSessions } from './imap/sessions.ts';
+import { DavItemBackend } from './dav/backend.ts';
+import { davDirectory } from './dav/directory.ts';
+import type { MailSubmitter } from './smtp/types.ts';
+import type { AuthenticatedUser } from './auth.ts';
+import type { FolderListing, ItemBackend, MailBackend, TenantBackends, UserBackends } from './types.ts';
 
-export interface FolderListing {
-  folders: BackendFolder[];
-  unavailable: Set<BackendFolder['backend']>;
+export type BackendSettings = Pick<ServerConfig, 'imap' | 'caldavUrl' | 'carddavUrl' | 'galUrl' | 'davTimeoutMs' | 'davDefaults'>;
+
+/**
+ * IMAP + CalDAV/CardDAV + SMTP for one tenant. `sessions` is how IMAP connections are had (pooled on Node and Lambda,
+ * fresh on Workers); each request's credentials check and backends share one login through requestImapSessions.
+ */
+export function imapDavBackends(settings: BackendSettings, sessions: ImapSessions, submitter: MailSubmitter): TenantBackends {
+  return {
+    forRequest() {
+      const scoped = requestImapSessions(sessions);
+      return {
+        authenticator: imapAuthenticator(settings.imap, scoped),
+        backends: {
+          open: (user) => openImapDav(settings, scoped, user),
+          submitter,
+          directory: (user) => (settings.galUrl ? davDirectory(settings.galUrl, { user: user.login, password: user.password }) : undefined),
+        },
+        end: () => scoped.end(),
+      };
+    },
+  };
 }
 
-export interface UserBackends {
-  mail: MailBackend;
-  /** CalDAV (calendars, task lists) and CardDAV (address books), when configured: the CalDAV/CardDAV issue fills these. */
-  calendars?: ItemBackend;
-  contacts?: ItemBackend;
-  /** Every folder of every backend that answered. */
-  listFolders(): Promise<BackendFolder[]>;
-  /**
-   * The same, and which backends did not answer (a DAV server down, or without this user): FolderSync keeps the
-   * folders it knows from those rather than telling the device they are gone.
-   */
-  listFoldersByBackend(): Promise<FolderListing>;
-  close(): Promise<void>;
+async function openImapDav(settings: BackendSettings, sessions: ImapSessions, user: AuthenticatedUser): Promise<UserBackends> {
+  const login = { user: user.login, password: user.password, ...(user.accessToken !== undefined ? { accessToken: user.accessToken } : {}) };
+  const mail = await openImapMailBackend(sessions, login);
+  const { caldavUrl, carddavUrl, davTimeoutMs, davDefaults } = settings;
+  return combineBackends({
+    mail,
+    ...(caldavUrl ? { calendars: new DavItemBackend(caldavUrl, 'caldav', login, davTimeoutMs, davDefaults) } : {}),
+    ...(carddavUrl ? { contacts: new DavItemBackend(carddavUrl, 'carddav', login, davTimeoutMs, davDefaults) } : {}),
+  });
 }
 
-export async function openBackends(context: Pick<CommandContext, 'imapSessions' | 'user' | 'config'>): Promise<UserBackends> {
-  const login = { user: context.user.login, password: context.user.password, ...(context.user.accessToken !== undefined ? { accessToken: context.user.accessToken } : {}) };
-  const mail = await openImapMailBackend(context.imapSessions, login);
-  const { caldavUrl, carddavUrl } = context.config;
+/** A user's backends as one: the folder listings of all of them; closing closes the mail session. */
+export function combineBackends(parts: { mail: MailBackend; calendars?: ItemBackend; contacts?: ItemBackend }): UserBackends {
+  const { mail, calendars, contacts } = parts;
   const backends: UserBackends = {
     mail,
-    ...(caldavUrl ? { calendars: new DavItemBackend(caldavUrl, 'caldav', login, context.config.davTimeoutMs, context.config.davDefaults) } : {}),
-    ...(carddavUrl ? { contacts: new DavItemBackend(carddavUrl, 'carddav', login, context.config.davTimeoutMs, context.config.davDefaults) } : {}),
+    ...(calendars ? { calendars } : {}),
+    ...(contacts ? { contacts } : {}),
     async listFolders() {
       return (await backends.listFoldersByBackend()).folders;
     },
     async listFoldersByBackend() {
       const listing: FolderListing = { folders: await mail.listFolders(), unavailable: new Set() };
       const dav = [
-        ['caldav', backends.calendars],
-        ['carddav', backends.contacts],
+        ['caldav', calendars],
+        ['carddav', contacts],
       ] as const;
       await Promise.all(
         dav.map(async ([name, backend]) => {
@@ -61,12 +80,6 @@ export async function openBackends(context: Pick<CommandContext, 'imapSessions' 
   return backends;
 }
 
-/** Runs `work` with the user's backends open, and closes them whatever happens. */
-export async function withBackends<T>(context: Pick<CommandContext, 'imapSessions' | 'user' | 'config'>, work: (backends: UserBackends) => Promise<T>): Promise<T> {
-  const backends = await openBackends(context);
-  try {
-    return await work(backends);
-  } finally {
-    await backends.close();
-  }
-}
+// Until src/sync/engine.ts imports these from open.ts and types.ts (the Sync engine is being reworked beside this).
+export { openBackends } from './open.ts';
+export type { UserBackends } from './types.ts';

@@ -1,7 +1,11 @@
 /**
  * The backends behind the ActiveSync commands: what a command may ask of mail (IMAP), calendar and tasks (CalDAV),
- * and contacts (CardDAV). Commands see only these interfaces; combined.ts hands each folder to its backend.
+ * contacts (CardDAV), mail submission (SMTP) and the address book (GAL). Commands see only these interfaces: the app
+ * injects, per tenant, a TenantBackends whose requests open a user's UserBackends (combined.ts is the IMAP + DAV one).
+ * A second implementation of MailBackend runs the contract suite in test/backends/mail-contract.ts.
  */
+import type { Authenticator, AuthenticatedUser } from './auth.ts';
+import type { MailSubmitter } from './smtp/types.ts';
 
 /** ActiveSync folder types (MS-ASCMD §2.2.3.186.3). */
 export const FolderType = {
@@ -89,39 +93,63 @@ export interface MailSearchQuery {
   before?: Date;
 }
 
-/** One user's mail, over one backend session. Always `close()` it. */
+/**
+ * One user's mail, over one backend session (one IMAP connection). Always `close()` it.
+ *
+ * Folders are named by `ref` (BackendFolder.ref: the IMAP path). Messages are named by UID within a folder; a UID
+ * is never reused while the folder's `uidValidity` stays the same, so the caller's record of UIDs is valid only
+ * together with that value (a folder deleted and recreated gets a new one).
+ *
+ * Errors: a method given a folder that does not exist rejects with FolderNotFoundError where it says so (`status`);
+ * the others reject with the backend's own error. After any rejection the session may be in an unknown state: the
+ * caller finishes with `close()`, which never rejects.
+ */
 export interface MailBackend {
+  /** Every selectable folder, with its type (Inbox, Drafts, Sent, Trash by SPECIAL-USE, else UserMail) and `identity`. */
   listFolders(): Promise<BackendFolder[]>;
+  /** Creates `name` under `parentRef` (top level when undefined); returns it as listFolders() would. */
   createFolder(parentRef: string | undefined, name: string): Promise<BackendFolder>;
-  /** Renames and/or moves a folder; returns the folder under its new ref. */
+  /** Renames and/or moves a folder; returns the folder under its new ref. Its messages and `identity` stay. */
   renameFolder(ref: string, newParentRef: string | undefined, newName: string): Promise<BackendFolder>;
   /** Deletes the folder and every folder under it. */
   deleteFolder(ref: string): Promise<void>;
 
+  /** The folder as it is now (not a cached view). Rejects with FolderNotFoundError when it does not exist. */
   status(folder: string): Promise<MailboxStatus>;
-  /** UIDs of the messages that arrived in [since, before) (UID SEARCH); all when both are undefined. */
+  /** UIDs of the messages that arrived in [since, before) (by date, not time), ascending; all when both are undefined. */
   listUids(folder: string, since?: Date, before?: Date): Promise<number[]>;
   /** Every message's summary (UID, flags, date), optionally only those that arrived since a date (FilterType). */
   listMessages(folder: string, since?: Date): Promise<MessageSummary[]>;
   /**
-   * CONDSTORE/QRESYNC: what changed since `modSeq`; undefined when the server cannot say (no CONDSTORE). `before`
-   * is the folder's UIDNEXT and message count when `modSeq` was its HIGHESTMODSEQ, when known.
+   * What changed since `modSeq` (a `highestModSeq` this folder reported): every message whose flags changed or that
+   * arrived since (restricted to arrivals on or after `since`), and the UIDs expunged since when the backend can
+   * tell (else `vanished` is undefined and the caller compares UID sets). Undefined when the backend keeps no modseqs
+   * (`highestModSeq` undefined in status). `before` is the folder's UIDNEXT and message count when `modSeq` was its
+   * HIGHESTMODSEQ, when known: a hint that lets the backend find plain arrivals cheaply; the answer is the same.
    */
   changesSince(folder: string, modSeq: bigint, since?: Date, before?: { uidNext: number; messages: number }): Promise<MailboxChanges | undefined>;
+  /** The messages with these UIDs, with their source, in the order asked; UIDs no longer there are left out. */
   fetchMessages(folder: string, uids: number[]): Promise<MessageWithSource[]>;
+  /** The summaries of these UIDs; UIDs no longer there are left out. */
   fetchSummaries(folder: string, uids: number[]): Promise<MessageSummary[]>;
 
+  /** Adds and removes flags (IMAP names: `\Seen`, `\Flagged`, keywords) of one message; a change raises its modseq. */
   setFlags(folder: string, uid: number, add: string[], remove: string[]): Promise<void>;
-  /** Moves messages; returns old UID → new UID in the destination (COPYUID). */
+  /** Moves messages; returns old UID → new UID in the destination, for those the backend reports (COPYUID). */
   moveMessages(folder: string, uids: number[], destination: string): Promise<Map<number, number>>;
-  /** Deletes for good (\Deleted + UID EXPUNGE). */
+  /** Deletes for good (not to Trash): changesSince then lists the UIDs as vanished, where it can tell. */
   expungeMessages(folder: string, uids: number[]): Promise<void>;
   /** UIDs of the folder's messages with this Message-ID header. */
   findByMessageId(folder: string, messageId: string): Promise<number[]>;
-  /** Appends a message; returns its UID when the server tells (UIDPLUS). */
+  /** Appends a message with these flags; returns its UID when the backend tells (UIDPLUS). */
   appendMessage(folder: string, source: Uint8Array, flags: string[]): Promise<number | undefined>;
+  /**
+   * Messages matching the query, newest first. Free text is matched in subject, body, From, To and Cc. A listed
+   * folder that no longer exists has nothing to find (no error).
+   */
   search(query: MailSearchQuery): Promise<{ folder: string; uid: number; internalDate: Date }[]>;
 
+  /** Ends the session (a clean one may be kept for reuse). Never rejects. */
   close(): Promise<void>;
 }
 
@@ -170,4 +198,79 @@ export interface ItemBackend {
   createCollection(displayName: string, kind: 'Calendar' | 'Tasks' | 'Contacts'): Promise<BackendFolder | 'exists'>;
   renameCollection(folderRef: string, displayName: string): Promise<'ok' | 'not-found'>;
   deleteCollection(folderRef: string): Promise<'ok' | 'not-found'>;
+}
+
+/** A person of the tenant's address book (the GAL), as Search and ResolveRecipients show them. */
+export interface GalEntry {
+  displayName: string;
+  /** Lower-cased; the first is the primary address. */
+  emails: string[];
+  firstName?: string;
+  lastName?: string;
+  company?: string;
+  title?: string;
+  office?: string;
+  alias?: string;
+  phone?: string;
+  homePhone?: string;
+  mobilePhone?: string;
+  /** Where this person's busy times can be read (a CalDAV calendar URL). */
+  freeBusyUrl?: string;
+}
+
+/** The tenant's address book, read under one user's login. */
+export interface Directory {
+  /** Entries whose name, email or nickname contain `text`, by display name. */
+  search(text: string): Promise<GalEntry[]>;
+  /** The iCalendar texts of the events in [start, end) of the calendar at `url` (an entry's freeBusyUrl), or 'forbidden'. */
+  busyEvents(url: string, start: Date, end: Date): Promise<string[] | 'forbidden'>;
+}
+
+/** All folders of a user's backends, and which backends did not answer. */
+export interface FolderListing {
+  folders: BackendFolder[];
+  unavailable: Set<BackendFolder['backend']>;
+}
+
+/** All of one user's backends for one request. Always `close()` them. */
+export interface UserBackends {
+  mail: MailBackend;
+  /** CalDAV (calendars, task lists) and CardDAV (address books), when the tenant has them. */
+  calendars?: ItemBackend;
+  contacts?: ItemBackend;
+  /** Every folder of every backend that answered. */
+  listFolders(): Promise<BackendFolder[]>;
+  /**
+   * The same, and which backends did not answer (a DAV server down, or without this user): FolderSync keeps the
+   * folders it knows from those rather than telling the device they are gone.
+   */
+  listFoldersByBackend(): Promise<FolderListing>;
+  close(): Promise<void>;
+}
+
+/** What commands are given to reach a user's data: the one way they get backends (CommandContext.backends). */
+export interface BackendFactory {
+  /** Opens the user's backends, logged in. Rejects with the mail backend's error when that login fails. */
+  open(user: AuthenticatedUser): Promise<UserBackends>;
+  /** Mail submission (SendMail, SmartReply, SmartForward, meeting mail), under the login given with each message. */
+  submitter: MailSubmitter;
+  /** The tenant's address book under this user's login; undefined when the tenant has none (GAL_URL). */
+  directory(user: AuthenticatedUser): Directory | undefined;
+}
+
+/**
+ * What one request works with: the check of its credentials and the factory of its backends. They share a login:
+ * the connection the check logged in with is the one the request's first open() works on, so a request logs in to
+ * the mail server at most once whether connections are pooled (Node, Lambda) or not (Workers).
+ */
+export interface RequestBackends {
+  authenticator: Authenticator;
+  backends: BackendFactory;
+  /** The request is over: lets go of a login the check kept that no open() took. */
+  end(): void;
+}
+
+/** One tenant's backends, as the app is given them: a fresh RequestBackends for every request. */
+export interface TenantBackends {
+  forRequest(): RequestBackends;
 }

@@ -7,7 +7,7 @@
  * GalSearchCriterion: no GAL backend yet; answered as a search that found nothing (Status 1, Total 0).
  */
 import { addressParser } from 'postal-mime';
-import { withBackends } from '../backends/combined.ts';
+import { withBackends } from '../backends/open.ts';
 import type { MessageWithSource } from '../backends/types.ts';
 import { BodyType } from '../items/body.ts';
 import { emailApplicationData } from '../items/email.ts';

@@ -7,7 +7,8 @@
  * Only user folders (13 calendar, 14 contacts, 15 tasks) change: the default ones (7, 8, 9) are the server's (Status 3).
  * A calendar that holds both events and tasks is two folders for the device; deleting one deletes both.
  */
-import { withBackends, type UserBackends } from '../backends/combined.ts';
+import { withBackends } from '../backends/open.ts';
+import type { UserBackends } from '../backends/types.ts';
 import { collectionOf } from '../backends/dav/backend.ts';
 import { FolderType, type ItemBackend } from '../backends/types.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';

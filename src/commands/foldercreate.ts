@@ -6,7 +6,7 @@
  * collections (folder-dav.ts). Journals and notes (16, 17) have no backend and are answered with Status 3 ("create
  * not allowed"), not 6 (a server error the device would retry for ever) nor 10 (the request is well formed).
  */
-import { withBackends } from '../backends/combined.ts';
+import { withBackends } from '../backends/open.ts';
 import { FolderType } from '../backends/types.ts';
 import type { HierarchyState } from '../state/types.ts';
 import { childText, el } from '../wbxml/tree.ts';

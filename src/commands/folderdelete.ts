@@ -2,7 +2,7 @@
  * FolderDelete (MS-ASCMD §2.2.1.3): deletes a user folder with everything under it. The folder and its subfolders
  * leave the stored hierarchy, and their collection states are deleted.
  */
-import { withBackends } from '../backends/combined.ts';
+import { withBackends } from '../backends/open.ts';
 import { childText } from '../wbxml/tree.ts';
 import { FolderStatus, isChangeableFolder, registerFolderCommand, subfoldersOf, type FolderChangeOutcome, type FolderChangeRequest } from './folder-changes.ts';
 import { deleteDavFolder, isDavFolder } from './folder-dav.ts';

@@ -2,7 +2,7 @@
  * FolderSync (MS-ASCMD §2.2.1.5): the folder hierarchy, in full from key 0, then as changes since the device's key.
  * A device that lost our answer and resends the previous key gets the same answer again.
  */
-import { withBackends } from '../backends/combined.ts';
+import { withBackends } from '../backends/open.ts';
 import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey, REPLAY_TTL_MS } from '../protocol/synckey.ts';
 import { StateConflictError, type Precondition } from '../state/types.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';

@@ -3,7 +3,7 @@
  * ServerId, and so do its subfolders, whose IMAP paths change with it: the stored hierarchy follows both, so
  * FolderSync does not report the change again and the folders' collection states stay valid.
  */
-import { withBackends } from '../backends/combined.ts';
+import { withBackends } from '../backends/open.ts';
 import { childText } from '../wbxml/tree.ts';
 import {
   FolderStatus,

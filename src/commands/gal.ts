@@ -2,15 +2,15 @@
  * The GAL lookups Search (Store GAL) and ResolveRecipients share: the tenant's directory (GAL_URL) under the user's
  * login, and a GAL entry as the Gal code page's Properties.
  */
-import { searchDirectory, type GalEntry } from '../backends/dav/directory.ts';
+import type { GalEntry } from '../backends/types.ts';
 import { el, type WbxmlElement } from '../wbxml/tree.ts';
 import type { CommandContext } from '../protocol/command.ts';
 
 /** The directory entries matching `text`; empty when the tenant has no GAL_URL. */
-export async function findInGal(context: Pick<CommandContext, 'config' | 'user'>, text: string): Promise<GalEntry[]> {
-  const galUrl = context.config.galUrl;
-  if (!galUrl || !text.trim()) return [];
-  return searchDirectory(galUrl, { user: context.user.login, password: context.user.password }, text.trim());
+export async function findInGal(context: Pick<CommandContext, 'backends' | 'user'>, text: string): Promise<GalEntry[]> {
+  const directory = context.backends.directory(context.user);
+  if (!directory || !text.trim()) return [];
+  return directory.search(text.trim());
 }
 
 /** Search's Properties of one entry, in the Gal page's order (MS-ASCMD §2.2.3.137.3). */

@@ -2,7 +2,7 @@
  * GetItemEstimate (MS-ASCMD §2.2.1.9): how many changes a Sync of each collection would bring, without bringing
  * them. One Response per Collection; the SyncKey must be the device's current key for that collection.
  */
-import { withBackends } from '../backends/combined.ts';
+import { withBackends } from '../backends/open.ts';
 import { FolderNotFoundError } from '../backends/types.ts';
 import { INITIAL_SYNC_KEY } from '../protocol/synckey.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';

@@ -10,7 +10,8 @@
  * Not offered: the document library (Store Status 9), and Move by ConversationId (Status 156, action not supported).
  */
 import { Buffer } from 'node:buffer';
-import { openBackends, type UserBackends } from '../backends/combined.ts';
+import { openBackends } from '../backends/open.ts';
+import type { UserBackends } from '../backends/types.ts';
 import { FolderType, type MailBackend } from '../backends/types.ts';
 import { attachmentContent, emailApplicationData } from '../items/email.ts';
 import type { HierarchyState } from '../state/types.ts';

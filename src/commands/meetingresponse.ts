@@ -15,7 +15,8 @@
  * occurrence's override only (made from the series when missing), and the REPLY carries only that override.
  * An answered invitation in a mail folder then moves to Deleted Items, as Exchange does (not one answered from a calendar).
  */
-import { withBackends, type UserBackends } from '../backends/combined.ts';
+import { withBackends } from '../backends/open.ts';
+import type { UserBackends } from '../backends/types.ts';
 import { FolderType, type DavItem } from '../backends/types.ts';
 import { parseDateTime } from '../items/datetime.ts';
 import { attendeeCopy, meetingSummary, occurrenceAnswer, replyCalendar, replySubject, type PartStat } from '../items/itip.ts';

@@ -5,7 +5,7 @@
  * The device moves its own copy of the item. The collection states learn the same move, so that later Syncs of the
  * two folders do not send it back to this device as a Delete and an Add.
  */
-import { withBackends } from '../backends/combined.ts';
+import { withBackends } from '../backends/open.ts';
 import type { MailBackend } from '../backends/types.ts';
 import { HttpError } from '../protocol/errors.ts';
 import { StateConflictError, type CollectionState, type HierarchyState, type KeyedState, type Watermark } from '../state/types.ts';

@@ -16,7 +16,8 @@
  * Folders the device never synced are not reported by the direct check (Exchange reports changes to what the device
  * has); a change to them while the Ping waits is.
  */
-import { withBackends, type UserBackends } from '../backends/combined.ts';
+import { withBackends } from '../backends/open.ts';
+import type { UserBackends } from '../backends/types.ts';
 import { FolderNotFoundError } from '../backends/types.ts';
 import { encodeImapMarker, hasPendingChanges } from '../push/feed.ts';
 import { announceNewRequest, MAX_PING_FOLDERS, waitForChanges, type WaitTarget } from '../push/wait.ts';

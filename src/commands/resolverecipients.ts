@@ -9,7 +9,7 @@
  * 162. Certificates are not kept (CertificateRetrieval 2/3 → Certificates Status 7, none); pictures (14.1) neither
  * (Picture Status 173).
  */
-import { busyEvents, type GalEntry } from '../backends/dav/directory.ts';
+import type { GalEntry } from '../backends/types.ts';
 import { parseDateTime } from '../items/datetime.ts';
 import { mergedFreeBusy } from '../items/freebusy.ts';
 import { child, children, childText, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
@@ -59,9 +59,10 @@ function readOptions(options: WbxmlElement | undefined, version: string): Option
 
 async function availabilityOf(context: CommandContext, entry: GalEntry, window: { start: Date; end: Date }): Promise<WbxmlElement> {
   const status = (s: number): WbxmlElement => el('ResolveRecipients', 'Availability', [el('ResolveRecipients', 'Status', s)]);
-  if (!entry.freeBusyUrl) return status(AvailabilityStatus.Transient);
+  const directory = context.backends.directory(context.user);
+  if (!entry.freeBusyUrl || !directory) return status(AvailabilityStatus.Transient);
   try {
-    const events = await busyEvents(entry.freeBusyUrl, { user: context.user.login, password: context.user.password }, window.start, window.end);
+    const events = await directory.busyEvents(entry.freeBusyUrl, window.start, window.end);
     if (events === 'forbidden') return status(AvailabilityStatus.NoPermission);
     return el('ResolveRecipients', 'Availability', [
       el('ResolveRecipients', 'Status', AvailabilityStatus.Success),

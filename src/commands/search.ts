@@ -10,7 +10,7 @@
  * by display name, one Range at a time with the Total; without GAL_URL, no match. DocumentLibrary and unknown names
  * are an invalid request (Store Status 2).
  */
-import { withBackends } from '../backends/combined.ts';
+import { withBackends } from '../backends/open.ts';
 import { emailApplicationData } from '../items/email.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { DEFAULT_SEARCH_RANGE, emailFetchOptions, emailOutput, parseMailboxQuery, parseRange, searchPage, searchScope } from '../folders/mail-lookup.ts';

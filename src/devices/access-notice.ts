@@ -5,9 +5,9 @@
  * Inbox over IMAP once per change of state (access-rules.ts records the state, so a refused device's retries do not
  * add more), so that the user sees why in any mail client, and admins find the device by what it lists.
  */
-import { withBackends } from '../backends/combined.ts';
+import { withBackends, type BackendUser } from '../backends/open.ts';
 import { FolderType } from '../backends/types.ts';
-import type { CommandContext } from '../protocol/command.ts';
+import type { ServerConfig } from '../config.ts';
 import { newMessageId, rfc5322Date } from '../items/outgoing.ts';
 import { primaryAddress } from '../items/address.ts';
 import type { DeviceRecord } from '../state/types.ts';
@@ -50,7 +50,7 @@ export function accessNoticeMessage(decision: AccessDecision, device: DeviceReco
 }
 
 /** Appends the notice to the user's Inbox (unread). Throws when IMAP fails; the caller only logs that. */
-export async function deliverAccessNotice(context: Pick<CommandContext, 'imapSessions' | 'user' | 'config'>, decision: AccessDecision, device: DeviceRecord): Promise<void> {
+export async function deliverAccessNotice(context: BackendUser & { config: Pick<ServerConfig, 'mailDomain'> }, decision: AccessDecision, device: DeviceRecord): Promise<void> {
   await withBackends(context, async ({ mail }) => {
     const inbox = (await mail.listFolders()).find((f) => f.backend === 'imap' && f.type === FolderType.Inbox);
     const address = primaryAddress(context.user.login, context.config.mailDomain) ?? context.user.login;

@@ -7,8 +7,7 @@ import type { LogEntry } from '../log.ts';
 import type { AuthenticatedUser } from '../backends/auth.ts';
 import type { CommandName } from './commands.ts';
 import type { ActiveSyncRequest } from './request.ts';
-import type { ImapSessions } from '../backends/imap/sessions.ts';
-import type { MailSubmitter } from '../backends/smtp/types.ts';
+import type { BackendFactory } from '../backends/types.ts';
 import type { DeviceScope, StateStore } from '../state/types.ts';
 import type { Namespace } from '../wbxml/codepages.ts';
 import type { WbxmlElement } from '../wbxml/tree.ts';
@@ -20,10 +19,8 @@ export interface CommandContext {
   /** Tenant, user and device: the scope of everything this request reads and writes in `state`. */
   device: DeviceScope;
   state: StateStore;
-  /** IMAP connections for this request's user (pooled on Node and Lambda, fresh on Workers). */
-  imapSessions: ImapSessions;
-  /** SMTP submission for SendMail, SmartReply and SmartForward; nodemailer (src/backends/smtp/) when the runtime sets none. */
-  mailSubmitter?: MailSubmitter;
+  /** Opens this user's backends (backends/open.ts withBackends), submits mail, reads the GAL: the tenant's, injected. */
+  backends: BackendFactory;
   /** The decoded WBXML body; undefined when the body was empty (an empty Sync or Ping) or not WBXML. */
   body: WbxmlElement | undefined;
   /** The body as received, for the `message/rfc822` form of SendMail, SmartReply and SmartForward (≤ 12.1). */

@@ -17,12 +17,9 @@
  * in memory, as on Node, would not survive from the HTTP function to the watcher function.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { Hono } from 'hono';
 import { handle, type APIGatewayProxyResult, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
-import { createApp } from '../app/app.ts';
-import { imapAuthenticator } from '../backends/imap/authenticate.ts';
+import { buildApp } from '../app/build.ts';
 import { pooledImapSessions } from '../backends/imap/sessions.ts';
-import { defaultRegistry } from '../commands/index.ts';
 import { ConfigError, type ServerConfig } from '../config.ts';
 import { stdoutLog, type LogSink } from '../log.ts';
 import { PushHub } from '../push/feed.ts';
@@ -31,7 +28,6 @@ import { runIdleWatcher } from '../push/idle-watcher.ts';
 import { createStateTable, DynamoDbStateStore } from '../state/dynamodb/store.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
 import { loadTenants } from '../tenants/settings.ts';
-import { tenantRouter } from '../app/tenants.ts';
 
 /**
  * Lambda's defaults, where the environment says nothing:
@@ -106,24 +102,7 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
   }));
 
   // A warm container reuses a user's logged-in IMAP connection for the next request, as Node does.
-  const imapSessions = pooledImapSessions(config.imap);
-  const app: Hono = createApp({
-    config,
-    authenticator: imapAuthenticator(config.imap, imapSessions),
-    imapSessions,
-    commands: defaultRegistry,
-    state,
-    log,
-    // Each tenant its own IMAP pool: a kept connection never serves another tenant.
-    ...(tenants.entries.length > 1
-      ? {
-          tenants: tenantRouter(tenants, (tenant) => {
-            const sessions = pooledImapSessions(tenant.imap);
-            return { imapSessions: sessions, authenticator: imapAuthenticator(tenant.imap, sessions) };
-          }),
-        }
-      : {}),
-  });
+  const { app } = buildApp({ settings: tenants, state, imapSessions: (imap) => pooledImapSessions(imap), log });
   const serve = handle(app);
 
   return {

@@ -5,13 +5,10 @@ import { serve } from '@hono/node-server';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createApp } from '../app/app.ts';
-import { imapAuthenticator } from '../backends/imap/authenticate.ts';
+import { buildApp } from '../app/build.ts';
 import { pooledImapSessions } from '../backends/imap/sessions.ts';
-import { defaultRegistry } from '../commands/index.ts';
 import { ConfigError, type StateStoreConfig } from '../config.ts';
 import { loadTenants } from '../tenants/settings.ts';
-import { tenantRouter } from '../app/tenants.ts';
 import { stdoutLog } from '../log.ts';
 import { createStateTable, DynamoDbStateStore } from '../state/dynamodb/store.ts';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../state/sqlite-node.ts';
@@ -49,24 +46,8 @@ async function main(): Promise<void> {
   // The process's own settings (port, state store) are the same in every tenant's config.
   const config = tenants.entries[0]!.config;
   const state = await openStateStore(config.state);
-  const imapSessions = pooledImapSessions(config.imap);
-  const app = createApp({
-    config,
-    authenticator: imapAuthenticator(config.imap, imapSessions),
-    imapSessions,
-    commands: defaultRegistry,
-    state: state.store,
-    log: stdoutLog,
-    // Each tenant its own IMAP pool: a kept connection never serves another tenant.
-    ...(tenants.entries.length > 1
-      ? {
-          tenants: tenantRouter(tenants, (tenant) => {
-            const sessions = pooledImapSessions(tenant.imap);
-            return { imapSessions: sessions, authenticator: imapAuthenticator(tenant.imap, sessions) };
-          }),
-        }
-      : {}),
-  });
+  // A user's logged-in IMAP connection is kept a little while for their next request.
+  const { app } = buildApp({ settings: tenants, state: state.store, imapSessions: (imap) => pooledImapSessions(imap), log: stdoutLog });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
     stdoutLog({ time: new Date().toISOString(), event: 'listening', port: info.port, imap: `${config.imap.host}:${config.imap.port}`, tenants: tenants.entries.length, state: state.where });
   });

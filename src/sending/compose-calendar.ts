@@ -12,7 +12,7 @@
  * ReplaceMime: the device's text without the quoted meeting (a forward still carries the REQUEST).
  * Nothing is flagged afterwards: an event has no \Answered or $Forwarded.
  */
-import type { UserBackends } from '../backends/combined.ts';
+import type { UserBackends } from '../backends/types.ts';
 import { compactDateTime } from '../items/datetime.ts';
 import { forwardedMeeting, type ForwardedMeeting } from '../items/itip.ts';
 import { composeSmart, InvalidMimeError, mailboxes, parseMime, prepareOutgoing, type Mailbox, type OutgoingMessage } from '../items/outgoing.ts';

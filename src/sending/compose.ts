@@ -16,9 +16,8 @@
  * A Source in a calendar folder (FolderId + ItemId, and InstanceId for one occurrence) is a meeting: compose-calendar.ts
  * builds that message (a forward carries the meeting REQUEST). A ClientId is remembered for SENT_MARKER_TTL_MS.
  */
-import { withBackends } from '../backends/combined.ts';
-import { nodemailerSubmitter } from '../backends/smtp/nodemailer.ts';
-import { SubmissionError, type MailSubmitter } from '../backends/smtp/types.ts';
+import { withBackends } from '../backends/open.ts';
+import { SubmissionError } from '../backends/smtp/types.ts';
 import { FolderNotFoundError, FolderType, type MailBackend, type MessageWithSource } from '../backends/types.ts';
 import { composeSmart, InvalidMimeError, parseMime, prepareOutgoing, referencesOf, type OutgoingMessage } from '../items/outgoing.ts';
 import { HttpError } from '../protocol/errors.ts';
@@ -165,9 +164,8 @@ export async function submitOnce(context: CommandContext, marker: string | undef
     if (held?.value === 'sent') throw new ComposeFailure(CommonStatus.MessagePreviouslySent, `${marker} was sent before`);
     if (held) throw new ComposeFailure(CommonStatus.ServerErrorRetryLater, `${marker} is being sent by another request`);
   }
-  const submitter: MailSubmitter = context.mailSubmitter ?? nodemailerSubmitter(context.config.smtp);
   try {
-    await submitter.submit({ user: context.user.login, password: context.user.password, ...(context.user.accessToken !== undefined ? { accessToken: context.user.accessToken } : {}) }, message.envelope, message.wire);
+    await context.backends.submitter.submit({ user: context.user.login, password: context.user.password, ...(context.user.accessToken !== undefined ? { accessToken: context.user.accessToken } : {}) }, message.envelope, message.wire);
   } catch (err) {
     if (marker) await context.state.deleteMarker(context.device, marker).catch(() => undefined);
     if (err instanceof SubmissionError) throw new ComposeFailure(submissionStatus(err), err.message);

@@ -2,8 +2,6 @@
  * Sending iTIP messages by mail (iMIP) for the user: MeetingResponse's REPLY or COUNTER (16.x), and the REQUEST/CANCEL of
  * meetings the user organizes on a 16.x device (Sync of a calendar). Through the same SMTP submitter as SendMail.
  */
-import { nodemailerSubmitter } from '../backends/smtp/nodemailer.ts';
-import type { MailSubmitter } from '../backends/smtp/types.ts';
 import { imipMime, meetingText, organizedMeeting, organizerMessageCalendar, schedulingSignature, withSequenceRaised, type ItipMethod } from '../items/itip.ts';
 import { plainAddress, plainName, primaryAddress } from '../items/address.ts';
 import type { CommandContext } from '../protocol/command.ts';
@@ -23,7 +21,7 @@ export interface ItipMail {
 }
 
 /** Submits one iMIP message from the user. Throws SubmissionError when the SMTP server refuses it. */
-export async function sendItip(context: Pick<CommandContext, 'user' | 'config' | 'mailSubmitter'>, mail: ItipMail): Promise<void> {
+export async function sendItip(context: Pick<CommandContext, 'user' | 'config' | 'backends'>, mail: ItipMail): Promise<void> {
   const from = userAddresses(context)[0] ?? context.user.login;
   // Recipients come from iCalendar the device or an invitation wrote: only plain addresses reach headers and envelope.
   const to = mail.to.flatMap((t) => {
@@ -32,9 +30,8 @@ export async function sendItip(context: Pick<CommandContext, 'user' | 'config' |
     return email ? [{ email, ...(name ? { name } : {}) }] : [];
   });
   if (to.length === 0) return;
-  const submitter: MailSubmitter = context.mailSubmitter ?? nodemailerSubmitter(context.config.smtp);
   const mime = imipMime({ from: { email: from }, to, subject: mail.subject, method: mail.method, ics: mail.ics, text: mail.text });
-  await submitter.submit({ user: context.user.login, password: context.user.password }, { from, to: to.map((t) => t.email) }, mime);
+  await context.backends.submitter.submit({ user: context.user.login, password: context.user.password }, { from, to: to.map((t) => t.email) }, mime);
 }
 
 /**
@@ -42,7 +39,7 @@ export async function sendItip(context: Pick<CommandContext, 'user' | 'config' |
  * organizes it and invites others, REQUEST to the current attendees and CANCEL to those removed, or CANCEL to all
  * when the event was deleted or cancelled. Failures are the caller's to log: the calendar write itself stands.
  */
-export async function sendInvitations(context: Pick<CommandContext, 'user' | 'config' | 'mailSubmitter'>, before: string | undefined, after: string | undefined): Promise<ItipMethod[]> {
+export async function sendInvitations(context: Pick<CommandContext, 'user' | 'config' | 'backends'>, before: string | undefined, after: string | undefined): Promise<ItipMethod[]> {
   const me = userAddresses(context);
   const old = before ? organizedMeeting(before, me) : undefined;
   const now = after ? organizedMeeting(after, me) : undefined;

@@ -76,3 +76,8 @@ export class TenantDirectory {
     return this.byName.get(name.toLowerCase());
   }
 }
+
+/** The directory of a process with one tenant: it serves every host and every login. */
+export function singleTenant(config: ServerConfig): TenantDirectory {
+  return new TenantDirectory([{ name: config.tenant, hostnames: [], mailDomains: config.mailDomain ? [config.mailDomain] : [], isDefault: true, config }]);
+}

@@ -18,7 +18,7 @@
  */
 import * as z from 'zod'; // a namespace import lets the bundler drop the unused parts of zod (see src/config.ts)
 import { ConfigError, loadConfig, SETTING_NAMES } from '../config.ts';
-import { normalizeHost, TenantDirectory, type TenantEntry } from './resolve.ts';
+import { normalizeHost, singleTenant, TenantDirectory, type TenantEntry } from './resolve.ts';
 
 type Env = Record<string, string | undefined>;
 
@@ -152,5 +152,5 @@ export function loadTenants(env: Env, options: { runtimeDefaults?: Record<string
   }
   if (inline) return parseTenants(inline, env, options.runtimeDefaults);
   const config = loadConfig(env, options.runtimeDefaults);
-  return new TenantDirectory([{ name: config.tenant, hostnames: [], mailDomains: config.mailDomain ? [config.mailDomain] : [], isDefault: true, config }]);
+  return singleTenant(config);
 }

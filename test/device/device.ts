@@ -6,10 +6,8 @@
  * the server are applied as a phone applies them. `lose: true` drops a response, as a broken connection does: the
  * device keeps its old key and sends the same request again next time.
  */
-import { createApp } from '../../src/app/app.ts';
-import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
+import { buildApp } from '../../src/app/build.ts';
 import { pooledImapSessions } from '../../src/backends/imap/sessions.ts';
-import { defaultRegistry } from '../../src/commands/index.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { LogEntry } from '../../src/log.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
@@ -46,15 +44,13 @@ export function testServer(services: TestServices, env: Record<string, string> =
   });
   const state = options.state ?? openSqliteStateStore(':memory:').store;
   const logs: LogEntry[] = [];
-  const imapSessions = pooledImapSessions(config.imap);
-  const app = createApp({
-    config,
-    authenticator: imapAuthenticator(config.imap, imapSessions),
-    imapSessions,
-    commands: defaultRegistry,
+  const { mailSubmitter } = options;
+  const { app } = buildApp({
+    settings: config,
     state,
+    imapSessions: (imap) => pooledImapSessions(imap),
+    ...(mailSubmitter ? { submitter: () => mailSubmitter } : {}),
     log: (e) => logs.push(e),
-    ...(options.mailSubmitter ? { mailSubmitter: options.mailSubmitter } : {}),
   });
   return { fetch: async (url, init) => app.request(url, init), state, logs };
 }

@@ -8,12 +8,10 @@
  *   device session, failures included.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApp } from '../../src/app/app.ts';
+import { buildApp } from '../../src/app/build.ts';
 import { bearerMatches } from '../../src/admin/api.ts';
-import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
 import { pooledImapSessions, type ImapSessions } from '../../src/backends/imap/sessions.ts';
 import { FolderType } from '../../src/backends/types.ts';
-import { defaultRegistry } from '../../src/commands/index.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { LogEntry } from '../../src/log.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
@@ -64,7 +62,7 @@ function instance(state: StateStore, env: Record<string, string> = {}): Instance
     release: (client, reusable) => pooled.release(client, reusable),
   };
   const logs: LogEntry[] = [];
-  const app = createApp({ config, authenticator: imapAuthenticator(config.imap, counted), imapSessions: counted, commands: defaultRegistry, state, log: (e) => logs.push(e) });
+  const { app } = buildApp({ settings: config, imapSessions: () => counted, state, log: (e) => logs.push(e) });
   return { fetch: async (url, init) => app.request(url, init), logs, imapLogins: () => logins };
 }
 

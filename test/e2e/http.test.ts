@@ -3,8 +3,7 @@
  * registry built for the test (the shipped commands arrive with later issues).
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApp } from '../../src/app/app.ts';
-import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
+import { buildApp } from '../../src/app/build.ts';
 import { freshImapSessions } from '../../src/backends/imap/sessions.ts';
 import { CommandRegistry } from '../../src/commands/registry.ts';
 import { loadConfig, type ServerConfig } from '../../src/config.ts';
@@ -88,11 +87,9 @@ interface Harness {
 function harness(imapPort = services.imap.port): Harness {
   const logs: LogEntry[] = [];
   const state = openSqliteStateStore(':memory:').store;
-  const imapSessions = freshImapSessions(configFor(imapPort).imap);
-  const app = createApp({
-    config: configFor(imapPort),
-    authenticator: imapAuthenticator(configFor(imapPort).imap, imapSessions),
-    imapSessions,
+  const { app } = buildApp({
+    settings: configFor(imapPort),
+    imapSessions: (imap) => freshImapSessions(imap),
     commands: testRegistry(),
     state,
     log: (e) => logs.push(e),

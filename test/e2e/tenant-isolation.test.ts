@@ -6,15 +6,13 @@
  *   user's ids, `../`, the other tenant's ids) gets protocol refusals and never another user's data.
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApp } from '../../src/app/app.ts';
-import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
+import { buildApp } from '../../src/app/build.ts';
 import { pooledImapSessions } from '../../src/backends/imap/sessions.ts';
 import { FolderType } from '../../src/backends/types.ts';
-import { defaultRegistry } from '../../src/commands/index.ts';
 import type { LogEntry } from '../../src/log.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
 import type { DeviceScope, StateStore } from '../../src/state/types.ts';
-import { tenantRouter } from '../../src/app/tenants.ts';
+import { TenantDirectory } from '../../src/tenants/resolve.ts';
 import { parseTenants } from '../../src/tenants/settings.ts';
 import { child, childText, el, type WbxmlElement } from '../../src/wbxml/tree.ts';
 import { TestDevice, type TestServer } from '../device/device.ts';
@@ -47,14 +45,9 @@ beforeAll(() => {
   );
   state = openSqliteStateStore(':memory:').store;
   const logs: LogEntry[] = [];
-  const router = tenantRouter(directory, (config) => {
-    const sessions = pooledImapSessions(config.imap);
-    return { imapSessions: sessions, authenticator: imapAuthenticator(config.imap, sessions) };
-  });
-  const first = directory.entries[0]!.config;
-  const sessions = pooledImapSessions(first.imap);
   // ADMIN_TOKEN is the process's (the operator's), as in `npm start` with TENANTS_FILE.
-  const app = createApp({ config: { ...first, adminToken: TOKEN }, authenticator: imapAuthenticator(first.imap, sessions), imapSessions: sessions, commands: defaultRegistry, state, log: (e) => logs.push(e), tenants: router });
+  const withToken = new TenantDirectory(directory.entries.map((e, i) => (i === 0 ? { ...e, config: { ...e.config, adminToken: TOKEN } } : e)));
+  const { app } = buildApp({ settings: withToken, imapSessions: (imap) => pooledImapSessions(imap), state, log: (e) => logs.push(e) });
   server = { fetch: async (url, init) => app.request(url, init), state, logs };
 });
 

@@ -17,15 +17,12 @@ import type { AddressInfo } from 'node:net';
 import { ImapFlow } from 'imapflow';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createApp } from '../../src/app/app.ts';
-import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
+import { buildApp } from '../../src/app/build.ts';
 import { pooledImapSessions } from '../../src/backends/imap/sessions.ts';
 import { nodemailerSubmitter } from '../../src/backends/smtp/nodemailer.ts';
 import { FolderType } from '../../src/backends/types.ts';
-import { defaultRegistry } from '../../src/commands/index.ts';
 import type { LogEntry } from '../../src/log.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
-import { tenantRouter } from '../../src/app/tenants.ts';
 import { parseTenants } from '../../src/tenants/settings.ts';
 import { startIdleWatcher, type IdleWatcher } from '../../src/push/idle-watcher.ts';
 import { child, childText, el } from '../../src/wbxml/tree.ts';
@@ -158,14 +155,14 @@ beforeAll(async () => {
   // As the Node runtime does: one IDLE watcher per tenant, with the tenant's IMAP server and logins.
   watchers = directory.entries.map(({ config }) => startIdleWatcher({ state, tenant: config.tenant, imap: config.imap, push: config.push }));
   const logs: LogEntry[] = [];
-  const router = tenantRouter(directory, (config) => {
-    const sessions = pooledImapSessions(config.imap);
+  const { app } = buildApp({
+    settings: directory,
+    imapSessions: (imap) => pooledImapSessions(imap),
     // The test CA signs the submission server's certificate (a runtime with a private CA would pass it likewise).
-    return { imapSessions: sessions, authenticator: imapAuthenticator(config.imap, sessions), mailSubmitter: nodemailerSubmitter(config.smtp, { ca: TEST_CA }) };
+    submitter: (smtp) => nodemailerSubmitter(smtp, { ca: TEST_CA }),
+    state,
+    log: (e) => logs.push(e),
   });
-  const first = directory.entries[0]!.config;
-  const anySessions = pooledImapSessions(first.imap);
-  const app = createApp({ config: first, authenticator: imapAuthenticator(first.imap, anySessions), imapSessions: anySessions, commands: defaultRegistry, state, log: (e) => logs.push(e), tenants: router });
   server = { fetch: async (url, init) => app.request(url, init), state, logs };
 }, 60_000);
 

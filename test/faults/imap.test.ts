@@ -8,10 +8,8 @@ import { FolderType } from '../../src/backends/types.ts';
 import type { LogEntry } from '../../src/log.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startIdleWatcher } from '../../src/push/idle-watcher.ts';
-import { createApp } from '../../src/app/app.ts';
-import { imapAuthenticator } from '../../src/backends/imap/authenticate.ts';
+import { buildApp } from '../../src/app/build.ts';
 import { pooledImapSessions, type ImapSessions } from '../../src/backends/imap/sessions.ts';
-import { defaultRegistry } from '../../src/commands/index.ts';
 import { child, children, childText, el } from '../../src/wbxml/tree.ts';
 import { subjects, TestDevice, testServer, type TestServer } from '../device/device.ts';
 import { compose, composeStatus } from '../e2e/mail/compose-helpers.ts';
@@ -141,19 +139,22 @@ describe('IMAP unreachable when MoveItems opens its connection', () => {
     const config = loadConfig({ IMAP_HOST: proxy.host, IMAP_PORT: String(proxy.port), IMAP_SECURE: 'false', TENANT: 'test' });
     const pool = pooledImapSessions(config.imap);
     let refuse = false;
-    // The login that authenticates the request works; the connection the command then opens is refused.
+    // The login that authenticates the request works, then its connection drops (so the command cannot take it
+    // over) and the connection the command opens instead is refused.
     const sessions: ImapSessions = {
       acquire: async (login) => {
         if (refuse) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-        return pool.acquire(login);
+        const client = await pool.acquire(login);
+        if (armed) {
+          client.close();
+          refuse = true;
+        }
+        return client;
       },
-      release: (client) => {
-        pool.release(client, false);
-        refuse = armed;
-      },
+      release: (client) => pool.release(client, false),
     };
     let armed = false;
-    const app = createApp({ config, authenticator: imapAuthenticator(config.imap, sessions), imapSessions: sessions, commands: defaultRegistry, state: server.state, log: () => {} });
+    const { app } = buildApp({ settings: config, imapSessions: () => sessions, state: server.state, log: () => {} });
     const { user, device: ready, inbox } = await readyUser(1);
     const device = new TestDevice({ fetch: async (url, init) => app.request(url, init), state: server.state, logs: [] }, user, ready.deviceId);
     device.policyKey = ready.policyKey;

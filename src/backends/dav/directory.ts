@@ -4,24 +4,8 @@
  * it; a vCard's FBURL (RFC 6350 §6.9.1) says where the person's free/busy (a calendar) can be read.
  */
 import ICAL from 'ical.js';
+import type { Directory, GalEntry } from '../types.ts';
 import { DavItemBackend, type DavLogin } from './backend.ts';
-
-export interface GalEntry {
-  displayName: string;
-  /** Lower-cased; the first is the primary address. */
-  emails: string[];
-  firstName?: string;
-  lastName?: string;
-  company?: string;
-  title?: string;
-  office?: string;
-  alias?: string;
-  phone?: string;
-  homePhone?: string;
-  mobilePhone?: string;
-  /** Where this person's busy times can be read (a CalDAV calendar URL). */
-  freeBusyUrl?: string;
-}
 
 function texts(card: ICAL.Component, name: string): string[] {
   return card.getAllProperties(name).flatMap((p) => {
@@ -84,4 +68,12 @@ export async function searchDirectory(galUrl: string, login: DavLogin, text: str
 export async function busyEvents(url: string, login: DavLogin, start: Date, end: Date): Promise<string[] | 'forbidden'> {
   const items = await new DavItemBackend(url, 'caldav', login).eventsInRange(url, start, end);
   return items === 'forbidden' ? items : items.map((i) => i.data);
+}
+
+/** The Directory of the GAL at `galUrl`, read under `login`. */
+export function davDirectory(galUrl: string, login: DavLogin): Directory {
+  return {
+    search: (text) => searchDirectory(galUrl, login, text),
+    busyEvents: (url, start, end) => busyEvents(url, login, start, end),
+  };
 }

@@ -96,3 +96,62 @@ export function pooledImapSessions(settings: ImapSettings, options: PoolOptions 
     },
   };
 }
+
+/** How long the check's connection waits for the request's backends before it goes back (or is logged out). */
+const HANDOFF_MS = 15_000;
+
+export interface RequestImapSessions extends ImapSessions {
+  /** The request is over: a connection still kept goes back to the underlying sessions. */
+  end(): void;
+}
+
+/**
+ * One request's view of `base`: the first connection given back clean (the credentials check's) is kept for the
+ * request's next acquire of the same login (its backends), so the request logs in once even where `base` logs
+ * every connection out on release (Workers). Everything else passes through to `base`. A kept connection nobody
+ * takes within HANDOFF_MS goes back, so a request that then waits (Ping, a hanging Sync) holds no idle login.
+ */
+export function requestImapSessions(base: ImapSessions): RequestImapSessions {
+  let kept: { client: ImapFlow; login: ImapLogin; timer: ReturnType<typeof setTimeout> } | undefined;
+  let handedOff = false;
+  const giveBack = (): void => {
+    if (!kept) return;
+    clearTimeout(kept.timer);
+    base.release(kept.client, true);
+    kept = undefined;
+  };
+  return {
+    async acquire(login) {
+      if (kept && sameLogin(kept.login, login)) {
+        const { client, timer } = kept;
+        clearTimeout(timer);
+        kept = undefined;
+        if (client.usable) return client;
+        base.release(client, false);
+      }
+      const client = await base.acquire(login);
+      // Only the first connection is kept, and only for the acquire that follows: the login it proved is this one.
+      if (!handedOff) loginOf.set(client, login);
+      return client;
+    },
+    release(client, reusable) {
+      const login = loginOf.get(client);
+      if (!handedOff && reusable && login && client.usable) {
+        handedOff = true;
+        const timer = setTimeout(giveBack, HANDOFF_MS);
+        (timer as { unref?: () => void }).unref?.();
+        kept = { client, login, timer };
+        return;
+      }
+      base.release(client, reusable);
+    },
+    end: giveBack,
+  };
+}
+
+/** The login each connection was acquired with, for the handoff (the same user and secret, compared in memory). */
+const loginOf = new WeakMap<ImapFlow, ImapLogin>();
+
+function sameLogin(a: ImapLogin, b: ImapLogin): boolean {
+  return a.user === b.user && a.password === b.password && a.accessToken === b.accessToken;
+}

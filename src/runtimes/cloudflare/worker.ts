@@ -4,13 +4,10 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Hono } from 'hono';
-import { createApp } from '../../app/app.ts';
-import { imapAuthenticator } from '../../backends/imap/authenticate.ts';
+import { buildApp } from '../../app/build.ts';
 import { freshImapSessions } from '../../backends/imap/sessions.ts';
-import { defaultRegistry } from '../../commands/index.ts';
 import { ConfigError } from '../../config.ts';
 import { loadTenants } from '../../tenants/settings.ts';
-import { tenantRouter } from '../../app/tenants.ts';
 import { stdoutLog } from '../../log.ts';
 import { durableObjectStateStore, type StateObject } from '../../state/durable-object.ts';
 import { workerdSubmitter } from '../../backends/smtp/cloudflare.ts';
@@ -47,28 +44,15 @@ let cached: { env: Env; app: Hono } | undefined;
 
 function appFor(env: Env): Hono {
   if (cached?.env !== env) {
-    // One tenant from the Worker's variables, or several from the TENANTS variable (src/tenants/settings.ts).
-    const tenants = loadTenants(settingsOf(env));
-    const config = tenants.entries[0]!.config;
-    // A socket cannot outlive its request in workerd: one connection per request.
-    const imapSessions = freshImapSessions(config.imap);
-    const app = createApp({
-      config,
-      authenticator: imapAuthenticator(config.imap, imapSessions),
-      imapSessions,
-      // nodemailer on a socket opened by host name: workerd checks certificates against the name it connected to.
-      mailSubmitter: workerdSubmitter(config.smtp),
-      commands: defaultRegistry,
+    const { app } = buildApp({
+      // One tenant from the Worker's variables, or several from the TENANTS variable (src/tenants/settings.ts).
+      settings: loadTenants(settingsOf(env)),
       state: durableObjectStateStore(env.STATE),
+      // A socket cannot outlive its request in workerd: one connection per request.
+      imapSessions: (imap) => freshImapSessions(imap),
+      // nodemailer on a socket opened by host name: workerd checks certificates against the name it connected to.
+      submitter: (smtp) => workerdSubmitter(smtp),
       log: stdoutLog,
-      ...(tenants.entries.length > 1
-        ? {
-            tenants: tenantRouter(tenants, (tenant) => {
-              const sessions = freshImapSessions(tenant.imap);
-              return { imapSessions: sessions, authenticator: imapAuthenticator(tenant.imap, sessions), mailSubmitter: workerdSubmitter(tenant.smtp) };
-            }),
-          }
-        : {}),
     });
     cached = { env, app };
   }

@@ -1,0 +1,69 @@
+/**
+ * The one place the app is put together: settings (one tenant or several) plus the parts only the platform can give
+ * (state store, how IMAP connections are had, SMTP submission, log). The runtimes (src/runtimes/) only adapt
+ * requests, scheduling and platform bindings around what this returns; tests build the app the same way.
+ */
+import type { Hono } from 'hono';
+import { countRequest } from '../admin/stats.ts';
+import { imapDavBackends } from '../backends/combined.ts';
+import type { ImapSettings } from '../backends/imap/connection.ts';
+import type { ImapSessions } from '../backends/imap/sessions.ts';
+import { nodemailerSubmitter } from '../backends/smtp/nodemailer.ts';
+import type { MailSubmitter, SmtpSettings } from '../backends/smtp/types.ts';
+import type { TenantBackends } from '../backends/types.ts';
+import { defaultRegistry } from '../commands/index.ts';
+import type { CommandRegistry } from '../commands/registry.ts';
+import type { ServerConfig } from '../config.ts';
+import { deliverAccessNotice } from '../devices/access-notice.ts';
+import type { LogSink } from '../log.ts';
+import type { StateStore } from '../state/types.ts';
+import { singleTenant, TenantDirectory } from '../tenants/resolve.ts';
+import type { DeviceHeld } from './activesync.ts';
+import { createApp } from './app.ts';
+import { tenantRouter } from './tenants.ts';
+
+export interface AppParts {
+  /** The tenants (tenants/settings.ts loadTenants), or one tenant's config. */
+  settings: TenantDirectory | ServerConfig;
+  state: StateStore;
+  /** How a tenant's IMAP connections are had: pooledImapSessions (Node, Lambda) or freshImapSessions (Workers). */
+  imapSessions(imap: ImapSettings): ImapSessions;
+  /** A tenant's SMTP submission; nodemailer over Node's sockets when absent. */
+  submitter?(smtp: SmtpSettings): MailSubmitter;
+  log: LogSink;
+  /** The shipped commands when absent. */
+  commands?: CommandRegistry;
+  /** Another backend than IMAP + CalDAV/CardDAV (backends/combined.ts) for a tenant. */
+  backends?(config: ServerConfig, parts: Pick<AppParts, 'imapSessions' | 'submitter'>): TenantBackends;
+}
+
+export interface BuiltApp {
+  app: Hono;
+  /** The (first) tenant's settings: the process-wide ones (port, state store) are the same in every tenant's. */
+  config: ServerConfig;
+  tenants: TenantDirectory;
+}
+
+export function buildApp(parts: AppParts): BuiltApp {
+  const tenants = parts.settings instanceof TenantDirectory ? parts.settings : singleTenant(parts.settings);
+  const config = tenants.entries[0]!.config;
+  // Each tenant its own backends (and IMAP pool): a kept connection never serves another tenant.
+  const backendsOf = (tenant: ServerConfig): TenantBackends =>
+    parts.backends?.(tenant, parts) ?? imapDavBackends(tenant, parts.imapSessions(tenant.imap), parts.submitter?.(tenant.smtp) ?? nodemailerSubmitter(tenant.smtp));
+  const app = createApp({
+    config,
+    backends: backendsOf(config),
+    commands: parts.commands ?? defaultRegistry,
+    state: parts.state,
+    log: parts.log,
+    ...(tenants.entries.length > 1 ? { tenants: tenantRouter(tenants, (tenant) => ({ backends: backendsOf(tenant) })) } : {}),
+    // The admin API's per-command counters; they never fail a request.
+    onRequestLogged: ({ entry, tenant, started }) => countRequest(parts.state, tenant, entry, started),
+    // Exchange's notice in the user's Inbox; a failure is logged, the answer stands.
+    onDeviceHeld: (held: DeviceHeld) =>
+      deliverAccessNotice(held, held.decision, held.device).catch((err: unknown) => {
+        held.note({ accessNoticeFailed: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+      }),
+  });
+  return { app, config, tenants };
+}
