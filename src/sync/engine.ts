@@ -6,8 +6,8 @@
  *
  * Reading the request is request.ts; the command (src/commands/sync.ts) puts the collections into the response.
  */
-import { openBackends, type UserBackends } from '../backends/combined.ts';
-import { FolderNotFoundError, FolderType } from '../backends/types.ts';
+import { openBackends } from '../backends/open.ts';
+import { FolderNotFoundError, FolderType, type UserBackends } from '../backends/types.ts';
 import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey } from '../protocol/synckey.ts';
 import type { CollectionState, HierarchyState } from '../state/types.ts';
 import { el, type WbxmlElement } from '../wbxml/tree.ts';
