@@ -13,11 +13,9 @@ import type { Namespace } from '../wbxml/codepages.ts';
 import { htmlToPlainText, truncateUtf8, utf8Length } from './body.ts';
 import {
   attachmentContent,
-  categoryToKeyword,
   emailApplicationData,
   emailFlagChange,
   imapFlagUpdate,
-  keywordToCategory,
   repairC1,
   sha1,
   stripSubjectPrefixes,
@@ -490,21 +488,6 @@ describe('flags', () => {
     expect(imapFlagUpdate(change(el('Email', 'Categories')), current)).toEqual({ add: [], remove: ['Work', 'Old'] });
     // Unknown elements (16.0 draft fields, other pages) are ignored; $ keywords are never touched.
     expect(imapFlagUpdate(change(el('Email', 'Subject', 'x'), el('Email2', 'IsDraft', '1')), current)).toEqual({ add: [], remove: [] });
-  });
-
-  it('round-trips every category name through an IMAP keyword that is a valid atom', () => {
-    const atom = /^[^\s(){%*"\\\]\u0000-\u001f\u007f-\uffff]+$/;
-    fc.assert(
-      fc.property(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 30 }), (category) => {
-        const keyword = categoryToKeyword(category);
-        expect(keyword).toMatch(atom);
-        expect(keyword[0]).not.toBe('$');
-        expect(keywordToCategory(keyword)).toBe(category);
-      }),
-    );
-    expect(categoryToKeyword('Work')).toBe('Work');
-    expect(categoryToKeyword('$money')).toBe('&ACQ-money');
-    expect(categoryToKeyword('R&D')).toBe('R&-D');
   });
 });
 

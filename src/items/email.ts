@@ -1,21 +1,18 @@
 /**
- * A mail message (raw RFC 822 + IMAP flags) as ActiveSync Email ApplicationData (MS-ASEMAIL, MS-ASAIRS; BRIEF §4.1,
- * §4.2), and the device's flag changes back as IMAP flags. Pure and runtime-neutral (Node and workerd): MIME parsing
- * is postal-mime's.
+ * A mail message (raw RFC 822 + IMAP flags) as ActiveSync Email ApplicationData (MS-ASEMAIL, MS-ASAIRS), and the
+ * device's flag changes back as IMAP flags. Pure and runtime-neutral (Node and workerd): MIME parsing is postal-mime's.
  *
- * Decisions worth knowing (also in the report to the lead):
+ * Decisions worth knowing:
  * - Attachments are numbered by their position in postal-mime's attachment list (`partId` "0", "1", …). The same
  *   source always yields the same list, so `attachmentContent` finds a part again by re-parsing the message.
  * - Every message/rfc822 part is an attachment (Method 5, named `.eml`), never inlined into the body, as Exchange does.
- * - Categories are the IMAP keywords that are not system flags (`\…`), not `$…` keywords ($Forwarded, $Junk, $label1,
- *   $MDNSent, …) and not the legacy junk markers Junk/NonJunk/NotJunk. A category that is not a valid IMAP atom
- *   (spaces, non-ASCII, a leading `$`) is stored as a keyword in modified UTF-7 (RFC 3501 §5.1.3), with the
- *   characters an atom cannot carry inside the base64 run, so that every category survives the round trip.
+ * - Categories are IMAP keywords (src/items/category-keywords.ts).
  */
 import PostalMime, { decodeWords, type Address, type Attachment, type Email } from 'postal-mime';
 import { bodyElement, bodyPartElement, type BodyPreference, type BodySource } from './body.ts';
 import { child, children, textOf, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { meetingRequestOf } from './meeting-request.ts';
+import { categoryToKeyword, isCategoryKeyword, keywordToCategory } from './category-keywords.ts';
 
 export interface MailMessageInput {
   uid: number;
@@ -42,8 +39,6 @@ export interface EmailOutputOptions {
 
 /** Postal-mime options used for every parse, so that attachment numbering is the same everywhere. */
 const PARSE_OPTIONS = { forceRfc822Attachments: true, attachmentEncoding: 'arraybuffer' } as const;
-
-const CATEGORY_EXCLUDED = new Set(['junk', 'nonjunk', 'notjunk']);
 
 /** Version '14.1' → 141, for comparisons. */
 function versionNumber(version: string): number {
@@ -208,81 +203,6 @@ function categoriesElement(flags: ReadonlySet<string>): WbxmlElement {
   const names = [...flags].filter(isCategoryKeyword).map(keywordToCategory);
   names.sort((a, b) => a.localeCompare(b, 'en'));
   return el('Email', 'Categories', names.map((n) => el('Email', 'Category', n)));
-}
-
-/** Whether an IMAP flag is a user keyword that we show as a category (rule in the header comment). */
-export function isCategoryKeyword(flag: string): boolean {
-  return flag.length > 0 && flag[0] !== '\\' && flag[0] !== '$' && !CATEGORY_EXCLUDED.has(flag.toLowerCase());
-}
-
-/** Characters an IMAP atom may hold (RFC 3501 ATOM-CHAR), minus `&`, which starts a modified UTF-7 run. */
-function isAtomSafe(c: string): boolean {
-  const code = c.charCodeAt(0);
-  return c.length === 1 && code > 0x20 && code < 0x7f && !'(){%*"\\]&'.includes(c);
-}
-
-/** A category name as an IMAP keyword: itself when it is a plain atom, else with modified UTF-7 runs. */
-export function categoryToKeyword(category: string): string {
-  let out = '';
-  let run = '';
-  const flush = (): void => {
-    if (run) out += '&' + modifiedBase64(run) + '-';
-    run = '';
-  };
-  for (const c of category) {
-    // A leading `$` would read back as a system keyword, so it goes into a run too.
-    if (isAtomSafe(c) && !(c === '$' && out === '' && run === '')) {
-      flush();
-      out += c;
-    } else if (c === '&' && run === '') {
-      out += '&-';
-    } else run += c;
-  }
-  flush();
-  return out;
-}
-
-/** An IMAP keyword as a category name, decoding modified UTF-7 runs. */
-export function keywordToCategory(keyword: string): string {
-  if (!keyword.includes('&')) return keyword;
-  return keyword.replace(/&([A-Za-z0-9+,]*)-/g, (whole, run: string) => {
-    if (run === '') return '&';
-    const decoded = fromModifiedBase64(run);
-    return decoded ?? whole;
-  });
-}
-
-function modifiedBase64(text: string): string {
-  const bytes = new Uint8Array(text.length * 2);
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    bytes[2 * i] = unit >> 8;
-    bytes[2 * i + 1] = unit & 0xff;
-  }
-  return bytesToBase64(bytes).replace(/=+$/, '').replace(/\//g, ',');
-}
-
-function fromModifiedBase64(run: string): string | undefined {
-  const bytes = base64ToBytes(run.replace(/,/g, '/'));
-  if (!bytes || bytes.length % 2 !== 0) return undefined;
-  let out = '';
-  for (let i = 0; i < bytes.length; i += 2) out += String.fromCharCode((bytes[i]! << 8) | bytes[i + 1]!);
-  return out;
-}
-
-function bytesToBase64(bytes: Uint8Array): string {
-  let binary = '';
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary);
-}
-
-function base64ToBytes(text: string): Uint8Array | undefined {
-  try {
-    const binary = atob(text + '='.repeat((4 - (text.length % 4)) % 4));
-    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
  * Flag tokens: how the flags a device holds are remembered in the collection state without CONDSTORE, so that a
  * flag or category another client changed is found by comparing tokens (MS-ASEMAIL §2.2.2.27 Flag, §2.2.2.53 Read).
  */
-import { isCategoryKeyword } from '../items/email.ts';
+import { isCategoryKeyword } from '../items/category-keywords.ts';
 import { decodeUidSet } from '../state/uidset.ts';
 import { fnv1a32 } from '../util/fnv.ts';
 
