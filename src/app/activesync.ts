@@ -250,10 +250,13 @@ async function runCommand(
   } catch (err) {
     if (err instanceof HttpError) throw err;
     if (err instanceof AuthUnavailableError) throw err;
-    entry.error = describeError(err);
-    const { responseRoot, serverErrorStatus } = command;
-    if (!responseRoot || serverErrorStatus === undefined) throw new HttpError(500, 'command failed');
-    const status: WbxmlElement = { ns: responseRoot.ns, tag: 'Status', children: [], text: String(serverErrorStatus) };
+    const { responseRoot, serverErrorStatus, errors = [] } = command;
+    // A typed error the command answers with a Status of its own (CommandDefinition.errors) is no failure.
+    const mapped = responseRoot ? errors.find(([type]) => err instanceof type)?.[1] : undefined;
+    if (mapped === undefined) entry.error = describeError(err);
+    const answer = mapped ?? serverErrorStatus;
+    if (!responseRoot || answer === undefined) throw new HttpError(500, 'command failed');
+    const status: WbxmlElement = { ns: responseRoot.ns, tag: 'Status', children: [], text: String(answer) };
     return { kind: 'wbxml', body: { ns: responseRoot.ns, tag: responseRoot.tag, children: [status] } };
   }
 }

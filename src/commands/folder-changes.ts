@@ -62,6 +62,7 @@ export function registerFolderCommand(command: FolderCommand, change: FolderChan
     name: command,
     responseRoot: { ns: 'FolderHierarchy', tag: command },
     serverErrorStatus: FolderStatus.ServerError,
+    errors: [[StateConflictError, FolderStatus.ServerError]],
     handle: (context) => handleFolderCommand(command, change, context),
   });
 }
@@ -86,18 +87,14 @@ async function handleFolderCommand(command: FolderCommand, change: FolderChange,
     el('FolderHierarchy', 'SyncKey', newKey),
     ...(outcome.answer ?? []),
   ]);
-  try {
-    await context.state.commitHierarchy(context.device, { syncKey: requestKey }, {
-      syncKey: newKey,
-      state: outcome.hierarchy,
-      replay: { syncKey: requestKey, response: encodeWbxml(response), expiresAt: Date.now() + REPLAY_TTL_MS },
-    });
-  } catch (err) {
-    // Another request of this device moved the hierarchy key first. The backend change stands; the device, whose key
-    // is now stale, gets Status 9 on its next folder request and learns the change from FolderSync.
-    if (err instanceof StateConflictError) return statusOnly(command, FolderStatus.ServerError);
-    throw err;
-  }
+  // Another request of this device may move the hierarchy key first (StateConflictError: Status 6, `errors` above).
+  // The backend change stands; the device, whose key is then stale, gets Status 9 on its next folder request and
+  // learns the change from FolderSync.
+  await context.state.commitHierarchy(context.device, { syncKey: requestKey }, {
+    syncKey: newKey,
+    state: outcome.hierarchy,
+    replay: { syncKey: requestKey, response: encodeWbxml(response), expiresAt: Date.now() + REPLAY_TTL_MS },
+  });
   for (const serverId of outcome.removed ?? []) await context.state.deleteCollection(context.device, serverId);
   return { kind: 'wbxml', body: response };
 }

@@ -131,13 +131,8 @@ async function directCheck(backends: UserBackends, hierarchy: HierarchyState, re
     const state = states[i];
     const wm = state?.watermark;
     if (record.source.backend === 'imap') {
-      let status;
-      try {
-        status = await backends.mail.status(record.source.ref);
-      } catch (err) {
-        if (err instanceof FolderNotFoundError) return { kind: 'hierarchy' };
-        throw err;
-      }
+      // A listed folder gone from the mail server ends the Ping with Status 7 (FolderNotFoundError: `errors` below).
+      const status = await backends.mail.status(record.source.ref);
       baselines.set(record.serverId, encodeImapMarker({ uidValidity: status.uidValidity, highestModSeq: status.highestModSeq, uidNext: status.uidNext, messages: status.messages }));
       if (wm?.kind !== 'imap') continue;
       if (status.uidValidity !== wm.uidValidity) changed.push(record.serverId);
@@ -163,5 +158,6 @@ registerCommand({
   name: 'Ping',
   responseRoot: { ns: 'Ping', tag: 'Ping' },
   serverErrorStatus: PingStatus.ServerError,
+  errors: [[FolderNotFoundError, PingStatus.HierarchyChanged]],
   handle: ping,
 });

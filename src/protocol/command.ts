@@ -46,5 +46,14 @@ export interface CommandDefinition {
   responseRoot?: { ns: Namespace; tag: string };
   /** The command's "server error, try again" Status; without one a failure is HTTP 500. */
   serverErrorStatus?: number;
+  /**
+   * Typed errors that end the whole command with a Status of its own, answered under `responseRoot` (the first match
+   * wins), e.g. `[[FolderNotFoundError, 7]]` for Ping. They are answers, not failures: the log line has no error. An
+   * error that fails one collection or item of an answer is caught where it happens, so the rest still goes out.
+   */
+  errors?: readonly ErrorStatus[];
   handle(context: CommandContext): Promise<CommandResult>;
 }
+
+/** An error class and the command's top-level Status for it. */
+export type ErrorStatus = readonly [error: abstract new (...args: never[]) => Error, status: number];
