@@ -11,7 +11,7 @@ import { FolderType, type BackendFolder } from '../backends/types.ts';
 import { firstSyncKey, nextSyncKey, REPLAY_TTL_MS } from '../protocol/synckey.ts';
 import { StateConflictError, type FolderRecord, type HierarchyState, type KeyedState } from '../state/types.ts';
 import { decodeWbxml } from '../wbxml/decoder.ts';
-import { encodeWbxml } from '../wbxml/encoder.ts';
+import { preEncoded } from '../wbxml/encoder.ts';
 import { childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { registerCommand } from './registry.ts';
 import { type CommandContext, type CommandResult } from '../protocol/command.ts';
@@ -90,13 +90,15 @@ async function handleFolderCommand(command: FolderCommand, change: FolderChange,
   // Another request of this device may move the hierarchy key first (StateConflictError: Status 6, `errors` above).
   // The backend change stands; the device, whose key is then stale, gets Status 9 on its next folder request and
   // learns the change from FolderSync.
+  // Encoded once: the replay's bytes are the response's.
+  const encoded = preEncoded(response);
   await context.state.commitHierarchy(context.device, { syncKey: requestKey }, {
     syncKey: newKey,
     state: outcome.hierarchy,
-    replay: { syncKey: requestKey, response: encodeWbxml(response), expiresAt: Date.now() + REPLAY_TTL_MS },
+    replay: { syncKey: requestKey, response: encoded.encoded!, expiresAt: Date.now() + REPLAY_TTL_MS },
   });
   for (const serverId of outcome.removed ?? []) await context.state.deleteCollection(context.device, serverId);
-  return { kind: 'wbxml', body: response };
+  return { kind: 'wbxml', body: encoded };
 }
 
 /**
