@@ -4,7 +4,8 @@ import { loadDavFixture, occurrences } from '../../test/fixtures/dav/fixtures.ts
 import { comparable, libwbxmlDecode, parseLibwbxmlXml } from '../../test/wbxml/libwbxml.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { calendarApplicationData, calendarFromApplicationData, deleteCalendarOccurrence, type CalendarOutputOptions } from './calendar.ts';
+import { calendarApplicationData, type CalendarOutputOptions } from './calendar-read.ts';
+import { calendarFromApplicationData, deleteCalendarOccurrence } from './calendar-write.ts';
 import { timeZoneFromBase64, timeZoneInformationForTzid, timeZoneToBase64 } from './timezone.ts';
 
 const NOW = new Date('2024-06-01T00:00:00Z');

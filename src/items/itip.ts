@@ -10,7 +10,7 @@
 import ICAL from 'ical.js';
 import { toBase64 } from '../util/base64.ts';
 import { compactDateTime, parseDateTime } from './datetime.ts';
-import { occurrenceOverride } from './calendar.ts';
+import { occurrenceOverride } from './calendar-write.ts';
 import { bareAddress, parseCalendar, serializeCalendar, textValue, tryParseCalendar, type ParsedCalendar } from './icalendar.ts';
 import { newMessageId, rfc5322Date } from './outgoing.ts';
 

@@ -1,7 +1,7 @@
 /**
  * The email:MeetingRequest of an invitation that arrived by mail (MS-ASEMAIL §2.2.2.48; BRIEF §4.2): the
  * text/calendar part of a METHOD:REQUEST or METHOD:CANCEL message, read through the Calendar converter
- * (calendar.ts) and renamed into the Email code page, so that times, zones and recurrences are read one way only.
+ * (calendar-read.ts) and renamed into the Email code page, so that times, zones and recurrences are read one way only.
  *
  * Decisions worth knowing:
  * - StartTime, EndTime, DtStamp and RecurrenceId are in the extended dateTime form (MS-ASEMAIL), Until stays compact.
@@ -14,7 +14,7 @@
 import type { Email } from 'postal-mime';
 import { el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import type { Namespace } from '../wbxml/codepages.ts';
-import { calendarApplicationData } from './calendar.ts';
+import { calendarApplicationData } from './calendar-read.ts';
 import { extendedDateTime, parseDateTime } from './datetime.ts';
 import { meetingSummary } from './itip.ts';
 import { toBase64 } from '../util/base64.ts';

@@ -14,7 +14,7 @@ import {
   type SeriesTimes,
 } from './recurrence.ts';
 
-/** A series starting at a local time in a zone (Berlin by default), as calendar.ts builds it. */
+/** A series starting at a local time in a zone (Berlin by default), as calendar-event.ts builds it. */
 function series(start: string, zone: Zone = berlin()): SeriesTimes {
   const isDate = !start.includes('T');
   const fields = isDate

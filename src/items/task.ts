@@ -11,7 +11,7 @@
  *   gives the device's local time, else in UTC.
  * - Complete ⇄ STATUS:COMPLETED (with PERCENT-COMPLETE:100 and COMPLETED = DateCompleted); reopening sets
  *   NEEDS-ACTION and removes COMPLETED. Importance ⇄ PRIORITY (1–4 high = 2, 5 or none normal = 1, 6–9 low = 0; a
- *   PRIORITY that already means the device's value is kept as it is). Sensitivity ⇄ CLASS as in calendar.ts.
+ *   PRIORITY that already means the device's value is kept as it is). Sensitivity ⇄ CLASS as in calendar-event.ts.
  * - ReminderSet/ReminderTime ⇄ the first DISPLAY/AUDIO/EMAIL VALARM (relative to DTSTART, or DUE with RELATED=END,
  *   or absolute); a new reminder is an absolute trigger.
  * - Recurrence ⇄ RRULE (recurrence.ts) on DTSTART (DUE when there is no DTSTART); Start and Until are on the local

@@ -13,7 +13,7 @@
  *   (KNOWN_ZONES in known-zones.ts; IANA names, their aliases, Windows zone names, and TZIDs with a vendor prefix
  *   such as `/mozilla.org/20050126_1/Europe/Berlin`), then the runtime's own tz database through Intl (Node and
  *   workerd both ship ICU), scanning the reference year for transitions. A TZID that neither knows is **unknown**:
- *   `timeZoneInformationForTzid` returns undefined, and calendar.ts/task.ts read such times as floating (in the
+ *   `timeZoneInformationForTzid` returns undefined, and calendar-read.ts/task.ts read such times as floating (in the
  *   user's zone, else UTC).
  * - blob → VTIMEZONE: the best matching IANA zone of the table when bias and rules match (the caller's preferred
  *   TZID first, then the zone whose Windows name is the blob's StandardName, then the table's order), with the

@@ -1,5 +1,6 @@
 /** Which converter turns a DAV folder's items into ActiveSync items and back, by the folder's class. */
-import { calendarApplicationData, calendarFromApplicationData, deleteCalendarOccurrence } from '../items/calendar.ts';
+import { calendarApplicationData } from '../items/calendar-read.ts';
+import { calendarFromApplicationData, deleteCalendarOccurrence } from '../items/calendar-write.ts';
 import { contactApplicationData, contactFromApplicationData } from '../items/contact.ts';
 import { taskApplicationData, taskFromApplicationData } from '../items/task.ts';
 import { itemClassOf } from '../folders/hierarchy.ts';

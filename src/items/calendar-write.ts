@@ -1,30 +1,14 @@
 /**
- * A CalDAV event (iCalendar VEVENT with its overrides) as ActiveSync Calendar ApplicationData (MS-ASCAL; BRIEF
- * §4.3), and the device's Add/Change back as iCalendar text. Pure and runtime-neutral: ical.js parses and writes
- * iCalendar; times, zones and recurrences go through timezone.ts and recurrence.ts.
+ * The device's Calendar Add/Change (MS-ASCAL ApplicationData) as iCalendar text, merged into the object the server
+ * has, and 16.0's occurrence changes and deletes (airsyncbase:InstanceId). Pure and runtime-neutral: ical.js writes
+ * iCalendar. The way there is calendar-read.ts; what both share (and the mappings of both directions) is
+ * calendar-event.ts.
  *
  * Decisions worth knowing:
- * - Times: StartTime/EndTime are UTC (compact form); `Timezone` is the blob of DTSTART's zone, with the rules in force
- *   in the event's year (for recurring events the later of that and the current year, since devices expand the
- *   series with one rule set). All-day events (DTSTART;VALUE=DATE) and floating times are placed in the user's zone
- *   (`options.timezone`, an IANA name; UTC without one): StartTime is local midnight there, and Timezone its blob.
- * - TZIDs without a VTIMEZONE get one from the built-in table or the runtime's tz database (timezone.ts); a TZID
- *   neither knows is read as floating (the user's zone, else UTC).
  * - From the device: the blob becomes the event's TZID (kept when the event's current zone has the same rules,
  *   else the best matching IANA zone, else a VTIMEZONE built from the blob; a UTC blob writes `Z` times).
  *   All-day events become DATE values from the local date of StartTime in the blob's zone (clients that send UTC
  *   midnight with a non-UTC blob get the UTC date).
- * - UID: sent in every version (16.0 servers generate it; ours is the iCalendar UID). On Add, 16.0's ClientUid (else
- *   UID) becomes the iCalendar UID, so that a resent Add finds the same object. ClientUid is request-only in MS-ASCAL
- *   and never sent.
- * - Location: a string up to 14.1; in 16.0 an airsyncbase:Location with DisplayName (and GEO as Latitude/Longitude).
- * - BusyStatus ⇄ X-MICROSOFT-CDO-BUSYSTATUS, else TRANSP (TRANSPARENT = free) and STATUS:TENTATIVE.
- *   Sensitivity ⇄ CLASS (personal = X-PERSONAL). Reminder ⇄ the first DISPLAY/AUDIO/EMAIL VALARM.
- * - MeetingStatus: 0 without attendees; 1 when the user organizes (no ORGANIZER, or one of `userEmails`, or no
- *   `userEmails` known), 3 when someone else does; +4 when STATUS:CANCELLED.
- * - Recurrence: RRULEs that ActiveSync cannot express (recurrence.ts) are sent as a single event (the first
- *   occurrence), without exceptions. RDATEs are not sent. EXDATEs and overrides with STATUS:CANCELLED are Deleted
- *   exceptions; other overrides send StartTime/EndTime and the properties that differ from the series.
  * - Changes (Supported/ghosting): an element present in a Change replaces the property; an absent one deletes it when
  *   the element is in `supported` (the collection's Supported list), else the server's value is kept (also when no
  *   Supported list was sent, as Z-Push does). Properties ActiveSync has no element for (X-props, RDATE, attendee
@@ -35,18 +19,14 @@
  *   `deleteCalendarOccurrence`; changing a 16.0 series' recurrence or times deletes its exceptions (MS-ASCAL §2.2.2.22).
  */
 import ICAL from 'ical.js';
-import { child, children, childText, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
-import { bodyElement, type BodyPreference } from './body.ts';
-import { compactDateTime, parseDateTime } from './datetime.ts';
+import { child, children, childText, textOf, type WbxmlElement } from '../wbxml/tree.ts';
+import { parseDateTime } from './datetime.ts';
 import { plainAddress, plainName } from './address.ts';
 import {
   addMissingTimezones,
   addTimeProperty,
-  alarmInstant,
   bareAddress,
-  bodySourceOf,
   categoriesFrom,
-  categoriesOf,
   deviceBody,
   displayAlarm,
   floatingIn,
@@ -54,8 +34,6 @@ import {
   newCalendar,
   newUid,
   parseCalendar,
-  tryParseCalendar,
-  sensitivityOf,
   serializeCalendar,
   setCategories,
   setDescription,
@@ -75,28 +53,35 @@ import {
 } from './icalendar.ts';
 import {
   exceptionOriginalStart,
-  exceptionStartElement,
   isDeletedException,
   readRecurrence,
-  recurrenceElement,
   recurrenceFromRule,
   recurrenceToRule,
   type SeriesTimes,
 } from './recurrence.ts';
-import { sameTimeZoneRules, timeZoneFromBase64, timeZoneToBase64, toLocalTime, zoneFromTimeZoneInformation, type TimeZoneInformation } from './timezone.ts';
-
-export interface CalendarOutputOptions {
-  /** '12.0' … '16.1'; elements the version lacks are left out. */
-  version: string;
-  /** Empty = plain text, untruncated (see selectBodyPreference in body.ts). */
-  bodyPreferences: readonly BodyPreference[];
-  /** The user's IANA zone, for all-day and floating events; UTC when absent. */
-  timezone?: string;
-  /** The user's addresses: tell meetings the user organizes from those received (MeetingStatus, ResponseType). */
-  userEmails?: readonly string[];
-  /** "Now", for the zone rules of recurring events (default: the current time). */
-  now?: Date;
-}
+import {
+  sameTimeZoneRules,
+  timeZoneFromBase64,
+  toLocalTime,
+  zoneFromTimeZoneInformation,
+  type TimeZoneInformation,
+} from './timezone.ts';
+import {
+  ATTENDEE_STATUS,
+  BUSY_STATUS,
+  CANCELLED,
+  findEvents,
+  isUser,
+  occurrenceInstant,
+  organizerOf,
+  personOf,
+  rawYear,
+  readSeries,
+  reminderOf,
+  RESPONSE_TYPE,
+  versionNumber,
+  type Series,
+} from './calendar-event.ts';
 
 export interface CalendarInputOptions {
   version: string;
@@ -112,338 +97,6 @@ export interface CalendarInputOptions {
   /** 16.0: the Change is about the occurrence that originally started at this time (airsyncbase:InstanceId). */
   instanceId?: string;
 }
-
-const BUSY_STATUS = ['FREE', 'TENTATIVE', 'BUSY', 'OOF', 'WORKINGELSEWHERE'] as const;
-const MEETING = 1;
-const RECEIVED = 2;
-const CANCELLED = 4;
-/** AttendeeStatus ⇄ PARTSTAT. 0 (unknown) is an absent PARTSTAT. */
-const ATTENDEE_STATUS: Readonly<Record<string, number>> = { TENTATIVE: 2, ACCEPTED: 3, DECLINED: 4, 'NEEDS-ACTION': 5 };
-/** ResponseType ⇄ the user's PARTSTAT (1 = organizer). */
-const RESPONSE_TYPE: Readonly<Record<string, number>> = { TENTATIVE: 2, ACCEPTED: 3, DECLINED: 4, 'NEEDS-ACTION': 5 };
-
-function versionNumber(version: string): number {
-  return Math.round(Number.parseFloat(version) * 10);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Reading an event
-
-/** The series and how its times read. */
-interface Series {
-  parsed: ParsedCalendar;
-  master: ICAL.Component;
-  overrides: ICAL.Component[];
-  /** The zone the series' times are written in (floating in the user's zone for all-day events). */
-  zone: Zone;
-  /** The user's zone, for all-day and floating values. */
-  fallback: Zone;
-  allDay: boolean;
-  start: Date;
-  end: Date;
-  times: SeriesTimes;
-}
-
-/** The year of a property's raw value, read without resolving its zone (zones may still have to be added). */
-function rawYear(component: ICAL.Component | undefined, name: string): number | undefined {
-  const raw = component?.getFirstProperty(name)?.jCal[3];
-  const year = typeof raw === 'string' ? Number.parseInt(raw.slice(0, 4), 10) : NaN;
-  return Number.isFinite(year) ? year : undefined;
-}
-
-function findEvents(parsed: ParsedCalendar): { master: ICAL.Component | undefined; overrides: ICAL.Component[] } {
-  const events = parsed.calendar.getAllSubcomponents('vevent');
-  const master = events.find((e) => !e.hasProperty('recurrence-id')) ?? events[0];
-  if (!master || master.hasProperty('recurrence-id')) return { master, overrides: [] };
-  const uid = textValue(master, 'uid');
-  return { master, overrides: events.filter((e) => e !== master && e.hasProperty('recurrence-id') && textValue(e, 'uid') === uid) };
-}
-
-/** The instant of an event's end: DTEND, else DTSTART + DURATION, else a day after a date, else its start. */
-function endOf(parsed: ParsedCalendar, event: ICAL.Component, start: ICAL.Time, startInstant: Date, zone: Zone, fallback: Zone): Date {
-  const dtend = timeValue(event, 'dtend');
-  if (dtend) return instantIn(dtend.isDate ? floatingIn(fallback) : zoneOfTime(parsed, dtend, fallback), dtend);
-  const duration = event.getFirstPropertyValue('duration');
-  if (duration instanceof ICAL.Duration) {
-    if (!start.isDate) return new Date(startInstant.getTime() + duration.toSeconds() * 1000);
-    const endDate = start.clone();
-    endDate.addDuration(duration);
-    return instantIn(zone, endDate);
-  }
-  if (start.isDate) {
-    const next = start.clone();
-    next.day += 1;
-    return instantIn(zone, next);
-  }
-  return startInstant;
-}
-
-function readSeries(parsed: ParsedCalendar, master: ICAL.Component, overrides: ICAL.Component[], fallback: Zone): Series | undefined {
-  const dtstart = timeValue(master, 'dtstart');
-  if (!dtstart) return undefined;
-  const allDay = dtstart.isDate;
-  const zone = allDay ? floatingIn(fallback) : zoneOfTime(parsed, dtstart, fallback);
-  const start = instantIn(zone, dtstart);
-  const end = endOf(parsed, master, dtstart, start, zone, fallback);
-  const times: SeriesTimes = {
-    start: dtstart,
-    toSeriesTime: (instant, asDate) => timeIn(zone, instant, asDate),
-    toInstant: (time) => instantIn(zone, time),
-  };
-  return { parsed, master, overrides, zone, fallback, allDay, start, end, times };
-}
-
-/** The instant a RECURRENCE-ID or EXDATE value names; a DATE in a timed series means that day's occurrence. */
-function occurrenceInstant(series: Series, value: ICAL.Time): Date {
-  if (value.isDate && !series.allDay) {
-    const atStartTime = series.times.start.clone();
-    atStartTime.year = value.year;
-    atStartTime.month = value.month;
-    atStartTime.day = value.day;
-    return series.times.toInstant(atStartTime);
-  }
-  if (value.isDate) return instantIn(series.zone, value);
-  return instantIn(zoneOfTime(series.parsed, value, series.fallback), value);
-}
-
-function excludedInstants(series: Series): Date[] {
-  return series.master
-    .getAllProperties('exdate')
-    .flatMap((p) => p.getValues())
-    .filter((v): v is ICAL.Time => v instanceof ICAL.Time)
-    .map((v) => occurrenceInstant(series, v));
-}
-
-function busyStatusOf(event: ICAL.Component): number {
-  const declared = BUSY_STATUS.indexOf((textValue(event, 'x-microsoft-cdo-busystatus')?.toUpperCase() ?? '') as (typeof BUSY_STATUS)[number]);
-  if (declared >= 0) return declared;
-  if (textValue(event, 'transp')?.toUpperCase() === 'TRANSPARENT') return 0;
-  if (textValue(event, 'status')?.toUpperCase() === 'TENTATIVE') return 1;
-  return 2;
-}
-
-/** Minutes before the start of the first user alarm; undefined without one (or when it fires after the start). */
-function reminderOf(event: ICAL.Component, start: Date, end: Date): number | undefined {
-  const [alarm] = userAlarms(event);
-  const fires = alarm ? alarmInstant(alarm, { start, end }) : undefined;
-  if (!fires) return undefined;
-  const minutes = Math.round((start.getTime() - fires.getTime()) / 60_000);
-  return minutes >= 0 ? minutes : undefined;
-}
-
-interface Person {
-  email: string;
-  name?: string;
-}
-
-function personOf(property: ICAL.Property): Person | undefined {
-  const value = String(property.getFirstValue() ?? '');
-  const email = bareAddress(/^mailto:/i.test(value) ? value : String(property.getFirstParameter('email') ?? value));
-  if (!email.includes('@')) return undefined;
-  const name = property.getFirstParameter('cn');
-  return typeof name === 'string' && name ? { email, name } : { email };
-}
-
-interface Attendee extends Person {
-  status: number;
-  type: number;
-  rsvp: boolean;
-  partstat: string | undefined;
-}
-
-function attendeesOf(event: ICAL.Component): Attendee[] {
-  const attendees: Attendee[] = [];
-  for (const property of event.getAllProperties('attendee')) {
-    const person = personOf(property);
-    if (!person) continue;
-    const partstat = String(property.getFirstParameter('partstat') ?? '').toUpperCase() || undefined;
-    const role = String(property.getFirstParameter('role') ?? '').toUpperCase();
-    const cutype = String(property.getFirstParameter('cutype') ?? '').toUpperCase();
-    const type = cutype === 'RESOURCE' || cutype === 'ROOM' ? 3 : role === 'OPT-PARTICIPANT' || role === 'NON-PARTICIPANT' ? 2 : 1;
-    const rsvp = String(property.getFirstParameter('rsvp') ?? '').toUpperCase() === 'TRUE';
-    attendees.push({ ...person, status: partstat ? (ATTENDEE_STATUS[partstat] ?? 0) : 0, type, rsvp, partstat });
-  }
-  return attendees;
-}
-
-function organizerOf(event: ICAL.Component): Person | undefined {
-  const property = event.getFirstProperty('organizer');
-  return property ? personOf(property) : undefined;
-}
-
-function isUser(email: string | undefined, userEmails: readonly string[] | undefined): boolean {
-  return !!email && !!userEmails?.some((u) => u.toLowerCase() === email.toLowerCase());
-}
-
-function meetingStatusOf(event: ICAL.Component, userEmails: readonly string[] | undefined): number {
-  const organizer = organizerOf(event);
-  const someoneElseOrganizes = !!organizer && !!userEmails?.length && !isUser(organizer.email, userEmails);
-  if (attendeesOf(event).length === 0 && !someoneElseOrganizes) return 0;
-  const cancelled = textValue(event, 'status')?.toUpperCase() === 'CANCELLED';
-  return MEETING | (someoneElseOrganizes ? RECEIVED : 0) | (cancelled ? CANCELLED : 0);
-}
-
-function attendeesElement(attendees: Attendee[]): WbxmlElement | undefined {
-  if (attendees.length === 0) return undefined;
-  return el(
-    'Calendar',
-    'Attendees',
-    attendees.map((a) =>
-      el('Calendar', 'Attendee', [
-        el('Calendar', 'Email', a.email),
-        el('Calendar', 'Name', a.name ?? a.email),
-        el('Calendar', 'AttendeeStatus', a.status),
-        el('Calendar', 'AttendeeType', a.type),
-      ]),
-    ),
-  );
-}
-
-function locationElement(event: ICAL.Component, v: number): WbxmlElement | undefined {
-  const location = textValue(event, 'location');
-  if (v < 160) return location !== undefined ? el('Calendar', 'Location', location) : undefined;
-  const geo = event.getFirstPropertyValue('geo');
-  const [latitude, longitude] = Array.isArray(geo) ? (geo as unknown[]).map(Number) : [];
-  if (location === undefined && latitude === undefined) return undefined;
-  return el('AirSyncBase', 'Location', [
-    el('AirSyncBase', 'DisplayName', location ?? ''),
-    latitude !== undefined && Number.isFinite(latitude) && el('AirSyncBase', 'Latitude', String(latitude)),
-    longitude !== undefined && Number.isFinite(longitude) && el('AirSyncBase', 'Longitude', String(longitude)),
-  ]);
-}
-
-function categoriesElement(categories: string[]): WbxmlElement | undefined {
-  return categories.length > 0 ? el('Calendar', 'Categories', categories.map((c) => el('Calendar', 'Category', c))) : undefined;
-}
-
-function busyStatusElement(event: ICAL.Component, v: number): WbxmlElement {
-  const status = busyStatusOf(event);
-  // "Working elsewhere" is 16.0; older clients see busy.
-  return el('Calendar', 'BusyStatus', status === 4 && v < 160 ? 2 : status);
-}
-
-function bodyOf(event: ICAL.Component, options: CalendarOutputOptions, v: number): WbxmlElement | undefined {
-  const source = bodySourceOf(event);
-  return source ? bodyElement(source, options.bodyPreferences, 0, { withPreview: v >= 140 }) : undefined;
-}
-
-/**
- * The children of <ApplicationData> (Sync Add/Change, ItemOperations Fetch) for the event of an iCalendar object;
- * undefined when the object holds no VEVENT (a VTODO in a calendar collection, for instance) or is not iCalendar.
- */
-export function calendarApplicationData(ics: string, options: CalendarOutputOptions): WbxmlElement[] | undefined {
-  const parsed = tryParseCalendar(ics);
-  if (!parsed) return undefined;
-  const { master, overrides } = findEvents(parsed);
-  if (!master) return undefined;
-  const now = options.now ?? new Date();
-  const recurring = master.hasProperty('rrule');
-  const startYear = rawYear(master, 'dtstart') ?? now.getUTCFullYear();
-  const ruleYear = recurring ? Math.max(startYear, now.getUTCFullYear()) : startYear;
-  addMissingTimezones(parsed, ruleYear);
-  const series = readSeries(parsed, master, overrides, userZone(options.timezone));
-  if (!series) return undefined;
-  const v = versionNumber(options.version);
-
-  const rule = master.getFirstPropertyValue('rrule');
-  const recurrence = rule instanceof ICAL.Recur ? recurrenceFromRule(rule, series.times) : undefined;
-  const uid = textValue(master, 'uid');
-  const organizer = organizerOf(master);
-  const attendees = attendeesOf(master);
-  const meetingStatus = meetingStatusOf(master, options.userEmails);
-  const userAttendee = attendees.find((a) => isUser(a.email, options.userEmails));
-  const dtstamp = timeValue(master, 'dtstamp');
-  const reminder = reminderOf(master, series.start, series.end);
-  const isMeeting = (meetingStatus & MEETING) !== 0;
-  const organizes = isMeeting && (meetingStatus & RECEIVED) === 0;
-  const responseType = !isMeeting ? undefined : organizes ? 1 : userAttendee ? (RESPONSE_TYPE[userAttendee.partstat ?? 'NEEDS-ACTION'] ?? 0) : 0;
-  const disallowCounter = textValue(master, 'x-microsoft-disallow-counter')?.toUpperCase() === 'TRUE';
-
-  return compact([
-    el('Calendar', 'Timezone', timeZoneToBase64(series.zone.rulesIn(ruleYear))),
-    dtstamp && el('Calendar', 'DtStamp', compactDateTime(dtstamp.toJSDate())),
-    el('Calendar', 'StartTime', compactDateTime(series.start)),
-    el('Calendar', 'Subject', textValue(master, 'summary') ?? ''),
-    uid !== undefined && uid.length <= 300 && el('Calendar', 'UID', uid),
-    organizer?.name !== undefined && el('Calendar', 'OrganizerName', organizer.name),
-    organizer && el('Calendar', 'OrganizerEmail', organizer.email),
-    attendeesElement(attendees),
-    locationElement(master, v),
-    el('Calendar', 'EndTime', compactDateTime(series.end)),
-    recurrence && recurrenceElement(recurrence, { namespace: 'Calendar', version: options.version }),
-    bodyOf(master, options, v),
-    el('Calendar', 'Sensitivity', sensitivityOf(master)),
-    busyStatusElement(master, v),
-    el('Calendar', 'AllDayEvent', series.allDay ? 1 : 0),
-    reminder !== undefined && el('Calendar', 'Reminder', reminder),
-    recurrence && exceptionsElement(series, options, v),
-    el('Calendar', 'MeetingStatus', meetingStatus),
-    categoriesElement(categoriesOf(master)),
-    v >= 140 && isMeeting && !organizes && el('Calendar', 'ResponseRequested', userAttendee?.rsvp ? 1 : 0),
-    v >= 140 && responseType !== undefined && el('Calendar', 'ResponseType', responseType),
-    v >= 140 && disallowCounter && el('Calendar', 'DisallowNewTimeProposal', 1),
-  ]);
-}
-
-function compact(elements: (WbxmlElement | undefined | false | null)[]): WbxmlElement[] {
-  return elements.filter((e): e is WbxmlElement => !!e);
-}
-
-/** Exceptions: EXDATEs and cancelled overrides as Deleted, other overrides with what differs from the series. */
-function exceptionsElement(series: Series, options: CalendarOutputOptions, v: number): WbxmlElement | undefined {
-  const entries: { at: Date; element: WbxmlElement }[] = [];
-  const deleted = new Set<number>();
-  const addDeleted = (at: Date): void => {
-    if (deleted.has(at.getTime())) return;
-    deleted.add(at.getTime());
-    entries.push({ at, element: el('Calendar', 'Exception', [el('Calendar', 'Deleted', 1), exceptionStartElement(at, options.version)]) });
-  };
-  for (const at of excludedInstants(series)) addDeleted(at);
-  for (const override of series.overrides) {
-    const recurrenceId = timeValue(override, 'recurrence-id');
-    if (!recurrenceId) continue;
-    const at = occurrenceInstant(series, recurrenceId);
-    if (textValue(override, 'status')?.toUpperCase() === 'CANCELLED') addDeleted(at);
-    else if (!deleted.has(at.getTime())) entries.push({ at, element: overrideException(series, override, at, options, v) });
-  }
-  if (entries.length === 0) return undefined;
-  entries.sort((a, b) => a.at.getTime() - b.at.getTime());
-  return el('Calendar', 'Exceptions', entries.map((e) => e.element));
-}
-
-function overrideException(series: Series, override: ICAL.Component, originalStart: Date, options: CalendarOutputOptions, v: number): WbxmlElement {
-  const { master } = series;
-  const dtstart = timeValue(override, 'dtstart');
-  const allDay = dtstart?.isDate ?? series.allDay;
-  const zone = !dtstart ? series.zone : dtstart.isDate ? floatingIn(series.fallback) : zoneOfTime(series.parsed, dtstart, series.fallback);
-  const start = dtstart ? instantIn(zone, dtstart) : originalStart;
-  const end = dtstart ? endOf(series.parsed, override, dtstart, start, zone, series.fallback) : new Date(start.getTime() + (series.end.getTime() - series.start.getTime()));
-  const differs = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
-  const subject = textValue(override, 'summary');
-  const categories = categoriesOf(override);
-  const reminder = reminderOf(override, start, end);
-  const attendees = attendeesOf(override);
-  const location = locationElement(override, v);
-  const dtstamp = timeValue(override, 'dtstamp');
-  return el('Calendar', 'Exception', [
-    exceptionStartElement(originalStart, options.version),
-    differs(subject, textValue(master, 'summary')) && el('Calendar', 'Subject', subject ?? ''),
-    el('Calendar', 'StartTime', compactDateTime(start)),
-    el('Calendar', 'EndTime', compactDateTime(end)),
-    differs(bodySourceOf(override), bodySourceOf(master)) && bodyOf(override, options, v),
-    location && differs(location, locationElement(master, v)) && location,
-    differs(categories, categoriesOf(master)) && categoriesElement(categories),
-    sensitivityOf(override) !== sensitivityOf(master) && el('Calendar', 'Sensitivity', sensitivityOf(override)),
-    busyStatusOf(override) !== busyStatusOf(master) && busyStatusElement(override, v),
-    allDay !== series.allDay && el('Calendar', 'AllDayEvent', allDay ? 1 : 0),
-    reminder !== undefined && reminder !== reminderOf(master, series.start, series.end) && el('Calendar', 'Reminder', reminder),
-    dtstamp && differs(dtstamp.toString(), timeValue(master, 'dtstamp')?.toString()) && el('Calendar', 'DtStamp', compactDateTime(dtstamp.toJSDate())),
-    differs(attendees, attendeesOf(master)) && attendeesElement(attendees),
-  ]);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Writing an event
 
 type Mode = 'set' | 'delete' | 'keep';
 
