@@ -114,7 +114,10 @@ export interface MailBackend {
   /** Deletes the folder and every folder under it. */
   deleteFolder(ref: string): Promise<void>;
 
-  /** The folder as it is now (not a cached view). Rejects with FolderNotFoundError when it does not exist. */
+  /**
+   * The folder as it is now (not the session's earlier view of it), which later calls on it start from. Rejects with
+   * FolderNotFoundError when it does not exist.
+   */
   status(folder: string): Promise<MailboxStatus>;
   /** UIDs of the messages that arrived in [since, before) (by date, not time), ascending; all when both are undefined. */
   listUids(folder: string, since?: Date, before?: Date): Promise<number[]>;
@@ -126,6 +129,7 @@ export interface MailBackend {
    * tell (else `vanished` is undefined and the caller compares UID sets). Undefined when the backend keeps no modseqs
    * (`highestModSeq` undefined in status). `before` is the folder's UIDNEXT and message count when `modSeq` was its
    * HIGHESTMODSEQ, when known: a hint that lets the backend find plain arrivals cheaply; the answer is the same.
+   * The session sees other clients' changes from its latest `status(folder)` on: call that first, as Sync does.
    */
   changesSince(folder: string, modSeq: bigint, since?: Date, before?: { uidNext: number; messages: number }): Promise<MailboxChanges | undefined>;
   /** The messages with these UIDs, with their source, in the order asked; UIDs no longer there are left out. */

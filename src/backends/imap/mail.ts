@@ -241,7 +241,7 @@ export class ImapMailBackend implements MailBackend {
         const uids = (await this.client.search(criteria, { uid: true })) || [];
         return uids.length ? this.fetchSummaryRange(uids.join(',')) : [];
       }).catch((err: unknown) => {
-        if ((err as { serverResponseCode?: string }).serverResponseCode === 'NONEXISTENT') return [];
+        if (isMissingMailbox(err)) return [];
         throw err;
       });
       for (const m of found) results.push({ folder, uid: m.uid, internalDate: m.internalDate });
