@@ -79,7 +79,3 @@ export function combineBackends(parts: { mail: MailBackend; calendars?: ItemBack
   };
   return backends;
 }
-
-// Until src/sync/engine.ts imports these from open.ts and types.ts (the Sync engine is being reworked beside this).
-export { openBackends } from './open.ts';
-export type { UserBackends } from './types.ts';
