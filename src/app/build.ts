@@ -16,6 +16,7 @@ import type { CommandRegistry } from '../commands/registry.ts';
 import type { ServerConfig } from '../config.ts';
 import { deliverAccessNotice } from '../devices/access-notice.ts';
 import type { LogSink } from '../log.ts';
+import type { WatcherOptions } from '../push/watch-shared.ts';
 import type { StateStore } from '../state/types.ts';
 import { singleTenant, TenantDirectory } from '../tenants/resolve.ts';
 import type { DeviceHeld } from './activesync.ts';
@@ -66,4 +67,16 @@ export function buildApp(parts: AppParts): BuiltApp {
       }),
   });
   return { app, config, tenants };
+}
+
+/** What the push watcher of each tenant watches with: its IMAP server and logins, push settings, DAV servers. */
+export function watchedTenants(tenants: TenantDirectory, state: StateStore, log: LogSink): WatcherOptions[] {
+  return tenants.entries.map(({ config }) => ({
+    state,
+    tenant: config.tenant,
+    imap: config.imap,
+    push: config.push,
+    dav: { caldavUrl: config.caldavUrl, carddavUrl: config.carddavUrl },
+    log,
+  }));
 }

@@ -5,7 +5,7 @@
  *   the package `@hono/aws-lambda`, same API). WBXML is binary: the Function URL hands it over base64-encoded
  *   (`isBase64Encoded`), the adapter decodes it to bytes, and answers whose Content-Type is not text go back
  *   base64-encoded, so bodies cross byte for byte.
- * - `watch`: the push watcher (src/push/watcher.ts) for one scheduled run. It holds an IMAP IDLE connection per
+ * - `watch`: the push watcher (src/push/idle-watcher.ts) for one scheduled run. It holds an IMAP IDLE connection per
  *   leased account for up to 14 minutes (Lambda stops a run at 15), then closes them. Runs are scheduled a little more
  *   often than they last (every 13 minutes), so two overlap for a minute and no change falls in a gap; the next run's
  *   first check catches up on anything its predecessor could not see.
@@ -18,7 +18,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { handle, type APIGatewayProxyResult, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
-import { buildApp } from '../app/build.ts';
+import { buildApp, watchedTenants } from '../app/build.ts';
 import { pooledImapSessions } from '../backends/imap/sessions.ts';
 import { ConfigError, type ServerConfig } from '../config.ts';
 import { stdoutLog, type LogSink } from '../log.ts';
@@ -65,7 +65,7 @@ export interface LambdaRuntimeOptions {
   /** The settings (process.env in Lambda). */
   env: Record<string, string | undefined>;
   log?: LogSink;
-  /** The watcher's timings (src/push/watcher.ts IdleWatcherOptions); tests shorten them. */
+  /** The watcher's timings (src/push/idle-watcher.ts IdleWatcherOptions); tests shorten them. */
   watcher?: { leaseScanMs?: number; checkIntervalMs?: number; durationMs?: number };
 }
 
@@ -122,14 +122,9 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
       // The watcher is its own function: no Ping of this process announces itself, the lease scan finds them all.
       const hub = new PushHub();
       await Promise.all(
-        tenants.entries.map(({ config: tenant }) =>
+        watchedTenants(tenants, state, log).map((watched) =>
           runIdleWatcher({
-            state,
-            tenant: tenant.tenant,
-            imap: tenant.imap,
-            push: tenant.push,
-            dav: { caldavUrl: tenant.caldavUrl, carddavUrl: tenant.carddavUrl },
-            log,
+            ...watched,
             hub,
             ...(shards?.length ? { shards } : {}),
             ...(options.watcher?.leaseScanMs ? { leaseScanMs: options.watcher.leaseScanMs } : {}),

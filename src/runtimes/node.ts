@@ -5,7 +5,7 @@ import { serve } from '@hono/node-server';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildApp } from '../app/build.ts';
+import { buildApp, watchedTenants } from '../app/build.ts';
 import { pooledImapSessions } from '../backends/imap/sessions.ts';
 import { ConfigError, type StateStoreConfig } from '../config.ts';
 import { loadTenants } from '../tenants/settings.ts';
@@ -51,23 +51,15 @@ async function main(): Promise<void> {
   const server = serve({ fetch: app.fetch, port: config.port, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
     stdoutLog({ time: new Date().toISOString(), event: 'listening', port: info.port, imap: `${config.imap.host}:${config.imap.port}`, tenants: tenants.entries.length, state: state.where });
   });
-  // Push: the IDLE watcher runs in this process (src/push/watcher.ts), one per tenant with the tenant's IMAP server
+  // Push: the IDLE watcher runs in this process (src/push/idle-watcher.ts), one per tenant with the tenant's IMAP server
   // and logins; it wakes this process's waiting Pings at once. On DynamoDB several instances may share the table:
   // each watches only the lease shards it claims (at most PUSH_WATCHER_SHARDS of the 16; a crashed instance's claims
   // expire within a minute and the others take its shards over). A Ping whose account another instance watches
   // learns of changes from its feed polls.
   const instance = randomUUID();
   const maxShards = Math.min(LEASE_SHARDS, Math.max(1, Math.floor(Number(process.env.PUSH_WATCHER_SHARDS ?? LEASE_SHARDS)) || LEASE_SHARDS));
-  const watchers = tenants.entries.map(({ config: tenant }) =>
-    startIdleWatcher({
-      state: state.store,
-      tenant: tenant.tenant,
-      imap: tenant.imap,
-      push: tenant.push,
-      dav: { caldavUrl: tenant.caldavUrl, carddavUrl: tenant.carddavUrl },
-      log: stdoutLog,
-      ...(config.state.kind === 'dynamodb' ? { claims: { instance, maxShards } } : {}),
-    }),
+  const watchers = watchedTenants(tenants, state.store, stdoutLog).map((watched) =>
+    startIdleWatcher({ ...watched, ...(config.state.kind === 'dynamodb' ? { claims: { instance, maxShards } } : {}) }),
   );
   const stop = (): void => {
     for (const watcher of watchers) void watcher.stop();
