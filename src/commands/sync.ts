@@ -21,18 +21,31 @@ export async function sync(context: CommandContext): Promise<CommandResult> {
   if ('status' in request) return refused(request);
 
   const { hierarchy, elements } = await syncCollections(context, request);
-  const response: CommandResult = { kind: 'wbxml', body: el('AirSync', 'Sync', [el('AirSync', 'Collections', elements)]) };
+  const response: CommandResult = {
+    kind: 'wbxml',
+    body: el('AirSync', 'Sync', [el('AirSync', 'Collections', elements)]),
+  };
   if (request.hangSeconds === undefined) return response;
   // With Wait or HeartbeatInterval and nothing to send, the Sync waits for a change, then runs again (hanging.ts).
   const requested = request.collections.map((c) => ({ collectionId: c.collectionId, syncKey: c.syncKey }));
-  return waitInSync(context, { seconds: request.hangSeconds, hierarchy, requested, elements, response, again: () => sync(context) });
+  return waitInSync(context, {
+    seconds: request.hangSeconds,
+    hierarchy,
+    requested,
+    elements,
+    response,
+    again: () => sync(context),
+  });
 }
 
 /** A request refused as a whole: the top-level Status (MS-ASCMD §2.2.3.177.17), with the Limit for Status 14. */
 function refused({ status, limit }: SyncRefusal): CommandResult {
   return {
     kind: 'wbxml',
-    body: el('AirSync', 'Sync', [el('AirSync', 'Status', String(status)), limit !== undefined ? el('AirSync', 'Limit', String(limit)) : undefined]),
+    body: el('AirSync', 'Sync', [
+      el('AirSync', 'Status', String(status)),
+      limit !== undefined ? el('AirSync', 'Limit', String(limit)) : undefined,
+    ]),
   };
 }
 

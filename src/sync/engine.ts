@@ -17,7 +17,7 @@ import { itemClassOf } from '../folders/hierarchy.ts';
 import { syncDavCollection } from './dav.ts';
 import { prepareMeetingWrite, sendInvitations, userAddresses } from '../sending/meeting-mail.ts';
 import { warnAfterSend } from '../sending/compose.ts';
-import { syncEmailCollection } from './email.ts';
+import { type EmailSyncResult, syncEmailCollection } from './email.ts';
 import { afterSync, loopWindow } from './loop-detection.ts';
 import { answerResent, collectionAnswer, commitAnswer } from './replay.ts';
 import { syncDraftsCollection } from './drafts.ts';
@@ -56,9 +56,17 @@ export async function syncCollections(context: CommandContext, request: SyncRequ
 }
 
 /** A DAV resource name for a device's Add: a hash of who sent it, under which key, with which ClientId (dav.ts). */
-async function addResourceName(context: CommandContext, collectionId: string, syncKey: string, clientId: string): Promise<string> {
+async function addResourceName(
+  context: CommandContext,
+  collectionId: string,
+  syncKey: string,
+  clientId: string,
+): Promise<string> {
   const { tenant, user, deviceId } = context.device;
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(JSON.stringify([tenant, user, deviceId, collectionId, syncKey, clientId])));
+  const digest = await crypto.subtle.digest(
+    'SHA-256',
+    new TextEncoder().encode(JSON.stringify([tenant, user, deviceId, collectionId, syncKey, clientId])),
+  );
   return Array.from(new Uint8Array(digest).slice(0, 16), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
@@ -80,7 +88,8 @@ async function syncCollection(
   const { collectionId } = request;
   const folder = hierarchy?.folders.find((f) => f.serverId === collectionId);
   const converter = folder && folder.source.backend !== 'imap' ? converterFor(folder.type) : undefined;
-  if (!folder || (folder.source.backend !== 'imap' && !converter)) return { element: collectionStatus(collectionId, SyncStatus.HierarchyChanged), sent: 0 };
+  if (!folder || (folder.source.backend !== 'imap' && !converter))
+    return { element: collectionStatus(collectionId, SyncStatus.HierarchyChanged), sent: 0 };
 
   if (request.syncKey === INITIAL_SYNC_KEY) {
     if (request.commands.length) return { element: collectionStatus(collectionId, SyncStatus.ProtocolError), sent: 0 };
@@ -99,15 +108,20 @@ async function syncCollection(
 
   const stored = await context.state.getCollection(context.device, collectionId);
   const requestKey = request.syncKey ?? stored?.syncKey;
-  if (!stored || requestKey === undefined) return { element: collectionStatus(collectionId, SyncStatus.InvalidSyncKey), sent: 0 };
+  if (!stored || requestKey === undefined)
+    return { element: collectionStatus(collectionId, SyncStatus.InvalidSyncKey), sent: 0 };
   if (stored.syncKey !== requestKey) {
     // The device lost our last answer: the same answer again; its commands were applied the first time.
     // Resent again and again: loop detection (loop-detection.ts) shrinks the answer, then skips a broken item.
-    if (stored.replay?.syncKey === requestKey) return { element: await answerResent(context, collectionId, stored, requestKey), sent: 0 };
+    if (stored.replay?.syncKey === requestKey)
+      return { element: await answerResent(context, collectionId, stored, requestKey), sent: 0 };
     return { element: collectionStatus(collectionId, SyncStatus.InvalidSyncKey), sent: 0 };
   }
   // A new FilterType under the same key: start over, as Exchange does.
-  if (request.options?.filterType !== undefined && request.options.filterType !== (stored.state.options.filterType ?? 0)) {
+  if (
+    request.options?.filterType !== undefined &&
+    request.options.filterType !== (stored.state.options.filterType ?? 0)
+  ) {
     await context.state.deleteCollection(context.device, collectionId);
     return { element: collectionStatus(collectionId, SyncStatus.InvalidSyncKey), sent: 0 };
   }
@@ -119,58 +133,70 @@ async function syncCollection(
   const options = { ...stored.state.options, ...request.options };
   // 16.0+ devices edit and send drafts through Sync (drafts.ts).
   const drafts16 = folder.type === FolderType.Drafts && atLeast(context.request.version, '16.0');
-  let result;
+  let result: EmailSyncResult;
   try {
-    const dav = folder.source.backend === 'caldav' ? backends.calendars : folder.source.backend === 'carddav' ? backends.contacts : undefined;
-    result = dav && converter
-      ? await syncDavCollection({
-          dav,
-          converter,
-          folderRef: folder.source.ref,
-          collectionId,
-          state: stored.state,
-          options,
-          windowSize,
-          getChanges: request.getChanges ?? true,
-          commands: request.commands,
-          version: context.request.version,
-          ...(stored.state.supported ? { supported: stored.state.supported } : {}),
-          // Meetings (src/sending/meeting-mail.ts): who the user is; SEQUENCE raised on updates; and, 16.x, the server
-          // mails the invitations for what the device organizes (up to 14.1 the device sends them with SendMail).
-          userEmails: userAddresses(context),
-          addName: (clientId: string) => addResourceName(context, collectionId, requestKey, clientId),
-          ...(folder.source.backend === 'caldav' && itemClassOf(folder.type) === 'Calendar'
-            ? {
-                prepareChange: (before: string, after: string) => prepareMeetingWrite(context, before, after),
-                ...(atLeast(context.request.version, '16.0')
-                  ? {
-                      // The calendar write stands whatever happens to the mail; a failure shows in the request's log line.
-                      afterWrite: (before: string | undefined, after: string | undefined) =>
-                        sendInvitations(context, before, after).catch((err: unknown) => warnAfterSend(context, 'meeting-mail-failed', err)),
-                    }
-                  : {}),
-              }
-            : {}),
-        })
-      : await (drafts16
-          ? (r: Parameters<typeof syncEmailCollection>[0]) => syncDraftsCollection(context, r, (clientId) => addResourceName(context, collectionId, requestKey, clientId))
-          : syncEmailCollection)({
-          mail: backends.mail,
-          folderRef: folder.source.ref,
-          collectionId,
-          trashRef: trash?.source.ref,
-          state: stored.state,
-          options,
-          windowSize,
-          getChanges: request.getChanges ?? true,
-          deletesAsMoves: request.deletesAsMoves,
-          commands: request.commands,
-          version: context.request.version,
-          fileReference: (uid, partId) => `${collectionId}:${uid}:${partId}`,
-        });
+    const dav =
+      folder.source.backend === 'caldav'
+        ? backends.calendars
+        : folder.source.backend === 'carddav'
+          ? backends.contacts
+          : undefined;
+    result =
+      dav && converter
+        ? await syncDavCollection({
+            dav,
+            converter,
+            folderRef: folder.source.ref,
+            collectionId,
+            state: stored.state,
+            options,
+            windowSize,
+            getChanges: request.getChanges ?? true,
+            commands: request.commands,
+            version: context.request.version,
+            ...(stored.state.supported ? { supported: stored.state.supported } : {}),
+            // Meetings (src/sending/meeting-mail.ts): who the user is; SEQUENCE raised on updates; and, 16.x, the server
+            // mails the invitations for what the device organizes (up to 14.1 the device sends them with SendMail).
+            userEmails: userAddresses(context),
+            addName: (clientId: string) => addResourceName(context, collectionId, requestKey, clientId),
+            ...(folder.source.backend === 'caldav' && itemClassOf(folder.type) === 'Calendar'
+              ? {
+                  prepareChange: (before: string, after: string) => prepareMeetingWrite(context, before, after),
+                  ...(atLeast(context.request.version, '16.0')
+                    ? {
+                        // The calendar write stands whatever happens to the mail; a failure shows in the request's log line.
+                        afterWrite: (before: string | undefined, after: string | undefined) =>
+                          sendInvitations(context, before, after).catch((err: unknown) =>
+                            warnAfterSend(context, 'meeting-mail-failed', err),
+                          ),
+                      }
+                    : {}),
+                }
+              : {}),
+          })
+        : await (drafts16
+            ? (r: Parameters<typeof syncEmailCollection>[0]) =>
+                syncDraftsCollection(context, r, (clientId) =>
+                  addResourceName(context, collectionId, requestKey, clientId),
+                )
+            : syncEmailCollection)({
+            mail: backends.mail,
+            folderRef: folder.source.ref,
+            collectionId,
+            trashRef: trash?.source.ref,
+            state: stored.state,
+            options,
+            windowSize,
+            getChanges: request.getChanges ?? true,
+            deletesAsMoves: request.deletesAsMoves,
+            commands: request.commands,
+            version: context.request.version,
+            fileReference: (uid, partId) => `${collectionId}:${uid}:${partId}`,
+          });
   } catch (err) {
     // Another client deleted or renamed the folder: the device must FolderSync.
-    if (err instanceof FolderNotFoundError) return { element: collectionStatus(collectionId, SyncStatus.HierarchyChanged), sent: 0 };
+    if (err instanceof FolderNotFoundError)
+      return { element: collectionStatus(collectionId, SyncStatus.HierarchyChanged), sent: 0 };
     throw err;
   }
   if (result.status === SyncStatus.InvalidSyncKey) {
@@ -190,7 +216,13 @@ async function syncCollection(
     moreAvailable: result.moreAvailable,
   });
   const next = { syncKey: newKey, state: afterSync(result.state, result.moreAvailable) };
-  const committed = await commitAnswer(context, collectionId, { from: requestKey, replayKey: requestKey }, next, answer);
+  const committed = await commitAnswer(
+    context,
+    collectionId,
+    { from: requestKey, replayKey: requestKey },
+    next,
+    answer,
+  );
   // Another request of this device moved this collection first; nothing of ours was recorded, the device retries.
   if (!committed) return { element: collectionStatus(collectionId, SyncStatus.Retry), sent: 0 };
   return { element: committed, sent: result.commands.length };

@@ -16,7 +16,10 @@ import { answerResent } from './replay.ts';
 const device = { tenant: 't', user: 'alice', deviceId: 'D1' };
 
 function add(uid: number, subject: string) {
-  return el('AirSync', 'Add', [el('AirSync', 'ServerId', `5:${uid}`), el('AirSync', 'ApplicationData', [el('Email', 'Subject', subject)])]);
+  return el('AirSync', 'Add', [
+    el('AirSync', 'ServerId', `5:${uid}`),
+    el('AirSync', 'ApplicationData', [el('Email', 'Subject', subject)]),
+  ]);
 }
 
 async function storeWithAnswer(): Promise<ReturnType<typeof openSqliteStateStore>['store']> {
@@ -24,7 +27,14 @@ async function storeWithAnswer(): Promise<ReturnType<typeof openSqliteStateStore
   // The device had UIDs 1, 2 (flags 1 and 3); the answer to key A sent 7, 8, 9 (flags 0, 2, 1) and a Delete of 3.
   const state: CollectionState = {
     class: 'Email',
-    watermark: { kind: 'imap', uidValidity: 1, highestModSeq: '', uids: encodeUidSet([1, 2, 7, 8, 9]), pendingAdds: encodeUidSet([4]), flagDigits: '13021' },
+    watermark: {
+      kind: 'imap',
+      uidValidity: 1,
+      highestModSeq: '',
+      uids: encodeUidSet([1, 2, 7, 8, 9]),
+      pendingAdds: encodeUidSet([4]),
+      flagDigits: '13021',
+    },
     options: {},
     pending: [],
     clientIds: {},
@@ -33,10 +43,19 @@ async function storeWithAnswer(): Promise<ReturnType<typeof openSqliteStateStore
     el('AirSync', 'SyncKey', 'B'),
     el('AirSync', 'CollectionId', '5'),
     el('AirSync', 'Status', '1'),
-    el('AirSync', 'Commands', [el('AirSync', 'Delete', [el('AirSync', 'ServerId', '5:3')]), add(9, 'Nine'), add(8, 'Eight'), add(7, 'Seven')]),
+    el('AirSync', 'Commands', [
+      el('AirSync', 'Delete', [el('AirSync', 'ServerId', '5:3')]),
+      add(9, 'Nine'),
+      add(8, 'Eight'),
+      add(7, 'Seven'),
+    ]),
     el('AirSync', 'MoreAvailable'),
   ]);
-  await store.commitCollection(device, '5', 'absent', { syncKey: 'B', state, replay: { syncKey: 'A', response: encodeWbxml(answer), expiresAt: Date.now() + 60_000 } });
+  await store.commitCollection(device, '5', 'absent', {
+    syncKey: 'B',
+    state,
+    replay: { syncKey: 'A', response: encodeWbxml(answer), expiresAt: Date.now() + 60_000 },
+  });
   return store;
 }
 
@@ -51,7 +70,10 @@ describe('loop detection', () => {
     const second = await answerResent(context, '5', (await store.getCollection(device, '5'))!, 'A');
     const key = childText(second, 'SyncKey')!;
     expect(key).not.toBe('B');
-    expect(child(second, 'Commands')!.children.map((c) => `${c.tag} ${childText(c, 'ServerId')}`)).toEqual(['Delete 5:3', 'Add 5:9']);
+    expect(child(second, 'Commands')!.children.map((c) => `${c.tag} ${childText(c, 'ServerId')}`)).toEqual([
+      'Delete 5:3',
+      'Add 5:9',
+    ]);
     expect(child(second, 'MoreAvailable')).toBeDefined();
 
     const stored = (await store.getCollection(device, '5'))!;
@@ -62,7 +84,11 @@ describe('loop detection', () => {
     expect([...UidSet.parse(wm.uids)]).toEqual([1, 2, 9]);
     expect([...UidSet.parse(wm.pendingAdds!)]).toEqual([4, 7, 8]);
     // The flags stay with their UIDs.
-    expect([...flagDigitsMap(wm.uids, wm.flagDigits!)]).toEqual([[1, '1'], [2, '3'], [9, '1']]);
+    expect([...flagDigitsMap(wm.uids, wm.flagDigits!)]).toEqual([
+      [1, '1'],
+      [2, '3'],
+      [9, '1'],
+    ]);
     expect(loopWindow(stored.state, 100)).toBe(1);
     expect(afterSync(stored.state, true).loop).toBeDefined();
     expect(afterSync(stored.state, false).loop).toBeUndefined();
@@ -80,7 +106,9 @@ describe('loop detection', () => {
 
     const stored = (await store.getCollection(device, '5'))!;
     expect(stored.state.loop).toBeUndefined();
-    expect(stored.state.brokenItems).toEqual([{ serverId: '5:9', subject: 'Nine', reason: expect.stringMatching(/SyncKey A, 3 times/), at: 1234 }]);
+    expect(stored.state.brokenItems).toEqual([
+      { serverId: '5:9', subject: 'Nine', reason: expect.stringMatching(/SyncKey A, 3 times/), at: 1234 },
+    ]);
     const wm = stored.state.watermark as Extract<CollectionState['watermark'], { kind: 'imap' }>;
     expect([...UidSet.parse(wm.uids)]).toEqual([1, 2]);
     expect([...UidSet.parse(wm.pendingAdds!)]).toEqual([4, 7, 8]);

@@ -36,13 +36,20 @@ export type ResendOutcome =
  * What the device gets that resent `requestKey`, the key before the stored one, given the Commands of the stored
  * answer to it.
  */
-export function onResend(state: CollectionState, collectionId: string, requestKey: string, commands: WbxmlElement[], now: number): ResendOutcome {
+export function onResend(
+  state: CollectionState,
+  collectionId: string,
+  requestKey: string,
+  commands: WbxmlElement[],
+  now: number,
+): ResendOutcome {
   const items = commands.filter((c) => c.tag === 'Add' || c.tag === 'Change');
   // Only mail, and only an answer that carried items, can loop on a broken item.
   if (state.watermark.kind !== 'imap' || items.length === 0) return { kind: 'replay' };
 
   const resends = (state.loop?.syncKey === requestKey ? state.loop.repeats : 0) + 1;
-  if (resends < LOOP_RESENDS) return { kind: 'replay', state: { ...state, loop: { ...state.loop, syncKey: requestKey, repeats: resends } } };
+  if (resends < LOOP_RESENDS)
+    return { kind: 'replay', state: { ...state, loop: { ...state.loop, syncKey: requestKey, repeats: resends } } };
   const removals = commands.filter((c) => c.tag !== 'Add' && c.tag !== 'Change');
   let next: CollectionState;
   let sent: WbxmlElement[];
@@ -57,7 +64,12 @@ export function onResend(state: CollectionState, collectionId: string, requestKe
     const subject = childText(child(broken, 'ApplicationData'), 'Subject', 'Email');
     sent = removals;
     next = withBrokenItems(forget(state, collectionId, [broken]), [
-      { serverId, ...(subject !== undefined ? { subject } : {}), reason: `the device asked again for the changes it had been sent with this item (SyncKey ${requestKey}, ${resends + 1} times)`, at: now },
+      {
+        serverId,
+        ...(subject !== undefined ? { subject } : {}),
+        reason: `the device asked again for the changes it had been sent with this item (SyncKey ${requestKey}, ${resends + 1} times)`,
+        at: now,
+      },
     ]);
     delete next.loop;
   }
@@ -92,7 +104,12 @@ export async function convertOrSkip<T>(
     return await convert();
   } catch (err) {
     const reason = `the server could not convert it: ${err instanceof Error ? err.message : String(err)}`;
-    broken.push({ serverId: item.serverId, ...(item.subject !== undefined ? { subject: item.subject } : {}), reason, at: now });
+    broken.push({
+      serverId: item.serverId,
+      ...(item.subject !== undefined ? { subject: item.subject } : {}),
+      reason,
+      at: now,
+    });
     return undefined;
   }
 }

@@ -13,7 +13,8 @@ import { answerResent, collectionAnswer, commitAnswer } from './replay.ts';
 const device = { tenant: 't', user: 'alice', deviceId: 'D1' };
 const state: CollectionState = { class: 'Email', watermark: { kind: 'none' }, options: {}, pending: [], clientIds: {} };
 
-const response = (collection: ReturnType<typeof el>) => encodeWbxml(el('AirSync', 'Sync', [el('AirSync', 'Collections', [collection])]));
+const response = (collection: ReturnType<typeof el>) =>
+  encodeWbxml(el('AirSync', 'Sync', [el('AirSync', 'Collections', [collection])]));
 
 describe('the replay record', () => {
   it('stores the bytes the response carries, and answers a resent key with them again', async () => {
@@ -27,7 +28,13 @@ describe('the replay record', () => {
       responses: [el('AirSync', 'Change', [el('AirSync', 'ServerId', '5:4'), el('AirSync', 'Status', 1)])],
       moreAvailable: true,
     });
-    const committed = (await commitAnswer(context, '5', { from: 'A', replayKey: 'A' }, { syncKey: 'B', state }, answer))!;
+    const committed = (await commitAnswer(
+      context,
+      '5',
+      { from: 'A', replayKey: 'A' },
+      { syncKey: 'B', state },
+      answer,
+    ))!;
     const stored = (await store.getCollection(device, '5'))!;
     expect(stored.syncKey).toBe('B');
     expect(stored.replay?.syncKey).toBe('A');
@@ -43,8 +50,16 @@ describe('the replay record', () => {
   it('commits nothing and says so when another request moved the collection first', async () => {
     const { store } = openSqliteStateStore(':memory:');
     await store.commitCollection(device, '5', 'absent', { syncKey: 'C', state });
-    const answer = collectionAnswer({ syncKey: 'B', collectionId: '5', commands: [], responses: [], moreAvailable: false });
-    expect(await commitAnswer({ state: store, device }, '5', { from: 'A', replayKey: 'A' }, { syncKey: 'B', state }, answer)).toBeUndefined();
+    const answer = collectionAnswer({
+      syncKey: 'B',
+      collectionId: '5',
+      commands: [],
+      responses: [],
+      moreAvailable: false,
+    });
+    expect(
+      await commitAnswer({ state: store, device }, '5', { from: 'A', replayKey: 'A' }, { syncKey: 'B', state }, answer),
+    ).toBeUndefined();
     expect((await store.getCollection(device, '5'))!.syncKey).toBe('C');
   });
 });

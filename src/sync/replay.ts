@@ -7,7 +7,13 @@
  * src/wbxml/encoder.ts), and a replayed answer goes out as the stored bytes.
  */
 import { firstSyncKey, REPLAY_TTL_MS } from '../protocol/synckey.ts';
-import { StateConflictError, type CollectionState, type DeviceScope, type KeyedState, type StateStore } from '../state/types.ts';
+import {
+  StateConflictError,
+  type CollectionState,
+  type DeviceScope,
+  type KeyedState,
+  type StateStore,
+} from '../state/types.ts';
 import { decodeWbxml } from '../wbxml/decoder.ts';
 import { preEncoded } from '../wbxml/encoder.ts';
 import { child, el, type WbxmlElement } from '../wbxml/tree.ts';
@@ -49,10 +55,15 @@ export async function commitAnswer(
 ): Promise<WbxmlElement | undefined> {
   const encoded = preEncoded(answer);
   try {
-    await context.state.commitCollection(context.device, collectionId, { syncKey: keys.from }, {
-      ...next,
-      replay: { syncKey: keys.replayKey, response: encoded.encoded!, expiresAt: now + REPLAY_TTL_MS },
-    });
+    await context.state.commitCollection(
+      context.device,
+      collectionId,
+      { syncKey: keys.from },
+      {
+        ...next,
+        replay: { syncKey: keys.replayKey, response: encoded.encoded!, expiresAt: now + REPLAY_TTL_MS },
+      },
+    );
   } catch (err) {
     if (err instanceof StateConflictError) return undefined;
     throw err;
@@ -78,7 +89,12 @@ export async function answerResent(
     if (outcome.state) {
       // Counting the resend is bookkeeping: a request that moved the folder meanwhile wins, the answer stands.
       try {
-        await context.state.commitCollection(context.device, collectionId, { syncKey: stored.syncKey }, { ...stored, state: outcome.state });
+        await context.state.commitCollection(
+          context.device,
+          collectionId,
+          { syncKey: stored.syncKey },
+          { ...stored, state: outcome.state },
+        );
       } catch (err) {
         if (!(err instanceof StateConflictError)) throw err;
       }
@@ -93,7 +109,14 @@ export async function answerResent(
     responses: child(replayed, 'Responses')?.children ?? [],
     moreAvailable: outcome.moreAvailable,
   });
-  const committed = await commitAnswer(context, collectionId, { from: stored.syncKey, replayKey: requestKey }, { syncKey, state: outcome.state }, smaller, now);
+  const committed = await commitAnswer(
+    context,
+    collectionId,
+    { from: stored.syncKey, replayKey: requestKey },
+    { syncKey, state: outcome.state },
+    smaller,
+    now,
+  );
   // Another request of this device moved the folder first: this one gets the old answer; the next resend decides.
   return committed ?? replayed;
 }

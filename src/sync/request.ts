@@ -58,7 +58,10 @@ export function readSyncTiming(body: WbxmlElement | undefined): SyncTiming | Syn
   const wait = childText(body, 'Wait');
   const heartbeat = childText(body, 'HeartbeatInterval');
   if (wait !== undefined && heartbeat !== undefined) return { status: SyncStatus.ProtocolError };
-  for (const [value, range] of [[wait, WAIT_MINUTES], [heartbeat, HEARTBEAT_SECONDS]] as const) {
+  for (const [value, range] of [
+    [wait, WAIT_MINUTES],
+    [heartbeat, HEARTBEAT_SECONDS],
+  ] as const) {
     if (value === undefined) continue;
     const n = Number(value);
     if (!Number.isInteger(n) || n < range.min || n > range.max) {
@@ -72,7 +75,11 @@ export function readSyncTiming(body: WbxmlElement | undefined): SyncTiming | Syn
  * The collections to sync. An empty or Partial Sync takes what it leaves out from the last full request, cached in
  * the state store (nothing cached: Status 13); a request that lists collections becomes the cached one.
  */
-export async function readSyncRequest(context: CommandContext, body: WbxmlElement | undefined, timing: SyncTiming): Promise<SyncRequest | SyncRefusal> {
+export async function readSyncRequest(
+  context: CommandContext,
+  body: WbxmlElement | undefined,
+  timing: SyncTiming,
+): Promise<SyncRequest | SyncRefusal> {
   const { wait, heartbeat } = timing;
   const listed = children(child(body, 'Collections'), 'Collection');
   const parsed = listed.map(parseCollection);
@@ -105,7 +112,8 @@ export async function readSyncRequest(context: CommandContext, body: WbxmlElemen
   }
   if (requests.length > MAX_COLLECTIONS) return { status: SyncStatus.TooManyCollections };
   if (listed.length > 0) await cacheRequest(context, requests, windowSize, wait, heartbeat);
-  const hangSeconds = wait !== undefined ? Number(wait) * 60 : heartbeat !== undefined ? Number(heartbeat) : cachedHangSeconds;
+  const hangSeconds =
+    wait !== undefined ? Number(wait) * 60 : heartbeat !== undefined ? Number(heartbeat) : cachedHangSeconds;
   return { collections: requests, windowSize, hangSeconds };
 }
 

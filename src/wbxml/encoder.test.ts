@@ -3,7 +3,11 @@ import { decodeWbxml } from './decoder.ts';
 import { encodeWbxml, preEncoded, WbxmlEncodeError } from './encoder.ts';
 import { child, el } from './tree.ts';
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex').toUpperCase().replace(/(..)(?!$)/g, '$1 ');
+const hex = (b: Uint8Array): string =>
+  Buffer.from(b)
+    .toString('hex')
+    .toUpperCase()
+    .replace(/(..)(?!$)/g, '$1 ');
 
 describe('encodeWbxml', () => {
   it('writes the canonical header and the FolderSync example byte for byte', () => {
@@ -23,7 +27,9 @@ describe('encodeWbxml', () => {
 
   it('writes empty elements without content and bytes as OPAQUE with an mb_u_int32 length', () => {
     const mime = new Uint8Array(300).fill(0x41);
-    const bytes = encodeWbxml(el('ComposeMail', 'SendMail', [el('ComposeMail', 'SaveInSentItems'), el('ComposeMail', 'Mime', mime)]));
+    const bytes = encodeWbxml(
+      el('ComposeMail', 'SendMail', [el('ComposeMail', 'SaveInSentItems'), el('ComposeMail', 'Mime', mime)]),
+    );
     expect(hex(bytes.subarray(0, 12))).toBe('03 01 6A 00 00 15 45 08 50 C3 82 2C');
     expect(decodeWbxml(bytes).children[1]!.opaque).toEqual(mime);
   });
@@ -50,7 +56,10 @@ describe('pre-encoded fragments', () => {
       el('AirSync', 'CollectionId', '5'),
       el('AirSync', 'Status', 1),
       el('AirSync', 'Commands', [
-        el('AirSync', 'Add', [el('AirSync', 'ServerId', '5:1'), el('AirSync', 'ApplicationData', [el('Email', 'Subject', subject)])]),
+        el('AirSync', 'Add', [
+          el('AirSync', 'ServerId', '5:1'),
+          el('AirSync', 'ApplicationData', [el('Email', 'Subject', subject)]),
+        ]),
       ]),
     ]);
 
@@ -63,7 +72,11 @@ describe('pre-encoded fragments', () => {
   it('round-trips through decodeWbxml, switching back to page 0 after a fragment that ended on another page', () => {
     // The first fragment ends on the Email page; the plain Collection after it is on page 0.
     const doc = el('AirSync', 'Sync', [
-      el('AirSync', 'Collections', [preEncoded(collection('2', 'One')), collection('7', 'Two'), preEncoded(collection('9', 'Three'))]),
+      el('AirSync', 'Collections', [
+        preEncoded(collection('2', 'One')),
+        collection('7', 'Two'),
+        preEncoded(collection('9', 'Three')),
+      ]),
       el('AirSync', 'MoreAvailable'),
     ]);
     const plain = el('AirSync', 'Sync', [
@@ -79,7 +92,9 @@ describe('pre-encoded fragments', () => {
     expect(hex(fragment.encoded!)).toBe('03 01 6A 00 52 03 35 00 01');
     const doc = el('Search', 'Result', [fragment, el('Search', 'LongId', 'x')]);
     const bytes = encodeWbxml(doc);
-    expect(hex(bytes)).toBe(hex(encodeWbxml(el('Search', 'Result', [el('AirSync', 'CollectionId', '5'), el('Search', 'LongId', 'x')]))));
+    expect(hex(bytes)).toBe(
+      hex(encodeWbxml(el('Search', 'Result', [el('AirSync', 'CollectionId', '5'), el('Search', 'LongId', 'x')]))),
+    );
     expect(decodeWbxml(bytes)).toEqual({
       ns: 'Search',
       tag: 'Result',

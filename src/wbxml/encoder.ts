@@ -52,7 +52,7 @@ export function encodeWbxml(root: WbxmlElement): Uint8Array<ArrayBuffer> {
       out.byte(code.page);
       page = code.page;
     }
-    const hasValue = (element.opaque !== undefined) || (element.text !== undefined && element.text !== '');
+    const hasValue = element.opaque !== undefined || (element.text !== undefined && element.text !== '');
     if (!hasValue && element.children.length === 0) {
       out.byte(code.token);
       return;

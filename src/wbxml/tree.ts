@@ -36,12 +36,20 @@ export function el<N extends Namespace>(ns: N, tag: TagOf<N>, content?: ElementC
 }
 
 /** The first child with this tag, in `ns` (by default the parent's namespace). */
-export function child(parent: WbxmlElement | undefined, tag: string, ns: Namespace = parent?.ns ?? 'AirSync'): WbxmlElement | undefined {
+export function child(
+  parent: WbxmlElement | undefined,
+  tag: string,
+  ns: Namespace = parent?.ns ?? 'AirSync',
+): WbxmlElement | undefined {
   return parent?.children.find((c) => c.tag === tag && c.ns === ns);
 }
 
 /** Every child with this tag, in `ns` (by default the parent's namespace). */
-export function children(parent: WbxmlElement | undefined, tag: string, ns: Namespace = parent?.ns ?? 'AirSync'): WbxmlElement[] {
+export function children(
+  parent: WbxmlElement | undefined,
+  tag: string,
+  ns: Namespace = parent?.ns ?? 'AirSync',
+): WbxmlElement[] {
   return parent ? parent.children.filter((c) => c.tag === tag && c.ns === ns) : [];
 }
 
