@@ -1,6 +1,6 @@
 /**
- * The Hono app every runtime serves. Routes only; the ActiveSync framing is in protocol/activesync.ts, Autodiscover
- * in protocol/autodiscover.ts, and each command in commands/<command>.ts.
+ * The Hono app every runtime serves. Routes only; the ActiveSync framing is in activesync.ts, Autodiscover
+ * in autodiscover.ts, and each command in commands/<command>.ts.
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';

@@ -61,7 +61,7 @@ async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): 
   try {
     deps = withTenant(anyTenant, new URL(c.req.url).host, credentials);
   } catch (err) {
-    // No tenant for this host and mail domain: the same 401 as a wrong password (see tenants/services.ts).
+    // No tenant for this host and mail domain: the same 401 as a wrong password (see app/tenants.ts).
     if (err instanceof HttpError) return unauthorized();
     throw err;
   }

@@ -5,7 +5,7 @@
 import { withBackends } from '../backends/open.ts';
 import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey, REPLAY_TTL_MS } from '../protocol/synckey.ts';
 import { StateConflictError, type Precondition } from '../state/types.ts';
-import { encodeWbxml } from '../wbxml/encoder.ts';
+import { preEncoded } from '../wbxml/encoder.ts';
 import { childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { replayFor } from './folder-changes.ts';
 import { diffHierarchy, folderElement, parentsFirst } from '../folders/hierarchy.ts';
@@ -53,21 +53,18 @@ export async function folderSync(context: CommandContext): Promise<CommandResult
   // Nothing changed since the device's key: the same key again, nothing to store.
   if (changes.length === 0 && requestKey !== INITIAL_SYNC_KEY) return response(requestKey, changes);
 
-  const newKey = requestKey === INITIAL_SYNC_KEY ? firstSyncKey() : nextSyncKey(requestKey) ?? firstSyncKey();
-  const result = response(newKey, changes);
-  const bytes = encodeWbxml(result.body);
-  try {
-    await context.state.commitHierarchy(context.device, precondition, {
-      syncKey: newKey,
-      state: diff.next,
-      ...(requestKey !== INITIAL_SYNC_KEY ? { replay: { syncKey: requestKey, response: bytes, expiresAt: Date.now() + REPLAY_TTL_MS } } : {}),
-    });
-  } catch (err) {
-    // Another request of this device moved the hierarchy first; the device retries.
-    if (err instanceof StateConflictError) return statusOnly(FolderSyncStatus.ServerError);
-    throw err;
-  }
-  return result;
+  const newKey = requestKey === INITIAL_SYNC_KEY ? firstSyncKey() : (nextSyncKey(requestKey) ?? firstSyncKey());
+  // Encoded once: the replay's bytes are the response's. Another request of this device may move the hierarchy
+  // first (StateConflictError: Status 6, `errors` below); the device retries.
+  const answer = preEncoded(response(newKey, changes).body);
+  await context.state.commitHierarchy(context.device, precondition, {
+    syncKey: newKey,
+    state: diff.next,
+    ...(requestKey !== INITIAL_SYNC_KEY
+      ? { replay: { syncKey: requestKey, response: answer.encoded!, expiresAt: Date.now() + REPLAY_TTL_MS } }
+      : {}),
+  });
+  return { kind: 'wbxml', body: answer };
 }
 
 function response(syncKey: string, changes: WbxmlElement[]): { kind: 'wbxml'; body: WbxmlElement } {
@@ -85,5 +82,6 @@ registerCommand({
   name: 'FolderSync',
   responseRoot: { ns: 'FolderHierarchy', tag: 'FolderSync' },
   serverErrorStatus: FolderSyncStatus.ServerError,
+  errors: [[StateConflictError, FolderSyncStatus.ServerError]],
   handle: folderSync,
 });

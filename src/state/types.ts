@@ -106,7 +106,7 @@ export interface AuthFailures {
   resetAt: number;
 }
 
-/** An item the server stopped sending because it broke the sync (src/devices/loop-detection.ts), for admins. */
+/** An item the server stopped sending because it broke the sync (src/sync/loop-detection.ts), for admins. */
 export interface BrokenItem {
   serverId: string;
   subject?: string;
@@ -273,9 +273,9 @@ export interface CollectionState {
   supported?: string[];
   /** Drafts this device wrote (16.0 Drafts sync, src/sync/drafts.ts), by the ServerId the device keeps for them. */
   drafts?: Record<string, DraftRecord>;
-  /** Loop detection (src/devices/loop-detection.ts): the key the device keeps resending, how often, and the shrunk window. */
+  /** Loop detection (src/sync/loop-detection.ts): the key the device keeps resending, how often, and the shrunk window. */
   loop?: { syncKey: string; repeats: number; window?: number };
-  /** Items skipped because they broke the sync, newest last (src/devices/loop-detection.ts). */
+  /** Items skipped because they broke the sync, newest last (src/sync/loop-detection.ts). */
   brokenItems?: BrokenItem[];
 }
 

@@ -245,7 +245,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     at += part.length;
     for (const message of await mail.fetchMessages(folderRef, part)) {
       bytes += message.source.length;
-      // A message that cannot be converted is skipped and reported (devices/loop-detection.ts), not a failed Sync.
+      // A message that cannot be converted is skipped and reported (loop-detection.ts), not a failed Sync.
       const serverId = `${collectionId}:${message.uid}`;
       const data = await convertOrSkip(() => applicationData(req, message), { serverId, subject: subjectOf(message.source) }, broken);
       if (data === undefined) continue;
