@@ -9,11 +9,12 @@ import { openImapMailBackend } from './imap/mail.ts';
 import { requestImapSessions, type ImapSessions } from './imap/sessions.ts';
 import { DavItemBackend } from './dav/backend.ts';
 import { davDirectory } from './dav/directory.ts';
+import { sieveAutoReplies } from './sieve/vacation.ts';
 import type { MailSubmitter } from './smtp/types.ts';
 import type { AuthenticatedUser } from './auth.ts';
 import type { FolderListing, ItemBackend, MailBackend, TenantBackends, UserBackends } from './types.ts';
 
-export type BackendSettings = Pick<ServerConfig, 'imap' | 'caldavUrl' | 'carddavUrl' | 'galUrl' | 'davTimeoutMs' | 'davDefaults'>;
+export type BackendSettings = Pick<ServerConfig, 'imap' | 'caldavUrl' | 'carddavUrl' | 'galUrl' | 'davTimeoutMs' | 'davDefaults' | 'sieve'>;
 
 /**
  * IMAP + CalDAV/CardDAV + SMTP for one tenant. `sessions` is how IMAP connections are had (pooled on Node and Lambda,
@@ -29,6 +30,8 @@ export function imapDavBackends(settings: BackendSettings, sessions: ImapSession
           open: (user) => openImapDav(settings, scoped, user),
           submitter,
           directory: (user) => (settings.galUrl ? davDirectory(settings.galUrl, { user: user.login, password: user.password }) : undefined),
+          // ManageSieve logs in with the password: a Bearer login has none.
+          autoReplies: (user) => (settings.sieve && user.password ? sieveAutoReplies(settings.sieve, { login: user.login, password: user.password }) : undefined),
         },
         end: () => scoped.end(),
       };

@@ -6,6 +6,7 @@
  */
 import type { Authenticator, AuthenticatedUser } from './auth.ts';
 import type { MailSubmitter } from './smtp/types.ts';
+import type { OofSettings } from '../state/types.ts';
 
 /** ActiveSync folder types (MS-ASCMD §2.2.3.186.3). */
 export const FolderType = {
@@ -230,6 +231,15 @@ export interface Directory {
   busyEvents(url: string, start: Date, end: Date): Promise<string[] | 'forbidden'>;
 }
 
+/** The user's automatic replies, carried out by the mail system (a Sieve vacation script over ManageSieve). */
+export interface AutoReplies {
+  /**
+   * Puts `oof` in effect: replies with `subject` and each audience's message as `toText` renders it; off when its
+   * state is 0 or no message is enabled. Rejects when the server cannot do it (the settings are then not in effect).
+   */
+  apply(oof: OofSettings, subject: string, toText: (message: OofSettings['messages'][number]) => string): Promise<void>;
+}
+
 /** All folders of a user's backends, and which backends did not answer. */
 export interface FolderListing {
   folders: BackendFolder[];
@@ -260,6 +270,8 @@ export interface BackendFactory {
   submitter: MailSubmitter;
   /** The tenant's address book under this user's login; undefined when the tenant has none (GAL_URL). */
   directory(user: AuthenticatedUser): Directory | undefined;
+  /** The user's automatic replies; undefined when the tenant carries none out (SIEVE off) or there is no password. */
+  autoReplies(user: AuthenticatedUser): AutoReplies | undefined;
 }
 
 /**

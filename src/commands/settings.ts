@@ -13,7 +13,6 @@
  *   until it can be kept sealed.
  * - RightsManagementInformation Get: no templates (no IRM).
  */
-import { applyVacationScript, buildVacationScript } from '../backends/sieve/vacation.ts';
 import { primaryAddress } from '../items/address.ts';
 import { atLeast } from '../protocol/versions.ts';
 import type { OofMessage, OofSettings } from '../state/types.ts';
@@ -195,11 +194,10 @@ async function oofSet(context: CommandContext, set: WbxmlElement): Promise<Wbxml
     messages: AUDIENCES.flatMap(([audience]) => messages.get(audience) ?? []),
     applied: false,
   };
-  const sieve = context.config.sieve;
-  if (sieve && context.user.password) {
-    const script = buildVacationScript(next, OOF_SUBJECT, (m) => convertBody(m.replyMessage, m.bodyType, 'Text'));
+  const autoReplies = context.backends.autoReplies(context.user);
+  if (autoReplies) {
     try {
-      await applyVacationScript(sieve, { login: context.user.login, password: context.user.password }, script);
+      await autoReplies.apply(next, OOF_SUBJECT, (m) => convertBody(m.replyMessage, m.bodyType, 'Text'));
     } catch (err) {
       // Stored as asked but not in effect; the device may try again.
       context.note?.({ oofSieveError: (err as Error).message });

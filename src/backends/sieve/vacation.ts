@@ -4,6 +4,7 @@
  * Oof is on (ManageSieve has one active script); that is the trade-off of not editing scripts we did not write.
  */
 import type { OofSettings } from '../../state/types.ts';
+import type { AutoReplies } from '../types.ts';
 import { ManageSieveError, withManageSieve, type ManageSieveCredentials, type ManageSieveServer } from './managesieve.ts';
 
 export const VACATION_SCRIPT_NAME = 'activesync-oof';
@@ -47,6 +48,11 @@ export function buildVacationScript(oof: OofSettings, subject: string, toText: (
     ].join('\r\n');
   }
   return ['require ["vacation"];', vacation, ''].join('\r\n');
+}
+
+/** AutoReplies as a vacation script on the user's ManageSieve account. */
+export function sieveAutoReplies(server: ManageSieveServer, credentials: ManageSieveCredentials): AutoReplies {
+  return { apply: (oof, subject, toText) => applyVacationScript(server, credentials, buildVacationScript(oof, subject, toText)) };
 }
 
 /** Installs and activates `script`, or (undefined) deactivates and deletes ours. */
