@@ -36,6 +36,20 @@ module.exports = {
       to: {},
     },
     ...upward,
+    {
+      name: 'pipeline-side-effects-as-hooks',
+      comment: 'request counting and access notices run as hooks the builder (app/build.ts) installs, not from the pipeline',
+      severity: 'error',
+      from: { path: '^src/app/(activesync|app|autodiscover|tenants)\\.ts$' },
+      to: { path: '^src/(admin/stats\\.ts|devices/access-notice\\.ts)$' },
+    },
+    {
+      name: 'commands-see-backend-interfaces',
+      comment: 'commands get their backends from CommandContext.backends; only the builder picks the implementations',
+      severity: 'error',
+      from: { path: '^src/(commands|sync|sending|folders|devices|push/wait\\.ts$)' },
+      to: { path: '^src/backends/(combined|imap/sessions|imap/authenticate|smtp/nodemailer|smtp/cloudflare)\\.ts$' },
+    },
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
