@@ -21,8 +21,9 @@ export interface SweepOptions extends WatcherOptions {
   /** Ends the sweep after the current pass (a process shutting down). */
   signal?: AbortSignal;
   /**
-   * What the sweep remembers of each account's feed. Pass the same one to consecutive sweeps (a module-level one on
-   * Workers lives as long as the isolate) and an unchanged account costs no state read either, until its next Ping.
+   * What the sweep remembers of each account's feed. Pass the same one to consecutive sweeps (on Workers,
+   * sweep-plan.ts keeps one per tenant and slice for the isolate's life) and an unchanged account costs no state read
+   * either, until its next Ping.
    */
   memo?: SweepMemo;
   /** Only this part of the shards' accounts (sweepPart), when a shard is split over several invocations. */
