@@ -50,14 +50,21 @@ export function buildApp(parts: AppParts): BuiltApp {
   const config = tenants.entries[0]!.config;
   // Each tenant its own backends (and IMAP pool): a kept connection never serves another tenant.
   const backendsOf = (tenant: ServerConfig): TenantBackends =>
-    parts.backends?.(tenant, parts) ?? imapDavBackends(tenant, parts.imapSessions(tenant.imap), parts.submitter?.(tenant.smtp) ?? nodemailerSubmitter(tenant.smtp));
+    parts.backends?.(tenant, parts) ??
+    imapDavBackends(
+      tenant,
+      parts.imapSessions(tenant.imap),
+      parts.submitter?.(tenant.smtp) ?? nodemailerSubmitter(tenant.smtp),
+    );
   const app = createApp({
     config,
     backends: backendsOf(config),
     commands: parts.commands ?? defaultRegistry,
     state: parts.state,
     log: parts.log,
-    ...(tenants.entries.length > 1 ? { tenants: tenantRouter(tenants, (tenant) => ({ backends: backendsOf(tenant) })) } : {}),
+    ...(tenants.entries.length > 1
+      ? { tenants: tenantRouter(tenants, (tenant) => ({ backends: backendsOf(tenant) })) }
+      : {}),
     // The admin API's per-command counters; they never fail a request.
     onRequestLogged: ({ entry, tenant, started }) => countRequest(parts.state, tenant, entry, started),
     // Exchange's notice in the user's Inbox; a failure is logged, the answer stands.

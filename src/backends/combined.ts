@@ -14,13 +14,20 @@ import type { MailSubmitter } from './smtp/types.ts';
 import type { AuthenticatedUser } from './auth.ts';
 import type { FolderListing, ItemBackend, MailBackend, TenantBackends, UserBackends } from './types.ts';
 
-export type BackendSettings = Pick<ServerConfig, 'imap' | 'caldavUrl' | 'carddavUrl' | 'galUrl' | 'davTimeoutMs' | 'davDefaults' | 'sieve'>;
+export type BackendSettings = Pick<
+  ServerConfig,
+  'imap' | 'caldavUrl' | 'carddavUrl' | 'galUrl' | 'davTimeoutMs' | 'davDefaults' | 'sieve'
+>;
 
 /**
  * IMAP + CalDAV/CardDAV + SMTP for one tenant. `sessions` is how IMAP connections are had (pooled on Node and Lambda,
  * fresh on Workers); each request's credentials check and backends share one login through requestImapSessions.
  */
-export function imapDavBackends(settings: BackendSettings, sessions: ImapSessions, submitter: MailSubmitter): TenantBackends {
+export function imapDavBackends(
+  settings: BackendSettings,
+  sessions: ImapSessions,
+  submitter: MailSubmitter,
+): TenantBackends {
   return {
     forRequest() {
       const scoped = requestImapSessions(sessions);
@@ -29,9 +36,13 @@ export function imapDavBackends(settings: BackendSettings, sessions: ImapSession
         backends: {
           open: (user) => openImapDav(settings, scoped, user),
           submitter,
-          directory: (user) => (settings.galUrl ? davDirectory(settings.galUrl, { user: user.login, password: user.password }) : undefined),
+          directory: (user) =>
+            settings.galUrl ? davDirectory(settings.galUrl, { user: user.login, password: user.password }) : undefined,
           // ManageSieve logs in with the password: a Bearer login has none.
-          autoReplies: (user) => (settings.sieve && user.password ? sieveAutoReplies(settings.sieve, { login: user.login, password: user.password }) : undefined),
+          autoReplies: (user) =>
+            settings.sieve && user.password
+              ? sieveAutoReplies(settings.sieve, { login: user.login, password: user.password })
+              : undefined,
         },
         end: () => scoped.end(),
       };
@@ -39,8 +50,16 @@ export function imapDavBackends(settings: BackendSettings, sessions: ImapSession
   };
 }
 
-async function openImapDav(settings: BackendSettings, sessions: ImapSessions, user: AuthenticatedUser): Promise<UserBackends> {
-  const login = { user: user.login, password: user.password, ...(user.accessToken !== undefined ? { accessToken: user.accessToken } : {}) };
+async function openImapDav(
+  settings: BackendSettings,
+  sessions: ImapSessions,
+  user: AuthenticatedUser,
+): Promise<UserBackends> {
+  const login = {
+    user: user.login,
+    password: user.password,
+    ...(user.accessToken !== undefined ? { accessToken: user.accessToken } : {}),
+  };
   const mail = await openImapMailBackend(sessions, login);
   const { caldavUrl, carddavUrl, davTimeoutMs, davDefaults } = settings;
   return combineBackends({
@@ -51,7 +70,11 @@ async function openImapDav(settings: BackendSettings, sessions: ImapSessions, us
 }
 
 /** A user's backends as one: the folder listings of all of them; closing closes the mail session. */
-export function combineBackends(parts: { mail: MailBackend; calendars?: ItemBackend; contacts?: ItemBackend }): UserBackends {
+export function combineBackends(parts: {
+  mail: MailBackend;
+  calendars?: ItemBackend;
+  contacts?: ItemBackend;
+}): UserBackends {
   const { mail, calendars, contacts } = parts;
   const backends: UserBackends = {
     mail,

@@ -38,7 +38,9 @@ const DAY_MS = 86_400_000;
 
 export function mailBackendContract(name: string, options: MailContractOptions): void {
   /** Runs `work` with a session of a new account, closed afterwards whatever happens. */
-  async function withAccount<T>(work: (mail: MailBackend, other: () => Promise<MailBackend>) => Promise<T>): Promise<T> {
+  async function withAccount<T>(
+    work: (mail: MailBackend, other: () => Promise<MailBackend>) => Promise<T>,
+  ): Promise<T> {
     const account = await options.account();
     const mail = await account.open();
     const others: MailBackend[] = [];
@@ -60,7 +62,12 @@ export function mailBackendContract(name: string, options: MailContractOptions):
   }
 
   /** Appends and returns the message's UID (found by Message-ID when the backend does not tell it). */
-  async function append(mail: MailBackend, folder: string, subject: string, flags: string[] = []): Promise<{ uid: number; source: Uint8Array; messageId: string }> {
+  async function append(
+    mail: MailBackend,
+    folder: string,
+    subject: string,
+    flags: string[] = [],
+  ): Promise<{ uid: number; source: Uint8Array; messageId: string }> {
     const m = message(subject);
     const told = await mail.appendMessage(folder, m.source, flags);
     const found = await mail.findByMessageId(folder, m.messageId);
@@ -85,7 +92,12 @@ export function mailBackendContract(name: string, options: MailContractOptions):
         await withAccount(async (mail) => {
           const top = await mail.createFolder(undefined, 'Projects');
           const sub = await mail.createFolder(top.ref, 'Alpha');
-          expect(top).toMatchObject({ displayName: 'Projects', parentRef: undefined, type: FolderType.UserMail, itemClass: 'Email' });
+          expect(top).toMatchObject({
+            displayName: 'Projects',
+            parentRef: undefined,
+            type: FolderType.UserMail,
+            itemClass: 'Email',
+          });
           expect(sub).toMatchObject({ displayName: 'Alpha', parentRef: top.ref, type: FolderType.UserMail });
           const listed = await mail.listFolders();
           expect(listed).toContainEqual(top);
@@ -136,7 +148,7 @@ export function mailBackendContract(name: string, options: MailContractOptions):
         });
       });
 
-      it('rejects with FolderNotFoundError for a folder that does not exist, and the session still closes', async () => {
+      it('rejects with FolderNotFoundError for a missing folder, and the session still closes', async () => {
         await withAccount(async (mail) => {
           await expect(mail.status('No such folder')).rejects.toBeInstanceOf(FolderNotFoundError);
         });
@@ -287,7 +299,10 @@ export function mailBackendContract(name: string, options: MailContractOptions):
           const b = await append(elsewhere, inbox, 'new b');
           // As the Sync engine does: status() first, which is where a session sees other clients' changes from.
           await mail.status(inbox);
-          const hinted = (await mail.changesSince(inbox, before.highestModSeq, undefined, { uidNext: before.uidNext, messages: before.messages }))!;
+          const hinted = (await mail.changesSince(inbox, before.highestModSeq, undefined, {
+            uidNext: before.uidNext,
+            messages: before.messages,
+          }))!;
           const plain = (await mail.changesSince(inbox, before.highestModSeq))!;
           expect(hinted.changed.map((m) => m.uid).sort((x, y) => x - y)).toEqual([a.uid, b.uid]);
           expect(plain.changed.map((m) => m.uid).sort((x, y) => x - y)).toEqual([a.uid, b.uid]);
@@ -311,7 +326,7 @@ export function mailBackendContract(name: string, options: MailContractOptions):
     });
 
     describe('search', () => {
-      it('finds free text in subject and body, newest first, across folders; a missing folder finds nothing', async () => {
+      it('finds free text in subject and body, newest first, across folders; a missing one finds nothing', async () => {
         await withAccount(async (mail) => {
           const inbox = await inboxOf(mail);
           const other = await mail.createFolder(undefined, 'Elsewhere');
@@ -325,7 +340,9 @@ export function mailBackendContract(name: string, options: MailContractOptions):
           expect(found.map((r) => r.folder)).toEqual([other.ref, inbox]);
           expect(found[0]!.internalDate.getTime()).toBeGreaterThanOrEqual(found[1]!.internalDate.getTime());
           expect(await mail.search({ folders: ['No such folder', inbox], freeText: word })).toHaveLength(1);
-          expect(await mail.search({ folders: [inbox], freeText: word, since: new Date(Date.now() + DAY_MS) })).toEqual([]);
+          expect(await mail.search({ folders: [inbox], freeText: word, since: new Date(Date.now() + DAY_MS) })).toEqual(
+            [],
+          );
         });
       });
     });

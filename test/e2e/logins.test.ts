@@ -37,10 +37,12 @@ const SETTINGS = {
 /** Dovecot's successful logins of this user so far. */
 function loginsOf(user: TestUser): number {
   const log = readFileSync(`${services.dir}/dovecot/dovecot.log`, 'utf8');
-  return log.split('\n').filter((line) => /imap-login: (Info: )?Login: /.test(line) && line.includes(`user=<${user.email}>`)).length;
+  return log
+    .split('\n')
+    .filter((line) => /imap-login: (Info: )?Login: /.test(line) && line.includes(`user=<${user.email}>`)).length;
 }
 
-/** The logins Dovecot logged while `request` ran (its log is written as the login happens; a moment is allowed for it). */
+/** The logins Dovecot logged while `request` ran (written as the login happens; a moment is allowed for it). */
 async function loginsDuring(user: TestUser, request: () => Promise<unknown>): Promise<number> {
   const before = loginsOf(user);
   await request();
@@ -94,7 +96,9 @@ describe.each(runtimes)('IMAP logins per request: %s', (_, runtime) => {
     await device.syncUntilDone(inbox);
     // The log is read right: the set-up logged this user in.
     expect(loginsOf(user)).toBeGreaterThan(0);
-    await seedMailbox(services, user, 'INBOX', [{ message: { from: 'bob@example.test', to: user.email, subject: 'One more', text: 'Hi.\n' } }]);
+    await seedMailbox(services, user, 'INBOX', [
+      { message: { from: 'bob@example.test', to: user.email, subject: 'One more', text: 'Hi.\n' } },
+    ]);
 
     let added = 0;
     current = start();

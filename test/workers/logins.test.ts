@@ -1,7 +1,8 @@
 /**
  * At most one IMAP login per request inside workerd, where every connection is fresh (a socket cannot outlive its
  * request): the app built as the Worker builds it (src/app/build.ts with freshImapSessions, Durable Object state),
- * against a real Dovecot, with the logins counted where the connections are made. Node and Lambda: test/e2e/logins.test.ts.
+ * against a real Dovecot, with the logins counted where the connections are made. Node and Lambda:
+ * test/e2e/logins.test.ts.
  */
 import { env } from 'cloudflare:workers';
 import { ImapFlow } from 'imapflow';
@@ -26,7 +27,13 @@ const user = imap.users.find((u) => u.name === 'carol')!;
 const URL_ = 'https://eas.example.test/Microsoft-Server-ActiveSync';
 
 async function append(subject: string): Promise<void> {
-  const client = new ImapFlow({ host: imap.host, port: imap.port, secure: false, auth: { user: user.email, pass: user.password }, logger: false });
+  const client = new ImapFlow({
+    host: imap.host,
+    port: imap.port,
+    secure: false,
+    auth: { user: user.email, pass: user.password },
+    logger: false,
+  });
   client.on('error', () => {});
   await client.connect();
   await client.append('INBOX', `From: a@example.org\r\nSubject: ${subject}\r\n\r\nHi.\r\n`);
@@ -78,13 +85,20 @@ describe('IMAP logins per request (inside workerd, a connection per request)', (
       return logins - before;
     };
 
-    const folders = await send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
+    const folders = await send(
+      'FolderSync',
+      el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]),
+    );
     const inbox = children(child(folders, 'Changes'), 'Add').find((a) => childText(a, 'Type') === '2');
     const inboxId = childText(inbox!, 'ServerId')!;
     const syncBody = (key: string): WbxmlElement =>
       el('AirSync', 'Sync', [
         el('AirSync', 'Collections', [
-          el('AirSync', 'Collection', [el('AirSync', 'SyncKey', key), el('AirSync', 'CollectionId', inboxId), key === '0' ? undefined : el('AirSync', 'GetChanges', '1')]),
+          el('AirSync', 'Collection', [
+            el('AirSync', 'SyncKey', key),
+            el('AirSync', 'CollectionId', inboxId),
+            key === '0' ? undefined : el('AirSync', 'GetChanges', '1'),
+          ]),
         ]),
       ]);
     const collectionOf = (sync: WbxmlElement): WbxmlElement => child(child(sync, 'Collections'), 'Collection')!;

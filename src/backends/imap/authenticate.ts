@@ -3,7 +3,10 @@ import { AuthUnavailableError, type Authenticator, type Credentials, type AuthOu
 import type { ImapSettings } from './connection.ts';
 import type { ImapSessions } from './sessions.ts';
 
-/** The login that proves the password also opens the connection the request then works on (when pooled). */
+/**
+ * The login that proves the password also opens the connection the request then works on (the request's
+ * sessions keep it for its backends: sessions.ts requestImapSessions).
+ */
 export function imapAuthenticator(settings: ImapSettings, sessions: ImapSessions): Authenticator {
   return {
     async authenticate(credentials: Credentials): Promise<AuthOutcome> {

@@ -114,6 +114,8 @@ export interface RequestImapSessions extends ImapSessions {
 export function requestImapSessions(base: ImapSessions): RequestImapSessions {
   let kept: { client: ImapFlow; login: ImapLogin; timer: ReturnType<typeof setTimeout> } | undefined;
   let handedOff = false;
+  // The login each connection of this request was acquired with: what the kept one may be handed to.
+  const loginOf = new WeakMap<ImapFlow, ImapLogin>();
   const giveBack = (): void => {
     if (!kept) return;
     clearTimeout(kept.timer);
@@ -130,8 +132,7 @@ export function requestImapSessions(base: ImapSessions): RequestImapSessions {
         base.release(client, false);
       }
       const client = await base.acquire(login);
-      // Only the first connection is kept, and only for the acquire that follows: the login it proved is this one.
-      if (!handedOff) loginOf.set(client, login);
+      loginOf.set(client, login);
       return client;
     },
     release(client, reusable) {
@@ -149,9 +150,7 @@ export function requestImapSessions(base: ImapSessions): RequestImapSessions {
   };
 }
 
-/** The login each connection was acquired with, for the handoff (the same user and secret, compared in memory). */
-const loginOf = new WeakMap<ImapFlow, ImapLogin>();
-
+/** The same user and secret (compared in memory, within one request). */
 function sameLogin(a: ImapLogin, b: ImapLogin): boolean {
   return a.user === b.user && a.password === b.password && a.accessToken === b.accessToken;
 }
