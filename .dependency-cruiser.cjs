@@ -48,7 +48,7 @@ module.exports = {
       comment: 'commands get their backends from CommandContext.backends; only the builder picks the implementations',
       severity: 'error',
       from: { path: '^src/(commands|sync|sending|folders|devices|push/wait\\.ts$)' },
-      to: { path: '^src/backends/(combined|imap/sessions|imap/authenticate|smtp/nodemailer|smtp/cloudflare)\\.ts$' },
+      to: { path: '^src/backends/(combined\\.ts$|imap/|dav/|sieve/|smtp/(?!types\\.ts$))' },
     },
   ],
   options: {

@@ -290,3 +290,14 @@ export interface RequestBackends {
 export interface TenantBackends {
   forRequest(): RequestBackends;
 }
+
+/**
+ * A CalDAV calendar that holds both events and tasks is offered as two folders: its own URL (events) and the URL
+ * with this suffix (tasks). Folder refs that differ only by it are views of one collection.
+ */
+export const TASKS_VIEW = '#VTODO';
+
+/** The storage collection of a folder ref: the calendar's URL for both of its views. */
+export function collectionOf(folderRef: string): string {
+  return folderRef.endsWith(TASKS_VIEW) ? folderRef.slice(0, -TASKS_VIEW.length) : folderRef;
+}

@@ -9,7 +9,7 @@
  */
 import { withBackends } from '../backends/open.ts';
 import type { UserBackends } from '../backends/types.ts';
-import { collectionOf } from '../backends/dav/backend.ts';
+import { collectionOf } from '../backends/types.ts';
 import { FolderType, type ItemBackend } from '../backends/types.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { el } from '../wbxml/tree.ts';

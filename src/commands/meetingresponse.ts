@@ -25,7 +25,7 @@ import { parseMime } from '../items/outgoing.ts';
 import { HttpError } from '../protocol/errors.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { collectionOf } from '../backends/dav/backend.ts';
+import { collectionOf } from '../backends/types.ts';
 import { findMessage, parseItemId } from '../folders/mail-lookup.ts';
 import { warnAfterSend } from '../sending/compose.ts';
 import { sendItip, userAddresses } from '../sending/meeting-mail.ts';

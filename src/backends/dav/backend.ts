@@ -4,7 +4,7 @@
  * addressbook-home-set → the collections there. Changes come from sync-collection (RFC 6578); writes are
  * conditional (If-Match / If-None-Match), so a change made meanwhile by another client is a conflict, not lost.
  */
-import { FolderType, type BackendFolder, type DavChanges, type DavItem, type DavWriteResult, type ItemBackend } from '../types.ts';
+import { collectionOf, FolderType, TASKS_VIEW, type BackendFolder, type DavChanges, type DavItem, type DavWriteResult, type ItemBackend } from '../types.ts';
 import { toBase64 } from '../../util/base64.ts';
 import { CALDAV, CALENDARSERVER, CARDDAV, DAV, escapeXml, parseMultistatus, prop, xmlChildren, type DavResponse } from './xml.ts';
 import type { DavDefaults } from '../../config.ts';
@@ -19,7 +19,6 @@ export interface DavLogin {
 }
 
 /** A calendar that holds both events and tasks is offered twice; the tasks view's ref carries this suffix. */
-const TASKS_VIEW = '#VTODO';
 
 /**
  * A dead property set on the collections a device creates (FolderCreate): they are user folders, listed after the
@@ -363,9 +362,4 @@ function unfold(text: string): string {
 
 function componentNames(r: DavResponse): string[] {
   return xmlChildren(prop(r, CALDAV, 'supported-calendar-component-set'), CALDAV, 'comp').map((c) => (c.attributes.name ?? '').toUpperCase());
-}
-
-/** The collection URL of a folder ref (a tasks view of a calendar names the calendar itself). */
-export function collectionOf(folderRef: string): string {
-  return folderRef.endsWith(TASKS_VIEW) ? folderRef.slice(0, -TASKS_VIEW.length) : folderRef;
 }
