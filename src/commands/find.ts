@@ -1,5 +1,5 @@
 /**
- * Find (MS-ASCMD §2.2.1.2, 16.1; BRIEF §3.16): the mailbox search of 16.1 clients. Same query as Search's Mailbox
+ * Find (MS-ASCMD §2.2.1.2, 16.1): the mailbox search of 16.1 clients. Same query as Search's Mailbox
  * store (mail-lookup.ts), but results carry the real ServerId (`<collectionId>:<uid>`), usable in Sync and
  * ItemOperations, and a fixed set of list properties instead of a whole item: Subject, DateReceived, DisplayTo,
  * DisplayCc, Importance, Read, IsDraft, Preview, HasAttachments, From.

@@ -1,5 +1,5 @@
 /**
- * What FolderCreate, FolderUpdate and FolderDelete (MS-ASCMD §2.2.1.2–4) share: the hierarchy SyncKey they advance
+ * What FolderCreate, FolderUpdate and FolderDelete (MS-ASCMD §2.2.1.3, §2.2.1.6, §2.2.1.4) share: the hierarchy SyncKey they advance
  * together with FolderSync, the replay of an answer the device lost, their status codes, and the checks on folder
  * names, parents and special folders.
  *

@@ -1,5 +1,5 @@
 /**
- * FolderCreate (MS-ASCMD §2.2.1.2): a new user folder under a parent, answered with its ServerId and a new hierarchy
+ * FolderCreate (MS-ASCMD §2.2.1.3): a new user folder under a parent, answered with its ServerId and a new hierarchy
  * SyncKey. The folder goes into the stored hierarchy under that ServerId, so FolderSync does not report it again.
  *
  * Types 1 (generic) and 12 (mail) become IMAP mailboxes; user calendars, contacts and tasks (13–15) CalDAV/CardDAV

@@ -1,5 +1,5 @@
 /**
- * FolderDelete (MS-ASCMD §2.2.1.3): deletes a user folder with everything under it. The folder and its subfolders
+ * FolderDelete (MS-ASCMD §2.2.1.4): deletes a user folder with everything under it. The folder and its subfolders
  * leave the stored hierarchy, and their collection states are deleted.
  */
 import { withBackends } from '../backends/open.ts';

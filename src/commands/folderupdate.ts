@@ -1,5 +1,5 @@
 /**
- * FolderUpdate (MS-ASCMD §2.2.1.4): renames a user folder and/or moves it under another parent. The folder keeps its
+ * FolderUpdate (MS-ASCMD §2.2.1.6): renames a user folder and/or moves it under another parent. The folder keeps its
  * ServerId, and so do its subfolders, whose IMAP paths change with it: the stored hierarchy follows both, so
  * FolderSync does not report the change again and the folders' collection states stay valid.
  */

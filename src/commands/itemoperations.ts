@@ -1,5 +1,5 @@
 /**
- * ItemOperations (MS-ASCMD §2.2.1.10; BRIEF §3.8): Fetch of a whole item, an attachment (FileReference) or a Search
+ * ItemOperations (MS-ASCMD §2.2.1.10): Fetch of a whole item, an attachment (FileReference) or a Search
  * result (LongId); EmptyFolderContents. Each operation gets its own Status in the Response, in request order.
  *
  * Delivery: inline, binary content travels as base64 text in `<Data>` (MS-ASCMD §2.2.3.39.2, as Exchange and Z-Push

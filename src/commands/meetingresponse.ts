@@ -1,5 +1,5 @@
 /**
- * MeetingResponse (MS-ASCMD §2.2.1.11; BRIEF §3.9): the user accepts (1), tentatively accepts (2) or declines (3) a
+ * MeetingResponse (MS-ASCMD §2.2.1.11): the user accepts (1), tentatively accepts (2) or declines (3) a
  * meeting, named by the invitation in a mail folder (RequestId `<collectionId>:<uid>`) or, 14.1+, by its item in a
  * calendar (a DAV ServerId).
  *

@@ -1,5 +1,5 @@
 /**
- * ResolveRecipients (MS-ASCMD §2.2.1.15; BRIEF §3.11): each To (an address or a name) looked up in the tenant's
+ * ResolveRecipients (MS-ASCMD §2.2.1.15): each To (an address or a name) looked up in the tenant's
  * directory (GAL_URL, gal.ts). An exact address match, or a single match, resolves (Status 1); several are
  * suggestions (2), cut to MaxAmbiguousRecipients (3, a partial list); none is 4.
  *

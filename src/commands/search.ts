@@ -1,5 +1,5 @@
 /**
- * Search (MS-ASCMD §2.2.1.16; BRIEF §3.12) of the Mailbox store: free text, folders (with their subfolders under
+ * Search (MS-ASCMD §2.2.1.16) of the Mailbox store: free text, folders (with their subfolders under
  * DeepTraversal) and received-date bounds, newest first, one Range of results at a time with the Total.
  *
  * A result's LongId is its ServerId (`<collectionId>:<uid>`, see mail-lookup.ts), so ItemOperations, SmartReply and

@@ -1,5 +1,5 @@
 /**
- * SendMail (MS-ASCMD §2.2.1.16): sends a message the device composed, and keeps a copy in Sent Items when asked.
+ * SendMail (MS-ASCMD §2.2.1.17): sends a message the device composed, and keeps a copy in Sent Items when asked.
  * The work is compose.ts'; this file registers the command.
  */
 import { CommonStatus } from '../protocol/status.ts';

@@ -1,5 +1,5 @@
 /**
- * SmartForward (MS-ASCMD §2.2.1.17): forwards a message on the server; the server includes the original and its
+ * SmartForward (MS-ASCMD §2.2.1.19): forwards a message on the server; the server includes the original and its
  * attachments below the device's text (unless ReplaceMime), adds 16.x Forwardees as recipients and marks the
  * original $Forwarded. The work is compose.ts'; this file registers the command.
  */

@@ -1,5 +1,5 @@
 /**
- * SmartReply (MS-ASCMD §2.2.1.18): sends a reply to a message on the server; the server quotes the original below
+ * SmartReply (MS-ASCMD §2.2.1.20): sends a reply to a message on the server; the server quotes the original below
  * the device's text (unless ReplaceMime), threads it (In-Reply-To, References) and marks the original \Answered.
  * The work is compose.ts'; this file registers the command.
  */

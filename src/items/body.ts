@@ -1,5 +1,5 @@
 /**
- * Body selection and truncation for AirSyncBase `Body` / `BodyPart` (MS-ASAIRS §2.2.2.9, BRIEF §3.4, §4.1), and the
+ * Body selection and truncation for AirSyncBase `Body` / `BodyPart` (MS-ASAIRS §2.2.2.9), and the
  * small text conversions they need (HTML → plain text, plain text → HTML, Preview). Pure and runtime-neutral: strings
  * in, WBXML elements out.
  */

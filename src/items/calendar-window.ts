@@ -1,5 +1,5 @@
 /**
- * FilterType for calendars and tasks (MS-ASCMD §2.2.3.70.1; BRIEF §4.3, §4.5): which items a device with a past
+ * FilterType for calendars and tasks (MS-ASCMD §2.2.3.70.1): which items a device with a past
  * window, or "incomplete tasks only", gets.
  *
  * - Calendar windows reach back from now (0 all, 4 two weeks, 5 one month, 6 three months, 7 six months; 1–3 are

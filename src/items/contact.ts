@@ -1,6 +1,6 @@
 /**
  * A CardDAV contact (vCard 3.0; 4.0 is read, and edited in place) as ActiveSync Contacts ApplicationData (MS-ASCNTC,
- * Contacts and Contacts2 pages; BRIEF §4.4), and the device's Add/Change back as vCard text. Pure and
+ * Contacts and Contacts2 pages), and the device's Add/Change back as vCard text. Pure and
  * runtime-neutral: ical.js parses and writes vCards.
  *
  * Where each element lives in the vCard:

@@ -1,5 +1,5 @@
 /**
- * ActiveSync dateTime values (MS-ASDTYPE §2.3, BRIEF §4.0): the compact form `20091112T000000Z` that Calendar uses
+ * ActiveSync dateTime values (MS-ASDTYPE §2.3): the compact form `20091112T000000Z` that Calendar uses
  * (StartTime, EndTime, DtStamp, Until, ExceptionStartTime, InstanceId) and the extended form
  * `2009-11-12T00:00:00.000Z` that Contacts and Tasks use. Both are UTC; both are accepted everywhere.
  */

@@ -1,5 +1,5 @@
 /**
- * Drafts as a 16.0+ device edits them through Sync (MS-ASEMAIL 16.0, MS-ASAIRS 16.0; BRIEF §3.4, §4.1): the Email
+ * Drafts as a 16.0+ device edits them through Sync (MS-ASEMAIL 16.0, MS-ASAIRS 16.0): the Email
  * properties of a Sync Add or Change in the Drafts folder read into a DraftEdit, and the edit applied to the draft's
  * previous MIME (none for an Add) to give the new version, built with nodemailer's MailComposer.
  *

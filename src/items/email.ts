@@ -278,7 +278,7 @@ interface MessageKind {
 
 const utf8 = new TextDecoder('utf-8');
 
-/** MessageClass and friends from the message's structure (BRIEF §4.2). */
+/** MessageClass and friends from the message's structure (the classes MS-ASEMAIL lists for MessageClass). */
 function classify(email: Email, header: (name: string) => string | undefined): MessageKind {
   const contentType = header('content-type');
   const mediaType = (contentType ?? 'text/plain').split(';')[0]!.trim().toLowerCase();

@@ -1,5 +1,5 @@
 /**
- * The email:MeetingRequest of an invitation that arrived by mail (MS-ASEMAIL §2.2.2.48; BRIEF §4.2): the
+ * The email:MeetingRequest of an invitation that arrived by mail (MS-ASEMAIL §2.2.2.48): the
  * text/calendar part of a METHOD:REQUEST or METHOD:CANCEL message, read through the Calendar converter
  * (calendar-read.ts) and renamed into the Email code page, so that times, zones and recurrences are read one way only.
  *

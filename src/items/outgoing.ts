@@ -1,5 +1,5 @@
 /**
- * Outgoing mail as SendMail, SmartReply and SmartForward hand it over (MS-ASCMD §2.2.1.16–18): the device's MIME
+ * Outgoing mail as SendMail, SmartReply and SmartForward hand it over (MS-ASCMD §2.2.1.17, §2.2.1.20, §2.2.1.19): the device's MIME
  * made ready to send, and, for a SmartReply or SmartForward without ReplaceMime, the message built from the
  * device's new text and the original, as Exchange does it. Runtime-neutral: postal-mime parses, nodemailer's
  * MailComposer builds; neither needs more than nodejs_compat.

@@ -1,5 +1,5 @@
 /**
- * ActiveSync `Recurrence` (MS-ASCAL §2.2.2.39, MS-ASTASK §2.2.2.20; BRIEF §4.3, §4.5) ⇄ iCalendar RRULE, and the
+ * ActiveSync `Recurrence` (MS-ASCAL §2.2.2.39, MS-ASTASK §2.2.2.20) ⇄ iCalendar RRULE, and the
  * original-start identifiers of exceptions (ExceptionStartTime ≤ 14.1, airsyncbase:InstanceId 16.0). Pure and
  * runtime-neutral; RRULE values are ical.js' Recur.
  *

@@ -1,5 +1,5 @@
 /**
- * A CalDAV task (iCalendar VTODO) as ActiveSync Tasks ApplicationData (MS-ASTASK; BRIEF §4.5), and the device's
+ * A CalDAV task (iCalendar VTODO) as ActiveSync Tasks ApplicationData (MS-ASTASK), and the device's
  * Add/Change back as iCalendar text. Pure and runtime-neutral: ical.js parses and writes iCalendar.
  *
  * - Dates: Tasks dates are extended dateTimes. UtcStartDate/UtcDueDate are the instants of DTSTART/DUE;

@@ -1,5 +1,5 @@
 /**
- * What SendMail, SmartReply and SmartForward share (MS-ASCMD §2.2.1.16–18, BRIEF §3.13): reading the request in
+ * What SendMail, SmartReply and SmartForward share (MS-ASCMD §2.2.1.17, §2.2.1.20, §2.2.1.19): reading the request in
  * either form, the source message of a reply or forward, sending once per ClientId, Sent Items, the statuses.
  *
  * Request forms:

@@ -1,5 +1,5 @@
 /**
- * Drafts sync (16.0+, MS-ASEMAIL, MS-ASCMD §2.2.3.7.2; BRIEF §3.4, §4.1): in the Drafts folder a device may Add a
+ * Drafts sync (16.0+, MS-ASEMAIL, MS-ASCMD §2.2.3.7.2): in the Drafts folder a device may Add a
  * draft, Change its content and attachments, and send it with `email2:Send`. The rest of the folder's sync (flags,
  * deletes, fetches, the server's changes) is sync-email.ts'; this module wraps it.
  *

@@ -69,7 +69,7 @@ function uidOf(serverId: string | undefined, collectionId: string): number | und
 /** Messages in the first IMAP fetch of a window's Adds, and at most in the next ones. */
 const ADD_FIRST_FETCH = 10;
 const ADD_FETCH_CHUNK = 100;
-/** A window's Adds stop after this long (Android's HTTP timeout is about 30 s, BRIEF §6)... */
+/** A window's Adds stop after this long (Android's HTTP timeout is about 30 s)... */
 const ADD_TIME_BUDGET_MS = 20_000;
 /** ...or after this many bytes of message source. */
 const ADD_BYTE_BUDGET = 32 * 1024 * 1024;

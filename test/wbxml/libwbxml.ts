@@ -3,7 +3,7 @@
  * and translating between its XML dialect and ours.
  *
  * Its dialect differs from ours in two ways: namespaces carry a trailing colon (`xmlns="AirSync:"`), and some tags
- * have other names (BRIEF §2.3, and where the 2022 MS-ASWBXML tables renamed them). OPAQUE content is base64 in
+ * have other names (where the 2022 MS-ASWBXML tables renamed them). OPAQUE content is base64 in
  * both directions, as in ours.
  */
 import { execFileSync } from 'node:child_process';
