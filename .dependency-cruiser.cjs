@@ -22,7 +22,11 @@ const upward = LAYERS.slice(1).map(([name, path], i) => ({
   comment: `${name} may import only what is below it in .dependency-cruiser.cjs`,
   severity: 'error',
   from: { path, pathNot: '\\.test\\.ts$' },
-  to: { path: LAYERS.slice(0, i + 1).map(([, p]) => `(${p})`).join('|') },
+  to: {
+    path: LAYERS.slice(0, i + 1)
+      .map(([, p]) => `(${p})`)
+      .join('|'),
+  },
 }));
 
 module.exports = {
@@ -38,7 +42,8 @@ module.exports = {
     ...upward,
     {
       name: 'pipeline-side-effects-as-hooks',
-      comment: 'request counting and access notices run as hooks the builder (app/build.ts) installs, not from the pipeline',
+      comment:
+        'request counting and access notices run as hooks the builder (app/build.ts) installs, not from the pipeline',
       severity: 'error',
       from: { path: '^src/app/(activesync|app|autodiscover|tenants)\\.ts$' },
       to: { path: '^src/(admin/stats\\.ts|devices/access-notice\\.ts)$' },

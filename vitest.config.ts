@@ -25,7 +25,9 @@ export default defineConfig({
         resolve: {
           alias: {
             'iconv-lite': fileURLToPath(new URL('./src/runtimes/cloudflare/iconv-lite.ts', import.meta.url)),
-            'encoding-japanese': fileURLToPath(new URL('./src/runtimes/cloudflare/encoding-japanese.ts', import.meta.url)),
+            'encoding-japanese': fileURLToPath(
+              new URL('./src/runtimes/cloudflare/encoding-japanese.ts', import.meta.url),
+            ),
           },
         },
         test: {

@@ -72,7 +72,9 @@ async function workerBundle(minify: boolean): Promise<WorkerBundle> {
   const script = readdirSync(outdir).find((f) => f.endsWith('.js'))!;
   const bytes = readFileSync(join(outdir, script));
   // esbuild's metafile: which inputs the bytes come from, summed per npm package or source folder.
-  const meta = JSON.parse(readFileSync(join(outdir, 'bundle-meta.json'), 'utf8')) as { outputs: Record<string, { inputs: Record<string, { bytesInOutput: number }> }> };
+  const meta = JSON.parse(readFileSync(join(outdir, 'bundle-meta.json'), 'utf8')) as {
+    outputs: Record<string, { inputs: Record<string, { bytesInOutput: number }> }>;
+  };
   const perPackage = new Map<string, number>();
   for (const output of Object.values(meta.outputs)) {
     for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
@@ -81,7 +83,12 @@ async function workerBundle(minify: boolean): Promise<WorkerBundle> {
     }
   }
   const largest = [...perPackage].sort((a, b) => b[1] - a[1]).slice(0, 6);
-  return { raw: bytes.length, gzip: gzipSync(bytes).length, wrangler: /Total Upload: .*/.exec(stdout + stderr)?.[0] ?? '', largest };
+  return {
+    raw: bytes.length,
+    gzip: gzipSync(bytes).length,
+    wrangler: /Total Upload: .*/.exec(stdout + stderr)?.[0] ?? '',
+    largest,
+  };
 }
 
 // ------------------------------------------------------------------------------------------------ 2. Lambda cold init
@@ -131,7 +138,12 @@ async function lambdaColdStarts(services: TestServices, runs: number): Promise<C
   const out: ColdStarts = { bundle: statSync(file).size, importMs: [], createMs: [], firstMs: [], totalMs: [] };
   for (let i = 0; i < runs; i++) {
     const { stdout } = await promisify(execFile)(process.execPath, ['cold.mjs'], { cwd: dir, env });
-    const line = JSON.parse(stdout.trim().split('\n').at(-1)!) as { importMs: number; createMs: number; firstRequestMs: number; total: number };
+    const line = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+      importMs: number;
+      createMs: number;
+      firstRequestMs: number;
+      total: number;
+    };
     out.importMs.push(line.importMs);
     out.createMs.push(line.createMs);
     out.firstMs.push(line.firstRequestMs);
@@ -153,7 +165,13 @@ function remote(origin: string): TestServer {
   return { fetch: fetchVia(origin), state: undefined as unknown as StateStore, logs: [] };
 }
 
-async function measureSync(runtime: string, server: TestServer, services: TestServices, user: TestUser, requests: number): Promise<SyncLatency> {
+async function measureSync(
+  runtime: string,
+  server: TestServer,
+  services: TestServices,
+  user: TestUser,
+  requests: number,
+): Promise<SyncLatency> {
   const device = new TestDevice(server, user);
   await device.folderSync();
   const inbox = device.folderByType(FolderType.Inbox).serverId;
@@ -165,14 +183,21 @@ async function measureSync(runtime: string, server: TestServer, services: TestSe
     const t0 = performance.now();
     const round = await device.sync(inbox);
     result.noChange.push(performance.now() - t0);
-    if (round.status !== 1 || round.added.length) throw new Error(`${runtime}: a no-change Sync answered Status ${round.status} with ${round.added.length} adds`);
+    if (round.status !== 1 || round.added.length)
+      throw new Error(`${runtime}: a no-change Sync answered Status ${round.status} with ${round.added.length} adds`);
   }
   for (let i = 0; i < Math.max(3, Math.floor(requests / 5)); i++) {
-    await withImap(services, user, (imap) => imap.append('INBOX', makeMessage({ from: 'bench@example.org', to: user.email, subject: `new ${i}`, text: 'Hello.\n' })));
+    await withImap(services, user, (imap) =>
+      imap.append(
+        'INBOX',
+        makeMessage({ from: 'bench@example.org', to: user.email, subject: `new ${i}`, text: 'Hello.\n' }),
+      ),
+    );
     const t0 = performance.now();
     const round = await device.sync(inbox);
     result.oneNew.push(performance.now() - t0);
-    if (round.added.length !== 1) throw new Error(`${runtime}: the Sync after one new message added ${round.added.length}`);
+    if (round.added.length !== 1)
+      throw new Error(`${runtime}: the Sync after one new message added ${round.added.length}`);
   }
   return result;
 }
@@ -183,7 +208,14 @@ async function seededUser(services: TestServices): Promise<TestUser> {
     services,
     user,
     'INBOX',
-    Array.from({ length: 20 }, (_, i) => ({ message: makeMessage({ from: 'Bob <bob@example.test>', to: user.email, subject: `Message ${i}`, text: `Body ${i}.\n` }) })),
+    Array.from({ length: 20 }, (_, i) => ({
+      message: makeMessage({
+        from: 'Bob <bob@example.test>',
+        to: user.email,
+        subject: `Message ${i}`,
+        text: `Body ${i}.\n`,
+      }),
+    })),
   );
   return user;
 }
@@ -201,7 +233,9 @@ async function nodeRuntime(services: TestServices, requests: number): Promise<Sy
   const stateDir = join(TMP, 'node-state');
   rmSync(stateDir, { recursive: true, force: true });
   mkdirSync(stateDir, { recursive: true });
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS)_|^PORT$/.test(k)));
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS)_|^PORT$/.test(k)),
+  );
   const child = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['src/runtimes/node.ts'], {
     cwd: ROOT,
     env: { ...clean, ...imapSettings(services), PORT: String(port), HOST: '127.0.0.1', STATE_DIR: stateDir },
@@ -213,10 +247,17 @@ async function nodeRuntime(services: TestServices, requests: number): Promise<Sy
   try {
     const deadline = Date.now() + 30_000;
     while (!output.includes('"event":"listening"')) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the Node server did not start:\n${output}`);
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`the Node server did not start:\n${output}`);
       await new Promise((r) => setTimeout(r, 50));
     }
-    return await measureSync('Node (npm start, SQLite, HTTP)', remote(`http://127.0.0.1:${port}`), services, await seededUser(services), requests);
+    return await measureSync(
+      'Node (npm start, SQLite, HTTP)',
+      remote(`http://127.0.0.1:${port}`),
+      services,
+      await seededUser(services),
+      requests,
+    );
   } finally {
     if (child.pid !== undefined) await terminate(child.pid);
   }
@@ -234,14 +275,24 @@ async function lambdaRuntime(services: TestServices, requests: number): Promise<
     },
     log: () => {},
   });
-  const server: TestServer = { fetch: functionUrlFetch((event) => runtime.http(event)), state: runtime.state, logs: [] };
+  const server: TestServer = {
+    fetch: functionUrlFetch((event) => runtime.http(event)),
+    state: runtime.state,
+    logs: [],
+  };
   return measureSync('Lambda (Function URL events, dynalite)', server, services, await seededUser(services), requests);
 }
 
 async function workersRuntime(services: TestServices, requests: number): Promise<SyncLatency> {
   const worker = await startWranglerDev(imapSettings(services));
   try {
-    return await measureSync('Workers (wrangler dev, Durable Objects)', remote(worker.origin), services, await seededUser(services), requests);
+    return await measureSync(
+      'Workers (wrangler dev, Durable Objects)',
+      remote(worker.origin),
+      services,
+      await seededUser(services),
+      requests,
+    );
   } finally {
     await worker.stop();
   }
@@ -249,7 +300,9 @@ async function workersRuntime(services: TestServices, requests: number): Promise
 
 // ------------------------------------------------------------------------------------------------ main
 
-export async function runDeployBench(o: { requests?: number; coldRuns?: number; skipWorkers?: boolean } = {}): Promise<void> {
+export async function runDeployBench(
+  o: { requests?: number; coldRuns?: number; skipWorkers?: boolean } = {},
+): Promise<void> {
   const requests = o.requests ?? 30;
   const coldRuns = o.coldRuns ?? 5;
   const skipWorkers = o.skipWorkers ?? false;
@@ -259,23 +312,34 @@ export async function runDeployBench(o: { requests?: number; coldRuns?: number; 
   for (const minify of [false, true]) {
     const b = await workerBundle(minify);
     const verdict = b.gzip / 1024 <= TARGET_GZIP_KIB ? 'within' : 'OVER';
-    console.log(`   ${minify ? 'minified    ' : 'as configured'}  ${kib(b.raw).padStart(9)}  gzip ${kib(b.gzip).padStart(8)}  (${verdict} the ${TARGET_GZIP_KIB} KiB target)   wrangler: ${b.wrangler}`);
-    if (minify) console.log(`   largest parts (minified, before gzip): ${b.largest.map(([name, size]) => `${name} ${kib(size)}`).join(', ')}`);
+    console.log(
+      `   ${minify ? 'minified    ' : 'as configured'}  ${kib(b.raw).padStart(9)}  gzip ${kib(b.gzip).padStart(8)}  (${verdict} the ${TARGET_GZIP_KIB} KiB target)   wrangler: ${b.wrangler}`,
+    );
+    if (minify)
+      console.log(
+        `   largest parts (minified, before gzip): ${b.largest.map(([name, size]) => `${name} ${kib(size)}`).join(', ')}`,
+      );
   }
 
   let services: TestServices | undefined;
   const project = { provide: (_k: string, v: TestServices) => (services = v) } as unknown as TestProject;
   const teardown = await setup(project);
   try {
-    console.log(`\n2. Lambda cold initialisation (fresh node ${process.version} process, bundled handler, ${coldRuns} runs, medians)`);
+    console.log(
+      `\n2. Lambda cold initialisation (fresh node ${process.version} process, bundled handler, ${coldRuns} runs, medians)`,
+    );
     const cold = await lambdaColdStarts(services!, coldRuns);
-    console.log(`   bundle lambda.mjs ${kib(cold.bundle)} (gzip ${kib(gzipSync(readFileSync(join(TMP, 'lambda/lambda.mjs'))).length)}; the AWS SDK comes with the runtime)`);
+    console.log(
+      `   bundle lambda.mjs ${kib(cold.bundle)} (gzip ${kib(gzipSync(readFileSync(join(TMP, 'lambda/lambda.mjs'))).length)}; the AWS SDK comes with the runtime)`,
+    );
     console.log(
       `   import ${median(cold.importMs).toFixed(0)} ms + runtime ${median(cold.createMs).toFixed(0)} ms + first request (OPTIONS, dynalite) ${median(cold.firstMs).toFixed(0)} ms;` +
         ` process start to first answer ${median(cold.totalMs).toFixed(0)} ms`,
     );
 
-    console.log(`\n3. Small Sync latency (Inbox of 20, ${requests} no-change Syncs, then Syncs after one new message; ms)`);
+    console.log(
+      `\n3. Small Sync latency (Inbox of 20, ${requests} no-change Syncs, then Syncs after one new message; ms)`,
+    );
     console.log('   runtime                                      no-change p50   p90   1-new p50   p90');
     const runs = [nodeRuntime, lambdaRuntime, ...(skipWorkers ? [] : [workersRuntime])];
     for (const run of runs) {
@@ -290,5 +354,9 @@ export async function runDeployBench(o: { requests?: number; coldRuns?: number; 
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  await runDeployBench({ requests: arg('requests', 30), coldRuns: arg('cold', 5), skipWorkers: process.argv.includes('--skip-workers') });
+  await runDeployBench({
+    requests: arg('requests', 30),
+    coldRuns: arg('cold', 5),
+    skipWorkers: process.argv.includes('--skip-workers'),
+  });
 }

@@ -7,7 +7,12 @@
 import { emailApplicationData, type EmailOutputOptions } from '../src/items/email.ts';
 import { typicalAlternativeMessage } from '../test/fixtures/mail/generate.ts';
 
-const OPTIONS: EmailOutputOptions = { version: '16.1', bodyPreferences: [{ type: 2, truncationSize: 5120, preview: 255 }], mimeSupport: 0, fileReference: (p) => p };
+const OPTIONS: EmailOutputOptions = {
+  version: '16.1',
+  bodyPreferences: [{ type: 2, truncationSize: 5120, preview: 255 }],
+  mimeSupport: 0,
+  fileReference: (p) => p,
+};
 
 export async function runEmailBench(seconds = 2): Promise<void> {
   console.log('\nMIME → Email conversion (30 KB multipart/alternative, HTML truncated at 5 KB, preview 255)');

@@ -34,7 +34,13 @@ class RawImap {
   async command(parts: (string | Buffer)[]): Promise<void> {
     const tag = `f${++this.counter}`;
     const answer = new Promise<string>((resolve, reject) => (this.waiting = { tag, resolve, reject }));
-    this.socket.write(Buffer.concat([Buffer.from(`${tag} `), ...parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)), Buffer.from('\r\n')]));
+    this.socket.write(
+      Buffer.concat([
+        Buffer.from(`${tag} `),
+        ...parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)),
+        Buffer.from('\r\n'),
+      ]),
+    );
     const line = await answer;
     if (!line.startsWith(`${tag} OK`)) throw new Error(`IMAP: ${line.slice(0, 200)}`);
   }
@@ -45,8 +51,7 @@ class RawImap {
 
   private onData(text: string): void {
     this.buffered += text;
-    let end: number;
-    while ((end = this.buffered.indexOf('\r\n')) >= 0) {
+    for (let end = this.buffered.indexOf('\r\n'); end >= 0; end = this.buffered.indexOf('\r\n')) {
       const line = this.buffered.slice(0, end);
       this.buffered = this.buffered.slice(end + 2);
       const waiting = this.waiting;

@@ -12,9 +12,9 @@
  * 2. `--pings` (default 10,000) idle Pings held by one Node process: the real Node runtime (src/runtimes/node.ts)
  *    in a child process with its IDLE watcher, clients on loopback over HTTP from this process, `--accounts`
  *    (default 1,000) accounts with 10 devices each, on a Dovecot of its own (one IDLE connection per account),
- *    heartbeat `--hold` (default 150 s; PING_MIN_HEARTBEAT lowered for it). RSS of the server, and its CPU time per Ping
- *    (from /proc: the whole life of the Pings, i.e. auth, direct check, waits, answers), split into setup and answer
- *    per Ping and holding per Ping-hour (measured while all are held, between the ramp and the first answers).
+ *    heartbeat `--hold` (default 150 s; PING_MIN_HEARTBEAT lowered for it). RSS of the server, and its CPU time per
+ *    Ping (from /proc: the whole life of the Pings, i.e. auth, direct check, waits, answers), split into setup and
+ *    answer per Ping and holding per Ping-hour (measured while all are held, between the ramp and the first answers).
  * 3. State-store reads and writes of one idle device per hour, counted by a wrapper around the store, at heartbeats
  *    of 3540, 1740, 900 and 480 s: four hours of idle Pings on a simulated clock (countOps), the feed polls at the
  *    default PING_POLL_SECONDS counted by formula; the admin API's counters and the watcher's share apart.
@@ -154,7 +154,12 @@ async function latency(services: TestServices, mode: Mode, trials: number): Prom
   const env = { ...masterEnv(services), ...MAIL_ONLY };
   const base = openSqliteStateStore(':memory:').store;
   const server = testServer(services, env, { state: base });
-  const push = loadConfig({ IMAP_HOST: services.imap.host, IMAP_PORT: String(services.imap.port), IMAP_SECURE: 'false', ...env }).push;
+  const push = loadConfig({
+    IMAP_HOST: services.imap.host,
+    IMAP_PORT: String(services.imap.port),
+    IMAP_SECURE: 'false',
+    ...env,
+  }).push;
   const watcherStore = counting(base);
   const hub = mode === 'idle-local' ? pushHub : new PushHub();
   let stopWatcher: () => Promise<void>;
@@ -165,10 +170,21 @@ async function latency(services: TestServices, mode: Mode, trials: number): Prom
     const cron = (async () => {
       while (!abort.signal.aborted) {
         const minute = Date.now();
-        const report = await sweep({ state: watcherStore.store, tenant: 'test', imap: services.imap, push, hub, until: minute + 50_000, passIntervalMs: 10_000, signal: abort.signal, memo });
+        const report = await sweep({
+          state: watcherStore.store,
+          tenant: 'test',
+          imap: services.imap,
+          push,
+          hub,
+          until: minute + 50_000,
+          passIntervalMs: 10_000,
+          signal: abort.signal,
+          memo,
+        });
         slowestPassMs = Math.max(slowestPassMs, report.slowestPassMs);
         const wait = minute + 60_000 - Date.now();
-        if (wait > 0 && !abort.signal.aborted) await sleep(wait, undefined, { signal: abort.signal }).catch(() => undefined);
+        if (wait > 0 && !abort.signal.aborted)
+          await sleep(wait, undefined, { signal: abort.signal }).catch(() => undefined);
       }
     })();
     stopWatcher = async () => {
@@ -190,7 +206,9 @@ async function latency(services: TestServices, mode: Mode, trials: number): Prom
       return { user, device, inbox };
     });
     const pings = devices.map(({ device, inbox }) =>
-      device.send('Ping', pingBody(600, inbox)).then((res) => ({ at: performance.now(), status: pingStatus(res.bytes) })),
+      device
+        .send('Ping', pingBody(600, inbox))
+        .then((res) => ({ at: performance.now(), status: pingStatus(res.bytes) })),
     );
     // Let the watcher attach: at once in process; another process lists leases every 15 s; the sweep's next pass.
     await sleep(mode === 'idle-local' ? 3_000 : mode === 'idle-remote' ? 17_000 : 12_000);
@@ -207,7 +225,13 @@ async function latency(services: TestServices, mode: Mode, trials: number): Prom
         return answer.at - appended;
       }),
     );
-    return { mode, latencies, watcherCounts: watcherStore.counts, seconds: (performance.now() - steadyFrom) / 1000, ...(mode === 'sweep' ? { slowestPassMs } : {}) };
+    return {
+      mode,
+      latencies,
+      watcherCounts: watcherStore.counts,
+      seconds: (performance.now() - steadyFrom) / 1000,
+      ...(mode === 'sweep' ? { slowestPassMs } : {}),
+    };
   } finally {
     await stopWatcher();
   }
@@ -239,7 +263,9 @@ function cpuSeconds(pid: number): number {
 }
 
 function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'))!;
   return Number(line.replace(/\D+/g, '')) / 1024;
 }
 
@@ -249,9 +275,15 @@ interface Started {
 }
 
 async function startNodeRuntime(env: Record<string, string>): Promise<Started> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|PING)_|^PORT$/.test(k)));
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|PING)_|^PORT$/.test(k)),
+  );
   // node --import tsx: the server is this very process (tsx's CLI would run it in a grandchild).
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/runtimes/node.ts'], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/runtimes/node.ts'], {
+    cwd: ROOT,
+    env: { ...clean, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   let listening = false;
   const ready = new Promise<void>((resolve, reject) => {
@@ -276,7 +308,14 @@ async function startNodeRuntime(env: Record<string, string>): Promise<Started> {
   return { child, exited };
 }
 
-function post(agent: http.Agent, port: number, user: TestUser, deviceId: string, cmd: string, body: Uint8Array): Promise<{ status: number; bytes: Uint8Array }> {
+function post(
+  agent: http.Agent,
+  port: number,
+  user: TestUser,
+  deviceId: string,
+  cmd: string,
+  body: Uint8Array,
+): Promise<{ status: number; bytes: Uint8Array }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
@@ -331,7 +370,12 @@ async function bigDovecot(services: TestServices): Promise<{ services: TestServi
   };
 }
 
-async function holdPings(testServices: TestServices, count: number, accountCount: number, heartbeat: number): Promise<HoldResult> {
+async function holdPings(
+  testServices: TestServices,
+  count: number,
+  accountCount: number,
+  heartbeat: number,
+): Promise<HoldResult> {
   const big = await bigDovecot(testServices);
   const services = big.services;
   const port = await freePort();
@@ -353,14 +397,23 @@ async function holdPings(testServices: TestServices, count: number, accountCount
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
   try {
     const accounts = Array.from({ length: Math.min(accountCount, count) }, () => createUser(services));
-    const devices = Array.from({ length: count }, (_, i) => ({ user: accounts[i % accounts.length]!, deviceId: `BENCH${i}`, inbox: '' }));
+    const devices = Array.from({ length: count }, (_, i) => ({
+      user: accounts[i % accounts.length]!,
+      deviceId: `BENCH${i}`,
+      inbox: '',
+    }));
     const folderSync = encodeWbxml(el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
     const setupStarted = performance.now();
     await pool(devices, 32, async (d) => {
       const res = await post(agent, port, d.user, d.deviceId, 'FolderSync', folderSync);
-      if (res.status !== 200 || res.bytes.length === 0) throw new Error(`FolderSync of ${d.deviceId} answered HTTP ${res.status}`);
+      if (res.status !== 200 || res.bytes.length === 0)
+        throw new Error(`FolderSync of ${d.deviceId} answered HTTP ${res.status}`);
       const adds = children(child(decodeWbxml(res.bytes), 'Changes'), 'Add');
-      d.inbox = childText(adds.find((a) => childText(a, 'Type') === String(FolderType.Inbox)), 'ServerId') ?? '';
+      d.inbox =
+        childText(
+          adds.find((a) => childText(a, 'Type') === String(FolderType.Inbox)),
+          'ServerId',
+        ) ?? '';
       if (!d.inbox) throw new Error(`FolderSync of ${d.deviceId} gave no Inbox (HTTP ${res.status})`);
     });
     console.log(`  (${count} devices did FolderSync in ${((performance.now() - setupStarted) / 1000).toFixed(0)} s)`);
@@ -444,7 +497,12 @@ async function countOps(services: TestServices, heartbeats: number[], hours = 4)
   const app = counting(base);
   const watcherStore = counting(base);
   const server = testServer(services, env, { state: app.store });
-  const push = loadConfig({ IMAP_HOST: services.imap.host, IMAP_PORT: String(services.imap.port), IMAP_SECURE: 'false', ...env }).push;
+  const push = loadConfig({
+    IMAP_HOST: services.imap.host,
+    IMAP_PORT: String(services.imap.port),
+    IMAP_SECURE: 'false',
+    ...env,
+  }).push;
   const watcher = startIdleWatcher({ state: watcherStore.store, tenant: 'test', imap: services.imap, push });
   const realNow = Date.now.bind(Date);
   let offset = 0;
@@ -512,7 +570,9 @@ function row(cells: (string | number)[], widths: number[]): string {
   return cells.map((c, i) => String(c).padEnd(widths[i]!)).join('  ');
 }
 
-export async function runPushBench(options: { trials?: number; pings?: number; accounts?: number; hold?: number; skip?: string[] } = {}): Promise<void> {
+export async function runPushBench(
+  options: { trials?: number; pings?: number; accounts?: number; hold?: number; skip?: string[] } = {},
+): Promise<void> {
   let services: TestServices | undefined;
   const project = { provide: (_k: string, v: TestServices) => (services = v) } as unknown as TestProject;
   const teardown = await setup(project);
@@ -524,17 +584,25 @@ export async function runPushBench(options: { trials?: number; pings?: number; a
     const widths = [52, 22, 16];
     if (!skip.has('latency')) {
       const names: Record<Mode, string> = {
-        'idle-local': 'IDLE, watcher in the Ping\'s process',
+        'idle-local': "IDLE, watcher in the Ping's process",
         'idle-remote': 'IDLE, watcher in another process (feed poll)',
         sweep: 'sweep every 10 s, 6 connections (feed poll)',
       };
-      const targets: Record<Mode, string> = { 'idle-local': 'p50 ≤ 2 s', 'idle-remote': '(no target)', sweep: 'p50 ≤ 20 s' };
+      const targets: Record<Mode, string> = {
+        'idle-local': 'p50 ≤ 2 s',
+        'idle-remote': '(no target)',
+        sweep: 'p50 ≤ 20 s',
+      };
       for (const mode of ['idle-local', 'idle-remote', 'sweep'] as Mode[]) {
         if (skip.has(mode)) continue;
         const r = await latency(services!, mode, trials);
         const p50 = percentile(r.latencies, 50) / 1000;
         const p95 = percentile(r.latencies, 95) / 1000;
-        lines.push([`APPEND→Status 2, ${names[mode]} (${trials} trials)`, `p50 ${p50.toFixed(2)} s, p95 ${p95.toFixed(2)} s`, targets[mode]]);
+        lines.push([
+          `APPEND→Status 2, ${names[mode]} (${trials} trials)`,
+          `p50 ${p50.toFixed(2)} s, p95 ${p95.toFixed(2)} s`,
+          targets[mode],
+        ]);
         const c = r.watcherCounts.byMethod;
         const other = r.watcherCounts.reads - (c.listLeases ?? 0);
         lines.push([
@@ -544,18 +612,40 @@ export async function runPushBench(options: { trials?: number; pings?: number; a
         ]);
         if (r.slowestPassMs !== undefined) {
           const perAccountMs = r.slowestPassMs / trials;
-          lines.push([`  slowest sweep pass over the ${trials} accounts`, `${r.slowestPassMs} ms`, `≈ ${Math.floor(10_000 / perAccountMs)} accounts per 10 s pass`]);
+          lines.push([
+            `  slowest sweep pass over the ${trials} accounts`,
+            `${r.slowestPassMs} ms`,
+            `≈ ${Math.floor(10_000 / perAccountMs)} accounts per 10 s pass`,
+          ]);
         }
       }
     }
     if (!skip.has('hold')) {
       const r = await holdPings(services!, options.pings ?? 10_000, options.accounts ?? 1_000, options.hold ?? 150);
-      lines.push([`${r.pings} idle Pings (${r.accounts} accounts) in one Node process: RSS`, `${r.rssPeakMiB.toFixed(0)} MiB peak (${r.rssBaseMiB.toFixed(0)} before)`, '< 1024 MiB']);
-      lines.push([`  CPU per Ping (heartbeat ${r.heartbeat} s: auth, check, wait, answer)`, `${(r.cpuPerPing * 1000).toFixed(2)} ms`, '< 10 ms']);
-      lines.push([`  setup and answer per Ping / holding per Ping-hour`, `${(r.cpuSetupPerPing * 1000).toFixed(2)} ms / ${(r.cpuHoldPerPingHour * 1000).toFixed(1)} ms`, '']);
+      lines.push([
+        `${r.pings} idle Pings (${r.accounts} accounts) in one Node process: RSS`,
+        `${r.rssPeakMiB.toFixed(0)} MiB peak (${r.rssBaseMiB.toFixed(0)} before)`,
+        '< 1024 MiB',
+      ]);
+      lines.push([
+        `  CPU per Ping (heartbeat ${r.heartbeat} s: auth, check, wait, answer)`,
+        `${(r.cpuPerPing * 1000).toFixed(2)} ms`,
+        '< 10 ms',
+      ]);
+      lines.push([
+        `  setup and answer per Ping / holding per Ping-hour`,
+        `${(r.cpuSetupPerPing * 1000).toFixed(2)} ms / ${(r.cpuHoldPerPingHour * 1000).toFixed(1)} ms`,
+        '',
+      ]);
       const perHour = (3600 / 3540) * r.cpuSetupPerPing + r.cpuHoldPerPingHour;
       lines.push([`  CPU per idle device-hour (heartbeat 3540 s)`, `${(perHour * 1000).toFixed(1)} ms`, '']);
-      lines.push([`  answers`, Object.entries(r.statuses).map(([k, v]) => `${k}: ${v}`).join(', '), `(ramp ${r.rampSeconds} s, hold ${r.holdSeconds.toFixed(0)} s)`]);
+      lines.push([
+        `  answers`,
+        Object.entries(r.statuses)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', '),
+        `(ramp ${r.rampSeconds} s, hold ${r.holdSeconds.toFixed(0)} s)`,
+      ]);
     }
     if (!skip.has('counts')) {
       const f = (n: number): string => (Number.isInteger(n) ? String(n) : n.toFixed(1));
@@ -567,11 +657,22 @@ export async function runPushBench(options: { trials?: number; pings?: number; a
         ]);
         lines.push([
           '  by method (polls apart)',
-          Object.entries(c.byMethod).filter(([k]) => k !== ADMIN_COUNTER).map(([k, v]) => `${k} ${f(v)}`).join(', '),
+          Object.entries(c.byMethod)
+            .filter(([k]) => k !== ADMIN_COUNTER)
+            .map(([k, v]) => `${k} ${f(v)}`)
+            .join(', '),
           '',
         ]);
-        lines.push([`  + admin counters (tenant-wide, one per request)`, `${c.adminCounterWrites.toFixed(1)} writes`, '']);
-        lines.push([`  + IDLE watcher (in process) for the account`, `${c.watcherReads.toFixed(1)} reads, ${c.watcherWrites.toFixed(1)} writes`, '+ 16 lease lists / 15 s / tenant']);
+        lines.push([
+          `  + admin counters (tenant-wide, one per request)`,
+          `${c.adminCounterWrites.toFixed(1)} writes`,
+          '',
+        ]);
+        lines.push([
+          `  + IDLE watcher (in process) for the account`,
+          `${c.watcherReads.toFixed(1)} reads, ${c.watcherWrites.toFixed(1)} writes`,
+          '+ 16 lease lists / 15 s / tenant',
+        ]);
       }
     }
     console.log(row(['measure', 'result', 'target'], widths));

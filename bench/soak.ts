@@ -91,19 +91,30 @@ function percentile(sorted: number[], p: number): number {
 }
 
 function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'))!;
   return Number(line.replace(/\D+/g, '')) / 1024;
 }
 
 async function startNodeRuntime(env: Record<string, string>): Promise<{ child: ChildProcess; exited: Promise<void> }> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|PING|AUTH)_|^PORT$|^TENANTS/.test(k)));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/runtimes/node.ts'], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|PING|AUTH)_|^PORT$|^TENANTS/.test(k),
+    ),
+  );
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/runtimes/node.ts'], {
+    cwd: ROOT,
+    env: { ...clean, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   let listening = false;
   const ready = new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {
       // SOAK_DEBUG=1: the server's log lines that carry an error.
-      if (listening && process.env.SOAK_DEBUG) for (const line of d.toString().split('\n')) if (line.includes('"error"')) console.log(`server: ${line}`);
+      if (listening && process.env.SOAK_DEBUG)
+        for (const line of d.toString().split('\n')) if (line.includes('"error"')) console.log(`server: ${line}`);
       if (listening) return;
       output += d.toString();
       if (output.includes('"event":"listening"')) {
@@ -153,7 +164,10 @@ async function syncAll(sim: SimulatedDevice, collectionId: string, meter: Meter)
       const subject = itemText(sim.device.items(collectionId).get(id), 'Subject', 'Email');
       if (held.has(subject)) {
         sim.duplicates += 1;
-        if (process.env.SOAK_DEBUG) console.log(`duplicate add ${sim.device.deviceId} ${collectionId === sim.inbox ? 'inbox' : 'archive'} ${subject} ${id} mover=${sim.mover}`);
+        if (process.env.SOAK_DEBUG)
+          console.log(
+            `duplicate add ${sim.device.deviceId} ${collectionId === sim.inbox ? 'inbox' : 'archive'} ${subject} ${id} mover=${sim.mover}`,
+          );
       }
     }
     if (!result.moreAvailable && !initial) return;
@@ -165,7 +179,16 @@ async function moveOne(sim: SimulatedDevice, meter: Meter): Promise<void> {
   const entry = [...items.entries()].find(([, d]) => itemText(d, 'Subject', 'Email')?.startsWith('soak '));
   if (!entry) return;
   const [serverId, data] = entry;
-  const res = await sim.device.send('MoveItems', el('Move', 'MoveItems', [el('Move', 'Move', [el('Move', 'SrcMsgId', serverId), el('Move', 'SrcFldId', sim.inbox), el('Move', 'DstFldId', sim.archive)])]));
+  const res = await sim.device.send(
+    'MoveItems',
+    el('Move', 'MoveItems', [
+      el('Move', 'Move', [
+        el('Move', 'SrcMsgId', serverId),
+        el('Move', 'SrcFldId', sim.inbox),
+        el('Move', 'DstFldId', sim.archive),
+      ]),
+    ]),
+  );
   const response = child(res.body, 'Response');
   const destination = childText(response, 'DstMsgId');
   if (res.status !== 200 || childText(response, 'Status') !== '3' || !destination) {
@@ -180,7 +203,11 @@ async function moveOne(sim: SimulatedDevice, meter: Meter): Promise<void> {
 function pingBody(folders: string[]) {
   return el('Ping', 'Ping', [
     el('Ping', 'HeartbeatInterval', String(HEARTBEAT_SECONDS)),
-    el('Ping', 'Folders', folders.map((id) => el('Ping', 'Folder', [el('Ping', 'Id', id), el('Ping', 'Class', 'Email')]))),
+    el(
+      'Ping',
+      'Folders',
+      folders.map((id) => el('Ping', 'Folder', [el('Ping', 'Id', id), el('Ping', 'Class', 'Email')])),
+    ),
   ]);
 }
 
@@ -207,7 +234,9 @@ async function runDevice(sim: SimulatedDevice, meter: Meter, until: () => boolea
   }
 }
 
-export async function runSoakBench(options: SoakOptions = {}): Promise<{ lost: number; duplicates: number; errors: number }> {
+export async function runSoakBench(
+  options: SoakOptions = {},
+): Promise<{ lost: number; duplicates: number; errors: number }> {
   const minutes = options.minutes ?? 10;
   const deviceCount = options.devices ?? 200;
   const rate = options.rate ?? 1;
@@ -232,8 +261,13 @@ export async function runSoakBench(options: SoakOptions = {}): Promise<{ lost: n
   const meter = new Meter();
   const http = httpServer(meter);
   try {
-    console.log(`\nSoak: ${deviceCount} devices, ${minutes} min, ${rate} message/s, Node runtime (pid ${pid}) over Dovecot on loopback`);
-    const accounts: Account[] = Array.from({ length: Math.ceil(deviceCount / 2) }, () => ({ user: createUser(services!), delivered: new Set<string>() }));
+    console.log(
+      `\nSoak: ${deviceCount} devices, ${minutes} min, ${rate} message/s, Node runtime (pid ${pid}) over Dovecot on loopback`,
+    );
+    const accounts: Account[] = Array.from({ length: Math.ceil(deviceCount / 2) }, () => ({
+      user: createUser(services!),
+      delivered: new Set<string>(),
+    }));
     const sims: SimulatedDevice[] = [];
     for (let i = 0; i < deviceCount; i++) {
       const account = accounts[Math.floor(i / 2)]!;
@@ -252,7 +286,8 @@ export async function runSoakBench(options: SoakOptions = {}): Promise<{ lost: n
             const answer = await sim.device.folderSync();
             if (childText(answer, 'Status') === '1') break;
             meter.error(`FolderSync Status ${childText(answer, 'Status')}`);
-            if (attempt === 5) throw new Error(`FolderSync of ${sim.device.deviceId} answered Status ${childText(answer, 'Status')}`);
+            if (attempt === 5)
+              throw new Error(`FolderSync of ${sim.device.deviceId} answered Status ${childText(answer, 'Status')}`);
             await sleep(1000);
           }
           sim.inbox = sim.device.folderByType(FolderType.Inbox).serverId;
@@ -277,19 +312,34 @@ export async function runSoakBench(options: SoakOptions = {}): Promise<{ lost: n
       while (!over()) {
         const account = accounts[Math.floor(Math.random() * accounts.length)]!;
         const subject = `soak ${delivered++}`;
-        await deliverViaLmtp(services!, 'sender@example.test', account.user.email, { from: 'sender@example.test', to: account.user.email, subject, text: `${subject}\n` });
+        await deliverViaLmtp(services!, 'sender@example.test', account.user.email, {
+          from: 'sender@example.test',
+          to: account.user.email,
+          subject,
+          text: `${subject}\n`,
+        });
         account.delivered.add(subject);
         await sleep(1000 / rate);
       }
     })();
     const report = (async () => {
-      console.log(['min', 'requests/s', 'errors', 'p50 ms', 'p99 ms', 'RSS MiB', 'delivered'].map((h) => h.padEnd(11)).join(''));
+      console.log(
+        ['min', 'requests/s', 'errors', 'p50 ms', 'p99 ms', 'RSS MiB', 'delivered'].map((h) => h.padEnd(11)).join(''),
+      );
       let last = Date.now();
       while (!over()) {
         await sleep(Math.min(every * 1000, Math.max(0, end - Date.now())));
         const now = Date.now();
         const window = meter.take();
-        const row = [((now - started) / 60_000).toFixed(1), (window.requests / ((now - last) / 1000)).toFixed(1), meter.errors - setupErrors, window.p50.toFixed(0), window.p99.toFixed(0), rssMiB(pid).toFixed(0), delivered];
+        const row = [
+          ((now - started) / 60_000).toFixed(1),
+          (window.requests / ((now - last) / 1000)).toFixed(1),
+          meter.errors - setupErrors,
+          window.p50.toFixed(0),
+          window.p99.toFixed(0),
+          rssMiB(pid).toFixed(0),
+          delivered,
+        ];
         console.log(row.map((c) => String(c).padEnd(11)).join(''));
         last = now;
       }
@@ -326,16 +376,28 @@ export async function runSoakBench(options: SoakOptions = {}): Promise<{ lost: n
         const n = counts.get(subject) ?? 0;
         if (n === 0) lost += 1;
         if (n > 1) duplicates += n - 1;
-        if (n !== 1 && process.env.SOAK_DEBUG) console.log(`final ${sim.device.deviceId} ${subject} x${n} mover=${sim.mover} inbox=${[...sim.device.items(sim.inbox).entries()].filter(([, d]) => itemText(d, 'Subject', 'Email') === subject).map(([k]) => k)} archive=${[...sim.device.items(sim.archive).entries()].filter(([, d]) => itemText(d, 'Subject', 'Email') === subject).map(([k]) => k)}`);
+        if (n !== 1 && process.env.SOAK_DEBUG)
+          console.log(
+            `final ${sim.device.deviceId} ${subject} x${n} mover=${sim.mover} inbox=${[...sim.device.items(sim.inbox).entries()].filter(([, d]) => itemText(d, 'Subject', 'Email') === subject).map(([k]) => k)} archive=${[...sim.device.items(sim.archive).entries()].filter(([, d]) => itemText(d, 'Subject', 'Email') === subject).map(([k]) => k)}`,
+          );
       }
     }
     const all = meter.all.sort((a, b) => a - b);
     const seconds = (Date.now() - started) / 1000;
-    console.log(`\n${delivered} messages delivered to ${accounts.length} accounts, ${deviceCount} devices; ${meter.total - setupRequests} requests in ${seconds.toFixed(0)} s after set-up (${((meter.total - setupRequests) / seconds).toFixed(1)}/s)`);
-    console.log(`errors ${meter.errors} (${setupErrors} in set-up); latency (non-Ping, after set-up) p50 ${percentile(all, 0.5).toFixed(0)} ms, p99 ${percentile(all, 0.99).toFixed(0)} ms; RSS ${rssMiB(pid).toFixed(0)} MiB`);
-    if (meter.kinds.size > 0) console.log(`errors by kind: ${[...meter.kinds].map(([k, n]) => `${k} ×${n}`).join(', ')}`);
+    console.log(
+      `\n${delivered} messages delivered to ${accounts.length} accounts, ${deviceCount} devices; ${meter.total - setupRequests} requests in ${seconds.toFixed(0)} s after set-up (${((meter.total - setupRequests) / seconds).toFixed(1)}/s)`,
+    );
+    console.log(
+      `errors ${meter.errors} (${setupErrors} in set-up); latency (non-Ping, after set-up) p50 ${percentile(all, 0.5).toFixed(0)} ms, p99 ${percentile(all, 0.99).toFixed(0)} ms; RSS ${rssMiB(pid).toFixed(0)} MiB`,
+    );
+    if (meter.kinds.size > 0)
+      console.log(`errors by kind: ${[...meter.kinds].map(([k, n]) => `${k} ×${n}`).join(', ')}`);
     console.log(`lost (a delivered message missing on a device): ${lost}; duplicated (added twice): ${duplicates}`);
-    console.log(lost === 0 && duplicates === 0 ? 'every delivered message reached every device of its account exactly once' : 'MESSAGES LOST OR DUPLICATED');
+    console.log(
+      lost === 0 && duplicates === 0
+        ? 'every delivered message reached every device of its account exactly once'
+        : 'MESSAGES LOST OR DUPLICATED',
+    );
     return { lost, duplicates, errors: meter.errors };
   } finally {
     server.child.kill('SIGTERM');
@@ -351,6 +413,11 @@ function argument(name: string): number | undefined {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const result = await runSoakBench({ minutes: argument('minutes'), devices: argument('devices'), rate: argument('rate'), every: argument('every') });
+  const result = await runSoakBench({
+    minutes: argument('minutes'),
+    devices: argument('devices'),
+    rate: argument('rate'),
+    every: argument('every'),
+  });
   process.exitCode = result.lost === 0 && result.duplicates === 0 ? 0 : 1;
 }

@@ -17,12 +17,21 @@ function typicalState(syncKey: string): KeyedState<CollectionState> {
     syncKey,
     state: {
       class: 'Email',
-      watermark: { kind: 'imap', uidValidity: 1700000000, highestModSeq: '987654', uids: encodeUidSet(Array.from({ length: 200 }, (_, i) => 1000 + i * 3)) },
+      watermark: {
+        kind: 'imap',
+        uidValidity: 1700000000,
+        highestModSeq: '987654',
+        uids: encodeUidSet(Array.from({ length: 200 }, (_, i) => 1000 + i * 3)),
+      },
       options: { filterType: 3, bodyPreferences: [{ type: 2, truncationSize: 51200 }], conflict: 1, windowSize: 25 },
       pending: [],
       clientIds: {},
     },
-    replay: { syncKey: String(Number(syncKey) - 1), response: new Uint8Array(2048).fill(7), expiresAt: Date.now() + 3_600_000 },
+    replay: {
+      syncKey: String(Number(syncKey) - 1),
+      response: new Uint8Array(2048).fill(7),
+      expiresAt: Date.now() + 3_600_000,
+    },
   };
 }
 
@@ -67,12 +76,18 @@ export async function measureStateSizes(): Promise<SizeFigure[]> {
     }
     const alternate = Array.from({ length: items }, (_, i) => 2 * i + 1);
     const etags = Object.fromEntries(
-      Array.from({ length: items }, (_, i) => [`/dav/alice%40example.test/contacts/${(i * 2654435761 >>> 0).toString(16)}.vcf`, `"${((i * 40503) >>> 0).toString(16)}-${i}"`]),
+      Array.from({ length: items }, (_, i) => [
+        `/dav/alice%40example.test/contacts/${((i * 2654435761) >>> 0).toString(16)}.vcf`,
+        `"${((i * 40503) >>> 0).toString(16)}-${i}"`,
+      ]),
     );
     const shapes: [string, CollectionState['watermark']][] = [
       ['mail, contiguous UIDs', { kind: 'imap', uidValidity: 1, highestModSeq: '1', uids: encodeUidSet(contiguous) }],
       ['mail, 10% deleted', { kind: 'imap', uidValidity: 1, highestModSeq: '1', uids: encodeUidSet(withGaps) }],
-      ['mail, every other deleted', { kind: 'imap', uidValidity: 1, highestModSeq: '1', uids: encodeUidSet(alternate) }],
+      [
+        'mail, every other deleted',
+        { kind: 'imap', uidValidity: 1, highestModSeq: '1', uids: encodeUidSet(alternate) },
+      ],
       ['contacts, href→etag', { kind: 'dav', syncToken: 'http://radicale.org/ns/sync/abc', etags }],
     ];
     for (const [shape, watermark] of shapes) {

@@ -32,7 +32,11 @@ async function sqliteFigures(seconds: number): Promise<StoreFigures> {
 
 async function dynamoFigures(seconds: number): Promise<StoreFigures> {
   const dynalite = await startDynalite();
-  const client = new DynamoDBClient({ endpoint: dynalite.endpoint, region: 'local', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const client = new DynamoDBClient({
+    endpoint: dynalite.endpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+  });
   try {
     await createStateTable(client, 'bench-state');
     return await measureStore(new DynamoDbStateStore({ client, table: 'bench-state' }), seconds);
@@ -44,7 +48,10 @@ async function dynamoFigures(seconds: number): Promise<StoreFigures> {
 
 async function durableObjectFigures(seconds: number): Promise<StoreFigures> {
   process.env.WRANGLER_SEND_METRICS = 'false';
-  const worker = await unstable_startWorker({ config: join(import.meta.dirname, 'workers/wrangler.toml'), dev: { server: { port: 0 }, inspector: false, logLevel: 'none' } });
+  const worker = await unstable_startWorker({
+    config: join(import.meta.dirname, 'workers/wrangler.toml'),
+    dev: { server: { port: 0 }, inspector: false, logLevel: 'none' },
+  });
   try {
     await worker.ready;
     const response = await worker.fetch(`http://bench/?seconds=${seconds}`);
@@ -64,14 +71,18 @@ export async function runStateBench(seconds = 2): Promise<void> {
     ['DynamoDB (dynalite, in process)', dynamoFigures],
   ] as const) {
     const f = await run(seconds);
-    console.log(`${name.padEnd(30)} ${f.readsPerSecond.toFixed(0).padStart(8)}   ${f.commitsPerSecond.toFixed(0).padStart(10)}`);
+    console.log(
+      `${name.padEnd(30)} ${f.readsPerSecond.toFixed(0).padStart(8)}   ${f.commitsPerSecond.toFixed(0).padStart(10)}`,
+    );
   }
 
   console.log('\nState store: stored bytes per collection state (same encoding in every store)');
   console.log('shape                           1k items   10k items  100k items');
   const sizes = await measureStateSizes();
   for (const shape of [...new Set(sizes.map((s) => s.shape))]) {
-    const row = [1_000, 10_000, 100_000].map((n) => String(sizes.find((s) => s.shape === shape && s.items === n)!.bytes).padStart(10));
+    const row = [1_000, 10_000, 100_000].map((n) =>
+      String(sizes.find((s) => s.shape === shape && s.items === n)!.bytes).padStart(10),
+    );
     console.log(`${shape.padEnd(30)} ${row.join('  ')}`);
   }
 }

@@ -19,7 +19,9 @@ import type { TestServices, TestUser } from '../test/services/types.ts';
 import { multiAppend } from './imap-fill.ts';
 
 const WINDOW = 100;
-const BODY_PREFERENCE = [el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '2'), el('AirSyncBase', 'TruncationSize', '5120')])];
+const BODY_PREFERENCE = [
+  el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '2'), el('AirSyncBase', 'TruncationSize', '5120')]),
+];
 
 /** A TCP proxy to Dovecot that counts the commands clients send (tagged lines). */
 class CountingProxy {
@@ -79,7 +81,9 @@ function message(i: number): string {
 
 /** Appends `count` messages, a third of them read. */
 function fill(services: TestServices, user: TestUser, count: number): Promise<void> {
-  return multiAppend({ ...services.imap, user: user.email, password: user.password }, 'INBOX', count, message, (i) => (i % 3 === 0 ? ['\\Seen'] : []));
+  return multiAppend({ ...services.imap, user: user.email, password: user.password }, 'INBOX', count, message, (i) =>
+    i % 3 === 0 ? ['\\Seen'] : [],
+  );
 }
 
 function median(values: number[]): number {
@@ -110,7 +114,12 @@ async function benchSize(services: TestServices, size: number): Promise<SizeFigu
   const proxy = new CountingProxy(services.imap);
   const proxyPort = await proxy.listen();
   // Mail only: this is the email benchmark (CalDAV/CardDAV discovery would add its own round trips to FolderSync).
-  const server = testServer(services, { IMAP_PORT: String(proxyPort), CALDAV_URL: '', CARDDAV_URL: '', PROVISIONING: 'loose' });
+  const server = testServer(services, {
+    IMAP_PORT: String(proxyPort),
+    CALDAV_URL: '',
+    CARDDAV_URL: '',
+    PROVISIONING: 'loose',
+  });
   try {
     const device = new TestDevice(server, user);
     await device.folderSync();
@@ -162,8 +171,12 @@ export async function runSyncBench(sizes: number[]): Promise<void> {
   const project = { provide: (_k: string, v: TestServices) => (services = v) } as unknown as TestProject;
   const teardown = await setup(project);
   try {
-    console.log(`\nEmail sync against Dovecot (loopback), WindowSize ${WINDOW}, HTML truncated at 5 KB; medians of repeated runs`);
-    console.log('messages   initial msg/s  requests  FolderSync ms  no-change Sync ms  1-new Sync ms  1-new IMAP cmds   (fill s)');
+    console.log(
+      `\nEmail sync against Dovecot (loopback), WindowSize ${WINDOW}, HTML truncated at 5 KB; medians of repeated runs`,
+    );
+    console.log(
+      'messages   initial msg/s  requests  FolderSync ms  no-change Sync ms  1-new Sync ms  1-new IMAP cmds   (fill s)',
+    );
     for (const size of sizes) {
       const f = await benchSize(services!, size);
       console.log(

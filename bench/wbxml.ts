@@ -90,7 +90,10 @@ function contact(i: number): WbxmlElement {
       el('Contacts', 'Birthday', '1980-05-17T00:00:00.000Z'),
       el('Contacts', 'Categories', [el('Contacts', 'Category', 'Customers')]),
       el('Contacts2', 'NickName', `FL${i}`),
-      el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', 1), el('AirSyncBase', 'Data', `Met at the trade fair ${2020 + (i % 6)}.`)]),
+      el('AirSyncBase', 'Body', [
+        el('AirSyncBase', 'Type', 1),
+        el('AirSyncBase', 'Data', `Met at the trade fair ${2020 + (i % 6)}.`),
+      ]),
     ]),
   ]);
 }
@@ -129,7 +132,12 @@ function galResult(n: number): WbxmlElement {
   return el('Search', 'Search', [
     el('Search', 'Status', 1),
     el('Search', 'Response', [
-      el('Search', 'Store', [el('Search', 'Status', 1), ...results, el('Search', 'Range', `0-${n - 1}`), el('Search', 'Total', n)]),
+      el('Search', 'Store', [
+        el('Search', 'Status', 1),
+        ...results,
+        el('Search', 'Range', `0-${n - 1}`),
+        el('Search', 'Total', n),
+      ]),
     ]),
   ]);
 }
@@ -142,8 +150,16 @@ interface Doc {
 }
 
 const documents: Doc[] = [
-  { name: 'Sync, 100 HTML mails', tree: syncResponse('5', range(100).map(mail)), large: syncResponse('5', range(100 * SCALE).map(mail)) },
-  { name: 'Sync, 500 contacts', tree: syncResponse('9', range(500).map(contact)), large: syncResponse('9', range(500 * SCALE).map(contact)) },
+  {
+    name: 'Sync, 100 HTML mails',
+    tree: syncResponse('5', range(100).map(mail)),
+    large: syncResponse('5', range(100 * SCALE).map(mail)),
+  },
+  {
+    name: 'Sync, 500 contacts',
+    tree: syncResponse('9', range(500).map(contact)),
+    large: syncResponse('9', range(500 * SCALE).map(contact)),
+  },
   { name: 'GAL search, 100 results', tree: galResult(100), large: galResult(100 * SCALE) },
 ];
 
@@ -196,10 +212,16 @@ export function runWbxmlBench(): void {
     const tiny = el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]);
     writeFileSync(join(dir, 'tiny.wbxml'), encodeWbxml(tiny));
     writeFileSync(join(dir, 'tiny.xml'), toLibwbxmlXml(tiny));
-    const startDecode = hasLib ? processTime('wbxml2xml', ['-l', 'ACTIVESYNC', '-m', '0', '-o', join(dir, 'o.xml'), join(dir, 'tiny.wbxml')], 10) : 0;
-    const startEncode = hasLib ? processTime('xml2wbxml', ['-a', '-n', '-o', join(dir, 'o.wbxml'), join(dir, 'tiny.xml')], 10) : 0;
+    const startDecode = hasLib
+      ? processTime('wbxml2xml', ['-l', 'ACTIVESYNC', '-m', '0', '-o', join(dir, 'o.xml'), join(dir, 'tiny.wbxml')], 10)
+      : 0;
+    const startEncode = hasLib
+      ? processTime('xml2wbxml', ['-a', '-n', '-o', join(dir, 'o.wbxml'), join(dir, 'tiny.xml')], 10)
+      : 0;
 
-    console.log(`WBXML codec throughput in MB/s of WBXML (higher is better); libwbxml inputs ×${SCALE}, start-up ${(startDecode * 1000).toFixed(1)} ms subtracted`);
+    console.log(
+      `WBXML codec throughput in MB/s of WBXML (higher is better); libwbxml inputs ×${SCALE}, start-up ${(startDecode * 1000).toFixed(1)} ms subtracted`,
+    );
     console.log(
       `${'document'.padEnd(26)}${'KB'.padStart(8)}${'decode'.padStart(9)}${'encode'.padStart(9)}${'dec+enc'.padStart(9)}` +
         `${'→XML'.padStart(9)}${'lib dec'.padStart(9)}${'lib enc'.padStart(9)}${'lib d+e'.padStart(9)}${'ratio'.padStart(8)}`,
@@ -217,8 +239,18 @@ export function runWbxmlBench(): void {
         const large = encodeWbxml(doc.large);
         writeFileSync(join(dir, 'large.wbxml'), large);
         writeFileSync(join(dir, 'large.xml'), toLibwbxmlXml(doc.large));
-        const d = processTime('wbxml2xml', ['-l', 'ACTIVESYNC', '-m', '0', '-o', join(dir, 'o.xml'), join(dir, 'large.wbxml')]) - startDecode;
-        const e = processTime('xml2wbxml', ['-a', '-n', '-o', join(dir, 'o.wbxml'), join(dir, 'large.xml')]) - startEncode;
+        const d =
+          processTime('wbxml2xml', [
+            '-l',
+            'ACTIVESYNC',
+            '-m',
+            '0',
+            '-o',
+            join(dir, 'o.xml'),
+            join(dir, 'large.wbxml'),
+          ]) - startDecode;
+        const e =
+          processTime('xml2wbxml', ['-a', '-n', '-o', join(dir, 'o.wbxml'), join(dir, 'large.xml')]) - startEncode;
         lib = { decode: mb(large.length, d), encode: mb(large.length, e), both: mb(large.length, d + e) };
       }
       console.log(
@@ -228,7 +260,9 @@ export function runWbxmlBench(): void {
       );
     }
     console.log('decode = WBXML → tree, encode = tree → WBXML, →XML = WBXML → tree → XML text;');
-    console.log('lib dec = wbxml2xml (WBXML → XML text), lib enc = xml2wbxml (XML text → WBXML); ratio = ours dec+enc / lib d+e.');
+    console.log(
+      'lib dec = wbxml2xml (WBXML → XML text), lib enc = xml2wbxml (XML text → WBXML); ratio = ours dec+enc / lib d+e.',
+    );
     if (!hasLib) console.log('libwbxml is not installed (apt-get install libwbxml2-utils): its columns are empty.');
   } finally {
     rmSync(dir, { recursive: true, force: true });

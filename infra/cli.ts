@@ -5,7 +5,9 @@ export function addDeployCommands(program: Command): void {
   const deploy = program.command('deploy').description('per-tenant deployment files (infra/)');
   deploy
     .command('render-wrangler')
-    .description("print a tenant's Cloudflare Workers environment (a wrangler.toml section) from infra/tenants/<tenant>.json")
+    .description(
+      "print a tenant's Cloudflare Workers environment (a wrangler.toml section) from infra/tenants/<tenant>.json",
+    )
     .requiredOption('--tenant <name>', 'tenant name, or a path to its settings file')
     .option('--write', 'append it to wrangler.toml instead of printing it')
     .action(async (o: { tenant: string; write?: boolean }) => {

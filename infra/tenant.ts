@@ -7,13 +7,22 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 
-const host = z.string().trim().regex(/^[a-z0-9.-]+$/i, 'must be a host name');
-const endpoint = z.object({ host, port: z.number().int().min(1).max(65535).optional(), secure: z.boolean().default(true) });
+const host = z
+  .string()
+  .trim()
+  .regex(/^[a-z0-9.-]+$/i, 'must be a host name');
+const endpoint = z.object({
+  host,
+  port: z.number().int().min(1).max(65535).optional(),
+  secure: z.boolean().default(true),
+});
 
 const schema = z.object({
   /** The tenant id: the stack's and the Worker environment's name part, and TENANT at run time. */
   tenant: z.string().regex(/^[a-z][a-z0-9-]{1,30}[a-z0-9]$/, 'must be 3–32 lower-case letters, digits and dashes'),
-  /** The host name devices are pointed at, e.g. `acme.sync.example.com` (optional: the platform's own URL works too). */
+  /**
+   * The host name devices are pointed at, e.g. `acme.sync.example.com` (optional: the platform's own URL works too).
+   */
   hostname: host.optional(),
   imap: endpoint,
   smtp: endpoint,
@@ -24,7 +33,10 @@ const schema = z.object({
   watcherLogin: z.enum(['master-user', 'sealed-credential']).default('master-user'),
   aws: z
     .object({
-      account: z.string().regex(/^\d{12}$/).optional(),
+      account: z
+        .string()
+        .regex(/^\d{12}$/)
+        .optional(),
       region: z.string().default('eu-west-1'),
       /** Secrets Manager secret (name or ARN) with the JSON keys the watcher login needs (see secretKeys). */
       secretName: z.string().optional(),
@@ -72,7 +84,10 @@ export class TenantSettingsError extends Error {
 /** Checks parsed JSON against the schema; the message names each bad field. */
 export function parseTenantDeployment(json: unknown, source = 'tenant settings'): TenantDeployment {
   const parsed = schema.safeParse(json);
-  if (!parsed.success) throw new TenantSettingsError(`${source}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'} ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new TenantSettingsError(
+      `${source}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'} ${i.message}`).join('; ')}`,
+    );
   return parsed.data;
 }
 

@@ -5,7 +5,12 @@
 // A namespace import, so the bundler keeps only the parts of zod used (not every locale): ~65 KiB gzip in the Worker.
 import * as z from 'zod';
 import { decodeVaultKey } from './tenants/vault.ts';
-import { DEFAULT_POLICY_CONFIG, parsePolicyConfig, type PolicyConfig, type ProvisioningMode } from './tenants/policy.ts';
+import {
+  DEFAULT_POLICY_CONFIG,
+  parsePolicyConfig,
+  type PolicyConfig,
+  type ProvisioningMode,
+} from './tenants/policy.ts';
 
 /** Where sync state lives: the embedded SQLite file (default), or a DynamoDB table shared by several instances. */
 export type StateStoreConfig =
@@ -24,13 +29,16 @@ export interface ServerConfig {
     secure: boolean;
     /**
      * Logging in with the user's credentials: 'optional' when the server offers AUTH (on an encrypted connection),
-     * 'required' always (no AUTH offered or no TLS = the message is not sent), 'none' never (a relay that trusts this host).
+     * 'required' always (no AUTH offered or no TLS = the message is not sent), 'none' never (a relay that trusts this
+     * host).
      */
     auth: 'optional' | 'required' | 'none';
   };
   caldavUrl: string | undefined;
   carddavUrl: string | undefined;
-  /** How long one CalDAV/CardDAV request may take, ms (DAV_TIMEOUT_SECONDS); a stalled server then fails the request. */
+  /**
+   * How long one CalDAV/CardDAV request may take, ms (DAV_TIMEOUT_SECONDS); a stalled server then fails the request.
+   */
   davTimeoutMs?: number;
   /**
    * Which collection is the device's default Calendar, Tasks and Contacts folder (DAV_DEFAULT_CALENDAR, …): a
@@ -125,7 +133,12 @@ const schema = z.object({
   IMAP_HOST: z.string({ error: 'is required (the IMAP server users log in to)' }).trim().min(1, 'is required'),
   IMAP_PORT: port.optional(),
   IMAP_SECURE: flag.default(true),
-  SIEVE: z.string().trim().toLowerCase().pipe(z.enum(['on', 'off'])).default('off'),
+  SIEVE: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['on', 'off']))
+    .default('off'),
   SIEVE_HOST: z.string().trim().min(1).optional(),
   SIEVE_PORT: port.default(4190),
   // TLS from the first byte unless turned off: AUTHENTICATE PLAIN carries the user's password.
@@ -133,7 +146,12 @@ const schema = z.object({
   SMTP_HOST: z.string().trim().min(1).optional(),
   SMTP_PORT: port.optional(),
   SMTP_SECURE: flag.default(true),
-  SMTP_AUTH: z.string().trim().toLowerCase().pipe(z.enum(['optional', 'required', 'none'])).default('optional'),
+  SMTP_AUTH: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['optional', 'required', 'none']))
+    .default('optional'),
   CALDAV_URL: url.optional(),
   CARDDAV_URL: url.optional(),
   DAV_TIMEOUT_SECONDS: z.coerce.number().min(0.05).max(600).default(30),
@@ -141,12 +159,30 @@ const schema = z.object({
   DAV_DEFAULT_TASKS: z.string().trim().min(1).optional(),
   DAV_DEFAULT_ADDRESSBOOK: z.string().trim().min(1).optional(),
   GAL_URL: url.optional(),
-  MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).default(25 * 1024 * 1024),
-  MAX_MESSAGE_BYTES: z.coerce.number().int().min(1024).default(25 * 1024 * 1024),
+  MAX_REQUEST_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(25 * 1024 * 1024),
+  MAX_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(25 * 1024 * 1024),
   TENANT: z.string().trim().min(1).default('default'),
   PUBLIC_URL: url.refine((v) => /^https?:\/\//i.test(v), 'must be an http(s) URL').optional(),
-  MAIL_DOMAIN: z.string().trim().toLowerCase().regex(/^[a-z0-9.-]+\.[a-z0-9-]+$/, 'must be a domain name').optional(),
-  PROVISIONING: z.string().trim().toLowerCase().pipe(z.enum(['strict', 'loose'])).default('strict'),
+  MAIL_DOMAIN: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .regex(/^[a-z0-9.-]+\.[a-z0-9-]+$/, 'must be a domain name')
+    .optional(),
+  PROVISIONING: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['strict', 'loose']))
+    .default('strict'),
   POLICY: z.string().optional(),
   PING_MAX_HEARTBEAT: seconds.default(3540),
   PING_MIN_HEARTBEAT: seconds.default(60),
@@ -157,8 +193,17 @@ const schema = z.object({
   AUTH_FAIL_LIMIT: z.coerce.number().int().min(0).default(10),
   AUTH_FAIL_IP_LIMIT: z.coerce.number().int().min(0).default(100),
   AUTH_FAIL_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(900),
-  CLIENT_IP_HEADER: z.string().trim().regex(/^[A-Za-z0-9-]+$/, 'must be a header name').optional(),
-  AUTH_MODE: z.string().trim().toLowerCase().pipe(z.enum(['basic', 'bearer', 'both'])).default('basic'),
+  CLIENT_IP_HEADER: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9-]+$/, 'must be a header name')
+    .optional(),
+  AUTH_MODE: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['basic', 'bearer', 'both']))
+    .default('basic'),
   CREDENTIAL_KEY: z
     .string()
     .trim()
@@ -166,16 +211,24 @@ const schema = z.object({
     .optional(),
 });
 
-/** The names of the settings loadConfig reads (a tenants file may give any of them per tenant, src/tenants/settings.ts). */
+/**
+ * The names of the settings loadConfig reads (a tenants file may give any of them per tenant, src/tenants/settings.ts).
+ */
 export const SETTING_NAMES: readonly string[] = Object.keys(schema.shape);
 
 /**
  * Reads the settings from an environment (process.env on Node, the bindings on Workers). `runtimeDefaults` are a
  * runtime's own defaults, used where the environment says nothing (e.g. a Lambda's PING_MAX_HEARTBEAT).
  */
-export function loadConfig(env: Record<string, string | undefined>, runtimeDefaults: Record<string, string> = {}): ServerConfig {
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  runtimeDefaults: Record<string, string> = {},
+): ServerConfig {
   // An empty variable counts as unset, as in most deployment tools.
-  const present = { ...runtimeDefaults, ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== '')) };
+  const present = {
+    ...runtimeDefaults,
+    ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== '')),
+  };
   const parsed = schema.safeParse(present);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`);
@@ -203,7 +256,9 @@ export function loadConfig(env: Record<string, string | undefined>, runtimeDefau
         ? { kind: 'dynamodb', table: e.DYNAMODB_TABLE!, endpoint: e.DYNAMODB_ENDPOINT, region: e.AWS_REGION }
         : { kind: 'sqlite', dir: e.STATE_DIR },
     imap: { host: e.IMAP_HOST, port: e.IMAP_PORT ?? (e.IMAP_SECURE ? 993 : 143), secure: e.IMAP_SECURE },
-    ...(e.SIEVE === 'on' ? { sieve: { host: e.SIEVE_HOST ?? e.IMAP_HOST, port: e.SIEVE_PORT, secure: e.SIEVE_SECURE } } : {}),
+    ...(e.SIEVE === 'on'
+      ? { sieve: { host: e.SIEVE_HOST ?? e.IMAP_HOST, port: e.SIEVE_PORT, secure: e.SIEVE_SECURE } }
+      : {}),
     smtp: {
       host: e.SMTP_HOST ?? e.IMAP_HOST,
       port: e.SMTP_PORT ?? (e.SMTP_SECURE ? 465 : 587),
@@ -230,7 +285,10 @@ export function loadConfig(env: Record<string, string | undefined>, runtimeDefau
       maxHeartbeat: e.PING_MAX_HEARTBEAT,
       minHeartbeat: Math.min(e.PING_MIN_HEARTBEAT, e.PING_MAX_HEARTBEAT),
       pollSeconds: e.PING_POLL_SECONDS,
-      master: e.IMAP_MASTER_USER && e.IMAP_MASTER_PASSWORD ? { user: e.IMAP_MASTER_USER, password: e.IMAP_MASTER_PASSWORD } : undefined,
+      master:
+        e.IMAP_MASTER_USER && e.IMAP_MASTER_PASSWORD
+          ? { user: e.IMAP_MASTER_USER, password: e.IMAP_MASTER_PASSWORD }
+          : undefined,
       credentialKey: e.CREDENTIAL_KEY ? decodeVaultKey(e.CREDENTIAL_KEY) : undefined,
     },
     adminToken: e.ADMIN_TOKEN,

@@ -23,7 +23,9 @@ export async function bundleLambda(outdir: string, options: { minify?: boolean }
     format: 'esm',
     external: ['@aws-sdk/*'],
     // Some bundled CommonJS dependencies call require(); an ES module has none of its own.
-    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+    },
     logLevel: 'warning',
   });
   return outfile;

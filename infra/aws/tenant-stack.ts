@@ -3,8 +3,8 @@
  * a schedule, alarms, and an optional custom domain (CloudFront in front of the Function URL).
  *
  * What it holds and why:
- * - DynamoDB table: pk/sk strings, on-demand, TTL on `ttl` (src/state/dynamodb/keys.ts), point-in-time recovery, kept when
- *   the stack is deleted (it holds the devices' sync state).
+ * - DynamoDB table: pk/sk strings, on-demand, TTL on `ttl` (src/state/dynamodb/keys.ts), point-in-time recovery, kept
+ *   when the stack is deleted (it holds the devices' sync state).
  * - Two functions from one bundle (infra/aws/bundle.ts): `lambda.handler` (Function URL, 900 s for long Pings) and
  *   `lambda.watch` (EventBridge every 13 minutes; each run watches for 14, so runs overlap by one).
  * - Least privilege: one role per function; item operations on this table only, log writes to its own log group only.
@@ -14,7 +14,21 @@
  *   distribution serves that name. CloudFront waits at most 60 s for an answer (more only by quota increase), so a
  *   stack with a custom domain caps Ping heartbeats at 55 s; the Function URL alone allows 890 s.
  */
-import { Aws, CfnCondition, CfnOutput, CfnParameter, Duration, Fn, RemovalPolicy, SecretValue, Stack, Tags, Token, Validations, type StackProps } from 'aws-cdk-lib';
+import {
+  Aws,
+  CfnCondition,
+  CfnOutput,
+  CfnParameter,
+  Duration,
+  Fn,
+  RemovalPolicy,
+  SecretValue,
+  Stack,
+  Tags,
+  Token,
+  Validations,
+  type StackProps,
+} from 'aws-cdk-lib';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
@@ -29,7 +43,14 @@ import type { Construct } from 'constructs';
 import { plainSettings, secretKeys, secretNameOf, type TenantDeployment } from '../tenant.ts';
 
 /** The DynamoDB actions src/state/dynamodb/store.ts uses at run time (table creation is the template's job). */
-export const STATE_TABLE_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:BatchWriteItem'];
+export const STATE_TABLE_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:Query',
+  'dynamodb:BatchWriteItem',
+];
 
 /** Heartbeat caps, seconds: a Function URL allows 900 s per request, CloudFront waits 60 s for an origin by default. */
 const FUNCTION_URL_HEARTBEAT = '890';
@@ -67,7 +88,10 @@ export class TenantStack extends Stack {
       allowedPattern: '^$|^arn:aws[a-z-]*:acm:us-east-1:\\d{12}:certificate/.+$',
     });
     const hasCustomDomain = new CfnCondition(this, 'HasCustomDomain', {
-      expression: Fn.conditionAnd(Fn.conditionNot(Fn.conditionEquals(customDomain.valueAsString, '')), Fn.conditionNot(Fn.conditionEquals(certificateArn.valueAsString, ''))),
+      expression: Fn.conditionAnd(
+        Fn.conditionNot(Fn.conditionEquals(customDomain.valueAsString, '')),
+        Fn.conditionNot(Fn.conditionEquals(certificateArn.valueAsString, '')),
+      ),
     });
 
     this.table = new dynamodb.Table(this, 'StateTable', {
@@ -84,19 +108,40 @@ export class TenantStack extends Stack {
     const environment: Record<string, string> = {
       ...plainSettings(tenant),
       // Autodiscover names the custom domain only when the stack serves it; otherwise the origin asked (the URL's).
-      PUBLIC_URL: Fn.conditionIf(hasCustomDomain.logicalId, Fn.join('', ['https://', customDomain.valueAsString]), Aws.NO_VALUE).toString(),
+      PUBLIC_URL: Fn.conditionIf(
+        hasCustomDomain.logicalId,
+        Fn.join('', ['https://', customDomain.valueAsString]),
+        Aws.NO_VALUE,
+      ).toString(),
       STATE_STORE: 'dynamodb',
       DYNAMODB_TABLE: this.table.tableName,
-      PING_MAX_HEARTBEAT: Fn.conditionIf(hasCustomDomain.logicalId, CLOUDFRONT_HEARTBEAT, FUNCTION_URL_HEARTBEAT).toString(),
+      PING_MAX_HEARTBEAT: Fn.conditionIf(
+        hasCustomDomain.logicalId,
+        CLOUDFRONT_HEARTBEAT,
+        FUNCTION_URL_HEARTBEAT,
+      ).toString(),
       // Dynamic references: CloudFormation reads the secret when it deploys.
-      ...Object.fromEntries(secretKeys(tenant).map((key) => [key, SecretValue.secretsManager(secretName, { jsonField: key }).unsafeUnwrap()])),
+      ...Object.fromEntries(
+        secretKeys(tenant).map((key) => [
+          key,
+          SecretValue.secretsManager(secretName, { jsonField: key }).unsafeUnwrap(),
+        ]),
+      ),
     };
 
     const fn = (name: 'Api' | 'Watcher', handler: string, description: string, memorySize: number): lambda.Function => {
-      const logGroup = new logs.LogGroup(this, `${name}Logs`, { retention: retentionOf(tenant.aws.logRetentionDays), removalPolicy: RemovalPolicy.DESTROY });
+      const logGroup = new logs.LogGroup(this, `${name}Logs`, {
+        retention: retentionOf(tenant.aws.logRetentionDays),
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
       // No managed policy: the function may write to its own log group and use the state table, nothing else.
       const role = new iam.Role(this, `${name}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
-      role.addToPolicy(new iam.PolicyStatement({ actions: ['logs:CreateLogStream', 'logs:PutLogEvents'], resources: [logGroup.logGroupArn] }));
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          resources: [logGroup.logGroupArn],
+        }),
+      );
       role.addToPolicy(new iam.PolicyStatement({ actions: STATE_TABLE_ACTIONS, resources: [this.table.tableArn] }));
       return new lambda.Function(this, name, {
         description,
@@ -111,8 +156,18 @@ export class TenantStack extends Stack {
         logGroup,
       });
     };
-    this.api = fn('Api', 'lambda.handler', `Exchange ActiveSync for ${tenant.tenant} (Function URL)`, tenant.aws.memoryMb);
-    this.watcher = fn('Watcher', 'lambda.watch', `Push watcher for ${tenant.tenant}: IMAP IDLE, one 14-minute run`, 256);
+    this.api = fn(
+      'Api',
+      'lambda.handler',
+      `Exchange ActiveSync for ${tenant.tenant} (Function URL)`,
+      tenant.aws.memoryMb,
+    );
+    this.watcher = fn(
+      'Watcher',
+      'lambda.watch',
+      `Push watcher for ${tenant.tenant}: IMAP IDLE, one 14-minute run`,
+      256,
+    );
 
     // ActiveSync authenticates every request itself (Basic or Bearer): the URL is public.
     const url = this.api.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
@@ -128,17 +183,27 @@ export class TenantStack extends Stack {
       distributionConfig: {
         enabled: true,
         comment: `activesync-edge ${tenant.tenant}`,
-        // Only ever created with a domain (the condition); the If keeps validators from reading the empty default as one.
+        // Only ever created with a domain (the condition); the If keeps validators from reading the empty default as
+        // one.
         aliases: Token.asList(Fn.conditionIf(hasCustomDomain.logicalId, [customDomain.valueAsString], Aws.NO_VALUE)),
         httpVersion: 'http2',
         priceClass: 'PriceClass_100',
-        viewerCertificate: { acmCertificateArn: certificateArn.valueAsString, sslSupportMethod: 'sni-only', minimumProtocolVersion: 'TLSv1.2_2021' },
+        viewerCertificate: {
+          acmCertificateArn: certificateArn.valueAsString,
+          sslSupportMethod: 'sni-only',
+          minimumProtocolVersion: 'TLSv1.2_2021',
+        },
         origins: [
           {
             id: 'function-url',
             // https://<id>.lambda-url.<region>.on.aws/ → its host name.
             domainName: Fn.select(2, Fn.split('/', url.url)),
-            customOriginConfig: { originProtocolPolicy: 'https-only', originSslProtocols: ['TLSv1.2'], originReadTimeout: 60, originKeepaliveTimeout: 60 },
+            customOriginConfig: {
+              originProtocolPolicy: 'https-only',
+              originSslProtocols: ['TLSv1.2'],
+              originReadTimeout: 60,
+              originKeepaliveTimeout: 60,
+            },
           },
         ],
         defaultCacheBehavior: {
@@ -155,37 +220,88 @@ export class TenantStack extends Stack {
     distribution.cfnOptions.condition = hasCustomDomain;
     // The aliases' Fn::If on the distribution's own condition has a branch that never runs; it is there because
     // without it validators read the parameter's empty default as an alias (E3013).
-    Validations.of(distribution).acknowledge({ id: 'CloudFormation-Validate::W1028', reason: 'the If only hides the empty default from validators' });
+    Validations.of(distribution).acknowledge({
+      id: 'CloudFormation-Validate::W1028',
+      reason: 'the If only hides the empty default from validators',
+    });
 
     // Alarms, to a topic operators subscribe to.
     const topic = new sns.Topic(this, 'Alarms', { displayName: `activesync-edge ${tenant.tenant} alarms` });
-    if (tenant.aws.alarmEmail) new sns.Subscription(this, 'AlarmEmail', { topic, protocol: sns.SubscriptionProtocol.EMAIL, endpoint: tenant.aws.alarmEmail });
-    const alarm = (id: string, description: string, metric: cloudwatch.IMetric, o: { threshold: number; below?: boolean; missing?: cloudwatch.TreatMissingData }): void => {
+    if (tenant.aws.alarmEmail)
+      new sns.Subscription(this, 'AlarmEmail', {
+        topic,
+        protocol: sns.SubscriptionProtocol.EMAIL,
+        endpoint: tenant.aws.alarmEmail,
+      });
+    const alarm = (
+      id: string,
+      description: string,
+      metric: cloudwatch.IMetric,
+      o: { threshold: number; below?: boolean; missing?: cloudwatch.TreatMissingData },
+    ): void => {
       const created = new cloudwatch.Alarm(this, id, {
         alarmDescription: description,
         metric,
         threshold: o.threshold,
         evaluationPeriods: 1,
-        comparisonOperator: o.below ? cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD : cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        comparisonOperator: o.below
+          ? cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
+          : cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: o.missing ?? cloudwatch.TreatMissingData.NOT_BREACHING,
       });
       created.addAlarmAction(new cloudwatchActions.SnsAction(topic));
     };
     const fiveMinutes = { period: Duration.minutes(5), statistic: 'Sum' };
-    alarm('ApiErrorsAlarm', 'ActiveSync function errors (crashes and timeouts, not protocol errors)', this.api.metricErrors(fiveMinutes), { threshold: 5 });
-    alarm('ApiThrottlesAlarm', 'ActiveSync requests throttled: raise the concurrency limit', this.api.metricThrottles(fiveMinutes), { threshold: 1 });
-    alarm('WatcherErrorsAlarm', 'A push watcher run failed', this.watcher.metricErrors({ period: Duration.minutes(15), statistic: 'Sum' }), { threshold: 1 });
-    alarm('WatcherNotRunningAlarm', 'No push watcher run started in 30 minutes: Ping will only see changes at heartbeat end', this.watcher.metricInvocations({ period: Duration.minutes(30), statistic: 'Sum' }), {
-      threshold: 1,
-      below: true,
-      missing: cloudwatch.TreatMissingData.BREACHING,
-    });
-    alarm('StateThrottlesAlarm', 'DynamoDB throttled state requests', this.table.metricThrottledRequestsForOperations({ operations: [dynamodb.Operation.GET_ITEM, dynamodb.Operation.PUT_ITEM, dynamodb.Operation.UPDATE_ITEM, dynamodb.Operation.QUERY], period: Duration.minutes(5) }), { threshold: 1 });
+    alarm(
+      'ApiErrorsAlarm',
+      'ActiveSync function errors (crashes and timeouts, not protocol errors)',
+      this.api.metricErrors(fiveMinutes),
+      { threshold: 5 },
+    );
+    alarm(
+      'ApiThrottlesAlarm',
+      'ActiveSync requests throttled: raise the concurrency limit',
+      this.api.metricThrottles(fiveMinutes),
+      { threshold: 1 },
+    );
+    alarm(
+      'WatcherErrorsAlarm',
+      'A push watcher run failed',
+      this.watcher.metricErrors({ period: Duration.minutes(15), statistic: 'Sum' }),
+      { threshold: 1 },
+    );
+    alarm(
+      'WatcherNotRunningAlarm',
+      'No push watcher run started in 30 minutes: Ping will only see changes at heartbeat end',
+      this.watcher.metricInvocations({ period: Duration.minutes(30), statistic: 'Sum' }),
+      {
+        threshold: 1,
+        below: true,
+        missing: cloudwatch.TreatMissingData.BREACHING,
+      },
+    );
+    alarm(
+      'StateThrottlesAlarm',
+      'DynamoDB throttled state requests',
+      this.table.metricThrottledRequestsForOperations({
+        operations: [
+          dynamodb.Operation.GET_ITEM,
+          dynamodb.Operation.PUT_ITEM,
+          dynamodb.Operation.UPDATE_ITEM,
+          dynamodb.Operation.QUERY,
+        ],
+        period: Duration.minutes(5),
+      }),
+      { threshold: 1 },
+    );
 
     new CfnOutput(this, 'FunctionUrl', { value: url.url, description: 'Point devices here (or at the custom domain)' });
     new CfnOutput(this, 'StateTableName', { value: this.table.tableName });
     new CfnOutput(this, 'AlarmTopicArn', { value: topic.topicArn });
-    const domainOutput = new CfnOutput(this, 'CustomDomainTarget', { value: distribution.attrDomainName, description: 'CNAME the custom domain to this' });
+    const domainOutput = new CfnOutput(this, 'CustomDomainTarget', {
+      value: distribution.attrDomainName,
+      description: 'CNAME the custom domain to this',
+    });
     domainOutput.condition = hasCustomDomain;
   }
 }

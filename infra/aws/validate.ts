@@ -36,11 +36,15 @@ function loadValidator(): ValidatorModule {
 /** Every diagnostic for one template (JSON text or an object), errors first. */
 export function validateTemplate(template: string | object, name = 'template.json'): TemplateDiagnostic[] {
   const order = ['ERROR', 'WARN', 'INFO'];
-  return validateTemplates([{ name, template }]).get(name)!.sort((a, b) => order.indexOf(a.severity) - order.indexOf(b.severity));
+  return validateTemplates([{ name, template }])
+    .get(name)!
+    .sort((a, b) => order.indexOf(a.severity) - order.indexOf(b.severity));
 }
 
 /** Validates several templates with one engine (building it takes seconds; validating, milliseconds). */
-export function validateTemplates(templates: { name: string; template: string | object }[]): Map<string, TemplateDiagnostic[]> {
+export function validateTemplates(
+  templates: { name: string; template: string | object }[],
+): Map<string, TemplateDiagnostic[]> {
   const validator = loadValidator();
   const engine = new validator.CompositeEngine();
   const out = new Map<string, TemplateDiagnostic[]>();
@@ -50,7 +54,12 @@ export function validateTemplates(templates: { name: string; template: string | 
       const report = engine.validateTemplate(new validator.TemplateContent(text, name));
       out.set(
         name,
-        report.diagnostics.map((d) => ({ severity: d.severity, ruleId: d.ruleId, message: d.message, where: d.entity?.logicalId ?? d.entity?.name ?? '' })),
+        report.diagnostics.map((d) => ({
+          severity: d.severity,
+          ruleId: d.ruleId,
+          message: d.message,
+          where: d.entity?.logicalId ?? d.entity?.name ?? '',
+        })),
       );
     }
   } finally {
@@ -65,7 +74,8 @@ if (process.argv[1] && import.meta.filename === process.argv[1]) {
   const results = validateTemplates(files.map((f) => ({ name: f, template: readFileSync(f, 'utf8') })));
   let errors = 0;
   for (const [file, diagnostics] of results) {
-    for (const d of diagnostics.filter((x) => x.severity !== 'INFO')) console.log(`${file}: ${d.severity} ${d.ruleId} ${d.where}: ${d.message}`);
+    for (const d of diagnostics.filter((x) => x.severity !== 'INFO'))
+      console.log(`${file}: ${d.severity} ${d.ruleId} ${d.where}: ${d.message}`);
     errors += diagnostics.filter((d) => d.severity === 'ERROR').length;
   }
   console.log(`${files.length} template(s), ${errors} error(s)`);

@@ -25,7 +25,9 @@ function str(value: string): string {
 export function workerVars(tenant: TenantDeployment): Record<string, string> {
   const vars = plainSettings(tenant);
   if (vars.IMAP_SECURE !== 'true' || vars.SMTP_SECURE !== 'true') {
-    throw new Error(`tenant ${tenant.tenant}: Workers need implicit TLS for IMAP and SMTP (ports 993 and 465); STARTTLS does not work in workerd`);
+    throw new Error(
+      `tenant ${tenant.tenant}: Workers need implicit TLS for IMAP and SMTP (ports 993 and 465); STARTTLS does not work in workerd`,
+    );
   }
   return vars;
 }
@@ -41,7 +43,9 @@ export function renderWranglerEnv(tenant: TenantDeployment): string {
     `[env.${name}]`,
     `name = ${str(`${WORKER_NAME}-${name}`)}`,
     // The tenant's Worker, Durable Objects and cron: nothing shared with another tenant's.
-    ...(tenant.hostname ? [`routes = [{ pattern = ${str(tenant.hostname)}, custom_domain = true }]`, 'workers_dev = false'] : []),
+    ...(tenant.hostname
+      ? [`routes = [{ pattern = ${str(tenant.hostname)}, custom_domain = true }]`, 'workers_dev = false']
+      : []),
     '',
     `[env.${name}.vars]`,
     ...Object.entries(vars).map(([k, v]) => `${k} = ${str(v)}`),
@@ -57,7 +61,8 @@ export function renderWranglerEnv(tenant: TenantDeployment): string {
     `[env.${name}.triggers]`,
     'crons = ["* * * * *"]',
     '',
-    // The sweep's fan-out to more invocations: a service binding to this environment's own Worker (src/push/sweep-fanout.ts).
+    // The sweep's fan-out to more invocations: a service binding to this environment's own Worker
+    // (src/push/sweep-fanout.ts).
     `[[env.${name}.services]]`,
     'binding = "SWEEP_SELF"',
     `service = ${str(`${WORKER_NAME}-${name}`)}`,
@@ -69,6 +74,7 @@ export function renderWranglerEnv(tenant: TenantDeployment): string {
 /** Appends the tenant's environment to a wrangler.toml; refuses when it has one already. */
 export function writeWranglerEnv(tenant: TenantDeployment, path = WRANGLER_TOML): void {
   const current = readFileSync(path, 'utf8');
-  if (new RegExp(`^\\[env\\.${tenant.tenant}\\]`, 'm').test(current)) throw new Error(`${path} already has [env.${tenant.tenant}]`);
+  if (new RegExp(`^\\[env\\.${tenant.tenant}\\]`, 'm').test(current))
+    throw new Error(`${path} already has [env.${tenant.tenant}]`);
   writeFileSync(path, `${current.replace(/\n*$/, '\n')}\n${renderWranglerEnv(tenant)}`);
 }

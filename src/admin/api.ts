@@ -25,7 +25,13 @@ import { firstSyncKey } from '../protocol/synckey.ts';
 import { releaseDevice } from '../push/wait.ts';
 import { UidSet } from '../state/uidset.ts';
 import type { DeviceRecord, DeviceScope, StateStore, WipeKind } from '../state/types.ts';
-import { AccessRuleError, loadAccessRules, parseAccessRule, parseAccessRules, saveAccessRules } from '../devices/access-rules.ts';
+import {
+  AccessRuleError,
+  loadAccessRules,
+  parseAccessRule,
+  parseAccessRules,
+  saveAccessRules,
+} from '../devices/access-rules.ts';
 import { cancelWipe, requestWipe, WipeError } from '../devices/wipe.ts';
 import { commandSummary } from './stats.ts';
 
@@ -94,14 +100,22 @@ export function adminApi(deps: AdminDeps): Hono {
   api.use('*', async (c, next) => {
     if (token === undefined) return c.text('Not Found\n', 404);
     if (!(await bearerMatches(c.req.header('authorization'), token))) {
-      return c.json({ error: 'a valid admin token is required' }, 401, { 'WWW-Authenticate': 'Bearer realm="activesync-edge admin"' });
+      return c.json({ error: 'a valid admin token is required' }, 401, {
+        'WWW-Authenticate': 'Bearer realm="activesync-edge admin"',
+      });
     }
     await next();
   });
   api.onError((err, c) => {
     if (err instanceof BadRequest || err instanceof AccessRuleError) return c.json({ error: err.message }, 400);
     if (err instanceof WipeError) return c.json({ error: err.message }, 409);
-    deps.log({ time: new Date().toISOString(), tenant: deps.config.tenant, cmd: 'admin', http: 500, error: `${err.name}: ${err.message}` });
+    deps.log({
+      time: new Date().toISOString(),
+      tenant: deps.config.tenant,
+      cmd: 'admin',
+      http: 500,
+      error: `${err.name}: ${err.message}`,
+    });
     return c.json({ error: 'internal error' }, 500);
   });
 
@@ -128,7 +142,9 @@ export function adminApi(deps: AdminDeps): Hono {
     const days = optionalNumber(body.days, 'days');
     if (days === undefined || days < 0) throw new BadRequest('days must be a number ≥ 0');
     const now = Date.now();
-    const idle = (await listDevices(state, tenantOf(c), undefined)).filter((d) => now - d.record.lastSeen > days * DAY_MS);
+    const idle = (await listDevices(state, tenantOf(c), undefined)).filter(
+      (d) => now - d.record.lastSeen > days * DAY_MS,
+    );
     if (body.dryRun !== true) {
       for (const d of idle) await removeDevice(state, deviceScope(tenantOf(c), d.user, d.record.deviceId));
     }
@@ -165,7 +181,8 @@ export function adminApi(deps: AdminDeps): Hono {
     const collections = await state.listCollections(found.scope);
     if (body.folder !== undefined) {
       const folder = String(body.folder);
-      if (!collections.includes(folder)) return c.json({ error: `device ${found.scope.deviceId} has not synced folder ${folder}` }, 404);
+      if (!collections.includes(folder))
+        return c.json({ error: `device ${found.scope.deviceId} has not synced folder ${folder}` }, 404);
       await state.deleteCollection(found.scope, folder);
       return c.json({ resynced: [folder] });
     }
@@ -179,10 +196,15 @@ export function adminApi(deps: AdminDeps): Hono {
   api.post('/devices/:user/:deviceId/access', async (c) => {
     const body = await jsonBody(c);
     const access = body.access;
-    if (access !== 'allow' && access !== 'block' && access !== 'none') throw new BadRequest('access must be allow, block or none');
+    if (access !== 'allow' && access !== 'block' && access !== 'none')
+      throw new BadRequest('access must be allow, block or none');
     const found = await existing(c);
     if (found instanceof Response) return found;
-    const device = await state.updateDevice(found.scope, { deviceType: found.device.deviceType, accessOverride: access, lastSeen: found.device.lastSeen });
+    const device = await state.updateDevice(found.scope, {
+      deviceType: found.device.deviceType,
+      accessOverride: access,
+      lastSeen: found.device.lastSeen,
+    });
     return c.json({ device: summarize(found.scope.user, device) });
   });
 
@@ -193,7 +215,9 @@ export function adminApi(deps: AdminDeps): Hono {
     return c.json({ removed: summarize(found.scope.user, found.device) });
   });
 
-  api.get('/rules', async (c) => c.json(await state.getAccessRules(tenantOf(c)) ?? (await loadAccessRules(state, tenantOf(c)))));
+  api.get('/rules', async (c) =>
+    c.json((await state.getAccessRules(tenantOf(c))) ?? (await loadAccessRules(state, tenantOf(c)))),
+  );
 
   api.put('/rules', async (c) => {
     const rules = parseAccessRules(await jsonBody(c));
@@ -227,7 +251,8 @@ export function adminApi(deps: AdminDeps): Hono {
 
   api.get('/stats', async (c) => {
     const minutes = optionalNumber(c.req.query('minutes'), 'minutes') ?? 60;
-    if (minutes < 1 || minutes > MAX_STATS_MINUTES) throw new BadRequest(`minutes must be between 1 and ${MAX_STATS_MINUTES}`);
+    if (minutes < 1 || minutes > MAX_STATS_MINUTES)
+      throw new BadRequest(`minutes must be between 1 and ${MAX_STATS_MINUTES}`);
     return c.json({ minutes, commands: await commandSummary(state, tenantOf(c), Math.floor(minutes)) });
   });
 
@@ -248,13 +273,20 @@ export async function bearerMatches(header: string | undefined, token: string): 
   return difference === 0;
 }
 
-/** Removes a device as Exchange's Remove-MobileDevice does; its waiting Ping ends, and its push lease goes when no other device waits. */
+/**
+ * Removes a device as Exchange's Remove-MobileDevice does; its waiting Ping ends, and its push lease goes when no other
+ * device waits.
+ */
 export async function removeDevice(state: StateStore, scope: DeviceScope): Promise<void> {
   await releaseDevice(state, scope);
   await state.deleteDevice(scope);
 }
 
-async function listDevices(state: StateStore, tenant: string, user: string | undefined): Promise<{ user: string; record: DeviceRecord }[]> {
+async function listDevices(
+  state: StateStore,
+  tenant: string,
+  user: string | undefined,
+): Promise<{ user: string; record: DeviceRecord }[]> {
   if (user !== undefined && user !== '') {
     const scope = deviceScope(tenant, user, '');
     return (await state.listDevices(scope)).map((record) => ({ user: scope.user, record }));
@@ -263,7 +295,9 @@ async function listDevices(state: StateStore, tenant: string, user: string | und
   const found: { user: string; record: DeviceRecord }[] = [];
   for (let i = 0; i < index.length; i += LIST_CONCURRENCY) {
     const records = await Promise.all(index.slice(i, i + LIST_CONCURRENCY).map((d) => state.getDevice(d)));
-    records.forEach((record, j) => record && found.push({ user: index[i + j]!.user, record }));
+    records.forEach((record, j) => {
+      if (record) found.push({ user: index[i + j]!.user, record });
+    });
   }
   return found;
 }
@@ -316,7 +350,15 @@ async function deviceDetails(state: StateStore, scope: DeviceScope, d: DeviceRec
     }
     folders.push(summary);
     for (const b of collection?.state.brokenItems ?? []) {
-      brokenItems.push(withoutUndefined({ collectionId: id, serverId: b.serverId, subject: b.subject, reason: b.reason, at: new Date(b.at).toISOString() }));
+      brokenItems.push(
+        withoutUndefined({
+          collectionId: id,
+          serverId: b.serverId,
+          subject: b.subject,
+          reason: b.reason,
+          at: new Date(b.at).toISOString(),
+        }),
+      );
     }
   }
   return {
@@ -326,7 +368,7 @@ async function deviceDetails(state: StateStore, scope: DeviceScope, d: DeviceRec
       osLanguage: d.osLanguage,
       mobileOperator: d.mobileOperator,
       accessOverride: d.accessOverride,
-      wipeKind: d.wipe !== 'none' ? d.wipeKind ?? 'full' : undefined,
+      wipeKind: d.wipe !== 'none' ? (d.wipeKind ?? 'full') : undefined,
       wipeRequestedAt: d.wipeRequestedAt !== undefined ? new Date(d.wipeRequestedAt).toISOString() : undefined,
       wipeAcknowledgedAt: d.wipeAcknowledgedAt !== undefined ? new Date(d.wipeAcknowledgedAt).toISOString() : undefined,
       wipeAckStatus: d.wipeAckStatus,
@@ -346,7 +388,8 @@ async function jsonBody(c: Context): Promise<Record<string, unknown>> {
   } catch {
     throw new BadRequest('the body is not JSON');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BadRequest('the body must be a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new BadRequest('the body must be a JSON object');
   return value as Record<string, unknown>;
 }
 

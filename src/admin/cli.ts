@@ -45,11 +45,16 @@ export class AdminClient {
     try {
       response = await fetch(url, {
         method,
-        headers: { Authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+        headers: {
+          Authorization: `Bearer ${this.token}`,
+          ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+        },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
     } catch (err) {
-      throw new AdminCallError(`cannot reach ${url.origin}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`);
+      throw new AdminCallError(
+        `cannot reach ${url.origin}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`,
+      );
     }
     const text = await response.text();
     let json: unknown;
@@ -60,7 +65,8 @@ export class AdminClient {
     }
     if (!response.ok) {
       const message = (json as { error?: unknown } | undefined)?.error;
-      if (response.status === 404 && typeof message !== 'string') throw new AdminCallError(`${url.origin} has no admin API (is ADMIN_TOKEN set on the server?)`);
+      if (response.status === 404 && typeof message !== 'string')
+        throw new AdminCallError(`${url.origin} has no admin API (is ADMIN_TOKEN set on the server?)`);
       throw new AdminCallError(typeof message === 'string' ? message : `HTTP ${response.status}`);
     }
     return json as T;
@@ -74,7 +80,8 @@ function clientOf(options: GlobalOptions): AdminClient {
   return new AdminClient(url, token, options.tenant);
 }
 
-const device = (user: string, deviceId: string): string => `/devices/${encodeURIComponent(user)}/${encodeURIComponent(deviceId)}`;
+const device = (user: string, deviceId: string): string =>
+  `/devices/${encodeURIComponent(user)}/${encodeURIComponent(deviceId)}`;
 
 type Row = Record<string, unknown>;
 
@@ -82,13 +89,31 @@ type Row = Record<string, unknown>;
 export function table(rows: Row[], columns?: string[]): string {
   if (rows.length === 0) return '(none)\n';
   const keys = columns ?? [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  const cell = (v: unknown): string => (v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  const cell = (v: unknown): string =>
+    v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
   const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => cell(r[k]).length)));
-  const line = (values: string[]): string => values.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd() + '\n';
-  return line(keys) + line(widths.map((w) => '-'.repeat(w))) + rows.map((r) => line(keys.map((k) => cell(r[k])))).join('');
+  const line = (values: string[]): string =>
+    `${values
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd()}\n`;
+  return (
+    line(keys) + line(widths.map((w) => '-'.repeat(w))) + rows.map((r) => line(keys.map((k) => cell(r[k])))).join('')
+  );
 }
 
-const DEVICE_COLUMNS = ['user', 'deviceId', 'deviceType', 'model', 'os', 'protocolVersion', 'provisioning', 'wipe', 'access', 'lastSeen'];
+const DEVICE_COLUMNS = [
+  'user',
+  'deviceId',
+  'deviceType',
+  'model',
+  'os',
+  'protocolVersion',
+  'provisioning',
+  'wipe',
+  'access',
+  'lastSeen',
+];
 
 /** Adds `admin` and its operations to the program. */
 export function addAdminCommands(program: Command, io: AdminOutput = processOutput): void {
@@ -101,7 +126,11 @@ export function addAdminCommands(program: Command, io: AdminOutput = processOutp
     .option('--json', 'print the API answer as JSON');
 
   /** An operation: calls the API, prints JSON or the table `render` makes of the answer. */
-  const op = <A extends unknown[]>(run: (client: AdminClient, ...args: A) => Promise<unknown>, render: (answer: never) => string) =>
+  const op =
+    <A extends unknown[]>(
+      run: (client: AdminClient, ...args: A) => Promise<unknown>,
+      render: (answer: never) => string,
+    ) =>
     async (...args: unknown[]): Promise<void> => {
       const command = args[args.length - 1] as Command;
       const options = command.optsWithGlobals<GlobalOptions>();
@@ -135,37 +164,56 @@ export function addAdminCommands(program: Command, io: AdminOutput = processOutp
       op(
         (client, user: string, id: string) => client.call('GET', device(user, id)),
         (a: { device: Row; folders: Row[]; brokenItems: Row[] }) =>
-          Object.entries(a.device).map(([k, v]) => `${k.padEnd(20)}${String(v)}\n`).join('') +
+          Object.entries(a.device)
+            .map(([k, v]) => `${k.padEnd(20)}${String(v)}\n`)
+            .join('') +
           `\nfolders\n${table(a.folders, ['collectionId', 'name', 'class', 'synced', 'items', 'pending', 'filterType', 'syncKey', 'brokenItems'])}` +
           `\nbroken items\n${table(a.brokenItems, ['collectionId', 'serverId', 'subject', 'reason', 'at'])}`,
       ),
     );
 
-  const deviceOp = (name: string, description: string, method: string, suffix: string, body?: (o: Record<string, unknown>) => unknown) => {
+  const deviceOp = (
+    name: string,
+    description: string,
+    method: string,
+    suffix: string,
+    body?: (o: Record<string, unknown>) => unknown,
+  ) => {
     const sub = admin.command(name).description(description).argument('<user>').argument('<deviceId>');
     return {
       sub,
       done: () =>
         sub.action(
           op(
-            (client, user: string, id: string, o: Record<string, unknown>) => client.call(method, `${device(user, id)}${suffix}`, body?.(o)),
+            (client, user: string, id: string, o: Record<string, unknown>) =>
+              client.call(method, `${device(user, id)}${suffix}`, body?.(o)),
             (a: { device?: Row; removed?: Row; resynced?: string[] }) =>
-              a.resynced ? `resync of ${a.resynced.length ? a.resynced.join(', ') : 'the folder list'} asked for\n` : table([(a.device ?? a.removed)!], DEVICE_COLUMNS),
+              a.resynced
+                ? `resync of ${a.resynced.length ? a.resynced.join(', ') : 'the folder list'} asked for\n`
+                : table([(a.device ?? a.removed)!], DEVICE_COLUMNS),
           ),
         ),
     };
   };
 
-  const wipe = deviceOp('wipe', 'wipe the device on its next request', 'POST', '/wipe', (o) => ({ kind: o.account ? 'account' : 'full' }));
+  const wipe = deviceOp('wipe', 'wipe the device on its next request', 'POST', '/wipe', (o) => ({
+    kind: o.account ? 'account' : 'full',
+  }));
   wipe.sub.option('--account', "only this account's data (protocol 16.1)");
   wipe.done();
   deviceOp('cancel-wipe', 'withdraw a wipe the device has not done yet', 'DELETE', '/wipe').done();
-  const resync = deviceOp('resync', 'make the device resync every folder, or one', 'POST', '/resync', (o) => (o.folder ? { folder: o.folder } : {}));
+  const resync = deviceOp('resync', 'make the device resync every folder, or one', 'POST', '/resync', (o) =>
+    o.folder ? { folder: o.folder } : {},
+  );
   resync.sub.option('--folder <collectionId>', 'only this folder');
   resync.done();
-  deviceOp('allow', 'allow the device whatever the rules say (releases a quarantine)', 'POST', '/access', () => ({ access: 'allow' })).done();
+  deviceOp('allow', 'allow the device whatever the rules say (releases a quarantine)', 'POST', '/access', () => ({
+    access: 'allow',
+  })).done();
   deviceOp('block', 'block the device whatever the rules say', 'POST', '/access', () => ({ access: 'block' })).done();
-  deviceOp('reset-access', 'let the access rules decide for the device again', 'POST', '/access', () => ({ access: 'none' })).done();
+  deviceOp('reset-access', 'let the access rules decide for the device again', 'POST', '/access', () => ({
+    access: 'none',
+  })).done();
   deviceOp('remove', 'remove the device and all its sync state', 'DELETE', '').done();
 
   admin
@@ -176,7 +224,10 @@ export function addAdminCommands(program: Command, io: AdminOutput = processOutp
     .action(async (o: { days: string; dryRun?: boolean }, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>();
       const client = clientOf(options);
-      const { devices } = await client.call<{ devices: Row[] }>('GET', `/devices?idleDays=${encodeURIComponent(o.days)}`);
+      const { devices } = await client.call<{ devices: Row[] }>(
+        'GET',
+        `/devices?idleDays=${encodeURIComponent(o.days)}`,
+      );
       const removed: Row[] = [];
       if (!o.dryRun) {
         for (const [i, d] of devices.entries()) {
@@ -196,8 +247,12 @@ export function addAdminCommands(program: Command, io: AdminOutput = processOutp
     });
 
   const rules = admin.command('rules').description("the tenant's device access rules (first match decides)");
-  const renderRules = (a: { defaultAccess: string; rules: Row[] }): string => `${table(a.rules, ['id', 'action', 'deviceType', 'model', 'userAgent', 'user'])}default: ${a.defaultAccess}\n`;
-  rules.command('list').description('list the rules').action(op((client) => client.call('GET', '/rules'), renderRules));
+  const renderRules = (a: { defaultAccess: string; rules: Row[] }): string =>
+    `${table(a.rules, ['id', 'action', 'deviceType', 'model', 'userAgent', 'user'])}default: ${a.defaultAccess}\n`;
+  rules
+    .command('list')
+    .description('list the rules')
+    .action(op((client) => client.call('GET', '/rules'), renderRules));
   rules
     .command('add')
     .description('add a rule (patterns are regular expressions matched against the whole value, ignoring case)')
@@ -223,7 +278,11 @@ export function addAdminCommands(program: Command, io: AdminOutput = processOutp
         renderRules,
       ),
     );
-  rules.command('remove').description('remove a rule').argument('<id>').action(op((client, id: string) => client.call('DELETE', `/rules/${encodeURIComponent(id)}`), renderRules));
+  rules
+    .command('remove')
+    .description('remove a rule')
+    .argument('<id>')
+    .action(op((client, id: string) => client.call('DELETE', `/rules/${encodeURIComponent(id)}`), renderRules));
   rules
     .command('default')
     .description('what happens to devices no rule matches')
@@ -242,7 +301,8 @@ export function addAdminCommands(program: Command, io: AdminOutput = processOutp
     .action(
       op(
         (client, o: { minutes: string }) => client.call('GET', `/stats?minutes=${encodeURIComponent(o.minutes)}`),
-        (a: { minutes: number; commands: Row[] }) => `last ${a.minutes} minutes\n${table(a.commands, ['command', 'requests', 'errors', 'avgMs', 'maxMs'])}`,
+        (a: { minutes: number; commands: Row[] }) =>
+          `last ${a.minutes} minutes\n${table(a.commands, ['command', 'requests', 'errors', 'avgMs', 'maxMs'])}`,
       ),
     );
 }

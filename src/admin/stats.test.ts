@@ -12,7 +12,8 @@ describe('per-command counters', () => {
       return addCommandStats(tenant, stats);
     };
     const t0 = Date.UTC(2026, 10, 26, 5, 0, 0);
-    for (let i = 0; i < 50; i++) await countRequest(store, 't1', { cmd: 'Ping', http: 200, ms: 10 + i }, t0 + i * 100, t0 + i * 100);
+    for (let i = 0; i < 50; i++)
+      await countRequest(store, 't1', { cmd: 'Ping', http: 200, ms: 10 + i }, t0 + i * 100, t0 + i * 100);
     await countRequest(store, 't1', { cmd: 'Sync', http: 500, ms: 7 }, t0 + 5_000, t0 + 5_000);
     expect(writes).toEqual([]);
     // The first request after 10 s writes everything counted so far.
@@ -26,6 +27,8 @@ describe('per-command counters', () => {
       { command: 'Ping', requests: 50, errors: 0, avgMs: 35, maxMs: 59 },
       { command: 'Sync', requests: 2, errors: 1, avgMs: 5, maxMs: 7 },
     ]);
-    expect(await commandSummary(store, 't2', 5, t0 + 12_000)).toEqual([{ command: 'Ping', requests: 1, errors: 0, avgMs: 1, maxMs: 1 }]);
+    expect(await commandSummary(store, 't2', 5, t0 + 12_000)).toEqual([
+      { command: 'Ping', requests: 1, errors: 0, avgMs: 1, maxMs: 1 },
+    ]);
   });
 });

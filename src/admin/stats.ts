@@ -21,8 +21,16 @@ interface PendingCounts {
 /** Counts not written yet, per store; WeakMap so that a store a test throws away takes its counts with it. */
 const pendingByStore = new WeakMap<StateStore, { since: number; counts: Map<string, PendingCounts> }>();
 
-/** Adds one finished request (its log line) to the counters. A failing store is ignored: counting never fails a request. */
-export async function countRequest(state: StateStore, tenant: string, entry: LogEntry, started: number, now = Date.now()): Promise<void> {
+/**
+ * Adds one finished request (its log line) to the counters. A failing store is ignored: counting never fails a request.
+ */
+export async function countRequest(
+  state: StateStore,
+  tenant: string,
+  entry: LogEntry,
+  started: number,
+  now = Date.now(),
+): Promise<void> {
   const ms = typeof entry.ms === 'number' ? entry.ms : now - started;
   const http = typeof entry.http === 'number' ? entry.http : 0;
   // An error is what the server could not do (5xx, a command that failed); refusals and 4xx are answers.
@@ -30,7 +38,10 @@ export async function countRequest(state: StateStore, tenant: string, entry: Log
   const minute = Math.floor(started / MINUTE_MS);
   const command = typeof entry.cmd === 'string' && entry.cmd !== '' ? entry.cmd : 'unknown';
   let pending = pendingByStore.get(state);
-  if (!pending) pendingByStore.set(state, (pending = { since: now, counts: new Map() }));
+  if (!pending) {
+    pending = { since: now, counts: new Map() };
+    pendingByStore.set(state, pending);
+  }
   const key = JSON.stringify([tenant, minute, command]);
   const counted = pending.counts.get(key);
   if (counted) {
@@ -39,7 +50,11 @@ export async function countRequest(state: StateStore, tenant: string, entry: Log
     counted.stats.totalMs += ms;
     counted.stats.maxMs = Math.max(counted.stats.maxMs, ms);
   } else {
-    pending.counts.set(key, { state, tenant, stats: { minute, command, requests: 1, errors: error ? 1 : 0, totalMs: ms, maxMs: ms } });
+    pending.counts.set(key, {
+      state,
+      tenant,
+      stats: { minute, command, requests: 1, errors: error ? 1 : 0, totalMs: ms, maxMs: ms },
+    });
   }
   if (now - pending.since >= FLUSH_MS) await flushCounts(state, now);
 }
@@ -70,7 +85,12 @@ export interface CommandSummary {
 }
 
 /** The counters of the last `minutes` minutes, per command, busiest first. */
-export async function commandSummary(state: StateStore, tenant: string, minutes: number, now = Date.now()): Promise<CommandSummary[]> {
+export async function commandSummary(
+  state: StateStore,
+  tenant: string,
+  minutes: number,
+  now = Date.now(),
+): Promise<CommandSummary[]> {
   const since = Math.floor(now / MINUTE_MS) - minutes + 1;
   await flushCounts(state, now);
   const byCommand = new Map<string, CommandStats>();
@@ -85,6 +105,12 @@ export async function commandSummary(state: StateStore, tenant: string, minutes:
     }
   }
   return [...byCommand.values()]
-    .map((s) => ({ command: s.command, requests: s.requests, errors: s.errors, avgMs: s.requests ? Math.round(s.totalMs / s.requests) : 0, maxMs: s.maxMs }))
+    .map((s) => ({
+      command: s.command,
+      requests: s.requests,
+      errors: s.errors,
+      avgMs: s.requests ? Math.round(s.totalMs / s.requests) : 0,
+      maxMs: s.maxMs,
+    }))
     .sort((a, b) => b.requests - a.requests || a.command.localeCompare(b.command));
 }

@@ -78,7 +78,8 @@ export function handleOptions(c: Context, deps: ActiveSyncDeps): Promise<Respons
       entry.tenant = tenant.config.tenant;
       const scope = tenant.backends.forRequest();
       try {
-        if (!credentials || !(await authenticateFor(tenant, scope, credentials, clientAddress(c, tenant.config)))) throw new HttpError(401, 'authentication failed', challengeFor(tenant.config.authMode, REALM));
+        if (!credentials || !(await authenticateFor(tenant, scope, credentials, clientAddress(c, tenant.config))))
+          throw new HttpError(401, 'authentication failed', challengeFor(tenant.config.authMode, REALM));
       } finally {
         scope.end();
       }
@@ -109,7 +110,11 @@ async function logged(
 ): Promise<Response> {
   const started = Date.now();
   // With several tenants the line names the request's once it is known (serve), none for a request that has none.
-  const entry: LogEntry = { time: new Date(started).toISOString(), tenant: deps.tenants ? undefined : deps.config.tenant, ...fields };
+  const entry: LogEntry = {
+    time: new Date(started).toISOString(),
+    tenant: deps.tenants ? undefined : deps.config.tenant,
+    ...fields,
+  };
   let response: Response;
   try {
     response = await run(entry);
@@ -119,7 +124,11 @@ async function logged(
   entry.http = response.status;
   entry.ms = Date.now() - started;
   deps.log(entry);
-  await deps.onRequestLogged?.({ entry, tenant: typeof entry.tenant === 'string' ? entry.tenant : deps.config.tenant, started });
+  await deps.onRequestLogged?.({
+    entry,
+    tenant: typeof entry.tenant === 'string' ? entry.tenant : deps.config.tenant,
+    started,
+  });
   return response;
 }
 
@@ -127,9 +136,18 @@ async function logged(
  * Whether the tenant's AUTH_MODE admits the scheme and its backend the credentials; repeated failures are throttled
  * (protocol/throttle.ts: 503 without asking the backend).
  */
-async function authenticateFor(tenant: ActiveSyncDeps, scope: RequestBackends, credentials: Credentials, address: string | undefined): Promise<AuthenticatedUser | undefined> {
+async function authenticateFor(
+  tenant: ActiveSyncDeps,
+  scope: RequestBackends,
+  credentials: Credentials,
+  address: string | undefined,
+): Promise<AuthenticatedUser | undefined> {
   if (!schemeAllowed(tenant.config.authMode, credentials)) return undefined;
-  return guardedAuthenticate({ config: tenant.config, state: tenant.state, authenticator: scope.authenticator }, credentials, address);
+  return guardedAuthenticate(
+    { config: tenant.config, state: tenant.state, authenticator: scope.authenticator },
+    credentials,
+    address,
+  );
 }
 
 async function serve(c: Context, anyTenant: ActiveSyncDeps, entry: LogEntry): Promise<Response> {
@@ -186,9 +204,22 @@ async function serveAuthenticated(
   const body = decodeBody(rawBody, contentType);
 
   // Device access rules (devices/access-rules.ts): blocked or quarantined devices get Status 129 or HTTP 403.
-  const access = await checkDeviceAccess({ state: deps.state, device, known, login: outcome.user.login, command: name });
+  const access = await checkDeviceAccess({
+    state: deps.state,
+    device,
+    known,
+    login: outcome.user.login,
+    command: name,
+  });
   if (access.newlyHeld && deps.onDeviceHeld) {
-    const held: DeviceHeld = { backends: scope.backends, user: outcome.user, config: deps.config, decision: access.decision, device: known, note: (fields) => Object.assign(entry, fields) };
+    const held: DeviceHeld = {
+      backends: scope.backends,
+      user: outcome.user,
+      config: deps.config,
+      decision: access.decision,
+      device: known,
+      note: (fields) => Object.assign(entry, fields),
+    };
     await deps.onDeviceHeld(held).catch((err: unknown) => {
       entry.deviceHeldFailed = describeError(err);
     });
@@ -213,19 +244,23 @@ async function serveAuthenticated(
     return commandResponse(refusalResponse(refusal, request.version, name, command.responseRoot), entry);
   }
 
-  const result = await runCommand(command, {
-    request,
-    user: outcome.user,
-    device,
-    state: deps.state,
-    backends: scope.backends,
-    body,
-    rawBody,
-    contentType,
-    config: deps.config,
-    signal: c.req.raw.signal,
-    note: (fields) => Object.assign(entry, fields),
-  }, entry);
+  const result = await runCommand(
+    command,
+    {
+      request,
+      user: outcome.user,
+      device,
+      state: deps.state,
+      backends: scope.backends,
+      body,
+      rawBody,
+      contentType,
+      config: deps.config,
+      signal: c.req.raw.signal,
+      note: (fields) => Object.assign(entry, fields),
+    },
+    entry,
+  );
   return commandResponse(result, entry);
 }
 
@@ -286,7 +321,10 @@ function errorResponse(err: unknown, entry: LogEntry): Response {
   if (err instanceof HttpError) {
     if (err.status === 401) return unauthorized(err.headers);
     if (err.status >= 400) entry.error = err.message;
-    return new Response(null, { status: err.status, headers: { ...baseHeaders(), ...err.headers, 'Content-Length': '0' } });
+    return new Response(null, {
+      status: err.status,
+      headers: { ...baseHeaders(), ...err.headers, 'Content-Length': '0' },
+    });
   }
   if (err instanceof AuthUnavailableError) {
     entry.error = err.message;
@@ -300,7 +338,10 @@ function errorResponse(err: unknown, entry: LogEntry): Response {
 }
 
 function unauthorized(challenge: Record<string, string> = {}): Response {
-  return new Response(null, { status: 401, headers: { ...baseHeaders(), ...basicChallenge(REALM), ...challenge, 'Content-Length': '0' } });
+  return new Response(null, {
+    status: 401,
+    headers: { ...baseHeaders(), ...basicChallenge(REALM), ...challenge, 'Content-Length': '0' },
+  });
 }
 
 /** For the log: the error's class and message, never a stack or request data. */

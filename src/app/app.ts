@@ -25,7 +25,10 @@ function routingPath(request: Request): string {
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono({ getPath: routingPath });
   // Before the tenant is known: the largest of the tenants' limits (each tenant's own is checked in activesync.ts).
-  const maxRequestBytes = Math.max(deps.config.maxRequestBytes, ...(deps.tenants?.directory.entries.map((t) => t.config.maxRequestBytes) ?? []));
+  const maxRequestBytes = Math.max(
+    deps.config.maxRequestBytes,
+    ...(deps.tenants?.directory.entries.map((t) => t.config.maxRequestBytes) ?? []),
+  );
 
   app.options(ACTIVESYNC_PATH, (c) => handleOptions(c, deps));
   app.post(
@@ -53,7 +56,12 @@ export function createApp(deps: AppDeps): Hono {
 
   app.notFound(() => new Response('Not Found\n', { status: 404, headers: { 'Content-Type': 'text/plain' } }));
   app.onError((err) => {
-    deps.log({ time: new Date().toISOString(), tenant: deps.config.tenant, http: 500, error: `${err.name}: ${err.message}` });
+    deps.log({
+      time: new Date().toISOString(),
+      tenant: deps.config.tenant,
+      http: 500,
+      error: `${err.name}: ${err.message}`,
+    });
     return new Response(null, { status: 500 });
   });
   return app;

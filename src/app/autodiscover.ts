@@ -4,7 +4,8 @@
  *
  * - Authentication as Exchange does it: HTTP Basic, checked like ActiveSync requests; without credentials, or with
  *   wrong ones, 401 with a Basic challenge, so that the client retries with the user's password.
- * - The answer points at PUBLIC_URL + /Microsoft-Server-ActiveSync (without PUBLIC_URL: the origin the request came to).
+ * - The answer points at PUBLIC_URL + /Microsoft-Server-ActiveSync (without PUBLIC_URL: the origin the request came
+ *   to).
  * - A request that is not the Autodiscover XML gets ErrorCode 600 (invalid request); one that asks for another
  *   response schema (Outlook desktop's `outlook` schema) gets 601 (provider not available). Both are HTTP 200 with
  *   the generic error response, as Exchange answers. An empty body (some old Android builds send none) is taken as a
@@ -21,7 +22,8 @@ import { AuthUnavailableError } from '../backends/auth.ts';
 import { HttpError } from '../protocol/errors.ts';
 import { withTenant } from './tenants.ts';
 
-export const MOBILESYNC_RESPONSE_SCHEMA = 'http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006';
+export const MOBILESYNC_RESPONSE_SCHEMA =
+  'http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006';
 const RESPONSE_NAMESPACE = 'http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006';
 const ACTIVESYNC_PATH = '/Microsoft-Server-ActiveSync';
 const REALM = 'ActiveSync';
@@ -39,7 +41,11 @@ class InvalidRequest extends Error {}
 
 export async function handleAutodiscover(c: Context, deps: AutodiscoverDeps): Promise<Response> {
   const started = Date.now();
-  const entry: LogEntry = { time: new Date(started).toISOString(), tenant: deps.tenants ? undefined : deps.config.tenant, cmd: 'Autodiscover' };
+  const entry: LogEntry = {
+    time: new Date(started).toISOString(),
+    tenant: deps.tenants ? undefined : deps.config.tenant,
+    cmd: 'Autodiscover',
+  };
   let response: Response;
   try {
     response = await serve(c, deps, entry);
@@ -66,12 +72,18 @@ async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): 
     throw err;
   }
   entry.tenant = deps.config.tenant;
-  if (!credentials || !schemeAllowed(deps.config.authMode, credentials)) return unauthorized(challengeFor(deps.config.authMode, REALM));
+  if (!credentials || !schemeAllowed(deps.config.authMode, credentials))
+    return unauthorized(challengeFor(deps.config.authMode, REALM));
   let ok: boolean;
   const scope = deps.backends.forRequest();
   try {
     // Throttled like ActiveSync logins (protocol/throttle.ts): the same counters, the same 503.
-    ok = (await guardedAuthenticate({ config: deps.config, state: deps.state, authenticator: scope.authenticator }, credentials, clientAddress(c, deps.config))) !== undefined;
+    ok =
+      (await guardedAuthenticate(
+        { config: deps.config, state: deps.state, authenticator: scope.authenticator },
+        credentials,
+        clientAddress(c, deps.config),
+      )) !== undefined;
   } catch (err) {
     if (err instanceof LoginThrottledError) {
       entry.error = err.message;
@@ -79,7 +91,10 @@ async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): 
     }
     if (!(err instanceof AuthUnavailableError)) throw err;
     entry.error = err.message;
-    return new Response(null, { status: 503, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS), 'Content-Length': '0' } });
+    return new Response(null, {
+      status: 503,
+      headers: { 'Retry-After': String(RETRY_AFTER_SECONDS), 'Content-Length': '0' },
+    });
   } finally {
     // Autodiscover opens no backends: the check's login is let go at once.
     scope.end();
@@ -89,7 +104,10 @@ async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): 
   const text = await c.req.text();
   let request: AutodiscoverRequest;
   if (text.trim() === '') {
-    request = { email: primaryAddress(credentials.login, deps.config.mailDomain) ?? credentials.login, schema: MOBILESYNC_RESPONSE_SCHEMA };
+    request = {
+      email: primaryAddress(credentials.login, deps.config.mailDomain) ?? credentials.login,
+      schema: MOBILESYNC_RESPONSE_SCHEMA,
+    };
   } else {
     try {
       request = parseRequest(text);
@@ -121,7 +139,8 @@ function parseRequest(text: string): AutodiscoverRequest {
   parser.on('opentag', (node) => {
     path.push(node.local);
     current = '';
-    if (path.length === 1 && node.local !== 'Autodiscover') throw new InvalidRequest(`the root element is ${node.local}`);
+    if (path.length === 1 && node.local !== 'Autodiscover')
+      throw new InvalidRequest(`the root element is ${node.local}`);
   });
   parser.on('text', (t) => (current += t));
   parser.on('closetag', () => {
@@ -189,7 +208,10 @@ function errorDocument(code: 600 | 601, message: string): string {
 
 function xml(body: string): Response {
   const bytes = new TextEncoder().encode(body);
-  return new Response(bytes, { status: 200, headers: { 'Content-Type': XML_TYPE, 'Content-Length': String(bytes.length), 'Cache-Control': 'private' } });
+  return new Response(bytes, {
+    status: 200,
+    headers: { 'Content-Type': XML_TYPE, 'Content-Length': String(bytes.length), 'Cache-Control': 'private' },
+  });
 }
 
 function unauthorized(challenge: Record<string, string> = basicChallenge(REALM)): Response {

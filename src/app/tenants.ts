@@ -18,13 +18,19 @@ export interface TenantServices {
 export interface TenantRouter {
   readonly directory: TenantDirectory;
   /** The services of the tenant a request belongs to; undefined when none can be told (see TenantDirectory.resolve). */
-  resolve(host: string | undefined, credentials: Pick<Credentials, 'login' | 'domain'> | undefined): TenantServices | undefined;
+  resolve(
+    host: string | undefined,
+    credentials: Pick<Credentials, 'login' | 'domain'> | undefined,
+  ): TenantServices | undefined;
   /** A tenant's services by name (the watcher, the admin API). */
   get(name: string): TenantServices | undefined;
 }
 
 /** `build` makes one tenant's backend clients; it runs once per tenant, on its first request. */
-export function tenantRouter(directory: TenantDirectory, build: (config: ServerConfig) => Omit<TenantServices, 'config'>): TenantRouter {
+export function tenantRouter(
+  directory: TenantDirectory,
+  build: (config: ServerConfig) => Omit<TenantServices, 'config'>,
+): TenantRouter {
   const built = new Map<string, TenantServices>();
   const servicesOf = (entry: TenantEntry): TenantServices => {
     let services = built.get(entry.name);

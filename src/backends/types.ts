@@ -106,7 +106,9 @@ export interface MailSearchQuery {
  * caller finishes with `close()`, which never rejects.
  */
 export interface MailBackend {
-  /** Every selectable folder, with its type (Inbox, Drafts, Sent, Trash by SPECIAL-USE, else UserMail) and `identity`. */
+  /**
+   * Every selectable folder, with its type (Inbox, Drafts, Sent, Trash by SPECIAL-USE, else UserMail) and `identity`.
+   */
   listFolders(): Promise<BackendFolder[]>;
   /** Creates `name` under `parentRef` (top level when undefined); returns it as listFolders() would. */
   createFolder(parentRef: string | undefined, name: string): Promise<BackendFolder>;
@@ -120,7 +122,9 @@ export interface MailBackend {
    * FolderNotFoundError when it does not exist.
    */
   status(folder: string): Promise<MailboxStatus>;
-  /** UIDs of the messages that arrived in [since, before) (by date, not time), ascending; all when both are undefined. */
+  /**
+   * UIDs of the messages that arrived in [since, before) (by date, not time), ascending; all when both are undefined.
+   */
   listUids(folder: string, since?: Date, before?: Date): Promise<number[]>;
   /** Every message's summary (UID, flags, date), optionally only those that arrived since a date (FilterType). */
   listMessages(folder: string, since?: Date): Promise<MessageSummary[]>;
@@ -132,7 +136,12 @@ export interface MailBackend {
    * HIGHESTMODSEQ, when known: a hint that lets the backend find plain arrivals cheaply; the answer is the same.
    * The session sees other clients' changes from its latest `status(folder)` on: call that first, as Sync does.
    */
-  changesSince(folder: string, modSeq: bigint, since?: Date, before?: { uidNext: number; messages: number }): Promise<MailboxChanges | undefined>;
+  changesSince(
+    folder: string,
+    modSeq: bigint,
+    since?: Date,
+    before?: { uidNext: number; messages: number },
+  ): Promise<MailboxChanges | undefined>;
   /** The messages with these UIDs, with their source, in the order asked; UIDs no longer there are left out. */
   fetchMessages(folder: string, uids: number[]): Promise<MessageWithSource[]>;
   /** The summaries of these UIDs; UIDs no longer there are left out. */
@@ -182,7 +191,10 @@ export type DavWriteResult = { ok: true; href: string; etag: string } | { ok: fa
  */
 export interface ItemBackend {
   listFolders(): Promise<BackendFolder[]>;
-  /** Changes since `syncToken` (sync-collection); the full listing when undefined; 'invalid-token' when the server forgot it. */
+  /**
+   * Changes since `syncToken` (sync-collection); the full listing when undefined; 'invalid-token' when the server
+   * forgot it.
+   */
   changesSince(folderRef: string, syncToken: string | undefined): Promise<DavChanges | 'invalid-token'>;
   /** Every item's href and etag, for servers without sync-collection. */
   listEtags(folderRef: string): Promise<{ href: string; etag: string }[]>;
@@ -191,13 +203,22 @@ export interface ItemBackend {
    * Creates (no `ifMatch`: If-None-Match: *) or replaces (If-Match) an item. A create with `createName` writes that
    * resource name instead of a random one, and finds one already there (an earlier attempt whose answer was lost) done.
    */
-  putItem(folderRef: string, href: string | undefined, data: string, ifMatch?: string, createName?: string): Promise<DavWriteResult>;
+  putItem(
+    folderRef: string,
+    href: string | undefined,
+    data: string,
+    ifMatch?: string,
+    createName?: string,
+  ): Promise<DavWriteResult>;
   deleteItem(href: string, ifMatch?: string): Promise<DavWriteResult>;
   /** The calendar objects of a folder whose VEVENT/VTODO has this UID (calendar-query; CalDAV only). */
   findByUid(folderRef: string, uid: string): Promise<DavItem[]>;
   /** Objects with an event in [start, end) (calendar-query time-range), from any calendar URL the login may read. */
   eventsInRange(collectionUrl: string, start: Date, end: Date): Promise<DavItem[] | 'forbidden'>;
-  /** vCards of an address book matching `text` in FN, EMAIL or NICKNAME (addressbook-query; CardDAV only; N is left out: Radicale 3.1 fails on text-match against it). */
+  /**
+   * vCards of an address book matching `text` in FN, EMAIL or NICKNAME (addressbook-query; CardDAV only; N is left out:
+   * Radicale 3.1 fails on text-match against it).
+   */
   queryAddressBook(collectionUrl: string, text: string): Promise<DavItem[]>;
   /** A new collection in the home (MKCALENDAR or extended MKCOL); 'exists' when the name is taken. */
   createCollection(displayName: string, kind: 'Calendar' | 'Tasks' | 'Contacts'): Promise<BackendFolder | 'exists'>;
@@ -227,7 +248,10 @@ export interface GalEntry {
 export interface Directory {
   /** Entries whose name, email or nickname contain `text`, by display name. */
   search(text: string): Promise<GalEntry[]>;
-  /** The iCalendar texts of the events in [start, end) of the calendar at `url` (an entry's freeBusyUrl), or 'forbidden'. */
+  /**
+   * The iCalendar texts of the events in [start, end) of the calendar at `url` (an entry's freeBusyUrl), or
+   * 'forbidden'.
+   */
   busyEvents(url: string, start: Date, end: Date): Promise<string[] | 'forbidden'>;
 }
 

@@ -12,9 +12,16 @@ import type { MessageWithSource } from '../backends/types.ts';
 import { BodyType } from '../items/body.ts';
 import { emailApplicationData } from '../items/email.ts';
 import { child, childText, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
-import { DEFAULT_SEARCH_RANGE, emailOutput, parseMailboxQuery, parseRange, searchPage, searchScope } from '../folders/mail-lookup.ts';
+import {
+  DEFAULT_SEARCH_RANGE,
+  emailOutput,
+  parseMailboxQuery,
+  parseRange,
+  searchPage,
+  searchScope,
+} from '../folders/mail-lookup.ts';
 import { registerCommand } from './registry.ts';
-import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
 export const FindStatus = {
   Success: 1,
@@ -54,7 +61,8 @@ export async function find(context: CommandContext): Promise<CommandResult> {
   const rangeText = childText(options, 'Range', 'Find');
   const range = rangeText === undefined ? DEFAULT_SEARCH_RANGE : parseRange(rangeText);
   if (!range) return failed(FindStatus.InvalidRequest);
-  if (query.class !== undefined && query.class !== 'Email') return answer('Mailbox', FindStatus.Success, [el('Find', 'Total', 0)]);
+  if (query.class !== undefined && query.class !== 'Email')
+    return answer('Mailbox', FindStatus.Success, [el('Find', 'Total', 0)]);
 
   const hierarchy = (await context.state.getHierarchy(context.device))?.state;
   const folders = searchScope(hierarchy, query.collectionIds, child(options, 'DeepTraversal', 'Find') !== undefined);
@@ -74,15 +82,30 @@ export async function find(context: CommandContext): Promise<CommandResult> {
         ]),
       );
     }
-    return answer('Mailbox', FindStatus.Success, [...results, page.range !== undefined && el('Find', 'Range', page.range), el('Find', 'Total', page.total)]);
+    return answer('Mailbox', FindStatus.Success, [
+      ...results,
+      page.range !== undefined && el('Find', 'Range', page.range),
+      el('Find', 'Total', page.total),
+    ]);
   });
 }
 
-/** The Find list properties, taken from the item as Sync would send it, with a plain-text body reduced to its Preview. */
-async function findProperties(message: MessageWithSource, version: string, collectionId: string): Promise<WbxmlElement[]> {
-  const previewOnly = { bodyPreferences: [{ type: BodyType.PlainText, truncationSize: 0, preview: PREVIEW_CHARS }], bodyPartPreferences: [], mimeSupport: 0 as const };
+/**
+ * The Find list properties, taken from the item as Sync would send it, with a plain-text body reduced to its Preview.
+ */
+async function findProperties(
+  message: MessageWithSource,
+  version: string,
+  collectionId: string,
+): Promise<WbxmlElement[]> {
+  const previewOnly = {
+    bodyPreferences: [{ type: BodyType.PlainText, truncationSize: 0, preview: PREVIEW_CHARS }],
+    bodyPartPreferences: [],
+    mimeSupport: 0 as const,
+  };
   const item = await emailApplicationData(message, emailOutput(version, collectionId, message.uid, previewOnly));
-  const property = (tag: string, ns: WbxmlElement['ns'] = 'Email'): WbxmlElement | undefined => item.find((p) => p.tag === tag && p.ns === ns);
+  const property = (tag: string, ns: WbxmlElement['ns'] = 'Email'): WbxmlElement | undefined =>
+    item.find((p) => p.tag === tag && p.ns === ns);
   const cc = property('Cc');
   const preview = child(property('Body', 'AirSyncBase'), 'Preview', 'AirSyncBase');
   const attachments = property('Attachments', 'AirSyncBase')?.children ?? [];

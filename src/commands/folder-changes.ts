@@ -1,7 +1,7 @@
 /**
- * What FolderCreate, FolderUpdate and FolderDelete (MS-ASCMD §2.2.1.3, §2.2.1.6, §2.2.1.4) share: the hierarchy SyncKey they advance
- * together with FolderSync, the replay of an answer the device lost, their status codes, and the checks on folder
- * names, parents and special folders.
+ * What FolderCreate, FolderUpdate and FolderDelete (MS-ASCMD §2.2.1.3, §2.2.1.6, §2.2.1.4) share: the hierarchy SyncKey
+ * they advance together with FolderSync, the replay of an answer the device lost, their status codes, and the checks on
+ * folder names, parents and special folders.
  *
  * The stored hierarchy is what the device knows. A folder command changes it by exactly the change the device asked
  * for and never re-lists the backend into it: a folder another client created meanwhile must still reach the device
@@ -14,7 +14,7 @@ import { decodeWbxml } from '../wbxml/decoder.ts';
 import { preEncoded } from '../wbxml/encoder.ts';
 import { childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { registerCommand } from './registry.ts';
-import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
 /** The status codes of the three folder commands; each command uses the subset the spec gives it. */
 export const FolderStatus = {
@@ -67,7 +67,11 @@ export function registerFolderCommand(command: FolderCommand, change: FolderChan
   });
 }
 
-async function handleFolderCommand(command: FolderCommand, change: FolderChange, context: CommandContext): Promise<CommandResult> {
+async function handleFolderCommand(
+  command: FolderCommand,
+  change: FolderChange,
+  context: CommandContext,
+): Promise<CommandResult> {
   const body = context.body;
   const requestKey = childText(body, 'SyncKey', 'FolderHierarchy');
   if (body?.tag !== command || requestKey === undefined) return statusOnly(command, FolderStatus.BadRequest);
@@ -92,11 +96,15 @@ async function handleFolderCommand(command: FolderCommand, change: FolderChange,
   // learns the change from FolderSync.
   // Encoded once: the replay's bytes are the response's.
   const encoded = preEncoded(response);
-  await context.state.commitHierarchy(context.device, { syncKey: requestKey }, {
-    syncKey: newKey,
-    state: outcome.hierarchy,
-    replay: { syncKey: requestKey, response: encoded.encoded!, expiresAt: Date.now() + REPLAY_TTL_MS },
-  });
+  await context.state.commitHierarchy(
+    context.device,
+    { syncKey: requestKey },
+    {
+      syncKey: newKey,
+      state: outcome.hierarchy,
+      replay: { syncKey: requestKey, response: encoded.encoded!, expiresAt: Date.now() + REPLAY_TTL_MS },
+    },
+  );
   for (const serverId of outcome.removed ?? []) await context.state.deleteCollection(context.device, serverId);
   return { kind: 'wbxml', body: encoded };
 }
@@ -105,7 +113,11 @@ async function handleFolderCommand(command: FolderCommand, change: FolderChange,
  * The stored answer when the device resends the key it came with: only if that answer is to the same command, because
  * FolderSync and the three folder commands share the one replay slot of the hierarchy.
  */
-export function replayFor(stored: KeyedState<HierarchyState> | undefined, requestKey: string, command: FolderCommand | 'FolderSync'): CommandResult | undefined {
+export function replayFor(
+  stored: KeyedState<HierarchyState> | undefined,
+  requestKey: string,
+  command: FolderCommand | 'FolderSync',
+): CommandResult | undefined {
   const replay = stored?.replay;
   if (!replay || replay.syncKey !== requestKey) return undefined;
   if (decodeWbxml(replay.response).tag !== command) return undefined;
@@ -131,7 +143,10 @@ export function isUserFolderType(type: number): boolean {
   return USER_FOLDER_TYPES.has(type);
 }
 
-/** A folder the device may rename, move or delete: a user folder of the mail backend (the only one with folder changes yet). */
+/**
+ * A folder the device may rename, move or delete: a user folder of the mail backend (the only one with folder changes
+ * yet).
+ */
 export function isChangeableFolder(folder: FolderRecord): boolean {
   return isUserFolderType(folder.type) && folder.source.backend === 'imap';
 }
@@ -144,7 +159,9 @@ export function isValidFolderName(name: string): boolean {
   return name.trim() !== '' && name.length <= 255 && !/[/*%\u0000-\u001f\u007f]/.test(name);
 }
 
-/** The parent a ParentId names: 'root' for `0`, the folder, or undefined when the device's hierarchy has no such folder. */
+/**
+ * The parent a ParentId names: 'root' for `0`, the folder, or undefined when the device's hierarchy has no such folder.
+ */
 export function resolveParent(hierarchy: HierarchyState, parentId: string): FolderRecord | 'root' | undefined {
   return parentId === ROOT_ID ? 'root' : hierarchy.folders.find((f) => f.serverId === parentId);
 }
@@ -167,7 +184,12 @@ export function subfoldersOf(hierarchy: HierarchyState, serverId: string): Folde
 }
 
 /** Whether the backend already has a folder of this name under the parent; `except` is the folder being renamed. */
-export function nameTaken(live: BackendFolder[], parentRef: string | undefined, name: string, except?: string): boolean {
+export function nameTaken(
+  live: BackendFolder[],
+  parentRef: string | undefined,
+  name: string,
+  except?: string,
+): boolean {
   return live.some(
     (f) =>
       f.ref !== except &&

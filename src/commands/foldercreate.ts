@@ -31,7 +31,8 @@ export async function createFolder({ context, body, hierarchy }: FolderChangeReq
   const name = childText(body, 'DisplayName');
   const type = Number(childText(body, 'Type'));
   // System types (Inbox, Calendar, …) are the server's to make: asking for one is a malformed request.
-  if (parentId === undefined || name === undefined || !isValidFolderName(name) || !isUserFolderType(type)) return { status: FolderStatus.BadRequest };
+  if (parentId === undefined || name === undefined || !isValidFolderName(name) || !isUserFolderType(type))
+    return { status: FolderStatus.BadRequest };
   // Calendars, contacts and tasks are CalDAV/CardDAV collections (folder-dav.ts).
   if (isDavFolderType(type)) return createDavFolder({ context, body, hierarchy }, parentId, name, type);
   if (!MAIL_FOLDER_TYPES.has(type)) return { status: FolderStatus.SpecialFolder };
@@ -43,22 +44,31 @@ export async function createFolder({ context, body, hierarchy }: FolderChangeReq
 
   return withBackends(context, async ({ mail }) => {
     const live = await mail.listFolders();
-    if (parentRef !== undefined && !live.some((f) => f.ref === parentRef)) return { status: FolderStatus.ParentNotFound };
+    if (parentRef !== undefined && !live.some((f) => f.ref === parentRef))
+      return { status: FolderStatus.ParentNotFound };
     // Checked before CREATE: imapflow reports CREATE of an existing name (ALREADYEXISTS) as done.
     if (nameTaken(live, parentRef, name)) return { status: FolderStatus.NameExists };
 
     const created = await mail.createFolder(parentRef, name);
     const serverId = String(nextServerId(hierarchy));
     return {
-      hierarchy: { folders: [...hierarchy.folders, folderRecord(serverId, parentId, created)], nextServerId: Number(serverId) + 1 },
+      hierarchy: {
+        folders: [...hierarchy.folders, folderRecord(serverId, parentId, created)],
+        nextServerId: Number(serverId) + 1,
+      },
       answer: [el('FolderHierarchy', 'ServerId', serverId)],
     };
   });
 }
 
-/** ServerIds are never reused (see HierarchyState); a hierarchy stored before `nextServerId` existed counts from its largest. */
+/**
+ * ServerIds are never reused (see HierarchyState); a hierarchy stored before `nextServerId` existed counts from its
+ * largest.
+ */
 function nextServerId(hierarchy: HierarchyState): number {
-  return hierarchy.nextServerId ?? hierarchy.folders.reduce((max, f) => Math.max(max, Number(f.serverId) + 1 || max), 1);
+  return (
+    hierarchy.nextServerId ?? hierarchy.folders.reduce((max, f) => Math.max(max, Number(f.serverId) + 1 || max), 1)
+  );
 }
 
 registerFolderCommand('FolderCreate', createFolder);

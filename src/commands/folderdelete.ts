@@ -4,7 +4,14 @@
  */
 import { withBackends } from '../backends/open.ts';
 import { childText } from '../wbxml/tree.ts';
-import { FolderStatus, isChangeableFolder, registerFolderCommand, subfoldersOf, type FolderChangeOutcome, type FolderChangeRequest } from './folder-changes.ts';
+import {
+  FolderStatus,
+  isChangeableFolder,
+  registerFolderCommand,
+  subfoldersOf,
+  type FolderChangeOutcome,
+  type FolderChangeRequest,
+} from './folder-changes.ts';
 import { deleteDavFolder, isDavFolder } from './folder-dav.ts';
 
 export async function deleteFolder({ context, body, hierarchy }: FolderChangeRequest): Promise<FolderChangeOutcome> {

@@ -10,7 +10,7 @@ import { childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { replayFor } from './folder-changes.ts';
 import { diffHierarchy, folderElement, parentsFirst } from '../folders/hierarchy.ts';
 import { registerCommand } from './registry.ts';
-import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
 export const FolderSyncStatus = {
   Success: 1,
@@ -20,7 +20,10 @@ export const FolderSyncStatus = {
 } as const;
 
 function statusOnly(status: number): CommandResult {
-  return { kind: 'wbxml', body: el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'Status', String(status))]) };
+  return {
+    kind: 'wbxml',
+    body: el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'Status', String(status))]),
+  };
 }
 
 export async function folderSync(context: CommandContext): Promise<CommandResult> {
@@ -39,7 +42,8 @@ export async function folderSync(context: CommandContext): Promise<CommandResult
   }
 
   const listing = await withBackends(context, (backends) => backends.listFoldersByBackend());
-  // From key 0 the device gets every folder, under the ServerIds it may already know (its collection states stay valid).
+  // From key 0 the device gets every folder, under the ServerIds it may already know (its collection states stay
+  // valid).
   const diff = diffHierarchy(stored?.state, listing.folders, listing.unavailable);
   const changes: WbxmlElement[] =
     requestKey === INITIAL_SYNC_KEY

@@ -46,7 +46,8 @@ export async function updateFolder({ context, body, hierarchy }: FolderChangeReq
   return withBackends(context, async ({ mail }) => {
     const live = await mail.listFolders();
     if (!live.some((f) => f.ref === folder.source.ref)) return { status: FolderStatus.FolderNotFound };
-    if (parentRef !== undefined && !live.some((f) => f.ref === parentRef)) return { status: FolderStatus.ParentNotFound };
+    if (parentRef !== undefined && !live.some((f) => f.ref === parentRef))
+      return { status: FolderStatus.ParentNotFound };
     // Checked before RENAME: Dovecot lets RENAME take the name of a folder that is listed but not yet on disk (its
     // autocreated special folders).
     if (nameTaken(live, parentRef, name, folder.source.ref)) return { status: FolderStatus.NameExists };

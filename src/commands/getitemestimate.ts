@@ -7,7 +7,7 @@ import { FolderNotFoundError } from '../backends/types.ts';
 import { INITIAL_SYNC_KEY } from '../protocol/synckey.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { registerCommand } from './registry.ts';
-import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { estimateEmailChanges } from '../sync/email.ts';
 import { estimateDavChanges } from '../sync/dav.ts';
 import { parseSyncOptions } from '../protocol/options.ts';
@@ -32,7 +32,14 @@ function answer(collectionId: string, status: number, estimate?: number): WbxmlE
 export async function getItemEstimate(context: CommandContext): Promise<CommandResult> {
   const requested = children(child(context.body, 'Collections', 'GetItemEstimate'), 'Collection', 'GetItemEstimate');
   if (context.body?.tag !== 'GetItemEstimate' || requested.length === 0) {
-    return { kind: 'wbxml', body: el('GetItemEstimate', 'GetItemEstimate', [el('GetItemEstimate', 'Response', [el('GetItemEstimate', 'Status', String(GetItemEstimateStatus.InvalidCollection))])]) };
+    return {
+      kind: 'wbxml',
+      body: el('GetItemEstimate', 'GetItemEstimate', [
+        el('GetItemEstimate', 'Response', [
+          el('GetItemEstimate', 'Status', String(GetItemEstimateStatus.InvalidCollection)),
+        ]),
+      ]),
+    };
   }
   const hierarchy = (await context.state.getHierarchy(context.device))?.state;
   const responses = await withBackends(context, async (backends) => {
@@ -42,7 +49,12 @@ export async function getItemEstimate(context: CommandContext): Promise<CommandR
       // 14.0+ sends airsync:SyncKey and airsync:Options; 12.x itemestimate:FilterType.
       const syncKey = childText(c, 'SyncKey', 'AirSync');
       const folder = hierarchy?.folders.find((f) => f.serverId === collectionId);
-      const dav = folder?.source.backend === 'caldav' ? backends.calendars : folder?.source.backend === 'carddav' ? backends.contacts : undefined;
+      const dav =
+        folder?.source.backend === 'caldav'
+          ? backends.calendars
+          : folder?.source.backend === 'carddav'
+            ? backends.contacts
+            : undefined;
       if (!folder || (folder.source.backend !== 'imap' && !dav)) {
         out.push(answer(collectionId, GetItemEstimateStatus.InvalidCollection));
         continue;

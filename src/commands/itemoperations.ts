@@ -17,9 +17,17 @@ import { attachmentContent, emailApplicationData } from '../items/email.ts';
 import type { HierarchyState } from '../state/types.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { bytesOf, child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { emailFetchOptions, emailOutput, findMessage, mailFolder, parseFileReference, parseItemId, parseRange } from '../folders/mail-lookup.ts';
+import {
+  emailFetchOptions,
+  emailOutput,
+  findMessage,
+  mailFolder,
+  parseFileReference,
+  parseItemId,
+  parseRange,
+} from '../folders/mail-lookup.ts';
 import { registerCommand } from './registry.ts';
-import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { currentDraftId } from '../sync/drafts.ts';
 
 export const ItemOperationsStatus = {
@@ -58,7 +66,10 @@ export async function itemOperations(context: CommandContext): Promise<CommandRe
   const run: Run = {
     context,
     hierarchy: (await context.state.getHierarchy(context.device))?.state,
-    mail: async () => (backends ??= await openBackends(context)).mail,
+    mail: async () => {
+      backends ??= await openBackends(context);
+      return backends.mail;
+    },
     parts: multipart ? [] : undefined,
   };
   const responses: WbxmlElement[] = [];
@@ -66,12 +77,21 @@ export async function itemOperations(context: CommandContext): Promise<CommandRe
     for (const op of operations) {
       if (op.tag === 'Fetch') responses.push(await fetch(op, run));
       else if (op.tag === 'EmptyFolderContents') responses.push(await emptyFolderContents(op, run));
-      else responses.push(el('ItemOperations', 'Move', [el('ItemOperations', 'Status', ItemOperationsStatus.ActionNotSupported), echo(op, 'ConversationId', 'ItemOperations')]));
+      else
+        responses.push(
+          el('ItemOperations', 'Move', [
+            el('ItemOperations', 'Status', ItemOperationsStatus.ActionNotSupported),
+            echo(op, 'ConversationId', 'ItemOperations'),
+          ]),
+        );
     }
   } finally {
     await (backends as UserBackends | undefined)?.close();
   }
-  return respond([el('ItemOperations', 'Status', ItemOperationsStatus.Success), el('ItemOperations', 'Response', responses)], run.parts);
+  return respond(
+    [el('ItemOperations', 'Status', ItemOperationsStatus.Success), el('ItemOperations', 'Response', responses)],
+    run.parts,
+  );
 }
 
 function respond(content: WbxmlElement[], parts: Uint8Array[] | undefined): CommandResult {
@@ -112,14 +132,21 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
   const fileReference = childText(op, 'FileReference', 'AirSyncBase');
   const longId = childText(op, 'LongId', 'Search');
   const collectionId = childText(op, 'CollectionId', 'AirSync');
-  const ids = [echo(op, 'CollectionId', 'AirSync'), echo(op, 'ServerId', 'AirSync'), echo(op, 'FileReference', 'AirSyncBase'), echo(op, 'LongId', 'Search')];
-  const answer = (status: number, content: WbxmlElement[] = []): WbxmlElement => el('ItemOperations', 'Fetch', [el('ItemOperations', 'Status', status), ...ids, ...content]);
+  const ids = [
+    echo(op, 'CollectionId', 'AirSync'),
+    echo(op, 'ServerId', 'AirSync'),
+    echo(op, 'FileReference', 'AirSyncBase'),
+    echo(op, 'LongId', 'Search'),
+  ];
+  const answer = (status: number, content: WbxmlElement[] = []): WbxmlElement =>
+    el('ItemOperations', 'Fetch', [el('ItemOperations', 'Status', status), ...ids, ...content]);
 
   const store = childText(op, 'Store');
   if (store === undefined) return answer(ItemOperationsStatus.ProtocolError);
   if (store.trim().toLowerCase() !== 'mailbox') return answer(ItemOperationsStatus.UnknownStore);
   // Exactly one way of naming what to fetch.
-  if ([serverId, fileReference, longId].filter((id) => id !== undefined).length !== 1) return answer(ItemOperationsStatus.ProtocolError);
+  if ([serverId, fileReference, longId].filter((id) => id !== undefined).length !== 1)
+    return answer(ItemOperationsStatus.ProtocolError);
   const options = child(op, 'Options');
 
   if (fileReference !== undefined) {
@@ -134,13 +161,18 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
     const content = rangeOf(attachment.content, childText(options, 'Range'));
     if (!content) return answer(ItemOperationsStatus.InvalidRange);
     return answer(ItemOperationsStatus.Success, [
-      el('ItemOperations', 'Properties', [el('AirSyncBase', 'ContentType', attachment.contentType), ...content.elements, binaryContent(content.bytes, run)]),
+      el('ItemOperations', 'Properties', [
+        el('AirSyncBase', 'ContentType', attachment.contentType),
+        ...content.elements,
+        binaryContent(content.bytes, run),
+      ]),
     ]);
   }
 
   // A ServerId comes with its CollectionId, which must be the one the id was handed out in.
   const named = parseItemId(serverId ?? longId);
-  if (!named || (serverId !== undefined && collectionId !== undefined && collectionId !== named.collectionId)) return answer(ItemOperationsStatus.ObjectNotFound);
+  if (!named || (serverId !== undefined && collectionId !== undefined && collectionId !== named.collectionId))
+    return answer(ItemOperationsStatus.ObjectNotFound);
   const id = (await currentDraftId(run.context, named)) ?? named;
   const found = await findMessage(await run.mail(), run.hierarchy, id);
   if (!found) return answer(ItemOperationsStatus.ObjectNotFound);
@@ -148,7 +180,11 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
   const properties = withSchema(await emailApplicationData(found.message, output), child(options, 'Schema'));
   return answer(ItemOperationsStatus.Success, [
     el('AirSync', 'Class', 'Email'),
-    el('ItemOperations', 'Properties', properties.map((p) => (p.ns === 'AirSyncBase' && p.tag === 'Body' && run.parts ? bodyWithPart(p, run) : p))),
+    el(
+      'ItemOperations',
+      'Properties',
+      properties.map((p) => (p.ns === 'AirSyncBase' && p.tag === 'Body' && run.parts ? bodyWithPart(p, run) : p)),
+    ),
   ]);
 }
 
@@ -156,7 +192,10 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
  * The bytes an Options/Range (`first-last`, inclusive, zero-based) selects, with the Range and Total to report; the
  * whole content without one. A range ending past the end is cut at the end; one starting past it is invalid.
  */
-function rangeOf(content: Uint8Array, range: string | undefined): { bytes: Uint8Array; elements: WbxmlElement[] } | undefined {
+function rangeOf(
+  content: Uint8Array,
+  range: string | undefined,
+): { bytes: Uint8Array; elements: WbxmlElement[] } | undefined {
   if (range === undefined) return { bytes: content, elements: [] };
   const parsed = parseRange(range);
   if (!parsed || parsed.first >= content.length) return undefined;
@@ -178,7 +217,9 @@ function binaryContent(bytes: Uint8Array, run: Run): WbxmlElement {
 function bodyWithPart(body: WbxmlElement, run: Run): WbxmlElement {
   return {
     ...body,
-    children: body.children.map((c) => (c.ns === 'AirSyncBase' && c.tag === 'Data' ? binaryContent(bytesOf(c), run) : c)),
+    children: body.children.map((c) =>
+      c.ns === 'AirSyncBase' && c.tag === 'Data' ? binaryContent(bytesOf(c), run) : c,
+    ),
   };
 }
 
@@ -200,7 +241,10 @@ function withSchema(properties: WbxmlElement[], schema: WbxmlElement | undefined
 async function emptyFolderContents(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
   const collectionId = childText(op, 'CollectionId', 'AirSync');
   const answer = (status: number): WbxmlElement =>
-    el('ItemOperations', 'EmptyFolderContents', [el('ItemOperations', 'Status', status), echo(op, 'CollectionId', 'AirSync')]);
+    el('ItemOperations', 'EmptyFolderContents', [
+      el('ItemOperations', 'Status', status),
+      echo(op, 'CollectionId', 'AirSync'),
+    ]);
   if (collectionId === undefined) return answer(ItemOperationsStatus.ProtocolError);
   const folder = mailFolder(run.hierarchy, collectionId);
   if (!folder) return answer(ItemOperationsStatus.ObjectNotFound);

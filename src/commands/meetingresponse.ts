@@ -13,13 +13,21 @@
  * 3 no calendar to put it in, or the write failed; 4 the REPLY could not be sent (the calendar is already set, so a
  * retry does no harm). An InstanceId (14.1+) about one occurrence of a recurring meeting sets the PARTSTAT in that
  * occurrence's override only (made from the series when missing), and the REPLY carries only that override.
- * An answered invitation in a mail folder then moves to Deleted Items, as Exchange does (not one answered from a calendar).
+ * An answered invitation in a mail folder then moves to Deleted Items, as Exchange does (not one answered from a
+ * calendar).
  */
 import { withBackends } from '../backends/open.ts';
 import type { UserBackends } from '../backends/types.ts';
 import { FolderType, type DavItem } from '../backends/types.ts';
 import { parseDateTime } from '../items/datetime.ts';
-import { attendeeCopy, meetingSummary, occurrenceAnswer, replyCalendar, replySubject, type PartStat } from '../items/itip.ts';
+import {
+  attendeeCopy,
+  meetingSummary,
+  occurrenceAnswer,
+  replyCalendar,
+  replySubject,
+  type PartStat,
+} from '../items/itip.ts';
 import { calendarPartOf } from '../items/meeting-request.ts';
 import { parseMime } from '../items/outgoing.ts';
 import { HttpError } from '../protocol/errors.ts';
@@ -30,7 +38,7 @@ import { findMessage, parseItemId } from '../folders/mail-lookup.ts';
 import { warnAfterSend } from '../sending/compose.ts';
 import { sendItip, userAddresses } from '../sending/meeting-mail.ts';
 import { registerCommand } from './registry.ts';
-import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { davServerId } from '../folders/server-ids.ts';
 
 export const MeetingResponseStatus = { Success: 1, InvalidRequest: 2, MailboxError: 3, ServerError: 4 } as const;
@@ -80,7 +88,12 @@ interface Invitation {
 }
 
 /** The invitation's iCalendar text: from the message in a mail folder, or the event in a calendar the device synced. */
-async function findInvitation(context: CommandContext, backends: UserBackends, hierarchy: HierarchyState | undefined, r: ResponseRequest): Promise<Invitation | undefined> {
+async function findInvitation(
+  context: CommandContext,
+  backends: UserBackends,
+  hierarchy: HierarchyState | undefined,
+  r: ResponseRequest,
+): Promise<Invitation | undefined> {
   const folder = hierarchy?.folders.find((f) => f.serverId === r.collectionId);
   if (!folder) return undefined;
   if (folder.source.backend === 'imap') {
@@ -89,7 +102,9 @@ async function findInvitation(context: CommandContext, backends: UserBackends, h
     const found = await findMessage(backends.mail, hierarchy, id);
     if (!found) return undefined;
     const part = calendarPartOf(await parseMime(found.message.source));
-    return part?.method === 'REQUEST' ? { ics: part.ics, message: { folder: found.folder, uid: found.message.uid } } : undefined;
+    return part?.method === 'REQUEST'
+      ? { ics: part.ics, message: { folder: found.folder, uid: found.message.uid } }
+      : undefined;
   }
   if (folder.source.backend !== 'caldav' || !backends.calendars) return undefined;
   const stored = await context.state.getCollection(context.device, r.collectionId);
@@ -101,13 +116,23 @@ async function findInvitation(context: CommandContext, backends: UserBackends, h
 }
 
 /** Where the user's copy of meetings goes: the default calendar (type 8) the device knows, else any calendar. */
-function targetCalendar(hierarchy: HierarchyState | undefined, source: FolderRecord | undefined): FolderRecord | undefined {
-  const calendars = (hierarchy?.folders ?? []).filter((f) => f.source.backend === 'caldav' && (f.type === FolderType.Calendar || f.type === FolderType.UserCalendar));
+function targetCalendar(
+  hierarchy: HierarchyState | undefined,
+  source: FolderRecord | undefined,
+): FolderRecord | undefined {
+  const calendars = (hierarchy?.folders ?? []).filter(
+    (f) => f.source.backend === 'caldav' && (f.type === FolderType.Calendar || f.type === FolderType.UserCalendar),
+  );
   if (source && calendars.includes(source)) return source;
   return calendars.find((f) => f.type === FolderType.Calendar) ?? calendars[0];
 }
 
-async function respond(context: CommandContext, backends: UserBackends, hierarchy: HierarchyState | undefined, r: ResponseRequest): Promise<WbxmlElement> {
+async function respond(
+  context: CommandContext,
+  backends: UserBackends,
+  hierarchy: HierarchyState | undefined,
+  r: ResponseRequest,
+): Promise<WbxmlElement> {
   if (!r.partstat || !r.collectionId || !r.requestId) return result(r.requestId, MeetingResponseStatus.InvalidRequest);
   const found = await findInvitation(context, backends, hierarchy, r);
   if (!found) {
@@ -118,9 +143,13 @@ async function respond(context: CommandContext, backends: UserBackends, hierarch
   const invitation = found?.ics;
   const meeting = invitation ? meetingSummary(invitation) : undefined;
   const me = userAddresses(context);
-  if (!invitation || !meeting?.organizer || me.includes(meeting.organizer.email)) return result(r.requestId, MeetingResponseStatus.InvalidRequest);
+  if (!invitation || !meeting?.organizer || me.includes(meeting.organizer.email))
+    return result(r.requestId, MeetingResponseStatus.InvalidRequest);
 
-  const calendar = targetCalendar(hierarchy, hierarchy?.folders.find((f) => f.serverId === r.collectionId));
+  const calendar = targetCalendar(
+    hierarchy,
+    hierarchy?.folders.find((f) => f.serverId === r.collectionId),
+  );
   if (!calendar || !backends.calendars) return result(r.requestId, MeetingResponseStatus.MailboxError);
   const dav = backends.calendars;
   let written: { href: string } | undefined;
@@ -129,11 +158,15 @@ async function respond(context: CommandContext, backends: UserBackends, hierarch
   for (let attempt = 0; attempt < 3 && !written; attempt++) {
     const [existing]: (DavItem | undefined)[] = await dav.findByUid(calendar.source.ref, meeting.uid);
     // A newer invitation (higher SEQUENCE) replaces the copy; an older one only sets the answer in it.
-    const base = existing && (meetingSummary(existing.data)?.sequence ?? 0) > meeting.sequence ? existing.data : invitation;
+    const base =
+      existing && (meetingSummary(existing.data)?.sequence ?? 0) > meeting.sequence ? existing.data : invitation;
     const occurrence = r.instanceId ? occurrenceAnswer(base, r.instanceId, me, r.partstat) : undefined;
     occurrenceReply = occurrence?.reply;
     const copy = occurrence?.copy ?? attendeeCopy(base, me, r.partstat);
-    const href = existing?.href ?? new URL(`${encodeURIComponent(meeting.uid.replace(/[^\w.@-]/g, '_'))}.ics`, collectionOf(calendar.source.ref)).href;
+    const href =
+      existing?.href ??
+      new URL(`${encodeURIComponent(meeting.uid.replace(/[^\w.@-]/g, '_'))}.ics`, collectionOf(calendar.source.ref))
+        .href;
     const put = await dav.putItem(calendar.source.ref, href, copy, existing?.etag);
     if (put.ok) written = put;
     else if (!existing && put.reason === 'conflict') continue; // created meanwhile: read it and set the answer there
@@ -160,9 +193,14 @@ async function respond(context: CommandContext, backends: UserBackends, hierarch
   }
   if (found?.message) {
     await context.state
-      .putMarker(context.device, answeredMarker(r), { value: calendarId ?? '', expiresAt: Date.now() + ANSWER_REMEMBERED_MS })
+      .putMarker(context.device, answeredMarker(r), {
+        value: calendarId ?? '',
+        expiresAt: Date.now() + ANSWER_REMEMBERED_MS,
+      })
       .catch((err: unknown) => warnAfterSend(context, 'meeting-answer-marker-failed', err));
-    await moveToDeletedItems(backends, hierarchy, found.message).catch((err: unknown) => warnAfterSend(context, 'meeting-request-move-failed', err));
+    await moveToDeletedItems(backends, hierarchy, found.message).catch((err: unknown) =>
+      warnAfterSend(context, 'meeting-request-move-failed', err),
+    );
   }
   return result(r.requestId, MeetingResponseStatus.Success, calendarId);
 }
@@ -174,9 +212,14 @@ function answeredMarker(r: ResponseRequest): string {
   return `meeting-answer:${r.collectionId}:${r.requestId}:${r.partstat}:${r.instanceId ?? ''}`;
 }
 
-/** The answer given to the same request before, when it is remembered (the store has no plain read: a claim that expires at once). */
+/**
+ * The answer given to the same request before, when it is remembered (the store has no plain read: a claim that expires
+ * at once).
+ */
 async function answeredBefore(context: CommandContext, r: ResponseRequest): Promise<WbxmlElement | undefined> {
-  const held = await context.state.claimMarker(context.device, answeredMarker(r), { value: '', expiresAt: Date.now() + 1 }).catch(() => undefined);
+  const held = await context.state
+    .claimMarker(context.device, answeredMarker(r), { value: '', expiresAt: Date.now() + 1 })
+    .catch(() => undefined);
   if (!held) return undefined;
   return result(r.requestId, MeetingResponseStatus.Success, held.value || undefined);
 }
@@ -186,7 +229,11 @@ async function answeredBefore(context: CommandContext, r: ResponseRequest): Prom
  * next Sync of the folder, the answer lives on in the calendar). Not when it is in Deleted Items already, or the
  * account has none; a failure to move it does not change the answer (the calendar is set, the REPLY sent).
  */
-async function moveToDeletedItems(backends: UserBackends, hierarchy: HierarchyState | undefined, message: { folder: FolderRecord; uid: number }): Promise<void> {
+async function moveToDeletedItems(
+  backends: UserBackends,
+  hierarchy: HierarchyState | undefined,
+  message: { folder: FolderRecord; uid: number },
+): Promise<void> {
   const trash = hierarchy?.folders.find((f) => f.type === FolderType.DeletedItems && f.source.backend === 'imap');
   if (!trash || trash.serverId === message.folder.serverId) return;
   await backends.mail.moveMessages(message.folder.source.ref, [message.uid], trash.source.ref);
@@ -194,7 +241,8 @@ async function moveToDeletedItems(backends: UserBackends, hierarchy: HierarchySt
 
 export async function meetingResponse(context: CommandContext): Promise<CommandResult> {
   const body = context.body;
-  if (body?.ns !== 'MeetingResponse' || body.tag !== 'MeetingResponse') throw new HttpError(400, 'the body is not MeetingResponse');
+  if (body?.ns !== 'MeetingResponse' || body.tag !== 'MeetingResponse')
+    throw new HttpError(400, 'the body is not MeetingResponse');
   const requests = children(body, 'Request').map((r) => readRequest(r, context.request.version));
   if (requests.length === 0) throw new HttpError(400, 'MeetingResponse without Request');
   const hierarchy = (await context.state.getHierarchy(context.device))?.state;

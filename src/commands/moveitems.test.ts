@@ -4,7 +4,10 @@ import type { CollectionState } from '../state/types.ts';
 import { decodeUidSet, encodeUidSet } from '../state/uidset.ts';
 import { afterMoves } from './moveitems.ts';
 
-function state(uids: number[], extra: { flagDigits?: string; pendingAdds?: number[]; pending?: CollectionState['pending'] } = {}): CollectionState {
+function state(
+  uids: number[],
+  extra: { flagDigits?: string; pendingAdds?: number[]; pending?: CollectionState['pending'] } = {},
+): CollectionState {
   return {
     class: 'Email',
     watermark: {
@@ -36,7 +39,15 @@ describe('afterMoves', () => {
   });
 
   it('keeps the flag digits aligned with the UIDs, one per UID in UID order', () => {
-    const next = afterMoves(state([1, 2, 3, 10], { flagDigits: '1234' }), '5', new Set([2]), new Map([[5, 'f'], [20, undefined]]));
+    const next = afterMoves(
+      state([1, 2, 3, 10], { flagDigits: '1234' }),
+      '5',
+      new Set([2]),
+      new Map([
+        [5, 'f'],
+        [20, undefined],
+      ]),
+    );
     expect(decodeUidSet(imap(next).uids)).toEqual([1, 3, 5, 10, 20]);
     expect(imap(next).flagDigits).toBe('13f40');
   });

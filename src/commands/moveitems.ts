@@ -8,13 +8,19 @@
 import { withBackends } from '../backends/open.ts';
 import type { MailBackend } from '../backends/types.ts';
 import { HttpError } from '../protocol/errors.ts';
-import { StateConflictError, type CollectionState, type HierarchyState, type KeyedState, type Watermark } from '../state/types.ts';
+import {
+  StateConflictError,
+  type CollectionState,
+  type HierarchyState,
+  type KeyedState,
+  type Watermark,
+} from '../state/types.ts';
 import { decodeUidSet, encodeUidSet } from '../state/uidset.ts';
 import { children, childText, el } from '../wbxml/tree.ts';
 import { mailFolder, parseItemId } from '../folders/mail-lookup.ts';
 import { flagDigitsMap } from '../sync/flag-tokens.ts';
 import { registerCommand } from './registry.ts';
-import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
 /** Per-move status; note that 3, not 1, is success. */
 export const MoveStatus = {
@@ -68,7 +74,10 @@ export async function moveItems(context: CommandContext): Promise<CommandResult>
   const sources = [...new Set(requests.flatMap((r) => (r.srcFldId === undefined ? [] : [r.srcFldId])))];
   const movedBefore = new Map<string, string>();
   for (const id of sources) {
-    for (const [from, to] of Object.entries((await context.state.getCollection(context.device, id))?.state.movedTo ?? {})) movedBefore.set(from, to);
+    for (const [from, to] of Object.entries(
+      (await context.state.getCollection(context.device, id))?.state.movedTo ?? {},
+    ))
+      movedBefore.set(from, to);
   }
   const completed: CompletedMove[] = [];
   const outcomes: MoveOutcome[] = [];
@@ -94,7 +103,11 @@ export async function moveItems(context: CommandContext): Promise<CommandResult>
   // Sync then tells it the truth (a Delete there, an Add in the destination). Answering 3 would leave the copy twice.
   const unrecorded = await recordMoves(context, completed, uidValidities);
   for (const [i, request] of requests.entries()) {
-    if (outcomes[i]!.status === MoveStatus.Success && request.srcFldId !== undefined && unrecorded.has(request.srcFldId)) {
+    if (
+      outcomes[i]!.status === MoveStatus.Success &&
+      request.srcFldId !== undefined &&
+      unrecorded.has(request.srcFldId)
+    ) {
       outcomes[i] = { status: MoveStatus.Failure };
     }
   }
@@ -134,12 +147,19 @@ async function moveOne(
   try {
     if ((await mail.fetchSummaries(source.source.ref, [uid])).length === 0) {
       const earlier = movedBefore.get(`${source.serverId}:${uid}`);
-      return earlier?.startsWith(`${destination.serverId}:`) ? { status: MoveStatus.Success, dstMsgId: earlier } : { status: MoveStatus.InvalidSource };
+      return earlier?.startsWith(`${destination.serverId}:`)
+        ? { status: MoveStatus.Success, dstMsgId: earlier }
+        : { status: MoveStatus.InvalidSource };
     }
     const newUid = (await mail.moveMessages(source.source.ref, [uid], destination.source.ref)).get(uid);
     // No new UID: the move failed (destination gone on the server), or the server has no UIDPLUS to tell it.
     if (newUid === undefined) return { status: MoveStatus.Failure };
-    completed.push({ source: source.serverId, sourceUid: uid, destination: destination.serverId, destinationUid: newUid });
+    completed.push({
+      source: source.serverId,
+      sourceUid: uid,
+      destination: destination.serverId,
+      destinationUid: newUid,
+    });
     return { status: MoveStatus.Success, dstMsgId: `${destination.serverId}:${newUid}` };
   } catch {
     // One failed move does not fail the others.
@@ -153,13 +173,19 @@ async function moveOne(
  * Returns the source collections whose state did not learn the moves (the store failed, or the mailbox could not be
  * read); each collection is tried whatever happened to the others.
  */
-async function recordMoves(context: CommandContext, moves: CompletedMove[], uidValidities: Map<string, number>): Promise<Set<string>> {
+async function recordMoves(
+  context: CommandContext,
+  moves: CompletedMove[],
+  uidValidities: Map<string, number>,
+): Promise<Set<string>> {
   const unrecorded = new Set<string>();
   if (moves.length === 0) return unrecorded;
   const ids = [...new Set(moves.flatMap((m) => [m.source, m.destination]))];
   let before: Map<string, KeyedState<CollectionState> | undefined>;
   try {
-    before = new Map(await Promise.all(ids.map(async (id) => [id, await context.state.getCollection(context.device, id)] as const)));
+    before = new Map(
+      await Promise.all(ids.map(async (id) => [id, await context.state.getCollection(context.device, id)] as const)),
+    );
   } catch (err) {
     context.note?.({ moveRecordError: String(err) });
     return new Set(moves.map((m) => m.source));
@@ -168,11 +194,15 @@ async function recordMoves(context: CommandContext, moves: CompletedMove[], uidV
   // (an arrival recorded alone would tell the state the device has a message it was told was not moved).
   for (const id of new Set(moves.map((m) => m.source))) {
     const left = new Set(moves.filter((m) => m.source === id).map((m) => m.sourceUid));
-    const movedOut = new Map(moves.filter((m) => m.source === id).map((m) => [`${id}:${m.sourceUid}`, `${m.destination}:${m.destinationUid}`]));
+    const movedOut = new Map(
+      moves.filter((m) => m.source === id).map((m) => [`${id}:${m.sourceUid}`, `${m.destination}:${m.destinationUid}`]),
+    );
     const uidValidity = uidValidities.get(id);
     try {
       if (uidValidity === undefined) throw new Error('the mailbox status could not be read');
-      await updateCollection(context, id, before.get(id), uidValidity, (state) => afterMoves(state, id, left, new Map(), movedOut));
+      await updateCollection(context, id, before.get(id), uidValidity, (state) =>
+        afterMoves(state, id, left, new Map(), movedOut),
+      );
     } catch (err) {
       context.note?.({ moveRecordError: String(err) });
       // The write may have landed before the error (an answer lost): the state read again says which.
@@ -186,8 +216,11 @@ async function recordMoves(context: CommandContext, moves: CompletedMove[], uidV
     const arrived = new Map(arrivals.map((m) => [m.destinationUid, flagDigitOf(before.get(m.source), m.sourceUid)]));
     // Unrecorded, an arrival costs at most an Add of a message the device already moved there: never a loss.
     try {
-      // A folder that was also a source has a newer state than `before` (same key: the older one must not overwrite it).
-      const current = moves.some((m) => m.source === id) ? await context.state.getCollection(context.device, id) : before.get(id);
+      // A folder that was also a source has a newer state than `before` (same key: the older one must not overwrite
+      // it).
+      const current = moves.some((m) => m.source === id)
+        ? await context.state.getCollection(context.device, id)
+        : before.get(id);
       await updateCollection(context, id, current, uidValidity, (state) => afterMoves(state, id, new Set(), arrived));
     } catch (err) {
       context.note?.({ moveRecordError: String(err) });
@@ -221,7 +254,12 @@ async function updateCollection(
     const watermark = current?.state.watermark;
     if (!current || watermark?.kind !== 'imap' || watermark.uidValidity !== uidValidity) return;
     try {
-      await context.state.commitCollection(context.device, collectionId, { syncKey: current.syncKey }, { ...current, state: edit(current.state) });
+      await context.state.commitCollection(
+        context.device,
+        collectionId,
+        { syncKey: current.syncKey },
+        { ...current, state: edit(current.state) },
+      );
       return;
     } catch (err) {
       if (!(err instanceof StateConflictError)) throw err;
@@ -234,7 +272,10 @@ async function updateCollection(
 
 type ImapWatermark = Extract<Watermark, { kind: 'imap' }>;
 
-/** An 'imap' collection state with `left` UIDs gone from what the device has and `arrived` UIDs (with their flag digits) added. */
+/**
+ * An 'imap' collection state with `left` UIDs gone from what the device has and `arrived` UIDs (with their flag digits)
+ * added.
+ */
 export function afterMoves(
   state: CollectionState,
   collectionId: string,
@@ -253,10 +294,16 @@ export function afterMoves(
 
   const watermark: ImapWatermark = { ...wm, uids: encodeUidSet(uids) };
   if (wm.flagDigits !== undefined) watermark.flagDigits = uids.map((uid) => digits.get(uid)).join('');
-  if (wm.pendingAdds !== undefined) watermark.pendingAdds = encodeUidSet(decodeUidSet(wm.pendingAdds).filter((uid) => !left.has(uid)));
+  if (wm.pendingAdds !== undefined)
+    watermark.pendingAdds = encodeUidSet(decodeUidSet(wm.pendingAdds).filter((uid) => !left.has(uid)));
   const gone = new Set([...left].map((uid) => `${collectionId}:${uid}`));
   const movedTo = Object.fromEntries([...Object.entries(state.movedTo ?? {}), ...movedOut].slice(-REMEMBERED_MOVES));
-  return { ...state, watermark, pending: state.pending.filter((p) => !gone.has(p.serverId)), ...(Object.keys(movedTo).length ? { movedTo } : {}) };
+  return {
+    ...state,
+    watermark,
+    pending: state.pending.filter((p) => !gone.has(p.serverId)),
+    ...(Object.keys(movedTo).length ? { movedTo } : {}),
+  };
 }
 
 /** The flag digit the device's state of the source holds for a message, when it keeps them. */

@@ -25,7 +25,7 @@ import type { CollectionState, FolderRecord, HierarchyState, PingCache } from '.
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { diffHierarchy } from '../folders/hierarchy.ts';
 import { registerCommand } from './registry.ts';
-import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
 export const PingStatus = {
   Expired: 1,
@@ -48,7 +48,13 @@ function answer(status: number, extra: WbxmlElement[] = []): CommandResult {
 }
 
 function changes(serverIds: string[]): CommandResult {
-  return answer(PingStatus.Changes, [el('Ping', 'Folders', serverIds.map((id) => el('Ping', 'Folder', id)))]);
+  return answer(PingStatus.Changes, [
+    el(
+      'Ping',
+      'Folders',
+      serverIds.map((id) => el('Ping', 'Folder', id)),
+    ),
+  ]);
 }
 
 export async function ping(context: CommandContext): Promise<CommandResult> {
@@ -59,7 +65,10 @@ export async function ping(context: CommandContext): Promise<CommandResult> {
   if (body && body.tag !== 'Ping') return answer(PingStatus.SyntaxError);
 
   const heartbeatText = childText(body, 'HeartbeatInterval');
-  const listed = children(child(body, 'Folders'), 'Folder').map((f) => ({ id: childText(f, 'Id'), class: childText(f, 'Class') ?? '' }));
+  const listed = children(child(body, 'Folders'), 'Folder').map((f) => ({
+    id: childText(f, 'Id'),
+    class: childText(f, 'Class') ?? '',
+  }));
   if (listed.some((f) => !f.id)) return answer(PingStatus.SyntaxError);
   let heartbeat: number | undefined;
   if (heartbeatText !== undefined) {
@@ -70,7 +79,8 @@ export async function ping(context: CommandContext): Promise<CommandResult> {
       return answer(PingStatus.HeartbeatOutOfRange, [el('Ping', 'HeartbeatInterval', String(bound))]);
     }
   }
-  if (listed.length > MAX_PING_FOLDERS) return answer(PingStatus.TooManyFolders, [el('Ping', 'MaxFolders', String(MAX_PING_FOLDERS))]);
+  if (listed.length > MAX_PING_FOLDERS)
+    return answer(PingStatus.TooManyFolders, [el('Ping', 'MaxFolders', String(MAX_PING_FOLDERS))]);
 
   const cached = await context.state.getPingCache(context.device);
   const folders = listed.length ? (listed as PingCache['folders']) : cached?.folders;
@@ -79,8 +89,17 @@ export async function ping(context: CommandContext): Promise<CommandResult> {
   // A heartbeat cached under an older, higher cap is held to today's.
   heartbeat = Math.min(Math.max(heartbeat, push.minHeartbeat), push.maxHeartbeat);
   const now = Date.now();
-  if (!cached || cached.heartbeatInterval !== heartbeat || !sameFolders(cached.folders, folders) || cached.expiresAt - now < PING_CACHE_REFRESH_MS) {
-    await context.state.putPingCache(context.device, { heartbeatInterval: heartbeat, folders, expiresAt: now + PING_CACHE_TTL_MS });
+  if (
+    !cached ||
+    cached.heartbeatInterval !== heartbeat ||
+    !sameFolders(cached.folders, folders) ||
+    cached.expiresAt - now < PING_CACHE_REFRESH_MS
+  ) {
+    await context.state.putPingCache(context.device, {
+      heartbeatInterval: heartbeat,
+      folders,
+      expiresAt: now + PING_CACHE_TTL_MS,
+    });
   }
 
   const hierarchy = (await context.state.getHierarchy(context.device))?.state;
@@ -90,7 +109,9 @@ export async function ping(context: CommandContext): Promise<CommandResult> {
     if (!record) return answer(PingStatus.HierarchyChanged);
     if (!records.includes(record)) records.push(record);
   }
-  const states = await Promise.all(records.map(async (r) => (await context.state.getCollection(context.device, r.serverId))?.state));
+  const states = await Promise.all(
+    records.map(async (r) => (await context.state.getCollection(context.device, r.serverId))?.state),
+  );
 
   const pending = records.filter((_, i) => hasPendingChanges(states[i]));
   if (pending.length) return changes(pending.map((r) => r.serverId));
@@ -99,7 +120,12 @@ export async function ping(context: CommandContext): Promise<CommandResult> {
   if (checked.kind === 'hierarchy') return answer(PingStatus.HierarchyChanged);
   if (checked.changed.length) return changes(checked.changed);
 
-  const targets: WaitTarget[] = records.map((r, i) => ({ serverId: r.serverId, source: r.source, state: states[i], baseline: checked.baselines.get(r.serverId) }));
+  const targets: WaitTarget[] = records.map((r, i) => ({
+    serverId: r.serverId,
+    source: r.source,
+    state: states[i],
+    baseline: checked.baselines.get(r.serverId),
+  }));
   const outcome = await waitForChanges(
     { state: context.state, device: context.device, push, password: context.user.password, signal: context.signal },
     { targets, hierarchy, endOnHierarchyChange: true, seconds: heartbeat },
@@ -119,12 +145,15 @@ function sameFolders(a: PingCache['folders'], b: PingCache['folders']): boolean 
   return a.length === b.length && a.every((f, i) => f.id === b[i]!.id && f.class === b[i]!.class);
 }
 
-type DirectCheck =
-  | { kind: 'hierarchy' }
-  | { kind: 'checked'; changed: string[]; baselines: Map<string, string> };
+type DirectCheck = { kind: 'hierarchy' } | { kind: 'checked'; changed: string[]; baselines: Map<string, string> };
 
 /** The listed folders against the backends, now; and whether the folder list is still the one the device has. */
-async function directCheck(backends: UserBackends, hierarchy: HierarchyState, records: FolderRecord[], states: (CollectionState | undefined)[]): Promise<DirectCheck> {
+async function directCheck(
+  backends: UserBackends,
+  hierarchy: HierarchyState,
+  records: FolderRecord[],
+  states: (CollectionState | undefined)[],
+): Promise<DirectCheck> {
   const changed: string[] = [];
   const baselines = new Map<string, string>();
   for (const [i, record] of records.entries()) {
@@ -133,10 +162,23 @@ async function directCheck(backends: UserBackends, hierarchy: HierarchyState, re
     if (record.source.backend === 'imap') {
       // A listed folder gone from the mail server ends the Ping with Status 7 (FolderNotFoundError: `errors` below).
       const status = await backends.mail.status(record.source.ref);
-      baselines.set(record.serverId, encodeImapMarker({ uidValidity: status.uidValidity, highestModSeq: status.highestModSeq, uidNext: status.uidNext, messages: status.messages }));
+      baselines.set(
+        record.serverId,
+        encodeImapMarker({
+          uidValidity: status.uidValidity,
+          highestModSeq: status.highestModSeq,
+          uidNext: status.uidNext,
+          messages: status.messages,
+        }),
+      );
       if (wm?.kind !== 'imap') continue;
       if (status.uidValidity !== wm.uidValidity) changed.push(record.serverId);
-      else if (wm.highestModSeq !== '' && status.highestModSeq !== undefined && status.highestModSeq > BigInt(wm.highestModSeq)) changed.push(record.serverId);
+      else if (
+        wm.highestModSeq !== '' &&
+        status.highestModSeq !== undefined &&
+        status.highestModSeq > BigInt(wm.highestModSeq)
+      )
+        changed.push(record.serverId);
     } else if (wm?.kind === 'dav') {
       const dav = record.source.backend === 'caldav' ? backends.calendars : backends.contacts;
       if (!dav) continue;

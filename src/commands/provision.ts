@@ -19,7 +19,7 @@ import type { DeviceRecord } from '../state/types.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { readDeviceInformation } from './device-information.ts';
 import { registerCommand } from './registry.ts';
-import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
 /** Provision's top-level Status (MS-ASPROV §2.2.2.54.2, §3.1.5.2, and MS-ASCMD §2.2.2). */
 export const ProvisionStatus = {
@@ -45,7 +45,11 @@ function respond(status: number, ...rest: (WbxmlElement | undefined)[]): Command
 }
 
 /** The response with settings:DeviceInformation/Status first, as the schema orders it (MS-ASPROV §6.3). */
-function respondWithInformation(information: WbxmlElement | undefined, status: number, ...rest: (WbxmlElement | undefined)[]): CommandResult {
+function respondWithInformation(
+  information: WbxmlElement | undefined,
+  status: number,
+  ...rest: (WbxmlElement | undefined)[]
+): CommandResult {
   const result = respond(status, ...rest) as { kind: 'wbxml'; body: WbxmlElement };
   if (information) result.body.children.unshift(information);
   return result;
@@ -76,7 +80,8 @@ export async function provision(context: CommandContext): Promise<CommandResult>
   const wipeAck = child(body, 'RemoteWipe') ?? child(body, 'AccountOnlyRemoteWipe');
   if (wipeAck) return acknowledgeWipe(context, device, wipeAck);
   if (wipeDue(device)) {
-    if (device.wipe === 'requested') await context.state.updateDevice(context.device, { deviceType: device.deviceType, wipe: 'pending' });
+    if (device.wipe === 'requested')
+      await context.state.updateDevice(context.device, { deviceType: device.deviceType, wipe: 'pending' });
     return respond(ProvisionStatus.Success, wipeDirective(device));
   }
 
@@ -85,15 +90,18 @@ export async function provision(context: CommandContext): Promise<CommandResult>
   let information: WbxmlElement | undefined;
   if (informationElement) {
     const fields = readDeviceInformation(informationElement);
-    if (fields && Object.keys(fields).length > 0) await context.state.updateDevice(context.device, { deviceType: device.deviceType, ...fields });
+    if (fields && Object.keys(fields).length > 0)
+      await context.state.updateDevice(context.device, { deviceType: device.deviceType, ...fields });
     // The element exists in Provision from 14.1 on; an older client that sends it anyway is not answered with it.
-    if (atLeast(version, '14.1')) information = el('Settings', 'DeviceInformation', [el('Settings', 'Status', fields ? '1' : '2')]);
+    if (atLeast(version, '14.1'))
+      information = el('Settings', 'DeviceInformation', [el('Settings', 'Status', fields ? '1' : '2')]);
   }
 
   const policy = child(child(body, 'Policies'), 'Policy');
   if (!policy) return respondWithInformation(information, ProvisionStatus.ProtocolError);
   const type = childText(policy, 'PolicyType') ?? '';
-  if (type !== POLICY_TYPE) return respondWithInformation(information, ProvisionStatus.Success, policies(type, PolicyStatus.UnknownPolicyType));
+  if (type !== POLICY_TYPE)
+    return respondWithInformation(information, ProvisionStatus.Success, policies(type, PolicyStatus.UnknownPolicyType));
 
   const ackKey = childText(policy, 'PolicyKey');
   const ackStatus = childText(policy, 'Status');
@@ -103,22 +111,38 @@ export async function provision(context: CommandContext): Promise<CommandResult>
     // Phase 1. 16.x clients must describe themselves here (MS-ASPROV §2.2.2.53).
     if (atLeast(version, '16.0') && !informationElement) return respond(ProvisionStatus.DeviceInformationRequired);
     const temporary = newPolicyKey(device.policyKey);
-    await context.state.updateDevice(context.device, { deviceType: device.deviceType, policyKey: temporary, provisioning: 'pending' });
-    return respondWithInformation(information, ProvisionStatus.Success, policies(POLICY_TYPE, PolicyStatus.Success, temporary, provisionDoc(userPolicy.values, version)));
+    await context.state.updateDevice(context.device, {
+      deviceType: device.deviceType,
+      policyKey: temporary,
+      provisioning: 'pending',
+    });
+    return respondWithInformation(
+      information,
+      ProvisionStatus.Success,
+      policies(POLICY_TYPE, PolicyStatus.Success, temporary, provisionDoc(userPolicy.values, version)),
+    );
   }
 
   // Phase 2: the acknowledgement of the temporary key.
   const key = ackKey ?? context.request.policyKey;
   if (device.provisioning !== 'pending' || key === undefined || key !== device.policyKey) {
-    return respondWithInformation(information, ProvisionStatus.Success, policies(POLICY_TYPE, PolicyStatus.WrongPolicyKey));
-  }
-  // The device's verdict: 1 applied, 2 partly, 3 not at all, 4 managed by someone else.
-  if (ackStatus !== undefined && !['1', '2', '3', '4'].includes(ackStatus)) return respondWithInformation(information, ProvisionStatus.ProtocolError);
-  if (ackStatus !== undefined && ackStatus !== '1' && !userPolicy.allowNonProvisionableDevices) {
-    if (!atLeast(version, '14.0')) throw new HttpError(403, `the device did not apply the policy (Status ${ackStatus})`);
     return respondWithInformation(
       information,
-      ackStatus === '4' ? ProvisionStatus.ExternallyManagedDevicesNotAllowed : ProvisionStatus.DeviceNotFullyProvisionable,
+      ProvisionStatus.Success,
+      policies(POLICY_TYPE, PolicyStatus.WrongPolicyKey),
+    );
+  }
+  // The device's verdict: 1 applied, 2 partly, 3 not at all, 4 managed by someone else.
+  if (ackStatus !== undefined && !['1', '2', '3', '4'].includes(ackStatus))
+    return respondWithInformation(information, ProvisionStatus.ProtocolError);
+  if (ackStatus !== undefined && ackStatus !== '1' && !userPolicy.allowNonProvisionableDevices) {
+    if (!atLeast(version, '14.0'))
+      throw new HttpError(403, `the device did not apply the policy (Status ${ackStatus})`);
+    return respondWithInformation(
+      information,
+      ackStatus === '4'
+        ? ProvisionStatus.ExternallyManagedDevicesNotAllowed
+        : ProvisionStatus.DeviceNotFullyProvisionable,
     );
   }
   const final = newPolicyKey(key);
@@ -128,23 +152,42 @@ export async function provision(context: CommandContext): Promise<CommandResult>
     provisioning: 'provisioned',
     policyHash: await policyHash(userPolicy),
   });
-  return respondWithInformation(information, ProvisionStatus.Success, policies(POLICY_TYPE, PolicyStatus.Success, final));
+  return respondWithInformation(
+    information,
+    ProvisionStatus.Success,
+    policies(POLICY_TYPE, PolicyStatus.Success, final),
+  );
 }
 
 /** `<RemoteWipe><Status>1|2</Status></RemoteWipe>` (or AccountOnlyRemoteWipe): the device did, or could not, wipe. */
-async function acknowledgeWipe(context: CommandContext, device: DeviceRecord, ack: WbxmlElement): Promise<CommandResult> {
+async function acknowledgeWipe(
+  context: CommandContext,
+  device: DeviceRecord,
+  ack: WbxmlElement,
+): Promise<CommandResult> {
   const status = childText(ack, 'Status');
-  // An acknowledgement of a wipe nobody asked for is a protocol error; one of a wipe cancelled after it was sent is news.
+  // An acknowledgement of a wipe nobody asked for is a protocol error; one of a wipe cancelled after it was sent is
+  // news.
   if ((status !== '1' && status !== '2') || (!wipeDue(device) && device.wipeRequestedAt === undefined)) {
     return respond(ProvisionStatus.ProtocolError);
   }
   const now = Date.now();
   if (status === '1') {
-    await context.state.updateDevice(context.device, { deviceType: device.deviceType, wipe: 'acknowledged', wipeAcknowledgedAt: now, wipeAckStatus: 1 });
+    await context.state.updateDevice(context.device, {
+      deviceType: device.deviceType,
+      wipe: 'acknowledged',
+      wipeAcknowledgedAt: now,
+      wipeAckStatus: 1,
+    });
     return respond(ProvisionStatus.Success);
   }
   // The wipe failed: say so, and send the directive again (MS-ASPROV §3.2.5.1.2.2).
-  await context.state.updateDevice(context.device, { deviceType: device.deviceType, wipe: 'pending', wipeAcknowledgedAt: now, wipeAckStatus: 2 });
+  await context.state.updateDevice(context.device, {
+    deviceType: device.deviceType,
+    wipe: 'pending',
+    wipeAcknowledgedAt: now,
+    wipeAckStatus: 2,
+  });
   return respond(ProvisionStatus.ProtocolError, wipeDirective(device));
 }
 

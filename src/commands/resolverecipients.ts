@@ -15,7 +15,7 @@ import { mergedFreeBusy } from '../items/freebusy.ts';
 import { child, children, childText, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import { findInGal } from './gal.ts';
 import { registerCommand } from './registry.ts';
-import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
 export const ResolveRecipientsStatus = { Success: 1, ProtocolError: 5, ServerError: 6 } as const;
 export const RecipientStatus = { Resolved: 1, Ambiguous: 2, AmbiguousPartial: 3, NotFound: 4 } as const;
@@ -27,7 +27,10 @@ const DAY_MS = 86_400_000;
 const MAX_AVAILABILITY_DAYS = 42;
 
 function top(status: number, responses: WbxmlElement[] = []): CommandResult {
-  return { kind: 'wbxml', body: el('ResolveRecipients', 'ResolveRecipients', [el('ResolveRecipients', 'Status', status), ...responses]) };
+  return {
+    kind: 'wbxml',
+    body: el('ResolveRecipients', 'ResolveRecipients', [el('ResolveRecipients', 'Status', status), ...responses]),
+  };
 }
 
 interface Options {
@@ -48,17 +51,28 @@ function readOptions(options: WbxmlElement | undefined, version: string): Option
   if (availability && Number.parseFloat(version) >= 14) {
     const start = parseDateTime(childText(availability, 'StartTime'));
     const endText = childText(availability, 'EndTime');
-    const end = endText === undefined ? (start ? new Date(start.getTime() + 7 * DAY_MS) : undefined) : parseDateTime(endText);
+    const end =
+      endText === undefined ? (start ? new Date(start.getTime() + 7 * DAY_MS) : undefined) : parseDateTime(endText);
     if (!start || !end) return undefined;
     const span = end.getTime() - start.getTime();
     if (span < 30 * 60_000 || span > MAX_AVAILABILITY_DAYS * DAY_MS) return undefined;
     window = { start, end };
   }
-  return { certificates: retrieval === '2' || retrieval === '3', maxAmbiguous: max, availability: window, picture: child(options, 'Picture') !== undefined };
+  return {
+    certificates: retrieval === '2' || retrieval === '3',
+    maxAmbiguous: max,
+    availability: window,
+    picture: child(options, 'Picture') !== undefined,
+  };
 }
 
-async function availabilityOf(context: CommandContext, entry: GalEntry, window: { start: Date; end: Date }): Promise<WbxmlElement> {
-  const status = (s: number): WbxmlElement => el('ResolveRecipients', 'Availability', [el('ResolveRecipients', 'Status', s)]);
+async function availabilityOf(
+  context: CommandContext,
+  entry: GalEntry,
+  window: { start: Date; end: Date },
+): Promise<WbxmlElement> {
+  const status = (s: number): WbxmlElement =>
+    el('ResolveRecipients', 'Availability', [el('ResolveRecipients', 'Status', s)]);
   const directory = context.backends.directory(context.user);
   if (!entry.freeBusyUrl || !directory) return status(AvailabilityStatus.Transient);
   try {
@@ -79,8 +93,15 @@ async function recipient(context: CommandContext, entry: GalEntry, options: Opti
     el('ResolveRecipients', 'DisplayName', entry.displayName),
     el('ResolveRecipients', 'EmailAddress', entry.emails[0]!),
     options.availability ? await availabilityOf(context, entry, options.availability) : undefined,
-    options.certificates ? el('ResolveRecipients', 'Certificates', [el('ResolveRecipients', 'Status', 7), el('ResolveRecipients', 'CertificateCount', 0)]) : undefined,
-    options.picture && v >= 141 ? el('ResolveRecipients', 'Picture', [el('ResolveRecipients', 'Status', 173)]) : undefined,
+    options.certificates
+      ? el('ResolveRecipients', 'Certificates', [
+          el('ResolveRecipients', 'Status', 7),
+          el('ResolveRecipients', 'CertificateCount', 0),
+        ])
+      : undefined,
+    options.picture && v >= 141
+      ? el('ResolveRecipients', 'Picture', [el('ResolveRecipients', 'Status', 173)])
+      : undefined,
   ]);
 }
 
@@ -90,7 +111,14 @@ async function resolveOne(context: CommandContext, to: string, options: Options)
   const found = await findInGal(context, query);
   const exact = found.filter((e) => e.emails.includes(query.toLowerCase()));
   const matches = exact.length ? exact : found;
-  const status = matches.length === 0 ? RecipientStatus.NotFound : matches.length === 1 ? RecipientStatus.Resolved : matches.length > options.maxAmbiguous ? RecipientStatus.AmbiguousPartial : RecipientStatus.Ambiguous;
+  const status =
+    matches.length === 0
+      ? RecipientStatus.NotFound
+      : matches.length === 1
+        ? RecipientStatus.Resolved
+        : matches.length > options.maxAmbiguous
+          ? RecipientStatus.AmbiguousPartial
+          : RecipientStatus.Ambiguous;
   const listed = status === RecipientStatus.Resolved ? matches : matches.slice(0, options.maxAmbiguous);
   const recipients: WbxmlElement[] = [];
   for (const entry of listed) recipients.push(await recipient(context, entry, options, v));
@@ -104,10 +132,12 @@ async function resolveOne(context: CommandContext, to: string, options: Options)
 
 export async function resolveRecipients(context: CommandContext): Promise<CommandResult> {
   const body = context.body;
-  if (body?.ns !== 'ResolveRecipients' || body.tag !== 'ResolveRecipients') return top(ResolveRecipientsStatus.ProtocolError);
+  if (body?.ns !== 'ResolveRecipients' || body.tag !== 'ResolveRecipients')
+    return top(ResolveRecipientsStatus.ProtocolError);
   const tos = children(body, 'To').map((t) => textOf(t).trim());
   const options = readOptions(child(body, 'Options'), context.request.version);
-  if (tos.length === 0 || tos.length > MAX_TO || tos.some((t) => !t) || !options) return top(ResolveRecipientsStatus.ProtocolError);
+  if (tos.length === 0 || tos.length > MAX_TO || tos.some((t) => !t) || !options)
+    return top(ResolveRecipientsStatus.ProtocolError);
   const responses: WbxmlElement[] = [];
   try {
     for (const to of tos) responses.push(await resolveOne(context, to, options));

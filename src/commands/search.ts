@@ -13,9 +13,17 @@
 import { withBackends } from '../backends/open.ts';
 import { emailApplicationData } from '../items/email.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
-import { DEFAULT_SEARCH_RANGE, emailFetchOptions, emailOutput, parseMailboxQuery, parseRange, searchPage, searchScope } from '../folders/mail-lookup.ts';
+import {
+  DEFAULT_SEARCH_RANGE,
+  emailFetchOptions,
+  emailOutput,
+  parseMailboxQuery,
+  parseRange,
+  searchPage,
+  searchScope,
+} from '../folders/mail-lookup.ts';
 import { registerCommand } from './registry.ts';
-import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { findInGal, galProperties } from './gal.ts';
 
 export const SearchStatus = {
@@ -35,7 +43,10 @@ function failed(status: number): CommandResult {
 function storeAnswer(status: number, content: WbxmlElement[] = []): CommandResult {
   return {
     kind: 'wbxml',
-    body: el('Search', 'Search', [el('Search', 'Status', SearchStatus.Success), el('Search', 'Response', [el('Search', 'Store', [el('Search', 'Status', status), ...content])])]),
+    body: el('Search', 'Search', [
+      el('Search', 'Status', SearchStatus.Success),
+      el('Search', 'Response', [el('Search', 'Store', [el('Search', 'Status', status), ...content])]),
+    ]),
   };
 }
 
@@ -77,11 +88,22 @@ export async function search(context: CommandContext): Promise<CommandResult> {
           el('AirSync', 'Class', 'Email'),
           el('Search', 'LongId', `${collectionId}:${hit.uid}`),
           el('AirSync', 'CollectionId', collectionId),
-          el('Search', 'Properties', await emailApplicationData(message, emailOutput(context.request.version, collectionId, hit.uid, fetchOptions))),
+          el(
+            'Search',
+            'Properties',
+            await emailApplicationData(
+              message,
+              emailOutput(context.request.version, collectionId, hit.uid, fetchOptions),
+            ),
+          ),
         ]),
       );
     }
-    return storeAnswer(SearchStatus.Success, [...results, el('Search', 'Range', page.range), el('Search', 'Total', page.total)]);
+    return storeAnswer(SearchStatus.Success, [
+      ...results,
+      el('Search', 'Range', page.range),
+      el('Search', 'Total', page.total),
+    ]);
   });
 }
 
@@ -91,7 +113,7 @@ async function searchGal(context: CommandContext, store: WbxmlElement): Promise<
   const rangeText = childText(child(store, 'Options', 'Search'), 'Range', 'Search');
   const range = rangeText === undefined ? DEFAULT_SEARCH_RANGE : parseRange(rangeText);
   if (query === undefined || !range) return storeAnswer(SearchStatus.InvalidRequest);
-  let entries;
+  let entries: Awaited<ReturnType<typeof findInGal>>;
   try {
     entries = await findInGal(context, query);
   } catch {

@@ -4,10 +4,10 @@
  * - DeviceInformation Set: recorded in the device record.
  * - UserInformation Get: the user's primary SMTP address: the login when it is an address, else login@MAIL_DOMAIN
  *   (nothing when neither gives one); from 14.1 on in the Accounts form.
- * - Oof Get/Set: stored per user in the StateStore (UserSettings). With SIEVE=on (Node), a Set is carried out as a Sieve
- *   vacation script installed over ManageSieve as the user (src/backends/sieve/), and answered with Status 1; Get then
- *   reports what was set. Without it (the default, and on Workers unless configured) automatic replies are never in
- *   effect: a Set that turns them on is stored and answered with Status 7 (denied by policy), and Get reports
+ * - Oof Get/Set: stored per user in the StateStore (UserSettings). With SIEVE=on (Node), a Set is carried out as a
+ *   Sieve vacation script installed over ManageSieve as the user (src/backends/sieve/), and answered with Status 1; Get
+ *   then reports what was set. Without it (the default, and on Workers unless configured) automatic replies are never
+ *   in effect: a Set that turns them on is stored and answered with Status 7 (denied by policy), and Get reports
  *   OofState 0 with the stored messages. Turning them off succeeds.
  * - DevicePassword Set: refused with Status 7; a recovery password would be a secret at rest, and is not kept
  *   until it can be kept sealed.
@@ -19,7 +19,7 @@ import type { OofMessage, OofSettings } from '../state/types.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { readDeviceInformation } from './device-information.ts';
 import { registerCommand } from './registry.ts';
-import { type CommandContext, type CommandResult } from '../protocol/command.ts';
+import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
 /** Status of Settings and of each of its parts (MS-ASCMD §2.2.3.177.15). */
 export const SettingsStatus = {
@@ -32,7 +32,10 @@ export const SettingsStatus = {
   DeniedByPolicy: 7,
 } as const;
 
-const AUDIENCES: readonly [OofMessage['audience'], 'AppliesToInternal' | 'AppliesToExternalKnown' | 'AppliesToExternalUnknown'][] = [
+const AUDIENCES: readonly [
+  OofMessage['audience'],
+  'AppliesToInternal' | 'AppliesToExternalKnown' | 'AppliesToExternalUnknown',
+][] = [
   ['internal', 'AppliesToInternal'],
   ['externalKnown', 'AppliesToExternalKnown'],
   ['externalUnknown', 'AppliesToExternalUnknown'],
@@ -52,7 +55,8 @@ function settingsResponse(code: number, parts: WbxmlElement[] = []): CommandResu
 
 export async function settings(context: CommandContext): Promise<CommandResult> {
   const body = context.body;
-  if (body?.tag !== 'Settings' || body.ns !== 'Settings' || body.children.length === 0) return settingsResponse(SettingsStatus.ProtocolError);
+  if (body?.tag !== 'Settings' || body.ns !== 'Settings' || body.children.length === 0)
+    return settingsResponse(SettingsStatus.ProtocolError);
   const parts: WbxmlElement[] = [];
   for (const part of body.children) {
     if (part.ns !== 'Settings') return settingsResponse(SettingsStatus.ProtocolError);
@@ -70,7 +74,14 @@ export async function settings(context: CommandContext): Promise<CommandResult> 
         parts.push(await devicePassword(context, part));
         break;
       case 'RightsManagementInformation':
-        parts.push(child(part, 'Get') ? s('RightsManagementInformation', [status(1), s('Get', [el('RightsManagement', 'RightsManagementTemplates')])]) : s('RightsManagementInformation', [status(2)]));
+        parts.push(
+          child(part, 'Get')
+            ? s('RightsManagementInformation', [
+                status(1),
+                s('Get', [el('RightsManagement', 'RightsManagementTemplates')]),
+              ])
+            : s('RightsManagementInformation', [status(2)]),
+        );
         break;
       default:
         return settingsResponse(SettingsStatus.ProtocolError);
@@ -84,7 +95,10 @@ async function deviceInformation(context: CommandContext, part: WbxmlElement): P
   if (!fields) return s('DeviceInformation', [status(SettingsStatus.ProtocolError)]);
   if (Object.keys(fields).length > 0) {
     const known = await context.state.getDevice(context.device);
-    await context.state.updateDevice(context.device, { deviceType: known?.deviceType ?? context.request.deviceType, ...fields });
+    await context.state.updateDevice(context.device, {
+      deviceType: known?.deviceType ?? context.request.deviceType,
+      ...fields,
+    });
   }
   return s('DeviceInformation', [status(SettingsStatus.Success)]);
 }
@@ -96,7 +110,11 @@ function userInformation(context: CommandContext, part: WbxmlElement): WbxmlElem
   if (!address) get = s('Get');
   else if (atLeast(context.request.version, '14.1')) {
     // 14.1: the Accounts form; the user's own account has no AccountId.
-    get = s('Get', [s('Accounts', [s('Account', [s('EmailAddresses', [s('SMTPAddress', address), s('PrimarySmtpAddress', address)])])])]);
+    get = s('Get', [
+      s('Accounts', [
+        s('Account', [s('EmailAddresses', [s('SMTPAddress', address), s('PrimarySmtpAddress', address)])]),
+      ]),
+    ]);
   } else {
     get = s('Get', [s('EmailAddresses', [s('SMTPAddress', address)])]);
   }
@@ -163,7 +181,8 @@ async function oofSet(context: CommandContext, set: WbxmlElement): Promise<Wbxml
 
   const stateText = childText(set, 'OofState');
   const state = stateText === undefined ? before.state : Number(stateText);
-  if (![0, 1, 2].includes(state) || (stateText !== undefined && !/^[012]$/.test(stateText))) return s('Oof', [status(SettingsStatus.ProtocolError)]);
+  if (![0, 1, 2].includes(state) || (stateText !== undefined && !/^[012]$/.test(stateText)))
+    return s('Oof', [status(SettingsStatus.ProtocolError)]);
   const startTime = childText(set, 'StartTime') ?? (state === 2 ? before.startTime : undefined);
   const endTime = childText(set, 'EndTime') ?? (state === 2 ? before.endTime : undefined);
   if (state === 2) {

@@ -15,11 +15,16 @@ import { toBase64 } from '../util/base64.ts';
 import type { AccessDecision } from './access-rules.ts';
 
 /** The notice as a message (RFC 5322, UTF-8 text in base64), addressed to the user. */
-export function accessNoticeMessage(decision: AccessDecision, device: DeviceRecord, user: string, now = new Date()): Uint8Array {
+export function accessNoticeMessage(
+  decision: AccessDecision,
+  device: DeviceRecord,
+  user: string,
+  now = new Date(),
+): Uint8Array {
   const quarantined = decision.state === 'quarantined';
   const lines = [
     quarantined
-      ? 'Your device is temporarily blocked from accessing content via Exchange ActiveSync because the device has been quarantined. You don\'t need to take any action. Content will be downloaded as soon as your administrator grants access.'
+      ? "Your device is temporarily blocked from accessing content via Exchange ActiveSync because the device has been quarantined. You don't need to take any action. Content will be downloaded as soon as your administrator grants access."
       : "Your device can't synchronize via Exchange ActiveSync because of an access rule set by your administrator.",
     '',
     'Information about your device:',
@@ -50,7 +55,11 @@ export function accessNoticeMessage(decision: AccessDecision, device: DeviceReco
 }
 
 /** Appends the notice to the user's Inbox (unread). Throws when IMAP fails; the caller only logs that. */
-export async function deliverAccessNotice(context: BackendUser & { config: Pick<ServerConfig, 'mailDomain'> }, decision: AccessDecision, device: DeviceRecord): Promise<void> {
+export async function deliverAccessNotice(
+  context: BackendUser & { config: Pick<ServerConfig, 'mailDomain'> },
+  decision: AccessDecision,
+  device: DeviceRecord,
+): Promise<void> {
   await withBackends(context, async ({ mail }) => {
     const inbox = (await mail.listFolders()).find((f) => f.backend === 'imap' && f.type === FolderType.Inbox);
     const address = primaryAddress(context.user.login, context.config.mailDomain) ?? context.user.login;

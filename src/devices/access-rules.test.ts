@@ -13,7 +13,13 @@ const iphone: DeviceRecord = {
   firstSeen: 1,
   lastSeen: 1,
 };
-const android: DeviceRecord = { ...iphone, deviceId: 'D2', deviceType: 'SAMSUNGSMG991B', model: 'SM-G991B', userAgent: 'SAMSUNG-SM-G991B/101.140102' };
+const android: DeviceRecord = {
+  ...iphone,
+  deviceId: 'D2',
+  deviceType: 'SAMSUNGSMG991B',
+  model: 'SM-G991B',
+  userAgent: 'SAMSUNG-SM-G991B/101.140102',
+};
 
 function rules(defaultAccess: AccessRules['defaultAccess'], list: unknown[]): AccessRules {
   return parseAccessRules({ defaultAccess, rules: list });
@@ -25,13 +31,17 @@ describe('device access rules', () => {
     expect(ruleMatches({ id: 'a', action: 'block', deviceType: 'iPh' }, iphone, 'alice')).toBe(false);
     expect(ruleMatches({ id: 'a', action: 'block', deviceType: 'iPh.*' }, iphone, 'alice')).toBe(true);
     expect(ruleMatches({ id: 'a', action: 'block', userAgent: 'Apple-.*/2104\\..*' }, iphone, 'alice')).toBe(true);
-    expect(ruleMatches({ id: 'a', action: 'block', userAgent: 'Apple-.*', model: 'SM-.*' }, iphone, 'alice')).toBe(false);
+    expect(ruleMatches({ id: 'a', action: 'block', userAgent: 'Apple-.*', model: 'SM-.*' }, iphone, 'alice')).toBe(
+      false,
+    );
     expect(ruleMatches({ id: 'a', action: 'block', model: 'SM-G99\\dB' }, android, 'alice')).toBe(true);
     // An alternation does not escape the anchors.
     expect(ruleMatches({ id: 'a', action: 'block', deviceType: 'iPad|iPhone' }, iphone, 'alice')).toBe(true);
     expect(ruleMatches({ id: 'a', action: 'block', deviceType: 'iPad|iPho' }, iphone, 'alice')).toBe(false);
     // A device that has not said what model it is has an empty model.
-    expect(ruleMatches({ id: 'a', action: 'block', model: '.+' }, { ...iphone, model: undefined } as DeviceRecord, 'alice')).toBe(false);
+    expect(
+      ruleMatches({ id: 'a', action: 'block', model: '.+' }, { ...iphone, model: undefined } as DeviceRecord, 'alice'),
+    ).toBe(false);
   });
 
   it('matches the user as a whole login, ignoring case', () => {
@@ -47,16 +57,31 @@ describe('device access rules', () => {
       { id: 'iphones', action: 'allow', deviceType: 'iPhone' },
     ]);
     expect(decideAccess(r, iphone, 'alice')).toEqual({ state: 'allowed', reason: 'rule iphones' });
-    expect(decideAccess(r, { ...iphone, userAgent: 'Apple-iPhone9C1/1402.72' }, 'alice')).toEqual({ state: 'blocked', reason: 'rule old-ios' });
-    expect(decideAccess(r, { ...iphone, userAgent: 'Apple-iPhone9C1/1402.72' }, 'ceo@example.com')).toEqual({ state: 'allowed', reason: 'rule boss' });
+    expect(decideAccess(r, { ...iphone, userAgent: 'Apple-iPhone9C1/1402.72' }, 'alice')).toEqual({
+      state: 'blocked',
+      reason: 'rule old-ios',
+    });
+    expect(decideAccess(r, { ...iphone, userAgent: 'Apple-iPhone9C1/1402.72' }, 'ceo@example.com')).toEqual({
+      state: 'allowed',
+      reason: 'rule boss',
+    });
     expect(decideAccess(r, android, 'alice')).toEqual({ state: 'quarantined', reason: 'default' });
   });
 
   it("puts an admin's decision for one device above the rules", () => {
     const r = rules('block', []);
-    expect(decideAccess(r, { ...android, accessOverride: 'allow' }, 'alice')).toEqual({ state: 'allowed', reason: 'admin' });
-    expect(decideAccess(rules('allow', []), { ...android, accessOverride: 'block' }, 'alice')).toEqual({ state: 'blocked', reason: 'admin' });
-    expect(decideAccess(r, { ...android, accessOverride: 'none' }, 'alice')).toEqual({ state: 'blocked', reason: 'default' });
+    expect(decideAccess(r, { ...android, accessOverride: 'allow' }, 'alice')).toEqual({
+      state: 'allowed',
+      reason: 'admin',
+    });
+    expect(decideAccess(rules('allow', []), { ...android, accessOverride: 'block' }, 'alice')).toEqual({
+      state: 'blocked',
+      reason: 'admin',
+    });
+    expect(decideAccess(r, { ...android, accessOverride: 'none' }, 'alice')).toEqual({
+      state: 'blocked',
+      reason: 'default',
+    });
   });
 
   it('refuses rules it could not apply, naming the problem', () => {
@@ -74,8 +99,19 @@ describe('device access rules', () => {
     expect(parseAccessRule({ action: 'block', userAgent: '(a)+[(+)]*\\(b+\\)+' }).userAgent).toBeDefined();
     expect(parseAccessRule({ action: 'block', model: 'SM-(G|S)9\\d+B' }).model).toBe('SM-(G|S)9\\d+B');
     expect(() => parseAccessRule({ action: 'block', user: '' })).toThrow(AccessRuleError);
-    expect(() => parseAccessRules({ rules: [{ id: 'x', action: 'allow' }, { id: 'x', action: 'block' }] })).toThrow(/two rules/);
-    expect(parseAccessRule({ action: 'quarantine', deviceType: ' Android ' })).toMatchObject({ action: 'quarantine', deviceType: 'Android', id: expect.any(String) });
+    expect(() =>
+      parseAccessRules({
+        rules: [
+          { id: 'x', action: 'allow' },
+          { id: 'x', action: 'block' },
+        ],
+      }),
+    ).toThrow(/two rules/);
+    expect(parseAccessRule({ action: 'quarantine', deviceType: ' Android ' })).toMatchObject({
+      action: 'quarantine',
+      deviceType: 'Android',
+      id: expect.any(String),
+    });
     expect(parseAccessRules({})).toMatchObject({ defaultAccess: 'allow', rules: [] });
   });
 });

@@ -29,7 +29,14 @@ import { wipeDue } from '../protocol/policy.ts';
 import { CommonStatus } from '../protocol/status.ts';
 import { atLeast, type ProtocolVersion } from '../protocol/versions.ts';
 import type { CommandResult } from '../protocol/command.ts';
-import type { AccessRule, AccessRules, DeviceAccessState, DeviceRecord, DeviceScope, StateStore } from '../state/types.ts';
+import type {
+  AccessRule,
+  AccessRules,
+  DeviceAccessState,
+  DeviceRecord,
+  DeviceScope,
+  StateStore,
+} from '../state/types.ts';
 import type { Namespace } from '../wbxml/codepages.ts';
 
 export const NO_RULES: AccessRules = { defaultAccess: 'allow', rules: [], updatedAt: 0 };
@@ -40,7 +47,11 @@ const QUARANTINE_ALLOWED: ReadonlySet<CommandName> = new Set<CommandName>(['Prov
 /** Rules read from the store are reused this long by one process: a change reaches other instances within it. */
 const RULES_CACHE_MS = 10_000;
 
-const ACTION_STATE: Record<AccessRule['action'], DeviceAccessState> = { allow: 'allowed', block: 'blocked', quarantine: 'quarantined' };
+const ACTION_STATE: Record<AccessRule['action'], DeviceAccessState> = {
+  allow: 'allowed',
+  block: 'blocked',
+  quarantine: 'quarantined',
+};
 const ACTIONS = ['allow', 'block', 'quarantine'] as const;
 const PATTERN_FIELDS = ['deviceType', 'model', 'userAgent'] as const;
 const MAX_RULES = 500;
@@ -148,16 +159,24 @@ export function parseAccessRule(input: unknown, where = 'rule'): AccessRule {
   if (typeof input !== 'object' || input === null) throw new AccessRuleError(`${where} must be an object`);
   const r = input as Record<string, unknown>;
   for (const key of Object.keys(r)) {
-    if (!['id', 'action', 'user', ...PATTERN_FIELDS].includes(key)) throw new AccessRuleError(`${where}: unknown field ${key}`);
+    if (!['id', 'action', 'user', ...PATTERN_FIELDS].includes(key))
+      throw new AccessRuleError(`${where}: unknown field ${key}`);
   }
   if (!isAction(r.action)) throw new AccessRuleError(`${where}: action must be one of ${ACTIONS.join(', ')}`);
-  const rule: AccessRule = { id: r.id === undefined ? crypto.randomUUID().slice(0, 8) : text(r.id, `${where}: id`), action: r.action };
+  const rule: AccessRule = {
+    id: r.id === undefined ? crypto.randomUUID().slice(0, 8) : text(r.id, `${where}: id`),
+    action: r.action,
+  };
   if (r.user !== undefined) rule.user = text(r.user, `${where}: user`);
   for (const field of PATTERN_FIELDS) {
     if (r[field] === undefined) continue;
     const pattern = text(r[field], `${where}: ${field}`);
-    if (pattern.length > MAX_PATTERN_LENGTH) throw new AccessRuleError(`${where}: ${field} is longer than ${MAX_PATTERN_LENGTH}`);
-    if (repeatsARepeat(pattern)) throw new AccessRuleError(`${where}: ${field} repeats a repeated group, which can take exponential time: ${pattern}`);
+    if (pattern.length > MAX_PATTERN_LENGTH)
+      throw new AccessRuleError(`${where}: ${field} is longer than ${MAX_PATTERN_LENGTH}`);
+    if (repeatsARepeat(pattern))
+      throw new AccessRuleError(
+        `${where}: ${field} repeats a repeated group, which can take exponential time: ${pattern}`,
+      );
     try {
       wholeMatch(pattern);
     } catch {
@@ -210,22 +229,32 @@ export interface AccessCheck {
  * The request-path check: the device's access state (recorded on the device when it changed, for admins) and
  * whether this command is refused for it. A device with a wipe due is never refused here.
  */
-export async function checkDeviceAccess(check: AccessCheck): Promise<{ decision: AccessDecision; refused: boolean; newlyHeld: boolean }> {
+export async function checkDeviceAccess(
+  check: AccessCheck,
+): Promise<{ decision: AccessDecision; refused: boolean; newlyHeld: boolean }> {
   const { known } = check;
   const rules = await loadAccessRules(check.state, check.device.tenant);
   const decision = decideAccess(rules, known, check.login);
   // Just now blocked or quarantined (not before): the user gets Exchange's notice mail (access-notice.ts), once.
   const newlyHeld = decision.state !== 'allowed' && known.accessState !== decision.state;
   if (known.accessState !== decision.state || known.accessReason !== decision.reason) {
-    await check.state.updateDevice(check.device, { deviceType: known.deviceType, accessState: decision.state, accessReason: decision.reason });
+    await check.state.updateDevice(check.device, {
+      deviceType: known.deviceType,
+      accessState: decision.state,
+      accessReason: decision.reason,
+    });
   }
   if (wipeDue(known)) return { decision, refused: false, newlyHeld };
-  const refused = decision.state === 'blocked' || (decision.state === 'quarantined' && !QUARANTINE_ALLOWED.has(check.command));
+  const refused =
+    decision.state === 'blocked' || (decision.state === 'quarantined' && !QUARANTINE_ALLOWED.has(check.command));
   return { decision, refused, newlyHeld };
 }
 
 /** The answer to a refused device: Status 129 in the command's response from 14.0 on, else HTTP 403. */
-export function accessRefusalResponse(version: ProtocolVersion, root: { ns: Namespace; tag: string } | undefined): CommandResult {
+export function accessRefusalResponse(
+  version: ProtocolVersion,
+  root: { ns: Namespace; tag: string } | undefined,
+): CommandResult {
   if (!atLeast(version, '14.0') || !root) throw new HttpError(403, 'device blocked or quarantined');
   const status = { ns: root.ns, tag: 'Status', children: [], text: String(CommonStatus.DeviceIsBlockedForThisUser) };
   return { kind: 'wbxml', body: { ns: root.ns, tag: root.tag, children: [status] } };

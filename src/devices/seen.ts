@@ -13,7 +13,12 @@ import type { ActiveSyncRequest } from '../protocol/request.ts';
 const LAST_SEEN_RESOLUTION_MS = 15 * 60_000;
 
 /** Records the request's facts about the device; returns the device as now stored (provisioning, wipe, …). */
-export async function recordDeviceSeen(state: StateStore, device: DeviceScope, request: ActiveSyncRequest, now = Date.now()): Promise<DeviceRecord> {
+export async function recordDeviceSeen(
+  state: StateStore,
+  device: DeviceScope,
+  request: ActiveSyncRequest,
+  now = Date.now(),
+): Promise<DeviceRecord> {
   const known = await state.getDevice(device);
   const unchanged =
     known !== undefined &&

@@ -21,11 +21,16 @@ const FIRST_SERVER_ID = 1;
  * Matches current folders to stored ones: by backend ref, then (for folders renamed or moved by another client) by
  * identity when exactly one vanished and one new folder share it. Matched folders keep their ServerId.
  */
-export function diffHierarchy(stored: HierarchyState | undefined, listed: BackendFolder[], unavailable: ReadonlySet<string> = new Set()): HierarchyDiff {
+export function diffHierarchy(
+  stored: HierarchyState | undefined,
+  listed: BackendFolder[],
+  unavailable: ReadonlySet<string> = new Set(),
+): HierarchyDiff {
   const previous = stored?.folders ?? [];
   // Folders of a backend that did not answer stay as they were.
   const current = [...listed, ...previous.filter((f) => unavailable.has(f.source.backend)).map(asBackendFolder)];
-  let nextServerId = stored?.nextServerId ?? previous.reduce((max, f) => Math.max(max, Number(f.serverId) + 1 || max), FIRST_SERVER_ID);
+  let nextServerId =
+    stored?.nextServerId ?? previous.reduce((max, f) => Math.max(max, Number(f.serverId) + 1 || max), FIRST_SERVER_ID);
   const byRef = new Map(previous.map((f) => [refKey(f.source.backend, f.source.ref), f]));
   const matched = new Map<BackendFolder, FolderRecord>();
   for (const folder of current) {
@@ -36,7 +41,9 @@ export function diffHierarchy(stored: HierarchyState | undefined, listed: Backen
   const unmatchedNew = current.filter((f) => !matched.has(f));
   for (const folder of unmatchedNew) {
     if (!folder.identity) continue;
-    const candidatesOld = unmatchedOld.filter((f) => f.identity === folder.identity && f.source.backend === folder.backend);
+    const candidatesOld = unmatchedOld.filter(
+      (f) => f.identity === folder.identity && f.source.backend === folder.backend,
+    );
     const candidatesNew = unmatchedNew.filter((f) => f.identity === folder.identity && f.backend === folder.backend);
     if (candidatesOld.length === 1 && candidatesNew.length === 1) matched.set(folder, candidatesOld[0]!);
   }
@@ -62,7 +69,12 @@ export function diffHierarchy(stored: HierarchyState | undefined, listed: Backen
     folders.push(record);
     const before = matched.get(folder);
     if (!before) added.push(record);
-    else if (before.displayName !== record.displayName || before.parentId !== record.parentId || before.type !== record.type || before.source.ref !== record.source.ref) {
+    else if (
+      before.displayName !== record.displayName ||
+      before.parentId !== record.parentId ||
+      before.type !== record.type ||
+      before.source.ref !== record.source.ref
+    ) {
       updated.push(record);
     }
   }

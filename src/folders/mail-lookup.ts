@@ -73,11 +73,20 @@ export function emailFetchOptions(options: WbxmlElement | undefined): EmailFetch
   if (!options) return { bodyPreferences: [], bodyPartPreferences: [], mimeSupport: 0 };
   const parsed = parseSyncOptions(options);
   const mimeSupport = parsed.mimeSupport === 1 || parsed.mimeSupport === 2 ? parsed.mimeSupport : 0;
-  return { bodyPreferences: parsed.bodyPreferences ?? [], bodyPartPreferences: bodyPreferencesOf(options, 'BodyPartPreference'), mimeSupport };
+  return {
+    bodyPreferences: parsed.bodyPreferences ?? [],
+    bodyPartPreferences: bodyPreferencesOf(options, 'BodyPartPreference'),
+    mimeSupport,
+  };
 }
 
 /** What emailApplicationData needs for one item of a collection, with Sync's FileReferences. */
-export function emailOutput(version: string, collectionId: string, uid: number, options: EmailFetchOptions): EmailOutputOptions {
+export function emailOutput(
+  version: string,
+  collectionId: string,
+  uid: number,
+  options: EmailFetchOptions,
+): EmailOutputOptions {
   return {
     version,
     bodyPreferences: options.bodyPreferences,
@@ -124,7 +133,10 @@ export interface MailboxHit {
  * offered; 'invalid' for an empty query (a GAL-style text query sent to the mailbox), anything else unknown, or a
  * date that is not one.
  */
-export function parseMailboxQuery(query: WbxmlElement, ns: 'Search' | 'Find'): MailboxQuery | 'invalid' | 'too-complex' {
+export function parseMailboxQuery(
+  query: WbxmlElement,
+  ns: 'Search' | 'Find',
+): MailboxQuery | 'invalid' | 'too-complex' {
   const and = child(query, 'And', ns);
   const conditions = and ? [...query.children.filter((c) => c !== and), ...and.children] : query.children;
   if (conditions.length === 0) return 'invalid';
@@ -158,7 +170,11 @@ export function parseRange(text: string): { first: number; last: number } | unde
  * The folders a search covers (with DeepTraversal, the folders under the collections too), or undefined when one of
  * the requested collections is not a mail folder the device knows (its hierarchy is out of date: FolderSync required).
  */
-export function searchScope(hierarchy: HierarchyState | undefined, collectionIds: string[], deep: boolean): FolderRecord[] | undefined {
+export function searchScope(
+  hierarchy: HierarchyState | undefined,
+  collectionIds: string[],
+  deep: boolean,
+): FolderRecord[] | undefined {
   const mailFolders = (hierarchy?.folders ?? []).filter((f) => f.source.backend === 'imap');
   if (collectionIds.length === 0) return mailFolders;
   const roots = collectionIds.map((id) => mailFolder(hierarchy, id));
@@ -192,11 +208,19 @@ export async function searchPage(
   const hits = await searchMailbox(mail, folders, criteria);
   const last = Math.min(range.last, range.first + MAX_SEARCH_RESULTS - 1);
   const found = await fetchHits(mail, hits.slice(range.first, last + 1));
-  return { found, range: found.length ? `${range.first}-${range.first + found.length - 1}` : undefined, total: hits.length };
+  return {
+    found,
+    range: found.length ? `${range.first}-${range.first + found.length - 1}` : undefined,
+    total: hits.length,
+  };
 }
 
 /** Every message of the folders that matches, newest first. */
-async function searchMailbox(mail: MailBackend, folders: FolderRecord[], criteria: MailboxCriteria): Promise<MailboxHit[]> {
+async function searchMailbox(
+  mail: MailBackend,
+  folders: FolderRecord[],
+  criteria: MailboxCriteria,
+): Promise<MailboxHit[]> {
   if (folders.length === 0) return [];
   const byRef = new Map(folders.map((f) => [f.source.ref, f]));
   const found = await mail.search({
@@ -207,13 +231,19 @@ async function searchMailbox(mail: MailBackend, folders: FolderRecord[], criteri
   });
   // IMAP SINCE/BEFORE compare dates, not times: the exact comparison is made here.
   return found
-    .filter((m) => (!criteria.after || m.internalDate > criteria.after) && (!criteria.before || m.internalDate < criteria.before))
+    .filter(
+      (m) =>
+        (!criteria.after || m.internalDate > criteria.after) && (!criteria.before || m.internalDate < criteria.before),
+    )
     .map((m) => ({ folder: byRef.get(m.folder)!, uid: m.uid, internalDate: m.internalDate }))
     .sort((a, b) => b.internalDate.getTime() - a.internalDate.getTime());
 }
 
 /** The messages of some hits, in the hits' order; hits whose message vanished meanwhile are left out. */
-async function fetchHits(mail: MailBackend, hits: MailboxHit[]): Promise<{ hit: MailboxHit; message: MessageWithSource }[]> {
+async function fetchHits(
+  mail: MailBackend,
+  hits: MailboxHit[],
+): Promise<{ hit: MailboxHit; message: MessageWithSource }[]> {
   const byFolder = new Map<FolderRecord, number[]>();
   for (const hit of hits) byFolder.set(hit.folder, [...(byFolder.get(hit.folder) ?? []), hit.uid]);
   const messages = new Map<string, MessageWithSource>();

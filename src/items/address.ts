@@ -14,7 +14,10 @@ export function primaryAddress(login: string, mailDomain: string | undefined): s
  */
 export function plainAddress(text: string | undefined): string | undefined {
   const address = text?.trim() ?? '';
-  return address.length <= 254 && /^[^\s\u0000-\u001f\u007f<>()[\]\\,;:"@]+@[^\s\u0000-\u001f\u007f<>()[\]\\,;:"@]+$/.test(address) ? address : undefined;
+  return address.length <= 254 &&
+    /^[^\s\u0000-\u001f\u007f<>()[\]\\,;:"@]+@[^\s\u0000-\u001f\u007f<>()[\]\\,;:"@]+$/.test(address)
+    ? address
+    : undefined;
 }
 
 /** A display name for a header or an iCalendar parameter: line breaks and other controls become spaces. */

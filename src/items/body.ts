@@ -46,7 +46,11 @@ export const MAX_PREVIEW_CHARS = 255;
  * - Otherwise (only RTF, or only MIME that MIMESupport forbids): plain text under the first preference's limits.
  *   RTF is never produced.
  */
-export function selectBodyPreference(preferences: readonly BodyPreference[], source: BodySource, mimeSupport: number): BodyPreference {
+export function selectBodyPreference(
+  preferences: readonly BodyPreference[],
+  source: BodySource,
+  mimeSupport: number,
+): BodyPreference {
   if (preferences.length === 0) return { type: BodyType.PlainText };
   const wanted = (type: number): BodyPreference | undefined => preferences.find((p) => p.type === type);
   const mime = wanted(BodyType.Mime);
@@ -79,7 +83,12 @@ export function bodyElement(
   options: { withPreview: boolean },
 ): WbxmlElement {
   const preference = selectBodyPreference(preferences, source, mimeSupport);
-  const content = preference.type === BodyType.Mime ? source.mime : preference.type === BodyType.Html ? htmlOf(source) : plainTextOf(source);
+  const content =
+    preference.type === BodyType.Mime
+      ? source.mime
+      : preference.type === BodyType.Html
+        ? htmlOf(source)
+        : plainTextOf(source);
   const cut = truncateContent(content, preference);
   const preview = options.withPreview && preference.preview ? previewOf(source, preference.preview) : undefined;
   return el('AirSyncBase', 'Body', [
@@ -128,7 +137,10 @@ export interface TruncatedContent<T extends string | Uint8Array> {
 }
 
 /** Applies TruncationSize and AllOrNone to a body; text is cut at a UTF-8 character boundary. */
-export function truncateContent<T extends string | Uint8Array>(content: T, preference: BodyPreference): TruncatedContent<T> {
+export function truncateContent<T extends string | Uint8Array>(
+  content: T,
+  preference: BodyPreference,
+): TruncatedContent<T> {
   const fullSize = typeof content === 'string' ? utf8Length(content) : content.length;
   const limit = preference.truncationSize;
   if (limit === undefined || fullSize <= limit) return { data: content, truncated: false, fullSize };
@@ -138,7 +150,8 @@ export function truncateContent<T extends string | Uint8Array>(content: T, prefe
 }
 
 const utf8Encoder = new TextEncoder();
-// ignoreBOM keeps a leading BOM in raw MIME, so that Data is the message byte for byte (both options spelled out for the Workers types).
+// ignoreBOM keeps a leading BOM in raw MIME, so that Data is the message byte for byte (both options spelled out for
+// the Workers types).
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** The UTF-8 length of a string, without encoding it. */
@@ -251,16 +264,89 @@ export function htmlToPlainText(html: string): string {
 
 // The named entities mail HTML actually uses; anything else numeric (&#8364; &#x20AC;) is decoded generically.
 const NAMED_ENTITIES: Readonly<Record<string, string>> = {
-  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0', shy: '\u00ad',
-  copy: '©', reg: '®', trade: '™', euro: '€', pound: '£', yen: '¥', cent: '¢', sect: '§', para: '¶', deg: '°',
-  plusmn: '±', times: '×', divide: '÷', micro: 'µ', middot: '·', bull: '•', hellip: '…', prime: '′',
-  ndash: '–', mdash: '—', lsquo: '‘', rsquo: '’', sbquo: '‚', ldquo: '“', rdquo: '”', bdquo: '„',
-  laquo: '«', raquo: '»', lsaquo: '‹', rsaquo: '›', iexcl: '¡', iquest: '¿', larr: '←', rarr: '→',
-  uarr: '↑', darr: '↓', harr: '↔', frac12: '½', frac14: '¼', frac34: '¾', sup2: '²', sup3: '³',
-  auml: 'ä', ouml: 'ö', uuml: 'ü', Auml: 'Ä', Ouml: 'Ö', Uuml: 'Ü', szlig: 'ß', eacute: 'é', egrave: 'è',
-  ecirc: 'ê', aacute: 'á', agrave: 'à', acirc: 'â', oacute: 'ó', ograve: 'ò', ocirc: 'ô', iacute: 'í',
-  uacute: 'ú', ccedil: 'ç', Ccedil: 'Ç', ntilde: 'ñ', Ntilde: 'Ñ', Eacute: 'É', aring: 'å', Aring: 'Å',
-  aelig: 'æ', AElig: 'Æ', oslash: 'ø', Oslash: 'Ø', zwnj: '\u200c', zwj: '\u200d', ensp: ' ', emsp: ' ', thinsp: ' ',
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  apos: "'",
+  nbsp: '\u00a0',
+  shy: '\u00ad',
+  copy: '©',
+  reg: '®',
+  trade: '™',
+  euro: '€',
+  pound: '£',
+  yen: '¥',
+  cent: '¢',
+  sect: '§',
+  para: '¶',
+  deg: '°',
+  plusmn: '±',
+  times: '×',
+  divide: '÷',
+  micro: 'µ',
+  middot: '·',
+  bull: '•',
+  hellip: '…',
+  prime: '′',
+  ndash: '–',
+  mdash: '—',
+  lsquo: '‘',
+  rsquo: '’',
+  sbquo: '‚',
+  ldquo: '“',
+  rdquo: '”',
+  bdquo: '„',
+  laquo: '«',
+  raquo: '»',
+  lsaquo: '‹',
+  rsaquo: '›',
+  iexcl: '¡',
+  iquest: '¿',
+  larr: '←',
+  rarr: '→',
+  uarr: '↑',
+  darr: '↓',
+  harr: '↔',
+  frac12: '½',
+  frac14: '¼',
+  frac34: '¾',
+  sup2: '²',
+  sup3: '³',
+  auml: 'ä',
+  ouml: 'ö',
+  uuml: 'ü',
+  Auml: 'Ä',
+  Ouml: 'Ö',
+  Uuml: 'Ü',
+  szlig: 'ß',
+  eacute: 'é',
+  egrave: 'è',
+  ecirc: 'ê',
+  aacute: 'á',
+  agrave: 'à',
+  acirc: 'â',
+  oacute: 'ó',
+  ograve: 'ò',
+  ocirc: 'ô',
+  iacute: 'í',
+  uacute: 'ú',
+  ccedil: 'ç',
+  Ccedil: 'Ç',
+  ntilde: 'ñ',
+  Ntilde: 'Ñ',
+  Eacute: 'É',
+  aring: 'å',
+  Aring: 'Å',
+  aelig: 'æ',
+  AElig: 'Æ',
+  oslash: 'ø',
+  Oslash: 'Ø',
+  zwnj: '\u200c',
+  zwj: '\u200d',
+  ensp: ' ',
+  emsp: ' ',
+  thinsp: ' ',
 };
 
 export function decodeHtmlEntities(text: string): string {

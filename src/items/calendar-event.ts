@@ -36,9 +36,19 @@ export const RECEIVED = 2;
 export const CANCELLED = 4;
 
 /** AttendeeStatus ⇄ PARTSTAT. 0 (unknown) is an absent PARTSTAT. */
-export const ATTENDEE_STATUS: Readonly<Record<string, number>> = { TENTATIVE: 2, ACCEPTED: 3, DECLINED: 4, 'NEEDS-ACTION': 5 };
+export const ATTENDEE_STATUS: Readonly<Record<string, number>> = {
+  TENTATIVE: 2,
+  ACCEPTED: 3,
+  DECLINED: 4,
+  'NEEDS-ACTION': 5,
+};
 /** ResponseType ⇄ the user's PARTSTAT (1 = organizer). */
-export const RESPONSE_TYPE: Readonly<Record<string, number>> = { TENTATIVE: 2, ACCEPTED: 3, DECLINED: 4, 'NEEDS-ACTION': 5 };
+export const RESPONSE_TYPE: Readonly<Record<string, number>> = {
+  TENTATIVE: 2,
+  ACCEPTED: 3,
+  DECLINED: 4,
+  'NEEDS-ACTION': 5,
+};
 
 export function versionNumber(version: string): number {
   return Math.round(Number.parseFloat(version) * 10);
@@ -66,16 +76,29 @@ export function rawYear(component: ICAL.Component | undefined, name: string): nu
   return Number.isFinite(year) ? year : undefined;
 }
 
-export function findEvents(parsed: ParsedCalendar): { master: ICAL.Component | undefined; overrides: ICAL.Component[] } {
+export function findEvents(parsed: ParsedCalendar): {
+  master: ICAL.Component | undefined;
+  overrides: ICAL.Component[];
+} {
   const events = parsed.calendar.getAllSubcomponents('vevent');
   const master = events.find((e) => !e.hasProperty('recurrence-id')) ?? events[0];
   if (!master || master.hasProperty('recurrence-id')) return { master, overrides: [] };
   const uid = textValue(master, 'uid');
-  return { master, overrides: events.filter((e) => e !== master && e.hasProperty('recurrence-id') && textValue(e, 'uid') === uid) };
+  return {
+    master,
+    overrides: events.filter((e) => e !== master && e.hasProperty('recurrence-id') && textValue(e, 'uid') === uid),
+  };
 }
 
 /** The instant of an event's end: DTEND, else DTSTART + DURATION, else a day after a date, else its start. */
-export function endOf(parsed: ParsedCalendar, event: ICAL.Component, start: ICAL.Time, startInstant: Date, zone: Zone, fallback: Zone): Date {
+export function endOf(
+  parsed: ParsedCalendar,
+  event: ICAL.Component,
+  start: ICAL.Time,
+  startInstant: Date,
+  zone: Zone,
+  fallback: Zone,
+): Date {
   const dtend = timeValue(event, 'dtend');
   if (dtend) return instantIn(dtend.isDate ? floatingIn(fallback) : zoneOfTime(parsed, dtend, fallback), dtend);
   const duration = event.getFirstPropertyValue('duration');
@@ -93,7 +116,12 @@ export function endOf(parsed: ParsedCalendar, event: ICAL.Component, start: ICAL
   return startInstant;
 }
 
-export function readSeries(parsed: ParsedCalendar, master: ICAL.Component, overrides: ICAL.Component[], fallback: Zone): Series | undefined {
+export function readSeries(
+  parsed: ParsedCalendar,
+  master: ICAL.Component,
+  overrides: ICAL.Component[],
+  fallback: Zone,
+): Series | undefined {
   const dtstart = timeValue(master, 'dtstart');
   if (!dtstart) return undefined;
   const allDay = dtstart.isDate;

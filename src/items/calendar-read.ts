@@ -76,7 +76,9 @@ function excludedInstants(series: Series): Date[] {
 }
 
 function busyStatusOf(event: ICAL.Component): number {
-  const declared = BUSY_STATUS.indexOf((textValue(event, 'x-microsoft-cdo-busystatus')?.toUpperCase() ?? '') as (typeof BUSY_STATUS)[number]);
+  const declared = BUSY_STATUS.indexOf(
+    (textValue(event, 'x-microsoft-cdo-busystatus')?.toUpperCase() ?? '') as (typeof BUSY_STATUS)[number],
+  );
   if (declared >= 0) return declared;
   if (textValue(event, 'transp')?.toUpperCase() === 'TRANSPARENT') return 0;
   if (textValue(event, 'status')?.toUpperCase() === 'TENTATIVE') return 1;
@@ -98,7 +100,8 @@ function attendeesOf(event: ICAL.Component): Attendee[] {
     const partstat = String(property.getFirstParameter('partstat') ?? '').toUpperCase() || undefined;
     const role = String(property.getFirstParameter('role') ?? '').toUpperCase();
     const cutype = String(property.getFirstParameter('cutype') ?? '').toUpperCase();
-    const type = cutype === 'RESOURCE' || cutype === 'ROOM' ? 3 : role === 'OPT-PARTICIPANT' || role === 'NON-PARTICIPANT' ? 2 : 1;
+    const type =
+      cutype === 'RESOURCE' || cutype === 'ROOM' ? 3 : role === 'OPT-PARTICIPANT' || role === 'NON-PARTICIPANT' ? 2 : 1;
     const rsvp = String(property.getFirstParameter('rsvp') ?? '').toUpperCase() === 'TRUE';
     attendees.push({ ...person, status: partstat ? (ATTENDEE_STATUS[partstat] ?? 0) : 0, type, rsvp, partstat });
   }
@@ -143,7 +146,13 @@ function locationElement(event: ICAL.Component, v: number): WbxmlElement | undef
 }
 
 function categoriesElement(categories: string[]): WbxmlElement | undefined {
-  return categories.length > 0 ? el('Calendar', 'Categories', categories.map((c) => el('Calendar', 'Category', c))) : undefined;
+  return categories.length > 0
+    ? el(
+        'Calendar',
+        'Categories',
+        categories.map((c) => el('Calendar', 'Category', c)),
+      )
+    : undefined;
 }
 
 function busyStatusElement(event: ICAL.Component, v: number): WbxmlElement {
@@ -186,7 +195,13 @@ export function calendarApplicationData(ics: string, options: CalendarOutputOpti
   const reminder = reminderOf(master, series.start, series.end);
   const isMeeting = (meetingStatus & MEETING) !== 0;
   const organizes = isMeeting && (meetingStatus & RECEIVED) === 0;
-  const responseType = !isMeeting ? undefined : organizes ? 1 : userAttendee ? (RESPONSE_TYPE[userAttendee.partstat ?? 'NEEDS-ACTION'] ?? 0) : 0;
+  const responseType = !isMeeting
+    ? undefined
+    : organizes
+      ? 1
+      : userAttendee
+        ? (RESPONSE_TYPE[userAttendee.partstat ?? 'NEEDS-ACTION'] ?? 0)
+        : 0;
   const disallowCounter = textValue(master, 'x-microsoft-disallow-counter')?.toUpperCase() === 'TRUE';
 
   return compact([
@@ -226,7 +241,10 @@ function exceptionsElement(series: Series, options: CalendarOutputOptions, v: nu
   const addDeleted = (at: Date): void => {
     if (deleted.has(at.getTime())) return;
     deleted.add(at.getTime());
-    entries.push({ at, element: el('Calendar', 'Exception', [el('Calendar', 'Deleted', 1), exceptionStartElement(at, options.version)]) });
+    entries.push({
+      at,
+      element: el('Calendar', 'Exception', [el('Calendar', 'Deleted', 1), exceptionStartElement(at, options.version)]),
+    });
   };
   for (const at of excludedInstants(series)) addDeleted(at);
   for (const override of series.overrides) {
@@ -234,20 +252,37 @@ function exceptionsElement(series: Series, options: CalendarOutputOptions, v: nu
     if (!recurrenceId) continue;
     const at = occurrenceInstant(series, recurrenceId);
     if (textValue(override, 'status')?.toUpperCase() === 'CANCELLED') addDeleted(at);
-    else if (!deleted.has(at.getTime())) entries.push({ at, element: overrideException(series, override, at, options, v) });
+    else if (!deleted.has(at.getTime()))
+      entries.push({ at, element: overrideException(series, override, at, options, v) });
   }
   if (entries.length === 0) return undefined;
   entries.sort((a, b) => a.at.getTime() - b.at.getTime());
-  return el('Calendar', 'Exceptions', entries.map((e) => e.element));
+  return el(
+    'Calendar',
+    'Exceptions',
+    entries.map((e) => e.element),
+  );
 }
 
-function overrideException(series: Series, override: ICAL.Component, originalStart: Date, options: CalendarOutputOptions, v: number): WbxmlElement {
+function overrideException(
+  series: Series,
+  override: ICAL.Component,
+  originalStart: Date,
+  options: CalendarOutputOptions,
+  v: number,
+): WbxmlElement {
   const { master } = series;
   const dtstart = timeValue(override, 'dtstart');
   const allDay = dtstart?.isDate ?? series.allDay;
-  const zone = !dtstart ? series.zone : dtstart.isDate ? floatingIn(series.fallback) : zoneOfTime(series.parsed, dtstart, series.fallback);
+  const zone = !dtstart
+    ? series.zone
+    : dtstart.isDate
+      ? floatingIn(series.fallback)
+      : zoneOfTime(series.parsed, dtstart, series.fallback);
   const start = dtstart ? instantIn(zone, dtstart) : originalStart;
-  const end = dtstart ? endOf(series.parsed, override, dtstart, start, zone, series.fallback) : new Date(start.getTime() + (series.end.getTime() - series.start.getTime()));
+  const end = dtstart
+    ? endOf(series.parsed, override, dtstart, start, zone, series.fallback)
+    : new Date(start.getTime() + (series.end.getTime() - series.start.getTime()));
   const differs = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b);
   const subject = textValue(override, 'summary');
   const categories = categoriesOf(override);
@@ -266,8 +301,12 @@ function overrideException(series: Series, override: ICAL.Component, originalSta
     sensitivityOf(override) !== sensitivityOf(master) && el('Calendar', 'Sensitivity', sensitivityOf(override)),
     busyStatusOf(override) !== busyStatusOf(master) && busyStatusElement(override, v),
     allDay !== series.allDay && el('Calendar', 'AllDayEvent', allDay ? 1 : 0),
-    reminder !== undefined && reminder !== reminderOf(master, series.start, series.end) && el('Calendar', 'Reminder', reminder),
-    dtstamp && differs(dtstamp.toString(), timeValue(master, 'dtstamp')?.toString()) && el('Calendar', 'DtStamp', compactDateTime(dtstamp.toJSDate())),
+    reminder !== undefined &&
+      reminder !== reminderOf(master, series.start, series.end) &&
+      el('Calendar', 'Reminder', reminder),
+    dtstamp &&
+      differs(dtstamp.toString(), timeValue(master, 'dtstamp')?.toString()) &&
+      el('Calendar', 'DtStamp', compactDateTime(dtstamp.toJSDate())),
     differs(attendees, attendeesOf(master)) && attendeesElement(attendees),
   ]);
 }

@@ -13,7 +13,9 @@ import { addMissingTimezones, tryParseCalendar } from './icalendar.ts';
 
 const DAY_MS = 86_400_000;
 
-/** How far back a calendar FilterType reaches, in days; undefined for "everything" (0) and values that are not windows. */
+/**
+ * How far back a calendar FilterType reaches, in days; undefined for "everything" (0) and values that are not windows.
+ */
 const WINDOW_DAYS: Readonly<Record<number, number>> = { 1: 1, 2: 3, 3: 7, 4: 14, 5: 31, 6: 93, 7: 186 };
 
 /** FilterType 8: incomplete tasks only. */
@@ -40,10 +42,16 @@ export function lastOccurrenceEnd(ics: string): number | undefined {
   if (!master) return undefined;
   // Zones first: ical.js binds a TZID to the object's VTIMEZONE when the value is first read.
   const rawStart = master.getFirstProperty('dtstart')?.jCal[3];
-  addMissingTimezones(parsed, typeof rawStart === 'string' ? Number(rawStart.slice(0, 4)) || new Date().getUTCFullYear() : new Date().getUTCFullYear());
+  addMissingTimezones(
+    parsed,
+    typeof rawStart === 'string'
+      ? Number(rawStart.slice(0, 4)) || new Date().getUTCFullYear()
+      : new Date().getUTCFullYear(),
+  );
   if (!(master.getFirstPropertyValue('dtstart') instanceof ICAL.Time)) return undefined;
   const event = new ICAL.Event(master);
-  for (const override of events) if (override !== master && override.hasProperty('recurrence-id')) event.relateException(override);
+  for (const override of events)
+    if (override !== master && override.hasProperty('recurrence-id')) event.relateException(override);
   const endOf = (occurrenceEnd: ICAL.Time): number => occurrenceEnd.toJSDate().getTime();
   if (!event.isRecurring()) return endOf(event.endDate);
   const rule = master.getFirstPropertyValue('rrule');
@@ -63,7 +71,9 @@ export function isCompletedTask(ics: string): boolean {
   const parsed = tryParseCalendar(ics);
   const todo = parsed?.calendar.getFirstSubcomponent('vtodo');
   if (!todo) return false;
-  return String(todo.getFirstPropertyValue('status') ?? '').toUpperCase() === 'COMPLETED' || todo.hasProperty('completed');
+  return (
+    String(todo.getFirstPropertyValue('status') ?? '').toUpperCase() === 'COMPLETED' || todo.hasProperty('completed')
+  );
 }
 
 /** What a FilterType keeps of one folder class; undefined when it keeps everything. */
@@ -74,7 +84,11 @@ export interface ItemWindow {
   start: number | undefined;
 }
 
-export function itemWindow(itemClass: string, filterType: number | undefined, now = Date.now()): ItemWindow | undefined {
+export function itemWindow(
+  itemClass: string,
+  filterType: number | undefined,
+  now = Date.now(),
+): ItemWindow | undefined {
   if (itemClass === 'Tasks') {
     if (filterType !== INCOMPLETE_TASKS) return undefined;
     return { start: undefined, judge: (data) => ({ inWindow: !isCompletedTask(data) }) };

@@ -16,7 +16,8 @@
  * - Device Exceptions (≤ 14.1) replace the overrides and EXDATEs. Properties an exception leaves out are the series'
  *   (MS-ASCAL), except Attendees, which keep the override's own (their replies are per occurrence). In 16.0 a
  *   single occurrence is changed with `instanceId` (a Change carrying airsyncbase:InstanceId), or deleted with
- *   `deleteCalendarOccurrence`; changing a 16.0 series' recurrence or times deletes its exceptions (MS-ASCAL §2.2.2.22).
+ *   `deleteCalendarOccurrence`; changing a 16.0 series' recurrence or times deletes its exceptions (MS-ASCAL
+ *   §2.2.2.22).
  */
 import ICAL from 'ical.js';
 import { child, children, childText, textOf, type WbxmlElement } from '../wbxml/tree.ts';
@@ -131,8 +132,11 @@ function removeOwned(target: ICAL.Component, tag: string): void {
 function inheritOwned(target: ICAL.Component, master: ICAL.Component, tag: string): void {
   removeOwned(target, tag);
   for (const name of OWNED[tag] ?? []) {
-    if (name === 'valarm') for (const alarm of userAlarms(master)) target.addSubcomponent(new ICAL.Component(structuredClone(alarm.jCal)));
-    else for (const property of master.getAllProperties(name)) target.addProperty(new ICAL.Property(structuredClone(property.jCal)));
+    if (name === 'valarm')
+      for (const alarm of userAlarms(master)) target.addSubcomponent(new ICAL.Component(structuredClone(alarm.jCal)));
+    else
+      for (const property of master.getAllProperties(name))
+        target.addProperty(new ICAL.Property(structuredClone(property.jCal)));
   }
 }
 
@@ -160,12 +164,15 @@ function writeField(target: ICAL.Component, tag: string, element: WbxmlElement, 
         return;
       }
       const displayName = childText(element, 'DisplayName', 'AirSyncBase');
-      const address = ['Street', 'City', 'State', 'PostalCode', 'Country'].map((t) => childText(element, t, 'AirSyncBase')).filter((s) => s);
+      const address = ['Street', 'City', 'State', 'PostalCode', 'Country']
+        .map((t) => childText(element, t, 'AirSyncBase'))
+        .filter((s) => s);
       setText(target, 'location', displayName || address.join(', ') || childText(element, 'Annotation', 'AirSyncBase'));
       const latitude = Number.parseFloat(childText(element, 'Latitude', 'AirSyncBase') ?? '');
       const longitude = Number.parseFloat(childText(element, 'Longitude', 'AirSyncBase') ?? '');
       target.removeAllProperties('geo');
-      if (Number.isFinite(latitude) && Number.isFinite(longitude)) target.addPropertyWithValue('geo', [latitude, longitude]);
+      if (Number.isFinite(latitude) && Number.isFinite(longitude))
+        target.addPropertyWithValue('geo', [latitude, longitude]);
       return;
     }
     case 'Body': {
@@ -183,7 +190,8 @@ function writeField(target: ICAL.Component, tag: string, element: WbxmlElement, 
       const status = clampInt(text, 0, 4) ?? 2;
       setText(target, 'transp', status === 0 ? 'TRANSPARENT' : 'OPAQUE');
       // TRANSP says free or busy; the Microsoft property carries the rest (tentative, away, elsewhere).
-      if (status === 1 || status >= 3 || target.hasProperty('x-microsoft-cdo-busystatus')) setText(target, 'x-microsoft-cdo-busystatus', BUSY_STATUS[status]);
+      if (status === 1 || status >= 3 || target.hasProperty('x-microsoft-cdo-busystatus'))
+        setText(target, 'x-microsoft-cdo-busystatus', BUSY_STATUS[status]);
       return;
     }
     case 'Reminder': {
@@ -192,7 +200,9 @@ function writeField(target: ICAL.Component, tag: string, element: WbxmlElement, 
       if (minutes === undefined) return;
       if (start && reminderOf(target, start, ctx.end() ?? start) === minutes) return; // unchanged: keep the alarm as it is
       removeOwned(target, 'Reminder');
-      target.addSubcomponent(displayAlarm(ICAL.Duration.fromSeconds(-minutes * 60), textValue(target, 'summary') ?? 'Reminder'));
+      target.addSubcomponent(
+        displayAlarm(ICAL.Duration.fromSeconds(-minutes * 60), textValue(target, 'summary') ?? 'Reminder'),
+      );
       return;
     }
     case 'Attendees':
@@ -250,13 +260,17 @@ function writeAttendees(target: ICAL.Component, element: WbxmlElement, ctx: Writ
     else if (status === 0) property.removeParameter('partstat');
     const type = clampInt(childText(attendee, 'AttendeeType', 'Calendar') ?? '', 1, 3);
     if (type === 3) {
-      if (!['RESOURCE', 'ROOM'].includes(String(property.getFirstParameter('cutype') ?? '').toUpperCase())) property.setParameter('cutype', 'RESOURCE');
+      if (!['RESOURCE', 'ROOM'].includes(String(property.getFirstParameter('cutype') ?? '').toUpperCase()))
+        property.setParameter('cutype', 'RESOURCE');
       property.removeParameter('role');
     } else if (type !== undefined) {
-      if (['RESOURCE', 'ROOM'].includes(String(property.getFirstParameter('cutype') ?? '').toUpperCase())) property.removeParameter('cutype');
+      if (['RESOURCE', 'ROOM'].includes(String(property.getFirstParameter('cutype') ?? '').toUpperCase()))
+        property.removeParameter('cutype');
       const role = String(property.getFirstParameter('role') ?? '').toUpperCase();
-      if (type === 2 && role !== 'OPT-PARTICIPANT' && role !== 'NON-PARTICIPANT') property.setParameter('role', 'OPT-PARTICIPANT');
-      if (type === 1 && role !== 'REQ-PARTICIPANT' && role !== 'CHAIR') property.setParameter('role', 'REQ-PARTICIPANT');
+      if (type === 2 && role !== 'OPT-PARTICIPANT' && role !== 'NON-PARTICIPANT')
+        property.setParameter('role', 'OPT-PARTICIPANT');
+      if (type === 1 && role !== 'REQ-PARTICIPANT' && role !== 'CHAIR')
+        property.setParameter('role', 'REQ-PARTICIPANT');
     }
     if (!kept && ctx.responseRequested) property.setParameter('rsvp', 'TRUE');
     target.addProperty(property);
@@ -273,8 +287,16 @@ function writeOrganizer(target: ICAL.Component, source: WbxmlElement, mode: (tag
     return;
   }
   if (emailMode === 'keep' && nameMode === 'keep') return;
-  const email = emailMode === 'set' ? plainAddress(bareAddress(childText(source, 'OrganizerEmail', 'Calendar') ?? '')) : current?.email;
-  const name = nameMode === 'set' ? plainName(childText(source, 'OrganizerName', 'Calendar')) : nameMode === 'delete' ? undefined : current?.name;
+  const email =
+    emailMode === 'set'
+      ? plainAddress(bareAddress(childText(source, 'OrganizerEmail', 'Calendar') ?? ''))
+      : current?.email;
+  const name =
+    nameMode === 'set'
+      ? plainName(childText(source, 'OrganizerName', 'Calendar'))
+      : nameMode === 'delete'
+        ? undefined
+        : current?.name;
   if (!email?.includes('@')) return;
   const property = target.getFirstProperty('organizer') ?? target.addPropertyWithValue('organizer', '');
   property.setValue(`mailto:${email}`);
@@ -300,12 +322,16 @@ export function calendarFromApplicationData(app: WbxmlElement, options: Calendar
   let master = found.master;
   if (!master) {
     master = new ICAL.Component('vevent');
-    master.addPropertyWithValue('uid', childText(app, 'ClientUid', 'Calendar') || childText(app, 'UID', 'Calendar') || newUid());
+    master.addPropertyWithValue(
+      'uid',
+      childText(app, 'ClientUid', 'Calendar') || childText(app, 'UID', 'Calendar') || newUid(),
+    );
     setTimeProperty(master, 'created', ICAL.Time.fromJSDate(now, true), UTC_ZONE);
     parsed.calendar.addSubcomponent(master);
   }
   const present = (tag: string): boolean => fieldElement(app, tag) !== undefined;
-  const mode = (tag: string): Mode => (present(tag) ? 'set' : options.existing && options.supported?.includes(tag) ? 'delete' : 'keep');
+  const mode = (tag: string): Mode =>
+    present(tag) ? 'set' : options.existing && options.supported?.includes(tag) ? 'delete' : 'keep';
 
   // An InstanceId names an occurrence of a series; on a single event it can only mean the event itself.
   if (options.instanceId !== undefined && master.hasProperty('rrule')) {
@@ -314,7 +340,16 @@ export function calendarFromApplicationData(app: WbxmlElement, options: Calendar
     const series = readSeries(parsed, master, found.overrides, fallback);
     if (!series) throw new Error('the event has no DTSTART');
     const override = findOrCreateOverride(series, originalStart);
-    writeEvent(override, app, (tag) => (present(tag) ? 'set' : 'keep'), { parsed, fallback, blob, options, v, year, isOverride: true, series });
+    writeEvent(override, app, (tag) => (present(tag) ? 'set' : 'keep'), {
+      parsed,
+      fallback,
+      blob,
+      options,
+      v,
+      year,
+      isOverride: true,
+      series,
+    });
     stampModified(override, now);
     return serializeCalendar(parsed);
   }
@@ -325,13 +360,25 @@ export function calendarFromApplicationData(app: WbxmlElement, options: Calendar
   stampModified(master, now);
 
   const seriesChanged = options.existing !== undefined && seriesSignature(master) !== before;
-  // Exceptions of a series the device got as a single event (its rule has no ActiveSync form) are not the device's to delete.
-  const exceptionsMode = mode('Exceptions') === 'delete' && unrepresentable(parsed, master, fallback) ? 'keep' : mode('Exceptions');
-  if (!master.hasProperty('rrule') || exceptionsMode === 'delete' || (v >= 160 && seriesChanged && exceptionsMode === 'keep')) {
+  // Exceptions of a series the device got as a single event (its rule has no ActiveSync form) are not the device's to
+  // delete.
+  const exceptionsMode =
+    mode('Exceptions') === 'delete' && unrepresentable(parsed, master, fallback) ? 'keep' : mode('Exceptions');
+  if (
+    !master.hasProperty('rrule') ||
+    exceptionsMode === 'delete' ||
+    (v >= 160 && seriesChanged && exceptionsMode === 'keep')
+  ) {
     removeExceptions(parsed, master, found.overrides);
   } else if (exceptionsMode === 'set') {
     const series = readSeries(parsed, master, found.overrides, fallback);
-    if (series) writeExceptions(series, fieldElement(app, 'Exceptions')!, { parsed, fallback, blob, options, v, year, isOverride: true, series }, now);
+    if (series)
+      writeExceptions(
+        series,
+        fieldElement(app, 'Exceptions')!,
+        { parsed, fallback, blob, options, v, year, isOverride: true, series },
+        now,
+      );
   }
   return serializeCalendar(parsed);
 }
@@ -345,7 +392,9 @@ function unrepresentable(parsed: ParsedCalendar, master: ICAL.Component, fallbac
 
 /** What, if changed in 16.0, deletes a series' exceptions. */
 function seriesSignature(master: ICAL.Component): string {
-  return ['dtstart', 'dtend', 'duration', 'rrule'].map((n) => master.getFirstProperty(n)?.toICALString() ?? '').join('\n');
+  return ['dtstart', 'dtend', 'duration', 'rrule']
+    .map((n) => master.getFirstProperty(n)?.toICALString() ?? '')
+    .join('\n');
 }
 
 function stampModified(event: ICAL.Component, now: Date): void {
@@ -372,10 +421,28 @@ interface EventWriteContext {
 }
 
 /** The tags written generically, in the order they are applied (Subject before Reminder: the alarm text). */
-const GENERIC_FIELDS = ['Subject', 'Location', 'Body', 'Categories', 'Sensitivity', 'BusyStatus', 'Attendees', 'MeetingStatus', 'DtStamp', 'DisallowNewTimeProposal', 'ResponseType', 'Reminder'];
+const GENERIC_FIELDS = [
+  'Subject',
+  'Location',
+  'Body',
+  'Categories',
+  'Sensitivity',
+  'BusyStatus',
+  'Attendees',
+  'MeetingStatus',
+  'DtStamp',
+  'DisallowNewTimeProposal',
+  'ResponseType',
+  'Reminder',
+];
 
 /** Writes a master or an override from ApplicationData / an Exception. */
-function writeEvent(event: ICAL.Component, source: WbxmlElement, mode: (tag: string) => Mode, ctx: EventWriteContext): void {
+function writeEvent(
+  event: ICAL.Component,
+  source: WbxmlElement,
+  mode: (tag: string) => Mode,
+  ctx: EventWriteContext,
+): void {
   const zone = writeTimes(event, source, mode, ctx);
   const ctxWrite: WriteContext = {
     options: ctx.options,
@@ -409,11 +476,18 @@ function eventInstant(ctx: EventWriteContext, event: ICAL.Component, name: strin
  * DTSTART/DTEND from StartTime/EndTime, AllDayEvent and the Timezone blob; returns the zone the event's times are
  * now written in.
  */
-function writeTimes(event: ICAL.Component, source: WbxmlElement, mode: (tag: string) => Mode, ctx: EventWriteContext): Zone {
+function writeTimes(
+  event: ICAL.Component,
+  source: WbxmlElement,
+  mode: (tag: string) => Mode,
+  ctx: EventWriteContext,
+): Zone {
   const currentStart = timeValue(event, 'dtstart');
-  const currentZone = currentStart && !currentStart.isDate ? zoneOfTime(ctx.parsed, currentStart, ctx.fallback) : undefined;
+  const currentZone =
+    currentStart && !currentStart.isDate ? zoneOfTime(ctx.parsed, currentStart, ctx.fallback) : undefined;
   const allDayText = childText(source, 'AllDayEvent', 'Calendar');
-  const allDay = allDayText !== undefined ? allDayText.trim() === '1' : (currentStart?.isDate ?? ctx.series?.allDay ?? false);
+  const allDay =
+    allDayText !== undefined ? allDayText.trim() === '1' : (currentStart?.isDate ?? ctx.series?.allDay ?? false);
   // Dates need no zone; overrides take the series' zone; the series takes the blob's (or keeps its own).
   const zone = allDay
     ? floatingIn(ctx.fallback)
@@ -467,7 +541,13 @@ function chooseZone(blob: TimeZoneInformation | undefined, current: Zone | undef
 }
 
 /** The object's zone for a TZID, adding the VTIMEZONE; a TZID already defined with other rules gets a new name. */
-function ensureZone(parsed: ParsedCalendar, tzid: string, vtimezone: ICAL.Component, rules: TimeZoneInformation, year: number): Zone {
+function ensureZone(
+  parsed: ParsedCalendar,
+  tzid: string,
+  vtimezone: ICAL.Component,
+  rules: TimeZoneInformation,
+  year: number,
+): Zone {
   const existing = zoneOfTzid(parsed, tzid);
   if (existing && sameTimeZoneRules(existing.rulesIn(year), rules)) return existing;
   const name = existing ? `${tzid} (ActiveSync)` : tzid;
@@ -493,7 +573,13 @@ function deviceLocalDate(instant: Date, rules: TimeZoneInformation): ICAL.Time {
   return ICAL.Time.fromData({ year: local.year, month: local.month, day: local.day, isDate: true });
 }
 
-function writeRecurrence(event: ICAL.Component, source: WbxmlElement, mode: (tag: string) => Mode, ctx: EventWriteContext, zone: Zone): void {
+function writeRecurrence(
+  event: ICAL.Component,
+  source: WbxmlElement,
+  mode: (tag: string) => Mode,
+  ctx: EventWriteContext,
+  zone: Zone,
+): void {
   const m = mode('Recurrence');
   const dtstart = timeValue(event, 'dtstart');
   if (!dtstart || m === 'keep') return;
@@ -565,7 +651,8 @@ function writeExceptions(series: Series, exceptions: WbxmlElement, ctx: EventWri
     // What an exception leaves out is the series' value (a new override is a copy of the series already);
     // attendees keep the override's own, since replies are per occurrence.
     if (existed) {
-      for (const tag of Object.keys(OWNED)) if (tag !== 'Attendees' && !fieldElement(exception, tag)) inheritOwned(override, master, tag);
+      for (const tag of Object.keys(OWNED))
+        if (tag !== 'Attendees' && !fieldElement(exception, tag)) inheritOwned(override, master, tag);
     }
     writeEvent(override, exception, (tag) => (fieldElement(exception, tag) ? 'set' : 'keep'), ctx);
     stampModified(override, now);
@@ -595,7 +682,11 @@ export function deleteCalendarOccurrence(ics: string, instanceId: string, option
  * yet: what a reply about one occurrence (MeetingResponse with InstanceId) changes. Undefined when the event does not
  * recur or `instanceId` is not a dateTime.
  */
-export function occurrenceOverride(ics: string, instanceId: string, options: { timezone?: string } = {}): { parsed: ParsedCalendar; override: ICAL.Component } | undefined {
+export function occurrenceOverride(
+  ics: string,
+  instanceId: string,
+  options: { timezone?: string } = {},
+): { parsed: ParsedCalendar; override: ICAL.Component } | undefined {
   const parsed = parseCalendar(ics);
   const { master, overrides } = findEvents(parsed);
   const originalStart = parseDateTime(instanceId);

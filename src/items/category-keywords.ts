@@ -25,7 +25,7 @@ export function categoryToKeyword(category: string): string {
   let out = '';
   let run = '';
   const flush = (): void => {
-    if (run) out += '&' + modifiedBase64(run) + '-';
+    if (run) out += `&${modifiedBase64(run)}-`;
     run = '';
   };
   for (const c of category) {

@@ -5,13 +5,23 @@ import { comparable, libwbxmlDecode, parseLibwbxmlXml } from '../../test/wbxml/l
 import { tagCode } from '../wbxml/codepages.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
-import { contactApplicationData, contactFromApplicationData, MAX_PICTURE_BYTES, type ContactOutputOptions } from './contact.ts';
+import {
+  contactApplicationData,
+  contactFromApplicationData,
+  MAX_PICTURE_BYTES,
+  type ContactOutputOptions,
+} from './contact.ts';
 
 const IOS = loadDavFixture('ios-contact.vcf');
 const V4 = loadDavFixture('nextcloud-contact-v4.vcf');
 
 function toDevice(vcard: string, options: Partial<ContactOutputOptions> = {}): WbxmlElement[] {
-  const app = contactApplicationData(vcard, { version: '14.1', bodyPreferences: [], timezone: 'Europe/Stockholm', ...options });
+  const app = contactApplicationData(vcard, {
+    version: '14.1',
+    bodyPreferences: [],
+    timezone: 'Europe/Stockholm',
+    ...options,
+  });
   if (!app) throw new Error('not a vCard');
   return app;
 }
@@ -22,7 +32,16 @@ function appData(items: WbxmlElement[]): WbxmlElement {
 
 /** Element name → text (containers as their children's texts joined by |). */
 function fields(items: WbxmlElement[]): Record<string, string> {
-  return Object.fromEntries(items.map((e) => [e.tag, e.children.length > 0 && e.tag !== 'Body' ? e.children.map(textOf).join('|') : e.tag === 'Body' ? textOf(child(e, 'Data', 'AirSyncBase')) : textOf(e)]));
+  return Object.fromEntries(
+    items.map((e) => [
+      e.tag,
+      e.children.length > 0 && e.tag !== 'Body'
+        ? e.children.map(textOf).join('|')
+        : e.tag === 'Body'
+          ? textOf(child(e, 'Data', 'AirSyncBase'))
+          : textOf(e),
+    ]),
+  );
 }
 
 function card(text: string): ICAL.Component {
@@ -83,7 +102,13 @@ describe('vCard → Contacts', () => {
       Body: 'Met at ASHG 2019.\nPrefers Signal, not WhatsApp.',
     });
     // Contacts2 elements are in their namespace.
-    expect(app.filter((e) => e.ns === 'Contacts2').map((e) => e.tag)).toEqual(['NickName', 'CompanyMainPhone', 'IMAddress', 'IMAddress2', 'ManagerName']);
+    expect(app.filter((e) => e.ns === 'Contacts2').map((e) => e.tag)).toEqual([
+      'NickName',
+      'CompanyMainPhone',
+      'IMAddress',
+      'IMAddress2',
+      'ManagerName',
+    ]);
   });
 
   it('reads vCard 4: tel: URIs, a year-less birthday (year 1604), ANNIVERSARY, RELATED as text, a data-URI photo', () => {
@@ -110,13 +135,19 @@ describe('vCard → Contacts', () => {
   });
 
   it('truncates the note to the body preference', () => {
-    const body = child(appData(toDevice(IOS, { bodyPreferences: [{ type: 1, truncationSize: 10 }] })), 'Body', 'AirSyncBase')!;
+    const body = child(
+      appData(toDevice(IOS, { bodyPreferences: [{ type: 1, truncationSize: 10 }] })),
+      'Body',
+      'AirSyncBase',
+    )!;
     expect(textOf(child(body, 'Data', 'AirSyncBase'))).toBe('Met at ASH');
     expect(textOf(child(body, 'Truncated', 'AirSyncBase'))).toBe('1');
   });
 
   it('returns undefined for text that is not a vCard', () => {
-    expect(contactApplicationData(loadDavFixture('apple-allday.ics'), { version: '14.1', bodyPreferences: [] })).toBeUndefined();
+    expect(
+      contactApplicationData(loadDavFixture('apple-allday.ics'), { version: '14.1', bodyPreferences: [] }),
+    ).toBeUndefined();
     expect(contactApplicationData('garbage', { version: '14.1', bodyPreferences: [] })).toBeUndefined();
   });
 
@@ -206,7 +237,11 @@ describe('device → server → device', () => {
         .filter((p) => p.name !== 'rev')
         .map((p) => {
           const params = { ...(p.jCal[1] as Record<string, unknown>) };
-          if (params.type !== undefined) params.type = [params.type].flat().map((t) => String(t).toUpperCase()).sort();
+          if (params.type !== undefined)
+            params.type = [params.type]
+              .flat()
+              .map((t) => String(t).toUpperCase())
+              .sort();
           return JSON.stringify([p.name, params, p.getValues().map(String)]);
         })
         .sort();
@@ -216,12 +251,25 @@ describe('device → server → device', () => {
 
 describe('changes (merges into the server copy)', () => {
   it('edits values in place and keeps what ActiveSync does not carry', () => {
-    const app = toDevice(IOS).map((e) => (e.tag === 'MobilePhoneNumber' ? el('Contacts', 'MobilePhoneNumber', '+46 70 000 00 00') : e.tag === 'JobTitle' ? el('Contacts', 'JobTitle', 'CSO') : e));
+    const app = toDevice(IOS).map((e) =>
+      e.tag === 'MobilePhoneNumber'
+        ? el('Contacts', 'MobilePhoneNumber', '+46 70 000 00 00')
+        : e.tag === 'JobTitle'
+          ? el('Contacts', 'JobTitle', 'CSO')
+          : e,
+    );
     const vcard = contactFromApplicationData(appData(app), { existing: IOS });
     expect(vcard).toContain('TEL;TYPE=CELL,VOICE,pref:+46 70 000 00 00');
     expect(vcard).toContain('TITLE:CSO');
     // The second mobile number, the fourth e-mail, X-SOCIALPROFILE and the iOS labels are no elements: kept.
-    for (const kept of ['+46 73 987 65 43', 'old.maja@hotmail.example', 'X-SOCIALPROFILE', 'ITEM5.X-ABLABEL:summer house', 'UID:3A4C1E2B']) expect(vcard).toContain(kept);
+    for (const kept of [
+      '+46 73 987 65 43',
+      'old.maja@hotmail.example',
+      'X-SOCIALPROFILE',
+      'ITEM5.X-ABLABEL:summer house',
+      'UID:3A4C1E2B',
+    ])
+      expect(vcard).toContain(kept);
   });
 
   it('keeps properties whose element is absent, unless the Supported list names it', () => {
@@ -229,7 +277,20 @@ describe('changes (merges into the server copy)', () => {
     const kept = card(contactFromApplicationData(appData(only), { existing: IOS }));
     expect(kept.getAllProperties('tel')).toHaveLength(8);
     expect(kept.getFirstPropertyValue('note')).toContain('ASHG');
-    const supported = ['MobilePhoneNumber', 'Email2Address', 'Body', 'Spouse', 'Children', 'HomeAddressStreet', 'HomeAddressCity', 'HomeAddressPostalCode', 'HomeAddressCountry', 'HomeAddressState', 'Birthday', 'MiddleName'];
+    const supported = [
+      'MobilePhoneNumber',
+      'Email2Address',
+      'Body',
+      'Spouse',
+      'Children',
+      'HomeAddressStreet',
+      'HomeAddressCity',
+      'HomeAddressPostalCode',
+      'HomeAddressCountry',
+      'HomeAddressState',
+      'Birthday',
+      'MiddleName',
+    ];
     const deleted = contactFromApplicationData(appData(only), { existing: IOS, supported });
     expect(deleted).not.toContain('+46 70 123 45 67');
     expect(deleted).toContain('+46 73 987 65 43'); // the second mobile was never an element
@@ -251,7 +312,10 @@ describe('changes (merges into the server copy)', () => {
     expect(fields(app).Picture).toBeUndefined();
     const vcard = contactFromApplicationData(appData(app), { existing, supported: ['Picture'] });
     expect(vcard.replace(/\r\n /g, '')).toContain(big);
-    const removed = contactFromApplicationData(appData(toDevice(IOS).filter((e) => e.tag !== 'Picture')), { existing: IOS, supported: ['Picture'] });
+    const removed = contactFromApplicationData(appData(toDevice(IOS).filter((e) => e.tag !== 'Picture')), {
+      existing: IOS,
+      supported: ['Picture'],
+    });
     expect(removed).not.toContain('PHOTO');
   });
 
@@ -268,7 +332,9 @@ describe('changes (merges into the server copy)', () => {
     expect(vcard).toContain('TEL;TYPE=cell,voice;VALUE=URI:tel:+34-600-123-456');
     expect(vcard).toContain('PHOTO:data:image/png;base64,iVBORw0KGgo');
     expect(vcard).toContain('RELATED;TYPE=contact:urn:uuid:0b7e4a8c-2d1f-4e3a-9c5b-7d6e8f9a0b1c');
-    const newPhoto = contactFromApplicationData(appData([el('Contacts', 'Picture', '/9j/4AAQSkZJRg==')]), { existing: V4 });
+    const newPhoto = contactFromApplicationData(appData([el('Contacts', 'Picture', '/9j/4AAQSkZJRg==')]), {
+      existing: V4,
+    });
     expect(newPhoto).toContain('PHOTO:data:image/jpeg;base64,/9j/4AAQSkZJRg==');
   });
 
@@ -279,12 +345,20 @@ describe('changes (merges into the server copy)', () => {
       ['1990-05-17T00:00:00.000Z', '19900517'],
       ['1990-05-16T14:00:00.000Z', '19900517'], // Auckland midnight (UTC+10… +12)
     ] as const) {
-      expect(contactFromApplicationData(appData([el('Contacts', 'Birthday', sent)]))).toContain(`BDAY;VALUE=DATE:${expected}`);
+      expect(contactFromApplicationData(appData([el('Contacts', 'Birthday', sent)]))).toContain(
+        `BDAY;VALUE=DATE:${expected}`,
+      );
     }
   });
 
   it('writes FN from the names when a device sends no FileAs, and always an N', () => {
-    const vcard = contactFromApplicationData(appData([el('Contacts', 'FirstName', 'Ana'), el('Contacts', 'LastName', 'Silva'), el('Contacts', 'Suffix', 'MD')]));
+    const vcard = contactFromApplicationData(
+      appData([
+        el('Contacts', 'FirstName', 'Ana'),
+        el('Contacts', 'LastName', 'Silva'),
+        el('Contacts', 'Suffix', 'MD'),
+      ]),
+    );
     expect(vcard).toContain('FN:Ana Silva\\, MD');
     const company = contactFromApplicationData(appData([el('Contacts', 'CompanyName', 'ACME')]));
     expect(company).toContain('FN:ACME');
@@ -301,7 +375,9 @@ describe('WBXML', () => {
           el('AirSync', 'SyncKey', '{9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d}7'),
           el('AirSync', 'CollectionId', '9'),
           el('AirSync', 'Status', '1'),
-          el('AirSync', 'Commands', [el('AirSync', 'Add', [el('AirSync', 'ServerId', '9:3q7w1e5r9t2y'), el('AirSync', 'ApplicationData', app)])]),
+          el('AirSync', 'Commands', [
+            el('AirSync', 'Add', [el('AirSync', 'ServerId', '9:3q7w1e5r9t2y'), el('AirSync', 'ApplicationData', app)]),
+          ]),
         ]),
       ]),
     ]);

@@ -18,7 +18,8 @@
  *   `IMPP:im:value` and read back without the scheme).
  * - Spouse, Children, AssistantName, ManagerName, Anniversary: RELATED;TYPE=… and ANNIVERSARY in vCard 4; Apple's
  *   labelled `itemN.X-ABRELATEDNAMES` / `itemN.X-ABDATE` in vCard 3 (what iOS, macOS and DAVx5 write), and on
- *   reading also X-SPOUSE, X-MS-SPOUSE, X-EVOLUTION-SPOUSE, X-KADDRESSBOOK-X-SpousesName, X-ANNIVERSARY, X-MS-CHILD, X-ASSISTANT, …
+ *   reading also X-SPOUSE, X-MS-SPOUSE, X-EVOLUTION-SPOUSE, X-KADDRESSBOOK-X-SpousesName, X-ANNIVERSARY, X-MS-CHILD,
+ *   X-ASSISTANT, …
  * - Birthday/Anniversary: extended dateTime at midnight in the user's zone (`options.timezone`, else UTC); devices
  *   send local midnight in UTC, so the date read back is that of the nearest midnight. A year-less date (vCard 4
  *   `--0315`, Apple's X-APPLE-OMIT-YEAR) travels with Apple's placeholder year 1604.
@@ -35,7 +36,13 @@ import { fromBase64 } from '../util/base64.ts';
 import { bodyElement, type BodyPreference } from './body.ts';
 import { extendedDateTime, parseDateTime } from './datetime.ts';
 import { bareAddress, categoriesFrom, deviceBody, newUid, withoutBareCarriageReturns } from './icalendar.ts';
-import { fromLocalTime, timeZoneInformationForTzid, toLocalTime, UTC_TIME_ZONE, type TimeZoneInformation } from './timezone.ts';
+import {
+  fromLocalTime,
+  timeZoneInformationForTzid,
+  toLocalTime,
+  UTC_TIME_ZONE,
+  type TimeZoneInformation,
+} from './timezone.ts';
 
 export interface ContactOutputOptions {
   version: string;
@@ -93,7 +100,11 @@ function newCard(): Card {
 }
 
 function withSlots(vcard: ICAL.Component): Card {
-  const card: Card = { vcard, isVersion4: String(vcard.getFirstPropertyValue('version') ?? '') === '4.0', slots: new Map() };
+  const card: Card = {
+    vcard,
+    isVersion4: String(vcard.getFirstPropertyValue('version') ?? '') === '4.0',
+    slots: new Map(),
+  };
   assignPhones(card);
   assignInOrder(card, emailProperties(vcard), EMAIL_TAGS);
   assignInOrder(card, imProperties(vcard), IM_TAGS);
@@ -119,22 +130,51 @@ function labelOf(card: Card, property: ICAL.Property): string | undefined {
 }
 
 function assignInOrder(card: Card, properties: ICAL.Property[], tags: readonly string[]): void {
-  properties.slice(0, tags.length).forEach((property, i) => card.slots.set(tags[i]!, property));
+  properties.slice(0, tags.length).forEach((property, i) => {
+    card.slots.set(tags[i]!, property);
+  });
 }
 
 const EMAIL_TAGS = ['Email1Address', 'Email2Address', 'Email3Address'] as const;
 const IM_TAGS = ['IMAddress', 'IMAddress2', 'IMAddress3'] as const;
-const IM_PROPERTIES = ['impp', 'x-jabber', 'x-aim', 'x-icq', 'x-msn', 'x-skype', 'x-skype-username', 'x-google-talk', 'x-yahoo', 'x-gadugadu', 'x-qq', 'x-twitter'];
+const IM_PROPERTIES = [
+  'impp',
+  'x-jabber',
+  'x-aim',
+  'x-icq',
+  'x-msn',
+  'x-skype',
+  'x-skype-username',
+  'x-google-talk',
+  'x-yahoo',
+  'x-gadugadu',
+  'x-qq',
+  'x-twitter',
+];
 
 function emailProperties(vcard: ICAL.Component): ICAL.Property[] {
   return vcard.getAllProperties('email').filter((p) => String(p.getFirstValue() ?? '').trim() !== '');
 }
 
 function imProperties(vcard: ICAL.Component): ICAL.Property[] {
-  return vcard.getAllProperties().filter((p) => IM_PROPERTIES.includes(p.name) && String(p.getFirstValue() ?? '').trim() !== '');
+  return vcard
+    .getAllProperties()
+    .filter((p) => IM_PROPERTIES.includes(p.name) && String(p.getFirstValue() ?? '').trim() !== '');
 }
 
-type PhoneKind = 'business' | 'home' | 'mobile' | 'car' | 'pager' | 'radio' | 'assistant' | 'businessFax' | 'homeFax' | 'companyMain' | 'mms' | 'other';
+type PhoneKind =
+  | 'business'
+  | 'home'
+  | 'mobile'
+  | 'car'
+  | 'pager'
+  | 'radio'
+  | 'assistant'
+  | 'businessFax'
+  | 'homeFax'
+  | 'companyMain'
+  | 'mms'
+  | 'other';
 
 const PHONE_SLOTS: Readonly<Record<PhoneKind, readonly string[]>> = {
   business: ['BusinessPhoneNumber', 'Business2PhoneNumber'],
@@ -213,21 +253,54 @@ function assignAddresses(card: Card): void {
 
 /** Spouse, AssistantName, ManagerName, Anniversary (one each) and the children, from whichever form the vCard uses. */
 const RELATED_FORMS: Readonly<Record<string, { related?: string; labels: string[]; properties: string[] }>> = {
-  Spouse: { related: 'spouse', labels: ['spouse', 'partner'], properties: ['x-spouse', 'x-ms-spouse', 'x-evolution-spouse', 'x-kaddressbook-x-spousesname'] },
-  AssistantName: { related: 'assistant', labels: ['assistant'], properties: ['x-assistant', 'x-ms-assistant', 'x-evolution-assistant', 'x-kaddressbook-x-assistantsname'] },
-  ManagerName: { related: 'manager', labels: ['manager'], properties: ['x-manager', 'x-ms-manager', 'x-evolution-manager', 'x-kaddressbook-x-managersname'] },
-  Anniversary: { labels: ['anniversary'], properties: ['anniversary', 'x-anniversary', 'x-ms-anniversary', 'x-evolution-anniversary', 'x-kaddressbook-x-anniversary'] },
+  Spouse: {
+    related: 'spouse',
+    labels: ['spouse', 'partner'],
+    properties: ['x-spouse', 'x-ms-spouse', 'x-evolution-spouse', 'x-kaddressbook-x-spousesname'],
+  },
+  AssistantName: {
+    related: 'assistant',
+    labels: ['assistant'],
+    properties: ['x-assistant', 'x-ms-assistant', 'x-evolution-assistant', 'x-kaddressbook-x-assistantsname'],
+  },
+  ManagerName: {
+    related: 'manager',
+    labels: ['manager'],
+    properties: ['x-manager', 'x-ms-manager', 'x-evolution-manager', 'x-kaddressbook-x-managersname'],
+  },
+  Anniversary: {
+    labels: ['anniversary'],
+    properties: [
+      'anniversary',
+      'x-anniversary',
+      'x-ms-anniversary',
+      'x-evolution-anniversary',
+      'x-kaddressbook-x-anniversary',
+    ],
+  },
 };
 const CHILD_LABELS = ['child', 'son', 'daughter'];
 
 function assignRelated(card: Card): void {
   for (const [tag, forms] of Object.entries(RELATED_FORMS)) {
-    const found = relatedProperties(card, forms.related, forms.labels, forms.properties, tag === 'Anniversary' ? 'x-abdate' : 'x-abrelatednames')[0];
+    const found = relatedProperties(
+      card,
+      forms.related,
+      forms.labels,
+      forms.properties,
+      tag === 'Anniversary' ? 'x-abdate' : 'x-abrelatednames',
+    )[0];
     if (found) card.slots.set(tag, found);
   }
 }
 
-function relatedProperties(card: Card, relatedType: string | undefined, labels: string[], properties: string[], appleProperty: string): ICAL.Property[] {
+function relatedProperties(
+  card: Card,
+  relatedType: string | undefined,
+  labels: string[],
+  properties: string[],
+  appleProperty: string,
+): ICAL.Property[] {
   return card.vcard.getAllProperties().filter((p) => {
     if (properties.includes(p.name)) return true;
     // RELATED by URI (urn:uuid:… of another card) names nobody a device could show.
@@ -281,7 +354,10 @@ function dateInstant(date: { year: number; month: number; day: number }, timezon
 }
 
 /** The date a device means by a Birthday/Anniversary instant: that of the nearest midnight in the user's zone. */
-function deviceDate(value: string, timezone: string | undefined): { year: number; month: number; day: number } | undefined {
+function deviceDate(
+  value: string,
+  timezone: string | undefined,
+): { year: number; month: number; day: number } | undefined {
   const instant = parseDateTime(value);
   if (!instant) return undefined;
   const local = toLocalTime(userRules(timezone, instant.getUTCFullYear()), new Date(instant.getTime() + 12 * 3600_000));
@@ -325,7 +401,18 @@ const TEXT_FIELDS: readonly { tag: string; ns: 'Contacts' | 'Contacts2'; propert
 const NAME_PARTS = { LastName: 0, FirstName: 1, MiddleName: 2, Title: 3, Suffix: 4 } as const;
 const ORG_PARTS = { CompanyName: 0, Department: 1 } as const;
 const PHONE_TAGS = Object.keys(NEW_PHONE_TYPES);
-const CONTACTS2_TAGS = new Set(['CompanyMainPhone', 'MMS', 'IMAddress', 'IMAddress2', 'IMAddress3', 'ManagerName', 'NickName', 'CustomerId', 'GovernmentId', 'AccountName']);
+const CONTACTS2_TAGS = new Set([
+  'CompanyMainPhone',
+  'MMS',
+  'IMAddress',
+  'IMAddress2',
+  'IMAddress3',
+  'ManagerName',
+  'NickName',
+  'CustomerId',
+  'GovernmentId',
+  'AccountName',
+]);
 
 function versionNumber(version: string): number {
   return Math.round(Number.parseFloat(version) * 10);
@@ -365,7 +452,8 @@ export function contactApplicationData(vcardText: string, options: ContactOutput
   for (const [tag, i] of Object.entries(ORG_PARTS)) add('Contacts', tag, org[i]);
   for (const field of TEXT_FIELDS) add(field.ns, field.tag, text(vcard.getFirstProperty(field.property)));
   for (const tag of EMAIL_TAGS) add('Contacts', tag, slotValue(tag, slots.get(tag)));
-  for (const tag of PHONE_TAGS) add(CONTACTS2_TAGS.has(tag) ? 'Contacts2' : 'Contacts', tag, slotValue(tag, slots.get(tag)));
+  for (const tag of PHONE_TAGS)
+    add(CONTACTS2_TAGS.has(tag) ? 'Contacts2' : 'Contacts', tag, slotValue(tag, slots.get(tag)));
   for (const kind of Object.keys(ADDRESS_KINDS) as AddressKind[]) {
     const address = slots.get(`${kind}Address`);
     const parts = address ? structuredValue(address) : [];
@@ -380,19 +468,47 @@ export function contactApplicationData(vcardText: string, options: ContactOutput
   add('Contacts', 'Spouse', text(slots.get('Spouse')));
   add('Contacts', 'AssistantName', text(slots.get('AssistantName')));
   add('Contacts2', 'ManagerName', text(slots.get('ManagerName')));
-  const childNames = childProperties(card).map(text).filter((c): c is string => c !== undefined);
-  if (childNames.length > 0) out.push(el('Contacts', 'Children', childNames.map((c) => el('Contacts', 'Child', c))));
-  const categories = vcard.getAllProperties('categories').flatMap((p) => p.getValues().map(String)).filter((c) => c.trim() !== '');
-  if (categories.length > 0) out.push(el('Contacts', 'Categories', categories.map((c) => el('Contacts', 'Category', c))));
+  const childNames = childProperties(card)
+    .map(text)
+    .filter((c): c is string => c !== undefined);
+  if (childNames.length > 0)
+    out.push(
+      el(
+        'Contacts',
+        'Children',
+        childNames.map((c) => el('Contacts', 'Child', c)),
+      ),
+    );
+  const categories = vcard
+    .getAllProperties('categories')
+    .flatMap((p) => p.getValues().map(String))
+    .filter((c) => c.trim() !== '');
+  if (categories.length > 0)
+    out.push(
+      el(
+        'Contacts',
+        'Categories',
+        categories.map((c) => el('Contacts', 'Category', c)),
+      ),
+    );
 
   const picture = pictureOf(vcard);
-  if (picture && base64Bytes(picture) <= (options.maxPictureBytes ?? MAX_PICTURE_BYTES)) out.push(el('Contacts', 'Picture', picture));
+  if (picture && base64Bytes(picture) <= (options.maxPictureBytes ?? MAX_PICTURE_BYTES))
+    out.push(el('Contacts', 'Picture', picture));
   const note = text(vcard.getFirstProperty('note'));
-  if (note !== undefined) out.push(bodyElement({ text: note, mime: new Uint8Array(0), isSmime: false }, options.bodyPreferences, 0, { withPreview: v >= 140 }));
+  if (note !== undefined)
+    out.push(
+      bodyElement({ text: note, mime: new Uint8Array(0), isSmime: false }, options.bodyPreferences, 0, {
+        withPreview: v >= 140,
+      }),
+    );
   return out;
 }
 
-/** A text element whose tag comes from the tables above (all of them Contacts/Contacts2 tags; the tests encode every one). */
+/**
+ * A text element whose tag comes from the tables above (all of them Contacts/Contacts2 tags; the tests encode every
+ * one).
+ */
 function leaf(ns: 'Contacts' | 'Contacts2', tag: string, value: string): WbxmlElement {
   return { ns, tag, children: [], text: value };
 }
@@ -417,7 +533,8 @@ export function contactFromApplicationData(app: WbxmlElement, options: ContactIn
   const { vcard } = card;
   const element = (tag: string): WbxmlElement | undefined =>
     tag === 'Body' ? child(app, 'Body', 'AirSyncBase') : (child(app, tag, 'Contacts') ?? child(app, tag, 'Contacts2'));
-  const mode = (tag: string): Mode => (element(tag) ? 'set' : options.existing && options.supported?.includes(tag) ? 'delete' : 'keep');
+  const mode = (tag: string): Mode =>
+    element(tag) ? 'set' : options.existing && options.supported?.includes(tag) ? 'delete' : 'keep';
   const value = (tag: string): string => textOf(element(tag)).trim();
 
   writeStructured(vcard, 'n', NAME_PARTS, 5, mode, value);
@@ -427,16 +544,44 @@ export function contactFromApplicationData(app: WbxmlElement, options: ContactIn
     if (m === 'set') setSingle(vcard, field.property, value(field.tag));
     else if (m === 'delete') vcard.removeAllProperties(field.property);
   }
-  for (const tag of EMAIL_TAGS) writeSlot(card, tag, mode(tag), () => bareAddress(value(tag)), () => newProperty(card, 'email', card.isVersion4 ? [] : ['INTERNET']));
-  for (const tag of PHONE_TAGS) writeSlot(card, tag, mode(tag), () => value(tag), () => newProperty(card, 'tel', NEW_PHONE_TYPES[tag]!));
+  for (const tag of EMAIL_TAGS)
+    writeSlot(
+      card,
+      tag,
+      mode(tag),
+      () => bareAddress(value(tag)),
+      () => newProperty(card, 'email', card.isVersion4 ? [] : ['INTERNET']),
+    );
+  for (const tag of PHONE_TAGS)
+    writeSlot(
+      card,
+      tag,
+      mode(tag),
+      () => value(tag),
+      () => newProperty(card, 'tel', NEW_PHONE_TYPES[tag]!),
+    );
   // IMPP is a URI: a bare device value gets the generic im: scheme (RFC 3860), which imValue takes off again.
   const imUri = (raw: string): string => (raw === '' || /^[a-z][a-z0-9+.-]*:/i.test(raw) ? raw : `im:${raw}`);
-  for (const tag of IM_TAGS) writeSlot(card, tag, mode(tag), () => imUri(value(tag)), () => newProperty(card, 'impp', []), () => value(tag));
+  for (const tag of IM_TAGS)
+    writeSlot(
+      card,
+      tag,
+      mode(tag),
+      () => imUri(value(tag)),
+      () => newProperty(card, 'impp', []),
+      () => value(tag),
+    );
   for (const kind of Object.keys(ADDRESS_KINDS) as AddressKind[]) writeAddress(card, kind, mode, value);
   writeDate(card, 'Birthday', mode('Birthday'), value('Birthday'), options.timezone);
   writeDate(card, 'Anniversary', mode('Anniversary'), value('Anniversary'), options.timezone);
   for (const tag of ['Spouse', 'AssistantName', 'ManagerName']) {
-    writeSlot(card, tag, mode(tag), () => value(tag), () => newRelated(card, RELATED_FORMS[tag]!.related!, RELATED_FORMS[tag]!.labels[0]!));
+    writeSlot(
+      card,
+      tag,
+      mode(tag),
+      () => value(tag),
+      () => newRelated(card, RELATED_FORMS[tag]!.related!, RELATED_FORMS[tag]!.labels[0]!),
+    );
   }
   writeChildren(card, mode('Children'), element('Children'));
   writeCategories(vcard, mode('Categories'), element('Categories'));
@@ -464,7 +609,10 @@ export function contactFromApplicationData(app: WbxmlElement, options: ContactIn
 const VCARD4_URIS_AS_WRITTEN = {
   ...ICAL.design.vcard,
   value: { ...(ICAL.design.vcard.value as Record<string, unknown>), uri: {} },
-  property: { ...(ICAL.design.vcard.property as Record<string, object>), tel: { ...(ICAL.design.vcard.property as Record<string, object>).tel, defaultType: 'text' } },
+  property: {
+    ...(ICAL.design.vcard.property as Record<string, object>),
+    tel: { ...(ICAL.design.vcard.property as Record<string, object>).tel, defaultType: 'text' },
+  },
 };
 
 function setSingle(vcard: ICAL.Component, name: string, value: string): void {
@@ -478,7 +626,14 @@ function setSingle(vcard: ICAL.Component, name: string, value: string): void {
 }
 
 /** N or ORG from their elements, component by component. */
-function writeStructured(vcard: ICAL.Component, name: string, parts: Record<string, number>, size: number, mode: (tag: string) => Mode, value: (tag: string) => string): void {
+function writeStructured(
+  vcard: ICAL.Component,
+  name: string,
+  parts: Record<string, number>,
+  size: number,
+  mode: (tag: string) => Mode,
+  value: (tag: string) => string,
+): void {
   const tags = Object.keys(parts);
   if (tags.every((t) => mode(t) === 'keep')) return;
   const current = structured(vcard, name);
@@ -499,7 +654,14 @@ function writeStructured(vcard: ICAL.Component, name: string, parts: Record<stri
 }
 
 /** Updates, creates or removes the property an element maps to. */
-function writeSlot(card: Card, tag: string, m: Mode, value: () => string, create: () => ICAL.Property, rawValue: () => string = value): void {
+function writeSlot(
+  card: Card,
+  tag: string,
+  m: Mode,
+  value: () => string,
+  create: () => ICAL.Property,
+  rawValue: () => string = value,
+): void {
   const current = card.slots.get(tag);
   if (m === 'keep') return;
   const next = m === 'set' ? value() : '';
@@ -523,7 +685,11 @@ function removeProperty(card: Card, property: ICAL.Property): void {
 /** A new property with TYPE values (lower-case in vCard 4, as RFC 6350 writes them). */
 function newProperty(card: Card, name: string, types: readonly string[]): ICAL.Property {
   const property = new ICAL.Property(name, card.vcard);
-  if (types.length > 0) property.setParameter('type', types.map((t) => (card.isVersion4 ? t.toLowerCase() : t)));
+  if (types.length > 0)
+    property.setParameter(
+      'type',
+      types.map((t) => (card.isVersion4 ? t.toLowerCase() : t)),
+    );
   card.vcard.addProperty(property);
   return property;
 }
@@ -555,18 +721,33 @@ function labelled(card: Card, name: string, label: string): ICAL.Property {
   const property = new ICAL.Property(name, card.vcard);
   property.setParameter('group', group);
   card.vcard.addProperty(property);
-  const labelProperty = card.vcard.addPropertyWithValue('x-ablabel', `_$!<${label[0]!.toUpperCase()}${label.slice(1)}>!$_`);
+  const labelProperty = card.vcard.addPropertyWithValue(
+    'x-ablabel',
+    `_$!<${label[0]!.toUpperCase()}${label.slice(1)}>!$_`,
+  );
   labelProperty.setParameter('group', group);
   return property;
 }
 
 /** Apple labels whose grouped property is gone. */
 function removeOrphanLabels(vcard: ICAL.Component): void {
-  const used = new Set(vcard.getAllProperties().filter((p) => p.name !== 'x-ablabel').map((p) => p.getFirstParameter('group')).filter(Boolean));
-  for (const label of vcard.getAllProperties('x-ablabel')) if (!used.has(label.getFirstParameter('group'))) vcard.removeProperty(label);
+  const used = new Set(
+    vcard
+      .getAllProperties()
+      .filter((p) => p.name !== 'x-ablabel')
+      .map((p) => p.getFirstParameter('group'))
+      .filter(Boolean),
+  );
+  for (const label of vcard.getAllProperties('x-ablabel'))
+    if (!used.has(label.getFirstParameter('group'))) vcard.removeProperty(label);
 }
 
-function writeAddress(card: Card, kind: AddressKind, mode: (tag: string) => Mode, value: (tag: string) => string): void {
+function writeAddress(
+  card: Card,
+  kind: AddressKind,
+  mode: (tag: string) => Mode,
+  value: (tag: string) => string,
+): void {
   const parts = Object.keys(ADDRESS_PARTS) as AddressPart[];
   const tags = parts.map((p) => `${kind}Address${p}`);
   if (tags.every((t) => mode(t) === 'keep')) return;
@@ -589,7 +770,13 @@ function writeAddress(card: Card, kind: AddressKind, mode: (tag: string) => Mode
 }
 
 /** BDAY / the anniversary from a device date (nearest local midnight); an unchanged date keeps its current form. */
-function writeDate(card: Card, tag: 'Birthday' | 'Anniversary', m: Mode, value: string, timezone: string | undefined): void {
+function writeDate(
+  card: Card,
+  tag: 'Birthday' | 'Anniversary',
+  m: Mode,
+  value: string,
+  timezone: string | undefined,
+): void {
   const current = tag === 'Birthday' ? (card.vcard.getFirstProperty('bday') ?? undefined) : card.slots.get(tag);
   if (m === 'keep') return;
   const date = m === 'set' ? deviceDate(value, timezone) : undefined;
@@ -620,7 +807,12 @@ function writeDate(card: Card, tag: 'Birthday' | 'Anniversary', m: Mode, value: 
 
 function writeChildren(card: Card, m: Mode, element: WbxmlElement | undefined): void {
   if (m === 'keep') return;
-  const wanted = m === 'set' ? children(element, 'Child', 'Contacts').map((c) => textOf(c).trim()).filter((c) => c !== '') : [];
+  const wanted =
+    m === 'set'
+      ? children(element, 'Child', 'Contacts')
+          .map((c) => textOf(c).trim())
+          .filter((c) => c !== '')
+      : [];
   const current = childProperties(card);
   if (JSON.stringify(current.map(text)) === JSON.stringify(wanted)) return;
   for (const property of current) removeProperty(card, property);
@@ -630,7 +822,10 @@ function writeChildren(card: Card, m: Mode, element: WbxmlElement | undefined): 
 function writeCategories(vcard: ICAL.Component, m: Mode, element: WbxmlElement | undefined): void {
   if (m === 'keep') return;
   const categories = m === 'set' && element ? categoriesFrom(element) : [];
-  const current = vcard.getAllProperties('categories').flatMap((p) => p.getValues().map(String)).filter((c) => c.trim() !== '');
+  const current = vcard
+    .getAllProperties('categories')
+    .flatMap((p) => p.getValues().map(String))
+    .filter((c) => c.trim() !== '');
   if (JSON.stringify(current) === JSON.stringify(categories)) return;
   vcard.removeAllProperties('categories');
   if (categories.length === 0) return;
@@ -680,7 +875,12 @@ function ensureNames(vcard: ICAL.Component): void {
   if (text(vcard.getFirstProperty('fn'))) return;
   const [last = '', first = '', middle = '', prefix = '', suffix = ''] = structured(vcard, 'n');
   const fromNames = [prefix, first, middle, last].filter((p) => p).join(' ') + (suffix ? `, ${suffix}` : '');
-  const fallback = fromNames || structured(vcard, 'org')[0] || text(vcard.getFirstProperty('email')) || text(vcard.getFirstProperty('tel')) || '';
+  const fallback =
+    fromNames ||
+    structured(vcard, 'org')[0] ||
+    text(vcard.getFirstProperty('email')) ||
+    text(vcard.getFirstProperty('tel')) ||
+    '';
   setSingle(vcard, 'fn', fallback);
   if (!vcard.hasProperty('fn')) vcard.addPropertyWithValue('fn', '');
 }

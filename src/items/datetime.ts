@@ -6,7 +6,10 @@
 
 /** `20091112T000000Z`: Calendar StartTime/EndTime/DtStamp/Until/ExceptionStartTime, AirSyncBase InstanceId. */
 export function compactDateTime(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  return date
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
 }
 
 /** `2009-11-12T00:00:00.000Z`: Contacts Birthday/Anniversary, Tasks dates. */
@@ -15,7 +18,8 @@ export function extendedDateTime(date: Date): string {
 }
 
 const COMPACT = /^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})(?:\.\d+)?)?Z?$/;
-const EXTENDED = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3})\d*)?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
+const EXTENDED =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3})\d*)?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
 
 /**
  * A dateTime in either form, read as UTC (a missing zone designator is taken as UTC, as clients mean it).

@@ -9,7 +9,8 @@
  * applies them). A property the device leaves out keeps its value; an empty one clears it.
  *
  * The new version keeps the old one's Message-ID, From and threading headers (a draft of a reply stays a reply), its
- * other attachments in their order, then the added ones: attachment i of the result is kept[i] or, past them, added[i − kept].
+ * other attachments in their order, then the added ones: attachment i of the result is kept[i] or, past them, added[i −
+ * kept].
  */
 import { Buffer } from 'node:buffer';
 import MailComposer from 'nodemailer/lib/mail-composer';
@@ -64,7 +65,7 @@ export function readDraftEdit(data: WbxmlElement | undefined): DraftEdit {
   const edit: DraftEdit = { added: [], deleted: [] };
   const text = (tag: string, ns: WbxmlElement['ns']): string | undefined => {
     const element = child(data, tag, ns);
-    return element ? childText(data, tag, ns) ?? '' : undefined;
+    return element ? (childText(data, tag, ns) ?? '') : undefined;
   };
   const to = text('To', 'Email');
   const cc = text('Cc', 'Email');
@@ -77,7 +78,11 @@ export function readDraftEdit(data: WbxmlElement | undefined): DraftEdit {
   const importance = Number(text('Importance', 'Email'));
   if (importance === 0 || importance === 1 || importance === 2) edit.importance = importance;
   const body = child(data, 'Body', 'AirSyncBase');
-  if (body) edit.body = { type: Number(childText(body, 'Type', 'AirSyncBase') ?? '1'), data: childText(body, 'Data', 'AirSyncBase') ?? '' };
+  if (body)
+    edit.body = {
+      type: Number(childText(body, 'Type', 'AirSyncBase') ?? '1'),
+      data: childText(body, 'Data', 'AirSyncBase') ?? '',
+    };
 
   const attachments = child(data, 'Attachments', 'AirSyncBase');
   for (const add of children(attachments, 'Add', 'AirSyncBase')) {
@@ -129,11 +134,19 @@ export interface DraftBuildOptions {
 }
 
 /** The draft's new MIME: the previous version (if any) with the edit applied. */
-export async function buildDraft(previous: Uint8Array | undefined, edit: DraftEdit, options: DraftBuildOptions): Promise<Uint8Array> {
+export async function buildDraft(
+  previous: Uint8Array | undefined,
+  edit: DraftEdit,
+  options: DraftBuildOptions,
+): Promise<Uint8Array> {
   const old: Email | undefined = previous ? await PostalMime.parse(previous, PARSE_OPTIONS) : undefined;
   const header = (name: string): string | undefined => old?.headers.find((h) => h.key === name)?.value;
   const list = (value: string | undefined, before: Email['to']): string | undefined =>
-    value !== undefined ? value || undefined : mailboxes(before).map((m) => (m.name ? `"${m.name.replace(/[\\"]/g, '\\$&')}" <${m.address}>` : m.address)).join(', ') || undefined;
+    value !== undefined
+      ? value || undefined
+      : mailboxes(before)
+          .map((m) => (m.name ? `"${m.name.replace(/[\\"]/g, '\\$&')}" <${m.address}>` : m.address))
+          .join(', ') || undefined;
 
   let text = old?.text;
   let html = old?.html;
@@ -164,7 +177,12 @@ export async function buildDraft(previous: Uint8Array | undefined, edit: DraftEd
     text: text ?? '',
     ...optional('html', html),
     attachments: [...kept.map(keptAttachment), ...edit.added.map(addedAttachment)],
-    headers: importance === 2 ? { Importance: 'High', 'X-Priority': '1 (Highest)' } : importance === 0 ? { Importance: 'Low', 'X-Priority': '5 (Lowest)' } : {},
+    headers:
+      importance === 2
+        ? { Importance: 'High', 'X-Priority': '1 (Highest)' }
+        : importance === 0
+          ? { Importance: 'Low', 'X-Priority': '5 (Lowest)' }
+          : {},
     newline: 'win',
     textEncoding: 'B',
   });
@@ -197,7 +215,10 @@ interface ComposerAttachment {
 }
 
 function keptAttachment(a: Attachment): ComposerAttachment {
-  const bytes = typeof a.content === 'string' ? Buffer.from(a.content, a.encoding === 'base64' ? 'base64' : 'utf8') : Buffer.from(a.content as ArrayBuffer);
+  const bytes =
+    typeof a.content === 'string'
+      ? Buffer.from(a.content, a.encoding === 'base64' ? 'base64' : 'utf8')
+      : Buffer.from(a.content as ArrayBuffer);
   const cid = a.contentId?.trim().replace(/^<|>$/g, '');
   return {
     ...(a.filename ? { filename: a.filename } : {}),

@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import PostalMime from 'postal-mime';
 import { describe, expect, it } from 'vitest';
-import { bigAttachmentMessage, loadMailFixture, MAIL_FIXTURES, typicalAlternativeMessage, type MailFixture } from '../../test/fixtures/mail/generate.ts';
+import {
+  bigAttachmentMessage,
+  loadMailFixture,
+  MAIL_FIXTURES,
+  typicalAlternativeMessage,
+  type MailFixture,
+} from '../../test/fixtures/mail/generate.ts';
 import { comparable, libwbxmlDecode, parseLibwbxmlXml } from '../../test/wbxml/libwbxml.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, children, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
@@ -36,7 +42,8 @@ async function convertSource(source: Uint8Array, options: ConvertOptions = {}): 
   );
 }
 
-const convert = (name: MailFixture, options: ConvertOptions = {}): Promise<WbxmlElement[]> => convertSource(loadMailFixture(name), options);
+const convert = (name: MailFixture, options: ConvertOptions = {}): Promise<WbxmlElement[]> =>
+  convertSource(loadMailFixture(name), options);
 
 function find(elements: WbxmlElement[], ns: Namespace, tag: string): WbxmlElement | undefined {
   return elements.find((e) => e.ns === ns && e.tag === tag);
@@ -47,7 +54,14 @@ function prop(elements: WbxmlElement[], tag: string, ns: Namespace = 'Email'): s
   return e ? textOf(e) : undefined;
 }
 
-function body(elements: WbxmlElement[]): { type: string; size: number; truncated: string; data?: string; dataBytes?: Uint8Array; preview?: string } {
+function body(elements: WbxmlElement[]): {
+  type: string;
+  size: number;
+  truncated: string;
+  data?: string;
+  dataBytes?: Uint8Array;
+  preview?: string;
+} {
   const b = find(elements, 'AirSyncBase', 'Body');
   if (!b) throw new Error('no Body');
   const data = child(b, 'Data', 'AirSyncBase');
@@ -67,7 +81,9 @@ function body(elements: WbxmlElement[]): { type: string; size: number; truncated
 
 function attachments(elements: WbxmlElement[]): Record<string, string>[] {
   const list = find(elements, 'AirSyncBase', 'Attachments');
-  return children(list, 'Attachment', 'AirSyncBase').map((a) => Object.fromEntries(a.children.map((c) => [c.tag, textOf(c)])));
+  return children(list, 'Attachment', 'AirSyncBase').map((a) =>
+    Object.fromEntries(a.children.map((c) => [c.tag, textOf(c)])),
+  );
 }
 
 const tagsOf = (elements: WbxmlElement[]): string[] => elements.map((e) => `${e.ns}:${e.tag}`);
@@ -75,7 +91,9 @@ const tagsOf = (elements: WbxmlElement[]): string[] => elements.map((e) => `${e.
 describe('headers', () => {
   it('formats addresses, the display list, the thread topic and the received date', async () => {
     const app = await convert('alternative.eml');
-    expect(prop(app, 'To')).toBe('"Bob Builder" <bob@example.org>, carol@example.net, "Jürgen Müller" <juergen@example.de>');
+    expect(prop(app, 'To')).toBe(
+      '"Bob Builder" <bob@example.org>, carol@example.net, "Jürgen Müller" <juergen@example.de>',
+    );
     expect(prop(app, 'Cc')).toBe('"Dave, Ops" <dave@example.com>');
     expect(prop(app, 'From')).toBe('"Alice Example" <alice@example.com>');
     expect(prop(app, 'ReplyTo')).toBe('"Budget Team" <team@example.com>');
@@ -119,10 +137,27 @@ describe('headers', () => {
       bodyPartPreferences: [{ type: 2 }],
     });
     expect(tagsOf(app)).toEqual([
-      'Email:To', 'Email:Cc', 'Email:From', 'Email:Subject', 'Email:ReplyTo', 'Email:DateReceived', 'Email:DisplayTo',
-      'Email:ThreadTopic', 'Email:Importance', 'Email:Read', 'AirSyncBase:Body', 'AirSyncBase:BodyPart',
-      'Email:MessageClass', 'Email:InternetCPID', 'Email:Flag', 'Email:ContentClass', 'AirSyncBase:NativeBodyType',
-      'Email2:ConversationId', 'Email2:ConversationIndex', 'Email2:LastVerbExecuted', 'Email:Categories',
+      'Email:To',
+      'Email:Cc',
+      'Email:From',
+      'Email:Subject',
+      'Email:ReplyTo',
+      'Email:DateReceived',
+      'Email:DisplayTo',
+      'Email:ThreadTopic',
+      'Email:Importance',
+      'Email:Read',
+      'AirSyncBase:Body',
+      'AirSyncBase:BodyPart',
+      'Email:MessageClass',
+      'Email:InternetCPID',
+      'Email:Flag',
+      'Email:ContentClass',
+      'AirSyncBase:NativeBodyType',
+      'Email2:ConversationId',
+      'Email2:ConversationIndex',
+      'Email2:LastVerbExecuted',
+      'Email:Categories',
     ]);
     const withAttachment = tagsOf(await convert('pdf-attachment.eml'));
     expect(withAttachment.indexOf('AirSyncBase:Attachments')).toBe(withAttachment.indexOf('Email:Read') + 1);
@@ -163,7 +198,9 @@ describe('charsets', () => {
     expect(prop(app, 'Subject')).toBe('打ち合わせの日程について');
     expect(prop(app, 'From')).toBe('"佐藤 花子" <sato@example.jp>');
     expect(prop(app, 'To')).toBe('"山田 太郎" <yamada@example.jp>');
-    expect(body(app).data).toBe('山田様\n\nお世話になっております。\n来週の打ち合わせの件、木曜日の午後二時でいかがでしょうか。\n資料は事前にお送りいたします。\n\nよろしくお願いいたします。\n佐藤\n');
+    expect(body(app).data).toBe(
+      '山田様\n\nお世話になっております。\n来週の打ち合わせの件、木曜日の午後二時でいかがでしょうか。\n資料は事前にお送りいたします。\n\nよろしくお願いいたします。\n佐藤\n',
+    );
   });
 
   it('decodes an ISO-2022-JP subject split over two encoded words, and the body', async () => {
@@ -211,7 +248,8 @@ describe('body selection', () => {
 
   it('sends MIME per MIMESupport: 0 never, 1 only S/MIME, 2 always', async () => {
     const mimeThenHtml = [{ type: 4 }, { type: 2 }];
-    const types = async (name: MailFixture, mimeSupport: 0 | 1 | 2): Promise<string> => body(await convert(name, { bodyPreferences: mimeThenHtml, mimeSupport })).type;
+    const types = async (name: MailFixture, mimeSupport: 0 | 1 | 2): Promise<string> =>
+      body(await convert(name, { bodyPreferences: mimeThenHtml, mimeSupport })).type;
     expect(await types('alternative.eml', 0)).toBe('2');
     expect(await types('smime-signed.eml', 0)).toBe('2');
     expect(await types('alternative.eml', 1)).toBe('2');
@@ -227,7 +265,9 @@ describe('body selection', () => {
     const full = body(await convert('smime-signed.eml', { bodyPreferences: [{ type: 4 }], mimeSupport: 2 }));
     expect(full).toMatchObject({ type: '4', size: source.length, truncated: '0' });
     expect(Buffer.from(full.dataBytes!).equals(Buffer.from(source))).toBe(true);
-    const cut = body(await convert('smime-signed.eml', { bodyPreferences: [{ type: 4, truncationSize: 500 }], mimeSupport: 2 }));
+    const cut = body(
+      await convert('smime-signed.eml', { bodyPreferences: [{ type: 4, truncationSize: 500 }], mimeSupport: 2 }),
+    );
     expect(cut).toMatchObject({ type: '4', size: source.length, truncated: '1' });
     expect(Buffer.from(cut.dataBytes!).equals(Buffer.from(source.subarray(0, 500)))).toBe(true);
   });
@@ -243,7 +283,9 @@ describe('body selection', () => {
   it('reports the native body type (12.1+)', async () => {
     expect(prop(await convert('alternative.eml'), 'NativeBodyType', 'AirSyncBase')).toBe('2');
     expect(prop(await convert('plain-utf8.eml'), 'NativeBodyType', 'AirSyncBase')).toBe('1');
-    expect(find(await convert('alternative.eml', { version: '12.0' }), 'AirSyncBase', 'NativeBodyType')).toBeUndefined();
+    expect(
+      find(await convert('alternative.eml', { version: '12.0' }), 'AirSyncBase', 'NativeBodyType'),
+    ).toBeUndefined();
   });
 
   it('reduces HTML to readable text', () => {
@@ -290,9 +332,13 @@ describe('truncation', () => {
 
   it('sends no data at all under AllOrNone when the body is larger, and all of it when it fits', async () => {
     const fullSize = utf8Length(fullText);
-    const tooSmall = body(await convertSource(source, { bodyPreferences: [{ type: 1, truncationSize: fullSize - 1, allOrNone: true }] }));
+    const tooSmall = body(
+      await convertSource(source, { bodyPreferences: [{ type: 1, truncationSize: fullSize - 1, allOrNone: true }] }),
+    );
     expect(tooSmall).toEqual({ type: '1', size: fullSize, truncated: '1' });
-    const fits = body(await convertSource(source, { bodyPreferences: [{ type: 1, truncationSize: fullSize, allOrNone: true }] }));
+    const fits = body(
+      await convertSource(source, { bodyPreferences: [{ type: 1, truncationSize: fullSize, allOrNone: true }] }),
+    );
     expect(fits).toMatchObject({ truncated: '0', data: fullText });
   });
 
@@ -311,7 +357,9 @@ describe('truncation', () => {
 
 describe('preview', () => {
   it('adds a whitespace-collapsed plain-text Preview of at most the requested characters (14.0+)', async () => {
-    const b = body(await convert('alternative.eml', { bodyPreferences: [{ type: 2, truncationSize: 200, preview: 40 }] }));
+    const b = body(
+      await convert('alternative.eml', { bodyPreferences: [{ type: 2, truncationSize: 200, preview: 40 }] }),
+    );
     expect(b.preview).toBe("Hi Bob, thanks for the numbers. I've gon");
   });
 
@@ -326,16 +374,28 @@ describe('preview', () => {
   });
 
   it('is left out before 14.0 and when not requested', async () => {
-    expect(body(await convert('alternative.eml', { version: '12.1', bodyPreferences: [{ type: 2, preview: 40 }] })).preview).toBeUndefined();
+    expect(
+      body(await convert('alternative.eml', { version: '12.1', bodyPreferences: [{ type: 2, preview: 40 }] })).preview,
+    ).toBeUndefined();
     expect(body(await convert('alternative.eml', { bodyPreferences: [{ type: 2 }] })).preview).toBeUndefined();
   });
 });
 
 describe('BodyPart (14.1)', () => {
   it('carries the HTML body under the BodyPartPreference', async () => {
-    const app = await convert('alternative.eml', { bodyPreferences: [{ type: 1 }], bodyPartPreferences: [{ type: 2, truncationSize: 100, preview: 20 }] });
+    const app = await convert('alternative.eml', {
+      bodyPreferences: [{ type: 1 }],
+      bodyPartPreferences: [{ type: 2, truncationSize: 100, preview: 20 }],
+    });
     const part = find(app, 'AirSyncBase', 'BodyPart')!;
-    expect(part.children.map((c) => c.tag)).toEqual(['Status', 'Type', 'EstimatedDataSize', 'Truncated', 'Data', 'Preview']);
+    expect(part.children.map((c) => c.tag)).toEqual([
+      'Status',
+      'Type',
+      'EstimatedDataSize',
+      'Truncated',
+      'Data',
+      'Preview',
+    ]);
     expect(textOf(child(part, 'Status', 'AirSyncBase'))).toBe('1');
     expect(textOf(child(part, 'Type', 'AirSyncBase'))).toBe('2');
     expect(textOf(child(part, 'Truncated', 'AirSyncBase'))).toBe('1');
@@ -343,9 +403,17 @@ describe('BodyPart (14.1)', () => {
   });
 
   it('answers Status 176 when AllOrNone hides it, and is absent before 14.1', async () => {
-    const app = await convert('alternative.eml', { bodyPartPreferences: [{ type: 2, truncationSize: 10, allOrNone: true }] });
+    const app = await convert('alternative.eml', {
+      bodyPartPreferences: [{ type: 2, truncationSize: 10, allOrNone: true }],
+    });
     expect(textOf(child(find(app, 'AirSyncBase', 'BodyPart'), 'Status', 'AirSyncBase'))).toBe('176');
-    expect(find(await convert('alternative.eml', { version: '14.0', bodyPartPreferences: [{ type: 2 }] }), 'AirSyncBase', 'BodyPart')).toBeUndefined();
+    expect(
+      find(
+        await convert('alternative.eml', { version: '14.0', bodyPartPreferences: [{ type: 2 }] }),
+        'AirSyncBase',
+        'BodyPart',
+      ),
+    ).toBeUndefined();
   });
 });
 
@@ -369,7 +437,12 @@ describe('attachments', () => {
 
   it('marks an image referenced by cid: as inline, with its Content-ID without brackets', async () => {
     const [logo] = attachments(await convert('html-inline-image.eml'));
-    expect(logo).toMatchObject({ DisplayName: 'logo.png', ContentId: 'logo.7731@shop.example', IsInline: '1', Method: '1' });
+    expect(logo).toMatchObject({
+      DisplayName: 'logo.png',
+      ContentId: 'logo.7731@shop.example',
+      IsInline: '1',
+      Method: '1',
+    });
     const png = await attachmentContent(loadMailFixture('html-inline-image.eml'), '0');
     expect(png!.contentType).toBe('image/png');
     expect(Buffer.from(png!.content).subarray(1, 4).toString('latin1')).toBe('PNG');
@@ -383,11 +456,15 @@ describe('attachments', () => {
     expect(content!.contentType).toBe('message/rfc822');
     expect(Buffer.from(content!.content).toString('utf8')).toContain('Subject: Parking garage closed next week');
     // The embedded message stays out of the body.
-    expect(body(await convert('forwarded-rfc822.eml', { bodyPreferences: [{ type: 1 }] })).data).toBe('FYI, see the forwarded notice.\n\nCarol\n\n');
+    expect(body(await convert('forwarded-rfc822.eml', { bodyPreferences: [{ type: 1 }] })).data).toBe(
+      'FYI, see the forwarded notice.\n\nCarol\n\n',
+    );
   });
 
   it('shows an invitation once, even when it is both a body part and an attached file', async () => {
-    expect(attachments(await convert('meeting-request.eml')).map((a) => [a.DisplayName, a.FileReference])).toEqual([['invite.ics', '5%3a42%3a1']]);
+    expect(attachments(await convert('meeting-request.eml')).map((a) => [a.DisplayName, a.FileReference])).toEqual([
+      ['invite.ics', '5%3a42%3a1'],
+    ]);
     // The hidden body part can still be fetched by its id.
     const calendarPart = await attachmentContent(loadMailFixture('meeting-request.eml'), '0');
     expect(calendarPart!.contentType).toBe('text/calendar');
@@ -432,22 +509,33 @@ describe('message class', () => {
     ['TENTATIVE', 'IPM.Schedule.Meeting.Resp.Tent'],
     ['DECLINED', 'IPM.Schedule.Meeting.Resp.Neg'],
   ])('a reply with PARTSTAT=%s is %s', async (partstat, messageClass) => {
-    const source = Buffer.from(loadMailFixture('meeting-reply-accepted.eml')).toString('latin1').replace('PARTSTAT=ACCEPTED', `PARTSTAT=${partstat}`);
+    const source = Buffer.from(loadMailFixture('meeting-reply-accepted.eml'))
+      .toString('latin1')
+      .replace('PARTSTAT=ACCEPTED', `PARTSTAT=${partstat}`);
     expect(prop(await convertSource(new Uint8Array(Buffer.from(source, 'latin1'))), 'MessageClass')).toBe(messageClass);
   });
 
   it('tells a successful delivery report from an NDR', async () => {
-    const source = Buffer.from(loadMailFixture('ndr.eml')).toString('latin1').replace('Action: failed', 'Action: delivered');
-    expect(prop(await convertSource(new Uint8Array(Buffer.from(source, 'latin1'))), 'MessageClass')).toBe('REPORT.IPM.Note.DR');
+    const source = Buffer.from(loadMailFixture('ndr.eml'))
+      .toString('latin1')
+      .replace('Action: failed', 'Action: delivered');
+    expect(prop(await convertSource(new Uint8Array(Buffer.from(source, 'latin1'))), 'MessageClass')).toBe(
+      'REPORT.IPM.Note.DR',
+    );
   });
 });
 
 describe('flags', () => {
   it('maps \\Seen, \\Flagged, \\Answered and keywords to Read, Flag, LastVerbExecuted and Categories', async () => {
-    const app = await convert('plain-utf8.eml', { flags: ['\\Seen', '\\Flagged', '\\Answered', '$Forwarded', 'Work', '$label1', 'NonJunk', 'To&ACA-Do'] });
+    const app = await convert('plain-utf8.eml', {
+      flags: ['\\Seen', '\\Flagged', '\\Answered', '$Forwarded', 'Work', '$label1', 'NonJunk', 'To&ACA-Do'],
+    });
     expect(prop(app, 'Read')).toBe('1');
     const flag = find(app, 'Email', 'Flag')!;
-    expect(flag.children.map((c) => [c.tag, textOf(c)])).toEqual([['Status', '2'], ['FlagType', 'Flag for follow up']]);
+    expect(flag.children.map((c) => [c.tag, textOf(c)])).toEqual([
+      ['Status', '2'],
+      ['FlagType', 'Flag for follow up'],
+    ]);
     expect(prop(app, 'LastVerbExecuted', 'Email2')).toBe('1');
     expect(children(find(app, 'Email', 'Categories'), 'Category', 'Email').map(textOf)).toEqual(['To Do', 'Work']);
   });
@@ -466,7 +554,12 @@ describe('flags', () => {
 
   it('builds flags-only changes per version', () => {
     const flags = new Set(['\\Seen', '\\Flagged', '$Forwarded', 'Urgent']);
-    expect(tagsOf(emailFlagChange(flags, '14.1'))).toEqual(['Email:Read', 'Email:Flag', 'Email2:LastVerbExecuted', 'Email:Categories']);
+    expect(tagsOf(emailFlagChange(flags, '14.1'))).toEqual([
+      'Email:Read',
+      'Email:Flag',
+      'Email2:LastVerbExecuted',
+      'Email:Categories',
+    ]);
     expect(tagsOf(emailFlagChange(flags, '12.1'))).toEqual(['Email:Read', 'Email:Flag']);
     expect(tagsOf(emailFlagChange(new Set(), '16.1'))).toEqual(['Email:Read', 'Email:Flag', 'Email:Categories']);
     expect(textOf(emailFlagChange(new Set(['\\seen']), '16.1')[0])).toBe('1'); // flags compare case-insensitively
@@ -480,14 +573,27 @@ describe('flags', () => {
     expect(imapFlagUpdate(change(el('Email', 'Read', '1')), new Set())).toEqual({ add: ['\\Seen'], remove: [] });
     const flagged = el('Email', 'Flag', [el('Email', 'Status', '2'), el('Email', 'FlagType', 'Flag for follow up')]);
     expect(imapFlagUpdate(change(flagged), current)).toEqual({ add: ['\\Flagged'], remove: [] });
-    const complete = el('Email', 'Flag', [el('Email', 'Status', '1'), el('Email', 'CompleteTime', '2024-05-14T10:00:00.000Z')]);
+    const complete = el('Email', 'Flag', [
+      el('Email', 'Status', '1'),
+      el('Email', 'CompleteTime', '2024-05-14T10:00:00.000Z'),
+    ]);
     expect(imapFlagUpdate(change(complete), new Set(['\\Flagged']))).toEqual({ add: [], remove: ['\\Flagged'] });
-    expect(imapFlagUpdate(change(el('Email', 'Flag')), new Set(['\\Flagged']))).toEqual({ add: [], remove: ['\\Flagged'] });
-    const categories = el('Email', 'Categories', [el('Email', 'Category', 'Work'), el('Email', 'Category', 'To Do'), el('Email', 'Category', 'Büro')]);
+    expect(imapFlagUpdate(change(el('Email', 'Flag')), new Set(['\\Flagged']))).toEqual({
+      add: [],
+      remove: ['\\Flagged'],
+    });
+    const categories = el('Email', 'Categories', [
+      el('Email', 'Category', 'Work'),
+      el('Email', 'Category', 'To Do'),
+      el('Email', 'Category', 'Büro'),
+    ]);
     expect(imapFlagUpdate(change(categories), current)).toEqual({ add: ['To&ACA-Do', 'B&APw-ro'], remove: ['Old'] });
     expect(imapFlagUpdate(change(el('Email', 'Categories')), current)).toEqual({ add: [], remove: ['Work', 'Old'] });
     // Unknown elements (16.0 draft fields, other pages) are ignored; $ keywords are never touched.
-    expect(imapFlagUpdate(change(el('Email', 'Subject', 'x'), el('Email2', 'IsDraft', '1')), current)).toEqual({ add: [], remove: [] });
+    expect(imapFlagUpdate(change(el('Email', 'Subject', 'x'), el('Email2', 'IsDraft', '1')), current)).toEqual({
+      add: [],
+      remove: [],
+    });
   });
 });
 
@@ -496,7 +602,8 @@ describe('conversations', () => {
     const root = await convert('pdf-attachment.eml');
     const reply = await convert('alternative.eml');
     const other = await convert('plain-utf8.eml');
-    const id = (app: WbxmlElement[]): string => Buffer.from(find(app, 'Email2', 'ConversationId')!.opaque!).toString('hex');
+    const id = (app: WbxmlElement[]): string =>
+      Buffer.from(find(app, 'Email2', 'ConversationId')!.opaque!).toString('hex');
     expect(id(root)).toHaveLength(32);
     expect(id(reply)).toBe(id(root));
     expect(id(other)).not.toBe(id(root));
@@ -509,8 +616,12 @@ describe('conversations', () => {
     expect(index.length).toBe(22);
     expect(index[0]).toBe(1);
     const fileTime = (BigInt(Date.parse('2024-05-14T07:12:45Z')) + 11644473600000n) * 10000n;
-    expect(Buffer.from(index.subarray(1, 6)).toString('hex')).toBe(fileTime.toString(16).padStart(16, '0').slice(0, 10));
-    expect(Buffer.from(index.subarray(6)).equals(Buffer.from(find(app, 'Email2', 'ConversationId')!.opaque!))).toBe(true);
+    expect(Buffer.from(index.subarray(1, 6)).toString('hex')).toBe(
+      fileTime.toString(16).padStart(16, '0').slice(0, 10),
+    );
+    expect(Buffer.from(index.subarray(6)).equals(Buffer.from(find(app, 'Email2', 'ConversationId')!.opaque!))).toBe(
+      true,
+    );
   });
 
   it('has a synchronous SHA-1 that matches node:crypto', () => {
@@ -524,9 +635,21 @@ describe('conversations', () => {
 
 describe('versions', () => {
   it('leaves out what 12.x lacks: Email2, Categories, Preview, NativeBodyType (12.0)', async () => {
-    const options = { flags: ['\\Answered', 'Work'], bodyPreferences: [{ type: 2, preview: 100 }], bodyPartPreferences: [{ type: 2 }] };
+    const options = {
+      flags: ['\\Answered', 'Work'],
+      bodyPreferences: [{ type: 2, preview: 100 }],
+      bodyPartPreferences: [{ type: 2 }],
+    };
     const v120 = tagsOf(await convert('alternative.eml', { ...options, version: '12.0' }));
-    expect(v120.filter((t) => t.startsWith('Email2:') || t === 'Email:Categories' || t === 'AirSyncBase:NativeBodyType' || t === 'AirSyncBase:BodyPart')).toEqual([]);
+    expect(
+      v120.filter(
+        (t) =>
+          t.startsWith('Email2:') ||
+          t === 'Email:Categories' ||
+          t === 'AirSyncBase:NativeBodyType' ||
+          t === 'AirSyncBase:BodyPart',
+      ),
+    ).toEqual([]);
     const v140 = tagsOf(await convert('alternative.eml', { ...options, version: '14.0' }));
     expect(v140).toContain('Email2:ConversationId');
     expect(v140).toContain('Email:Categories');
@@ -537,12 +660,17 @@ describe('versions', () => {
 describe('every fixture', () => {
   it('is listed in MAIL_FIXTURES', () => {
     const dir = join(import.meta.dirname, '../../test/fixtures/mail');
-    expect(readdirSync(dir).filter((f) => f.endsWith('.eml')).sort()).toEqual([...MAIL_FIXTURES].sort());
+    expect(
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.eml'))
+        .sort(),
+    ).toEqual([...MAIL_FIXTURES].sort());
   });
 
   it.each(MAIL_FIXTURES)('%s converts, with the properties every client needs', async (name) => {
     const app = await convert(name, { bodyPreferences: [{ type: 2, truncationSize: 5120, preview: 255 }] });
-    for (const tag of ['DateReceived', 'Importance', 'Read', 'MessageClass', 'InternetCPID', 'Flag', 'ContentClass']) expect(prop(app, tag), tag).toBeDefined();
+    for (const tag of ['DateReceived', 'Importance', 'Read', 'MessageClass', 'InternetCPID', 'Flag', 'ContentClass'])
+      expect(prop(app, tag), tag).toBeDefined();
     expect(find(app, 'AirSyncBase', 'Body')).toBeDefined();
     // Nothing a WBXML string cannot carry (STR_I is NUL-terminated).
     const strings = (e: WbxmlElement): string[] => [e.text ?? '', ...e.children.flatMap(strings)];
@@ -564,11 +692,21 @@ describe('damaged input', () => {
   it.each([
     ['an empty message', new Uint8Array(0)],
     ['random bytes', Uint8Array.from({ length: 300 }, (_, i) => (i * 7919) & 255)],
-    ['a broken encoded word and a broken base64 part', new TextEncoder().encode('Subject: =?utf-8?B?broken\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!\r\n')],
+    [
+      'a broken encoded word and a broken base64 part',
+      new TextEncoder().encode(
+        'Subject: =?utf-8?B?broken\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!\r\n',
+      ),
+    ],
   ])('still converts %s, with an invalid internal date', async (_, source) => {
     const app = await emailApplicationData(
       { uid: 1, flags: new Set(), internalDate: new Date(Number.NaN), size: source.length, source },
-      { version: '16.1', bodyPreferences: [{ type: 2, truncationSize: 100, preview: 50 }], mimeSupport: 0, fileReference: (p) => p },
+      {
+        version: '16.1',
+        bodyPreferences: [{ type: 2, truncationSize: 100, preview: 50 }],
+        mimeSupport: 0,
+        fileReference: (p) => p,
+      },
     );
     expect(prop(app, 'DateReceived')).toBe('1970-01-01T00:00:00.000Z');
     expect(prop(app, 'MessageClass')).toBe('IPM.Note');
@@ -583,7 +721,11 @@ describe('a 20 MB attachment', () => {
     const source = bigAttachmentMessage(size);
     const app = await convertSource(source, { bodyPreferences: [{ type: 2, truncationSize: 5 * 1024 }] });
     const [attachment] = attachments(app);
-    expect(attachment).toMatchObject({ DisplayName: 'measurements-full-run.bin', EstimatedDataSize: String(size), Method: '1' });
+    expect(attachment).toMatchObject({
+      DisplayName: 'measurements-full-run.bin',
+      EstimatedDataSize: String(size),
+      Method: '1',
+    });
     const b = body(app);
     expect(b).toMatchObject({ type: '2', truncated: '1' });
     expect(b.dataBytes!.length).toBeLessThanOrEqual(5 * 1024);
@@ -610,12 +752,17 @@ describe('WBXML validity', () => {
             el('AirSync', 'SyncKey', '{5b3f6c1e-2a47-4f0e-9d3c-1e2f3a4b5c6d}2'),
             el('AirSync', 'CollectionId', '5'),
             el('AirSync', 'Status', '1'),
-            el('AirSync', 'Commands', [el('AirSync', 'Add', [el('AirSync', 'ServerId', '5:42'), el('AirSync', 'ApplicationData', app)])]),
+            el('AirSync', 'Commands', [
+              el('AirSync', 'Add', [el('AirSync', 'ServerId', '5:42'), el('AirSync', 'ApplicationData', app)]),
+            ]),
           ]),
         ]),
       ]);
-      // wbxml2xml's compact output drops trailing whitespace from text (our bodies end in newlines); nothing else differs.
-      expect(withoutTrailingSpace(parseLibwbxmlXml(libwbxmlDecode(encodeWbxml(sync))))).toEqual(withoutTrailingSpace(comparable(sync)));
+      // wbxml2xml's compact output drops trailing whitespace from text (our bodies end in newlines); nothing else
+      // differs.
+      expect(withoutTrailingSpace(parseLibwbxmlXml(libwbxmlDecode(encodeWbxml(sync))))).toEqual(
+        withoutTrailingSpace(comparable(sync)),
+      );
     },
   );
 });

@@ -45,8 +45,14 @@ function versionNumber(version: string): number {
   return Math.round(Number.parseFloat(version) * 10);
 }
 
-/** The children of <ApplicationData> (Sync Add/Fetch) or <Properties> (ItemOperations/Search), in the order Exchange sends them. */
-export async function emailApplicationData(message: MailMessageInput, options: EmailOutputOptions): Promise<WbxmlElement[]> {
+/**
+ * The children of <ApplicationData> (Sync Add/Fetch) or <Properties> (ItemOperations/Search), in the order Exchange
+ * sends them.
+ */
+export async function emailApplicationData(
+  message: MailMessageInput,
+  options: EmailOutputOptions,
+): Promise<WbxmlElement[]> {
   const email = await PostalMime.parse(message.source, PARSE_OPTIONS);
   const v = versionNumber(options.version);
   const header = (name: string): string | undefined => email.headers.find((h) => h.key === name)?.value;
@@ -65,7 +71,12 @@ export async function emailApplicationData(message: MailMessageInput, options: E
   if (html !== undefined) body.html = html;
   const received = receivedDate(message.internalDate, email.date);
   const threadTopicHeader = header('thread-topic');
-  const threadTopic = threadTopicHeader !== undefined ? repairC1(decodeWords(threadTopicHeader)) : subject !== undefined ? stripSubjectPrefixes(subject) : undefined;
+  const threadTopic =
+    threadTopicHeader !== undefined
+      ? repairC1(decodeWords(threadTopicHeader))
+      : subject !== undefined
+        ? stripSubjectPrefixes(subject)
+        : undefined;
 
   const out: (WbxmlElement | false | undefined)[] = [
     to.length > 0 && el('Email', 'To', formatAddressList(to)),
@@ -119,21 +130,34 @@ export async function emailApplicationData(message: MailMessageInput, options: E
   return out.filter((e): e is WbxmlElement => !!e);
 }
 
-/** Only the flag-derived properties, for a Sync <Change> after a flags-only change: Read, Flag, Categories (14.0+), LastVerbExecuted (14.0+ email2). */
+/**
+ * Only the flag-derived properties, for a Sync <Change> after a flags-only change: Read, Flag, Categories (14.0+),
+ * LastVerbExecuted (14.0+ email2).
+ */
 export function emailFlagChange(flags: ReadonlySet<string>, version: string): WbxmlElement[] {
   const v = versionNumber(version);
-  const out: (WbxmlElement | undefined)[] = [el('Email', 'Read', hasFlag(flags, '\\Seen') ? '1' : '0'), flagElement(flags)];
+  const out: (WbxmlElement | undefined)[] = [
+    el('Email', 'Read', hasFlag(flags, '\\Seen') ? '1' : '0'),
+    flagElement(flags),
+  ];
   if (v >= 140) out.push(lastVerbElement(flags), categoriesElement(flags));
   return out.filter((e): e is WbxmlElement => e !== undefined);
 }
 
-/** Device → IMAP: from a Sync <Change> ApplicationData (Read, Flag, Categories), the flags to add and remove. Unknown elements are ignored. */
-export function imapFlagUpdate(applicationData: WbxmlElement, current: ReadonlySet<string>): { add: string[]; remove: string[] } {
+/**
+ * Device → IMAP: from a Sync <Change> ApplicationData (Read, Flag, Categories), the flags to add and remove. Unknown
+ * elements are ignored.
+ */
+export function imapFlagUpdate(
+  applicationData: WbxmlElement,
+  current: ReadonlySet<string>,
+): { add: string[]; remove: string[] } {
   const add: string[] = [];
   const remove: string[] = [];
   const want = (flag: string, on: boolean): void => {
     if (on && !hasFlag(current, flag)) add.push(flag);
-    if (!on && hasFlag(current, flag)) remove.push(...[...current].filter((f) => f.toLowerCase() === flag.toLowerCase()));
+    if (!on && hasFlag(current, flag))
+      remove.push(...[...current].filter((f) => f.toLowerCase() === flag.toLowerCase()));
   };
 
   const read = child(applicationData, 'Read', 'Email');
@@ -161,7 +185,10 @@ export function imapFlagUpdate(applicationData: WbxmlElement, current: ReadonlyS
   return { add, remove };
 }
 
-/** An attachment's bytes and content type by part id, for ItemOperations Fetch by FileReference / GetAttachment. undefined if no such part. */
+/**
+ * An attachment's bytes and content type by part id, for ItemOperations Fetch by FileReference / GetAttachment.
+ * undefined if no such part.
+ */
 export async function attachmentContent(
   source: Uint8Array,
   partId: string,
@@ -191,7 +218,9 @@ function flagElement(flags: ReadonlySet<string>): WbxmlElement {
   return el('Email', 'Flag', [el('Email', 'Status', '2'), el('Email', 'FlagType', 'Flag for follow up')]);
 }
 
-/** 1 (reply to sender) for \Answered, else 3 (forward) for $Forwarded; IMAP cannot tell reply-all or which came last. */
+/**
+ * 1 (reply to sender) for \Answered, else 3 (forward) for $Forwarded; IMAP cannot tell reply-all or which came last.
+ */
 function lastVerbElement(flags: ReadonlySet<string>): WbxmlElement | undefined {
   if (hasFlag(flags, '\\Answered')) return el('Email2', 'LastVerbExecuted', '1');
   if (hasFlag(flags, '$Forwarded')) return el('Email2', 'LastVerbExecuted', '3');
@@ -202,7 +231,11 @@ function lastVerbElement(flags: ReadonlySet<string>): WbxmlElement | undefined {
 function categoriesElement(flags: ReadonlySet<string>): WbxmlElement {
   const names = [...flags].filter(isCategoryKeyword).map(keywordToCategory);
   names.sort((a, b) => a.localeCompare(b, 'en'));
-  return el('Email', 'Categories', names.map((n) => el('Email', 'Category', n)));
+  return el(
+    'Email',
+    'Categories',
+    names.map((n) => el('Email', 'Category', n)),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -226,7 +259,8 @@ function formatAddressList(mailboxes: readonly Mailbox[]): string {
 }
 
 // Reply/forward prefixes in the languages mail clients commonly write them, with counters such as `Re[2]:`.
-const SUBJECT_PREFIX = /^\s*(?:(?:re|fwd?|aw|wg|sv|vs|antw|doorst|tr|rif|ref|réf|odp|enc|res|回复|回覆|答复|转发|轉寄)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+/i;
+const SUBJECT_PREFIX =
+  /^\s*(?:(?:re|fwd?|aw|wg|sv|vs|antw|doorst|tr|rif|ref|réf|odp|enc|res|回复|回覆|答复|转发|轉寄)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+/i;
 
 /** The conversation topic: the subject without reply/forward prefixes. */
 export function stripSubjectPrefixes(subject: string): string {
@@ -261,7 +295,9 @@ function sentDate(dateHeader: string | undefined): Date | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
-/** A header parameter (`protocol`, `report-type`, `method`), lower-cased; enough for the few the message class needs. */
+/**
+ * A header parameter (`protocol`, `report-type`, `method`), lower-cased; enough for the few the message class needs.
+ */
 function headerParam(value: string | undefined, name: string): string | undefined {
   const match = new RegExp(`;\\s*${name}\\s*=\\s*(?:"([^"]*)"|([^;\\s]+))`, 'i').exec(value ?? '');
   return (match?.[1] ?? match?.[2])?.toLowerCase();
@@ -330,7 +366,9 @@ function meetingMessageClass(method: string | undefined, ics: string): string | 
 /** NDR for failures (and when the report says nothing clear), DR for successful delivery, Delayed for delays. */
 function deliveryReportClass(email: Email): string {
   const status = email.attachments.find((a) => a.mimeType === 'message/delivery-status');
-  const actions = status ? [...contentText(status).matchAll(/^Action:\s*([a-z]+)/gim)].map((m) => m[1]!.toLowerCase()) : [];
+  const actions = status
+    ? [...contentText(status).matchAll(/^Action:\s*([a-z]+)/gim)].map((m) => m[1]!.toLowerCase())
+    : [];
   if (actions.length === 0 || actions.includes('failed')) return 'REPORT.IPM.Note.NDR';
   if (actions.every((a) => a === 'delayed')) return 'REPORT.IPM.Note.Delayed';
   return 'REPORT.IPM.Note.DR';
@@ -339,7 +377,9 @@ function deliveryReportClass(email: Email): string {
 /** Read receipt (displayed) or not-read notification (deleted, …), from the MDN's Disposition field. */
 function readReceiptClass(email: Email): string {
   const report = email.attachments.find((a) => a.mimeType === 'message/disposition-notification');
-  const disposition = report ? /^Disposition:[^;\n]*;\s*([a-z-]+)/im.exec(contentText(report))?.[1]?.toLowerCase() : undefined;
+  const disposition = report
+    ? /^Disposition:[^;\n]*;\s*([a-z-]+)/im.exec(contentText(report))?.[1]?.toLowerCase()
+    : undefined;
   return disposition === 'displayed' ? 'REPORT.IPM.Note.IPNRN' : 'REPORT.IPM.Note.IPNNRN';
 }
 
@@ -370,12 +410,27 @@ interface AttachmentDescription {
 }
 
 const EXTENSIONS: Readonly<Record<string, string>> = {
-  'application/pdf': '.pdf', 'application/zip': '.zip', 'application/ics': '.ics', 'application/json': '.json',
-  'application/pkcs7-signature': '.p7s', 'application/x-pkcs7-signature': '.p7s',
-  'application/pkcs7-mime': '.p7m', 'application/x-pkcs7-mime': '.p7m',
-  'image/png': '.png', 'image/jpeg': '.jpg', 'image/gif': '.gif', 'image/webp': '.webp', 'image/svg+xml': '.svg',
-  'text/plain': '.txt', 'text/html': '.html', 'text/calendar': '.ics', 'text/csv': '.csv', 'text/rfc822-headers': '.txt',
-  'message/delivery-status': '.txt', 'message/disposition-notification': '.txt', 'message/rfc822': '.eml',
+  'application/pdf': '.pdf',
+  'application/zip': '.zip',
+  'application/ics': '.ics',
+  'application/json': '.json',
+  'application/pkcs7-signature': '.p7s',
+  'application/x-pkcs7-signature': '.p7s',
+  'application/pkcs7-mime': '.p7m',
+  'application/x-pkcs7-mime': '.p7m',
+  'image/png': '.png',
+  'image/jpeg': '.jpg',
+  'image/gif': '.gif',
+  'image/webp': '.webp',
+  'image/svg+xml': '.svg',
+  'text/plain': '.txt',
+  'text/html': '.html',
+  'text/calendar': '.ics',
+  'text/csv': '.csv',
+  'text/rfc822-headers': '.txt',
+  'message/delivery-status': '.txt',
+  'message/disposition-notification': '.txt',
+  'message/rfc822': '.eml',
 };
 
 // Names for parts that carry none, the way mail clients show them.
@@ -403,8 +458,9 @@ function describeAttachments(email: Email, html: string | undefined): Attachment
     const isMessage = attachment.mimeType === 'message/rfc822';
     const contentId = attachment.contentId?.trim().replace(/^<|>$/g, '') || undefined;
     // Inline means "rendered inside the HTML body": it needs a Content-ID the body can point at.
-    const referenced = contentId !== undefined && lowerHtml !== undefined && lowerHtml.includes(`cid:${contentId.toLowerCase()}`);
-    const isInline = contentId !== undefined && (attachment.disposition === 'inline' || attachment.related === true || referenced);
+    const referenced = contentId !== undefined && (lowerHtml?.includes(`cid:${contentId.toLowerCase()}`) ?? false);
+    const isInline =
+      contentId !== undefined && (attachment.disposition === 'inline' || attachment.related === true || referenced);
     const description: AttachmentDescription = {
       partId: String(index),
       displayName: attachmentName(attachment, content, index),
@@ -437,7 +493,10 @@ function attachmentName(attachment: Attachment, content: Uint8Array, index: numb
 }
 
 function safeFileName(name: string): string {
-  return name.replace(/[\\/:*?"<>|\u0000-\u001f]/g, '_').trim().slice(0, 200);
+  return name
+    .replace(/[\\/:*?"<>|\u0000-\u001f]/g, '_')
+    .trim()
+    .slice(0, 200);
 }
 
 /** The Subject of an embedded message, from its header block only (its body may be large). */
@@ -468,7 +527,8 @@ function embeddedSubject(content: Uint8Array): string | undefined {
  * grouped by its thread topic.
  */
 function conversationIdOf(email: Email, threadTopic: string | undefined): Uint8Array {
-  const firstId = (value: string | undefined): string | undefined => /<([^<>\s]+)>/.exec(value ?? '')?.[1] ?? value?.trim().split(/\s+/)[0];
+  const firstId = (value: string | undefined): string | undefined =>
+    /<([^<>\s]+)>/.exec(value ?? '')?.[1] ?? value?.trim().split(/\s+/)[0];
   const root = firstId(email.references) || firstId(email.inReplyTo) || firstId(email.messageId);
   const key = root ? `id:${root.toLowerCase()}` : `topic:${(threadTopic ?? '').toLowerCase()}`;
   return sha1(new TextEncoder().encode(key)).subarray(0, 16);
@@ -486,7 +546,11 @@ export function sha1(data: Uint8Array): Uint8Array {
   const view = new DataView(padded.buffer);
   view.setUint32(padded.length - 8, Math.floor(bitLength / 2 ** 32));
   view.setUint32(padded.length - 4, bitLength >>> 0);
-  let h0 = 0x67452301, h1 = 0xefcdab89, h2 = 0x98badcfe, h3 = 0x10325476, h4 = 0xc3d2e1f0;
+  let h0 = 0x67452301,
+    h1 = 0xefcdab89,
+    h2 = 0x98badcfe,
+    h3 = 0x10325476,
+    h4 = 0xc3d2e1f0;
   const w = new Uint32Array(80);
   for (let offset = 0; offset < padded.length; offset += 64) {
     for (let i = 0; i < 16; i++) w[i] = view.getUint32(offset + 4 * i);
@@ -494,7 +558,11 @@ export function sha1(data: Uint8Array): Uint8Array {
       const x = w[i - 3]! ^ w[i - 8]! ^ w[i - 14]! ^ w[i - 16]!;
       w[i] = (x << 1) | (x >>> 31);
     }
-    let a = h0, b = h1, c = h2, d = h3, e = h4;
+    let a = h0,
+      b = h1,
+      c = h2,
+      d = h3,
+      e = h4;
     for (let i = 0; i < 80; i++) {
       const f = i < 20 ? (b & c) | (~b & d) : i < 40 ? b ^ c ^ d : i < 60 ? (b & c) | (b & d) | (c & d) : b ^ c ^ d;
       const k = i < 20 ? 0x5a827999 : i < 40 ? 0x6ed9eba1 : i < 60 ? 0x8f1bbcdc : 0xca62c1d6;
@@ -513,7 +581,9 @@ export function sha1(data: Uint8Array): Uint8Array {
   }
   const out = new Uint8Array(20);
   const outView = new DataView(out.buffer);
-  [h0, h1, h2, h3, h4].forEach((h, i) => outView.setUint32(4 * i, h));
+  [h0, h1, h2, h3, h4].forEach((h, i) => {
+    outView.setUint32(4 * i, h);
+  });
   return out;
 }
 

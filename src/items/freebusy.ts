@@ -29,16 +29,21 @@ export function busyIntervals(ics: string, from: Date, to: Date): { start: numbe
   const master = events.find((e) => !e.hasProperty('recurrence-id')) ?? events[0];
   if (!master) return [];
   const rawStart = master.getFirstProperty('dtstart')?.jCal[3];
-  addMissingTimezones(parsed, typeof rawStart === 'string' ? Number(rawStart.slice(0, 4)) || from.getUTCFullYear() : from.getUTCFullYear());
+  addMissingTimezones(
+    parsed,
+    typeof rawStart === 'string' ? Number(rawStart.slice(0, 4)) || from.getUTCFullYear() : from.getUTCFullYear(),
+  );
   if (!(master.getFirstPropertyValue('dtstart') instanceof ICAL.Time)) return [];
   const event = new ICAL.Event(master);
-  for (const override of events) if (override !== master && override.hasProperty('recurrence-id')) event.relateException(override);
+  for (const override of events)
+    if (override !== master && override.hasProperty('recurrence-id')) event.relateException(override);
   const out: { start: number; end: number; digit: number }[] = [];
   const add = (component: ICAL.Component, start: ICAL.Time, end: ICAL.Time): void => {
     const digit = busyDigit(component);
     const s = start.toJSDate().getTime();
     const e = end.toJSDate().getTime();
-    if (digit !== undefined && digit > 0 && e > from.getTime() && s < to.getTime()) out.push({ start: s, end: e, digit });
+    if (digit !== undefined && digit > 0 && e > from.getTime() && s < to.getTime())
+      out.push({ start: s, end: e, digit });
   };
   if (!event.isRecurring()) {
     add(master, event.startDate, event.endDate);

@@ -78,7 +78,9 @@ export function withoutBareCarriageReturns(text: string): string {
  * their times read as floating (the user's zone, else UTC). Must run before any time of the object is read.
  */
 export function addMissingTimezones({ calendar }: ParsedCalendar, year: number): void {
-  const defined = new Set(calendar.getAllSubcomponents('vtimezone').map((z) => String(z.getFirstPropertyValue('tzid'))));
+  const defined = new Set(
+    calendar.getAllSubcomponents('vtimezone').map((z) => String(z.getFirstPropertyValue('tzid'))),
+  );
   const used = new Set<string>();
   const visit = (component: ICAL.Component): void => {
     for (const property of component.getAllProperties()) {
@@ -146,7 +148,14 @@ export function floatingIn(fallback: Zone): Zone {
 }
 
 function fieldsOf(time: ICAL.Time): LocalDateTime {
-  return { year: time.year, month: time.month, day: time.day, hour: time.hour, minute: time.minute, second: time.second };
+  return {
+    year: time.year,
+    month: time.month,
+    day: time.day,
+    hour: time.hour,
+    minute: time.minute,
+    second: time.second,
+  };
 }
 
 /** The instant of a time written in `zone` (DATE values at local midnight). */
@@ -246,7 +255,10 @@ export function setCategories(component: ICAL.Component, categories: readonly st
 
 /** The categories of a `Categories` element (Calendar, Contacts or Tasks namespace). */
 export function categoriesFrom(element: WbxmlElement): string[] {
-  return element.children.filter((c) => c.tag === 'Category').map((c) => (c.text ?? '').trim()).filter((c) => c !== '');
+  return element.children
+    .filter((c) => c.tag === 'Category')
+    .map((c) => (c.text ?? '').trim())
+    .filter((c) => c !== '');
 }
 
 /**
@@ -279,7 +291,9 @@ export function setSensitivity(component: ICAL.Component, sensitivity: number): 
 /** DESCRIPTION, and Outlook's HTML variant X-ALT-DESC;FMTTYPE=text/html, as a body source; undefined when empty. */
 export function bodySourceOf(component: ICAL.Component): BodySource | undefined {
   const text = textValue(component, 'description');
-  const altDescription = component.getAllProperties('x-alt-desc').find((p) => String(p.getFirstParameter('fmttype') ?? '').toLowerCase() === 'text/html');
+  const altDescription = component
+    .getAllProperties('x-alt-desc')
+    .find((p) => String(p.getFirstParameter('fmttype') ?? '').toLowerCase() === 'text/html');
   const html = altDescription ? String(altDescription.getFirstValue() ?? '') || undefined : undefined;
   if (text === undefined && html === undefined) return undefined;
   const source: BodySource = { mime: new Uint8Array(0), isSmime: false };
@@ -342,7 +356,11 @@ export function alarmInstant(alarm: ICAL.Component, anchors: { start?: Date; end
 
 /** The alarms a device can show (DISPLAY, AUDIO, EMAIL; not Apple's "NONE" placeholders), in order. */
 export function userAlarms(component: ICAL.Component): ICAL.Component[] {
-  return component.getAllSubcomponents('valarm').filter((a) => ['DISPLAY', 'AUDIO', 'EMAIL'].includes(String(a.getFirstPropertyValue('action') ?? '').toUpperCase()));
+  return component
+    .getAllSubcomponents('valarm')
+    .filter((a) =>
+      ['DISPLAY', 'AUDIO', 'EMAIL'].includes(String(a.getFirstPropertyValue('action') ?? '').toUpperCase()),
+    );
 }
 
 /** A DISPLAY alarm with a relative (`-PT15M`) or absolute trigger. */

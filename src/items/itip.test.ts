@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { attendeeCopy, forwardedMeeting, imipMime, meetingSummary, organizedMeeting, organizerMessageCalendar, replyCalendar } from './itip.ts';
+import {
+  attendeeCopy,
+  forwardedMeeting,
+  imipMime,
+  meetingSummary,
+  organizedMeeting,
+  organizerMessageCalendar,
+  replyCalendar,
+} from './itip.ts';
 
 const REQUEST = [
   'BEGIN:VCALENDAR',
@@ -31,7 +39,14 @@ const unfold = (s: string): string => s.replace(/\r?\n[ \t]/g, '');
 describe('iTIP', () => {
   it('reads who organizes and who attends', () => {
     const m = meetingSummary(REQUEST)!;
-    expect(m).toMatchObject({ uid: 'm1', method: 'REQUEST', summary: 'Planning', organizer: { email: 'olga@example.test', name: 'Olga' }, sequence: 0, cancelled: false });
+    expect(m).toMatchObject({
+      uid: 'm1',
+      method: 'REQUEST',
+      summary: 'Planning',
+      organizer: { email: 'olga@example.test', name: 'Olga' },
+      sequence: 0,
+      cancelled: false,
+    });
     expect(m.attendees.map((a) => a.email)).toEqual(['olga@example.test', 'me@example.test', 'other@example.test']);
     expect(organizedMeeting(REQUEST, ['me@example.test'])).toBeUndefined();
     expect(organizedMeeting(REQUEST, ['olga@example.test'])?.uid).toBe('m1');
@@ -47,7 +62,12 @@ describe('iTIP', () => {
   });
 
   it('a proposal is a COUNTER with the proposed times', () => {
-    const counter = unfold(replyCalendar(REQUEST, 'me@example.test', 'DECLINED', { start: new Date('2026-03-16T14:00:00Z'), end: new Date('2026-03-16T15:00:00Z') }));
+    const counter = unfold(
+      replyCalendar(REQUEST, 'me@example.test', 'DECLINED', {
+        start: new Date('2026-03-16T14:00:00Z'),
+        end: new Date('2026-03-16T15:00:00Z'),
+      }),
+    );
     expect(counter).toMatch(/^METHOD:COUNTER$/m);
     expect(counter).toMatch(/^DTSTART:20260316T140000Z$/m);
     expect(counter).toMatch(/^DTEND:20260316T150000Z$/m);
@@ -70,19 +90,33 @@ describe('iTIP', () => {
   });
 
   it('the iMIP message has the calendar part with its method', () => {
-    const mime = new TextDecoder().decode(imipMime({ from: { email: 'me@example.test' }, to: [{ email: 'olga@example.test', name: 'Olga Ö' }], subject: 'Accepted: Planning', method: 'REPLY', ics: 'BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n', text: 'ok' }));
+    const mime = new TextDecoder().decode(
+      imipMime({
+        from: { email: 'me@example.test' },
+        to: [{ email: 'olga@example.test', name: 'Olga Ö' }],
+        subject: 'Accepted: Planning',
+        method: 'REPLY',
+        ics: 'BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n',
+        text: 'ok',
+      }),
+    );
     expect(mime).toMatch(/^To: "=\?UTF-8\?B\?[^?]+\?=" <olga@example.test>$/m);
     expect(mime).toMatch(/^Content-Type: text\/calendar; charset=utf-8; method=REPLY$/m);
     expect(mime).toContain(Buffer.from('BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n').toString('base64'));
   });
 
   it('a forwarded meeting is a REQUEST with the new people asked to answer, the organizer kept; one occurrence alone with InstanceId', () => {
-    const whole = forwardedMeeting(REQUEST, undefined, [{ email: 'new@example.test', name: 'New' }, { email: 'OTHER@example.test' }])!;
+    const whole = forwardedMeeting(REQUEST, undefined, [
+      { email: 'new@example.test', name: 'New' },
+      { email: 'OTHER@example.test' },
+    ])!;
     const text = unfold(whole.request);
     expect(text).toMatch(/^METHOD:REQUEST/m);
     expect(text).not.toMatch(/BEGIN:VALARM/);
     expect(text).toMatch(/^ORGANIZER;CN=Olga:mailto:olga@example.test/m);
-    expect(text).toMatch(/^ATTENDEE;CN=New;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:new@example.test/m);
+    expect(text).toMatch(
+      /^ATTENDEE;CN=New;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:new@example.test/m,
+    );
     expect(text.match(/other@example.test/gi)).toHaveLength(1); // invited already: not twice
     expect(whole.meeting.summary).toBe('Planning');
     expect(whole.end?.toISOString()).toBe('2026-03-15T10:00:00.000Z');

@@ -11,7 +11,14 @@ import ICAL from 'ical.js';
 import { toBase64 } from '../util/base64.ts';
 import { compactDateTime, parseDateTime } from './datetime.ts';
 import { occurrenceOverride } from './calendar-write.ts';
-import { bareAddress, parseCalendar, serializeCalendar, textValue, tryParseCalendar, type ParsedCalendar } from './icalendar.ts';
+import {
+  bareAddress,
+  parseCalendar,
+  serializeCalendar,
+  textValue,
+  tryParseCalendar,
+  type ParsedCalendar,
+} from './icalendar.ts';
 import { newMessageId, rfc5322Date } from './outgoing.ts';
 
 export type PartStat = 'ACCEPTED' | 'TENTATIVE' | 'DECLINED';
@@ -20,7 +27,10 @@ export type ItipMethod = 'REQUEST' | 'REPLY' | 'CANCEL' | 'COUNTER';
 /** The events of a scheduling object: the master (or the single occurrence an update is about) first. */
 function eventsOf(calendar: ICAL.Component): ICAL.Component[] {
   const events = calendar.getAllSubcomponents('vevent');
-  return [...events.filter((e) => !e.hasProperty('recurrence-id')), ...events.filter((e) => e.hasProperty('recurrence-id'))];
+  return [
+    ...events.filter((e) => !e.hasProperty('recurrence-id')),
+    ...events.filter((e) => e.hasProperty('recurrence-id')),
+  ];
 }
 
 function addressOf(property: ICAL.Property | null | undefined): string | undefined {
@@ -56,14 +66,25 @@ export function meetingSummary(ics: string): MeetingSummary | undefined {
     if (!email) return [];
     const name = p.getFirstParameter('cn');
     const partstat = p.getFirstParameter('partstat');
-    return [{ email, ...(typeof name === 'string' && name ? { name } : {}), ...(typeof partstat === 'string' ? { partstat: partstat.toUpperCase() } : {}) }];
+    return [
+      {
+        email,
+        ...(typeof name === 'string' && name ? { name } : {}),
+        ...(typeof partstat === 'string' ? { partstat: partstat.toUpperCase() } : {}),
+      },
+    ];
   });
   const dtstart = master.getFirstPropertyValue('dtstart');
   return {
     uid,
     method: textValue(parsed.calendar, 'method')?.toUpperCase(),
     summary: textValue(master, 'summary') ?? '',
-    organizer: organizerEmail ? { email: organizerEmail, ...(typeof organizerName === 'string' && organizerName ? { name: organizerName } : {}) } : undefined,
+    organizer: organizerEmail
+      ? {
+          email: organizerEmail,
+          ...(typeof organizerName === 'string' && organizerName ? { name: organizerName } : {}),
+        }
+      : undefined,
     attendees,
     sequence: Number(master.getFirstPropertyValue('sequence') ?? 0) || 0,
     start: dtstart instanceof ICAL.Time ? dtstart.toJSDate() : undefined,
@@ -105,14 +126,21 @@ export function attendeeCopy(ics: string, userEmails: readonly string[], partsta
  * The REPLY to the organizer (RFC 5546 §3.2.3): the events with only the replying attendee, their PARTSTAT, a new
  * DTSTAMP. With `proposed` it is a COUNTER instead: the same with the proposed start and end (UTC).
  */
-export function replyCalendar(ics: string, attendeeEmail: string, partstat: PartStat, proposed?: { start: Date; end: Date }, now = new Date()): string {
+export function replyCalendar(
+  ics: string,
+  attendeeEmail: string,
+  partstat: PartStat,
+  proposed?: { start: Date; end: Date },
+  now = new Date(),
+): string {
   const parsed = parseCalendar(ics);
   const calendar = parsed.calendar;
   calendar.removeAllProperties('method');
   calendar.addPropertyWithValue('method', proposed ? 'COUNTER' : 'REPLY');
   const me = attendeeEmail.toLowerCase();
   for (const event of eventsOf(calendar)) {
-    for (const attendee of event.getAllProperties('attendee')) if (addressOf(attendee) !== me) event.removeProperty(attendee);
+    for (const attendee of event.getAllProperties('attendee'))
+      if (addressOf(attendee) !== me) event.removeProperty(attendee);
     if (!setPartStat(event, [me], partstat)) {
       const attendee = event.addPropertyWithValue('attendee', `mailto:${attendeeEmail}`);
       attendee.setParameter('partstat', partstat);
@@ -126,7 +154,9 @@ export function replyCalendar(ics: string, attendeeEmail: string, partstat: Part
     }
   }
   // A COUNTER is about the series; the overrides stay only in a REPLY.
-  if (proposed) for (const event of calendar.getAllSubcomponents('vevent')) if (event.hasProperty('recurrence-id')) calendar.removeSubcomponent(event);
+  if (proposed)
+    for (const event of calendar.getAllSubcomponents('vevent'))
+      if (event.hasProperty('recurrence-id')) calendar.removeSubcomponent(event);
   return serializeCalendar(parsed);
 }
 
@@ -233,7 +263,18 @@ export function meetingText(meeting: MeetingSummary): string {
 export function schedulingSignature(ics: string): string | undefined {
   const parsed = tryParseCalendar(ics);
   if (!parsed) return undefined;
-  const fields = ['dtstart', 'dtend', 'duration', 'rrule', 'rdate', 'exdate', 'recurrence-id', 'summary', 'location', 'status'];
+  const fields = [
+    'dtstart',
+    'dtend',
+    'duration',
+    'rrule',
+    'rdate',
+    'exdate',
+    'recurrence-id',
+    'summary',
+    'location',
+    'status',
+  ];
   return JSON.stringify(
     eventsOf(parsed.calendar).map((event) => [
       ...fields.map((name) => event.getAllProperties(name).map((p) => p.toICALString().replace(/^[^:]*?;/, ''))),
@@ -263,19 +304,26 @@ export function withSequenceRaised(before: string, after: string, userEmails: re
  * PARTSTAT set in that occurrence's override only (made from the series when missing), and the REPLY carrying only
  * that override. Undefined when the meeting does not recur or the instance is not a time.
  */
-export function occurrenceAnswer(ics: string, instanceId: string, userEmails: readonly string[], partstat: PartStat, now = new Date()): { copy: string; reply: string } | undefined {
+export function occurrenceAnswer(
+  ics: string,
+  instanceId: string,
+  userEmails: readonly string[],
+  partstat: PartStat,
+  now = new Date(),
+): { copy: string; reply: string } | undefined {
   const found = occurrenceOverride(ics, instanceId);
   if (!found) return undefined;
   const { parsed, override } = found;
   parsed.calendar.removeAllProperties('method');
-  if (!setPartStat(override, userEmails, partstat) && userEmails[0]) override.addPropertyWithValue('attendee', `mailto:${userEmails[0]}`).setParameter('partstat', partstat);
+  if (!setPartStat(override, userEmails, partstat) && userEmails[0])
+    override.addPropertyWithValue('attendee', `mailto:${userEmails[0]}`).setParameter('partstat', partstat);
   const copy = serializeCalendar(parsed);
   // The REPLY: the same object with only this override, then reduced as any reply is.
-  for (const event of parsed.calendar.getAllSubcomponents('vevent')) if (event !== override) parsed.calendar.removeSubcomponent(event);
+  for (const event of parsed.calendar.getAllSubcomponents('vevent'))
+    if (event !== override) parsed.calendar.removeSubcomponent(event);
   const reply = replyCalendar(serializeCalendar(parsed), userEmails[0] ?? '', partstat, undefined, now);
   return { copy, reply };
 }
-
 
 /** A meeting forwarded to new people (SmartForward of a calendar item), and what the forward's text says of it. */
 export interface ForwardedMeeting {
@@ -293,13 +341,18 @@ export interface ForwardedMeeting {
  * forwardees are added as attendees asked to answer; ORGANIZER stays, so their answers go to the organizer.
  * Undefined when `instanceId` is not a time or the item holds no event.
  */
-export function forwardedMeeting(ics: string, instanceId: string | undefined, forwardees: readonly { email: string; name?: string }[]): ForwardedMeeting | undefined {
+export function forwardedMeeting(
+  ics: string,
+  instanceId: string | undefined,
+  forwardees: readonly { email: string; name?: string }[],
+): ForwardedMeeting | undefined {
   if (instanceId !== undefined && !parseDateTime(instanceId)) return undefined;
   let parsed: ParsedCalendar | undefined;
   const found = instanceId !== undefined ? occurrenceOverride(ics, instanceId) : undefined;
   if (found) {
     parsed = found.parsed;
-    for (const event of parsed.calendar.getAllSubcomponents('vevent')) if (event !== found.override) parsed.calendar.removeSubcomponent(event);
+    for (const event of parsed.calendar.getAllSubcomponents('vevent'))
+      if (event !== found.override) parsed.calendar.removeSubcomponent(event);
   }
   parsed ??= tryParseCalendar(ics);
   const events = parsed ? eventsOf(parsed.calendar) : [];
@@ -320,5 +373,11 @@ export function forwardedMeeting(ics: string, instanceId: string | undefined, fo
   if (!meeting) return undefined;
   const first = events[0]!;
   const dtend = first.getFirstPropertyValue('dtend');
-  return { request, meeting, end: dtend instanceof ICAL.Time ? dtend.toJSDate() : undefined, location: textValue(first, 'location'), description: textValue(first, 'description') };
+  return {
+    request,
+    meeting,
+    end: dtend instanceof ICAL.Time ? dtend.toJSDate() : undefined,
+    location: textValue(first, 'location'),
+    description: textValue(first, 'description'),
+  };
 }

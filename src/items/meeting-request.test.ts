@@ -39,7 +39,19 @@ const ics = (extra: string[], method = 'REQUEST'): string =>
 
 describe('MeetingRequest', () => {
   it('a weekly invitation: times (extended form), recurrence, reminder in seconds, organizer, zone', () => {
-    const mr = meetingRequestElement(ics(['RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=5', 'SEQUENCE:0', 'BEGIN:VALARM', 'ACTION:DISPLAY', 'TRIGGER:-PT15M', 'DESCRIPTION:x', 'END:VALARM']), 'REQUEST', '14.1')!;
+    const mr = meetingRequestElement(
+      ics([
+        'RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=5',
+        'SEQUENCE:0',
+        'BEGIN:VALARM',
+        'ACTION:DISPLAY',
+        'TRIGGER:-PT15M',
+        'DESCRIPTION:x',
+        'END:VALARM',
+      ]),
+      'REQUEST',
+      '14.1',
+    )!;
     expect(childText(mr, 'StartTime')).toBe('2026-03-02T08:00:00.000Z');
     expect(childText(mr, 'EndTime')).toBe('2026-03-02T09:00:00.000Z');
     expect(childText(mr, 'InstanceType')).toBe('1');
@@ -55,7 +67,9 @@ describe('MeetingRequest', () => {
   });
 
   it('an update is MeetingMessageType 2, a cancellation shows free; 14.0 has no MeetingMessageType', () => {
-    expect(childText(meetingRequestElement(ics(['SEQUENCE:3']), 'REQUEST', '16.1'), 'MeetingMessageType', 'Email2')).toBe('2');
+    expect(
+      childText(meetingRequestElement(ics(['SEQUENCE:3']), 'REQUEST', '16.1'), 'MeetingMessageType', 'Email2'),
+    ).toBe('2');
     const cancel = meetingRequestElement(ics(['STATUS:CANCELLED']), 'CANCEL', '14.0')!;
     expect(childText(cancel, 'BusyStatus')).toBe('0');
     expect(child(cancel, 'MeetingMessageType', 'Email2')).toBeUndefined();

@@ -49,7 +49,10 @@ export function globalObjectId(uid: string): string {
   }
   const data = new TextEncoder().encode(`vCal-Uid\u0001\u0000\u0000\u0000${uid}\u0000`);
   const bytes = new Uint8Array(16 + 4 + 8 + 8 + 4 + data.length);
-  bytes.set(GLOBAL_OBJECT_ID_PREFIX.match(/../g)!.map((h) => parseInt(h, 16)), 0);
+  bytes.set(
+    GLOBAL_OBJECT_ID_PREFIX.match(/../g)!.map((h) => parseInt(h, 16)),
+    0,
+  );
   // Instance date (YH YL M D), creation time and reserved bytes stay zero: this is the id of the whole meeting.
   new DataView(bytes.buffer).setUint32(36, data.length, true);
   bytes.set(data, 40);
@@ -63,7 +66,9 @@ function recurrencesOf(recurrence: WbxmlElement): WbxmlElement {
     el(
       'Email',
       'Recurrence',
-      recurrence.children.map((c) => (email2.has(c.tag) ? el('Email2', c.tag as 'CalendarType', textOf(c)) : el('Email', c.tag as 'Type', textOf(c)))),
+      recurrence.children.map((c) =>
+        email2.has(c.tag) ? el('Email2', c.tag as 'CalendarType', textOf(c)) : el('Email', c.tag as 'Type', textOf(c)),
+      ),
     ),
   ]);
 }
@@ -72,12 +77,17 @@ function recurrencesOf(recurrence: WbxmlElement): WbxmlElement {
  * The MeetingRequest element of an invitation (METHOD REQUEST) or cancellation (CANCEL); undefined when the
  * calendar part cannot be read as an event.
  */
-export function meetingRequestElement(ics: string, method: string | undefined, version: string): WbxmlElement | undefined {
+export function meetingRequestElement(
+  ics: string,
+  method: string | undefined,
+  version: string,
+): WbxmlElement | undefined {
   const app = calendarApplicationData(ics, { version, bodyPreferences: [] });
   const meeting = meetingSummary(ics);
   if (!app || !meeting) return undefined;
   const v = versionNumber(version);
-  const find = (tag: string, ns: Namespace = 'Calendar'): WbxmlElement | undefined => app.find((e) => e.tag === tag && e.ns === ns);
+  const find = (tag: string, ns: Namespace = 'Calendar'): WbxmlElement | undefined =>
+    app.find((e) => e.tag === tag && e.ns === ns);
   const text = (tag: string): string | undefined => {
     const found = find(tag);
     return found ? textOf(found) : undefined;
@@ -89,7 +99,11 @@ export function meetingRequestElement(ics: string, method: string | undefined, v
   const reminder = text('Reminder');
   const location = find('Location');
   const airLocation = find('Location', 'AirSyncBase');
-  const organizer = meeting.organizer ? (meeting.organizer.name ? `"${meeting.organizer.name}" <${meeting.organizer.email}>` : meeting.organizer.email) : undefined;
+  const organizer = meeting.organizer
+    ? meeting.organizer.name
+      ? `"${meeting.organizer.name}" <${meeting.organizer.email}>`
+      : meeting.organizer.email
+    : undefined;
   const rsvp = /^ATTENDEE[^:]*;RSVP=TRUE/im.test(ics.replace(/\r?\n[ \t]/g, ''));
   const recurrenceIdDate = recurrenceId ? parseDateTime(recurrenceId.replace(/Z?$/, 'Z')) : undefined;
   const children: (WbxmlElement | undefined | false)[] = [
@@ -112,7 +126,11 @@ export function meetingRequestElement(ics: string, method: string | undefined, v
     text('DisallowNewTimeProposal') === '1' && el('Email', 'DisallowNewTimeProposal', 1),
     v >= 141 && method === 'REQUEST' && el('Email2', 'MeetingMessageType', meeting.sequence > 0 ? 2 : 1),
   ];
-  return el('Email', 'MeetingRequest', children.filter((c): c is WbxmlElement => !!c));
+  return el(
+    'Email',
+    'MeetingRequest',
+    children.filter((c): c is WbxmlElement => !!c),
+  );
 }
 
 /** The MeetingRequest of a parsed message, when it is an invitation or a cancellation. */

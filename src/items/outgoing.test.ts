@@ -1,6 +1,14 @@
 import PostalMime from 'postal-mime';
 import { describe, expect, it } from 'vitest';
-import { addHeaderFields, composeSmart, InvalidMimeError, parseMime, prepareOutgoing, referencesOf, removeHeaderFields } from './outgoing.ts';
+import {
+  addHeaderFields,
+  composeSmart,
+  InvalidMimeError,
+  parseMime,
+  prepareOutgoing,
+  referencesOf,
+  removeHeaderFields,
+} from './outgoing.ts';
 
 const text = (bytes: Uint8Array): string => Buffer.from(bytes).toString('latin1');
 const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
@@ -31,14 +39,20 @@ describe('header block editing', () => {
 
   it('keeps LF-only messages LF-only, and binary bodies intact', () => {
     const body = Buffer.from([0x0a, 0xff, 0x00, 0xc3, 0x28, 0x0a]);
-    const lf = new Uint8Array(Buffer.concat([Buffer.from('To: a@example.test\nBcc: b@example.test\nSubject: x\n'), body]));
+    const lf = new Uint8Array(
+      Buffer.concat([Buffer.from('To: a@example.test\nBcc: b@example.test\nSubject: x\n'), body]),
+    );
     const out = removeHeaderFields(lf, ['bcc']);
     expect(Buffer.from(out).equals(Buffer.concat([Buffer.from('To: a@example.test\nSubject: x\n'), body]))).toBe(true);
-    expect(text(addHeaderFields(out, [['Date', 'Mon, 1 Jan 2024 00:00:00 +0000']]))).toMatch(/^Date: Mon, 1 Jan 2024 00:00:00 \+0000\nTo: a@example.test\n/);
+    expect(text(addHeaderFields(out, [['Date', 'Mon, 1 Jan 2024 00:00:00 +0000']]))).toMatch(
+      /^Date: Mon, 1 Jan 2024 00:00:00 \+0000\nTo: a@example.test\n/,
+    );
   });
 
   it('handles a message that is only a header', () => {
-    expect(text(removeHeaderFields(bytes('To: a@example.test\r\nBcc: b@example.test\r\n'), ['bcc']))).toBe('To: a@example.test\r\n\r\n');
+    expect(text(removeHeaderFields(bytes('To: a@example.test\r\nBcc: b@example.test\r\n'), ['bcc']))).toBe(
+      'To: a@example.test\r\n\r\n',
+    );
   });
 });
 
@@ -47,7 +61,13 @@ describe('prepareOutgoing', () => {
     const out = await prepareOutgoing(bytes(DEVICE), { user: 'alice@example.test' });
     expect(out.envelope).toEqual({
       from: 'alice@example.test',
-      to: ['bob@example.test', 'carol@example.test', 'dave@example.test', 'secret@example.test', 'other-secret@example.test'],
+      to: [
+        'bob@example.test',
+        'carol@example.test',
+        'dave@example.test',
+        'secret@example.test',
+        'other-secret@example.test',
+      ],
     });
     expect(text(out.full)).toContain('Bcc: secret@example.test');
     const wire = text(out.wire);
@@ -76,13 +96,16 @@ describe('prepareOutgoing', () => {
   });
 
   it('adds Forwardees to To (once) and to the envelope', async () => {
-    const out = await prepareOutgoing(bytes('From: alice@example.test\r\nTo: bob@example.test\r\nSubject: fwd\r\n\r\nx\r\n'), {
-      user: 'alice@example.test',
-      extraRecipients: [
-        { name: 'Jürgen', address: 'juergen@example.test' },
-        { name: '', address: 'BOB@example.test' },
-      ],
-    });
+    const out = await prepareOutgoing(
+      bytes('From: alice@example.test\r\nTo: bob@example.test\r\nSubject: fwd\r\n\r\nx\r\n'),
+      {
+        user: 'alice@example.test',
+        extraRecipients: [
+          { name: 'Jürgen', address: 'juergen@example.test' },
+          { name: '', address: 'BOB@example.test' },
+        ],
+      },
+    );
     expect(out.envelope.to).toEqual(['bob@example.test', 'juergen@example.test']);
     const parsed = await PostalMime.parse(out.wire);
     expect(parsed.to?.map((a) => [a.name, a.address])).toEqual([
@@ -126,12 +149,15 @@ const ORIGINAL = [
   '',
 ].join('\r\n');
 
-const REPLY = 'From: alice@example.test\r\nTo: bob@example.test\r\nSubject: Re: Plans\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSounds good.\r\n';
+const REPLY =
+  'From: alice@example.test\r\nTo: bob@example.test\r\nSubject: Re: Plans\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSounds good.\r\n';
 
 describe('composeSmart', () => {
   it('reply: new text, then the original quoted under who wrote it; text only when neither side has HTML; no attachments', async () => {
     const out = await PostalMime.parse(await composeSmart('reply', bytes(REPLY), bytes(ORIGINAL)));
-    expect(out.text).toBe('Sounds good.\n\nOn Mon, 2 Mar 2026 09:00:00 +0100, Bob Builder <bob@example.test> wrote:\n> First line\n>> earlier quote\n>\n> Last line\n');
+    expect(out.text).toBe(
+      'Sounds good.\n\nOn Mon, 2 Mar 2026 09:00:00 +0100, Bob Builder <bob@example.test> wrote:\n> First line\n>> earlier quote\n>\n> Last line\n',
+    );
     expect(out.html).toBeUndefined();
     expect(out.attachments).toEqual([]);
     expect(out.inReplyTo).toBe('<plans-2@example.test>');
@@ -140,13 +166,20 @@ describe('composeSmart', () => {
   });
 
   it('forward: the original under a header block, with its attachments', async () => {
-    const out = await PostalMime.parse(await composeSmart('forward', bytes(REPLY.replace('Re:', 'Fwd:')), bytes(ORIGINAL)));
-    expect(out.text).toContain('Sounds good.\n\n---------- Forwarded message ----------\nFrom: Bob Builder <bob@example.test>\nDate: Mon, 2 Mar 2026 09:00:00 +0100\nSubject: Plans\nTo: alice@example.test\n\nFirst line');
-    expect(out.attachments.map((a) => [a.filename, a.mimeType, Buffer.from(a.content as ArrayBuffer).toString()])).toEqual([['plans.pdf', 'application/pdf', '%PDF plans']]);
+    const out = await PostalMime.parse(
+      await composeSmart('forward', bytes(REPLY.replace('Re:', 'Fwd:')), bytes(ORIGINAL)),
+    );
+    expect(out.text).toContain(
+      'Sounds good.\n\n---------- Forwarded message ----------\nFrom: Bob Builder <bob@example.test>\nDate: Mon, 2 Mar 2026 09:00:00 +0100\nSubject: Plans\nTo: alice@example.test\n\nFirst line',
+    );
+    expect(
+      out.attachments.map((a) => [a.filename, a.mimeType, Buffer.from(a.content as ArrayBuffer).toString()]),
+    ).toEqual([['plans.pdf', 'application/pdf', '%PDF plans']]);
   });
 
   it('keeps Bcc for the Sent copy, and the threading headers the device set', async () => {
-    const device = 'From: alice@example.test\r\nTo: bob@example.test\r\nBcc: boss@example.test\r\nIn-Reply-To: <mine@example.test>\r\nImportance: high\r\nSubject: Re: Plans\r\n\r\nOk.\r\n';
+    const device =
+      'From: alice@example.test\r\nTo: bob@example.test\r\nBcc: boss@example.test\r\nIn-Reply-To: <mine@example.test>\r\nImportance: high\r\nSubject: Re: Plans\r\n\r\nOk.\r\n';
     const composed = await composeSmart('reply', bytes(device), bytes(ORIGINAL));
     const out = await PostalMime.parse(composed);
     expect(out.bcc?.[0]?.address).toBe('boss@example.test');

@@ -1,7 +1,7 @@
 /**
- * Outgoing mail as SendMail, SmartReply and SmartForward hand it over (MS-ASCMD §2.2.1.17, §2.2.1.20, §2.2.1.19): the device's MIME
- * made ready to send, and, for a SmartReply or SmartForward without ReplaceMime, the message built from the
- * device's new text and the original, as Exchange does it. Runtime-neutral: postal-mime parses, nodemailer's
+ * Outgoing mail as SendMail, SmartReply and SmartForward hand it over (MS-ASCMD §2.2.1.17, §2.2.1.20, §2.2.1.19): the
+ * device's MIME made ready to send, and, for a SmartReply or SmartForward without ReplaceMime, the message built from
+ * the device's new text and the original, as Exchange does it. Runtime-neutral: postal-mime parses, nodemailer's
  * MailComposer builds; neither needs more than nodejs_compat.
  *
  * What happens to a message on its way out:
@@ -64,7 +64,10 @@ export interface PrepareOptions {
   now?: Date;
 }
 
-/** Completes a message for sending: missing Date, Message-ID, From and threading headers, the envelope, Bcc off the wire. */
+/**
+ * Completes a message for sending: missing Date, Message-ID, From and threading headers, the envelope, Bcc off the
+ * wire.
+ */
 export async function prepareOutgoing(source: Uint8Array, options: PrepareOptions): Promise<OutgoingMessage> {
   const parsed = await parseMime(source);
   const has = (name: string): boolean => parsed.headers.some((h) => h.key === name);
@@ -104,7 +107,12 @@ export type SmartKind = 'reply' | 'forward';
  * forward. A forward carries the original's attachments; a reply only the inline images its quoted HTML shows.
  * In-Reply-To and References point at the original (unless the device set them).
  */
-export async function composeSmart(kind: SmartKind, deviceMime: Uint8Array, originalSource: Uint8Array, options: SmartOptions = {}): Promise<Uint8Array> {
+export async function composeSmart(
+  kind: SmartKind,
+  deviceMime: Uint8Array,
+  originalSource: Uint8Array,
+  options: SmartOptions = {},
+): Promise<Uint8Array> {
   const device = await parseMime(deviceMime);
   const quote = options.quoteOriginal ?? true;
   const original = await PostalMime.parse(originalSource, PARSE_OPTIONS);
@@ -112,7 +120,10 @@ export async function composeSmart(kind: SmartKind, deviceMime: Uint8Array, orig
 
   const newText = device.text ?? (device.html !== undefined ? htmlToPlainText(device.html) : '');
   const originalText = original.text ?? (original.html !== undefined ? htmlToPlainText(original.html) : '');
-  const intro = kind === 'reply' ? replyIntro(original, header(original, 'date')) : forwardIntro(original, header(original, 'date'));
+  const intro =
+    kind === 'reply'
+      ? replyIntro(original, header(original, 'date'))
+      : forwardIntro(original, header(original, 'date'));
   const text = !quote
     ? newText
     : kind === 'reply'
@@ -132,7 +143,9 @@ export async function composeSmart(kind: SmartKind, deviceMime: Uint8Array, orig
     html = insertBeforeBodyEnd(device.html ?? plainTextToHtml(newText), block);
   }
 
-  const quotedInline = original.attachments.filter((a) => a.contentId !== undefined && (a.related || a.disposition === 'inline'));
+  const quotedInline = original.attachments.filter(
+    (a) => a.contentId !== undefined && (a.related || a.disposition === 'inline'),
+  );
   const carried = !quote ? [] : kind === 'forward' ? original.attachments : withHtml ? quotedInline : [];
   const references = referencesOf(original);
   const carriedHeaders = device.headers
@@ -167,14 +180,26 @@ export async function composeSmart(kind: SmartKind, deviceMime: Uint8Array, orig
 export interface SmartOptions {
   /** A text/calendar part to carry (a forwarded meeting's REQUEST): an alternative with `method=`, and invite.ics. */
   calendar?: { method: string; ics: string };
-  /** false: the device's text without the original (ReplaceMime on a calendar item, whose forward still has `calendar`). */
+  /**
+   * false: the device's text without the original (ReplaceMime on a calendar item, whose forward still has `calendar`).
+   */
   quoteOriginal?: boolean;
 }
 
 /** Headers of the device's message that say something about it and are kept in the composed one. */
 const CARRIED_HEADERS = new Set([
-  'importance', 'priority', 'x-priority', 'x-msmail-priority', 'sensitivity', 'disposition-notification-to', 'return-receipt-to',
-  'thread-topic', 'thread-index', 'x-mailer', 'user-agent', 'content-language',
+  'importance',
+  'priority',
+  'x-priority',
+  'x-msmail-priority',
+  'sensitivity',
+  'disposition-notification-to',
+  'return-receipt-to',
+  'thread-topic',
+  'thread-index',
+  'x-mailer',
+  'user-agent',
+  'content-language',
 ]);
 
 /** In-Reply-To and References for a reply to `original`: its References (or In-Reply-To), then its Message-ID. */
@@ -185,7 +210,10 @@ export function referencesOf(original: Email): string[] {
 }
 
 function replyIntro(original: Email, date: string | undefined): string[] {
-  const from = mailboxes(original.from ? [original.from] : undefined).map(formatMailboxReadable).join(', ') || 'someone';
+  const from =
+    mailboxes(original.from ? [original.from] : undefined)
+      .map(formatMailboxReadable)
+      .join(', ') || 'someone';
   return [date ? `On ${date.trim()}, ${from} wrote:` : `${from} wrote:`];
 }
 
@@ -240,7 +268,10 @@ function toComposerAttachment(a: Attachment): {
   cid?: string;
   contentDisposition: string;
 } {
-  const bytes = typeof a.content === 'string' ? Buffer.from(a.content, a.encoding === 'base64' ? 'base64' : 'utf8') : Buffer.from(a.content as ArrayBuffer);
+  const bytes =
+    typeof a.content === 'string'
+      ? Buffer.from(a.content, a.encoding === 'base64' ? 'base64' : 'utf8')
+      : Buffer.from(a.content as ArrayBuffer);
   const cid = a.contentId?.replace(/^<|>$/g, '');
   return {
     ...(a.filename ? { filename: a.filename } : {}),
@@ -257,14 +288,17 @@ function toComposerAttachment(a: Attachment): {
 /** Every mailbox of an address list, groups flattened, those without an address left out. */
 export function mailboxes(list: Address[] | undefined): Mailbox[] {
   const out: Mailbox[] = [];
-  for (const a of list ?? []) for (const m of a.group ?? [a]) if (m.address) out.push({ name: m.name ?? '', address: m.address });
+  for (const a of list ?? [])
+    for (const m of a.group ?? [a]) if (m.address) out.push({ name: m.name ?? '', address: m.address });
   return out;
 }
 
 function formatMailbox(m: Mailbox): string {
   if (!m.name) return `<${m.address}>`;
   // RFC 2047 for names that are not ASCII; a quoted string otherwise.
-  const name = /^[\x20-\x7e]*$/.test(m.name) ? `"${m.name.replace(/[\\"]/g, '\\$&')}"` : `=?UTF-8?B?${Buffer.from(m.name, 'utf8').toString('base64')}?=`;
+  const name = /^[\x20-\x7e]*$/.test(m.name)
+    ? `"${m.name.replace(/[\\"]/g, '\\$&')}"`
+    : `=?UTF-8?B?${Buffer.from(m.name, 'utf8').toString('base64')}?=`;
   return `${name} <${m.address}>`;
 }
 
@@ -302,7 +336,8 @@ interface SplitMessage {
 const HEADER_SCAN_BYTES = 1 << 20;
 
 function splitHeader(source: Uint8Array): SplitMessage {
-  const latin1 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  const latin1 = (bytes: Uint8Array): string =>
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
   let text = latin1(source.subarray(0, HEADER_SCAN_BYTES));
   let end = /\r?\n\r?\n/.exec(text);
   if (!end && source.length > HEADER_SCAN_BYTES) {
@@ -334,7 +369,10 @@ function fields(header: string): string[] {
 }
 
 function fieldName(field: string): string {
-  return field.slice(0, Math.max(0, field.indexOf(':'))).trim().toLowerCase();
+  return field
+    .slice(0, Math.max(0, field.indexOf(':')))
+    .trim()
+    .toLowerCase();
 }
 
 /** The message without the named top-level header fields (lower-case names). */

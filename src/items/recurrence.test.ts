@@ -19,13 +19,30 @@ function series(start: string, zone: Zone = berlin()): SeriesTimes {
   const isDate = !start.includes('T');
   const fields = isDate
     ? { year: +start.slice(0, 4), month: +start.slice(5, 7), day: +start.slice(8, 10), isDate: true }
-    : { year: +start.slice(0, 4), month: +start.slice(5, 7), day: +start.slice(8, 10), hour: +start.slice(11, 13), minute: +start.slice(14, 16), second: 0, isDate: false };
-  const time = zone.kind === 'tzid' && !isDate ? ICAL.Time.fromData(fields, zone.ical) : ICAL.Time.fromData(fields, zone.kind === 'utc' && !isDate ? ICAL.Timezone.utcTimezone : undefined);
-  return { start: time, toSeriesTime: (instant, asDate) => timeIn(zone, instant, asDate), toInstant: (t) => instantIn(zone, t) };
+    : {
+        year: +start.slice(0, 4),
+        month: +start.slice(5, 7),
+        day: +start.slice(8, 10),
+        hour: +start.slice(11, 13),
+        minute: +start.slice(14, 16),
+        second: 0,
+        isDate: false,
+      };
+  const time =
+    zone.kind === 'tzid' && !isDate
+      ? ICAL.Time.fromData(fields, zone.ical)
+      : ICAL.Time.fromData(fields, zone.kind === 'utc' && !isDate ? ICAL.Timezone.utcTimezone : undefined);
+  return {
+    start: time,
+    toSeriesTime: (instant, asDate) => timeIn(zone, instant, asDate),
+    toInstant: (t) => instantIn(zone, t),
+  };
 }
 
 function berlin(): Zone {
-  const parsed = parseCalendar('BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART;TZID=Europe/Berlin:20240101T090000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n');
+  const parsed = parseCalendar(
+    'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x\r\nDTSTART;TZID=Europe/Berlin:20240101T090000\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n',
+  );
   addMissingTimezones(parsed, 2024);
   return zoneOfTzid(parsed, 'Europe/Berlin')!;
 }
@@ -50,17 +67,37 @@ describe('RRULE ⇄ ActiveSync Recurrence', () => {
     ['2024-01-15T09:00', 'FREQ=DAILY;INTERVAL=2;COUNT=10', { type: 0, interval: 2, occurrences: 10 }],
     ['2024-01-15T09:00', 'FREQ=WEEKLY;BYDAY=MO,WE,FR', { type: 1, interval: 1, dayOfWeek: 2 | 8 | 32 }],
     ['2024-01-15T09:00', 'FREQ=WEEKLY;INTERVAL=2', { type: 1, interval: 2, dayOfWeek: 2 }],
-    ['2024-01-15T09:00', 'FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;WKST=SU', { type: 1, interval: 1, dayOfWeek: 62, firstDayOfWeek: 0 }],
+    [
+      '2024-01-15T09:00',
+      'FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;WKST=SU',
+      { type: 1, interval: 1, dayOfWeek: 62, firstDayOfWeek: 0 },
+    ],
     ['2024-01-15T09:00', 'FREQ=MONTHLY;BYMONTHDAY=15', { type: 2, interval: 1, dayOfMonth: 15 }],
     ['2024-01-15T09:00', 'FREQ=MONTHLY', { type: 2, interval: 1, dayOfMonth: 15 }],
     ['2024-01-09T09:00', 'FREQ=MONTHLY;BYDAY=2TU', { type: 3, interval: 1, weekOfMonth: 2, dayOfWeek: 4 }],
     ['2024-01-26T09:00', 'FREQ=MONTHLY;BYDAY=-1FR', { type: 3, interval: 1, weekOfMonth: 5, dayOfWeek: 32 }],
-    ['2024-01-01T09:00', 'FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=1', { type: 3, interval: 1, weekOfMonth: 1, dayOfWeek: 62 }],
+    [
+      '2024-01-01T09:00',
+      'FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=1',
+      { type: 3, interval: 1, weekOfMonth: 1, dayOfWeek: 62 },
+    ],
     ['2024-01-31T09:00', 'FREQ=MONTHLY;BYMONTHDAY=-1', { type: 3, interval: 1, weekOfMonth: 5, dayOfWeek: 127 }],
-    ['2024-03-21T09:00', 'FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=21', { type: 5, interval: 1, monthOfYear: 3, dayOfMonth: 21 }],
+    [
+      '2024-03-21T09:00',
+      'FREQ=YEARLY;BYMONTH=3;BYMONTHDAY=21',
+      { type: 5, interval: 1, monthOfYear: 3, dayOfMonth: 21 },
+    ],
     ['2024-03-21T09:00', 'FREQ=YEARLY', { type: 5, interval: 1, monthOfYear: 3, dayOfMonth: 21 }],
-    ['2024-11-28T09:00', 'FREQ=YEARLY;BYMONTH=11;BYDAY=4TH', { type: 6, interval: 1, monthOfYear: 11, weekOfMonth: 4, dayOfWeek: 16 }],
-    ['2024-05-27T09:00', 'FREQ=YEARLY;BYMONTH=5;BYDAY=-1MO;COUNT=5', { type: 6, interval: 1, monthOfYear: 5, weekOfMonth: 5, dayOfWeek: 2, occurrences: 5 }],
+    [
+      '2024-11-28T09:00',
+      'FREQ=YEARLY;BYMONTH=11;BYDAY=4TH',
+      { type: 6, interval: 1, monthOfYear: 11, weekOfMonth: 4, dayOfWeek: 16 },
+    ],
+    [
+      '2024-05-27T09:00',
+      'FREQ=YEARLY;BYMONTH=5;BYDAY=-1MO;COUNT=5',
+      { type: 6, interval: 1, monthOfYear: 5, weekOfMonth: 5, dayOfWeek: 2, occurrences: 5 },
+    ],
     ['2024-01-15T09:00', 'FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR', { type: 1, interval: 1, dayOfWeek: 62 }],
   ];
 
@@ -87,14 +124,19 @@ describe('RRULE ⇄ ActiveSync Recurrence', () => {
   it("takes a device's Until at midnight of the last day as including that day's occurrence", () => {
     const times = series('2024-03-04T09:30');
     // Until = midnight (Berlin) of Monday 29 April: the 09:30 occurrence that day is meant to be included.
-    const rule = recurrenceToRule({ type: 1, interval: 1, dayOfWeek: 2, until: new Date('2024-04-28T22:00:00Z') }, times);
+    const rule = recurrenceToRule(
+      { type: 1, interval: 1, dayOfWeek: 2, until: new Date('2024-04-28T22:00:00Z') },
+      times,
+    );
     expect(rule.toString()).toBe('FREQ=WEEKLY;BYDAY=MO;UNTIL=20240429T073000Z');
     expect(expand(rule, times).at(-1)).toBe('2024-04-29T07:30:00.000Z');
   });
 
   it('reads a DATE UNTIL of a timed series (seen in the wild) as through that day', () => {
     const times = series('2024-03-04T09:30');
-    expect(recurrenceFromRule(rrule('FREQ=DAILY;UNTIL=20240310'), times)!.until?.toISOString()).toBe('2024-03-10T08:30:00.000Z');
+    expect(recurrenceFromRule(rrule('FREQ=DAILY;UNTIL=20240310'), times)!.until?.toISOString()).toBe(
+      '2024-03-10T08:30:00.000Z',
+    );
   });
 
   it('has no ActiveSync form for rules outside the table', () => {
@@ -118,14 +160,18 @@ describe('RRULE ⇄ ActiveSync Recurrence', () => {
 
   it('maps Type 0 with DayOfWeek ("every weekday") to a weekly rule', () => {
     const times = series('2024-01-15T09:00');
-    expect(recurrenceToRule({ type: 0, interval: 1, dayOfWeek: 62 }, times).toString()).toBe('FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR');
+    expect(recurrenceToRule({ type: 0, interval: 1, dayOfWeek: 62 }, times).toString()).toBe(
+      'FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR',
+    );
   });
 
   it('fills what a device leaves out from the start (weekday, day, week and month)', () => {
     const times = series('2024-05-27T09:00'); // the last Monday of May
     expect(recurrenceToRule({ type: 1, interval: 1 }, times).toString()).toBe('FREQ=WEEKLY;BYDAY=MO');
     expect(recurrenceToRule({ type: 2, interval: 1 }, times).toString()).toBe('FREQ=MONTHLY;BYMONTHDAY=27');
-    expect(recurrenceToRule({ type: 6, interval: 1, weekOfMonth: 5 }, times).toString()).toBe('FREQ=YEARLY;BYMONTH=5;BYDAY=-1MO');
+    expect(recurrenceToRule({ type: 6, interval: 1, weekOfMonth: 5 }, times).toString()).toBe(
+      'FREQ=YEARLY;BYMONTH=5;BYDAY=-1MO',
+    );
     expect(recurrenceToRule({ type: 5, interval: 1 }, times).toString()).toBe('FREQ=YEARLY;BYMONTH=5;BYMONTHDAY=27');
   });
 
@@ -133,11 +179,35 @@ describe('RRULE ⇄ ActiveSync Recurrence', () => {
     const times = series('2024-01-15T09:00');
     const recurrences = fc.oneof(
       fc.record({ type: fc.constant(0), interval: fc.integer({ min: 1, max: 30 }) }),
-      fc.record({ type: fc.constant(1), interval: fc.integer({ min: 1, max: 8 }), dayOfWeek: fc.integer({ min: 1, max: 127 }) }),
-      fc.record({ type: fc.constant(2), interval: fc.integer({ min: 1, max: 12 }), dayOfMonth: fc.integer({ min: 1, max: 31 }) }),
-      fc.record({ type: fc.constant(3), interval: fc.integer({ min: 1, max: 12 }), weekOfMonth: fc.integer({ min: 1, max: 5 }), dayOfWeek: fc.integer({ min: 1, max: 127 }) }),
-      fc.record({ type: fc.constant(5), interval: fc.integer({ min: 1, max: 3 }), monthOfYear: fc.integer({ min: 1, max: 12 }), dayOfMonth: fc.integer({ min: 1, max: 28 }) }),
-      fc.record({ type: fc.constant(6), interval: fc.integer({ min: 1, max: 3 }), monthOfYear: fc.integer({ min: 1, max: 12 }), weekOfMonth: fc.integer({ min: 1, max: 5 }), dayOfWeek: fc.integer({ min: 1, max: 127 }) }),
+      fc.record({
+        type: fc.constant(1),
+        interval: fc.integer({ min: 1, max: 8 }),
+        dayOfWeek: fc.integer({ min: 1, max: 127 }),
+      }),
+      fc.record({
+        type: fc.constant(2),
+        interval: fc.integer({ min: 1, max: 12 }),
+        dayOfMonth: fc.integer({ min: 1, max: 31 }),
+      }),
+      fc.record({
+        type: fc.constant(3),
+        interval: fc.integer({ min: 1, max: 12 }),
+        weekOfMonth: fc.integer({ min: 1, max: 5 }),
+        dayOfWeek: fc.integer({ min: 1, max: 127 }),
+      }),
+      fc.record({
+        type: fc.constant(5),
+        interval: fc.integer({ min: 1, max: 3 }),
+        monthOfYear: fc.integer({ min: 1, max: 12 }),
+        dayOfMonth: fc.integer({ min: 1, max: 28 }),
+      }),
+      fc.record({
+        type: fc.constant(6),
+        interval: fc.integer({ min: 1, max: 3 }),
+        monthOfYear: fc.integer({ min: 1, max: 12 }),
+        weekOfMonth: fc.integer({ min: 1, max: 5 }),
+        dayOfWeek: fc.integer({ min: 1, max: 127 }),
+      }),
     );
     const ends = fc.oneof(
       fc.constant({}),
@@ -159,7 +229,15 @@ describe('RRULE ⇄ ActiveSync Recurrence', () => {
 
 describe('the Recurrence element', () => {
   it('writes Calendar recurrences in the schema order with a compact Until, FirstDayOfWeek from 14.1', () => {
-    const recurrence: Recurrence = { type: 3, interval: 1, weekOfMonth: 2, dayOfWeek: 4, until: new Date('2024-12-31T08:00:00Z'), firstDayOfWeek: 1, calendarType: 0 };
+    const recurrence: Recurrence = {
+      type: 3,
+      interval: 1,
+      weekOfMonth: 2,
+      dayOfWeek: 4,
+      until: new Date('2024-12-31T08:00:00Z'),
+      firstDayOfWeek: 1,
+      calendarType: 0,
+    };
     const element = recurrenceElement(recurrence, { namespace: 'Calendar', version: '14.1' });
     expect(element.children.map((c) => `${c.tag}=${c.text}`)).toEqual([
       'Type=3',
@@ -170,12 +248,22 @@ describe('the Recurrence element', () => {
       'CalendarType=0',
       'FirstDayOfWeek=1',
     ]);
-    expect(recurrenceElement(recurrence, { namespace: 'Calendar', version: '12.1' }).children.map((c) => c.tag)).not.toContain('FirstDayOfWeek');
+    expect(
+      recurrenceElement(recurrence, { namespace: 'Calendar', version: '12.1' }).children.map((c) => c.tag),
+    ).not.toContain('FirstDayOfWeek');
     expect(readRecurrence(element)).toEqual(recurrence);
   });
 
   it('writes Tasks recurrences with Start, Regenerate and DeadOccur and extended dates', () => {
-    const recurrence: Recurrence = { type: 1, interval: 1, dayOfWeek: 2, start: new Date('2024-06-03T00:00:00Z'), until: new Date('2024-09-30T00:00:00Z'), regenerate: false, deadOccur: false };
+    const recurrence: Recurrence = {
+      type: 1,
+      interval: 1,
+      dayOfWeek: 2,
+      start: new Date('2024-06-03T00:00:00Z'),
+      until: new Date('2024-09-30T00:00:00Z'),
+      regenerate: false,
+      deadOccur: false,
+    };
     const element = recurrenceElement(recurrence, { namespace: 'Tasks', version: '14.1' });
     expect(element.ns).toBe('Tasks');
     expect(element.children.map((c) => `${c.tag}=${c.text}`)).toEqual([
@@ -192,15 +280,27 @@ describe('the Recurrence element', () => {
 
   it('reads either dateTime form and rejects a missing or unknown Type', () => {
     const element = (children: WbxmlElement[]): WbxmlElement => el('Calendar', 'Recurrence', children);
-    expect(readRecurrence(element([el('Calendar', 'Type', '0'), el('Calendar', 'Until', '2024-03-01T00:00:00.000Z')]))?.until?.toISOString()).toBe('2024-03-01T00:00:00.000Z');
+    expect(
+      readRecurrence(
+        element([el('Calendar', 'Type', '0'), el('Calendar', 'Until', '2024-03-01T00:00:00.000Z')]),
+      )?.until?.toISOString(),
+    ).toBe('2024-03-01T00:00:00.000Z');
     expect(readRecurrence(element([el('Calendar', 'Type', '4')]))).toBeUndefined();
     expect(readRecurrence(element([el('Calendar', 'Interval', '2')]))).toBeUndefined();
   });
 
   it('names an exception by ExceptionStartTime up to 14.1 and by InstanceId in 16.0', () => {
     const at = new Date('2024-03-20T13:30:00Z');
-    expect(exceptionStartElement(at, '14.1')).toMatchObject({ ns: 'Calendar', tag: 'ExceptionStartTime', text: '20240320T133000Z' });
-    expect(exceptionStartElement(at, '16.0')).toMatchObject({ ns: 'AirSyncBase', tag: 'InstanceId', text: '20240320T133000Z' });
+    expect(exceptionStartElement(at, '14.1')).toMatchObject({
+      ns: 'Calendar',
+      tag: 'ExceptionStartTime',
+      text: '20240320T133000Z',
+    });
+    expect(exceptionStartElement(at, '16.0')).toMatchObject({
+      ns: 'AirSyncBase',
+      tag: 'InstanceId',
+      text: '20240320T133000Z',
+    });
     expect(exceptionOriginalStart(el('Calendar', 'Exception', [exceptionStartElement(at, '16.1')]))).toEqual(at);
     expect(exceptionOriginalStart(el('Calendar', 'Exception', [exceptionStartElement(at, '12.0')]))).toEqual(at);
   });

@@ -116,7 +116,10 @@ export function readRecurrence(element: WbxmlElement): Recurrence | undefined {
  * The `Recurrence` element, children in the schema's order. Calendar dates are compact, Tasks dates extended.
  * CalendarType/IsLeapMonth are 14.0+, FirstDayOfWeek 14.1+; Tasks always carry Start, Regenerate and DeadOccur.
  */
-export function recurrenceElement(recurrence: Recurrence, options: { namespace: 'Calendar' | 'Tasks'; version: string }): WbxmlElement {
+export function recurrenceElement(
+  recurrence: Recurrence,
+  options: { namespace: 'Calendar' | 'Tasks'; version: string },
+): WbxmlElement {
   const v = versionNumber(options.version);
   const r = recurrence;
   const optional = (value: number | undefined, make: (n: number) => WbxmlElement): WbxmlElement | undefined =>
@@ -190,10 +193,16 @@ function weekOfMonthOf(ordinal: number): number | undefined {
 }
 
 /** The "which weekday of the month" part shared by Types 3 and 6, from BYDAY (+ BYSETPOS) or BYMONTHDAY=-1. */
-function nthWeekday(days: ByDay[], setPos: number[] | undefined, monthDays: number[] | undefined): { weekOfMonth: number; dayOfWeek: number } | undefined {
+function nthWeekday(
+  days: ByDay[],
+  setPos: number[] | undefined,
+  monthDays: number[] | undefined,
+): { weekOfMonth: number; dayOfWeek: number } | undefined {
   if (monthDays && monthDays.length > 0) {
     // BYMONTHDAY=-1: the last day of the month, whatever weekday.
-    return days.length === 0 && !setPos && monthDays.length === 1 && monthDays[0] === -1 ? { weekOfMonth: LAST_WEEK, dayOfWeek: ALL_DAYS } : undefined;
+    return days.length === 0 && !setPos && monthDays.length === 1 && monthDays[0] === -1
+      ? { weekOfMonth: LAST_WEEK, dayOfWeek: ALL_DAYS }
+      : undefined;
   }
   if (days.length === 1 && days[0]!.ordinal !== undefined && !setPos) {
     const week = weekOfMonthOf(days[0]!.ordinal);
@@ -214,7 +223,8 @@ const SUPPORTED_PARTS = new Set(['BYDAY', 'BYMONTHDAY', 'BYMONTH', 'BYSETPOS']);
  */
 export function recurrenceFromRule(rule: ICAL.Recur, series: SeriesTimes): Recurrence | undefined {
   const parts = rule.parts as Record<string, unknown[] | undefined>;
-  for (const [name, values] of Object.entries(parts)) if (values && values.length > 0 && !SUPPORTED_PARTS.has(name)) return undefined;
+  for (const [name, values] of Object.entries(parts))
+    if (values && values.length > 0 && !SUPPORTED_PARTS.has(name)) return undefined;
   const days = parseByDay(rule.parts.BYDAY);
   if (!days) return undefined;
   const monthDays = rule.parts.BYMONTHDAY?.length ? rule.parts.BYMONTHDAY : undefined;
@@ -229,11 +239,15 @@ export function recurrenceFromRule(rule: ICAL.Recur, series: SeriesTimes): Recur
       if (monthDays || months || setPos || days.some((d) => d.ordinal !== undefined)) return undefined;
       if (days.length === 0) pattern = { type: RecurrenceType.Daily };
       // Daily on some weekdays is weekly on them, when every week counts.
-      else if (rule.interval === 1) pattern = { type: RecurrenceType.Weekly, dayOfWeek: maskOf(days.map((d) => d.day)) };
+      else if (rule.interval === 1)
+        pattern = { type: RecurrenceType.Weekly, dayOfWeek: maskOf(days.map((d) => d.day)) };
       break;
     case 'WEEKLY':
       if (monthDays || months || setPos || days.some((d) => d.ordinal !== undefined)) return undefined;
-      pattern = { type: RecurrenceType.Weekly, dayOfWeek: maskOf(days.length > 0 ? days.map((d) => d.day) : [startDay]) };
+      pattern = {
+        type: RecurrenceType.Weekly,
+        dayOfWeek: maskOf(days.length > 0 ? days.map((d) => d.day) : [startDay]),
+      };
       break;
     case 'MONTHLY': {
       if (months) return undefined;
@@ -279,7 +293,8 @@ function untilInstant(until: ICAL.Time, series: SeriesTimes): Date {
     atStartTime.day = until.day;
     return series.toInstant(atStartTime);
   }
-  if (until.zone === ICAL.Timezone.utcTimezone) return new Date(Date.UTC(until.year, until.month - 1, until.day, until.hour, until.minute, until.second));
+  if (until.zone === ICAL.Timezone.utcTimezone)
+    return new Date(Date.UTC(until.year, until.month - 1, until.day, until.hour, until.minute, until.second));
   return series.toInstant(until);
 }
 
@@ -315,7 +330,11 @@ export function recurrenceToRule(recurrence: Recurrence, series: SeriesTimes): I
       Object.assign(data, { freq: 'MONTHLY', ...nthDays() });
       break;
     case RecurrenceType.Yearly:
-      Object.assign(data, { freq: 'YEARLY', bymonth: [r.monthOfYear ?? start.month], bymonthday: [r.dayOfMonth ?? start.day] });
+      Object.assign(data, {
+        freq: 'YEARLY',
+        bymonth: [r.monthOfYear ?? start.month],
+        bymonthday: [r.dayOfMonth ?? start.day],
+      });
       break;
     default:
       Object.assign(data, { freq: 'YEARLY', bymonth: [r.monthOfYear ?? start.month], ...nthDays() });
@@ -328,7 +347,9 @@ export function recurrenceToRule(recurrence: Recurrence, series: SeriesTimes): I
   return ICAL.Recur.fromData(data);
 }
 
-/** Until as UNTIL in the form RFC 5545 requires for this DTSTART, never before the series' time on Until's local day. */
+/**
+ * Until as UNTIL in the form RFC 5545 requires for this DTSTART, never before the series' time on Until's local day.
+ */
 function untilTime(until: Date, series: SeriesTimes): ICAL.Time {
   const start = series.start;
   const local = series.toSeriesTime(until, start.isDate);
@@ -350,10 +371,14 @@ function untilTime(until: Date, series: SeriesTimes): ICAL.Time {
  * `ExceptionStartTime` (≤ 14.1), whichever is present.
  */
 export function exceptionOriginalStart(exception: WbxmlElement): Date | undefined {
-  return parseDateTime(childText(exception, 'InstanceId', 'AirSyncBase') ?? childText(exception, 'ExceptionStartTime', 'Calendar'));
+  return parseDateTime(
+    childText(exception, 'InstanceId', 'AirSyncBase') ?? childText(exception, 'ExceptionStartTime', 'Calendar'),
+  );
 }
 
-/** The element naming an exception's occurrence for the version: airsyncbase:InstanceId (16.0+) or ExceptionStartTime. */
+/**
+ * The element naming an exception's occurrence for the version: airsyncbase:InstanceId (16.0+) or ExceptionStartTime.
+ */
 export function exceptionStartElement(originalStart: Date, version: string): WbxmlElement {
   return versionNumber(version) >= 160
     ? el('AirSyncBase', 'InstanceId', compactDateTime(originalStart))

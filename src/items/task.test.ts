@@ -28,7 +28,11 @@ function fields(items: WbxmlElement[]): Record<string, string> {
   return Object.fromEntries(
     items.map((e) => [
       e.tag,
-      e.tag === 'Body' ? textOf(child(e, 'Data', 'AirSyncBase')) : e.children.length > 0 ? e.children.map((c) => (e.tag === 'Categories' ? textOf(c) : `${c.tag}=${textOf(c)}`)).join('|') : textOf(e),
+      e.tag === 'Body'
+        ? textOf(child(e, 'Data', 'AirSyncBase'))
+        : e.children.length > 0
+          ? e.children.map((c) => (e.tag === 'Categories' ? textOf(c) : `${c.tag}=${textOf(c)}`)).join('|')
+          : textOf(e),
     ]),
   );
 }
@@ -69,19 +73,28 @@ describe('VTODO → Tasks', () => {
     expect(fields(toDevice(REMINDER, { timezone: undefined })).UtcDueDate).toBe('2024-06-09T00:00:00.000Z');
   });
 
-  it('sends a UTC due time on the user\'s local clock as DueDate', () => {
+  it("sends a UTC due time on the user's local clock as DueDate", () => {
     const ics = THUNDERBIRD.replace('DUE;TZID=Europe/Berlin:20240731T180000', 'DUE:20240731T160000Z');
-    expect(fields(toDevice(ics))).toMatchObject({ UtcDueDate: '2024-07-31T16:00:00.000Z', DueDate: '2024-07-31T18:00:00.000Z' });
-    expect(fields(toDevice(ics, { timezone: 'America/New_York' }))).toMatchObject({ DueDate: '2024-07-31T12:00:00.000Z' });
+    expect(fields(toDevice(ics))).toMatchObject({
+      UtcDueDate: '2024-07-31T16:00:00.000Z',
+      DueDate: '2024-07-31T18:00:00.000Z',
+    });
+    expect(fields(toDevice(ics, { timezone: 'America/New_York' }))).toMatchObject({
+      DueDate: '2024-07-31T12:00:00.000Z',
+    });
   });
 
   it('sends a recurring task with its recurrence, Start on the local clock', () => {
     const ics = THUNDERBIRD.replace('X-MOZ-GENERATION:3', 'RRULE:FREQ=MONTHLY;BYMONTHDAY=1;COUNT=6');
-    expect(fields(toDevice(ics)).Recurrence).toBe('Type=2|Start=2024-06-01T09:00:00.000Z|Occurrences=6|Interval=1|DayOfMonth=1|Regenerate=0|DeadOccur=0');
+    expect(fields(toDevice(ics)).Recurrence).toBe(
+      'Type=2|Start=2024-06-01T09:00:00.000Z|Occurrences=6|Interval=1|DayOfMonth=1|Regenerate=0|DeadOccur=0',
+    );
   });
 
   it('returns undefined for an object without VTODO', () => {
-    expect(taskApplicationData(loadDavFixture('apple-allday.ics'), { version: '14.1', bodyPreferences: [] })).toBeUndefined();
+    expect(
+      taskApplicationData(loadDavFixture('apple-allday.ics'), { version: '14.1', bodyPreferences: [] }),
+    ).toBeUndefined();
   });
 });
 
@@ -120,18 +133,34 @@ describe('device → server → device', () => {
     expect(fields(toDevice(ics))).toEqual(fields(added()));
   });
 
-  it('writes a timed due date in the user\'s zone when it gives the device\'s local time, else in UTC', () => {
-    const zoned = fromDevice([el('Tasks', 'Subject', 'Call'), el('Tasks', 'UtcDueDate', '2024-06-24T16:00:00.000Z'), el('Tasks', 'DueDate', '2024-06-24T18:00:00.000Z')]);
+  it("writes a timed due date in the user's zone when it gives the device's local time, else in UTC", () => {
+    const zoned = fromDevice([
+      el('Tasks', 'Subject', 'Call'),
+      el('Tasks', 'UtcDueDate', '2024-06-24T16:00:00.000Z'),
+      el('Tasks', 'DueDate', '2024-06-24T18:00:00.000Z'),
+    ]);
     expect(zoned).toContain('DUE;TZID=Europe/Berlin:20240624T180000');
     expect(zoned).toContain('BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin');
-    const travelling = fromDevice([el('Tasks', 'UtcDueDate', '2024-06-24T16:00:00.000Z'), el('Tasks', 'DueDate', '2024-06-24T12:00:00.000Z')]);
+    const travelling = fromDevice([
+      el('Tasks', 'UtcDueDate', '2024-06-24T16:00:00.000Z'),
+      el('Tasks', 'DueDate', '2024-06-24T12:00:00.000Z'),
+    ]);
     expect(travelling).toContain('DUE:20240624T160000Z');
-    expect(fields(toDevice(zoned))).toMatchObject({ UtcDueDate: '2024-06-24T16:00:00.000Z', DueDate: '2024-06-24T18:00:00.000Z' });
+    expect(fields(toDevice(zoned))).toMatchObject({
+      UtcDueDate: '2024-06-24T16:00:00.000Z',
+      DueDate: '2024-06-24T18:00:00.000Z',
+    });
   });
 
   it('keeps the Regenerate and DeadOccur flags', () => {
     const flags = added().map((e) =>
-      e.tag === 'Recurrence' ? el('Tasks', 'Recurrence', e.children.map((c) => (c.tag === 'Regenerate' || c.tag === 'DeadOccur' ? el('Tasks', c.tag, 1) : c))) : e,
+      e.tag === 'Recurrence'
+        ? el(
+            'Tasks',
+            'Recurrence',
+            e.children.map((c) => (c.tag === 'Regenerate' || c.tag === 'DeadOccur' ? el('Tasks', c.tag, 1) : c)),
+          )
+        : e,
     );
     const ics = fromDevice(flags);
     expect(ics).toContain('X-ACTIVESYNC-REGENERATE:1');
@@ -142,7 +171,9 @@ describe('device → server → device', () => {
 describe('changes (merges into the server copy)', () => {
   it('completes a Thunderbird task and keeps its zone, alarm and Mozilla properties', () => {
     const app = toDevice(THUNDERBIRD).map((e) => (e.tag === 'Complete' ? el('Tasks', 'Complete', 1) : e));
-    const ics = fromDevice([...app, el('Tasks', 'DateCompleted', '2024-06-19T15:30:00.000Z')], { existing: THUNDERBIRD });
+    const ics = fromDevice([...app, el('Tasks', 'DateCompleted', '2024-06-19T15:30:00.000Z')], {
+      existing: THUNDERBIRD,
+    });
     const task = todo(ics);
     expect(task.getFirstPropertyValue('status')).toBe('COMPLETED');
     expect(task.getFirstPropertyValue('percent-complete')).toBe(100);
@@ -165,15 +196,21 @@ describe('changes (merges into the server copy)', () => {
 
   it('keeps a PRIORITY that already means the importance, and maps others', () => {
     const three = THUNDERBIRD.replace('PRIORITY:1', 'PRIORITY:3');
-    expect(todo(fromDevice([el('Tasks', 'Importance', 2)], { existing: three })).getFirstPropertyValue('priority')).toBe(3);
-    expect(todo(fromDevice([el('Tasks', 'Importance', 0)], { existing: three })).getFirstPropertyValue('priority')).toBe(9);
+    expect(
+      todo(fromDevice([el('Tasks', 'Importance', 2)], { existing: three })).getFirstPropertyValue('priority'),
+    ).toBe(3);
+    expect(
+      todo(fromDevice([el('Tasks', 'Importance', 0)], { existing: three })).getFirstPropertyValue('priority'),
+    ).toBe(9);
     expect(todo(fromDevice([el('Tasks', 'Importance', 1)], { existing: three })).hasProperty('priority')).toBe(false);
   });
 
   it('turns the reminder off, or moves it to an absolute time', () => {
     const off = fromDevice([el('Tasks', 'ReminderSet', 0)], { existing: THUNDERBIRD });
     expect(todo(off).getAllSubcomponents('valarm')).toHaveLength(0);
-    const moved = fromDevice([el('Tasks', 'ReminderSet', 1), el('Tasks', 'ReminderTime', '2024-07-31T06:00:00.000Z')], { existing: THUNDERBIRD });
+    const moved = fromDevice([el('Tasks', 'ReminderSet', 1), el('Tasks', 'ReminderTime', '2024-07-31T06:00:00.000Z')], {
+      existing: THUNDERBIRD,
+    });
     expect(moved).toContain('TRIGGER;VALUE=DATE-TIME:20240731T060000Z');
     expect(todo(moved).getAllSubcomponents('valarm')).toHaveLength(1);
   });
@@ -182,7 +219,12 @@ describe('changes (merges into the server copy)', () => {
     const kept = todo(fromDevice([el('Tasks', 'Subject', 'Steuer')], { existing: THUNDERBIRD }));
     expect(kept.hasProperty('due')).toBe(true);
     expect(kept.getFirstPropertyValue('categories')).toBe('Finanzen');
-    const deleted = todo(fromDevice([el('Tasks', 'Subject', 'Steuer')], { existing: THUNDERBIRD, supported: ['UtcDueDate', 'DueDate', 'Categories', 'Body', 'ReminderSet', 'ReminderTime'] }));
+    const deleted = todo(
+      fromDevice([el('Tasks', 'Subject', 'Steuer')], {
+        existing: THUNDERBIRD,
+        supported: ['UtcDueDate', 'DueDate', 'Categories', 'Body', 'ReminderSet', 'ReminderTime'],
+      }),
+    );
     expect(deleted.hasProperty('due')).toBe(false);
     expect(deleted.hasProperty('categories')).toBe(false);
     expect(deleted.hasProperty('description')).toBe(false);
@@ -191,6 +233,8 @@ describe('changes (merges into the server copy)', () => {
   });
 
   it('encodes as WBXML', () => {
-    expect(() => encodeWbxml(appData(toDevice(THUNDERBIRD.replace('X-MOZ-GENERATION:3', 'RRULE:FREQ=WEEKLY;BYDAY=SA'))))).not.toThrow();
+    expect(() =>
+      encodeWbxml(appData(toDevice(THUNDERBIRD.replace('X-MOZ-GENERATION:3', 'RRULE:FREQ=WEEKLY;BYDAY=SA')))),
+    ).not.toThrow();
   });
 });

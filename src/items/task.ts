@@ -57,7 +57,13 @@ import {
   type ParsedCalendar,
   type Zone,
 } from './icalendar.ts';
-import { readRecurrence, recurrenceElement, recurrenceFromRule, recurrenceToRule, type SeriesTimes } from './recurrence.ts';
+import {
+  readRecurrence,
+  recurrenceElement,
+  recurrenceFromRule,
+  recurrenceToRule,
+  type SeriesTimes,
+} from './recurrence.ts';
 import { fromLocalTime, toLocalTime, vtimezoneForTzid } from './timezone.ts';
 
 export interface TaskOutputOptions {
@@ -114,7 +120,14 @@ function readTaskTime(parsed: ParsedCalendar, todo: ICAL.Component, name: string
   const local =
     zone.kind === 'utc'
       ? toLocalTime(user.rulesIn(instant.getUTCFullYear()), instant)
-      : { year: time.year, month: time.month, day: time.day, hour: time.isDate ? 0 : time.hour, minute: time.isDate ? 0 : time.minute, second: time.isDate ? 0 : time.second };
+      : {
+          year: time.year,
+          month: time.month,
+          day: time.day,
+          hour: time.isDate ? 0 : time.hour,
+          minute: time.isDate ? 0 : time.minute,
+          second: time.isDate ? 0 : time.second,
+        };
   return { time, zone, instant, local };
 }
 
@@ -126,14 +139,23 @@ function importanceOf(todo: ICAL.Component): number {
 }
 
 function isComplete(todo: ICAL.Component): boolean {
-  return textValue(todo, 'status')?.toUpperCase() === 'COMPLETED' || todo.hasProperty('completed') || Number(todo.getFirstPropertyValue('percent-complete') ?? 0) >= 100;
+  return (
+    textValue(todo, 'status')?.toUpperCase() === 'COMPLETED' ||
+    todo.hasProperty('completed') ||
+    Number(todo.getFirstPropertyValue('percent-complete') ?? 0) >= 100
+  );
 }
 
-/** The children of <ApplicationData> for the task of an iCalendar object; undefined when it holds no VTODO or is not iCalendar. */
+/**
+ * The children of <ApplicationData> for the task of an iCalendar object; undefined when it holds no VTODO or is not
+ * iCalendar.
+ */
 export function taskApplicationData(ics: string, options: TaskOutputOptions): WbxmlElement[] | undefined {
   const parsed = tryParseCalendar(ics);
   if (!parsed) return undefined;
-  const todo = parsed.calendar.getAllSubcomponents('vtodo').find((t) => !t.hasProperty('recurrence-id')) ?? parsed.calendar.getFirstSubcomponent('vtodo');
+  const todo =
+    parsed.calendar.getAllSubcomponents('vtodo').find((t) => !t.hasProperty('recurrence-id')) ??
+    parsed.calendar.getFirstSubcomponent('vtodo');
   if (!todo) return undefined;
   addMissingTimezones(parsed, new Date().getUTCFullYear());
   const user = userZone(options.timezone);
@@ -143,7 +165,9 @@ export function taskApplicationData(ics: string, options: TaskOutputOptions): Wb
   const complete = isComplete(todo);
   const completed = timeValue(todo, 'completed') ?? timeValue(todo, 'last-modified') ?? timeValue(todo, 'dtstamp');
   const [alarm] = userAlarms(todo);
-  const reminder = alarm ? alarmInstant(alarm, { start: start?.instant ?? due?.instant, end: due?.instant }) : undefined;
+  const reminder = alarm
+    ? alarmInstant(alarm, { start: start?.instant ?? due?.instant, end: due?.instant })
+    : undefined;
   const source = bodySourceOf(todo);
   const categories = categoriesOf(todo);
 
@@ -174,7 +198,12 @@ export function taskApplicationData(ics: string, options: TaskOutputOptions): Wb
     start && el('Tasks', 'StartDate', extendedDateTime(localAsUtc(start.local))),
     due && el('Tasks', 'UtcDueDate', extendedDateTime(due.instant)),
     due && el('Tasks', 'DueDate', extendedDateTime(localAsUtc(due.local))),
-    categories.length > 0 && el('Tasks', 'Categories', categories.map((c) => el('Tasks', 'Category', c))),
+    categories.length > 0 &&
+      el(
+        'Tasks',
+        'Categories',
+        categories.map((c) => el('Tasks', 'Category', c)),
+      ),
     recurrence,
     el('Tasks', 'Complete', complete ? 1 : 0),
     complete && completed && el('Tasks', 'DateCompleted', extendedDateTime(completed.toJSDate())),
@@ -195,15 +224,19 @@ export function taskFromApplicationData(app: WbxmlElement, options: TaskInputOpt
   const parsed = options.existing ? parseCalendar(options.existing) : newCalendar();
   addMissingTimezones(parsed, now.getUTCFullYear());
   const user = userZone(options.timezone);
-  let todo = parsed.calendar.getAllSubcomponents('vtodo').find((t) => !t.hasProperty('recurrence-id')) ?? parsed.calendar.getFirstSubcomponent('vtodo');
+  let todo =
+    parsed.calendar.getAllSubcomponents('vtodo').find((t) => !t.hasProperty('recurrence-id')) ??
+    parsed.calendar.getFirstSubcomponent('vtodo');
   if (!todo) {
     todo = new ICAL.Component('vtodo');
     todo.addPropertyWithValue('uid', newUid());
     setTimeProperty(todo, 'created', ICAL.Time.fromJSDate(now, true), UTC_ZONE);
     parsed.calendar.addSubcomponent(todo);
   }
-  const element = (tag: string): WbxmlElement | undefined => (tag === 'Body' ? child(app, 'Body', 'AirSyncBase') : child(app, tag, 'Tasks'));
-  const mode = (tag: string): Mode => (element(tag) ? 'set' : options.existing && options.supported?.includes(tag) ? 'delete' : 'keep');
+  const element = (tag: string): WbxmlElement | undefined =>
+    tag === 'Body' ? child(app, 'Body', 'AirSyncBase') : child(app, tag, 'Tasks');
+  const mode = (tag: string): Mode =>
+    element(tag) ? 'set' : options.existing && options.supported?.includes(tag) ? 'delete' : 'keep';
   const value = (tag: string): string => childText(app, tag, 'Tasks')?.trim() ?? '';
 
   if (mode('Subject') === 'set') setText(todo, 'summary', childText(app, 'Subject', 'Tasks'));
@@ -220,15 +253,26 @@ export function taskFromApplicationData(app: WbxmlElement, options: TaskInputOpt
   if (mode('Importance') === 'set') writeImportance(todo, Number(value('Importance')));
   else if (mode('Importance') === 'delete') todo.removeAllProperties('priority');
 
-  writeTaskTime(parsed, todo, 'dtstart', { utc: 'UtcStartDate', local: 'StartDate' }, mode, value, user, options.timezone);
+  writeTaskTime(
+    parsed,
+    todo,
+    'dtstart',
+    { utc: 'UtcStartDate', local: 'StartDate' },
+    mode,
+    value,
+    user,
+    options.timezone,
+  );
   writeTaskTime(parsed, todo, 'due', { utc: 'UtcDueDate', local: 'DueDate' }, mode, value, user, options.timezone);
 
-  if (mode('Complete') === 'set') writeCompletion(todo, value('Complete') === '1', parseDateTime(value('DateCompleted')) ?? now);
+  if (mode('Complete') === 'set')
+    writeCompletion(todo, value('Complete') === '1', parseDateTime(value('DateCompleted')) ?? now);
   else if (mode('DateCompleted') === 'set' && parseDateTime(value('DateCompleted'))) {
     setTimeProperty(todo, 'completed', ICAL.Time.fromJSDate(parseDateTime(value('DateCompleted'))!, true), UTC_ZONE);
   }
 
-  if (mode('Sensitivity') === 'set') setSensitivity(todo, Math.min(3, Math.max(0, Number.parseInt(value('Sensitivity'), 10) || 0)));
+  if (mode('Sensitivity') === 'set')
+    setSensitivity(todo, Math.min(3, Math.max(0, Number.parseInt(value('Sensitivity'), 10) || 0)));
   else if (mode('Sensitivity') === 'delete') todo.removeAllProperties('class');
 
   if (mode('Categories') === 'set') setCategories(todo, categoriesFrom(element('Categories')!));
@@ -284,12 +328,21 @@ function writeTaskTime(
   const utc = parseDateTime(value(tags.utc));
   const localAsUtcDate = parseDateTime(value(tags.local));
   const current = timeValue(todo, name);
-  const local = localAsUtcDate ? utcFields(localAsUtcDate) : utc ? toLocalTime(user.rulesIn(utc.getUTCFullYear()), utc) : undefined;
+  const local = localAsUtcDate
+    ? utcFields(localAsUtcDate)
+    : utc
+      ? toLocalTime(user.rulesIn(utc.getUTCFullYear()), utc)
+      : undefined;
   if (!local) return;
   const isMidnight = local.hour === 0 && local.minute === 0 && local.second === 0;
   if (current?.isDate || (!current && isMidnight)) {
     if (isMidnight || !utc) {
-      setTimeProperty(todo, name, ICAL.Time.fromData({ year: local.year, month: local.month, day: local.day, isDate: true }), UTC_ZONE);
+      setTimeProperty(
+        todo,
+        name,
+        ICAL.Time.fromData({ year: local.year, month: local.month, day: local.day, isDate: true }),
+        UTC_ZONE,
+      );
       return;
     }
   }
@@ -309,7 +362,12 @@ function writeTaskTime(
 }
 
 /** The zones a task's time may be written in: the property's own TZID, then the user's zone. */
-function candidateZones(parsed: ParsedCalendar, current: ICAL.Time | undefined, user: Zone, userTzid: string | undefined): Zone[] {
+function candidateZones(
+  parsed: ParsedCalendar,
+  current: ICAL.Time | undefined,
+  user: Zone,
+  userTzid: string | undefined,
+): Zone[] {
   const zones: Zone[] = [];
   if (current && !current.isDate) {
     const zone = zoneOfTime(parsed, current, user);
@@ -326,7 +384,13 @@ function candidateZones(parsed: ParsedCalendar, current: ICAL.Time | undefined, 
   return zones;
 }
 
-function writeReminder(parsed: ParsedCalendar, todo: ICAL.Component, mode: (tag: string) => Mode, value: (tag: string) => string, user: Zone): void {
+function writeReminder(
+  parsed: ParsedCalendar,
+  todo: ICAL.Component,
+  mode: (tag: string) => Mode,
+  value: (tag: string) => string,
+  user: Zone,
+): void {
   const setMode = mode('ReminderSet');
   const timeMode = mode('ReminderTime');
   if (setMode === 'keep' && timeMode === 'keep') return;
@@ -343,12 +407,22 @@ function writeReminder(parsed: ParsedCalendar, todo: ICAL.Component, mode: (tag:
   const start = readTaskTime(parsed, todo, 'dtstart', user);
   const due = readTaskTime(parsed, todo, 'due', user);
   const [current] = userAlarms(todo);
-  if (current && alarmInstant(current, { start: start?.instant ?? due?.instant, end: due?.instant })?.getTime() === at.getTime()) return;
+  if (
+    current &&
+    alarmInstant(current, { start: start?.instant ?? due?.instant, end: due?.instant })?.getTime() === at.getTime()
+  )
+    return;
   removeAlarms();
   todo.addSubcomponent(displayAlarm(ICAL.Time.fromJSDate(at, true), textValue(todo, 'summary') ?? 'Reminder'));
 }
 
-function writeTaskRecurrence(parsed: ParsedCalendar, todo: ICAL.Component, mode: (tag: string) => Mode, element: WbxmlElement | undefined, user: Zone): void {
+function writeTaskRecurrence(
+  parsed: ParsedCalendar,
+  todo: ICAL.Component,
+  mode: (tag: string) => Mode,
+  element: WbxmlElement | undefined,
+  user: Zone,
+): void {
   const m = mode('Recurrence');
   if (m === 'delete') {
     for (const name of ['rrule', REGENERATE, DEAD_OCCUR]) todo.removeAllProperties(name);
@@ -363,7 +437,12 @@ function writeTaskRecurrence(parsed: ParsedCalendar, todo: ICAL.Component, mode:
     if (due) setTimeProperty(todo, 'dtstart', due.clone(), zoneOfTime(parsed, due, user));
     else if (recurrence.start) {
       const s = utcFields(recurrence.start);
-      setTimeProperty(todo, 'dtstart', ICAL.Time.fromData({ year: s.year, month: s.month, day: s.day, isDate: true }), UTC_ZONE);
+      setTimeProperty(
+        todo,
+        'dtstart',
+        ICAL.Time.fromData({ year: s.year, month: s.month, day: s.day, isDate: true }),
+        UTC_ZONE,
+      );
     } else return;
   }
   const dtstart = timeValue(todo, 'dtstart')!;

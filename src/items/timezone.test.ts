@@ -38,15 +38,24 @@ function nameless(tzi: TimeZoneInformation): TimeZoneInformation {
 }
 
 /** Offsets every hour of a year from ical.js (expanding the VTIMEZONE) and from the blob's rules. */
-function hourlyOffsets(vtimezone: ICAL.Component, tzi: TimeZoneInformation, year: number): { ical: number[]; blob: number[] } {
+function hourlyOffsets(
+  vtimezone: ICAL.Component,
+  tzi: TimeZoneInformation,
+  year: number,
+): { ical: number[]; blob: number[] } {
   const zone = new ICAL.Timezone({ component: vtimezone, tzid: String(vtimezone.getFirstPropertyValue('tzid')) });
   const ical: number[] = [];
   const blob: number[] = [];
-  // ical.js answers for local wall times: the hours next to a transition (repeated or skipped on the wall) are left out.
+  // ical.js answers for local wall times: the hours next to a transition (repeated or skipped on the wall) are left
+  // out.
   for (let t = Date.UTC(year, 0, 1); t < Date.UTC(year + 1, 0, 1); t += 3600_000) {
     const instant = new Date(t);
     const offset = utcOffsetAt(tzi, instant);
-    if (utcOffsetAt(tzi, new Date(t - 2 * 3600_000)) !== offset || utcOffsetAt(tzi, new Date(t + 2 * 3600_000)) !== offset) continue;
+    if (
+      utcOffsetAt(tzi, new Date(t - 2 * 3600_000)) !== offset ||
+      utcOffsetAt(tzi, new Date(t + 2 * 3600_000)) !== offset
+    )
+      continue;
     const wall = ICAL.Time.fromData({ ...toLocalTime(tzi, instant), isDate: false }, zone);
     ical.push(zone.utcOffset(wall) / 60);
     blob.push(offset);
@@ -55,7 +64,7 @@ function hourlyOffsets(vtimezone: ICAL.Component, tzi: TimeZoneInformation, year
 }
 
 describe('the TIME_ZONE_INFORMATION blob', () => {
-  it('decodes the brief\'s examples and encodes them back byte for byte', () => {
+  it("decodes the brief's examples and encodes them back byte for byte", () => {
     for (const blob of [PACIFIC_BLOB, CENTRAL_EUROPE_BLOB, UTC_BLOB]) {
       const tzi = timeZoneFromBase64(blob)!;
       expect(encodeTimeZoneInformation(tzi)).toHaveLength(172);
@@ -80,7 +89,9 @@ describe('the TIME_ZONE_INFORMATION blob', () => {
 
   it('cuts names at 31 characters and rejects short or non-base64 values', () => {
     const long = { ...UTC_TIME_ZONE, standardName: 'A very long time zone name that does not fit' };
-    expect(decodeTimeZoneInformation(encodeTimeZoneInformation(long))!.standardName).toBe(long.standardName.slice(0, 31));
+    expect(decodeTimeZoneInformation(encodeTimeZoneInformation(long))!.standardName).toBe(
+      long.standardName.slice(0, 31),
+    );
     expect(timeZoneFromBase64('AAAA')).toBeUndefined();
     expect(timeZoneFromBase64('not base64!')).toBeUndefined();
   });
@@ -108,13 +119,26 @@ describe('rules arithmetic', () => {
   });
 
   it('reads 09:00 in Berlin as 08:00 UTC in January and 07:00 UTC in July', () => {
-    expect(fromLocalTime(berlin, { year: 2024, month: 1, day: 15, hour: 9, minute: 0, second: 0 }).toISOString()).toBe('2024-01-15T08:00:00.000Z');
-    expect(fromLocalTime(berlin, { year: 2024, month: 7, day: 15, hour: 9, minute: 0, second: 0 }).toISOString()).toBe('2024-07-15T07:00:00.000Z');
-    expect(toLocalTime(berlin, new Date('2024-07-15T07:00:00Z'))).toEqual({ year: 2024, month: 7, day: 15, hour: 9, minute: 0, second: 0 });
+    expect(fromLocalTime(berlin, { year: 2024, month: 1, day: 15, hour: 9, minute: 0, second: 0 }).toISOString()).toBe(
+      '2024-01-15T08:00:00.000Z',
+    );
+    expect(fromLocalTime(berlin, { year: 2024, month: 7, day: 15, hour: 9, minute: 0, second: 0 }).toISOString()).toBe(
+      '2024-07-15T07:00:00.000Z',
+    );
+    expect(toLocalTime(berlin, new Date('2024-07-15T07:00:00Z'))).toEqual({
+      year: 2024,
+      month: 7,
+      day: 15,
+      hour: 9,
+      minute: 0,
+      second: 0,
+    });
   });
 
   it('reads a time in the spring-forward gap as standard time', () => {
-    expect(fromLocalTime(berlin, { year: 2024, month: 3, day: 31, hour: 2, minute: 30, second: 0 }).toISOString()).toBe('2024-03-31T01:30:00.000Z');
+    expect(fromLocalTime(berlin, { year: 2024, month: 3, day: 31, hour: 2, minute: 30, second: 0 }).toISOString()).toBe(
+      '2024-03-31T01:30:00.000Z',
+    );
   });
 });
 
@@ -139,8 +163,14 @@ describe('VTIMEZONE → blob', () => {
     const ny = `BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:America/New_York\r\nBEGIN:DAYLIGHT\r\nTZOFFSETFROM:-0500\r\nTZOFFSETTO:-0400\r\nDTSTART:19870405T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=4;BYDAY=1SU;UNTIL=20060402T070000Z\r\nEND:DAYLIGHT\r\nBEGIN:DAYLIGHT\r\nTZOFFSETFROM:-0500\r\nTZOFFSETTO:-0400\r\nDTSTART:20070311T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU\r\nEND:DAYLIGHT\r\nBEGIN:STANDARD\r\nTZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nDTSTART:19671029T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU;UNTIL=20061029T060000Z\r\nEND:STANDARD\r\nBEGIN:STANDARD\r\nTZOFFSETFROM:-0400\r\nTZOFFSETTO:-0500\r\nDTSTART:20071104T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\nEND:VCALENDAR\r\n`;
     const vtimezone = vtimezoneOfCalendar(ny);
     const before = vtimezone.toString();
-    expect(timeZoneInformationFromVtimezone(vtimezone, 2005)).toMatchObject({ daylightDate: { month: 4, day: 1 }, standardDate: { month: 10, day: 5 } });
-    expect(timeZoneInformationFromVtimezone(vtimezone, 2024)).toMatchObject({ daylightDate: { month: 3, day: 2 }, standardDate: { month: 11, day: 1 } });
+    expect(timeZoneInformationFromVtimezone(vtimezone, 2005)).toMatchObject({
+      daylightDate: { month: 4, day: 1 },
+      standardDate: { month: 10, day: 5 },
+    });
+    expect(timeZoneInformationFromVtimezone(vtimezone, 2024)).toMatchObject({
+      daylightDate: { month: 3, day: 2 },
+      standardDate: { month: 11, day: 1 },
+    });
     // The zone is read, not changed.
     expect(vtimezone.toString()).toBe(before);
   });
@@ -157,10 +187,19 @@ describe('VTIMEZONE → blob', () => {
 describe('TZID → blob without a VTIMEZONE', () => {
   it('knows the zones of the table under IANA names, aliases, Windows names and vendor prefixes', () => {
     const berlin = timeZoneInformationForTzid('Europe/Berlin', 2024)!;
-    for (const tzid of ['Europe/Amsterdam', 'W. Europe Standard Time', '/mozilla.org/20050126_1/Europe/Berlin', 'europe/berlin']) {
+    for (const tzid of [
+      'Europe/Amsterdam',
+      'W. Europe Standard Time',
+      '/mozilla.org/20050126_1/Europe/Berlin',
+      'europe/berlin',
+    ]) {
       expect(sameTimeZoneRules(timeZoneInformationForTzid(tzid, 2024)!, berlin)).toBe(true);
     }
-    expect(timeZoneInformationForTzid('Asia/Tokyo', 2024)).toMatchObject({ bias: -540, standardDate: { month: 0 }, standardName: 'Tokyo Standard Time' });
+    expect(timeZoneInformationForTzid('Asia/Tokyo', 2024)).toMatchObject({
+      bias: -540,
+      standardDate: { month: 0 },
+      standardName: 'Tokyo Standard Time',
+    });
     expect(timeZoneInformationForTzid('Australia/Sydney', 2024)).toMatchObject({
       bias: -600,
       daylightDate: { month: 10, day: 1, hour: 2 },
@@ -170,7 +209,12 @@ describe('TZID → blob without a VTIMEZONE', () => {
 
   it('falls back to the runtime tz database (Intl) for zones outside the table', () => {
     // Chile: first Sunday of September to first Sunday of April, at midnight.
-    expect(timeZoneInformationForTzid('America/Santiago', 2024)).toMatchObject({ bias: 240, daylightBias: -60, daylightDate: { month: 9, dayOfWeek: 0 }, standardDate: { month: 4, dayOfWeek: 0, day: 1 } });
+    expect(timeZoneInformationForTzid('America/Santiago', 2024)).toMatchObject({
+      bias: 240,
+      daylightBias: -60,
+      daylightDate: { month: 9, dayOfWeek: 0 },
+      standardDate: { month: 4, dayOfWeek: 0, day: 1 },
+    });
     expect(timeZoneInformationForTzid('Asia/Kathmandu', 2024)).toMatchObject({ bias: -345 });
     // Lord Howe Island's DST is half an hour.
     expect(timeZoneInformationForTzid('Australia/Lord_Howe', 2024)).toMatchObject({ bias: -630, daylightBias: -30 });
@@ -207,7 +251,7 @@ describe('blob → VTIMEZONE', () => {
     expect(zone).toMatchObject({ tzid: 'Etc/GMT-13', isIana: true });
   });
 
-  it('builds a VTIMEZONE from unknown rules, and ical.js expands it to the blob\'s offsets all year', () => {
+  it("builds a VTIMEZONE from unknown rules, and ical.js expands it to the blob's offsets all year", () => {
     // A made-up zone: UTC+03:30, DST (+1 h) from the 2nd Friday of April 00:00 to the last Saturday of September 01:00.
     const custom: TimeZoneInformation = {
       bias: -210,
@@ -229,7 +273,16 @@ describe('blob → VTIMEZONE', () => {
   });
 
   it('round-trips every zone of the table: blob → VTIMEZONE → blob, and the offsets agree with ical.js hour by hour', () => {
-    for (const tzid of ['Europe/Berlin', 'America/New_York', 'Asia/Tokyo', 'Australia/Sydney', 'UTC', 'Pacific/Auckland', 'America/St_Johns', 'Asia/Kolkata']) {
+    for (const tzid of [
+      'Europe/Berlin',
+      'America/New_York',
+      'Asia/Tokyo',
+      'Australia/Sydney',
+      'UTC',
+      'Pacific/Auckland',
+      'America/St_Johns',
+      'Asia/Kolkata',
+    ]) {
       const tzi = timeZoneInformationForTzid(tzid, 2024)!;
       const vtimezone = vtimezoneOf(tzid, tzi);
       expect(timeZoneToBase64(timeZoneInformationFromVtimezone(vtimezone, 2024))).toBe(timeZoneToBase64(tzi));
@@ -243,7 +296,12 @@ describe('blob → VTIMEZONE', () => {
       const tzi = timeZoneInformationForTzid(tzid, 2024)!;
       for (const date of ['2024-01-15T12:00:00Z', '2024-07-15T12:00:00Z']) {
         const instant = new Date(date);
-        const parts = new Intl.DateTimeFormat('en-US', { timeZone: tzid, hourCycle: 'h23', hour: 'numeric', minute: 'numeric' }).formatToParts(instant);
+        const parts = new Intl.DateTimeFormat('en-US', {
+          timeZone: tzid,
+          hourCycle: 'h23',
+          hour: 'numeric',
+          minute: 'numeric',
+        }).formatToParts(instant);
         const hour = Number(parts.find((p) => p.type === 'hour')!.value);
         expect(toLocalTime(tzi, instant).hour).toBe(hour);
       }

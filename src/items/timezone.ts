@@ -57,7 +57,16 @@ export interface TimeZoneInformation {
 export const TIME_ZONE_INFORMATION_BYTES = 172;
 const NAME_CHARS = 32;
 
-const NO_TRANSITION: SystemTime = { year: 0, month: 0, dayOfWeek: 0, day: 0, hour: 0, minute: 0, second: 0, milliseconds: 0 };
+const NO_TRANSITION: SystemTime = {
+  year: 0,
+  month: 0,
+  dayOfWeek: 0,
+  day: 0,
+  hour: 0,
+  minute: 0,
+  second: 0,
+  milliseconds: 0,
+};
 
 /** UTC, no DST, empty names: 172 zero bytes, which is what clients and Exchange send for UTC. */
 export const UTC_TIME_ZONE: TimeZoneInformation = {
@@ -130,12 +139,23 @@ function readName(view: DataView, offset: number): string {
 
 function writeSystemTime(view: DataView, offset: number, t: SystemTime): void {
   const fields = [t.year, t.month, t.dayOfWeek, t.day, t.hour, t.minute, t.second, t.milliseconds];
-  fields.forEach((value, i) => view.setUint16(offset + i * 2, value, true));
+  fields.forEach((value, i) => {
+    view.setUint16(offset + i * 2, value, true);
+  });
 }
 
 function readSystemTime(view: DataView, offset: number): SystemTime {
   const f = (i: number): number => view.getUint16(offset + i * 2, true);
-  return { year: f(0), month: f(1), dayOfWeek: f(2), day: f(3), hour: f(4), minute: f(5), second: f(6), milliseconds: f(7) };
+  return {
+    year: f(0),
+    month: f(1),
+    dayOfWeek: f(2),
+    day: f(3),
+    hour: f(4),
+    minute: f(5),
+    second: f(6),
+    milliseconds: f(7),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -170,7 +190,15 @@ export function transitionDay(rule: SystemTime, year: number): number {
 
 /** The transition's local wall time in `year`, as epoch ms of the same fields in UTC. */
 function transitionWallMillis(rule: SystemTime, year: number): number {
-  return Date.UTC(year, rule.month - 1, transitionDay(rule, year), rule.hour, rule.minute, rule.second, rule.milliseconds);
+  return Date.UTC(
+    year,
+    rule.month - 1,
+    transitionDay(rule, year),
+    rule.hour,
+    rule.minute,
+    rule.second,
+    rule.milliseconds,
+  );
 }
 
 /** Minutes to add to UTC at `instant` under the blob's rules (local = UTC + offset). */
@@ -192,7 +220,9 @@ export function toLocalTime(tzi: TimeZoneInformation, instant: Date): LocalDateT
   return utcFields(new Date(instant.getTime() + utcOffsetAt(tzi, instant) * 60_000));
 }
 
-/** The instant of a wall-clock time under the blob's rules; a time in the spring-forward gap is read as standard time. */
+/**
+ * The instant of a wall-clock time under the blob's rules; a time in the spring-forward gap is read as standard time.
+ */
 export function fromLocalTime(tzi: TimeZoneInformation, local: LocalDateTime): Date {
   const wall = Date.UTC(local.year, local.month - 1, local.day, local.hour, local.minute, local.second);
   for (const offset of [daylightOffset(tzi), standardOffset(tzi)]) {
@@ -206,18 +236,38 @@ export function fromLocalTime(tzi: TimeZoneInformation, local: LocalDateTime): D
 export function sameTimeZoneRules(a: TimeZoneInformation, b: TimeZoneInformation): boolean {
   if (standardOffset(a) !== standardOffset(b) || hasDaylightSaving(a) !== hasDaylightSaving(b)) return false;
   if (!hasDaylightSaving(a)) return true;
-  return daylightOffset(a) === daylightOffset(b) && sameTransition(a.standardDate, b.standardDate) && sameTransition(a.daylightDate, b.daylightDate);
+  return (
+    daylightOffset(a) === daylightOffset(b) &&
+    sameTransition(a.standardDate, b.standardDate) &&
+    sameTransition(a.daylightDate, b.daylightDate)
+  );
 }
 
 function sameTransition(a: SystemTime, b: SystemTime): boolean {
-  return a.year === b.year && a.month === b.month && a.dayOfWeek === b.dayOfWeek && a.day === b.day && a.hour === b.hour && a.minute === b.minute;
+  return (
+    a.year === b.year &&
+    a.month === b.month &&
+    a.dayOfWeek === b.dayOfWeek &&
+    a.day === b.day &&
+    a.hour === b.hour &&
+    a.minute === b.minute
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // The built-in table (known-zones.ts) as blobs
 
 function systemTimeOf(rule: TransitionRule): SystemTime {
-  return { year: 0, month: rule.month, dayOfWeek: rule.dayOfWeek, day: rule.week, hour: rule.hour, minute: 0, second: 0, milliseconds: 0 };
+  return {
+    year: 0,
+    month: rule.month,
+    dayOfWeek: rule.dayOfWeek,
+    day: rule.week,
+    hour: rule.hour,
+    minute: 0,
+    second: 0,
+    milliseconds: 0,
+  };
 }
 
 function knownZoneInformation(zone: KnownZone): TimeZoneInformation {
@@ -234,7 +284,9 @@ function knownZoneInformation(zone: KnownZone): TimeZoneInformation {
   };
 }
 
-/** Every known zone whose rules are the blob's, best first (the preferred TZID, then a matching name, then table order). */
+/**
+ * Every known zone whose rules are the blob's, best first (the preferred TZID, then a matching name, then table order).
+ */
 function matchingZones(tzi: TimeZoneInformation, preferredTzid?: string): KnownZone[] {
   const matches = KNOWN_ZONES.filter((zone) => sameTimeZoneRules(knownZoneInformation(zone), tzi));
   const preferred = preferredTzid ? knownZone(preferredTzid) : undefined;
@@ -294,7 +346,8 @@ const derivedCache = new Map<string, TimeZoneInformation>();
 function withNames(tzi: TimeZoneInformation, tzid: string): TimeZoneInformation {
   if (standardOffset(tzi) === 0 && !hasDaylightSaving(tzi)) return { ...tzi, standardName: '', daylightName: '' };
   const [best] = matchingZones(tzi, tzid);
-  if (best) return { ...tzi, standardName: best.windows, daylightName: best.windows.replace(/Standard Time/, 'Daylight Time') };
+  if (best)
+    return { ...tzi, standardName: best.windows, daylightName: best.windows.replace(/Standard Time/, 'Daylight Time') };
   const name = tzid.slice(0, NAME_CHARS - 1);
   return { ...tzi, standardName: name, daylightName: name };
 }
@@ -350,8 +403,16 @@ function intlOffsetSource(tzid: string): OffsetAt | undefined {
   }
   return (instant) => {
     const parts = format.formatToParts(new Date(instant));
-    const field = (type: Intl.DateTimeFormatPartTypes): number => Number(parts.find((p) => p.type === type)?.value ?? 0);
-    const wall = Date.UTC(field('year'), field('month') - 1, field('day'), field('hour') % 24, field('minute'), field('second'));
+    const field = (type: Intl.DateTimeFormatPartTypes): number =>
+      Number(parts.find((p) => p.type === type)?.value ?? 0);
+    const wall = Date.UTC(
+      field('year'),
+      field('month') - 1,
+      field('day'),
+      field('hour') % 24,
+      field('minute'),
+      field('second'),
+    );
     return Math.round((wall - Math.floor(instant / 1000) * 1000) / 60_000);
   };
 }
@@ -386,7 +447,12 @@ function transitionsOf(offsetAt: OffsetAt, year: number): Transition[] {
  * Day-in-month rules from a year's transitions: the first change to a larger offset starts DST, the first change
  * to a smaller one ends it. Without both, the zone has no DST this year and keeps the offset it has at the end of it.
  */
-function rulesFromTransitions(transitions: Transition[], offsetAt: OffsetAt, year: number, hints: Map<number, number>): TimeZoneInformation {
+function rulesFromTransitions(
+  transitions: Transition[],
+  offsetAt: OffsetAt,
+  year: number,
+  hints: Map<number, number>,
+): TimeZoneInformation {
   const toDaylight = transitions.find((t) => t.to > t.from);
   const toStandard = transitions.find((t) => t.to < t.from);
   if (!toDaylight || !toStandard) {
@@ -404,7 +470,10 @@ function rulesFromTransitions(transitions: Transition[], offsetAt: OffsetAt, yea
   };
 }
 
-/** A transition at this local wall time as a day-in-month rule. Days 22–28 that are also the month's last such weekday are "last" unless a hint says 4th. */
+/**
+ * A transition at this local wall time as a day-in-month rule. Days 22–28 that are also the month's last such weekday
+ * are "last" unless a hint says 4th.
+ */
 function transitionRule(wallMillis: number, hints: Map<number, number>): SystemTime {
   const wall = new Date(wallMillis);
   const year = wall.getUTCFullYear();
@@ -412,10 +481,21 @@ function transitionRule(wallMillis: number, hints: Map<number, number>): SystemT
   const day = wall.getUTCDate();
   let week = Math.ceil(day / 7);
   if (day + 7 > daysInMonth(year, month) && hints.get(month) !== week) week = 5;
-  return { year: 0, month, dayOfWeek: wall.getUTCDay(), day: week, hour: wall.getUTCHours(), minute: wall.getUTCMinutes(), second: 0, milliseconds: 0 };
+  return {
+    year: 0,
+    month,
+    dayOfWeek: wall.getUTCDay(),
+    day: week,
+    hour: wall.getUTCHours(),
+    minute: wall.getUTCMinutes(),
+    second: 0,
+    milliseconds: 0,
+  };
 }
 
-/** Month → week (1–5) from the VTIMEZONE's yearly RRULEs (`BYDAY=-1SU` → 5, `BYDAY=4SU` → 4, `BYMONTHDAY=22..28` → 4). */
+/**
+ * Month → week (1–5) from the VTIMEZONE's yearly RRULEs (`BYDAY=-1SU` → 5, `BYDAY=4SU` → 4, `BYMONTHDAY=22..28` → 4).
+ */
 function weekHints(vtimezone: ICAL.Component): Map<number, number> {
   const hints = new Map<number, number>();
   for (const observance of vtimezone.getAllSubcomponents()) {
@@ -427,7 +507,8 @@ function weekHints(vtimezone: ICAL.Component): Map<number, number> {
     const ordinal = byDay?.[1] ? Number(byDay[1]) : undefined;
     const monthDays = rule.parts.BYMONTHDAY;
     if (ordinal !== undefined) hints.set(month, ordinal < 0 ? 5 : ordinal);
-    else if (monthDays && monthDays.length > 0) hints.set(month, monthDays[0]! < 0 ? 5 : Math.ceil(Math.min(...monthDays) / 7));
+    else if (monthDays && monthDays.length > 0)
+      hints.set(month, monthDays[0]! < 0 ? 5 : Math.ceil(Math.min(...monthDays) / 7));
   }
   return hints;
 }
@@ -484,21 +565,40 @@ export function vtimezoneOf(tzid: string, tzi: TimeZoneInformation): ICAL.Compon
   vtimezone.addPropertyWithValue('tzid', tzid);
   const standard = standardOffset(tzi);
   if (!hasDaylightSaving(tzi)) {
-    vtimezone.addSubcomponent(observance('standard', standard, standard, { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0 }));
+    vtimezone.addSubcomponent(
+      observance('standard', standard, standard, { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0 }),
+    );
     return vtimezone;
   }
   const daylight = daylightOffset(tzi);
-  vtimezone.addSubcomponent(observance('daylight', standard, daylight, firstOccurrence(tzi.daylightDate), tzi.daylightDate));
-  vtimezone.addSubcomponent(observance('standard', daylight, standard, firstOccurrence(tzi.standardDate), tzi.standardDate));
+  vtimezone.addSubcomponent(
+    observance('daylight', standard, daylight, firstOccurrence(tzi.daylightDate), tzi.daylightDate),
+  );
+  vtimezone.addSubcomponent(
+    observance('standard', daylight, standard, firstOccurrence(tzi.standardDate), tzi.standardDate),
+  );
   return vtimezone;
 }
 
 /** The transition's date in 1970, where the observances start. */
 function firstOccurrence(rule: SystemTime): LocalDateTime {
-  return { year: 1970, month: rule.month, day: transitionDay(rule, 1970), hour: rule.hour, minute: rule.minute, second: rule.second };
+  return {
+    year: 1970,
+    month: rule.month,
+    day: transitionDay(rule, 1970),
+    hour: rule.hour,
+    minute: rule.minute,
+    second: rule.second,
+  };
 }
 
-function observance(kind: 'standard' | 'daylight', from: number, to: number, start: LocalDateTime, rule?: SystemTime): ICAL.Component {
+function observance(
+  kind: 'standard' | 'daylight',
+  from: number,
+  to: number,
+  start: LocalDateTime,
+  rule?: SystemTime,
+): ICAL.Component {
   const component = new ICAL.Component(kind);
   component.addPropertyWithValue('tzoffsetfrom', ICAL.UtcOffset.fromSeconds(from * 60));
   component.addPropertyWithValue('tzoffsetto', ICAL.UtcOffset.fromSeconds(to * 60));
@@ -507,7 +607,11 @@ function observance(kind: 'standard' | 'daylight', from: number, to: number, sta
     const recur =
       rule.year !== 0
         ? ICAL.Recur.fromData({ freq: 'YEARLY', bymonth: [rule.month], bymonthday: [rule.day] })
-        : ICAL.Recur.fromData({ freq: 'YEARLY', bymonth: [rule.month], byday: [`${rule.day === 5 ? -1 : rule.day}${DAY_CODES[rule.dayOfWeek]}`] });
+        : ICAL.Recur.fromData({
+            freq: 'YEARLY',
+            bymonth: [rule.month],
+            byday: [`${rule.day === 5 ? -1 : rule.day}${DAY_CODES[rule.dayOfWeek]}`],
+          });
     component.addPropertyWithValue('rrule', recur);
   }
   return component;

@@ -33,7 +33,10 @@ export function basicChallenge(realm: string): Record<string, string> {
  * Entra ID, Keycloak, Google and Okta put there; read, not verified), else the request's `User` parameter
  * (ActiveSync sends it with every command), else none: the request is refused.
  */
-export function parseBearerAuth(header: string | null | undefined, userHint: string | undefined): Credentials | undefined {
+export function parseBearerAuth(
+  header: string | null | undefined,
+  userHint: string | undefined,
+): Credentials | undefined {
   const match = /^\s*bearer\s+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header ?? '');
   if (!match) return undefined;
   const accessToken = match[1]!;
@@ -42,8 +45,13 @@ export function parseBearerAuth(header: string | null | undefined, userHint: str
   return { login, password: '', domain: undefined, accessToken };
 }
 
-/** Basic or Bearer, whichever the header carries; the tenant's AUTH_MODE decides later whether that scheme is allowed. */
-export function parseAuthorization(header: string | null | undefined, userHint: string | undefined): Credentials | undefined {
+/**
+ * Basic or Bearer, whichever the header carries; the tenant's AUTH_MODE decides later whether that scheme is allowed.
+ */
+export function parseAuthorization(
+  header: string | null | undefined,
+  userHint: string | undefined,
+): Credentials | undefined {
   return parseBasicAuth(header) ?? parseBearerAuth(header, userHint);
 }
 

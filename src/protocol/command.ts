@@ -19,7 +19,9 @@ export interface CommandContext {
   /** Tenant, user and device: the scope of everything this request reads and writes in `state`. */
   device: DeviceScope;
   state: StateStore;
-  /** Opens this user's backends (backends/open.ts withBackends), submits mail, reads the GAL: the tenant's, injected. */
+  /**
+   * Opens this user's backends (backends/open.ts withBackends), submits mail, reads the GAL: the tenant's, injected.
+   */
   backends: BackendFactory;
   /** The decoded WBXML body; undefined when the body was empty (an empty Sync or Ping) or not WBXML. */
   body: WbxmlElement | undefined;

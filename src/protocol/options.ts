@@ -11,7 +11,10 @@ function numberOf(text: string | undefined): number | undefined {
 }
 
 /** AirSyncBase BodyPreference / BodyPartPreference entries of an Options element. */
-export function bodyPreferencesOf(options: WbxmlElement, tag: 'BodyPreference' | 'BodyPartPreference' = 'BodyPreference'): BodyPreference[] {
+export function bodyPreferencesOf(
+  options: WbxmlElement,
+  tag: 'BodyPreference' | 'BodyPartPreference' = 'BodyPreference',
+): BodyPreference[] {
   return children(options, tag, 'AirSyncBase').flatMap((p) => {
     const type = numberOf(childText(p, 'Type', 'AirSyncBase'));
     if (type === undefined) return [];

@@ -22,11 +22,23 @@ describe('the POLICY setting', () => {
         MaxAttachmentSize: 10485760,
         UnapprovedInROMApplicationList: ['Solitaire'],
         AllowNonProvisionableDevices: false,
-        users: { 'Alice@Example.Test': { DevicePasswordEnabled: false, MaxAttachmentSize: null, AllowNonProvisionableDevices: true } },
+        users: {
+          'Alice@Example.Test': {
+            DevicePasswordEnabled: false,
+            MaxAttachmentSize: null,
+            AllowNonProvisionableDevices: true,
+          },
+        },
       }),
     );
     const tenant = effectivePolicy(config, 'bob@example.test');
-    expect(tenant.values).toMatchObject({ DevicePasswordEnabled: 1, AllowCamera: 0, MaxAttachmentSize: 10485760, AllowWiFi: 1, UnapprovedInROMApplicationList: ['Solitaire'] });
+    expect(tenant.values).toMatchObject({
+      DevicePasswordEnabled: 1,
+      AllowCamera: 0,
+      MaxAttachmentSize: 10485760,
+      AllowWiFi: 1,
+      UnapprovedInROMApplicationList: ['Solitaire'],
+    });
     expect(tenant.allowNonProvisionableDevices).toBe(false);
     const alice = effectivePolicy(config, 'ALICE@example.test');
     expect(alice.values).toMatchObject({ DevicePasswordEnabled: 0, AllowCamera: 0, MaxAttachmentSize: null });
@@ -47,7 +59,11 @@ describe('the POLICY setting', () => {
   });
 
   it('defaults to strict provisioning and the permissive policy', () => {
-    const config = loadConfig({ IMAP_HOST: 'imap.example.test', PROVISIONING: 'LOOSE', PUBLIC_URL: 'https://sync.example.test/' });
+    const config = loadConfig({
+      IMAP_HOST: 'imap.example.test',
+      PROVISIONING: 'LOOSE',
+      PUBLIC_URL: 'https://sync.example.test/',
+    });
     expect(config.provisioning).toBe('loose');
     expect(config.publicUrl).toBe('https://sync.example.test');
     const defaults = loadConfig({ IMAP_HOST: 'imap.example.test' });
@@ -63,27 +79,60 @@ describe('the policy document', () => {
     expect(provisionDoc(values, '16.1').children).toHaveLength(POLICY_FIELDS.length);
     expect(provisionDoc(values, '12.1').children).toHaveLength(POLICY_FIELDS.length);
     expect(provisionDoc(values, '12.0').children.map((c) => c.tag)).toEqual([
-      'DevicePasswordEnabled', 'AlphanumericDevicePasswordRequired', 'PasswordRecoveryEnabled', 'RequireStorageCardEncryption',
-      'AttachmentsEnabled', 'MinDevicePasswordLength', 'MaxInactivityTimeDeviceLock', 'MaxDevicePasswordFailedAttempts',
-      'MaxAttachmentSize', 'AllowSimpleDevicePassword', 'DevicePasswordExpiration', 'DevicePasswordHistory',
+      'DevicePasswordEnabled',
+      'AlphanumericDevicePasswordRequired',
+      'PasswordRecoveryEnabled',
+      'RequireStorageCardEncryption',
+      'AttachmentsEnabled',
+      'MinDevicePasswordLength',
+      'MaxInactivityTimeDeviceLock',
+      'MaxDevicePasswordFailedAttempts',
+      'MaxAttachmentSize',
+      'AllowSimpleDevicePassword',
+      'DevicePasswordExpiration',
+      'DevicePasswordHistory',
     ]);
   });
 
   it('writes lists as ApplicationName / Hash children and empty values as empty elements', () => {
-    const values = effectivePolicy(parsePolicyConfig('{"ApprovedApplicationList": ["3A7F", "0F1E"], "DevicePasswordExpiration": null, "MinDevicePasswordLength": null}'), 'x').values;
+    const values = effectivePolicy(
+      parsePolicyConfig(
+        '{"ApprovedApplicationList": ["3A7F", "0F1E"], "DevicePasswordExpiration": null, "MinDevicePasswordLength": null}',
+      ),
+      'x',
+    ).values;
     const doc = provisionDoc(values, '14.1');
-    expect(doc.children.find((c) => c.tag === 'ApprovedApplicationList')?.children.map((c) => [c.tag, c.text])).toEqual([['Hash', '3A7F'], ['Hash', '0F1E']]);
-    expect(doc.children.find((c) => c.tag === 'UnapprovedInROMApplicationList')).toEqual({ ns: 'Provision', tag: 'UnapprovedInROMApplicationList', children: [] });
-    expect(doc.children.find((c) => c.tag === 'DevicePasswordExpiration')).toEqual({ ns: 'Provision', tag: 'DevicePasswordExpiration', children: [] });
+    expect(doc.children.find((c) => c.tag === 'ApprovedApplicationList')?.children.map((c) => [c.tag, c.text])).toEqual(
+      [
+        ['Hash', '3A7F'],
+        ['Hash', '0F1E'],
+      ],
+    );
+    expect(doc.children.find((c) => c.tag === 'UnapprovedInROMApplicationList')).toEqual({
+      ns: 'Provision',
+      tag: 'UnapprovedInROMApplicationList',
+      children: [],
+    });
+    expect(doc.children.find((c) => c.tag === 'DevicePasswordExpiration')).toEqual({
+      ns: 'Provision',
+      tag: 'DevicePasswordExpiration',
+      children: [],
+    });
     // null empties a setting whose default is not empty.
-    expect(doc.children.find((c) => c.tag === 'MinDevicePasswordLength')).toEqual({ ns: 'Provision', tag: 'MinDevicePasswordLength', children: [] });
+    expect(doc.children.find((c) => c.tag === 'MinDevicePasswordLength')).toEqual({
+      ns: 'Provision',
+      tag: 'MinDevicePasswordLength',
+      children: [],
+    });
   });
 
   it('has a fingerprint that changes with the policy and only with it', async () => {
     const a = await policyHash(effectivePolicy(DEFAULT_POLICY_CONFIG, 'x'));
     expect(await policyHash(effectivePolicy(DEFAULT_POLICY_CONFIG, 'y'))).toBe(a);
     expect(await policyHash(effectivePolicy(parsePolicyConfig('{"AllowCamera": false}'), 'x'))).not.toBe(a);
-    expect(await policyHash(effectivePolicy(parsePolicyConfig('{"AllowNonProvisionableDevices": false}'), 'x'))).not.toBe(a);
+    expect(
+      await policyHash(effectivePolicy(parsePolicyConfig('{"AllowNonProvisionableDevices": false}'), 'x')),
+    ).not.toBe(a);
     expect(await policyHash(effectivePolicy(parsePolicyConfig('{"MinDevicePasswordLength": null}'), 'x'))).not.toBe(a);
   });
 
@@ -97,12 +146,36 @@ describe('the policy document', () => {
 });
 
 describe('the check before a command', () => {
-  const device = (over: Partial<DeviceRecord> = {}): DeviceRecord => ({ deviceId: 'D', deviceType: 'iPhone', provisioning: 'none', wipe: 'none', firstSeen: 0, lastSeen: 0, ...over });
+  const device = (over: Partial<DeviceRecord> = {}): DeviceRecord => ({
+    deviceId: 'D',
+    deviceType: 'iPhone',
+    provisioning: 'none',
+    wipe: 'none',
+    firstSeen: 0,
+    lastSeen: 0,
+    ...over,
+  });
   const request = (policyKey?: string): ActiveSyncRequest => ({
-    command: 'Sync', user: undefined, deviceId: 'D', deviceType: 'iPhone', version: '14.1', policyKey, locale: undefined, queryForm: 'plain', userAgent: undefined, params: {},
+    command: 'Sync',
+    user: undefined,
+    deviceId: 'D',
+    deviceType: 'iPhone',
+    version: '14.1',
+    policyKey,
+    locale: undefined,
+    queryForm: 'plain',
+    userAgent: undefined,
+    params: {},
   });
   const check = (over: Partial<ProvisioningCheck>): ProvisioningCheck => ({
-    mode: 'strict', policy: DEFAULT_POLICY_CONFIG, login: 'alice', device: device(), request: request(), command: 'Sync', body: undefined, ...over,
+    mode: 'strict',
+    policy: DEFAULT_POLICY_CONFIG,
+    login: 'alice',
+    device: device(),
+    request: request(),
+    command: 'Sync',
+    body: undefined,
+    ...over,
   });
 
   it('tells the reasons apart', async () => {
@@ -112,9 +185,15 @@ describe('the check before a command', () => {
     expect(await provisioningRefusal(check({ device: provisioned, request: request('0') }))).toBe('not-provisioned');
     expect(await provisioningRefusal(check({ device: provisioned, request: request('41') }))).toBe('invalid-key');
     expect(await provisioningRefusal(check({ device: provisioned, request: request('42') }))).toBeUndefined();
-    expect(await provisioningRefusal(check({ device: { ...provisioned, policyHash: 'old' }, request: request('42') }))).toBe('policy-refresh');
-    expect(await provisioningRefusal(check({ device: { ...provisioned, wipe: 'acknowledged' }, request: request('42') }))).toBe('wipe');
-    expect(await provisioningRefusal(check({ command: 'Provision', device: device({ wipe: 'pending' }) }))).toBeUndefined();
+    expect(
+      await provisioningRefusal(check({ device: { ...provisioned, policyHash: 'old' }, request: request('42') })),
+    ).toBe('policy-refresh');
+    expect(
+      await provisioningRefusal(check({ device: { ...provisioned, wipe: 'acknowledged' }, request: request('42') })),
+    ).toBe('wipe');
+    expect(
+      await provisioningRefusal(check({ command: 'Provision', device: device({ wipe: 'pending' }) })),
+    ).toBeUndefined();
     expect(await provisioningRefusal(check({ mode: 'loose' }))).toBeUndefined();
     expect(await provisioningRefusal(check({ mode: 'loose', request: request('0') }))).toBe('not-provisioned');
     expect(await provisioningRefusal(check({ mode: 'loose', device: device({ wipe: 'requested' }) }))).toBe('wipe');
@@ -127,8 +206,13 @@ describe('the check before a command', () => {
     } catch (err) {
       expect((err as HttpError).status).toBe(449);
     }
-    expect(refusalResponse('wipe', '14.0', 'Ping')).toEqual({ kind: 'wbxml', body: { ns: 'Ping', tag: 'Ping', children: [{ ns: 'Ping', tag: 'Status', children: [], text: '140' }] } });
-    expect(refusalResponse('policy-refresh', '16.1', 'SendMail')).toMatchObject({ body: { ns: 'ComposeMail', tag: 'SendMail', children: [{ text: '143' }] } });
+    expect(refusalResponse('wipe', '14.0', 'Ping')).toEqual({
+      kind: 'wbxml',
+      body: { ns: 'Ping', tag: 'Ping', children: [{ ns: 'Ping', tag: 'Status', children: [], text: '140' }] },
+    });
+    expect(refusalResponse('policy-refresh', '16.1', 'SendMail')).toMatchObject({
+      body: { ns: 'ComposeMail', tag: 'SendMail', children: [{ text: '143' }] },
+    });
     // A command without a WBXML response (GetAttachment) gets 449 whatever the version.
     expect(() => refusalResponse('invalid-key', '14.1', 'GetAttachment')).toThrow(HttpError);
   });

@@ -19,7 +19,16 @@
  * - PROVISIONING=loose lets through requests that carry no X-MS-PolicyKey at all (clients that never provision);
  *   a request that carries one, even 0, is checked as in strict mode, and a wipe is always enforced.
  */
-import { effectivePolicy, POLICY_FIELDS, type EffectivePolicy, type FieldDefinition, type PolicyConfig, type PolicyValue, type PolicyValues, type ProvisioningMode } from '../tenants/policy.ts';
+import {
+  effectivePolicy,
+  POLICY_FIELDS,
+  type EffectivePolicy,
+  type FieldDefinition,
+  type PolicyConfig,
+  type PolicyValue,
+  type PolicyValues,
+  type ProvisioningMode,
+} from '../tenants/policy.ts';
 import type { CommandResult } from './command.ts';
 import type { DeviceRecord } from '../state/types.ts';
 import type { Namespace } from '../wbxml/codepages.ts';
@@ -34,7 +43,7 @@ import { atLeast, type ProtocolVersion } from './versions.ts';
 export const POLICY_TYPE = 'MS-EAS-Provisioning-WBXML';
 
 /** A setting's value; null (an empty element) is a value, not a gap. */
-function valueOf(values: PolicyValues, field: FieldDefinition): PolicyValue {
+function policyValueOf(values: PolicyValues, field: FieldDefinition): PolicyValue {
   return field.name in values ? values[field.name]! : field.default;
 }
 
@@ -43,7 +52,7 @@ export function provisionDoc(values: PolicyValues, version: ProtocolVersion): Wb
   const children: WbxmlElement[] = [];
   for (const f of POLICY_FIELDS) {
     if (!atLeast(version, f.since)) continue;
-    const value = valueOf(values, f);
+    const value = policyValueOf(values, f);
     const element: WbxmlElement = { ns: 'Provision', tag: f.name, children: [] };
     if (Array.isArray(value)) {
       const item = (f.type as { item: 'ApplicationName' | 'Hash' }).item;
@@ -60,7 +69,10 @@ const hashes = new Map<string, string>();
 
 /** A fingerprint of the policy: a device provisioned under another one gets PolicyRefresh. */
 export async function policyHash(policy: EffectivePolicy): Promise<string> {
-  const canonical = JSON.stringify([POLICY_FIELDS.map((f) => valueOf(policy.values, f)), policy.allowNonProvisionableDevices]);
+  const canonical = JSON.stringify([
+    POLICY_FIELDS.map((f) => policyValueOf(policy.values, f)),
+    policy.allowNonProvisionableDevices,
+  ]);
   const known = hashes.get(canonical);
   if (known) return known;
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(canonical)));
@@ -123,7 +135,12 @@ export async function provisioningRefusal(check: ProvisioningCheck): Promise<Ref
 }
 
 function onlySetsDeviceInformation(body: WbxmlElement | undefined): boolean {
-  return body?.tag === 'Settings' && body.ns === 'Settings' && body.children.length > 0 && body.children.every((c) => c.ns === 'Settings' && c.tag === 'DeviceInformation');
+  return (
+    body?.tag === 'Settings' &&
+    body.ns === 'Settings' &&
+    body.children.length > 0 &&
+    body.children.every((c) => c.ns === 'Settings' && c.tag === 'DeviceInformation')
+  );
 }
 
 /** The root element of each command's response, where a common status goes (14.0+). */
@@ -152,7 +169,12 @@ const RESPONSE_ROOTS: Partial<Record<CommandName, { ns: Namespace; tag: string }
  * The answer to a refused request: HTTP 449 below 14.0 (and for a command without a WBXML response), else the
  * command's response root with the common status as its only child.
  */
-export function refusalResponse(refusal: Refusal, version: ProtocolVersion, command: CommandName, root?: { ns: Namespace; tag: string }): CommandResult {
+export function refusalResponse(
+  refusal: Refusal,
+  version: ProtocolVersion,
+  command: CommandName,
+  root?: { ns: Namespace; tag: string },
+): CommandResult {
   const where = root ?? RESPONSE_ROOTS[command];
   if (!atLeast(version, '14.0') || !where) throw new HttpError(449, `provisioning required (${refusal})`);
   const status: WbxmlElement = { ns: where.ns, tag: 'Status', children: [], text: String(REFUSAL_STATUS[refusal]) };

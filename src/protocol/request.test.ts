@@ -4,7 +4,10 @@ import { HttpError } from './errors.ts';
 import { parseActiveSyncRequest } from './request.ts';
 
 const parse = (query: string, headers: Record<string, string> = {}) =>
-  parseActiveSyncRequest(new URL(`https://mail.example.com/Microsoft-Server-ActiveSync?${query}`), new Headers(headers));
+  parseActiveSyncRequest(
+    new URL(`https://mail.example.com/Microsoft-Server-ActiveSync?${query}`),
+    new Headers(headers),
+  );
 
 function httpError(fn: () => unknown): HttpError {
   try {
@@ -17,7 +20,14 @@ function httpError(fn: () => unknown): HttpError {
 }
 
 /** Builds a base64 query as MS-ASHTTP §2.2.1.1.1.1 lays it out. */
-function base64Query(o: { version: number; code: number; deviceId: string | Uint8Array; policyKey?: number; deviceType: string; params?: [number, Uint8Array | string][] }): string {
+function base64Query(o: {
+  version: number;
+  code: number;
+  deviceId: string | Uint8Array;
+  policyKey?: number;
+  deviceType: string;
+  params?: [number, Uint8Array | string][];
+}): string {
   const id = typeof o.deviceId === 'string' ? Buffer.from(o.deviceId) : Buffer.from(o.deviceId);
   const parts: Buffer[] = [Buffer.from([o.version, o.code, 0x09, 0x04, id.length]), id];
   if (o.policyKey === undefined) parts.push(Buffer.from([0]));
@@ -73,8 +83,12 @@ describe('parseActiveSyncRequest, plain query', () => {
     const missing = httpError(() => parse('Cmd=Sync&DeviceId=d&DeviceType=t'));
     expect(missing.status).toBe(400);
     expect(missing.headers['MS-ASProtocolVersions']).toBe('12.0,12.1,14.0,14.1,16.0,16.1');
-    expect(httpError(() => parse('Cmd=Sync&DeviceId=d&DeviceType=t', { 'MS-ASProtocolVersion': '2.5' })).status).toBe(400);
-    expect(httpError(() => parse('Cmd=Sync&DeviceId=d&DeviceType=t', { 'MS-ASProtocolVersion': '17.0' })).status).toBe(400);
+    expect(httpError(() => parse('Cmd=Sync&DeviceId=d&DeviceType=t', { 'MS-ASProtocolVersion': '2.5' })).status).toBe(
+      400,
+    );
+    expect(httpError(() => parse('Cmd=Sync&DeviceId=d&DeviceType=t', { 'MS-ASProtocolVersion': '17.0' })).status).toBe(
+      400,
+    );
   });
 });
 
@@ -99,24 +113,49 @@ describe('parseActiveSyncRequest, base64 query', () => {
       deviceId: 'ABCDEF0123456789',
       policyKey: 3942919513,
       deviceType: 'Android',
-      params: [[1, '5'], [3, '5:20'], [4, 'RgAAAAB'], [8, 'alice@example.test'], [7, new Uint8Array([0x03])]],
+      params: [
+        [1, '5'],
+        [3, '5:20'],
+        [4, 'RgAAAAB'],
+        [8, 'alice@example.test'],
+        [7, new Uint8Array([0x03])],
+      ],
     });
     const r = parse(encodeURIComponent(q));
-    expect(r).toMatchObject({ command: 'SmartReply', version: '16.1', policyKey: '3942919513', user: 'alice@example.test' });
-    expect(r.params).toEqual({ collectionId: '5', itemId: '5:20', longId: 'RgAAAAB', saveInSent: true, acceptMultiPart: true });
+    expect(r).toMatchObject({
+      command: 'SmartReply',
+      version: '16.1',
+      policyKey: '3942919513',
+      user: 'alice@example.test',
+    });
+    expect(r.params).toEqual({
+      collectionId: '5',
+      itemId: '5:20',
+      longId: 'RgAAAAB',
+      saveInSent: true,
+      acceptMultiPart: true,
+    });
   });
 
   it('keeps a binary device id as hex', () => {
     const guid = new Uint8Array([0x01, 0x02, 0xfe, 0xff, 0, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
-    expect(parse(base64Query({ version: 141, code: 9, deviceId: guid, deviceType: 'WP' })).deviceId).toBe('0102feff00090a0b0c0d0e0f10111213');
+    expect(parse(base64Query({ version: 141, code: 9, deviceId: guid, deviceType: 'WP' })).deviceId).toBe(
+      '0102feff00090a0b0c0d0e0f10111213',
+    );
   });
 
   it('answers 400 for a truncated query, an unknown command code or an unsupported version', () => {
     const good = Buffer.from(base64Query({ version: 141, code: 9, deviceId: 'dev', deviceType: 'Phone' }), 'base64');
     expect(httpError(() => parse(good.subarray(0, good.length - 2).toString('base64'))).status).toBe(400);
-    expect(httpError(() => parse(base64Query({ version: 141, code: 99, deviceId: 'd', deviceType: 't' }))).status).toBe(400);
-    expect(httpError(() => parse(base64Query({ version: 25, code: 0, deviceId: 'd', deviceType: 't' }))).status).toBe(400);
-    expect(httpError(() => parse(base64Query({ version: 141, code: 0, deviceId: '', deviceType: 't' }))).status).toBe(400);
+    expect(httpError(() => parse(base64Query({ version: 141, code: 99, deviceId: 'd', deviceType: 't' }))).status).toBe(
+      400,
+    );
+    expect(httpError(() => parse(base64Query({ version: 25, code: 0, deviceId: 'd', deviceType: 't' }))).status).toBe(
+      400,
+    );
+    expect(httpError(() => parse(base64Query({ version: 141, code: 0, deviceId: '', deviceType: 't' }))).status).toBe(
+      400,
+    );
   });
 });
 
@@ -125,9 +164,17 @@ describe('parseBasicAuth', () => {
 
   it('accepts user, user@domain and DOMAIN\\user; the password may hold colons', () => {
     expect(parseBasicAuth(basic('alice:pw'))).toEqual({ login: 'alice', password: 'pw', domain: undefined });
-    expect(parseBasicAuth(basic('alice@example.test:a:b'))).toEqual({ login: 'alice@example.test', password: 'a:b', domain: undefined });
+    expect(parseBasicAuth(basic('alice@example.test:a:b'))).toEqual({
+      login: 'alice@example.test',
+      password: 'a:b',
+      domain: undefined,
+    });
     expect(parseBasicAuth(basic('CORP\\alice:pw'))).toEqual({ login: 'alice', password: 'pw', domain: 'CORP' });
-    expect(parseBasicAuth(basic('Jürgen:pässwörd'))).toEqual({ login: 'Jürgen', password: 'pässwörd', domain: undefined });
+    expect(parseBasicAuth(basic('Jürgen:pässwörd'))).toEqual({
+      login: 'Jürgen',
+      password: 'pässwörd',
+      domain: undefined,
+    });
   });
 
   it('refuses what is not Basic credentials', () => {

@@ -81,7 +81,9 @@ function parsePlainQuery(query: URLSearchParams, headers: Headers): Omit<ActiveS
   };
 }
 
-/** MS-ASHTTP §2.2.1.1.1.1: version, command code, locale, device id, policy key, device type, then tagged parameters. */
+/**
+ * MS-ASHTTP §2.2.1.1.1.1: version, command code, locale, device id, policy key, device type, then tagged parameters.
+ */
 function parseBase64Query(text: string): Omit<ActiveSyncRequest, 'userAgent'> {
   const bytes = new Uint8Array(Buffer.from(text, 'base64'));
   let pos = 0;
@@ -107,7 +109,8 @@ function parseBase64Query(text: string): Omit<ActiveSyncRequest, 'userAgent'> {
   const locale = localeBytes[0]! | (localeBytes[1]! << 8);
   const deviceId = deviceIdText(take(u8()));
   const policyKeyLength = u8();
-  if (policyKeyLength !== 0 && policyKeyLength !== 4) throw badRequest('the policy key in the base64 query is not 4 bytes');
+  if (policyKeyLength !== 0 && policyKeyLength !== 4)
+    throw badRequest('the policy key in the base64 query is not 4 bytes');
   const policyKey = policyKeyLength === 4 ? String(uint32le(take(4))) : undefined;
   const deviceType = ascii(take(u8()));
 
@@ -118,17 +121,30 @@ function parseBase64Query(text: string): Omit<ActiveSyncRequest, 'userAgent'> {
     const value = take(u8());
     const str = (): string => new TextDecoder().decode(value);
     switch (tag) {
-      case 0: params.attachmentName = str(); break;
-      case 1: params.collectionId = str(); break;
-      case 3: params.itemId = str(); break;
-      case 4: params.longId = str(); break;
-      case 6: params.occurrence = str(); break;
+      case 0:
+        params.attachmentName = str();
+        break;
+      case 1:
+        params.collectionId = str();
+        break;
+      case 3:
+        params.itemId = str();
+        break;
+      case 4:
+        params.longId = str();
+        break;
+      case 6:
+        params.occurrence = str();
+        break;
       case 7:
         params.saveInSent = Boolean(value[0]! & 0x01);
         params.acceptMultiPart = Boolean(value[0]! & 0x02);
         break;
-      case 8: user = str(); break;
-      default: break; // 2 CollectionName and 5 ParentId belong to the legacy commands; others are unknown
+      case 8:
+        user = str();
+        break;
+      default:
+        break; // 2 CollectionName and 5 ParentId belong to the legacy commands; others are unknown
     }
   }
   return { command, user, deviceId, deviceType, version, policyKey, locale, queryForm: 'base64', params };
@@ -150,9 +166,13 @@ function ascii(bytes: Uint8Array): string {
 
 function negotiate(version: string | undefined): ProtocolVersion {
   if (version && isSupportedVersion(version)) return version;
-  throw new HttpError(400, version ? `protocol version ${version} is not supported` : 'MS-ASProtocolVersion is missing', {
-    'MS-ASProtocolVersions': SUPPORTED_VERSIONS.join(','),
-  });
+  throw new HttpError(
+    400,
+    version ? `protocol version ${version} is not supported` : 'MS-ASProtocolVersion is missing',
+    {
+      'MS-ASProtocolVersions': SUPPORTED_VERSIONS.join(','),
+    },
+  );
 }
 
 function safeDecode(s: string): string {

@@ -34,7 +34,11 @@ export function throttleKeys(login: string, address: string | undefined): { user
  * password. Throws LoginThrottledError (without contacting the mail server) while throttled; the authenticator's
  * own errors (AuthUnavailableError) pass through and count as no failure.
  */
-export async function guardedAuthenticate(deps: LoginGuardDeps, credentials: Credentials, address: string | undefined): Promise<AuthenticatedUser | undefined> {
+export async function guardedAuthenticate(
+  deps: LoginGuardDeps,
+  credentials: Credentials,
+  address: string | undefined,
+): Promise<AuthenticatedUser | undefined> {
   const { userLimit, ipLimit, windowSeconds } = deps.config.authThrottle;
   const tenant = deps.config.tenant;
   const keys = throttleKeys(credentials.login, address);
@@ -52,7 +56,8 @@ export async function guardedAuthenticate(deps: LoginGuardDeps, credentials: Cre
     if (records.some((r, i) => r && active[i]![0] === keys.user)) await deps.state.clearAuthFailures(tenant, keys.user);
     return outcome.user;
   }
-  if (active.length > 0) await Promise.all(active.map(([key]) => deps.state.addAuthFailure(tenant, key, windowSeconds * 1000)));
+  if (active.length > 0)
+    await Promise.all(active.map(([key]) => deps.state.addAuthFailure(tenant, key, windowSeconds * 1000)));
   return undefined;
 }
 

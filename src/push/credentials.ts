@@ -19,10 +19,16 @@ export interface ImapAuth {
   authzid?: string;
 }
 
-export async function watcherAuth(push: PushConfig, lease: WatchLease, inMemoryPassword?: string): Promise<ImapAuth | undefined> {
+export async function watcherAuth(
+  push: PushConfig,
+  lease: WatchLease,
+  inMemoryPassword?: string,
+): Promise<ImapAuth | undefined> {
   if (push.master) {
     const { user, password } = push.master;
-    return user.includes('%u') ? { user: user.replaceAll('%u', lease.user), pass: password } : { user, pass: password, authzid: lease.user };
+    return user.includes('%u')
+      ? { user: user.replaceAll('%u', lease.user), pass: password }
+      : { user, pass: password, authzid: lease.user };
   }
   if (lease.credential && push.credentialKey) {
     // A credential sealed under another key (rotated) or for another user does not open: no login for this lease.
@@ -37,7 +43,11 @@ export async function watcherAuth(push: PushConfig, lease: WatchLease, inMemoryP
  * The watcher's login to the user's CalDAV/CardDAV server. DAV servers have no master user, so only the user's own
  * password serves: the credential sealed on the lease, else (Node) the one handed over in memory.
  */
-export async function davWatcherLogin(push: PushConfig, lease: WatchLease, inMemoryPassword?: string): Promise<{ user: string; password: string } | undefined> {
+export async function davWatcherLogin(
+  push: PushConfig,
+  lease: WatchLease,
+  inMemoryPassword?: string,
+): Promise<{ user: string; password: string } | undefined> {
   if (lease.credential && push.credentialKey) {
     const password = await openCredential(push.credentialKey, lease, lease.credential).catch(() => undefined);
     if (password !== undefined) return { user: lease.user, password };

@@ -12,21 +12,34 @@ import {
   watchedFolderKeys,
 } from './feed.ts';
 
-function imapState(highestModSeq: string, extra: Partial<Extract<CollectionState['watermark'], { kind: 'imap' }>> = {}): CollectionState {
-  return { class: 'Email', watermark: { kind: 'imap', uidValidity: 9, highestModSeq, uids: '1:4', ...extra }, options: {}, pending: [], clientIds: {} };
+function imapState(
+  highestModSeq: string,
+  extra: Partial<Extract<CollectionState['watermark'], { kind: 'imap' }>> = {},
+): CollectionState {
+  return {
+    class: 'Email',
+    watermark: { kind: 'imap', uidValidity: 9, highestModSeq, uids: '1:4', ...extra },
+    options: {},
+    pending: [],
+    clientIds: {},
+  };
 }
 
 describe('feed markers', () => {
   it('round-trip IMAP markers, with and without a modseq', () => {
     const m = { uidValidity: 9, highestModSeq: 123456789012345n, uidNext: 5, messages: 4 };
     expect(parseImapMarker(encodeImapMarker(m))).toEqual(m);
-    expect(parseImapMarker(encodeImapMarker({ ...m, highestModSeq: undefined }))).toEqual({ ...m, highestModSeq: undefined });
+    expect(parseImapMarker(encodeImapMarker({ ...m, highestModSeq: undefined }))).toEqual({
+      ...m,
+      highestModSeq: undefined,
+    });
     expect(parseImapMarker('imap1 x 1 2 3')).toBeUndefined();
     expect(parseImapMarker('dav1 abc')).toBeUndefined();
   });
 
   it('compare modseqs numerically with what the device synced', () => {
-    const at = (modseq: bigint, uidValidity = 9): string => encodeImapMarker({ uidValidity, highestModSeq: modseq, uidNext: 5, messages: 4 });
+    const at = (modseq: bigint, uidValidity = 9): string =>
+      encodeImapMarker({ uidValidity, highestModSeq: modseq, uidNext: 5, messages: 4 });
     expect(markerShowsChange(at(10n), imapState('10'), undefined)).toBe(false);
     expect(markerShowsChange(at(9n), imapState('10'), undefined)).toBe(false);
     // 11 > 9 as numbers, not as strings ("11" < "9").
@@ -43,7 +56,13 @@ describe('feed markers', () => {
     expect(markerShowsChange(newer, undefined, baseline)).toBe(true);
     expect(markerShowsChange(newer, undefined, undefined)).toBe(false);
     // DAV: the collection's token against the device's.
-    const dav: CollectionState = { class: 'Calendar', watermark: { kind: 'dav', syncToken: 't1', etags: {} }, options: {}, pending: [], clientIds: {} };
+    const dav: CollectionState = {
+      class: 'Calendar',
+      watermark: { kind: 'dav', syncToken: 't1', etags: {} },
+      options: {},
+      pending: [],
+      clientIds: {},
+    };
     expect(markerShowsChange(encodeDavMarker('t1'), dav, undefined)).toBe(false);
     expect(markerShowsChange(encodeDavMarker('t2'), dav, undefined)).toBe(true);
   });
@@ -67,7 +86,10 @@ describe('feed markers', () => {
     expect(newGeneration(10_000_000_000_000) > newGeneration(9_999_999_999_999)).toBe(true);
     const now = 1_000_000;
     const feed = [
-      { folder: 'device:A', marker: encodeWaitMarker({ g: a, until: now + 10_000, folders: ['imap:INBOX', 'imap:Work'] }) },
+      {
+        folder: 'device:A',
+        marker: encodeWaitMarker({ g: a, until: now + 10_000, folders: ['imap:INBOX', 'imap:Work'] }),
+      },
       { folder: 'device:B', marker: encodeWaitMarker({ g: b, until: now - 3_600_000, folders: ['imap:Old'] }) },
       { folder: 'imap:INBOX', marker: 'imap1 1 1 1 1' },
     ];

@@ -50,8 +50,14 @@ export function parseImapMarker(text: string): ImapMarker | undefined {
   const parts = text.split(' ');
   if (parts.length !== 5 || parts[0] !== 'imap1') return undefined;
   const [, validity, modseq, next, messages] = parts as [string, string, string, string, string];
-  if (!/^\d+$/.test(validity) || !/^(\d+|-)$/.test(modseq) || !/^\d+$/.test(next) || !/^\d+$/.test(messages)) return undefined;
-  return { uidValidity: Number(validity), highestModSeq: modseq === '-' ? undefined : BigInt(modseq), uidNext: Number(next), messages: Number(messages) };
+  if (!/^\d+$/.test(validity) || !/^(\d+|-)$/.test(modseq) || !/^\d+$/.test(next) || !/^\d+$/.test(messages))
+    return undefined;
+  return {
+    uidValidity: Number(validity),
+    highestModSeq: modseq === '-' ? undefined : BigInt(modseq),
+    uidNext: Number(next),
+    messages: Number(messages),
+  };
 }
 
 // DAV markers (the CalDAV/CardDAV watcher fills these; see DavFeedSource).
@@ -171,13 +177,18 @@ export const LEASE_GRACE_MS = 120_000;
  * waiting request's direct check saw it (undefined when it had none): for a folder the device has not synced, or a
  * server without CONDSTORE, only a change after that check counts.
  */
-export function markerShowsChange(marker: string, state: CollectionState | undefined, baseline: string | undefined): boolean {
+export function markerShowsChange(
+  marker: string,
+  state: CollectionState | undefined,
+  baseline: string | undefined,
+): boolean {
   const wm = state?.watermark;
   const imap = parseImapMarker(marker);
   if (imap) {
     if (wm?.kind === 'imap') {
       if (imap.uidValidity !== wm.uidValidity) return true;
-      if (wm.highestModSeq !== '' && imap.highestModSeq !== undefined) return imap.highestModSeq > BigInt(wm.highestModSeq);
+      if (wm.highestModSeq !== '' && imap.highestModSeq !== undefined)
+        return imap.highestModSeq > BigInt(wm.highestModSeq);
     }
     return baseline !== undefined && !sameImapState(imap, parseImapMarker(baseline));
   }
@@ -192,7 +203,12 @@ export function markerShowsChange(marker: string, state: CollectionState | undef
 
 function sameImapState(a: ImapMarker, b: ImapMarker | undefined): boolean {
   if (!b) return false;
-  return a.uidValidity === b.uidValidity && a.uidNext === b.uidNext && a.messages === b.messages && a.highestModSeq === b.highestModSeq;
+  return (
+    a.uidValidity === b.uidValidity &&
+    a.uidNext === b.uidNext &&
+    a.messages === b.messages &&
+    a.highestModSeq === b.highestModSeq
+  );
 }
 
 /** Whether the collection has changes found earlier but not yet sent (MoreAvailable left them pending). */

@@ -14,7 +14,18 @@ import { leaseShard } from '../state/shard.ts';
 import { LEASE_SHARDS, type WatchLease } from '../state/types.ts';
 import { watcherAuth } from './credentials.ts';
 import { pushHub, type PushHub } from './feed.ts';
-import { allShards, checkAccount, davSourceFor, errorText, FeedMemo, INBOX_KEY, newClient, statusMarker, userKeyOf, type WatcherOptions } from './watch-shared.ts';
+import {
+  allShards,
+  checkAccount,
+  davSourceFor,
+  errorText,
+  FeedMemo,
+  INBOX_KEY,
+  newClient,
+  statusMarker,
+  userKeyOf,
+  type WatcherOptions,
+} from './watch-shared.ts';
 
 export interface IdleWatcherOptions extends WatcherOptions {
   /** LIST and STATUS of the watched folders other than INBOX, this often (default 45 s). */
@@ -88,7 +99,8 @@ class AccountWatch {
     if (password !== undefined) this.password = password;
     if (password !== undefined || lease.credential) this.wakeLogin?.();
     const newer = lease.until > this.lease.until;
-    if (lease.credential || newer) this.lease = { ...this.lease, ...lease, until: Math.max(lease.until, this.lease.until) };
+    if (lease.credential || newer)
+      this.lease = { ...this.lease, ...lease, until: Math.max(lease.until, this.lease.until) };
     this.scheduleEnd();
     if (newer || password !== undefined) this.enqueue(() => this.refreshWatched());
   }
@@ -111,7 +123,13 @@ class AccountWatch {
   }
 
   private log(event: string, extra: Record<string, string | number> = {}): void {
-    this.options.log?.({ time: new Date().toISOString(), tenant: this.lease.tenant, user: this.lease.user, event, ...extra });
+    this.options.log?.({
+      time: new Date().toISOString(),
+      tenant: this.lease.tenant,
+      user: this.lease.user,
+      event,
+      ...extra,
+    });
   }
 
   private async run(): Promise<void> {
@@ -119,7 +137,8 @@ class AccountWatch {
     while (!this.stopped && this.lease.until > Date.now()) {
       const auth = await watcherAuth(this.options.push, this.lease, this.password);
       if (!auth) {
-        // Said once; the lease is kept in view (no new watch and log line per lease scan) until it ends or a login comes.
+        // Said once; the lease is kept in view (no new watch and log line per lease scan) until it ends or a login
+        // comes.
         this.log('watch-no-login');
         await new Promise<void>((resolve) => (this.wakeLogin = resolve));
         this.wakeLogin = undefined;
@@ -208,7 +227,11 @@ class AccountWatch {
 
   private async check(): Promise<void> {
     const client = this.client!;
-    const found = await checkAccount(client, this.memo, await davSourceFor(this.options, this.lease, this.memo.watched, this.password));
+    const found = await checkAccount(
+      client,
+      this.memo,
+      await davSourceFor(this.options, this.lease, this.memo.watched, this.password),
+    );
     await this.memo.write(found);
   }
 
@@ -263,7 +286,8 @@ export function startIdleWatcher(options: IdleWatcherOptions): IdleWatcher {
           // Our claim lapsed and another instance took the shard: its accounts are its now.
           held.delete(shard);
           log('watch-shard-lost', { shard, instance: claims.instance });
-          for (const [key, watch] of accounts) if (leaseShard(JSON.parse(key)[1] as string) === shard) void watch.stop();
+          for (const [key, watch] of accounts)
+            if (leaseShard(JSON.parse(key)[1] as string) === shard) void watch.stop();
         }
       } catch (err) {
         log('watch-claim-error', { shard, error: errorText(err) });
@@ -292,7 +316,13 @@ export function startIdleWatcher(options: IdleWatcherOptions): IdleWatcher {
       try {
         for (const lease of await options.state.listLeases(options.tenant, shard)) ensure(lease);
       } catch (err) {
-        options.log?.({ time: new Date().toISOString(), tenant: options.tenant, event: 'watch-scan-error', shard, error: errorText(err) });
+        options.log?.({
+          time: new Date().toISOString(),
+          tenant: options.tenant,
+          event: 'watch-scan-error',
+          shard,
+          error: errorText(err),
+        });
       }
     }
   };
@@ -300,7 +330,10 @@ export function startIdleWatcher(options: IdleWatcherOptions): IdleWatcher {
   const offWaiting = hub.onWaiting((user, password) => {
     // The lease this Ping just wrote: read it back for the sealed credential, or use the password handed over.
     if (stopped || user.tenant !== options.tenant) return;
-    void options.state.getLease(user).then((lease) => lease && ensure(lease, password)).catch(() => undefined);
+    void options.state
+      .getLease(user)
+      .then((lease) => lease && ensure(lease, password))
+      .catch(() => undefined);
   });
   let scanTimer: ReturnType<typeof setTimeout> | undefined;
   const loop = (): void => {
@@ -324,7 +357,9 @@ export function startIdleWatcher(options: IdleWatcherOptions): IdleWatcher {
       // Hand the shards over at once rather than when the claims expire.
       if (claims) {
         const scope = claimScope(options.tenant);
-        await Promise.all([...held.keys()].map((shard) => options.state.deleteMarker(scope, `shard:${shard}`).catch(() => undefined)));
+        await Promise.all(
+          [...held.keys()].map((shard) => options.state.deleteMarker(scope, `shard:${shard}`).catch(() => undefined)),
+        );
         held.clear();
       }
     },

@@ -39,7 +39,13 @@ function signingMaterial(config: ServerConfig, sweepSecret: string | undefined):
 }
 
 async function sign(material: string, body: string): Promise<string> {
-  const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(`activesync-edge sweep v1\n${material}`), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const key = await crypto.subtle.importKey(
+    'raw',
+    new TextEncoder().encode(`activesync-edge sweep v1\n${material}`),
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['sign'],
+  );
   const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(body)));
   return [...mac].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
@@ -52,12 +58,21 @@ function sameText(a: string, b: string): boolean {
 }
 
 /** Sends a slice to another invocation; resolves with its report (errors count as one failed account). */
-export async function dispatchSlice(dispatcher: SweepDispatcher, config: ServerConfig, sweepSecret: string | undefined, request: SliceRequest): Promise<SweepReport> {
+export async function dispatchSlice(
+  dispatcher: SweepDispatcher,
+  config: ServerConfig,
+  sweepSecret: string | undefined,
+  request: SliceRequest,
+): Promise<SweepReport> {
   const material = signingMaterial(config, sweepSecret);
   if (!material) throw new Error('no key to sign a sweep slice with');
   const body = JSON.stringify(request);
   const res = await dispatcher.fetch(
-    new Request(`https://sweep.internal${SWEEP_PATH}`, { method: 'POST', headers: { 'Content-Type': 'application/json', [SIGNATURE_HEADER]: await sign(material, body) }, body }),
+    new Request(`https://sweep.internal${SWEEP_PATH}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', [SIGNATURE_HEADER]: await sign(material, body) },
+      body,
+    }),
   );
   if (!res.ok) throw new Error(`sweep slice: HTTP ${res.status}`);
   return (await res.json()) as SweepReport;
@@ -66,11 +81,27 @@ export async function dispatchSlice(dispatcher: SweepDispatcher, config: ServerC
 function parseSlice(value: unknown): SliceRequest | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const { tenant, slice, until } = value as Partial<SliceRequest>;
-  if (typeof tenant !== 'string' || typeof until !== 'number' || typeof slice !== 'object' || slice === null) return undefined;
+  if (typeof tenant !== 'string' || typeof until !== 'number' || typeof slice !== 'object' || slice === null)
+    return undefined;
   const shards = (slice as Partial<SweepSlice>).shards;
-  if (!Array.isArray(shards) || shards.length === 0 || !shards.every((s) => Number.isInteger(s) && s >= 0 && s < LEASE_SHARDS)) return undefined;
+  if (
+    !Array.isArray(shards) ||
+    shards.length === 0 ||
+    !shards.every((s) => Number.isInteger(s) && s >= 0 && s < LEASE_SHARDS)
+  )
+    return undefined;
   const part = (slice as Partial<SweepSlice>).part;
-  if (part !== undefined && !(Number.isInteger(part.index) && Number.isInteger(part.of) && part.of >= 1 && part.index >= 0 && part.index < part.of)) return undefined;
+  if (
+    part !== undefined &&
+    !(
+      Number.isInteger(part.index) &&
+      Number.isInteger(part.of) &&
+      part.of >= 1 &&
+      part.index >= 0 &&
+      part.index < part.of
+    )
+  )
+    return undefined;
   return { tenant, until, slice: { shards, ...(part ? { part: { index: part.index, of: part.of } } : {}) } };
 }
 
@@ -80,7 +111,14 @@ function parseSlice(value: unknown): SliceRequest | undefined {
  */
 export async function handleSliceRequest(
   request: Request,
-  deps: { tenant(name: string): ServerConfig | undefined; state: StateStore; sweepSecret: string | undefined; log: LogSink; memoFor(tenant: string, slice: SweepSlice): SweepMemo; concurrency: number },
+  deps: {
+    tenant(name: string): ServerConfig | undefined;
+    state: StateStore;
+    sweepSecret: string | undefined;
+    log: LogSink;
+    memoFor(tenant: string, slice: SweepSlice): SweepMemo;
+    concurrency: number;
+  },
 ): Promise<Response> {
   if (request.method !== 'POST') return new Response('method not allowed\n', { status: 405 });
   const body = await request.text();
@@ -95,7 +133,8 @@ export async function handleSliceRequest(
   if (!config) return new Response('unknown tenant\n', { status: 404 });
   const material = signingMaterial(config, deps.sweepSecret);
   const signature = request.headers.get(SIGNATURE_HEADER) ?? '';
-  if (!material || !sameText(signature, await sign(material, body))) return new Response('forbidden\n', { status: 403 });
+  if (!material || !sameText(signature, await sign(material, body)))
+    return new Response('forbidden\n', { status: 403 });
   const now = Date.now();
   if (parsed.until <= now || parsed.until > now + MAX_AHEAD_MS) return new Response('forbidden\n', { status: 403 });
   const report = await sweep({

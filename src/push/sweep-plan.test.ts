@@ -7,7 +7,9 @@ import { sweepPart, type SweepSlice } from './sweep.ts';
 
 /** Which slices would sweep this account. */
 function slicesOf(user: string, slices: SweepSlice[]): number[] {
-  return slices.flatMap((s, i) => (s.shards.includes(leaseShard(user)) && (!s.part || sweepPart(user, s.part.of) === s.part.index) ? [i] : []));
+  return slices.flatMap((s, i) =>
+    s.shards.includes(leaseShard(user)) && (!s.part || sweepPart(user, s.part.of) === s.part.index) ? [i] : [],
+  );
 }
 
 describe('planSweep', () => {
@@ -20,7 +22,8 @@ describe('planSweep', () => {
     const users = Array.from({ length: 700 }, (_, i) => `user${i}@example.org`);
     // One crowded shard: 300 more accounts in the shard of the first user.
     const crowded = leaseShard(users[0]!);
-    for (let i = 0; users.filter((u) => leaseShard(u) === crowded).length < 300; i++) if (leaseShard(`x${i}@example.org`) === crowded) users.push(`x${i}@example.org`);
+    for (let i = 0; users.filter((u) => leaseShard(u) === crowded).length < 300; i++)
+      if (leaseShard(`x${i}@example.org`) === crowded) users.push(`x${i}@example.org`);
     const counts = Array.from({ length: LEASE_SHARDS }, () => 0);
     for (const u of users) counts[leaseShard(u)]!++;
 

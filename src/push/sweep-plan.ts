@@ -10,11 +10,16 @@ import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
 import { dispatchSlice, handleSliceRequest, type SweepDispatcher } from './sweep-fanout.ts';
 import { sweep, SweepMemo, type SweepReport, type SweepSlice } from './sweep.ts';
 
-/** How long one cron invocation keeps sweeping: passes every 10 s, the last one starting before the next minute's cron. */
+/**
+ * How long one cron invocation keeps sweeping: passes every 10 s, the last one starting before the next minute's cron.
+ */
 export const SWEEP_FOR_MS = 50_000;
 /** Workers allow 6 simultaneous outbound connections per invocation. */
 export const SWEEP_CONNECTIONS = 6;
-/** Accounts one invocation sweeps per pass (SWEEP_ACCOUNTS_PER_INVOCATION): 6 connections, ~1 s per account, 10 s passes. */
+/**
+ * Accounts one invocation sweeps per pass (SWEEP_ACCOUNTS_PER_INVOCATION): 6 connections, ~1 s per account, 10 s
+ * passes.
+ */
 const DEFAULT_ACCOUNTS_PER_INVOCATION = 60;
 
 /**
@@ -47,7 +52,10 @@ export function planSweep(leases: readonly number[], capacity: number): SweepSli
   return slices.filter((s, i) => i === 0 || s.shards.length > 0);
 }
 
-/** The sweep's memory of the accounts' feeds, for as long as this isolate lives (saves a feed read per account and minute). */
+/**
+ * The sweep's memory of the accounts' feeds, for as long as this isolate lives (saves a feed read per account and
+ * minute).
+ */
 const sweepMemos = new Map<string, SweepMemo>();
 
 /**
@@ -57,7 +65,10 @@ const sweepMemos = new Map<string, SweepMemo>();
 export function sweepMemoOf(tenant: string, slice?: SweepSlice): SweepMemo {
   const key = JSON.stringify([tenant, slice?.shards.join(',') ?? '', slice?.part?.index ?? 0, slice?.part?.of ?? 1]);
   let memo = sweepMemos.get(key);
-  if (!memo) sweepMemos.set(key, (memo = new SweepMemo()));
+  if (!memo) {
+    memo = new SweepMemo();
+    sweepMemos.set(key, memo);
+  }
   return memo;
 }
 
@@ -107,31 +118,65 @@ export async function cronSweep(options: CronSweepOptions): Promise<void> {
       // More leased accounts than this invocation sweeps in a pass: the other slices go to other invocations.
       let slices: SweepSlice[] = [{ shards: Array.from({ length: LEASE_SHARDS }, (_, i) => i) }];
       if (self) {
-        const counts = await Promise.all(slices[0]!.shards.map(async (shard) => (await state.listLeases(config.tenant, shard)).length));
+        const counts = await Promise.all(
+          slices[0]!.shards.map(async (shard) => (await state.listLeases(config.tenant, shard)).length),
+        );
         slices = planSweep(counts, capacity);
       }
       const [own, ...others] = slices;
       const dav = { caldavUrl: config.caldavUrl, carddavUrl: config.carddavUrl };
       const reports = await Promise.all([
-        sweep({ state, tenant: config.tenant, imap: config.imap, push: config.push, dav, log, until, memo: sweepMemoOf(config.tenant, own), concurrency, shards: own!.shards }),
+        sweep({
+          state,
+          tenant: config.tenant,
+          imap: config.imap,
+          push: config.push,
+          dav,
+          log,
+          until,
+          memo: sweepMemoOf(config.tenant, own),
+          concurrency,
+          shards: own!.shards,
+        }),
         ...others.map((slice) =>
           dispatchSlice(self!, config, sweepSecret, { tenant: config.tenant, slice, until }).catch((err: unknown) => {
-            log({ time: new Date().toISOString(), tenant: config.tenant, event: 'sweep-fanout-error', shards: slice.shards.join(','), error: String(err) });
+            log({
+              time: new Date().toISOString(),
+              tenant: config.tenant,
+              event: 'sweep-fanout-error',
+              shards: slice.shards.join(','),
+              error: String(err),
+            });
             return { passes: 0, accounts: 0, logins: 0, written: 0, errors: 1, slowestPassMs: 0, peakConnections: 0 };
           }),
         ),
       ]);
       const report = reports[0]!;
       for (const more of reports.slice(1)) addReports(report, more);
-      log({ time: new Date().toISOString(), tenant: config.tenant, event: 'sweep', ms: Date.now() - started, invocations: slices.length, ...report });
+      log({
+        time: new Date().toISOString(),
+        tenant: config.tenant,
+        event: 'sweep',
+        ms: Date.now() - started,
+        invocations: slices.length,
+        ...report,
+      });
     }),
   );
 }
 
-/** Another invocation's share of the cron sweep (SWEEP_PATH): verified by handleSliceRequest, swept with this isolate's memo. */
+/**
+ * Another invocation's share of the cron sweep (SWEEP_PATH): verified by handleSliceRequest, swept with this isolate's
+ * memo.
+ */
 export function sliceRoute(
   request: Request,
-  deps: { tenant(name: string): ServerConfig | undefined; state: StateStore; sweepSecret: string | undefined; log: LogSink },
+  deps: {
+    tenant(name: string): ServerConfig | undefined;
+    state: StateStore;
+    sweepSecret: string | undefined;
+    log: LogSink;
+  },
 ): Promise<Response> {
   return handleSliceRequest(request, { ...deps, memoFor: sweepMemoOf, concurrency: SWEEP_CONNECTIONS });
 }

@@ -10,7 +10,16 @@ import { fnv1a32 } from '../util/fnv.ts';
 import { LEASE_SHARDS, type WatchLease } from '../state/types.ts';
 import { watcherAuth } from './credentials.ts';
 import { pushHub, type PushHub } from './feed.ts';
-import { allShards, checkAccount, davSourceFor, errorText, FeedMemo, newClient, userKeyOf, type WatcherOptions } from './watch-shared.ts';
+import {
+  allShards,
+  checkAccount,
+  davSourceFor,
+  errorText,
+  FeedMemo,
+  newClient,
+  userKeyOf,
+  type WatcherOptions,
+} from './watch-shared.ts';
 
 export interface SweepOptions extends WatcherOptions {
   /** Simultaneous IMAP connections (Workers allow 6 per invocation). */
@@ -67,7 +76,15 @@ export class SweepMemo {
 export async function sweep(options: SweepOptions): Promise<SweepReport> {
   const hub = options.hub ?? pushHub;
   const memo = options.memo ?? new SweepMemo();
-  const report: SweepReport = { passes: 0, accounts: 0, logins: 0, written: 0, errors: 0, slowestPassMs: 0, peakConnections: 0 };
+  const report: SweepReport = {
+    passes: 0,
+    accounts: 0,
+    logins: 0,
+    written: 0,
+    errors: 0,
+    slowestPassMs: 0,
+    peakConnections: 0,
+  };
   const open = { now: 0 };
   const shards: readonly number[] = options.shards ?? allShards();
   const interval = options.passIntervalMs ?? 10_000;
@@ -81,7 +98,8 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
     }
     // Forget accounts nobody pings any more (this sweep's shards only: a shared memo may serve other shards too).
     const leased = new Set(leases.map(userKeyOf));
-    for (const [key, known] of memo.accounts) if (!leased.has(key) && shards.includes(known.shard)) memo.accounts.delete(key);
+    for (const [key, known] of memo.accounts)
+      if (!leased.has(key) && shards.includes(known.shard)) memo.accounts.delete(key);
     report.passes++;
     report.accounts = Math.max(report.accounts, leases.length);
     let next = 0;
@@ -92,7 +110,13 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
           report.written += await sweepAccount(options, hub, memo, lease, report, open);
         } catch (err) {
           report.errors++;
-          options.log?.({ time: new Date().toISOString(), tenant: lease.tenant, user: lease.user, event: 'sweep-error', error: errorText(err) });
+          options.log?.({
+            time: new Date().toISOString(),
+            tenant: lease.tenant,
+            user: lease.user,
+            event: 'sweep-error',
+            error: errorText(err),
+          });
         }
       }
     };
@@ -116,7 +140,14 @@ export async function sweep(options: SweepOptions): Promise<SweepReport> {
   }
 }
 
-async function sweepAccount(options: SweepOptions, hub: PushHub, memos: SweepMemo, lease: WatchLease, report: SweepReport, open: { now: number }): Promise<number> {
+async function sweepAccount(
+  options: SweepOptions,
+  hub: PushHub,
+  memos: SweepMemo,
+  lease: WatchLease,
+  report: SweepReport,
+  open: { now: number },
+): Promise<number> {
   const key = userKeyOf(lease);
   let known = memos.accounts.get(key);
   if (!known || lease.until > known.until) {
@@ -132,7 +163,11 @@ async function sweepAccount(options: SweepOptions, hub: PushHub, memos: SweepMem
   report.peakConnections = Math.max(report.peakConnections, ++open.now);
   try {
     await client.connect();
-    const found = await checkAccount(client, known.memo, await davSourceFor(options, lease, known.memo.watched, undefined));
+    const found = await checkAccount(
+      client,
+      known.memo,
+      await davSourceFor(options, lease, known.memo.watched, undefined),
+    );
     return await known.memo.write(found);
   } finally {
     if (client.usable) await client.logout().catch(() => client.close());

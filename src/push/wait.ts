@@ -133,7 +133,13 @@ export async function endWaitingRequests(context: Pick<WaitContext, 'state' | 'd
   // The folders and the watch stay: the device is still pinging them, and its next Ping need not write them again.
   await context.state.putFeedEntry(context.device, {
     folder: deviceKey(context.device.deviceId),
-    marker: encodeWaitMarker({ g: generation, until: now, folders: wait.folders, ...(wait.watch !== undefined ? { watch: wait.watch } : {}), endedBySync: true }),
+    marker: encodeWaitMarker({
+      g: generation,
+      until: now,
+      folders: wait.folders,
+      ...(wait.watch !== undefined ? { watch: wait.watch } : {}),
+      endedBySync: true,
+    }),
     changedAt: now,
     expiresAt: Math.max(now + LEASE_GRACE_MS, wait.watch ?? 0),
   });
@@ -149,7 +155,12 @@ export async function releaseDevice(state: StateStore, device: DeviceScope): Pro
   const feed = await state.readFeed(device);
   const mine = deviceKey(device.deviceId);
   if (feed.some((e) => e.folder === mine)) {
-    await state.putFeedEntry(device, { folder: mine, marker: encodeWaitMarker({ g: newGeneration(now), until: now, folders: [] }), changedAt: now, expiresAt: now + 1 });
+    await state.putFeedEntry(device, {
+      folder: mine,
+      marker: encodeWaitMarker({ g: newGeneration(now), until: now, folders: [] }),
+      changedAt: now,
+      expiresAt: now + 1,
+    });
   }
   const othersWait = feed.some((e) => {
     if (!e.folder.startsWith('device:') || e.folder === mine) return false;
@@ -161,7 +172,11 @@ export async function releaseDevice(state: StateStore, device: DeviceScope): Pro
 }
 
 /** Waits until a change, the heartbeat's end, a newer request of the device, or the client going away. */
-export async function waitForChanges(context: WaitContext, request: WaitRequest, generation = newGeneration()): Promise<WaitOutcome> {
+export async function waitForChanges(
+  context: WaitContext,
+  request: WaitRequest,
+  generation = newGeneration(),
+): Promise<WaitOutcome> {
   const hub = context.hub ?? pushHub;
   const { state, device } = context;
   const started = Date.now();
@@ -196,16 +211,23 @@ export async function waitForChanges(context: WaitContext, request: WaitRequest,
   try {
     // Older waits of this device in this process end now; in other processes at their next poll (the marker below).
     hub.superseded(device, generation);
-    const before = parseWaitMarker((await state.readFeed(device)).find((e) => e.folder === deviceKey(device.deviceId))?.marker ?? '');
+    const before = parseWaitMarker(
+      (await state.readFeed(device)).find((e) => e.folder === deviceKey(device.deviceId))?.marker ?? '',
+    );
     if (before && before.g > generation) return { kind: 'superseded' };
     // An empty password is a Bearer login (AUTH_MODE): a short-lived token is no login for the watcher, which then
     // needs the tenant's master user. DAV servers have no master user: watched DAV folders need the user's password.
     const password = context.password === '' ? undefined : context.password;
     const watchesDav = targetKeys.some((k) => k.startsWith('caldav:') || k.startsWith('carddav:'));
-    const useVault = (!context.push.master || watchesDav) && context.push.credentialKey !== undefined && password !== undefined;
+    const useVault =
+      (!context.push.master || watchesDav) && context.push.credentialKey !== undefined && password !== undefined;
     // Nothing to write when the device's marker has these folders, no earlier wait of it may still be under way
     // (elsewhere: it would have to be ended), and its watch (= the lease) outlasts this wait.
-    const covered = before !== undefined && before.until <= started && sameKeys(before.folders, targetKeys) && (before.watch ?? 0) >= needed;
+    const covered =
+      before !== undefined &&
+      before.until <= started &&
+      sameKeys(before.folders, targetKeys) &&
+      (before.watch ?? 0) >= needed;
     if (covered) watch = before.watch!;
     else {
       // Always later than the lease there: watchers read a device's folders again when its lease grows.
@@ -280,7 +302,8 @@ function evaluate(
   const changed: string[] = [];
   request.targets.forEach((target, i) => {
     const entry = byKey.get(targetKeys[i]!);
-    if (entry && entry.changedAt >= since && markerShowsChange(entry.marker, target.state, target.baseline)) changed.push(target.serverId);
+    if (entry && entry.changedAt >= since && markerShowsChange(entry.marker, target.state, target.baseline))
+      changed.push(target.serverId);
   });
   if (changed.length) return { kind: 'changed', serverIds: changed };
 

@@ -22,7 +22,16 @@ import type { LogSink } from '../log.ts';
 import { LEASE_SHARDS, type StateStore, type UserScope, type WatchLease } from '../state/types.ts';
 import { DavItemBackend } from '../backends/dav/backend.ts';
 import { davWatcherLogin, type ImapAuth } from './credentials.ts';
-import { encodeDavMarker, encodeImapMarker, FEED_TTL_MS, HIERARCHY_KEY, hierarchyMarker, watchedFolderKeys, type DavFeedSource, type PushHub } from './feed.ts';
+import {
+  encodeDavMarker,
+  encodeImapMarker,
+  FEED_TTL_MS,
+  HIERARCHY_KEY,
+  hierarchyMarker,
+  watchedFolderKeys,
+  type DavFeedSource,
+  type PushHub,
+} from './feed.ts';
 
 export const INBOX_KEY = 'imap:INBOX';
 
@@ -70,7 +79,9 @@ export function newClient(imap: ImapSettings, auth: ImapAuth, idle: boolean): Im
     qresync: true,
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
-    ...(idle ? { autoIdleDelay: 100, maxIdleTime: 240_000, socketTimeout: 300_000 } : { disableAutoIdle: true, socketTimeout: 60_000 }),
+    ...(idle
+      ? { autoIdleDelay: 100, maxIdleTime: 240_000, socketTimeout: 300_000 }
+      : { disableAutoIdle: true, socketTimeout: 60_000 }),
   });
   // Socket errors surface as rejected commands and a 'close'; the event itself must not crash the process.
   client.on('error', () => {});
@@ -87,7 +98,12 @@ export async function statusMarker(client: ImapFlow, path: string): Promise<stri
   try {
     const s = await client.status(path, { uidValidity: true, uidNext: true, messages: true, highestModseq: true });
     if (!s || s.uidValidity === undefined || s.uidNext === undefined || s.messages === undefined) return undefined;
-    return encodeImapMarker({ uidValidity: Number(s.uidValidity), highestModSeq: s.highestModseq, uidNext: s.uidNext, messages: s.messages });
+    return encodeImapMarker({
+      uidValidity: Number(s.uidValidity),
+      highestModSeq: s.highestModseq,
+      uidNext: s.uidNext,
+      messages: s.messages,
+    });
   } catch (err) {
     // A watched folder deleted meanwhile: the folder list's marker tells the devices.
     if ((err as { serverResponseCode?: string }).serverResponseCode === 'NONEXISTENT') return undefined;
@@ -103,7 +119,12 @@ export function isDavKey(key: string): boolean {
  * How the watcher reads the tokens of an account's watched DAV collections; undefined when none is watched or there
  * is no login for them. Only collections on the tenant's own DAV servers (same origin) are asked, with the login.
  */
-export async function davSourceFor(options: WatcherOptions, lease: WatchLease, watched: ReadonlySet<string>, password: string | undefined): Promise<DavFeedSource | undefined> {
+export async function davSourceFor(
+  options: WatcherOptions,
+  lease: WatchLease,
+  watched: ReadonlySet<string>,
+  password: string | undefined,
+): Promise<DavFeedSource | undefined> {
   if (![...watched].some(isDavKey)) return undefined;
   if (options.davSource) return options.davSource(lease);
   const services = [options.dav?.caldavUrl, options.dav?.carddavUrl].filter((u): u is string => !!u);
@@ -153,7 +174,11 @@ export class FeedMemo {
 }
 
 /** LIST, then STATUS of each watched IMAP folder (and the DAV tokens of watched DAV collections). */
-export async function checkAccount(client: ImapFlow, memo: FeedMemo, dav: DavFeedSource | undefined): Promise<Map<string, string>> {
+export async function checkAccount(
+  client: ImapFlow,
+  memo: FeedMemo,
+  dav: DavFeedSource | undefined,
+): Promise<Map<string, string>> {
   const found = new Map<string, string>();
   const paths = await listPaths(client);
   found.set(HIERARCHY_KEY, hierarchyMarker(paths));

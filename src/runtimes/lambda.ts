@@ -83,23 +83,33 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
   // One tenant from the environment (a stack per tenant), or several from TENANTS (src/tenants/settings.ts).
   const tenants = loadTenants(options.env, { runtimeDefaults: LAMBDA_DEFAULTS });
   const config = tenants.entries[0]!.config;
-  if (config.state.kind !== 'dynamodb') throw new ConfigError('invalid configuration: STATE_STORE must be dynamodb on Lambda');
+  if (config.state.kind !== 'dynamodb')
+    throw new ConfigError('invalid configuration: STATE_STORE must be dynamodb on Lambda');
   const { table, endpoint, region } = config.state;
   // Lambda puts the function role's credentials in the environment; the SDK's default chain finds them in process.env,
   // and these lines find them in the environment this runtime was given.
   const env = options.env;
   const credentials =
     env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-      ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) }
+      ? {
+          accessKeyId: env.AWS_ACCESS_KEY_ID,
+          secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+          ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+        }
       : undefined;
-  const client = new DynamoDBClient({ ...(endpoint ? { endpoint } : {}), ...(region ? { region } : {}), ...(credentials ? { credentials } : {}) });
+  const client = new DynamoDBClient({
+    ...(endpoint ? { endpoint } : {}),
+    ...(region ? { region } : {}),
+    ...(credentials ? { credentials } : {}),
+  });
   const state = new DynamoDbStateStore({ client, table });
   // With an endpoint (dynalite, a local emulator) the table is ours to create; in AWS the stack template owns it.
   let ready: Promise<void> | undefined = endpoint ? undefined : Promise.resolve();
-  const tableReady = (): Promise<void> => (ready ??= createStateTable(client, table).catch((err: unknown) => {
-    ready = undefined;
-    throw err;
-  }));
+  const tableReady = (): Promise<void> =>
+    (ready ??= createStateTable(client, table).catch((err: unknown) => {
+      ready = undefined;
+      throw err;
+    }));
 
   // A warm container reuses a user's logged-in IMAP connection for the next request, as Node does.
   const { app } = buildApp({ settings: tenants, state, imapSessions: (imap) => pooledImapSessions(imap), log });
@@ -117,7 +127,8 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
       await tableReady();
       const started = Date.now();
       const remaining = context?.getRemainingTimeInMillis?.() ?? WATCH_RUN_MS + WATCH_STOP_MARGIN_MS;
-      const durationMs = options.watcher?.durationMs ?? Math.max(0, Math.min(WATCH_RUN_MS, remaining - WATCH_STOP_MARGIN_MS));
+      const durationMs =
+        options.watcher?.durationMs ?? Math.max(0, Math.min(WATCH_RUN_MS, remaining - WATCH_STOP_MARGIN_MS));
       const shards = event?.shards?.filter((s) => Number.isInteger(s) && s >= 0 && s < LEASE_SHARDS);
       // The watcher is its own function: no Ping of this process announces itself, the lease scan finds them all.
       const hub = new PushHub();
@@ -133,14 +144,25 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
           }),
         ),
       );
-      const report: WatchReport = { tenants: tenants.entries.length, shards: shards?.length || LEASE_SHARDS, ms: Date.now() - started };
-      log({ time: new Date().toISOString(), tenant: tenants.entries.map((e) => e.name).join(','), event: 'watch-run', ...report });
+      const report: WatchReport = {
+        tenants: tenants.entries.length,
+        shards: shards?.length || LEASE_SHARDS,
+        ms: Date.now() - started,
+      };
+      log({
+        time: new Date().toISOString(),
+        tenant: tenants.entries.map((e) => e.name).join(','),
+        event: 'watch-run',
+        ...report,
+      });
       return report;
     },
   };
 }
 
-/** The container's runtime, built from process.env on the first event (a configuration error is logged once per event). */
+/**
+ * The container's runtime, built from process.env on the first event (a configuration error is logged once per event).
+ */
 let runtime: LambdaRuntime | undefined;
 
 function containerRuntime(): LambdaRuntime | undefined {
@@ -159,7 +181,13 @@ function containerRuntime(): LambdaRuntime | undefined {
 export async function handler(event: LambdaEvent, context: LambdaContext): Promise<FunctionUrlResult> {
   const current = containerRuntime();
   // A deployment without its settings: the log names what is missing; the caller learns only that it is.
-  if (!current) return { statusCode: 500, headers: { 'content-type': 'text/plain' }, body: 'activesync-edge: not configured\n', isBase64Encoded: false };
+  if (!current)
+    return {
+      statusCode: 500,
+      headers: { 'content-type': 'text/plain' },
+      body: 'activesync-edge: not configured\n',
+      isBase64Encoded: false,
+    };
   return current.http(event, context);
 }
 
@@ -167,6 +195,7 @@ export async function handler(event: LambdaEvent, context: LambdaContext): Promi
 export async function watch(event: WatchEvent | undefined, context: LambdaContext): Promise<WatchReport> {
   const current = containerRuntime();
   // Unlike a device's request, a run without settings fails: the failed invocation is what the watcher alarm counts.
-  if (!current) throw new ConfigError('activesync-edge: not configured (the config-error log line names what is missing)');
+  if (!current)
+    throw new ConfigError('activesync-edge: not configured (the config-error log line names what is missing)');
   return current.watch(event, context);
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { buildApp, watchedTenants } from '../app/build.ts';
 import { pooledImapSessions } from '../backends/imap/sessions.ts';
 import { ConfigError, type StateStoreConfig } from '../config.ts';
+import type { TenantDirectory } from '../tenants/resolve.ts';
 import { loadTenants } from '../tenants/settings.ts';
 import { stdoutLog } from '../log.ts';
 import { createStateTable, DynamoDbStateStore } from '../state/dynamodb/store.ts';
@@ -17,7 +18,9 @@ import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
 import { randomUUID } from 'node:crypto';
 
 /** The state store the settings name, and how to let go of it on shutdown. */
-async function openStateStore(settings: StateStoreConfig): Promise<{ store: StateStore; close(): void; where: string }> {
+async function openStateStore(
+  settings: StateStoreConfig,
+): Promise<{ store: StateStore; close(): void; where: string }> {
   if (settings.kind === 'sqlite') {
     const path = join(settings.dir, STATE_FILE_NAME);
     return { ...openSqliteStateStore(path), where: path };
@@ -28,11 +31,15 @@ async function openStateStore(settings: StateStoreConfig): Promise<{ store: Stat
   });
   // With an endpoint (dynalite, a local emulator) the table is ours to create; in AWS the stack template owns it.
   if (settings.endpoint) await createStateTable(client, settings.table);
-  return { store: new DynamoDbStateStore({ client, table: settings.table }), close: () => client.destroy(), where: `dynamodb:${settings.table}` };
+  return {
+    store: new DynamoDbStateStore({ client, table: settings.table }),
+    close: () => client.destroy(),
+    where: `dynamodb:${settings.table}`,
+  };
 }
 
 async function main(): Promise<void> {
-  let tenants;
+  let tenants: TenantDirectory;
   try {
     // One tenant from the environment, or several from TENANTS_FILE / TENANTS (src/tenants/settings.ts).
     tenants = loadTenants(process.env, { readFile: (path) => readFileSync(path, 'utf8') });
@@ -47,17 +54,32 @@ async function main(): Promise<void> {
   const config = tenants.entries[0]!.config;
   const state = await openStateStore(config.state);
   // A user's logged-in IMAP connection is kept a little while for their next request.
-  const { app } = buildApp({ settings: tenants, state: state.store, imapSessions: (imap) => pooledImapSessions(imap), log: stdoutLog });
-  const server = serve({ fetch: app.fetch, port: config.port, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
-    stdoutLog({ time: new Date().toISOString(), event: 'listening', port: info.port, imap: `${config.imap.host}:${config.imap.port}`, tenants: tenants.entries.length, state: state.where });
+  const { app } = buildApp({
+    settings: tenants,
+    state: state.store,
+    imapSessions: (imap) => pooledImapSessions(imap),
+    log: stdoutLog,
   });
-  // Push: the IDLE watcher runs in this process (src/push/idle-watcher.ts), one per tenant with the tenant's IMAP server
-  // and logins; it wakes this process's waiting Pings at once. On DynamoDB several instances may share the table:
-  // each watches only the lease shards it claims (at most PUSH_WATCHER_SHARDS of the 16; a crashed instance's claims
-  // expire within a minute and the others take its shards over). A Ping whose account another instance watches
+  const server = serve({ fetch: app.fetch, port: config.port, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
+    stdoutLog({
+      time: new Date().toISOString(),
+      event: 'listening',
+      port: info.port,
+      imap: `${config.imap.host}:${config.imap.port}`,
+      tenants: tenants.entries.length,
+      state: state.where,
+    });
+  });
+  // Push: the IDLE watcher runs in this process (src/push/idle-watcher.ts), one per tenant with the tenant's IMAP
+  // server and logins; it wakes this process's waiting Pings at once. On DynamoDB several instances may share the
+  // table: each watches only the lease shards it claims (at most PUSH_WATCHER_SHARDS of the 16; a crashed instance's
+  // claims expire within a minute and the others take its shards over). A Ping whose account another instance watches
   // learns of changes from its feed polls.
   const instance = randomUUID();
-  const maxShards = Math.min(LEASE_SHARDS, Math.max(1, Math.floor(Number(process.env.PUSH_WATCHER_SHARDS ?? LEASE_SHARDS)) || LEASE_SHARDS));
+  const maxShards = Math.min(
+    LEASE_SHARDS,
+    Math.max(1, Math.floor(Number(process.env.PUSH_WATCHER_SHARDS ?? LEASE_SHARDS)) || LEASE_SHARDS),
+  );
   const watchers = watchedTenants(tenants, state.store, stdoutLog).map((watched) =>
     startIdleWatcher({ ...watched, ...(config.state.kind === 'dynamodb' ? { claims: { instance, maxShards } } : {}) }),
   );

@@ -15,7 +15,15 @@
 import type { UserBackends } from '../backends/types.ts';
 import { compactDateTime } from '../items/datetime.ts';
 import { forwardedMeeting, type ForwardedMeeting } from '../items/itip.ts';
-import { composeSmart, InvalidMimeError, mailboxes, parseMime, prepareOutgoing, type Mailbox, type OutgoingMessage } from '../items/outgoing.ts';
+import {
+  composeSmart,
+  InvalidMimeError,
+  mailboxes,
+  parseMime,
+  prepareOutgoing,
+  type Mailbox,
+  type OutgoingMessage,
+} from '../items/outgoing.ts';
 import { CommonStatus } from '../protocol/status.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { toBase64 } from '../util/base64.ts';
@@ -24,24 +32,39 @@ import type { CommandContext } from '../protocol/command.ts';
 import { davServerId } from '../folders/server-ids.ts';
 
 /** The device's calendar folder a Source names (by FolderId); undefined for anything else. */
-export function calendarSourceFolder(hierarchy: HierarchyState | undefined, source: ComposeRequest['source']): FolderRecord | undefined {
+export function calendarSourceFolder(
+  hierarchy: HierarchyState | undefined,
+  source: ComposeRequest['source'],
+): FolderRecord | undefined {
   if (source?.folderId === undefined || source.longId !== undefined) return undefined;
   const folder = hierarchy?.folders.find((f) => f.serverId === source.folderId);
   return folder?.source.backend === 'caldav' ? folder : undefined;
 }
 
-/** The message for a SmartReply/SmartForward of a calendar item. Throws ComposeFailure (150 not found, 107 bad MIME). */
-export async function calendarItemMessage(context: CommandContext, backends: UserBackends, folder: FolderRecord, request: ComposeRequest): Promise<OutgoingMessage> {
+/**
+ * The message for a SmartReply/SmartForward of a calendar item. Throws ComposeFailure (150 not found, 107 bad MIME).
+ */
+export async function calendarItemMessage(
+  context: CommandContext,
+  backends: UserBackends,
+  folder: FolderRecord,
+  request: ComposeRequest,
+): Promise<OutgoingMessage> {
   const ics = await findEvent(context, backends, folder, request.source?.itemId);
   if (ics === undefined) throw new ComposeFailure(CommonStatus.ItemNotFound, 'the source event is not there');
   try {
     const device = await parseMime(request.mime);
     const named = [...mailboxes(device.to), ...mailboxes(device.cc), ...mailboxes(device.bcc)];
     const forward = request.command === 'SmartForward';
-    const newPeople = forward ? [...named, ...request.forwardees].map((m) => ({ email: m.address, ...(m.name ? { name: m.name } : {}) })) : [];
+    const newPeople = forward
+      ? [...named, ...request.forwardees].map((m) => ({ email: m.address, ...(m.name ? { name: m.name } : {}) }))
+      : [];
     const meeting = forwardedMeeting(ics, request.source?.instanceId, newPeople);
-    if (!meeting) throw new ComposeFailure(CommonStatus.ItemNotFound, 'the InstanceId names no occurrence of the event');
-    const organizer: Mailbox[] = meeting.meeting.organizer ? [{ name: meeting.meeting.organizer.name ?? '', address: meeting.meeting.organizer.email }] : [];
+    if (!meeting)
+      throw new ComposeFailure(CommonStatus.ItemNotFound, 'the InstanceId names no occurrence of the event');
+    const organizer: Mailbox[] = meeting.meeting.organizer
+      ? [{ name: meeting.meeting.organizer.name ?? '', address: meeting.meeting.organizer.email }]
+      : [];
     const source =
       !forward && request.replaceMime
         ? request.mime
@@ -58,7 +81,12 @@ export async function calendarItemMessage(context: CommandContext, backends: Use
 }
 
 /** The event's iCalendar text, by the ServerId the device got for it in this folder. */
-async function findEvent(context: CommandContext, backends: UserBackends, folder: FolderRecord, itemId: string | undefined): Promise<string | undefined> {
+async function findEvent(
+  context: CommandContext,
+  backends: UserBackends,
+  folder: FolderRecord,
+  itemId: string | undefined,
+): Promise<string | undefined> {
   if (!itemId || !backends.calendars) return undefined;
   const stored = await context.state.getCollection(context.device, folder.serverId);
   const etags = stored?.state.watermark.kind === 'dav' ? stored.state.watermark.etags : {};
@@ -71,9 +99,14 @@ async function findEvent(context: CommandContext, backends: UserBackends, folder
 /** The meeting as a small message for composeSmart to quote: from the organizer, its subject, when, where, its text. */
 function quotedMeeting(forwarded: ForwardedMeeting, user: string): Uint8Array {
   const { meeting } = forwarded;
-  const when = meeting.start ? `When: ${compactDateTime(meeting.start)}${forwarded.end ? ` - ${compactDateTime(forwarded.end)}` : ''}` : undefined;
-  const text = [when, forwarded.location ? `Where: ${forwarded.location}` : undefined, '', forwarded.description ?? ''].filter((l) => l !== undefined).join('\r\n');
-  const address = (m: { email: string; name?: string }): string => (m.name ? `"${m.name.replace(/[\\"\r\n]/g, '')}" <${m.email}>` : `<${m.email}>`);
+  const when = meeting.start
+    ? `When: ${compactDateTime(meeting.start)}${forwarded.end ? ` - ${compactDateTime(forwarded.end)}` : ''}`
+    : undefined;
+  const text = [when, forwarded.location ? `Where: ${forwarded.location}` : undefined, '', forwarded.description ?? '']
+    .filter((l) => l !== undefined)
+    .join('\r\n');
+  const address = (m: { email: string; name?: string }): string =>
+    m.name ? `"${m.name.replace(/[\\"\r\n]/g, '')}" <${m.email}>` : `<${m.email}>`;
   const header = [
     `From: ${meeting.organizer ? address(meeting.organizer) : `<${user}>`}`,
     ...(meeting.attendees.length ? [`To: ${meeting.attendees.map(address).join(', ')}`] : []),

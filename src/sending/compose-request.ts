@@ -1,6 +1,6 @@
 /**
- * One SendMail, SmartReply or SmartForward as the sending code sees it (MS-ASCMD §2.2.1.17, §2.2.1.20, §2.2.1.19), and the failure
- * that ends such a request with a Status.
+ * One SendMail, SmartReply or SmartForward as the sending code sees it (MS-ASCMD §2.2.1.17, §2.2.1.20, §2.2.1.19), and
+ * the failure that ends such a request with a Status.
  */
 import type { Mailbox } from '../items/outgoing.ts';
 

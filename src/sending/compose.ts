@@ -5,7 +5,8 @@
  * Request forms:
  * - 14.0+: ComposeMail WBXML: ClientId, AccountId (ignored: one account per user), SaveInSentItems, Source
  *   (FolderId + ItemId, LongId, InstanceId), ReplaceMime, Mime (OPAQUE), Forwardees (16.x SmartForward);
- * - 12.x: the body is the message itself (`message/rfc822`); SaveInSent=T, CollectionId + ItemId or LongId in the query.
+ * - 12.x: the body is the message itself (`message/rfc822`); SaveInSent=T, CollectionId + ItemId or LongId in the
+ *   query.
  * Success is HTTP 200 with an empty body. Failure: `<Command><Status>n</Status></Command>` (14.0+), HTTP 500 (12.x).
  *
  * The order of things, so that a failure leaves nothing behind: everything is checked and the message built first
@@ -13,13 +14,21 @@
  * (a second request with it gets 118); then SMTP; only after the server took the message: the ClientId is marked
  * sent, the copy goes to Sent Items (\Seen) and the original is flagged \Answered or $Forwarded.
  *
- * A Source in a calendar folder (FolderId + ItemId, and InstanceId for one occurrence) is a meeting: compose-calendar.ts
- * builds that message (a forward carries the meeting REQUEST). A ClientId is remembered for SENT_MARKER_TTL_MS.
+ * A Source in a calendar folder (FolderId + ItemId, and InstanceId for one occurrence) is a meeting:
+ * compose-calendar.ts builds that message (a forward carries the meeting REQUEST). A ClientId is remembered for
+ * SENT_MARKER_TTL_MS.
  */
 import { withBackends } from '../backends/open.ts';
 import { SubmissionError } from '../backends/smtp/types.ts';
 import { FolderNotFoundError, FolderType, type MailBackend, type MessageWithSource } from '../backends/types.ts';
-import { composeSmart, InvalidMimeError, parseMime, prepareOutgoing, referencesOf, type OutgoingMessage } from '../items/outgoing.ts';
+import {
+  composeSmart,
+  InvalidMimeError,
+  parseMime,
+  prepareOutgoing,
+  referencesOf,
+  type OutgoingMessage,
+} from '../items/outgoing.ts';
 import { HttpError } from '../protocol/errors.ts';
 import { CommonStatus } from '../protocol/status.ts';
 import { atLeast } from '../protocol/versions.ts';
@@ -50,7 +59,8 @@ export function composeHandler(command: ComposeCommand): (context: CommandContex
         throw new HttpError(500, `${command}: ${err.message}`);
       }
       // 12.x has no Status to carry a server error: HTTP 500 (14.0+ gets the registry's Status 110).
-      if (!wbxmlAnswers && !(err instanceof HttpError)) throw new HttpError(500, `${command} failed: ${(err as Error).message}`);
+      if (!wbxmlAnswers && !(err instanceof HttpError))
+        throw new HttpError(500, `${command} failed: ${(err as Error).message}`);
       throw err;
     }
   };
@@ -65,13 +75,30 @@ export function readRequest(context: CommandContext, command: ComposeCommand): C
   const body = context.body;
   if (body === undefined) {
     const params = context.request.params;
-    const source = command === 'SendMail' ? undefined : { ...(params.collectionId ? { folderId: params.collectionId } : {}), ...(params.itemId ? { itemId: params.itemId } : {}), ...(params.longId ? { longId: params.longId } : {}) };
-    return { command, clientId: undefined, saveInSent: params.saveInSent === true, replaceMime: false, mime: context.rawBody, source, forwardees: [] };
+    const source =
+      command === 'SendMail'
+        ? undefined
+        : {
+            ...(params.collectionId ? { folderId: params.collectionId } : {}),
+            ...(params.itemId ? { itemId: params.itemId } : {}),
+            ...(params.longId ? { longId: params.longId } : {}),
+          };
+    return {
+      command,
+      clientId: undefined,
+      saveInSent: params.saveInSent === true,
+      replaceMime: false,
+      mime: context.rawBody,
+      source,
+      forwardees: [],
+    };
   }
-  if (body.ns !== 'ComposeMail' || body.tag !== command) throw new ComposeFailure(CommonStatus.InvalidXML, `the body is not ${command}`);
+  if (body.ns !== 'ComposeMail' || body.tag !== command)
+    throw new ComposeFailure(CommonStatus.InvalidXML, `the body is not ${command}`);
   const clientId = childText(body, 'ClientId')?.trim();
   const mime = child(body, 'Mime');
-  if (!clientId || clientId.length > MAX_CLIENT_ID_LENGTH) throw new ComposeFailure(CommonStatus.InvalidXML, 'ClientId is missing or too long');
+  if (!clientId || clientId.length > MAX_CLIENT_ID_LENGTH)
+    throw new ComposeFailure(CommonStatus.InvalidXML, 'ClientId is missing or too long');
   if (!mime) throw new ComposeFailure(CommonStatus.InvalidXML, 'Mime is missing');
   // A Source in a SendMail means nothing (there is no original to include).
   const sourceElement = command === 'SendMail' ? undefined : child(body, 'Source');
@@ -102,31 +129,44 @@ export function readRequest(context: CommandContext, command: ComposeCommand): C
 
 async function compose(context: CommandContext, request: ComposeRequest): Promise<void> {
   const maxBytes = context.config.maxMessageBytes;
-  if (request.mime.length > maxBytes) throw new ComposeFailure(CommonStatus.AttachmentIsTooLarge, `the message is over ${maxBytes} bytes`);
+  if (request.mime.length > maxBytes)
+    throw new ComposeFailure(CommonStatus.AttachmentIsTooLarge, `the message is over ${maxBytes} bytes`);
   const hierarchy = request.source ? (await context.state.getHierarchy(context.device))?.state : undefined;
 
   await withBackends(context, async (backends) => {
     const mail = backends.mail;
     const calendar = calendarSourceFolder(hierarchy, request.source);
     const original = request.source && !calendar ? await findSource(mail, hierarchy, request.source) : undefined;
-    if (request.source && !calendar && !original) throw new ComposeFailure(CommonStatus.ItemNotFound, 'the source message is not there');
-    const message = calendar ? await calendarItemMessage(context, backends, calendar, request) : await buildMessage(context, request, original?.message);
-    if (message.envelope.to.length === 0) throw new ComposeFailure(CommonStatus.MessageHasNoRecipient, 'the message has no recipient');
-    if (message.full.length > maxBytes) throw new ComposeFailure(CommonStatus.AttachmentIsTooLarge, `the message is over ${maxBytes} bytes`);
+    if (request.source && !calendar && !original)
+      throw new ComposeFailure(CommonStatus.ItemNotFound, 'the source message is not there');
+    const message = calendar
+      ? await calendarItemMessage(context, backends, calendar, request)
+      : await buildMessage(context, request, original?.message);
+    if (message.envelope.to.length === 0)
+      throw new ComposeFailure(CommonStatus.MessageHasNoRecipient, 'the message has no recipient');
+    if (message.full.length > maxBytes)
+      throw new ComposeFailure(CommonStatus.AttachmentIsTooLarge, `the message is over ${maxBytes} bytes`);
 
     await sendOnce(context, request, message);
 
     // Sent: what follows must not turn into a failure, or the device would send the message again. It is logged.
-    if (request.saveInSent) await saveInSent(mail, message.full).catch((err: unknown) => warnAfterSend(context, 'sent-copy-failed', err));
+    if (request.saveInSent)
+      await saveInSent(mail, message.full).catch((err: unknown) => warnAfterSend(context, 'sent-copy-failed', err));
     if (original) {
       const flag = request.command === 'SmartReply' ? '\\Answered' : '$Forwarded';
-      await mail.setFlags(original.folder.source.ref, original.message.uid, [flag], []).catch((err: unknown) => warnAfterSend(context, 'flag-original-failed', err));
+      await mail
+        .setFlags(original.folder.source.ref, original.message.uid, [flag], [])
+        .catch((err: unknown) => warnAfterSend(context, 'flag-original-failed', err));
     }
   });
 }
 
 /** The message to send: the device's as it is (SendMail, ReplaceMime) or built around the original. */
-async function buildMessage(context: CommandContext, request: ComposeRequest, original: MessageWithSource | undefined): Promise<OutgoingMessage> {
+async function buildMessage(
+  context: CommandContext,
+  request: ComposeRequest,
+  original: MessageWithSource | undefined,
+): Promise<OutgoingMessage> {
   try {
     let threading: { inReplyTo?: string; references?: string[] } = {};
     let source = request.mime;
@@ -136,10 +176,18 @@ async function buildMessage(context: CommandContext, request: ComposeRequest, or
         const references = parsed ? referencesOf(parsed) : [];
         if (parsed?.messageId) threading = { inReplyTo: parsed.messageId, references };
       } else {
-        source = await composeSmart(request.command === 'SmartReply' ? 'reply' : 'forward', request.mime, original.source);
+        source = await composeSmart(
+          request.command === 'SmartReply' ? 'reply' : 'forward',
+          request.mime,
+          original.source,
+        );
       }
     }
-    return await prepareOutgoing(source, { user: context.user.login, ...threading, extraRecipients: request.forwardees });
+    return await prepareOutgoing(source, {
+      user: context.user.login,
+      ...threading,
+      extraRecipients: request.forwardees,
+    });
   } catch (err) {
     if (err instanceof InvalidMimeError) throw new ComposeFailure(CommonStatus.InvalidMIME, err.message);
     throw err;
@@ -158,21 +206,41 @@ async function sendOnce(context: CommandContext, request: ComposeRequest, messag
  * Submits a message once per marker name (SendMail's ClientId, a draft's identity): 118 when it was sent before,
  * 111 while another request is sending it; SMTP failures as their ComposeMail status. Throws ComposeFailure.
  */
-export async function submitOnce(context: CommandContext, marker: string | undefined, message: OutgoingMessage): Promise<void> {
+export async function submitOnce(
+  context: CommandContext,
+  marker: string | undefined,
+  message: OutgoingMessage,
+): Promise<void> {
   if (marker) {
-    const held = await context.state.claimMarker(context.device, marker, { value: 'sending', expiresAt: Date.now() + SENDING_MARKER_TTL_MS });
-    if (held?.value === 'sent') throw new ComposeFailure(CommonStatus.MessagePreviouslySent, `${marker} was sent before`);
-    if (held) throw new ComposeFailure(CommonStatus.ServerErrorRetryLater, `${marker} is being sent by another request`);
+    const held = await context.state.claimMarker(context.device, marker, {
+      value: 'sending',
+      expiresAt: Date.now() + SENDING_MARKER_TTL_MS,
+    });
+    if (held?.value === 'sent')
+      throw new ComposeFailure(CommonStatus.MessagePreviouslySent, `${marker} was sent before`);
+    if (held)
+      throw new ComposeFailure(CommonStatus.ServerErrorRetryLater, `${marker} is being sent by another request`);
   }
   try {
-    await context.backends.submitter.submit({ user: context.user.login, password: context.user.password, ...(context.user.accessToken !== undefined ? { accessToken: context.user.accessToken } : {}) }, message.envelope, message.wire);
+    await context.backends.submitter.submit(
+      {
+        user: context.user.login,
+        password: context.user.password,
+        ...(context.user.accessToken !== undefined ? { accessToken: context.user.accessToken } : {}),
+      },
+      message.envelope,
+      message.wire,
+    );
   } catch (err) {
     if (marker) await context.state.deleteMarker(context.device, marker).catch(() => undefined);
     if (err instanceof SubmissionError) throw new ComposeFailure(submissionStatus(err), err.message);
     throw err;
   }
   // Sent: a failure to remember it must not make the device send it again (the 'sending' claim still holds a while).
-  if (marker) await context.state.putMarker(context.device, marker, { value: 'sent', expiresAt: Date.now() + SENT_MARKER_TTL_MS }).catch(() => undefined);
+  if (marker)
+    await context.state
+      .putMarker(context.device, marker, { value: 'sent', expiresAt: Date.now() + SENT_MARKER_TTL_MS })
+      .catch(() => undefined);
 }
 
 /**
@@ -193,7 +261,9 @@ export function submissionStatus(err: SubmissionError): number {
     case 'size':
       return CommonStatus.AttachmentIsTooLarge;
     case 'quota':
-      return err.details.enhancedCode?.endsWith('.2.2') ? CommonStatus.MailboxQuotaExceeded : CommonStatus.SendQuotaExceeded;
+      return err.details.enhancedCode?.endsWith('.2.2')
+        ? CommonStatus.MailboxQuotaExceeded
+        : CommonStatus.SendQuotaExceeded;
     case 'recipients':
       return err.details.recipientAddress ? CommonStatus.MessageRecipientUnresolved : CommonStatus.MailSubmissionFailed;
     case 'auth':
@@ -213,14 +283,19 @@ async function findSource(
 ): Promise<{ folder: FolderRecord; message: MessageWithSource } | undefined> {
   const id = parseItemId(source.longId ?? source.itemId);
   if (!id) return undefined;
-  if (source.longId === undefined && source.folderId !== undefined && source.folderId !== id.collectionId) return undefined;
+  if (source.longId === undefined && source.folderId !== undefined && source.folderId !== id.collectionId)
+    return undefined;
   const folder = mailFolder(hierarchy, id.collectionId);
   if (!folder) return undefined;
   try {
     const [message] = await mail.fetchMessages(folder.source.ref, [id.uid]);
     return message ? { folder, message } : undefined;
   } catch (err) {
-    if (err instanceof FolderNotFoundError || (err as { serverResponseCode?: string }).serverResponseCode === 'NONEXISTENT') return undefined;
+    if (
+      err instanceof FolderNotFoundError ||
+      (err as { serverResponseCode?: string }).serverResponseCode === 'NONEXISTENT'
+    )
+      return undefined;
     throw err;
   }
 }

@@ -11,7 +11,9 @@ const DEFLATED = 0x01;
 const DEFLATE_FROM_BYTES = 1024;
 
 export async function encodeRecord(value: unknown): Promise<Uint8Array> {
-  const json = new TextEncoder().encode(JSON.stringify(value, (_key, v: unknown) => (v instanceof Uint8Array ? { $b: toBase64(v) } : v)));
+  const json = new TextEncoder().encode(
+    JSON.stringify(value, (_key, v: unknown) => (v instanceof Uint8Array ? { $b: toBase64(v) } : v)),
+  );
   if (json.length < DEFLATE_FROM_BYTES) return prefixed(PLAIN, json);
   return prefixed(DEFLATED, await transform(json, new CompressionStream('deflate-raw')));
 }
@@ -21,11 +23,15 @@ export async function decodeRecord<T>(bytes: Uint8Array): Promise<T> {
   if (bytes[0] === PLAIN) json = bytes.subarray(1);
   else if (bytes[0] === DEFLATED) json = await transform(bytes.subarray(1), new DecompressionStream('deflate-raw'));
   else throw new Error(`unknown state record format ${bytes[0]}`);
-  return JSON.parse(new TextDecoder().decode(json), (_key, v: unknown) => (isBytesMarker(v) ? (fromBase64(v.$b) ?? new Uint8Array()) : v)) as T;
+  return JSON.parse(new TextDecoder().decode(json), (_key, v: unknown) =>
+    isBytesMarker(v) ? (fromBase64(v.$b) ?? new Uint8Array()) : v,
+  ) as T;
 }
 
 function isBytesMarker(v: unknown): v is { $b: string } {
-  return typeof v === 'object' && v !== null && typeof (v as { $b?: unknown }).$b === 'string' && Object.keys(v).length === 1;
+  return (
+    typeof v === 'object' && v !== null && typeof (v as { $b?: unknown }).$b === 'string' && Object.keys(v).length === 1
+  );
 }
 
 function prefixed(format: number, body: Uint8Array): Uint8Array {

@@ -44,17 +44,41 @@ type ObjectMethod = StoreMethod | IndexMethod;
  */
 const STORE_METHODS = new Set(
   Object.keys({
-    getDevice: 0, updateDevice: 0, listDevices: 0, deleteDevice: 0,
-    getUserSettings: 0, putUserSettings: 0,
-    getHierarchy: 0, commitHierarchy: 0,
-    getCollection: 0, commitCollection: 0, listCollections: 0, deleteCollection: 0,
-    getPingCache: 0, putPingCache: 0, getSyncRequestCache: 0, putSyncRequestCache: 0,
-    putFeedEntry: 0, readFeed: 0,
-    claimMarker: 0, putMarker: 0, deleteMarker: 0,
-    putLease: 0, getLease: 0, listLeases: 0, deleteLease: 0,
-    listTenantDevices: 0, getAccessRules: 0, putAccessRules: 0, addCommandStats: 0, readCommandStats: 0,
-    addAuthFailure: 0, getAuthFailures: 0, clearAuthFailures: 0,
-    indexDevice: 0, unindexDevice: 0,
+    getDevice: 0,
+    updateDevice: 0,
+    listDevices: 0,
+    deleteDevice: 0,
+    getUserSettings: 0,
+    putUserSettings: 0,
+    getHierarchy: 0,
+    commitHierarchy: 0,
+    getCollection: 0,
+    commitCollection: 0,
+    listCollections: 0,
+    deleteCollection: 0,
+    getPingCache: 0,
+    putPingCache: 0,
+    getSyncRequestCache: 0,
+    putSyncRequestCache: 0,
+    putFeedEntry: 0,
+    readFeed: 0,
+    claimMarker: 0,
+    putMarker: 0,
+    deleteMarker: 0,
+    putLease: 0,
+    getLease: 0,
+    listLeases: 0,
+    deleteLease: 0,
+    listTenantDevices: 0,
+    getAccessRules: 0,
+    putAccessRules: 0,
+    addCommandStats: 0,
+    readCommandStats: 0,
+    addAuthFailure: 0,
+    getAuthFailures: 0,
+    clearAuthFailures: 0,
+    indexDevice: 0,
+    unindexDevice: 0,
   } satisfies Record<ObjectMethod, 0>),
 );
 
@@ -87,7 +111,10 @@ export class StateObject extends DurableObject {
 function durableObjectSqlDriver(storage: DurableObjectStorage): SqlDriver {
   return {
     query(sql, ...params) {
-      return storage.sql.exec(sql, ...params).toArray().map(fromSqlite);
+      return storage.sql
+        .exec(sql, ...params)
+        .toArray()
+        .map(fromSqlite);
     },
     run(sql, ...params) {
       const cursor = storage.sql.exec(sql, ...params);
@@ -117,7 +144,9 @@ type Result<M extends StoreMethod> = Promise<Awaited<ReturnType<StateStore[M]>>>
 class DurableObjectStateStore implements StateStore {
   constructor(private readonly namespace: DurableObjectNamespace<StateObject>) {}
 
-  getDevice(d: DeviceScope) { return this.onUser(d, 'getDevice', d); }
+  getDevice(d: DeviceScope) {
+    return this.onUser(d, 'getDevice', d);
+  }
   async updateDevice(d: DeviceScope, update: DeviceUpdate) {
     const record = await this.onUser(d, 'updateDevice', d, update);
     // A new device has firstSeen = lastSeen; then it goes into the tenant's index. A later update that happens to
@@ -125,52 +154,113 @@ class DurableObjectStateStore implements StateStore {
     if (record.firstSeen === record.lastSeen) await this.index('indexDevice', d);
     return record;
   }
-  listDevices(u: UserScope) { return this.onUser(u, 'listDevices', u); }
+  listDevices(u: UserScope) {
+    return this.onUser(u, 'listDevices', u);
+  }
   async deleteDevice(d: DeviceScope) {
     await this.onUser(d, 'deleteDevice', d);
     await this.index('unindexDevice', d);
   }
 
-  getUserSettings(u: UserScope) { return this.onUser(u, 'getUserSettings', u); }
-  putUserSettings(u: UserScope, settings: UserSettings) { return this.onUser(u, 'putUserSettings', u, settings); }
+  getUserSettings(u: UserScope) {
+    return this.onUser(u, 'getUserSettings', u);
+  }
+  putUserSettings(u: UserScope, settings: UserSettings) {
+    return this.onUser(u, 'putUserSettings', u, settings);
+  }
 
-  getHierarchy(d: DeviceScope) { return this.onUser(d, 'getHierarchy', d); }
+  getHierarchy(d: DeviceScope) {
+    return this.onUser(d, 'getHierarchy', d);
+  }
   commitHierarchy(d: DeviceScope, precondition: Precondition, next: KeyedState<HierarchyState>) {
     return this.onUser(d, 'commitHierarchy', d, precondition, next);
   }
 
-  getCollection(d: DeviceScope, collectionId: string) { return this.onUser(d, 'getCollection', d, collectionId); }
-  commitCollection(d: DeviceScope, collectionId: string, precondition: Precondition, next: KeyedState<CollectionState>) {
+  getCollection(d: DeviceScope, collectionId: string) {
+    return this.onUser(d, 'getCollection', d, collectionId);
+  }
+  commitCollection(
+    d: DeviceScope,
+    collectionId: string,
+    precondition: Precondition,
+    next: KeyedState<CollectionState>,
+  ) {
     return this.onUser(d, 'commitCollection', d, collectionId, precondition, next);
   }
-  listCollections(d: DeviceScope) { return this.onUser(d, 'listCollections', d); }
-  deleteCollection(d: DeviceScope, collectionId: string) { return this.onUser(d, 'deleteCollection', d, collectionId); }
+  listCollections(d: DeviceScope) {
+    return this.onUser(d, 'listCollections', d);
+  }
+  deleteCollection(d: DeviceScope, collectionId: string) {
+    return this.onUser(d, 'deleteCollection', d, collectionId);
+  }
 
-  getPingCache(d: DeviceScope) { return this.onUser(d, 'getPingCache', d); }
-  putPingCache(d: DeviceScope, cache: PingCache) { return this.onUser(d, 'putPingCache', d, cache); }
-  getSyncRequestCache(d: DeviceScope) { return this.onUser(d, 'getSyncRequestCache', d); }
-  putSyncRequestCache(d: DeviceScope, cache: SyncRequestCache) { return this.onUser(d, 'putSyncRequestCache', d, cache); }
+  getPingCache(d: DeviceScope) {
+    return this.onUser(d, 'getPingCache', d);
+  }
+  putPingCache(d: DeviceScope, cache: PingCache) {
+    return this.onUser(d, 'putPingCache', d, cache);
+  }
+  getSyncRequestCache(d: DeviceScope) {
+    return this.onUser(d, 'getSyncRequestCache', d);
+  }
+  putSyncRequestCache(d: DeviceScope, cache: SyncRequestCache) {
+    return this.onUser(d, 'putSyncRequestCache', d, cache);
+  }
 
-  putFeedEntry(u: UserScope, entry: FeedEntry) { return this.onUser(u, 'putFeedEntry', u, entry); }
-  readFeed(u: UserScope) { return this.onUser(u, 'readFeed', u); }
+  putFeedEntry(u: UserScope, entry: FeedEntry) {
+    return this.onUser(u, 'putFeedEntry', u, entry);
+  }
+  readFeed(u: UserScope) {
+    return this.onUser(u, 'readFeed', u);
+  }
 
-  claimMarker(d: DeviceScope, name: string, marker: Marker) { return this.onUser(d, 'claimMarker', d, name, marker); }
-  putMarker(d: DeviceScope, name: string, marker: Marker) { return this.onUser(d, 'putMarker', d, name, marker); }
-  deleteMarker(d: DeviceScope, name: string) { return this.onUser(d, 'deleteMarker', d, name); }
+  claimMarker(d: DeviceScope, name: string, marker: Marker) {
+    return this.onUser(d, 'claimMarker', d, name, marker);
+  }
+  putMarker(d: DeviceScope, name: string, marker: Marker) {
+    return this.onUser(d, 'putMarker', d, name, marker);
+  }
+  deleteMarker(d: DeviceScope, name: string) {
+    return this.onUser(d, 'deleteMarker', d, name);
+  }
 
-  putLease(lease: WatchLease) { return this.onTenant(lease.tenant, 'putLease', lease); }
-  getLease(u: UserScope) { return this.onTenant(u.tenant, 'getLease', u); }
-  listLeases(tenant: string, shard: number, now?: number) { return this.onTenant(tenant, 'listLeases', tenant, shard, now); }
-  deleteLease(u: UserScope) { return this.onTenant(u.tenant, 'deleteLease', u); }
+  putLease(lease: WatchLease) {
+    return this.onTenant(lease.tenant, 'putLease', lease);
+  }
+  getLease(u: UserScope) {
+    return this.onTenant(u.tenant, 'getLease', u);
+  }
+  listLeases(tenant: string, shard: number, now?: number) {
+    return this.onTenant(tenant, 'listLeases', tenant, shard, now);
+  }
+  deleteLease(u: UserScope) {
+    return this.onTenant(u.tenant, 'deleteLease', u);
+  }
 
-  listTenantDevices(tenant: string) { return this.onTenant(tenant, 'listTenantDevices', tenant); }
-  getAccessRules(tenant: string) { return this.onTenant(tenant, 'getAccessRules', tenant); }
-  putAccessRules(tenant: string, rules: AccessRules) { return this.onTenant(tenant, 'putAccessRules', tenant, rules); }
-  addCommandStats(tenant: string, stats: CommandStats) { return this.onTenant(tenant, 'addCommandStats', tenant, stats); }
-  readCommandStats(tenant: string, sinceMinute: number) { return this.onTenant(tenant, 'readCommandStats', tenant, sinceMinute); }
-  addAuthFailure(tenant: string, key: string, windowMs: number) { return this.onTenant(tenant, 'addAuthFailure', tenant, key, windowMs); }
-  getAuthFailures(tenant: string, key: string) { return this.onTenant(tenant, 'getAuthFailures', tenant, key); }
-  clearAuthFailures(tenant: string, key: string) { return this.onTenant(tenant, 'clearAuthFailures', tenant, key); }
+  listTenantDevices(tenant: string) {
+    return this.onTenant(tenant, 'listTenantDevices', tenant);
+  }
+  getAccessRules(tenant: string) {
+    return this.onTenant(tenant, 'getAccessRules', tenant);
+  }
+  putAccessRules(tenant: string, rules: AccessRules) {
+    return this.onTenant(tenant, 'putAccessRules', tenant, rules);
+  }
+  addCommandStats(tenant: string, stats: CommandStats) {
+    return this.onTenant(tenant, 'addCommandStats', tenant, stats);
+  }
+  readCommandStats(tenant: string, sinceMinute: number) {
+    return this.onTenant(tenant, 'readCommandStats', tenant, sinceMinute);
+  }
+  addAuthFailure(tenant: string, key: string, windowMs: number) {
+    return this.onTenant(tenant, 'addAuthFailure', tenant, key, windowMs);
+  }
+  getAuthFailures(tenant: string, key: string) {
+    return this.onTenant(tenant, 'getAuthFailures', tenant, key);
+  }
+  clearAuthFailures(tenant: string, key: string) {
+    return this.onTenant(tenant, 'clearAuthFailures', tenant, key);
+  }
 
   private onUser<M extends StoreMethod>(scope: UserScope, method: M, ...args: Parameters<StateStore[M]>): Result<M> {
     return this.invoke(userObjectName(scope), method, args);

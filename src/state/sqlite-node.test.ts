@@ -33,7 +33,9 @@ describe('SQLite state file', () => {
     const path = join(dir, 'migrations.sqlite');
     for (let i = 0; i < 3; i++) openSqliteStateStore(path).close();
     const db = new Database(path, { readonly: true });
-    const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[];
+    const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as {
+      version: number;
+    }[];
     db.close();
     expect(versions.map((v) => v.version)).toEqual(MIGRATIONS.map((m) => m.version));
   });

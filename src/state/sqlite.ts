@@ -38,7 +38,9 @@ export type SqlRow = Record<string, SqlValue>;
 /** What the store needs from an SQLite engine. Synchronous, as both engines are. */
 export interface SqlDriver {
   query(sql: string, ...params: SqlValue[]): SqlRow[];
-  /** Runs a statement; returns how many rows it changed (0 exactly when none; Durable Objects count index entries too). */
+  /**
+   * Runs a statement; returns how many rows it changed (0 exactly when none; Durable Objects count index entries too).
+   */
   run(sql: string, ...params: SqlValue[]): number;
   transaction<T>(fn: () => T): T;
 }
@@ -115,7 +117,6 @@ export const MIGRATIONS: readonly { version: number; statements: readonly string
   },
 ];
 
-
 /** Brings a database to the newest schema. Safe to call on every start. */
 export function migrate(db: SqlDriver): void {
   db.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
@@ -144,23 +145,43 @@ export class SqliteStateStore implements StateStore {
   // Devices.
 
   async getDevice(d: DeviceScope): Promise<DeviceRecord | undefined> {
-    const row = this.db.query('SELECT record FROM devices WHERE tenant = ? AND user = ? AND device_id = ?', d.tenant, d.user, d.deviceId)[0];
+    const row = this.db.query(
+      'SELECT record FROM devices WHERE tenant = ? AND user = ? AND device_id = ?',
+      d.tenant,
+      d.user,
+      d.deviceId,
+    )[0];
     return row ? (JSON.parse(String(row.record)) as DeviceRecord) : undefined;
   }
 
   async updateDevice(d: DeviceScope, update: DeviceUpdate): Promise<DeviceRecord> {
     return this.db.transaction(() => {
-      const row = this.db.query('SELECT record FROM devices WHERE tenant = ? AND user = ? AND device_id = ?', d.tenant, d.user, d.deviceId)[0];
+      const row = this.db.query(
+        'SELECT record FROM devices WHERE tenant = ? AND user = ? AND device_id = ?',
+        d.tenant,
+        d.user,
+        d.deviceId,
+      )[0];
       const lastSeen = update.lastSeen ?? Date.now();
       const current: DeviceRecord = row
         ? (JSON.parse(String(row.record)) as DeviceRecord)
-        : { deviceId: d.deviceId, deviceType: update.deviceType, provisioning: 'none', wipe: 'none', firstSeen: lastSeen, lastSeen };
+        : {
+            deviceId: d.deviceId,
+            deviceType: update.deviceType,
+            provisioning: 'none',
+            wipe: 'none',
+            firstSeen: lastSeen,
+            lastSeen,
+          };
       const next = withoutUndefined({ ...current, ...update, deviceId: d.deviceId, firstSeen: current.firstSeen });
       if (!row) this.indexDevice(d);
       this.db.run(
         `INSERT INTO devices (tenant, user, device_id, record) VALUES (?, ?, ?, ?)
          ON CONFLICT (tenant, user, device_id) DO UPDATE SET record = excluded.record`,
-        d.tenant, d.user, d.deviceId, JSON.stringify(next),
+        d.tenant,
+        d.user,
+        d.deviceId,
+        JSON.stringify(next),
       );
       return next;
     });
@@ -175,7 +196,12 @@ export class SqliteStateStore implements StateStore {
   async deleteDevice(d: DeviceScope): Promise<void> {
     this.db.transaction(() => {
       for (const table of ['devices', 'sync_states', 'caches', 'device_index']) {
-        this.db.run(`DELETE FROM ${table} WHERE tenant = ? AND user = ? AND device_id = ?`, d.tenant, d.user, d.deviceId);
+        this.db.run(
+          `DELETE FROM ${table} WHERE tenant = ? AND user = ? AND device_id = ?`,
+          d.tenant,
+          d.user,
+          d.deviceId,
+        );
       }
     });
   }
@@ -185,11 +211,21 @@ export class SqliteStateStore implements StateStore {
    * tenant's object holds the index, and the store there calls these two on it (durable-object.ts).
    */
   indexDevice(d: DeviceScope): void {
-    this.db.run('INSERT OR IGNORE INTO device_index (tenant, user, device_id) VALUES (?, ?, ?)', d.tenant, d.user, d.deviceId);
+    this.db.run(
+      'INSERT OR IGNORE INTO device_index (tenant, user, device_id) VALUES (?, ?, ?)',
+      d.tenant,
+      d.user,
+      d.deviceId,
+    );
   }
 
   unindexDevice(d: DeviceScope): void {
-    this.db.run('DELETE FROM device_index WHERE tenant = ? AND user = ? AND device_id = ?', d.tenant, d.user, d.deviceId);
+    this.db.run(
+      'DELETE FROM device_index WHERE tenant = ? AND user = ? AND device_id = ?',
+      d.tenant,
+      d.user,
+      d.deviceId,
+    );
   }
 
   // Per-user settings.
@@ -203,7 +239,9 @@ export class SqliteStateStore implements StateStore {
     this.db.run(
       `INSERT INTO user_settings (tenant, user, record) VALUES (?, ?, ?)
        ON CONFLICT (tenant, user) DO UPDATE SET record = excluded.record`,
-      u.tenant, u.user, JSON.stringify(settings),
+      u.tenant,
+      u.user,
+      JSON.stringify(settings),
     );
   }
 
@@ -221,7 +259,12 @@ export class SqliteStateStore implements StateStore {
     return this.readSyncState<CollectionState>(d, 'collection', collectionId);
   }
 
-  commitCollection(d: DeviceScope, collectionId: string, precondition: Precondition, next: KeyedState<CollectionState>): Promise<void> {
+  commitCollection(
+    d: DeviceScope,
+    collectionId: string,
+    precondition: Precondition,
+    next: KeyedState<CollectionState>,
+  ): Promise<void> {
     return this.commitSyncState(d, 'collection', collectionId, precondition, next);
   }
 
@@ -229,7 +272,9 @@ export class SqliteStateStore implements StateStore {
     return this.db
       .query(
         `SELECT collection_id FROM sync_states WHERE tenant = ? AND user = ? AND device_id = ? AND kind = 'collection' ORDER BY collection_id`,
-        d.tenant, d.user, d.deviceId,
+        d.tenant,
+        d.user,
+        d.deviceId,
       )
       .map((r) => String(r.collection_id));
   }
@@ -237,7 +282,10 @@ export class SqliteStateStore implements StateStore {
   async deleteCollection(d: DeviceScope, collectionId: string): Promise<void> {
     this.db.run(
       `DELETE FROM sync_states WHERE tenant = ? AND user = ? AND device_id = ? AND kind = 'collection' AND collection_id = ?`,
-      d.tenant, d.user, d.deviceId, collectionId,
+      d.tenant,
+      d.user,
+      d.deviceId,
+      collectionId,
     );
   }
 
@@ -245,10 +293,17 @@ export class SqliteStateStore implements StateStore {
     const row = this.db.query(
       `SELECT sync_key, state, replay_key, replay, replay_expires_at FROM sync_states
        WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ? AND collection_id = ?`,
-      d.tenant, d.user, d.deviceId, kind, id,
+      d.tenant,
+      d.user,
+      d.deviceId,
+      kind,
+      id,
     )[0];
     if (!row) return undefined;
-    const result: KeyedState<S> = { syncKey: String(row.sync_key), state: await decodeRecord<S>(row.state as Uint8Array) };
+    const result: KeyedState<S> = {
+      syncKey: String(row.sync_key),
+      state: await decodeRecord<S>(row.state as Uint8Array),
+    };
     const expiresAt = row.replay_expires_at === null ? 0 : Number(row.replay_expires_at);
     if (row.replay_key !== null && expiresAt > Date.now()) {
       result.replay = { syncKey: String(row.replay_key), response: row.replay as Uint8Array, expiresAt };
@@ -256,11 +311,23 @@ export class SqliteStateStore implements StateStore {
     return result;
   }
 
-  private async commitSyncState<S>(d: DeviceScope, kind: SyncStateKind, id: string, precondition: Precondition, next: KeyedState<S>): Promise<void> {
+  private async commitSyncState<S>(
+    d: DeviceScope,
+    kind: SyncStateKind,
+    id: string,
+    precondition: Precondition,
+    next: KeyedState<S>,
+  ): Promise<void> {
     // Encoding is asynchronous (deflate), so it happens before the synchronous compare-and-set.
     const state = await encodeRecord(next.state);
     const replay = next.replay;
-    const values: SqlValue[] = [next.syncKey, state, replay?.syncKey ?? null, replay?.response ?? null, replay?.expiresAt ?? null];
+    const values: SqlValue[] = [
+      next.syncKey,
+      state,
+      replay?.syncKey ?? null,
+      replay?.response ?? null,
+      replay?.expiresAt ?? null,
+    ];
     const where = [d.tenant, d.user, d.deviceId, kind, id];
     let changed: number;
     if (precondition === 'absent' || precondition === 'any') {
@@ -272,16 +339,20 @@ export class SqliteStateStore implements StateStore {
              ? 'NOTHING'
              : 'UPDATE SET sync_key = excluded.sync_key, state = excluded.state, replay_key = excluded.replay_key, replay = excluded.replay, replay_expires_at = excluded.replay_expires_at'
          }`,
-        ...values, ...where,
+        ...values,
+        ...where,
       );
     } else {
       changed = this.db.run(
         `UPDATE sync_states SET sync_key = ?, state = ?, replay_key = ?, replay = ?, replay_expires_at = ?
          WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ? AND collection_id = ? AND sync_key = ?`,
-        ...values, ...where, precondition.syncKey,
+        ...values,
+        ...where,
+        precondition.syncKey,
       );
     }
-    if (changed === 0) throw new StateConflictError(`${kind}${id ? ` ${id}` : ''}: the stored sync key is not the expected one`);
+    if (changed === 0)
+      throw new StateConflictError(`${kind}${id ? ` ${id}` : ''}: the stored sync key is not the expected one`);
   }
 
   // Caches.
@@ -305,7 +376,11 @@ export class SqliteStateStore implements StateStore {
   private async readCache<T>(d: DeviceScope, kind: string): Promise<T | undefined> {
     const row = this.db.query(
       'SELECT value FROM caches WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ? AND expires_at > ?',
-      d.tenant, d.user, d.deviceId, kind, Date.now(),
+      d.tenant,
+      d.user,
+      d.deviceId,
+      kind,
+      Date.now(),
     )[0];
     return row ? decodeRecord<T>(row.value as Uint8Array) : undefined;
   }
@@ -315,7 +390,12 @@ export class SqliteStateStore implements StateStore {
     this.db.run(
       `INSERT INTO caches (tenant, user, device_id, kind, value, expires_at) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (tenant, user, device_id, kind) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
-      d.tenant, d.user, d.deviceId, kind, value, cache.expiresAt,
+      d.tenant,
+      d.user,
+      d.deviceId,
+      kind,
+      value,
+      cache.expiresAt,
     );
   }
 
@@ -326,14 +406,29 @@ export class SqliteStateStore implements StateStore {
       `INSERT INTO feed (tenant, user, folder, marker, changed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (tenant, user, folder) DO UPDATE SET
          marker = excluded.marker, changed_at = excluded.changed_at, expires_at = excluded.expires_at`,
-      u.tenant, u.user, entry.folder, entry.marker, entry.changedAt, entry.expiresAt,
+      u.tenant,
+      u.user,
+      entry.folder,
+      entry.marker,
+      entry.changedAt,
+      entry.expiresAt,
     );
   }
 
   async readFeed(u: UserScope): Promise<FeedEntry[]> {
     return this.db
-      .query('SELECT folder, marker, changed_at, expires_at FROM feed WHERE tenant = ? AND user = ? AND expires_at > ?', u.tenant, u.user, Date.now())
-      .map((r) => ({ folder: String(r.folder), marker: String(r.marker), changedAt: Number(r.changed_at), expiresAt: Number(r.expires_at) }));
+      .query(
+        'SELECT folder, marker, changed_at, expires_at FROM feed WHERE tenant = ? AND user = ? AND expires_at > ?',
+        u.tenant,
+        u.user,
+        Date.now(),
+      )
+      .map((r) => ({
+        folder: String(r.folder),
+        marker: String(r.marker),
+        changedAt: Number(r.changed_at),
+        expiresAt: Number(r.expires_at),
+      }));
   }
 
   // Markers: rows of the caches table under kind `marker:<name>` (expiry and device deletion as for the caches).
@@ -346,10 +441,22 @@ export class SqliteStateStore implements StateStore {
         `INSERT INTO caches (tenant, user, device_id, kind, value, expires_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (tenant, user, device_id, kind) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
          WHERE caches.expires_at <= ?`,
-        d.tenant, d.user, d.deviceId, kind, utf8Bytes(marker.value), marker.expiresAt, now,
+        d.tenant,
+        d.user,
+        d.deviceId,
+        kind,
+        utf8Bytes(marker.value),
+        marker.expiresAt,
+        now,
       );
       if (changed > 0) return undefined;
-      const row = this.db.query('SELECT value, expires_at FROM caches WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ?', d.tenant, d.user, d.deviceId, kind)[0]!;
+      const row = this.db.query(
+        'SELECT value, expires_at FROM caches WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ?',
+        d.tenant,
+        d.user,
+        d.deviceId,
+        kind,
+      )[0]!;
       return { value: utf8Text(row.value), expiresAt: Number(row.expires_at) };
     });
   }
@@ -358,12 +465,23 @@ export class SqliteStateStore implements StateStore {
     this.db.run(
       `INSERT INTO caches (tenant, user, device_id, kind, value, expires_at) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (tenant, user, device_id, kind) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
-      d.tenant, d.user, d.deviceId, markerKind(name), utf8Bytes(marker.value), marker.expiresAt,
+      d.tenant,
+      d.user,
+      d.deviceId,
+      markerKind(name),
+      utf8Bytes(marker.value),
+      marker.expiresAt,
     );
   }
 
   async deleteMarker(d: DeviceScope, name: string): Promise<void> {
-    this.db.run('DELETE FROM caches WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ?', d.tenant, d.user, d.deviceId, markerKind(name));
+    this.db.run(
+      'DELETE FROM caches WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ?',
+      d.tenant,
+      d.user,
+      d.deviceId,
+      markerKind(name),
+    );
   }
 
   // Watch leases.
@@ -376,18 +494,34 @@ export class SqliteStateStore implements StateStore {
        ON CONFLICT (tenant, user) DO UPDATE SET
          until = CASE WHEN leases.until <= ? THEN excluded.until ELSE max(leases.until, excluded.until) END,
          credential = CASE WHEN leases.until <= ? THEN excluded.credential ELSE coalesce(excluded.credential, leases.credential) END`,
-      lease.tenant, lease.user, leaseShard(lease.user), lease.until, lease.credential ?? null, now, now,
+      lease.tenant,
+      lease.user,
+      leaseShard(lease.user),
+      lease.until,
+      lease.credential ?? null,
+      now,
+      now,
     );
   }
 
   async getLease(u: UserScope): Promise<WatchLease | undefined> {
-    const row = this.db.query('SELECT until, credential FROM leases WHERE tenant = ? AND user = ? AND until > ?', u.tenant, u.user, Date.now())[0];
+    const row = this.db.query(
+      'SELECT until, credential FROM leases WHERE tenant = ? AND user = ? AND until > ?',
+      u.tenant,
+      u.user,
+      Date.now(),
+    )[0];
     return row ? toLease(u.tenant, u.user, row) : undefined;
   }
 
   async listLeases(tenant: string, shard: number, now = Date.now()): Promise<WatchLease[]> {
     return this.db
-      .query('SELECT user, until, credential FROM leases WHERE tenant = ? AND shard = ? AND until > ? ORDER BY user', tenant, shard, now)
+      .query(
+        'SELECT user, until, credential FROM leases WHERE tenant = ? AND shard = ? AND until > ? ORDER BY user',
+        tenant,
+        shard,
+        now,
+      )
       .map((r) => toLease(tenant, String(r.user), r));
   }
 
@@ -404,7 +538,10 @@ export class SqliteStateStore implements StateStore {
   }
 
   async getAccessRules(tenant: string): Promise<AccessRules | undefined> {
-    const row = this.db.query(`SELECT record FROM tenant_records WHERE tenant = ? AND kind = 'access-rules'`, tenant)[0];
+    const row = this.db.query(
+      `SELECT record FROM tenant_records WHERE tenant = ? AND kind = 'access-rules'`,
+      tenant,
+    )[0];
     return row ? (JSON.parse(String(row.record)) as AccessRules) : undefined;
   }
 
@@ -412,7 +549,8 @@ export class SqliteStateStore implements StateStore {
     this.db.run(
       `INSERT INTO tenant_records (tenant, kind, record) VALUES (?, 'access-rules', ?)
        ON CONFLICT (tenant, kind) DO UPDATE SET record = excluded.record`,
-      tenant, JSON.stringify(rules),
+      tenant,
+      JSON.stringify(rules),
     );
   }
 
@@ -422,12 +560,22 @@ export class SqliteStateStore implements StateStore {
        ON CONFLICT (tenant, minute, command) DO UPDATE SET
          requests = requests + excluded.requests, errors = errors + excluded.errors,
          total_ms = total_ms + excluded.total_ms, max_ms = max(max_ms, excluded.max_ms)`,
-      tenant, stats.minute, stats.command, stats.requests, stats.errors, Math.round(stats.totalMs), Math.round(stats.maxMs),
+      tenant,
+      stats.minute,
+      stats.command,
+      stats.requests,
+      stats.errors,
+      Math.round(stats.totalMs),
+      Math.round(stats.maxMs),
     );
     // Old minutes go once an hour (per process), not on every request.
     if (stats.minute - this.statsPrunedAt >= 60) {
       this.statsPrunedAt = stats.minute;
-      this.db.run('DELETE FROM command_stats WHERE tenant = ? AND minute < ?', tenant, stats.minute - COMMAND_STATS_RETENTION_MINUTES);
+      this.db.run(
+        'DELETE FROM command_stats WHERE tenant = ? AND minute < ?',
+        tenant,
+        stats.minute - COMMAND_STATS_RETENTION_MINUTES,
+      );
     }
   }
 
@@ -437,11 +585,15 @@ export class SqliteStateStore implements StateStore {
     const now = Date.now();
     const next = this.db.transaction(() => {
       const current = this.readAuthFailures(tenant, key, now);
-      const record: AuthFailures = current ? { count: current.count + 1, resetAt: current.resetAt } : { count: 1, resetAt: now + windowMs };
+      const record: AuthFailures = current
+        ? { count: current.count + 1, resetAt: current.resetAt }
+        : { count: 1, resetAt: now + windowMs };
       this.db.run(
         `INSERT INTO tenant_records (tenant, kind, record) VALUES (?, ?, ?)
          ON CONFLICT (tenant, kind) DO UPDATE SET record = excluded.record`,
-        tenant, AUTH_FAILURES_KIND + key, JSON.stringify(record),
+        tenant,
+        AUTH_FAILURES_KIND + key,
+        JSON.stringify(record),
       );
       return record;
     });
@@ -449,7 +601,10 @@ export class SqliteStateStore implements StateStore {
       this.authFailuresPrunedAt = now;
       this.db.run(
         `DELETE FROM tenant_records WHERE tenant = ? AND substr(kind, 1, ?) = ? AND json_extract(record, '$.resetAt') <= ?`,
-        tenant, AUTH_FAILURES_KIND.length, AUTH_FAILURES_KIND, now,
+        tenant,
+        AUTH_FAILURES_KIND.length,
+        AUTH_FAILURES_KIND,
+        now,
       );
     }
     return next;
@@ -464,14 +619,22 @@ export class SqliteStateStore implements StateStore {
   }
 
   private readAuthFailures(tenant: string, key: string, now: number): AuthFailures | undefined {
-    const row = this.db.query('SELECT record FROM tenant_records WHERE tenant = ? AND kind = ?', tenant, AUTH_FAILURES_KIND + key)[0];
+    const row = this.db.query(
+      'SELECT record FROM tenant_records WHERE tenant = ? AND kind = ?',
+      tenant,
+      AUTH_FAILURES_KIND + key,
+    )[0];
     const record = row ? (JSON.parse(String(row.record)) as AuthFailures) : undefined;
     return record && record.resetAt > now ? record : undefined;
   }
 
   async readCommandStats(tenant: string, sinceMinute: number): Promise<CommandStats[]> {
     return this.db
-      .query('SELECT minute, command, requests, errors, total_ms, max_ms FROM command_stats WHERE tenant = ? AND minute >= ? ORDER BY minute, command', tenant, sinceMinute)
+      .query(
+        'SELECT minute, command, requests, errors, total_ms, max_ms FROM command_stats WHERE tenant = ? AND minute >= ? ORDER BY minute, command',
+        tenant,
+        sinceMinute,
+      )
       .map((r) => ({
         minute: Number(r.minute),
         command: String(r.command),
@@ -486,7 +649,9 @@ export class SqliteStateStore implements StateStore {
 /** The tenant_records kind prefix of failed-login counters. */
 const AUTH_FAILURES_KIND = 'auth-failures:';
 
-/** Markers share the caches table with the Ping and Sync caches ('ping', 'sync-request'); the prefix keeps them apart. */
+/**
+ * Markers share the caches table with the Ping and Sync caches ('ping', 'sync-request'); the prefix keeps them apart.
+ */
 function markerKind(name: string): string {
   return `marker:${name}`;
 }

@@ -28,7 +28,9 @@ export type ProvisioningStatus = 'none' | 'pending' | 'provisioned';
 /** Remote wipe, as an admin asks for it and the device acknowledges it (MS-ASPROV). */
 export type WipeStatus = 'none' | 'requested' | 'pending' | 'acknowledged';
 
-/** What a wipe erases: the whole device (RemoteWipe), or only this account's data on it (AccountOnlyRemoteWipe, 16.1). */
+/**
+ * What a wipe erases: the whole device (RemoteWipe), or only this account's data on it (AccountOnlyRemoteWipe, 16.1).
+ */
 export type WipeKind = 'full' | 'account';
 
 /** A device as the server knows it (Settings DeviceInformation, Provision, the request line). */
@@ -208,7 +210,10 @@ export type Watermark =
       pendingAdds?: string;
       /** The start of the FilterType window when last checked (epoch ms): items older than a new start age out. */
       windowStart?: number;
-      /** Without CONDSTORE: the flags the device has, one token per UID of `uids`, in UID order (sync-email.ts flagDigit). */
+      /**
+       * Without CONDSTORE: the flags the device has, one token per UID of `uids`, in UID order (sync-email.ts
+       * flagDigit).
+       */
       flagDigits?: string;
       /**
        * UIDNEXT and the message count seen together with `highestModSeq`: with them, changes that are only new
@@ -267,13 +272,19 @@ export interface CollectionState {
   pending: PendingChange[];
   /** ClientId → ServerId of recent client Adds, so that a resent Add is not created twice. */
   clientIds: Record<string, string>;
-  /** ServerId → new ServerId of items recently moved out by MoveItems, so that a resent MoveItems gets the same answer. */
+  /**
+   * ServerId → new ServerId of items recently moved out by MoveItems, so that a resent MoveItems gets the same answer.
+   */
   movedTo?: Record<string, string>;
-  /** The properties the client declared it supports (Supported, with SyncKey 0): absent ones in a Change are deletions. */
+  /**
+   * The properties the client declared it supports (Supported, with SyncKey 0): absent ones in a Change are deletions.
+   */
   supported?: string[];
   /** Drafts this device wrote (16.0 Drafts sync, src/sync/drafts.ts), by the ServerId the device keeps for them. */
   drafts?: Record<string, DraftRecord>;
-  /** Loop detection (src/sync/loop-detection.ts): the key the device keeps resending, how often, and the shrunk window. */
+  /**
+   * Loop detection (src/sync/loop-detection.ts): the key the device keeps resending, how often, and the shrunk window.
+   */
   loop?: { syncKey: string; repeats: number; window?: number };
   /** Items skipped because they broke the sync, newest last (src/sync/loop-detection.ts). */
   brokenItems?: BrokenItem[];
@@ -291,7 +302,13 @@ export interface SyncRequestCache {
   wait?: number;
   heartbeatInterval?: number;
   windowSize?: number;
-  collections: { collectionId: string; syncKey?: string; windowSize?: number; getChanges?: boolean; options?: SyncOptions }[];
+  collections: {
+    collectionId: string;
+    syncKey?: string;
+    windowSize?: number;
+    getChanges?: boolean;
+    options?: SyncOptions;
+  }[];
   expiresAt: number;
 }
 
@@ -316,7 +333,8 @@ export interface WatchLease {
 
 /**
  * A small record that a one-time action is under way or done, e.g. "the message with ClientId c was sent" (SendMail,
- * SmartReply, SmartForward), so that a resent request does not act twice. Scoped by device, like everything a device sends.
+ * SmartReply, SmartForward), so that a resent request does not act twice. Scoped by device, like everything a device
+ * sends.
  */
 export interface Marker {
   /** Opaque to the store, e.g. 'sending' or 'sent'. */
@@ -356,7 +374,12 @@ export interface StateStore {
 
   // Collections (Sync).
   getCollection(device: DeviceScope, collectionId: string): Promise<KeyedState<CollectionState> | undefined>;
-  commitCollection(device: DeviceScope, collectionId: string, precondition: Precondition, next: KeyedState<CollectionState>): Promise<void>;
+  commitCollection(
+    device: DeviceScope,
+    collectionId: string,
+    precondition: Precondition,
+    next: KeyedState<CollectionState>,
+  ): Promise<void>;
   /** The ids of the collections the device has synced. */
   listCollections(device: DeviceScope): Promise<string[]>;
   deleteCollection(device: DeviceScope, collectionId: string): Promise<void>;
@@ -395,7 +418,9 @@ export interface StateStore {
   listTenantDevices(tenant: string): Promise<DeviceScope[]>;
   getAccessRules(tenant: string): Promise<AccessRules | undefined>;
   putAccessRules(tenant: string, rules: AccessRules): Promise<void>;
-  /** Adds to the counters of one command in one minute (requests, errors and totalMs add up, maxMs keeps the larger). */
+  /**
+   * Adds to the counters of one command in one minute (requests, errors and totalMs add up, maxMs keeps the larger).
+   */
   addCommandStats(tenant: string, stats: CommandStats): Promise<void>;
   /** The counters of the minutes from `sinceMinute` on, all commands. */
   readCommandStats(tenant: string, sinceMinute: number): Promise<CommandStats[]>;

@@ -38,7 +38,8 @@ export function decodeUidSet(encoded: string): number[] {
 
 function parseBase36(text: string, whole: string): number {
   const n = /^[0-9a-z]{1,7}$/.test(text) ? parseInt(text, 36) : NaN;
-  if (!Number.isSafeInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`malformed UID set near "${whole.slice(0, 40)}"`);
+  if (!Number.isSafeInteger(n) || n < 0 || n > 0xffffffff)
+    throw new Error(`malformed UID set near "${whole.slice(0, 40)}"`);
   return n;
 }
 

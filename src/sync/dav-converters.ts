@@ -7,7 +7,11 @@ import { itemClassOf } from '../folders/hierarchy.ts';
 import type { ItemConverter } from './dav.ts';
 
 const CONVERTERS: Partial<Record<ReturnType<typeof itemClassOf>, ItemConverter>> = {
-  Calendar: { toDevice: calendarApplicationData, fromDevice: calendarFromApplicationData, deleteOccurrence: (data, instanceId) => deleteCalendarOccurrence(data, instanceId) },
+  Calendar: {
+    toDevice: calendarApplicationData,
+    fromDevice: calendarFromApplicationData,
+    deleteOccurrence: (data, instanceId) => deleteCalendarOccurrence(data, instanceId),
+  },
   Contacts: { toDevice: contactApplicationData, fromDevice: contactFromApplicationData },
   Tasks: { toDevice: taskApplicationData, fromDevice: taskFromApplicationData },
 };

@@ -20,13 +20,31 @@ type DavWatermark = Extract<Watermark, { kind: 'dav' }>;
 /** Converts one class of DAV items (iCalendar events or todos, vCards) to and from ActiveSync. */
 export interface ItemConverter {
   /** The ApplicationData children of an item; undefined when the item is not of this folder's class. */
-  toDevice(data: string, options: { version: string; bodyPreferences: NonNullable<SyncOptions['bodyPreferences']>; userEmails?: readonly string[] }): Promise<WbxmlElement[] | undefined> | WbxmlElement[] | undefined;
+  toDevice(
+    data: string,
+    options: {
+      version: string;
+      bodyPreferences: NonNullable<SyncOptions['bodyPreferences']>;
+      userEmails?: readonly string[];
+    },
+  ): Promise<WbxmlElement[] | undefined> | WbxmlElement[] | undefined;
   /**
-   * The item text for a device's Add (no `existing`) or Change (merged into `existing`); `instanceId` (16.x, calendars):
-   * the Change is about that one occurrence of a series (a RECURRENCE-ID override).
+   * The item text for a device's Add (no `existing`) or Change (merged into `existing`); `instanceId` (16.x,
+   * calendars): the Change is about that one occurrence of a series (a RECURRENCE-ID override).
    */
-  fromDevice(applicationData: WbxmlElement, options: { version: string; existing?: string; supported?: string[]; userEmails?: readonly string[]; instanceId?: string }): string;
-  /** 16.x Delete with InstanceId (calendars): the item with that occurrence excluded. Absent: such a Delete is refused. */
+  fromDevice(
+    applicationData: WbxmlElement,
+    options: {
+      version: string;
+      existing?: string;
+      supported?: string[];
+      userEmails?: readonly string[];
+      instanceId?: string;
+    },
+  ): string;
+  /**
+   * 16.x Delete with InstanceId (calendars): the item with that occurrence excluded. Absent: such a Delete is refused.
+   */
   deleteOccurrence?(data: string, instanceId: string): string;
 }
 
@@ -52,7 +70,9 @@ export interface DavSyncRequest {
    * lost answer (a timed-out PUT) finds its item instead of creating a second one. Random names when absent.
    */
   addName?: (clientId: string) => Promise<string>;
-  /** Last touch to a device's Change before it is written (meetings: SEQUENCE raised for an update attendees must get). */
+  /**
+   * Last touch to a device's Change before it is written (meetings: SEQUENCE raised for an update attendees must get).
+   */
   prepareChange?: (before: string, after: string) => string;
 }
 
@@ -69,11 +89,16 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
   const { dav, converter, folderRef, collectionId } = req;
   const wm: DavWatermark =
     req.state.watermark.kind === 'dav'
-      ? { ...req.state.watermark, etags: { ...req.state.watermark.etags }, ...(req.state.watermark.ends ? { ends: { ...req.state.watermark.ends } } : {}) }
+      ? {
+          ...req.state.watermark,
+          etags: { ...req.state.watermark.etags },
+          ...(req.state.watermark.ends ? { ends: { ...req.state.watermark.ends } } : {}),
+        }
       : { kind: 'dav', syncToken: '', etags: {} };
   // FilterType (calendars: a past window; tasks: incomplete only). What the device holds past the window ages out.
   const window = itemWindow(req.state.class, req.options.filterType);
-  const ends = (wm.ends ??= {});
+  wm.ends ??= {};
+  const ends = wm.ends;
   const remember = (href: string, data: string | undefined): void => {
     const leavesAt = window && data !== undefined ? window.judge(data).leavesAt : undefined;
     if (leavesAt !== undefined) ends[href] = leavesAt;
@@ -98,7 +123,9 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
         responses.push(addResponse(clientId, known, SyncStatus.Success));
         continue;
       }
-      const text = data ? safely(() => converter.fromDevice(data, { version: req.version, ...userOptions })) : undefined;
+      const text = data
+        ? safely(() => converter.fromDevice(data, { version: req.version, ...userOptions }))
+        : undefined;
       const name = req.addName && clientId ? await req.addName(clientId) : undefined;
       const created = text === undefined ? undefined : await dav.putItem(folderRef, undefined, text, undefined, name);
       if (!created?.ok) {
@@ -121,7 +148,10 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
       continue;
     }
     // 16.x: a Change or Delete naming one occurrence of a series (airsyncbase:InstanceId, MS-ASAIRS §2.2.2.25).
-    const instanceId = command.tag === 'Change' || command.tag === 'Delete' ? childText(command, 'InstanceId', 'AirSyncBase')?.trim() || undefined : undefined;
+    const instanceId =
+      command.tag === 'Change' || command.tag === 'Delete'
+        ? childText(command, 'InstanceId', 'AirSyncBase')?.trim() || undefined
+        : undefined;
     if (command.tag === 'Delete' && instanceId !== undefined) {
       responses.push(...(await deleteOccurrence(req, href, serverId, instanceId, wm, remember, pending)));
       continue;
@@ -154,12 +184,24 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
         continue;
       }
       const converted = safely(() =>
-        converter.fromDevice(data, { version: req.version, existing: current.data, ...(req.supported ? { supported: req.supported } : {}), ...userOptions, ...(instanceId !== undefined ? { instanceId } : {}) }),
+        converter.fromDevice(data, {
+          version: req.version,
+          existing: current.data,
+          ...(req.supported ? { supported: req.supported } : {}),
+          ...userOptions,
+          ...(instanceId !== undefined ? { instanceId } : {}),
+        }),
       );
-      const text = converted !== undefined && req.prepareChange ? req.prepareChange(current.data, converted) : converted;
-      const written = text === undefined ? undefined : await dav.putItem(folderRef, href, text, serverWins ? current.etag : undefined);
+      const text =
+        converted !== undefined && req.prepareChange ? req.prepareChange(current.data, converted) : converted;
+      const written =
+        text === undefined
+          ? undefined
+          : await dav.putItem(folderRef, href, text, serverWins ? current.etag : undefined);
       if (!written?.ok) {
-        responses.push(occurrenceStatus('Change', serverId, instanceId, written ? SyncStatus.Conflict : SyncStatus.ConversionError));
+        responses.push(
+          occurrenceStatus('Change', serverId, instanceId, written ? SyncStatus.Conflict : SyncStatus.ConversionError),
+        );
         continue;
       }
       wm.etags[href] = written.etag;
@@ -168,10 +210,20 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
       await req.afterWrite?.(current.data, text).catch(() => undefined);
     } else if (command.tag === 'Fetch') {
       const [item] = await dav.fetchItems(folderRef, [href]);
-      const app = item ? await converter.toDevice(item.data, { version: req.version, bodyPreferences: req.options.bodyPreferences ?? [], ...userOptions }) : undefined;
+      const app = item
+        ? await converter.toDevice(item.data, {
+            version: req.version,
+            bodyPreferences: req.options.bodyPreferences ?? [],
+            ...userOptions,
+          })
+        : undefined;
       responses.push(
         app
-          ? el('AirSync', 'Fetch', [el('AirSync', 'ServerId', serverId), el('AirSync', 'Status', String(SyncStatus.Success)), el('AirSync', 'ApplicationData', app)])
+          ? el('AirSync', 'Fetch', [
+              el('AirSync', 'ServerId', serverId),
+              el('AirSync', 'Status', String(SyncStatus.Success)),
+              el('AirSync', 'ApplicationData', app),
+            ])
           : itemStatus('Fetch', serverId, SyncStatus.ObjectNotFound),
       );
     }
@@ -190,7 +242,9 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
       const serverId = davServerId(collectionId, href);
       pending.set(href, { kind: wm.etags[href] === undefined ? 'add' : 'change', serverId, ref: href });
     }
-    const removed = complete ? Object.keys(wm.etags).filter((href) => !changes.changed.some((c) => c.href === href)) : changes.removed;
+    const removed = complete
+      ? Object.keys(wm.etags).filter((href) => !changes.changed.some((c) => c.href === href))
+      : changes.removed;
     for (const href of removed) {
       if (wm.etags[href] === undefined) pending.delete(href);
       else pending.set(href, { kind: 'delete', serverId: davServerId(collectionId, href), ref: href });
@@ -198,7 +252,8 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
     // Items whose last occurrence ended before the window's start leave the device (SoftDelete), unless changed.
     if (window?.start !== undefined) {
       for (const [href, end] of Object.entries(ends)) {
-        if (end < window.start && wm.etags[href] !== undefined && !pending.has(href)) pending.set(href, { kind: 'softdelete', serverId: davServerId(collectionId, href), ref: href });
+        if (end < window.start && wm.etags[href] !== undefined && !pending.has(href))
+          pending.set(href, { kind: 'softdelete', serverId: davServerId(collectionId, href), ref: href });
       }
     }
   }
@@ -212,7 +267,10 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
     const href = p.ref!;
     pending.delete(href);
     if (p.kind === 'delete' || p.kind === 'softdelete') {
-      if (p.kind === 'delete' || wm.etags[href] !== undefined) commands.push(el('AirSync', p.kind === 'delete' ? 'Delete' : 'SoftDelete', [el('AirSync', 'ServerId', p.serverId)]));
+      if (p.kind === 'delete' || wm.etags[href] !== undefined)
+        commands.push(
+          el('AirSync', p.kind === 'delete' ? 'Delete' : 'SoftDelete', [el('AirSync', 'ServerId', p.serverId)]),
+        );
       delete wm.etags[href];
       delete ends[href];
       continue;
@@ -221,17 +279,29 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
     const verdict = item && window ? window.judge(item.data) : undefined;
     if (item && verdict && !verdict.inWindow) {
       // Outside the FilterType: not sent, and gone from a device that has it.
-      if (wm.etags[href] !== undefined) commands.push(el('AirSync', 'SoftDelete', [el('AirSync', 'ServerId', p.serverId)]));
+      if (wm.etags[href] !== undefined)
+        commands.push(el('AirSync', 'SoftDelete', [el('AirSync', 'ServerId', p.serverId)]));
       delete wm.etags[href];
       delete ends[href];
       continue;
     }
-    const app = item ? await converter.toDevice(item.data, { version: req.version, bodyPreferences: req.options.bodyPreferences ?? [], ...userOptions }) : undefined;
+    const app = item
+      ? await converter.toDevice(item.data, {
+          version: req.version,
+          bodyPreferences: req.options.bodyPreferences ?? [],
+          ...userOptions,
+        })
+      : undefined;
     if (!item || !app) continue; // Gone meanwhile, or not of this folder's class (a VTODO in an events view).
     if (verdict?.leavesAt !== undefined) ends[href] = verdict.leavesAt;
     else delete ends[href];
     const isNew = wm.etags[href] === undefined;
-    commands.push(el('AirSync', isNew ? 'Add' : 'Change', [el('AirSync', 'ServerId', p.serverId), el('AirSync', 'ApplicationData', app)]));
+    commands.push(
+      el('AirSync', isNew ? 'Add' : 'Change', [
+        el('AirSync', 'ServerId', p.serverId),
+        el('AirSync', 'ApplicationData', app),
+      ]),
+    );
     wm.etags[href] = item.etag;
   }
   progressed ||= commands.length > 0;
@@ -240,7 +310,13 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
   if (Object.keys(ends).length === 0) delete wm.ends;
   return {
     status: SyncStatus.Success,
-    state: { ...req.state, options: req.options, watermark: wm, pending: [...pending.values()], clientIds: rememberedClientIds },
+    state: {
+      ...req.state,
+      options: req.options,
+      watermark: wm,
+      pending: [...pending.values()],
+      clientIds: rememberedClientIds,
+    },
     commands,
     responses,
     moreAvailable: pending.size > 0,
@@ -281,7 +357,12 @@ async function deleteOccurrence(
 }
 
 /** A per-item answer; about one occurrence it names it too (MS-ASAIRS §2.2.2.25: ServerId, InstanceId, Status). */
-function occurrenceStatus(tag: 'Change' | 'Delete', serverId: string, instanceId: string | undefined, status: number): WbxmlElement {
+function occurrenceStatus(
+  tag: 'Change' | 'Delete',
+  serverId: string,
+  instanceId: string | undefined,
+  status: number,
+): WbxmlElement {
   const answer = itemStatus(tag, serverId, status);
   if (instanceId === undefined) return answer;
   const [id, ...rest] = answer.children;
@@ -303,7 +384,11 @@ function safely<T>(convert: () => T): T | undefined {
 }
 
 function addResponse(clientId: string, serverId: string | undefined, status: number): WbxmlElement {
-  return el('AirSync', 'Add', [el('AirSync', 'ClientId', clientId), serverId !== undefined ? el('AirSync', 'ServerId', serverId) : undefined, el('AirSync', 'Status', String(status))]);
+  return el('AirSync', 'Add', [
+    el('AirSync', 'ClientId', clientId),
+    serverId !== undefined ? el('AirSync', 'ServerId', serverId) : undefined,
+    el('AirSync', 'Status', String(status)),
+  ]);
 }
 
 /**
@@ -311,8 +396,16 @@ function addResponse(clientId: string, serverId: string | undefined, status: num
  * pending, the server's changes since the device's token that differ from what it has, and (with a FilterType) items
  * aging out. New items are judged against the filter (one multiget), so the estimate counts what would be sent.
  */
-export async function estimateDavChanges(dav: ItemBackend, folderRef: string, state: CollectionState, options: SyncOptions): Promise<number> {
-  const wm = state.watermark.kind === 'dav' ? state.watermark : { kind: 'dav' as const, syncToken: '', etags: {} as Record<string, string>, ends: undefined };
+export async function estimateDavChanges(
+  dav: ItemBackend,
+  folderRef: string,
+  state: CollectionState,
+  options: SyncOptions,
+): Promise<number> {
+  const wm =
+    state.watermark.kind === 'dav'
+      ? state.watermark
+      : { kind: 'dav' as const, syncToken: '', etags: {} as Record<string, string>, ends: undefined };
   const counted = new Set(state.pending.map((p) => p.ref ?? p.serverId));
   let changes = await dav.changesSince(folderRef, wm.syncToken || undefined);
   const complete = changes === 'invalid-token';
@@ -331,8 +424,11 @@ export async function estimateDavChanges(dav: ItemBackend, folderRef: string, st
     // Judged in one multiget up to a bound; past it, new items count as they are (an estimate, not a sync).
     const toJudge = fresh.filter((href) => !counted.has(href));
     for (const href of toJudge.slice(MAX_JUDGED_FOR_ESTIMATE)) counted.add(href);
-    for (const item of await dav.fetchItems(folderRef, toJudge.slice(0, MAX_JUDGED_FOR_ESTIMATE))) if (window.judge(item.data).inWindow) counted.add(item.href);
-    if (window.start !== undefined) for (const [href, end] of Object.entries(wm.ends ?? {})) if (end < window.start && wm.etags[href] !== undefined) counted.add(href);
+    for (const item of await dav.fetchItems(folderRef, toJudge.slice(0, MAX_JUDGED_FOR_ESTIMATE)))
+      if (window.judge(item.data).inWindow) counted.add(item.href);
+    if (window.start !== undefined)
+      for (const [href, end] of Object.entries(wm.ends ?? {}))
+        if (end < window.start && wm.etags[href] !== undefined) counted.add(href);
   }
   return counted.size;
 }

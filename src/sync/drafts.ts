@@ -21,7 +21,7 @@
 import { FolderType, type MailBackend } from '../backends/types.ts';
 import { imapFlagUpdate } from '../items/email.ts';
 import { buildDraft, draftAttachmentCount, isDraftEdit, readDraftEdit, type DraftEdit } from '../items/draft.ts';
-import { InvalidMimeError, prepareOutgoing } from '../items/outgoing.ts';
+import { InvalidMimeError, prepareOutgoing, type OutgoingMessage } from '../items/outgoing.ts';
 import { CommonStatus } from '../protocol/status.ts';
 import type { CollectionState, DraftRecord, PendingChange } from '../state/types.ts';
 import { UidSet } from '../state/uidset.ts';
@@ -56,7 +56,11 @@ interface DraftWork {
  * made from it, so that a retried Add whose first APPEND landed (its answer lost, or the state write failed) finds
  * that draft instead of appending a second one.
  */
-export async function syncDraftsCollection(context: CommandContext, req: EmailSyncRequest, addName?: (clientId: string) => Promise<string>): Promise<EmailSyncResult> {
+export async function syncDraftsCollection(
+  context: CommandContext,
+  req: EmailSyncRequest,
+  addName?: (clientId: string) => Promise<string>,
+): Promise<EmailSyncResult> {
   const work: DraftWork = {
     written: new Map(),
     writtenFlags: new Map(),
@@ -70,21 +74,40 @@ export async function syncDraftsCollection(context: CommandContext, req: EmailSy
     const data = child(command, 'ApplicationData');
     const send = child(command, 'Send', 'Email2') !== undefined || child(data, 'Send', 'Email2') !== undefined;
     if (command.tag === 'Add') await addDraft(context, req, work, command, send, addName);
-    else if (command.tag === 'Change' && (send || isDraftEdit(data))) await changeDraft(context, req, work, command, send);
+    else if (command.tag === 'Change' && (send || isDraftEdit(data)))
+      await changeDraft(context, req, work, command, send);
     else passOn.push(toCurrentUid(command, req.collectionId, work.drafts));
   }
   const handled = passOn.length !== req.commands.length;
-  const result = await syncEmailCollection({ ...req, commands: passOn, state: { ...req.state, clientIds: work.clientIds, drafts: work.drafts } });
+  const result = await syncEmailCollection({
+    ...req,
+    commands: passOn,
+    state: { ...req.state, clientIds: work.clientIds, drafts: work.drafts },
+  });
   return settle(result, req.collectionId, work, handled);
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
 // The device's commands
 
-async function addDraft(context: CommandContext, req: EmailSyncRequest, work: DraftWork, command: WbxmlElement, send: boolean, addName?: (clientId: string) => Promise<string>): Promise<void> {
+async function addDraft(
+  context: CommandContext,
+  req: EmailSyncRequest,
+  work: DraftWork,
+  command: WbxmlElement,
+  send: boolean,
+  addName?: (clientId: string) => Promise<string>,
+): Promise<void> {
   const clientId = childText(command, 'ClientId') ?? '';
   const answer = (status: number, serverId?: string, data?: WbxmlElement): void => {
-    work.responses.push(el('AirSync', 'Add', [el('AirSync', 'ClientId', clientId), serverId !== undefined && el('AirSync', 'ServerId', serverId), el('AirSync', 'Status', String(status)), data]));
+    work.responses.push(
+      el('AirSync', 'Add', [
+        el('AirSync', 'ClientId', clientId),
+        serverId !== undefined && el('AirSync', 'ServerId', serverId),
+        el('AirSync', 'Status', String(status)),
+        data,
+      ]),
+    );
   };
   const known = work.clientIds[clientId];
   if (known) return answer(SyncStatus.Success, known);
@@ -93,8 +116,14 @@ async function addDraft(context: CommandContext, req: EmailSyncRequest, work: Dr
   const data = child(command, 'ApplicationData');
   const edit = readDraftEdit(data);
   const name = addName ? await addName(clientId) : undefined;
-  const messageId = name ? `<draft-${name}@${context.user.login.split('@')[1] || 'activesync-edge.invalid'}>` : undefined;
-  const source = await buildDraft(undefined, edit, { from: context.user.login, removeParts: new Set(), ...(messageId ? { messageId } : {}) }).catch(() => undefined);
+  const messageId = name
+    ? `<draft-${name}@${context.user.login.split('@')[1] || 'activesync-edge.invalid'}>`
+    : undefined;
+  const source = await buildDraft(undefined, edit, {
+    from: context.user.login,
+    removeParts: new Set(),
+    ...(messageId ? { messageId } : {}),
+  }).catch(() => undefined);
   if (!source || source.length > context.config.maxMessageBytes) return answer(SyncStatus.ConversionError);
   const flags = withUpdate(new Set(['\\Draft', '\\Seen']), data);
   const landed = messageId ? await req.mail.findByMessageId(req.folderRef, messageId) : [];
@@ -118,7 +147,13 @@ async function addDraft(context: CommandContext, req: EmailSyncRequest, work: Dr
   answer(SyncStatus.Success, serverId, attachmentAnswers(serverId, edit, 0));
 }
 
-async function changeDraft(context: CommandContext, req: EmailSyncRequest, work: DraftWork, command: WbxmlElement, send: boolean): Promise<void> {
+async function changeDraft(
+  context: CommandContext,
+  req: EmailSyncRequest,
+  work: DraftWork,
+  command: WbxmlElement,
+  send: boolean,
+): Promise<void> {
   const serverId = childText(command, 'ServerId') ?? '';
   const fail = (status: number): void => void work.responses.push(itemStatus('Change', serverId, status));
   const id = parseItemId(serverId);
@@ -127,7 +162,8 @@ async function changeDraft(context: CommandContext, req: EmailSyncRequest, work:
   const wm = req.state.watermark;
   // The device must have the draft: from an earlier Sync, or saved by an earlier command of this request.
   const known = uid !== undefined && (work.written.has(uid) || (wm.kind === 'imap' && UidSet.parse(wm.uids).has(uid)));
-  if (!id || id.collectionId !== req.collectionId || uid === undefined || !known) return fail(SyncStatus.ObjectNotFound);
+  if (!id || id.collectionId !== req.collectionId || uid === undefined || !known)
+    return fail(SyncStatus.ObjectNotFound);
   const [current] = await req.mail.fetchMessages(req.folderRef, [uid]);
   if (!current) return fail(SyncStatus.ObjectNotFound);
 
@@ -137,14 +173,22 @@ async function changeDraft(context: CommandContext, req: EmailSyncRequest, work:
   let response: WbxmlElement | undefined;
   if (isDraftEdit(data)) {
     const count = await draftAttachmentCount(current.source).catch(() => 0);
-    const record: DraftRecord = stored && stored.parts.length === count ? stored : { uid, parts: [...Array(count).keys()], nextPart: Math.max(count, stored?.nextPart ?? 0) };
+    const record: DraftRecord =
+      stored && stored.parts.length === count
+        ? stored
+        : { uid, parts: [...Array(count).keys()], nextPart: Math.max(count, stored?.nextPart ?? 0) };
     const edit = readDraftEdit(data);
     const removeParts = partsToRemove(edit, record, serverId, uid);
     // A draft that cannot be built (or read) is the item's failure, not the Sync's.
-    const built = await buildDraft(current.source, edit, { from: context.user.login, removeParts }).catch(() => undefined);
+    const built = await buildDraft(current.source, edit, { from: context.user.login, removeParts }).catch(
+      () => undefined,
+    );
     if (!built || built.length > context.config.maxMessageBytes) return fail(SyncStatus.ConversionError);
     source = built;
-    const flags = withUpdate(new Set([...current.flags].filter((f) => f !== '\\Recent' && f !== '\\Deleted')).add('\\Draft'), data);
+    const flags = withUpdate(
+      new Set([...current.flags].filter((f) => f !== '\\Recent' && f !== '\\Deleted')).add('\\Draft'),
+      data,
+    );
     const newUid = await req.mail.appendMessage(req.folderRef, source, [...flags]);
     if (newUid === undefined) return fail(SyncStatus.ServerError);
     await req.mail.expungeMessages(req.folderRef, [uid]);
@@ -162,7 +206,12 @@ async function changeDraft(context: CommandContext, req: EmailSyncRequest, work:
     work.writtenFlags.set(newUid, flags);
     currentUid = newUid;
     const attachments = attachmentAnswers(serverId, edit, firstNew);
-    if (attachments) response = el('AirSync', 'Change', [el('AirSync', 'ServerId', serverId), el('AirSync', 'Status', String(SyncStatus.Success)), attachments]);
+    if (attachments)
+      response = el('AirSync', 'Change', [
+        el('AirSync', 'ServerId', serverId),
+        el('AirSync', 'Status', String(SyncStatus.Success)),
+        attachments,
+      ]);
   }
   if (send) {
     const outcome = await sendDraft(context, req, serverId, currentUid, source);
@@ -183,7 +232,8 @@ function partsToRemove(edit: DraftEdit, record: DraftRecord, serverId: string, u
   for (const reference of edit.deleted) {
     const ref = parseFileReference(reference);
     if (!ref || !id || ref.collectionId !== id.collectionId) continue;
-    const index = ref.uid === id.uid ? record.parts.indexOf(Number(ref.partId)) : ref.uid === uid ? Number(ref.partId) : -1;
+    const index =
+      ref.uid === id.uid ? record.parts.indexOf(Number(ref.partId)) : ref.uid === uid ? Number(ref.partId) : -1;
     if (index >= 0 && index < record.parts.length) remove.add(index);
   }
   return remove;
@@ -193,8 +243,13 @@ function partsToRemove(edit: DraftEdit, record: DraftRecord, serverId: string, u
  * A ServerId or FileReference of a draft as this device holds it (ItemOperations), pointed at the draft's current
  * UID and attachment index; as it is for anything else; undefined for an attachment the draft no longer has.
  */
-export async function currentDraftId<T extends { collectionId: string; uid: number; partId?: string }>(context: CommandContext, id: T): Promise<T | undefined> {
-  const record = (await context.state.getCollection(context.device, id.collectionId))?.state.drafts?.[`${id.collectionId}:${id.uid}`];
+export async function currentDraftId<T extends { collectionId: string; uid: number; partId?: string }>(
+  context: CommandContext,
+  id: T,
+): Promise<T | undefined> {
+  const record = (await context.state.getCollection(context.device, id.collectionId))?.state.drafts?.[
+    `${id.collectionId}:${id.uid}`
+  ];
   if (!record) return id;
   if (id.partId === undefined) return { ...id, uid: record.uid };
   const index = record.parts.indexOf(Number(id.partId));
@@ -209,7 +264,10 @@ function attachmentAnswers(serverId: string, edit: DraftEdit, firstNew: number):
       'AirSyncBase',
       'Attachments',
       edit.added.map((a, i) =>
-        el('AirSyncBase', 'Attachment', [el('AirSyncBase', 'ClientId', a.clientId), el('AirSyncBase', 'FileReference', `${serverId}:${firstNew + i}`)]),
+        el('AirSyncBase', 'Attachment', [
+          el('AirSyncBase', 'ClientId', a.clientId),
+          el('AirSyncBase', 'FileReference', `${serverId}:${firstNew + i}`),
+        ]),
       ),
     ),
   ]);
@@ -229,7 +287,12 @@ function toCurrentUid(command: WbxmlElement, collectionId: string, drafts: Recor
   const record = serverId === undefined ? undefined : drafts[serverId];
   if (!record) return command;
   const current = `${collectionId}:${record.uid}`;
-  return { ...command, children: command.children.map((c) => (c.tag === 'ServerId' && c.ns === 'AirSync' ? el('AirSync', 'ServerId', current) : c)) };
+  return {
+    ...command,
+    children: command.children.map((c) =>
+      c.tag === 'ServerId' && c.ns === 'AirSync' ? el('AirSync', 'ServerId', current) : c,
+    ),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -240,26 +303,38 @@ function toCurrentUid(command: WbxmlElement, collectionId: string, drafts: Recor
  * draft left Drafts: when that failed it stays where every device sees it, and a Send of it again only files it (the
  * marker says it went out).
  */
-async function sendDraft(context: CommandContext, req: EmailSyncRequest, serverId: string, uid: number, source: Uint8Array, markerName?: string): Promise<{ status: number; removed: boolean }> {
+async function sendDraft(
+  context: CommandContext,
+  req: EmailSyncRequest,
+  serverId: string,
+  uid: number,
+  source: Uint8Array,
+  markerName?: string,
+): Promise<{ status: number; removed: boolean }> {
   const wm = req.state.watermark;
   // One version of one draft is sent once, whatever retries follow (UIDs are not reused under one UIDVALIDITY).
   const marker = markerName ?? `draft-send:${req.folderRef}:${wm.kind === 'imap' ? wm.uidValidity : 0}:${uid}`;
   let sentBefore = false;
-  let message;
+  let message: OutgoingMessage | undefined;
   try {
     message = await prepareOutgoing(source, { user: context.user.login });
-    if (message.envelope.to.length === 0) throw new ComposeFailure(CommonStatus.MessageHasNoRecipient, 'the draft has no recipient');
-    if (message.full.length > context.config.maxMessageBytes) throw new ComposeFailure(CommonStatus.AttachmentIsTooLarge, 'the draft is too large');
+    if (message.envelope.to.length === 0)
+      throw new ComposeFailure(CommonStatus.MessageHasNoRecipient, 'the draft has no recipient');
+    if (message.full.length > context.config.maxMessageBytes)
+      throw new ComposeFailure(CommonStatus.AttachmentIsTooLarge, 'the draft is too large');
     await submitOnce(context, marker, message);
   } catch (err) {
     if (err instanceof ComposeFailure && err.status === CommonStatus.MessagePreviouslySent) sentBefore = true;
     else if (err instanceof ComposeFailure || err instanceof InvalidMimeError) {
       context.note?.({ 'draft-send-failed': `${serverId}: ${err.message}`.slice(0, 300) });
-      const retry = err instanceof ComposeFailure && (err.status === CommonStatus.ServerErrorRetryLater || err.status === CommonStatus.ServerError);
+      const retry =
+        err instanceof ComposeFailure &&
+        (err.status === CommonStatus.ServerErrorRetryLater || err.status === CommonStatus.ServerError);
       return { status: retry ? SyncStatus.ServerError : SyncStatus.ConversionError, removed: false };
     } else throw err;
   }
-  if (!sentBefore && message) await saveInSent(req.mail, message.full).catch((err: unknown) => warnAfterSend(context, 'sent-copy-failed', err));
+  if (!sentBefore && message)
+    await saveInSent(req.mail, message.full).catch((err: unknown) => warnAfterSend(context, 'sent-copy-failed', err));
   const removed = await req.mail.expungeMessages(req.folderRef, [uid]).then(
     () => true,
     (err: unknown) => {
@@ -284,7 +359,8 @@ async function saveInSent(mail: MailBackend, message: Uint8Array): Promise<void>
  */
 function settle(result: EmailSyncResult, collectionId: string, work: DraftWork, handled: boolean): EmailSyncResult {
   const wm = result.state.watermark;
-  if (result.status !== SyncStatus.Success || wm.kind !== 'imap') return { ...result, responses: [...work.responses, ...result.responses] };
+  if (result.status !== SyncStatus.Success || wm.kind !== 'imap')
+    return { ...result, responses: [...work.responses, ...result.responses] };
   const uidOf = (e: WbxmlElement): number | undefined => {
     const id = parseItemId(childText(e, 'ServerId'));
     return id?.collectionId === collectionId ? id.uid : undefined;
@@ -334,7 +410,14 @@ function settle(result: EmailSyncResult, collectionId: string, work: DraftWork, 
   const toDevice = (e: WbxmlElement): WbxmlElement => {
     const uid = uidOf(e);
     const serverId = uid === undefined ? undefined : deviceIds.get(uid);
-    return serverId === undefined ? e : { ...e, children: e.children.map((c) => (c.tag === 'ServerId' && c.ns === 'AirSync' ? el('AirSync', 'ServerId', serverId) : c)) };
+    return serverId === undefined
+      ? e
+      : {
+          ...e,
+          children: e.children.map((c) =>
+            c.tag === 'ServerId' && c.ns === 'AirSync' ? el('AirSync', 'ServerId', serverId) : c,
+          ),
+        };
   };
   commands = commands.map(toDevice);
   // Deleted on the device (sent, or removed on the server): the record has done its work.
@@ -354,7 +437,12 @@ function settle(result: EmailSyncResult, collectionId: string, work: DraftWork, 
   const clientIds = Object.fromEntries(Object.entries(work.clientIds).slice(-REMEMBERED_ADDS));
   const state: CollectionState = {
     ...result.state,
-    watermark: { ...wm, uids: uids.toString(), pendingAdds: pendingAdds.toString(), ...(flagDigits !== undefined ? { flagDigits } : {}) },
+    watermark: {
+      ...wm,
+      uids: uids.toString(),
+      pendingAdds: pendingAdds.toString(),
+      ...(flagDigits !== undefined ? { flagDigits } : {}),
+    },
     pending,
     clientIds,
   };

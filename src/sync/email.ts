@@ -79,14 +79,28 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   const status = await mail.status(folderRef);
   const previous = req.state.watermark;
   if (previous.kind === 'imap' && previous.uidValidity !== status.uidValidity) {
-    return { status: SyncStatus.InvalidSyncKey, state: req.state, commands: [], responses: [], moreAvailable: false, progressed: false };
+    return {
+      status: SyncStatus.InvalidSyncKey,
+      state: req.state,
+      commands: [],
+      responses: [],
+      moreAvailable: false,
+      progressed: false,
+    };
   }
   const since = windowStart(req.options.filterType);
   const first = previous.kind !== 'imap';
   const wm: ImapWatermark =
     previous.kind === 'imap'
       ? { ...previous }
-      : { kind: 'imap', uidValidity: status.uidValidity, highestModSeq: '', uids: '', pendingAdds: '', ...(since ? { windowStart: since.getTime() } : {}) };
+      : {
+          kind: 'imap',
+          uidValidity: status.uidValidity,
+          highestModSeq: '',
+          uids: '',
+          pendingAdds: '',
+          ...(since ? { windowStart: since.getTime() } : {}),
+        };
   const deviceUids = UidSet.parse(wm.uids);
   const pendingAdds = UidSet.parse(wm.pendingAdds ?? '');
   const pending = new Map<number, PendingChange['kind']>();
@@ -106,19 +120,32 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   // One IMAP read for all the device's Changes and one for its Fetches, one move or expunge for its Deletes:
   // never a round trip per item.
   const uidsOf = (tag: string): number[] =>
-    req.commands.filter((c) => c.tag === tag).map((c) => uidOf(childText(c, 'ServerId'), collectionId)).filter((u): u is number => u !== undefined);
+    req.commands
+      .filter((c) => c.tag === tag)
+      .map((c) => uidOf(childText(c, 'ServerId'), collectionId))
+      .filter((u): u is number => u !== undefined);
   const changeUids = uidsOf('Change').filter((uid) => deviceUids.has(uid));
   const fetchUids = uidsOf('Fetch');
-  const currentFlags = new Map((changeUids.length ? await mail.fetchSummaries(folderRef, changeUids) : []).map((m) => [m.uid, m]));
-  const fetched = new Map((fetchUids.length ? await mail.fetchMessages(folderRef, fetchUids) : []).map((m) => [m.uid, m]));
+  const currentFlags = new Map(
+    (changeUids.length ? await mail.fetchSummaries(folderRef, changeUids) : []).map((m) => [m.uid, m]),
+  );
+  const fetched = new Map(
+    (fetchUids.length ? await mail.fetchMessages(folderRef, fetchUids) : []).map((m) => [m.uid, m]),
+  );
   const deleted: number[] = [];
   for (const command of req.commands) {
     const serverId = childText(command, 'ServerId');
     const uid = uidOf(serverId, collectionId);
     progressed = true;
     if (command.tag === 'Add') {
-      // Email folders take no Adds from devices (16.0+ Drafts take them in sync-drafts.ts first): item-level conversion error.
-      responses.push(el('AirSync', 'Add', [el('AirSync', 'ClientId', childText(command, 'ClientId') ?? ''), el('AirSync', 'Status', String(SyncStatus.ConversionError))]));
+      // Email folders take no Adds from devices (16.0+ Drafts take them in sync-drafts.ts first): item-level conversion
+      // error.
+      responses.push(
+        el('AirSync', 'Add', [
+          el('AirSync', 'ClientId', childText(command, 'ClientId') ?? ''),
+          el('AirSync', 'Status', String(SyncStatus.ConversionError)),
+        ]),
+      );
     } else if (command.tag === 'Change') {
       if (uid === undefined || !deviceUids.has(uid)) {
         responses.push(itemStatus('Change', serverId, SyncStatus.ObjectNotFound));
@@ -128,7 +155,9 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       const current = currentFlags.get(uid);
       // Without CONDSTORE, the flags the device was sent last tell whether the server changed them since.
       const before = flagsBefore?.get(uid);
-      const changedHere = changedOnServer.has(uid) || (before !== undefined && current !== undefined && before !== flagDigit(current.flags));
+      const changedHere =
+        changedOnServer.has(uid) ||
+        (before !== undefined && current !== undefined && before !== flagDigit(current.flags));
       if (serverWins && changedHere) {
         responses.push(itemStatus('Change', serverId, SyncStatus.Conflict));
         pending.set(uid, pending.get(uid) ?? 'change');
@@ -138,10 +167,16 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
         responses.push(itemStatus('Change', serverId, SyncStatus.ObjectNotFound));
         continue;
       }
-      const update = imapFlagUpdate(child(command, 'ApplicationData') ?? el('AirSync', 'ApplicationData', []), current.flags);
+      const update = imapFlagUpdate(
+        child(command, 'ApplicationData') ?? el('AirSync', 'ApplicationData', []),
+        current.flags,
+      );
       await mail.setFlags(folderRef, uid, update.add, update.remove);
       // A second Change of the same item in this request starts from these flags.
-      currentFlags.set(uid, { ...current, flags: new Set([...current.flags].filter((f) => !update.remove.includes(f)).concat(update.add)) });
+      currentFlags.set(uid, {
+        ...current,
+        flags: new Set([...current.flags].filter((f) => !update.remove.includes(f)).concat(update.add)),
+      });
       appliedByDevice.add(uid);
       if (pending.get(uid) === 'change') pending.delete(uid);
     } else if (command.tag === 'Delete') {
@@ -168,14 +203,19 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   }
 
   if (deleted.length) {
-    if (req.deletesAsMoves && req.trashRef && req.trashRef !== folderRef) await mail.moveMessages(folderRef, deleted, req.trashRef);
+    if (req.deletesAsMoves && req.trashRef && req.trashRef !== folderRef)
+      await mail.moveMessages(folderRef, deleted, req.trashRef);
     else await mail.expungeMessages(folderRef, deleted);
   }
 
   // 2. The server's changes since the device's state, merged into what is still pending.
   const latest = appliedByDevice.size ? await mail.status(folderRef) : status;
   if (req.getChanges) {
-    const upToDate = !first && wm.highestModSeq !== '' && latest.highestModSeq !== undefined && wm.highestModSeq === String(latest.highestModSeq);
+    const upToDate =
+      !first &&
+      wm.highestModSeq !== '' &&
+      latest.highestModSeq !== undefined &&
+      wm.highestModSeq === String(latest.highestModSeq);
     if (first) {
       for (const uid of await mail.listUids(folderRef, since)) pendingAdds.add(uid);
     } else if (!upToDate) {
@@ -218,12 +258,17 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   const removals = [...pending].filter(([, kind]) => kind === 'delete' || kind === 'softdelete');
   for (const [uid, kind] of removals) {
     if (room === 0) break;
-    commands.push(el('AirSync', kind === 'delete' ? 'Delete' : 'SoftDelete', [el('AirSync', 'ServerId', `${collectionId}:${uid}`)]));
+    commands.push(
+      el('AirSync', kind === 'delete' ? 'Delete' : 'SoftDelete', [el('AirSync', 'ServerId', `${collectionId}:${uid}`)]),
+    );
     deviceUids.delete(uid);
     pending.delete(uid);
     room--;
   }
-  const changes = [...pending].filter(([, kind]) => kind === 'change').map(([uid]) => uid).slice(0, room);
+  const changes = [...pending]
+    .filter(([, kind]) => kind === 'change')
+    .map(([uid]) => uid)
+    .slice(0, room);
   if (changes.length) {
     const summaries = await mail.fetchSummaries(folderRef, changes);
     for (const s of summaries) commands.push(changeElement(collectionId, s, req.version));
@@ -240,16 +285,25 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   for (let at = 0; at < adds.length; ) {
     if (at > 0 && (Date.now() - started > ADD_TIME_BUDGET_MS || bytes > ADD_BYTE_BUDGET)) break;
     // Later parts are sized by the messages seen so far, so one part does not overshoot the byte budget by much.
-    const size = at === 0 ? ADD_FIRST_FETCH : Math.max(1, Math.min(ADD_FETCH_CHUNK, Math.floor(((ADD_BYTE_BUDGET - bytes) * at) / bytes)));
+    const size =
+      at === 0
+        ? ADD_FIRST_FETCH
+        : Math.max(1, Math.min(ADD_FETCH_CHUNK, Math.floor(((ADD_BYTE_BUDGET - bytes) * at) / bytes)));
     const part = adds.slice(at, at + size);
     at += part.length;
     for (const message of await mail.fetchMessages(folderRef, part)) {
       bytes += message.source.length;
       // A message that cannot be converted is skipped and reported (loop-detection.ts), not a failed Sync.
       const serverId = `${collectionId}:${message.uid}`;
-      const data = await convertOrSkip(() => applicationData(req, message), { serverId, subject: subjectOf(message.source) }, broken);
+      const data = await convertOrSkip(
+        () => applicationData(req, message),
+        { serverId, subject: subjectOf(message.source) },
+        broken,
+      );
       if (data === undefined) continue;
-      commands.push(el('AirSync', 'Add', [el('AirSync', 'ServerId', serverId), el('AirSync', 'ApplicationData', data)]));
+      commands.push(
+        el('AirSync', 'Add', [el('AirSync', 'ServerId', serverId), el('AirSync', 'ApplicationData', data)]),
+      );
       deviceUids.add(message.uid);
     }
     // Messages that vanished between the search and the fetch are simply not sent.
@@ -258,15 +312,19 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   progressed ||= commands.length > 0 || broken.length > 0;
 
   const nextWatermark: ImapWatermark = { ...wm, uids: deviceUids.toString(), pendingAdds: pendingAdds.toString() };
-  if (latest.highestModSeq === undefined) nextWatermark.flagDigits = await currentFlagDigits(mail, folderRef, deviceUids);
+  if (latest.highestModSeq === undefined)
+    nextWatermark.flagDigits = await currentFlagDigits(mail, folderRef, deviceUids);
   return {
     status: SyncStatus.Success,
-    state: withBrokenItems({
-      ...req.state,
-      options: req.options,
-      watermark: nextWatermark,
-      pending: [...pending].map(([uid, kind]) => ({ kind, serverId: `${collectionId}:${uid}` })),
-    }, broken),
+    state: withBrokenItems(
+      {
+        ...req.state,
+        options: req.options,
+        watermark: nextWatermark,
+        pending: [...pending].map(([uid, kind]) => ({ kind, serverId: `${collectionId}:${uid}` })),
+      },
+      broken,
+    ),
     commands,
     responses,
     moreAvailable: pendingAdds.size + pending.size > 0,
@@ -275,10 +333,16 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
 }
 
 function changeElement(collectionId: string, message: MessageSummary, version: string): WbxmlElement {
-  return el('AirSync', 'Change', [el('AirSync', 'ServerId', `${collectionId}:${message.uid}`), el('AirSync', 'ApplicationData', emailFlagChange(message.flags, version))]);
+  return el('AirSync', 'Change', [
+    el('AirSync', 'ServerId', `${collectionId}:${message.uid}`),
+    el('AirSync', 'ApplicationData', emailFlagChange(message.flags, version)),
+  ]);
 }
 
-function applicationData(req: EmailSyncRequest, message: Parameters<typeof emailApplicationData>[0]): Promise<WbxmlElement[]> {
+function applicationData(
+  req: EmailSyncRequest,
+  message: Parameters<typeof emailApplicationData>[0],
+): Promise<WbxmlElement[]> {
   return emailApplicationData(message, {
     version: req.version,
     bodyPreferences: req.options.bodyPreferences ?? [],
@@ -288,8 +352,16 @@ function applicationData(req: EmailSyncRequest, message: Parameters<typeof email
   });
 }
 
-/** UIDs whose flags the server changed since the device's modseq (for conflicts); empty without CONDSTORE (flag digits decide then). */
-async function serverChangedUids(mail: MailBackend, folder: string, wm: ImapWatermark, highest: bigint | undefined): Promise<Set<number>> {
+/**
+ * UIDs whose flags the server changed since the device's modseq (for conflicts); empty without CONDSTORE (flag digits
+ * decide then).
+ */
+async function serverChangedUids(
+  mail: MailBackend,
+  folder: string,
+  wm: ImapWatermark,
+  highest: bigint | undefined,
+): Promise<Set<number>> {
   if (wm.highestModSeq === '' || highest === undefined || String(highest) === wm.highestModSeq) return new Set();
   const changes = await mail.changesSince(folder, BigInt(wm.highestModSeq));
   return new Set(changes?.changed.map((m) => m.uid) ?? []);
@@ -312,7 +384,10 @@ async function findChanges(
   since: Date | undefined,
 ): Promise<FoundChanges> {
   if (wm.highestModSeq !== '') {
-    const before = wm.uidNext !== undefined && wm.messages !== undefined ? { uidNext: wm.uidNext, messages: wm.messages } : undefined;
+    const before =
+      wm.uidNext !== undefined && wm.messages !== undefined
+        ? { uidNext: wm.uidNext, messages: wm.messages }
+        : undefined;
     const changes = await mail.changesSince(folder, BigInt(wm.highestModSeq), since, before);
     if (changes) {
       const added = changes.changed.filter((m) => !deviceUids.has(m.uid)).map((m) => m.uid);
@@ -331,7 +406,9 @@ async function findChanges(
   const all = since ? new Set(await mail.listUids(folder)) : new Set(now.map((m) => m.uid));
   const added = now.filter((m) => !deviceUids.has(m.uid)).map((m) => m.uid);
   const removed = [...deviceUids].filter((uid) => !all.has(uid));
-  const changed = now.filter((m) => deviceUids.has(m.uid) && flagsBefore?.get(m.uid) !== flagDigit(m.flags)).map((m) => m.uid);
+  const changed = now
+    .filter((m) => deviceUids.has(m.uid) && flagsBefore?.get(m.uid) !== flagDigit(m.flags))
+    .map((m) => m.uid);
   return { added, changed, removed, flags: true };
 }
 
@@ -342,7 +419,13 @@ async function currentFlagDigits(mail: MailBackend, folder: string, deviceUids: 
 }
 
 /** How many changes the next Syncs would send (GetItemEstimate), without sending or storing anything. */
-export async function estimateEmailChanges(mail: MailBackend, folderRef: string, collectionId: string, state: CollectionState, options: SyncOptions): Promise<number> {
+export async function estimateEmailChanges(
+  mail: MailBackend,
+  folderRef: string,
+  collectionId: string,
+  state: CollectionState,
+  options: SyncOptions,
+): Promise<number> {
   const since = windowStart(options.filterType);
   const wm = state.watermark;
   if (wm.kind !== 'imap') return (await mail.listUids(folderRef, since)).length;
@@ -352,7 +435,11 @@ export async function estimateEmailChanges(mail: MailBackend, folderRef: string,
   const pendingAdds = UidSet.parse(wm.pendingAdds ?? '');
   const pendingUids = new Set(state.pending.map((p) => uidOf(p.serverId, collectionId)));
   let count = pendingAdds.size + pendingUids.size;
-  if (wm.highestModSeq === '' || status.highestModSeq === undefined || wm.highestModSeq !== String(status.highestModSeq)) {
+  if (
+    wm.highestModSeq === '' ||
+    status.highestModSeq === undefined ||
+    wm.highestModSeq !== String(status.highestModSeq)
+  ) {
     const flagsBefore = wm.flagDigits !== undefined ? flagDigitsMap(wm.uids, wm.flagDigits) : undefined;
     const found = await findChanges(mail, folderRef, wm, deviceUids, flagsBefore, since);
     count += found.added.filter((uid) => !pendingAdds.has(uid)).length;

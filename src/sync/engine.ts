@@ -155,8 +155,9 @@ async function syncCollection(
             commands: request.commands,
             version: context.request.version,
             ...(stored.state.supported ? { supported: stored.state.supported } : {}),
-            // Meetings (src/sending/meeting-mail.ts): who the user is; SEQUENCE raised on updates; and, 16.x, the server
-            // mails the invitations for what the device organizes (up to 14.1 the device sends them with SendMail).
+            // Meetings (src/sending/meeting-mail.ts): who the user is; SEQUENCE raised on updates; and, 16.x, the
+            // server mails the invitations for what the device organizes (up to 14.1 the device sends them with
+            // SendMail).
             userEmails: userAddresses(context),
             addName: (clientId: string) => addResourceName(context, collectionId, requestKey, clientId),
             ...(folder.source.backend === 'caldav' && itemClassOf(folder.type) === 'Calendar'
@@ -164,7 +165,8 @@ async function syncCollection(
                   prepareChange: (before: string, after: string) => prepareMeetingWrite(context, before, after),
                   ...(atLeast(context.request.version, '16.0')
                     ? {
-                        // The calendar write stands whatever happens to the mail; a failure shows in the request's log line.
+                        // The calendar write stands whatever happens to the mail; a failure shows in the request's log
+                        // line.
                         afterWrite: (before: string | undefined, after: string | undefined) =>
                           sendInvitations(context, before, after).catch((err: unknown) =>
                             warnAfterSend(context, 'meeting-mail-failed', err),

@@ -12,16 +12,22 @@ import { fnv1a32 } from '../util/fnv.ts';
  * client set or removed is found without CONDSTORE too. `flagDigits` is these tokens in UID order, without separators.
  */
 export function flagDigit(flags: ReadonlySet<string>): string {
-  const digit = ((flags.has('\\Seen') ? 1 : 0) | (flags.has('\\Flagged') ? 2 : 0) | (flags.has('\\Answered') ? 4 : 0) | (flags.has('$Forwarded') ? 8 : 0)).toString(16);
+  const digit = (
+    (flags.has('\\Seen') ? 1 : 0) |
+    (flags.has('\\Flagged') ? 2 : 0) |
+    (flags.has('\\Answered') ? 4 : 0) |
+    (flags.has('$Forwarded') ? 8 : 0)
+  ).toString(16);
   const categories = [...flags].filter(isCategoryKeyword).sort();
   return categories.length ? `${digit}:${fnv1a32(categories.join(' ')).toString(16).padStart(8, '0')}` : digit;
 }
-
 
 /** `flagDigits` read back: UID → its token (see flagDigit). */
 export function flagDigitsMap(uids: string, digits: string): Map<number, string> {
   const tokens = digits.match(/[0-9a-f](?::[0-9a-f]{8})?/g) ?? [];
   const map = new Map<number, string>();
-  decodeUidSet(uids).forEach((uid, i) => map.set(uid, tokens[i] ?? '0'));
+  decodeUidSet(uids).forEach((uid, i) => {
+    map.set(uid, tokens[i] ?? '0');
+  });
   return map;
 }

@@ -36,7 +36,12 @@ export const POLICY_FIELDS: readonly FieldDefinition[] = [
   { name: 'AttachmentsEnabled', since: '12.0', type: bool, default: 1 },
   { name: 'MinDevicePasswordLength', since: '12.0', type: { kind: 'uint', min: 1, max: 16, empty: true }, default: 4 },
   { name: 'MaxInactivityTimeDeviceLock', since: '12.0', type: { kind: 'uint', empty: true }, default: 900 },
-  { name: 'MaxDevicePasswordFailedAttempts', since: '12.0', type: { kind: 'uint', min: 4, max: 16, empty: true }, default: 8 },
+  {
+    name: 'MaxDevicePasswordFailedAttempts',
+    since: '12.0',
+    type: { kind: 'uint', min: 4, max: 16, empty: true },
+    default: 8,
+  },
   { name: 'MaxAttachmentSize', since: '12.0', type: { kind: 'uint', empty: true }, default: null },
   { name: 'AllowSimpleDevicePassword', since: '12.0', type: bool, default: 1 },
   { name: 'DevicePasswordExpiration', since: '12.0', type: { kind: 'uint', empty: true }, default: null },
@@ -63,13 +68,23 @@ export const POLICY_FIELDS: readonly FieldDefinition[] = [
   { name: 'RequireEncryptedSMIMEMessages', since: '12.1', type: bool, default: 0 },
   { name: 'RequireSignedSMIMEAlgorithm', since: '12.1', type: { kind: 'uint', min: 0, max: 1 }, default: 0 },
   { name: 'RequireEncryptionSMIMEAlgorithm', since: '12.1', type: { kind: 'uint', min: 0, max: 4 }, default: 0 },
-  { name: 'AllowSMIMEEncryptionAlgorithmNegotiation', since: '12.1', type: { kind: 'uint', min: 0, max: 2 }, default: 2 },
+  {
+    name: 'AllowSMIMEEncryptionAlgorithmNegotiation',
+    since: '12.1',
+    type: { kind: 'uint', min: 0, max: 2 },
+    default: 2,
+  },
   { name: 'AllowSMIMESoftCerts', since: '12.1', type: bool, default: 1 },
   { name: 'AllowBrowser', since: '12.1', type: bool, default: 1 },
   { name: 'AllowConsumerEmail', since: '12.1', type: bool, default: 1 },
   { name: 'AllowRemoteDesktop', since: '12.1', type: bool, default: 1 },
   { name: 'AllowInternetSharing', since: '12.1', type: bool, default: 1 },
-  { name: 'UnapprovedInROMApplicationList', since: '12.1', type: { kind: 'list', item: 'ApplicationName' }, default: [] },
+  {
+    name: 'UnapprovedInROMApplicationList',
+    since: '12.1',
+    type: { kind: 'list', item: 'ApplicationName' },
+    default: [],
+  },
   { name: 'ApprovedApplicationList', since: '12.1', type: { kind: 'list', item: 'Hash' }, default: [] },
 ];
 
@@ -104,7 +119,10 @@ function valueSchema(field: FieldDefinition): z.ZodType<PolicyValue> {
     case 'list':
       return z.array(z.string().trim().min(1));
     case 'uint': {
-      let n = z.number().int().min(t.min ?? 0);
+      let n = z
+        .number()
+        .int()
+        .min(t.min ?? 0);
       if (t.max !== undefined) n = n.max(t.max);
       const checked = t.values ? n.refine((v) => t.values!.includes(v), `must be one of ${t.values.join(', ')}`) : n;
       return t.empty ? checked.nullable() : checked;
@@ -137,14 +155,21 @@ export function parsePolicyConfig(json: string): PolicyConfig {
     AllowNonProvisionableDevices?: boolean;
   };
   const split = (o: Record<string, unknown>): Partial<Record<string, PolicyValue>> =>
-    Object.fromEntries(Object.entries(o).filter(([k, v]) => k !== 'AllowNonProvisionableDevices' && v !== undefined)) as Partial<Record<string, PolicyValue>>;
+    Object.fromEntries(
+      Object.entries(o).filter(([k, v]) => k !== 'AllowNonProvisionableDevices' && v !== undefined),
+    ) as Partial<Record<string, PolicyValue>>;
   return {
     base: split(base),
     allowNonProvisionableDevices: AllowNonProvisionableDevices ?? true,
     users: Object.fromEntries(
       Object.entries(users ?? {}).map(([login, o]) => [
         login.toLowerCase(),
-        { values: split(o), ...(typeof o.AllowNonProvisionableDevices === 'boolean' ? { allowNonProvisionableDevices: o.AllowNonProvisionableDevices } : {}) },
+        {
+          values: split(o),
+          ...(typeof o.AllowNonProvisionableDevices === 'boolean'
+            ? { allowNonProvisionableDevices: o.AllowNonProvisionableDevices }
+            : {}),
+        },
       ]),
     ),
   };
@@ -160,5 +185,8 @@ export function effectivePolicy(config: PolicyConfig, login: string): EffectiveP
     else if (f.name in config.base) values[f.name] = config.base[f.name]!;
     else values[f.name] = f.default;
   }
-  return { values, allowNonProvisionableDevices: override?.allowNonProvisionableDevices ?? config.allowNonProvisionableDevices };
+  return {
+    values,
+    allowNonProvisionableDevices: override?.allowNonProvisionableDevices ?? config.allowNonProvisionableDevices,
+  };
 }

@@ -9,8 +9,18 @@ const ENV = { IMAP_HOST: 'imap.example.net' };
 const TWO_TENANTS = JSON.stringify({
   defaults: { IMAP_SECURE: false, PROVISIONING: 'loose' },
   tenants: [
-    { name: 'acme', hostnames: ['Acme.Sync.Example.com'], mailDomains: ['acme.example', 'acme.test'], settings: { IMAP_HOST: 'imap.acme.example', AUTH_MODE: 'both', POLICY: { DevicePasswordEnabled: true } } },
-    { name: 'globex', hostnames: ['globex.sync.example.com'], mailDomains: ['globex.example'], settings: { IMAP_PORT: 1143, MAX_REQUEST_BYTES: 2048 } },
+    {
+      name: 'acme',
+      hostnames: ['Acme.Sync.Example.com'],
+      mailDomains: ['acme.example', 'acme.test'],
+      settings: { IMAP_HOST: 'imap.acme.example', AUTH_MODE: 'both', POLICY: { DevicePasswordEnabled: true } },
+    },
+    {
+      name: 'globex',
+      hostnames: ['globex.sync.example.com'],
+      mailDomains: ['globex.example'],
+      settings: { IMAP_PORT: 1143, MAX_REQUEST_BYTES: 2048 },
+    },
   ],
 });
 
@@ -86,54 +96,122 @@ describe('several tenants (TENANTS / TENANTS_FILE)', () => {
     expect(directory.resolve('sync.example.com', 'alice@initech.example')).toBeUndefined();
     expect(directory.resolve('sync.example.com', 'alice')).toBeUndefined();
     expect(directory.resolve(undefined, undefined)).toBeUndefined();
-    const withDefault = parseTenants(JSON.stringify([{ name: 'a', mailDomains: ['a.example'] }, { name: 'b', default: true }]), ENV);
+    const withDefault = parseTenants(
+      JSON.stringify([
+        { name: 'a', mailDomains: ['a.example'] },
+        { name: 'b', default: true },
+      ]),
+      ENV,
+    );
     expect(withDefault.resolve('sync.example.com', 'alice@initech.example')?.name).toBe('b');
     expect(withDefault.resolve('sync.example.com', 'alice@a.example')?.name).toBe('a');
   });
 
   it('reads { "env": NAME } values from the environment, so the file holds no secret', () => {
     const text = JSON.stringify([
-      { name: 'a', mailDomains: ['a.example'], settings: { IMAP_MASTER_USER: 'master', IMAP_MASTER_PASSWORD: { env: 'A_MASTER_PW' } } },
+      {
+        name: 'a',
+        mailDomains: ['a.example'],
+        settings: { IMAP_MASTER_USER: 'master', IMAP_MASTER_PASSWORD: { env: 'A_MASTER_PW' } },
+      },
       { name: 'b', mailDomains: ['b.example'] },
     ]);
-    expect(parseTenants(text, { ...ENV, A_MASTER_PW: 's3cret' }).get('a')!.config.push.master).toEqual({ user: 'master', password: 's3cret' });
-    expect(configError(() => parseTenants(text, ENV))).toMatch(/a\.IMAP_MASTER_PASSWORD names A_MASTER_PW, which is not set/);
+    expect(parseTenants(text, { ...ENV, A_MASTER_PW: 's3cret' }).get('a')!.config.push.master).toEqual({
+      user: 'master',
+      password: 's3cret',
+    });
+    expect(configError(() => parseTenants(text, ENV))).toMatch(
+      /a\.IMAP_MASTER_PASSWORD names A_MASTER_PW, which is not set/,
+    );
   });
 
   it('reads TENANTS_FILE with the runtime reader, and refuses it where there is none', () => {
-    const directory = loadTenants({ ...ENV, TENANTS_FILE: '/etc/tenants.json' }, { readFile: (path) => (path === '/etc/tenants.json' ? TWO_TENANTS : '') });
+    const directory = loadTenants(
+      { ...ENV, TENANTS_FILE: '/etc/tenants.json' },
+      { readFile: (path) => (path === '/etc/tenants.json' ? TWO_TENANTS : '') },
+    );
     expect(directory.entries.map((t) => t.name)).toEqual(['acme', 'globex']);
-    expect(configError(() => loadTenants({ ...ENV, TENANTS_FILE: '/etc/tenants.json' }))).toMatch(/TENANTS_FILE cannot be read on this runtime/);
+    expect(configError(() => loadTenants({ ...ENV, TENANTS_FILE: '/etc/tenants.json' }))).toMatch(
+      /TENANTS_FILE cannot be read on this runtime/,
+    );
     const missing = (): never => {
       throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
     };
-    expect(configError(() => loadTenants({ ...ENV, TENANTS_FILE: '/nope.json' }, { readFile: missing }))).toMatch(/\/nope\.json cannot be read \(ENOENT\)/);
+    expect(configError(() => loadTenants({ ...ENV, TENANTS_FILE: '/nope.json' }, { readFile: missing }))).toMatch(
+      /\/nope\.json cannot be read \(ENOENT\)/,
+    );
     expect(configError(() => loadTenants({ ...ENV, TENANTS_FILE: '/a', TENANTS: '[]' }))).toMatch(/exclude each other/);
   });
 
   it('names what is wrong in a malformed tenants document', () => {
     expect(configError(() => parseTenants('{', ENV))).toMatch(/TENANTS is not JSON/);
     expect(configError(() => parseTenants('[]', ENV))).toMatch(/tenants must name at least one tenant/);
-    expect(configError(() => parseTenants(JSON.stringify([{ name: 'Bad Name' }]), ENV))).toMatch(/tenants\.0\.name must be/);
-    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a', settings: { IMAP_HOTS: 'x' } }]), ENV))).toMatch(/IMAP_HOTS is not a setting/);
-    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a', settings: { STATE_DIR: '/x' } }]), ENV))).toMatch(/STATE_DIR is a setting of the process/);
-    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a', extra: 1 }]), ENV))).toMatch(/tenants\.0 .*extra/i);
-    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a', hostnames: ['not a host'] }]), ENV))).toMatch(/must be a host or domain name/);
-    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a', mailDomains: ['x.example'] }, { name: 'b', mailDomains: ['X.example'] }]), ENV))).toMatch(/mail domain x\.example/);
-    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a', hostnames: ['h.example'] }, { name: 'a' }]), ENV))).toMatch(/tenant name a/);
-    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a', default: true }, { name: 'b', default: true }]), ENV))).toMatch(/more than one default/);
+    expect(configError(() => parseTenants(JSON.stringify([{ name: 'Bad Name' }]), ENV))).toMatch(
+      /tenants\.0\.name must be/,
+    );
+    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a', settings: { IMAP_HOTS: 'x' } }]), ENV))).toMatch(
+      /IMAP_HOTS is not a setting/,
+    );
+    expect(
+      configError(() => parseTenants(JSON.stringify([{ name: 'a', settings: { STATE_DIR: '/x' } }]), ENV)),
+    ).toMatch(/STATE_DIR is a setting of the process/);
+    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a', extra: 1 }]), ENV))).toMatch(
+      /tenants\.0 .*extra/i,
+    );
+    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a', hostnames: ['not a host'] }]), ENV))).toMatch(
+      /must be a host or domain name/,
+    );
+    expect(
+      configError(() =>
+        parseTenants(
+          JSON.stringify([
+            { name: 'a', mailDomains: ['x.example'] },
+            { name: 'b', mailDomains: ['X.example'] },
+          ]),
+          ENV,
+        ),
+      ),
+    ).toMatch(/mail domain x\.example/);
+    expect(
+      configError(() => parseTenants(JSON.stringify([{ name: 'a', hostnames: ['h.example'] }, { name: 'a' }]), ENV)),
+    ).toMatch(/tenant name a/);
+    expect(
+      configError(() =>
+        parseTenants(
+          JSON.stringify([
+            { name: 'a', default: true },
+            { name: 'b', default: true },
+          ]),
+          ENV,
+        ),
+      ),
+    ).toMatch(/more than one default/);
     // A tenant's own setting that loadConfig refuses: the message names the setting and the tenant.
-    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a', settings: { AUTH_MODE: 'kerberos' } }, { name: 'b' }]), ENV))).toMatch(/AUTH_MODE.*\(tenant a\)/);
-    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a' }, { name: 'b' }]), {}))).toMatch(/IMAP_HOST is required.*\(tenant a\)/);
+    expect(
+      configError(() =>
+        parseTenants(JSON.stringify([{ name: 'a', settings: { AUTH_MODE: 'kerberos' } }, { name: 'b' }]), ENV),
+      ),
+    ).toMatch(/AUTH_MODE.*\(tenant a\)/);
+    expect(configError(() => parseTenants(JSON.stringify([{ name: 'a' }, { name: 'b' }]), {}))).toMatch(
+      /IMAP_HOST is required.*\(tenant a\)/,
+    );
   });
 });
 
 describe('Authorization: Basic and Bearer', () => {
   it('takes a Bearer user from the JWT claims (email, upn, preferred_username), else the User parameter', () => {
-    expect(parseBearerAuth(`Bearer ${jwt({ email: 'alice@acme.example', upn: 'other' })}`, 'ignored')).toMatchObject({ login: 'alice@acme.example', password: '' });
+    expect(parseBearerAuth(`Bearer ${jwt({ email: 'alice@acme.example', upn: 'other' })}`, 'ignored')).toMatchObject({
+      login: 'alice@acme.example',
+      password: '',
+    });
     expect(parseBearerAuth(`Bearer ${jwt({ upn: 'bob@acme.example' })}`, undefined)?.login).toBe('bob@acme.example');
     expect(parseBearerAuth(`bearer ${jwt({ sub: '1234' })}`, 'carol')?.login).toBe('carol');
-    expect(parseBearerAuth('Bearer opaque-token_123', 'dave@acme.example')).toEqual({ login: 'dave@acme.example', password: '', domain: undefined, accessToken: 'opaque-token_123' });
+    expect(parseBearerAuth('Bearer opaque-token_123', 'dave@acme.example')).toEqual({
+      login: 'dave@acme.example',
+      password: '',
+      domain: undefined,
+      accessToken: 'opaque-token_123',
+    });
   });
 
   it('refuses a Bearer header without a user or a malformed token', () => {
@@ -153,6 +231,8 @@ describe('Authorization: Basic and Bearer', () => {
     expect([schemeAllowed('bearer', basic), schemeAllowed('bearer', bearer)]).toEqual([false, true]);
     expect([schemeAllowed('both', basic), schemeAllowed('both', bearer)]).toEqual([true, true]);
     expect(challengeFor('basic', 'ActiveSync')).toEqual({ 'WWW-Authenticate': 'Basic realm="ActiveSync"' });
-    expect(challengeFor('both', 'ActiveSync')).toEqual({ 'WWW-Authenticate': 'Basic realm="ActiveSync", Bearer realm="ActiveSync"' });
+    expect(challengeFor('both', 'ActiveSync')).toEqual({
+      'WWW-Authenticate': 'Basic realm="ActiveSync", Bearer realm="ActiveSync"',
+    });
   });
 });

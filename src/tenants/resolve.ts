@@ -36,7 +36,13 @@ export function normalizeHost(host: string | undefined): string | undefined {
 export function loginDomain(login: string | undefined): string | undefined {
   const at = login?.lastIndexOf('@') ?? -1;
   if (!login || at < 0) return undefined;
-  return login.slice(at + 1).trim().toLowerCase().replace(/\.$/, '') || undefined;
+  return (
+    login
+      .slice(at + 1)
+      .trim()
+      .toLowerCase()
+      .replace(/\.$/, '') || undefined
+  );
 }
 
 export class TenantDirectory {
@@ -79,5 +85,13 @@ export class TenantDirectory {
 
 /** The directory of a process with one tenant: it serves every host and every login. */
 export function singleTenant(config: ServerConfig): TenantDirectory {
-  return new TenantDirectory([{ name: config.tenant, hostnames: [], mailDomains: config.mailDomain ? [config.mailDomain] : [], isDefault: true, config }]);
+  return new TenantDirectory([
+    {
+      name: config.tenant,
+      hostnames: [],
+      mailDomains: config.mailDomain ? [config.mailDomain] : [],
+      isDefault: true,
+      config,
+    },
+  ]);
 }

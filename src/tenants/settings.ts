@@ -10,26 +10,40 @@
  *   "tenants": [
  *     { "name": "acme", "hostnames": ["acme.sync.example.com"], "mailDomains": ["acme.example"],
  *       "settings": { "IMAP_HOST": "imap.acme.example", "AUTH_MODE": "both",
- *                     "IMAP_MASTER_PASSWORD": { "env": "ACME_MASTER_PASSWORD" }, "POLICY": { "DevicePasswordEnabled": true } } },
- *     { "name": "globex", "default": true, "mailDomains": ["globex.example"], "settings": { "IMAP_HOST": "mail.globex.example" } } ] }
+ *                     "IMAP_MASTER_PASSWORD": { "env": "ACME_MASTER_PASSWORD" }, "POLICY": { "DevicePasswordEnabled":
+ *                     true } } },
+ *     { "name": "globex", "default": true, "mailDomains": ["globex.example"], "settings": { "IMAP_HOST":
+ *     "mail.globex.example" } } ] }
  * ```
  * A value `{ "env": "NAME" }` is read from that environment variable (a Worker secret, an SSM-injected variable), so
  * the file itself holds no secret. `POLICY` may be given as JSON rather than as a string.
  */
 import * as z from 'zod'; // a namespace import lets the bundler drop the unused parts of zod (see src/config.ts)
-import { ConfigError, loadConfig, SETTING_NAMES } from '../config.ts';
+import { ConfigError, loadConfig, SETTING_NAMES, type ServerConfig } from '../config.ts';
 import { normalizeHost, singleTenant, TenantDirectory, type TenantEntry } from './resolve.ts';
 
 type Env = Record<string, string | undefined>;
 
 /** Settings of the process, not of a tenant (the admin API is the deployment's, src/admin/api.ts). */
-const PROCESS_SETTINGS = new Set(['PORT', 'STATE_DIR', 'STATE_STORE', 'DYNAMODB_TABLE', 'DYNAMODB_ENDPOINT', 'AWS_REGION', 'TENANT', 'ADMIN_TOKEN']);
+const PROCESS_SETTINGS = new Set([
+  'PORT',
+  'STATE_DIR',
+  'STATE_STORE',
+  'DYNAMODB_TABLE',
+  'DYNAMODB_ENDPOINT',
+  'AWS_REGION',
+  'TENANT',
+  'ADMIN_TOKEN',
+]);
 
 const hostname = z
   .string()
   .trim()
   .toLowerCase()
-  .regex(/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/, 'must be a host or domain name');
+  .regex(
+    /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/,
+    'must be a host or domain name',
+  );
 
 const settingValue = z.union([
   z.string(),
@@ -41,7 +55,8 @@ const settingValue = z.union([
 
 const settingsSchema = z.record(z.string(), settingValue).superRefine((settings, ctx) => {
   for (const key of Object.keys(settings)) {
-    if (PROCESS_SETTINGS.has(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'is a setting of the process, not of a tenant' });
+    if (PROCESS_SETTINGS.has(key))
+      ctx.addIssue({ code: 'custom', path: [key], message: 'is a setting of the process, not of a tenant' });
     else if (!SETTING_NAMES.includes(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'is not a setting' });
   }
 });
@@ -59,7 +74,12 @@ const tenantSchema = z
 /** `{ defaults, tenants }`, or the tenants alone as an array. */
 const fileSchema = z.preprocess(
   (v) => (Array.isArray(v) ? { tenants: v } : v),
-  z.object({ defaults: settingsSchema.default({}), tenants: z.array(tenantSchema).min(1, 'must name at least one tenant') }).strict(),
+  z
+    .object({
+      defaults: settingsSchema.default({}),
+      tenants: z.array(tenantSchema).min(1, 'must name at least one tenant'),
+    })
+    .strict(),
 );
 
 type SettingValue = z.infer<typeof settingValue>;
@@ -70,14 +90,19 @@ function settingText(key: string, value: SettingValue, env: Env, where: string):
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   if ('env' in value && typeof value.env === 'string' && Object.keys(value).length === 1) {
     const found = env[value.env];
-    if (found === undefined || found.trim() === '') throw new ConfigError(`invalid tenants: ${where}.${key} names ${value.env}, which is not set`);
+    if (found === undefined || found.trim() === '')
+      throw new ConfigError(`invalid tenants: ${where}.${key} names ${value.env}, which is not set`);
     return found;
   }
   if (key === 'POLICY') return JSON.stringify(value);
   throw new ConfigError(`invalid tenants: ${where}.${key} must be a string, number, boolean or { "env": NAME }`);
 }
 
-function settingsText(settings: Record<string, SettingValue>, env: Env, where: string): Record<string, string | undefined> {
+function settingsText(
+  settings: Record<string, SettingValue>,
+  env: Env,
+  where: string,
+): Record<string, string | undefined> {
   return Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, settingText(k, v, env, where)]));
 }
 
@@ -86,7 +111,12 @@ function duplicates(values: string[]): string[] {
 }
 
 /** Parses and checks a tenants document (the text of TENANTS_FILE or TENANTS) into a directory. */
-export function parseTenants(text: string, env: Env, runtimeDefaults: Record<string, string> = {}, source = 'TENANTS'): TenantDirectory {
+export function parseTenants(
+  text: string,
+  env: Env,
+  runtimeDefaults: Record<string, string> = {},
+  source = 'TENANTS',
+): TenantDirectory {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -105,12 +135,13 @@ export function parseTenants(text: string, env: Env, runtimeDefaults: Record<str
     ...duplicates(tenants.flatMap((t) => [...new Set(t.mailDomains)])).map((d) => `mail domain ${d}`),
   ];
   if (tenants.filter((t) => t.default).length > 1) clash.push('more than one default tenant');
-  if (clash.length) throw new ConfigError(`invalid configuration: ${source}: ${clash.join('; ')} (each may belong to one tenant only)`);
+  if (clash.length)
+    throw new ConfigError(`invalid configuration: ${source}: ${clash.join('; ')} (each may belong to one tenant only)`);
 
   const base = settingsText(defaults, env, 'defaults');
   const entries: TenantEntry[] = tenants.map((t) => {
     const own = settingsText(t.settings, env, t.name);
-    let config;
+    let config: ServerConfig;
     try {
       config = loadConfig(
         {
@@ -127,7 +158,13 @@ export function parseTenants(text: string, env: Env, runtimeDefaults: Record<str
       if (err instanceof ConfigError) throw new ConfigError(`${err.message} (tenant ${t.name})`);
       throw err;
     }
-    return { name: t.name, hostnames: [...new Set(t.hostnames)].map((h) => normalizeHost(h)!), mailDomains: [...new Set(t.mailDomains)], isDefault: t.default, config };
+    return {
+      name: t.name,
+      hostnames: [...new Set(t.hostnames)].map((h) => normalizeHost(h)!),
+      mailDomains: [...new Set(t.mailDomains)],
+      isDefault: t.default,
+      config,
+    };
   });
   return new TenantDirectory(entries);
 }
@@ -136,17 +173,23 @@ export function parseTenants(text: string, env: Env, runtimeDefaults: Record<str
  * The tenants of this process: from `TENANTS_FILE` (read with `readFile`; a runtime without files passes none), from
  * `TENANTS`, or the one tenant of the environment (unchanged single-tenant behaviour).
  */
-export function loadTenants(env: Env, options: { runtimeDefaults?: Record<string, string>; readFile?: (path: string) => string } = {}): TenantDirectory {
+export function loadTenants(
+  env: Env,
+  options: { runtimeDefaults?: Record<string, string>; readFile?: (path: string) => string } = {},
+): TenantDirectory {
   const file = env.TENANTS_FILE?.trim();
   const inline = env.TENANTS?.trim();
   if (file && inline) throw new ConfigError('invalid configuration: TENANTS_FILE and TENANTS exclude each other');
   if (file) {
-    if (!options.readFile) throw new ConfigError('invalid configuration: TENANTS_FILE cannot be read on this runtime; use TENANTS');
+    if (!options.readFile)
+      throw new ConfigError('invalid configuration: TENANTS_FILE cannot be read on this runtime; use TENANTS');
     let text: string;
     try {
       text = options.readFile(file);
     } catch (err) {
-      throw new ConfigError(`invalid configuration: TENANTS_FILE ${file} cannot be read (${(err as { code?: string }).code ?? (err as Error).message})`);
+      throw new ConfigError(
+        `invalid configuration: TENANTS_FILE ${file} cannot be read (${(err as { code?: string }).code ?? (err as Error).message})`,
+      );
     }
     return parseTenants(text, env, options.runtimeDefaults, `TENANTS_FILE ${file}`);
   }

@@ -34,14 +34,24 @@ describe('credential vault', () => {
     const base = { IMAP_HOST: 'imap.example.test' };
     expect(loadConfig({ ...base, CREDENTIAL_KEY: toBase64(key) }).push.credentialKey).toEqual(key);
     expect(() => loadConfig({ ...base, CREDENTIAL_KEY: 'c2hvcnQ=' })).toThrow(/CREDENTIAL_KEY must be 32 bytes/);
-    expect(() => loadConfig({ ...base, IMAP_MASTER_USER: 'syncmaster' })).toThrow(/IMAP_MASTER_USER and IMAP_MASTER_PASSWORD/);
+    expect(() => loadConfig({ ...base, IMAP_MASTER_USER: 'syncmaster' })).toThrow(
+      /IMAP_MASTER_USER and IMAP_MASTER_PASSWORD/,
+    );
   });
 
   it('has push defaults for Node, and a runtime may bring its own', () => {
     const base = { IMAP_HOST: 'imap.example.test' };
-    expect(loadConfig(base).push).toMatchObject({ maxHeartbeat: 3540, minHeartbeat: 60, pollSeconds: 20, master: undefined, credentialKey: undefined });
+    expect(loadConfig(base).push).toMatchObject({
+      maxHeartbeat: 3540,
+      minHeartbeat: 60,
+      pollSeconds: 20,
+      master: undefined,
+      credentialKey: undefined,
+    });
     // A Lambda behind API Gateway: the cap is below the usual minimum, so the minimum follows it down.
     expect(loadConfig(base, { PING_MAX_HEARTBEAT: '28' }).push).toMatchObject({ maxHeartbeat: 28, minHeartbeat: 28 });
-    expect(loadConfig({ ...base, PING_MAX_HEARTBEAT: '600' }, { PING_MAX_HEARTBEAT: '28' }).push.maxHeartbeat).toBe(600);
+    expect(loadConfig({ ...base, PING_MAX_HEARTBEAT: '600' }, { PING_MAX_HEARTBEAT: '28' }).push.maxHeartbeat).toBe(
+      600,
+    );
   });
 });

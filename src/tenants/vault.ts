@@ -26,15 +26,24 @@ export function decodeVaultKey(base64: string): Uint8Array | undefined {
 
 function importKey(raw: Uint8Array): Promise<CryptoKey> {
   if (raw.length !== KEY_BYTES) throw new VaultError(`a vault key has ${KEY_BYTES} bytes`);
-  return crypto.subtle.importKey('raw', raw as Uint8Array<ArrayBuffer>, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']);
+  return crypto.subtle.importKey('raw', raw as Uint8Array<ArrayBuffer>, { name: 'AES-GCM' }, false, [
+    'encrypt',
+    'decrypt',
+  ]);
 }
 
 function associatedData(scope: { tenant: string; user: string }): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(`activesync-edge credential v1\u0000${scope.tenant}\u0000${scope.user}`) as Uint8Array<ArrayBuffer>;
+  return new TextEncoder().encode(
+    `activesync-edge credential v1\u0000${scope.tenant}\u0000${scope.user}`,
+  ) as Uint8Array<ArrayBuffer>;
 }
 
 /** Seals `secret` (a password) for this tenant's user. */
-export async function sealCredential(key: Uint8Array, scope: { tenant: string; user: string }, secret: string): Promise<Uint8Array> {
+export async function sealCredential(
+  key: Uint8Array,
+  scope: { tenant: string; user: string },
+  secret: string,
+): Promise<Uint8Array> {
   const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
   const cipher = await crypto.subtle.encrypt(
     { name: 'AES-GCM', iv, additionalData: associatedData(scope) },
@@ -49,7 +58,11 @@ export async function sealCredential(key: Uint8Array, scope: { tenant: string; u
 }
 
 /** Opens what sealCredential made for the same tenant and user under the same key; throws VaultError otherwise. */
-export async function openCredential(key: Uint8Array, scope: { tenant: string; user: string }, sealed: Uint8Array): Promise<string> {
+export async function openCredential(
+  key: Uint8Array,
+  scope: { tenant: string; user: string },
+  sealed: Uint8Array,
+): Promise<string> {
   if (sealed.length < 1 + IV_BYTES + 16 || sealed[0] !== VERSION) throw new VaultError('not a sealed credential');
   const cryptoKey = await importKey(key);
   try {

@@ -26,7 +26,9 @@ describe('decodeWbxml', () => {
   });
 
   it('decodes the Ping example of the brief', () => {
-    const root = decodeWbxml(hex(`${HEADER} 00 0D 45 48 03 34 38 30 00 01 49 4A 4B 03 35 00 01 4C 03 45 6D 61 69 6C 00 01 01 01 01`));
+    const root = decodeWbxml(
+      hex(`${HEADER} 00 0D 45 48 03 34 38 30 00 01 49 4A 4B 03 35 00 01 4C 03 45 6D 61 69 6C 00 01 01 01 01`),
+    );
     expect(toXml(root, { indent: '', declaration: false })).toBe(
       '<Ping xmlns="Ping"><HeartbeatInterval>480</HeartbeatInterval><Folders><Folder><Id>5</Id><Class>Email</Class></Folder></Folders></Ping>',
     );

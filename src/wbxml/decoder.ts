@@ -101,12 +101,14 @@ class Decoder {
           break;
         }
         case STR_I: {
-          if (stack.length === 0) throw new WbxmlDecodeError('misplaced-content', at, 'string outside the root element');
+          if (stack.length === 0)
+            throw new WbxmlDecodeError('misplaced-content', at, 'string outside the root element');
           parts[parts.length - 1]!.push(this.inlineString());
           break;
         }
         case OPAQUE: {
-          if (stack.length === 0) throw new WbxmlDecodeError('misplaced-content', at, 'opaque data outside the root element');
+          if (stack.length === 0)
+            throw new WbxmlDecodeError('misplaced-content', at, 'opaque data outside the root element');
           const length = this.mbUint32();
           if (length > bytes.length - this.pos) {
             throw new WbxmlDecodeError('bad-length', at, `opaque length ${length} runs past the end of input`);
@@ -152,7 +154,8 @@ class Decoder {
 
   private header(): void {
     const version = this.byte();
-    if (version < 0x01 || version > 0x03) throw new WbxmlDecodeError('bad-header', 0, `WBXML version 0x${hex(version)}`);
+    if (version < 0x01 || version > 0x03)
+      throw new WbxmlDecodeError('bad-header', 0, `WBXML version 0x${hex(version)}`);
     const publicId = this.mbUint32();
     if (publicId === 0) this.mbUint32(); // a string-table index naming the public id; ActiveSync sends 1 instead
     const charsetAt = this.pos;
@@ -161,7 +164,11 @@ class Decoder {
     const tableAt = this.pos;
     const tableLength = this.mbUint32();
     if (tableLength > this.bytes.length - this.pos) {
-      throw new WbxmlDecodeError('bad-length', tableAt, `string table length ${tableLength} runs past the end of input`);
+      throw new WbxmlDecodeError(
+        'bad-length',
+        tableAt,
+        `string table length ${tableLength} runs past the end of input`,
+      );
     }
     this.pos += tableLength; // skipped: nothing may reference it
   }
@@ -169,7 +176,11 @@ class Decoder {
   /** Only padding-free input is accepted: anything after the root element is an error. */
   private expectEnd(): void {
     if (this.pos < this.bytes.length) {
-      throw new WbxmlDecodeError('misplaced-content', this.pos, `${this.bytes.length - this.pos} byte(s) after the root element`);
+      throw new WbxmlDecodeError(
+        'misplaced-content',
+        this.pos,
+        `${this.bytes.length - this.pos} byte(s) after the root element`,
+      );
     }
   }
 

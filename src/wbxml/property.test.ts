@@ -49,7 +49,12 @@ function wireForm(e: WbxmlElement): unknown {
 /** Content as bytes, whether it was text or OPAQUE; '' is no content. */
 function contentForm(e: WbxmlElement): unknown {
   const bytes = e.opaque ?? (e.text ? Buffer.from(e.text) : undefined);
-  return { ns: e.ns, tag: e.tag, bytes: bytes && Buffer.from(bytes).toString('hex'), children: e.children.map(contentForm) };
+  return {
+    ns: e.ns,
+    tag: e.tag,
+    bytes: bytes && Buffer.from(bytes).toString('hex'),
+    children: e.children.map(contentForm),
+  };
 }
 
 describe('WBXML properties', () => {
@@ -100,7 +105,11 @@ function decodeSafely(bytes: Uint8Array, outcomes: Map<string, number>): void {
 const mutationArb = fc.oneof(
   fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
   fc.record({ kind: fc.constant('set' as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }),
-  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 6 }) }),
+  fc.record({
+    kind: fc.constant('insert' as const),
+    at: fc.nat(),
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 6 }),
+  }),
   fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 6 }) }),
   fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
 );

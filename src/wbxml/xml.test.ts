@@ -30,7 +30,9 @@ describe('toXml / fromXml', () => {
       ]),
     ]);
     const xml = toXml(doc);
-    expect(xml).toContain('<Sync xmlns="AirSync" xmlns:airsyncbase="AirSyncBase" xmlns:email="Email" xmlns:email2="Email2">');
+    expect(xml).toContain(
+      '<Sync xmlns="AirSync" xmlns:airsyncbase="AirSyncBase" xmlns:email="Email" xmlns:email2="Email2">',
+    );
     expect(xml).toContain('<email2:ConversationId>AAEC/w==</email2:ConversationId>');
     expect(xml).toContain('a &lt; b &amp; c &gt; d');
     expect(fromXml(xml)).toEqual(doc);
@@ -46,7 +48,9 @@ describe('toXml / fromXml', () => {
   });
 
   it('renders readable opaque text as text', () => {
-    expect(toXml(el('AirSyncBase', 'Data', new TextEncoder().encode('hello')), { declaration: false })).toContain('>hello<');
+    expect(toXml(el('AirSyncBase', 'Data', new TextEncoder().encode('hello')), { declaration: false })).toContain(
+      '>hello<',
+    );
   });
 
   it('redacts passwords and cuts long values for logs', () => {
@@ -58,8 +62,12 @@ describe('toXml / fromXml', () => {
   });
 
   it("accepts libwbxml's namespace spelling and either case of a namespace", () => {
-    expect(fromXml('<Ping xmlns="Ping:"><Status>1</Status></Ping>')).toEqual(el('Ping', 'Ping', [el('Ping', 'Status', '1')]));
-    expect(fromXml('<Search xmlns="Search" xmlns:g="GAL"><g:DisplayName>A</g:DisplayName></Search>').children[0]!.ns).toBe('Gal');
+    expect(fromXml('<Ping xmlns="Ping:"><Status>1</Status></Ping>')).toEqual(
+      el('Ping', 'Ping', [el('Ping', 'Status', '1')]),
+    );
+    expect(
+      fromXml('<Search xmlns="Search" xmlns:g="GAL"><g:DisplayName>A</g:DisplayName></Search>').children[0]!.ns,
+    ).toBe('Gal');
   });
 
   it('rejects what is not ActiveSync XML', () => {

@@ -54,7 +54,7 @@ export function toXml(root: WbxmlElement, options: XmlRenderOptions = {}): strin
     for (const c of element.children) write(c, depth + 1, '');
     out.push(`${pad}</${name}>${newline}`);
   };
-  write(root, 0, ' ' + declarations.join(' '));
+  write(root, 0, ` ${declarations.join(' ')}`);
   return out.join('');
 }
 
@@ -77,7 +77,8 @@ function renderValue(element: WbxmlElement, options: XmlRenderOptions): string |
     rendered = toBase64(element.opaque ?? new TextEncoder().encode(element.text ?? ''));
   } else if (element.opaque !== undefined) {
     const text = utf8OrUndefined(element.opaque);
-    rendered = text !== undefined && xmlSafe(text) ? escapeText(text) : `<!--${OPAQUE_MARK}-->${toBase64(element.opaque)}`;
+    rendered =
+      text !== undefined && xmlSafe(text) ? escapeText(text) : `<!--${OPAQUE_MARK}-->${toBase64(element.opaque)}`;
   } else {
     const text = element.text!;
     rendered = xmlSafe(text) ? escapeText(text) : `<!--${TEXT_MARK}-->${toBase64(new TextEncoder().encode(text))}`;
@@ -102,7 +103,9 @@ function utf8OrUndefined(bytes: Uint8Array): string | undefined {
 /** XML 1.0 forbids most control characters, even as character references. */
 function xmlSafe(text: string): boolean {
   // eslint-disable-next-line no-control-regex
-  return !/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text);
+  return !/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(
+    text,
+  );
 }
 
 /** CR is written as a reference: XML parsers turn a literal CRLF into LF, and MIME needs its CRLFs. */
@@ -128,7 +131,8 @@ export function fromXml(xml: string): WbxmlElement {
     if (!ns) throw new XmlParseError(`element <${node.name}> is in no ActiveSync namespace (${node.uri || 'none'})`);
     if (!tagCode(ns, node.local)) throw new XmlParseError(`no tag ${node.local} in namespace ${ns}`);
     for (const attr of Object.values(node.attributes)) {
-      if (attr.prefix !== 'xmlns' && attr.name !== 'xmlns') throw new XmlParseError(`attribute ${attr.name}: ActiveSync has none`);
+      if (attr.prefix !== 'xmlns' && attr.name !== 'xmlns')
+        throw new XmlParseError(`attribute ${attr.name}: ActiveSync has none`);
     }
     const element: WbxmlElement = { ns, tag: node.local, children: [] };
     const parent = stack[stack.length - 1];

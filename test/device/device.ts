@@ -31,12 +31,18 @@ export interface TestServer {
  * The app with the shipped commands, against the test Dovecot, with its own in-memory state store (or `options.state`,
  * to run two configurations over the same state).
  */
-export function testServer(services: TestServices, env: Record<string, string> = {}, options: { state?: StateStore; mailSubmitter?: MailSubmitter } = {}): TestServer {
+export function testServer(
+  services: TestServices,
+  env: Record<string, string> = {},
+  options: { state?: StateStore; mailSubmitter?: MailSubmitter } = {},
+): TestServer {
   const config = loadConfig({
     IMAP_HOST: services.imap.host,
     IMAP_PORT: String(services.imap.port),
     IMAP_SECURE: 'false',
-    ...(services.smtp ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' } : {}),
+    ...(services.smtp
+      ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' }
+      : {}),
     CALDAV_URL: services.caldavUrl,
     CARDDAV_URL: services.carddavUrl,
     TENANT: 'test',
@@ -97,7 +103,9 @@ export interface SyncCollectionOptions {
   getChanges?: boolean;
   /** Drop the response, as a broken connection would: keys and items stay as they were. */
   lose?: boolean;
-  /** Refuse the response after reading it, as a client that chokes on an item does: keys and items stay as they were. */
+  /**
+   * Refuse the response after reading it, as a client that chokes on an item does: keys and items stay as they were.
+   */
   reject?: (round: SyncRound) => boolean;
 }
 
@@ -143,7 +151,9 @@ export class TestDevice {
       'Provision',
       el('Provision', 'Provision', [
         withInformation ? deviceInformation(this.deviceType) : undefined,
-        el('Provision', 'Policies', [el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML')])]),
+        el('Provision', 'Policies', [
+          el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML')]),
+        ]),
       ]),
       { headers: { 'X-MS-PolicyKey': '0' } },
     );
@@ -163,12 +173,17 @@ export class TestDevice {
       { headers: { 'X-MS-PolicyKey': temporary } },
     );
     const policy = child(child(ack.body, 'Policies'), 'Policy');
-    if (childText(ack.body, 'Status') === '1' && childText(policy, 'Status') === '1') this.policyKey = childText(policy, 'PolicyKey');
+    if (childText(ack.body, 'Status') === '1' && childText(policy, 'Status') === '1')
+      this.policyKey = childText(policy, 'PolicyKey');
     return { initial, ack };
   }
 
   /** One request: the command, a body (tree or raw bytes), extra query parameters and headers. */
-  async send(cmd: string, body?: WbxmlElement | Uint8Array, extra: { query?: string; headers?: Record<string, string> } = {}): Promise<DeviceResponse> {
+  async send(
+    cmd: string,
+    body?: WbxmlElement | Uint8Array,
+    extra: { query?: string; headers?: Record<string, string> } = {},
+  ): Promise<DeviceResponse> {
     if (this.autoProvision && this.policyKey === undefined && cmd.toLowerCase() !== 'provision') {
       await this.provision();
       if (this.policyKey === undefined) throw new Error('the device could not provision');
@@ -179,7 +194,8 @@ export class TestDevice {
       method: 'POST',
       body: bytes as BodyInit | undefined,
       headers: {
-        Authorization: this.authorization ?? `Basic ${Buffer.from(`${this.user.email}:${this.user.password}`).toString('base64')}`,
+        Authorization:
+          this.authorization ?? `Basic ${Buffer.from(`${this.user.email}:${this.user.password}`).toString('base64')}`,
         'MS-ASProtocolVersion': this.version,
         'Content-Type': WBXML,
         'User-Agent': 'TestDevice/1.0',
@@ -195,13 +211,17 @@ export class TestDevice {
   /** A request that must succeed with a WBXML body. */
   async command(cmd: string, body?: WbxmlElement): Promise<WbxmlElement> {
     const res = await this.send(cmd, body);
-    if (res.status !== 200 || !res.body) throw new Error(`${cmd} answered HTTP ${res.status} with ${res.bytes.length} bytes`);
+    if (res.status !== 200 || !res.body)
+      throw new Error(`${cmd} answered HTTP ${res.status} with ${res.bytes.length} bytes`);
     return res.body;
   }
 
   /** FolderSync from the device's key, applying the changes to its folder list. */
   async folderSync(options: { lose?: boolean } = {}): Promise<WbxmlElement> {
-    const body = await this.command('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', this.hierarchyKey)]));
+    const body = await this.command(
+      'FolderSync',
+      el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', this.hierarchyKey)]),
+    );
     if (options.lose || childText(body, 'Status') !== '1') return body;
     if (this.hierarchyKey === '0') this.folders.clear();
     this.hierarchyKey = childText(body, 'SyncKey') ?? this.hierarchyKey;
@@ -210,7 +230,12 @@ export class TestDevice {
       const serverId = childText(c, 'ServerId')!;
       if (c.tag === 'Delete') this.folders.delete(serverId);
       else if (c.tag === 'Add' || c.tag === 'Update') {
-        this.folders.set(serverId, { serverId, parentId: childText(c, 'ParentId')!, displayName: childText(c, 'DisplayName')!, type: Number(childText(c, 'Type')) });
+        this.folders.set(serverId, {
+          serverId,
+          parentId: childText(c, 'ParentId')!,
+          displayName: childText(c, 'DisplayName')!,
+          type: Number(childText(c, 'Type')),
+        });
       }
     }
     return body;
@@ -249,19 +274,27 @@ export class TestDevice {
       const serverId = childText(c, 'ServerId')!;
       const data = child(c, 'ApplicationData');
       if (c.tag === 'Add' && data) known.items.set(serverId, data);
-      else if (c.tag === 'Change' && data) known.items.set(serverId, mergeApplicationData(known.items.get(serverId), data));
+      else if (c.tag === 'Change' && data)
+        known.items.set(serverId, mergeApplicationData(known.items.get(serverId), data));
       else if (c.tag === 'Delete' || c.tag === 'SoftDelete') known.items.delete(serverId);
     }
-    for (const a of round.addResponses) if (a.serverId && a.status === 1) known.items.set(a.serverId, el('AirSync', 'ApplicationData', []));
+    for (const a of round.addResponses)
+      if (a.serverId && a.status === 1) known.items.set(a.serverId, el('AirSync', 'ApplicationData', []));
     // What the device deleted itself is gone from it, whatever the server answers.
     // (A 16.x Delete with InstanceId removes one occurrence: the series stays.)
-    for (const c of o.commands ?? []) if (c.tag === 'Delete' && childText(c, 'InstanceId', 'AirSyncBase') === undefined) known.items.delete(childText(c, 'ServerId') ?? '');
+    for (const c of o.commands ?? [])
+      if (c.tag === 'Delete' && childText(c, 'InstanceId', 'AirSyncBase') === undefined)
+        known.items.delete(childText(c, 'ServerId') ?? '');
     this.collections.set(collectionId, known);
     return round;
   }
 
   /** Sync rounds until the server has nothing more (MoreAvailable absent); returns every round. */
-  async syncUntilDone(collectionId: string, o: Omit<SyncCollectionOptions, 'commands' | 'lose'> = {}, maxRounds = 10_000): Promise<SyncRound[]> {
+  async syncUntilDone(
+    collectionId: string,
+    o: Omit<SyncCollectionOptions, 'commands' | 'lose'> = {},
+    maxRounds = 10_000,
+  ): Promise<SyncRound[]> {
     const rounds: SyncRound[] = [];
     if ((this.collections.get(collectionId)?.syncKey ?? '0') === '0') rounds.push(await this.sync(collectionId, o));
     for (let i = 0; i < maxRounds; i++) {
@@ -292,7 +325,9 @@ export function deviceInformation(deviceType: string): WbxmlElement {
 }
 
 function readSyncRound(response: DeviceResponse, collectionId: string): SyncRound {
-  const collection = children(child(response.body, 'Collections'), 'Collection').find((c) => childText(c, 'CollectionId') === collectionId);
+  const collection = children(child(response.body, 'Collections'), 'Collection').find(
+    (c) => childText(c, 'CollectionId') === collectionId,
+  );
   const statusText = childText(collection, 'Status') ?? childText(response.body, 'Status');
   const commands = child(collection, 'Commands')?.children ?? [];
   const ids = (tag: string): string[] => commands.filter((c) => c.tag === tag).map((c) => childText(c, 'ServerId')!);

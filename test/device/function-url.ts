@@ -20,11 +20,15 @@ export async function functionUrlEvent(request: Request): Promise<FunctionUrlEve
   const url = new URL(request.url);
   const bytes = new Uint8Array(await request.arrayBuffer());
   const headers: Record<string, string> = {};
-  request.headers.forEach((value, name) => (headers[name] = value));
+  request.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
   headers.host = url.host;
   const now = new Date();
   const query: Record<string, string> = {};
-  url.searchParams.forEach((value, name) => (query[name] = query[name] === undefined ? value : `${query[name]},${value}`));
+  url.searchParams.forEach((value, name) => {
+    query[name] = query[name] === undefined ? value : `${query[name]},${value}`;
+  });
   const event = {
     version: '2.0',
     routeKey: '$default',
@@ -37,7 +41,13 @@ export async function functionUrlEvent(request: Request): Promise<FunctionUrlEve
       apiId: url.hostname.split('.')[0]!,
       domainName: url.hostname,
       domainPrefix: url.hostname.split('.')[0]!,
-      http: { method: request.method, path: url.pathname, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: headers['user-agent'] ?? '' },
+      http: {
+        method: request.method,
+        path: url.pathname,
+        protocol: 'HTTP/1.1',
+        sourceIp: '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
       requestId: randomUUID(),
       routeKey: '$default',
       stage: '$default',
@@ -45,7 +55,9 @@ export async function functionUrlEvent(request: Request): Promise<FunctionUrlEve
       timeEpoch: now.getTime(),
     },
     // A Function URL leaves `body` out of a request without one.
-    ...(bytes.length ? { body: Buffer.from(bytes).toString('base64'), isBase64Encoded: true } : { isBase64Encoded: false }),
+    ...(bytes.length
+      ? { body: Buffer.from(bytes).toString('base64'), isBase64Encoded: true }
+      : { isBase64Encoded: false }),
   };
   // Through JSON, as Lambda delivers it.
   return JSON.parse(JSON.stringify(event)) as FunctionUrlEvent;
@@ -54,7 +66,11 @@ export async function functionUrlEvent(request: Request): Promise<FunctionUrlEve
 /** The HTTP response a Function URL makes of the function's result. */
 export function functionUrlResponse(result: FunctionUrlResult): Response {
   const wire = JSON.parse(JSON.stringify(result)) as FunctionUrlResult;
-  const body = wire.body ? (wire.isBase64Encoded ? Buffer.from(wire.body, 'base64') : Buffer.from(wire.body, 'utf8')) : undefined;
+  const body = wire.body
+    ? wire.isBase64Encoded
+      ? Buffer.from(wire.body, 'base64')
+      : Buffer.from(wire.body, 'utf8')
+    : undefined;
   const headers = new Headers();
   for (const [name, value] of Object.entries(wire.headers ?? {})) headers.set(name, String(value));
   const noBody = wire.statusCode === 204 || wire.statusCode === 304;
@@ -62,7 +78,10 @@ export function functionUrlResponse(result: FunctionUrlResult): Response {
 }
 
 /** A fetch that goes through the function as a Function URL would call it. */
-export function functionUrlFetch(handler: FunctionUrlHandler, base = 'https://abcdefghij.lambda-url.eu-west-1.on.aws'): (url: string, init?: RequestInit) => Promise<Response> {
+export function functionUrlFetch(
+  handler: FunctionUrlHandler,
+  base = 'https://abcdefghij.lambda-url.eu-west-1.on.aws',
+): (url: string, init?: RequestInit) => Promise<Response> {
   return async (url, init) => {
     // The device's URLs name its own host; a Function URL is reached at its own.
     const target = new URL(url, base);

@@ -16,9 +16,20 @@ describe('access notices', () => {
   it('a device that becomes quarantined leaves one notice in the Inbox naming it; blocked later, another', async () => {
     const server = testServer(services, { ADMIN_TOKEN: TOKEN });
     const rules = async (body: unknown): Promise<number> =>
-      (await server.fetch('https://eas.example.test/admin/rules', { method: 'PUT', headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) })).status;
+      (
+        await server.fetch('https://eas.example.test/admin/rules', {
+          method: 'PUT',
+          headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify(body),
+        })
+      ).status;
     const user = createUser(services);
-    expect(await rules({ defaultAccess: 'allow', rules: [{ id: 'hold-tests', action: 'quarantine', deviceType: 'TestPhone' }] })).toBe(200);
+    expect(
+      await rules({
+        defaultAccess: 'allow',
+        rules: [{ id: 'hold-tests', action: 'quarantine', deviceType: 'TestPhone' }],
+      }),
+    ).toBe(200);
 
     const device = new TestDevice(server, user, undefined, '14.1', 'TestPhone');
     expect(childText((await device.send('FolderSync', FOLDER_SYNC_0)).body, 'Status')).toBe('129');
@@ -32,8 +43,13 @@ describe('access notices', () => {
     expect(notices[0]!.flags.has('\\Seen')).toBe(false);
 
     // Now blocked: one more notice, saying so.
-    expect(await rules({ defaultAccess: 'allow', rules: [{ id: 'no-tests', action: 'block', deviceType: 'TestPhone' }] })).toBe(200);
+    expect(
+      await rules({ defaultAccess: 'allow', rules: [{ id: 'no-tests', action: 'block', deviceType: 'TestPhone' }] }),
+    ).toBe(200);
     expect(childText((await device.send('FolderSync', FOLDER_SYNC_0)).body, 'Status')).toBe('129');
-    expect((await listMessages(services, user)).map((m) => m.subject).sort()).toEqual(['Your device is blocked', 'Your device is quarantined']);
+    expect((await listMessages(services, user)).map((m) => m.subject).sort()).toEqual([
+      'Your device is blocked',
+      'Your device is quarantined',
+    ]);
   });
 });

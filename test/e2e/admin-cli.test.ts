@@ -25,9 +25,18 @@ let state: NodeSqliteStore;
 let server: TestServer;
 
 /** The CLI as a separate process, the way `npx activesync-edge admin …` runs it. */
-function cli(args: string[], env: Record<string, string | undefined> = { ADMIN_TOKEN: TOKEN }): { code: number | null; stdout: string; stderr: string } {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'ADMIN_TOKEN' && k !== 'ACTIVESYNC_EDGE_URL'));
-  const run = spawnSync(process.execPath, [BIN, 'admin', '--url', base, ...args], { cwd: ROOT, env: { ...clean, ...env }, encoding: 'utf8' });
+function cli(
+  args: string[],
+  env: Record<string, string | undefined> = { ADMIN_TOKEN: TOKEN },
+): { code: number | null; stdout: string; stderr: string } {
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => k !== 'ADMIN_TOKEN' && k !== 'ACTIVESYNC_EDGE_URL'),
+  );
+  const run = spawnSync(process.execPath, [BIN, 'admin', '--url', base, ...args], {
+    cwd: ROOT,
+    env: { ...clean, ...env },
+    encoding: 'utf8',
+  });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
@@ -95,10 +104,16 @@ describe('activesync-edge admin', { timeout: 90_000 }, () => {
     const added = cli(['rules', 'add', '--action', 'block', '--device-type', 'iPhone', '--id', 'no-iphones']);
     expect(added.code).toBe(0);
     expect(added.stdout).toMatch(/no-iphones\s+block\s+iPhone/);
-    const blocked = await device.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
+    const blocked = await device.send(
+      'FolderSync',
+      el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]),
+    );
     expect(blocked.body?.children.find((c) => c.tag === 'Status')?.text).toBe('129');
     expect(cli(['allow', user.email, device.deviceId]).code).toBe(0);
-    const allowed = await device.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
+    const allowed = await device.send(
+      'FolderSync',
+      el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]),
+    );
     expect(allowed.body?.children.find((c) => c.tag === 'Status')?.text).toBe('1');
     expect(cli(['device', user.email, device.deviceId]).stdout).toMatch(/^accessReason\s+admin$/m);
 
@@ -129,7 +144,9 @@ describe('activesync-edge admin', { timeout: 90_000 }, () => {
     expect(done.code).toBe(0);
     expect(done.stderr).toBe(`removed 1/1: ${idle.scope.user} ${idle.deviceId}\n`);
     expect(done.stdout).toMatch(/1 device\(s\) removed/);
-    const left = JSON.parse(cli(['--json', 'devices', '--user', user.email]).stdout) as { devices: { deviceId: string }[] };
+    const left = JSON.parse(cli(['--json', 'devices', '--user', user.email]).stdout) as {
+      devices: { deviceId: string }[];
+    };
     expect(left.devices.map((d) => d.deviceId)).toEqual([fresh.deviceId]);
 
     const stats = cli(['stats', '--minutes', '10']);
@@ -146,7 +163,11 @@ describe('activesync-edge admin', { timeout: 90_000 }, () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/valid admin token/);
     const port = await freePort();
-    const away = spawnSync(process.execPath, [BIN, 'admin', '--url', `http://127.0.0.1:${port}`, '--token', TOKEN, 'devices'], { cwd: ROOT, encoding: 'utf8' });
+    const away = spawnSync(
+      process.execPath,
+      [BIN, 'admin', '--url', `http://127.0.0.1:${port}`, '--token', TOKEN, 'devices'],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
     expect(away.status).toBe(1);
     expect(away.stderr).toMatch(/cannot reach/);
   });

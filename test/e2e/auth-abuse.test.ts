@@ -69,13 +69,22 @@ function instance(state: StateStore, env: Record<string, string> = {}): Instance
 function folderSync(server: Instance, authorization: string, ip: string, deviceId = 'ABUSEDEV01'): Promise<Response> {
   return server.fetch(`${AS_URL}?Cmd=FolderSync&User=x&DeviceId=${deviceId}&DeviceType=iPhone`, {
     method: 'POST',
-    headers: { Authorization: authorization, 'MS-ASProtocolVersion': '14.1', 'Content-Type': 'application/vnd.ms-sync.wbxml', 'X-Client-IP': ip },
+    headers: {
+      Authorization: authorization,
+      'MS-ASProtocolVersion': '14.1',
+      'Content-Type': 'application/vnd.ms-sync.wbxml',
+      'X-Client-IP': ip,
+    },
     body: new Uint8Array([3, 1, 106, 0, 0, 7, 86, 82, 3, 48, 0, 1, 1]),
   });
 }
 
 function autodiscover(server: Instance, authorization: string, ip: string): Promise<Response> {
-  return server.fetch(AUTODISCOVER_URL, { method: 'POST', headers: { Authorization: authorization, 'Content-Type': 'text/xml', 'X-Client-IP': ip }, body: '' });
+  return server.fetch(AUTODISCOVER_URL, {
+    method: 'POST',
+    headers: { Authorization: authorization, 'Content-Type': 'text/xml', 'X-Client-IP': ip },
+    body: '',
+  });
 }
 
 function options(server: Instance, authorization: string, ip: string): Promise<Response> {
@@ -157,7 +166,8 @@ describe('throttling of failed logins', () => {
   it('is off with AUTH_FAIL_LIMIT=0 and AUTH_FAIL_IP_LIMIT=0', async () => {
     const off = instance(openSqliteStateStore(':memory:').store, { AUTH_FAIL_LIMIT: '0', AUTH_FAIL_IP_LIMIT: '0' });
     const victim = createUser(services);
-    for (let i = 0; i < 5; i++) expect((await folderSync(off, basic(victim.email, 'nope'), '192.0.2.200')).status).toBe(401);
+    for (let i = 0; i < 5; i++)
+      expect((await folderSync(off, basic(victim.email, 'nope'), '192.0.2.200')).status).toBe(401);
     expect((await folderSync(off, basic(victim.email, victim.password), '192.0.2.200')).status).toBe(200);
   });
 });
@@ -205,7 +215,15 @@ describe('the admin token', () => {
   it('matches only the exact token, whatever the length or case of a wrong one', async () => {
     expect(await bearerMatches(`Bearer ${token}`, token)).toBe(true);
     expect(await bearerMatches(`bearer   ${token}  `, token)).toBe(true);
-    for (const wrong of [token.slice(0, -1), `${token}0`, token.toUpperCase(), '', 'x', token.replace(/.$/, '0'), `${token}${token}`]) {
+    for (const wrong of [
+      token.slice(0, -1),
+      `${token}0`,
+      token.toUpperCase(),
+      '',
+      'x',
+      token.replace(/.$/, '0'),
+      `${token}${token}`,
+    ]) {
       expect(await bearerMatches(`Bearer ${wrong}`, token)).toBe(false);
     }
     expect(await bearerMatches(undefined, token)).toBe(false);
@@ -225,7 +243,14 @@ describe('credentials in logs', () => {
   beforeAll(async () => {
     user = createUser(services);
     await seedInbox(services, user);
-    server = testServer(services, { AUTH_MODE: 'both', ADMIN_TOKEN: 'admin-token-0123456789abcdef', AUTH_FAIL_LIMIT: '2', PING_MIN_HEARTBEAT: '1', PING_MAX_HEARTBEAT: '5', PING_POLL_SECONDS: '0.2' });
+    server = testServer(services, {
+      AUTH_MODE: 'both',
+      ADMIN_TOKEN: 'admin-token-0123456789abcdef',
+      AUTH_FAIL_LIMIT: '2',
+      PING_MIN_HEARTBEAT: '1',
+      PING_MAX_HEARTBEAT: '5',
+      PING_POLL_SECONDS: '0.2',
+    });
     // Whatever else prints (libraries, stray console calls) is a log line too.
     printed = [];
     for (const name of ['log', 'info', 'warn', 'error', 'debug'] as const) {
@@ -256,14 +281,50 @@ describe('credentials in logs', () => {
     await device.syncUntilDone(inbox);
     await fetchAttachmentMultipart(device, inbox);
     expect((await device.send('Ping', pingBody(2, [inbox]))).status).toBe(200);
-    await device.command('Settings', el('Settings', 'Settings', [el('Settings', 'UserInformation', [el('Settings', 'Get')])]));
-    await device.send('GetItemEstimate', el('GetItemEstimate', 'GetItemEstimate', [el('GetItemEstimate', 'Collections', [el('GetItemEstimate', 'Collection', [el('AirSync', 'SyncKey', device.collections.get(inbox)!.syncKey), el('GetItemEstimate', 'CollectionId', inbox)])])]));
-    await device.send('Search', el('Search', 'Search', [el('Search', 'Store', [el('Search', 'Name', 'Mailbox'), el('Search', 'Query', [el('Search', 'And', [el('AirSync', 'Class', 'Email'), el('Search', 'FreeText', 'Scan')])]), el('Search', 'Options', [el('Search', 'Range', '0-9')])])]));
+    await device.command(
+      'Settings',
+      el('Settings', 'Settings', [el('Settings', 'UserInformation', [el('Settings', 'Get')])]),
+    );
+    await device.send(
+      'GetItemEstimate',
+      el('GetItemEstimate', 'GetItemEstimate', [
+        el('GetItemEstimate', 'Collections', [
+          el('GetItemEstimate', 'Collection', [
+            el('AirSync', 'SyncKey', device.collections.get(inbox)!.syncKey),
+            el('GetItemEstimate', 'CollectionId', inbox),
+          ]),
+        ]),
+      ]),
+    );
+    await device.send(
+      'Search',
+      el('Search', 'Search', [
+        el('Search', 'Store', [
+          el('Search', 'Name', 'Mailbox'),
+          el('Search', 'Query', [
+            el('Search', 'And', [el('AirSync', 'Class', 'Email'), el('Search', 'FreeText', 'Scan')]),
+          ]),
+          el('Search', 'Options', [el('Search', 'Range', '0-9')]),
+        ]),
+      ]),
+    );
     await moveToArchive(services, user, device, inbox);
-    await compose(device, 'SendMail', `From: ${user.email}\r\nTo: ${user.email}\r\nSubject: log check\r\n\r\nhello\r\n`, { clientId: 'log-check-1' });
+    await compose(
+      device,
+      'SendMail',
+      `From: ${user.email}\r\nTo: ${user.email}\r\nSubject: log check\r\n\r\nhello\r\n`,
+      { clientId: 'log-check-1' },
+    );
     // Commands that fail: a bad body, a collection that does not exist, an unknown command.
     await device.send('Sync', new Uint8Array([3, 1, 106, 0, 0, 0x45, 0x4f, 0x01]));
-    await device.send('Sync', el('AirSync', 'Sync', [el('AirSync', 'Collections', [el('AirSync', 'Collection', [el('AirSync', 'SyncKey', '99'), el('AirSync', 'CollectionId', 'nope')])])]));
+    await device.send(
+      'Sync',
+      el('AirSync', 'Sync', [
+        el('AirSync', 'Collections', [
+          el('AirSync', 'Collection', [el('AirSync', 'SyncKey', '99'), el('AirSync', 'CollectionId', 'nope')]),
+        ]),
+      ]),
+    );
     await device.send('NoSuchCommand');
     await seedMailbox(services, user, 'INBOX', [{ message: { to: user.email, subject: 'late' } }]);
     await device.sync(inbox);
@@ -271,16 +332,29 @@ describe('credentials in logs', () => {
     // Failed logins: a wrong password (then throttled), a Bearer token the mail server refuses, Autodiscover.
     const wrong = new TestDevice(server, { ...user, password: `${user.password}-typo` });
     wrong.autoProvision = false;
-    for (let i = 0; i < 3; i++) await wrong.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
+    for (let i = 0; i < 3; i++)
+      await wrong.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
     const bearerToken = 'eyJhbGciOiJub25lIn0.eyJlbWFpbCI6ImJlYXJlckBleGFtcGxlLnRlc3QifQ.c2VjcmV0LXNpZ25hdHVyZQ';
     const bearer = new TestDevice(server, user);
     bearer.autoProvision = false;
     bearer.authorization = `Bearer ${bearerToken}`;
     await bearer.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
-    await server.fetch(AUTODISCOVER_URL, { method: 'POST', headers: { Authorization: basic(user.email, user.password), 'Content-Type': 'text/xml' }, body: '' });
-    await server.fetch(AUTODISCOVER_URL, { method: 'POST', headers: { Authorization: `Bearer ${bearerToken}` }, body: '' });
-    await server.fetch('https://eas.example.test/admin/devices', { headers: { Authorization: 'Bearer admin-token-0123456789abcdef' } });
-    await server.fetch('https://eas.example.test/admin/devices', { headers: { Authorization: 'Bearer wrong-admin-token-000000000' } });
+    await server.fetch(AUTODISCOVER_URL, {
+      method: 'POST',
+      headers: { Authorization: basic(user.email, user.password), 'Content-Type': 'text/xml' },
+      body: '',
+    });
+    await server.fetch(AUTODISCOVER_URL, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${bearerToken}` },
+      body: '',
+    });
+    await server.fetch('https://eas.example.test/admin/devices', {
+      headers: { Authorization: 'Bearer admin-token-0123456789abcdef' },
+    });
+    await server.fetch('https://eas.example.test/admin/devices', {
+      headers: { Authorization: 'Bearer wrong-admin-token-000000000' },
+    });
 
     const text = [...server.logs.map((e) => JSON.stringify(e)), ...printed].join('\n');
     expect(server.logs.length).toBeGreaterThan(20);

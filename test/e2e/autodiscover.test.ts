@@ -35,11 +35,18 @@ function basic(login: string, password: string): string {
   return `Basic ${Buffer.from(`${login}:${password}`).toString('base64')}`;
 }
 
-function post(body: string, o: { path?: string; authorization?: string | null; on?: TestServer } = {}): Promise<Response> {
+function post(
+  body: string,
+  o: { path?: string; authorization?: string | null; on?: TestServer } = {},
+): Promise<Response> {
   const headers: Record<string, string> = { 'Content-Type': 'text/xml' };
   const authorization = o.authorization === undefined ? basic(user.email, user.password) : o.authorization;
   if (authorization !== null) headers.Authorization = authorization;
-  return (o.on ?? server).fetch(`https://autodiscover.example.test${o.path ?? '/autodiscover/autodiscover.xml'}`, { method: 'POST', body, headers });
+  return (o.on ?? server).fetch(`https://autodiscover.example.test${o.path ?? '/autodiscover/autodiscover.xml'}`, {
+    method: 'POST',
+    body,
+    headers,
+  });
 }
 
 /** Elements as `namespace|path → text`, for comparing documents without caring about whitespace. */
@@ -51,7 +58,8 @@ function flatten(xml: string): Map<string, string> {
   parser.on('opentag', (t) => {
     path.push(t.local);
     out.set(`${t.uri}|${path.join('/')}`, '');
-    for (const a of Object.values(t.attributes)) if (!a.name.startsWith('xmlns')) out.set(`@${path.join('/')}/${a.local}`, a.value);
+    for (const a of Object.values(t.attributes))
+      if (!a.name.startsWith('xmlns')) out.set(`@${path.join('/')}/${a.local}`, a.value);
     text = '';
   });
   parser.on('text', (t) => (text += t));
@@ -66,7 +74,11 @@ function flatten(xml: string): Map<string, string> {
 
 describe('Autodiscover', () => {
   it('answers with the mobilesync settings pointing at PUBLIC_URL, whatever the case of the path', async () => {
-    for (const path of ['/autodiscover/autodiscover.xml', '/Autodiscover/Autodiscover.xml', '/AUTODISCOVER/AUTODISCOVER.XML']) {
+    for (const path of [
+      '/autodiscover/autodiscover.xml',
+      '/Autodiscover/Autodiscover.xml',
+      '/AUTODISCOVER/AUTODISCOVER.XML',
+    ]) {
       const res = await post(requestXml(user.email), { path });
       expect(res.status, path).toBe(200);
       expect(res.headers.get('content-type')).toBe('text/xml; charset=utf-8');
@@ -75,8 +87,12 @@ describe('Autodiscover', () => {
       expect(doc.get(`${MOBILESYNC}|Autodiscover/Response/Culture`)).toBe('en:us');
       expect(doc.get(`${MOBILESYNC}|Autodiscover/Response/User/EMailAddress`)).toBe(user.email);
       expect(doc.get(`${MOBILESYNC}|Autodiscover/Response/Action/Settings/Server/Type`)).toBe('MobileSync');
-      expect(doc.get(`${MOBILESYNC}|Autodiscover/Response/Action/Settings/Server/Url`)).toBe('https://sync.example.test/Microsoft-Server-ActiveSync');
-      expect(doc.get(`${MOBILESYNC}|Autodiscover/Response/Action/Settings/Server/Name`)).toBe('https://sync.example.test/Microsoft-Server-ActiveSync');
+      expect(doc.get(`${MOBILESYNC}|Autodiscover/Response/Action/Settings/Server/Url`)).toBe(
+        'https://sync.example.test/Microsoft-Server-ActiveSync',
+      );
+      expect(doc.get(`${MOBILESYNC}|Autodiscover/Response/Action/Settings/Server/Name`)).toBe(
+        'https://sync.example.test/Microsoft-Server-ActiveSync',
+      );
     }
   });
 
@@ -98,7 +114,9 @@ describe('Autodiscover', () => {
   });
 
   it('answers a request for another schema (Outlook desktop) with ErrorCode 601', async () => {
-    const res = await post(requestXml(user.email, 'http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a'));
+    const res = await post(
+      requestXml(user.email, 'http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a'),
+    );
     expect(res.status).toBe(200);
     const doc = flatten(await res.text());
     expect(doc.get(`${RESPONSE}|Autodiscover/Response/Error/ErrorCode`)).toBe('601');
@@ -132,7 +150,15 @@ describe('Autodiscover', () => {
   it('writes a log line per request, and answers other methods and the JSON form with 404', async () => {
     server.logs.length = 0;
     await post(requestXml(user.email));
-    expect(server.logs).toEqual([expect.objectContaining({ cmd: 'Autodiscover', user: user.email, http: 200, status: 1 })]);
-    expect((await server.fetch('https://autodiscover.example.test/autodiscover/autodiscover.json?Email=a@b&Protocol=ActiveSync')).status).toBe(404);
+    expect(server.logs).toEqual([
+      expect.objectContaining({ cmd: 'Autodiscover', user: user.email, http: 200, status: 1 }),
+    ]);
+    expect(
+      (
+        await server.fetch(
+          'https://autodiscover.example.test/autodiscover/autodiscover.json?Email=a@b&Protocol=ActiveSync',
+        )
+      ).status,
+    ).toBe(404);
   });
 });

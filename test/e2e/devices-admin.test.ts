@@ -6,7 +6,15 @@
 import { describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../src/backends/types.ts';
 import { children, childText, el } from '../../src/wbxml/tree.ts';
-import { itemText, readyDevice, subjects, TestDevice, testServer, type SyncRound, type TestServer } from '../device/device.ts';
+import {
+  itemText,
+  readyDevice,
+  subjects,
+  TestDevice,
+  testServer,
+  type SyncRound,
+  type TestServer,
+} from '../device/device.ts';
 import { createUser, seedMailbox, type SeedMessage } from '../services/seed.ts';
 
 const services = inject('services');
@@ -19,33 +27,52 @@ function adminServer(): TestServer {
 
 interface AdminAnswer {
   status: number;
-  // The API's JSON, loosely typed for assertions.
+  // biome-ignore lint/suspicious/noExplicitAny: the API's JSON, loosely typed for the assertions that read it
   json: Record<string, any>;
 }
 
 /** One admin call; `token` null sends no Authorization header. */
-async function admin(server: TestServer, method: string, path: string, body?: unknown, token: string | null = TOKEN): Promise<AdminAnswer> {
+async function admin(
+  server: TestServer,
+  method: string,
+  path: string,
+  body?: unknown,
+  token: string | null = TOKEN,
+): Promise<AdminAnswer> {
   const res = await server.fetch(`https://eas.example.test/admin${path}`, {
     method,
     headers: { ...(token !== null ? { Authorization: `Bearer ${token}` } : {}), 'Content-Type': 'application/json' },
     ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
   });
   const text = await res.text();
-  return { status: res.status, json: text.startsWith('{') ? (JSON.parse(text) as Record<string, any>) : {} };
+  return { status: res.status, json: text.startsWith('{') ? (JSON.parse(text) as AdminAnswer['json']) : {} };
 }
 
-const devicePath = (device: TestDevice): string => `/devices/${encodeURIComponent(device.user.email)}/${device.deviceId}`;
+const devicePath = (device: TestDevice): string =>
+  `/devices/${encodeURIComponent(device.user.email)}/${device.deviceId}`;
 
 function messages(subjectList: string[]): SeedMessage[] {
   return subjectList.map((subject, i) => ({
-    message: { from: 'Bob <bob@example.test>', to: 'Alice <alice@example.test>', subject, text: `Body of ${subject}\n` },
+    message: {
+      from: 'Bob <bob@example.test>',
+      to: 'Alice <alice@example.test>',
+      subject,
+      text: `Body of ${subject}\n`,
+    },
     internalDate: new Date(Date.now() - (subjectList.length - i) * 60_000),
   }));
 }
 
 /** The Subjects of the Adds in one Sync answer. */
 function addedSubjects(round: SyncRound): string[] {
-  return children(child2(round), 'Add').map((a) => itemText(a.children.find((c) => c.tag === 'ApplicationData'), 'Subject', 'Email') ?? '');
+  return children(child2(round), 'Add').map(
+    (a) =>
+      itemText(
+        a.children.find((c) => c.tag === 'ApplicationData'),
+        'Subject',
+        'Email',
+      ) ?? '',
+  );
 }
 function child2(round: SyncRound) {
   return round.collection?.children.find((c) => c.tag === 'Commands');
@@ -63,7 +90,9 @@ describe('the admin API', () => {
     expect(wrong.json.error).toMatch(/token/);
     // Device credentials are not admin credentials.
     const user = createUser(services);
-    const basic = await server.fetch('https://eas.example.test/admin/devices', { headers: { Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}` } });
+    const basic = await server.fetch('https://eas.example.test/admin/devices', {
+      headers: { Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}` },
+    });
     expect(basic.status).toBe(401);
     expect((await admin(server, 'GET', '/devices')).json).toEqual({ devices: [] });
   });
@@ -98,7 +127,9 @@ describe('the admin API', () => {
 
     const all = await admin(server, 'GET', '/devices');
     expect(all.status).toBe(200);
-    expect(all.json.devices.map((d: { user: string }) => d.user).sort()).toEqual([alice.email.toLowerCase(), bob.email.toLowerCase()].sort());
+    expect(all.json.devices.map((d: { user: string }) => d.user).sort()).toEqual(
+      [alice.email.toLowerCase(), bob.email.toLowerCase()].sort(),
+    );
     const mine = await admin(server, 'GET', `/devices?user=${encodeURIComponent(alice.email)}`);
     expect(mine.json.devices).toHaveLength(1);
     expect(mine.json.devices[0]).toMatchObject({
@@ -118,7 +149,15 @@ describe('the admin API', () => {
     expect(shown.status).toBe(200);
     expect(Date.parse(shown.json.device.firstSeen)).toBeLessThanOrEqual(Date.parse(shown.json.device.lastSeen));
     const inboxRow = shown.json.folders.find((f: { collectionId: string }) => f.collectionId === inbox);
-    expect(inboxRow).toMatchObject({ name: 'Inbox', type: FolderType.Inbox, class: 'Email', synced: true, items: 3, pending: 0, brokenItems: 0 });
+    expect(inboxRow).toMatchObject({
+      name: 'Inbox',
+      type: FolderType.Inbox,
+      class: 'Email',
+      synced: true,
+      items: 3,
+      pending: 0,
+      brokenItems: 0,
+    });
     expect(inboxRow.syncKey).toBe(device.collections.get(inbox)!.syncKey);
     expect(shown.json.folders.some((f: { synced: boolean }) => !f.synced)).toBe(true);
     expect(shown.json.brokenItems).toEqual([]);
@@ -145,7 +184,9 @@ describe('the admin API', () => {
     await device.syncUntilDone(inbox);
 
     expect((await admin(server, 'POST', `${devicePath(device)}/resync`, { folder: 'nope' })).status).toBe(404);
-    expect((await admin(server, 'POST', `${devicePath(device)}/resync`, { folder: inbox })).json).toEqual({ resynced: [inbox] });
+    expect((await admin(server, 'POST', `${devicePath(device)}/resync`, { folder: inbox })).json).toEqual({
+      resynced: [inbox],
+    });
     expect((await device.sync(inbox)).status).toBe(3);
 
     device.collections.delete(inbox);
@@ -153,7 +194,10 @@ describe('the admin API', () => {
     expect(subjects(device, inbox)).toEqual(['Resync me']);
     const all = await admin(server, 'POST', `${devicePath(device)}/resync`, {});
     expect(all.json).toEqual({ resynced: [inbox], hierarchy: true });
-    const folderSync = await device.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', device.hierarchyKey)]));
+    const folderSync = await device.send(
+      'FolderSync',
+      el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', device.hierarchyKey)]),
+    );
     expect(childText(folderSync.body, 'Status')).toBe('9');
     expect((await device.sync(inbox)).status).toBe(3);
   });
@@ -182,7 +226,9 @@ describe('the admin API', () => {
     expect(await server.state.getDevice(idle.scope)).toBeDefined();
     const done = await admin(server, 'POST', '/devices/remove-idle', { days: 30 });
     expect(done.json.removed.map((d: { deviceId: string }) => d.deviceId)).toEqual([idle.deviceId]);
-    expect((await admin(server, 'GET', '/devices')).json.devices.map((d: { deviceId: string }) => d.deviceId)).toEqual([active.deviceId]);
+    expect((await admin(server, 'GET', '/devices')).json.devices.map((d: { deviceId: string }) => d.deviceId)).toEqual([
+      active.deviceId,
+    ]);
   });
 
   it('counts requests, errors and latency per command', async () => {
@@ -205,9 +251,14 @@ describe('device access rules', () => {
   it('blocks a device a rule names: Status 129 from 14.0, HTTP 403 below; an admin can allow it', async () => {
     const server = adminServer();
     const user = createUser(services);
-    const put = await admin(server, 'PUT', '/rules', { defaultAccess: 'allow', rules: [{ id: 'no-android', action: 'block', deviceType: 'Android' }] });
+    const put = await admin(server, 'PUT', '/rules', {
+      defaultAccess: 'allow',
+      rules: [{ id: 'no-android', action: 'block', deviceType: 'Android' }],
+    });
     expect(put.status).toBe(200);
-    expect((await admin(server, 'GET', '/rules')).json.rules).toEqual([{ id: 'no-android', action: 'block', deviceType: 'Android' }]);
+    expect((await admin(server, 'GET', '/rules')).json.rules).toEqual([
+      { id: 'no-android', action: 'block', deviceType: 'Android' },
+    ]);
 
     const android = new TestDevice(server, user, undefined, '14.1', 'Android');
     android.autoProvision = false;
@@ -225,11 +276,20 @@ describe('device access rules', () => {
 
     const listed = await admin(server, 'GET', `/devices/${encodeURIComponent(user.email)}/${android.deviceId}`);
     expect(listed.json.device).toMatchObject({ access: 'blocked', accessReason: 'rule no-android' });
-    expect((await admin(server, 'POST', `/devices/${encodeURIComponent(user.email)}/${android.deviceId}/access`, { access: 'allow' })).json.device.access).toBe('blocked');
+    expect(
+      (
+        await admin(server, 'POST', `/devices/${encodeURIComponent(user.email)}/${android.deviceId}/access`, {
+          access: 'allow',
+        })
+      ).json.device.access,
+    ).toBe('blocked');
     android.autoProvision = true;
     expect(childText((await android.send('FolderSync', FOLDER_SYNC_0)).body, 'Status')).toBe('1');
-    expect((await admin(server, 'GET', `/devices?user=${encodeURIComponent(user.email)}`)).json.devices.find((d: { deviceId: string }) => d.deviceId === android.deviceId))
-      .toMatchObject({ access: 'allowed', accessReason: 'admin' });
+    expect(
+      (await admin(server, 'GET', `/devices?user=${encodeURIComponent(user.email)}`)).json.devices.find(
+        (d: { deviceId: string }) => d.deviceId === android.deviceId,
+      ),
+    ).toMatchObject({ access: 'allowed', accessReason: 'admin' });
   });
 
   it('quarantines by model: the device provisions and describes itself, syncs nothing until an admin releases it', async () => {
@@ -243,10 +303,17 @@ describe('device access rules', () => {
 
     const refused = await device.send('FolderSync', FOLDER_SYNC_0);
     expect(childText(refused.body, 'Status')).toBe('129');
-    const settings = await device.send('Settings', el('Settings', 'Settings', [el('Settings', 'UserInformation', [el('Settings', 'Get')])]));
+    const settings = await device.send(
+      'Settings',
+      el('Settings', 'Settings', [el('Settings', 'UserInformation', [el('Settings', 'Get')])]),
+    );
     expect(childText(settings.body, 'Status')).toBe('1');
     const shown = await admin(server, 'GET', devicePath(device));
-    expect(shown.json.device).toMatchObject({ access: 'quarantined', accessReason: 'rule test-phones', model: 'iPhone Test' });
+    expect(shown.json.device).toMatchObject({
+      access: 'quarantined',
+      accessReason: 'rule test-phones',
+      model: 'iPhone Test',
+    });
 
     const released = await admin(server, 'POST', `${devicePath(device)}/access`, { access: 'allow' });
     expect(released.status).toBe(200);
@@ -270,7 +337,14 @@ describe('device access rules', () => {
     await admin(server, 'POST', `${devicePath(device)}/wipe`, {});
     // The wipe goes through: Status 140 sends the device to Provision, which carries RemoteWipe.
     expect(childText((await device.send('FolderSync', FOLDER_SYNC_0)).body, 'Status')).toBe('140');
-    const provision = await device.send('Provision', el('Provision', 'Provision', [el('Provision', 'Policies', [el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML')])])]));
+    const provision = await device.send(
+      'Provision',
+      el('Provision', 'Provision', [
+        el('Provision', 'Policies', [
+          el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML')]),
+        ]),
+      ]),
+    );
     expect(provision.body?.children.some((c) => c.tag === 'RemoteWipe')).toBe(true);
   });
 });
@@ -300,7 +374,13 @@ describe('loop detection', () => {
     // One item per Sync until the poison came alone; asked for again twice more, it was skipped (an answer without
     // it), and the window was the device's again.
     const alone = rounds.findIndex((r) => r.rejected && r.subjects.length === 1);
-    expect(rounds.slice(2, alone + 3).map((r) => r.subjects)).toEqual([['Echo'], ['Delta'], ['Poison pill'], ['Poison pill'], []]);
+    expect(rounds.slice(2, alone + 3).map((r) => r.subjects)).toEqual([
+      ['Echo'],
+      ['Delta'],
+      ['Poison pill'],
+      ['Poison pill'],
+      [],
+    ]);
     expect(rounds.slice(alone + 3).map((r) => r.subjects)).toEqual([['Charlie', 'Bravo', 'Alpha']]);
     expect(subjects(device, inbox)).toEqual(all.filter((s) => s !== 'Poison pill').sort());
 
@@ -308,7 +388,11 @@ describe('loop detection', () => {
     expect(shown.json.brokenItems).toHaveLength(1);
     expect(shown.json.brokenItems[0]).toMatchObject({ collectionId: inbox, subject: 'Poison pill' });
     expect(shown.json.brokenItems[0].reason).toMatch(/asked again/);
-    expect(shown.json.folders.find((f: { collectionId: string }) => f.collectionId === inbox)).toMatchObject({ items: 5, pending: 0, brokenItems: 1 });
+    expect(shown.json.folders.find((f: { collectionId: string }) => f.collectionId === inbox)).toMatchObject({
+      items: 5,
+      pending: 0,
+      brokenItems: 1,
+    });
 
     // The loop is over: new mail comes in the device's own window again.
     await seedMailbox(services, user, 'INBOX', messages(['New 1', 'New 2', 'New 3']));
@@ -321,7 +405,8 @@ describe('loop detection', () => {
     const user = createUser(services);
     // 300 nested multiparts: more than the MIME parser takes.
     let part = 'Content-Type: text/plain\r\n\r\ninnermost\r\n';
-    for (let i = 300; i >= 1; i--) part = `Content-Type: multipart/mixed; boundary="b${i}"\r\n\r\n--b${i}\r\n${part}\r\n--b${i}--\r\n`;
+    for (let i = 300; i >= 1; i--)
+      part = `Content-Type: multipart/mixed; boundary="b${i}"\r\n\r\n--b${i}\r\n${part}\r\n--b${i}--\r\n`;
     const deep = `From: Bob <bob@example.test>\r\nTo: Alice <alice@example.test>\r\nSubject: Too deep\r\nMIME-Version: 1.0\r\n${part}`;
     await seedMailbox(services, user, 'INBOX', [...messages(['Fine']), { message: deep }]);
     const { device, inbox } = await readyDevice(server, user);

@@ -33,15 +33,31 @@ function headerLines(source: Buffer | Uint8Array): string[] {
 
 beforeAll(async () => {
   sink = await startSmtpSink({ tls: 'none' });
-  server = testServer(services, { MAX_REQUEST_BYTES: String(MAX_BYTES), SMTP_HOST: '127.0.0.1', SMTP_PORT: String(sink.port), SMTP_SECURE: 'false', SMTP_AUTH: 'none' });
+  server = testServer(services, {
+    MAX_REQUEST_BYTES: String(MAX_BYTES),
+    SMTP_HOST: '127.0.0.1',
+    SMTP_PORT: String(sink.port),
+    SMTP_SECURE: 'false',
+    SMTP_AUTH: 'none',
+  });
   user = createUser(services);
   await seedMailbox(services, user, 'INBOX', [
-    { message: { from: 'Bob <bob@example.test>', to: user.email, subject: 'With attachment', text: 'See attached.\n', attachments: [{ filename: 'a.bin', contentType: 'application/octet-stream', content: Buffer.alloc(1000, 1) }] } },
+    {
+      message: {
+        from: 'Bob <bob@example.test>',
+        to: user.email,
+        subject: 'With attachment',
+        text: 'See attached.\n',
+        attachments: [{ filename: 'a.bin', contentType: 'application/octet-stream', content: Buffer.alloc(1000, 1) }],
+      },
+    },
   ]);
   device = new TestDevice(server, user);
   await device.folderSync();
   inbox = device.folderByType(FolderType.Inbox).serverId;
-  await device.syncUntilDone(inbox, { options: [el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '1')])] });
+  await device.syncUntilDone(inbox, {
+    options: [el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '1')])],
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -49,14 +65,28 @@ afterAll(async () => {
 });
 
 function fileReferenceOf(data: WbxmlElement): string {
-  return childText(child(child(data, 'Attachments', 'AirSyncBase'), 'Attachment', 'AirSyncBase'), 'FileReference', 'AirSyncBase')!;
+  return childText(
+    child(child(data, 'Attachments', 'AirSyncBase'), 'Attachment', 'AirSyncBase'),
+    'FileReference',
+    'AirSyncBase',
+  )!;
 }
 
-async function fetchStatus(fetch: WbxmlElement[]): Promise<{ http: number; status: string | undefined; global: string | undefined; data: boolean }> {
-  const res = await device.send('ItemOperations', el('ItemOperations', 'ItemOperations', [el('ItemOperations', 'Fetch', fetch)]));
+async function fetchStatus(
+  fetch: WbxmlElement[],
+): Promise<{ http: number; status: string | undefined; global: string | undefined; data: boolean }> {
+  const res = await device.send(
+    'ItemOperations',
+    el('ItemOperations', 'ItemOperations', [el('ItemOperations', 'Fetch', fetch)]),
+  );
   const answer = child(res.body, 'Response');
   const fetched = child(answer, 'Fetch');
-  return { http: res.status, status: childText(fetched, 'Status'), global: childText(res.body, 'Status'), data: child(fetched, 'Properties') !== undefined };
+  return {
+    http: res.status,
+    status: childText(fetched, 'Status'),
+    global: childText(res.body, 'Status'),
+    data: child(fetched, 'Properties') !== undefined,
+  };
 }
 
 describe('request size and shape', () => {
@@ -70,25 +100,53 @@ describe('request size and shape', () => {
         controller.close();
       },
     });
-    const res = await server.fetch(`https://eas.example.test/Microsoft-Server-ActiveSync?Cmd=Sync&User=u&DeviceId=${device.deviceId}&DeviceType=iPhone`, {
-      method: 'POST',
-      headers: { Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`, 'MS-ASProtocolVersion': '14.1', 'Content-Type': 'application/vnd.ms-sync.wbxml', 'X-MS-PolicyKey': device.policyKey! },
-      body: stream,
-      duplex: 'half',
-    } as RequestInit);
+    const res = await server.fetch(
+      `https://eas.example.test/Microsoft-Server-ActiveSync?Cmd=Sync&User=u&DeviceId=${device.deviceId}&DeviceType=iPhone`,
+      {
+        method: 'POST',
+        headers: {
+          Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`,
+          'MS-ASProtocolVersion': '14.1',
+          'Content-Type': 'application/vnd.ms-sync.wbxml',
+          'X-MS-PolicyKey': device.policyKey!,
+        },
+        body: stream,
+        duplex: 'half',
+      } as RequestInit,
+    );
     expect(res.status).toBe(413);
     // The Autodiscover limit is smaller still.
-    const autodiscover = await server.fetch('https://eas.example.test/autodiscover/autodiscover.xml', { method: 'POST', headers: { 'Content-Type': 'text/xml' }, body: 'x'.repeat(65 * 1024) });
+    const autodiscover = await server.fetch('https://eas.example.test/autodiscover/autodiscover.xml', {
+      method: 'POST',
+      headers: { 'Content-Type': 'text/xml' },
+      body: 'x'.repeat(65 * 1024),
+    });
     expect(autodiscover.status).toBe(413);
   });
 
   it('refuses WBXML nested deeper than the decoder allows with 400, without a stack overflow', async () => {
     // 10,000 nested <Collection> (AirSync 0x0F with content = 0x4F), then as many ENDs.
     const depth = 10_000;
-    const body = Uint8Array.from([3, 1, 106, 0, 0x45, ...new Array<number>(depth).fill(0x4f), ...new Array<number>(depth + 1).fill(0x01)]);
+    const body = Uint8Array.from([
+      3,
+      1,
+      106,
+      0,
+      0x45,
+      ...new Array<number>(depth).fill(0x4f),
+      ...new Array<number>(depth + 1).fill(0x01),
+    ]);
     expect((await device.send('Sync', body)).status).toBe(400);
     // Just inside the limit a real command still answers (with its own Status for nonsense).
-    const shallow = Uint8Array.from([3, 1, 106, 0, 0x45, ...new Array<number>(20).fill(0x4f), ...new Array<number>(21).fill(0x01)]);
+    const shallow = Uint8Array.from([
+      3,
+      1,
+      106,
+      0,
+      0x45,
+      ...new Array<number>(20).fill(0x4f),
+      ...new Array<number>(21).fill(0x01),
+    ]);
     expect((await device.send('Sync', shallow)).status).not.toBe(500);
   });
 });
@@ -97,12 +155,34 @@ describe('ItemOperations: Range and references', () => {
   it('answers a Range beyond any attachment with Status 8 (InvalidRange), and cuts a long end at the end of the file', async () => {
     const [, data] = itemWithSubject(device, inbox, 'With attachment');
     const reference = fileReferenceOf(data);
-    const fetch = (range: string) => fetchStatus([el('ItemOperations', 'Store', 'Mailbox'), el('AirSyncBase', 'FileReference', reference), el('ItemOperations', 'Options', [el('ItemOperations', 'Range', range)])]);
-    for (const range of ['0-99999999999999999999', '4294967296-4294967297', '999999999-999999999', '5000-6000', '10-5', '-1-10', 'a-b']) {
+    const fetch = (range: string) =>
+      fetchStatus([
+        el('ItemOperations', 'Store', 'Mailbox'),
+        el('AirSyncBase', 'FileReference', reference),
+        el('ItemOperations', 'Options', [el('ItemOperations', 'Range', range)]),
+      ]);
+    for (const range of [
+      '0-99999999999999999999',
+      '4294967296-4294967297',
+      '999999999-999999999',
+      '5000-6000',
+      '10-5',
+      '-1-10',
+      'a-b',
+    ]) {
       const answer = await fetch(range);
       expect(answer, range).toMatchObject({ http: 200, status: '8', data: false });
     }
-    const res = await device.send('ItemOperations', el('ItemOperations', 'ItemOperations', [el('ItemOperations', 'Fetch', [el('ItemOperations', 'Store', 'Mailbox'), el('AirSyncBase', 'FileReference', reference), el('ItemOperations', 'Options', [el('ItemOperations', 'Range', '990-999999999')])])]));
+    const res = await device.send(
+      'ItemOperations',
+      el('ItemOperations', 'ItemOperations', [
+        el('ItemOperations', 'Fetch', [
+          el('ItemOperations', 'Store', 'Mailbox'),
+          el('AirSyncBase', 'FileReference', reference),
+          el('ItemOperations', 'Options', [el('ItemOperations', 'Range', '990-999999999')]),
+        ]),
+      ]),
+    );
     const properties = child(child(child(res.body, 'Response'), 'Fetch'), 'Properties');
     expect(childText(properties, 'Range')).toBe('990-999');
     expect(childText(properties, 'Total')).toBe('1000');
@@ -124,19 +204,31 @@ describe('ItemOperations: Range and references', () => {
       'file:///etc/passwd',
     ];
     for (const fileReference of references) {
-      const answer = await fetchStatus([el('ItemOperations', 'Store', 'Mailbox'), el('AirSyncBase', 'FileReference', fileReference)]);
+      const answer = await fetchStatus([
+        el('ItemOperations', 'Store', 'Mailbox'),
+        el('AirSyncBase', 'FileReference', fileReference),
+      ]);
       expect(answer.http, fileReference).toBe(200);
       expect(['6', '15'], fileReference).toContain(answer.status ?? answer.global);
       expect(answer.data, fileReference).toBe(false);
     }
-    for (const longId of ['../../../../etc/passwd', `${inbox}/../Sent:${uid}`, `..%2F${serverId}`, `${serverId}/..`, 'C:\\Windows\\win.ini']) {
+    for (const longId of [
+      '../../../../etc/passwd',
+      `${inbox}/../Sent:${uid}`,
+      `..%2F${serverId}`,
+      `${serverId}/..`,
+      'C:\\Windows\\win.ini',
+    ]) {
       const answer = await fetchStatus([el('ItemOperations', 'Store', 'Mailbox'), el('Search', 'LongId', longId)]);
       expect(answer.http, longId).toBe(200);
       expect(['6', '15', '2'], longId).toContain(answer.status ?? answer.global);
       expect(answer.data, longId).toBe(false);
     }
     // The real reference still works: the refusals are about the input, not a broken fetch.
-    expect((await fetchStatus([el('ItemOperations', 'Store', 'Mailbox'), el('AirSyncBase', 'FileReference', reference)])).status).toBe('1');
+    expect(
+      (await fetchStatus([el('ItemOperations', 'Store', 'Mailbox'), el('AirSyncBase', 'FileReference', reference)]))
+        .status,
+    ).toBe('1');
   });
 });
 
@@ -222,8 +314,14 @@ describe('CR/LF injection into MIME the server builds', () => {
             el('Calendar', 'EndTime', '20260320T140000Z'),
             el('Calendar', 'MeetingStatus', '1'),
             el('Calendar', 'Attendees', [
-              el('Calendar', 'Attendee', [el('Calendar', 'Email', 'guest@example.test'), el('Calendar', 'Name', `Guest\r\nBcc: ${INJECTED}`)]),
-              el('Calendar', 'Attendee', [el('Calendar', 'Email', `other@example.test>\r\nBcc: <${INJECTED}`), el('Calendar', 'Name', 'Other')]),
+              el('Calendar', 'Attendee', [
+                el('Calendar', 'Email', 'guest@example.test'),
+                el('Calendar', 'Name', `Guest\r\nBcc: ${INJECTED}`),
+              ]),
+              el('Calendar', 'Attendee', [
+                el('Calendar', 'Email', `other@example.test>\r\nBcc: <${INJECTED}`),
+                el('Calendar', 'Name', 'Other'),
+              ]),
             ]),
           ]),
         ]),
@@ -244,12 +342,18 @@ describe('Autodiscover XML', () => {
   const autodiscover = (body: string) =>
     server.fetch('https://eas.example.test/autodiscover/autodiscover.xml', {
       method: 'POST',
-      headers: { Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`, 'Content-Type': 'text/xml' },
+      headers: {
+        Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`,
+        'Content-Type': 'text/xml',
+      },
       body,
     });
 
   it('refuses an entity-expansion bomb and an external entity with Error 600, without expanding anything', async () => {
-    const lol = ['<!ENTITY lol0 "lol">', ...Array.from({ length: 9 }, (_, i) => `<!ENTITY lol${i + 1} "${`&lol${i};`.repeat(10)}">`)].join('');
+    const lol = [
+      '<!ENTITY lol0 "lol">',
+      ...Array.from({ length: 9 }, (_, i) => `<!ENTITY lol${i + 1} "${`&lol${i};`.repeat(10)}">`),
+    ].join('');
     const bomb = `<?xml version="1.0"?><!DOCTYPE Autodiscover [${lol}]><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/mobilesync/requestschema/2006"><Request><EMailAddress>&lol9;</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006</AcceptableResponseSchema></Request></Autodiscover>`;
     const external = `<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/mobilesync/requestschema/2006"><Request><EMailAddress>&x;</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006</AcceptableResponseSchema></Request></Autodiscover>`;
     for (const body of [bomb, external]) {

@@ -153,7 +153,13 @@ describe('POST', () => {
   it('records the device that sent the request, with what the request line says about it', async () => {
     await post(query('Ping'), pingBody, { 'User-Agent': 'Apple-iPhone15C2/2104.108' });
     const device = await h.state.getDevice({ tenant: 'http-test', user: user.email, deviceId: 'HTTPTEST01' });
-    expect(device).toMatchObject({ deviceType: 'iPhone', protocolVersion: '14.1', userAgent: 'Apple-iPhone15C2/2104.108', provisioning: 'none', wipe: 'none' });
+    expect(device).toMatchObject({
+      deviceType: 'iPhone',
+      protocolVersion: '14.1',
+      userAgent: 'Apple-iPhone15C2/2104.108',
+      provisioning: 'none',
+      wipe: 'none',
+    });
     expect(Date.now() - device!.lastSeen).toBeLessThan(60_000);
   });
 
@@ -211,7 +217,10 @@ describe('POST', () => {
   });
 
   it("turns a handler's failure into the command's server-error status, with no internals in the response", async () => {
-    const res = await post(query('FolderSync'), encodeWbxml(el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')])));
+    const res = await post(
+      query('FolderSync'),
+      encodeWbxml(el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')])),
+    );
     expect(res.status).toBe(200);
     const bytes = new Uint8Array(await res.arrayBuffer());
     const reply = decodeWbxml(bytes);
@@ -229,7 +238,10 @@ describe('POST', () => {
   it('writes one JSON log line per request with the request facts and no credentials', async () => {
     h.logs.length = 0;
     await post(query('Ping'), pingBody);
-    await post(query('FolderSync'), encodeWbxml(el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')])));
+    await post(
+      query('FolderSync'),
+      encodeWbxml(el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')])),
+    );
     expect(h.logs).toHaveLength(2);
     const [ping, folderSync] = h.logs;
     expect(ping).toMatchObject({
@@ -244,7 +256,12 @@ describe('POST', () => {
     });
     expect(typeof ping!.ms).toBe('number');
     expect(Date.parse(String(ping!.time))).not.toBeNaN();
-    expect(folderSync).toMatchObject({ cmd: 'FolderSync', http: 200, status: 6, error: 'Error: backend exploded at /secret/path' });
+    expect(folderSync).toMatchObject({
+      cmd: 'FolderSync',
+      http: 200,
+      status: 6,
+      error: 'Error: backend exploded at /secret/path',
+    });
     const text = h.logs.map((e) => JSON.stringify(e)).join('\n');
     expect(text).not.toContain(user.password);
     expect(text).not.toContain(auth.slice(6));
@@ -289,12 +306,19 @@ describe('authentication failures', () => {
       const res = await h.fetch(query('Ping'), {
         method: 'POST',
         body: pingBody,
-        headers: { 'Content-Type': WBXML, 'MS-ASProtocolVersion': '14.1', ...(authorization ? { Authorization: authorization } : {}) },
+        headers: {
+          'Content-Type': WBXML,
+          'MS-ASProtocolVersion': '14.1',
+          ...(authorization ? { Authorization: authorization } : {}),
+        },
       });
       expect(res.status, authorization).toBe(401);
       expect(res.headers.get('WWW-Authenticate')).toMatch(/^Basic realm="/);
     }
-    const options = await h.fetch(BASE, { method: 'OPTIONS', headers: { Authorization: basic(user.email, 'wrong-password') } });
+    const options = await h.fetch(BASE, {
+      method: 'OPTIONS',
+      headers: { Authorization: basic(user.email, 'wrong-password') },
+    });
     expect(options.status).toBe(401);
     expect(JSON.stringify(h.logs)).not.toContain('wrong-password');
   });

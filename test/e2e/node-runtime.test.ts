@@ -11,12 +11,22 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbStateStore } from '../../src/state/dynamodb/store.ts';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../../src/state/sqlite-node.ts';
 import type { DeviceRecord } from '../../src/state/types.ts';
-import { spawnNodeServer, startNodeServer, stopNodeServer, waitFor, type NodeProcess } from '../services/node-server.ts';
+import {
+  spawnNodeServer,
+  startNodeServer,
+  stopNodeServer,
+  waitFor,
+  type NodeProcess,
+} from '../services/node-server.ts';
 import { createUser } from '../services/seed.ts';
 
 const services = inject('services');
 /** The server as an operator starts it: settings in the environment, state in STATE_DIR. */
-async function startServer(port: number, stateDir: string, extraEnv: Record<string, string> = {}): Promise<NodeProcess> {
+async function startServer(
+  port: number,
+  stateDir: string,
+  extraEnv: Record<string, string> = {},
+): Promise<NodeProcess> {
   return startNodeServer({
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -61,12 +71,19 @@ describe('npm start (src/runtimes/node.ts)', () => {
   it('lets a right password through authentication and logs the request as JSON', async () => {
     const res = await fetch(`${url}?Cmd=Ping&User=${user.name}&DeviceId=NODE01&DeviceType=iPhone`, {
       method: 'POST',
-      headers: { Authorization: basic(user.password), 'MS-ASProtocolVersion': '14.1', 'Content-Type': 'application/vnd.ms-sync.wbxml' },
+      headers: {
+        Authorization: basic(user.password),
+        'MS-ASProtocolVersion': '14.1',
+        'Content-Type': 'application/vnd.ms-sync.wbxml',
+      },
     });
     // Past authentication: the command is either implemented (200) or not yet (501), never 401.
     expect([200, 501]).toContain(res.status);
     await waitFor(() => server.output().includes('"deviceId":"NODE01"'), 'the log line');
-    const line = server.output().split('\n').find((l) => l.includes('"deviceId":"NODE01"'))!;
+    const line = server
+      .output()
+      .split('\n')
+      .find((l) => l.includes('"deviceId":"NODE01"'))!;
     expect(JSON.parse(line)).toMatchObject({ cmd: 'Ping', user: user.email, deviceType: 'iPhone', http: res.status });
   });
 
@@ -127,16 +144,26 @@ describe('npm start with STATE_STORE=dynamodb', () => {
     });
     try {
       expect(server.output()).toContain(`"state":"dynamodb:${table}"`);
-      const res = await fetch(`http://127.0.0.1:${port}/Microsoft-Server-ActiveSync?Cmd=Sync&User=${user.name}&DeviceId=DYNAMO1&DeviceType=iPad`, {
-        method: 'POST',
-        headers: { Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`, 'MS-ASProtocolVersion': '14.0' },
-      });
+      const res = await fetch(
+        `http://127.0.0.1:${port}/Microsoft-Server-ActiveSync?Cmd=Sync&User=${user.name}&DeviceId=DYNAMO1&DeviceType=iPad`,
+        {
+          method: 'POST',
+          headers: {
+            Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`,
+            'MS-ASProtocolVersion': '14.0',
+          },
+        },
+      );
       expect(res.status).not.toBe(401);
     } finally {
       await stopServer(server);
     }
     const client = new DynamoDBClient({ endpoint, region, credentials });
-    const device = await new DynamoDbStateStore({ client, table }).getDevice({ tenant: 'default', user: user.email, deviceId: 'DYNAMO1' });
+    const device = await new DynamoDbStateStore({ client, table }).getDevice({
+      tenant: 'default',
+      user: user.email,
+      deviceId: 'DYNAMO1',
+    });
     client.destroy();
     expect(device).toMatchObject({ deviceType: 'iPad', protocolVersion: '14.0' });
   });

@@ -14,7 +14,15 @@ import { TestDevice } from '../device/device.ts';
 import { nodeTestServer, startNodeServer, stopNodeServer, type NodeProcess } from '../services/node-server.ts';
 import { freePort } from '../services/process.ts';
 import { createUser } from '../services/seed.ts';
-import { fetchAttachmentMultipart, moveToArchive, pingBody, pingSeesNewMessage, seedInbox, sendMailArrives, subjectsOf } from './session-steps.ts';
+import {
+  fetchAttachmentMultipart,
+  moveToArchive,
+  pingBody,
+  pingSeesNewMessage,
+  seedInbox,
+  sendMailArrives,
+  subjectsOf,
+} from './session-steps.ts';
 
 const services = inject('services');
 
@@ -36,7 +44,9 @@ describe('a device session against `npm start` (Node runtime, SQLite state, IDLE
       IMAP_HOST: services.imap.host,
       IMAP_PORT: String(services.imap.port),
       IMAP_SECURE: 'false',
-      ...(services.smtp ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' } : {}),
+      ...(services.smtp
+        ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' }
+        : {}),
       PING_MIN_HEARTBEAT: '1',
       PING_POLL_SECONDS: '1',
     });
@@ -89,7 +99,10 @@ describe('a device session against `npm start` (Node runtime, SQLite state, IDLE
   });
 
   it('logged every request as one JSON line without the password', () => {
-    const lines = node.output().split('\n').filter((l) => l.includes('"deviceId"'));
+    const lines = node
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"deviceId"'));
     expect(lines.length).toBeGreaterThanOrEqual(8);
     for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
     expect(node.output()).not.toContain(user.password);

@@ -14,10 +14,16 @@ const services = inject('services');
 let server: TestServer;
 
 beforeAll(() => {
-  server = testServer(services, { SIEVE: 'on', SIEVE_HOST: services.sieve.host, SIEVE_PORT: String(services.sieve.port), SIEVE_SECURE: 'false' });
+  server = testServer(services, {
+    SIEVE: 'on',
+    SIEVE_HOST: services.sieve.host,
+    SIEVE_PORT: String(services.sieve.port),
+    SIEVE_SECURE: 'false',
+  });
 });
 
-const s = (tag: Parameters<typeof el<'Settings'>>[1], content?: Parameters<typeof el>[2]): WbxmlElement => el('Settings', tag, content);
+const s = (tag: Parameters<typeof el<'Settings'>>[1], content?: Parameters<typeof el>[2]): WbxmlElement =>
+  el('Settings', tag, content);
 
 async function oof(device: TestDevice, request: WbxmlElement): Promise<WbxmlElement> {
   const body = await device.command('Settings', s('Settings', [s('Oof', [request])]));
@@ -28,7 +34,12 @@ async function oof(device: TestDevice, request: WbxmlElement): Promise<WbxmlElem
 }
 
 function internalMessage(enabled: boolean, reply: string): WbxmlElement {
-  return s('OofMessage', [s('AppliesToInternal'), s('Enabled', enabled ? '1' : '0'), s('ReplyMessage', reply), s('BodyType', 'Text')]);
+  return s('OofMessage', [
+    s('AppliesToInternal'),
+    s('Enabled', enabled ? '1' : '0'),
+    s('ReplyMessage', reply),
+    s('BodyType', 'Text'),
+  ]);
 }
 
 async function mailFrom(sender: TestUser, to: TestUser, subject: string): Promise<void> {
@@ -77,8 +88,16 @@ describe('Oof through ManageSieve', () => {
     const inside = createUser(services);
     const device = new TestDevice(server, user);
     const now = Date.now();
-    const window = [s('StartTime', new Date(now - 3_600_000).toISOString()), s('EndTime', new Date(now + 3_600_000).toISOString())];
-    expect(childText(await oof(device, s('Set', [s('OofState', '2'), ...window, internalMessage(true, 'On leave this hour.')])), 'Status')).toBe('1');
+    const window = [
+      s('StartTime', new Date(now - 3_600_000).toISOString()),
+      s('EndTime', new Date(now + 3_600_000).toISOString()),
+    ];
+    expect(
+      childText(
+        await oof(device, s('Set', [s('OofState', '2'), ...window, internalMessage(true, 'On leave this hour.')])),
+        'Status',
+      ),
+    ).toBe('1');
     const get = child(await oof(device, s('Get', [s('BodyType', 'Text')])), 'Get');
     expect(childText(get, 'OofState')).toBe('2');
     expect(childText(get, 'StartTime')).toBeDefined();
@@ -89,7 +108,10 @@ describe('Oof through ManageSieve', () => {
 
     // A window that has ended: the script stays installed but its date test keeps it quiet.
     const past = createUser(services);
-    const ended = [s('StartTime', new Date(now - 7_200_000).toISOString()), s('EndTime', new Date(now - 3_600_000).toISOString())];
+    const ended = [
+      s('StartTime', new Date(now - 7_200_000).toISOString()),
+      s('EndTime', new Date(now - 3_600_000).toISOString()),
+    ];
     expect(childText(await oof(device, s('Set', [s('OofState', '2'), ...ended])), 'Status')).toBe('1');
     await mailFrom(past, user, 'Back yet?');
     expect(await listMessages(services, past)).toEqual([]);
@@ -99,10 +121,18 @@ describe('Oof through ManageSieve', () => {
 describe('Oof when ManageSieve cannot be reached', () => {
   it('answers Status 4, keeps Oof reported off, and logs no credentials', async () => {
     // Port 1 on loopback: nothing listens, the connection is refused.
-    const unreachable = testServer(services, { SIEVE: 'on', SIEVE_HOST: '127.0.0.1', SIEVE_PORT: '1', SIEVE_SECURE: 'false' });
+    const unreachable = testServer(services, {
+      SIEVE: 'on',
+      SIEVE_HOST: '127.0.0.1',
+      SIEVE_PORT: '1',
+      SIEVE_SECURE: 'false',
+    });
     const user = createUser(services);
     const device = new TestDevice(unreachable, user);
-    const body = await device.command('Settings', s('Settings', [s('Oof', [s('Set', [s('OofState', '1'), internalMessage(true, 'Away.')])])]));
+    const body = await device.command(
+      'Settings',
+      s('Settings', [s('Oof', [s('Set', [s('OofState', '1'), internalMessage(true, 'Away.')])])]),
+    );
     expect(childText(body, 'Status')).toBe('1');
     expect(childText(child(body, 'Oof'), 'Status')).toBe('4');
     expect(childText(child(await oof(device, s('Get', [s('BodyType', 'Text')])), 'Get'), 'OofState')).toBe('0');

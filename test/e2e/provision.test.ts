@@ -13,7 +13,14 @@ import { child, children, childText, el, type WbxmlElement } from '../../src/wbx
 import { createUser } from '../services/seed.ts';
 import type { TestUser } from '../services/types.ts';
 import { comparable, libwbxmlDecode, parseLibwbxmlXml } from '../wbxml/libwbxml.ts';
-import { deviceInformation, TestDevice, testServer, WBXML, type DeviceResponse, type TestServer } from '../device/device.ts';
+import {
+  deviceInformation,
+  TestDevice,
+  testServer,
+  WBXML,
+  type DeviceResponse,
+  type TestServer,
+} from '../device/device.ts';
 
 const services = inject('services');
 
@@ -40,14 +47,20 @@ function policy(body: WbxmlElement | undefined): WbxmlElement | undefined {
 function initialRequest(withInformation: boolean, deviceType = 'iPhone'): WbxmlElement {
   return el('Provision', 'Provision', [
     withInformation ? deviceInformation(deviceType) : undefined,
-    el('Provision', 'Policies', [el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML')])]),
+    el('Provision', 'Policies', [
+      el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML')]),
+    ]),
   ]);
 }
 
 function ackRequest(key: string, status = '1'): WbxmlElement {
   return el('Provision', 'Provision', [
     el('Provision', 'Policies', [
-      el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML'), el('Provision', 'PolicyKey', key), el('Provision', 'Status', status)]),
+      el('Provision', 'Policy', [
+        el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML'),
+        el('Provision', 'PolicyKey', key),
+        el('Provision', 'Status', status),
+      ]),
     ]),
   ]);
 }
@@ -64,7 +77,11 @@ describe('the two phases', () => {
     expect(res.status).toBe(200);
     const body = res.body!;
     // settings:DeviceInformation/Status comes first (MS-ASPROV §6.3), then Status, then Policies.
-    expect(body.children.map((c) => `${c.ns}:${c.tag}`)).toEqual(['Settings:DeviceInformation', 'Provision:Status', 'Provision:Policies']);
+    expect(body.children.map((c) => `${c.ns}:${c.tag}`)).toEqual([
+      'Settings:DeviceInformation',
+      'Provision:Status',
+      'Provision:Policies',
+    ]);
     expect(childText(child(body, 'DeviceInformation', 'Settings'), 'Status', 'Settings')).toBe('1');
     expect(topStatus(res)).toBe('1');
     const p = policy(body)!;
@@ -107,7 +124,11 @@ describe('the two phases', () => {
     const final = childText(p, 'PolicyKey')!;
     expect(final).toMatch(/^[1-9]\d*$/);
     expect(final).not.toBe(temporary);
-    expect(await server.state.getDevice(device.scope)).toMatchObject({ provisioning: 'provisioned', policyKey: final, policyHash: expect.any(String) });
+    expect(await server.state.getDevice(device.scope)).toMatchObject({
+      provisioning: 'provisioned',
+      policyKey: final,
+      policyHash: expect.any(String),
+    });
 
     const folders = await device.send('FolderSync', FOLDER_SYNC, { headers: { 'X-MS-PolicyKey': final } });
     expect(folders.status).toBe(200);
@@ -118,7 +139,12 @@ describe('the two phases', () => {
     const device = manual('14.0');
     const temporary = childText(policy((await device.send('Provision', initialRequest(false))).body), 'PolicyKey')!;
     const bodyWithoutKey = el('Provision', 'Provision', [
-      el('Provision', 'Policies', [el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML'), el('Provision', 'Status', '1')])]),
+      el('Provision', 'Policies', [
+        el('Provision', 'Policy', [
+          el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML'),
+          el('Provision', 'Status', '1'),
+        ]),
+      ]),
     ]);
     const ack = await device.send('Provision', bodyWithoutKey, { headers: { 'X-MS-PolicyKey': temporary } });
     expect(childText(policy(ack.body), 'Status')).toBe('1');
@@ -142,7 +168,9 @@ describe('the two phases', () => {
     const device = manual('14.1');
     const wap = el('Provision', 'Provision', [
       deviceInformation('iPhone'),
-      el('Provision', 'Policies', [el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-WAP-Provisioning-XML')])]),
+      el('Provision', 'Policies', [
+        el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-WAP-Provisioning-XML')]),
+      ]),
     ]);
     const res = await device.send('Provision', wap);
     expect(topStatus(res)).toBe('1');
@@ -188,12 +216,25 @@ describe('the two phases', () => {
     const type = Buffer.from('iPhone');
     const keyBytes = Buffer.alloc(4);
     keyBytes.writeUInt32LE(key);
-    const packed = Buffer.concat([Buffer.from([141, 9, 0x09, 0x04, id.length]), id, Buffer.from([4]), keyBytes, Buffer.from([type.length]), type]);
-    const res = await server.fetch(`https://eas.example.test/Microsoft-Server-ActiveSync?${packed.toString('base64')}`, {
-      method: 'POST',
-      body: Buffer.from(encodeWbxml(FOLDER_SYNC)),
-      headers: { Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`, 'Content-Type': WBXML },
-    });
+    const packed = Buffer.concat([
+      Buffer.from([141, 9, 0x09, 0x04, id.length]),
+      id,
+      Buffer.from([4]),
+      keyBytes,
+      Buffer.from([type.length]),
+      type,
+    ]);
+    const res = await server.fetch(
+      `https://eas.example.test/Microsoft-Server-ActiveSync?${packed.toString('base64')}`,
+      {
+        method: 'POST',
+        body: Buffer.from(encodeWbxml(FOLDER_SYNC)),
+        headers: {
+          Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`,
+          'Content-Type': WBXML,
+        },
+      },
+    );
     expect(res.status).toBe(200);
     expect(childText(decodeWbxml(new Uint8Array(await res.arrayBuffer())), 'Status')).toBe('1');
   });
@@ -221,7 +262,9 @@ describe('X-MS-PolicyKey on other commands', () => {
 
     // Half-way through provisioning the temporary key is not good for commands either.
     const temporary = childText(policy((await device.send('Provision', initialRequest(true))).body), 'PolicyKey')!;
-    expect(topStatus(await device.send('FolderSync', FOLDER_SYNC, { headers: { 'X-MS-PolicyKey': temporary } }))).toBe('142');
+    expect(topStatus(await device.send('FolderSync', FOLDER_SYNC, { headers: { 'X-MS-PolicyKey': temporary } }))).toBe(
+      '142',
+    );
 
     await device.send('Provision', ackRequest(temporary));
     const sync = await device.send('Sync', el('AirSync', 'Sync', []), { headers: { 'X-MS-PolicyKey': '7' } });
@@ -234,7 +277,11 @@ describe('X-MS-PolicyKey on other commands', () => {
   it('answers 143 (PolicyRefresh) when the policy changed since the device acknowledged it', async () => {
     const state = openSqliteStateStore(':memory:').store;
     const before = testServer(services, {}, { state });
-    const after = testServer(services, { POLICY: JSON.stringify({ DevicePasswordEnabled: true, MinDevicePasswordLength: 6 }) }, { state });
+    const after = testServer(
+      services,
+      { POLICY: JSON.stringify({ DevicePasswordEnabled: true, MinDevicePasswordLength: 6 }) },
+      { state },
+    );
     const device = new TestDevice(before, user, undefined, '14.1');
     await device.folderSync();
 
@@ -254,7 +301,10 @@ describe('X-MS-PolicyKey on other commands', () => {
     const info = await device.send('Settings', el('Settings', 'Settings', [deviceInformation('iPhone')]));
     expect(topStatus(info)).toBe('1');
     expect(await server.state.getDevice(device.scope)).toMatchObject({ model: 'iPhone Test', provisioning: 'none' });
-    const userInfo = await device.send('Settings', el('Settings', 'Settings', [el('Settings', 'UserInformation', [el('Settings', 'Get')])]));
+    const userInfo = await device.send(
+      'Settings',
+      el('Settings', 'Settings', [el('Settings', 'UserInformation', [el('Settings', 'Get')])]),
+    );
     expect(topStatus(userInfo)).toBe('142');
   });
 
@@ -272,10 +322,16 @@ describe('per-user policy and non-provisionable devices', () => {
   it('gives a user listed in POLICY.users their overrides, and others the tenant policy', async () => {
     const special = createUser(services);
     const s = testServer(services, {
-      POLICY: JSON.stringify({ AllowCamera: false, users: { [special.email.toUpperCase()]: { AllowCamera: true, MaxAttachmentSize: 1048576 } } }),
+      POLICY: JSON.stringify({
+        AllowCamera: false,
+        users: { [special.email.toUpperCase()]: { AllowCamera: true, MaxAttachmentSize: 1048576 } },
+      }),
     });
     const docOf = async (u: TestUser): Promise<WbxmlElement | undefined> =>
-      child(child(policy((await manual('14.1', s, u).send('Provision', initialRequest(true))).body), 'Data'), 'EASProvisionDoc');
+      child(
+        child(policy((await manual('14.1', s, u).send('Provision', initialRequest(true))).body), 'Data'),
+        'EASProvisionDoc',
+      );
     const plain = await docOf(user);
     expect(childText(plain, 'AllowCamera')).toBe('0');
     expect(childText(plain, 'MaxAttachmentSize')).toBe('');
@@ -319,7 +375,9 @@ describe('PROVISIONING=loose', () => {
     expect(topStatus(await device.send('FolderSync', FOLDER_SYNC, { headers: { 'X-MS-PolicyKey': '0' } }))).toBe('142');
     await device.provision();
     expect(topStatus(await device.send('FolderSync', FOLDER_SYNC))).toBe('1');
-    expect(topStatus(await device.send('FolderSync', FOLDER_SYNC, { headers: { 'X-MS-PolicyKey': '99' } }))).toBe('144');
+    expect(topStatus(await device.send('FolderSync', FOLDER_SYNC, { headers: { 'X-MS-PolicyKey': '99' } }))).toBe(
+      '144',
+    );
   });
 
   it('still enforces a wipe', async () => {
@@ -342,18 +400,27 @@ describe('remote wipe', () => {
     expect(topStatus(refused)).toBe('140');
 
     // The device's initial request after a wipe status is an empty Provision (MS-ASPROV §3.1.5.1.1).
-    const directive = await device.send('Provision', el('Provision', 'Provision', []), { headers: { 'X-MS-PolicyKey': '0' } });
-    expect(directive.body!.children.map((c) => [c.tag, c.text ?? ''])).toEqual([['Status', '1'], ['RemoteWipe', '']]);
+    const directive = await device.send('Provision', el('Provision', 'Provision', []), {
+      headers: { 'X-MS-PolicyKey': '0' },
+    });
+    expect(directive.body!.children.map((c) => [c.tag, c.text ?? ''])).toEqual([
+      ['Status', '1'],
+      ['RemoteWipe', ''],
+    ]);
     expect((await server.state.getDevice(device.scope))?.wipe).toBe('pending');
 
     const before = Date.now();
-    const ack = await device.send('Provision', el('Provision', 'Provision', [el('Provision', 'RemoteWipe', [el('Provision', 'Status', '1')])]));
+    const ack = await device.send(
+      'Provision',
+      el('Provision', 'Provision', [el('Provision', 'RemoteWipe', [el('Provision', 'Status', '1')])]),
+    );
     expect(ack.body!.children.map((c) => [c.tag, c.text])).toEqual([['Status', '1']]);
     const wiped = await server.state.getDevice(device.scope);
     expect(wiped).toMatchObject({ wipe: 'acknowledged', wipeAckStatus: 1 });
     expect(wiped!.wipeAcknowledgedAt).toBeGreaterThanOrEqual(before);
 
-    // Wiped stays wiped: every request is refused and Provision keeps sending the directive, until the device is removed.
+    // Wiped stays wiped: every request is refused and Provision keeps sending the directive, until the device is
+    // removed.
     expect(topStatus(await device.send('FolderSync', FOLDER_SYNC))).toBe('140');
     const again = await device.send('Provision', initialRequest(true));
     expect(child(again.body, 'RemoteWipe')).toBeDefined();
@@ -381,7 +448,10 @@ describe('remote wipe', () => {
     await device.folderSync();
     await requestWipe(server.state, device.scope);
     await device.send('Provision', el('Provision', 'Provision', []));
-    const failed = await device.send('Provision', el('Provision', 'Provision', [el('Provision', 'RemoteWipe', [el('Provision', 'Status', '2')])]));
+    const failed = await device.send(
+      'Provision',
+      el('Provision', 'Provision', [el('Provision', 'RemoteWipe', [el('Provision', 'Status', '2')])]),
+    );
     expect(failed.body!.children.map((c) => c.tag)).toEqual(['Status', 'RemoteWipe']);
     expect(topStatus(failed)).toBe('2');
     expect(await server.state.getDevice(device.scope)).toMatchObject({ wipe: 'pending', wipeAckStatus: 2 });
@@ -389,7 +459,10 @@ describe('remote wipe', () => {
 
   it('answers an acknowledgement of a wipe nobody asked for with Status 2', async () => {
     const device = manual('14.1');
-    const res = await device.send('Provision', el('Provision', 'Provision', [el('Provision', 'RemoteWipe', [el('Provision', 'Status', '1')])]));
+    const res = await device.send(
+      'Provision',
+      el('Provision', 'Provision', [el('Provision', 'RemoteWipe', [el('Provision', 'Status', '1')])]),
+    );
     expect(topStatus(res)).toBe('2');
     expect((await server.state.getDevice(device.scope))?.wipe).toBe('none');
   });
@@ -413,9 +486,16 @@ describe('account-only remote wipe (16.1)', () => {
     expect(directive.body!.children.map((c) => c.tag)).toEqual(['Status', 'AccountOnlyRemoteWipe']);
     expect(child(directive.body, 'RemoteWipe')).toBeUndefined();
 
-    const ack = await device.send('Provision', el('Provision', 'Provision', [el('Provision', 'AccountOnlyRemoteWipe', [el('Provision', 'Status', '1')])]));
+    const ack = await device.send(
+      'Provision',
+      el('Provision', 'Provision', [el('Provision', 'AccountOnlyRemoteWipe', [el('Provision', 'Status', '1')])]),
+    );
     expect(topStatus(ack)).toBe('1');
-    expect(await server.state.getDevice(device.scope)).toMatchObject({ wipe: 'acknowledged', wipeKind: 'account', wipeAckStatus: 1 });
+    expect(await server.state.getDevice(device.scope)).toMatchObject({
+      wipe: 'acknowledged',
+      wipeKind: 'account',
+      wipeAckStatus: 1,
+    });
     expect(topStatus(await device.send('Sync', el('AirSync', 'Sync', [])))).toBe('140');
   });
 
@@ -435,7 +515,9 @@ describe('the Provision response on the wire', () => {
     const theirs = parseLibwbxmlXml(libwbxmlDecode(res.bytes));
     expect(theirs).toEqual(comparable(res.body!));
     // And what libwbxml read is the document: the policy with its 42 settings.
-    const provisionDoc = theirs.children.find((c) => c.tag === 'Policies')!.children[0]!.children.find((c) => c.tag === 'Data')!.children[0]!;
+    const provisionDoc = theirs.children
+      .find((c) => c.tag === 'Policies')!
+      .children[0]!.children.find((c) => c.tag === 'Data')!.children[0]!;
     expect(provisionDoc.tag).toBe('EASProvisionDoc');
     expect(provisionDoc.children).toHaveLength(POLICY_FIELDS.length);
     expect(children(child(child(policy(res.body), 'Data'), 'EASProvisionDoc'), 'AllowCamera')).toHaveLength(1);

@@ -18,7 +18,15 @@ export const BINARY = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_,
 /** Two messages in the Inbox: one with BINARY attached as scan.bin, one plain. */
 export async function seedInbox(services: TestServices, user: TestUser): Promise<void> {
   await seedMailbox(services, user, 'INBOX', [
-    { message: { from: 'Bob <bob@example.test>', to: user.email, subject: 'Scan attached', text: 'The scan.\n', attachments: [{ filename: 'scan.bin', contentType: 'application/octet-stream', content: BINARY }] } },
+    {
+      message: {
+        from: 'Bob <bob@example.test>',
+        to: user.email,
+        subject: 'Scan attached',
+        text: 'The scan.\n',
+        attachments: [{ filename: 'scan.bin', contentType: 'application/octet-stream', content: BINARY }],
+      },
+    },
     { message: { from: 'Carol <carol@example.test>', to: user.email, subject: 'Plain note', text: 'Just text.\n' } },
   ]);
 }
@@ -37,10 +45,19 @@ export function itemWithSubject(device: TestDevice, collectionId: string, subjec
 /** ItemOperations Fetch of the scan's attachment as a multipart answer; checks the bytes are BINARY exactly. */
 export async function fetchAttachmentMultipart(device: TestDevice, inbox: string): Promise<void> {
   const [, scan] = itemWithSubject(device, inbox, 'Scan attached');
-  const fileReference = childText(child(child(scan, 'Attachments', 'AirSyncBase'), 'Attachment', 'AirSyncBase'), 'FileReference', 'AirSyncBase')!;
+  const fileReference = childText(
+    child(child(scan, 'Attachments', 'AirSyncBase'), 'Attachment', 'AirSyncBase'),
+    'FileReference',
+    'AirSyncBase',
+  )!;
   const res = await device.send(
     'ItemOperations',
-    el('ItemOperations', 'ItemOperations', [el('ItemOperations', 'Fetch', [el('ItemOperations', 'Store', 'Mailbox'), el('AirSyncBase', 'FileReference', fileReference)])]),
+    el('ItemOperations', 'ItemOperations', [
+      el('ItemOperations', 'Fetch', [
+        el('ItemOperations', 'Store', 'Mailbox'),
+        el('AirSyncBase', 'FileReference', fileReference),
+      ]),
+    ]),
     { headers: { 'MS-ASAcceptMultiPart': 'T' } },
   );
   expect(res.status).toBe(200);
@@ -56,7 +73,11 @@ export async function fetchAttachmentMultipart(device: TestDevice, inbox: string
 export function pingBody(heartbeat: number, folders: string[]): WbxmlElement {
   return el('Ping', 'Ping', [
     el('Ping', 'HeartbeatInterval', String(heartbeat)),
-    el('Ping', 'Folders', folders.map((id) => el('Ping', 'Folder', [el('Ping', 'Id', id), el('Ping', 'Class', 'Email')]))),
+    el(
+      'Ping',
+      'Folders',
+      folders.map((id) => el('Ping', 'Folder', [el('Ping', 'Id', id), el('Ping', 'Class', 'Email')])),
+    ),
   ]);
 }
 
@@ -64,11 +85,23 @@ export function pingBody(heartbeat: number, folders: string[]): WbxmlElement {
  * A Ping on the Inbox that a message APPENDed 1.5 s after it started must end with Status 2. `afterAppend` runs once
  * the message is in (e.g. fires a cron). Then the device syncs the one new message. Returns the Ping's duration.
  */
-export async function pingSeesNewMessage(services: TestServices, user: TestUser, device: TestDevice, inbox: string, heartbeat: number, afterAppend?: () => void): Promise<number> {
+export async function pingSeesNewMessage(
+  services: TestServices,
+  user: TestUser,
+  device: TestDevice,
+  inbox: string,
+  heartbeat: number,
+  afterAppend?: () => void,
+): Promise<number> {
   const started = Date.now();
   const appended = new Promise<void>((resolve, reject) =>
     setTimeout(() => {
-      withImap(services, user, (imap) => imap.append('INBOX', makeMessage({ from: 'dave@example.org', to: user.email, subject: 'Pushed', text: 'New.\n' })))
+      withImap(services, user, (imap) =>
+        imap.append(
+          'INBOX',
+          makeMessage({ from: 'dave@example.org', to: user.email, subject: 'Pushed', text: 'New.\n' }),
+        ),
+      )
         .then(() => {
           afterAppend?.();
           resolve();
@@ -92,7 +125,11 @@ export async function pingSeesNewMessage(services: TestServices, user: TestUser,
 export async function sendMailArrives(services: TestServices, device: TestDevice, from: TestUser): Promise<void> {
   const bob = createUser(services);
   const subject = `Session ${randomBytes(3).toString('hex')}`;
-  const res = await compose(device, 'SendMail', makeMessage({ from: from.email, to: bob.email, subject, text: 'Sent in a device session.\n' }));
+  const res = await compose(
+    device,
+    'SendMail',
+    makeMessage({ from: from.email, to: bob.email, subject, text: 'Sent in a device session.\n' }),
+  );
   expect(res.status).toBe(200);
   expect(res.bytes.length).toBe(0);
   const got = await waitForStored(services, bob, (m) => m.email.subject === subject);
@@ -100,11 +137,25 @@ export async function sendMailArrives(services: TestServices, device: TestDevice
 }
 
 /** MoveItems of "Plain note" to Archive; IMAP has it there, and neither folder's next Sync sends it back. */
-export async function moveToArchive(services: TestServices, user: TestUser, device: TestDevice, inbox: string): Promise<void> {
+export async function moveToArchive(
+  services: TestServices,
+  user: TestUser,
+  device: TestDevice,
+  inbox: string,
+): Promise<void> {
   const archive = device.folderByName('Archive').serverId;
   await device.syncUntilDone(archive);
   const [note] = itemWithSubject(device, inbox, 'Plain note');
-  const body = await device.command('MoveItems', el('Move', 'MoveItems', [el('Move', 'Move', [el('Move', 'SrcMsgId', note), el('Move', 'SrcFldId', inbox), el('Move', 'DstFldId', archive)])]));
+  const body = await device.command(
+    'MoveItems',
+    el('Move', 'MoveItems', [
+      el('Move', 'Move', [
+        el('Move', 'SrcMsgId', note),
+        el('Move', 'SrcFldId', inbox),
+        el('Move', 'DstFldId', archive),
+      ]),
+    ]),
+  );
   const response = child(body, 'Response');
   expect(childText(response, 'Status')).toBe('3');
   expect(childText(response, 'DstMsgId')?.startsWith(`${archive}:`)).toBe(true);

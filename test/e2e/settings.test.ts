@@ -29,9 +29,15 @@ async function ask(device: TestDevice, ...parts: WbxmlElement[]): Promise<WbxmlE
   return body;
 }
 
-const oofGet = (bodyType = 'Text'): WbxmlElement => el('Settings', 'Oof', [el('Settings', 'Get', [el('Settings', 'BodyType', bodyType)])]);
+const oofGet = (bodyType = 'Text'): WbxmlElement =>
+  el('Settings', 'Oof', [el('Settings', 'Get', [el('Settings', 'BodyType', bodyType)])]);
 
-function oofMessage(tag: 'AppliesToInternal' | 'AppliesToExternalKnown' | 'AppliesToExternalUnknown', enabled: boolean, reply: string, bodyType = 'Text'): WbxmlElement {
+function oofMessage(
+  tag: 'AppliesToInternal' | 'AppliesToExternalKnown' | 'AppliesToExternalUnknown',
+  enabled: boolean,
+  reply: string,
+  bodyType = 'Text',
+): WbxmlElement {
   return el('Settings', 'OofMessage', [
     el('Settings', tag),
     el('Settings', 'Enabled', enabled ? '1' : '0'),
@@ -61,7 +67,10 @@ describe('Settings', () => {
         ]),
       ]),
     );
-    expect(body.children.map((c) => [c.tag, childText(c, 'Status') ?? c.text])).toEqual([['Status', '1'], ['DeviceInformation', '1']]);
+    expect(body.children.map((c) => [c.tag, childText(c, 'Status') ?? c.text])).toEqual([
+      ['Status', '1'],
+      ['DeviceInformation', '1'],
+    ]);
     expect(await server.state.getDevice(device.scope)).toMatchObject({
       model: 'SM-S918B',
       imei: '352099001761481',
@@ -75,7 +84,10 @@ describe('Settings', () => {
   });
 
   it('gives the primary SMTP address in the Accounts form from 14.1 on, and as EmailAddresses before', async () => {
-    const modern = await ask(new TestDevice(server, user, undefined, '16.1'), el('Settings', 'UserInformation', [el('Settings', 'Get')]));
+    const modern = await ask(
+      new TestDevice(server, user, undefined, '16.1'),
+      el('Settings', 'UserInformation', [el('Settings', 'Get')]),
+    );
     const info = child(modern, 'UserInformation')!;
     expect(childText(info, 'Status')).toBe('1');
     const account = child(child(child(info, 'Get'), 'Accounts'), 'Account')!;
@@ -84,7 +96,10 @@ describe('Settings', () => {
     expect(childText(addresses, 'PrimarySmtpAddress')).toBe(user.email);
     expect(children(addresses, 'SMTPAddress').map((a) => a.text)).toEqual([user.email]);
 
-    const older = await ask(new TestDevice(server, user, undefined, '14.0'), el('Settings', 'UserInformation', [el('Settings', 'Get')]));
+    const older = await ask(
+      new TestDevice(server, user, undefined, '14.0'),
+      el('Settings', 'UserInformation', [el('Settings', 'Get')]),
+    );
     const get = child(child(older, 'UserInformation'), 'Get')!;
     expect(child(get, 'Accounts')).toBeUndefined();
     expect(childText(child(get, 'EmailAddresses'), 'SMTPAddress')).toBe(user.email);
@@ -93,25 +108,53 @@ describe('Settings', () => {
   it('makes an address of a login without a domain from MAIL_DOMAIN', async () => {
     const withDomain = testServer(services, { MAIL_DOMAIN: 'Example.Test' });
     const bare = { ...user, email: user.name };
-    const body = await ask(new TestDevice(withDomain, bare, undefined, '14.1'), el('Settings', 'UserInformation', [el('Settings', 'Get')]));
-    const addresses = child(child(child(child(child(body, 'UserInformation'), 'Get'), 'Accounts'), 'Account'), 'EmailAddresses');
+    const body = await ask(
+      new TestDevice(withDomain, bare, undefined, '14.1'),
+      el('Settings', 'UserInformation', [el('Settings', 'Get')]),
+    );
+    const addresses = child(
+      child(child(child(child(body, 'UserInformation'), 'Get'), 'Accounts'), 'Account'),
+      'EmailAddresses',
+    );
     expect(childText(addresses, 'PrimarySmtpAddress')).toBe(`${user.name}@example.test`);
   });
 
   it('answers RightsManagementInformation Get with no templates', async () => {
-    const body = await ask(new TestDevice(server, user, undefined, '14.1'), el('Settings', 'RightsManagementInformation', [el('Settings', 'Get')]));
+    const body = await ask(
+      new TestDevice(server, user, undefined, '14.1'),
+      el('Settings', 'RightsManagementInformation', [el('Settings', 'Get')]),
+    );
     const rm = child(body, 'RightsManagementInformation')!;
     expect(childText(rm, 'Status')).toBe('1');
-    expect(child(rm, 'Get')!.children).toEqual([{ ns: 'RightsManagement', tag: 'RightsManagementTemplates', children: [] }]);
+    expect(child(rm, 'Get')!.children).toEqual([
+      { ns: 'RightsManagement', tag: 'RightsManagementTemplates', children: [] },
+    ]);
   });
 
   it('answers each part in the order asked, and a request it cannot read with Status 2', async () => {
     const device = new TestDevice(server, user, undefined, '14.1');
-    const body = await ask(device, el('Settings', 'UserInformation', [el('Settings', 'Get')]), oofGet(), el('Settings', 'RightsManagementInformation', [el('Settings', 'Get')]));
-    expect(body.children.map((c) => c.tag)).toEqual(['Status', 'UserInformation', 'Oof', 'RightsManagementInformation']);
+    const body = await ask(
+      device,
+      el('Settings', 'UserInformation', [el('Settings', 'Get')]),
+      oofGet(),
+      el('Settings', 'RightsManagementInformation', [el('Settings', 'Get')]),
+    );
+    expect(body.children.map((c) => c.tag)).toEqual([
+      'Status',
+      'UserInformation',
+      'Oof',
+      'RightsManagementInformation',
+    ]);
     expect(childText(await ask(device), 'Status')).toBe('2');
-    expect(childText(await ask(device, el('Settings', 'UserInformation', [el('Settings', 'Set')])), 'Status')).toBe('1');
-    expect(childText(child(await ask(device, el('Settings', 'UserInformation', [el('Settings', 'Set')])), 'UserInformation'), 'Status')).toBe('2');
+    expect(childText(await ask(device, el('Settings', 'UserInformation', [el('Settings', 'Set')])), 'Status')).toBe(
+      '1',
+    );
+    expect(
+      childText(
+        child(await ask(device, el('Settings', 'UserInformation', [el('Settings', 'Set')])), 'UserInformation'),
+        'Status',
+      ),
+    ).toBe('2');
   });
 });
 
@@ -124,8 +167,14 @@ describe('Oof', () => {
     const get = child(oof, 'Get')!;
     expect(childText(get, 'OofState')).toBe('0');
     const messages = children(get, 'OofMessage');
-    expect(messages.map((m) => m.children[0]!.tag)).toEqual(['AppliesToInternal', 'AppliesToExternalKnown', 'AppliesToExternalUnknown']);
-    expect(messages.map((m) => [childText(m, 'Enabled'), childText(m, 'ReplyMessage'), childText(m, 'BodyType')])).toEqual([
+    expect(messages.map((m) => m.children[0]!.tag)).toEqual([
+      'AppliesToInternal',
+      'AppliesToExternalKnown',
+      'AppliesToExternalUnknown',
+    ]);
+    expect(
+      messages.map((m) => [childText(m, 'Enabled'), childText(m, 'ReplyMessage'), childText(m, 'BodyType')]),
+    ).toEqual([
       ['0', '', 'Text'],
       ['0', '', 'Text'],
       ['0', '', 'Text'],
@@ -141,7 +190,12 @@ describe('Oof', () => {
         el('Settings', 'OofState', '2'),
         el('Settings', 'StartTime', '2026-05-01T00:00:00.000Z'),
         el('Settings', 'EndTime', '2026-05-24T00:00:00.000Z'),
-        oofMessage('AppliesToInternal', true, '<html><body><p>Bis 24.05. nicht im Büro &amp; offline.</p></body></html>', 'HTML'),
+        oofMessage(
+          'AppliesToInternal',
+          true,
+          '<html><body><p>Bis 24.05. nicht im Büro &amp; offline.</p></body></html>',
+          'HTML',
+        ),
         oofMessage('AppliesToExternalKnown', true, 'Out of the office until 24 May.'),
       ),
     );
@@ -149,7 +203,12 @@ describe('Oof', () => {
     expect(childText(child(set, 'Oof'), 'Status')).toBe('7');
 
     const stored = await server.state.getUserSettings({ tenant: 'test', user: owner.email.toLowerCase() });
-    expect(stored?.oof).toMatchObject({ state: 2, startTime: '2026-05-01T00:00:00.000Z', endTime: '2026-05-24T00:00:00.000Z', applied: false });
+    expect(stored?.oof).toMatchObject({
+      state: 2,
+      startTime: '2026-05-01T00:00:00.000Z',
+      endTime: '2026-05-24T00:00:00.000Z',
+      applied: false,
+    });
     expect(stored?.oof?.messages.map((m) => m.audience)).toEqual(['internal', 'externalKnown']);
 
     // Another device of the same user sees the same settings: Oof belongs to the user.
@@ -171,8 +230,12 @@ describe('Oof', () => {
     // Turning automatic replies off is what is in effect: success, and the messages stay.
     const off = await ask(phone, oofSet(el('Settings', 'OofState', '0')));
     expect(childText(child(off, 'Oof'), 'Status')).toBe('1');
-    expect((await server.state.getUserSettings({ tenant: 'test', user: owner.email.toLowerCase() }))?.oof).toMatchObject({ state: 0, applied: false });
-    expect((await server.state.getUserSettings({ tenant: 'test', user: owner.email.toLowerCase() }))?.oof?.messages).toHaveLength(2);
+    expect(
+      (await server.state.getUserSettings({ tenant: 'test', user: owner.email.toLowerCase() }))?.oof,
+    ).toMatchObject({ state: 0, applied: false });
+    expect(
+      (await server.state.getUserSettings({ tenant: 'test', user: owner.email.toLowerCase() }))?.oof?.messages,
+    ).toHaveLength(2);
   });
 
   it('refuses a time-based Set without its times (2) or with the end before the start (6)', async () => {
@@ -189,7 +252,8 @@ describe('Oof', () => {
 });
 
 describe('DevicePassword', () => {
-  const setPassword = (password: string): WbxmlElement => el('Settings', 'DevicePassword', [el('Settings', 'Set', [el('Settings', 'Password', password)])]);
+  const setPassword = (password: string): WbxmlElement =>
+    el('Settings', 'DevicePassword', [el('Settings', 'Set', [el('Settings', 'Password', password)])]);
 
   it('is refused (Status 7) and the password is kept nowhere, whatever the policy says', async () => {
     for (const policy of [undefined, JSON.stringify({ PasswordRecoveryEnabled: true })]) {
@@ -200,7 +264,11 @@ describe('DevicePassword', () => {
       expect(JSON.stringify(await serving.state.getDevice(device.scope))).not.toContain('8391-2207');
     }
     const device = new TestDevice(server, user, undefined, '14.1');
-    expect(childText(child(await ask(device, el('Settings', 'DevicePassword', [el('Settings', 'Set')])), 'DevicePassword'), 'Status')).toBe('2');
+    expect(
+      childText(
+        child(await ask(device, el('Settings', 'DevicePassword', [el('Settings', 'Set')])), 'DevicePassword'),
+        'Status',
+      ),
+    ).toBe('2');
   });
 });
-

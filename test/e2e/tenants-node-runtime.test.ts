@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../../src/state/sqlite-node.ts';
 import { freePort } from '../services/process.ts';
-import { spawnNodeServer, startNodeServer, stopNodeServer, waitFor, type NodeProcess } from '../services/node-server.ts';
+import {
+  spawnNodeServer,
+  startNodeServer,
+  stopNodeServer,
+  waitFor,
+  type NodeProcess,
+} from '../services/node-server.ts';
 import { createUser } from '../services/seed.ts';
 
 const services = inject('services');
@@ -22,12 +28,28 @@ describe('npm start with TENANTS_FILE', () => {
 
   beforeAll(async () => {
     port = await freePort();
-    const imap = { IMAP_HOST: services.imap.host, IMAP_PORT: services.imap.port, IMAP_SECURE: false, PROVISIONING: 'loose' };
+    const imap = {
+      IMAP_HOST: services.imap.host,
+      IMAP_PORT: services.imap.port,
+      IMAP_SECURE: false,
+      PROVISIONING: 'loose',
+    };
     writeFileSync(
       join(dir, 'tenants.json'),
-      JSON.stringify({ defaults: imap, tenants: [{ name: 'by-ip', hostnames: ['127.0.0.1'] }, { name: 'by-name', hostnames: ['localhost'] }] }),
+      JSON.stringify({
+        defaults: imap,
+        tenants: [
+          { name: 'by-ip', hostnames: ['127.0.0.1'] },
+          { name: 'by-name', hostnames: ['localhost'] },
+        ],
+      }),
     );
-    server = await startNodeServer({ PORT: String(port), HOST: '127.0.0.1', STATE_DIR: dir, TENANTS_FILE: join(dir, 'tenants.json') });
+    server = await startNodeServer({
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      STATE_DIR: dir,
+      TENANTS_FILE: join(dir, 'tenants.json'),
+    });
     expect(server.output()).toContain('"tenants":2');
   });
 
@@ -37,14 +59,21 @@ describe('npm start with TENANTS_FILE', () => {
 
   it('serves each tenant at its hostname, with separate device records for the same login and DeviceId', async () => {
     for (const host of ['127.0.0.1', 'localhost']) {
-      const res = await fetch(`http://${host}:${port}/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=${user.name}&DeviceId=TWIN01&DeviceType=iPhone`, {
-        method: 'POST',
-        headers: { Authorization: basic, 'MS-ASProtocolVersion': '16.1', 'User-Agent': `Agent-${host}` },
-      });
+      const res = await fetch(
+        `http://${host}:${port}/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=${user.name}&DeviceId=TWIN01&DeviceType=iPhone`,
+        {
+          method: 'POST',
+          headers: { Authorization: basic, 'MS-ASProtocolVersion': '16.1', 'User-Agent': `Agent-${host}` },
+        },
+      );
       expect(res.status).toBe(200);
     }
     await waitFor(() => (server.output().match(/"deviceId":"TWIN01"/g) ?? []).length >= 2, 'the log lines');
-    const lines = server.output().split('\n').filter((l) => l.includes('"deviceId":"TWIN01"')).map((l) => JSON.parse(l) as { tenant: string });
+    const lines = server
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"deviceId":"TWIN01"'))
+      .map((l) => JSON.parse(l) as { tenant: string });
     expect(lines.map((l) => l.tenant).sort()).toEqual(['by-ip', 'by-name']);
 
     const { store, close } = openSqliteStateStore(join(dir, STATE_FILE_NAME));
@@ -60,7 +89,11 @@ describe('npm start with TENANTS_FILE', () => {
 
   it('refuses to start with a tenants file that is wrong, naming what is wrong', async () => {
     writeFileSync(join(dir, 'bad.json'), JSON.stringify([{ name: 'a', settings: { IMAP_HOTS: 'x' } }]));
-    const bad = spawnNodeServer({ PORT: String(await freePort()), STATE_DIR: dir, TENANTS_FILE: join(dir, 'bad.json') });
+    const bad = spawnNodeServer({
+      PORT: String(await freePort()),
+      STATE_DIR: dir,
+      TENANTS_FILE: join(dir, 'bad.json'),
+    });
     expect(await bad.exited).toBe(2);
     expect(bad.output()).toMatch(/TENANTS_FILE .*bad\.json: tenants\.0\.settings\.IMAP_HOTS is not a setting/);
   });

@@ -38,7 +38,10 @@ import { compose, composeStatus } from './mail/compose-helpers.ts';
 const services = inject('services');
 const DEVICE_ID = 'SAMEDEVICE0001';
 
-/** An unsigned JWT with these claims: the app reads the user from it, Dovecot has the introspection endpoint vouch for it. */
+/**
+ * An unsigned JWT with these claims: the app reads the user from it, Dovecot has the introspection endpoint vouch for
+ * it.
+ */
 function jwt(claims: Record<string, unknown>): string {
   const part = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
   return `${part({ alg: 'RS256', typ: 'JWT' })}.${part(claims)}.c2lnbmF0dXJl`;
@@ -77,7 +80,13 @@ function startIntrospection(): Server {
 }
 
 async function appendTo(port: number, user: TestUser, subjectsToAdd: string[]): Promise<void> {
-  const client = new ImapFlow({ host: '127.0.0.1', port, secure: false, auth: { user: user.email, pass: user.password }, logger: false });
+  const client = new ImapFlow({
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    auth: { user: user.email, pass: user.password },
+    logger: false,
+  });
   client.on('error', () => undefined);
   await client.connect();
   for (const subject of subjectsToAdd) await client.append('INBOX', makeMessage({ subject, to: user.email }));
@@ -93,7 +102,10 @@ beforeAll(async () => {
   const introspectionPort = await listen(introspection);
   runDir = mkdtempSync('/tmp/ase-t-');
   chmodSync(runDir, 0o755);
-  writeFileSync(`${runDir}/oauth2.conf`, `introspection_mode = post\nintrospection_url = http://127.0.0.1:${introspectionPort}/introspect\nusername_attribute = email\nactive_attribute = active\nactive_value = true\n`);
+  writeFileSync(
+    `${runDir}/oauth2.conf`,
+    `introspection_mode = post\nintrospection_url = http://127.0.0.1:${introspectionPort}/introspect\nusername_attribute = email\nactive_attribute = active\nactive_value = true\n`,
+  );
   dovecot = await startDovecot(runDir, [globexUser], isRoot(), {
     // XOAUTH2 (as the issue asks; OAUTHBEARER would do as well) checked by the oauth2 passdb, after the password files.
     extraConfig: `auth_mechanisms = plain login xoauth2\npassdb {\n  driver = oauth2\n  mechanisms = xoauth2\n  args = ${runDir}/oauth2.conf\n}\n`,
@@ -131,7 +143,12 @@ beforeAll(async () => {
       tenants: [
         { name: 'acme', hostnames: ['acme.sync.test'], mailDomains: [services.domain], settings: sharedImap },
         { name: 'initech', hostnames: ['initech.sync.test'], settings: { ...sharedImap, MAX_REQUEST_BYTES: 2048 } },
-        { name: 'globex', hostnames: ['globex.sync.test'], mailDomains: ['globex.test'], settings: { ...globexImap, AUTH_MODE: 'both', PROVISIONING: 'loose' } },
+        {
+          name: 'globex',
+          hostnames: ['globex.sync.test'],
+          mailDomains: ['globex.test'],
+          settings: { ...globexImap, AUTH_MODE: 'both', PROVISIONING: 'loose' },
+        },
         {
           name: 'hooli',
           hostnames: ['hooli.sync.test'],
@@ -153,7 +170,9 @@ beforeAll(async () => {
   );
   const state = openSqliteStateStore(':memory:').store;
   // As the Node runtime does: one IDLE watcher per tenant, with the tenant's IMAP server and logins.
-  watchers = directory.entries.map(({ config }) => startIdleWatcher({ state, tenant: config.tenant, imap: config.imap, push: config.push }));
+  watchers = directory.entries.map(({ config }) =>
+    startIdleWatcher({ state, tenant: config.tenant, imap: config.imap, push: config.push }),
+  );
   const logs: LogEntry[] = [];
   const { app } = buildApp({
     settings: directory,
@@ -190,7 +209,10 @@ async function inboxOf(device: TestDevice): Promise<string> {
 }
 
 function pingBody(heartbeat: number, folder: string) {
-  return el('Ping', 'Ping', [el('Ping', 'HeartbeatInterval', String(heartbeat)), el('Ping', 'Folders', [el('Ping', 'Folder', [el('Ping', 'Id', folder), el('Ping', 'Class', 'Email')])])]);
+  return el('Ping', 'Ping', [
+    el('Ping', 'HeartbeatInterval', String(heartbeat)),
+    el('Ping', 'Folders', [el('Ping', 'Folder', [el('Ping', 'Id', folder), el('Ping', 'Class', 'Email')])]),
+  ]);
 }
 
 describe('two tenants with their own mail servers, the same user name and DeviceId', () => {
@@ -200,7 +222,10 @@ describe('two tenants with their own mail servers, the same user name and Device
   let globexInbox: string;
 
   beforeAll(async () => {
-    await seedMailbox(services, acmeUser, 'INBOX', [{ message: { subject: 'acme one', to: acmeUser.email } }, { message: { subject: 'acme two', to: acmeUser.email } }]);
+    await seedMailbox(services, acmeUser, 'INBOX', [
+      { message: { subject: 'acme one', to: acmeUser.email } },
+      { message: { subject: 'acme two', to: acmeUser.email } },
+    ]);
     await appendTo(dovecot.imapPort, globexUser, ['globex one']);
     acme = deviceOn('acme.sync.test', acmeUser);
     globex = deviceOn('globex.sync.test', globexUser);
@@ -215,11 +240,18 @@ describe('two tenants with their own mail servers, the same user name and Device
     expect(a?.provisioning).toBe('provisioned');
     expect(g?.provisioning).toBe('provisioned');
     expect(a?.policyKey).not.toBe(g?.policyKey);
-    expect(server.logs.filter((l) => l.cmd === 'Sync').map((l) => l.tenant)).toEqual(expect.arrayContaining(['acme', 'globex']));
+    expect(server.logs.filter((l) => l.cmd === 'Sync').map((l) => l.tenant)).toEqual(
+      expect.arrayContaining(['acme', 'globex']),
+    );
   });
 
   it('keeps Settings per tenant: DeviceInformation set on one is not on the other', async () => {
-    const body = await acme.command('Settings', el('Settings', 'Settings', [el('Settings', 'DeviceInformation', [el('Settings', 'Set', [el('Settings', 'Model', 'Acme-only model')])])]));
+    const body = await acme.command(
+      'Settings',
+      el('Settings', 'Settings', [
+        el('Settings', 'DeviceInformation', [el('Settings', 'Set', [el('Settings', 'Model', 'Acme-only model')])]),
+      ]),
+    );
     expect(childText(child(body, 'DeviceInformation'), 'Status')).toBe('1');
     expect((await server.state.getDevice(scope('acme')))?.model).toBe('Acme-only model');
     expect((await server.state.getDevice(scope('globex')))?.model).not.toBe('Acme-only model');
@@ -229,7 +261,10 @@ describe('two tenants with their own mail servers, the same user name and Device
     expect(globexInbox).toBe(acmeInbox);
     const stranger = deviceOn('globex.sync.test', globexUser);
     stranger.policyKey = acme.policyKey;
-    const refused = await stranger.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', acme.hierarchyKey)]));
+    const refused = await stranger.send(
+      'FolderSync',
+      el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', acme.hierarchyKey)]),
+    );
     // 14.1: InvalidPolicyKey (144) in the response, not the other tenant's folders.
     expect(childText(refused.body, 'Status')).toBe('144');
 
@@ -246,7 +281,10 @@ describe('two tenants with their own mail servers, the same user name and Device
 
   it('a Ping answers for its own tenant’s mail server only', async () => {
     await appendTo(dovecot.imapPort, globexUser, ['globex two']);
-    const pings = Promise.all([acme.send('Ping', pingBody(2, acmeInbox)), globex.send('Ping', pingBody(2, globexInbox))]);
+    const pings = Promise.all([
+      acme.send('Ping', pingBody(2, acmeInbox)),
+      globex.send('Ping', pingBody(2, globexInbox)),
+    ]);
     // While acme's Ping waits, its lease and wait marker are acme's alone: initech, on the very same mail account
     // with the same login and DeviceId, has none.
     const user = { tenant: 'acme', user: acmeUser.email };
@@ -274,14 +312,20 @@ describe('two tenants on the same mail account, the same login and DeviceId', ()
     // The acme device's keys, presented to initech with the same credentials and DeviceId: not provisioned there.
     const initech = deviceOn('initech.sync.test', acmeUser);
     initech.policyKey = acme.policyKey;
-    const refused = await initech.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', acme.hierarchyKey)]));
+    const refused = await initech.send(
+      'FolderSync',
+      el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', acme.hierarchyKey)]),
+    );
     expect(['142', '144']).toContain(childText(refused.body, 'Status'));
 
     initech.policyKey = undefined;
     await initech.provision();
     expect(initech.policyKey).not.toBe(acme.policyKey);
     // acme's hierarchy key and sync key mean nothing to initech.
-    const hierarchy = await initech.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', acme.hierarchyKey)]));
+    const hierarchy = await initech.send(
+      'FolderSync',
+      el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', acme.hierarchyKey)]),
+    );
     expect(childText(hierarchy.body, 'Status')).toBe('9');
     // With its own folder list (the same folders: the same mailbox), acme's sync key for the Inbox is unknown there.
     await initech.folderSync();
@@ -301,7 +345,10 @@ describe('two tenants on the same mail account, the same login and DeviceId', ()
 describe('tenant resolution', () => {
   const basic = (login: string, password: string) => `Basic ${Buffer.from(`${login}:${password}`).toString('base64')}`;
   const options = (host: string, authorization?: string) =>
-    server.fetch(`https://${host}/Microsoft-Server-ActiveSync`, { method: 'OPTIONS', headers: authorization ? { Authorization: authorization } : {} });
+    server.fetch(`https://${host}/Microsoft-Server-ActiveSync`, {
+      method: 'OPTIONS',
+      headers: authorization ? { Authorization: authorization } : {},
+    });
 
   it('falls back to the mail domain on a host no tenant owns', async () => {
     const res = await options('sync.example.net', basic(acmeUser.email, acmeUser.password));
@@ -312,13 +359,19 @@ describe('tenant resolution', () => {
   it('refuses with 401 (as a wrong password) when neither host nor mail domain names a tenant', async () => {
     const device = deviceOn('sync.example.net', { ...acmeUser, email: `${acmeUser.name}@initech.example` });
     device.autoProvision = false;
-    const res = await device.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
+    const res = await device.send(
+      'FolderSync',
+      el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]),
+    );
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toBe('Basic realm="ActiveSync"');
     expect(server.logs.at(-1)).toMatchObject({ http: 401, tenant: undefined });
     const autodiscover = await server.fetch('https://sync.example.net/autodiscover/autodiscover.xml', {
       method: 'POST',
-      headers: { Authorization: basic(`${acmeUser.name}@initech.example`, acmeUser.password), 'Content-Type': 'text/xml' },
+      headers: {
+        Authorization: basic(`${acmeUser.name}@initech.example`, acmeUser.password),
+        'Content-Type': 'text/xml',
+      },
       body: '',
     });
     expect(autodiscover.status).toBe(401);
@@ -329,11 +382,18 @@ describe('tenant resolution', () => {
   it('holds each request to its own tenant’s MAX_REQUEST_BYTES', async () => {
     const body = new Uint8Array(4096);
     const post = (host: string) =>
-      server.fetch(`https://${host}/Microsoft-Server-ActiveSync?Cmd=Sync&User=${acmeUser.name}&DeviceId=${DEVICE_ID}&DeviceType=iPhone`, {
-        method: 'POST',
-        headers: { Authorization: basic(acmeUser.email, acmeUser.password), 'MS-ASProtocolVersion': '14.1', 'Content-Type': 'application/vnd.ms-sync.wbxml' },
-        body,
-      });
+      server.fetch(
+        `https://${host}/Microsoft-Server-ActiveSync?Cmd=Sync&User=${acmeUser.name}&DeviceId=${DEVICE_ID}&DeviceType=iPhone`,
+        {
+          method: 'POST',
+          headers: {
+            Authorization: basic(acmeUser.email, acmeUser.password),
+            'MS-ASProtocolVersion': '14.1',
+            'Content-Type': 'application/vnd.ms-sync.wbxml',
+          },
+          body,
+        },
+      );
     expect((await post('initech.sync.test')).status).toBe(413);
     // The same bytes to acme (25 MiB limit) get as far as the WBXML decoder: not WBXML, 400.
     expect((await post('acme.sync.test')).status).toBe(400);
@@ -359,7 +419,11 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
     device.authorization = `Bearer ${token}`;
     const inbox = await inboxOf(device);
     expect(subjects(device, inbox)).toEqual(['globex one', 'globex two']);
-    expect(server.logs.filter((l) => l.cmd === 'Sync').at(-1)).toMatchObject({ tenant: 'hooli', user: globexUser.email, http: 200 });
+    expect(server.logs.filter((l) => l.cmd === 'Sync').at(-1)).toMatchObject({
+      tenant: 'hooli',
+      user: globexUser.email,
+      http: 200,
+    });
     // The token is never logged.
     expect(JSON.stringify(server.logs)).not.toContain(token);
   });
@@ -388,7 +452,10 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
   it('AUTH_MODE: a bearer tenant refuses Basic with a Bearer challenge; "both" takes either', async () => {
     const basicOnBearer = deviceOn('hooli.sync.test', globexUser);
     basicOnBearer.autoProvision = false;
-    const res = await basicOnBearer.send('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
+    const res = await basicOnBearer.send(
+      'FolderSync',
+      el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]),
+    );
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toBe('Bearer realm="ActiveSync"');
 

@@ -11,7 +11,15 @@ import type { StateStore } from '../../src/state/types.ts';
 import { FolderType } from '../../src/backends/types.ts';
 import { child, childText, el, type WbxmlElement } from '../../src/wbxml/tree.ts';
 import { itemText, TestDevice, testServer, type DeviceResponse, type SyncRound } from '../device/device.ts';
-import { createUser, davRequest, listMessages, makeEvent, makeMessage, seedCalendar, seedMailbox } from '../services/seed.ts';
+import {
+  createUser,
+  davRequest,
+  listMessages,
+  makeEvent,
+  makeMessage,
+  seedCalendar,
+  seedMailbox,
+} from '../services/seed.ts';
 import type { TestUser } from '../services/types.ts';
 import { expectMailConverged, RECOVERABLE_SYNC_STATUSES, syncToEnd } from './converge.ts';
 
@@ -21,7 +29,12 @@ const server = testServer(services, PUSH_ENV);
 
 async function seeded(count: number): Promise<TestUser> {
   const user = createUser(services);
-  await seedMailbox(services, user, 'INBOX', Array.from({ length: count }, (_, i) => ({ message: makeMessage({ to: user.email, subject: `m${i + 1}` }) })));
+  await seedMailbox(
+    services,
+    user,
+    'INBOX',
+    Array.from({ length: count }, (_, i) => ({ message: makeMessage({ to: user.email, subject: `m${i + 1}` }) })),
+  );
   return user;
 }
 
@@ -46,8 +59,16 @@ function statusOf(res: DeviceResponse): number | undefined {
  * What a phone does with its own Change once the server took it (no error answered for the item): its copy shows it.
  * The scripted device only applies what the server sends.
  */
-function applyOwnChange(device: TestDevice, collectionId: string, serverId: string, change: WbxmlElement[], round: SyncRound): void {
-  const refused = (child(round.collection, 'Responses')?.children ?? []).some((c) => childText(c, 'ServerId') === serverId);
+function applyOwnChange(
+  device: TestDevice,
+  collectionId: string,
+  serverId: string,
+  change: WbxmlElement[],
+  round: SyncRound,
+): void {
+  const refused = (child(round.collection, 'Responses')?.children ?? []).some(
+    (c) => childText(c, 'ServerId') === serverId,
+  );
   if (refused || round.status !== 1) return;
   const before = device.items(collectionId).get(serverId);
   const kept = (before?.children ?? []).filter((c) => !change.some((n) => n.tag === c.tag && n.ns === c.ns));
@@ -68,7 +89,9 @@ async function dynamoStore(): Promise<StateStore> {
   return new DynamoDbStateStore({ client, table });
 }
 const clients: DynamoDBClient[] = [];
-afterAll(() => clients.forEach((c) => c.destroy()));
+afterAll(() => {
+  for (const c of clients) c.destroy();
+});
 
 describe.each([
   ['SQLite', async () => server],
@@ -83,10 +106,23 @@ describe.each([
     await device.sync(inbox);
     await device.sync(inbox, { windowSize: 2 });
     for (let round = 0; round < 3; round++) {
-      await seedMailbox(services, user, 'INBOX', [{ message: makeMessage({ to: user.email, subject: `new ${round}` }) }]);
+      await seedMailbox(services, user, 'INBOX', [
+        { message: makeMessage({ to: user.email, subject: `new ${round}` }) },
+      ]);
       const twin = twinOf(device);
-      const ping = device.send('Ping', el('Ping', 'Ping', [el('Ping', 'HeartbeatInterval', '2'), el('Ping', 'Folders', [el('Ping', 'Folder', [el('Ping', 'Id', inbox), el('Ping', 'Class', 'Email')])])]));
-      const [pinged, synced, twinSynced, folders] = await Promise.all([ping, device.sync(inbox, { windowSize: 2 }), twin.sync(inbox, { windowSize: 2 }), device.folderSync()]);
+      const ping = device.send(
+        'Ping',
+        el('Ping', 'Ping', [
+          el('Ping', 'HeartbeatInterval', '2'),
+          el('Ping', 'Folders', [el('Ping', 'Folder', [el('Ping', 'Id', inbox), el('Ping', 'Class', 'Email')])]),
+        ]),
+      );
+      const [pinged, synced, twinSynced, folders] = await Promise.all([
+        ping,
+        device.sync(inbox, { windowSize: 2 }),
+        twin.sync(inbox, { windowSize: 2 }),
+        device.folderSync(),
+      ]);
       expect([1, 2]).toContain(statusOf(pinged));
       expect(childText(folders, 'Status')).toBe('1');
       for (const round of [synced, twinSynced]) {
@@ -122,7 +158,15 @@ describe('two devices of one user change the same item at once', () => {
       [el('Email', 'Flag', [el('Email', 'Status', '2'), el('Email', 'FlagType', 'Follow up')])],
       [el('Email', 'Read', '1')],
     ];
-    const rounds = await Promise.all(devices.map((d, i) => d.sync(inbox, { commands: [el('AirSync', 'Change', [el('AirSync', 'ServerId', target), el('AirSync', 'ApplicationData', changes[i]!)])] })));
+    const rounds = await Promise.all(
+      devices.map((d, i) =>
+        d.sync(inbox, {
+          commands: [
+            el('AirSync', 'Change', [el('AirSync', 'ServerId', target), el('AirSync', 'ApplicationData', changes[i]!)]),
+          ],
+        }),
+      ),
+    );
     for (const [i, r] of rounds.entries()) {
       expect(r.status).toBe(1);
       const answers = (child(r.collection, 'Responses')?.children ?? []).map((c) => childText(c, 'Status'));
@@ -139,7 +183,13 @@ describe('two devices of one user change the same item at once', () => {
 
   it('a calendar event: one Change wins, the other is answered Conflict (7); one event, both devices see its subject', async () => {
     const user = createUser(services);
-    const calendar = await seedCalendar(services, user, 'team', [makeEvent({ summary: 'Planning', start: '2026-06-01T09:00:00' })], { displayName: 'Team' });
+    const calendar = await seedCalendar(
+      services,
+      user,
+      'team',
+      [makeEvent({ summary: 'Planning', start: '2026-06-01T09:00:00' })],
+      { displayName: 'Team' },
+    );
     const devices = [new TestDevice(server, user), new TestDevice(server, user)];
     let team = '';
     for (const d of devices) {
@@ -150,7 +200,14 @@ describe('two devices of one user change the same item at once', () => {
     const [event] = [...devices[0]!.items(team).keys()];
     const rounds = await Promise.all(
       devices.map((d, i) =>
-        d.sync(team, { commands: [el('AirSync', 'Change', [el('AirSync', 'ServerId', event!), el('AirSync', 'ApplicationData', [el('Calendar', 'Subject', `Planning by ${i}`)])])] }),
+        d.sync(team, {
+          commands: [
+            el('AirSync', 'Change', [
+              el('AirSync', 'ServerId', event!),
+              el('AirSync', 'ApplicationData', [el('Calendar', 'Subject', `Planning by ${i}`)]),
+            ]),
+          ],
+        }),
       ),
     );
     const answers = rounds.map((r, i) => {
@@ -193,6 +250,10 @@ describe('50 devices of one user', () => {
       expect([...d.items(inbox).values()].map((data) => itemText(data, 'Subject', 'Email')).sort()).toEqual(onServer);
     }
     expect(server.logs.filter((e) => e.http !== 200)).toEqual([]);
-    expect(new Set((await server.state.listDevices({ tenant: 'test', user: user.email.toLowerCase() })).map((r) => r.deviceId)).size).toBe(50);
+    expect(
+      new Set(
+        (await server.state.listDevices({ tenant: 'test', user: user.email.toLowerCase() })).map((r) => r.deviceId),
+      ).size,
+    ).toBe(50);
   }, 60_000);
 });

@@ -16,7 +16,12 @@ export const RECOVERABLE_SYNC_STATUSES = [1, 3, 5, 16];
  * Sync rounds until MoreAvailable is gone. Status 5 and 16 are retried as a phone does (same key); Status 3 starts
  * the collection over from key 0. Fails on an Add of a ServerId the device already has.
  */
-export async function syncToEnd(device: TestDevice, collectionId: string, o: Omit<SyncCollectionOptions, 'lose'> = {}, maxRounds = 200): Promise<SyncRound[]> {
+export async function syncToEnd(
+  device: TestDevice,
+  collectionId: string,
+  o: Omit<SyncCollectionOptions, 'lose'> = {},
+  maxRounds = 200,
+): Promise<SyncRound[]> {
   const rounds: SyncRound[] = [];
   for (let i = 0; i < maxRounds; i++) {
     const held = new Set(device.items(collectionId).keys());
@@ -35,7 +40,13 @@ export async function syncToEnd(device: TestDevice, collectionId: string, o: Omi
 }
 
 /** The device holds exactly the messages of the IMAP folder: same count, same subjects (each once). */
-export async function expectMailConverged(services: TestServices, user: TestUser, device: TestDevice, collectionId: string, folder: string): Promise<void> {
+export async function expectMailConverged(
+  services: TestServices,
+  user: TestUser,
+  device: TestDevice,
+  collectionId: string,
+  folder: string,
+): Promise<void> {
   await syncToEnd(device, collectionId);
   const onServer = (await listMessages(services, user, folder)).map((m) => m.subject).sort();
   expect(subjects(device, collectionId)).toEqual(onServer);

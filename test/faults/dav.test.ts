@@ -24,12 +24,16 @@ afterAll(async () => {
   await proxy.close();
 });
 
-
-
 describe('a CalDAV PUT that times out', () => {
   it('answers Sync Status 5; the retried Add finds the event the PUT made instead of adding a second', async () => {
     const user = createUser(services);
-    const seeded = await seedCalendar(services, user, 'home', [makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00' })], { displayName: 'Home' });
+    const seeded = await seedCalendar(
+      services,
+      user,
+      'home',
+      [makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00' })],
+      { displayName: 'Home' },
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const home = device.folderByName('Home').serverId;
@@ -54,6 +58,8 @@ describe('a CalDAV PUT that times out', () => {
     // The device holds Dentist (sent by the server) and its own Lunch (under the ServerId of the answer), nothing else.
     expect(device.items(home).size).toBe(2);
     expect(device.items(home).has(retried.addResponses[0]!.serverId!)).toBe(true);
-    expect([...device.items(home).values()].map((d) => itemText(d, 'Subject', 'Calendar')).filter(Boolean)).toEqual(['Dentist']);
+    expect([...device.items(home).values()].map((d) => itemText(d, 'Subject', 'Calendar')).filter(Boolean)).toEqual([
+      'Dentist',
+    ]);
   });
 });

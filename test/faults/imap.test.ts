@@ -34,10 +34,18 @@ afterAll(async () => {
 
 /** `count` messages of about 3 KB each, subjects `${prefix} 1…count`. */
 function messages(prefix: string, count: number, to: string): { message: Buffer }[] {
-  return Array.from({ length: count }, (_, i) => ({ message: makeMessage({ to, subject: `${prefix} ${i + 1}`, text: `Message ${i + 1}.\n${'lorem ipsum '.repeat(250)}` }) }));
+  return Array.from({ length: count }, (_, i) => ({
+    message: makeMessage({
+      to,
+      subject: `${prefix} ${i + 1}`,
+      text: `Message ${i + 1}.\n${'lorem ipsum '.repeat(250)}`,
+    }),
+  }));
 }
 
-async function readyUser(count: number): Promise<{ user: ReturnType<typeof createUser>; device: TestDevice; inbox: string }> {
+async function readyUser(
+  count: number,
+): Promise<{ user: ReturnType<typeof createUser>; device: TestDevice; inbox: string }> {
   const user = createUser(services);
   if (count) await seedMailbox(services, user, 'INBOX', messages('msg', count, user.email));
   const device = new TestDevice(server, user);
@@ -51,7 +59,12 @@ describe('IMAP dropped during Sync', () => {
     await device.sync(inbox); // key 0
     expect((await device.sync(inbox, { windowSize: 4 })).added).toHaveLength(4);
     const keyBefore = device.collections.get(inbox)!.syncKey;
-    const fault = proxy.arm({ upstreamLine: /UID FETCH [^\r\n]*BODY\.PEEK\[\]/, deliver: true, action: 'reset', settleMs: 100 });
+    const fault = proxy.arm({
+      upstreamLine: /UID FETCH [^\r\n]*BODY\.PEEK\[\]/,
+      deliver: true,
+      action: 'reset',
+      settleMs: 100,
+    });
     const broken = await device.sync(inbox, { windowSize: 4 });
     expect(fault.hasFired).toBe(true);
     expect(broken.response.status).toBe(200);
@@ -65,7 +78,12 @@ describe('IMAP dropped during Sync', () => {
   it('a connection cut in the middle of the FETCH answer (half a message received): Status 5, then the retry converges', async () => {
     const { user, device, inbox } = await readyUser(8);
     await device.sync(inbox);
-    const fault = proxy.arm({ upstreamLine: /UID FETCH [^\r\n]*BODY\.PEEK\[\]/, deliver: true, answerBytes: 5_000, action: 'drop' });
+    const fault = proxy.arm({
+      upstreamLine: /UID FETCH [^\r\n]*BODY\.PEEK\[\]/,
+      deliver: true,
+      answerBytes: 5_000,
+      action: 'drop',
+    });
     const broken = await device.sync(inbox, { windowSize: 4 });
     expect(fault.hasFired).toBe(true);
     expect(broken.response.status).toBe(200);
@@ -81,7 +99,10 @@ describe('IMAP dropped during Sync', () => {
     // Something new to fetch, so the Sync with the Change also fetches a window.
     await seedMailbox(services, user, 'INBOX', messages('late', 2, user.email));
     const fault = proxy.arm({ upstreamLine: /UID FETCH [^\r\n]*BODY\.PEEK\[\]/, action: 'drop' });
-    const change = el('AirSync', 'Change', [el('AirSync', 'ServerId', first!), el('AirSync', 'ApplicationData', [el('Email', 'Flag', [el('Email', 'Status', '2')])])]);
+    const change = el('AirSync', 'Change', [
+      el('AirSync', 'ServerId', first!),
+      el('AirSync', 'ApplicationData', [el('Email', 'Flag', [el('Email', 'Status', '2')])]),
+    ]);
     const broken = await device.sync(inbox, { commands: [change] });
     expect(fault.hasFired).toBe(true);
     expect(broken.status).toBe(5);
@@ -97,13 +118,29 @@ describe('IMAP dropped during Sync', () => {
 });
 
 describe('IMAP dropped during MoveItems', () => {
-  async function moveItems(device: TestDevice, moves: { srcMsgId: string; srcFldId: string; dstFldId: string }[]): Promise<{ status: number; dstMsgId: string | undefined }[]> {
+  async function moveItems(
+    device: TestDevice,
+    moves: { srcMsgId: string; srcFldId: string; dstFldId: string }[],
+  ): Promise<{ status: number; dstMsgId: string | undefined }[]> {
     const res = await device.send(
       'MoveItems',
-      el('Move', 'MoveItems', moves.map((m) => el('Move', 'Move', [el('Move', 'SrcMsgId', m.srcMsgId), el('Move', 'SrcFldId', m.srcFldId), el('Move', 'DstFldId', m.dstFldId)]))),
+      el(
+        'Move',
+        'MoveItems',
+        moves.map((m) =>
+          el('Move', 'Move', [
+            el('Move', 'SrcMsgId', m.srcMsgId),
+            el('Move', 'SrcFldId', m.srcFldId),
+            el('Move', 'DstFldId', m.dstFldId),
+          ]),
+        ),
+      ),
     );
     expect(res.status).toBe(200);
-    return children(res.body, 'Response').map((r) => ({ status: Number(childText(r, 'Status')), dstMsgId: childText(r, 'DstMsgId') }));
+    return children(res.body, 'Response').map((r) => ({
+      status: Number(childText(r, 'Status')),
+      dstMsgId: childText(r, 'DstMsgId'),
+    }));
   }
 
   it('the MOVE happened but its answer was lost: Status 5, the retry and the Syncs of both folders converge', async () => {
@@ -136,7 +173,12 @@ describe('IMAP dropped during MoveItems', () => {
 
 describe('IMAP unreachable when MoveItems opens its connection', () => {
   it('answers Status 5 for each move (the device retries later), not HTTP 500', async () => {
-    const config = loadConfig({ IMAP_HOST: proxy.host, IMAP_PORT: String(proxy.port), IMAP_SECURE: 'false', TENANT: 'test' });
+    const config = loadConfig({
+      IMAP_HOST: proxy.host,
+      IMAP_PORT: String(proxy.port),
+      IMAP_SECURE: 'false',
+      TENANT: 'test',
+    });
     const pool = pooledImapSessions(config.imap);
     let refuse = false;
     // The login that authenticates the request works, then its connection drops (so the command cannot take it
@@ -156,13 +198,26 @@ describe('IMAP unreachable when MoveItems opens its connection', () => {
     let armed = false;
     const { app } = buildApp({ settings: config, imapSessions: () => sessions, state: server.state, log: () => {} });
     const { user, device: ready, inbox } = await readyUser(1);
-    const device = new TestDevice({ fetch: async (url, init) => app.request(url, init), state: server.state, logs: [] }, user, ready.deviceId);
+    const device = new TestDevice(
+      { fetch: async (url, init) => app.request(url, init), state: server.state, logs: [] },
+      user,
+      ready.deviceId,
+    );
     device.policyKey = ready.policyKey;
     await syncToEnd(ready, inbox);
     const [id] = [...ready.items(inbox).keys()];
     const archive = ready.folderByName('Archive').serverId;
     armed = true;
-    const res = await device.send('MoveItems', el('Move', 'MoveItems', [el('Move', 'Move', [el('Move', 'SrcMsgId', id!), el('Move', 'SrcFldId', inbox), el('Move', 'DstFldId', archive)])]));
+    const res = await device.send(
+      'MoveItems',
+      el('Move', 'MoveItems', [
+        el('Move', 'Move', [
+          el('Move', 'SrcMsgId', id!),
+          el('Move', 'SrcFldId', inbox),
+          el('Move', 'DstFldId', archive),
+        ]),
+      ]),
+    );
     expect(refuse).toBe(true);
     expect(res.status).toBe(200);
     expect(childText(child(res.body, 'Response'), 'Status')).toBe('5');
@@ -171,25 +226,28 @@ describe('IMAP unreachable when MoveItems opens its connection', () => {
 });
 
 describe('IMAP dropped during SendMail', () => {
-  it.skipIf(services.smtp === null)('the Sent copy was appended but its answer was lost: sent once, one copy in Sent, Sent converges', async () => {
-    const { user, device } = await readyUser(0);
-    const sent = device.folderByType(FolderType.SentItems).serverId;
-    await syncToEnd(device, sent);
-    const recipient = createUser(services);
-    const subject = `fault ${Math.random().toString(36).slice(2)}`;
-    const mime = makeMessage({ from: user.email, to: recipient.email, subject }).toString();
-    const fault = proxy.arm({ upstreamLine: /APPEND/, deliver: true, action: 'reset', settleMs: 100 });
-    const res = await compose(device, 'SendMail', mime, { saveInSent: true });
-    expect(fault.hasFired).toBe(true);
-    // The message went out: success, so that the device does not send it again.
-    expect(composeStatus(res)).toBeUndefined();
-    await waitForMessage(services, recipient, (m) => m.subject === subject);
-    await expectMailConverged(services, user, device, sent, 'Sent');
-    expect(subjects(device, sent)).toEqual([subject]);
-    // Delivered once (Postfix → LMTP is quick; a duplicate would be there by now).
-    await new Promise((r) => setTimeout(r, 500));
-    expect((await listMessages(services, recipient)).filter((m) => m.subject === subject)).toHaveLength(1);
-  });
+  it.skipIf(services.smtp === null)(
+    'the Sent copy was appended but its answer was lost: sent once, one copy in Sent, Sent converges',
+    async () => {
+      const { user, device } = await readyUser(0);
+      const sent = device.folderByType(FolderType.SentItems).serverId;
+      await syncToEnd(device, sent);
+      const recipient = createUser(services);
+      const subject = `fault ${Math.random().toString(36).slice(2)}`;
+      const mime = makeMessage({ from: user.email, to: recipient.email, subject }).toString();
+      const fault = proxy.arm({ upstreamLine: /APPEND/, deliver: true, action: 'reset', settleMs: 100 });
+      const res = await compose(device, 'SendMail', mime, { saveInSent: true });
+      expect(fault.hasFired).toBe(true);
+      // The message went out: success, so that the device does not send it again.
+      expect(composeStatus(res)).toBeUndefined();
+      await waitForMessage(services, recipient, (m) => m.subject === subject);
+      await expectMailConverged(services, user, device, sent, 'Sent');
+      expect(subjects(device, sent)).toEqual([subject]);
+      // Delivered once (Postfix → LMTP is quick; a duplicate would be there by now).
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await listMessages(services, recipient)).filter((m) => m.subject === subject)).toHaveLength(1);
+    },
+  );
 });
 
 describe("IMAP dropped under the watcher's IDLE", () => {
@@ -197,7 +255,13 @@ describe("IMAP dropped under the watcher's IDLE", () => {
     const { user, device, inbox } = await readyUser(1);
     await syncToEnd(device, inbox);
     const logs: LogEntry[] = [];
-    const push = loadConfig({ IMAP_HOST: proxy.host, IMAP_PORT: String(proxy.port), IMAP_SECURE: 'false', ...PUSH_ENV, ...MASTER_ENV }).push;
+    const push = loadConfig({
+      IMAP_HOST: proxy.host,
+      IMAP_PORT: String(proxy.port),
+      IMAP_SECURE: 'false',
+      ...PUSH_ENV,
+      ...MASTER_ENV,
+    }).push;
     const watcher = startIdleWatcher({
       state: server.state,
       tenant: 'test',
@@ -210,11 +274,19 @@ describe("IMAP dropped under the watcher's IDLE", () => {
     try {
       // The first IDLE of this test reaches Dovecot, then the connection is reset under it.
       const fault = proxy.arm({ upstreamLine: /^\S+ IDLE\r\n/m, deliver: true, action: 'reset', settleMs: 200 });
-      const ping = device.send('Ping', el('Ping', 'Ping', [el('Ping', 'HeartbeatInterval', '10'), el('Ping', 'Folders', [el('Ping', 'Folder', [el('Ping', 'Id', inbox), el('Ping', 'Class', 'Email')])])]));
+      const ping = device.send(
+        'Ping',
+        el('Ping', 'Ping', [
+          el('Ping', 'HeartbeatInterval', '10'),
+          el('Ping', 'Folders', [el('Ping', 'Folder', [el('Ping', 'Id', inbox), el('Ping', 'Class', 'Email')])]),
+        ]),
+      );
       await fault.fired;
       // After the reconnect (1 s back-off): a new message, which only the watcher can report to this Ping.
       await new Promise((r) => setTimeout(r, 2_000));
-      await withImap(services, user, (imap) => imap.append('INBOX', makeMessage({ to: user.email, subject: 'after the drop' })));
+      await withImap(services, user, (imap) =>
+        imap.append('INBOX', makeMessage({ to: user.email, subject: 'after the drop' })),
+      );
       const res = await ping;
       expect(res.status).toBe(200);
       expect(childText(res.body, 'Status')).toBe('2');

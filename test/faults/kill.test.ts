@@ -36,7 +36,11 @@ let running: Running;
 /** `npm start` in its own process group (npm → sh → tsx → node), so that one SIGKILL reaches every process of it. */
 async function start(): Promise<Running> {
   const port = await freePort();
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|DAV)_|^PORT$|^TENANT/.test(k)));
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|DAV)_|^PORT$|^TENANT/.test(k),
+    ),
+  );
   const dav = `http://${davProxy.host}:${davProxy.port}/`;
   const child = spawn('npm', ['start', '--silent'], {
     cwd: ROOT,
@@ -98,7 +102,8 @@ afterAll(async () => {
 /** Sends a request that the kill will cut off; resolves once the process is dead and a new one listens. */
 async function killDuring(request: Promise<unknown>, fired: Promise<void>): Promise<void> {
   const outcome = request.then(
-    (answer) => `answered: ${JSON.stringify(answer, (_k, v: unknown) => (v instanceof Uint8Array ? undefined : v)).slice(0, 500)}`,
+    (answer) =>
+      `answered: ${JSON.stringify(answer, (_k, v: unknown) => (v instanceof Uint8Array ? undefined : v)).slice(0, 500)}`,
     () => 'cut off',
   );
   try {
@@ -114,13 +119,21 @@ async function killDuring(request: Promise<unknown>, fired: Promise<void>): Prom
 describe('npm start killed (SIGKILL) between the backend write and the state commit', () => {
   it('a Sync with a device Change: the STORE went through, the commit never came; the resent Sync converges', async () => {
     const user = createUser(services);
-    await seedMailbox(services, user, 'INBOX', Array.from({ length: 4 }, (_, i) => ({ message: makeMessage({ to: user.email, subject: `m${i + 1}` }) })));
+    await seedMailbox(
+      services,
+      user,
+      'INBOX',
+      Array.from({ length: 4 }, (_, i) => ({ message: makeMessage({ to: user.email, subject: `m${i + 1}` }) })),
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const inbox = device.folderByType(FolderType.Inbox).serverId;
     await syncToEnd(device, inbox);
     const [target] = [...device.items(inbox).keys()];
-    const change = el('AirSync', 'Change', [el('AirSync', 'ServerId', target!), el('AirSync', 'ApplicationData', [el('Email', 'Flag', [el('Email', 'Status', '2')])])]);
+    const change = el('AirSync', 'Change', [
+      el('AirSync', 'ServerId', target!),
+      el('AirSync', 'ApplicationData', [el('Email', 'Flag', [el('Email', 'Status', '2')])]),
+    ]);
     const keyBefore = device.collections.get(inbox)!.syncKey;
 
     const fault = imapProxy.arm({ upstreamLine: /UID STORE/, deliver: true, action: 'stall', settleMs: 100 });
@@ -137,7 +150,13 @@ describe('npm start killed (SIGKILL) between the backend write and the state com
 
   it('a calendar Add: the PUT went through, the commit never came; the resent Add does not make a second event', async () => {
     const user = createUser(services);
-    const seeded = await seedCalendar(services, user, 'home', [makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00' })], { displayName: 'Home' });
+    const seeded = await seedCalendar(
+      services,
+      user,
+      'home',
+      [makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00' })],
+      { displayName: 'Home' },
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const home = device.folderByName('Home').serverId;
@@ -145,7 +164,11 @@ describe('npm start killed (SIGKILL) between the backend write and the state com
     const add = [
       el('AirSync', 'Add', [
         el('AirSync', 'ClientId', 'k-1'),
-        el('AirSync', 'ApplicationData', [el('Calendar', 'Subject', 'Lunch'), el('Calendar', 'StartTime', '20260310T090000Z'), el('Calendar', 'EndTime', '20260310T100000Z')]),
+        el('AirSync', 'ApplicationData', [
+          el('Calendar', 'Subject', 'Lunch'),
+          el('Calendar', 'StartTime', '20260310T090000Z'),
+          el('Calendar', 'EndTime', '20260310T100000Z'),
+        ]),
       ]),
     ];
     const fault = davProxy.arm({ upstreamLine: /^PUT /m, deliver: true, action: 'stall', settleMs: 100 });
@@ -161,7 +184,12 @@ describe('npm start killed (SIGKILL) between the backend write and the state com
 
   it('MoveItems: the MOVE went through, the states never learned it; the retry and the Syncs converge', async () => {
     const user = createUser(services);
-    await seedMailbox(services, user, 'INBOX', Array.from({ length: 3 }, (_, i) => ({ message: makeMessage({ to: user.email, subject: `m${i + 1}` }) })));
+    await seedMailbox(
+      services,
+      user,
+      'INBOX',
+      Array.from({ length: 3 }, (_, i) => ({ message: makeMessage({ to: user.email, subject: `m${i + 1}` }) })),
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const inbox = device.folderByType(FolderType.Inbox).serverId;
@@ -169,7 +197,13 @@ describe('npm start killed (SIGKILL) between the backend write and the state com
     await syncToEnd(device, inbox);
     await syncToEnd(device, archive);
     const [moved] = [...device.items(inbox).keys()];
-    const body = el('Move', 'MoveItems', [el('Move', 'Move', [el('Move', 'SrcMsgId', moved!), el('Move', 'SrcFldId', inbox), el('Move', 'DstFldId', archive)])]);
+    const body = el('Move', 'MoveItems', [
+      el('Move', 'Move', [
+        el('Move', 'SrcMsgId', moved!),
+        el('Move', 'SrcFldId', inbox),
+        el('Move', 'DstFldId', archive),
+      ]),
+    ]);
 
     const fault = imapProxy.arm({ upstreamLine: /UID MOVE/, deliver: true, action: 'stall', settleMs: 100 });
     await killDuring(device.send('MoveItems', body), fault.fired);
@@ -187,4 +221,3 @@ describe('npm start killed (SIGKILL) between the backend write and the state com
     expect(device.items(archive).size).toBe(1);
   });
 });
-

@@ -19,10 +19,15 @@ export interface FaultRule {
   upstreamLine?: RegExp;
   afterBytes?: { direction: 'up' | 'down'; bytes: number };
   afterMs?: number;
-  /** With `upstreamLine`: forward the matching data, swallow the server's answer, then act after `settleMs` (default 300). */
+  /**
+   * With `upstreamLine`: forward the matching data, swallow the server's answer, then act after `settleMs` (default
+   * 300).
+   */
   deliver?: boolean;
   settleMs?: number;
-  /** With `deliver` (reset, drop): let this many bytes of the answer through, then act (a connection cut mid-answer). */
+  /**
+   * With `deliver` (reset, drop): let this many bytes of the answer through, then act (a connection cut mid-answer).
+   */
   answerBytes?: number;
   /** How long a stall lasts; forever (until release or close) when absent. */
   stallMs?: number;
@@ -191,7 +196,10 @@ export async function startFaultProxy(target: { host: string; port: number }): P
         return;
       }
       // A rule with `deliver` and `stall` holds the answer instead of swallowing it.
-      if (link.stalled) return hold(link, direction, chunk);
+      if (link.stalled) {
+        hold(link, direction, chunk);
+        return;
+      }
       link.client.write(chunk);
     } else link.upstream.write(chunk);
   }
@@ -199,7 +207,21 @@ export async function startFaultProxy(target: { host: string; port: number }): P
   const server: Server = createServer((client) => {
     accepted++;
     const upstream = new Socket();
-    const link: Link = { client, upstream, heldUp: [], heldDown: [], stalled: false, stallDownOnly: false, swallowDown: false, downBudget: 0, cutBy: undefined, upstreamEnded: false, upTail: '', counted: new Map(), closed: false };
+    const link: Link = {
+      client,
+      upstream,
+      heldUp: [],
+      heldDown: [],
+      stalled: false,
+      stallDownOnly: false,
+      swallowDown: false,
+      downBudget: 0,
+      cutBy: undefined,
+      upstreamEnded: false,
+      upTail: '',
+      counted: new Map(),
+      closed: false,
+    };
     links.add(link);
     const close = (): void => {
       if (link.closed) return;

@@ -19,7 +19,9 @@ import { failingStore } from './failing-store.ts';
 
 const services = inject('services');
 const clients: DynamoDBClient[] = [];
-afterAll(() => clients.forEach((c) => c.destroy()));
+afterAll(() => {
+  for (const c of clients) c.destroy();
+});
 
 const STORES: [string, () => Promise<StateStore>][] = [
   ['SQLite', async () => openSqliteStateStore(':memory:').store],
@@ -36,13 +38,26 @@ const STORES: [string, () => Promise<StateStore>][] = [
   ],
 ];
 
-
 describe.each(STORES)('the %s state store fails a write', (_name, open) => {
-  async function setup(messages = 0): Promise<{ user: TestUser; device: TestDevice; inbox: string; faults: ReturnType<typeof failingStore>; server: TestServer }> {
+  async function setup(messages = 0): Promise<{
+    user: TestUser;
+    device: TestDevice;
+    inbox: string;
+    faults: ReturnType<typeof failingStore>;
+    server: TestServer;
+  }> {
     const faults = failingStore(await open());
     const server = testServer(services, {}, { state: faults.store });
     const user = createUser(services);
-    if (messages) await seedMailbox(services, user, 'INBOX', Array.from({ length: messages }, (_, i) => ({ message: makeMessage({ to: user.email, subject: `m${i + 1}` }) })));
+    if (messages)
+      await seedMailbox(
+        services,
+        user,
+        'INBOX',
+        Array.from({ length: messages }, (_, i) => ({
+          message: makeMessage({ to: user.email, subject: `m${i + 1}` }),
+        })),
+      );
     const device = new TestDevice(server, user);
     await device.folderSync();
     return { user, device, inbox: device.folderByType(FolderType.Inbox).serverId, faults, server };
@@ -54,7 +69,10 @@ describe.each(STORES)('the %s state store fails a write', (_name, open) => {
       await device.sync(inbox);
       await device.sync(inbox, { windowSize: 3 });
       const [first] = [...device.items(inbox).keys()];
-      const change = el('AirSync', 'Change', [el('AirSync', 'ServerId', first!), el('AirSync', 'ApplicationData', [el('Email', 'Read', '0')])]);
+      const change = el('AirSync', 'Change', [
+        el('AirSync', 'ServerId', first!),
+        el('AirSync', 'ApplicationData', [el('Email', 'Read', '0')]),
+      ]);
       faults.failOn({ method: 'commitCollection', when });
       const failed = await device.sync(inbox, { windowSize: 3, commands: [change] });
       expect(faults.fired).toBe(1);
@@ -70,7 +88,13 @@ describe.each(STORES)('the %s state store fails a write', (_name, open) => {
 
   it('Sync of a calendar: the commit after a device Add fails: the retried Add does not make a second event', async () => {
     const { user, faults, server } = await setup();
-    const seeded = await seedCalendar(services, user, 'home', [makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00' })], { displayName: 'Home' });
+    const seeded = await seedCalendar(
+      services,
+      user,
+      'home',
+      [makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00' })],
+      { displayName: 'Home' },
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const home = device.folderByName('Home').serverId;
@@ -119,7 +143,10 @@ describe.each(STORES)('the %s state store fails a write', (_name, open) => {
     twin.collections.set(inbox, { syncKey: device.collections.get(inbox)!.syncKey, items: new Map() });
     // The first commit waits; the second request commits from the same key meanwhile.
     faults.failOn({ method: 'commitCollection', delayMs: 1_500 });
-    const rounds = await Promise.all([device.sync(inbox), new Promise((r) => setTimeout(r, 100)).then(() => twin.sync(inbox))]);
+    const rounds = await Promise.all([
+      device.sync(inbox),
+      new Promise((r) => setTimeout(r, 100)).then(() => twin.sync(inbox)),
+    ]);
     // Whichever reached its commit first waited, and lost.
     expect(rounds.map((r) => r.response.status)).toEqual([200, 200]);
     expect(rounds.map((r) => r.status).sort()).toEqual([1, 16]);
@@ -142,11 +169,20 @@ describe.each(STORES)('the %s state store fails a write', (_name, open) => {
       await syncToEnd(device, archive);
       const [moved] = [...device.items(inbox).keys()];
       faults.failOn({ method: 'commitCollection', when });
-      const res = await device.send('MoveItems', el('Move', 'MoveItems', [el('Move', 'Move', [el('Move', 'SrcMsgId', moved!), el('Move', 'SrcFldId', inbox), el('Move', 'DstFldId', archive)])]));
+      const res = await device.send(
+        'MoveItems',
+        el('Move', 'MoveItems', [
+          el('Move', 'Move', [
+            el('Move', 'SrcMsgId', moved!),
+            el('Move', 'SrcFldId', inbox),
+            el('Move', 'DstFldId', archive),
+          ]),
+        ]),
+      );
       expect(faults.fired).toBe(1);
       expect(res.status).toBe(200);
       const response = child(res.body, 'Response');
-      expect((await listMessages(services, user, 'Archive'))).toHaveLength(1);
+      expect(await listMessages(services, user, 'Archive')).toHaveLength(1);
       if (when === 'before') {
         // Done on the server but not recorded: Status 5, so the device keeps its copy in the Inbox; Sync then tells it
         // (a Delete in the Inbox, an Add in Archive), and it never holds the message twice.

@@ -24,6 +24,7 @@ const APT_ENV = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 
 /** True when dpkg reports the package as fully installed. */
 export function isDebianPackageInstalled(pkg: string): boolean {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax, not a template
   const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' });
   return r.status === 0 && r.stdout.trim() === 'install ok installed';
 }
@@ -52,7 +53,9 @@ export function ensureDebianPackages(pkgs: readonly string[]): void {
   if (missing.length === 0) return;
   const hint = `apt-get install -y ${missing.join(' ')}`;
   if (!isRoot()) {
-    throw new Error(`Missing Debian packages: ${missing.join(', ')}. Not root, so cannot install them; run as root: ${hint}`);
+    throw new Error(
+      `Missing Debian packages: ${missing.join(', ')}. Not root, so cannot install them; run as root: ${hint}`,
+    );
   }
   if (missing.includes('postfix')) {
     execFileSync('debconf-set-selections', { input: `${DEBCONF_PRESEED}\n`, env: APT_ENV });

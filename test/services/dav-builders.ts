@@ -35,15 +35,41 @@ function serialize(lines: readonly string[]): string {
 // Standard definitions as calendar clients emit them (rules valid since 2007/1996).
 const VTIMEZONES: Readonly<Record<string, readonly string[]>> = {
   'Europe/Berlin': [
-    'BEGIN:VTIMEZONE', 'TZID:Europe/Berlin',
-    'BEGIN:DAYLIGHT', 'TZOFFSETFROM:+0100', 'TZOFFSETTO:+0200', 'TZNAME:CEST', 'DTSTART:19700329T020000', 'RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU', 'END:DAYLIGHT',
-    'BEGIN:STANDARD', 'TZOFFSETFROM:+0200', 'TZOFFSETTO:+0100', 'TZNAME:CET', 'DTSTART:19701025T030000', 'RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU', 'END:STANDARD',
+    'BEGIN:VTIMEZONE',
+    'TZID:Europe/Berlin',
+    'BEGIN:DAYLIGHT',
+    'TZOFFSETFROM:+0100',
+    'TZOFFSETTO:+0200',
+    'TZNAME:CEST',
+    'DTSTART:19700329T020000',
+    'RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU',
+    'END:DAYLIGHT',
+    'BEGIN:STANDARD',
+    'TZOFFSETFROM:+0200',
+    'TZOFFSETTO:+0100',
+    'TZNAME:CET',
+    'DTSTART:19701025T030000',
+    'RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU',
+    'END:STANDARD',
     'END:VTIMEZONE',
   ],
   'America/New_York': [
-    'BEGIN:VTIMEZONE', 'TZID:America/New_York',
-    'BEGIN:DAYLIGHT', 'TZOFFSETFROM:-0500', 'TZOFFSETTO:-0400', 'TZNAME:EDT', 'DTSTART:20070311T020000', 'RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU', 'END:DAYLIGHT',
-    'BEGIN:STANDARD', 'TZOFFSETFROM:-0400', 'TZOFFSETTO:-0500', 'TZNAME:EST', 'DTSTART:20071104T020000', 'RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU', 'END:STANDARD',
+    'BEGIN:VTIMEZONE',
+    'TZID:America/New_York',
+    'BEGIN:DAYLIGHT',
+    'TZOFFSETFROM:-0500',
+    'TZOFFSETTO:-0400',
+    'TZNAME:EDT',
+    'DTSTART:20070311T020000',
+    'RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU',
+    'END:DAYLIGHT',
+    'BEGIN:STANDARD',
+    'TZOFFSETFROM:-0400',
+    'TZOFFSETTO:-0500',
+    'TZNAME:EST',
+    'DTSTART:20071104T020000',
+    'RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU',
+    'END:STANDARD',
     'END:VTIMEZONE',
   ],
 };
@@ -127,7 +153,9 @@ function calAddress(prop: string, p: { email: string; name?: string }, extra = '
 
 function eventBody(o: EventOptions, uid: string, tz: TestTimeZone): string[] {
   const allDay = !o.start.includes('T');
-  const end = allDay ? addDays(o.start, Math.max(1, Math.round((o.durationMinutes ?? 1440) / 1440))) : addMinutes(o.start, o.durationMinutes ?? 60);
+  const end = allDay
+    ? addDays(o.start, Math.max(1, Math.round((o.durationMinutes ?? 1440) / 1440)))
+    : addMinutes(o.start, o.durationMinutes ?? 60);
   const lines = [`UID:${uid}`, `DTSTAMP:${utcStamp()}`, timeProp('DTSTART', o.start, tz), timeProp('DTEND', end, tz)];
   lines.push(`SUMMARY:${escapeText(o.summary ?? 'Test event')}`);
   if (o.description) lines.push(`DESCRIPTION:${escapeText(o.description)}`);
@@ -136,7 +164,13 @@ function eventBody(o: EventOptions, uid: string, tz: TestTimeZone): string[] {
   for (const ex of o.exdates ?? []) lines.push(timeProp('EXDATE', ex, tz));
   if (o.organizer) lines.push(calAddress('ORGANIZER', o.organizer));
   for (const a of o.attendees ?? []) {
-    lines.push(calAddress('ATTENDEE', a, `;ROLE=${a.role ?? 'REQ-PARTICIPANT'};PARTSTAT=${a.partstat ?? 'NEEDS-ACTION'};RSVP=TRUE`));
+    lines.push(
+      calAddress(
+        'ATTENDEE',
+        a,
+        `;ROLE=${a.role ?? 'REQ-PARTICIPANT'};PARTSTAT=${a.partstat ?? 'NEEDS-ACTION'};RSVP=TRUE`,
+      ),
+    );
   }
   if (o.categories?.length) lines.push(`CATEGORIES:${o.categories.map(escapeText).join(',')}`);
   lines.push(`TRANSP:${o.busyStatus ?? 'OPAQUE'}`, `CLASS:${o.sensitivity ?? 'PUBLIC'}`, `SEQUENCE:${o.sequence ?? 0}`);
@@ -155,7 +189,7 @@ function overrideBody(o: EventOptions, ov: OccurrenceOverride, uid: string, tz: 
     timeProp('DTSTART', start, tz),
     timeProp('DTEND', addMinutes(start, ov.durationMinutes ?? o.durationMinutes ?? 60), tz),
     `SUMMARY:${escapeText(ov.summary ?? o.summary ?? 'Test event')}`,
-    ...(ov.location ?? o.location ? [`LOCATION:${escapeText(ov.location ?? o.location ?? '')}`] : []),
+    ...((ov.location ?? o.location) ? [`LOCATION:${escapeText(ov.location ?? o.location ?? '')}`] : []),
     `SEQUENCE:${o.sequence ?? 0}`,
   ];
 }
@@ -190,7 +224,12 @@ export function makeTodo(o: TodoOptions = {}): string {
   const tz = o.tz ?? 'Europe/Berlin';
   const lines = ['BEGIN:VCALENDAR', 'VERSION:2.0', `PRODID:${PRODID}`];
   if ([o.due, o.start].some((t) => t?.includes('T'))) lines.push(...(VTIMEZONES[tz] ?? []));
-  lines.push('BEGIN:VTODO', `UID:${o.uid ?? randomUUID()}`, `DTSTAMP:${utcStamp()}`, `SUMMARY:${escapeText(o.summary ?? 'Test task')}`);
+  lines.push(
+    'BEGIN:VTODO',
+    `UID:${o.uid ?? randomUUID()}`,
+    `DTSTAMP:${utcStamp()}`,
+    `SUMMARY:${escapeText(o.summary ?? 'Test task')}`,
+  );
   if (o.description) lines.push(`DESCRIPTION:${escapeText(o.description)}`);
   if (o.start) lines.push(timeProp('DTSTART', o.start, tz));
   if (o.due) lines.push(timeProp('DUE', o.due, tz));
@@ -211,7 +250,14 @@ export interface VCardOptions {
   org?: string;
   department?: string;
   title?: string;
-  address?: { street?: string; city?: string; region?: string; postalCode?: string; country?: string; type?: 'WORK' | 'HOME' };
+  address?: {
+    street?: string;
+    city?: string;
+    region?: string;
+    postalCode?: string;
+    country?: string;
+    type?: 'WORK' | 'HOME';
+  };
   /** `YYYY-MM-DD`. */
   birthday?: string;
   note?: string;
@@ -223,10 +269,14 @@ export interface VCardOptions {
 /** A vCard 3.0 (what most CardDAV servers and phones exchange). */
 export function makeVCard(o: VCardOptions): string {
   const lines = ['BEGIN:VCARD', 'VERSION:3.0', `PRODID:${PRODID}`, `UID:${o.uid ?? randomUUID()}`];
-  lines.push(`N:${escapeText(o.lastName)};${escapeText(o.firstName)};;;`, `FN:${escapeText(`${o.firstName} ${o.lastName}`)}`);
+  lines.push(
+    `N:${escapeText(o.lastName)};${escapeText(o.firstName)};;;`,
+    `FN:${escapeText(`${o.firstName} ${o.lastName}`)}`,
+  );
   if (o.org) lines.push(`ORG:${escapeText(o.org)}${o.department ? `;${escapeText(o.department)}` : ''}`);
   if (o.title) lines.push(`TITLE:${escapeText(o.title)}`);
-  for (const e of o.emails ?? []) lines.push(`EMAIL;TYPE=INTERNET${e.type && e.type !== 'INTERNET' ? `,${e.type}` : ''}:${e.address}`);
+  for (const e of o.emails ?? [])
+    lines.push(`EMAIL;TYPE=INTERNET${e.type && e.type !== 'INTERNET' ? `,${e.type}` : ''}:${e.address}`);
   for (const p of o.phones ?? []) lines.push(`TEL;TYPE=${p.type ?? 'CELL'}:${p.number}`);
   if (o.address) {
     const a = o.address;

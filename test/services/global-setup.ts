@@ -25,7 +25,10 @@ async function stopAll(services: readonly RunningService[]): Promise<void> {
 }
 
 /** Runs the starts in parallel, records every service that came up, then rethrows the first failure. */
-async function startAllInto<T extends readonly Promise<RunningService>[]>(started: RunningService[], starts: T): Promise<{ [K in keyof T]: Awaited<T[K]> }> {
+async function startAllInto<T extends readonly Promise<RunningService>[]>(
+  started: RunningService[],
+  starts: T,
+): Promise<{ [K in keyof T]: Awaited<T[K]> }> {
   const results = await Promise.allSettled(starts);
   for (const r of results) if (r.status === 'fulfilled') started.push(r.value);
   const failed = results.find((r) => r.status === 'rejected');
@@ -49,7 +52,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   const started: RunningService[] = [];
   // If vitest is interrupted and never calls the teardown, do not leave daemons behind.
-  const killOnExit = (): void => started.forEach((s) => s.killNow());
+  const killOnExit = (): void => {
+    for (const s of started) s.killNow();
+  };
   process.once('exit', killOnExit);
 
   let services: TestServices;
@@ -75,7 +80,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
       smtpSkipReason,
       caldavUrl: radicale.url,
       carddavUrl: radicale.url,
-      dynamodb: { endpoint: dynamo.endpoint, region: 'local', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } },
+      dynamodb: {
+        endpoint: dynamo.endpoint,
+        region: 'local',
+        credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      },
       users: TEST_USERS.map((u) => ({ ...u })),
       master: { ...MASTER_USER },
     };

@@ -181,7 +181,8 @@ function multipart(subtype: 'alternative' | 'mixed' | 'related', parts: readonly
 }
 
 function bodyPart(opts: MessageOptions): Part {
-  const text = opts.text ?? (opts.html === undefined ? 'Hello,\n\nthis is a test message.\n\n-- \nTest Sender\n' : undefined);
+  const text =
+    opts.text ?? (opts.html === undefined ? 'Hello,\n\nthis is a test message.\n\n-- \nTest Sender\n' : undefined);
   const inline = (opts.attachments ?? []).filter((a) => a.contentId);
   const files = (opts.attachments ?? []).filter((a) => !a.contentId);
   let htmlPart = opts.html === undefined ? undefined : textPart('html', opts.html);
@@ -207,7 +208,10 @@ export function makeMessage(opts: MessageOptions = {}): Buffer {
   if (opts.inReplyTo) headers.push(`In-Reply-To: ${angle(opts.inReplyTo)}`);
   if (opts.references?.length) headers.push(`References: ${opts.references.map(angle).join(' ')}`);
   if (opts.importance && opts.importance !== 'normal') {
-    headers.push(`Importance: ${opts.importance}`, `X-Priority: ${opts.importance === 'high' ? '1 (Highest)' : '5 (Lowest)'}`);
+    headers.push(
+      `Importance: ${opts.importance}`,
+      `X-Priority: ${opts.importance === 'high' ? '1 (Highest)' : '5 (Lowest)'}`,
+    );
   }
   for (const [k, v] of Object.entries(opts.headers ?? {})) headers.push(`${k}: ${v}`);
   headers.push('MIME-Version: 1.0');

@@ -10,7 +10,8 @@ import type { TestServer } from '../device/device.ts';
 const ROOT = join(import.meta.dirname, '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
 /** Settings of the runner's environment that would change the server under test. */
-const SERVER_SETTINGS = /^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|ADMIN|TENANTS?|PING|GAL|POLICY|PROVISIONING)(_|$)|^PORT$/;
+const SERVER_SETTINGS =
+  /^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|ADMIN|TENANTS?|PING|GAL|POLICY|PROVISIONING)(_|$)|^PORT$/;
 
 export interface NodeProcess {
   child: ChildProcess;
@@ -21,7 +22,11 @@ export interface NodeProcess {
 /** Starts `src/runtimes/node.ts` with exactly these settings; does not wait for it. */
 export function spawnNodeServer(env: Record<string, string>): NodeProcess {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SERVER_SETTINGS.test(k)));
-  const child = spawn(TSX, ['src/runtimes/node.ts'], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(TSX, ['src/runtimes/node.ts'], {
+    cwd: ROOT,
+    env: { ...clean, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -40,7 +45,10 @@ export async function waitFor(predicate: () => boolean, what: string, ms = 20_00
 /** Starts the server and waits until it listens; throws with its output when it exits instead. */
 export async function startNodeServer(env: Record<string, string>): Promise<NodeProcess> {
   const server = spawnNodeServer(env);
-  await waitFor(() => server.output().includes('"event":"listening"') || server.child.exitCode !== null, 'the server to listen');
+  await waitFor(
+    () => server.output().includes('"event":"listening"') || server.child.exitCode !== null,
+    'the server to listen',
+  );
   if (server.child.exitCode !== null) throw new Error(`the server exited: ${server.output()}`);
   return server;
 }

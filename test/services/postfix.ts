@@ -104,7 +104,14 @@ async function startOnce(runDir: string, lmtpPort: number): Promise<PostfixServi
   }
   let pid: number | null = null;
   try {
-    await waitUntil(() => (pid = readPidFile(`${d}/spool/pid/master.pid`)) !== null, 'postfix master.pid', 5_000);
+    await waitUntil(
+      () => {
+        pid = readPidFile(`${d}/spool/pid/master.pid`);
+        return pid !== null;
+      },
+      'postfix master.pid',
+      5_000,
+    );
     await waitUntil(() => isPortOpen(smtpPort), 'postfix smtpd port', 5_000);
   } catch (err) {
     if (pid !== null) await terminate(pid);
@@ -127,7 +134,9 @@ async function startOnce(runDir: string, lmtpPort: number): Promise<PostfixServi
 
 /** Why Postfix cannot run here, or null when it can. */
 export function postfixSkipReason(isRoot: boolean): string | null {
-  return isRoot ? null : 'Postfix needs root (its master runs as root and its queue belongs to the postfix user); SMTP tests are skipped';
+  return isRoot
+    ? null
+    : 'Postfix needs root (its master runs as root and its queue belongs to the postfix user); SMTP tests are skipped';
 }
 
 export async function startPostfix(runDir: string, lmtpPort: number): Promise<PostfixService> {

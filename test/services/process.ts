@@ -18,11 +18,15 @@ export interface RunningService {
  */
 export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
-      const srv = createServer();
-      srv.on('error', reject);
-      srv.listen(0, '127.0.0.1', () => resolve(srv));
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const srv = createServer();
+          srv.on('error', reject);
+          srv.listen(0, '127.0.0.1', () => resolve(srv));
+        }),
+    ),
   );
   const ports = servers.map((srv) => (srv.address() as AddressInfo).port);
   await Promise.all(servers.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));

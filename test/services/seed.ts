@@ -52,7 +52,11 @@ export interface ImapConnectOptions {
  * An authenticated ImapFlow connection (logger off, auto-IDLE off: call `idle()` yourself).
  * Call `logout()` when done.
  */
-export async function imapConnect(services: TestServices, ref: UserRef, opts: ImapConnectOptions = {}): Promise<ImapFlow> {
+export async function imapConnect(
+  services: TestServices,
+  ref: UserRef,
+  opts: ImapConnectOptions = {},
+): Promise<ImapFlow> {
   const user = getUser(services, ref);
   const login = opts.login ?? user.email;
   const auth = opts.asMaster
@@ -74,7 +78,12 @@ export async function imapConnect(services: TestServices, ref: UserRef, opts: Im
 }
 
 /** Runs `fn` with a connection and always logs out. */
-export async function withImap<T>(services: TestServices, ref: UserRef, fn: (client: ImapFlow) => Promise<T>, opts: ImapConnectOptions = {}): Promise<T> {
+export async function withImap<T>(
+  services: TestServices,
+  ref: UserRef,
+  fn: (client: ImapFlow) => Promise<T>,
+  opts: ImapConnectOptions = {},
+): Promise<T> {
   const client = await imapConnect(services, ref, opts);
   try {
     return await fn(client);
@@ -112,7 +121,12 @@ function rawOf(m: SeedMessage['message']): Buffer {
 }
 
 /** APPENDs messages to `folder` (created if missing) and returns their UIDs (UIDPLUS). */
-export async function seedMailbox(services: TestServices, ref: UserRef, folder: string, messages: readonly SeedMessage[]): Promise<SeededMessage[]> {
+export async function seedMailbox(
+  services: TestServices,
+  ref: UserRef,
+  folder: string,
+  messages: readonly SeedMessage[],
+): Promise<SeededMessage[]> {
   return withImap(services, ref, async (c) => {
     if (folder !== 'INBOX') await c.mailboxCreate(folder);
     const out: SeededMessage[] = [];
@@ -137,11 +151,21 @@ export function sampleMessages(opts: { to?: string; from?: string; now?: Date } 
   const ago = (hours: number): Date => new Date(now.getTime() - hours * 3_600_000);
   const firstId = `${randomBytes(6).toString('hex')}@example.test`;
   // A 1x1 PNG and a tiny PDF-like file: real bytes, base64 in the message.
-  const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+  const png = Buffer.from(
+    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+    'base64',
+  );
   const pdf = Buffer.from('%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n');
   return [
     {
-      message: { from, to, subject: 'Project kickoff', text: 'Hi Alice,\n\nthe kickoff is on Monday at 10:00.\n\nBob\n', date: ago(72), messageId: firstId },
+      message: {
+        from,
+        to,
+        subject: 'Project kickoff',
+        text: 'Hi Alice,\n\nthe kickoff is on Monday at 10:00.\n\nBob\n',
+        date: ago(72),
+        messageId: firstId,
+      },
       flags: ['\\Seen'],
       internalDate: ago(72),
     },
@@ -232,7 +256,8 @@ async function fetchSummaries(c: ImapFlow, folder: string): Promise<MailSummary[
   const mailbox = await c.mailboxOpen(folder, { readOnly: true });
   if (mailbox.exists === 0) return [];
   const out: MailSummary[] = [];
-  for await (const m of c.fetch('1:*', { uid: true, envelope: true, flags: true, internalDate: true, size: true })) out.push(summarize(m));
+  for await (const m of c.fetch('1:*', { uid: true, envelope: true, flags: true, internalDate: true, size: true }))
+    out.push(summarize(m));
   return out;
 }
 
@@ -253,7 +278,8 @@ export async function waitForMessage(
     for (;;) {
       const found = (await fetchSummaries(c, folder)).find(predicate);
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`No matching message in ${getUser(services, ref).email}/${folder} after ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`No matching message in ${getUser(services, ref).email}/${folder} after ${timeoutMs} ms`);
       await sleep(150);
     }
   });
@@ -268,7 +294,9 @@ export async function resetUser(services: TestServices, ref: UserRef, opts: { da
   await withImap(services, ref, async (c) => {
     const boxes = await c.list();
     // Deepest first, so children go before their parents.
-    const extra = boxes.filter((b) => !isSpecial(b)).sort((a, b) => b.path.split(b.delimiter).length - a.path.split(a.delimiter).length);
+    const extra = boxes
+      .filter((b) => !isSpecial(b))
+      .sort((a, b) => b.path.split(b.delimiter).length - a.path.split(a.delimiter).length);
     for (const b of extra) {
       // Maildir parents like `Projects` of `Projects/2026` may be only implied (\NonExistent).
       if (b.flags.has('\\NonExistent')) continue;
@@ -302,7 +330,13 @@ export interface DavRequestOptions {
 }
 
 /** An authenticated WebDAV request with fetch (Basic auth). */
-export async function davRequest(services: TestServices, ref: UserRef, method: string, url: string, opts: DavRequestOptions = {}): Promise<Response> {
+export async function davRequest(
+  services: TestServices,
+  ref: UserRef,
+  method: string,
+  url: string,
+  opts: DavRequestOptions = {},
+): Promise<Response> {
   const user = getUser(services, ref);
   const headers: Record<string, string> = {
     Authorization: `Basic ${Buffer.from(`${opts.login ?? user.email}:${user.password}`).toString('base64')}`,
@@ -341,7 +375,10 @@ async function resetDav(services: TestServices, ref: UserRef): Promise<void> {
 }
 
 async function collectionExists(services: TestServices, ref: UserRef, url: string): Promise<boolean> {
-  const res = await davRequest(services, ref, 'PROPFIND', url, { depth: '0', body: '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><resourcetype/></prop></propfind>' });
+  const res = await davRequest(services, ref, 'PROPFIND', url, {
+    depth: '0',
+    body: '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><resourcetype/></prop></propfind>',
+  });
   await res.arrayBuffer();
   return res.status === 207;
 }
@@ -352,7 +389,13 @@ export interface DavSeedResult {
   items: { url: string; uid: string; etag: string | null }[];
 }
 
-async function putItems(services: TestServices, ref: UserRef, collectionUrl: string, texts: readonly string[], ext: 'ics' | 'vcf'): Promise<DavSeedResult['items']> {
+async function putItems(
+  services: TestServices,
+  ref: UserRef,
+  collectionUrl: string,
+  texts: readonly string[],
+  ext: 'ics' | 'vcf',
+): Promise<DavSeedResult['items']> {
   const items: DavSeedResult['items'] = [];
   for (const text of texts) {
     const uid = uidOf(text) ?? randomBytes(8).toString('hex');
@@ -375,7 +418,13 @@ export interface CalendarOptions {
 }
 
 /** Creates the calendar (MKCALENDAR) if missing and PUTs each iCalendar text as `<UID>.ics`. */
-export async function seedCalendar(services: TestServices, ref: UserRef, calendarName: string, icsEvents: readonly string[], opts: CalendarOptions = {}): Promise<DavSeedResult> {
+export async function seedCalendar(
+  services: TestServices,
+  ref: UserRef,
+  calendarName: string,
+  icsEvents: readonly string[],
+  opts: CalendarOptions = {},
+): Promise<DavSeedResult> {
   const collectionUrl = new URL(`${encodeURIComponent(calendarName)}/`, principalUrl(services, ref)).href;
   if (!(await collectionExists(services, ref, collectionUrl))) {
     const comps = (opts.components ?? ['VEVENT']).map((c) => `<C:comp name="${c}"/>`).join('');
@@ -385,13 +434,22 @@ export async function seedCalendar(services: TestServices, ref: UserRef, calenda
       '<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:I="http://apple.com/ns/ical/">' +
       `<D:set><D:prop><D:displayname>${xmlEscape(opts.displayName ?? calendarName)}</D:displayname>` +
       `<C:supported-calendar-component-set>${comps}</C:supported-calendar-component-set>${color}</D:prop></D:set></C:mkcalendar>`;
-    await expectOk(await davRequest(services, ref, 'MKCALENDAR', collectionUrl, { body }), `MKCALENDAR ${collectionUrl}`);
+    await expectOk(
+      await davRequest(services, ref, 'MKCALENDAR', collectionUrl, { body }),
+      `MKCALENDAR ${collectionUrl}`,
+    );
   }
   return { collectionUrl, items: await putItems(services, ref, collectionUrl, icsEvents, 'ics') };
 }
 
 /** Creates the address book (extended MKCOL, RFC 5689) if missing and PUTs each vCard as `<UID>.vcf`. */
-export async function seedAddressBook(services: TestServices, ref: UserRef, bookName: string, vcards: readonly string[], opts: { displayName?: string } = {}): Promise<DavSeedResult> {
+export async function seedAddressBook(
+  services: TestServices,
+  ref: UserRef,
+  bookName: string,
+  vcards: readonly string[],
+  opts: { displayName?: string } = {},
+): Promise<DavSeedResult> {
   const collectionUrl = new URL(`${encodeURIComponent(bookName)}/`, principalUrl(services, ref)).href;
   if (!(await collectionExists(services, ref, collectionUrl))) {
     const body =
@@ -418,14 +476,26 @@ function rawForSend(from: string, recipients: readonly string[], message: Buffer
   return makeMessage({ from, to: recipients, ...message });
 }
 
-async function submit(host: string, port: number, lmtp: boolean, from: string, to: string | readonly string[], message: Buffer | string | MessageOptions): Promise<SmtpResult> {
+async function submit(
+  host: string,
+  port: number,
+  lmtp: boolean,
+  from: string,
+  to: string | readonly string[],
+  message: Buffer | string | MessageOptions,
+): Promise<SmtpResult> {
   const recipients = typeof to === 'string' ? [to] : [...to];
   const raw = rawForSend(from, recipients, message);
   const transport = nodemailer.createTransport({ host, port, secure: false, ignoreTLS: true, lmtp });
   try {
     const envelope = { from: addressesOf(from)[0] ?? from, to: recipients.flatMap((r) => addressesOf(r)) };
     const info = await transport.sendMail({ envelope, raw });
-    return { accepted: info.accepted.map(String), rejected: info.rejected.map(String), response: info.response, messageId: messageIdOf(raw) };
+    return {
+      accepted: info.accepted.map(String),
+      rejected: info.rejected.map(String),
+      response: info.response,
+      messageId: messageIdOf(raw),
+    };
   } finally {
     transport.close();
   }
@@ -436,12 +506,22 @@ async function submit(host: string, port: number, lmtp: boolean, from: string, t
  * domain into Dovecot. `to` is the envelope recipient list; for MessageOptions the
  * headers use `from`/`to` unless `message` sets them.
  */
-export async function sendViaSmtp(services: TestServices, from: string, to: string | readonly string[], message: Buffer | string | MessageOptions): Promise<SmtpResult> {
+export async function sendViaSmtp(
+  services: TestServices,
+  from: string,
+  to: string | readonly string[],
+  message: Buffer | string | MessageOptions,
+): Promise<SmtpResult> {
   if (!services.smtp) throw new Error(`SMTP is not available: ${services.smtpSkipReason ?? 'unknown reason'}`);
   return submit(services.smtp.host, services.smtp.port, false, from, to, message);
 }
 
 /** Delivers straight into Dovecot over LMTP (no Postfix; works without root too). */
-export async function deliverViaLmtp(services: TestServices, from: string, to: string | readonly string[], message: Buffer | string | MessageOptions): Promise<SmtpResult> {
+export async function deliverViaLmtp(
+  services: TestServices,
+  from: string,
+  to: string | readonly string[],
+  message: Buffer | string | MessageOptions,
+): Promise<SmtpResult> {
   return submit(services.lmtp.host, services.lmtp.port, true, from, to, message);
 }

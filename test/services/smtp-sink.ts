@@ -47,7 +47,9 @@ function replyError(reply: string): Error {
   return Object.assign(new Error(match?.[2] ?? reply), { responseCode: Number(match?.[1] ?? 550) });
 }
 
-/** The queue id the sink answers with: the SHA-256 of the message as received, so a client can check its bytes arrived. */
+/**
+ * The queue id the sink answers with: the SHA-256 of the message as received, so a client can check its bytes arrived.
+ */
 export function queueIdOf(data: Buffer | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -65,7 +67,8 @@ export async function startSmtpSink(options: SinkOptions): Promise<SmtpSink> {
     allowInsecureAuth: options.auth?.allowInsecure ?? false,
     ...(options.auth ? {} : { disabledCommands: options.tls === 'none' ? ['STARTTLS', 'AUTH'] : ['AUTH'] }),
     onAuth(auth, _session, callback) {
-      if (options.auth && auth.username === options.auth.user && auth.password === options.auth.password) callback(null, { user: auth.username });
+      if (options.auth && auth.username === options.auth.user && auth.password === options.auth.password)
+        callback(null, { user: auth.username });
       else callback(Object.assign(new Error('Invalid username or password'), { responseCode: 535 }));
     },
     onRcptTo(address, _session, callback) {

@@ -21,7 +21,10 @@ export interface TestServices {
   imap: { host: string; port: number; secure: false };
   /** Dovecot LMTP (delivers into the same mailboxes). */
   lmtp: { host: string; port: number };
-  /** Dovecot ManageSieve (RFC 5804), plaintext, AUTHENTICATE PLAIN with the user's password; LMTP runs the active script. */
+  /**
+   * Dovecot ManageSieve (RFC 5804), plaintext, AUTHENTICATE PLAIN with the user's password; LMTP runs the active
+   * script.
+   */
   sieve: { host: string; port: number };
   /** Postfix SMTP submission without auth (trusted from 127.0.0.0/8); null when Postfix could not run (not root). */
   smtp: { host: string; port: number } | null;

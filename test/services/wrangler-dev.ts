@@ -21,10 +21,27 @@ export interface WranglerDev {
   stop(): Promise<void>;
 }
 
-export async function startWranglerDev(vars: Record<string, string>, o: { readyMs?: number } = {}): Promise<WranglerDev> {
+export async function startWranglerDev(
+  vars: Record<string, string>,
+  o: { readyMs?: number } = {},
+): Promise<WranglerDev> {
   const port = await freePort();
   const persist = mkdtempSync(join(tmpdir(), 'ase-wrangler-state-'));
-  const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort()), '--persist-to', persist, '--test-scheduled', '--show-interactive-dev-session=false', '--log-level', 'log'];
+  const args = [
+    'dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--inspector-port',
+    String(await freePort()),
+    '--persist-to',
+    persist,
+    '--test-scheduled',
+    '--show-interactive-dev-session=false',
+    '--log-level',
+    'log',
+  ];
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const child = spawn(join(ROOT, 'node_modules/.bin/wrangler'), args, {
     cwd: ROOT,

@@ -53,8 +53,17 @@ function collection(syncKey: string, uids: number[] = [1, 2, 3]): KeyedState<Col
     state: {
       class: 'Email',
       watermark: { kind: 'imap', uidValidity: 1700000000, highestModSeq: '123456789012', uids: encodeUidSet(uids) },
-      options: { filterType: 3, bodyPreferences: [{ type: 2, truncationSize: 51200 }], mimeSupport: 0, conflict: 1, windowSize: 25 },
-      pending: [{ kind: 'add', serverId: '5:44' }, { kind: 'softdelete', serverId: '5:2' }],
+      options: {
+        filterType: 3,
+        bodyPreferences: [{ type: 2, truncationSize: 51200 }],
+        mimeSupport: 0,
+        conflict: 1,
+        windowSize: 25,
+      },
+      pending: [
+        { kind: 'add', serverId: '5:44' },
+        { kind: 'softdelete', serverId: '5:2' },
+      ],
       clientIds: { 'client-1': '5:45' },
     },
   };
@@ -73,10 +82,28 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         const store = await open();
         const d = device();
         expect(await store.getDevice(d)).toBeUndefined();
-        const created = await store.updateDevice(d, { deviceType: 'iPhone', userAgent: 'Apple-iPhone/1', protocolVersion: '14.1', lastSeen: 1000 });
-        expect(created).toMatchObject({ deviceId: 'DEV1', deviceType: 'iPhone', provisioning: 'none', wipe: 'none', firstSeen: 1000, lastSeen: 1000 });
+        const created = await store.updateDevice(d, {
+          deviceType: 'iPhone',
+          userAgent: 'Apple-iPhone/1',
+          protocolVersion: '14.1',
+          lastSeen: 1000,
+        });
+        expect(created).toMatchObject({
+          deviceId: 'DEV1',
+          deviceType: 'iPhone',
+          provisioning: 'none',
+          wipe: 'none',
+          firstSeen: 1000,
+          lastSeen: 1000,
+        });
 
-        await store.updateDevice(d, { deviceType: 'iPhone', model: 'iPhone15,2', policyKey: '1234', provisioning: 'provisioned', lastSeen: 2000 });
+        await store.updateDevice(d, {
+          deviceType: 'iPhone',
+          model: 'iPhone15,2',
+          policyKey: '1234',
+          provisioning: 'provisioned',
+          lastSeen: 2000,
+        });
         const read = await store.getDevice(d);
         expect(read).toEqual({
           deviceId: 'DEV1',
@@ -96,9 +123,25 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         const store = await open();
         const d = device();
         await store.updateDevice(d, { deviceType: 'iPhone', lastSeen: 1 });
-        await store.updateDevice(d, { deviceType: 'iPhone', policyKey: '3942919513', provisioning: 'provisioned', policyHash: 'ab12', lastSeen: 2 });
-        await store.updateDevice(d, { deviceType: 'iPhone', wipe: 'requested', wipeKind: 'account', wipeRequestedAt: 3 });
-        await store.updateDevice(d, { deviceType: 'iPhone', wipe: 'acknowledged', wipeAcknowledgedAt: 4, wipeAckStatus: 1 });
+        await store.updateDevice(d, {
+          deviceType: 'iPhone',
+          policyKey: '3942919513',
+          provisioning: 'provisioned',
+          policyHash: 'ab12',
+          lastSeen: 2,
+        });
+        await store.updateDevice(d, {
+          deviceType: 'iPhone',
+          wipe: 'requested',
+          wipeKind: 'account',
+          wipeRequestedAt: 3,
+        });
+        await store.updateDevice(d, {
+          deviceType: 'iPhone',
+          wipe: 'acknowledged',
+          wipeAcknowledgedAt: 4,
+          wipeAckStatus: 1,
+        });
         expect(await store.getDevice(d)).toMatchObject({
           policyKey: '3942919513',
           provisioning: 'provisioned',
@@ -120,7 +163,7 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         await store.updateDevice(device(tenant, 'bob', 'B1'), { deviceType: 'iPad', lastSeen: 3 });
         const alices = await store.listDevices({ tenant, user: 'alice' });
         expect(alices.map((x) => x.deviceId).sort()).toEqual(['A1', 'A2']);
-        expect((await store.listDevices({ tenant, user: 'carol' }))).toEqual([]);
+        expect(await store.listDevices({ tenant, user: 'carol' })).toEqual([]);
       });
 
       it('deletes a device with all its state, and nothing of its siblings', async () => {
@@ -132,8 +175,15 @@ export function stateStoreContract(name: string, options: ContractOptions): void
           await store.updateDevice(d, { deviceType: 'iPhone', lastSeen: 1 });
           await store.commitHierarchy(d, 'absent', hierarchy('1'));
           await store.commitCollection(d, '5', 'absent', collection('1'));
-          await store.putPingCache(d, { heartbeatInterval: 480, folders: [{ id: '5', class: 'Email' }], expiresAt: Date.now() + HOUR });
-          await store.putSyncRequestCache(d, { collections: [{ collectionId: '5', syncKey: '1' }], expiresAt: Date.now() + HOUR });
+          await store.putPingCache(d, {
+            heartbeatInterval: 480,
+            folders: [{ id: '5', class: 'Email' }],
+            expiresAt: Date.now() + HOUR,
+          });
+          await store.putSyncRequestCache(d, {
+            collections: [{ collectionId: '5', syncKey: '1' }],
+            expiresAt: Date.now() + HOUR,
+          });
         }
         await store.deleteDevice(gone);
         expect(await store.getDevice(gone)).toBeUndefined();
@@ -162,7 +212,12 @@ export function stateStoreContract(name: string, options: ContractOptions): void
           startTime: '2026-05-01T00:00:00.000Z',
           endTime: '2026-05-24T00:00:00.000Z',
           messages: [
-            { audience: 'internal' as const, enabled: true, replyMessage: 'Bis 24.05. nicht im Büro', bodyType: 'Text' },
+            {
+              audience: 'internal' as const,
+              enabled: true,
+              replyMessage: 'Bis 24.05. nicht im Büro',
+              bodyType: 'Text',
+            },
             { audience: 'externalKnown' as const, enabled: false, replyMessage: '', bodyType: 'HTML' },
           ],
           applied: false,
@@ -200,7 +255,11 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         await expectConflict(store.commitHierarchy(d, 'absent', hierarchy('1')));
         await expectConflict(store.commitHierarchy(d, { syncKey: '0' }, hierarchy('2')));
         await store.commitHierarchy(d, { syncKey: '1' }, hierarchy('2', ['Inbox', 'Archive', 'Projects']));
-        expect((await store.getHierarchy(d))?.state.folders.map((f) => f.displayName)).toEqual(['Inbox', 'Archive', 'Projects']);
+        expect((await store.getHierarchy(d))?.state.folders.map((f) => f.displayName)).toEqual([
+          'Inbox',
+          'Archive',
+          'Projects',
+        ]);
         await expectConflict(store.commitHierarchy(d, { syncKey: '1' }, hierarchy('3')));
 
         // FolderSync with key 0 starts over whatever is stored.
@@ -212,12 +271,19 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         const store = await open();
         const d = device();
         const response = new Uint8Array([0x03, 0x01, 0x6a, 0x00, 0x00, 0x07, 0x56, 0x01]);
-        await store.commitHierarchy(d, 'absent', { ...hierarchy('1'), replay: { syncKey: '0', response, expiresAt: Date.now() + HOUR } });
+        await store.commitHierarchy(d, 'absent', {
+          ...hierarchy('1'),
+          replay: { syncKey: '0', response, expiresAt: Date.now() + HOUR },
+        });
         const read = await store.getHierarchy(d);
         expect(read?.replay?.syncKey).toBe('0');
         expect(read?.replay?.response).toEqual(response);
 
-        await store.commitHierarchy(d, { syncKey: '1' }, { ...hierarchy('2'), replay: { syncKey: '1', response, expiresAt: Date.now() - 1 } });
+        await store.commitHierarchy(
+          d,
+          { syncKey: '1' },
+          { ...hierarchy('2'), replay: { syncKey: '1', response, expiresAt: Date.now() - 1 } },
+        );
         const later = await store.getHierarchy(d);
         expect(later?.syncKey).toBe('2');
         expect(later?.replay).toBeUndefined();
@@ -237,7 +303,11 @@ export function stateStoreContract(name: string, options: ContractOptions): void
           syncKey: '{1b4e28ba-2fa1-11d2-883f-0016d3cca427}1',
           state: {
             class: 'Calendar',
-            watermark: { kind: 'dav', syncToken: 'http://radicale.org/ns/sync/abc', etags: { '/alice/cal/e1.ics': '"e1"', '/alice/cal/e2.ics': '"e2"' } },
+            watermark: {
+              kind: 'dav',
+              syncToken: 'http://radicale.org/ns/sync/abc',
+              etags: { '/alice/cal/e1.ics': '"e1"', '/alice/cal/e2.ics': '"e2"' },
+            },
             options: { filterType: 4 },
             pending: [],
             clientIds: {},
@@ -257,7 +327,9 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         await store.commitCollection(d, '5', { syncKey: '1' }, collection('2', [1, 2, 3, 4]));
         const read = await store.getCollection(d, '5');
         expect(read?.syncKey).toBe('2');
-        expect(decodeUidSet(read!.state.watermark.kind === 'imap' ? read!.state.watermark.uids : '')).toEqual([1, 2, 3, 4]);
+        expect(decodeUidSet(read!.state.watermark.kind === 'imap' ? read!.state.watermark.uids : '')).toEqual([
+          1, 2, 3, 4,
+        ]);
         // A conflict leaves the winner's state untouched.
         await expectConflict(store.commitCollection(d, '5', { syncKey: '1' }, collection('2', [9])));
         expect((await store.getCollection(d, '5'))?.state).toEqual(read!.state);
@@ -267,7 +339,9 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         const store = await open();
         const d = device();
         await store.commitCollection(d, '5', 'absent', collection('1'));
-        const attempts = Array.from({ length: 12 }, (_, i) => store.commitCollection(d, '5', { syncKey: '1' }, collection(`2-${i}`, [i + 100])));
+        const attempts = Array.from({ length: 12 }, (_, i) =>
+          store.commitCollection(d, '5', { syncKey: '1' }, collection(`2-${i}`, [i + 100])),
+        );
         const results = await Promise.allSettled(attempts);
         const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
         expect(winners).toHaveLength(1);
@@ -280,7 +354,9 @@ export function stateStoreContract(name: string, options: ContractOptions): void
       it('lets concurrent first syncs of one collection race with one winner, too', async () => {
         const store = await open();
         const d = device();
-        const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store.commitCollection(d, '9', 'absent', collection(`1-${i}`))));
+        const results = await Promise.allSettled(
+          Array.from({ length: 8 }, (_, i) => store.commitCollection(d, '9', 'absent', collection(`1-${i}`))),
+        );
         expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
       });
 
@@ -310,23 +386,51 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         // Every other message deleted: the worst case for range compression.
         const uids = Array.from({ length: 100_000 }, (_, i) => 2 * i + 1);
         const mail = collection('1', uids);
-        mail.replay = { syncKey: '0', response: new Uint8Array(600_000).map((_, i) => (i * 7919) % 251), expiresAt: Date.now() + HOUR };
+        mail.replay = {
+          syncKey: '0',
+          response: new Uint8Array(600_000).map((_, i) => (i * 7919) % 251),
+          expiresAt: Date.now() + HOUR,
+        };
         await store.commitCollection(d, 'big', 'absent', mail);
         const readMail = await store.getCollection(d, 'big');
         expect(readMail?.state.watermark.kind === 'imap' && decodeUidSet(readMail.state.watermark.uids)).toEqual(uids);
         expect(readMail?.replay?.response).toEqual(mail.replay.response);
 
-        const etags = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`/dav/alice/contacts/${i.toString(16).padStart(8, '0')}.vcf`, `"${(i * 2654435761) >>> 0}"`]));
+        const etags = Object.fromEntries(
+          Array.from({ length: 100_000 }, (_, i) => [
+            `/dav/alice/contacts/${i.toString(16).padStart(8, '0')}.vcf`,
+            `"${(i * 2654435761) >>> 0}"`,
+          ]),
+        );
         const book: KeyedState<CollectionState> = {
           syncKey: '1',
-          state: { class: 'Contacts', watermark: { kind: 'dav', syncToken: 'tok', etags }, options: {}, pending: [], clientIds: {} },
+          state: {
+            class: 'Contacts',
+            watermark: { kind: 'dav', syncToken: 'tok', etags },
+            options: {},
+            pending: [],
+            clientIds: {},
+          },
         };
         await store.commitCollection(d, 'book', 'absent', book);
         expect(await store.getCollection(d, 'book')).toEqual(book);
 
         // And it moves on from there: the big state is replaced, not appended to.
-        await store.commitCollection(d, 'book', { syncKey: '1' }, { ...book, syncKey: '2', state: { ...book.state, watermark: { kind: 'dav', syncToken: 't2', etags: { a: 'b' } } } });
-        expect((await store.getCollection(d, 'book'))?.state.watermark).toEqual({ kind: 'dav', syncToken: 't2', etags: { a: 'b' } });
+        await store.commitCollection(
+          d,
+          'book',
+          { syncKey: '1' },
+          {
+            ...book,
+            syncKey: '2',
+            state: { ...book.state, watermark: { kind: 'dav', syncToken: 't2', etags: { a: 'b' } } },
+          },
+        );
+        expect((await store.getCollection(d, 'book'))?.state.watermark).toEqual({
+          kind: 'dav',
+          syncToken: 't2',
+          etags: { a: 'b' },
+        });
       });
     });
 
@@ -335,14 +439,23 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         const store = await open();
         const d = device();
         expect(await store.getPingCache(d)).toBeUndefined();
-        const ping = { heartbeatInterval: 900, folders: [{ id: '5', class: 'Email' }, { id: 'cal', class: 'Calendar' }], expiresAt: Date.now() + HOUR };
+        const ping = {
+          heartbeatInterval: 900,
+          folders: [
+            { id: '5', class: 'Email' },
+            { id: 'cal', class: 'Calendar' },
+          ],
+          expiresAt: Date.now() + HOUR,
+        };
         await store.putPingCache(d, ping);
         expect(await store.getPingCache(d)).toEqual(ping);
 
         const sync = {
           windowSize: 100,
           wait: 5,
-          collections: [{ collectionId: '5', syncKey: '3', windowSize: 25, getChanges: true, options: { filterType: 3 } }],
+          collections: [
+            { collectionId: '5', syncKey: '3', windowSize: 25, getChanges: true, options: { filterType: 3 } },
+          ],
           expiresAt: Date.now() + HOUR,
         };
         await store.putSyncRequestCache(d, sync);
@@ -379,7 +492,9 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         const other = { ...d, deviceId: 'DEV2' };
         const sending = { value: 'sending', expiresAt: Date.now() + HOUR };
         expect(await store.claimMarker(d, 'compose:c1', sending)).toBeUndefined();
-        expect(await store.claimMarker(d, 'compose:c1', { value: 'other', expiresAt: Date.now() + 2 * HOUR })).toEqual(sending);
+        expect(await store.claimMarker(d, 'compose:c1', { value: 'other', expiresAt: Date.now() + 2 * HOUR })).toEqual(
+          sending,
+        );
         // Names are per device.
         expect(await store.claimMarker(other, 'compose:c1', sending)).toBeUndefined();
 
@@ -398,7 +513,11 @@ export function stateStoreContract(name: string, options: ContractOptions): void
       it('lets exactly one of concurrent claims win, keeps names with separators apart, and goes with the device', async () => {
         const store = await open();
         const d = device();
-        const results = await Promise.all(Array.from({ length: 8 }, (_, i) => store.claimMarker(d, 'compose:race', { value: `v${i}`, expiresAt: Date.now() + HOUR })));
+        const results = await Promise.all(
+          Array.from({ length: 8 }, (_, i) =>
+            store.claimMarker(d, 'compose:race', { value: `v${i}`, expiresAt: Date.now() + HOUR }),
+          ),
+        );
         expect(results.filter((r) => r === undefined)).toHaveLength(1);
         const winner = results.find((r) => r !== undefined)!.value;
         for (const r of results) if (r !== undefined) expect(r.value).toBe(winner);
@@ -412,7 +531,9 @@ export function stateStoreContract(name: string, options: ContractOptions): void
 
         await store.updateDevice(d, { deviceType: 'iPhone', lastSeen: 1 });
         await store.deleteDevice(d);
-        expect(await store.claimMarker(d, 'compose:race', { value: 'new', expiresAt: Date.now() + HOUR })).toBeUndefined();
+        expect(
+          await store.claimMarker(d, 'compose:race', { value: 'new', expiresAt: Date.now() + HOUR }),
+        ).toBeUndefined();
       });
     });
 
@@ -457,9 +578,19 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         const store = await open();
         const tenant = freshTenant();
         const now = Date.now();
-        await store.putLease({ tenant, user: 'alice', until: now + 10 * 60_000, credential: new Uint8Array([1, 2, 3]) });
+        await store.putLease({
+          tenant,
+          user: 'alice',
+          until: now + 10 * 60_000,
+          credential: new Uint8Array([1, 2, 3]),
+        });
         await store.putLease({ tenant, user: 'alice', until: now + 5 * 60_000, credential: new Uint8Array([4, 5]) });
-        expect(await store.getLease({ tenant, user: 'alice' })).toEqual({ tenant, user: 'alice', until: now + 10 * 60_000, credential: new Uint8Array([4, 5]) });
+        expect(await store.getLease({ tenant, user: 'alice' })).toEqual({
+          tenant,
+          user: 'alice',
+          until: now + 10 * 60_000,
+          credential: new Uint8Array([4, 5]),
+        });
         await store.putLease({ tenant, user: 'alice', until: now + 20 * 60_000 });
         expect((await store.getLease({ tenant, user: 'alice' }))?.until).toBe(now + 20 * 60_000);
         await store.deleteLease({ tenant, user: 'alice' });
@@ -504,7 +635,8 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         await store.updateDevice(device(tenant, 'bob', 'B#1'), { deviceType: 'Android', lastSeen: 3 });
         await store.updateDevice(device(tenant, 'carol', 'C1'), { deviceType: 'iPad' });
         await store.updateDevice(device(other, 'alice', 'X1'), { deviceType: 'iPhone', lastSeen: 4 });
-        const sorted = (list: { user: string; deviceId: string }[]): string[] => list.map((d) => `${d.user}/${d.deviceId}`).sort();
+        const sorted = (list: { user: string; deviceId: string }[]): string[] =>
+          list.map((d) => `${d.user}/${d.deviceId}`).sort();
         expect(sorted(await store.listTenantDevices(tenant))).toEqual(['alice/A1', 'bob/B#1', 'carol/C1']);
         expect((await store.listTenantDevices(tenant)).every((d) => d.tenant === tenant)).toBe(true);
 
@@ -517,9 +649,24 @@ export function stateStoreContract(name: string, options: ContractOptions): void
       it('keeps the admin fields of a device record', async () => {
         const store = await open();
         const d = device();
-        await store.updateDevice(d, { deviceType: 'iPhone', lastSeen: 1, accessState: 'quarantined', accessReason: 'rule r1' });
-        await store.updateDevice(d, { deviceType: 'iPhone', accessOverride: 'allow', accessState: 'allowed', accessReason: 'admin' });
-        expect(await store.getDevice(d)).toMatchObject({ accessOverride: 'allow', accessState: 'allowed', accessReason: 'admin', firstSeen: 1 });
+        await store.updateDevice(d, {
+          deviceType: 'iPhone',
+          lastSeen: 1,
+          accessState: 'quarantined',
+          accessReason: 'rule r1',
+        });
+        await store.updateDevice(d, {
+          deviceType: 'iPhone',
+          accessOverride: 'allow',
+          accessState: 'allowed',
+          accessReason: 'admin',
+        });
+        expect(await store.getDevice(d)).toMatchObject({
+          accessOverride: 'allow',
+          accessState: 'allowed',
+          accessReason: 'admin',
+          firstSeen: 1,
+        });
       });
 
       it('stores the access rules of a tenant whole, per tenant', async () => {
@@ -528,7 +675,16 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         expect(await store.getAccessRules(tenant)).toBeUndefined();
         const rules = {
           defaultAccess: 'quarantine' as const,
-          rules: [{ id: 'r1', action: 'allow' as const, deviceType: '^iPhone$', model: 'iPhone1[45].*', userAgent: 'Apple-.*', user: 'ceo@example.test' }],
+          rules: [
+            {
+              id: 'r1',
+              action: 'allow' as const,
+              deviceType: '^iPhone$',
+              model: 'iPhone1[45].*',
+              userAgent: 'Apple-.*',
+              user: 'ceo@example.test',
+            },
+          ],
           updatedAt: 5,
         };
         await store.putAccessRules(tenant, rules);
@@ -542,19 +698,58 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         const store = await open();
         const tenant = freshTenant();
         const minute = Math.floor(Date.now() / 60_000);
-        await store.addCommandStats(tenant, { minute, command: 'Sync', requests: 1, errors: 0, totalMs: 30, maxMs: 30 });
-        await store.addCommandStats(tenant, { minute, command: 'Sync', requests: 1, errors: 1, totalMs: 70, maxMs: 70 });
-        await store.addCommandStats(tenant, { minute, command: 'Sync', requests: 1, errors: 0, totalMs: 10, maxMs: 10 });
+        await store.addCommandStats(tenant, {
+          minute,
+          command: 'Sync',
+          requests: 1,
+          errors: 0,
+          totalMs: 30,
+          maxMs: 30,
+        });
+        await store.addCommandStats(tenant, {
+          minute,
+          command: 'Sync',
+          requests: 1,
+          errors: 1,
+          totalMs: 70,
+          maxMs: 70,
+        });
+        await store.addCommandStats(tenant, {
+          minute,
+          command: 'Sync',
+          requests: 1,
+          errors: 0,
+          totalMs: 10,
+          maxMs: 10,
+        });
         await store.addCommandStats(tenant, { minute, command: 'Ping', requests: 1, errors: 0, totalMs: 5, maxMs: 5 });
-        await store.addCommandStats(tenant, { minute: minute - 10, command: 'Sync', requests: 4, errors: 0, totalMs: 40, maxMs: 20 });
-        await store.addCommandStats(freshTenant(), { minute, command: 'Sync', requests: 9, errors: 9, totalMs: 9, maxMs: 9 });
+        await store.addCommandStats(tenant, {
+          minute: minute - 10,
+          command: 'Sync',
+          requests: 4,
+          errors: 0,
+          totalMs: 40,
+          maxMs: 20,
+        });
+        await store.addCommandStats(freshTenant(), {
+          minute,
+          command: 'Sync',
+          requests: 9,
+          errors: 9,
+          totalMs: 9,
+          maxMs: 9,
+        });
 
         expect(await store.readCommandStats(tenant, minute)).toEqual([
           { minute, command: 'Ping', requests: 1, errors: 0, totalMs: 5, maxMs: 5 },
           { minute, command: 'Sync', requests: 3, errors: 1, totalMs: 110, maxMs: 70 },
         ]);
         const all = await store.readCommandStats(tenant, minute - 60);
-        expect(all.map((s) => `${s.minute - minute}:${s.command}:${s.requests}`)).toEqual(['-10:Sync:4', '0:Ping:1', '0:Sync:3']);
+        expect(all.map((s) => `${s.minute - minute}:${s.command}:${s.requests}`)).toEqual([
+          '-10:Sync:4',
+          '0:Ping:1',
+          '0:Sync:3',
+        ]);
       });
     });
 
@@ -593,7 +788,12 @@ export function stateStoreContract(name: string, options: ContractOptions): void
       it('keeps ids that contain separators apart', async () => {
         const store = await open();
         const tenant = freshTenant();
-        const tricky = [device(tenant, 'a#b', 'c'), device(tenant, 'a', 'b#c'), device(tenant, 'a%23b', 'c'), device(tenant, 'a', 'b\u0000c')];
+        const tricky = [
+          device(tenant, 'a#b', 'c'),
+          device(tenant, 'a', 'b#c'),
+          device(tenant, 'a%23b', 'c'),
+          device(tenant, 'a', 'b\u0000c'),
+        ];
         for (const [i, d] of tricky.entries()) await store.commitCollection(d, '1', 'absent', collection(String(i)));
         for (const [i, d] of tricky.entries()) expect((await store.getCollection(d, '1'))?.syncKey).toBe(String(i));
         expect(await store.listDevices({ tenant, user: 'a' })).toEqual([]);

@@ -23,7 +23,11 @@ afterAll(async () => {
 
 /** Starts dynalite on `dir` and waits until it accepts connections. */
 async function start(port: number): Promise<ChildProcess> {
-  const child = spawn(DYNALITE, ['--host', '127.0.0.1', '--port', String(port), '--path', dir, '--createTableMs', '0'], { stdio: 'ignore' });
+  const child = spawn(
+    DYNALITE,
+    ['--host', '127.0.0.1', '--port', String(port), '--path', dir, '--createTableMs', '0'],
+    { stdio: 'ignore' },
+  );
   running.add(child);
   await waitUntil(() => isPortOpen(port), `dynalite on port ${port}`);
   return child;
@@ -40,7 +44,11 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 function storeOn(port: number): { client: DynamoDBClient; store: DynamoDbStateStore } {
-  const client = new DynamoDBClient({ endpoint: `http://127.0.0.1:${port}`, region: 'local', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  const client = new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: 'local',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
   return { client, store: new DynamoDbStateStore({ client, table: 'state' }) };
 }
 
@@ -49,10 +57,18 @@ describe('DynamoDB store on dynalite with a data folder', () => {
     const device = { tenant: 'acme', user: 'alice@example.test', deviceId: 'RESTART' };
     const until = Date.now() + 3_600_000;
     // A 100,000-entry address book: chunked, several items.
-    const etags = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`/dav/alice/contacts/${i}.vcf`, `"${(i * 2654435761) >>> 0}"`]));
+    const etags = Object.fromEntries(
+      Array.from({ length: 100_000 }, (_, i) => [`/dav/alice/contacts/${i}.vcf`, `"${(i * 2654435761) >>> 0}"`]),
+    );
     const book: KeyedState<CollectionState> = {
       syncKey: '7',
-      state: { class: 'Contacts', watermark: { kind: 'dav', syncToken: 'tok', etags }, options: {}, pending: [], clientIds: {} },
+      state: {
+        class: 'Contacts',
+        watermark: { kind: 'dav', syncToken: 'tok', etags },
+        options: {},
+        pending: [],
+        clientIds: {},
+      },
       replay: { syncKey: '6', response: new Uint8Array(500_000).map((_, i) => i % 253), expiresAt: until },
     };
     const mail: KeyedState<CollectionState> = {
@@ -67,8 +83,20 @@ describe('DynamoDB store on dynalite with a data folder', () => {
     await writer.store.updateDevice(device, { deviceType: 'Android', lastSeen: 7 });
     await writer.store.commitCollection(device, 'book', 'absent', book);
     await writer.store.commitCollection(device, 'mail', 'absent', mail);
-    await writer.store.putLease({ tenant: device.tenant, user: device.user, until, credential: new Uint8Array([1, 2, 3]) });
-    const stored = await writer.client.send(new ScanCommand({ TableName: 'state', Select: 'COUNT', FilterExpression: 'begins_with(sk, :chunk)', ExpressionAttributeValues: { ':chunk': { S: 'CHUNK#' } } }));
+    await writer.store.putLease({
+      tenant: device.tenant,
+      user: device.user,
+      until,
+      credential: new Uint8Array([1, 2, 3]),
+    });
+    const stored = await writer.client.send(
+      new ScanCommand({
+        TableName: 'state',
+        Select: 'COUNT',
+        FilterExpression: 'begins_with(sk, :chunk)',
+        ExpressionAttributeValues: { ':chunk': { S: 'CHUNK#' } },
+      }),
+    );
     expect(stored.Count).toBeGreaterThanOrEqual(3);
     writer.client.destroy();
     // Killed, not shut down: what was acknowledged must already be on disk.

@@ -3,7 +3,13 @@
  * this store has to get right: the 400 KB item limit, chunks that do not outlive their head, TTL'd items that stay
  * in the table after they expired, and keys built from ids that contain the separator.
  */
-import { DeleteItemCommand, DynamoDBClient, GetItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import {
+  DeleteItemCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  ScanCommand,
+  type AttributeValue,
+} from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { CHUNK_BYTES } from '../../src/state/dynamodb/chunks.ts';
@@ -16,7 +22,11 @@ import { stateStoreContract } from './contract.ts';
 type Item = Record<string, AttributeValue>;
 
 const { dynamodb } = inject('services');
-const client = new DynamoDBClient({ endpoint: dynamodb.endpoint, region: dynamodb.region, credentials: dynamodb.credentials });
+const client = new DynamoDBClient({
+  endpoint: dynamodb.endpoint,
+  region: dynamodb.region,
+  credentials: dynamodb.credentials,
+});
 const table = `state-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 await createStateTable(client, table);
 const store = new DynamoDbStateStore({ client, table });
@@ -55,7 +65,10 @@ function chunkItems(items: Item[]): Item[] {
   return items.filter((item) => item.sk?.S?.startsWith('CHUNK#'));
 }
 
-/** DynamoDB's item size: attribute names plus values (UTF-8 strings, raw binary; numbers counted as their text, more than they take). */
+/**
+ * DynamoDB's item size: attribute names plus values (UTF-8 strings, raw binary; numbers counted as their text, more
+ * than they take).
+ */
 function itemSize(item: Item): number {
   const utf8 = (s: string): number => new TextEncoder().encode(s).length;
   let size = 0;
@@ -79,14 +92,26 @@ function randomText(bytes: number): string {
 function bigContacts(syncKey: string, sizeBytes: number): KeyedState<CollectionState> {
   return {
     syncKey,
-    state: { class: 'Contacts', watermark: { kind: 'dav', syncToken: randomText(sizeBytes), etags: {} }, options: {}, pending: [], clientIds: {} },
+    state: {
+      class: 'Contacts',
+      watermark: { kind: 'dav', syncToken: randomText(sizeBytes), etags: {} },
+      options: {},
+      pending: [],
+      clientIds: {},
+    },
   };
 }
 
 function smallMail(syncKey: string): KeyedState<CollectionState> {
   return {
     syncKey,
-    state: { class: 'Email', watermark: { kind: 'imap', uidValidity: 1, highestModSeq: '1', uids: encodeUidSet([1, 2, 3]) }, options: {}, pending: [], clientIds: {} },
+    state: {
+      class: 'Email',
+      watermark: { kind: 'imap', uidValidity: 1, highestModSeq: '1', uids: encodeUidSet([1, 2, 3]) },
+      options: {},
+      pending: [],
+      clientIds: {},
+    },
   };
 }
 
@@ -96,15 +121,36 @@ describe('DynamoDB state table', () => {
     const uids = Array.from({ length: 100_000 }, (_, i) => 2 * i + 1);
     const mail: KeyedState<CollectionState> = {
       syncKey: '1',
-      state: { class: 'Email', watermark: { kind: 'imap', uidValidity: 1, highestModSeq: '9', uids: encodeUidSet(uids) }, options: {}, pending: [], clientIds: {} },
-      replay: { syncKey: '0', response: new Uint8Array(900_000).map((_, i) => (i * 7919) % 251), expiresAt: Date.now() + HOUR },
+      state: {
+        class: 'Email',
+        watermark: { kind: 'imap', uidValidity: 1, highestModSeq: '9', uids: encodeUidSet(uids) },
+        options: {},
+        pending: [],
+        clientIds: {},
+      },
+      replay: {
+        syncKey: '0',
+        response: new Uint8Array(900_000).map((_, i) => (i * 7919) % 251),
+        expiresAt: Date.now() + HOUR,
+      },
     };
     await store.commitCollection(d, 'mail', 'absent', mail);
     // Random etags barely deflate: several chunks' worth.
-    const etags = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`/dav/alice/contacts/${i.toString(16).padStart(8, '0')}.vcf`, `"${randomText(12)}"`]));
+    const etags = Object.fromEntries(
+      Array.from({ length: 100_000 }, (_, i) => [
+        `/dav/alice/contacts/${i.toString(16).padStart(8, '0')}.vcf`,
+        `"${randomText(12)}"`,
+      ]),
+    );
     await store.commitCollection(d, 'book', 'absent', {
       syncKey: '1',
-      state: { class: 'Contacts', watermark: { kind: 'dav', syncToken: 't', etags }, options: {}, pending: [], clientIds: {} },
+      state: {
+        class: 'Contacts',
+        watermark: { kind: 'dav', syncToken: 't', etags },
+        options: {},
+        pending: [],
+        clientIds: {},
+      },
     });
 
     const items = await itemsOf(d.tenant);
@@ -127,8 +173,14 @@ describe('DynamoDB state table', () => {
     expect(secondChunks.map((c) => c.sk?.S)).not.toContain(firstChunks[0]?.sk?.S);
 
     // A commit from a stale key wrote its chunks first; it must take them away again.
-    await expect(store.commitCollection(d, 'c', { syncKey: '1' }, bigContacts('2b', 800_000))).rejects.toBeInstanceOf(StateConflictError);
-    expect(chunkItems(await itemsOf(d.tenant)).map((c) => c.sk?.S).sort()).toEqual(secondChunks.map((c) => c.sk?.S).sort());
+    await expect(store.commitCollection(d, 'c', { syncKey: '1' }, bigContacts('2b', 800_000))).rejects.toBeInstanceOf(
+      StateConflictError,
+    );
+    expect(
+      chunkItems(await itemsOf(d.tenant))
+        .map((c) => c.sk?.S)
+        .sort(),
+    ).toEqual(secondChunks.map((c) => c.sk?.S).sort());
 
     // Back to a small state: no chunks at all.
     await store.commitCollection(d, 'c', { syncKey: '2' }, smallMail('3'));
@@ -139,14 +191,21 @@ describe('DynamoDB state table', () => {
     await store.deleteCollection(d, 'c');
     expect(await itemsOf(d.tenant)).toEqual([]);
     await store.updateDevice(d, { deviceType: 'iPhone' });
-    await store.commitCollection(d, 'c', 'absent', { ...bigContacts('1', 800_000), replay: { syncKey: '0', response: new Uint8Array(700_000), expiresAt: Date.now() + HOUR } });
+    await store.commitCollection(d, 'c', 'absent', {
+      ...bigContacts('1', 800_000),
+      replay: { syncKey: '0', response: new Uint8Array(700_000), expiresAt: Date.now() + HOUR },
+    });
     await store.deleteDevice(d);
     expect(await itemsOf(d.tenant)).toEqual([]);
   });
 
   it('reads the new state when the head moves on between reading it and reading its chunks', async () => {
     // A second client whose requests can be held: the first chunk read waits until the hook has run.
-    const racingClient = new DynamoDBClient({ endpoint: dynamodb.endpoint, region: dynamodb.region, credentials: dynamodb.credentials });
+    const racingClient = new DynamoDBClient({
+      endpoint: dynamodb.endpoint,
+      region: dynamodb.region,
+      credentials: dynamodb.credentials,
+    });
     let beforeChunkRead: (() => Promise<void>) | undefined;
     racingClient.middlewareStack.add(
       (next) => async (args) => {
@@ -190,8 +249,15 @@ describe('DynamoDB state table', () => {
     await store.putFeedEntry(user, { folder: 'INBOX', marker: '1', changedAt: 1, expiresAt: past });
     await store.putLease({ ...user, until: past });
     const soon = Date.now() + 1000;
-    await store.commitHierarchy(d, 'absent', { syncKey: '1', state: { folders: [] }, replay: { syncKey: '0', response: new Uint8Array([1]), expiresAt: soon } });
-    await store.commitCollection(d, 'c', 'absent', { ...bigContacts('1', 1000), replay: { syncKey: '0', response: new Uint8Array(500_000), expiresAt: soon } });
+    await store.commitHierarchy(d, 'absent', {
+      syncKey: '1',
+      state: { folders: [] },
+      replay: { syncKey: '0', response: new Uint8Array([1]), expiresAt: soon },
+    });
+    await store.commitCollection(d, 'c', 'absent', {
+      ...bigContacts('1', 1000),
+      replay: { syncKey: '0', response: new Uint8Array(500_000), expiresAt: soon },
+    });
     expect((await store.getCollection(d, 'c'))?.replay?.syncKey).toBe('0');
     await new Promise((resolve) => setTimeout(resolve, soon - Date.now() + 5));
 
@@ -248,18 +314,35 @@ describe('DynamoDB state table', () => {
 
   it('round-trips an empty replay response', async () => {
     const d = freshDevice();
-    const next = { ...smallMail('1'), replay: { syncKey: '0', response: new Uint8Array(), expiresAt: Date.now() + HOUR } };
+    const next = {
+      ...smallMail('1'),
+      replay: { syncKey: '0', response: new Uint8Array(), expiresAt: Date.now() + HOUR },
+    };
     await store.commitCollection(d, 'c', 'absent', next);
     expect(await store.getCollection(d, 'c')).toEqual(next);
   });
 
   it('puts a head that is not chunked into one item', async () => {
     const d = freshDevice();
-    await store.commitCollection(d, 'c', 'absent', { ...smallMail('1'), replay: { syncKey: '0', response: new Uint8Array(1000), expiresAt: Date.now() + HOUR } });
+    await store.commitCollection(d, 'c', 'absent', {
+      ...smallMail('1'),
+      replay: { syncKey: '0', response: new Uint8Array(1000), expiresAt: Date.now() + HOUR },
+    });
     const items = await itemsOf(d.tenant);
     expect(items).toHaveLength(1);
-    const head = (await client.send(new GetItemCommand({ TableName: table, Key: { pk: items[0]!.pk!, sk: { S: 'COLLECTION#c' } } }))).Item;
-    expect(Object.keys(head ?? {}).sort()).toEqual(['collectionId', 'pk', 'replay', 'replayExpiresAt', 'replayKey', 'sk', 'state', 'syncKey']);
+    const head = (
+      await client.send(new GetItemCommand({ TableName: table, Key: { pk: items[0]!.pk!, sk: { S: 'COLLECTION#c' } } }))
+    ).Item;
+    expect(Object.keys(head ?? {}).sort()).toEqual([
+      'collectionId',
+      'pk',
+      'replay',
+      'replayExpiresAt',
+      'replayKey',
+      'sk',
+      'state',
+      'syncKey',
+    ]);
   });
 });
 

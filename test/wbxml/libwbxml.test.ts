@@ -12,10 +12,19 @@ import { decodeWbxml } from '../../src/wbxml/decoder.ts';
 import { encodeWbxml } from '../../src/wbxml/encoder.ts';
 import type { WbxmlElement } from '../../src/wbxml/tree.ts';
 import { fromXml } from '../../src/wbxml/xml.ts';
-import { comparable, LIBWBXML_OPAQUE, libwbxmlDecode, libwbxmlEncode, parseLibwbxmlXml, toLibwbxmlXml } from './libwbxml.ts';
+import {
+  comparable,
+  LIBWBXML_OPAQUE,
+  libwbxmlDecode,
+  libwbxmlEncode,
+  parseLibwbxmlXml,
+  toLibwbxmlXml,
+} from './libwbxml.ts';
 
 const CORPUS = join(import.meta.dirname, 'corpus');
-const files = readdirSync(CORPUS).filter((f) => f.endsWith('.xml')).sort();
+const files = readdirSync(CORPUS)
+  .filter((f) => f.endsWith('.xml'))
+  .sort();
 const crossChecked = files.filter((f) => !f.includes('find') && !f.includes('-161-'));
 const load = (f: string): WbxmlElement => fromXml(readFileSync(join(CORPUS, f), 'utf8'));
 
@@ -37,7 +46,11 @@ describe('the corpus', () => {
 
 describe('binary content', () => {
   it('is OPAQUE for exactly the elements libwbxml treats as binary', () => {
-    const ours = CODE_PAGES.flatMap((p) => Object.values(p.tags).filter((t) => isBinaryTag(p.namespace, t)).map((t) => `${p.namespace}:${t}`));
+    const ours = CODE_PAGES.flatMap((p) =>
+      Object.values(p.tags)
+        .filter((t) => isBinaryTag(p.namespace, t))
+        .map((t) => `${p.namespace}:${t}`),
+    );
     expect(new Set(ours)).toEqual(LIBWBXML_OPAQUE);
   });
 });
@@ -56,7 +69,9 @@ describe.each(crossChecked)('%s', (file) => {
   });
 
   it('both encoders write the same bytes', () => {
-    expect(Buffer.from(encodeWbxml(tree)).toString('hex')).toBe(Buffer.from(libwbxmlEncode(toLibwbxmlXml(tree))).toString('hex'));
+    expect(Buffer.from(encodeWbxml(tree)).toString('hex')).toBe(
+      Buffer.from(libwbxmlEncode(toLibwbxmlXml(tree))).toString('hex'),
+    );
   });
 });
 

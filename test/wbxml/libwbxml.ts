@@ -26,7 +26,16 @@ const LIB_TO_SPEC: Record<string, Record<string, string>> = {
     DTStamp: 'DtStamp',
     'Reply-To': 'ReplyTo',
     FlagStatus: 'Status',
-    ...recurrence(['Type', 'Until', 'Occurrences', 'Interval', 'DayOfWeek', 'DayOfMonth', 'WeekOfMonth', 'MonthOfYear']),
+    ...recurrence([
+      'Type',
+      'Until',
+      'Occurrences',
+      'Interval',
+      'DayOfWeek',
+      'DayOfMonth',
+      'WeekOfMonth',
+      'MonthOfYear',
+    ]),
   },
   AirNotify: { LifeTime: 'Lifetime' },
   Calendar: {
@@ -41,12 +50,33 @@ const LIB_TO_SPEC: Record<string, Record<string, string>> = {
     Exception_StartTime: 'ExceptionStartTime',
     Organizer_Email: 'OrganizerEmail',
     Organizer_Name: 'OrganizerName',
-    ...recurrence(['Type', 'Until', 'Occurrences', 'Interval', 'DayOfWeek', 'DayOfMonth', 'WeekOfMonth', 'MonthOfYear']),
+    ...recurrence([
+      'Type',
+      'Until',
+      'Occurrences',
+      'Interval',
+      'DayOfWeek',
+      'DayOfMonth',
+      'WeekOfMonth',
+      'MonthOfYear',
+    ]),
   },
   Tasks: {
     UTCDueDate: 'UtcDueDate',
     UTCStartDate: 'UtcStartDate',
-    ...recurrence(['Type', 'Start', 'Until', 'Occurrences', 'Interval', 'DayOfMonth', 'DayOfWeek', 'WeekOfMonth', 'MonthOfYear', 'Regenerate', 'DeadOccur']),
+    ...recurrence([
+      'Type',
+      'Start',
+      'Until',
+      'Occurrences',
+      'Interval',
+      'DayOfMonth',
+      'DayOfWeek',
+      'WeekOfMonth',
+      'MonthOfYear',
+      'Regenerate',
+      'DeadOccur',
+    ]),
   },
   Provision: { DeviceEncryptionEnabled: 'RequireStorageCardEncryption' },
   Settings: { ihsManagementInformation: 'RightsManagementInformation', SmtpAddress: 'SMTPAddress' },
@@ -64,7 +94,10 @@ function recurrence(names: string[]): Record<string, string> {
 }
 
 const SPEC_TO_LIB: Record<string, Record<string, string>> = Object.fromEntries(
-  Object.entries(LIB_TO_SPEC).map(([ns, names]) => [ns, Object.fromEntries(Object.entries(names).map(([l, s]) => [s, l]))]),
+  Object.entries(LIB_TO_SPEC).map(([ns, names]) => [
+    ns,
+    Object.fromEntries(Object.entries(names).map(([l, s]) => [s, l])),
+  ]),
 );
 
 /** The elements libwbxml encodes as OPAQUE (from base64 in its XML input) and writes as base64 when decoding. */
@@ -87,7 +120,11 @@ export function toLibwbxmlXml(root: WbxmlElement): string {
   const write = (e: WbxmlElement, parentNs: string | undefined): void => {
     const name = SPEC_TO_LIB[e.ns]?.[e.tag] ?? e.tag;
     const xmlns = e.ns === parentNs ? '' : ` xmlns="${e.ns}:"`;
-    const value = e.opaque ? Buffer.from(e.opaque).toString('base64') : e.text !== undefined ? escape(e.text) : '';
+    const value = e.opaque
+      ? Buffer.from(e.opaque).toString('base64')
+      : e.text !== undefined
+        ? escapeXmlText(e.text)
+        : '';
     if (!value && e.children.length === 0) {
       out.push(`<${name}${xmlns}/>`);
       return;
@@ -100,7 +137,7 @@ export function toLibwbxmlXml(root: WbxmlElement): string {
   return out.join('');
 }
 
-function escape(s: string): string {
+function escapeXmlText(s: string): string {
   return s.replace(/[&<>\r]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&#13;'));
 }
 
@@ -159,6 +196,8 @@ export function libwbxmlEncode(xml: string): Uint8Array {
 export function libwbxmlDecode(bytes: Uint8Array): string {
   const input = join(workDir, 'in.wbxml');
   writeFileSync(input, bytes);
-  const xml = execFileSync('wbxml2xml', ['-l', 'ACTIVESYNC', '-m', '0', '-o', '-', input], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const xml = execFileSync('wbxml2xml', ['-l', 'ACTIVESYNC', '-m', '0', '-o', '-', input], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return Buffer.from(xml).toString('utf8');
 }

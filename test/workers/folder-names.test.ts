@@ -1,7 +1,7 @@
 /**
- * Non-ASCII mailbox names through the Worker (src/runtimes/cloudflare/worker.ts) inside workerd, where imapflow's modified
- * UTF-7 comes from the Worker's iconv-lite (src/runtimes/cloudflare/iconv-lite.ts). The mailboxes are created and listed
- * on the test Dovecot over a raw IMAP connection (cloudflare:sockets), so what the server holds is checked
+ * Non-ASCII mailbox names through the Worker (src/runtimes/cloudflare/worker.ts) inside workerd, where imapflow's
+ * modified UTF-7 comes from the Worker's iconv-lite (src/runtimes/cloudflare/iconv-lite.ts). The mailboxes are created
+ * and listed on the test Dovecot over a raw IMAP connection (cloudflare:sockets), so what the server holds is checked
  * independently of the code under test: Dovecot 2.3 has no UTF8=ACCEPT, names travel in modified UTF-7.
  */
 import { createExecutionContext } from 'cloudflare:test';
@@ -20,7 +20,14 @@ EventEmitter.defaultMaxListeners = 50;
 const imap: WorkersImap = inject('imap');
 // carol: the sweep tests watch only INBOX, new mailboxes do not disturb them.
 const carol = imap.users.find((u) => u.name === 'carol')!;
-const configured = { ...env, IMAP_HOST: imap.host, IMAP_PORT: String(imap.port), IMAP_SECURE: 'false', TENANT: 'names', PROVISIONING: 'loose' };
+const configured = {
+  ...env,
+  IMAP_HOST: imap.host,
+  IMAP_PORT: String(imap.port),
+  IMAP_SECURE: 'false',
+  TENANT: 'names',
+  PROVISIONING: 'loose',
+};
 const IncomingRequest = Request<unknown, IncomingRequestCfProperties>;
 const deviceId = `NAMES${Date.now()}`;
 
@@ -71,9 +78,17 @@ async function rawImap(commands: string[]): Promise<string> {
 describe('non-ASCII folder names on the Worker', () => {
   it('FolderSync shows mailboxes named in modified UTF-7 by their names, and FolderCreate writes one', async () => {
     // Entwürfe, 日本語 with 台北 under it, and an ampersand.
-    await rawImap(['CREATE "Entw&APw-rfe"', 'CREATE "&ZeVnLIqe-"', 'CREATE "&ZeVnLIqe-/&U,BTFw-"', 'CREATE "Tom &- Jerry"']);
+    await rawImap([
+      'CREATE "Entw&APw-rfe"',
+      'CREATE "&ZeVnLIqe-"',
+      'CREATE "&ZeVnLIqe-/&U,BTFw-"',
+      'CREATE "Tom &- Jerry"',
+    ]);
 
-    const sync = await command('FolderSync', el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
+    const sync = await command(
+      'FolderSync',
+      el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]),
+    );
     expect(childText(sync, 'Status')).toBe('1');
     const folders = (child(sync, 'Changes')?.children ?? []).filter((c) => c.tag === 'Add');
     const byName = new Map(folders.map((f) => [childText(f, 'DisplayName'), f]));

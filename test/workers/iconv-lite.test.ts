@@ -19,7 +19,8 @@ const bytes = (...values: number[]): Buffer => Buffer.from(values);
 /** All output of a Transform fed `chunks`. */
 async function streamed(transform: NodeJS.ReadWriteStream, chunks: Buffer[]): Promise<string> {
   let out = '';
-  for await (const part of Readable.from(chunks).pipe(transform)) out += typeof part === 'string' ? part : (part as Buffer).toString('utf8');
+  for await (const part of Readable.from(chunks).pipe(transform))
+    out += typeof part === 'string' ? part : (part as Buffer).toString('utf8');
   return out;
 }
 
@@ -47,7 +48,15 @@ describe('modified UTF-7 (RFC 3501 §5.1.3)', () => {
   });
 
   it('round-trips text with every kind of character, and decodes an unterminated run at the end', () => {
-    const texts = ['&&&', 'a&b&-c', '\u0000\u007f tab\there', 'Ünïcödé ÄÖÜ ß', '😀😁 surrogate pairs', 'a,b/c+d', '日本語/中文/한국어'];
+    const texts = [
+      '&&&',
+      'a&b&-c',
+      '\u0000\u007f tab\there',
+      'Ünïcödé ÄÖÜ ß',
+      '😀😁 surrogate pairs',
+      'a,b/c+d',
+      '日本語/中文/한국어',
+    ];
     for (const text of texts) {
       const encoded = iconv.encode(text, 'utf-7-imap').toString();
       expect(encoded).toMatch(/^[\x20-\x7e]*$/);
@@ -99,7 +108,9 @@ describe('decoding with workerd’s TextDecoder and the codecs of its own', () =
   });
 
   it('reads ISO-8859-1 as Latin-1 (not windows-1252, as WHATWG does), and the single-byte charsets by any name', () => {
-    expect(iconv.decode(bytes(0x45, 0x6e, 0x74, 0x77, 0xfc, 0x72, 0x66, 0x65, 0x80), 'ISO-8859-1')).toBe('Entwürfe\u0080');
+    expect(iconv.decode(bytes(0x45, 0x6e, 0x74, 0x77, 0xfc, 0x72, 0x66, 0x65, 0x80), 'ISO-8859-1')).toBe(
+      'Entwürfe\u0080',
+    );
     expect(iconv.decode(bytes(0x80, 0xe9), 'windows-1252')).toBe('€é');
     expect(iconv.decode(bytes(0x80, 0xe9), 'cp1252')).toBe('€é');
     expect(iconv.decode(bytes(0xa4), 'iso-8859-15')).toBe('€');
@@ -166,7 +177,9 @@ describe('libmime through the alias', () => {
     const gbChunks = [...gb].map((b) => bytes(b));
     expect(await streamed(libmime.createDecodeStream('gb18030'), gbChunks)).toBe('中 😀文');
     const utf16 = Buffer.concat([bytes(0xfe, 0xff), Buffer.from('Hello, world', 'utf16le').swap16()]);
-    expect(await streamed(libmime.createDecodeStream('utf-16'), [utf16.subarray(0, 3), utf16.subarray(3)])).toBe('Hello, world');
+    expect(await streamed(libmime.createDecodeStream('utf-16'), [utf16.subarray(0, 3), utf16.subarray(3)])).toBe(
+      'Hello, world',
+    );
   });
 });
 
@@ -176,7 +189,8 @@ describe('encoding-japanese through the alias', () => {
   const eucjp = bytes(0xc6, 0xfc, 0xcb, 0xdc);
 
   it('decodes by encoding-japanese’s names and aliases, and detects the encoding for AUTO', () => {
-    const convert = (data: Buffer, from: string): string => encodingJapanese.convert(data, { to: 'UNICODE', from, type: 'string' });
+    const convert = (data: Buffer, from: string): string =>
+      encodingJapanese.convert(data, { to: 'UNICODE', from, type: 'string' });
     expect(convert(jis, 'JIS')).toBe('日本');
     expect(convert(jis, 'ISO-2022-JP')).toBe('日本');
     expect(convert(sjis, 'SJIS')).toBe('日本');
@@ -190,6 +204,8 @@ describe('encoding-japanese through the alias', () => {
     expect(await streamed(new JPDecoder('iso-2022-jp', 1 << 20), [jis.subarray(0, 4), jis.subarray(4)])).toBe('日本');
     expect(await streamed(new JPDecoder('euc-jp', 1 << 20), [eucjp])).toBe('日本');
     expect(libmime.decodeWords(`=?EUC-JP?B?${eucjp.toString('base64')}?=`)).toBe('日本');
-    expect(await streamed(libmime.createDecodeStream('iso-2022-jp'), [jis.subarray(0, 5), jis.subarray(5)])).toBe('日本');
+    expect(await streamed(libmime.createDecodeStream('iso-2022-jp'), [jis.subarray(0, 5), jis.subarray(5)])).toBe(
+      '日本',
+    );
   });
 });

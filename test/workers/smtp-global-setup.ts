@@ -20,7 +20,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
     startSmtpSink({ tls: 'implicit', auth: { ...SMTP_LOGIN, requireAuth: true } }),
     startSmtpSink({ tls: 'starttls', auth: { ...SMTP_LOGIN, requireAuth: true } }),
   ]);
-  project.provide('smtpSinks', { plain: sinks[0]!.port, implicitTls: sinks[1]!.port, starttls: sinks[2]!.port, login: SMTP_LOGIN });
+  project.provide('smtpSinks', {
+    plain: sinks[0]!.port,
+    implicitTls: sinks[1]!.port,
+    starttls: sinks[2]!.port,
+    login: SMTP_LOGIN,
+  });
   return async () => {
     await Promise.all(sinks.map((s) => s.close()));
   };

@@ -19,8 +19,12 @@ async function sha256(bytes: Uint8Array): Promise<string> {
 /** A forward built with MailComposer and made ready with prepareOutgoing, as SmartForward does it. */
 async function message(): Promise<{ wire: Uint8Array; envelope: { from: string; to: string[] } }> {
   const encode = (s: string): Uint8Array => new TextEncoder().encode(s);
-  const device = encode('From: alice@example.test\r\nTo: bob@example.test\r\nBcc: carol@example.test\r\nSubject: Fwd: plans\r\n\r\nSee below.\r\n');
-  const original = encode('From: dave@example.test\r\nTo: alice@example.test\r\nSubject: plans\r\nMessage-ID: <plans@example.test>\r\n\r\nThe plans.\r\n.dot line\r\n');
+  const device = encode(
+    'From: alice@example.test\r\nTo: bob@example.test\r\nBcc: carol@example.test\r\nSubject: Fwd: plans\r\n\r\nSee below.\r\n',
+  );
+  const original = encode(
+    'From: dave@example.test\r\nTo: alice@example.test\r\nSubject: plans\r\nMessage-ID: <plans@example.test>\r\n\r\nThe plans.\r\n.dot line\r\n',
+  );
   return prepareOutgoing(await composeSmart('forward', device, original), { user: 'alice@example.test' });
 }
 
@@ -28,26 +32,46 @@ describe('SMTP submission in workerd', () => {
   it('plain TCP without login', async () => {
     const { wire, envelope } = await message();
     expect(envelope.to.sort()).toEqual(['bob@example.test', 'carol@example.test']);
-    const result = await workerdSubmitter({ host: 'localhost', port: sinks.plain, secure: false, auth: 'optional' }).submit(sinks.login, envelope, wire);
+    const result = await workerdSubmitter({
+      host: 'localhost',
+      port: sinks.plain,
+      secure: false,
+      auth: 'optional',
+    }).submit(sinks.login, envelope, wire);
     expect(result.response).toContain(await sha256(wire));
   });
 
   it('implicit TLS (465) with the login', async () => {
     const { wire, envelope } = await message();
-    const result = await workerdSubmitter({ host: 'localhost', port: sinks.implicitTls, secure: true, auth: 'required' }).submit(sinks.login, envelope, wire);
+    const result = await workerdSubmitter({
+      host: 'localhost',
+      port: sinks.implicitTls,
+      secure: true,
+      auth: 'required',
+    }).submit(sinks.login, envelope, wire);
     expect(result.response).toContain(await sha256(wire));
   });
 
   it('STARTTLS (587) with the login', async () => {
     const { wire, envelope } = await message();
-    const result = await workerdSubmitter({ host: 'localhost', port: sinks.starttls, secure: false, auth: 'required' }).submit(sinks.login, envelope, wire);
+    const result = await workerdSubmitter({
+      host: 'localhost',
+      port: sinks.starttls,
+      secure: false,
+      auth: 'required',
+    }).submit(sinks.login, envelope, wire);
     expect(result.response).toContain(await sha256(wire));
   });
 
   it('a message to 60 recipients (one command each on the same socket)', async () => {
     const { wire, envelope } = await message();
     const to = Array.from({ length: 60 }, (_, i) => `r${i}@example.test`);
-    const result = await workerdSubmitter({ host: 'localhost', port: sinks.plain, secure: false, auth: 'optional' }).submit(sinks.login, { ...envelope, to }, wire);
+    const result = await workerdSubmitter({
+      host: 'localhost',
+      port: sinks.plain,
+      secure: false,
+      auth: 'optional',
+    }).submit(sinks.login, { ...envelope, to }, wire);
     expect(result.accepted).toHaveLength(60);
   });
 

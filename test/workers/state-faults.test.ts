@@ -2,8 +2,9 @@
  * The Durable Object state store failing a commit (test/faults/failing-store.ts), inside workerd: what Sync's
  * recovery relies on holds there too. A commit that failed before writing leaves the old key, and the retry from it
  * wins; a commit that wrote but whose answer was lost leaves the new key with the replay of the old one, and a retry
- * from the old key is a StateConflictError (Sync then answers from the replay or with Status 16), never a corrupt state.
- * The device-level recovery on top of this is tested end to end on SQLite and DynamoDB in test/faults/state.test.ts.
+ * from the old key is a StateConflictError (Sync then answers from the replay or with Status 16), never a corrupt
+ * state. The device-level recovery on top of this is tested end to end on SQLite and DynamoDB in
+ * test/faults/state.test.ts.
  */
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
@@ -17,7 +18,9 @@ function keyed(syncKey: string, replayOf?: string): KeyedState<CollectionState> 
   return {
     syncKey,
     state,
-    ...(replayOf ? { replay: { syncKey: replayOf, response: new Uint8Array([3, 1, 106, 0]), expiresAt: Date.now() + 60_000 } } : {}),
+    ...(replayOf
+      ? { replay: { syncKey: replayOf, response: new Uint8Array([3, 1, 106, 0]), expiresAt: Date.now() + 60_000 } }
+      : {}),
   };
 }
 
@@ -27,7 +30,9 @@ describe('the Durable Object store fails a commit (workerd)', () => {
     const device = { tenant: 'faults', user: `u${crypto.randomUUID()}`, deviceId: 'D1' };
     await faults.store.commitCollection(device, '5', 'any', keyed('k1'));
     faults.failOn({ method: 'commitCollection', when: 'before' });
-    await expect(faults.store.commitCollection(device, '5', { syncKey: 'k1' }, keyed('k2', 'k1'))).rejects.toBeInstanceOf(InjectedStoreError);
+    await expect(
+      faults.store.commitCollection(device, '5', { syncKey: 'k1' }, keyed('k2', 'k1')),
+    ).rejects.toBeInstanceOf(InjectedStoreError);
     expect((await faults.store.getCollection(device, '5'))?.syncKey).toBe('k1');
     await faults.store.commitCollection(device, '5', { syncKey: 'k1' }, keyed('k2', 'k1'));
     expect((await faults.store.getCollection(device, '5'))?.syncKey).toBe('k2');
@@ -38,11 +43,15 @@ describe('the Durable Object store fails a commit (workerd)', () => {
     const device = { tenant: 'faults', user: `u${crypto.randomUUID()}`, deviceId: 'D1' };
     await faults.store.commitCollection(device, '5', 'any', keyed('k1'));
     faults.failOn({ method: 'commitCollection', when: 'after' });
-    await expect(faults.store.commitCollection(device, '5', { syncKey: 'k1' }, keyed('k2', 'k1'))).rejects.toBeInstanceOf(InjectedStoreError);
+    await expect(
+      faults.store.commitCollection(device, '5', { syncKey: 'k1' }, keyed('k2', 'k1')),
+    ).rejects.toBeInstanceOf(InjectedStoreError);
     const stored = await faults.store.getCollection(device, '5');
     expect(stored?.syncKey).toBe('k2');
     expect(stored?.replay?.syncKey).toBe('k1');
-    await expect(faults.store.commitCollection(device, '5', { syncKey: 'k1' }, keyed('k2b', 'k1'))).rejects.toBeInstanceOf(StateConflictError);
+    await expect(
+      faults.store.commitCollection(device, '5', { syncKey: 'k1' }, keyed('k2b', 'k1')),
+    ).rejects.toBeInstanceOf(StateConflictError);
     expect((await faults.store.getCollection(device, '5'))?.syncKey).toBe('k2');
   });
 

@@ -5,7 +5,12 @@
 import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { durableObjectStateStore, tenantObjectName, userObjectName, type StateObject } from '../../src/state/durable-object.ts';
+import {
+  durableObjectStateStore,
+  tenantObjectName,
+  userObjectName,
+  type StateObject,
+} from '../../src/state/durable-object.ts';
 import { MIGRATIONS } from '../../src/state/sqlite.ts';
 import { stateStoreContract } from '../state/contract.ts';
 

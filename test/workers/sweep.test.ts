@@ -38,12 +38,26 @@ const server = { host: imap.host, port: imap.port, secure: false };
 async function lease(state: StateStore, tenant: string, user: string, folders: string[]): Promise<void> {
   const until = Date.now() + 60_000;
   await state.putLease({ tenant, user, until });
-  await state.putFeedEntry({ tenant, user }, { folder: deviceKey('D1'), marker: encodeWaitMarker({ g: '1', until, folders }), changedAt: Date.now(), expiresAt: until });
+  await state.putFeedEntry(
+    { tenant, user },
+    {
+      folder: deviceKey('D1'),
+      marker: encodeWaitMarker({ g: '1', until, folders }),
+      changedAt: Date.now(),
+      expiresAt: until,
+    },
+  );
 }
 
 async function append(user: string, folder: string): Promise<void> {
   const account = imap.users.find((u) => u.email === user)!;
-  const client = new ImapFlow({ host: imap.host, port: imap.port, secure: false, auth: { user, pass: account.password }, logger: false });
+  const client = new ImapFlow({
+    host: imap.host,
+    port: imap.port,
+    secure: false,
+    auth: { user, pass: account.password },
+    logger: false,
+  });
   client.on('error', () => {});
   await client.connect();
   await client.append(folder, `From: a@example.org\r\nSubject: swept ${Date.now()}\r\n\r\nHi.\r\n`);
@@ -71,7 +85,11 @@ describe('sweep (inside workerd)', () => {
     expect(await marker(state, tenant, user, 'imap:Sent')).toMatch(/^imap1 /);
 
     // Nothing changed: a login and STATUS, no write.
-    expect(await sweep({ state, tenant, imap: server, push, memo })).toMatchObject({ logins: 1, written: 0, errors: 0 });
+    expect(await sweep({ state, tenant, imap: server, push, memo })).toMatchObject({
+      logins: 1,
+      written: 0,
+      errors: 0,
+    });
 
     await append(user, 'INBOX');
     expect(await sweep({ state, tenant, imap: server, push, memo })).toMatchObject({ written: 1, errors: 0 });
@@ -106,7 +124,7 @@ describe('sweep (inside workerd)', () => {
     expect(await marker(state, tenant, user, 'imap:INBOX')).toMatch(/^imap1 /);
   });
 
-  it('fans a shard bigger than one invocation\'s share out to more invocations, and sweeps every account', async () => {
+  it("fans a shard bigger than one invocation's share out to more invocations, and sweeps every account", async () => {
     const state = durableObjectStateStore(env.STATE);
     const tenant = 'sweep-fan';
     for (const u of imap.users) await lease(state, tenant, u.email, ['imap:INBOX']);
@@ -121,7 +139,11 @@ describe('sweep (inside workerd)', () => {
     const invocations: { status: number; report: { accounts: number; peakConnections: number; errors: number } }[] = [];
     const SWEEP_SELF = {
       async fetch(request: Request): Promise<Response> {
-        const res = await worker.fetch!(request as Parameters<NonNullable<typeof worker.fetch>>[0], testEnv, createExecutionContext());
+        const res = await worker.fetch!(
+          request as Parameters<NonNullable<typeof worker.fetch>>[0],
+          testEnv,
+          createExecutionContext(),
+        );
         invocations.push({ status: res.status, report: await res.clone().json() });
         return res;
       },
@@ -144,7 +166,11 @@ describe('sweep (inside workerd)', () => {
     const testEnv = { ...env, ...settings, TENANT: 'sweep-fan' };
     const post = (body: string, signature?: string) =>
       worker.fetch!(
-        new Request(`https://sweep.internal${SWEEP_PATH}`, { method: 'POST', body, headers: signature ? { 'X-Sweep-Signature': signature } : {} }) as Parameters<NonNullable<typeof worker.fetch>>[0],
+        new Request(`https://sweep.internal${SWEEP_PATH}`, {
+          method: 'POST',
+          body,
+          headers: signature ? { 'X-Sweep-Signature': signature } : {},
+        }) as Parameters<NonNullable<typeof worker.fetch>>[0],
         testEnv,
         createExecutionContext(),
       );
@@ -162,7 +188,14 @@ describe('sweep (inside workerd)', () => {
     const vaultKey = crypto.getRandomValues(new Uint8Array(32));
     const withVault = { ...push, credentialKey: vaultKey };
     const dav = (method: string, url: string, body?: string, contentType = 'application/xml') =>
-      fetch(url, { method, headers: { Authorization: `Basic ${btoa(`${account.email}:${account.password}`)}`, 'Content-Type': contentType }, ...(body ? { body } : {}) });
+      fetch(url, {
+        method,
+        headers: {
+          Authorization: `Basic ${btoa(`${account.email}:${account.password}`)}`,
+          'Content-Type': contentType,
+        },
+        ...(body ? { body } : {}),
+      });
     const calendar = new URL(`${encodeURIComponent(account.email)}/swept-${Date.now()}/`, imap.davUrl).href;
     // workerd's fetch knows no MKCALENDAR: an extended MKCOL (RFC 5689) makes the calendar.
     const mkcol =
@@ -173,14 +206,39 @@ describe('sweep (inside workerd)', () => {
     const until = Date.now() + 60_000;
     const scope = { tenant, user: account.email };
     await state.putLease({ ...scope, until, credential: await sealCredential(vaultKey, scope, account.password) });
-    await state.putFeedEntry(scope, { folder: deviceKey('D1'), marker: encodeWaitMarker({ g: '1', until, folders: [folder] }), changedAt: Date.now(), expiresAt: until });
-    const options = { state, tenant, imap: server, push: withVault, dav: { caldavUrl: imap.davUrl }, memo: new SweepMemo() };
+    await state.putFeedEntry(scope, {
+      folder: deviceKey('D1'),
+      marker: encodeWaitMarker({ g: '1', until, folders: [folder] }),
+      changedAt: Date.now(),
+      expiresAt: until,
+    });
+    const options = {
+      state,
+      tenant,
+      imap: server,
+      push: withVault,
+      dav: { caldavUrl: imap.davUrl },
+      memo: new SweepMemo(),
+    };
 
     expect(await sweep(options)).toMatchObject({ errors: 0 });
     const before = await marker(state, tenant, account.email, folder);
     expect(parseDavMarker(before ?? '')).toMatch(/\S/);
     expect(await sweep(options)).toMatchObject({ written: 0, errors: 0 });
-    const ics = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//test//EN', 'BEGIN:VEVENT', 'UID:swept-1', 'DTSTAMP:20260101T000000Z', 'DTSTART:20260401T090000Z', 'DTEND:20260401T100000Z', 'SUMMARY:Swept', 'END:VEVENT', 'END:VCALENDAR', ''].join('\r\n');
+    const ics = [
+      'BEGIN:VCALENDAR',
+      'VERSION:2.0',
+      'PRODID:-//test//EN',
+      'BEGIN:VEVENT',
+      'UID:swept-1',
+      'DTSTAMP:20260101T000000Z',
+      'DTSTART:20260401T090000Z',
+      'DTEND:20260401T100000Z',
+      'SUMMARY:Swept',
+      'END:VEVENT',
+      'END:VCALENDAR',
+      '',
+    ].join('\r\n');
     expect((await dav('PUT', `${calendar}swept-1.ics`, ics, 'text/calendar')).status).toBe(201);
     expect(await sweep(options)).toMatchObject({ written: 1, errors: 0 });
     expect(await marker(state, tenant, account.email, folder)).not.toBe(before);

@@ -14,7 +14,13 @@ import type { WorkersImap } from '../services/workers-global-setup.ts';
 EventEmitter.defaultMaxListeners = 50;
 
 const imap: WorkersImap = inject('imap');
-const shared = { IMAP_HOST: imap.host, IMAP_PORT: imap.port, IMAP_SECURE: false, IMAP_MASTER_USER: imap.master.user, IMAP_MASTER_PASSWORD: { env: 'MASTER_PW' } };
+const shared = {
+  IMAP_HOST: imap.host,
+  IMAP_PORT: imap.port,
+  IMAP_SECURE: false,
+  IMAP_MASTER_USER: imap.master.user,
+  IMAP_MASTER_PASSWORD: { env: 'MASTER_PW' },
+};
 const TENANTS = JSON.stringify({
   defaults: shared,
   tenants: [
@@ -34,10 +40,16 @@ const path = '/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=alice&DeviceId=D1
 
 describe('Worker with TENANTS', () => {
   it('challenges with each tenant’s AUTH_MODE, and refuses a request no tenant can be found for', async () => {
-    const acme = await send(`https://acme.sync.test${path}`, { method: 'POST', headers: { 'MS-ASProtocolVersion': '14.1' } });
+    const acme = await send(`https://acme.sync.test${path}`, {
+      method: 'POST',
+      headers: { 'MS-ASProtocolVersion': '14.1' },
+    });
     expect(acme.status).toBe(401);
     expect(acme.headers.get('WWW-Authenticate')).toBe('Basic realm="ActiveSync"');
-    const hooli = await send(`https://hooli.sync.test${path}`, { method: 'POST', headers: { 'MS-ASProtocolVersion': '14.1' } });
+    const hooli = await send(`https://hooli.sync.test${path}`, {
+      method: 'POST',
+      headers: { 'MS-ASProtocolVersion': '14.1' },
+    });
     expect(hooli.status).toBe(401);
     expect(hooli.headers.get('WWW-Authenticate')).toBe('Bearer realm="ActiveSync"');
     // A shared host and a login whose domain no tenant owns: 401 before any backend is asked.
@@ -54,10 +66,21 @@ describe('Worker with TENANTS', () => {
     const user = 'carol@example.test';
     for (const tenant of ['wk-acme', 'wk-hooli']) {
       await state.putLease({ tenant, user, until });
-      await state.putFeedEntry({ tenant, user }, { folder: deviceKey('D1'), marker: encodeWaitMarker({ g: '1', until, folders: ['imap:INBOX'] }), changedAt: Date.now(), expiresAt: until });
+      await state.putFeedEntry(
+        { tenant, user },
+        {
+          folder: deviceKey('D1'),
+          marker: encodeWaitMarker({ g: '1', until, folders: ['imap:INBOX'] }),
+          changedAt: Date.now(),
+          expiresAt: until,
+        },
+      );
     }
     // Scheduled 49 s ago: one pass is left in its minute.
-    await worker.scheduled(createScheduledController({ scheduledTime: Date.now() - 49_000, cron: '* * * * *' }), configured);
+    await worker.scheduled(
+      createScheduledController({ scheduledTime: Date.now() - 49_000, cron: '* * * * *' }),
+      configured,
+    );
     for (const tenant of ['wk-acme', 'wk-hooli']) {
       const feed = await state.readFeed({ tenant, user });
       expect(feed.find((e) => e.folder === 'imap:INBOX')?.marker).toMatch(/^imap1 /);

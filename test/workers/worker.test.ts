@@ -14,7 +14,11 @@ const configured = { ...env, IMAP_HOST: '127.0.0.1', IMAP_PORT: '1', IMAP_SECURE
 // The Worker's handler is typed for requests from the Cloudflare edge (with request.cf), as Cloudflare's templates do.
 const IncomingRequest = Request<unknown, IncomingRequestCfProperties>;
 
-function send(url: string, init: RequestInit<IncomingRequestCfProperties> = {}, withEnv: typeof env = configured): Promise<Response> {
+function send(
+  url: string,
+  init: RequestInit<IncomingRequestCfProperties> = {},
+  withEnv: typeof env = configured,
+): Promise<Response> {
   return worker.fetch(new IncomingRequest(url, init), withEnv, createExecutionContext());
 }
 

@@ -4,9 +4,28 @@
  * addressbook-home-set → the collections there. Changes come from sync-collection (RFC 6578); writes are
  * conditional (If-Match / If-None-Match), so a change made meanwhile by another client is a conflict, not lost.
  */
-import { collectionOf, FolderType, TASKS_VIEW, type BackendFolder, type DavChanges, type DavItem, type DavWriteResult, type ItemBackend } from '../types.ts';
+import {
+  collectionOf,
+  FolderType,
+  TASKS_VIEW,
+  type BackendFolder,
+  type DavChanges,
+  type DavItem,
+  type DavWriteResult,
+  type ItemBackend,
+} from '../types.ts';
 import { toBase64 } from '../../util/base64.ts';
-import { CALDAV, CALENDARSERVER, CARDDAV, DAV, escapeXml, parseMultistatus, prop, xmlChildren, type DavResponse } from './xml.ts';
+import {
+  CALDAV,
+  CALENDARSERVER,
+  CARDDAV,
+  DAV,
+  escapeXml,
+  parseMultistatus,
+  prop,
+  xmlChildren,
+  type DavResponse,
+} from './xml.ts';
 import type { DavDefaults } from '../../config.ts';
 
 export type DavKind = 'caldav' | 'carddav';
@@ -53,7 +72,7 @@ export class DavItemBackend implements ItemBackend {
 
   async listFolders(): Promise<BackendFolder[]> {
     let home = await this.findHome();
-    let listing;
+    let listing: Awaited<ReturnType<typeof this.listHome>>;
     try {
       listing = await this.listHome(home);
     } catch (err) {
@@ -68,7 +87,13 @@ export class DavItemBackend implements ItemBackend {
 
   private async listHome(home: string): Promise<BackendFolder[]> {
     const marker = `<E:user-folder xmlns:E="${EDGE_NS}"/>`;
-    const ms = await this.propfind(home, '1', this.kind === 'caldav' ? `<D:resourcetype/><D:displayname/><C:supported-calendar-component-set/>${marker}` : `<D:resourcetype/><D:displayname/>${marker}`);
+    const ms = await this.propfind(
+      home,
+      '1',
+      this.kind === 'caldav'
+        ? `<D:resourcetype/><D:displayname/><C:supported-calendar-component-set/>${marker}`
+        : `<D:resourcetype/><D:displayname/>${marker}`,
+    );
     const created = (r: DavResponse): number => (prop(r, EDGE_NS, 'user-folder') ? 1 : 0);
     const collections = ms.responses
       .filter((r) => this.absolute(r.href) !== this.absolute(home))
@@ -77,22 +102,43 @@ export class DavItemBackend implements ItemBackend {
     const segmentOf = (r: DavResponse): string => decodeURIComponent(r.href.replace(/\/$/, '').split('/').pop() ?? '');
     const displayNameOf = (r: DavResponse): string => prop(r, DAV, 'displayname')?.text.trim() || segmentOf(r);
     // The configured default of a class when it is there (by URL segment, else display name), else the first listed.
-    const preferred = { Calendar: this.defaults.calendar, Tasks: this.defaults.tasks, Contacts: this.defaults.contacts };
+    const preferred = {
+      Calendar: this.defaults.calendar,
+      Tasks: this.defaults.tasks,
+      Contacts: this.defaults.contacts,
+    };
     const chosen = new Map<string, DavResponse>();
     for (const [itemClass, wanted] of Object.entries(preferred)) {
       const match = wanted?.toLowerCase();
-      const found = match && (collections.find((r) => segmentOf(r).toLowerCase() === match) ?? collections.find((r) => displayNameOf(r).toLowerCase() === match));
+      const found =
+        match &&
+        (collections.find((r) => segmentOf(r).toLowerCase() === match) ??
+          collections.find((r) => displayNameOf(r).toLowerCase() === match));
       if (found) chosen.set(itemClass, found);
     }
-    const add = (r: DavResponse, itemClass: BackendFolder['itemClass'], ref: string, defaultType: number, userType: number): void => {
+    const add = (
+      r: DavResponse,
+      itemClass: BackendFolder['itemClass'],
+      ref: string,
+      defaultType: number,
+      userType: number,
+    ): void => {
       const isDefault = chosen.has(itemClass) ? chosen.get(itemClass) === r : !chosen.has(`first:${itemClass}`);
       if (!chosen.has(itemClass) && isDefault) chosen.set(`first:${itemClass}`, r);
-      folders.push({ backend: this.kind, ref, parentRef: undefined, displayName: displayNameOf(r), type: isDefault ? defaultType : userType, itemClass });
+      folders.push({
+        backend: this.kind,
+        ref,
+        parentRef: undefined,
+        displayName: displayNameOf(r),
+        type: isDefault ? defaultType : userType,
+        itemClass,
+      });
     };
     for (const r of collections) {
       const types = prop(r, DAV, 'resourcetype');
       if (this.kind === 'carddav') {
-        if (xmlChildren(types, CARDDAV, 'addressbook').length) add(r, 'Contacts', this.absolute(r.href), FolderType.Contacts, FolderType.UserContacts);
+        if (xmlChildren(types, CARDDAV, 'addressbook').length)
+          add(r, 'Contacts', this.absolute(r.href), FolderType.Contacts, FolderType.UserContacts);
         continue;
       }
       if (!xmlChildren(types, CALDAV, 'calendar').length) continue;
@@ -100,7 +146,8 @@ export class DavItemBackend implements ItemBackend {
       const declared = componentNames(r);
       const names = new Set(declared.length ? declared : ['VEVENT', 'VTODO']);
       if (names.has('VEVENT')) add(r, 'Calendar', this.absolute(r.href), FolderType.Calendar, FolderType.UserCalendar);
-      if (names.has('VTODO')) add(r, 'Tasks', this.absolute(r.href) + TASKS_VIEW, FolderType.Tasks, FolderType.UserTasks);
+      if (names.has('VTODO'))
+        add(r, 'Tasks', this.absolute(r.href) + TASKS_VIEW, FolderType.Tasks, FolderType.UserTasks);
     }
     return folders;
   }
@@ -154,7 +201,10 @@ export class DavItemBackend implements ItemBackend {
 
   async fetchItems(folderRef: string, hrefs: string[]): Promise<DavItem[]> {
     if (hrefs.length === 0) return [];
-    const [ns, report, dataProp] = this.kind === 'caldav' ? [CALDAV, 'calendar-multiget', 'calendar-data'] : [CARDDAV, 'addressbook-multiget', 'address-data'];
+    const [ns, report, dataProp] =
+      this.kind === 'caldav'
+        ? [CALDAV, 'calendar-multiget', 'calendar-data']
+        : [CARDDAV, 'addressbook-multiget', 'address-data'];
     const body =
       `<?xml version="1.0" encoding="utf-8"?><R:${report} xmlns:D="DAV:" xmlns:R="${ns}"><D:prop><D:getetag/><R:${dataProp}/></D:prop>` +
       hrefs.map((h) => `<D:href>${escapeXml(new URL(h).pathname)}</D:href>`).join('') +
@@ -168,8 +218,17 @@ export class DavItemBackend implements ItemBackend {
     });
   }
 
-  async putItem(folderRef: string, href: string | undefined, data: string, ifMatch?: string, createName?: string): Promise<DavWriteResult> {
-    const target = href ?? new URL(`${createName ?? crypto.randomUUID()}.${this.kind === 'caldav' ? 'ics' : 'vcf'}`, collectionOf(folderRef)).href;
+  async putItem(
+    folderRef: string,
+    href: string | undefined,
+    data: string,
+    ifMatch?: string,
+    createName?: string,
+  ): Promise<DavWriteResult> {
+    const target =
+      href ??
+      new URL(`${createName ?? crypto.randomUUID()}.${this.kind === 'caldav' ? 'ics' : 'vcf'}`, collectionOf(folderRef))
+        .href;
     const res = await this.request('PUT', target, {
       body: data,
       contentType: this.kind === 'caldav' ? 'text/calendar; charset=utf-8' : 'text/vcard; charset=utf-8',
@@ -177,7 +236,8 @@ export class DavItemBackend implements ItemBackend {
     });
     await res.arrayBuffer();
     // The named create was done by an earlier attempt (its answer lost, e.g. a timeout): done, not a second item.
-    if (res.status === 412 && !href && createName !== undefined) return { ok: true, href: target, etag: await this.etagOf(target) };
+    if (res.status === 412 && !href && createName !== undefined)
+      return { ok: true, href: target, etag: await this.etagOf(target) };
     if (res.status === 412) return { ok: false, reason: 'conflict' };
     if (res.status === 404) return { ok: false, reason: 'not-found' };
     if (!res.ok) throw new Error(`PUT ${target}: HTTP ${res.status}`);
@@ -202,11 +262,19 @@ export class DavItemBackend implements ItemBackend {
     const items = await this.calendarQuery(collectionOf(folderRef), filter);
     if (items === 'forbidden') return [];
     // text-match is a substring match: keep the objects whose UID is this one.
-    return items.filter((item) => unfold(item.data).split(/\r?\n/).some((line) => /^UID[;:]/i.test(line) && line.slice(line.indexOf(':') + 1).trim() === uid));
+    return items.filter((item) =>
+      unfold(item.data)
+        .split(/\r?\n/)
+        .some((line) => /^UID[;:]/i.test(line) && line.slice(line.indexOf(':') + 1).trim() === uid),
+    );
   }
 
   async eventsInRange(collectionUrl: string, start: Date, end: Date): Promise<DavItem[] | 'forbidden'> {
-    const utc = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+    const utc = (d: Date): string =>
+      d
+        .toISOString()
+        .replace(/\.\d{3}Z$/, 'Z')
+        .replace(/[-:]/g, '');
     const filter =
       '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">' +
       `<C:time-range start="${utc(start)}" end="${utc(end)}"/></C:comp-filter></C:comp-filter></C:filter>`;
@@ -228,7 +296,10 @@ export class DavItemBackend implements ItemBackend {
     });
   }
 
-  async createCollection(displayName: string, kind: 'Calendar' | 'Tasks' | 'Contacts'): Promise<BackendFolder | 'exists'> {
+  async createCollection(
+    displayName: string,
+    kind: 'Calendar' | 'Tasks' | 'Contacts',
+  ): Promise<BackendFolder | 'exists'> {
     const home = await this.findHome();
     const url = new URL(`${crypto.randomUUID()}/`, home).href;
     const name = `<D:displayname>${escapeXml(displayName)}</D:displayname>`;
@@ -311,10 +382,13 @@ export class DavItemBackend implements ItemBackend {
     const cached = discoveredHomes.get(this.homeKey);
     if (cached && cached.expiresAt > Date.now()) {
       this.homeWasCached = true;
-      return (this.home = cached.home);
+      this.home = cached.home;
+      return cached.home;
     }
     const service = await this.propfind(this.serviceUrl, '0', '<D:current-user-principal/>');
-    const principalHref = service.responses.map((r) => prop(r, DAV, 'current-user-principal')?.children[0]?.text.trim()).find(Boolean);
+    const principalHref = service.responses
+      .map((r) => prop(r, DAV, 'current-user-principal')?.children[0]?.text.trim())
+      .find(Boolean);
     const principal = principalHref ? this.absolute(principalHref) : this.serviceUrl;
     const [ns, homeSet] = this.kind === 'caldav' ? [CALDAV, 'calendar-home-set'] : [CARDDAV, 'addressbook-home-set'];
     const found = await this.propfind(principal, '0', `<H:${homeSet} xmlns:H="${ns}"/>`);
@@ -338,7 +412,11 @@ export class DavItemBackend implements ItemBackend {
     return parseMultistatus(await res.text());
   }
 
-  private request(method: string, url: string, o: { body?: string; depth?: string; contentType?: string; headers?: Record<string, string> }): Promise<Response> {
+  private request(
+    method: string,
+    url: string,
+    o: { body?: string; depth?: string; contentType?: string; headers?: Record<string, string> },
+  ): Promise<Response> {
     const headers: Record<string, string> = {
       Authorization:
         this.login.accessToken !== undefined
@@ -348,7 +426,12 @@ export class DavItemBackend implements ItemBackend {
     };
     if (o.depth) headers.Depth = o.depth;
     if (o.body !== undefined) headers['Content-Type'] = o.contentType ?? 'application/xml; charset=utf-8';
-    return fetch(url, { method, headers, signal: AbortSignal.timeout(this.timeoutMs), ...(o.body !== undefined ? { body: o.body } : {}) });
+    return fetch(url, {
+      method,
+      headers,
+      signal: AbortSignal.timeout(this.timeoutMs),
+      ...(o.body !== undefined ? { body: o.body } : {}),
+    });
   }
 
   private absolute(href: string): string {
@@ -361,5 +444,7 @@ function unfold(text: string): string {
 }
 
 function componentNames(r: DavResponse): string[] {
-  return xmlChildren(prop(r, CALDAV, 'supported-calendar-component-set'), CALDAV, 'comp').map((c) => (c.attributes.name ?? '').toUpperCase());
+  return xmlChildren(prop(r, CALDAV, 'supported-calendar-component-set'), CALDAV, 'comp').map((c) =>
+    (c.attributes.name ?? '').toUpperCase(),
+  );
 }

@@ -19,7 +19,12 @@ function phoneOf(card: ICAL.Component, types: string[]): string | undefined {
   for (const p of card.getAllProperties('tel')) {
     const type = p.getParameter('type');
     const list = (Array.isArray(type) ? type : [type]).map((t) => String(t ?? '').toLowerCase());
-    if (types.some((t) => list.includes(t))) return String(p.getFirstValue() ?? '').replace(/^tel:/i, '').trim() || undefined;
+    if (types.some((t) => list.includes(t)))
+      return (
+        String(p.getFirstValue() ?? '')
+          .replace(/^tel:/i, '')
+          .trim() || undefined
+      );
   }
   return undefined;
 }
@@ -38,8 +43,15 @@ export function galEntryOf(vcard: string): GalEntry | undefined {
   const n = card.getFirstPropertyValue('n');
   const [last, first] = Array.isArray(n) ? n.map((v) => (Array.isArray(v) ? v.join(' ') : String(v ?? '')).trim()) : [];
   const org = card.getFirstPropertyValue('org');
-  const company = Array.isArray(org) ? String(org[0] ?? '').trim() : typeof org === 'string' ? org.split(';')[0]!.trim() : undefined;
-  const entry: GalEntry = { displayName: texts(card, 'fn')[0] ?? ([first, last].filter(Boolean).join(' ') || emails[0]!), emails };
+  const company = Array.isArray(org)
+    ? String(org[0] ?? '').trim()
+    : typeof org === 'string'
+      ? org.split(';')[0]!.trim()
+      : undefined;
+  const entry: GalEntry = {
+    displayName: texts(card, 'fn')[0] ?? ([first, last].filter(Boolean).join(' ') || emails[0]!),
+    emails,
+  };
   const set = <K extends keyof GalEntry>(key: K, value: GalEntry[K] | undefined): void => {
     if (value !== undefined && value !== '') entry[key] = value;
   };
@@ -65,7 +77,12 @@ export async function searchDirectory(galUrl: string, login: DavLogin, text: str
 }
 
 /** Reads `url` as a calendar under the user's login: the events in [start, end), or 'forbidden'. */
-export async function busyEvents(url: string, login: DavLogin, start: Date, end: Date): Promise<string[] | 'forbidden'> {
+export async function busyEvents(
+  url: string,
+  login: DavLogin,
+  start: Date,
+  end: Date,
+): Promise<string[] | 'forbidden'> {
   const items = await new DavItemBackend(url, 'caldav', login).eventsInRange(url, start, end);
   return items === 'forbidden' ? items : items.map((i) => i.data);
 }

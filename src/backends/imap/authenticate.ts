@@ -10,9 +10,13 @@ import type { ImapSessions } from './sessions.ts';
 export function imapAuthenticator(settings: ImapSettings, sessions: ImapSessions): Authenticator {
   return {
     async authenticate(credentials: Credentials): Promise<AuthOutcome> {
-      let client;
+      let client: Awaited<ReturnType<typeof sessions.acquire>>;
       try {
-        client = await sessions.acquire({ user: credentials.login, password: credentials.password, ...bearer(credentials) });
+        client = await sessions.acquire({
+          user: credentials.login,
+          password: credentials.password,
+          ...bearer(credentials),
+        });
       } catch (err) {
         if ((err as { authenticationFailed?: boolean }).authenticationFailed) return { ok: false };
         throw new AuthUnavailableError(`IMAP server ${settings.host}:${settings.port} unavailable: ${describe(err)}`);

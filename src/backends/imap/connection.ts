@@ -11,7 +11,9 @@ export interface ImapSettings {
 export interface ImapLogin {
   user: string;
   password: string;
-  /** An OAuth 2.0 access token (a Bearer login): imapflow then authenticates with XOAUTH2/OAUTHBEARER, not the password. */
+  /**
+   * An OAuth 2.0 access token (a Bearer login): imapflow then authenticates with XOAUTH2/OAUTHBEARER, not the password.
+   */
   accessToken?: string;
 }
 
@@ -22,7 +24,10 @@ export function imapClient(settings: ImapSettings, login: ImapLogin, extra: Part
     host: settings.host,
     port: settings.port,
     secure: settings.secure,
-    auth: login.accessToken !== undefined ? { user: login.user, accessToken: login.accessToken } : { user: login.user, pass: login.password },
+    auth:
+      login.accessToken !== undefined
+        ? { user: login.user, accessToken: login.accessToken }
+        : { user: login.user, pass: login.password },
     logger: false,
     // CONDSTORE + QRESYNC: incremental mail sync depends on them (DESIGN §4).
     qresync: true,

@@ -6,7 +6,17 @@
  * `changesSince` answers undefined and the caller compares UID sets instead.
  */
 import type { FetchMessageObject, ImapFlow, ListResponse, SearchObject } from 'imapflow';
-import { FolderNotFoundError, FolderType, type BackendFolder, type MailBackend, type MailboxChanges, type MailboxStatus, type MailSearchQuery, type MessageSummary, type MessageWithSource } from '../types.ts';
+import {
+  FolderNotFoundError,
+  FolderType,
+  type BackendFolder,
+  type MailBackend,
+  type MailboxChanges,
+  type MailboxStatus,
+  type MailSearchQuery,
+  type MessageSummary,
+  type MessageWithSource,
+} from '../types.ts';
 import type { ImapLogin } from './connection.ts';
 import type { ImapSessions } from './sessions.ts';
 
@@ -80,7 +90,8 @@ export class ImapMailBackend implements MailBackend {
         uidValidity: Number(mailbox.uidValidity),
         uidNext: mailbox.uidNext,
         messages: mailbox.exists,
-        highestModSeq: this.hasCondstore && mailbox.highestModseq !== undefined ? BigInt(mailbox.highestModseq) : undefined,
+        highestModSeq:
+          this.hasCondstore && mailbox.highestModseq !== undefined ? BigInt(mailbox.highestModseq) : undefined,
       };
     } catch (err) {
       this.failed = true;
@@ -92,7 +103,8 @@ export class ImapMailBackend implements MailBackend {
   async listUids(folder: string, since?: Date, before?: Date): Promise<number[]> {
     return this.withMailbox(folder, async () => {
       const criteria = { ...(since ? { since } : {}), ...(before ? { before } : {}) };
-      const uids = (await this.client.search(Object.keys(criteria).length ? criteria : { all: true }, { uid: true })) || [];
+      const uids =
+        (await this.client.search(Object.keys(criteria).length ? criteria : { all: true }, { uid: true })) || [];
       return uids.sort((a, b) => a - b);
     });
   }
@@ -105,7 +117,12 @@ export class ImapMailBackend implements MailBackend {
     });
   }
 
-  async changesSince(folder: string, modSeq: bigint, since?: Date, before?: { uidNext: number; messages: number }): Promise<MailboxChanges | undefined> {
+  async changesSince(
+    folder: string,
+    modSeq: bigint,
+    since?: Date,
+    before?: { uidNext: number; messages: number },
+  ): Promise<MailboxChanges | undefined> {
     if (!this.hasCondstore) return undefined;
     const arrivals = before ? await this.arrivalsOnly(folder, modSeq, before, since) : undefined;
     if (arrivals) return arrivals;
@@ -125,12 +142,20 @@ export class ImapMailBackend implements MailBackend {
    * other change can have happened (each change takes a modseq of its own; one that did not arrive by itself leaves
    * a value unaccounted for). Otherwise undefined: the caller asks by modseq.
    */
-  private async arrivalsOnly(folder: string, modSeq: bigint, before: { uidNext: number; messages: number }, since?: Date): Promise<MailboxChanges | undefined> {
+  private async arrivalsOnly(
+    folder: string,
+    modSeq: bigint,
+    before: { uidNext: number; messages: number },
+    since?: Date,
+  ): Promise<MailboxChanges | undefined> {
     return this.withMailbox(folder, async () => {
       const status = this.selectedStatus(folder);
       if (status.highestModSeq === undefined || status.highestModSeq < modSeq) return undefined;
       // `n:*` always includes the newest message, even below n.
-      const arrived = status.uidNext > before.uidNext ? (await this.fetchSummaryRange(`${before.uidNext}:*`)).filter((m) => m.uid >= before.uidNext) : [];
+      const arrived =
+        status.uidNext > before.uidNext
+          ? (await this.fetchSummaryRange(`${before.uidNext}:*`)).filter((m) => m.uid >= before.uidNext)
+          : [];
       if (before.messages + arrived.length !== status.messages) return undefined;
       const values = new Set<bigint>();
       for (const m of arrived) {
@@ -149,7 +174,8 @@ export class ImapMailBackend implements MailBackend {
    */
   private async changesByQresyncSelect(folder: string, modSeq: bigint, since?: Date): Promise<MailboxChanges> {
     // The Sync asking has usually just selected the folder (status): its UIDVALIDITY is at hand, no extra SELECT.
-    const selected = this.client.mailbox && this.client.mailbox.path === folder ? this.client.mailbox.uidValidity : undefined;
+    const selected =
+      this.client.mailbox && this.client.mailbox.path === folder ? this.client.mailbox.uidValidity : undefined;
     const uidValidity = selected ?? BigInt((await this.status(folder)).uidValidity);
     const changedUids = new Set<number>();
     const onFlags = (event: { uid?: number }): void => {
@@ -167,7 +193,12 @@ export class ImapMailBackend implements MailBackend {
     }
     const vanished = [...this.vanished];
     // The FETCHes carry flags only: dates (for the FilterType window) come from the changed messages alone.
-    const changed = changedUids.size ? await this.fetchSummaries(folder, [...changedUids].sort((a, b) => a - b)) : [];
+    const changed = changedUids.size
+      ? await this.fetchSummaries(
+          folder,
+          [...changedUids].sort((a, b) => a - b),
+        )
+      : [];
     const inWindow = since ? changed.filter((m) => m.internalDate >= since) : changed;
     return { status: this.selectedStatus(folder), changed: inWindow, vanished };
   }
@@ -187,7 +218,11 @@ export class ImapMailBackend implements MailBackend {
     if (uids.length === 0) return [];
     return this.withMailbox(folder, async () => {
       const out: MessageWithSource[] = [];
-      for await (const m of this.client.fetch(uids.join(','), { uid: true, flags: true, internalDate: true, size: true, source: true }, { uid: true })) {
+      for await (const m of this.client.fetch(
+        uids.join(','),
+        { uid: true, flags: true, internalDate: true, size: true, source: true },
+        { uid: true },
+      )) {
         out.push({ ...toSummary(m), source: new Uint8Array(m.source ?? new Uint8Array()) });
       }
       return sortByRequest(out, uids);
@@ -210,7 +245,8 @@ export class ImapMailBackend implements MailBackend {
     return this.withMailbox(folder, async () => {
       const result = await this.client.messageMove(uids.join(','), destination, { uid: true });
       const map = new Map<number, number>();
-      if (result && result.uidMap) for (const [from, to] of result.uidMap) map.set(from, to);
+      const uidMap = result ? result.uidMap : undefined;
+      if (uidMap) for (const [from, to] of uidMap) map.set(from, to);
       return map;
     });
   }
@@ -223,7 +259,10 @@ export class ImapMailBackend implements MailBackend {
   }
 
   async findByMessageId(folder: string, messageId: string): Promise<number[]> {
-    return this.withMailbox(folder, async () => (await this.client.search({ header: { 'message-id': messageId } }, { uid: true })) || []);
+    return this.withMailbox(
+      folder,
+      async () => (await this.client.search({ header: { 'message-id': messageId } }, { uid: true })) || [],
+    );
   }
 
   async appendMessage(folder: string, source: Uint8Array, flags: string[]): Promise<number | undefined> {
@@ -272,7 +311,13 @@ export class ImapMailBackend implements MailBackend {
   private async fetchSummaryRange(range: string, changedSince?: bigint): Promise<MessageSummary[]> {
     const out: MessageSummary[] = [];
     const options = changedSince !== undefined ? { uid: true, changedSince } : { uid: true };
-    const query = { uid: true, flags: true, internalDate: true, size: true, ...(this.hasCondstore ? { modseq: true } : {}) };
+    const query = {
+      uid: true,
+      flags: true,
+      internalDate: true,
+      size: true,
+      ...(this.hasCondstore ? { modseq: true } : {}),
+    };
     for await (const m of this.client.fetch(range, query, options)) out.push(toSummary(m));
     return out;
   }
@@ -299,9 +344,9 @@ export class ImapMailBackend implements MailBackend {
 /**
  * UID SEARCH criteria for a query. Free text is looked for where a person would: subject, body and the sender and
  * recipient headers (not TEXT, which also matches Received, Message-ID and every other header). imapflow nests an
- * `or` list into binary ORs (`OR OR SUBJECT x BODY x OR FROM x TO x CC x`), and sends non-ASCII text as a UTF-8 literal.
- * SINCE/BEFORE compare dates, not times (with WITHIN, imapflow uses YOUNGER/OLDER); callers that need the exact
- * time compare INTERNALDATE themselves.
+ * `or` list into binary ORs (`OR OR SUBJECT x BODY x OR FROM x TO x CC x`), and sends non-ASCII text as a UTF-8
+ * literal. SINCE/BEFORE compare dates, not times (with WITHIN, imapflow uses YOUNGER/OLDER); callers that need the
+ * exact time compare INTERNALDATE themselves.
  */
 function searchCriteria(query: MailSearchQuery): SearchObject {
   const criteria: SearchObject = {};

@@ -54,7 +54,11 @@ export function pooledImapSessions(settings: ImapSettings, options: PoolOptions 
 
   async function keyOf(login: ImapLogin): Promise<string> {
     // A token and a password never share a key, even when they are the same string.
-    const secret = new TextEncoder().encode(login.accessToken !== undefined ? `${login.user}\u0000token\u0000${login.accessToken}` : `${login.user}\u0000${login.password}`);
+    const secret = new TextEncoder().encode(
+      login.accessToken !== undefined
+        ? `${login.user}\u0000token\u0000${login.accessToken}`
+        : `${login.user}\u0000${login.password}`,
+    );
     const material = new Uint8Array(salt.length + secret.length);
     material.set(salt);
     material.set(secret, salt.length);

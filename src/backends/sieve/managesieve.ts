@@ -41,7 +41,8 @@ const TIMEOUT_MS = 15_000;
 
 /** A ManageSieve string: quoted when it can be (no CR/LF, short), else a non-synchronising literal. */
 export function sieveProtocolString(value: string): string {
-  if (!/[\r\n\0]/.test(value) && Buffer.byteLength(value) <= 1024) return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  if (!/[\r\n\0]/.test(value) && Buffer.byteLength(value) <= 1024)
+    return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
   return `{${Buffer.byteLength(value)}+}\r\n${value}`;
 }
 
@@ -65,7 +66,9 @@ export class ManageSieveSession {
   }
 
   static async open(server: ManageSieveServer): Promise<ManageSieveSession> {
-    const socket = server.secure ? connectTls({ host: server.host, port: server.port, servername: server.host }) : connectTcp({ host: server.host, port: server.port });
+    const socket = server.secure
+      ? connectTls({ host: server.host, port: server.port, servername: server.host })
+      : connectTcp({ host: server.host, port: server.port });
     const session = new ManageSieveSession(socket);
     const greeting = await session.read();
     if (greeting.status !== 'OK') throw new ManageSieveError(`ManageSieve greeting: ${greeting.text}`, greeting.code);
@@ -116,7 +119,11 @@ export class ManageSieveSession {
     if (this.failure) throw this.failure;
     this.socket.write(`${line}\r\n`, 'utf8');
     const response = await this.read();
-    if (response.status !== 'OK') throw new ManageSieveError(`ManageSieve ${line.split(' ')[0]}: ${response.status} ${response.text}`.trim(), response.code);
+    if (response.status !== 'OK')
+      throw new ManageSieveError(
+        `ManageSieve ${line.split(' ')[0]}: ${response.status} ${response.text}`.trim(),
+        response.code,
+      );
     return response;
   }
 
@@ -164,7 +171,12 @@ export class ManageSieveSession {
       const m = /^(OK|NO|BYE)\b\s*(?:\(([^)]*)\))?\s*(.*)$/i.exec(line);
       if (m) {
         const code = m[2]?.split(/\s+/)[0];
-        return { lines, status: m[1]!.toUpperCase() as Response['status'], ...(code ? { code } : {}), text: unquote(m[3] ?? '') };
+        return {
+          lines,
+          status: m[1]!.toUpperCase() as Response['status'],
+          ...(code ? { code } : {}),
+          text: unquote(m[3] ?? ''),
+        };
       }
       lines.push(line);
     }
@@ -187,7 +199,11 @@ function parseCapabilities(lines: readonly string[]): Map<string, string> {
 }
 
 /** Opens a session, logs in as the user, runs `work`, logs out (or drops the connection on failure). */
-export async function withManageSieve<T>(server: ManageSieveServer, credentials: ManageSieveCredentials, work: (session: ManageSieveSession) => Promise<T>): Promise<T> {
+export async function withManageSieve<T>(
+  server: ManageSieveServer,
+  credentials: ManageSieveCredentials,
+  work: (session: ManageSieveSession) => Promise<T>,
+): Promise<T> {
   const session = await ManageSieveSession.open(server);
   try {
     await session.authenticatePlain(credentials);

@@ -18,15 +18,25 @@ describe('vacation script', () => {
         { audience: 'internal', enabled: true, replyMessage: 'internal "x"', bodyType: 'Text' },
       ],
     };
-    expect(buildVacationScript(oof, 'Auto', asText)).toBe('require ["vacation"];\r\nvacation :days 1 :subject "Auto" "internal \\"x\\"";\r\n');
+    expect(buildVacationScript(oof, 'Auto', asText)).toBe(
+      'require ["vacation"];\r\nvacation :days 1 :subject "Auto" "internal \\"x\\"";\r\n',
+    );
     expect(buildVacationScript({ ...oof, messages: [oof.messages[0]!] }, 'Auto', asText)).toContain('"external"');
     expect(buildVacationScript({ ...oof, state: 0 }, 'Auto', asText)).toBeUndefined();
-    expect(buildVacationScript({ ...oof, messages: oof.messages.map((m) => ({ ...m, enabled: false })) }, 'Auto', asText)).toBeUndefined();
+    expect(
+      buildVacationScript({ ...oof, messages: oof.messages.map((m) => ({ ...m, enabled: false })) }, 'Auto', asText),
+    ).toBeUndefined();
   });
 
   it('guards a scheduled window with currentdate tests in UTC', () => {
     const script = buildVacationScript(
-      { state: 2, startTime: '2026-12-01T08:00:00.000Z', endTime: '2026-12-05T17:30:00.000Z', applied: false, messages: [{ audience: 'internal', enabled: true, replyMessage: 'away', bodyType: 'Text' }] },
+      {
+        state: 2,
+        startTime: '2026-12-01T08:00:00.000Z',
+        endTime: '2026-12-05T17:30:00.000Z',
+        applied: false,
+        messages: [{ audience: 'internal', enabled: true, replyMessage: 'away', bodyType: 'Text' }],
+      },
       'Auto',
       asText,
     );

@@ -1,11 +1,17 @@
 /**
  * Out of Office as a Sieve vacation script (RFC 5230), installed over ManageSieve as the user. The script is ours
- * alone (its own name); turning Oof off deletes it, deactivating it first when it is the active one. A user's other active script is replaced while
- * Oof is on (ManageSieve has one active script); that is the trade-off of not editing scripts we did not write.
+ * alone (its own name); turning Oof off deletes it, deactivating it first when it is the active one. A user's other
+ * active script is replaced while Oof is on (ManageSieve has one active script); that is the trade-off of not editing
+ * scripts we did not write.
  */
 import type { OofSettings } from '../../state/types.ts';
 import type { AutoReplies } from '../types.ts';
-import { ManageSieveError, withManageSieve, type ManageSieveCredentials, type ManageSieveServer } from './managesieve.ts';
+import {
+  ManageSieveError,
+  withManageSieve,
+  type ManageSieveCredentials,
+  type ManageSieveServer,
+} from './managesieve.ts';
 
 export const VACATION_SCRIPT_NAME = 'activesync-oof';
 
@@ -17,7 +23,8 @@ export function sieveString(value: string): string {
 /** The reply text: the internal message when enabled, else an enabled external one (as plain text). */
 function replyText(oof: OofSettings, toText: (message: OofSettings['messages'][number]) => string): string | undefined {
   const enabled = oof.messages.filter((m) => m.enabled && m.replyMessage.trim() !== '');
-  const chosen = enabled.find((m) => m.audience === 'internal') ?? enabled.find((m) => m.audience === 'externalKnown') ?? enabled[0];
+  const chosen =
+    enabled.find((m) => m.audience === 'internal') ?? enabled.find((m) => m.audience === 'externalKnown') ?? enabled[0];
   return chosen ? toText(chosen) : undefined;
 }
 
@@ -30,7 +37,11 @@ function isoUtc(value: string): string {
  * The vacation script for `oof`, or undefined when nothing should be sent (off, or no enabled message).
  * OofState 2 guards the vacation action with `currentdate :zone "+0000"` tests on the window.
  */
-export function buildVacationScript(oof: OofSettings, subject: string, toText: (message: OofSettings['messages'][number]) => string): string | undefined {
+export function buildVacationScript(
+  oof: OofSettings,
+  subject: string,
+  toText: (message: OofSettings['messages'][number]) => string,
+): string | undefined {
   if (oof.state === 0) return undefined;
   const text = replyText(oof, toText);
   if (text === undefined) return undefined;
@@ -52,11 +63,18 @@ export function buildVacationScript(oof: OofSettings, subject: string, toText: (
 
 /** AutoReplies as a vacation script on the user's ManageSieve account. */
 export function sieveAutoReplies(server: ManageSieveServer, credentials: ManageSieveCredentials): AutoReplies {
-  return { apply: (oof, subject, toText) => applyVacationScript(server, credentials, buildVacationScript(oof, subject, toText)) };
+  return {
+    apply: (oof, subject, toText) =>
+      applyVacationScript(server, credentials, buildVacationScript(oof, subject, toText)),
+  };
 }
 
 /** Installs and activates `script`, or (undefined) deactivates and deletes ours. */
-export async function applyVacationScript(server: ManageSieveServer, credentials: ManageSieveCredentials, script: string | undefined): Promise<void> {
+export async function applyVacationScript(
+  server: ManageSieveServer,
+  credentials: ManageSieveCredentials,
+  script: string | undefined,
+): Promise<void> {
   await withManageSieve(server, credentials, async (session) => {
     if (script !== undefined) {
       await session.putScript(VACATION_SCRIPT_NAME, script);

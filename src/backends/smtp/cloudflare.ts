@@ -16,7 +16,9 @@ import type { MailSubmitter, SmtpSettings } from './types.ts';
 
 /** A connection to the SMTP server by its host name: TLS from the start when `secure`, plain TCP otherwise. */
 export function openByHostName(settings: SmtpSettings): Socket {
-  const socket = settings.secure ? tls.connect({ host: settings.host, port: settings.port, servername: settings.host }) : net.connect({ host: settings.host, port: settings.port });
+  const socket = settings.secure
+    ? tls.connect({ host: settings.host, port: settings.port, servername: settings.host })
+    : net.connect({ host: settings.host, port: settings.port });
   // workerd's sockets gain a 'timeout' listener each time nodemailer sets the idle timeout (once per command), so a
   // message to many recipients passes the default limit of 10, and the warning for that can crash inside workerd.
   socket.setMaxListeners(0);

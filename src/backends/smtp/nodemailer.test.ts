@@ -3,12 +3,20 @@
  * the server's refusals come back as SubmissionErrors.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { queueIdOf, startSmtpSink, TEST_CA, type SinkOptions, type SmtpSink } from '../../../test/services/smtp-sink.ts';
+import {
+  queueIdOf,
+  startSmtpSink,
+  TEST_CA,
+  type SinkOptions,
+  type SmtpSink,
+} from '../../../test/services/smtp-sink.ts';
 import { nodemailerSubmitter } from './nodemailer.ts';
 import { classifyReply, SubmissionError, type SmtpSettings } from './types.ts';
 
 const LOGIN = { user: 'alice@example.test', password: 'alice-secret' };
-const MESSAGE = new TextEncoder().encode('From: alice@example.test\r\nTo: bob@example.test\r\nSubject: Hi\r\n\r\nHello.\r\n.leading dot\r\n');
+const MESSAGE = new TextEncoder().encode(
+  'From: alice@example.test\r\nTo: bob@example.test\r\nSubject: Hi\r\n\r\nHello.\r\n.leading dot\r\n',
+);
 const ENVELOPE = { from: 'alice@example.test', to: ['bob@example.test'] };
 
 const sinks: SmtpSink[] = [];
@@ -41,7 +49,12 @@ describe('nodemailer submitter: logging in', () => {
     const result = await nodemailerSubmitter(settings(s)).submit(LOGIN, ENVELOPE, MESSAGE);
     expect(result.accepted).toEqual(['bob@example.test']);
     expect(result.response).toContain(queueIdOf(MESSAGE));
-    expect(s.messages[0]).toMatchObject({ from: 'alice@example.test', to: ['bob@example.test'], user: undefined, secure: false });
+    expect(s.messages[0]).toMatchObject({
+      from: 'alice@example.test',
+      to: ['bob@example.test'],
+      user: undefined,
+      secure: false,
+    });
   });
 
   it('upgrades with STARTTLS when offered and logs in over it', async () => {
@@ -52,9 +65,19 @@ describe('nodemailer submitter: logging in', () => {
 
   it('logs in over implicit TLS; a refused login is an auth failure', async () => {
     const s = await sink({ tls: 'implicit', auth: { ...LOGIN, requireAuth: true } });
-    await nodemailerSubmitter(settings(s, { secure: true, auth: 'required' }), { ca: TEST_CA }).submit(LOGIN, ENVELOPE, MESSAGE);
+    await nodemailerSubmitter(settings(s, { secure: true, auth: 'required' }), { ca: TEST_CA }).submit(
+      LOGIN,
+      ENVELOPE,
+      MESSAGE,
+    );
     expect(s.messages[0]).toMatchObject({ user: LOGIN.user, secure: true });
-    const refused = await failure(nodemailerSubmitter(settings(s, { secure: true }), { ca: TEST_CA }).submit({ ...LOGIN, password: 'wrong' }, ENVELOPE, MESSAGE));
+    const refused = await failure(
+      nodemailerSubmitter(settings(s, { secure: true }), { ca: TEST_CA }).submit(
+        { ...LOGIN, password: 'wrong' },
+        ENVELOPE,
+        MESSAGE,
+      ),
+    );
     expect(refused.failure).toBe('auth');
     expect(refused.message).not.toContain('wrong');
     expect(s.messages).toHaveLength(1);
@@ -65,33 +88,56 @@ describe('nodemailer submitter: logging in', () => {
     // Optional: no login in clear text, so this server (which wants one) refuses the message.
     expect((await failure(nodemailerSubmitter(settings(s)).submit(LOGIN, ENVELOPE, MESSAGE))).failure).toBe('auth');
     // Required: STARTTLS is insisted on; this server has none.
-    expect((await failure(nodemailerSubmitter(settings(s, { auth: 'required' })).submit(LOGIN, ENVELOPE, MESSAGE))).failure).toBe('auth');
+    expect(
+      (await failure(nodemailerSubmitter(settings(s, { auth: 'required' })).submit(LOGIN, ENVELOPE, MESSAGE))).failure,
+    ).toBe('auth');
     expect(s.messages).toEqual([]);
   });
 
   it("'required' refuses a server that offers no login; 'none' never logs in", async () => {
     const noAuth = await sink({ tls: 'implicit' });
-    const refused = await failure(nodemailerSubmitter(settings(noAuth, { secure: true, auth: 'required' }), { ca: TEST_CA }).submit(LOGIN, ENVELOPE, MESSAGE));
+    const refused = await failure(
+      nodemailerSubmitter(settings(noAuth, { secure: true, auth: 'required' }), { ca: TEST_CA }).submit(
+        LOGIN,
+        ENVELOPE,
+        MESSAGE,
+      ),
+    );
     expect(refused.failure).toBe('auth');
     expect(noAuth.messages).toEqual([]);
 
     const withAuth = await sink({ tls: 'implicit', auth: LOGIN });
-    await nodemailerSubmitter(settings(withAuth, { secure: true, auth: 'none' }), { ca: TEST_CA }).submit(LOGIN, ENVELOPE, MESSAGE);
+    await nodemailerSubmitter(settings(withAuth, { secure: true, auth: 'none' }), { ca: TEST_CA }).submit(
+      LOGIN,
+      ENVELOPE,
+      MESSAGE,
+    );
     expect(withAuth.messages[0]).toMatchObject({ user: undefined, secure: true });
   });
 
   it('checks the certificate: a server the system does not trust is a connection failure', async () => {
     const s = await sink({ tls: 'implicit' });
-    expect((await failure(nodemailerSubmitter(settings(s, { secure: true })).submit(LOGIN, ENVELOPE, MESSAGE))).failure).toBe('connection');
+    expect(
+      (await failure(nodemailerSubmitter(settings(s, { secure: true })).submit(LOGIN, ENVELOPE, MESSAGE))).failure,
+    ).toBe('connection');
   });
 });
 
 describe('nodemailer submitter: refusals', () => {
   it('every recipient refused with 5.1.x: recipients, by address; some refused: sent to the others', async () => {
     const s = await sink({ tls: 'none', rcpt: (a) => (a.startsWith('nobody') ? '550 5.1.1 no such user' : undefined) });
-    const all = await failure(nodemailerSubmitter(settings(s)).submit(LOGIN, { ...ENVELOPE, to: ['nobody@example.test'] }, MESSAGE));
-    expect(all).toMatchObject({ failure: 'recipients', details: { recipientAddress: true, responseCode: 550, enhancedCode: '5.1.1' } });
-    const some = await nodemailerSubmitter(settings(s)).submit(LOGIN, { ...ENVELOPE, to: ['bob@example.test', 'nobody@example.test'] }, MESSAGE);
+    const all = await failure(
+      nodemailerSubmitter(settings(s)).submit(LOGIN, { ...ENVELOPE, to: ['nobody@example.test'] }, MESSAGE),
+    );
+    expect(all).toMatchObject({
+      failure: 'recipients',
+      details: { recipientAddress: true, responseCode: 550, enhancedCode: '5.1.1' },
+    });
+    const some = await nodemailerSubmitter(settings(s)).submit(
+      LOGIN,
+      { ...ENVELOPE, to: ['bob@example.test', 'nobody@example.test'] },
+      MESSAGE,
+    );
     expect(some).toMatchObject({ accepted: ['bob@example.test'], rejected: ['nobody@example.test'] });
   });
 
@@ -118,7 +164,13 @@ describe('nodemailer submitter: refusals', () => {
   });
 
   it('an unreachable server is a transient connection failure', async () => {
-    const err = await failure(nodemailerSubmitter({ host: '127.0.0.1', port: 1, secure: false, auth: 'optional' }).submit(LOGIN, ENVELOPE, MESSAGE));
+    const err = await failure(
+      nodemailerSubmitter({ host: '127.0.0.1', port: 1, secure: false, auth: 'optional' }).submit(
+        LOGIN,
+        ENVELOPE,
+        MESSAGE,
+      ),
+    );
     expect(err.failure).toBe('connection');
     expect(err.details.transient).toBe(true);
   });

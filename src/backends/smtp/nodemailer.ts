@@ -9,7 +9,16 @@
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { classifyReply, enhancedCodeOf, SubmissionError, type MailSubmitter, type SmtpEnvelope, type SmtpLogin, type SmtpSettings, type SubmissionResult } from './types.ts';
+import {
+  classifyReply,
+  enhancedCodeOf,
+  SubmissionError,
+  type MailSubmitter,
+  type SmtpEnvelope,
+  type SmtpLogin,
+  type SmtpSettings,
+  type SubmissionResult,
+} from './types.ts';
 
 const CONNECTION_TIMEOUT_MS = 10_000;
 const GREETING_TIMEOUT_MS = 10_000;
@@ -40,7 +49,13 @@ export function nodemailerSubmitter(settings: SmtpSettings, options: NodemailerS
   return { submit: (login, envelope, message) => submit(settings, options, login, envelope, message) };
 }
 
-async function submit(settings: SmtpSettings, options: NodemailerSubmitterOptions, login: SmtpLogin, envelope: SmtpEnvelope, message: Uint8Array): Promise<SubmissionResult> {
+async function submit(
+  settings: SmtpSettings,
+  options: NodemailerSubmitterOptions,
+  login: SmtpLogin,
+  envelope: SmtpEnvelope,
+  message: Uint8Array,
+): Promise<SubmissionResult> {
   const connection = new SMTPConnection({
     host: settings.host,
     port: settings.port,
@@ -60,11 +75,16 @@ async function submit(settings: SmtpSettings, options: NodemailerSubmitterOption
   // Socket and protocol errors arrive as events; every step below races against them.
   const broken = new Promise<never>((_, reject) => {
     connection.on('error', reject);
-    connection.on('end', () => reject(Object.assign(new Error('the SMTP server closed the connection'), { code: 'ECONNECTION' })));
+    connection.on('end', () =>
+      reject(Object.assign(new Error('the SMTP server closed the connection'), { code: 'ECONNECTION' })),
+    );
   });
   broken.catch(() => undefined);
   const step = <T>(start: (done: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> =>
-    Promise.race([broken, new Promise<T>((resolve, reject) => start((err, value) => (err ? reject(err) : resolve(value as T))))]);
+    Promise.race([
+      broken,
+      new Promise<T>((resolve, reject) => start((err, value) => (err ? reject(err) : resolve(value as T)))),
+    ]);
 
   let stage: 'connect' | 'auth' | 'send' = 'connect';
   try {
@@ -73,14 +93,30 @@ async function submit(settings: SmtpSettings, options: NodemailerSubmitterOption
       const canLogin = connection.allowsAuth && connection.secure;
       if (canLogin) {
         stage = 'auth';
-        await step<boolean>((done) => connection.login(login.accessToken !== undefined ? xoauth2Login(login.user, login.accessToken) : { user: login.user, pass: login.password }, done));
+        await step<boolean>((done) =>
+          connection.login(
+            login.accessToken !== undefined
+              ? xoauth2Login(login.user, login.accessToken)
+              : { user: login.user, pass: login.password },
+            done,
+          ),
+        );
       } else if (settings.auth === 'required') {
-        throw new SubmissionError('auth', connection.secure ? 'the SMTP server offers no login (SMTP_AUTH=required)' : 'the SMTP connection is not encrypted; no login over plain text (SMTP_AUTH=required)');
+        throw new SubmissionError(
+          'auth',
+          connection.secure
+            ? 'the SMTP server offers no login (SMTP_AUTH=required)'
+            : 'the SMTP connection is not encrypted; no login over plain text (SMTP_AUTH=required)',
+        );
       }
     }
     stage = 'send';
     const info = await step<{ accepted: string[]; rejected: string[]; response: string }>((done) =>
-      connection.send({ from: envelope.from, to: envelope.to, size: message.length }, Buffer.from(message.buffer, message.byteOffset, message.byteLength), done),
+      connection.send(
+        { from: envelope.from, to: envelope.to, size: message.length },
+        Buffer.from(message.buffer, message.byteOffset, message.byteLength),
+        done,
+      ),
     );
     connection.quit();
     return { accepted: info.accepted, rejected: info.rejected, response: info.response };
@@ -114,7 +150,9 @@ function toSubmissionError(err: unknown, stage: 'connect' | 'auth' | 'send'): Su
   const code = e.code ?? '';
   const description = e.response ?? e.message;
   if (stage === 'auth' || code === 'EAUTH' || code === 'ENOAUTH') {
-    return new SubmissionError('auth', `SMTP login refused: ${e.response ?? code}`, { ...(e.responseCode !== undefined ? { responseCode: e.responseCode } : {}) });
+    return new SubmissionError('auth', `SMTP login refused: ${e.response ?? code}`, {
+      ...(e.responseCode !== undefined ? { responseCode: e.responseCode } : {}),
+    });
   }
   // STARTTLS insisted on (SMTP_AUTH=required without implicit TLS) but not offered, or refused: no safe login.
   if (code === 'ETLS' && e.responseCode !== undefined) {
@@ -130,9 +168,13 @@ function toSubmissionError(err: unknown, stage: 'connect' | 'auth' | 'send'): Su
   }
   // Every recipient refused: judge by the servers' replies to RCPT.
   const rejected = e.rejectedErrors ?? [];
-  const smtpStage = e.command?.startsWith('RCPT') || rejected.length > 0 ? 'rcpt' : e.command?.startsWith('MAIL') ? 'mail' : 'data';
+  const smtpStage =
+    e.command?.startsWith('RCPT') || rejected.length > 0 ? 'rcpt' : e.command?.startsWith('MAIL') ? 'mail' : 'data';
   const failure = classifyReply(e.responseCode, e.response, smtpStage);
-  const recipientAddress = failure === 'recipients' && rejected.length > 0 && rejected.every((r) => /^\d{3}[ -]5\.1\.\d+/.test(r.response ?? ''));
+  const recipientAddress =
+    failure === 'recipients' &&
+    rejected.length > 0 &&
+    rejected.every((r) => /^\d{3}[ -]5\.1\.\d+/.test(r.response ?? ''));
   const enhancedCode = enhancedCodeOf(e.response);
   return new SubmissionError(failure, `SMTP ${e.command ?? ''} refused: ${description}`.replace(/\s+/g, ' '), {
     responseCode: e.responseCode,

@@ -9,7 +9,10 @@
 export interface SmtpSettings {
   host: string;
   port: number;
-  /** true: implicit TLS (465). false: plain TCP, upgraded with STARTTLS when the server offers it (required for 'required' auth). */
+  /**
+   * true: implicit TLS (465). false: plain TCP, upgraded with STARTTLS when the server offers it (required for
+   * 'required' auth).
+   */
   secure: boolean;
   /**
    * 'optional': log in when the server offers AUTH on an encrypted connection, submit without otherwise;
@@ -58,7 +61,12 @@ export class SubmissionError extends Error {
     readonly failure: SubmissionFailure,
     /** For logs: the SMTP reply or the socket error, never a credential. */
     message: string,
-    readonly details: { responseCode?: number; enhancedCode?: string; recipientAddress?: boolean; transient?: boolean } = {},
+    readonly details: {
+      responseCode?: number;
+      enhancedCode?: string;
+      recipientAddress?: boolean;
+      transient?: boolean;
+    } = {},
   ) {
     super(message);
   }
@@ -76,10 +84,23 @@ export function enhancedCodeOf(response: string | undefined): string | undefined
 }
 
 /** Sorts an SMTP reply the server refused something with into a SubmissionFailure. */
-export function classifyReply(code: number | undefined, response: string | undefined, stage: 'mail' | 'rcpt' | 'data' | 'auth' | 'other'): SubmissionFailure {
+export function classifyReply(
+  code: number | undefined,
+  response: string | undefined,
+  stage: 'mail' | 'rcpt' | 'data' | 'auth' | 'other',
+): SubmissionFailure {
   // X.Y.Z without the class: '1.1' bad mailbox, '2.2' mailbox full, '3.4' message too big, '7.8' bad credentials …
   const sub = enhancedCodeOf(response)?.slice(2);
-  if (stage === 'auth' || code === 530 || code === 534 || code === 535 || code === 538 || sub === '7.8' || sub === '7.9') return 'auth';
+  if (
+    stage === 'auth' ||
+    code === 530 ||
+    code === 534 ||
+    code === 535 ||
+    code === 538 ||
+    sub === '7.8' ||
+    sub === '7.9'
+  )
+    return 'auth';
   if (sub === '3.4' || sub === '2.3' || (code === 552 && sub === undefined)) return 'size';
   if (sub === '2.2' || /quota|rate limit|too many messages/i.test(response ?? '')) return 'quota';
   if (code === 421) return 'connection';

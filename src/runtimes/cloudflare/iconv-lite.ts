@@ -253,7 +253,10 @@ function utf32(bytes: Uint8Array, littleEndian: boolean): string {
 function encodeUtf32(text: string, littleEndian: boolean): Buffer {
   const points = Array.from(text, (c) => c.codePointAt(0)!);
   const out = Buffer.alloc(points.length * 4);
-  points.forEach((point, i) => (littleEndian ? out.writeUInt32LE(point, i * 4) : out.writeUInt32BE(point, i * 4)));
+  points.forEach((point, i) => {
+    if (littleEndian) out.writeUInt32LE(point, i * 4);
+    else out.writeUInt32BE(point, i * 4);
+  });
   return out;
 }
 
@@ -310,7 +313,8 @@ function singleByteEncoder(label: string): () => IconvEncoder {
     if (!table) {
       table = new Map();
       const chars = new TextDecoder(label).decode(Uint8Array.from({ length: 256 }, (_, i) => i));
-      for (let i = 0; i < chars.length; i++) if (chars.charCodeAt(i) !== 0xfffd && !table.has(chars.charCodeAt(i))) table.set(chars.charCodeAt(i), i);
+      for (let i = 0; i < chars.length; i++)
+        if (chars.charCodeAt(i) !== 0xfffd && !table.has(chars.charCodeAt(i))) table.set(chars.charCodeAt(i), i);
     }
     const out = Buffer.alloc(text.length);
     for (let i = 0; i < text.length; i++) out[i] = table.get(text.charCodeAt(i)) ?? 0x3f;
@@ -329,28 +333,56 @@ function refuseEncoding(label: string): () => IconvEncoder {
 function ownCodec(name: string): IconvCodec {
   switch (name) {
     case 'utf8':
-      return codec(name, textDecoder('utf-8'), stateless((t) => Buffer.from(t, 'utf8')));
+      return codec(
+        name,
+        textDecoder('utf-8'),
+        stateless((t) => Buffer.from(t, 'utf8')),
+      );
     case 'utf16le':
-      return codec(name, textDecoder('utf-16le'), stateless((t) => Buffer.from(t, 'utf16le')));
+      return codec(
+        name,
+        textDecoder('utf-16le'),
+        stateless((t) => Buffer.from(t, 'utf16le')),
+      );
     case 'utf16be':
       return codec(name, textDecoder('utf-16be'), stateless(encodeUtf16be));
     case 'utf16':
-      return codec(name, byteOrderDecoder(2, textDecoder('utf-16le'), textDecoder('utf-16be')), stateless((t) => Buffer.from(t, 'utf16le')));
+      return codec(
+        name,
+        byteOrderDecoder(2, textDecoder('utf-16le'), textDecoder('utf-16be')),
+        stateless((t) => Buffer.from(t, 'utf16le')),
+      );
     case 'utf32le':
     case 'utf32be': {
       const little = name === 'utf32le';
-      return codec(name, withoutBom(unitDecoder(4, (b) => utf32(b, little))), stateless((t) => encodeUtf32(t, little)));
+      return codec(
+        name,
+        withoutBom(unitDecoder(4, (b) => utf32(b, little))),
+        stateless((t) => encodeUtf32(t, little)),
+      );
     }
     case 'utf32':
       return codec(
         name,
-        byteOrderDecoder(4, withoutBom(unitDecoder(4, (b) => utf32(b, true))), withoutBom(unitDecoder(4, (b) => utf32(b, false)))),
+        byteOrderDecoder(
+          4,
+          withoutBom(unitDecoder(4, (b) => utf32(b, true))),
+          withoutBom(unitDecoder(4, (b) => utf32(b, false))),
+        ),
         stateless((t) => encodeUtf32(t, true)),
       );
     case 'latin1':
-      return codec(name, unitDecoder(1, (b) => latin1(b, false)), stateless((t) => encodeLatin1(t, 0xff)));
+      return codec(
+        name,
+        unitDecoder(1, (b) => latin1(b, false)),
+        stateless((t) => encodeLatin1(t, 0xff)),
+      );
     case 'ascii':
-      return codec(name, unitDecoder(1, (b) => latin1(b, true)), stateless((t) => encodeLatin1(t, 0x7f)));
+      return codec(
+        name,
+        unitDecoder(1, (b) => latin1(b, true)),
+        stateless((t) => encodeLatin1(t, 0x7f)),
+      );
     case 'base64':
     case 'hex': {
       const format = name;
@@ -368,7 +400,11 @@ function ownCodec(name: string): IconvCodec {
           end: () => (rest ? Buffer.from(rest, 'latin1').toString('base64') : undefined),
         };
       };
-      return codec(name, decoder, stateless((t) => Buffer.from(t, format)));
+      return codec(
+        name,
+        decoder,
+        stateless((t) => Buffer.from(t, format)),
+      );
     }
     case 'utf7':
       return codec(name, utf7Decoder(false), utf7Encoder(false));
@@ -405,7 +441,7 @@ function utf7Encoder(imap: boolean): () => IconvEncoder {
   const encodeRun = (run: string): string => {
     if (run === shift) return `${shift}-`;
     const base64 = encodeUtf16be(run).toString('base64').replace(/=+$/, '');
-    return shift + (imap ? base64.replace(/\//g, ',') : base64) + '-';
+    return `${shift + (imap ? base64.replace(/\//g, ',') : base64)}-`;
   };
   return stateless((text) => {
     let out = '';
@@ -581,5 +617,15 @@ export function encodeStream(encoding: string, options?: IconvOptions): Transfor
 /** iconv-lite's Node-specific switches; nothing to do here. */
 export function enableStreamingAPI(): void {}
 
-const iconv = { getCodec, encodingExists, getDecoder, getEncoder, decode, encode, decodeStream, encodeStream, enableStreamingAPI };
+const iconv = {
+  getCodec,
+  encodingExists,
+  getDecoder,
+  getEncoder,
+  decode,
+  encode,
+  decodeStream,
+  encodeStream,
+  enableStreamingAPI,
+};
 export default iconv;

@@ -7,6 +7,7 @@ import type { Hono } from 'hono';
 import { buildApp } from '../../app/build.ts';
 import { freshImapSessions } from '../../backends/imap/sessions.ts';
 import { ConfigError } from '../../config.ts';
+import type { TenantDirectory } from '../../tenants/resolve.ts';
 import { loadTenants } from '../../tenants/settings.ts';
 import { stdoutLog } from '../../log.ts';
 import { durableObjectStateStore, type StateObject } from '../../state/durable-object.ts';
@@ -63,12 +64,15 @@ export default {
   async fetch(request, env, ctx) {
     if (new URL(request.url).pathname === SWEEP_PATH) {
       // Another invocation's share of the cron sweep (src/push/sweep-fanout.ts); signed, or refused.
-      let tenants;
+      let tenants: TenantDirectory;
       try {
         tenants = loadTenants(settingsOf(env));
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
-        return new Response('activesync-edge: not configured\n', { status: 500, headers: { 'Content-Type': 'text/plain' } });
+        return new Response('activesync-edge: not configured\n', {
+          status: 500,
+          headers: { 'Content-Type': 'text/plain' },
+        });
       }
       return sliceRoute(request, {
         tenant: (name) => tenants.entries.find((t) => t.config.tenant === name)?.config,
@@ -84,14 +88,20 @@ export default {
       // A deployment without its settings: the log names what is missing; the caller learns only that it is.
       if (!(err instanceof ConfigError)) throw err;
       stdoutLog({ time: new Date().toISOString(), event: 'config-error', error: err.message });
-      return new Response('activesync-edge: not configured\n', { status: 500, headers: { 'Content-Type': 'text/plain' } });
+      return new Response('activesync-edge: not configured\n', {
+        status: 500,
+        headers: { 'Content-Type': 'text/plain' },
+      });
     }
     return app.fetch(request, env, ctx);
   },
 
-  /** Cron (wrangler.toml `[triggers]`, once a minute): the push watcher's sweep of every lease shard (src/push/sweep-plan.ts). */
+  /**
+   * Cron (wrangler.toml `[triggers]`, once a minute): the push watcher's sweep of every lease shard
+   * (src/push/sweep-plan.ts).
+   */
   async scheduled(controller, env) {
-    let tenants;
+    let tenants: TenantDirectory;
     try {
       tenants = loadTenants(settingsOf(env));
     } catch (err) {

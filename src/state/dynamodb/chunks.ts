@@ -22,7 +22,13 @@ interface BlobRef {
  * Cuts `bytes` into chunk items under a new blob id (appended to `chunks`), and returns the head attributes that
  * point at them.
  */
-export function blobReference(name: 'state' | 'replay', pk: string, bytes: Uint8Array, chunks: Item[], ttl?: number): Item {
+export function blobReference(
+  name: 'state' | 'replay',
+  pk: string,
+  bytes: Uint8Array,
+  chunks: Item[],
+  ttl?: number,
+): Item {
   const blob: BlobRef = { id: crypto.randomUUID(), chunks: Math.ceil(bytes.length / CHUNK_BYTES) };
   chunkKeys(pk, blob).forEach((key, i) => {
     const item: Item = { ...toKeyItem(key), data: { B: bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES) } };
@@ -51,7 +57,12 @@ export function chunkKeysOf(pk: string, head: Item): Key[] {
 }
 
 /** The bytes of a head's `state` or `replay`, inline or from its chunks; undefined when a chunk is missing. */
-export async function readChunked(pk: string, head: Item, name: 'state' | 'replay', getItem: (key: Key) => Promise<Item | undefined>): Promise<Uint8Array | undefined> {
+export async function readChunked(
+  pk: string,
+  head: Item,
+  name: 'state' | 'replay',
+  getItem: (key: Key) => Promise<Item | undefined>,
+): Promise<Uint8Array | undefined> {
   const inline = head[name]?.B;
   if (inline) return plainBytes(inline);
   const blob = blobOf(head, name);

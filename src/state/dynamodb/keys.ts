@@ -42,7 +42,10 @@ export const TTL_ATTRIBUTE = 'ttl';
  * not carry alone) become `%` and four hex digits. Injective, so different ids never share a key.
  */
 export function keyPart(id: string): string {
-  return id.replace(/[%#\u0000-\u001f\u007f\ud800-\udfff]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`);
+  return id.replace(
+    /[%#\u0000-\u001f\u007f\ud800-\udfff]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`,
+  );
 }
 
 export function userPartition(u: UserScope): string {
@@ -98,13 +101,15 @@ export function keyOf(item: Item): Key {
 
 export function readString(item: Item, name: string): string {
   const value = item[name]?.S;
-  if (value === undefined) throw new Error(`DynamoDB item ${item.pk?.S}/${item.sk?.S}: string attribute ${name} missing`);
+  if (value === undefined)
+    throw new Error(`DynamoDB item ${item.pk?.S}/${item.sk?.S}: string attribute ${name} missing`);
   return value;
 }
 
 export function readNumber(item: Item, name: string): number {
   const value = readOptionalNumber(item, name);
-  if (value === undefined) throw new Error(`DynamoDB item ${item.pk?.S}/${item.sk?.S}: number attribute ${name} missing`);
+  if (value === undefined)
+    throw new Error(`DynamoDB item ${item.pk?.S}/${item.sk?.S}: number attribute ${name} missing`);
   return value;
 }
 
@@ -115,7 +120,9 @@ export function readOptionalNumber(item: Item, name: string): number | undefined
 
 /** A plain Uint8Array over the same memory (the SDK may hand out Buffers, which compare unlike Uint8Arrays). */
 export function plainBytes(bytes: Uint8Array): Uint8Array {
-  return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Object.getPrototypeOf(bytes) === Uint8Array.prototype
+    ? bytes
+    : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Whether something that expires at `expiresAt` (epoch ms) is still there at `now`. */

@@ -124,7 +124,12 @@ export class DynamoDbStateStore implements StateStore {
     if (update.wipe === undefined) changes.setIfAbsent('wipe', 'none');
 
     const result = await this.client.send(
-      new UpdateItemCommand({ TableName: this.table, Key: toKeyItem(deviceKey(d)), ...changes.build(), ReturnValues: 'ALL_NEW' }),
+      new UpdateItemCommand({
+        TableName: this.table,
+        Key: toKeyItem(deviceKey(d)),
+        ...changes.build(),
+        ReturnValues: 'ALL_NEW',
+      }),
     );
     const record = toDeviceRecord(result.Attributes ?? {});
     // A new device has firstSeen = lastSeen: it goes into the tenant's index (a rare repeat rewrites the same item).
@@ -157,7 +162,11 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   async putUserSettings(u: UserScope, settings: UserSettings): Promise<void> {
-    const item: Item = { pk: { S: userPartition(u) }, sk: { S: 'SETTINGS' }, data: { B: await encodeRecord(settings) } };
+    const item: Item = {
+      pk: { S: userPartition(u) },
+      sk: { S: 'SETTINGS' },
+      data: { B: await encodeRecord(settings) },
+    };
     await this.client.send(new PutItemCommand({ TableName: this.table, Item: item }));
   }
 
@@ -175,18 +184,34 @@ export class DynamoDbStateStore implements StateStore {
     return this.readSyncState<CollectionState>(collectionKey(d, collectionId));
   }
 
-  commitCollection(d: DeviceScope, collectionId: string, precondition: Precondition, next: KeyedState<CollectionState>): Promise<void> {
-    return this.commitSyncState(collectionKey(d, collectionId), { collectionId: { S: collectionId } }, precondition, next);
+  commitCollection(
+    d: DeviceScope,
+    collectionId: string,
+    precondition: Precondition,
+    next: KeyedState<CollectionState>,
+  ): Promise<void> {
+    return this.commitSyncState(
+      collectionKey(d, collectionId),
+      { collectionId: { S: collectionId } },
+      precondition,
+      next,
+    );
   }
 
   async listCollections(d: DeviceScope): Promise<string[]> {
-    const heads = await this.queryAll({ pk: devicePartition(d), skPrefix: 'COLLECTION#', attributes: ['collectionId'] });
+    const heads = await this.queryAll({
+      pk: devicePartition(d),
+      skPrefix: 'COLLECTION#',
+      attributes: ['collectionId'],
+    });
     return heads.map((head) => readString(head, 'collectionId'));
   }
 
   async deleteCollection(d: DeviceScope, collectionId: string): Promise<void> {
     const key = collectionKey(d, collectionId);
-    const result = await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(key), ReturnValues: 'ALL_OLD' }));
+    const result = await this.client.send(
+      new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(key), ReturnValues: 'ALL_OLD' }),
+    );
     if (result.Attributes) await this.deleteQuietly(chunkKeysOf(key.pk, result.Attributes));
   }
 
@@ -218,7 +243,12 @@ export class DynamoDbStateStore implements StateStore {
     }
   }
 
-  private async commitSyncState<S>(key: Key, extra: Item, precondition: Precondition, next: KeyedState<S>): Promise<void> {
+  private async commitSyncState<S>(
+    key: Key,
+    extra: Item,
+    precondition: Precondition,
+    next: KeyedState<S>,
+  ): Promise<void> {
     const head: Item = { ...toKeyItem(key), ...extra, syncKey: { S: next.syncKey } };
     const chunks: Item[] = [];
 
@@ -250,7 +280,14 @@ export class DynamoDbStateStore implements StateStore {
 
     let previous: Item | undefined;
     try {
-      const result = await this.client.send(new PutItemCommand({ TableName: this.table, Item: head, ...preconditionExpression(precondition), ReturnValues: 'ALL_OLD' }));
+      const result = await this.client.send(
+        new PutItemCommand({
+          TableName: this.table,
+          Item: head,
+          ...preconditionExpression(precondition),
+          ReturnValues: 'ALL_OLD',
+        }),
+      );
       previous = result.Attributes;
     } catch (err) {
       await this.deleteQuietly(chunkKeys);
@@ -331,10 +368,16 @@ export class DynamoDbStateStore implements StateStore {
     const key = markerKey(d, name);
     // A live marker that expires between the failed put and the read reads as absent: try again.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const stored = await this.putIf(markerItem(key, marker), 'attribute_not_exists(pk) OR #expiresAt <= :now', { '#expiresAt': 'expiresAt' }, { ':now': { N: String(Date.now()) } });
+      const stored = await this.putIf(
+        markerItem(key, marker),
+        'attribute_not_exists(pk) OR #expiresAt <= :now',
+        { '#expiresAt': 'expiresAt' },
+        { ':now': { N: String(Date.now()) } },
+      );
       if (stored) return undefined;
       const item = await this.getItem(key);
-      if (item && isLive(readNumber(item, 'expiresAt'))) return { value: readString(item, 'value'), expiresAt: readNumber(item, 'expiresAt') };
+      if (item && isLive(readNumber(item, 'expiresAt')))
+        return { value: readString(item, 'value'), expiresAt: readNumber(item, 'expiresAt') };
     }
     throw new Error(`marker ${name}: too many concurrent writers`);
   }
@@ -362,7 +405,10 @@ export class DynamoDbStateStore implements StateStore {
       extend.set('until', lease.until);
       extend.set(TTL_ATTRIBUTE, ttlOf(lease.until));
       if (lease.credential) extend.set('credential', lease.credential);
-      if (await this.updateIf(key, extend, '#until > :now AND #until < :newUntil', { ':now': now, ':newUntil': newUntil })) return;
+      if (
+        await this.updateIf(key, extend, '#until > :now AND #until < :newUntil', { ':now': now, ':newUntil': newUntil })
+      )
+        return;
 
       // None, or an expired one (which reads as absent, credential and all): write a new lease.
       const item: Item = {
@@ -373,14 +419,18 @@ export class DynamoDbStateStore implements StateStore {
         [TTL_ATTRIBUTE]: { N: String(ttlOf(lease.until)) },
       };
       if (lease.credential) item.credential = { B: lease.credential };
-      if (await this.putIf(item, 'attribute_not_exists(pk) OR #until <= :now', { '#until': 'until' }, { ':now': now })) return;
+      if (await this.putIf(item, 'attribute_not_exists(pk) OR #until <= :now', { '#until': 'until' }, { ':now': now }))
+        return;
 
       // A live lease that ends as late or later: keep its end, replace the credential. Without a credential the
       // write only confirms that this case still holds (rewriting `user` with itself).
       const keep = new UpdateBuilder();
       if (lease.credential) keep.set('credential', lease.credential);
       else keep.set('user', lease.user);
-      if (await this.updateIf(key, keep, '#until > :now AND #until >= :newUntil', { ':now': now, ':newUntil': newUntil })) return;
+      if (
+        await this.updateIf(key, keep, '#until > :now AND #until >= :newUntil', { ':now': now, ':newUntil': newUntil })
+      )
+        return;
     }
     throw new Error(`lease of ${lease.user}: too many concurrent writers`);
   }
@@ -396,7 +446,9 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   async deleteLease(u: UserScope): Promise<void> {
-    await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(leaseKey(u.tenant, u.user)) }));
+    await this.client.send(
+      new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(leaseKey(u.tenant, u.user)) }),
+    );
   }
 
   // Tenant-wide records.
@@ -412,7 +464,11 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   async putAccessRules(tenant: string, rules: AccessRules): Promise<void> {
-    const item: Item = { pk: { S: `${keyPart(tenant)}#TENANT` }, sk: { S: 'ACCESS_RULES' }, data: { S: JSON.stringify(rules) } };
+    const item: Item = {
+      pk: { S: `${keyPart(tenant)}#TENANT` },
+      sk: { S: 'ACCESS_RULES' },
+      data: { S: JSON.stringify(rules) },
+    };
     await this.client.send(new PutItemCommand({ TableName: this.table, Item: item }));
   }
 
@@ -428,9 +484,15 @@ export class DynamoDbStateStore implements StateStore {
       new UpdateItemCommand({
         TableName: this.table,
         Key: toKeyItem(key),
-        UpdateExpression: 'ADD requests :requests, errors :errors, totalMs :totalMs SET #minute = :minute, command = :command, #ttl = :ttl',
+        UpdateExpression:
+          'ADD requests :requests, errors :errors, totalMs :totalMs SET #minute = :minute, command = :command, #ttl = :ttl',
         ExpressionAttributeNames: { '#minute': 'minute', '#ttl': TTL_ATTRIBUTE },
-        ExpressionAttributeValues: { ...add, ':minute': { N: String(stats.minute) }, ':command': { S: stats.command }, ':ttl': ttl },
+        ExpressionAttributeValues: {
+          ...add,
+          ':minute': { N: String(stats.minute) },
+          ':command': { S: stats.command },
+          ':ttl': ttl,
+        },
       }),
     );
     // No max() in an update expression: raise maxMs only where it is lower (a failed condition is the common case).
@@ -451,7 +513,10 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   async readCommandStats(tenant: string, sinceMinute: number): Promise<CommandStats[]> {
-    const items = await this.queryAll({ pk: `${keyPart(tenant)}#STATS`, skFrom: String(Math.max(0, sinceMinute)).padStart(10, '0') });
+    const items = await this.queryAll({
+      pk: `${keyPart(tenant)}#STATS`,
+      skFrom: String(Math.max(0, sinceMinute)).padStart(10, '0'),
+    });
     return items
       .map((item) => ({
         minute: readNumber(item, 'minute'),
@@ -489,8 +554,21 @@ export class DynamoDbStateStore implements StateStore {
       }
       // No live window: start one, unless a concurrent failure just did (then count into it).
       const resetAt = now + windowMs;
-      const item: Item = { ...itemKey, count: { N: '1' }, resetAt: { N: String(resetAt) }, [TTL_ATTRIBUTE]: { N: String(ttlOf(resetAt)) } };
-      if (await this.putIf(item, 'attribute_not_exists(pk) OR #resetAt <= :now', { '#resetAt': 'resetAt' }, { ':now': { N: String(now) } })) return { count: 1, resetAt };
+      const item: Item = {
+        ...itemKey,
+        count: { N: '1' },
+        resetAt: { N: String(resetAt) },
+        [TTL_ATTRIBUTE]: { N: String(ttlOf(resetAt)) },
+      };
+      if (
+        await this.putIf(
+          item,
+          'attribute_not_exists(pk) OR #resetAt <= :now',
+          { '#resetAt': 'resetAt' },
+          { ':now': { N: String(now) } },
+        )
+      )
+        return { count: 1, resetAt };
     }
     throw new Error('failed-login counter: too many concurrent writers');
   }
@@ -502,29 +580,49 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   async clearAuthFailures(tenant: string, key: string): Promise<void> {
-    await this.client.send(new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(authFailuresKey(tenant, key)) }));
+    await this.client.send(
+      new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(authFailuresKey(tenant, key)) }),
+    );
   }
 
   // Table access.
 
   private async getItem(key: Key): Promise<Item | undefined> {
-    const result = await this.client.send(new GetItemCommand({ TableName: this.table, Key: toKeyItem(key), ConsistentRead: true }));
+    const result = await this.client.send(
+      new GetItemCommand({ TableName: this.table, Key: toKeyItem(key), ConsistentRead: true }),
+    );
     return result.Item;
   }
 
   /** Every item of a partition (optionally those whose sort key starts with `skPrefix`), all pages. */
-  private async queryAll(query: { pk: string; skPrefix?: string; skFrom?: string; keysOnly?: boolean; attributes?: string[] }): Promise<Item[]> {
+  private async queryAll(query: {
+    pk: string;
+    skPrefix?: string;
+    skFrom?: string;
+    keysOnly?: boolean;
+    attributes?: string[];
+  }): Promise<Item[]> {
     const names: Record<string, string> = {};
     const projection = query.keysOnly ? ['pk', 'sk'] : query.attributes;
-    projection?.forEach((name, i) => (names[`#p${i}`] = name));
+    projection?.forEach((name, i) => {
+      names[`#p${i}`] = name;
+    });
     const input: QueryCommandInput = {
       TableName: this.table,
       ConsistentRead: true,
       KeyConditionExpression:
-        query.skPrefix !== undefined ? 'pk = :pk AND begins_with(sk, :prefix)' : query.skFrom !== undefined ? 'pk = :pk AND sk >= :from' : 'pk = :pk',
+        query.skPrefix !== undefined
+          ? 'pk = :pk AND begins_with(sk, :prefix)'
+          : query.skFrom !== undefined
+            ? 'pk = :pk AND sk >= :from'
+            : 'pk = :pk',
       ExpressionAttributeValues: {
         ':pk': { S: query.pk },
-        ...(query.skPrefix !== undefined ? { ':prefix': { S: query.skPrefix } } : query.skFrom !== undefined ? { ':from': { S: query.skFrom } } : {}),
+        ...(query.skPrefix !== undefined
+          ? { ':prefix': { S: query.skPrefix } }
+          : query.skFrom !== undefined
+            ? { ':from': { S: query.skFrom } }
+            : {}),
       },
     };
     if (projection) {
@@ -569,7 +667,13 @@ export class DynamoDbStateStore implements StateStore {
   private async putIf(item: Item, condition: string, names: Record<string, string>, values: Item): Promise<boolean> {
     try {
       await this.client.send(
-        new PutItemCommand({ TableName: this.table, Item: item, ConditionExpression: condition, ExpressionAttributeNames: names, ExpressionAttributeValues: values }),
+        new PutItemCommand({
+          TableName: this.table,
+          Item: item,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
       );
       return true;
     } catch (err) {
@@ -583,7 +687,10 @@ export class DynamoDbStateStore implements StateStore {
     for (let start = 0; start < requests.length; start += BATCH_WRITE_LIMIT) {
       let pending = requests.slice(start, start + BATCH_WRITE_LIMIT);
       for (let retry = 0; pending.length > 0; retry++) {
-        if (retry > BATCH_RETRIES) throw new Error(`BatchWriteItem: ${pending.length} requests still unprocessed after ${BATCH_RETRIES} retries`);
+        if (retry > BATCH_RETRIES)
+          throw new Error(
+            `BatchWriteItem: ${pending.length} requests still unprocessed after ${BATCH_RETRIES} retries`,
+          );
         if (retry > 0) await sleep(BATCH_RETRY_BASE_MS * 2 ** retry);
         const result = await this.client.send(new BatchWriteItemCommand({ RequestItems: { [this.table]: pending } }));
         pending = result.UnprocessedItems?.[this.table] ?? [];
@@ -649,7 +756,12 @@ export async function createStateTable(client: DynamoDBClient, table: string): P
     const { TimeToLiveDescription } = await client.send(new DescribeTimeToLiveCommand({ TableName: table }));
     const status = TimeToLiveDescription?.TimeToLiveStatus;
     if (status === 'ENABLED' || status === 'ENABLING') return;
-    await client.send(new UpdateTimeToLiveCommand({ TableName: table, TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true } }));
+    await client.send(
+      new UpdateTimeToLiveCommand({
+        TableName: table,
+        TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
+      }),
+    );
   } catch (err) {
     // dynalite has no UpdateTimeToLive (and never expires items; reads check expiry themselves).
     if ((err as { name?: unknown }).name !== 'UnknownOperationException') throw err;
@@ -679,17 +791,27 @@ function toDeviceRecord(item: Item): DeviceRecord {
 }
 
 function toLease(item: Item): WatchLease {
-  const lease: WatchLease = { tenant: readString(item, 'tenant'), user: readString(item, 'user'), until: readNumber(item, 'until') };
+  const lease: WatchLease = {
+    tenant: readString(item, 'tenant'),
+    user: readString(item, 'user'),
+    until: readNumber(item, 'until'),
+  };
   if (item.credential?.B) lease.credential = plainBytes(item.credential.B);
   return lease;
 }
 
 // Conditions and updates.
 
-function preconditionExpression(precondition: Precondition): { ConditionExpression?: string; ExpressionAttributeValues?: Item } {
+function preconditionExpression(precondition: Precondition): {
+  ConditionExpression?: string;
+  ExpressionAttributeValues?: Item;
+} {
   if (precondition === 'any') return {};
   if (precondition === 'absent') return { ConditionExpression: 'attribute_not_exists(pk)' };
-  return { ConditionExpression: 'syncKey = :expected', ExpressionAttributeValues: { ':expected': { S: precondition.syncKey } } };
+  return {
+    ConditionExpression: 'syncKey = :expected',
+    ExpressionAttributeValues: { ':expected': { S: precondition.syncKey } },
+  };
 }
 
 /** Builds `SET #a = :a, #b = if_not_exists(#b, :b)` with placeholders for every name (many are reserved words). */
@@ -720,8 +842,16 @@ class UpdateBuilder {
     return placeholder;
   }
 
-  build(): { UpdateExpression: string; ExpressionAttributeNames: Record<string, string>; ExpressionAttributeValues: Item } {
-    return { UpdateExpression: `SET ${this.clauses.join(', ')}`, ExpressionAttributeNames: this.names, ExpressionAttributeValues: this.values };
+  build(): {
+    UpdateExpression: string;
+    ExpressionAttributeNames: Record<string, string>;
+    ExpressionAttributeValues: Item;
+  } {
+    return {
+      UpdateExpression: `SET ${this.clauses.join(', ')}`,
+      ExpressionAttributeNames: this.names,
+      ExpressionAttributeValues: this.values,
+    };
   }
 }
 

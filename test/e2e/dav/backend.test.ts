@@ -11,10 +11,17 @@ const realFetch = globalThis.fetch.bind(globalThis);
 describe('DavItemBackend', () => {
   it('finds calendars, task lists and address books through the principal, each its own folder', async () => {
     const user = createUser(services);
-    await seedCalendar(services, user, 'personal', [makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00' })], { displayName: 'Personal' });
+    await seedCalendar(services, user, 'personal', [makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00' })], {
+      displayName: 'Personal',
+    });
     await seedCalendar(services, user, 'work', [], { displayName: 'Work' });
-    await seedCalendar(services, user, 'todo', [makeTodo({ summary: 'Taxes' })], { displayName: 'To do', components: ['VTODO'] });
-    await seedAddressBook(services, user, 'contacts', [makeVCard({ firstName: 'Ada', lastName: 'Lovelace' })], { displayName: 'Contacts' });
+    await seedCalendar(services, user, 'todo', [makeTodo({ summary: 'Taxes' })], {
+      displayName: 'To do',
+      components: ['VTODO'],
+    });
+    await seedAddressBook(services, user, 'contacts', [makeVCard({ firstName: 'Ada', lastName: 'Lovelace' })], {
+      displayName: 'Contacts',
+    });
     await seedAddressBook(services, user, 'family', [], { displayName: 'Family' });
 
     const login = { user: user.email, password: user.password };
@@ -38,7 +45,11 @@ describe('DavItemBackend', () => {
     await seedCalendar(services, user, 'todo', [], { displayName: 'To do', components: ['VTODO'] });
     await seedAddressBook(services, user, 'contacts', [], { displayName: 'Contacts' });
     await seedAddressBook(services, user, 'family', [], { displayName: 'Family' });
-    const server = testServer(services, { DAV_DEFAULT_CALENDAR: 'work', DAV_DEFAULT_ADDRESSBOOK: 'Family', DAV_DEFAULT_TASKS: 'nowhere' });
+    const server = testServer(services, {
+      DAV_DEFAULT_CALENDAR: 'work',
+      DAV_DEFAULT_ADDRESSBOOK: 'Family',
+      DAV_DEFAULT_TASKS: 'nowhere',
+    });
     const device = new TestDevice(server, user);
     await device.folderSync();
     expect(device.folderByType(FolderType.Calendar).displayName).toBe('Work');
@@ -51,7 +62,10 @@ describe('DavItemBackend', () => {
 
   it('reports changes by sync-token, fetches items, and writes only over the version it knows', async () => {
     const user = createUser(services);
-    const seeded = await seedCalendar(services, user, 'cal', [makeEvent({ summary: 'One', start: '2026-03-02T09:00:00' }), makeEvent({ summary: 'Two', start: '2026-03-03T09:00:00' })]);
+    const seeded = await seedCalendar(services, user, 'cal', [
+      makeEvent({ summary: 'One', start: '2026-03-02T09:00:00' }),
+      makeEvent({ summary: 'Two', start: '2026-03-03T09:00:00' }),
+    ]);
     const dav = new DavItemBackend(services.caldavUrl, 'caldav', { user: user.email, password: user.password });
     const [folder] = await dav.listFolders();
     const first = await dav.changesSince(folder!.ref, undefined);
@@ -59,16 +73,31 @@ describe('DavItemBackend', () => {
     expect(first.changed.map((c) => c.href).sort()).toEqual(seeded.items.map((i) => i.url).sort());
     expect((await dav.listEtags(folder!.ref)).length).toBe(2);
 
-    const items = await dav.fetchItems(folder!.ref, first.changed.map((c) => c.href));
+    const items = await dav.fetchItems(
+      folder!.ref,
+      first.changed.map((c) => c.href),
+    );
     expect(items.map((i) => /SUMMARY:(\w+)/.exec(i.data)?.[1]).sort()).toEqual(['One', 'Two']);
 
-    const created = await dav.putItem(folder!.ref, undefined, makeEvent({ summary: 'Three', start: '2026-03-04T09:00:00' }));
+    const created = await dav.putItem(
+      folder!.ref,
+      undefined,
+      makeEvent({ summary: 'Three', start: '2026-03-04T09:00:00' }),
+    );
     if (!created.ok) throw new Error('PUT failed');
     const changed = items[0]!;
-    const updated = await dav.putItem(folder!.ref, changed.href, changed.data.replace('SUMMARY:', 'SUMMARY:Moved '), changed.etag);
+    const updated = await dav.putItem(
+      folder!.ref,
+      changed.href,
+      changed.data.replace('SUMMARY:', 'SUMMARY:Moved '),
+      changed.etag,
+    );
     expect(updated.ok).toBe(true);
     // Another write over the old etag: the server's copy changed meanwhile.
-    expect(await dav.putItem(folder!.ref, changed.href, changed.data, changed.etag)).toEqual({ ok: false, reason: 'conflict' });
+    expect(await dav.putItem(folder!.ref, changed.href, changed.data, changed.etag)).toEqual({
+      ok: false,
+      reason: 'conflict',
+    });
     expect(await dav.deleteItem(items[1]!.href, items[1]!.etag)).toEqual({ ok: true, href: items[1]!.href, etag: '' });
 
     const next = await dav.changesSince(folder!.ref, first.syncToken);
@@ -78,7 +107,7 @@ describe('DavItemBackend', () => {
     expect(await dav.changesSince(folder!.ref, 'http://radicale.org/ns/sync/not-a-token')).toBe('invalid-token');
   });
 
-  it('discovers a user\'s home once: later listings (a new backend per request) are one PROPFIND', async () => {
+  it("discovers a user's home once: later listings (a new backend per request) are one PROPFIND", async () => {
     const user = createUser(services);
     await seedCalendar(services, user, 'cal', [], { displayName: 'Cal' });
     const login = { user: user.email, password: user.password };

@@ -27,7 +27,10 @@ async function estimate(device: TestDevice, collectionId: string): Promise<numbe
     'GetItemEstimate',
     el('GetItemEstimate', 'GetItemEstimate', [
       el('GetItemEstimate', 'Collections', [
-        el('GetItemEstimate', 'Collection', [el('AirSync', 'SyncKey', device.collections.get(collectionId)!.syncKey), el('GetItemEstimate', 'CollectionId', collectionId)]),
+        el('GetItemEstimate', 'Collection', [
+          el('AirSync', 'SyncKey', device.collections.get(collectionId)!.syncKey),
+          el('GetItemEstimate', 'CollectionId', collectionId),
+        ]),
       ]),
     ]),
   );
@@ -55,12 +58,29 @@ describe('Calendar FilterType', () => {
         makeEvent({ uid: 'recent', summary: 'Recent', start: at(-3 * DAY), tz: 'UTC' }),
         makeEvent({ uid: 'future', summary: 'Future', start: at(10 * DAY), tz: 'UTC' }),
         // Weekly for 14 weeks from 100 days ago: the last occurrence is 9 days ago, inside two weeks.
-        makeEvent({ uid: 'series-in', summary: 'Series in window', start: at(-100 * DAY), tz: 'UTC', rrule: 'FREQ=WEEKLY;COUNT=14' }),
+        makeEvent({
+          uid: 'series-in',
+          summary: 'Series in window',
+          start: at(-100 * DAY),
+          tz: 'UTC',
+          rrule: 'FREQ=WEEKLY;COUNT=14',
+        }),
         // Weekly for 10 weeks from 200 days ago: over 130 days ago.
-        makeEvent({ uid: 'series-out', summary: 'Series ended', start: at(-200 * DAY), tz: 'UTC', rrule: 'FREQ=WEEKLY;COUNT=10' }),
+        makeEvent({
+          uid: 'series-out',
+          summary: 'Series ended',
+          start: at(-200 * DAY),
+          tz: 'UTC',
+          rrule: 'FREQ=WEEKLY;COUNT=10',
+        }),
         // Began a year ago and never ends.
         makeEvent({ uid: 'forever', summary: 'Forever', start: at(-365 * DAY), tz: 'UTC', rrule: 'FREQ=MONTHLY' }),
-        makeEvent({ uid: 'edge', summary: 'Edge', start: new Date(edgeEnd - 3_600_000).toISOString().slice(0, 19), tz: 'UTC' }),
+        makeEvent({
+          uid: 'edge',
+          summary: 'Edge',
+          start: new Date(edgeEnd - 3_600_000).toISOString().slice(0, 19),
+          tz: 'UTC',
+        }),
       ],
       { displayName: 'Cal' },
     );
@@ -89,7 +109,16 @@ describe('Calendar FilterType', () => {
 
   it('FilterType 0 sends everything', async () => {
     const user = createUser(services);
-    await seedCalendar(services, user, 'all', [makeEvent({ summary: 'Ancient', start: at(-900 * DAY), tz: 'UTC' }), makeEvent({ summary: 'Now', start: at(0), tz: 'UTC' })], { displayName: 'All' });
+    await seedCalendar(
+      services,
+      user,
+      'all',
+      [
+        makeEvent({ summary: 'Ancient', start: at(-900 * DAY), tz: 'UTC' }),
+        makeEvent({ summary: 'Now', start: at(0), tz: 'UTC' }),
+      ],
+      { displayName: 'All' },
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const all = device.folderByName('All').serverId;
@@ -106,7 +135,13 @@ describe('Tasks FilterType 8', () => {
       user,
       'todo',
       [
-        makeTodo({ uid: 'weekly', summary: 'Water plants', start: '2026-03-02', due: '2026-03-02', rrule: 'FREQ=WEEKLY;BYDAY=MO' }),
+        makeTodo({
+          uid: 'weekly',
+          summary: 'Water plants',
+          start: '2026-03-02',
+          due: '2026-03-02',
+          rrule: 'FREQ=WEEKLY;BYDAY=MO',
+        }),
         makeTodo({ uid: 'open', summary: 'Open task', due: '2026-04-01' }),
         makeTodo({ uid: 'done', summary: 'Done task', due: '2026-02-01', completed: true }),
       ],
@@ -120,7 +155,10 @@ describe('Tasks FilterType 8', () => {
     const weekly = [...device.items(todo).values()].find((d) => itemText(d, 'Subject', 'Tasks') === 'Water plants');
     expect(weekly?.children.some((c) => c.tag === 'Recurrence' && c.ns === 'Tasks')).toBe(true);
 
-    await seedCalendar(services, user, 'todo', [makeTodo({ uid: 'open', summary: 'Open task', due: '2026-04-01', completed: true }), makeTodo({ uid: 'done', summary: 'Done task (reopened)', due: '2026-02-01' })]);
+    await seedCalendar(services, user, 'todo', [
+      makeTodo({ uid: 'open', summary: 'Open task', due: '2026-04-01', completed: true }),
+      makeTodo({ uid: 'done', summary: 'Done task (reopened)', due: '2026-02-01' }),
+    ]);
     // GetItemEstimate counts what the next Sync sends: the completed task going, the reopened one coming.
     expect(await estimate(device, todo)).toBe(2);
     const round = await device.sync(todo);

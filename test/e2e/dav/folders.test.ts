@@ -18,10 +18,17 @@ beforeAll(() => {
 });
 
 /** One folder command from the device's hierarchy key; the key moves on when it succeeds. */
-async function folderCommand(device: TestDevice, command: 'FolderCreate' | 'FolderUpdate' | 'FolderDelete', fields: [string, string][]): Promise<WbxmlElement> {
+async function folderCommand(
+  device: TestDevice,
+  command: 'FolderCreate' | 'FolderUpdate' | 'FolderDelete',
+  fields: [string, string][],
+): Promise<WbxmlElement> {
   const body = await device.command(
     command,
-    el('FolderHierarchy', command, [el('FolderHierarchy', 'SyncKey', device.hierarchyKey), ...fields.map(([tag, value]) => el('FolderHierarchy', tag as 'ServerId', value))]),
+    el('FolderHierarchy', command, [
+      el('FolderHierarchy', 'SyncKey', device.hierarchyKey),
+      ...fields.map(([tag, value]) => el('FolderHierarchy', tag as 'ServerId', value)),
+    ]),
   );
   if (childText(body, 'Status') === '1') device.hierarchyKey = childText(body, 'SyncKey')!;
   return body;
@@ -29,7 +36,10 @@ async function folderCommand(device: TestDevice, command: 'FolderCreate' | 'Fold
 
 /** displayname of each collection in the user's home, by collection URL. */
 async function homeCollections(user: TestUser): Promise<Map<string, string>> {
-  const res = await davRequest(services, user, 'PROPFIND', principalUrl(services, user), { depth: '1', body: '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><displayname/></prop></propfind>' });
+  const res = await davRequest(services, user, 'PROPFIND', principalUrl(services, user), {
+    depth: '1',
+    body: '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><displayname/></prop></propfind>',
+  });
   const text = await res.text();
   const out = new Map<string, string>();
   for (const m of text.matchAll(/<(?:\w+:)?response>([\s\S]*?)<\/(?:\w+:)?response>/g)) {
@@ -41,7 +51,9 @@ async function homeCollections(user: TestUser): Promise<Map<string, string>> {
 }
 
 function changesOf(folderSync: WbxmlElement): string[] {
-  return (child(folderSync, 'Changes')?.children ?? []).filter((c) => c.tag !== 'Count').map((c) => `${c.tag}:${childText(c, 'DisplayName') ?? childText(c, 'ServerId')}`);
+  return (child(folderSync, 'Changes')?.children ?? [])
+    .filter((c) => c.tag !== 'Count')
+    .map((c) => `${c.tag}:${childText(c, 'DisplayName') ?? childText(c, 'ServerId')}`);
 }
 
 describe('Folder commands on calendars and address books', () => {
@@ -52,13 +64,23 @@ describe('Folder commands on calendars and address books', () => {
     await device.folderSync();
     const defaultCalendar = device.folderByType(FolderType.Calendar).serverId;
 
-    const created = await folderCommand(device, 'FolderCreate', [['ParentId', '0'], ['DisplayName', 'Trips'], ['Type', String(FolderType.UserCalendar)]]);
+    const created = await folderCommand(device, 'FolderCreate', [
+      ['ParentId', '0'],
+      ['DisplayName', 'Trips'],
+      ['Type', String(FolderType.UserCalendar)],
+    ]);
     expect(childText(created, 'Status')).toBe('1');
     const trips = childText(created, 'ServerId')!;
     expect([...(await homeCollections(user)).values()]).toContain('Trips');
-    expect(changesOf(await device.folderSync()).filter((c) => c.startsWith('Add') || c.startsWith('Delete'))).toEqual([]);
+    expect(changesOf(await device.folderSync()).filter((c) => c.startsWith('Add') || c.startsWith('Delete'))).toEqual(
+      [],
+    );
 
-    const again = await folderCommand(device, 'FolderCreate', [['ParentId', '0'], ['DisplayName', 'Trips'], ['Type', String(FolderType.UserCalendar)]]);
+    const again = await folderCommand(device, 'FolderCreate', [
+      ['ParentId', '0'],
+      ['DisplayName', 'Trips'],
+      ['Type', String(FolderType.UserCalendar)],
+    ]);
     expect(childText(again, 'Status')).toBe('2');
 
     await device.sync(trips);
@@ -66,13 +88,21 @@ describe('Folder commands on calendars and address books', () => {
       commands: [
         el('AirSync', 'Add', [
           el('AirSync', 'ClientId', 't1'),
-          el('AirSync', 'ApplicationData', [el('Calendar', 'Subject', 'Flight'), el('Calendar', 'StartTime', '20260401T080000Z'), el('Calendar', 'EndTime', '20260401T100000Z')]),
+          el('AirSync', 'ApplicationData', [
+            el('Calendar', 'Subject', 'Flight'),
+            el('Calendar', 'StartTime', '20260401T080000Z'),
+            el('Calendar', 'EndTime', '20260401T100000Z'),
+          ]),
         ]),
       ],
     });
     expect(round.addResponses[0]?.status).toBe(1);
 
-    const renamed = await folderCommand(device, 'FolderUpdate', [['ServerId', trips], ['ParentId', '0'], ['DisplayName', 'Travel']]);
+    const renamed = await folderCommand(device, 'FolderUpdate', [
+      ['ServerId', trips],
+      ['ParentId', '0'],
+      ['DisplayName', 'Travel'],
+    ]);
     expect(childText(renamed, 'Status')).toBe('1');
     const names = [...(await homeCollections(user)).values()];
     expect(names).toContain('Travel');
@@ -81,7 +111,16 @@ describe('Folder commands on calendars and address books', () => {
 
     // The default calendar is the server's.
     expect(childText(await folderCommand(device, 'FolderDelete', [['ServerId', defaultCalendar]]), 'Status')).toBe('3');
-    expect(childText(await folderCommand(device, 'FolderUpdate', [['ServerId', defaultCalendar], ['ParentId', '0'], ['DisplayName', 'Mine']]), 'Status')).toBe('3');
+    expect(
+      childText(
+        await folderCommand(device, 'FolderUpdate', [
+          ['ServerId', defaultCalendar],
+          ['ParentId', '0'],
+          ['DisplayName', 'Mine'],
+        ]),
+        'Status',
+      ),
+    ).toBe('3');
 
     const deleted = await folderCommand(device, 'FolderDelete', [['ServerId', trips]]);
     expect(childText(deleted, 'Status')).toBe('1');
@@ -97,21 +136,39 @@ describe('Folder commands on calendars and address books', () => {
     await seedAddressBook(services, user, 'contacts', [], { displayName: 'Contacts' });
     const device = new TestDevice(server, user);
     await device.folderSync();
-    const created = await folderCommand(device, 'FolderCreate', [['ParentId', '0'], ['DisplayName', 'Suppliers'], ['Type', String(FolderType.UserContacts)]]);
+    const created = await folderCommand(device, 'FolderCreate', [
+      ['ParentId', '0'],
+      ['DisplayName', 'Suppliers'],
+      ['Type', String(FolderType.UserContacts)],
+    ]);
     expect(childText(created, 'Status')).toBe('1');
     const suppliers = childText(created, 'ServerId')!;
     await device.sync(suppliers);
     const round = await device.sync(suppliers, {
-      commands: [el('AirSync', 'Add', [el('AirSync', 'ClientId', 'c1'), el('AirSync', 'ApplicationData', [el('Contacts', 'FirstName', 'Ada'), el('Contacts', 'LastName', 'Supplies')])])],
+      commands: [
+        el('AirSync', 'Add', [
+          el('AirSync', 'ClientId', 'c1'),
+          el('AirSync', 'ApplicationData', [
+            el('Contacts', 'FirstName', 'Ada'),
+            el('Contacts', 'LastName', 'Supplies'),
+          ]),
+        ]),
+      ],
     });
     expect(round.addResponses[0]?.status).toBe(1);
-    const renamed = await folderCommand(device, 'FolderUpdate', [['ServerId', suppliers], ['ParentId', '0'], ['DisplayName', 'Vendors']]);
+    const renamed = await folderCommand(device, 'FolderUpdate', [
+      ['ServerId', suppliers],
+      ['ParentId', '0'],
+      ['DisplayName', 'Vendors'],
+    ]);
     expect(childText(renamed, 'Status')).toBe('1');
     expect([...(await homeCollections(user)).values()]).toContain('Vendors');
     const fresh = new TestDevice(server, user);
     await fresh.folderSync();
     const vendors = fresh.folderByName('Vendors');
     await fresh.syncUntilDone(vendors.serverId);
-    expect([...fresh.items(vendors.serverId).values()].map((d) => itemText(d, 'LastName', 'Contacts'))).toEqual(['Supplies']);
+    expect([...fresh.items(vendors.serverId).values()].map((d) => itemText(d, 'LastName', 'Contacts'))).toEqual([
+      'Supplies',
+    ]);
   });
 });

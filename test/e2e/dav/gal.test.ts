@@ -12,7 +12,15 @@ const services = inject('services');
 let server: TestServer;
 let device: TestDevice;
 
-function vcard(o: { uid: string; first: string; last: string; email: string; title?: string; phone?: string; fburl?: string }): string {
+function vcard(o: {
+  uid: string;
+  first: string;
+  last: string;
+  email: string;
+  title?: string;
+  phone?: string;
+  fburl?: string;
+}): string {
   return [
     'BEGIN:VCARD',
     'VERSION:3.0',
@@ -32,14 +40,37 @@ function vcard(o: { uid: string; first: string; last: string; email: string; tit
 beforeAll(async () => {
   const owner = createUser(services);
   const ada = createUser(services);
-  const pub = await seedCalendar(services, ada, 'public-calendar', [makeEvent({ summary: 'Busy', start: '2026-06-01T10:00:00', tz: 'UTC' }), makeEvent({ summary: 'Maybe', start: '2026-06-01T11:30:00', durationMinutes: 30, tz: 'UTC' })], { displayName: 'Public' });
-  const priv = await seedCalendar(services, ada, 'private', [makeEvent({ summary: 'Secret', start: '2026-06-01T10:00:00', tz: 'UTC' })], { displayName: 'Private' });
+  const pub = await seedCalendar(
+    services,
+    ada,
+    'public-calendar',
+    [
+      makeEvent({ summary: 'Busy', start: '2026-06-01T10:00:00', tz: 'UTC' }),
+      makeEvent({ summary: 'Maybe', start: '2026-06-01T11:30:00', durationMinutes: 30, tz: 'UTC' }),
+    ],
+    { displayName: 'Public' },
+  );
+  const priv = await seedCalendar(
+    services,
+    ada,
+    'private',
+    [makeEvent({ summary: 'Secret', start: '2026-06-01T10:00:00', tz: 'UTC' })],
+    { displayName: 'Private' },
+  );
   const directory = await seedAddressBook(
     services,
     owner,
     'directory',
     [
-      vcard({ uid: 'ada', first: 'Ada', last: 'Lovelace', email: 'ada.lovelace@example.test', title: 'Analyst', phone: '+1 555 0100', fburl: pub.collectionUrl }),
+      vcard({
+        uid: 'ada',
+        first: 'Ada',
+        last: 'Lovelace',
+        email: 'ada.lovelace@example.test',
+        title: 'Analyst',
+        phone: '+1 555 0100',
+        fburl: pub.collectionUrl,
+      }),
       vcard({ uid: 'adam', first: 'Adam', last: 'Smith', email: 'adam.smith@example.test', fburl: priv.collectionUrl }),
       vcard({ uid: 'grace', first: 'Grace', last: 'Hopper', email: 'grace.hopper@example.test' }),
       vcard({ uid: 'p1', first: 'Test', last: 'Person One', email: 'p1@example.test' }),
@@ -56,7 +87,13 @@ beforeAll(async () => {
 async function searchGal(query: string, range?: string): Promise<WbxmlElement | undefined> {
   const body = await device.command(
     'Search',
-    el('Search', 'Search', [el('Search', 'Store', [el('Search', 'Name', 'GAL'), el('Search', 'Query', query), range ? el('Search', 'Options', [el('Search', 'Range', range)]) : undefined])]),
+    el('Search', 'Search', [
+      el('Search', 'Store', [
+        el('Search', 'Name', 'GAL'),
+        el('Search', 'Query', query),
+        range ? el('Search', 'Options', [el('Search', 'Range', range)]) : undefined,
+      ]),
+    ]),
   );
   expect(childText(body, 'Status')).toBe('1');
   return child(child(body, 'Response'), 'Store');
@@ -67,11 +104,20 @@ function galNames(store: WbxmlElement | undefined): string[] {
 }
 
 async function resolve(to: string[], options: WbxmlElement[] = []): Promise<WbxmlElement> {
-  return device.command('ResolveRecipients', el('ResolveRecipients', 'ResolveRecipients', [...to.map((t) => el('ResolveRecipients', 'To', t)), el('ResolveRecipients', 'Options', options)]));
+  return device.command(
+    'ResolveRecipients',
+    el('ResolveRecipients', 'ResolveRecipients', [
+      ...to.map((t) => el('ResolveRecipients', 'To', t)),
+      el('ResolveRecipients', 'Options', options),
+    ]),
+  );
 }
 
 function availability(start: string, end: string): WbxmlElement {
-  return el('ResolveRecipients', 'Availability', [el('ResolveRecipients', 'StartTime', start), el('ResolveRecipients', 'EndTime', end)]);
+  return el('ResolveRecipients', 'Availability', [
+    el('ResolveRecipients', 'StartTime', start),
+    el('ResolveRecipients', 'EndTime', end),
+  ]);
 }
 
 describe('Search GAL', () => {
@@ -102,7 +148,10 @@ describe('Search GAL', () => {
 
 describe('ResolveRecipients', () => {
   it('resolves an address, lists ambiguous names (partially past MaxAmbiguousRecipients), and reports unknown ones', async () => {
-    const body = await resolve(['ada.lovelace@example.test', 'Ada', 'nobody@example.test'], [el('ResolveRecipients', 'MaxAmbiguousRecipients', '19')]);
+    const body = await resolve(
+      ['ada.lovelace@example.test', 'Ada', 'nobody@example.test'],
+      [el('ResolveRecipients', 'MaxAmbiguousRecipients', '19')],
+    );
     expect(childText(body, 'Status')).toBe('1');
     const [exact, ambiguous, unknown] = children(body, 'Response');
     expect(childText(exact, 'Status')).toBe('1');
@@ -121,7 +170,10 @@ describe('ResolveRecipients', () => {
   });
 
   it('answers free/busy from a readable calendar, 163 for a forbidden one, 162 without one', async () => {
-    const body = await resolve(['ada.lovelace@example.test', 'adam.smith@example.test', 'grace.hopper@example.test'], [availability('2026-06-01T09:00:00.000Z', '2026-06-01T13:00:00.000Z')]);
+    const body = await resolve(
+      ['ada.lovelace@example.test', 'adam.smith@example.test', 'grace.hopper@example.test'],
+      [availability('2026-06-01T09:00:00.000Z', '2026-06-01T13:00:00.000Z')],
+    );
     const [ada, adam, grace] = children(body, 'Response').map((r) => child(child(r, 'Recipient'), 'Availability'));
     expect(childText(ada, 'Status')).toBe('1');
     // 09:00–13:00 in half hours: busy 10:00–11:00, busy 11:30–12:00.
@@ -132,9 +184,15 @@ describe('ResolveRecipients', () => {
   });
 
   it('a bad Availability window or no To is a protocol error (Status 5)', async () => {
-    const backwards = await resolve(['ada.lovelace@example.test'], [availability('2026-06-01T13:00:00.000Z', '2026-06-01T09:00:00.000Z')]);
+    const backwards = await resolve(
+      ['ada.lovelace@example.test'],
+      [availability('2026-06-01T13:00:00.000Z', '2026-06-01T09:00:00.000Z')],
+    );
     expect(childText(backwards, 'Status')).toBe('5');
-    const tooLong = await resolve(['ada.lovelace@example.test'], [availability('2026-06-01T00:00:00.000Z', '2026-09-01T00:00:00.000Z')]);
+    const tooLong = await resolve(
+      ['ada.lovelace@example.test'],
+      [availability('2026-06-01T00:00:00.000Z', '2026-09-01T00:00:00.000Z')],
+    );
     expect(childText(tooLong, 'Status')).toBe('5');
     const empty = await device.command('ResolveRecipients', el('ResolveRecipients', 'ResolveRecipients', []));
     expect(childText(empty, 'Status')).toBe('5');

@@ -12,7 +12,15 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { child, childText, el } from '../../../src/wbxml/tree.ts';
 import { itemText, readyDevice, TestDevice, testServer, type TestServer } from '../../device/device.ts';
 import { FolderType } from '../../../src/backends/types.ts';
-import { createUser, davRequest, makeEvent, sendViaSmtp, seedCalendar, waitForMessage, withImap } from '../../services/seed.ts';
+import {
+  createUser,
+  davRequest,
+  makeEvent,
+  sendViaSmtp,
+  seedCalendar,
+  waitForMessage,
+  withImap,
+} from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
 
 const services = inject('services');
@@ -88,7 +96,9 @@ function calendarParts(source: string): string[] {
     .map((p) => {
       const [head, ...rest] = p.split(/\r?\n\r?\n/);
       const body = rest.join('\n\n');
-      return /content-transfer-encoding:\s*base64/i.test(head ?? '') ? Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8') : body;
+      return /content-transfer-encoding:\s*base64/i.test(head ?? '')
+        ? Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8')
+        : body;
     });
 }
 
@@ -114,7 +124,9 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     expect(childText(child(meeting, 'Location', 'AirSyncBase'), 'DisplayName', 'AirSyncBase')).toBe('Room 1'); // 16.x: airsyncbase:Location
     expect(childText(meeting, 'ResponseRequested', 'Email')).toBe('1');
     expect(childText(meeting, 'InstanceType', 'Email')).toBe('0');
-    expect(Buffer.from(childText(meeting, 'GlobalObjId', 'Email') ?? '', 'base64').toString('latin1')).toContain(`vCal-Uid\u0001\u0000\u0000\u0000${uid}`);
+    expect(Buffer.from(childText(meeting, 'GlobalObjId', 'Email') ?? '', 'base64').toString('latin1')).toContain(
+      `vCal-Uid\u0001\u0000\u0000\u0000${uid}`,
+    );
     expect(childText(meeting, 'MeetingMessageType', 'Email2')).toBe('1');
 
     const answer = await device.command(
@@ -124,7 +136,9 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
           el('MeetingResponse', 'UserResponse', '1'),
           el('MeetingResponse', 'CollectionId', inbox),
           el('MeetingResponse', 'RequestId', requestId),
-          el('MeetingResponse', 'SendResponse', [el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', '1'), el('AirSyncBase', 'Data', 'Count me in')])]),
+          el('MeetingResponse', 'SendResponse', [
+            el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', '1'), el('AirSyncBase', 'Data', 'Count me in')]),
+          ]),
         ]),
       ]),
     );
@@ -144,8 +158,13 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     expect(replyIcs).toMatch(new RegExp(`^ATTENDEE[^\\n]*PARTSTAT=ACCEPTED[^\\n]*:mailto:${attendee.email}`, 'mi'));
 
     // The attendee's calendar holds the meeting, ACCEPTED; the device sees it there under the CalendarId.
-    const listing = await davRequest(services, attendee, 'PROPFIND', calendar.collectionUrl, { depth: '1', body: '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getetag/></prop></propfind>' });
-    const hrefs = [...(await listing.text()).matchAll(/<(?:\w+:)?href>([^<]+\.ics)<\/(?:\w+:)?href>/g)].map((m) => m[1]!);
+    const listing = await davRequest(services, attendee, 'PROPFIND', calendar.collectionUrl, {
+      depth: '1',
+      body: '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+    });
+    const hrefs = [...(await listing.text()).matchAll(/<(?:\w+:)?href>([^<]+\.ics)<\/(?:\w+:)?href>/g)].map(
+      (m) => m[1]!,
+    );
     expect(hrefs).toHaveLength(1);
     const copy = unfolded(await (await davRequest(services, attendee, 'GET', hrefs[0]!)).text());
     expect(copy).not.toMatch(/^METHOD:/m);
@@ -166,13 +185,19 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     await seedCalendar(services, attendee, 'calendar', [], { displayName: 'Calendar' });
     const uid = `meet-${randomUUID()}`;
     await sendViaSmtp(services, organizer.email, attendee.email, invitation(organizer, attendee, uid, 'Budget'));
-    await sendViaSmtp(services, organizer.email, attendee.email, invitation(organizer, attendee, `${uid}-2`, 'Offsite'));
+    await sendViaSmtp(
+      services,
+      organizer.email,
+      attendee.email,
+      invitation(organizer, attendee, `${uid}-2`, 'Offsite'),
+    );
     await waitForMessage(services, attendee, (m) => m.subject === 'Offsite');
     const device = new TestDevice(server, attendee, undefined, '16.1');
     await device.folderSync();
     const inbox = device.folderByType(FolderType.Inbox).serverId;
     await device.syncUntilDone(inbox);
-    const idOf = (subject: string): string => [...device.items(inbox)].find(([, d]) => itemText(d, 'Subject', 'Email') === subject)![0];
+    const idOf = (subject: string): string =>
+      [...device.items(inbox)].find(([, d]) => itemText(d, 'Subject', 'Email') === subject)![0];
 
     const declined = await device.command(
       'MeetingResponse',
@@ -181,14 +206,19 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
           el('MeetingResponse', 'UserResponse', '3'),
           el('MeetingResponse', 'CollectionId', inbox),
           el('MeetingResponse', 'RequestId', idOf('Budget')),
-          el('MeetingResponse', 'SendResponse', [el('MeetingResponse', 'ProposedStartTime', '20260316T140000Z'), el('MeetingResponse', 'ProposedEndTime', '20260316T150000Z')]),
+          el('MeetingResponse', 'SendResponse', [
+            el('MeetingResponse', 'ProposedStartTime', '20260316T140000Z'),
+            el('MeetingResponse', 'ProposedEndTime', '20260316T150000Z'),
+          ]),
         ]),
       ]),
     );
     expect(childText(child(declined, 'Result'), 'Status')).toBe('1');
     expect(childText(child(declined, 'Result'), 'CalendarId')).toBeUndefined(); // none for a decline
     await waitForMessage(services, organizer, (m) => m.subject === 'New Time Proposed: Budget');
-    const counter = unfolded(calendarParts((await inboxSources(organizer)).find((s) => s.includes('New Time Proposed: Budget'))!)[0] ?? '');
+    const counter = unfolded(
+      calendarParts((await inboxSources(organizer)).find((s) => s.includes('New Time Proposed: Budget'))!)[0] ?? '',
+    );
     expect(counter).toMatch(/^METHOD:COUNTER/m);
     expect(counter).toMatch(/^DTSTART:20260316T140000Z/m);
     expect(counter).toMatch(/^DTEND:20260316T150000Z/m);
@@ -198,7 +228,11 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     const quiet = await device.command(
       'MeetingResponse',
       el('MeetingResponse', 'MeetingResponse', [
-        el('MeetingResponse', 'Request', [el('MeetingResponse', 'UserResponse', '2'), el('MeetingResponse', 'CollectionId', inbox), el('MeetingResponse', 'RequestId', idOf('Offsite'))]),
+        el('MeetingResponse', 'Request', [
+          el('MeetingResponse', 'UserResponse', '2'),
+          el('MeetingResponse', 'CollectionId', inbox),
+          el('MeetingResponse', 'RequestId', idOf('Offsite')),
+        ]),
       ]),
     );
     expect(childText(child(quiet, 'Result'), 'Status')).toBe('1');
@@ -221,7 +255,17 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
       services,
       attendee,
       'calendar',
-      [makeEvent({ uid, summary: 'Weekly sync', start: '2026-03-02T09:00:00', tz: 'Europe/Berlin', rrule: 'FREQ=WEEKLY;COUNT=4', organizer: { email: organizer.email, name: 'Organizer' }, attendees: [{ email: organizer.email, partstat: 'ACCEPTED' }, { email: attendee.email }] })],
+      [
+        makeEvent({
+          uid,
+          summary: 'Weekly sync',
+          start: '2026-03-02T09:00:00',
+          tz: 'Europe/Berlin',
+          rrule: 'FREQ=WEEKLY;COUNT=4',
+          organizer: { email: organizer.email, name: 'Organizer' },
+          attendees: [{ email: organizer.email, partstat: 'ACCEPTED' }, { email: attendee.email }],
+        }),
+      ],
       { displayName: 'Calendar' },
     );
     const device = new TestDevice(server, attendee, undefined, '16.1');
@@ -245,7 +289,9 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     expect(childText(child(answer, 'Result'), 'Status')).toBe('1');
 
     await waitForMessage(services, organizer, (m) => m.subject === 'Declined: Weekly sync');
-    const reply = unfolded(calendarParts((await inboxSources(organizer)).find((s) => s.includes('Declined: Weekly sync'))!)[0] ?? '');
+    const reply = unfolded(
+      calendarParts((await inboxSources(organizer)).find((s) => s.includes('Declined: Weekly sync'))!)[0] ?? '',
+    );
     expect(reply).toMatch(/^METHOD:REPLY/m);
     expect(reply.match(/^BEGIN:VEVENT/gm)).toHaveLength(1);
     expect(reply).toMatch(/^RECURRENCE-ID;TZID=Europe\/Berlin:20260309T090000$/m);
@@ -262,7 +308,12 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     const organizer = createUser(services);
     const attendee = createUser(services);
     await seedCalendar(services, attendee, 'calendar', [], { displayName: 'Calendar' });
-    await sendViaSmtp(services, organizer.email, attendee.email, invitation(organizer, attendee, `meet-${randomUUID()}`, 'Kickoff'));
+    await sendViaSmtp(
+      services,
+      organizer.email,
+      attendee.email,
+      invitation(organizer, attendee, `meet-${randomUUID()}`, 'Kickoff'),
+    );
     await waitForMessage(services, attendee, (m) => m.subject === 'Kickoff');
     const { device, inbox } = await readyDevice(server, attendee);
     await device.syncUntilDone(inbox);
@@ -270,7 +321,11 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     const answer = await device.command(
       'MeetingResponse',
       el('MeetingResponse', 'MeetingResponse', [
-        el('MeetingResponse', 'Request', [el('MeetingResponse', 'UserResponse', '2'), el('MeetingResponse', 'CollectionId', inbox), el('MeetingResponse', 'RequestId', requestId)]),
+        el('MeetingResponse', 'Request', [
+          el('MeetingResponse', 'UserResponse', '2'),
+          el('MeetingResponse', 'CollectionId', inbox),
+          el('MeetingResponse', 'RequestId', requestId),
+        ]),
       ]),
     );
     const result = child(answer, 'Result');
@@ -282,7 +337,11 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
       await device.command(
         'MeetingResponse',
         el('MeetingResponse', 'MeetingResponse', [
-          el('MeetingResponse', 'Request', [el('MeetingResponse', 'UserResponse', '2'), el('MeetingResponse', 'CollectionId', inbox), el('MeetingResponse', 'RequestId', requestId)]),
+          el('MeetingResponse', 'Request', [
+            el('MeetingResponse', 'UserResponse', '2'),
+            el('MeetingResponse', 'CollectionId', inbox),
+            el('MeetingResponse', 'RequestId', requestId),
+          ]),
         ]),
       ),
       'Result',
@@ -306,7 +365,12 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     const organizer = createUser(services);
     const attendee = createUser(services);
     await seedCalendar(services, attendee, 'calendar', [], { displayName: 'Calendar' });
-    await sendViaSmtp(services, organizer.email, attendee.email, invitation(organizer, attendee, `meet-${randomUUID()}`, 'Retro'));
+    await sendViaSmtp(
+      services,
+      organizer.email,
+      attendee.email,
+      invitation(organizer, attendee, `meet-${randomUUID()}`, 'Retro'),
+    );
     await waitForMessage(services, attendee, (m) => m.subject === 'Retro');
     const { device, inbox } = await readyDevice(server, attendee);
     await device.syncUntilDone(inbox);
@@ -315,7 +379,11 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     const answer = await device.command(
       'MeetingResponse',
       el('MeetingResponse', 'MeetingResponse', [
-        el('MeetingResponse', 'Request', [el('MeetingResponse', 'UserResponse', '1'), el('MeetingResponse', 'CollectionId', inbox), el('MeetingResponse', 'RequestId', requestId)]),
+        el('MeetingResponse', 'Request', [
+          el('MeetingResponse', 'UserResponse', '1'),
+          el('MeetingResponse', 'CollectionId', inbox),
+          el('MeetingResponse', 'RequestId', requestId),
+        ]),
       ]),
     );
     const calendarId = childText(child(answer, 'Result'), 'CalendarId')!;
@@ -343,7 +411,9 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
             el('Calendar', 'StartTime', '20260321T130000Z'),
             el('Calendar', 'EndTime', '20260321T140000Z'),
             el('Calendar', 'MeetingStatus', '1'),
-            el('Calendar', 'Attendees', [el('Calendar', 'Attendee', [el('Calendar', 'Email', guest.email), el('Calendar', 'Name', 'Guest')])]),
+            el('Calendar', 'Attendees', [
+              el('Calendar', 'Attendee', [el('Calendar', 'Email', guest.email), el('Calendar', 'Name', 'Guest')]),
+            ]),
           ]),
         ]),
       ],
@@ -361,7 +431,11 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     const bad = await device.command(
       'MeetingResponse',
       el('MeetingResponse', 'MeetingResponse', [
-        el('MeetingResponse', 'Request', [el('MeetingResponse', 'UserResponse', '1'), el('MeetingResponse', 'CollectionId', inbox), el('MeetingResponse', 'RequestId', `${inbox}:999`)]),
+        el('MeetingResponse', 'Request', [
+          el('MeetingResponse', 'UserResponse', '1'),
+          el('MeetingResponse', 'CollectionId', inbox),
+          el('MeetingResponse', 'RequestId', `${inbox}:999`),
+        ]),
       ]),
     );
     expect(childText(child(bad, 'Result'), 'Status')).toBe('2');
@@ -388,7 +462,13 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
             el('Calendar', 'AllDayEvent', '0'),
             el('Calendar', 'BusyStatus', '2'),
             el('Calendar', 'MeetingStatus', '1'),
-            el('Calendar', 'Attendees', [el('Calendar', 'Attendee', [el('Calendar', 'Email', guest.email), el('Calendar', 'Name', 'Guest'), el('Calendar', 'AttendeeType', '1')])]),
+            el('Calendar', 'Attendees', [
+              el('Calendar', 'Attendee', [
+                el('Calendar', 'Email', guest.email),
+                el('Calendar', 'Name', 'Guest'),
+                el('Calendar', 'AttendeeType', '1'),
+              ]),
+            ]),
           ]),
         ]),
       ],
@@ -396,7 +476,9 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     const added = round.addResponses[0]!;
     expect(added.status).toBe(1);
     await waitForMessage(services, guest, (m) => m.subject === 'Design review');
-    const request = unfolded(calendarParts((await inboxSources(guest)).find((s) => s.includes('Design review'))!)[0] ?? '');
+    const request = unfolded(
+      calendarParts((await inboxSources(guest)).find((s) => s.includes('Design review'))!)[0] ?? '',
+    );
     expect(request).toMatch(/^METHOD:REQUEST/m);
     expect(request).toMatch(new RegExp(`^ORGANIZER[^\\n]*:mailto:${user.email}`, 'mi'));
     expect(request).toMatch(new RegExp(`^ATTENDEE[^\\n]*:mailto:${guest.email}`, 'mi'));
@@ -404,10 +486,21 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     expect(request).not.toMatch(/^SEQUENCE:[1-9]/m); // absent or 0: the first version
 
     // Moved to another hour: an update (SEQUENCE 1); a new reminder only: no mail.
-    const change = (data: ReturnType<typeof el>[]): ReturnType<typeof el> => el('AirSync', 'Change', [el('AirSync', 'ServerId', added.serverId!), el('AirSync', 'ApplicationData', data)]);
-    await device.sync(calendarFolder, { commands: [change([el('Calendar', 'Subject', 'Design review (moved)'), el('Calendar', 'StartTime', '20260320T150000Z'), el('Calendar', 'EndTime', '20260320T160000Z')])] });
+    const change = (data: ReturnType<typeof el>[]): ReturnType<typeof el> =>
+      el('AirSync', 'Change', [el('AirSync', 'ServerId', added.serverId!), el('AirSync', 'ApplicationData', data)]);
+    await device.sync(calendarFolder, {
+      commands: [
+        change([
+          el('Calendar', 'Subject', 'Design review (moved)'),
+          el('Calendar', 'StartTime', '20260320T150000Z'),
+          el('Calendar', 'EndTime', '20260320T160000Z'),
+        ]),
+      ],
+    });
     await waitForMessage(services, guest, (m) => m.subject === 'Design review (moved)');
-    const update = unfolded(calendarParts((await inboxSources(guest)).find((s) => s.includes('Subject: Design review (moved)'))!)[0] ?? '');
+    const update = unfolded(
+      calendarParts((await inboxSources(guest)).find((s) => s.includes('Subject: Design review (moved)'))!)[0] ?? '',
+    );
     expect(update).toMatch(/^METHOD:REQUEST/m);
     expect(update).toMatch(/^SEQUENCE:1$/m);
     expect(update).toMatch(/^DTSTART[^\n]*:20260320T150000Z$/m);
@@ -416,9 +509,13 @@ describe.skipIf(!services.smtp)('Meetings by mail', () => {
     await waitForMessage(services, guest, (m) => m.subject === 'Sentinel');
     expect((await inboxSources(guest)).filter((s) => s.includes('Design review'))).toHaveLength(2);
 
-    await device.sync(calendarFolder, { commands: [el('AirSync', 'Delete', [el('AirSync', 'ServerId', added.serverId!)])] });
+    await device.sync(calendarFolder, {
+      commands: [el('AirSync', 'Delete', [el('AirSync', 'ServerId', added.serverId!)])],
+    });
     await waitForMessage(services, guest, (m) => m.subject === 'Canceled: Design review (moved)');
-    const cancel = unfolded(calendarParts((await inboxSources(guest)).find((s) => s.includes('Canceled: Design review (moved)'))!)[0] ?? '');
+    const cancel = unfolded(
+      calendarParts((await inboxSources(guest)).find((s) => s.includes('Canceled: Design review (moved)'))!)[0] ?? '',
+    );
     expect(cancel).toMatch(/^METHOD:CANCEL/m);
     expect(cancel).toMatch(/^STATUS:CANCELLED/m);
     expect(cancel).toMatch(/^SEQUENCE:2$/m);

@@ -22,14 +22,32 @@ function unfolded(text: string): string {
 
 /** The Exceptions a device got for an event: InstanceId → the Exception element. */
 function exceptionsOf(data: WbxmlElement | undefined): Map<string, WbxmlElement> {
-  return new Map(children(child(data, 'Exceptions', 'Calendar'), 'Exception', 'Calendar').map((e) => [childText(e, 'InstanceId', 'AirSyncBase') ?? '', e]));
+  return new Map(
+    children(child(data, 'Exceptions', 'Calendar'), 'Exception', 'Calendar').map((e) => [
+      childText(e, 'InstanceId', 'AirSyncBase') ?? '',
+      e,
+    ]),
+  );
 }
 
 describe('16.x Sync of single occurrences', () => {
   it('a Change with InstanceId makes an override, a Delete with InstanceId an EXDATE; another device sees both', async () => {
     const user = createUser(services);
     // Mondays 09:00 Berlin (08:00Z before the DST change on 29 March, 07:00Z after).
-    const seeded = await seedCalendar(services, user, 'calendar', [makeEvent({ summary: 'Standup', start: '2026-03-02T09:00:00', tz: 'Europe/Berlin', rrule: 'FREQ=WEEKLY;COUNT=6' })], { displayName: 'Calendar' });
+    const seeded = await seedCalendar(
+      services,
+      user,
+      'calendar',
+      [
+        makeEvent({
+          summary: 'Standup',
+          start: '2026-03-02T09:00:00',
+          tz: 'Europe/Berlin',
+          rrule: 'FREQ=WEEKLY;COUNT=6',
+        }),
+      ],
+      { displayName: 'Calendar' },
+    );
     const phone = new TestDevice(server, user, undefined, '16.0');
     await phone.folderSync();
     const calendar = phone.folderByName('Calendar').serverId;
@@ -42,9 +60,16 @@ describe('16.x Sync of single occurrences', () => {
         el('AirSync', 'Change', [
           el('AirSync', 'ServerId', eventId!),
           el('AirSyncBase', 'InstanceId', '20260309T080000Z'),
-          el('AirSync', 'ApplicationData', [el('Calendar', 'Subject', 'Standup (moved)'), el('Calendar', 'StartTime', '20260309T090000Z'), el('Calendar', 'EndTime', '20260309T100000Z')]),
+          el('AirSync', 'ApplicationData', [
+            el('Calendar', 'Subject', 'Standup (moved)'),
+            el('Calendar', 'StartTime', '20260309T090000Z'),
+            el('Calendar', 'EndTime', '20260309T100000Z'),
+          ]),
         ]),
-        el('AirSync', 'Delete', [el('AirSync', 'ServerId', eventId!), el('AirSyncBase', 'InstanceId', '20260316T080000Z')]),
+        el('AirSync', 'Delete', [
+          el('AirSync', 'ServerId', eventId!),
+          el('AirSyncBase', 'InstanceId', '20260316T080000Z'),
+        ]),
       ],
     });
     expect(round.status).toBe(1);
@@ -74,7 +99,14 @@ describe('16.x Sync of single occurrences', () => {
     expect(childText(exceptions.get('20260316T080000Z'), 'Deleted', 'Calendar')).toBe('1');
 
     // Deleting the moved occurrence: its override goes, an EXDATE takes its place; the tablet gets the Change.
-    const again = await phone.sync(calendar, { commands: [el('AirSync', 'Delete', [el('AirSync', 'ServerId', eventId!), el('AirSyncBase', 'InstanceId', '20260309T080000Z')])] });
+    const again = await phone.sync(calendar, {
+      commands: [
+        el('AirSync', 'Delete', [
+          el('AirSync', 'ServerId', eventId!),
+          el('AirSyncBase', 'InstanceId', '20260309T080000Z'),
+        ]),
+      ],
+    });
     expect(again.status).toBe(1);
     const after = unfolded(await (await davRequest(services, user, 'GET', seeded.items[0]!.url)).text());
     expect(after.match(/^BEGIN:VEVENT/gm)).toHaveLength(1);
@@ -90,7 +122,20 @@ describe('16.x Sync of single occurrences', () => {
 
   it('a Change with an InstanceId that is not a time is refused (Status 6, the answer names the instance); an unknown item is 8', async () => {
     const user = createUser(services);
-    await seedCalendar(services, user, 'calendar', [makeEvent({ summary: 'Weekly', start: '2026-03-02T09:00:00', tz: 'Europe/Berlin', rrule: 'FREQ=WEEKLY;COUNT=3' })], { displayName: 'Calendar' });
+    await seedCalendar(
+      services,
+      user,
+      'calendar',
+      [
+        makeEvent({
+          summary: 'Weekly',
+          start: '2026-03-02T09:00:00',
+          tz: 'Europe/Berlin',
+          rrule: 'FREQ=WEEKLY;COUNT=3',
+        }),
+      ],
+      { displayName: 'Calendar' },
+    );
     const phone = new TestDevice(server, user, undefined, '16.1');
     await phone.folderSync();
     const calendar = phone.folderByName('Calendar').serverId;
@@ -98,8 +143,15 @@ describe('16.x Sync of single occurrences', () => {
     const [eventId] = [...phone.items(calendar).keys()];
     const round = await phone.sync(calendar, {
       commands: [
-        el('AirSync', 'Change', [el('AirSync', 'ServerId', eventId!), el('AirSyncBase', 'InstanceId', 'yesterday'), el('AirSync', 'ApplicationData', [el('Calendar', 'Subject', 'x')])]),
-        el('AirSync', 'Delete', [el('AirSync', 'ServerId', `${calendar}:nothere`), el('AirSyncBase', 'InstanceId', '20260309T080000Z')]),
+        el('AirSync', 'Change', [
+          el('AirSync', 'ServerId', eventId!),
+          el('AirSyncBase', 'InstanceId', 'yesterday'),
+          el('AirSync', 'ApplicationData', [el('Calendar', 'Subject', 'x')]),
+        ]),
+        el('AirSync', 'Delete', [
+          el('AirSync', 'ServerId', `${calendar}:nothere`),
+          el('AirSyncBase', 'InstanceId', '20260309T080000Z'),
+        ]),
       ],
     });
     expect(round.status).toBe(1);

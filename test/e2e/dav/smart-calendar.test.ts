@@ -24,11 +24,27 @@ function unfolded(text: string): string {
 }
 
 function deviceMime(from: TestUser, to: TestUser | undefined, subject: string, text: string): string {
-  return [`From: <${from.email}>`, ...(to ? [`To: <${to.email}>`] : []), `Subject: ${subject}`, 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '', text, ''].join('\r\n');
+  return [
+    `From: <${from.email}>`,
+    ...(to ? [`To: <${to.email}>`] : []),
+    `Subject: ${subject}`,
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    text,
+    '',
+  ].join('\r\n');
 }
 
 /** A weekly meeting organized by `organizer` in `attendee`'s calendar, synced by a 16.1 device. */
-async function scene(): Promise<{ organizer: TestUser; alice: TestUser; device: TestDevice; calendar: string; eventId: string; summary: string }> {
+async function scene(): Promise<{
+  organizer: TestUser;
+  alice: TestUser;
+  device: TestDevice;
+  calendar: string;
+  eventId: string;
+  summary: string;
+}> {
   const [organizer, alice] = [createUser(services), createUser(services)];
   const summary = `Weekly sync ${randomUUID().slice(0, 6)}`;
   await seedCalendar(
@@ -44,7 +60,10 @@ async function scene(): Promise<{ organizer: TestUser; alice: TestUser; device: 
         tz: 'Europe/Berlin',
         rrule: 'FREQ=WEEKLY;COUNT=4',
         organizer: { email: organizer.email, name: 'Organizer' },
-        attendees: [{ email: organizer.email, partstat: 'ACCEPTED' }, { email: alice.email, partstat: 'ACCEPTED' }],
+        attendees: [
+          { email: organizer.email, partstat: 'ACCEPTED' },
+          { email: alice.email, partstat: 'ACCEPTED' },
+        ],
         alarmMinutes: 15,
       }),
     ],
@@ -62,10 +81,15 @@ describe.skipIf(!services.smtp)('SmartForward and SmartReply of a calendar occur
   it('a forward of one occurrence sends its REQUEST to the new people (To and Forwardees) with the meeting quoted', async () => {
     const s = await scene();
     const [carol, dave] = [createUser(services), createUser(services)];
-    const res = await compose(s.device, 'SmartForward', deviceMime(s.alice, carol, `Fwd: ${s.summary}`, 'Join us this once.'), {
-      source: { folderId: s.calendar, itemId: s.eventId, instanceId: '20260309T080000Z' },
-      forwardees: [{ name: 'Dave', email: dave.email }],
-    });
+    const res = await compose(
+      s.device,
+      'SmartForward',
+      deviceMime(s.alice, carol, `Fwd: ${s.summary}`, 'Join us this once.'),
+      {
+        source: { folderId: s.calendar, itemId: s.eventId, instanceId: '20260309T080000Z' },
+        forwardees: [{ name: 'Dave', email: dave.email }],
+      },
+    );
     expect(composeStatus(res)).toBeUndefined();
 
     for (const person of [carol, dave]) {
@@ -75,7 +99,9 @@ describe.skipIf(!services.smtp)('SmartForward and SmartReply of a calendar occur
       expect(got.email.text).toContain('Where: Room 4');
       const source = got.source.toString('utf8');
       expect(source).toMatch(/Content-Type: text\/calendar; charset=utf-8; method=REQUEST/i);
-      const invite = got.email.attachments.find((a) => a.mimeType === 'text/calendar') ?? got.email.attachments.find((a) => a.mimeType === 'application/ics');
+      const invite =
+        got.email.attachments.find((a) => a.mimeType === 'text/calendar') ??
+        got.email.attachments.find((a) => a.mimeType === 'application/ics');
       const ics = unfolded(new TextDecoder().decode(invite!.content as ArrayBuffer));
       expect(ics).toMatch(/^METHOD:REQUEST/m);
       expect(ics.match(/^BEGIN:VEVENT/gm)).toHaveLength(1); // that occurrence only
@@ -102,9 +128,14 @@ describe.skipIf(!services.smtp)('SmartForward and SmartReply of a calendar occur
   it('a reply to an occurrence is a mail to the organizer with the meeting quoted, without a REQUEST', async () => {
     const s = await scene();
     // The device names nobody: the organizer is the recipient.
-    const res = await compose(s.device, 'SmartReply', deviceMime(s.alice, undefined, `Re: ${s.summary}`, 'Running late.'), {
-      source: { folderId: s.calendar, itemId: s.eventId, instanceId: '20260316T080000Z' },
-    });
+    const res = await compose(
+      s.device,
+      'SmartReply',
+      deviceMime(s.alice, undefined, `Re: ${s.summary}`, 'Running late.'),
+      {
+        source: { folderId: s.calendar, itemId: s.eventId, instanceId: '20260316T080000Z' },
+      },
+    );
     expect(composeStatus(res)).toBeUndefined();
     const got = await waitForStored(services, s.organizer, (m) => m.email.subject === `Re: ${s.summary}`);
     expect(got.email.text).toContain('Running late.');
@@ -116,17 +147,26 @@ describe.skipIf(!services.smtp)('SmartForward and SmartReply of a calendar occur
   it('a forward of the whole series with ReplaceMime carries the series REQUEST and only the device text', async () => {
     const s = await scene();
     const carol = createUser(services);
-    const res = await compose(s.device, 'SmartForward', deviceMime(s.alice, carol, `Fwd: ${s.summary}`, 'The whole series.'), {
-      source: { folderId: s.calendar, itemId: s.eventId },
-      replaceMime: true,
-      saveInSent: false,
-    });
+    const res = await compose(
+      s.device,
+      'SmartForward',
+      deviceMime(s.alice, carol, `Fwd: ${s.summary}`, 'The whole series.'),
+      {
+        source: { folderId: s.calendar, itemId: s.eventId },
+        replaceMime: true,
+        saveInSent: false,
+      },
+    );
     expect(composeStatus(res)).toBeUndefined();
     const got = await waitForStored(services, carol, (m) => m.email.subject === `Fwd: ${s.summary}`);
     expect(got.email.text).toContain('The whole series.');
     expect(got.email.text).not.toContain('Agenda: the numbers');
-    const invite = got.email.attachments.find((a) => a.mimeType === 'text/calendar') ?? got.email.attachments.find((a) => a.mimeType === 'application/ics');
-    const event = unfolded(new TextDecoder().decode(invite!.content as ArrayBuffer)).split('BEGIN:VEVENT').slice(1);
+    const invite =
+      got.email.attachments.find((a) => a.mimeType === 'text/calendar') ??
+      got.email.attachments.find((a) => a.mimeType === 'application/ics');
+    const event = unfolded(new TextDecoder().decode(invite!.content as ArrayBuffer))
+      .split('BEGIN:VEVENT')
+      .slice(1);
     expect(event).toHaveLength(1);
     expect(event[0]).toMatch(/^RRULE:FREQ=WEEKLY;COUNT=4/m);
     expect(event[0]).toMatch(new RegExp(`^ATTENDEE[^\\n]*PARTSTAT=NEEDS-ACTION[^\\n]*:mailto:${carol.email}`, 'mi'));
@@ -140,7 +180,9 @@ describe.skipIf(!services.smtp)('SmartForward and SmartReply of a calendar occur
       { folderId: s.calendar, itemId: s.eventId, instanceId: 'garbage' },
       { folderId: s.calendar, itemId: `${s.calendar}:nothere`, instanceId: '20260309T080000Z' },
     ]) {
-      expect(composeStatus(await compose(s.device, 'SmartForward', deviceMime(s.alice, carol, 'Never', 'x'), { source }))).toBe(150);
+      expect(
+        composeStatus(await compose(s.device, 'SmartForward', deviceMime(s.alice, carol, 'Never', 'x'), { source })),
+      ).toBe(150);
     }
     expect(await readFolder(services, s.alice, 'Sent')).toEqual([]);
   });

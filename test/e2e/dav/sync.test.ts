@@ -22,7 +22,9 @@ async function collectionTexts(user: TestUser, collectionUrl: string): Promise<s
     depth: '1',
     body: '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
   });
-  const hrefs = [...(await res.text()).matchAll(/<(?:\w+:)?href>([^<]+\.(?:ics|vcf))<\/(?:\w+:)?href>/g)].map((m) => m[1]!);
+  const hrefs = [...(await res.text()).matchAll(/<(?:\w+:)?href>([^<]+\.(?:ics|vcf))<\/(?:\w+:)?href>/g)].map(
+    (m) => m[1]!,
+  );
   return Promise.all(hrefs.map(async (href) => (await davRequest(services, user, 'GET', href)).text()));
 }
 
@@ -30,14 +32,24 @@ function subjectsOf(device: TestDevice, collectionId: string): string[] {
   return [...device.items(collectionId).values()].map((d) => itemText(d, 'Subject', 'Calendar') ?? '').sort();
 }
 
-
 describe('Sync of a calendar', () => {
   it('sends the events, takes the device Adds once (even resent), its Changes and Deletes', async () => {
     const user = createUser(services);
-    const seeded = await seedCalendar(services, user, 'home', [
-      makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00', tz: 'Europe/Berlin' }),
-      makeEvent({ summary: 'Standup', start: '2026-03-03T09:30:00', tz: 'Europe/Berlin', rrule: 'FREQ=WEEKLY;BYDAY=TU;COUNT=5' }),
-    ], { displayName: 'Home' });
+    const seeded = await seedCalendar(
+      services,
+      user,
+      'home',
+      [
+        makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00', tz: 'Europe/Berlin' }),
+        makeEvent({
+          summary: 'Standup',
+          start: '2026-03-03T09:30:00',
+          tz: 'Europe/Berlin',
+          rrule: 'FREQ=WEEKLY;BYDAY=TU;COUNT=5',
+        }),
+      ],
+      { displayName: 'Home' },
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const home = device.folderByName('Home').serverId;
@@ -58,9 +70,20 @@ describe('Sync of a calendar', () => {
 
     const dentist = [...device.items(home)].find(([, d]) => itemText(d, 'Subject', 'Calendar') === 'Dentist')![0];
     await device.sync(home, {
-      commands: [el('AirSync', 'Change', [el('AirSync', 'ServerId', dentist), el('AirSync', 'ApplicationData', [el('Calendar', 'Subject', 'Dentist (moved)'), el('Calendar', 'StartTime', '20260302T100000Z'), el('Calendar', 'EndTime', '20260302T110000Z')])])],
+      commands: [
+        el('AirSync', 'Change', [
+          el('AirSync', 'ServerId', dentist),
+          el('AirSync', 'ApplicationData', [
+            el('Calendar', 'Subject', 'Dentist (moved)'),
+            el('Calendar', 'StartTime', '20260302T100000Z'),
+            el('Calendar', 'EndTime', '20260302T110000Z'),
+          ]),
+        ]),
+      ],
     });
-    expect((await collectionTexts(user, seeded.collectionUrl)).some((t) => t.includes('SUMMARY:Dentist (moved)'))).toBe(true);
+    expect((await collectionTexts(user, seeded.collectionUrl)).some((t) => t.includes('SUMMARY:Dentist (moved)'))).toBe(
+      true,
+    );
 
     const lunch = again.addResponses[0]!.serverId!;
     await device.sync(home, { commands: [el('AirSync', 'Delete', [el('AirSync', 'ServerId', lunch)])] });
@@ -71,13 +94,25 @@ describe('Sync of a calendar', () => {
 
   it("reports another client's new, changed and deleted events", async () => {
     const user = createUser(services);
-    const seeded = await seedCalendar(services, user, 'work', [makeEvent({ uid: 'keep', summary: 'Keep', start: '2026-04-01T09:00:00' }), makeEvent({ uid: 'drop', summary: 'Drop', start: '2026-04-02T09:00:00' })], { displayName: 'Work' });
+    const seeded = await seedCalendar(
+      services,
+      user,
+      'work',
+      [
+        makeEvent({ uid: 'keep', summary: 'Keep', start: '2026-04-01T09:00:00' }),
+        makeEvent({ uid: 'drop', summary: 'Drop', start: '2026-04-02T09:00:00' }),
+      ],
+      { displayName: 'Work' },
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const work = device.folderByName('Work').serverId;
     await device.syncUntilDone(work);
 
-    await seedCalendar(services, user, 'work', [makeEvent({ uid: 'keep', summary: 'Keep (edited)', start: '2026-04-01T09:00:00' }), makeEvent({ uid: 'new', summary: 'New', start: '2026-04-03T09:00:00' })]);
+    await seedCalendar(services, user, 'work', [
+      makeEvent({ uid: 'keep', summary: 'Keep (edited)', start: '2026-04-01T09:00:00' }),
+      makeEvent({ uid: 'new', summary: 'New', start: '2026-04-03T09:00:00' }),
+    ]);
     const drop = seeded.items.find((i) => i.uid === 'drop')!;
     await davRequest(services, user, 'DELETE', drop.url);
     const round = await device.sync(work);
@@ -89,14 +124,29 @@ describe('Sync of a calendar', () => {
 
   it('server wins a conflict: Status 7 and the server version', async () => {
     const user = createUser(services);
-    await seedCalendar(services, user, 'c', [makeEvent({ uid: 'e1', summary: 'Original', start: '2026-05-01T09:00:00' })], { displayName: 'C' });
+    await seedCalendar(
+      services,
+      user,
+      'c',
+      [makeEvent({ uid: 'e1', summary: 'Original', start: '2026-05-01T09:00:00' })],
+      { displayName: 'C' },
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const c = device.folderByName('C').serverId;
     await device.syncUntilDone(c);
     const [id] = [...device.items(c).keys()];
-    await seedCalendar(services, user, 'c', [makeEvent({ uid: 'e1', summary: 'Changed elsewhere', start: '2026-05-01T09:00:00' })]);
-    const round = await device.sync(c, { commands: [el('AirSync', 'Change', [el('AirSync', 'ServerId', id!), el('AirSync', 'ApplicationData', [el('Calendar', 'Subject', 'Changed on the phone')])])] });
+    await seedCalendar(services, user, 'c', [
+      makeEvent({ uid: 'e1', summary: 'Changed elsewhere', start: '2026-05-01T09:00:00' }),
+    ]);
+    const round = await device.sync(c, {
+      commands: [
+        el('AirSync', 'Change', [
+          el('AirSync', 'ServerId', id!),
+          el('AirSync', 'ApplicationData', [el('Calendar', 'Subject', 'Changed on the phone')]),
+        ]),
+      ],
+    });
     const response = round.collection?.children.find((x) => x.tag === 'Responses')?.children[0];
     expect(childText(response, 'Status')).toBe('7');
     expect(round.changed).toEqual([id]);
@@ -107,7 +157,13 @@ describe('Sync of a calendar', () => {
 describe('Sync of an address book', () => {
   it('sends the contacts and takes a new one from the device', async () => {
     const user = createUser(services);
-    const seeded = await seedAddressBook(services, user, 'people', [makeVCard({ firstName: 'Ada', lastName: 'Lovelace', emails: [{ address: 'ada@example.test' }] })], { displayName: 'People' });
+    const seeded = await seedAddressBook(
+      services,
+      user,
+      'people',
+      [makeVCard({ firstName: 'Ada', lastName: 'Lovelace', emails: [{ address: 'ada@example.test' }] })],
+      { displayName: 'People' },
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const people = device.folderByName('People').serverId;
@@ -117,7 +173,16 @@ describe('Sync of an address book', () => {
     expect(itemText(ada, 'Email1Address', 'Contacts')).toContain('ada@example.test');
 
     const round = await device.sync(people, {
-      commands: [el('AirSync', 'Add', [el('AirSync', 'ClientId', 'c1'), el('AirSync', 'ApplicationData', [el('Contacts', 'FirstName', 'Grace'), el('Contacts', 'LastName', 'Hopper'), el('Contacts', 'Email1Address', 'grace@example.test')])])],
+      commands: [
+        el('AirSync', 'Add', [
+          el('AirSync', 'ClientId', 'c1'),
+          el('AirSync', 'ApplicationData', [
+            el('Contacts', 'FirstName', 'Grace'),
+            el('Contacts', 'LastName', 'Hopper'),
+            el('Contacts', 'Email1Address', 'grace@example.test'),
+          ]),
+        ]),
+      ],
     });
     expect(round.addResponses[0]).toMatchObject({ clientId: 'c1', status: 1 });
     expect((await collectionTexts(user, seeded.collectionUrl)).some((t) => t.includes('Hopper'))).toBe(true);
@@ -136,7 +201,13 @@ describe('a large address book', () => {
   it('syncs 500 contacts with photos in windows of 100, each photo intact; one too large is left out', async () => {
     const user = createUser(services);
     const cards = Array.from({ length: 500 }, (_, i) =>
-      makeVCard({ uid: `c-${i}`, firstName: `Person${i}`, lastName: 'Many', emails: [{ address: `p${i}@example.test` }], photoJpeg: i === 499 ? photo(i, 60_000) : photo(i) }),
+      makeVCard({
+        uid: `c-${i}`,
+        firstName: `Person${i}`,
+        lastName: 'Many',
+        emails: [{ address: `p${i}@example.test` }],
+        photoJpeg: i === 499 ? photo(i, 60_000) : photo(i),
+      }),
     );
     await seedAddressBook(services, user, 'many', cards, { displayName: 'Many' });
     const device = new TestDevice(server, user);
@@ -149,7 +220,8 @@ describe('a large address book', () => {
 
     const byName = new Map([...device.items(many).values()].map((d) => [itemText(d, 'FirstName', 'Contacts'), d]));
     expect(byName.size).toBe(500);
-    for (let i = 0; i < 499; i++) expect(itemText(byName.get(`Person${i}`), 'Picture', 'Contacts'), `Person${i}`).toBe(photo(i).toString('base64'));
+    for (let i = 0; i < 499; i++)
+      expect(itemText(byName.get(`Person${i}`), 'Picture', 'Contacts'), `Person${i}`).toBe(photo(i).toString('base64'));
     expect(itemText(byName.get('Person499'), 'Picture', 'Contacts')).toBeUndefined();
     expect(itemText(byName.get('Person499'), 'Email1Address', 'Contacts')).toContain('p499@example.test');
   }, 120_000);
@@ -158,7 +230,13 @@ describe('a large address book', () => {
 describe('all-day events', () => {
   it('arrive as AllDayEvent from midnight to midnight, and a device all-day Add is stored as DATE values', async () => {
     const user = createUser(services);
-    const seeded = await seedCalendar(services, user, 'days', [makeEvent({ uid: 'holiday', summary: 'Holiday', start: '2026-03-10' })], { displayName: 'Days' });
+    const seeded = await seedCalendar(
+      services,
+      user,
+      'days',
+      [makeEvent({ uid: 'holiday', summary: 'Holiday', start: '2026-03-10' })],
+      { displayName: 'Days' },
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const days = device.folderByName('Days').serverId;

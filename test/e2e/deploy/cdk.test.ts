@@ -13,22 +13,41 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { bundleLambda } from '../../../infra/aws/bundle.ts';
 import { STATE_TABLE_ACTIONS, TenantStack } from '../../../infra/aws/tenant-stack.ts';
 import { validateTemplates, type TemplateDiagnostic } from '../../../infra/aws/validate.ts';
-import { loadTenantDeployment, parseTenantDeployment, TenantSettingsError, type TenantDeployment } from '../../../infra/tenant.ts';
+import {
+  loadTenantDeployment,
+  parseTenantDeployment,
+  TenantSettingsError,
+  type TenantDeployment,
+} from '../../../infra/tenant.ts';
 
 const ROOT = join(import.meta.dirname, '../../..');
 /** The feature flags of cdk.json, so this synth matches `npx cdk synth`. */
-const CDK_CONTEXT = (JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> }).context;
+const CDK_CONTEXT = (JSON.parse(readFileSync(join(ROOT, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> })
+  .context;
 
 /** A second tenant unlike acme: sealed credentials instead of a master user, no host name, no alarm email. */
-const GLOBEX = parseTenantDeployment({ tenant: 'globex', imap: { host: 'mail.globex.example' }, smtp: { host: 'mail.globex.example' }, watcherLogin: 'sealed-credential' });
+const GLOBEX = parseTenantDeployment({
+  tenant: 'globex',
+  imap: { host: 'mail.globex.example' },
+  smtp: { host: 'mail.globex.example' },
+  watcherLogin: 'sealed-credential',
+});
 
 let bundleDir: string;
 /** The synthesized stacks, by tenant: acme (infra/tenants/acme.json) and GLOBEX. */
 const templates = new Map<string, Template>();
 
 function synth(tenant: TenantDeployment): Template {
-  const app = new App({ outdir: mkdtempSync(join(tmpdir(), 'ase-cdk-')), analyticsReporting: false, context: CDK_CONTEXT });
-  const stack = new TenantStack(app, `activesync-edge-${tenant.tenant}`, { tenant, code: lambda.Code.fromAsset(bundleDir), env: { region: tenant.aws.region } });
+  const app = new App({
+    outdir: mkdtempSync(join(tmpdir(), 'ase-cdk-')),
+    analyticsReporting: false,
+    context: CDK_CONTEXT,
+  });
+  const stack = new TenantStack(app, `activesync-edge-${tenant.tenant}`, {
+    tenant,
+    code: lambda.Code.fromAsset(bundleDir),
+    env: { region: tenant.aws.region },
+  });
   return Template.fromStack(stack);
 }
 
@@ -49,8 +68,14 @@ beforeAll(async () => {
 
 describe('infra/tenants settings', () => {
   it('reads a tenant file, and names the bad field of a broken one', () => {
-    expect(loadTenantDeployment('acme')).toMatchObject({ tenant: 'acme', hostname: 'acme.sync.example.com', aws: { region: 'eu-west-1' } });
-    expect(() => parseTenantDeployment({ tenant: 'Bad Name', imap: { host: 'x' }, smtp: { host: 'x' } })).toThrow(/tenant must be/);
+    expect(loadTenantDeployment('acme')).toMatchObject({
+      tenant: 'acme',
+      hostname: 'acme.sync.example.com',
+      aws: { region: 'eu-west-1' },
+    });
+    expect(() => parseTenantDeployment({ tenant: 'Bad Name', imap: { host: 'x' }, smtp: { host: 'x' } })).toThrow(
+      /tenant must be/,
+    );
     expect(() => loadTenantDeployment('no-such-tenant')).toThrow(TenantSettingsError);
   });
 });
@@ -80,14 +105,32 @@ describe('the tenant stack (aws-cdk-lib, synthesized offline)', () => {
   it('has both functions on nodejs22.x arm64 with the DynamoDB settings and secrets as dynamic references', () => {
     const t = template('acme');
     const functions = t.findResources('AWS::Lambda::Function');
-    expect(Object.values(functions).map((f) => (f as { Properties: { Handler: string } }).Properties.Handler).sort()).toEqual(['lambda.handler', 'lambda.watch']);
+    expect(
+      Object.values(functions)
+        .map((f) => (f as { Properties: { Handler: string } }).Properties.Handler)
+        .sort(),
+    ).toEqual(['lambda.handler', 'lambda.watch']);
     for (const f of Object.values(functions) as { Properties: Record<string, unknown> }[]) {
       expect(f.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Timeout: 900 });
       const env = (f.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
-      expect(env).toMatchObject({ TENANT: 'acme', STATE_STORE: 'dynamodb', IMAP_HOST: 'imap.acme.example', IMAP_PORT: '993', MAIL_DOMAIN: 'acme.example' });
-      expect(env.PUBLIC_URL).toEqual({ 'Fn::If': ['HasCustomDomain', { 'Fn::Join': ['', ['https://', { Ref: 'CustomDomain' }]] }, { Ref: 'AWS::NoValue' }] });
+      expect(env).toMatchObject({
+        TENANT: 'acme',
+        STATE_STORE: 'dynamodb',
+        IMAP_HOST: 'imap.acme.example',
+        IMAP_PORT: '993',
+        MAIL_DOMAIN: 'acme.example',
+      });
+      expect(env.PUBLIC_URL).toEqual({
+        'Fn::If': [
+          'HasCustomDomain',
+          { 'Fn::Join': ['', ['https://', { Ref: 'CustomDomain' }]] },
+          { Ref: 'AWS::NoValue' },
+        ],
+      });
       expect(env.DYNAMODB_TABLE).toEqual({ Ref: expect.stringMatching(/^StateTable/) });
-      expect(env.IMAP_MASTER_PASSWORD).toBe('{{resolve:secretsmanager:activesync-edge/acme:SecretString:IMAP_MASTER_PASSWORD::}}');
+      expect(env.IMAP_MASTER_PASSWORD).toBe(
+        '{{resolve:secretsmanager:activesync-edge/acme:SecretString:IMAP_MASTER_PASSWORD::}}',
+      );
       // The heartbeat cap follows the custom domain: CloudFront waits 60 s, a Function URL 900 s.
       expect(env.PING_MAX_HEARTBEAT).toEqual({ 'Fn::If': ['HasCustomDomain', '55', '890'] });
     }
@@ -95,27 +138,37 @@ describe('the tenant stack (aws-cdk-lib, synthesized offline)', () => {
 
   it('gives each function only the item operations on its table and writes to its own log group', () => {
     const t = template('acme');
-    const policies = Object.values(t.findResources('AWS::IAM::Policy')) as { Properties: { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } } }[];
+    const policies = Object.values(t.findResources('AWS::IAM::Policy')) as {
+      Properties: { PolicyDocument: { Statement: { Action: string | string[]; Resource: unknown }[] } };
+    }[];
     expect(policies).toHaveLength(2);
     for (const policy of policies) {
       const statements = policy.Properties.PolicyDocument.Statement;
       const actions = statements.flatMap((s) => [s.Action].flat());
       expect(actions.filter((a) => a.startsWith('dynamodb:')).sort()).toEqual([...STATE_TABLE_ACTIONS].sort());
-      expect(actions.filter((a) => !a.startsWith('dynamodb:')).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+      expect(actions.filter((a) => !a.startsWith('dynamodb:')).sort()).toEqual([
+        'logs:CreateLogStream',
+        'logs:PutLogEvents',
+      ]);
       for (const s of statements) {
         // No wildcard: every statement names one resource of this stack.
         expect(JSON.stringify(s.Resource)).not.toContain('"*"');
-        if ([s.Action].flat().some((a) => a.startsWith('dynamodb:'))) expect(s.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^StateTable/), 'Arn'] });
+        if ([s.Action].flat().some((a) => a.startsWith('dynamodb:')))
+          expect(s.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^StateTable/), 'Arn'] });
       }
     }
     // No managed policy (AWSLambdaBasicExecutionRole allows logs on every group).
-    for (const role of Object.values(t.findResources('AWS::IAM::Role')) as { Properties: Record<string, unknown> }[]) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    for (const role of Object.values(t.findResources('AWS::IAM::Role')) as { Properties: Record<string, unknown> }[])
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
   });
 
   it('has the Function URL, the 13-minute schedule, log retention, alarms, and the custom-domain parameter', () => {
     const t = template('acme');
     t.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'NONE' });
-    t.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(13 minutes)', Targets: [Match.objectLike({ RetryPolicy: { MaximumRetryAttempts: 0 } })] });
+    t.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(13 minutes)',
+      Targets: [Match.objectLike({ RetryPolicy: { MaximumRetryAttempts: 0 } })],
+    });
     t.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
     t.resourceCountIs('AWS::CloudWatch::Alarm', 5);
     t.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@acme.example' });
@@ -127,7 +180,9 @@ describe('the tenant stack (aws-cdk-lib, synthesized offline)', () => {
 
   it('reads the sealed-credential key instead of a master user for a tenant that says so', () => {
     const t = template('globex');
-    const api = Object.values(t.findResources('AWS::Lambda::Function'))[0] as { Properties: { Environment: { Variables: Record<string, unknown> } } };
+    const api = Object.values(t.findResources('AWS::Lambda::Function'))[0] as {
+      Properties: { Environment: { Variables: Record<string, unknown> } };
+    };
     const env = api.Properties.Environment.Variables;
     expect(env.CREDENTIAL_KEY).toBe('{{resolve:secretsmanager:activesync-edge/globex:SecretString:CREDENTIAL_KEY::}}');
     expect(env.IMAP_MASTER_USER).toBeUndefined();
@@ -145,8 +200,12 @@ describe('the tenant stack (aws-cdk-lib, synthesized offline)', () => {
     // W3005: CDK's own DependsOn of a function on its role's policy. W1028: the distribution's `Fn::If` on its own
     // condition, there because without it the validator reads the parameter's empty default as an alias (E3013).
     const known = ['W3005', 'W1028'];
-    const significant = (ds: TemplateDiagnostic[]): TemplateDiagnostic[] => ds.filter((d) => d.severity === 'ERROR' || (d.severity === 'WARN' && !known.includes(d.ruleId)));
-    expect(Object.fromEntries([...results].map(([name, ds]) => [name, significant(ds)]))).toEqual({ acme: [], globex: [] });
+    const significant = (ds: TemplateDiagnostic[]): TemplateDiagnostic[] =>
+      ds.filter((d) => d.severity === 'ERROR' || (d.severity === 'WARN' && !known.includes(d.ruleId)));
+    expect(Object.fromEntries([...results].map(([name, ds]) => [name, significant(ds)]))).toEqual({
+      acme: [],
+      globex: [],
+    });
     // The validator did look: it has notes (INFO) about these templates.
     expect(results.get('acme')!.length).toBeGreaterThan(0);
   }, 60_000);

@@ -47,13 +47,19 @@ describe('npx osls package (serverless.yml)', () => {
   });
 
   it('runs both functions on nodejs22.x, arm64, with 900 s for a long Ping', () => {
-    const functions = Object.fromEntries(ofType('AWS::Lambda::Function').map(([, r]) => [r.Properties.Handler, r.Properties]));
+    const functions = Object.fromEntries(
+      ofType('AWS::Lambda::Function').map(([, r]) => [r.Properties.Handler, r.Properties]),
+    );
     expect(Object.keys(functions).sort()).toEqual(['src/runtimes/lambda.handler', 'src/runtimes/lambda.watch']);
-    for (const f of Object.values(functions)) expect(f).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Timeout: 900 });
-    const env = (functions['src/runtimes/lambda.handler']!.Environment as { Variables: Record<string, unknown> }).Variables;
+    for (const f of Object.values(functions))
+      expect(f).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Timeout: 900 });
+    const env = (functions['src/runtimes/lambda.handler']!.Environment as { Variables: Record<string, unknown> })
+      .Variables;
     expect(env).toMatchObject({ TENANT: 'acme', STATE_STORE: 'dynamodb', DYNAMODB_TABLE: { Ref: 'StateTable' } });
     // Secrets stay references that CloudFormation resolves at deploy time; no value is in the template.
-    expect(env.IMAP_MASTER_PASSWORD).toBe('{{resolve:secretsmanager:activesync-edge/acme:SecretString:IMAP_MASTER_PASSWORD}}');
+    expect(env.IMAP_MASTER_PASSWORD).toBe(
+      '{{resolve:secretsmanager:activesync-edge/acme:SecretString:IMAP_MASTER_PASSWORD}}',
+    );
     expect(env.POLICY).toBe('{{resolve:ssm:/activesync-edge/acme/policy}}');
   });
 
@@ -85,13 +91,26 @@ describe('npx osls package (serverless.yml)', () => {
 
   it('allows the functions only item operations, on that table only', () => {
     const [, role] = ofType('AWS::IAM::Role')[0]!;
-    const statements = (role.Properties.Policies as { PolicyDocument: { Statement: { Action: string[]; Resource: unknown[] }[] } }[]).flatMap((p) => p.PolicyDocument.Statement);
+    const statements = (
+      role.Properties.Policies as { PolicyDocument: { Statement: { Action: string[]; Resource: unknown[] }[] } }[]
+    ).flatMap((p) => p.PolicyDocument.Statement);
     const dynamo = statements.filter((s) => s.Action.some((a) => a.startsWith('dynamodb:')));
     expect(dynamo).toHaveLength(1);
-    expect(dynamo[0]!.Action.sort()).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
+    expect(dynamo[0]!.Action.sort()).toEqual([
+      'dynamodb:BatchWriteItem',
+      'dynamodb:DeleteItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+    ]);
     expect(dynamo[0]!.Resource).toEqual([{ 'Fn::GetAtt': ['StateTable', 'Arn'] }]);
     // Nothing else may touch DynamoDB or any other service but the function's logs.
-    for (const s of statements) for (const a of s.Action) expect(a).toMatch(/^(dynamodb:(GetItem|PutItem|UpdateItem|DeleteItem|Query|BatchWriteItem)|logs:(CreateLogStream|CreateLogGroup|PutLogEvents|TagResource))$/);
+    for (const s of statements)
+      for (const a of s.Action)
+        expect(a).toMatch(
+          /^(dynamodb:(GetItem|PutItem|UpdateItem|DeleteItem|Query|BatchWriteItem)|logs:(CreateLogStream|CreateLogGroup|PutLogEvents|TagResource))$/,
+        );
   });
 
   it('passes @aws/cloudformation-validate with no error', () => {

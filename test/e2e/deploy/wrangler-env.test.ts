@@ -28,14 +28,22 @@ function scratchConfig(): string {
 
 describe('deploy render-wrangler', () => {
   it('prints the environment from the CLI, the same as the module renders it', async () => {
-    const { stdout } = await run(process.execPath, [join(ROOT, 'bin/activesync-edge.js'), 'deploy', 'render-wrangler', '--tenant', 'acme'], { cwd: ROOT });
+    const { stdout } = await run(
+      process.execPath,
+      [join(ROOT, 'bin/activesync-edge.js'), 'deploy', 'render-wrangler', '--tenant', 'acme'],
+      { cwd: ROOT },
+    );
     expect(stdout).toBe(renderWranglerEnv(loadTenantDeployment('acme')));
     expect(stdout).toContain('[env.acme]');
     expect(stdout).toContain('npx wrangler secret put IMAP_MASTER_PASSWORD --env acme');
   });
 
   it('refuses a tenant without implicit TLS: workerd cannot STARTTLS', () => {
-    const plain = parseTenantDeployment({ tenant: 'plain', imap: { host: 'imap.plain.example', secure: false }, smtp: { host: 'smtp.plain.example' } });
+    const plain = parseTenantDeployment({
+      tenant: 'plain',
+      imap: { host: 'imap.plain.example', secure: false },
+      smtp: { host: 'smtp.plain.example' },
+    });
     expect(() => renderWranglerEnv(plain)).toThrow(/implicit TLS/);
   });
 
@@ -51,11 +59,15 @@ describe('deploy render-wrangler', () => {
     const path = scratchConfig();
     writeWranglerEnv(loadTenantDeployment('acme'), path);
     const outdir = mkdtempSync(join(tmpdir(), 'ase-wrangler-out-'));
-    const { stdout, stderr } = await run(join(ROOT, 'node_modules/.bin/wrangler'), ['deploy', '--dry-run', '--env', 'acme', '--config', path, '--outdir', outdir], {
-      cwd: ROOT,
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_API_TOKEN: '' },
-      timeout: 90_000,
-    });
+    const { stdout, stderr } = await run(
+      join(ROOT, 'node_modules/.bin/wrangler'),
+      ['deploy', '--dry-run', '--env', 'acme', '--config', path, '--outdir', outdir],
+      {
+        cwd: ROOT,
+        env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_API_TOKEN: '' },
+        timeout: 90_000,
+      },
+    );
     const output = stdout + stderr;
     expect(output).not.toMatch(/Unexpected fields|is not inherited|Processing .* configuration:\s*\n\s*- /);
     expect(output).toContain('env.STATE (StateObject)');

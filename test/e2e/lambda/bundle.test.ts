@@ -35,11 +35,16 @@ process.stdout.write('RESULTS ' + JSON.stringify(results) + '\\n', () => process
 
 function runBundle(events: object[], env: Record<string, string>): Promise<FunctionUrlResult[]> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, ['runner.mjs'], { cwd: DIR, env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      const line = stdout.split('\n').find((l) => l.startsWith('RESULTS '));
-      if (err || !line) reject(new Error(`the bundle failed: ${err?.message ?? ''}\n${stdout}\n${stderr}`));
-      else resolve(JSON.parse(line.slice('RESULTS '.length)) as FunctionUrlResult[]);
-    });
+    const child = execFile(
+      process.execPath,
+      ['runner.mjs'],
+      { cwd: DIR, env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        const line = stdout.split('\n').find((l) => l.startsWith('RESULTS '));
+        if (err || !line) reject(new Error(`the bundle failed: ${err?.message ?? ''}\n${stdout}\n${stderr}`));
+        else resolve(JSON.parse(line.slice('RESULTS '.length)) as FunctionUrlResult[]);
+      },
+    );
     child.stdin!.end(events.map((e) => JSON.stringify(e)).join('\n'));
   });
 }
@@ -57,12 +62,18 @@ describe('the bundled Lambda handler in a fresh Node.js process', () => {
     const user = createUser(services);
     const url = `https://abc.lambda-url.eu-west-1.on.aws/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=${user.name}&DeviceId=BUNDLE1&DeviceType=iPhone`;
     const events = [
-      await functionUrlEvent(new Request('https://abc.lambda-url.eu-west-1.on.aws/Microsoft-Server-ActiveSync', { method: 'OPTIONS' })),
+      await functionUrlEvent(
+        new Request('https://abc.lambda-url.eu-west-1.on.aws/Microsoft-Server-ActiveSync', { method: 'OPTIONS' }),
+      ),
       await functionUrlEvent(
         new Request(url, {
           method: 'POST',
           body: encodeWbxml(el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')])) as BodyInit,
-          headers: { Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`, 'MS-ASProtocolVersion': '14.1', 'Content-Type': WBXML },
+          headers: {
+            Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`,
+            'MS-ASProtocolVersion': '14.1',
+            'Content-Type': WBXML,
+          },
         }),
       ),
     ];
@@ -84,6 +95,8 @@ describe('the bundled Lambda handler in a fresh Node.js process', () => {
     expect(folderSync).toMatchObject({ statusCode: 200, isBase64Encoded: true, headers: { 'content-type': WBXML } });
     const answer = decodeWbxml(new Uint8Array(Buffer.from(folderSync!.body, 'base64')));
     expect(childText(answer, 'Status')).toBe('1');
-    expect(children(child(answer, 'Changes'), 'Add').map((a) => childText(a, 'DisplayName'))).toEqual(expect.arrayContaining(['Inbox', 'Sent', 'Trash']));
+    expect(children(child(answer, 'Changes'), 'Add').map((a) => childText(a, 'DisplayName'))).toEqual(
+      expect.arrayContaining(['Inbox', 'Sent', 'Trash']),
+    );
   }, 60_000);
 });

@@ -11,14 +11,34 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../../src/backends/types.ts';
 import type { LogEntry } from '../../../src/log.ts';
-import { createLambdaRuntime, handler, LAMBDA_DEFAULTS, watch, type LambdaRuntime, type WatchReport } from '../../../src/runtimes/lambda.ts';
+import {
+  createLambdaRuntime,
+  handler,
+  LAMBDA_DEFAULTS,
+  watch,
+  type LambdaRuntime,
+  type WatchReport,
+} from '../../../src/runtimes/lambda.ts';
 import { decodeWbxml } from '../../../src/wbxml/decoder.ts';
 import { encodeWbxml } from '../../../src/wbxml/encoder.ts';
 import { child, children, childText, el } from '../../../src/wbxml/tree.ts';
-import { functionUrlEvent, functionUrlFetch, functionUrlResponse, type FunctionUrlEvent } from '../../device/function-url.ts';
+import {
+  functionUrlEvent,
+  functionUrlFetch,
+  functionUrlResponse,
+  type FunctionUrlEvent,
+} from '../../device/function-url.ts';
 import { TestDevice, WBXML, type TestServer } from '../../device/device.ts';
 import { createUser } from '../../services/seed.ts';
-import { fetchAttachmentMultipart, moveToArchive, pingBody, pingSeesNewMessage, seedInbox, sendMailArrives, subjectsOf } from '../session-steps.ts';
+import {
+  fetchAttachmentMultipart,
+  moveToArchive,
+  pingBody,
+  pingSeesNewMessage,
+  seedInbox,
+  sendMailArrives,
+  subjectsOf,
+} from '../session-steps.ts';
 
 const services = inject('services');
 
@@ -27,7 +47,9 @@ function lambdaEnv(): Record<string, string> {
     IMAP_HOST: services.imap.host,
     IMAP_PORT: String(services.imap.port),
     IMAP_SECURE: 'false',
-    ...(services.smtp ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' } : {}),
+    ...(services.smtp
+      ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' }
+      : {}),
     TENANT: 'test',
     DYNAMODB_TABLE: `ase-lambda-${randomBytes(4).toString('hex')}`,
     DYNAMODB_ENDPOINT: services.dynamodb.endpoint,
@@ -56,7 +78,11 @@ describe('a device session against the Lambda Function URL handler (DynamoDB sta
   const user = createUser(services);
 
   beforeAll(() => {
-    runtime = createLambdaRuntime({ env: lambdaEnv(), log: (e) => logs.push(e), watcher: { leaseScanMs: 200, checkIntervalMs: 1_000, durationMs: 10_000 } });
+    runtime = createLambdaRuntime({
+      env: lambdaEnv(),
+      log: (e) => logs.push(e),
+      watcher: { leaseScanMs: 200, checkIntervalMs: 1_000, durationMs: 10_000 },
+    });
     server = lambdaServer(runtime);
     device = new TestDevice(server, user);
   });
@@ -93,16 +119,19 @@ describe('a device session against the Lambda Function URL handler (DynamoDB sta
   it('carries WBXML both ways as base64, byte for byte (a FolderSync request and its answer)', async () => {
     const request = encodeWbxml(el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
     const event = await functionUrlEvent(
-      new Request(`https://eas.example.test/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=${user.name}&DeviceId=${device.deviceId}&DeviceType=iPhone`, {
-        method: 'POST',
-        body: request as BodyInit,
-        headers: {
-          Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`,
-          'MS-ASProtocolVersion': '14.1',
-          'Content-Type': WBXML,
-          'X-MS-PolicyKey': device.policyKey!,
+      new Request(
+        `https://eas.example.test/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=${user.name}&DeviceId=${device.deviceId}&DeviceType=iPhone`,
+        {
+          method: 'POST',
+          body: request as BodyInit,
+          headers: {
+            Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}`,
+            'MS-ASProtocolVersion': '14.1',
+            'Content-Type': WBXML,
+            'X-MS-PolicyKey': device.policyKey!,
+          },
         },
-      }),
+      ),
     );
     expect(event.isBase64Encoded).toBe(true);
     expect(Buffer.from(event.body!, 'base64').equals(Buffer.from(request))).toBe(true);
@@ -161,12 +190,18 @@ describe('the exported Lambda handler without settings', () => {
     const saved = process.env.IMAP_HOST;
     delete process.env.IMAP_HOST;
     try {
-      const event: FunctionUrlEvent = await functionUrlEvent(new Request('https://eas.example.test/Microsoft-Server-ActiveSync', { method: 'OPTIONS' }));
-      const res = functionUrlResponse(await handler(event, { getRemainingTimeInMillis: () => 1000 } as Parameters<typeof handler>[1]));
+      const event: FunctionUrlEvent = await functionUrlEvent(
+        new Request('https://eas.example.test/Microsoft-Server-ActiveSync', { method: 'OPTIONS' }),
+      );
+      const res = functionUrlResponse(
+        await handler(event, { getRemainingTimeInMillis: () => 1000 } as Parameters<typeof handler>[1]),
+      );
       expect(res.status).toBe(500);
       expect(await res.text()).toContain('not configured');
       // The scheduled watcher fails instead, so that the failed run raises the watcher alarm.
-      await expect(watch(undefined, { getRemainingTimeInMillis: () => 1000 } as Parameters<typeof watch>[1])).rejects.toThrow(/not configured/);
+      await expect(
+        watch(undefined, { getRemainingTimeInMillis: () => 1000 } as Parameters<typeof watch>[1]),
+      ).rejects.toThrow(/not configured/);
     } finally {
       if (saved !== undefined) process.env.IMAP_HOST = saved;
     }
@@ -189,16 +224,23 @@ describe('one Lambda for several tenants (TENANTS)', () => {
     const base = lambdaServer(runtime);
     // The same device id of the same user, once per tenant host.
     for (const host of ['alpha.example.test', 'beta.example.test']) {
-      const server: TestServer = { ...base, fetch: (url, init) => base.fetch(url.replace('eas.example.test', host), init) };
+      const server: TestServer = {
+        ...base,
+        fetch: (url, init) => base.fetch(url.replace('eas.example.test', host), init),
+      };
       const device = new TestDevice(server, user, 'SAMEDEVICE');
       device.autoProvision = false;
       await device.folderSync();
       expect(device.folderByType(FolderType.Inbox)).toBeDefined();
     }
     for (const tenant of ['alpha', 'beta']) {
-      expect(await runtime.state.getDevice({ tenant, user: user.email.toLowerCase(), deviceId: 'SAMEDEVICE' })).toMatchObject({ deviceType: 'iPhone' });
+      expect(
+        await runtime.state.getDevice({ tenant, user: user.email.toLowerCase(), deviceId: 'SAMEDEVICE' }),
+      ).toMatchObject({ deviceType: 'iPhone' });
     }
-    expect(await runtime.state.getDevice({ tenant: 'test', user: user.email.toLowerCase(), deviceId: 'SAMEDEVICE' })).toBeUndefined();
+    expect(
+      await runtime.state.getDevice({ tenant: 'test', user: user.email.toLowerCase(), deviceId: 'SAMEDEVICE' }),
+    ).toBeUndefined();
     expect(await runtime.watch({}, { getRemainingTimeInMillis: () => 900_000 })).toMatchObject({ tenants: 2 });
     expect(logs.find((e) => e.event === 'watch-run')).toMatchObject({ tenant: 'alpha,beta' });
   });

@@ -18,7 +18,11 @@ export interface ComposeOptions {
 }
 
 /** The 14.0+ WBXML body of SendMail, SmartReply or SmartForward. */
-export function composeBody(command: 'SendMail' | 'SmartReply' | 'SmartForward', mime: Uint8Array | string, o: ComposeOptions = {}): WbxmlElement {
+export function composeBody(
+  command: 'SendMail' | 'SmartReply' | 'SmartForward',
+  mime: Uint8Array | string,
+  o: ComposeOptions = {},
+): WbxmlElement {
   const source = o.source;
   return el('ComposeMail', command, [
     el('ComposeMail', 'ClientId', o.clientId ?? `c${Math.random().toString(36).slice(2)}`),
@@ -36,12 +40,22 @@ export function composeBody(command: 'SendMail' | 'SmartReply' | 'SmartForward',
       el(
         'ComposeMail',
         'Forwardees',
-        (o.forwardees ?? []).map((f) => el('ComposeMail', 'Forwardee', [f.name !== undefined && el('ComposeMail', 'Name', f.name), el('ComposeMail', 'Email', f.email)])),
+        (o.forwardees ?? []).map((f) =>
+          el('ComposeMail', 'Forwardee', [
+            f.name !== undefined && el('ComposeMail', 'Name', f.name),
+            el('ComposeMail', 'Email', f.email),
+          ]),
+        ),
       ),
   ]);
 }
 
-export function compose(device: TestDevice, command: 'SendMail' | 'SmartReply' | 'SmartForward', mime: Uint8Array | string, o: ComposeOptions = {}): Promise<DeviceResponse> {
+export function compose(
+  device: TestDevice,
+  command: 'SendMail' | 'SmartReply' | 'SmartForward',
+  mime: Uint8Array | string,
+  o: ComposeOptions = {},
+): Promise<DeviceResponse> {
   return device.send(command, composeBody(command, mime, o));
 }
 
@@ -67,19 +81,29 @@ export async function readFolder(services: TestServices, user: TestUser, folder 
     const box = await c.mailboxOpen(folder, { readOnly: true });
     if (box.exists === 0) return [];
     const out: { uid: number; flags: Set<string>; source: Buffer }[] = [];
-    for await (const m of c.fetch('1:*', { uid: true, flags: true, source: true })) out.push({ uid: m.uid, flags: new Set(m.flags ?? []), source: Buffer.from(m.source ?? []) });
+    for await (const m of c.fetch('1:*', { uid: true, flags: true, source: true }))
+      out.push({ uid: m.uid, flags: new Set(m.flags ?? []), source: Buffer.from(m.source ?? []) });
     return out;
   });
   return Promise.all(
     raw.map(async (m) => {
-      const email = await PostalMime.parse(m.source, { forceRfc822Attachments: true, attachmentEncoding: 'arraybuffer' });
+      const email = await PostalMime.parse(m.source, {
+        forceRfc822Attachments: true,
+        attachmentEncoding: 'arraybuffer',
+      });
       return { ...m, email, header: (name: string) => email.headers.find((h) => h.key === name.toLowerCase())?.value };
     }),
   );
 }
 
 /** Waits until a folder holds a message that matches (delivery through Postfix takes a moment). */
-export async function waitForStored(services: TestServices, user: TestUser, match: (m: StoredMessage) => boolean, folder = 'INBOX', timeoutMs = 10_000): Promise<StoredMessage> {
+export async function waitForStored(
+  services: TestServices,
+  user: TestUser,
+  match: (m: StoredMessage) => boolean,
+  folder = 'INBOX',
+  timeoutMs = 10_000,
+): Promise<StoredMessage> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const found = (await readFolder(services, user, folder)).find(match);
@@ -93,7 +117,13 @@ export async function waitForStored(services: TestServices, user: TestUser, matc
  * Whether anything with this subject turns up in the folder within `ms` (for "not delivered", and "delivered once"
  * after the first copy arrived: a second would have arrived as fast).
  */
-export async function countAfter(services: TestServices, user: TestUser, subject: string, ms = 1_500, folder = 'INBOX'): Promise<number> {
+export async function countAfter(
+  services: TestServices,
+  user: TestUser,
+  subject: string,
+  ms = 1_500,
+  folder = 'INBOX',
+): Promise<number> {
   await sleep(ms);
   return (await readFolder(services, user, folder)).filter((m) => m.email.subject === subject).length;
 }

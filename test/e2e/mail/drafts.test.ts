@@ -40,13 +40,23 @@ function title(what: string): string {
 }
 
 /** ApplicationData of a draft, as a phone sends it. */
-function draftData(o: { to?: string; cc?: string; bcc?: string; subject?: string; body?: string; html?: boolean; importance?: number; attachments?: WbxmlElement[] }): WbxmlElement {
+function draftData(o: {
+  to?: string;
+  cc?: string;
+  bcc?: string;
+  subject?: string;
+  body?: string;
+  html?: boolean;
+  importance?: number;
+  attachments?: WbxmlElement[];
+}): WbxmlElement {
   return el('AirSync', 'ApplicationData', [
     o.to !== undefined && el('Email', 'To', o.to),
     o.cc !== undefined && el('Email', 'Cc', o.cc),
     o.bcc !== undefined && el('Email2', 'Bcc', o.bcc),
     o.subject !== undefined && el('Email', 'Subject', o.subject),
-    o.body !== undefined && el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', o.html ? '2' : '1'), el('AirSyncBase', 'Data', o.body)]),
+    o.body !== undefined &&
+      el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', o.html ? '2' : '1'), el('AirSyncBase', 'Data', o.body)]),
     o.importance !== undefined && el('Email', 'Importance', String(o.importance)),
     (o.attachments?.length ?? 0) > 0 && el('AirSyncBase', 'Attachments', o.attachments),
   ]);
@@ -77,8 +87,17 @@ function changeCommand(serverId: string, data: WbxmlElement, send = false): Wbxm
 
 /** ClientId → FileReference from a Responses/Add or Responses/Change. */
 function fileReferences(response: WbxmlElement | undefined): Map<string, string> {
-  const attachments = children(child(child(response, 'ApplicationData'), 'Attachments', 'AirSyncBase'), 'Attachment', 'AirSyncBase');
-  return new Map(attachments.map((a) => [childText(a, 'ClientId', 'AirSyncBase') ?? '', childText(a, 'FileReference', 'AirSyncBase') ?? '']));
+  const attachments = children(
+    child(child(response, 'ApplicationData'), 'Attachments', 'AirSyncBase'),
+    'Attachment',
+    'AirSyncBase',
+  );
+  return new Map(
+    attachments.map((a) => [
+      childText(a, 'ClientId', 'AirSyncBase') ?? '',
+      childText(a, 'FileReference', 'AirSyncBase') ?? '',
+    ]),
+  );
 }
 
 function responses(round: SyncRound, tag: 'Add' | 'Change'): WbxmlElement[] {
@@ -114,7 +133,11 @@ describe('Drafts sync (16.0)', () => {
     const { device: other, drafts: otherDrafts } = await draftsDevice(alice);
     const first = title('Plan');
 
-    const addRound = await device.sync(drafts, { commands: [addCommand('d1', draftData({ to: `Bob <${bob.email}>`, subject: first, body: 'First words.', importance: 2 }))] });
+    const addRound = await device.sync(drafts, {
+      commands: [
+        addCommand('d1', draftData({ to: `Bob <${bob.email}>`, subject: first, body: 'First words.', importance: 2 })),
+      ],
+    });
     const { serverId } = added(addRound);
     expect(addRound.added).toEqual([]);
     let [stored] = await readFolder(services, alice, 'Drafts');
@@ -133,7 +156,14 @@ describe('Drafts sync (16.0)', () => {
 
     // Edit: a new subject and body, Cc added. The device keeps its ServerId and gets nothing back for it.
     const second = title('Plan v2');
-    const changeRound = await device.sync(drafts, { commands: [changeCommand(serverId, draftData({ subject: second, body: '<p>Better words.</p>', html: true, cc: alice.email }))] });
+    const changeRound = await device.sync(drafts, {
+      commands: [
+        changeCommand(
+          serverId,
+          draftData({ subject: second, body: '<p>Better words.</p>', html: true, cc: alice.email }),
+        ),
+      ],
+    });
     expect(changeRound.status).toBe(1);
     expect(responses(changeRound, 'Change')).toEqual([]);
     expect([...changeRound.added, ...changeRound.changed, ...changeRound.deleted]).toEqual([]);
@@ -149,7 +179,8 @@ describe('Drafts sync (16.0)', () => {
     expect(stored?.header('importance')).toBe('High');
     expect(stored?.email.messageId).toBe(messageId);
 
-    // The next Sync of this device has nothing for the draft; the other device sees the old version go and the new come.
+    // The next Sync of this device has nothing for the draft; the other device sees the old version go and the new
+    // come.
     const quiet = await device.sync(drafts);
     expect([...quiet.added, ...quiet.changed, ...quiet.deleted]).toEqual([]);
     const seen = await other.syncUntilDone(otherDrafts);
@@ -163,12 +194,22 @@ describe('Drafts sync (16.0)', () => {
     expect((await readFolder(services, alice, 'Drafts')).map((m) => m.email.subject)).toEqual([third]);
 
     // The server's changes to the draft reach the device under its ServerId: flags (read) and finally a delete.
-    const flagged = await device.sync(drafts, { commands: [el('AirSync', 'Change', [el('AirSync', 'ServerId', serverId), el('AirSync', 'ApplicationData', [el('Email', 'Read', '0')])])] });
+    const flagged = await device.sync(drafts, {
+      commands: [
+        el('AirSync', 'Change', [
+          el('AirSync', 'ServerId', serverId),
+          el('AirSync', 'ApplicationData', [el('Email', 'Read', '0')]),
+        ]),
+      ],
+    });
     expect(responses(flagged, 'Change')).toEqual([]);
     expect((await readFolder(services, alice, 'Drafts'))[0]?.flags.has('\\Seen')).toBe(false);
     await other.syncUntilDone(otherDrafts);
     const [otherId] = [...other.items(otherDrafts).keys()];
-    await other.sync(otherDrafts, { commands: [el('AirSync', 'Delete', [el('AirSync', 'ServerId', otherId!)])], deletesAsMoves: false });
+    await other.sync(otherDrafts, {
+      commands: [el('AirSync', 'Delete', [el('AirSync', 'ServerId', otherId!)])],
+      deletesAsMoves: false,
+    });
     const gone = await device.sync(drafts);
     expect(gone.deleted).toEqual([serverId]);
   });
@@ -177,7 +218,17 @@ describe('Drafts sync (16.0)', () => {
     const alice = createUser(services);
     const { device, drafts } = await draftsDevice(alice);
     const addRound = await device.sync(drafts, {
-      commands: [addCommand('d1', draftData({ to: alice.email, subject: title('Files'), body: 'See attached.', attachments: [addAttachment('a1', 'one.txt', 'first file'), addAttachment('a2', 'two.txt', 'second file')] }))],
+      commands: [
+        addCommand(
+          'd1',
+          draftData({
+            to: alice.email,
+            subject: title('Files'),
+            body: 'See attached.',
+            attachments: [addAttachment('a1', 'one.txt', 'first file'), addAttachment('a2', 'two.txt', 'second file')],
+          }),
+        ),
+      ],
     });
     const { serverId, refs } = added(addRound);
     expect([...refs.keys()]).toEqual(['a1', 'a2']);
@@ -185,7 +236,16 @@ describe('Drafts sync (16.0)', () => {
     expect(attachmentNames((await readFolder(services, alice, 'Drafts'))[0]!)).toEqual(['one.txt', 'two.txt']);
 
     // Delete one.txt, add three.txt: the answer names three.txt's FileReference.
-    const change = await device.sync(drafts, { commands: [changeCommand(serverId, draftData({ attachments: [deleteAttachment(refs.get('a1')!), addAttachment('a3', 'three.txt', 'third file')] }))] });
+    const change = await device.sync(drafts, {
+      commands: [
+        changeCommand(
+          serverId,
+          draftData({
+            attachments: [deleteAttachment(refs.get('a1')!), addAttachment('a3', 'three.txt', 'third file')],
+          }),
+        ),
+      ],
+    });
     const [answer] = responses(change, 'Change');
     expect(childText(answer, 'ServerId')).toBe(serverId);
     expect(childText(answer, 'Status')).toBe('1');
@@ -193,7 +253,9 @@ describe('Drafts sync (16.0)', () => {
     expect([...refs3.keys()]).toEqual(['a3']);
     let [stored] = await readFolder(services, alice, 'Drafts');
     expect(attachmentNames(stored!)).toEqual(['three.txt', 'two.txt']);
-    expect(Buffer.from(stored!.email.attachments.find((a) => a.filename === 'three.txt')!.content as ArrayBuffer).toString()).toBe('third file');
+    expect(
+      Buffer.from(stored!.email.attachments.find((a) => a.filename === 'three.txt')!.content as ArrayBuffer).toString(),
+    ).toBe('third file');
 
     // ItemOperations finds the saved draft and its attachments by the ids the device holds.
     const [file, item, gone] = await itemOperationsFetch(device, [
@@ -202,19 +264,34 @@ describe('Drafts sync (16.0)', () => {
       fetchOp([el('AirSyncBase', 'FileReference', refs.get('a1')!)]),
     ]);
     expect(childText(file, 'Status', 'ItemOperations')).toBe('1');
-    expect(Buffer.from(childText(child(file, 'Properties', 'ItemOperations'), 'Data', 'ItemOperations') ?? '', 'base64').toString()).toBe('second file');
+    expect(
+      Buffer.from(
+        childText(child(file, 'Properties', 'ItemOperations'), 'Data', 'ItemOperations') ?? '',
+        'base64',
+      ).toString(),
+    ).toBe('second file');
     expect(childText(child(item, 'Properties', 'ItemOperations'), 'Subject', 'Email')).toMatch(/^Files /);
     expect(childText(gone, 'Status', 'ItemOperations')).not.toBe('1');
 
     // The FileReferences from two different saves still name the right attachments.
-    await device.sync(drafts, { commands: [changeCommand(serverId, draftData({ attachments: [deleteAttachment(refs3.get('a3')!), deleteAttachment(refs.get('a2')!)] }))] });
+    await device.sync(drafts, {
+      commands: [
+        changeCommand(
+          serverId,
+          draftData({ attachments: [deleteAttachment(refs3.get('a3')!), deleteAttachment(refs.get('a2')!)] }),
+        ),
+      ],
+    });
     [stored] = await readFolder(services, alice, 'Drafts');
     expect(attachmentNames(stored!)).toEqual([]);
     expect(stored?.email.text?.trim()).toBe('See attached.');
 
     // Two saves of the draft in one request: both apply, one message remains.
     const twice = await device.sync(drafts, {
-      commands: [changeCommand(serverId, draftData({ subject: 'Twice 1' })), changeCommand(serverId, draftData({ attachments: [addAttachment('a4', 'four.txt', 'four')] }))],
+      commands: [
+        changeCommand(serverId, draftData({ subject: 'Twice 1' })),
+        changeCommand(serverId, draftData({ attachments: [addAttachment('a4', 'four.txt', 'four')] })),
+      ],
     });
     expect(responses(twice, 'Change').map((r) => childText(r, 'Status'))).toEqual(['1']);
     const folder = await readFolder(services, alice, 'Drafts');
@@ -224,12 +301,16 @@ describe('Drafts sync (16.0)', () => {
 
   it('takes an Add in the first Sync after SyncKey 0 without echoing it; the drafts already there come as Adds', async () => {
     const alice = createUser(services);
-    const [old] = await seedMailbox(services, alice, 'Drafts', [{ message: { from: alice.email, to: alice.email, subject: 'Older draft' }, flags: ['\\Draft', '\\Seen'] }]);
+    const [old] = await seedMailbox(services, alice, 'Drafts', [
+      { message: { from: alice.email, to: alice.email, subject: 'Older draft' }, flags: ['\\Draft', '\\Seen'] },
+    ]);
     const device = new TestDevice(server, alice, undefined, '16.1');
     await device.folderSync();
     const drafts = device.folderByType(FolderType.Drafts).serverId;
     await device.sync(drafts);
-    const round = await device.sync(drafts, { commands: [addCommand('first', draftData({ to: alice.email, subject: 'Newer draft', body: 'x' }))] });
+    const round = await device.sync(drafts, {
+      commands: [addCommand('first', draftData({ to: alice.email, subject: 'Newer draft', body: 'x' }))],
+    });
     const { serverId } = added(round);
     expect(round.added).toEqual([`${drafts}:${old!.uid}`]);
     expect(round.moreAvailable).toBe(false);
@@ -237,10 +318,16 @@ describe('Drafts sync (16.0)', () => {
     expect([...quiet.added, ...quiet.changed, ...quiet.deleted]).toEqual([]);
     expect(serverId).not.toBe(`${drafts}:${old!.uid}`);
 
-    // The same ClientId again (a device that lost the answer and started a new Sync) gets the same ServerId, no second draft.
-    const again = await device.sync(drafts, { commands: [addCommand('first', draftData({ to: alice.email, subject: 'Newer draft', body: 'x' }))] });
+    // The same ClientId again (a device that lost the answer and started a new Sync) gets the same ServerId, no second
+    // draft.
+    const again = await device.sync(drafts, {
+      commands: [addCommand('first', draftData({ to: alice.email, subject: 'Newer draft', body: 'x' }))],
+    });
     expect(added(again).serverId).toBe(serverId);
-    expect((await readFolder(services, alice, 'Drafts')).map((m) => m.email.subject).sort()).toEqual(['Newer draft', 'Older draft']);
+    expect((await readFolder(services, alice, 'Drafts')).map((m) => m.email.subject).sort()).toEqual([
+      'Newer draft',
+      'Older draft',
+    ]);
   });
 
   it('edits a draft another client wrote: its attachments are deleted by the FileReferences Sync gave', async () => {
@@ -262,17 +349,42 @@ describe('Drafts sync (16.0)', () => {
     ]);
     const { device, drafts } = await draftsDevice(alice);
     const [serverId, data] = [...device.items(drafts)][0]!;
-    const refs = children(child(data, 'Attachments', 'AirSyncBase'), 'Attachment', 'AirSyncBase').map((a) => [childText(a, 'DisplayName', 'AirSyncBase'), childText(a, 'FileReference', 'AirSyncBase')]);
+    const refs = children(child(data, 'Attachments', 'AirSyncBase'), 'Attachment', 'AirSyncBase').map((a) => [
+      childText(a, 'DisplayName', 'AirSyncBase'),
+      childText(a, 'FileReference', 'AirSyncBase'),
+    ]);
     const drop = refs.find(([name]) => name === 'drop.txt')?.[1];
     expect(drop).toBeDefined();
-    const round = await device.sync(drafts, { commands: [changeCommand(serverId, draftData({ subject: 'From the phone', attachments: [deleteAttachment(drop!), addAttachment('n1', 'new.txt', 'new')] }))] });
+    const round = await device.sync(drafts, {
+      commands: [
+        changeCommand(
+          serverId,
+          draftData({
+            subject: 'From the phone',
+            attachments: [deleteAttachment(drop!), addAttachment('n1', 'new.txt', 'new')],
+          }),
+        ),
+      ],
+    });
     const refs2 = fileReferences(responses(round, 'Change')[0]);
     const [stored] = await readFolder(services, alice, 'Drafts');
     expect(stored?.email.subject).toBe('From the phone');
     expect(stored?.email.text?.trim()).toBe('Written elsewhere.');
     expect(attachmentNames(stored!)).toEqual(['keep.txt', 'new.txt']);
     // keep.txt's FileReference from the first Sync still names keep.txt.
-    await device.sync(drafts, { commands: [changeCommand(serverId, draftData({ attachments: [deleteAttachment(refs.find(([name]) => name === 'keep.txt')![1]!), deleteAttachment(refs2.get('n1')!)] }))] });
+    await device.sync(drafts, {
+      commands: [
+        changeCommand(
+          serverId,
+          draftData({
+            attachments: [
+              deleteAttachment(refs.find(([name]) => name === 'keep.txt')![1]!),
+              deleteAttachment(refs2.get('n1')!),
+            ],
+          }),
+        ),
+      ],
+    });
     expect(attachmentNames((await readFolder(services, alice, 'Drafts'))[0]!)).toEqual([]);
   });
 
@@ -282,10 +394,25 @@ describe('Drafts sync (16.0)', () => {
       const { device, drafts } = await draftsDevice(alice);
       const subject = title('Report');
       const { serverId } = added(
-        await device.sync(drafts, { commands: [addCommand('d1', draftData({ to: bob.email, bcc: carol.email, subject: 'draft', body: 'The report.', attachments: [addAttachment('a1', 'report.csv', 'a,b\n1,2\n', 'text/csv')] }))] }),
+        await device.sync(drafts, {
+          commands: [
+            addCommand(
+              'd1',
+              draftData({
+                to: bob.email,
+                bcc: carol.email,
+                subject: 'draft',
+                body: 'The report.',
+                attachments: [addAttachment('a1', 'report.csv', 'a,b\n1,2\n', 'text/csv')],
+              }),
+            ),
+          ],
+        }),
       );
 
-      const sendRound = await device.sync(drafts, { commands: [changeCommand(serverId, draftData({ subject }), true)] });
+      const sendRound = await device.sync(drafts, {
+        commands: [changeCommand(serverId, draftData({ subject }), true)],
+      });
       expect(sendRound.status).toBe(1);
       expect(responses(sendRound, 'Change')).toEqual([]);
       // The draft left Drafts: the device is told at once, under its ServerId.
@@ -316,7 +443,9 @@ describe('Drafts sync (16.0)', () => {
       const [alice, bob] = [createUser(services), createUser(services)];
       const { device, drafts } = await draftsDevice(alice);
       const subject = title('Quick');
-      const round = await device.sync(drafts, { commands: [addCommand('q1', draftData({ to: bob.email, subject, body: 'Quick one.' }), true)] });
+      const round = await device.sync(drafts, {
+        commands: [addCommand('q1', draftData({ to: bob.email, subject, body: 'Quick one.' }), true)],
+      });
       const { serverId } = added(round);
       await waitForStored(services, bob, (m) => m.email.subject === subject);
       expect(await readFolder(services, alice, 'Drafts')).toEqual([]);
@@ -326,7 +455,9 @@ describe('Drafts sync (16.0)', () => {
 
       // No recipient: nothing is sent, the draft stays (the device gets it back as a server item), the Add fails.
       const lonely = title('Lonely');
-      const refused = await device.sync(drafts, { commands: [addCommand('q2', draftData({ subject: lonely, body: 'To nobody.' }), true)] });
+      const refused = await device.sync(drafts, {
+        commands: [addCommand('q2', draftData({ subject: lonely, body: 'To nobody.' }), true)],
+      });
       const [answer] = responses(refused, 'Add');
       expect(childText(answer, 'Status')).toBe('6');
       expect((await readFolder(services, alice, 'Drafts')).map((m) => m.email.subject)).toEqual([lonely]);
@@ -338,7 +469,11 @@ describe('Drafts sync (16.0)', () => {
       const [alice, bob] = [createUser(services), createUser(services)];
       const { device, drafts } = await draftsDevice(alice);
       const subject = title('Once');
-      const { serverId } = added(await device.sync(drafts, { commands: [addCommand('d1', draftData({ to: bob.email, subject, body: 'Once.' }))] }));
+      const { serverId } = added(
+        await device.sync(drafts, {
+          commands: [addCommand('d1', draftData({ to: bob.email, subject, body: 'Once.' }))],
+        }),
+      );
       const send = [changeCommand(serverId, draftData({ body: 'Once, really.' }), true)];
       const lost = await device.sync(drafts, { commands: send, lose: true });
       expect(lost.status).toBe(1);
@@ -354,17 +489,32 @@ describe('Drafts sync (16.0)', () => {
   it('answers bad draft commands item by item: unknown ServerId 8, no ClientId 4, a FileReference it never gave ignored', async () => {
     const alice = createUser(services);
     const { device, drafts } = await draftsDevice(alice);
-    const { serverId } = added(await device.sync(drafts, { commands: [addCommand('d1', draftData({ subject: 'Kept', attachments: [addAttachment('a1', 'a.txt', 'A')] }))] }));
+    const { serverId } = added(
+      await device.sync(drafts, {
+        commands: [addCommand('d1', draftData({ subject: 'Kept', attachments: [addAttachment('a1', 'a.txt', 'A')] }))],
+      }),
+    );
     const round = await device.sync(drafts, {
       commands: [
         changeCommand(`${drafts}:999999`, draftData({ subject: 'Nope' })),
         changeCommand('garbage', draftData({ subject: 'Nope' }), true),
         el('AirSync', 'Add', [draftData({ subject: 'No ClientId' })]),
-        changeCommand(serverId, draftData({ attachments: [deleteAttachment('not-a-reference'), deleteAttachment(`${drafts}:12345:0`), deleteAttachment(`${serverId}:7`)] })),
+        changeCommand(
+          serverId,
+          draftData({
+            attachments: [
+              deleteAttachment('not-a-reference'),
+              deleteAttachment(`${drafts}:12345:0`),
+              deleteAttachment(`${serverId}:7`),
+            ],
+          }),
+        ),
       ],
     });
     expect(round.status).toBe(1);
-    const answers = child(round.collection, 'Responses')?.children.map((r) => `${r.tag} ${childText(r, 'ServerId') ?? ''} ${childText(r, 'Status')}`);
+    const answers = child(round.collection, 'Responses')?.children.map(
+      (r) => `${r.tag} ${childText(r, 'ServerId') ?? ''} ${childText(r, 'Status')}`,
+    );
     expect(answers).toEqual([`Change ${drafts}:999999 8`, 'Change garbage 8', 'Add  4']);
     const stored = await readFolder(services, alice, 'Drafts');
     expect(stored.map((m) => [m.email.subject, attachmentNames(m)])).toEqual([['Kept', ['a.txt']]]);
@@ -385,7 +535,12 @@ describeSmtp('failures after the message went out', () => {
    * its files): the Sent copy fails after the message is gone, as a full or broken mail store would make it.
    */
   function breakingSentAfterSubmit(user: TestUser): MailSubmitter {
-    const real = nodemailerSubmitter({ host: services.smtp!.host, port: services.smtp!.port, secure: false, auth: 'none' });
+    const real = nodemailerSubmitter({
+      host: services.smtp!.host,
+      port: services.smtp!.port,
+      secure: false,
+      auth: 'none',
+    });
     return {
       async submit(login, envelope, message) {
         const result = await real.submit(login, envelope, message);
@@ -413,7 +568,11 @@ describeSmtp('failures after the message went out', () => {
     await device.folderSync();
 
     const subject = title('Unfiled');
-    const res = await compose(device, 'SendMail', makeMessage({ from: alice.email, to: bob.email, subject, text: 'Went out.\n' }));
+    const res = await compose(
+      device,
+      'SendMail',
+      makeMessage({ from: alice.email, to: bob.email, subject, text: 'Went out.\n' }),
+    );
     expect(composeStatus(res)).toBeUndefined();
     await waitForStored(services, bob, (m) => m.email.subject === subject);
     const entry = broken.logs.find((e) => e.cmd === 'SendMail');
@@ -424,7 +583,9 @@ describeSmtp('failures after the message went out', () => {
     const drafts = device.folderByType(FolderType.Drafts).serverId;
     await device.syncUntilDone(drafts);
     const draftSubject = title('Unfiled draft');
-    const round = await device.sync(drafts, { commands: [addCommand('d1', draftData({ to: bob.email, subject: draftSubject, body: 'Also out.' }), true)] });
+    const round = await device.sync(drafts, {
+      commands: [addCommand('d1', draftData({ to: bob.email, subject: draftSubject, body: 'Also out.' }), true)],
+    });
     expect(childText(responses(round, 'Add')[0], 'Status')).toBe('1');
     await waitForStored(services, bob, (m) => m.email.subject === draftSubject);
     expect(broken.logs.filter((e) => e.cmd === 'Sync').some((e) => e['sent-copy-failed'] !== undefined)).toBe(true);
@@ -435,7 +596,12 @@ describeSmtp('failures after the message went out', () => {
 // The APPEND landed but the Sync's state write failed: the device resends its Add with the same key. The draft's
 // Message-ID is named by the Add (sync-drafts.ts), so the retry finds it instead of appending a second one.
 describe('a draft Add retried after the state write failed', () => {
-  async function failingSetup(): Promise<{ alice: TestUser; device: TestDevice; drafts: string; faults: ReturnType<typeof failingStore> }> {
+  async function failingSetup(): Promise<{
+    alice: TestUser;
+    device: TestDevice;
+    drafts: string;
+    faults: ReturnType<typeof failingStore>;
+  }> {
     const faults = failingStore(openSqliteStateStore(':memory:').store);
     const failing = testServer(services, { PROVISIONING: 'loose' }, { state: faults.store });
     const alice = createUser(services);

@@ -23,21 +23,53 @@ type FolderCommand = 'FolderCreate' | 'FolderUpdate' | 'FolderDelete';
  * Sends a folder command from the device's hierarchy key (or `key`). On Status 1 the device takes the new key, as a
  * phone does; with `lose` it drops the answer and keeps its key.
  */
-async function folderCommand(device: TestDevice, command: FolderCommand, fields: (WbxmlElement | undefined)[], o: { lose?: boolean; key?: string } = {}): Promise<WbxmlElement> {
-  const body = await device.command(command, el('FolderHierarchy', command, [el('FolderHierarchy', 'SyncKey', o.key ?? device.hierarchyKey), ...fields]));
+async function folderCommand(
+  device: TestDevice,
+  command: FolderCommand,
+  fields: (WbxmlElement | undefined)[],
+  o: { lose?: boolean; key?: string } = {},
+): Promise<WbxmlElement> {
+  const body = await device.command(
+    command,
+    el('FolderHierarchy', command, [el('FolderHierarchy', 'SyncKey', o.key ?? device.hierarchyKey), ...fields]),
+  );
   if (!o.lose && childText(body, 'Status') === '1') device.hierarchyKey = childText(body, 'SyncKey')!;
   return body;
 }
 
-const field = (tag: 'ServerId' | 'ParentId' | 'DisplayName' | 'Type', value: string | undefined): WbxmlElement | undefined =>
-  value === undefined ? undefined : el('FolderHierarchy', tag, value);
+const field = (
+  tag: 'ServerId' | 'ParentId' | 'DisplayName' | 'Type',
+  value: string | undefined,
+): WbxmlElement | undefined => (value === undefined ? undefined : el('FolderHierarchy', tag, value));
 
-function createFolder(device: TestDevice, parentId: string, name: string, type = String(FolderType.UserMail), o: { lose?: boolean } = {}): Promise<WbxmlElement> {
-  return folderCommand(device, 'FolderCreate', [field('ParentId', parentId), field('DisplayName', name), field('Type', type)], o);
+function createFolder(
+  device: TestDevice,
+  parentId: string,
+  name: string,
+  type = String(FolderType.UserMail),
+  o: { lose?: boolean } = {},
+): Promise<WbxmlElement> {
+  return folderCommand(
+    device,
+    'FolderCreate',
+    [field('ParentId', parentId), field('DisplayName', name), field('Type', type)],
+    o,
+  );
 }
 
-function updateFolder(device: TestDevice, serverId: string, parentId: string, name: string, o: { lose?: boolean } = {}): Promise<WbxmlElement> {
-  return folderCommand(device, 'FolderUpdate', [field('ServerId', serverId), field('ParentId', parentId), field('DisplayName', name)], o);
+function updateFolder(
+  device: TestDevice,
+  serverId: string,
+  parentId: string,
+  name: string,
+  o: { lose?: boolean } = {},
+): Promise<WbxmlElement> {
+  return folderCommand(
+    device,
+    'FolderUpdate',
+    [field('ServerId', serverId), field('ParentId', parentId), field('DisplayName', name)],
+    o,
+  );
 }
 
 function deleteFolder(device: TestDevice, serverId: string, o: { lose?: boolean } = {}): Promise<WbxmlElement> {
@@ -99,8 +131,16 @@ describe('FolderCreate', () => {
 
     // The ServerIds handed out are the ones the hierarchy keeps.
     const fresh = await fromScratch(device);
-    expect(fresh.folders.get(projectsId)).toMatchObject({ displayName: 'Projects', parentId: '0', type: FolderType.UserMail });
-    expect(fresh.folders.get(subId)).toMatchObject({ displayName: '2026', parentId: projectsId, type: FolderType.UserMail });
+    expect(fresh.folders.get(projectsId)).toMatchObject({
+      displayName: 'Projects',
+      parentId: '0',
+      type: FolderType.UserMail,
+    });
+    expect(fresh.folders.get(subId)).toMatchObject({
+      displayName: '2026',
+      parentId: projectsId,
+      type: FolderType.UserMail,
+    });
   });
 
   it('creates a generic folder (type 1) as a mail folder, also under the Inbox', async () => {
@@ -119,7 +159,9 @@ describe('FolderCreate', () => {
     await withImap(services, user, (imap) => imap.mailboxCreate('From elsewhere'));
     expect(status(await createFolder(device, '0', 'Mine'))).toBe(1);
     const body = await device.folderSync();
-    const added = (child(body, 'Changes')?.children ?? []).filter((c) => c.tag === 'Add').map((c) => childText(c, 'DisplayName'));
+    const added = (child(body, 'Changes')?.children ?? [])
+      .filter((c) => c.tag === 'Add')
+      .map((c) => childText(c, 'DisplayName'));
     expect(added).toEqual(['From elsewhere']);
   });
 
@@ -127,7 +169,8 @@ describe('FolderCreate', () => {
     const user = createUser(services);
     await withImap(services, user, (imap) => imap.mailboxCreate('Taken'));
     const device = await readyDevice(user);
-    for (const name of ['Taken', 'Sent', 'inbox', 'INBOX']) expect(status(await createFolder(device, '0', name)), name).toBe(2);
+    for (const name of ['Taken', 'Sent', 'inbox', 'INBOX'])
+      expect(status(await createFolder(device, '0', name)), name).toBe(2);
     // The same name elsewhere is fine.
     expect(status(await createFolder(device, device.folderByName('Taken').serverId, 'Taken'))).toBe(1);
   });
@@ -151,14 +194,43 @@ describe('FolderCreate', () => {
     const keyBefore = device.hierarchyKey;
     expect(status(await createFolder(device, '999', 'Orphan'))).toBe(5);
 
-    expect(status(await folderCommand(device, 'FolderCreate', [field('ParentId', '0'), field('DisplayName', 'X'), field('Type', '12')], { key: '{00000000-0000-0000-0000-000000000000}1' }))).toBe(9);
-    expect(status(await folderCommand(device, 'FolderCreate', [field('ParentId', '0'), field('DisplayName', 'X'), field('Type', '12')], { key: '0' }))).toBe(9);
+    expect(
+      status(
+        await folderCommand(
+          device,
+          'FolderCreate',
+          [field('ParentId', '0'), field('DisplayName', 'X'), field('Type', '12')],
+          { key: '{00000000-0000-0000-0000-000000000000}1' },
+        ),
+      ),
+    ).toBe(9);
+    expect(
+      status(
+        await folderCommand(
+          device,
+          'FolderCreate',
+          [field('ParentId', '0'), field('DisplayName', 'X'), field('Type', '12')],
+          { key: '0' },
+        ),
+      ),
+    ).toBe(9);
     // A device that never did a FolderSync has no key the server could accept.
     const newcomer = new TestDevice(server, user);
     expect(status(await createFolder(newcomer, '0', 'X'))).toBe(9);
 
     expect(status(await folderCommand(device, 'FolderCreate', [field('ParentId', '0'), field('Type', '12')]))).toBe(10);
-    expect(status(await device.command('FolderCreate', el('FolderHierarchy', 'FolderCreate', [field('ParentId', '0')!, field('DisplayName', 'X')!, field('Type', '12')!])))).toBe(10);
+    expect(
+      status(
+        await device.command(
+          'FolderCreate',
+          el('FolderHierarchy', 'FolderCreate', [
+            field('ParentId', '0')!,
+            field('DisplayName', 'X')!,
+            field('Type', '12')!,
+          ]),
+        ),
+      ),
+    ).toBe(10);
     expect(status(await createFolder(device, '0', 'a/b'))).toBe(10);
     expect(status(await createFolder(device, '0', '   '))).toBe(10);
     expect(status(await createFolder(device, '0', 'Another Inbox', String(FolderType.Inbox)))).toBe(10);
@@ -255,8 +327,19 @@ describe('FolderUpdate', () => {
     expect(status(await updateFolder(device, a, '0', 'B'))).toBe(2);
     expect(status(await updateFolder(device, sub, '0', 'Sent'))).toBe(2);
 
-    expect(status(await folderCommand(device, 'FolderUpdate', [field('ServerId', a), field('ParentId', '0'), field('DisplayName', 'C')], { key: '{00000000-0000-0000-0000-000000000000}3' }))).toBe(9);
-    expect(status(await folderCommand(device, 'FolderUpdate', [field('ParentId', '0'), field('DisplayName', 'C')]))).toBe(10);
+    expect(
+      status(
+        await folderCommand(
+          device,
+          'FolderUpdate',
+          [field('ServerId', a), field('ParentId', '0'), field('DisplayName', 'C')],
+          { key: '{00000000-0000-0000-0000-000000000000}3' },
+        ),
+      ),
+    ).toBe(9);
+    expect(
+      status(await folderCommand(device, 'FolderUpdate', [field('ParentId', '0'), field('DisplayName', 'C')])),
+    ).toBe(10);
     expect(status(await updateFolder(device, a, '0', 'C/D'))).toBe(10);
 
     expect(device.hierarchyKey).toBe(keyBefore);
@@ -277,8 +360,18 @@ describe('FolderDelete', () => {
     const doomed = device.folderByName('Doomed').serverId;
     const grandchild = device.folderByName('Grandchild').serverId;
     const kept = device.folderByName('Kept').serverId;
-    const collection: CollectionState = { class: 'Email', watermark: { kind: 'none' }, options: {}, pending: [], clientIds: {} };
-    for (const id of [grandchild, kept]) await server.state.commitCollection(device.scope, id, 'absent', { syncKey: '{00000000-0000-0000-0000-000000000000}1', state: collection });
+    const collection: CollectionState = {
+      class: 'Email',
+      watermark: { kind: 'none' },
+      options: {},
+      pending: [],
+      clientIds: {},
+    };
+    for (const id of [grandchild, kept])
+      await server.state.commitCollection(device.scope, id, 'absent', {
+        syncKey: '{00000000-0000-0000-0000-000000000000}1',
+        state: collection,
+      });
 
     const body = await deleteFolder(device, doomed);
     expect(status(body)).toBe(1);
@@ -303,7 +396,9 @@ describe('FolderDelete', () => {
     const gone = device.folderByName('Gone').serverId;
     await withImap(services, user, (imap) => imap.mailboxDelete('Gone'));
     expect(status(await deleteFolder(device, gone))).toBe(4);
-    expect(status(await folderCommand(device, 'FolderDelete', [field('ServerId', gone)], { key: 'not-a-key' }))).toBe(9);
+    expect(status(await folderCommand(device, 'FolderDelete', [field('ServerId', gone)], { key: 'not-a-key' }))).toBe(
+      9,
+    );
     expect(status(await folderCommand(device, 'FolderDelete', []))).toBe(10);
     expect(device.hierarchyKey).toBe(keyBefore);
     expect(await imapFolders(user)).toEqual(expect.arrayContaining(['INBOX', 'Drafts', 'Sent', 'Trash']));

@@ -31,14 +31,25 @@ describe('FolderSync', () => {
     expect(projects).toMatchObject({ parentId: '0', type: FolderType.UserMail });
     expect(device.folderByName('2026')).toMatchObject({ parentId: projects.serverId, type: FolderType.UserMail });
     for (const f of device.folders.values()) expect(f.serverId.length).toBeLessThanOrEqual(4);
-    expect(Number(childText(body.children.find((c) => c.tag === 'Changes'), 'Count'))).toBe(device.folders.size);
+    expect(
+      Number(
+        childText(
+          body.children.find((c) => c.tag === 'Changes'),
+          'Count',
+        ),
+      ),
+    ).toBe(device.folders.size);
   });
 
   it('lists calendars, task lists and address books from CalDAV/CardDAV beside the mail folders', async () => {
     const user = createUser(services);
-    await seedCalendar(services, user, 'home', [makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00' })], { displayName: 'Home' });
+    await seedCalendar(services, user, 'home', [makeEvent({ summary: 'Dentist', start: '2026-03-02T09:00:00' })], {
+      displayName: 'Home',
+    });
     await seedCalendar(services, user, 'chores', [], { displayName: 'Chores', components: ['VTODO'] });
-    await seedAddressBook(services, user, 'people', [makeVCard({ firstName: 'Ada', lastName: 'Lovelace' })], { displayName: 'People' });
+    await seedAddressBook(services, user, 'people', [makeVCard({ firstName: 'Ada', lastName: 'Lovelace' })], {
+      displayName: 'People',
+    });
     const device = new TestDevice(server, user);
     await device.folderSync();
     expect(device.folderByName('Home')).toMatchObject({ type: FolderType.Calendar, parentId: '0' });
@@ -48,7 +59,12 @@ describe('FolderSync', () => {
 
     await seedCalendar(services, user, 'work', [], { displayName: 'Work' });
     const again = await device.folderSync();
-    expect(childText(again.children.find((c) => c.tag === 'Changes'), 'Count')).toBe('1');
+    expect(
+      childText(
+        again.children.find((c) => c.tag === 'Changes'),
+        'Count',
+      ),
+    ).toBe('1');
     expect(device.folderByName('Work').type).toBe(FolderType.UserCalendar);
   });
 
@@ -62,7 +78,12 @@ describe('FolderSync', () => {
     const before = device.folders.size;
 
     const unchanged = await device.folderSync();
-    expect(childText(unchanged.children.find((c) => c.tag === 'Changes'), 'Count')).toBe('0');
+    expect(
+      childText(
+        unchanged.children.find((c) => c.tag === 'Changes'),
+        'Count',
+      ),
+    ).toBe('0');
 
     await withImap(services, user, async (imap) => {
       await imap.mailboxCreate('Brand new');
@@ -89,7 +110,12 @@ describe('FolderSync', () => {
     expect(device.folderByName('Lost and found')).toBeDefined();
     // And only once: the next FolderSync has nothing new.
     const after = await device.folderSync();
-    expect(childText(after.children.find((c) => c.tag === 'Changes'), 'Count')).toBe('0');
+    expect(
+      childText(
+        after.children.find((c) => c.tag === 'Changes'),
+        'Count',
+      ),
+    ).toBe('0');
   });
 
   it('answers Status 9 to a key it never gave, and starts over from 0 with the same ServerIds', async () => {
@@ -121,7 +147,11 @@ describe('FolderSync when a DAV server does not answer', () => {
     const home = device.folderByName('Home').serverId;
 
     // The same device and state, served by an instance whose CalDAV server is down.
-    const down = testServer(services, { CALDAV_URL: 'http://127.0.0.1:9/', CARDDAV_URL: 'http://127.0.0.1:9/' }, { state: server.state });
+    const down = testServer(
+      services,
+      { CALDAV_URL: 'http://127.0.0.1:9/', CARDDAV_URL: 'http://127.0.0.1:9/' },
+      { state: server.state },
+    );
     const sameDevice = new TestDevice(down, user, device.deviceId);
     sameDevice.hierarchyKey = device.hierarchyKey;
     for (const [id, f] of device.folders) sameDevice.folders.set(id, f);

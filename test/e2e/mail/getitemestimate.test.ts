@@ -17,17 +17,25 @@ function messages(count: number, ageDays = 0): SeedMessage[] {
 
 function estimateRequest(collections: { id: string; key: string; filterType?: number }[]): WbxmlElement {
   return el('GetItemEstimate', 'GetItemEstimate', [
-    el('GetItemEstimate', 'Collections', collections.map((c) =>
-      el('GetItemEstimate', 'Collection', [
-        el('AirSync', 'SyncKey', c.key),
-        el('GetItemEstimate', 'CollectionId', c.id),
-        c.filterType !== undefined ? el('AirSync', 'Options', [el('AirSync', 'FilterType', String(c.filterType))]) : undefined,
-      ]),
-    )),
+    el(
+      'GetItemEstimate',
+      'Collections',
+      collections.map((c) =>
+        el('GetItemEstimate', 'Collection', [
+          el('AirSync', 'SyncKey', c.key),
+          el('GetItemEstimate', 'CollectionId', c.id),
+          c.filterType !== undefined
+            ? el('AirSync', 'Options', [el('AirSync', 'FilterType', String(c.filterType))])
+            : undefined,
+        ]),
+      ),
+    ),
   ]);
 }
 
-function results(body: WbxmlElement): { id: string | undefined; status: string | undefined; estimate: string | undefined }[] {
+function results(
+  body: WbxmlElement,
+): { id: string | undefined; status: string | undefined; estimate: string | undefined }[] {
   return children(body, 'Response').map((r) => ({
     id: childText(child(r, 'Collection'), 'CollectionId'),
     status: childText(r, 'Status'),
@@ -45,20 +53,31 @@ describe('GetItemEstimate', () => {
     await device.sync(inbox);
     const key = (): string => device.collections.get(inbox)!.syncKey;
 
-    expect(results(await device.command('GetItemEstimate', estimateRequest([{ id: inbox, key: key() }])))).toEqual([{ id: inbox, status: '1', estimate: '11' }]);
-    expect(results(await device.command('GetItemEstimate', estimateRequest([{ id: inbox, key: key(), filterType: 3 }])))[0]?.estimate).toBe('7');
+    expect(results(await device.command('GetItemEstimate', estimateRequest([{ id: inbox, key: key() }])))).toEqual([
+      { id: inbox, status: '1', estimate: '11' },
+    ]);
+    expect(
+      results(await device.command('GetItemEstimate', estimateRequest([{ id: inbox, key: key(), filterType: 3 }])))[0]
+        ?.estimate,
+    ).toBe('7');
 
     await device.sync(inbox, { windowSize: 5 });
-    expect(results(await device.command('GetItemEstimate', estimateRequest([{ id: inbox, key: key() }])))[0]?.estimate).toBe('6');
+    expect(
+      results(await device.command('GetItemEstimate', estimateRequest([{ id: inbox, key: key() }])))[0]?.estimate,
+    ).toBe('6');
     await device.syncUntilDone(inbox);
-    expect(results(await device.command('GetItemEstimate', estimateRequest([{ id: inbox, key: key() }])))[0]?.estimate).toBe('0');
+    expect(
+      results(await device.command('GetItemEstimate', estimateRequest([{ id: inbox, key: key() }])))[0]?.estimate,
+    ).toBe('0');
 
     await seedMailbox(services, user, 'INBOX', messages(2));
     await withImap(services, user, async (imap) => {
       await imap.mailboxOpen('INBOX');
       await imap.messageFlagsAdd('1', ['\\Seen'], { uid: true });
     });
-    expect(results(await device.command('GetItemEstimate', estimateRequest([{ id: inbox, key: key() }])))[0]?.estimate).toBe('3');
+    expect(
+      results(await device.command('GetItemEstimate', estimateRequest([{ id: inbox, key: key() }])))[0]?.estimate,
+    ).toBe('3');
   });
 
   it('answers 2 for an unknown collection, 3 for an unprimed one and 4 for a wrong key, one Response each', async () => {
@@ -69,12 +88,15 @@ describe('GetItemEstimate', () => {
     const inbox = device.folderByType(FolderType.Inbox).serverId;
     const other = device.folderByName('Other').serverId;
     await device.sync(inbox);
-    const body = await device.command('GetItemEstimate', estimateRequest([
-      { id: '999', key: '1' },
-      { id: other, key: '0' },
-      { id: inbox, key: '{00000000-0000-0000-0000-000000000000}3' },
-      { id: inbox, key: device.collections.get(inbox)!.syncKey },
-    ]));
+    const body = await device.command(
+      'GetItemEstimate',
+      estimateRequest([
+        { id: '999', key: '1' },
+        { id: other, key: '0' },
+        { id: inbox, key: '{00000000-0000-0000-0000-000000000000}3' },
+        { id: inbox, key: device.collections.get(inbox)!.syncKey },
+      ]),
+    );
     expect(results(body).map((r) => r.status)).toEqual(['2', '3', '4', '1']);
   });
 });

@@ -33,7 +33,14 @@ const withAttachment = {
   },
 };
 
-const plainOnly = { message: { from: 'Bob <bob@example.test>', to: 'Alice <alice@example.test>', subject: 'Plain note', text: 'Just text.\n' } };
+const plainOnly = {
+  message: {
+    from: 'Bob <bob@example.test>',
+    to: 'Alice <alice@example.test>',
+    subject: 'Plain note',
+    text: 'Just text.\n',
+  },
+};
 
 function bodyPreference(type: number): WbxmlElement {
   return el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', type)]);
@@ -88,14 +95,20 @@ function parseMultipart(bytes: Uint8Array): Uint8Array[] {
 }
 
 /** A device that has synced the Inbox; the seeded messages' ServerIds and the attachment's FileReference. */
-async function syncedInbox(user: TestUser): Promise<{ device: TestDevice; inbox: string; ids: string[]; fileReference: string }> {
+async function syncedInbox(
+  user: TestUser,
+): Promise<{ device: TestDevice; inbox: string; ids: string[]; fileReference: string }> {
   const seeded = await seedMailbox(services, user, 'INBOX', [withAttachment, plainOnly]);
   const device = new TestDevice(server, user);
   await device.folderSync();
   const inbox = device.folderByType(FolderType.Inbox).serverId;
   await device.syncUntilDone(inbox);
   const ids = seeded.map((m) => `${inbox}:${m.uid}`);
-  const attachment = child(child(device.items(inbox).get(ids[0]!), 'Attachments', 'AirSyncBase'), 'Attachment', 'AirSyncBase');
+  const attachment = child(
+    child(device.items(inbox).get(ids[0]!), 'Attachments', 'AirSyncBase'),
+    'Attachment',
+    'AirSyncBase',
+  );
   expect(childText(attachment, 'DisplayName', 'AirSyncBase')).toBe('scan.bin');
   return { device, inbox, ids, fileReference: childText(attachment, 'FileReference', 'AirSyncBase')! };
 }
@@ -118,14 +131,21 @@ describe('ItemOperations Fetch of an item', () => {
       expect(childText(answer, 'Class', 'AirSync')).toBe('Email');
       expect(itemText(properties(answer), 'Subject', 'Email')).toBe('Scan attached');
     }
-    const body = (answer: WbxmlElement | undefined): WbxmlElement | undefined => child(properties(answer), 'Body', 'AirSyncBase');
+    const body = (answer: WbxmlElement | undefined): WbxmlElement | undefined =>
+      child(properties(answer), 'Body', 'AirSyncBase');
     expect(childText(body(html), 'Type', 'AirSyncBase')).toBe('2');
     expect(childText(body(html), 'Data', 'AirSyncBase')).toContain('<b>scan</b>');
     expect(childText(body(plain), 'Type', 'AirSyncBase')).toBe('1');
     expect(childText(body(plain), 'Data', 'AirSyncBase')?.trim()).toBe('The scan, as promised.');
     expect(childText(body(byDefault), 'Type', 'AirSyncBase')).toBe('1');
     // The item's attachments carry the same FileReferences as in Sync.
-    expect(childText(child(child(properties(html), 'Attachments', 'AirSyncBase'), 'Attachment', 'AirSyncBase'), 'FileReference', 'AirSyncBase')).toBe(`${ids[0]}:0`);
+    expect(
+      childText(
+        child(child(properties(html), 'Attachments', 'AirSyncBase'), 'Attachment', 'AirSyncBase'),
+        'FileReference',
+        'AirSyncBase',
+      ),
+    ).toBe(`${ids[0]}:0`);
   });
 
   it('honours Schema and MIMESupport', async () => {
@@ -182,8 +202,14 @@ describe('ItemOperations Fetch of an attachment', () => {
   it('sends a byte Range with Range and Total; a range past the end is cut there', async () => {
     const user = createUser(services);
     const { device, fileReference } = await syncedInbox(user);
-    const [first, middle, tail] = await itemOperations(device, fetchFile(fileReference, '0-99'), fetchFile(fileReference, '1000-1999'), fetchFile(fileReference, `3000-${BINARY.length + 500}`));
-    const data = (answer: WbxmlElement | undefined): Buffer => Buffer.from(childText(properties(answer), 'Data')!, 'base64');
+    const [first, middle, tail] = await itemOperations(
+      device,
+      fetchFile(fileReference, '0-99'),
+      fetchFile(fileReference, '1000-1999'),
+      fetchFile(fileReference, `3000-${BINARY.length + 500}`),
+    );
+    const data = (answer: WbxmlElement | undefined): Buffer =>
+      Buffer.from(childText(properties(answer), 'Data')!, 'base64');
     expect(childText(properties(first), 'Range')).toBe('0-99');
     expect(childText(properties(first), 'Total')).toBe(String(BINARY.length));
     expect(data(first).equals(BINARY.subarray(0, 100))).toBe(true);
@@ -213,9 +239,17 @@ describe('multipart ItemOperations (MS-ASAcceptMultiPart: T)', () => {
   it('answers application/vnd.ms-sync.multipart: part 0 the WBXML with <Part>, then the bytes', async () => {
     const user = createUser(services);
     const { device, inbox, ids, fileReference } = await syncedInbox(user);
-    const res = await device.send('ItemOperations', request(fetchFile(fileReference), fetchFile(fileReference, '10-19'), fetchItem(inbox, ids[1]!, [bodyPreference(1)])), {
-      headers: { 'MS-ASAcceptMultiPart': 'T' },
-    });
+    const res = await device.send(
+      'ItemOperations',
+      request(
+        fetchFile(fileReference),
+        fetchFile(fileReference, '10-19'),
+        fetchItem(inbox, ids[1]!, [bodyPreference(1)]),
+      ),
+      {
+        headers: { 'MS-ASAcceptMultiPart': 'T' },
+      },
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/vnd.ms-sync.multipart');
     const parts = parseMultipart(res.bytes);
@@ -309,10 +343,21 @@ describe('ItemOperations request errors', () => {
     const { device, inbox, ids, fileReference } = await syncedInbox(user);
     const answers = await itemOperations(
       device,
-      el('ItemOperations', 'Fetch', [el('ItemOperations', 'Store', 'Document Library'), el('DocumentLibrary', 'LinkId', '\\\\fs\\share\\a.txt')]),
-      el('ItemOperations', 'Fetch', [el('ItemOperations', 'Store', 'Mailbox'), el('AirSync', 'CollectionId', inbox), el('AirSync', 'ServerId', ids[0]!), el('AirSyncBase', 'FileReference', fileReference)]),
+      el('ItemOperations', 'Fetch', [
+        el('ItemOperations', 'Store', 'Document Library'),
+        el('DocumentLibrary', 'LinkId', '\\\\fs\\share\\a.txt'),
+      ]),
+      el('ItemOperations', 'Fetch', [
+        el('ItemOperations', 'Store', 'Mailbox'),
+        el('AirSync', 'CollectionId', inbox),
+        el('AirSync', 'ServerId', ids[0]!),
+        el('AirSyncBase', 'FileReference', fileReference),
+      ]),
       el('ItemOperations', 'Fetch', [el('AirSyncBase', 'FileReference', fileReference)]),
-      el('ItemOperations', 'Move', [el('ItemOperations', 'ConversationId', new Uint8Array([1, 2, 3])), el('ItemOperations', 'DstFldId', inbox)]),
+      el('ItemOperations', 'Move', [
+        el('ItemOperations', 'ConversationId', new Uint8Array([1, 2, 3])),
+        el('ItemOperations', 'DstFldId', inbox),
+      ]),
     );
     expect(answers.map((a) => [a.tag, statusOf(a)])).toEqual([
       ['Fetch', 9],
@@ -338,10 +383,15 @@ describe('ItemOperations responses decode with libwbxml', () => {
   it('an attachment and an item Fetch', async () => {
     const user = createUser(services);
     const { device, inbox, ids, fileReference } = await syncedInbox(user);
-    const res: DeviceResponse = await device.send('ItemOperations', request(fetchFile(fileReference, '0-63'), fetchItem(inbox, ids[0]!, [bodyPreference(2)])));
+    const res: DeviceResponse = await device.send(
+      'ItemOperations',
+      request(fetchFile(fileReference, '0-63'), fetchItem(inbox, ids[0]!, [bodyPreference(2)])),
+    );
     expect(res.body).toBeDefined();
     expect(children(child(res.body, 'Response'), 'Fetch')).toHaveLength(2);
-    expect(withoutTrailingSpace(parseLibwbxmlXml(libwbxmlDecode(res.bytes)))).toEqual(withoutTrailingSpace(comparable(res.body!)));
+    expect(withoutTrailingSpace(parseLibwbxmlXml(libwbxmlDecode(res.bytes)))).toEqual(
+      withoutTrailingSpace(comparable(res.body!)),
+    );
   });
 });
 

@@ -6,7 +6,14 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../../src/backends/types.ts';
 import { children, childText, el, type WbxmlElement } from '../../../src/wbxml/tree.ts';
 import { TestDevice, testServer, type TestServer } from '../../device/device.ts';
-import { createUser, listMessages, sampleMessages, seedMailbox, withImap, type SeededMessage } from '../../services/seed.ts';
+import {
+  createUser,
+  listMessages,
+  sampleMessages,
+  seedMailbox,
+  withImap,
+  type SeededMessage,
+} from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
 
 const services = inject('services');
@@ -66,14 +73,22 @@ async function mailbox(): Promise<Mailbox> {
   await withImap(services, user, (imap) => imap.mailboxCreate('Filed'));
   const device = new TestDevice(server, user);
   await device.folderSync();
-  return { user, device, seeded, inbox: device.folderByType(FolderType.Inbox).serverId, archive: device.folderByName('Filed').serverId };
+  return {
+    user,
+    device,
+    seeded,
+    inbox: device.folderByType(FolderType.Inbox).serverId,
+    archive: device.folderByName('Filed').serverId,
+  };
 }
 
 describe('MoveItems', () => {
   it('moves a message with IMAP MOVE and answers 3 with its new ServerId', async () => {
     const { user, device, seeded, inbox, archive } = await mailbox();
     const message = seeded[2]!;
-    const [answer] = await moveItems(device, [{ srcMsgId: `${inbox}:${message.uid}`, srcFldId: inbox, dstFldId: archive }]);
+    const [answer] = await moveItems(device, [
+      { srcMsgId: `${inbox}:${message.uid}`, srcFldId: inbox, dstFldId: archive },
+    ]);
     expect(answer).toMatchObject({ srcMsgId: `${inbox}:${message.uid}`, status: 3 });
 
     const filed = await listMessages(services, user, 'Filed');

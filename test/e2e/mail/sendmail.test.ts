@@ -16,7 +16,10 @@ const smtp = services.smtp;
 const describeSmtp = smtp ? describe : describe.skip;
 if (!smtp) console.warn(`SendMail tests skipped: ${services.smtpSkipReason}`);
 
-/** The app against the test services. Provisioning is not what these tests are about: requests pass without a policy key. */
+/**
+ * The app against the test services. Provisioning is not what these tests are about: requests pass without a policy
+ * key.
+ */
 function appFor(env: Record<string, string> = {}): TestServer {
   return testServer(services, { PROVISIONING: 'loose', ...env });
 }
@@ -39,7 +42,12 @@ function subject(what: string): string {
 
 describeSmtp('SendMail (14.0+ ComposeMail)', () => {
   it('delivers to To, Cc and Bcc; the delivered copies have no Bcc header, the Sent copy keeps it, read', async () => {
-    const [alice, bob, carol, dave] = [createUser(services), createUser(services), createUser(services), createUser(services)];
+    const [alice, bob, carol, dave] = [
+      createUser(services),
+      createUser(services),
+      createUser(services),
+      createUser(services),
+    ];
     const device = await deviceOf(alice);
     const title = subject('Lunch');
     const mime = makeMessage({
@@ -111,7 +119,10 @@ describeSmtp('SendMail (14.0+ ComposeMail)', () => {
     const device = await deviceOf(alice);
     const title = subject('Race');
     const mime = makeMessage({ from: alice.email, to: bob.email, subject: title, text: 'Race.\n' });
-    const results = await Promise.all([compose(device, 'SendMail', mime, { clientId: 'race' }), compose(device, 'SendMail', mime, { clientId: 'race' })]);
+    const results = await Promise.all([
+      compose(device, 'SendMail', mime, { clientId: 'race' }),
+      compose(device, 'SendMail', mime, { clientId: 'race' }),
+    ]);
     const statuses = results.map(composeStatus);
     expect(statuses.filter((s) => s === undefined)).toHaveLength(1);
     // The loser saw the message either in flight (111, try again) or already sent (118).
@@ -149,11 +160,16 @@ describeSmtp('SendMail (14.0+ ComposeMail)', () => {
   it('answers 119 for a message without recipients, 107 for one that is not MIME, 103 without a ClientId', async () => {
     const alice = createUser(services);
     const device = await deviceOf(alice);
-    const none = makeMessage({ from: alice.email, subject: 'Nobody', text: 'x\n' }).toString().replace(/^To:.*\r\n/m, '');
+    const none = makeMessage({ from: alice.email, subject: 'Nobody', text: 'x\n' })
+      .toString()
+      .replace(/^To:.*\r\n/m, '');
     expect(composeStatus(await compose(device, 'SendMail', none))).toBe(119);
     expect(composeStatus(await compose(device, 'SendMail', new Uint8Array([0x03, 0x01, 0x6a, 0x00])))).toBe(107);
     expect(composeStatus(await compose(device, 'SendMail', ''))).toBe(107);
-    const noClientId = await device.send('SendMail', el('ComposeMail', 'SendMail', [el('ComposeMail', 'Mime', new TextEncoder().encode('To: a@b\r\n\r\nx'))]));
+    const noClientId = await device.send(
+      'SendMail',
+      el('ComposeMail', 'SendMail', [el('ComposeMail', 'Mime', new TextEncoder().encode('To: a@b\r\n\r\nx'))]),
+    );
     expect(composeStatus(noClientId)).toBe(103);
     expect(await readFolder(services, alice, 'Sent')).toEqual([]);
   });
@@ -220,8 +236,17 @@ describeSmtp('SendMail before 14.0 (message/rfc822 body)', () => {
     const [alice, bob] = [createUser(services), createUser(services)];
     const device = await deviceOf(alice, '12.1');
     const title = subject('Raw');
-    const mime = makeMessage({ from: alice.email, to: bob.email, subject: title, text: 'Raw MIME.\n', headers: { Bcc: 'hidden@example.test' } });
-    const res = await device.send('SendMail', mime, { query: '&SaveInSent=T', headers: { 'Content-Type': 'message/rfc822' } });
+    const mime = makeMessage({
+      from: alice.email,
+      to: bob.email,
+      subject: title,
+      text: 'Raw MIME.\n',
+      headers: { Bcc: 'hidden@example.test' },
+    });
+    const res = await device.send('SendMail', mime, {
+      query: '&SaveInSent=T',
+      headers: { 'Content-Type': 'message/rfc822' },
+    });
     expect(res.status).toBe(200);
     expect(res.bytes.length).toBe(0);
     const got = await waitForStored(services, bob, (m) => m.email.subject === title);
@@ -241,7 +266,10 @@ describeSmtp('SendMail before 14.0 (message/rfc822 body)', () => {
     const alice = createUser(services);
     const device = await deviceOf(alice, '12.1');
     const bad = makeMessage({ from: alice.email, to: 'nobody@-bad-.test', subject: 'Bad', text: 'x\n' });
-    const res = await device.send('SendMail', bad, { query: '&SaveInSent=T', headers: { 'Content-Type': 'message/rfc822' } });
+    const res = await device.send('SendMail', bad, {
+      query: '&SaveInSent=T',
+      headers: { 'Content-Type': 'message/rfc822' },
+    });
     expect(res.status).toBe(500);
     expect(await readFolder(services, alice, 'Sent')).toEqual([]);
   });

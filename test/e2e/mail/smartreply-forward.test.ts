@@ -24,7 +24,10 @@ beforeAll(() => {
 });
 
 const PDF = Buffer.concat([Buffer.from('%PDF-1.4\n'), randomBytes(2000), Buffer.from('\n%%EOF\n')]);
-const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+  'base64',
+);
 
 interface Scene {
   alice: TestUser;
@@ -73,7 +76,13 @@ async function scene(version = '14.1'): Promise<Scene> {
 
 /** What a phone sends for a reply: only the new text, addressed, with a Re: subject. */
 function replyMime(s: Scene, text: string, extra: Record<string, string> = {}): Buffer {
-  return makeMessage({ from: `Alice <${s.alice.email}>`, to: `Bob Builder <${s.bob.email}>`, subject: `Re: ${s.subject}`, text, headers: extra });
+  return makeMessage({
+    from: `Alice <${s.alice.email}>`,
+    to: `Bob Builder <${s.bob.email}>`,
+    subject: `Re: ${s.subject}`,
+    text,
+    headers: extra,
+  });
 }
 
 async function originalFlags(s: Scene): Promise<Set<string>> {
@@ -84,7 +93,9 @@ async function originalFlags(s: Scene): Promise<Set<string>> {
 describeSmtp('SmartReply', () => {
   it('quotes the original below the new text, threads the reply, leaves the attachment out, marks the original \\Answered', async () => {
     const s = await scene();
-    const res = await compose(s.device, 'SmartReply', replyMime(s, 'Thanks, looks great!\n'), { source: { folderId: s.inbox, itemId: s.serverId } });
+    const res = await compose(s.device, 'SmartReply', replyMime(s, 'Thanks, looks great!\n'), {
+      source: { folderId: s.inbox, itemId: s.serverId },
+    });
     expect(res.status).toBe(200);
     expect(res.bytes.length).toBe(0);
 
@@ -113,7 +124,14 @@ describeSmtp('SmartReply', () => {
   it('with ReplaceMime sends the device message as it is, with the threading headers added', async () => {
     const s = await scene();
     const mime = replyMime(s, 'Complete reply written by the phone.\n');
-    expect(composeStatus(await compose(s.device, 'SmartReply', mime, { source: { folderId: s.inbox, itemId: s.serverId }, replaceMime: true }))).toBeUndefined();
+    expect(
+      composeStatus(
+        await compose(s.device, 'SmartReply', mime, {
+          source: { folderId: s.inbox, itemId: s.serverId },
+          replaceMime: true,
+        }),
+      ),
+    ).toBeUndefined();
     const got = await waitForStored(services, s.bob, (m) => m.email.subject === `Re: ${s.subject}`);
     expect(got.email.text?.trim()).toBe('Complete reply written by the phone.');
     expect(got.email.inReplyTo).toBe(s.originalId);
@@ -123,8 +141,13 @@ describeSmtp('SmartReply', () => {
 
   it('keeps threading headers the device set itself', async () => {
     const s = await scene();
-    const mime = replyMime(s, 'Mine.\n', { 'In-Reply-To': s.originalId, References: `<first@example.test> ${s.originalId}` });
-    expect(composeStatus(await compose(s.device, 'SmartReply', mime, { source: { folderId: s.inbox, itemId: s.serverId } }))).toBeUndefined();
+    const mime = replyMime(s, 'Mine.\n', {
+      'In-Reply-To': s.originalId,
+      References: `<first@example.test> ${s.originalId}`,
+    });
+    expect(
+      composeStatus(await compose(s.device, 'SmartReply', mime, { source: { folderId: s.inbox, itemId: s.serverId } })),
+    ).toBeUndefined();
     const got = await waitForStored(services, s.bob, (m) => m.email.subject === `Re: ${s.subject}`);
     expect(got.email.inReplyTo).toBe(s.originalId);
     expect(got.email.references).toBe(`<first@example.test> ${s.originalId}`);
@@ -132,7 +155,11 @@ describeSmtp('SmartReply', () => {
 
   it('finds the original by LongId (a Search result id) too', async () => {
     const s = await scene();
-    expect(composeStatus(await compose(s.device, 'SmartReply', replyMime(s, 'By LongId.\n'), { source: { longId: s.serverId } }))).toBeUndefined();
+    expect(
+      composeStatus(
+        await compose(s.device, 'SmartReply', replyMime(s, 'By LongId.\n'), { source: { longId: s.serverId } }),
+      ),
+    ).toBeUndefined();
     const got = await waitForStored(services, s.bob, (m) => m.email.subject === `Re: ${s.subject}`);
     expect(got.email.inReplyTo).toBe(s.originalId);
   });
@@ -166,7 +193,10 @@ describeSmtp('SmartReply', () => {
     expect(got.email.text).toContain('> Numbers look good.');
     expect((await readFolder(services, s.alice, 'Sent')).length).toBe(1);
 
-    const missing = await s.device.send('SmartReply', replyMime(s, 'x\n'), { query: `&CollectionId=${s.inbox}&ItemId=${s.inbox}%3A999999`, headers: { 'Content-Type': 'message/rfc822' } });
+    const missing = await s.device.send('SmartReply', replyMime(s, 'x\n'), {
+      query: `&CollectionId=${s.inbox}&ItemId=${s.inbox}%3A999999`,
+      headers: { 'Content-Type': 'message/rfc822' },
+    });
     expect(missing.status).toBe(500);
   });
 });
@@ -174,17 +204,30 @@ describeSmtp('SmartReply', () => {
 describeSmtp('SmartForward', () => {
   it('includes the original under a forward header with all its attachments, threads it, marks the original $Forwarded', async () => {
     const s = await scene();
-    const mime = makeMessage({ from: s.alice.email, to: s.carol.email, subject: `Fwd: ${s.subject}`, text: 'FYI, see below.\n' });
-    expect(composeStatus(await compose(s.device, 'SmartForward', mime, { source: { folderId: s.inbox, itemId: s.serverId } }))).toBeUndefined();
+    const mime = makeMessage({
+      from: s.alice.email,
+      to: s.carol.email,
+      subject: `Fwd: ${s.subject}`,
+      text: 'FYI, see below.\n',
+    });
+    expect(
+      composeStatus(
+        await compose(s.device, 'SmartForward', mime, { source: { folderId: s.inbox, itemId: s.serverId } }),
+      ),
+    ).toBeUndefined();
 
     const got = await waitForStored(services, s.carol, (m) => m.email.subject === `Fwd: ${s.subject}`);
     const text = got.email.text ?? '';
     expect(text.indexOf('FYI, see below.')).toBe(0);
-    expect(text).toMatch(/Forwarded message[\s\S]*From: Bob Builder <[^>]+>[\s\S]*Subject: Quarterly report[\s\S]*The report is attached\.\nNumbers look good\./);
+    expect(text).toMatch(
+      /Forwarded message[\s\S]*From: Bob Builder <[^>]+>[\s\S]*Subject: Quarterly report[\s\S]*The report is attached\.\nNumbers look good\./,
+    );
     const pdf = got.email.attachments.find((a) => a.filename === 'report.pdf');
     expect(Buffer.from(pdf!.content as ArrayBuffer).equals(PDF)).toBe(true);
     expect(got.email.attachments.map((a) => a.filename).sort()).toEqual(['logo.png', 'report.pdf']);
-    expect(got.email.html).toMatch(/FYI, see below\.[\s\S]*Forwarded message[\s\S]*The report is <b>attached<\/b>[\s\S]*cid:logo@example\.test/);
+    expect(got.email.html).toMatch(
+      /FYI, see below\.[\s\S]*Forwarded message[\s\S]*The report is <b>attached<\/b>[\s\S]*cid:logo@example\.test/,
+    );
     expect(got.email.inReplyTo).toBe(s.originalId);
     expect(got.email.references).toContain(s.originalId);
 
@@ -205,7 +248,11 @@ describeSmtp('SmartForward', () => {
       text: 'Plus my notes.\n',
       attachments: [{ filename: 'notes.txt', contentType: 'text/plain', content: 'my notes\n' }],
     });
-    expect(composeStatus(await compose(s.device, 'SmartForward', mime, { source: { folderId: s.inbox, itemId: s.serverId } }))).toBeUndefined();
+    expect(
+      composeStatus(
+        await compose(s.device, 'SmartForward', mime, { source: { folderId: s.inbox, itemId: s.serverId } }),
+      ),
+    ).toBeUndefined();
     const got = await waitForStored(services, s.carol, (m) => m.email.subject === `Fwd: ${s.subject}`);
     expect(got.email.attachments.map((a) => a.filename).sort()).toEqual(['logo.png', 'notes.txt', 'report.pdf']);
   });
@@ -213,8 +260,16 @@ describeSmtp('SmartForward', () => {
   it('16.1 Forwardees become recipients', async () => {
     const s = await scene('16.1');
     const dave = createUser(services);
-    const mime = makeMessage({ from: s.alice.email, to: s.carol.email, subject: `Fwd: ${s.subject}`, text: 'To both.\n' });
-    const res = await compose(s.device, 'SmartForward', mime, { source: { folderId: s.inbox, itemId: s.serverId }, forwardees: [{ name: 'Dave', email: dave.email }, { email: s.carol.email }] });
+    const mime = makeMessage({
+      from: s.alice.email,
+      to: s.carol.email,
+      subject: `Fwd: ${s.subject}`,
+      text: 'To both.\n',
+    });
+    const res = await compose(s.device, 'SmartForward', mime, {
+      source: { folderId: s.inbox, itemId: s.serverId },
+      forwardees: [{ name: 'Dave', email: dave.email }, { email: s.carol.email }],
+    });
     expect(composeStatus(res)).toBeUndefined();
     const atDave = await waitForStored(services, dave, (m) => m.email.subject === `Fwd: ${s.subject}`);
     expect(atDave.email.to?.map((a) => a.address)).toEqual([s.carol.email, dave.email]);

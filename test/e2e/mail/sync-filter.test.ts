@@ -20,20 +20,35 @@ beforeAll(() => {
 /** A message that arrived `daysAgo` days ago (INTERNALDATE), with that age in its subject. */
 function aged(daysAgo: number, label = `${daysAgo} days old`): SeedMessage {
   const date = new Date(Date.now() - daysAgo * DAY);
-  return { message: makeMessage({ from: 'Bob <bob@example.test>', to: 'Alice <alice@example.test>', subject: label, text: `${label}\n`, date }), internalDate: date };
+  return {
+    message: makeMessage({
+      from: 'Bob <bob@example.test>',
+      to: 'Alice <alice@example.test>',
+      subject: label,
+      text: `${label}\n`,
+      date,
+    }),
+    internalDate: date,
+  };
 }
 
 /** Sync Options with a FilterType, as a phone sends them on every Sync. */
 function filter(type: number): WbxmlElement[] {
-  return [el('AirSync', 'FilterType', String(type)), el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '1'), el('AirSyncBase', 'TruncationSize', '512')])];
+  return [
+    el('AirSync', 'FilterType', String(type)),
+    el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '1'), el('AirSyncBase', 'TruncationSize', '512')]),
+  ];
 }
-
-
 
 describe('FilterType', () => {
   it('3 (one week) sends only what arrived in the last week, also among new messages', async () => {
     const user = createUser(services);
-    await seedMailbox(services, user, 'INBOX', [aged(20), aged(2), aged(20, 'also 20 days old'), aged(2, 'also 2 days old')]);
+    await seedMailbox(services, user, 'INBOX', [
+      aged(20),
+      aged(2),
+      aged(20, 'also 20 days old'),
+      aged(2, 'also 2 days old'),
+    ]);
     const { device, inbox } = await readyDevice(server, user);
     await device.syncUntilDone(inbox, { options: filter(3) });
     expect(subjects(device, inbox)).toEqual(['2 days old', 'also 2 days old']);
@@ -66,7 +81,13 @@ describe('FilterType', () => {
   it('windows and FilterType together: exactly the recent messages, two at a time', async () => {
     const user = createUser(services);
     const recent = [1, 2, 3, 4, 5].map((d) => aged(d / 4, `recent ${d}`));
-    await seedMailbox(services, user, 'INBOX', [aged(20, 'old 1'), ...recent.slice(0, 3), aged(21, 'old 2'), ...recent.slice(3), aged(22, 'old 3')]);
+    await seedMailbox(services, user, 'INBOX', [
+      aged(20, 'old 1'),
+      ...recent.slice(0, 3),
+      aged(21, 'old 2'),
+      ...recent.slice(3),
+      aged(22, 'old 3'),
+    ]);
     const { device, inbox } = await readyDevice(server, user);
     const rounds = await device.syncUntilDone(inbox, { options: filter(3), windowSize: 2 });
     // The first round is SyncKey 0 (no items).
@@ -89,16 +110,25 @@ describe('FilterType', () => {
     // SyncKey, written by compare-and-set from that key as Sync itself writes it.
     const stored = await server.state.getCollection(device.scope, inbox);
     const wm = stored?.state.watermark;
-    if (!stored || wm?.kind !== 'imap' || wm.windowStart === undefined) throw new Error('no windowed IMAP watermark stored');
+    if (!stored || wm?.kind !== 'imap' || wm.windowStart === undefined)
+      throw new Error('no windowed IMAP watermark stored');
     const earlierStart = wm.windowStart - 30 * DAY;
     expect(old!.uid).toBeGreaterThan(0);
     expect(earlierStart).toBeLessThan(Date.now() - 40 * DAY);
     const uids = decodeUidSet(wm.uids);
     expect(uids).not.toContain(old!.uid);
-    await server.state.commitCollection(device.scope, inbox, { syncKey: stored.syncKey }, {
-      ...stored,
-      state: { ...stored.state, watermark: { ...wm, windowStart: earlierStart, uids: encodeUidSet([...uids, old!.uid]) } },
-    });
+    await server.state.commitCollection(
+      device.scope,
+      inbox,
+      { syncKey: stored.syncKey },
+      {
+        ...stored,
+        state: {
+          ...stored.state,
+          watermark: { ...wm, windowStart: earlierStart, uids: encodeUidSet([...uids, old!.uid]) },
+        },
+      },
+    );
     const oldId = `${inbox}:${old!.uid}`;
     device.items(inbox).set(oldId, el('AirSync', 'ApplicationData', [el('Email', 'Subject', '40 days old')]));
 

@@ -8,14 +8,25 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../../src/backends/types.ts';
 import { childText, el, textOf, type WbxmlElement } from '../../../src/wbxml/tree.ts';
 import { itemText, TestDevice, testServer } from '../../device/device.ts';
-import { bigAttachmentMessage, loadMailFixture, MAIL_FIXTURES, typicalAlternativeMessage, type MailFixture } from '../../fixtures/mail/generate.ts';
+import {
+  bigAttachmentMessage,
+  loadMailFixture,
+  MAIL_FIXTURES,
+  typicalAlternativeMessage,
+  type MailFixture,
+} from '../../fixtures/mail/generate.ts';
 import { createUser, seedMailbox } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
 
 const services = inject('services');
 const TRUNCATION = 5120;
 const BIG_ATTACHMENT = 20 * 1024 * 1024;
-const htmlPreference = [el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '2'), el('AirSyncBase', 'TruncationSize', String(TRUNCATION))])];
+const htmlPreference = [
+  el('AirSyncBase', 'BodyPreference', [
+    el('AirSyncBase', 'Type', '2'),
+    el('AirSyncBase', 'TruncationSize', String(TRUNCATION)),
+  ]),
+];
 
 let user: TestUser;
 let device: TestDevice;
@@ -37,10 +48,17 @@ function partBytes(raw: Uint8Array, marker: string): Buffer {
   const bodyStart = text.indexOf('\r\n\r\n', at) + 4;
   const next = text.indexOf('\r\n--', bodyStart);
   const body = text.slice(bodyStart, next < 0 ? undefined : next);
-  const encoding = /content-transfer-encoding:\s*([\w-]+)/i.exec(text.slice(headerStart, bodyStart))?.[1]?.toLowerCase();
+  const encoding = /content-transfer-encoding:\s*([\w-]+)/i
+    .exec(text.slice(headerStart, bodyStart))?.[1]
+    ?.toLowerCase();
   if (encoding === 'base64') return Buffer.from(body.replace(/\s+/g, ''), 'base64');
   if (encoding === 'quoted-printable') {
-    return Buffer.from(body.replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
+    return Buffer.from(
+      body
+        .replace(/=\r\n/g, '')
+        .replace(/=([0-9A-F]{2})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))),
+      'latin1',
+    );
   }
   return Buffer.from(body, 'latin1');
 }
@@ -94,13 +112,19 @@ function item(subject: string): WbxmlElement {
   return found;
 }
 
-const classOf = (subject: string): [string | undefined, string | undefined] => [itemText(item(subject), 'MessageClass', 'Email'), itemText(item(subject), 'ContentClass', 'Email')];
+const classOf = (subject: string): [string | undefined, string | undefined] => [
+  itemText(item(subject), 'MessageClass', 'Email'),
+  itemText(item(subject), 'ContentClass', 'Email'),
+];
 
 // ---------------------------------------------------------------- the tests
 
 beforeAll(async () => {
   user = createUser(services);
-  await seedMailbox(services, user, 'INBOX', [...MAIL_FIXTURES.map((name) => ({ message: Buffer.from(loadMailFixture(name)) })), { message: Buffer.from(longHtml) }]);
+  await seedMailbox(services, user, 'INBOX', [
+    ...MAIL_FIXTURES.map((name) => ({ message: Buffer.from(loadMailFixture(name)) })),
+    { message: Buffer.from(longHtml) },
+  ]);
   device = new TestDevice(testServer(services), user);
   await device.folderSync();
   const inbox = device.folderByType(FolderType.Inbox).serverId;
@@ -113,14 +137,44 @@ beforeAll(async () => {
 describe('realistic messages through Sync (HTML body, truncated at 5120)', () => {
   it('decodes subjects, senders and bodies in legacy charsets to the right Unicode', () => {
     const cases: { fixture: MailFixture; subject: string; from: string; text: string | RegExp }[] = [
-      { fixture: 'latin1-qp.eml', subject: 'Grüße aus Köln', from: 'Klaus Weiß', text: 'Ça va ? ¿Qué tal, señor Peña? Ærø, Øresund, Åland.' },
-      { fixture: 'windows-1252.eml', subject: '“Quarterly report” – final', from: 'Zoë Smith', text: '“Quarterly report” – total: €1,250 … see you Monday.' },
-      { fixture: 'shift-jis.eml', subject: '打ち合わせの日程について', from: '佐藤 花子', text: '来週の打ち合わせの件、木曜日の午後二時でいかがでしょうか。' },
+      {
+        fixture: 'latin1-qp.eml',
+        subject: 'Grüße aus Köln',
+        from: 'Klaus Weiß',
+        text: 'Ça va ? ¿Qué tal, señor Peña? Ærø, Øresund, Åland.',
+      },
+      {
+        fixture: 'windows-1252.eml',
+        subject: '“Quarterly report” – final',
+        from: 'Zoë Smith',
+        text: '“Quarterly report” – total: €1,250 … see you Monday.',
+      },
+      {
+        fixture: 'shift-jis.eml',
+        subject: '打ち合わせの日程について',
+        from: '佐藤 花子',
+        text: '来週の打ち合わせの件、木曜日の午後二時でいかがでしょうか。',
+      },
       // JIS 0x2141 is U+301C WAVE DASH in JIS X 0208 and U+FF5E FULLWIDTH TILDE in the WHATWG (and Windows) tables
       // that Node's TextDecoder uses: either is a right decoding; what matters is that it is not mojibake.
-      { fixture: 'iso-2022-jp.eml', subject: '【重要】システムメンテナンスのお知らせ', from: '情報システム部', text: /日時：５月２５日（土）２２時[〜～]翌２時/ },
-      { fixture: 'plain-utf8.eml', subject: 'Fwd: RE: Lunch?', from: 'dave@example.com', text: 'Grüße! 😀 Lunch at the 寿司 place? ✓ Ünïcödé everywhere.' },
-      { fixture: 'alternative.eml', subject: 'Re: Q3 budget review', from: 'Alice Example', text: 'at 118.500&nbsp;€.' },
+      {
+        fixture: 'iso-2022-jp.eml',
+        subject: '【重要】システムメンテナンスのお知らせ',
+        from: '情報システム部',
+        text: /日時：５月２５日（土）２２時[〜～]翌２時/,
+      },
+      {
+        fixture: 'plain-utf8.eml',
+        subject: 'Fwd: RE: Lunch?',
+        from: 'dave@example.com',
+        text: 'Grüße! 😀 Lunch at the 寿司 place? ✓ Ünïcödé everywhere.',
+      },
+      {
+        fixture: 'alternative.eml',
+        subject: 'Re: Q3 budget review',
+        from: 'Alice Example',
+        text: 'at 118.500&nbsp;€.',
+      },
     ];
     for (const c of cases) {
       const data = item(c.subject);
@@ -143,39 +197,74 @@ describe('realistic messages through Sync (HTML body, truncated at 5120)', () =>
     expect(itemText(item('Re: Q3 budget review'), 'To', 'Email')).toContain('Jürgen Müller');
     expect(itemText(item('Re: Q3 budget review'), 'Cc', 'Email')).toBe('"Dave, Ops" <dave@example.com>');
     expect(itemText(item('Re: Q3 budget review'), 'Importance', 'Email')).toBe('2');
-    expect(itemText(item('Fwd: RE: Lunch?'), 'To', 'Email')).toBe('bob@example.org, "Zoe \\"Z\\" Smith" <zoe@example.co.uk>');
+    expect(itemText(item('Fwd: RE: Lunch?'), 'To', 'Email')).toBe(
+      'bob@example.org, "Zoe \\"Z\\" Smith" <zoe@example.co.uk>',
+    );
   });
 
   it('classes S/MIME, meeting and NDR messages', () => {
-    expect(classOf('Signed: new VPN certificate rollout')).toEqual(['IPM.Note.SMIME.MultipartSigned', 'urn:content-classes:message']);
+    expect(classOf('Signed: new VPN certificate rollout')).toEqual([
+      'IPM.Note.SMIME.MultipartSigned',
+      'urn:content-classes:message',
+    ]);
     expect(classOf('Your salary statement')).toEqual(['IPM.Note.SMIME', 'urn:content-classes:message']);
-    expect(classOf('Invitation: Q3 budget review @ Thu 30 May 2024 14:00 - 15:00 (CEST)')).toEqual(['IPM.Schedule.Meeting.Request', 'urn:content-classes:calendarmessage']);
-    expect(classOf('Canceled: Q3 budget review')).toEqual(['IPM.Schedule.Meeting.Canceled', 'urn:content-classes:calendarmessage']);
-    expect(classOf('Accepted: Q3 budget review')).toEqual(['IPM.Schedule.Meeting.Resp.Pos', 'urn:content-classes:calendarmessage']);
-    expect(classOf('Undelivered Mail Returned to Sender')).toEqual(['REPORT.IPM.Note.NDR', 'urn:content-classes:message']);
-    for (const plain of ['Q3 budget review', 'Your May newsletter', 'Grüße aus Köln', 'Fwd: Parking garage closed next week']) {
+    expect(classOf('Invitation: Q3 budget review @ Thu 30 May 2024 14:00 - 15:00 (CEST)')).toEqual([
+      'IPM.Schedule.Meeting.Request',
+      'urn:content-classes:calendarmessage',
+    ]);
+    expect(classOf('Canceled: Q3 budget review')).toEqual([
+      'IPM.Schedule.Meeting.Canceled',
+      'urn:content-classes:calendarmessage',
+    ]);
+    expect(classOf('Accepted: Q3 budget review')).toEqual([
+      'IPM.Schedule.Meeting.Resp.Pos',
+      'urn:content-classes:calendarmessage',
+    ]);
+    expect(classOf('Undelivered Mail Returned to Sender')).toEqual([
+      'REPORT.IPM.Note.NDR',
+      'urn:content-classes:message',
+    ]);
+    for (const plain of [
+      'Q3 budget review',
+      'Your May newsletter',
+      'Grüße aus Köln',
+      'Fwd: Parking garage closed next week',
+    ]) {
       expect(classOf(plain), plain).toEqual(['IPM.Note', 'urn:content-classes:message']);
     }
   });
 
   it('lists attachments with their decoded sizes; the inline image with its ContentId', () => {
-    const listed = (subject: string): [string, number, boolean, string | undefined][] => attachments(item(subject)).map((a) => [a.name, a.method, a.inline, a.contentId]);
+    const listed = (subject: string): [string, number, boolean, string | undefined][] =>
+      attachments(item(subject)).map((a) => [a.name, a.method, a.inline, a.contentId]);
     const sizeOf = (subject: string, index = 0): number => attachments(item(subject))[index]!.size;
     const raw = (name: MailFixture): Uint8Array => loadMailFixture(name);
 
     expect(listed('Q3 budget review')).toEqual([['Q3 Budget Übersicht.pdf', 1, false, undefined]]);
-    expect(sizeOf('Q3 budget review')).toBe(partBytes(raw('pdf-attachment.eml'), 'Content-Type: application/pdf').length);
+    expect(sizeOf('Q3 budget review')).toBe(
+      partBytes(raw('pdf-attachment.eml'), 'Content-Type: application/pdf').length,
+    );
 
     expect(listed('Your May newsletter')).toEqual([['logo.png', 1, true, 'logo.7731@shop.example']]);
-    expect(sizeOf('Your May newsletter')).toBe(partBytes(raw('html-inline-image.eml'), 'Content-Type: image/png').length);
+    expect(sizeOf('Your May newsletter')).toBe(
+      partBytes(raw('html-inline-image.eml'), 'Content-Type: image/png').length,
+    );
     expect(body(item('Your May newsletter')).data).toContain('src="cid:logo.7731@shop.example"');
 
     // An embedded message is an attachment (Method 5) named after its subject.
-    expect(listed('Fwd: Parking garage closed next week')).toEqual([['Parking garage closed next week.eml', 5, false, undefined]]);
-    expectTextPartSize(raw('forwarded-rfc822.eml'), 'Content-Type: message/rfc822', sizeOf('Fwd: Parking garage closed next week'));
+    expect(listed('Fwd: Parking garage closed next week')).toEqual([
+      ['Parking garage closed next week.eml', 5, false, undefined],
+    ]);
+    expectTextPartSize(
+      raw('forwarded-rfc822.eml'),
+      'Content-Type: message/rfc822',
+      sizeOf('Fwd: Parking garage closed next week'),
+    );
 
     expect(listed('Signed: new VPN certificate rollout')).toEqual([['smime.p7s', 1, false, undefined]]);
-    expect(sizeOf('Signed: new VPN certificate rollout')).toBe(partBytes(raw('smime-signed.eml'), 'Content-Type: application/pkcs7-signature').length);
+    expect(sizeOf('Signed: new VPN certificate rollout')).toBe(
+      partBytes(raw('smime-signed.eml'), 'Content-Type: application/pkcs7-signature').length,
+    );
     expect(listed('Your salary statement')).toEqual([['smime.p7m', 1, false, undefined]]);
 
     // The invitation as a file (Google style); the text/calendar body part is not listed a second time.
@@ -192,7 +281,8 @@ describe('realistic messages through Sync (HTML body, truncated at 5120)', () =>
     expectTextPartSize(raw('ndr.eml'), 'Content-Type: message/delivery-status', ndr[0]?.size);
     expectTextPartSize(raw('ndr.eml'), 'Content-Type: message/rfc822', ndr[1]?.size);
 
-    for (const plain of ['Grüße aus Köln', 'Fwd: RE: Lunch?', 'RE: Rollout plan for the June migration']) expect(listed(plain), plain).toEqual([]);
+    for (const plain of ['Grüße aus Köln', 'Fwd: RE: Lunch?', 'RE: Rollout plan for the June migration'])
+      expect(listed(plain), plain).toEqual([]);
   });
 
   it('truncates a long HTML body at 5120 bytes, with Truncated and the full size', () => {
@@ -222,7 +312,9 @@ describe('realistic messages through Sync (HTML body, truncated at 5120)', () =>
     const t1 = performance.now();
     const round = await device.sync(folder);
     const synced = performance.now() - t1;
-    console.log(`[sync-messages] ${(big.length / 1e6).toFixed(1)} MB message: APPEND ${Math.round(seeded)} ms, Sync round ${Math.round(synced)} ms, response ${(round.response.bytes.length / 1024).toFixed(1)} KiB`);
+    console.log(
+      `[sync-messages] ${(big.length / 1e6).toFixed(1)} MB message: APPEND ${Math.round(seeded)} ms, Sync round ${Math.round(synced)} ms, response ${(round.response.bytes.length / 1024).toFixed(1)} KiB`,
+    );
 
     expect(round.added).toHaveLength(1);
     expect(round.moreAvailable).toBe(false);

@@ -24,7 +24,15 @@ import { itemText, TestDevice, testServer, type SyncRound, type TestServer } fro
 import { isRoot } from '../../services/apt.ts';
 import { startDovecot, type DovecotService } from '../../services/dovecot.ts';
 import { processTree, readPidFile, signal } from '../../services/process.ts';
-import { createUser, imapConnect, listMessages, makeMessage, seedMailbox, withImap, type SeedMessage } from '../../services/seed.ts';
+import {
+  createUser,
+  imapConnect,
+  listMessages,
+  makeMessage,
+  seedMailbox,
+  withImap,
+  type SeedMessage,
+} from '../../services/seed.ts';
 import type { TestServices, TestUser } from '../../services/types.ts';
 
 const services = inject('services');
@@ -67,7 +75,8 @@ async function rawImap(port: number, login: TestUser | undefined, commands: stri
         buffer = buffer.slice(end);
         return out;
       }
-      if (Date.now() > deadline || socket.destroyed) throw new Error(`no ${pattern} from IMAP; got ${JSON.stringify(buffer)}`);
+      if (Date.now() > deadline || socket.destroyed)
+        throw new Error(`no ${pattern} from IMAP; got ${JSON.stringify(buffer)}`);
       await new Promise<void>((resolve) => {
         wake = resolve;
         setTimeout(resolve, 100);
@@ -190,7 +199,10 @@ async function expectPath(t: Target, device: TestDevice, collectionId: string): 
 
 const NOW = Date.now();
 
-/** Built once per test and seeded to both servers, with a fixed Message-ID and Date: identical messages, identical items. */
+/**
+ * Built once per test and seeded to both servers, with a fixed Message-ID and Date: identical messages, identical
+ * items.
+ */
 function numbered(count: number, start = 0): SeedMessage[] {
   return Array.from({ length: count }, (_, i) => ({
     message: makeMessage({
@@ -205,7 +217,9 @@ function numbered(count: number, start = 0): SeedMessage[] {
   }));
 }
 
-const htmlPreference = [el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '2'), el('AirSyncBase', 'TruncationSize', '5120')])];
+const htmlPreference = [
+  el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '2'), el('AirSyncBase', 'TruncationSize', '5120')]),
+];
 
 async function readyDevice(t: Target, user: TestUser): Promise<{ device: TestDevice; inbox: string }> {
   const device = new TestDevice(t.server, user);
@@ -215,18 +229,34 @@ async function readyDevice(t: Target, user: TestUser): Promise<{ device: TestDev
 
 /** A round without its keys (random per server): commands, item responses and MoreAvailable. */
 function summary(round: SyncRound): Record<string, unknown> {
-  const responses = (child(round.collection, 'Responses')?.children ?? []).map((r) => `${r.tag} ${childText(r, 'ServerId') ?? ''} ${childText(r, 'Status') ?? ''}`);
-  return { status: round.status, added: round.added, changed: round.changed, deleted: round.deleted, softDeleted: round.softDeleted, responses, more: round.moreAvailable };
+  const responses = (child(round.collection, 'Responses')?.children ?? []).map(
+    (r) => `${r.tag} ${childText(r, 'ServerId') ?? ''} ${childText(r, 'Status') ?? ''}`,
+  );
+  return {
+    status: round.status,
+    added: round.added,
+    changed: round.changed,
+    deleted: round.deleted,
+    softDeleted: round.softDeleted,
+    responses,
+    more: round.moreAvailable,
+  };
 }
 
 /** Every item the device holds, as XML, by ServerId. */
 function deviceItems(device: TestDevice, collectionId: string): Record<string, string> {
-  return Object.fromEntries([...device.items(collectionId)].sort(([a], [b]) => a.localeCompare(b)).map(([id, data]) => [id, toXml(data, { declaration: false })]));
+  return Object.fromEntries(
+    [...device.items(collectionId)]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([id, data]) => [id, toXml(data, { declaration: false })]),
+  );
 }
 
 /** What IMAP holds: subject and flags by UID. */
 async function imapState(t: Target, user: TestUser, folder = 'INBOX'): Promise<string[]> {
-  return (await listMessages(t.services, user, folder)).map((m) => `${m.uid} ${m.subject} [${[...m.flags].sort().join(' ')}]`);
+  return (await listMessages(t.services, user, folder)).map(
+    (m) => `${m.uid} ${m.subject} [${[...m.flags].sort().join(' ')}]`,
+  );
 }
 
 function change(serverId: string, data: WbxmlElement[]): WbxmlElement {
@@ -246,7 +276,11 @@ describe('the Dovecot without CONDSTORE', () => {
       expect(list).not.toContain('QRESYNC');
     }
     // Everything else as on the main instance (same comparison, one difference).
-    expect(capabilitiesIn(postLogin ?? '')).toEqual(capabilitiesIn((await rawImap(condstore.services.imap.port, services.users[0], ['CAPABILITY']))[0] ?? '').filter((c) => c !== 'CONDSTORE' && c !== 'QRESYNC'));
+    expect(capabilitiesIn(postLogin ?? '')).toEqual(
+      capabilitiesIn((await rawImap(condstore.services.imap.port, services.users[0], ['CAPABILITY']))[0] ?? '').filter(
+        (c) => c !== 'CONDSTORE' && c !== 'QRESYNC',
+      ),
+    );
 
     for (const t of [condstore, noCondstore]) {
       // qresync: true, as the app's connections ask (src/backends/imap/connection.ts).
@@ -314,8 +348,19 @@ describe('Sync without CONDSTORE gives the same results as with it', () => {
       expect(first.deleted).toEqual([id(m1)]);
       const items = device.items(inbox);
       expect(itemText(items.get(id(m0)), 'Read', 'Email')).toBe('1');
-      expect(childText(items.get(id(m2))?.children.find((c) => c.tag === 'Flag'), 'Status', 'Email')).toBe('2');
-      expect(items.get(id(m3))?.children.find((c) => c.tag === 'Categories')?.children.map((c) => textOf(c))).toEqual(['Project']);
+      expect(
+        childText(
+          items.get(id(m2))?.children.find((c) => c.tag === 'Flag'),
+          'Status',
+          'Email',
+        ),
+      ).toBe('2');
+      expect(
+        items
+          .get(id(m3))
+          ?.children.find((c) => c.tag === 'Categories')
+          ?.children.map((c) => textOf(c)),
+      ).toEqual(['Project']);
       expect(itemText(items.get(id(m4)), 'LastVerbExecuted', 'Email2')).toBe('1');
 
       // Back again, and a change on the message that arrived since: the comparison uses the flags sent last time.
@@ -335,7 +380,11 @@ describe('Sync without CONDSTORE gives the same results as with it', () => {
       const quiet = await device.sync(inbox);
       expect([...quiet.added, ...quiet.changed, ...quiet.deleted]).toEqual([]);
       await expectPath(t, device, inbox);
-      return { rounds: [first, second, quiet].map(summary), items: deviceItems(device, inbox), imap: await imapState(t, user) };
+      return {
+        rounds: [first, second, quiet].map(summary),
+        items: deviceItems(device, inbox),
+        imap: await imapState(t, user),
+      };
     });
   });
 
@@ -367,7 +416,11 @@ describe('Sync without CONDSTORE gives the same results as with it', () => {
       // Unread and unflag again, and expunge (DeletesAsMoves 0): still nothing comes back.
       const undo = await device.sync(inbox, {
         deletesAsMoves: false,
-        commands: [change(a, [el('Email', 'Read', '0')]), change(b, [el('Email', 'Flag')]), el('AirSync', 'Delete', [el('AirSync', 'ServerId', d)])],
+        commands: [
+          change(a, [el('Email', 'Read', '0')]),
+          change(b, [el('Email', 'Flag')]),
+          el('AirSync', 'Delete', [el('AirSync', 'ServerId', d)]),
+        ],
       });
       expect([...undo.added, ...undo.changed, ...undo.deleted]).toEqual([]);
       expect((await listMessages(t.services, user, 'Trash')).length).toBe(1);
@@ -383,7 +436,7 @@ describe('Sync without CONDSTORE gives the same results as with it', () => {
     });
   });
 
-  it('16.0 drafts: an edited draft keeps its ServerId, is not echoed, and the server\'s flag change reaches it', async () => {
+  it("16.0 drafts: an edited draft keeps its ServerId, is not echoed, and the server's flag change reaches it", async () => {
     await onBoth(async (t) => {
       const user = newUser(t);
       const device = new TestDevice(t.server, user, 'DRAFTS1', '16.0');
@@ -391,10 +444,18 @@ describe('Sync without CONDSTORE gives the same results as with it', () => {
       const drafts = device.folderByType(FolderType.Drafts).serverId;
       await device.syncUntilDone(drafts);
       const data = (subject: string): WbxmlElement =>
-        el('AirSync', 'ApplicationData', [el('Email', 'To', user.email), el('Email', 'Subject', subject), el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', '1'), el('AirSyncBase', 'Data', subject)])]);
-      const add = await device.sync(drafts, { commands: [el('AirSync', 'Add', [el('AirSync', 'ClientId', 'c1'), data('Draft v1')])] });
+        el('AirSync', 'ApplicationData', [
+          el('Email', 'To', user.email),
+          el('Email', 'Subject', subject),
+          el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', '1'), el('AirSyncBase', 'Data', subject)]),
+        ]);
+      const add = await device.sync(drafts, {
+        commands: [el('AirSync', 'Add', [el('AirSync', 'ClientId', 'c1'), data('Draft v1')])],
+      });
       const serverId = childText(child(child(add.collection, 'Responses'), 'Add'), 'ServerId')!;
-      const edit = await device.sync(drafts, { commands: [el('AirSync', 'Change', [el('AirSync', 'ServerId', serverId), data('Draft v2')])] });
+      const edit = await device.sync(drafts, {
+        commands: [el('AirSync', 'Change', [el('AirSync', 'ServerId', serverId), data('Draft v2')])],
+      });
       expect([...edit.added, ...edit.changed, ...edit.deleted]).toEqual([]);
       const quiet = await device.sync(drafts);
       expect([...quiet.added, ...quiet.changed, ...quiet.deleted]).toEqual([]);
@@ -405,7 +466,10 @@ describe('Sync without CONDSTORE gives the same results as with it', () => {
       const flagged = await device.sync(drafts);
       expect(flagged.changed).toEqual([serverId]);
       await expectPath(t, device, drafts);
-      return { rounds: [add, edit, quiet, flagged].map(summary), imap: (await imapState(t, user, 'Drafts')).map((line) => line.replace(/^\d+ /, '')) };
+      return {
+        rounds: [add, edit, quiet, flagged].map(summary),
+        imap: (await imapState(t, user, 'Drafts')).map((line) => line.replace(/^\d+ /, '')),
+      };
     });
   });
 
@@ -424,9 +488,16 @@ describe('Sync without CONDSTORE gives the same results as with it', () => {
         await imap.messageFlagsAdd(String(b), ['\\Seen'], { uid: true });
       });
       // The device marks a (changed on the server: conflict) and c (not changed there) read.
-      const round = await device.sync(inbox, { commands: [change(`${inbox}:${a}`, [el('Email', 'Read', '1')]), change(`${inbox}:${c}`, [el('Email', 'Read', '1')])] });
+      const round = await device.sync(inbox, {
+        commands: [
+          change(`${inbox}:${a}`, [el('Email', 'Read', '1')]),
+          change(`${inbox}:${c}`, [el('Email', 'Read', '1')]),
+        ],
+      });
       const responses = child(round.collection, 'Responses')?.children ?? [];
-      expect(responses.map((r) => [childText(r, 'ServerId'), childText(r, 'Status')])).toEqual([[`${inbox}:${a}`, '7']]);
+      expect(responses.map((r) => [childText(r, 'ServerId'), childText(r, 'Status')])).toEqual([
+        [`${inbox}:${a}`, '7'],
+      ]);
       expect([...round.changed].sort()).toEqual([`${inbox}:${a}`, `${inbox}:${b}`].sort());
       expect(itemText(device.items(inbox).get(`${inbox}:${a}`), 'Read', 'Email')).toBe('0');
       const flags = new Map((await listMessages(t.services, user, 'INBOX')).map((m) => [m.uid, m.flags]));
@@ -464,26 +535,40 @@ describe('Sync without CONDSTORE gives the same results as with it', () => {
       const read = [change(`${inbox}:${seeded[1]!.uid}`, [el('Email', 'Read', '1')])];
       await device.sync(inbox, { commands: read, lose: true });
       const readAgain = await device.sync(inbox, { commands: read });
-      expect((await listMessages(t.services, user, 'INBOX')).find((x) => x.uid === seeded[1]!.uid)?.flags).toContain('\\Seen');
+      expect((await listMessages(t.services, user, 'INBOX')).find((x) => x.uid === seeded[1]!.uid)?.flags).toContain(
+        '\\Seen',
+      );
       const next = await device.sync(inbox);
       expect([...next.added, ...next.changed, ...next.deleted]).toEqual([]);
       expect(device.items(inbox).size).toBe(5);
       await expectPath(t, device, inbox);
-      return { rounds: [again, ...rest, resent, readAgain, next].map(summary), items: deviceItems(device, inbox), imap: await imapState(t, user) };
+      return {
+        rounds: [again, ...rest, resent, readAgain, next].map(summary),
+        items: deviceItems(device, inbox),
+        imap: await imapState(t, user),
+      };
     });
   });
 
   it('keeps to the FilterType window: an old arrival is not sent, an expunge is', async () => {
     const day = 86_400_000;
-    const aged = (days: number, i: number): SeedMessage => ({ ...numbered(1, 300 + i)[0]!, internalDate: new Date(NOW - days * day) });
-    const [before, later] = [[aged(20, 0), aged(2, 1), aged(1, 2)], [aged(30, 3), aged(0.5, 4)]];
+    const aged = (days: number, i: number): SeedMessage => ({
+      ...numbered(1, 300 + i)[0]!,
+      internalDate: new Date(NOW - days * day),
+    });
+    const [before, later] = [
+      [aged(20, 0), aged(2, 1), aged(1, 2)],
+      [aged(30, 3), aged(0.5, 4)],
+    ];
     const week = [el('AirSync', 'FilterType', '3')];
     await onBoth(async (t) => {
       const user = newUser(t);
       const seeded = await seedMailbox(t.services, user, 'INBOX', before);
       const { device, inbox } = await readyDevice(t, user);
       const first = await device.syncUntilDone(inbox, { options: week });
-      expect([...device.items(inbox).keys()].sort()).toEqual([`${inbox}:${seeded[1]!.uid}`, `${inbox}:${seeded[2]!.uid}`].sort());
+      expect([...device.items(inbox).keys()].sort()).toEqual(
+        [`${inbox}:${seeded[1]!.uid}`, `${inbox}:${seeded[2]!.uid}`].sort(),
+      );
       const added = await seedMailbox(t.services, user, 'INBOX', later);
       await withImap(t.services, user, async (imap) => {
         await imap.mailboxOpen('INBOX');
@@ -501,11 +586,19 @@ describe('Sync without CONDSTORE gives the same results as with it', () => {
 
   it('no session on the Dovecot without CONDSTORE asked for CONDSTORE, QRESYNC or modseqs (rawlog)', () => {
     const dir = noCondstore.rawlogDir!;
-    const logs = readdirSync(dir).flatMap((user) => readdirSync(`${dir}/${user}`).filter((f) => f.endsWith('.in')).map((f) => `${dir}/${user}/${f}`));
+    const logs = readdirSync(dir).flatMap((user) =>
+      readdirSync(`${dir}/${user}`)
+        .filter((f) => f.endsWith('.in'))
+        .map((f) => `${dir}/${user}/${f}`),
+    );
     // The app's sessions and the seeding helpers' of the scenarios above.
     expect(logs.length).toBeGreaterThan(10);
     // Each line: "<timestamp> <tag> <command> …" (message literals included; theirs do not contain these words).
-    const offending = logs.flatMap((f) => readFileSync(f, 'utf8').split('\r\n').filter((line) => /\b(ENABLE|CONDSTORE|QRESYNC|MODSEQ|HIGHESTMODSEQ|CHANGEDSINCE|VANISHED)\b/i.test(line)));
+    const offending = logs.flatMap((f) =>
+      readFileSync(f, 'utf8')
+        .split('\r\n')
+        .filter((line) => /\b(ENABLE|CONDSTORE|QRESYNC|MODSEQ|HIGHESTMODSEQ|CHANGEDSINCE|VANISHED)\b/i.test(line)),
+    );
     expect(offending).toEqual([]);
     const commands = logs.flatMap((f) => readFileSync(f, 'utf8').split('\r\n')).join('\n');
     // The sessions did sync: searches and fetches with flags went through this instance.

@@ -6,7 +6,14 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../../src/backends/types.ts';
 import { child, childText, el, type WbxmlElement } from '../../../src/wbxml/tree.ts';
 import { itemText, readyDevice, subjects, TestDevice, testServer, type TestServer } from '../../device/device.ts';
-import { createUser, listMessages, sampleMessages, seedMailbox, withImap, type SeedMessage } from '../../services/seed.ts';
+import {
+  createUser,
+  listMessages,
+  sampleMessages,
+  seedMailbox,
+  withImap,
+  type SeedMessage,
+} from '../../services/seed.ts';
 
 const services = inject('services');
 let server: TestServer;
@@ -17,14 +24,19 @@ beforeAll(() => {
 
 function numbered(count: number, start = 0): SeedMessage[] {
   return Array.from({ length: count }, (_, i) => ({
-    message: { from: 'Bob <bob@example.test>', to: 'Alice <alice@example.test>', subject: `Message ${start + i}`, text: `Body ${start + i}\n` },
+    message: {
+      from: 'Bob <bob@example.test>',
+      to: 'Alice <alice@example.test>',
+      subject: `Message ${start + i}`,
+      text: `Body ${start + i}\n`,
+    },
     internalDate: new Date(Date.now() - (count - i) * 60_000),
   }));
 }
 
-const htmlPreference = [el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '2'), el('AirSyncBase', 'TruncationSize', '5120')])];
-
-
+const htmlPreference = [
+  el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '2'), el('AirSyncBase', 'TruncationSize', '5120')]),
+];
 
 describe('Sync of an email folder', () => {
   it('starts with SyncKey 0 (no items), then delivers the folder in windows with MoreAvailable', async () => {
@@ -43,7 +55,9 @@ describe('Sync of an email folder', () => {
     expect(device.items(inbox).size).toBe(23);
     expect(subjects(device, inbox)).toEqual(Array.from({ length: 23 }, (_, i) => `Message ${i}`).sort());
     // Newest first: the first window holds the last ten appended.
-    expect(rounds[0]!.added.map((id) => Number(id.split(':')[1]))).toEqual([...rounds[0]!.added.map((id) => Number(id.split(':')[1]))].sort((a, b) => b - a));
+    expect(rounds[0]!.added.map((id) => Number(id.split(':')[1]))).toEqual(
+      [...rounds[0]!.added.map((id) => Number(id.split(':')[1]))].sort((a, b) => b - a),
+    );
 
     const quiet = await device.sync(inbox);
     expect(quiet.added).toEqual([]);
@@ -56,7 +70,9 @@ describe('Sync of an email folder', () => {
     const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox, { options: htmlPreference });
     await device.syncUntilDone(inbox);
-    const report = [...device.items(inbox).values()].find((d) => itemText(d, 'Subject', 'Email') === 'Quarterly report')!;
+    const report = [...device.items(inbox).values()].find(
+      (d) => itemText(d, 'Subject', 'Email') === 'Quarterly report',
+    )!;
     expect(itemText(report, 'From', 'Email')).toContain('bob@example.test');
     expect(itemText(report, 'Read', 'Email')).toBe('1');
     expect(itemText(report, 'Importance', 'Email')).toBe('2');
@@ -77,11 +93,16 @@ describe('Sync of an email folder', () => {
       options: [
         el('AirSync', 'MIMESupport', '2'),
         el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '4')]),
-        el('AirSyncBase', 'BodyPartPreference', [el('AirSyncBase', 'Type', '2'), el('AirSyncBase', 'TruncationSize', '1000')]),
+        el('AirSyncBase', 'BodyPartPreference', [
+          el('AirSyncBase', 'Type', '2'),
+          el('AirSyncBase', 'TruncationSize', '1000'),
+        ]),
       ],
     });
     await device.syncUntilDone(inbox);
-    const digest = [...device.items(inbox).values()].find((d) => itemText(d, 'Subject', 'Email') === 'Your weekly digest')!;
+    const digest = [...device.items(inbox).values()].find(
+      (d) => itemText(d, 'Subject', 'Email') === 'Your weekly digest',
+    )!;
     const body = digest.children.find((c) => c.tag === 'Body')!;
     expect(childText(body, 'Type', 'AirSyncBase')).toBe('4');
     expect(childText(body, 'Data', 'AirSyncBase')).toMatch(/^[\s\S]*Subject: Your weekly digest/m);
@@ -163,8 +184,16 @@ describe('Sync of an email folder', () => {
 
     const round = await device.sync(inbox, {
       commands: [
-        el('AirSync', 'Change', [el('AirSync', 'ServerId', a!), el('AirSync', 'ApplicationData', [el('Email', 'Read', '1')])]),
-        el('AirSync', 'Change', [el('AirSync', 'ServerId', b!), el('AirSync', 'ApplicationData', [el('Email', 'Flag', [el('Email', 'Status', '2'), el('Email', 'FlagType', 'Flag for follow up')])])]),
+        el('AirSync', 'Change', [
+          el('AirSync', 'ServerId', a!),
+          el('AirSync', 'ApplicationData', [el('Email', 'Read', '1')]),
+        ]),
+        el('AirSync', 'Change', [
+          el('AirSync', 'ServerId', b!),
+          el('AirSync', 'ApplicationData', [
+            el('Email', 'Flag', [el('Email', 'Status', '2'), el('Email', 'FlagType', 'Flag for follow up')]),
+          ]),
+        ]),
         el('AirSync', 'Delete', [el('AirSync', 'ServerId', c!)]),
       ],
     });
@@ -187,7 +216,10 @@ describe('Sync of an email folder', () => {
     const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox);
     await device.syncUntilDone(inbox);
-    await device.sync(inbox, { deletesAsMoves: false, commands: [el('AirSync', 'Delete', [el('AirSync', 'ServerId', `${inbox}:${seeded[0]!.uid}`)])] });
+    await device.sync(inbox, {
+      deletesAsMoves: false,
+      commands: [el('AirSync', 'Delete', [el('AirSync', 'ServerId', `${inbox}:${seeded[0]!.uid}`)])],
+    });
     expect((await listMessages(services, user, 'INBOX')).length).toBe(1);
     expect((await listMessages(services, user, 'Trash')).length).toBe(0);
   });
@@ -198,7 +230,14 @@ describe('Sync of an email folder', () => {
     const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox);
     await device.syncUntilDone(inbox);
-    const round = await device.sync(inbox, { commands: [el('AirSync', 'Change', [el('AirSync', 'ServerId', `${inbox}:99999`), el('AirSync', 'ApplicationData', [el('Email', 'Read', '1')])])] });
+    const round = await device.sync(inbox, {
+      commands: [
+        el('AirSync', 'Change', [
+          el('AirSync', 'ServerId', `${inbox}:99999`),
+          el('AirSync', 'ApplicationData', [el('Email', 'Read', '1')]),
+        ]),
+      ],
+    });
     const response = child(child(round.collection, 'Responses'), 'Change');
     expect(childText(response, 'Status')).toBe('8');
   });
@@ -214,7 +253,14 @@ describe('Sync of an email folder', () => {
       await imap.messageFlagsAdd(String(m!.uid), ['\\Flagged'], { uid: true });
     });
     const id = `${inbox}:${m!.uid}`;
-    const round = await device.sync(inbox, { commands: [el('AirSync', 'Change', [el('AirSync', 'ServerId', id), el('AirSync', 'ApplicationData', [el('Email', 'Read', '1')])])] });
+    const round = await device.sync(inbox, {
+      commands: [
+        el('AirSync', 'Change', [
+          el('AirSync', 'ServerId', id),
+          el('AirSync', 'ApplicationData', [el('Email', 'Read', '1')]),
+        ]),
+      ],
+    });
     expect(childText(child(child(round.collection, 'Responses'), 'Change'), 'Status')).toBe('7');
     expect(round.changed).toEqual([id]);
     expect((await listMessages(services, user, 'INBOX'))[0]?.flags).not.toContain('\\Seen');
@@ -244,10 +290,17 @@ describe('lost responses', () => {
     expect((await listMessages(services, user, 'Trash')).length).toBe(1);
 
     // A flag change whose answer is lost.
-    const change = [el('AirSync', 'Change', [el('AirSync', 'ServerId', `${inbox}:${seeded[1]!.uid}`), el('AirSync', 'ApplicationData', [el('Email', 'Read', '1')])])];
+    const change = [
+      el('AirSync', 'Change', [
+        el('AirSync', 'ServerId', `${inbox}:${seeded[1]!.uid}`),
+        el('AirSync', 'ApplicationData', [el('Email', 'Read', '1')]),
+      ]),
+    ];
     await device.sync(inbox, { commands: change, lose: true });
     await device.sync(inbox, { commands: change });
-    expect((await listMessages(services, user, 'INBOX')).find((x) => x.uid === seeded[1]!.uid)?.flags).toContain('\\Seen');
+    expect((await listMessages(services, user, 'INBOX')).find((x) => x.uid === seeded[1]!.uid)?.flags).toContain(
+      '\\Seen',
+    );
     expect(device.items(inbox).size).toBe(5);
     const next = await device.sync(inbox);
     expect([...next.added, ...next.changed, ...next.deleted]).toEqual([]);
@@ -258,7 +311,12 @@ describe('lost responses', () => {
     await seedMailbox(services, user, 'INBOX', numbered(1));
     const { device, inbox } = await readyDevice(server, user);
     await device.syncUntilDone(inbox);
-    const add = [el('AirSync', 'Add', [el('AirSync', 'ClientId', 'c-1'), el('AirSync', 'ApplicationData', [el('Email', 'Subject', 'From the phone')])])];
+    const add = [
+      el('AirSync', 'Add', [
+        el('AirSync', 'ClientId', 'c-1'),
+        el('AirSync', 'ApplicationData', [el('Email', 'Subject', 'From the phone')]),
+      ]),
+    ];
     const lost = await device.sync(inbox, { commands: add, lose: true });
     const again = await device.sync(inbox, { commands: add });
     expect(again.response.bytes).toEqual(lost.response.bytes);
@@ -319,12 +377,26 @@ describe('request forms and limits', () => {
     await device.sync(inbox);
     await device.sync(work);
     const both = el('AirSync', 'Sync', [
-      el('AirSync', 'Collections', [inbox, work].map((id) => el('AirSync', 'Collection', [el('AirSync', 'SyncKey', device.collections.get(id)!.syncKey), el('AirSync', 'CollectionId', id)]))),
+      el(
+        'AirSync',
+        'Collections',
+        [inbox, work].map((id) =>
+          el('AirSync', 'Collection', [
+            el('AirSync', 'SyncKey', device.collections.get(id)!.syncKey),
+            el('AirSync', 'CollectionId', id),
+          ]),
+        ),
+      ),
     ]);
     const full = await device.send('Sync', both);
-    const workKey = childText(child(full.body, 'Collections')?.children.find((c) => childText(c, 'CollectionId') === work), 'SyncKey')!;
+    const workKey = childText(
+      child(full.body, 'Collections')?.children.find((c) => childText(c, 'CollectionId') === work),
+      'SyncKey',
+    )!;
     const partial = el('AirSync', 'Sync', [
-      el('AirSync', 'Collections', [el('AirSync', 'Collection', [el('AirSync', 'SyncKey', workKey), el('AirSync', 'CollectionId', work)])]),
+      el('AirSync', 'Collections', [
+        el('AirSync', 'Collection', [el('AirSync', 'SyncKey', workKey), el('AirSync', 'CollectionId', work)]),
+      ]),
       el('AirSync', 'Partial'),
     ]);
     const res = await device.send('Sync', partial);
@@ -340,7 +412,13 @@ describe('request forms and limits', () => {
       user,
       'INBOX',
       Array.from({ length: 12 }, (_, i) => ({
-        message: { from: 'Bob <bob@example.test>', to: user.email, subject: `Scan ${i}`, text: 'Attached.\n', attachments: [{ filename: `scan${i}.bin`, contentType: 'application/octet-stream', content: big }] },
+        message: {
+          from: 'Bob <bob@example.test>',
+          to: user.email,
+          subject: `Scan ${i}`,
+          text: 'Attached.\n',
+          attachments: [{ filename: `scan${i}.bin`, contentType: 'application/octet-stream', content: big }],
+        },
       })),
     );
     const { device, inbox } = await readyDevice(server, user);
@@ -358,13 +436,21 @@ describe('request forms and limits', () => {
     const user = createUser(services);
     const { device, inbox } = await readyDevice(server, user);
     const withTiming = (timing: WbxmlElement[]): WbxmlElement =>
-      el('AirSync', 'Sync', [el('AirSync', 'Collections', [el('AirSync', 'Collection', [el('AirSync', 'SyncKey', '0'), el('AirSync', 'CollectionId', inbox)])]), ...timing]);
+      el('AirSync', 'Sync', [
+        el('AirSync', 'Collections', [
+          el('AirSync', 'Collection', [el('AirSync', 'SyncKey', '0'), el('AirSync', 'CollectionId', inbox)]),
+        ]),
+        ...timing,
+      ]);
     const high = await device.send('Sync', withTiming([el('AirSync', 'HeartbeatInterval', '4000')]));
     expect(childText(high.body, 'Status')).toBe('14');
     expect(childText(high.body, 'Limit')).toBe('3540');
     const low = await device.send('Sync', withTiming([el('AirSync', 'Wait', '0')]));
     expect(childText(low.body, 'Limit')).toBe('1');
-    const both = await device.send('Sync', withTiming([el('AirSync', 'Wait', '5'), el('AirSync', 'HeartbeatInterval', '300')]));
+    const both = await device.send(
+      'Sync',
+      withTiming([el('AirSync', 'Wait', '5'), el('AirSync', 'HeartbeatInterval', '300')]),
+    );
     expect(childText(both.body, 'Status')).toBe('4');
   });
 
@@ -388,7 +474,9 @@ describe('request forms and limits', () => {
   it('answers Status 4 to commands sent with SyncKey 0', async () => {
     const user = createUser(services);
     const { device, inbox } = await readyDevice(server, user);
-    const round = await device.sync(inbox, { commands: [el('AirSync', 'Delete', [el('AirSync', 'ServerId', `${inbox}:1`)])] });
+    const round = await device.sync(inbox, {
+      commands: [el('AirSync', 'Delete', [el('AirSync', 'ServerId', `${inbox}:1`)])],
+    });
     expect(round.status).toBe(4);
   });
 

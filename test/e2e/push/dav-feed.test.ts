@@ -34,7 +34,12 @@ afterEach(async () => {
 });
 
 function startWatcher(server: TestServer, env: Record<string, string>, logs: LogEntry[], hub?: PushHub): IdleWatcher {
-  const push = loadConfig({ IMAP_HOST: services.imap.host, IMAP_PORT: String(services.imap.port), IMAP_SECURE: 'false', ...env }).push;
+  const push = loadConfig({
+    IMAP_HOST: services.imap.host,
+    IMAP_PORT: String(services.imap.port),
+    IMAP_SECURE: 'false',
+    ...env,
+  }).push;
   return startIdleWatcher({
     state: server.state,
     tenant: 'test',
@@ -48,7 +53,12 @@ function startWatcher(server: TestServer, env: Record<string, string>, logs: Log
   });
 }
 
-async function ping(device: TestDevice, heartbeat: number, folderId: string, folderClass: string): Promise<{ status: number; folders: string[] }> {
+async function ping(
+  device: TestDevice,
+  heartbeat: number,
+  folderId: string,
+  folderClass: string,
+): Promise<{ status: number; folders: string[] }> {
   const res = await device.send(
     'Ping',
     el('Ping', 'Ping', [
@@ -57,7 +67,10 @@ async function ping(device: TestDevice, heartbeat: number, folderId: string, fol
     ]),
   );
   expect(res.status).toBe(200);
-  return { status: Number(childText(res.body, 'Status')), folders: children(child(res.body, 'Folders'), 'Folder').map((f) => f.text ?? '') };
+  return {
+    status: Number(childText(res.body, 'Status')),
+    folders: children(child(res.body, 'Folders'), 'Folder').map((f) => f.text ?? ''),
+  };
 }
 
 function later(ms: number, fn: () => Promise<unknown>): Promise<number> {
@@ -80,7 +93,13 @@ describe('calendar and contact folders in the change feed', () => {
     const logs: LogEntry[] = [];
     watcher = startWatcher(server, env, logs);
     const user = createUser(services);
-    const calendar = await seedCalendar(services, user, 'work', [makeEvent({ summary: 'Planning', start: '2026-03-30T10:00:00' })], { displayName: 'Work' });
+    const calendar = await seedCalendar(
+      services,
+      user,
+      'work',
+      [makeEvent({ summary: 'Planning', start: '2026-03-30T10:00:00' })],
+      { displayName: 'Work' },
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const work = device.folderByName('Work').serverId;
@@ -111,7 +130,13 @@ describe('calendar and contact folders in the change feed', () => {
     // A hub of its own: no password is handed over, the Ping learns from its feed polls alone.
     watcher = startWatcher(server, env, logs, new PushHub());
     const user = createUser(services);
-    const book = await seedAddressBook(services, user, 'friends', [makeVCard({ firstName: 'Ann', lastName: 'Example', emails: [{ address: 'ann@example.org' }] })], { displayName: 'Friends' });
+    const book = await seedAddressBook(
+      services,
+      user,
+      'friends',
+      [makeVCard({ firstName: 'Ann', lastName: 'Example', emails: [{ address: 'ann@example.org' }] })],
+      { displayName: 'Friends' },
+    );
     const device = new TestDevice(server, user);
     await device.folderSync();
     const friends = device.folderByName('Friends').serverId;
@@ -139,7 +164,13 @@ describe('calendar and contact folders in the change feed', () => {
 
   it('the sweep strategy (the Cloudflare cron, run here in Node) compares the sync-token too', async () => {
     const key = toBase64(crypto.getRandomValues(new Uint8Array(32)));
-    const push = loadConfig({ IMAP_HOST: services.imap.host, IMAP_PORT: String(services.imap.port), IMAP_SECURE: 'false', ...MASTER_ENV, CREDENTIAL_KEY: key }).push;
+    const push = loadConfig({
+      IMAP_HOST: services.imap.host,
+      IMAP_PORT: String(services.imap.port),
+      IMAP_SECURE: 'false',
+      ...MASTER_ENV,
+      CREDENTIAL_KEY: key,
+    }).push;
     const state = openSqliteStateStore(':memory:').store;
     const user = createUser(services);
     const calendar = await seedCalendar(services, user, 'swept', [], { displayName: 'Swept' });
@@ -147,9 +178,22 @@ describe('calendar and contact folders in the change feed', () => {
     const until = Date.now() + 60_000;
     const folder = `caldav:${calendar.collectionUrl}`;
     await state.putLease({ ...scope, until, credential: await sealCredential(fromBase64(key)!, scope, user.password) });
-    await state.putFeedEntry(scope, { folder: deviceKey('D1'), marker: encodeWaitMarker({ g: '1', until, folders: [folder] }), changedAt: Date.now(), expiresAt: until });
-    const options = { state, tenant: scope.tenant, imap: services.imap, push, dav: { caldavUrl: services.caldavUrl }, memo: new SweepMemo() };
-    const marker = async (): Promise<string | undefined> => (await state.readFeed(scope)).find((e) => e.folder === folder)?.marker;
+    await state.putFeedEntry(scope, {
+      folder: deviceKey('D1'),
+      marker: encodeWaitMarker({ g: '1', until, folders: [folder] }),
+      changedAt: Date.now(),
+      expiresAt: until,
+    });
+    const options = {
+      state,
+      tenant: scope.tenant,
+      imap: services.imap,
+      push,
+      dav: { caldavUrl: services.caldavUrl },
+      memo: new SweepMemo(),
+    };
+    const marker = async (): Promise<string | undefined> =>
+      (await state.readFeed(scope)).find((e) => e.folder === folder)?.marker;
 
     expect(await sweep(options)).toMatchObject({ errors: 0 });
     const before = await marker();

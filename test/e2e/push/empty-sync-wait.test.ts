@@ -25,12 +25,28 @@ let watcher: IdleWatcher;
 
 beforeAll(() => {
   server = testServer(services, ENV);
-  const push = loadConfig({ IMAP_HOST: services.imap.host, IMAP_PORT: String(services.imap.port), IMAP_SECURE: 'false', ...ENV }).push;
-  watcher = startIdleWatcher({ state: server.state, tenant: 'test', imap: services.imap, push, checkIntervalMs: 1_000, leaseScanMs: 200 });
+  const push = loadConfig({
+    IMAP_HOST: services.imap.host,
+    IMAP_PORT: String(services.imap.port),
+    IMAP_SECURE: 'false',
+    ...ENV,
+  }).push;
+  watcher = startIdleWatcher({
+    state: server.state,
+    tenant: 'test',
+    imap: services.imap,
+    push,
+    checkIntervalMs: 1_000,
+    leaseScanMs: 200,
+  });
 });
 afterAll(() => watcher.stop());
 
-async function deviceAfterHangingSync(): Promise<{ device: TestDevice; inbox: string; user: ReturnType<typeof createUser> }> {
+async function deviceAfterHangingSync(): Promise<{
+  device: TestDevice;
+  inbox: string;
+  user: ReturnType<typeof createUser>;
+}> {
   const user = createUser(services);
   const device = new TestDevice(server, user);
   await device.folderSync();
@@ -41,7 +57,9 @@ async function deviceAfterHangingSync(): Promise<{ device: TestDevice; inbox: st
   const full = await device.send(
     'Sync',
     el('AirSync', 'Sync', [
-      el('AirSync', 'Collections', [el('AirSync', 'Collection', [el('AirSync', 'SyncKey', known.syncKey), el('AirSync', 'CollectionId', inbox)])]),
+      el('AirSync', 'Collections', [
+        el('AirSync', 'Collection', [el('AirSync', 'SyncKey', known.syncKey), el('AirSync', 'CollectionId', inbox)]),
+      ]),
       el('AirSync', 'HeartbeatInterval', '60'),
     ]),
   );
@@ -63,7 +81,13 @@ describe('empty Sync after a hanging Sync', () => {
   it('answers with the new message when one arrives while it hangs', async () => {
     const { device, user } = await deviceAfterHangingSync();
     const appended = new Promise<void>((resolve, reject) =>
-      setTimeout(() => withImap(services, user, (imap) => imap.append('INBOX', 'From: a@example.org\r\nSubject: while hanging\r\n\r\nHi.\r\n')).then(() => resolve(), reject), 700),
+      setTimeout(
+        () =>
+          withImap(services, user, (imap) =>
+            imap.append('INBOX', 'From: a@example.org\r\nSubject: while hanging\r\n\r\nHi.\r\n'),
+          ).then(() => resolve(), reject),
+        700,
+      ),
     );
     const res = await device.send('Sync');
     await appended;

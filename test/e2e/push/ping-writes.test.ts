@@ -33,12 +33,22 @@ function counted(store: StateStore): { store: StateStore; writes: Record<string,
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
         const name = String(prop);
-        if (name === 'putLease' || (name === 'putFeedEntry' && String((args[1] as { folder: string }).folder).startsWith('device:'))) writes[name] = (writes[name] ?? 0) + 1;
+        if (
+          name === 'putLease' ||
+          (name === 'putFeedEntry' && String((args[1] as { folder: string }).folder).startsWith('device:'))
+        )
+          writes[name] = (writes[name] ?? 0) + 1;
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
     },
   });
-  return { store: proxy, writes, reset: () => Object.keys(writes).forEach((k) => delete writes[k]) };
+  return {
+    store: proxy,
+    writes,
+    reset: () => {
+      for (const k of Object.keys(writes)) delete writes[k];
+    },
+  };
 }
 
 const base = openSqliteStateStore(':memory:').store;
@@ -48,20 +58,44 @@ let watcher: IdleWatcher;
 
 beforeAll(() => {
   server = testServer(services, ENV, { state: app.store });
-  const push = loadConfig({ IMAP_HOST: services.imap.host, IMAP_PORT: String(services.imap.port), IMAP_SECURE: 'false', ...ENV }).push;
-  watcher = startIdleWatcher({ state: base, tenant: 'test', imap: services.imap, push, hub: new PushHub(), checkIntervalMs: 1_000, leaseScanMs: 200 });
+  const push = loadConfig({
+    IMAP_HOST: services.imap.host,
+    IMAP_PORT: String(services.imap.port),
+    IMAP_SECURE: 'false',
+    ...ENV,
+  }).push;
+  watcher = startIdleWatcher({
+    state: base,
+    tenant: 'test',
+    imap: services.imap,
+    push,
+    hub: new PushHub(),
+    checkIntervalMs: 1_000,
+    leaseScanMs: 200,
+  });
 });
 afterAll(() => watcher.stop());
 
-async function ping(device: TestDevice, heartbeat: number, folders: string[]): Promise<{ status: number; folders: string[] }> {
+async function ping(
+  device: TestDevice,
+  heartbeat: number,
+  folders: string[],
+): Promise<{ status: number; folders: string[] }> {
   const res = await device.send(
     'Ping',
     el('Ping', 'Ping', [
       el('Ping', 'HeartbeatInterval', String(heartbeat)),
-      el('Ping', 'Folders', folders.map((id) => el('Ping', 'Folder', [el('Ping', 'Id', id), el('Ping', 'Class', 'Email')]))),
+      el(
+        'Ping',
+        'Folders',
+        folders.map((id) => el('Ping', 'Folder', [el('Ping', 'Id', id), el('Ping', 'Class', 'Email')])),
+      ),
     ]),
   );
-  return { status: Number(childText(res.body, 'Status')), folders: children(child(res.body, 'Folders'), 'Folder').map((f) => f.text ?? '') };
+  return {
+    status: Number(childText(res.body, 'Status')),
+    folders: children(child(res.body, 'Folders'), 'Folder').map((f) => f.text ?? ''),
+  };
 }
 
 describe('writes of an idle device', () => {
@@ -93,20 +127,34 @@ describe('writes of an idle device', () => {
     await device.sync(inbox);
     await device.sync(inbox);
     expect(app.writes).toEqual({ putFeedEntry: 1 });
-    const ended = parseWaitMarker((await base.readFeed(device.scope)).find((e) => e.folder === deviceKey(device.deviceId))!.marker)!;
+    const ended = parseWaitMarker(
+      (await base.readFeed(device.scope)).find((e) => e.folder === deviceKey(device.deviceId))!.marker,
+    )!;
     expect(ended.folders).toEqual(['imap:INBOX']);
 
     // The next Ping writes nothing, and the watcher (another process: it learns the folders from the feed) still
     // watches INBOX: a new message answers it.
     app.reset();
-    setTimeout(() => void withImap(services, user, (imap) => imap.append('INBOX', 'From: a@example.org\r\nSubject: still watched\r\n\r\nHi.\r\n')), 1_000);
+    setTimeout(
+      () =>
+        void withImap(services, user, (imap) =>
+          imap.append('INBOX', 'From: a@example.org\r\nSubject: still watched\r\n\r\nHi.\r\n'),
+        ),
+      1_000,
+    );
     expect(await ping(device, 8, [inbox])).toEqual({ status: 2, folders: [inbox] });
     expect(app.writes).toEqual({});
     await device.syncUntilDone(inbox);
 
     // Other folders: marker and lease again (the lease grows, so a watcher elsewhere reads the new folders).
     app.reset();
-    setTimeout(() => void withImap(services, user, (imap) => imap.append('Projects', 'From: a@example.org\r\nSubject: filed\r\n\r\nHi.\r\n')), 1_000);
+    setTimeout(
+      () =>
+        void withImap(services, user, (imap) =>
+          imap.append('Projects', 'From: a@example.org\r\nSubject: filed\r\n\r\nHi.\r\n'),
+        ),
+      1_000,
+    );
     expect(await ping(device, 8, [inbox, projects])).toEqual({ status: 2, folders: [projects] });
     expect(app.writes).toEqual({ putFeedEntry: 1, putLease: 1 });
     expect((await base.getLease(device.scope))!.until).toBeGreaterThan(lease!.until);

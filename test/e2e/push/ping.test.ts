@@ -27,7 +27,12 @@ const PUSH_ENV = { PING_MIN_HEARTBEAT: '1', PING_MAX_HEARTBEAT: '10', PING_POLL_
 const MASTER_ENV = { IMAP_MASTER_USER: services.master.user, IMAP_MASTER_PASSWORD: services.master.password };
 
 function pushConfig(env: Record<string, string>) {
-  return loadConfig({ IMAP_HOST: services.imap.host, IMAP_PORT: String(services.imap.port), IMAP_SECURE: 'false', ...env }).push;
+  return loadConfig({
+    IMAP_HOST: services.imap.host,
+    IMAP_PORT: String(services.imap.port),
+    IMAP_SECURE: 'false',
+    ...env,
+  }).push;
 }
 
 function watch(server: TestServer, env: Record<string, string>, logs: LogEntry[] = [], hub?: PushHub): IdleWatcher {
@@ -54,14 +59,30 @@ function pingBody(heartbeat: number | undefined, folders: { id: string; class?: 
   return el('Ping', 'Ping', [
     heartbeat !== undefined ? el('Ping', 'HeartbeatInterval', String(heartbeat)) : undefined,
     folders.length
-      ? el('Ping', 'Folders', folders.map((f) => el('Ping', 'Folder', [el('Ping', 'Id', f.id), el('Ping', 'Class', f.class ?? 'Email')])))
+      ? el(
+          'Ping',
+          'Folders',
+          folders.map((f) => el('Ping', 'Folder', [el('Ping', 'Id', f.id), el('Ping', 'Class', f.class ?? 'Email')])),
+        )
       : undefined,
   ]);
 }
 
-async function ping(device: TestDevice, heartbeat: number | undefined, folders: string[], raw?: Uint8Array): Promise<PingResult> {
+async function ping(
+  device: TestDevice,
+  heartbeat: number | undefined,
+  folders: string[],
+  raw?: Uint8Array,
+): Promise<PingResult> {
   const started = performance.now();
-  const res = await device.send('Ping', raw ?? pingBody(heartbeat, folders.map((id) => ({ id }))));
+  const res = await device.send(
+    'Ping',
+    raw ??
+      pingBody(
+        heartbeat,
+        folders.map((id) => ({ id })),
+      ),
+  );
   const ms = performance.now() - started;
   expect(res.status).toBe(200);
   return {
@@ -73,7 +94,11 @@ async function ping(device: TestDevice, heartbeat: number | undefined, folders: 
 }
 
 /** A device that has done FolderSync and synced the given folders to the end. */
-async function syncedDevice(server: TestServer, user: TestUser, folders: string[] = []): Promise<{ device: TestDevice; inbox: string }> {
+async function syncedDevice(
+  server: TestServer,
+  user: TestUser,
+  folders: string[] = [],
+): Promise<{ device: TestDevice; inbox: string }> {
   const device = new TestDevice(server, user);
   await device.folderSync();
   const inbox = device.folderByType(FolderType.Inbox).serverId;
@@ -81,7 +106,8 @@ async function syncedDevice(server: TestServer, user: TestUser, folders: string[
   return { device, inbox };
 }
 
-const message = (subject: string): string => `From: someone@example.org\r\nTo: x@example.test\r\nSubject: ${subject}\r\n\r\nHello.\r\n`;
+const message = (subject: string): string =>
+  `From: someone@example.org\r\nTo: x@example.test\r\nSubject: ${subject}\r\n\r\nHello.\r\n`;
 
 function later(ms: number, fn: () => Promise<unknown>): Promise<number> {
   return new Promise((resolve, reject) => setTimeout(() => fn().then(() => resolve(performance.now()), reject), ms));
@@ -194,7 +220,11 @@ describe('Ping with the IDLE watcher (master user login)', () => {
     const low = await ping(device, 0, [inbox]);
     expect(low.status).toBe(5);
     expect(childText(low.body, 'HeartbeatInterval')).toBe('1');
-    const many = await ping(device, 5, Array.from({ length: 301 }, (_, i) => String(i + 1)));
+    const many = await ping(
+      device,
+      5,
+      Array.from({ length: 301 }, (_, i) => String(i + 1)),
+    );
     expect(many.status).toBe(6);
     expect(childText(many.body, 'MaxFolders')).toBe('300');
   });
@@ -268,7 +298,9 @@ describe('hanging Sync', () => {
     return device.send(
       'Sync',
       el('AirSync', 'Sync', [
-        el('AirSync', 'Collections', [el('AirSync', 'Collection', [el('AirSync', 'SyncKey', known.syncKey), el('AirSync', 'CollectionId', inbox)])]),
+        el('AirSync', 'Collections', [
+          el('AirSync', 'Collection', [el('AirSync', 'SyncKey', known.syncKey), el('AirSync', 'CollectionId', inbox)]),
+        ]),
         wait,
       ]),
     );
@@ -288,7 +320,9 @@ describe('hanging Sync', () => {
   it('answers with the new message when one arrives while it waits (Wait, in minutes)', async () => {
     const user = createUser(services);
     const { device, inbox } = await syncedDevice(server, user);
-    const appended = later(500, () => withImap(services, user, (imap) => imap.append('INBOX', message('during the wait'))));
+    const appended = later(500, () =>
+      withImap(services, user, (imap) => imap.append('INBOX', message('during the wait'))),
+    );
     const res = await hangingSync(device, inbox, el('AirSync', 'Wait', '1'));
     await appended;
     const collection = child(child(res.body, 'Collections'), 'Collection');
@@ -348,7 +382,11 @@ describe('watcher logins without a master user', () => {
   });
 
   it('logs in as `%u*master` when IMAP_MASTER_USER is a login template', async () => {
-    const env = { ...PUSH_ENV, IMAP_MASTER_USER: `%u${services.master.separator}${services.master.user}`, IMAP_MASTER_PASSWORD: services.master.password };
+    const env = {
+      ...PUSH_ENV,
+      IMAP_MASTER_USER: `%u${services.master.separator}${services.master.user}`,
+      IMAP_MASTER_PASSWORD: services.master.password,
+    };
     const server = testServer(services, env);
     const logs: LogEntry[] = [];
     const watcher = watch(server, env, logs, new PushHub());
@@ -374,13 +412,21 @@ describe('the wait across processes (the feed alone)', () => {
   });
 
   it('ends an older wait when a newer one of the device starts in another process', async () => {
-    const target = { serverId: '1', source: { backend: 'imap' as const, ref: 'INBOX' }, state: undefined, baseline: undefined };
+    const target = {
+      serverId: '1',
+      source: { backend: 'imap' as const, ref: 'INBOX' },
+      state: undefined,
+      baseline: undefined,
+    };
     const request = { targets: [target], hierarchy: undefined, endOnHierarchyChange: true, seconds: 10 };
     // Two processes: two hubs that never meet.
     const older = waitForChanges({ state, device, push, password: 'x', hub: new PushHub() }, request);
     await new Promise((r) => setTimeout(r, 300));
     const started = performance.now();
-    const newer = waitForChanges({ state, device, push, password: 'x', hub: new PushHub() }, { ...request, seconds: 1 });
+    const newer = waitForChanges(
+      { state, device, push, password: 'x', hub: new PushHub() },
+      { ...request, seconds: 1 },
+    );
     expect(await older).toEqual({ kind: 'superseded' });
     // Within one poll (0.2 s here).
     expect(performance.now() - started).toBeLessThan(700);
@@ -391,10 +437,22 @@ describe('the wait across processes (the feed alone)', () => {
 
   it('lets go of the lease (and its sealed credential) when the last waiting device is removed', async () => {
     const user = { tenant: 'test', user: 'release@example.test' };
-    const target = { serverId: '1', source: { backend: 'imap' as const, ref: 'INBOX' }, state: undefined, baseline: undefined };
+    const target = {
+      serverId: '1',
+      source: { backend: 'imap' as const, ref: 'INBOX' },
+      state: undefined,
+      baseline: undefined,
+    };
     const request = { targets: [target], hierarchy: undefined, endOnHierarchyChange: true, seconds: 1 };
     const vault = { ...push, master: undefined, credentialKey: crypto.getRandomValues(new Uint8Array(32)) };
-    await Promise.all(['P1', 'P2'].map((deviceId) => waitForChanges({ state, device: { ...user, deviceId }, push: vault, password: 'pw', hub: new PushHub() }, request)));
+    await Promise.all(
+      ['P1', 'P2'].map((deviceId) =>
+        waitForChanges(
+          { state, device: { ...user, deviceId }, push: vault, password: 'pw', hub: new PushHub() },
+          request,
+        ),
+      ),
+    );
     expect((await state.getLease(user))?.credential).toBeInstanceOf(Uint8Array);
     await releaseDevice(state, { ...user, deviceId: 'P1' });
     // P2 is still within its grace: the watcher keeps the account.
@@ -407,22 +465,48 @@ describe('the wait across processes (the feed alone)', () => {
     const target = {
       serverId: '5',
       source: { backend: 'imap' as const, ref: 'Work' },
-      state: { class: 'Email', watermark: { kind: 'imap' as const, uidValidity: 7, highestModSeq: '10', uids: '' }, options: {}, pending: [], clientIds: {} },
+      state: {
+        class: 'Email',
+        watermark: { kind: 'imap' as const, uidValidity: 7, highestModSeq: '10', uids: '' },
+        options: {},
+        pending: [],
+        clientIds: {},
+      },
       baseline: undefined,
     };
     const user = { tenant: 'test', user: 'feed@example.test' };
     const scope = { ...user, deviceId: 'D2' };
     const now = Date.now();
     // Old news (a minute old): the direct check has already compared the folder itself.
-    await state.putFeedEntry(user, { folder: 'imap:Work', marker: 'imap1 7 12 5 4', changedAt: now - 60_000, expiresAt: now + FEED_TTL_MS });
-    await state.putFeedEntry(user, { folder: HIERARCHY_KEY, marker: 'h1 0 0', changedAt: now - 60_000, expiresAt: now + FEED_TTL_MS });
+    await state.putFeedEntry(user, {
+      folder: 'imap:Work',
+      marker: 'imap1 7 12 5 4',
+      changedAt: now - 60_000,
+      expiresAt: now + FEED_TTL_MS,
+    });
+    await state.putFeedEntry(user, {
+      folder: HIERARCHY_KEY,
+      marker: 'h1 0 0',
+      changedAt: now - 60_000,
+      expiresAt: now + FEED_TTL_MS,
+    });
     const request = { targets: [target], hierarchy: { folders: [] }, endOnHierarchyChange: true, seconds: 10 };
     const waiting = waitForChanges({ state, device: scope, push, password: 'x', hub: new PushHub() }, request);
     await new Promise((r) => setTimeout(r, 500));
     // Same modseq as the device has: nothing; a higher one: a change.
-    await state.putFeedEntry(user, { folder: 'imap:Work', marker: 'imap1 7 10 5 4', changedAt: Date.now(), expiresAt: Date.now() + FEED_TTL_MS });
+    await state.putFeedEntry(user, {
+      folder: 'imap:Work',
+      marker: 'imap1 7 10 5 4',
+      changedAt: Date.now(),
+      expiresAt: Date.now() + FEED_TTL_MS,
+    });
     await new Promise((r) => setTimeout(r, 500));
-    await state.putFeedEntry(user, { folder: 'imap:Work', marker: 'imap1 7 11 6 5', changedAt: Date.now(), expiresAt: Date.now() + FEED_TTL_MS });
+    await state.putFeedEntry(user, {
+      folder: 'imap:Work',
+      marker: 'imap1 7 11 6 5',
+      changedAt: Date.now(),
+      expiresAt: Date.now() + FEED_TTL_MS,
+    });
     expect(await waiting).toEqual({ kind: 'changed', serverIds: ['5'] });
   });
 });

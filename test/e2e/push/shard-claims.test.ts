@@ -15,7 +15,11 @@ import { createUser } from '../../services/seed.ts';
 
 const services = inject('services');
 const { dynamodb } = services;
-const client = new DynamoDBClient({ endpoint: dynamodb.endpoint, region: dynamodb.region, credentials: dynamodb.credentials });
+const client = new DynamoDBClient({
+  endpoint: dynamodb.endpoint,
+  region: dynamodb.region,
+  credentials: dynamodb.credentials,
+});
 const table = `claims-${Date.now()}`;
 await createStateTable(client, table);
 const state = new DynamoDbStateStore({ client, table });
@@ -35,7 +39,16 @@ afterAll(async () => {
 
 /** One "instance": its own hub, as another process would have. */
 function instance(tenant: string, claims: ShardClaims): IdleWatcher {
-  const watcher = startIdleWatcher({ state, tenant, imap: services.imap, push, hub: new PushHub(), leaseScanMs: 200, checkIntervalMs: 60_000, claims });
+  const watcher = startIdleWatcher({
+    state,
+    tenant,
+    imap: services.imap,
+    push,
+    hub: new PushHub(),
+    leaseScanMs: 200,
+    checkIntervalMs: 60_000,
+    claims,
+  });
   running.push(watcher);
   return watcher;
 }
@@ -83,7 +96,10 @@ describe('shard claims of several watcher instances', () => {
     const [user] = await leaseAccounts(tenant, 1);
     const shard = leaseShard(user!);
     // A claim of an instance that no longer renews it.
-    await state.putMarker({ tenant, user: '#watcher', deviceId: '#shards' }, `shard:${shard}`, { value: 'crashed', expiresAt: Date.now() + 2_000 });
+    await state.putMarker({ tenant, user: '#watcher', deviceId: '#shards' }, `shard:${shard}`, {
+      value: 'crashed',
+      expiresAt: Date.now() + 2_000,
+    });
     const c = instance(tenant, { instance: 'node-c', ttlMs: 4_000 });
     await vi.waitFor(() => expect(c.shards).toHaveLength(LEASE_SHARDS - 1), { timeout: 10_000, interval: 100 });
     expect(c.shards).not.toContain(shard);

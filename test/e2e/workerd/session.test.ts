@@ -13,7 +13,15 @@ import { TestDevice, type TestServer } from '../../device/device.ts';
 import { createUser } from '../../services/seed.ts';
 import type { StateStore } from '../../../src/state/types.ts';
 import { fetchVia, startWranglerDev, type WranglerDev } from '../../services/wrangler-dev.ts';
-import { fetchAttachmentMultipart, moveToArchive, pingBody, pingSeesNewMessage, seedInbox, sendMailArrives, subjectsOf } from '../session-steps.ts';
+import {
+  fetchAttachmentMultipart,
+  moveToArchive,
+  pingBody,
+  pingSeesNewMessage,
+  seedInbox,
+  sendMailArrives,
+  subjectsOf,
+} from '../session-steps.ts';
 
 const services = inject('services');
 
@@ -29,7 +37,9 @@ describe('a device session against the Worker in workerd (wrangler dev, Durable 
       IMAP_HOST: services.imap.host,
       IMAP_PORT: String(services.imap.port),
       IMAP_SECURE: 'false',
-      ...(services.smtp ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' } : {}),
+      ...(services.smtp
+        ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' }
+        : {}),
       TENANT: 'test',
       PING_MIN_HEARTBEAT: '1',
       PING_POLL_SECONDS: '1',
@@ -73,7 +83,14 @@ describe('a device session against the Worker in workerd (wrangler dev, Durable 
   it('Ping: the cron sweep notices a new message, and the Ping answers Status 2', async () => {
     // The sweep keeps going for ~50 s (passes every 10 s); the Ping must not wait for it to end, and stopping
     // wrangler cuts it off.
-    const ms = await pingSeesNewMessage(services, user, device, inbox, 60, () => sweeps.push(worker.scheduled().then((r) => r.text(), () => undefined)));
+    const ms = await pingSeesNewMessage(services, user, device, inbox, 60, () =>
+      sweeps.push(
+        worker.scheduled().then(
+          (r) => r.text(),
+          () => undefined,
+        ),
+      ),
+    );
     expect(ms).toBeLessThan(20_000);
   }, 40_000);
 
