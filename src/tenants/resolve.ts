@@ -2,7 +2,7 @@
  * Which tenant a request belongs to (DESIGN §6). Devices of a tenant point at its own hostname
  * (`acme.sync.example.com`), so the Host header decides first; on a hostname shared by several tenants the user's mail
  * domain decides (`alice@acme.example` → the tenant owning `acme.example`); then the tenant marked `default`.
- * A process with one tenant serves every host and every login with it, as before multi-tenancy.
+ * A process with one tenant serves every host and every login with it.
  *
  * Nothing here authenticates: the resolved tenant's own backend checks the credentials, so naming another tenant's
  * domain on a tenant's hostname only means a login to the wrong mail server, which fails.

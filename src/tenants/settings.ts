@@ -1,5 +1,5 @@
 /**
- * Per-tenant settings. One tenant: the environment, read by loadConfig exactly as before (TENANT names it). Many:
+ * Per-tenant settings. One tenant: the environment, read by loadConfig (TENANT names it). Many:
  * `TENANTS_FILE` (a JSON file, Node and Lambda) or `TENANTS` (the same JSON in a variable, for Workers, whose code
  * cannot read files). Each tenant gives any setting of the README's table by its variable name; what it leaves out
  * comes from the file's `defaults`, then from the environment. The process's own settings (port, state store) are
