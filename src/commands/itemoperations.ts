@@ -1,6 +1,7 @@
 /**
  * ItemOperations (MS-ASCMD §2.2.1.10): Fetch of a whole item, an attachment (FileReference) or a Search
  * result (LongId); EmptyFolderContents. Each operation gets its own Status in the Response, in request order.
+ * A whole item is a message, or a calendar, contact or task item (its ApplicationData as Sync sends it).
  *
  * Delivery: inline, binary content travels as base64 text in `<Data>` (MS-ASCMD §2.2.3.39.2, as Exchange and Z-Push
  * send it). With `MS-ASAcceptMultiPart: T` (or the base64 query's option bit) the answer is
@@ -14,7 +15,7 @@ import { openBackends } from '../backends/open.ts';
 import type { UserBackends } from '../backends/types.ts';
 import { FolderType, type MailBackend } from '../backends/types.ts';
 import { attachmentContent, emailApplicationData } from '../items/email.ts';
-import type { HierarchyState } from '../state/types.ts';
+import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { bytesOf, child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import {
@@ -29,6 +30,12 @@ import {
 import { registerCommand } from './registry.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { currentDraftId } from '../sync/drafts.ts';
+import { converterFor } from '../sync/dav-converters.ts';
+import { davBackendOf, findDavItem } from '../folders/dav-items.ts';
+import { findFolder, itemClassOf } from '../folders/hierarchy.ts';
+import { bodyPreferencesOf } from '../protocol/options.ts';
+import { userAddresses } from '../sending/meeting-mail.ts';
+import { flagToDevice, isFlagged } from '../items/email-flag.ts';
 
 export const ItemOperationsStatus = {
   Success: 1,
@@ -48,7 +55,8 @@ export const MULTIPART_CONTENT_TYPE = 'application/vnd.ms-sync.multipart';
 interface Run {
   context: CommandContext;
   hierarchy: HierarchyState | undefined;
-  /** The mail backend, opened on first use: a request of only unsupported operations needs no IMAP login. */
+  /** The backends, opened on first use: a request of only unsupported operations needs no IMAP login. */
+  backends(): Promise<UserBackends>;
   mail(): Promise<MailBackend>;
   /** Binary parts 1…n of a multipart answer; undefined when the answer is inline. */
   parts: Uint8Array[] | undefined;
@@ -66,10 +74,11 @@ export async function itemOperations(context: CommandContext): Promise<CommandRe
   const run: Run = {
     context,
     hierarchy: (await context.state.getHierarchy(context.device))?.state,
-    mail: async () => {
+    backends: async () => {
       backends ??= await openBackends(context);
-      return backends.mail;
+      return backends;
     },
+    mail: async () => (await run.backends()).mail,
     parts: multipart ? [] : undefined,
   };
   const responses: WbxmlElement[] = [];
@@ -169,6 +178,24 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
     ]);
   }
 
+  // A calendar, contact or task: its ApplicationData as Sync sends it (sync/dav-converters.ts).
+  const davFolder =
+    serverId === undefined ? undefined : findFolder(run.hierarchy, collectionId ?? serverId.split(':')[0]!);
+  if (serverId !== undefined && davFolder && davFolder.source.backend !== 'imap') {
+    if (collectionId !== undefined && !serverId.startsWith(`${collectionId}:`))
+      return answer(ItemOperationsStatus.ObjectNotFound);
+    const found = await fetchDavItem(run, davFolder, serverId, options);
+    if (!found) return answer(ItemOperationsStatus.ObjectNotFound);
+    return answer(ItemOperationsStatus.Success, [
+      el('AirSync', 'Class', itemClassOf(davFolder.type)),
+      el(
+        'ItemOperations',
+        'Properties',
+        withSchema(found, child(options, 'Schema')).map((p) => withPart(p, run)),
+      ),
+    ]);
+  }
+
   // A ServerId comes with its CollectionId, which must be the one the id was handed out in.
   const named = parseItemId(serverId ?? longId);
   if (!named || (serverId !== undefined && collectionId !== undefined && collectionId !== named.collectionId))
@@ -177,15 +204,46 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
   const found = await findMessage(await run.mail(), run.hierarchy, id);
   if (!found) return answer(ItemOperationsStatus.ObjectNotFound);
   const output = emailOutput(run.context.request.version, id.collectionId, id.uid, emailFetchOptions(options));
+  // The flag as this device set it, when its collection state keeps the details (items/email-flag.ts).
+  const kept = (await run.context.state.getCollection(run.context.device, id.collectionId))?.state.flags?.[id.uid];
+  if (kept) output.flag = flagToDevice(isFlagged(found.message.flags), kept).element;
   const properties = withSchema(await emailApplicationData(found.message, output), child(options, 'Schema'));
   return answer(ItemOperationsStatus.Success, [
     el('AirSync', 'Class', 'Email'),
     el(
       'ItemOperations',
       'Properties',
-      properties.map((p) => (p.ns === 'AirSyncBase' && p.tag === 'Body' && run.parts ? bodyWithPart(p, run) : p)),
+      properties.map((p) => withPart(p, run)),
     ),
   ]);
+}
+
+/** In a multipart answer, a Body's Data moves into a binary part. */
+function withPart(p: WbxmlElement, run: Run): WbxmlElement {
+  return p.ns === 'AirSyncBase' && p.tag === 'Body' && run.parts ? bodyWithPart(p, run) : p;
+}
+
+/**
+ * The ApplicationData children of a calendar, task or contact item, by the same converter Sync uses, with the Fetch's
+ * BodyPreference; undefined when the folder has no such item (or it is not of the folder's class).
+ */
+async function fetchDavItem(
+  run: Run,
+  folder: FolderRecord,
+  serverId: string,
+  options: WbxmlElement | undefined,
+): Promise<WbxmlElement[] | undefined> {
+  const converter = converterFor(folder.type);
+  const dav = davBackendOf(await run.backends(), folder);
+  if (!converter || !dav) return undefined;
+  const state = (await run.context.state.getCollection(run.context.device, folder.serverId))?.state;
+  const item = await findDavItem(dav, folder, state, serverId);
+  if (!item) return undefined;
+  return converter.toDevice(item.data, {
+    version: run.context.request.version,
+    bodyPreferences: options ? bodyPreferencesOf(options) : [],
+    userEmails: userAddresses(run.context),
+  });
 }
 
 /**

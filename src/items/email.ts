@@ -35,6 +35,8 @@ export interface EmailOutputOptions {
   mimeSupport: 0 | 1 | 2;
   /** Attachment FileReference for MIME part index `partId` (the caller encodes folder + uid + part). */
   fileReference(partId: string): string;
+  /** The `<Flag>` to send when the collection keeps the device's flag details (email-flag.ts); else from \Flagged. */
+  flag?: WbxmlElement;
 }
 
 /** Postal-mime options used for every parse, so that attachment numbering is the same everywhere. */
@@ -109,7 +111,7 @@ export async function emailApplicationData(
     el('Email', 'MessageClass', kind.messageClass),
     kind.isMeeting && meetingRequestOf(email, options.version),
     el('Email', 'InternetCPID', '65001'), // the bodies we send are UTF-8, whatever the message's charset
-    flagElement(message.flags),
+    options.flag ?? flagElement(message.flags),
     el('Email', 'ContentClass', kind.isMeeting ? 'urn:content-classes:calendarmessage' : 'urn:content-classes:message'),
     v >= 121 && el('AirSyncBase', 'NativeBodyType', html !== undefined ? 2 : 1),
   ];
@@ -134,11 +136,11 @@ export async function emailApplicationData(
  * Only the flag-derived properties, for a Sync <Change> after a flags-only change: Read, Flag, Categories (14.0+),
  * LastVerbExecuted (14.0+ email2).
  */
-export function emailFlagChange(flags: ReadonlySet<string>, version: string): WbxmlElement[] {
+export function emailFlagChange(flags: ReadonlySet<string>, version: string, flag?: WbxmlElement): WbxmlElement[] {
   const v = versionNumber(version);
   const out: (WbxmlElement | undefined)[] = [
     el('Email', 'Read', hasFlag(flags, '\\Seen') ? '1' : '0'),
-    flagElement(flags),
+    flag ?? flagElement(flags),
   ];
   if (v >= 140) out.push(lastVerbElement(flags), categoriesElement(flags));
   return out.filter((e): e is WbxmlElement => e !== undefined);

@@ -256,6 +256,13 @@ export interface DraftRecord {
   nextPart: number;
 }
 
+/** A mail flag as a device set it (MS-ASEMAIL §2.2.2.34): its Status (1 complete, 2 active) and its fields in order. */
+export interface FlagDetails {
+  status: '1' | '2';
+  /** [namespace, tag, text] of each child of the device's Flag. */
+  fields: ['Email' | 'Tasks', string, string][];
+}
+
 /** A change found on the backend but not yet sent, because the window was full (MoreAvailable). */
 export interface PendingChange {
   kind: 'add' | 'change' | 'delete' | 'softdelete';
@@ -280,6 +287,8 @@ export interface CollectionState {
    * The properties the client declared it supports (Supported, with SyncKey 0): absent ones in a Change are deletions.
    */
   supported?: string[];
+  /** A mail flag's details IMAP cannot hold, by UID, as this device set them (src/items/email-flag.ts). */
+  flags?: Record<string, FlagDetails>;
   /** Drafts this device wrote (16.0 Drafts sync, src/sync/drafts.ts), by the ServerId the device keeps for them. */
   drafts?: Record<string, DraftRecord>;
   /**

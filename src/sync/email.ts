@@ -16,6 +16,7 @@ import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { itemStatus, SyncStatus } from './status.ts';
 import { convertOrSkip, subjectOf, withBrokenItems } from './loop-detection.ts';
 import type { BrokenItem } from '../state/types.ts';
+import { flagRequestOf, flagToDevice, isFlagged } from '../items/email-flag.ts';
 
 type ImapWatermark = Extract<Watermark, { kind: 'imap' }>;
 
@@ -110,6 +111,14 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   }
   const flagsBefore = wm.flagDigits !== undefined ? flagDigitsMap(wm.uids, wm.flagDigits) : undefined;
   let progressed = first;
+  // The flag details this device set, by UID (email-flag.ts); what is sent out is checked against IMAP's \Flagged.
+  const flagDetails = { ...req.state.flags };
+  const flagOf = (uid: number, flags: ReadonlySet<string>): WbxmlElement => {
+    const { element, keep } = flagToDevice(isFlagged(flags), flagDetails[uid]);
+    if (keep) flagDetails[uid] = keep;
+    else delete flagDetails[uid];
+    return element;
+  };
 
   // 1. The device's commands. Changes the server made to the same messages since the device's state decide
   //    conflicts (Conflict option: 1 server wins, the default; 0 client wins).
@@ -167,11 +176,18 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
         responses.push(itemStatus('Change', serverId, SyncStatus.ObjectNotFound));
         continue;
       }
-      const update = imapFlagUpdate(
-        child(command, 'ApplicationData') ?? el('AirSync', 'ApplicationData', []),
-        current.flags,
-      );
+      const data = child(command, 'ApplicationData') ?? el('AirSync', 'ApplicationData', []);
+      const flag = child(data, 'Flag', 'Email');
+      const flagRequest = flag ? flagRequestOf(flag) : undefined;
+      if (flagRequest === 'invalid') {
+        // MS-ASEMAIL §2.2.2.74: a flag Status other than 0, 1 or 2 is answered with Status 6.
+        responses.push(itemStatus('Change', serverId, SyncStatus.ConversionError));
+        continue;
+      }
+      const update = imapFlagUpdate(data, current.flags);
       await mail.setFlags(folderRef, uid, update.add, update.remove);
+      if (flagRequest?.details) flagDetails[uid] = flagRequest.details;
+      else if (flagRequest) delete flagDetails[uid];
       // A second Change of the same item in this request starts from these flags.
       currentFlags.set(uid, {
         ...current,
@@ -187,6 +203,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       deleted.push(uid);
       deviceUids.delete(uid);
       pending.delete(uid);
+      delete flagDetails[uid];
       appliedByDevice.add(uid);
     } else if (command.tag === 'Fetch') {
       const message = uid === undefined || deleted.includes(uid) ? undefined : fetched.get(uid);
@@ -195,7 +212,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
           ? el('AirSync', 'Fetch', [
               el('AirSync', 'ServerId', serverId ?? ''),
               el('AirSync', 'Status', String(SyncStatus.Success)),
-              el('AirSync', 'ApplicationData', await applicationData(req, message)),
+              el('AirSync', 'ApplicationData', await applicationData(req, message, flagOf(message.uid, message.flags))),
             ])
           : itemStatus('Fetch', serverId, SyncStatus.ObjectNotFound),
       );
@@ -263,6 +280,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     );
     deviceUids.delete(uid);
     pending.delete(uid);
+    delete flagDetails[uid];
     room--;
   }
   const changes = [...pending]
@@ -271,7 +289,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     .slice(0, room);
   if (changes.length) {
     const summaries = await mail.fetchSummaries(folderRef, changes);
-    for (const s of summaries) commands.push(changeElement(collectionId, s, req.version));
+    for (const s of summaries) commands.push(changeElement(collectionId, s, req.version, flagOf(s.uid, s.flags)));
     for (const uid of changes) pending.delete(uid);
     room -= changes.length;
   }
@@ -296,7 +314,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       // A message that cannot be converted is skipped and reported (loop-detection.ts), not a failed Sync.
       const serverId = `${collectionId}:${message.uid}`;
       const data = await convertOrSkip(
-        () => applicationData(req, message),
+        () => applicationData(req, message, flagOf(message.uid, message.flags)),
         { serverId, subject: subjectOf(message.source) },
         broken,
       );
@@ -312,13 +330,17 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   progressed ||= commands.length > 0 || broken.length > 0;
 
   const nextWatermark: ImapWatermark = { ...wm, uids: deviceUids.toString(), pendingAdds: pendingAdds.toString() };
+  // Details of messages the device no longer has go (another client expunged or moved them).
+  for (const uid of Object.keys(flagDetails)) if (!deviceUids.has(Number(uid))) delete flagDetails[uid];
+  const { flags: _previous, ...stateWithoutFlags } = req.state;
   if (latest.highestModSeq === undefined)
     nextWatermark.flagDigits = await currentFlagDigits(mail, folderRef, deviceUids);
   return {
     status: SyncStatus.Success,
     state: withBrokenItems(
       {
-        ...req.state,
+        ...stateWithoutFlags,
+        ...(Object.keys(flagDetails).length ? { flags: flagDetails } : {}),
         options: req.options,
         watermark: nextWatermark,
         pending: [...pending].map(([uid, kind]) => ({ kind, serverId: `${collectionId}:${uid}` })),
@@ -332,18 +354,25 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   };
 }
 
-function changeElement(collectionId: string, message: MessageSummary, version: string): WbxmlElement {
+function changeElement(
+  collectionId: string,
+  message: MessageSummary,
+  version: string,
+  flag: WbxmlElement,
+): WbxmlElement {
   return el('AirSync', 'Change', [
     el('AirSync', 'ServerId', `${collectionId}:${message.uid}`),
-    el('AirSync', 'ApplicationData', emailFlagChange(message.flags, version)),
+    el('AirSync', 'ApplicationData', emailFlagChange(message.flags, version, flag)),
   ]);
 }
 
 function applicationData(
   req: EmailSyncRequest,
   message: Parameters<typeof emailApplicationData>[0],
+  flag: WbxmlElement,
 ): Promise<WbxmlElement[]> {
   return emailApplicationData(message, {
+    flag,
     version: req.version,
     bodyPreferences: req.options.bodyPreferences ?? [],
     bodyPartPreferences: req.options.bodyPartPreferences ?? [],
