@@ -1,16 +1,19 @@
 /**
  * MoveItems (MS-ASCMD §2.2.1.12): moves messages between mail folders with IMAP MOVE, whose COPYUID gives the new
  * UID, so the answer carries the item's new ServerId (`<collectionId>:<uid>`, as Sync writes them).
+ * Calendar, task and contact items move between folders of their class (folders/dav-move.ts); across classes, or
+ * between mail and the others, the answer is Status 5.
  *
  * The device moves its own copy of the item. The collection states learn the same move, so that later Syncs of the
  * two folders do not send it back to this device as a Delete and an Add.
  */
 import { withBackends } from '../backends/open.ts';
-import type { MailBackend } from '../backends/types.ts';
+import type { MailBackend, UserBackends } from '../backends/types.ts';
 import { HttpError } from '../protocol/errors.ts';
 import {
   StateConflictError,
   type CollectionState,
+  type FlagDetails,
   type HierarchyState,
   type KeyedState,
   type Watermark,
@@ -18,6 +21,9 @@ import {
 import { decodeUidSet, encodeUidSet } from '../state/uidset.ts';
 import { children, childText, el } from '../wbxml/tree.ts';
 import { mailFolder, parseItemId } from '../folders/mail-lookup.ts';
+import { findFolder, itemClassOf } from '../folders/hierarchy.ts';
+import { davBackendOf } from '../folders/dav-items.ts';
+import { moveDavItem } from '../folders/dav-move.ts';
 import { flagDigitsMap } from '../sync/flag-tokens.ts';
 import { registerCommand } from './registry.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
@@ -83,15 +89,22 @@ export async function moveItems(context: CommandContext): Promise<CommandResult>
   const outcomes: MoveOutcome[] = [];
   const uidValidities = new Map<string, number>();
   try {
-    await withBackends(context, ({ mail }) => moveAll(mail));
+    await withBackends(context, (backends) => moveAll(backends));
   } catch (err) {
     // The mail server could not be reached (or the connection could not be closed): the moves not tried get
     // Status 5, which the device retries later; those done keep their answer. Not an HTTP 500.
     context.note?.({ moveError: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
     while (outcomes.length < requests.length) outcomes.push({ status: MoveStatus.Failure });
   }
-  async function moveAll(mail: MailBackend): Promise<void> {
-    for (const request of requests) outcomes.push(await moveOne(mail, hierarchy, request, completed, movedBefore));
+  async function moveAll(backends: UserBackends): Promise<void> {
+    const mail = backends.mail;
+    for (const request of requests) {
+      outcomes.push(
+        isDavMove(hierarchy, request)
+          ? await moveDav(context, backends, hierarchy, request)
+          : await moveOne(mail, hierarchy, request, completed, movedBefore),
+      );
+    }
     // Which mailbox generation the new UIDs belong to: a collection state of another generation is left alone.
     // The moves are done: a failure to learn it (the connection dropped) leaves that state unrecorded, not a 500.
     for (const id of new Set(completed.flatMap((m) => [m.source, m.destination]))) {
@@ -167,6 +180,54 @@ async function moveOne(
   }
 }
 
+/** Whether a calendar, task list or address book is on either side (the rest is the mail path). */
+function isDavMove(hierarchy: HierarchyState | undefined, request: MoveRequest): boolean {
+  return [request.srcFldId, request.dstFldId].some(
+    (id) => id !== undefined && (findFolder(hierarchy, id)?.source.backend ?? 'imap') !== 'imap',
+  );
+}
+
+/** A calendar, task or contact item to another folder of its class (folders/dav-move.ts). */
+async function moveDav(
+  context: CommandContext,
+  backends: UserBackends,
+  hierarchy: HierarchyState | undefined,
+  request: MoveRequest,
+): Promise<MoveOutcome> {
+  const source = request.srcFldId === undefined ? undefined : findFolder(hierarchy, request.srcFldId);
+  if (!source) return { status: MoveStatus.InvalidSource };
+  const destination = request.dstFldId === undefined ? undefined : findFolder(hierarchy, request.dstFldId);
+  if (!destination) return { status: MoveStatus.InvalidDestination };
+  if (source.serverId === destination.serverId) return { status: MoveStatus.SameFolder };
+  // MS-ASCMD §2.2.3.177.10: an item moves only among folders of its class (a contact into a calendar cannot be).
+  if (
+    source.source.backend !== destination.source.backend ||
+    itemClassOf(source.type) !== itemClassOf(destination.type)
+  )
+    return { status: MoveStatus.Failure };
+  const dav = davBackendOf(backends, source);
+  if (!dav || request.srcMsgId === undefined || !request.srcMsgId.startsWith(`${source.serverId}:`))
+    return { status: MoveStatus.InvalidSource };
+  try {
+    const moved = await moveDavItem({
+      state: context.state,
+      device: context.device,
+      dav,
+      source,
+      destination,
+      srcMsgId: request.srcMsgId,
+    });
+    if (moved.kind === 'moved') return { status: MoveStatus.Success, dstMsgId: moved.dstMsgId };
+    if (moved.kind === 'not-found') return { status: MoveStatus.InvalidSource };
+    context.note?.({ moveError: moved.reason });
+    return { status: MoveStatus.Failure };
+  } catch (err) {
+    // One failed move does not fail the others.
+    context.note?.({ moveError: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+    return { status: MoveStatus.Failure };
+  }
+}
+
 /**
  * Tells the collection states of the device what it did: each moved message leaves the source's UIDs (and its
  * pending changes) and joins the destination's. States keep their key (the device's key stays valid) and their replay.
@@ -214,6 +275,13 @@ async function recordMoves(
     const uidValidity = uidValidities.get(id);
     if (arrivals.length === 0 || uidValidity === undefined) continue;
     const arrived = new Map(arrivals.map((m) => [m.destinationUid, flagDigitOf(before.get(m.source), m.sourceUid)]));
+    // The flag details the device set (items/email-flag.ts) go with the message.
+    const flagDetails = new Map(
+      arrivals.flatMap((m) => {
+        const kept = before.get(m.source)?.state.flags?.[m.sourceUid];
+        return kept ? [[m.destinationUid, kept] as const] : [];
+      }),
+    );
     // Unrecorded, an arrival costs at most an Add of a message the device already moved there: never a loss.
     try {
       // A folder that was also a source has a newer state than `before` (same key: the older one must not overwrite
@@ -221,7 +289,9 @@ async function recordMoves(
       const current = moves.some((m) => m.source === id)
         ? await context.state.getCollection(context.device, id)
         : before.get(id);
-      await updateCollection(context, id, current, uidValidity, (state) => afterMoves(state, id, new Set(), arrived));
+      await updateCollection(context, id, current, uidValidity, (state) =>
+        afterMoves(state, id, new Set(), arrived, new Map(), flagDetails),
+      );
     } catch (err) {
       context.note?.({ moveRecordError: String(err) });
     }
@@ -282,6 +352,7 @@ export function afterMoves(
   left: Set<number>,
   arrived: Map<number, string | undefined>,
   movedOut: Map<string, string> = new Map(),
+  flagDetails: Map<number, FlagDetails> = new Map(),
 ): CollectionState {
   const wm = state.watermark as ImapWatermark;
   // Sync keeps `flagDigits` (without CONDSTORE) as one token per UID of `uids`, in UID order: keep them aligned.
@@ -298,8 +369,12 @@ export function afterMoves(
     watermark.pendingAdds = encodeUidSet(decodeUidSet(wm.pendingAdds).filter((uid) => !left.has(uid)));
   const gone = new Set([...left].map((uid) => `${collectionId}:${uid}`));
   const movedTo = Object.fromEntries([...Object.entries(state.movedTo ?? {}), ...movedOut].slice(-REMEMBERED_MOVES));
+  const flags = { ...state.flags };
+  for (const uid of left) delete flags[uid];
+  for (const [uid, details] of flagDetails) flags[uid] = details;
   return {
     ...state,
+    ...(Object.keys(flags).length ? { flags } : { flags: undefined }),
     watermark,
     pending: state.pending.filter((p) => !gone.has(p.serverId)),
     ...(Object.keys(movedTo).length ? { movedTo } : {}),
