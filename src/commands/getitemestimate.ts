@@ -10,7 +10,8 @@ import { registerCommand } from './registry.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { estimateEmailChanges } from '../sync/email.ts';
 import { estimateDavChanges } from '../sync/dav.ts';
-import { parseSyncOptions } from '../protocol/options.ts';
+import { optionsForClass, parseCollectionOptions } from '../protocol/options.ts';
+import { itemClassOf } from '../folders/hierarchy.ts';
 
 export const GetItemEstimateStatus = {
   Success: 1,
@@ -68,11 +69,12 @@ export async function getItemEstimate(context: CommandContext): Promise<CommandR
         out.push(answer(collectionId, GetItemEstimateStatus.InvalidSyncKey));
         continue;
       }
-      const optionsElement = child(c, 'Options', 'AirSync');
+      // Of two Options blocks (an SMS one beside it), the one for the folder's class (MS-ASCMD §2.2.3.27.2).
+      const given = parseCollectionOptions(children(c, 'Options', 'AirSync'));
       const legacyFilter = childText(c, 'FilterType', 'GetItemEstimate');
       const options = {
         ...stored.state.options,
-        ...(optionsElement ? parseSyncOptions(optionsElement) : {}),
+        ...(given ? optionsForClass(given, itemClassOf(folder.type)) : {}),
         ...(legacyFilter !== undefined ? { filterType: Number(legacyFilter) } : {}),
       };
       try {

@@ -75,14 +75,43 @@ export function htmlOf(source: BodySource): string {
   return plainTextToHtml(source.text ?? '');
 }
 
-/** The `airsyncbase:Body` element for a message under the client's preferences. */
+/**
+ * MIMETruncation (MS-ASCMD §2.2.3.111): the most characters of MIME each value allows (0: none); 8 and values it
+ * does not define: the whole message.
+ */
+const MIME_TRUNCATION_SIZES: Readonly<Record<number, number>> = {
+  0: 0,
+  1: 4096,
+  2: 5120,
+  3: 7168,
+  4: 10240,
+  5: 20480,
+  6: 51200,
+  7: 102400,
+};
+
+/** The limit MIMETruncation sets, undefined for none. */
+export function mimeTruncationSize(value: number | undefined): number | undefined {
+  return value === undefined ? undefined : MIME_TRUNCATION_SIZES[value];
+}
+
+/**
+ * The `airsyncbase:Body` element for a message under the client's preferences. A MIME body is cut at the smaller of
+ * its BodyPreference's TruncationSize and Sync's MIMETruncation, with Truncated and the whole size as
+ * EstimatedDataSize (MS-ASAIRS §2.2.2.23).
+ */
 export function bodyElement(
   source: BodySource,
   preferences: readonly BodyPreference[],
   mimeSupport: number,
-  options: { withPreview: boolean },
+  options: { withPreview: boolean; mimeTruncation?: number | undefined },
 ): WbxmlElement {
-  const preference = selectBodyPreference(preferences, source, mimeSupport);
+  const selected = selectBodyPreference(preferences, source, mimeSupport);
+  const mimeLimit = selected.type === BodyType.Mime ? mimeTruncationSize(options.mimeTruncation) : undefined;
+  const preference =
+    mimeLimit === undefined
+      ? selected
+      : { ...selected, truncationSize: Math.min(mimeLimit, selected.truncationSize ?? Number.POSITIVE_INFINITY) };
   const content =
     preference.type === BodyType.Mime
       ? source.mime

@@ -33,6 +33,8 @@ export interface EmailOutputOptions {
   /** 14.1+: adds an airsyncbase:BodyPart with the HTML body. */
   bodyPartPreferences?: BodyPreference[];
   mimeSupport: 0 | 1 | 2;
+  /** Sync's MIMETruncation (MS-ASCMD §2.2.3.111), for a body sent as MIME; undefined: no limit of its own. */
+  mimeTruncation?: number | undefined;
   /** Attachment FileReference for MIME part index `partId` (the caller encodes folder + uid + part). */
   fileReference(partId: string): string;
   /** The `<Flag>` to send when the collection keeps the device's flag details (email-flag.ts); else from \Flagged. */
@@ -106,7 +108,10 @@ export async function emailApplicationData(
           ]),
         ),
       ),
-    bodyElement(body, options.bodyPreferences, options.mimeSupport, { withPreview: v >= 140 }),
+    bodyElement(body, options.bodyPreferences, options.mimeSupport, {
+      withPreview: v >= 140,
+      mimeTruncation: options.mimeTruncation,
+    }),
     v >= 141 && options.bodyPartPreferences && bodyPartElement(body, options.bodyPartPreferences),
     el('Email', 'MessageClass', kind.messageClass),
     kind.isMeeting && meetingRequestOf(email, options.version),

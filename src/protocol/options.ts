@@ -45,3 +45,28 @@ export function parseSyncOptions(options: WbxmlElement): SyncOptions {
   if (bodyPartPreferences.length) parsed.bodyPartPreferences = bodyPartPreferences;
   return parsed;
 }
+
+/**
+ * A Sync collection's Options blocks (MS-ASCMD §2.2.3.125.6: up to two, one of them for the SMS class): a block
+ * without airsync:Class holds the options of the folder's own class; a block with one is kept under that class
+ * (§2.2.3.27.6). Undefined when the collection has no Options, so that the stored ones stay in force.
+ */
+export function parseCollectionOptions(blocks: readonly WbxmlElement[]): SyncOptions | undefined {
+  if (blocks.length === 0) return undefined;
+  const parsed: SyncOptions = {};
+  for (const block of blocks) {
+    const itemClass = childText(block, 'Class', 'AirSync')?.trim();
+    if (itemClass) parsed.perClass = { ...parsed.perClass, [itemClass]: parseSyncOptions(block) };
+    else Object.assign(parsed, parseSyncOptions(block));
+  }
+  return parsed;
+}
+
+/**
+ * The options that apply to a collection of `itemClass`: the block naming that class, else the block without a
+ * Class (MS-ASCMD §2.2.3.27.6). Blocks for another class (SMS in the Inbox, which this server does not sync) do not.
+ */
+export function optionsForClass(options: SyncOptions, itemClass: string): SyncOptions {
+  const { perClass, ...own } = options;
+  return perClass?.[itemClass] ?? own;
+}

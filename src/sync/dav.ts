@@ -257,6 +257,13 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
       }
     }
   }
+  // Another FilterType under the live key: the window is resynced, as Exchange does, not started over (MS-ASCMD
+  // §2.2.3.68.2); with GetChanges 0 too, since the new options are stored either way. Options first given after
+  // SyncKey 0 are no change: nothing was sent under them yet.
+  if (!first && (req.state.options.filterType ?? 0) !== (req.options.filterType ?? 0)) {
+    await resyncWindow(req, wm, window, pending);
+    progressed = true;
+  }
 
   // 3. One window.
   const commands: WbxmlElement[] = [];
@@ -322,6 +329,36 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
     moreAvailable: pending.size > 0,
     progressed,
   };
+}
+
+/**
+ * The window under a new FilterType: what the device holds is judged again (outside: SoftDelete; inside: when it
+ * leaves), and every item it lacks is offered again, to be judged when it is sent (outside: not sent).
+ */
+async function resyncWindow(
+  req: DavSyncRequest,
+  wm: DavWatermark,
+  window: ReturnType<typeof itemWindow>,
+  pending: Map<string, PendingChange>,
+): Promise<void> {
+  const pend = (href: string, kind: PendingChange['kind']): void => {
+    pending.set(href, { kind, serverId: davServerId(req.collectionId, href), ref: href });
+  };
+  for (const { href } of await req.dav.listEtags(req.folderRef))
+    if (wm.etags[href] === undefined && !pending.has(href)) pend(href, 'add');
+  const held = Object.keys(wm.etags).filter((href) => !pending.has(href));
+  wm.ends ??= {};
+  const ends = wm.ends;
+  if (!window) {
+    for (const href of held) delete ends[href];
+    return;
+  }
+  for (const item of await req.dav.fetchItems(req.folderRef, held)) {
+    const verdict = window.judge(item.data);
+    if (!verdict.inWindow) pend(item.href, 'softdelete');
+    else if (verdict.leavesAt !== undefined) ends[item.href] = verdict.leavesAt;
+    else delete ends[item.href];
+  }
 }
 
 /**

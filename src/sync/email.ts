@@ -249,15 +249,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       if (found.flags) wm.flagDigits = undefined;
       progressed ||= found.added.length + found.changed.length + found.removed.length > 0;
     }
-    // Items that left the FilterType window: SoftDelete (they stay on the server).
-    if (since && wm.windowStart !== undefined && since.getTime() > wm.windowStart) {
-      for (const uid of await mail.listUids(folderRef, new Date(wm.windowStart), since)) {
-        pendingAdds.delete(uid);
-        if (deviceUids.has(uid)) pending.set(uid, 'softdelete');
-      }
-      progressed = true;
-    }
-    if (since) wm.windowStart = since.getTime();
+    if (!first && (await moveWindow(mail, folderRef, wm, since, deviceUids, pendingAdds, pending))) progressed = true;
   }
   if (latest.highestModSeq !== undefined && wm.highestModSeq !== String(latest.highestModSeq)) {
     wm.highestModSeq = String(latest.highestModSeq);
@@ -354,6 +346,42 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   };
 }
 
+/**
+ * The FilterType window moved: a day passed, or the device sent another FilterType under its live key, which Exchange
+ * answers by resyncing the window, not by starting over (MS-ASCMD §2.2.3.68.2). What left the window is SoftDeleted
+ * from the device (it stays on the server); what entered it is added. `since` undefined is no window (everything);
+ * so is a stored `windowStart` that is absent. True when the window moved.
+ */
+async function moveWindow(
+  mail: MailBackend,
+  folderRef: string,
+  wm: ImapWatermark,
+  since: Date | undefined,
+  deviceUids: UidSet,
+  pendingAdds: UidSet,
+  pending: Map<number, PendingChange['kind']>,
+): Promise<boolean> {
+  const from = wm.windowStart;
+  const to = since?.getTime();
+  if (from === to) return false;
+  if (to !== undefined && (from === undefined || to > from)) {
+    // Narrower (or later): [from, to) leaves.
+    for (const uid of await mail.listUids(folderRef, from === undefined ? undefined : new Date(from), since)) {
+      pendingAdds.delete(uid);
+      if (deviceUids.has(uid)) pending.set(uid, 'softdelete');
+    }
+  } else if (from !== undefined) {
+    // Wider: [to, from) enters; a SoftDelete of it not yet sent is called off.
+    for (const uid of await mail.listUids(folderRef, since, new Date(from))) {
+      if (!deviceUids.has(uid)) pendingAdds.add(uid);
+      else if (pending.get(uid) === 'softdelete') pending.delete(uid);
+    }
+  }
+  if (to === undefined) delete wm.windowStart;
+  else wm.windowStart = to;
+  return true;
+}
+
 function changeElement(
   collectionId: string,
   message: MessageSummary,
@@ -377,6 +405,7 @@ function applicationData(
     bodyPreferences: req.options.bodyPreferences ?? [],
     bodyPartPreferences: req.options.bodyPartPreferences ?? [],
     mimeSupport: (req.options.mimeSupport ?? 0) as 0 | 1 | 2,
+    mimeTruncation: req.options.mimeTruncation,
     fileReference: (partId) => req.fileReference(message.uid, partId),
   });
 }

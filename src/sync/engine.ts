@@ -13,6 +13,7 @@ import type { CollectionState, HierarchyState } from '../state/types.ts';
 import { el, type WbxmlElement } from '../wbxml/tree.ts';
 import type { CommandContext } from '../protocol/command.ts';
 import { converterFor } from './dav-converters.ts';
+import { optionsForClass } from '../protocol/options.ts';
 import { itemClassOf } from '../folders/hierarchy.ts';
 import { syncDavCollection } from './dav.ts';
 import { prepareMeetingWrite, sendInvitations, userAddresses } from '../sending/meeting-mail.ts';
@@ -91,13 +92,15 @@ async function syncCollection(
   if (!folder || (folder.source.backend !== 'imap' && !converter))
     return { element: collectionStatus(collectionId, SyncStatus.HierarchyChanged), sent: 0 };
 
+  // The Options block for this folder's class (an SMS block beside it does not apply: MS-ASCMD §2.2.3.27.6).
+  const requested = request.options && optionsForClass(request.options, itemClassOf(folder.type));
   if (request.syncKey === INITIAL_SYNC_KEY) {
     if (request.commands.length) return { element: collectionStatus(collectionId, SyncStatus.ProtocolError), sent: 0 };
     const syncKey = firstSyncKey();
     const state: CollectionState = {
       class: itemClassOf(folder.type),
       watermark: { kind: 'none' },
-      options: request.options ?? {},
+      options: requested ?? {},
       pending: [],
       clientIds: {},
       ...(request.supported ? { supported: request.supported } : {}),
@@ -117,20 +120,14 @@ async function syncCollection(
       return { element: await answerResent(context, collectionId, stored, requestKey), sent: 0 };
     return { element: collectionStatus(collectionId, SyncStatus.InvalidSyncKey), sent: 0 };
   }
-  // A new FilterType under the same key: start over, as Exchange does.
-  if (
-    request.options?.filterType !== undefined &&
-    request.options.filterType !== (stored.state.options.filterType ?? 0)
-  ) {
-    await context.state.deleteCollection(context.device, collectionId);
-    return { element: collectionStatus(collectionId, SyncStatus.InvalidSyncKey), sent: 0 };
-  }
-
   // One item per Sync while a loop is being resolved (loop-detection.ts).
   windowSize = loopWindow(stored.state, windowSize);
   const backends = await open();
   const trash = hierarchy?.folders.find((f) => f.type === FolderType.DeletedItems && f.source.backend === 'imap');
-  const options = { ...stored.state.options, ...request.options };
+  // Options are sticky: a request without them keeps the stored ones, a request with them replaces them
+  // (MS-ASCMD §2.2.3.125.6). Options given for the first time, or changed, are no reason to start over: the
+  // strategies resync the FilterType window against the stored one (email.ts, dav.ts).
+  const options = requested ?? stored.state.options;
   // 16.0+ devices edit and send drafts through Sync (drafts.ts).
   const drafts16 = folder.type === FolderType.Drafts && atLeast(context.request.version, '16.0');
   let result: EmailSyncResult;

@@ -2,7 +2,7 @@
  * Reading a Sync request (MS-ASCMD §2.2.1.21): Wait and HeartbeatInterval, the collections with their window sizes
  * and options, and the request cache that an empty or Partial Sync (12.1+) reuses.
  */
-import { parseSyncOptions } from '../protocol/options.ts';
+import { parseCollectionOptions } from '../protocol/options.ts';
 import type { CommandContext } from '../protocol/command.ts';
 import type { SyncOptions, SyncRequestCache } from '../state/types.ts';
 import { child, children, childText, type WbxmlElement } from '../wbxml/tree.ts';
@@ -129,14 +129,14 @@ function parseCollection(c: WbxmlElement): CollectionRequest | undefined {
   const syncKey = childText(c, 'SyncKey');
   if (!collectionId || syncKey === undefined) return undefined;
   const getChanges = childText(c, 'GetChanges');
-  const optionsElement = child(c, 'Options');
   return {
     collectionId,
     syncKey,
     getChanges: getChanges === undefined ? undefined : getChanges !== '0',
     windowSize: windowSizeOf(childText(c, 'WindowSize')),
     deletesAsMoves: childText(c, 'DeletesAsMoves') !== '0',
-    options: optionsElement ? parseSyncOptions(optionsElement) : undefined,
+    // Every Options block, with its Class: which one applies is known once the folder is (engine.ts).
+    options: parseCollectionOptions(children(c, 'Options', 'AirSync')),
     commands: child(c, 'Commands')?.children ?? [],
     supported: child(c, 'Supported')?.children.map((p) => p.tag),
   };

@@ -98,6 +98,8 @@ export interface SyncRound {
 export interface SyncCollectionOptions {
   windowSize?: number;
   options?: WbxmlElement[];
+  /** Options blocks sent before `options`, each with its airsync:Class (an SMS block, as Android clients send). */
+  classOptions?: WbxmlElement[][];
   commands?: WbxmlElement[];
   deletesAsMoves?: boolean;
   getChanges?: boolean;
@@ -262,6 +264,7 @@ export class TestDevice {
       o.deletesAsMoves === false ? el('AirSync', 'DeletesAsMoves', '0') : undefined,
       known.syncKey !== '0' && o.getChanges !== false ? el('AirSync', 'GetChanges', '1') : undefined,
       o.windowSize !== undefined ? el('AirSync', 'WindowSize', String(o.windowSize)) : undefined,
+      ...(o.classOptions ?? []).map((block) => el('AirSync', 'Options', block)),
       o.options ? el('AirSync', 'Options', o.options) : undefined,
       o.commands?.length ? el('AirSync', 'Commands', o.commands) : undefined,
     ]);

@@ -1,6 +1,6 @@
 /**
  * The FilterType window of email Sync against the real Dovecot: only messages that arrived (INTERNALDATE) within the
- * window are sent, a new FilterType starts over (Status 3), windows and MoreAvailable work together, and a message
+ * window are sent, a new FilterType resyncs the window, windows and MoreAvailable work together, and a message
  * that ages out of the window is SoftDeleted on the device while it stays on the server.
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
@@ -63,19 +63,27 @@ describe('FilterType', () => {
     expect([...quiet.added, ...quiet.changed, ...quiet.deleted, ...quiet.softDeleted]).toEqual([]);
   });
 
-  it('a different FilterType under the same key answers Status 3; the device starts over with the new window', async () => {
+  it('a different FilterType under the same key resyncs the window: SoftDelete out of it, Add into it', async () => {
     const user = createUser(services);
-    await seedMailbox(services, user, 'INBOX', [aged(20), aged(2)]);
+    await seedMailbox(services, user, 'INBOX', [aged(40), aged(20), aged(2)]);
     const { device, inbox } = await readyDevice(server, user);
     await device.syncUntilDone(inbox, { options: filter(5) });
     expect(subjects(device, inbox)).toEqual(['2 days old', '20 days old']);
 
-    const changed = await device.sync(inbox, { options: filter(3) });
-    expect(changed.status).toBe(3);
-    expect(await server.state.getCollection(device.scope, inbox)).toBeUndefined();
-    device.collections.delete(inbox);
-    await device.syncUntilDone(inbox, { options: filter(3) });
+    // Narrower: what left the window goes as SoftDelete, under the same collection (no Status 3, as Exchange).
+    const narrower = await device.sync(inbox, { options: filter(3) });
+    expect(narrower.status).toBe(1);
+    expect(narrower.softDeleted).toHaveLength(1);
+    expect([...narrower.added, ...narrower.changed, ...narrower.deleted]).toEqual([]);
     expect(subjects(device, inbox)).toEqual(['2 days old']);
+
+    // Wider: what entered the window is added; 0 is everything.
+    const wider = await device.sync(inbox, { options: filter(0) });
+    expect(wider.status).toBe(1);
+    expect(wider.added).toHaveLength(2);
+    expect(subjects(device, inbox)).toEqual(['2 days old', '20 days old', '40 days old']);
+    const quiet = await device.sync(inbox, { options: filter(0) });
+    expect([...quiet.added, ...quiet.changed, ...quiet.deleted, ...quiet.softDeleted]).toEqual([]);
   });
 
   it('windows and FilterType together: exactly the recent messages, two at a time', async () => {
