@@ -3,9 +3,9 @@
  * (`ctx.storage.sql`) and runs the same SqliteStateStore as the Node runtime, on a driver over that API.
  *
  * Which object holds what:
- * - one object per tenant+user: the user's devices, sync states, caches and change feed;
+ * - one object per tenant+user: the user's devices, sync states, caches, change feed and captured requests;
  * - one object per tenant: the tenant's watch leases, since `listLeases(tenant, shard)` must see every user at once,
- *   and the tenant-wide records of the admin API: the device index, access rules, command counters.
+ *   and the tenant-wide records of the admin API: the device index, access rules, command counters, capture rules.
  * An object runs its SQL one statement at a time, so the compare-and-set commits of sqlite.ts stay atomic here.
  *
  * The Worker reaches the objects over Workers RPC through `durableObjectStateStore(env.STATE)`.
@@ -16,6 +16,8 @@ import { SqliteStateStore, type SqlDriver, type SqlRow } from './sqlite.ts';
 import {
   StateConflictError,
   type AccessRules,
+  type CaptureRecord,
+  type CaptureRule,
   type CollectionState,
   type CommandStats,
   type DeviceScope,
@@ -77,6 +79,12 @@ const STORE_METHODS = new Set(
     addAuthFailure: 0,
     getAuthFailures: 0,
     clearAuthFailures: 0,
+    putCaptureRule: 0,
+    listCaptureRules: 0,
+    deleteCaptureRule: 0,
+    addCaptureRecord: 0,
+    listCaptureRecords: 0,
+    deleteCaptureRecords: 0,
     indexDevice: 0,
     unindexDevice: 0,
   } satisfies Record<ObjectMethod, 0>),
@@ -260,6 +268,25 @@ class DurableObjectStateStore implements StateStore {
   }
   clearAuthFailures(tenant: string, key: string) {
     return this.onTenant(tenant, 'clearAuthFailures', tenant, key);
+  }
+
+  putCaptureRule(tenant: string, rule: CaptureRule) {
+    return this.onTenant(tenant, 'putCaptureRule', tenant, rule);
+  }
+  listCaptureRules(tenant: string) {
+    return this.onTenant(tenant, 'listCaptureRules', tenant);
+  }
+  deleteCaptureRule(tenant: string, user: string, deviceId: string | undefined) {
+    return this.onTenant(tenant, 'deleteCaptureRule', tenant, user, deviceId);
+  }
+  addCaptureRecord(d: DeviceScope, record: CaptureRecord) {
+    return this.onUser(d, 'addCaptureRecord', d, record);
+  }
+  listCaptureRecords(d: DeviceScope) {
+    return this.onUser(d, 'listCaptureRecords', d);
+  }
+  deleteCaptureRecords(d: DeviceScope) {
+    return this.onUser(d, 'deleteCaptureRecords', d);
   }
 
   private onUser<M extends StoreMethod>(scope: UserScope, method: M, ...args: Parameters<StateStore[M]>): Result<M> {

@@ -14,6 +14,9 @@ import {
   StateConflictError,
   type AccessRules,
   type AuthFailures,
+  type CaptureRecord,
+  type CaptureRule,
+  type CapturedExchange,
   type CollectionState,
   type CommandStats,
   type DeviceRecord,
@@ -115,6 +118,22 @@ export const MIGRATIONS: readonly { version: number; statements: readonly string
       ) WITHOUT ROWID`,
     ],
   },
+  {
+    version: 4,
+    statements: [
+      // Protocol capture: the rules tenant-wide (device_id '' for all of a user's devices), the records per device.
+      `CREATE TABLE capture_rules (
+        tenant TEXT NOT NULL, user TEXT NOT NULL, device_id TEXT NOT NULL,
+        until INTEGER NOT NULL, record TEXT NOT NULL,
+        PRIMARY KEY (tenant, user, device_id)
+      ) WITHOUT ROWID`,
+      `CREATE TABLE capture_records (
+        tenant TEXT NOT NULL, user TEXT NOT NULL, device_id TEXT NOT NULL,
+        at INTEGER NOT NULL, id TEXT NOT NULL, expires_at INTEGER NOT NULL, exchange BLOB NOT NULL,
+        PRIMARY KEY (tenant, user, device_id, at, id)
+      )`,
+    ],
+  },
 ];
 
 /** Brings a database to the newest schema. Safe to call on every start. */
@@ -137,6 +156,8 @@ export class SqliteStateStore implements StateStore {
   private statsPrunedAt = 0;
   /** When expired failed-login records were last pruned (by this instance), epoch ms. */
   private authFailuresPrunedAt = 0;
+  /** When expired capture records were last pruned (by this instance), epoch ms. */
+  private capturesPrunedAt = 0;
 
   constructor(private readonly db: SqlDriver) {
     migrate(db);
@@ -195,7 +216,7 @@ export class SqliteStateStore implements StateStore {
 
   async deleteDevice(d: DeviceScope): Promise<void> {
     this.db.transaction(() => {
-      for (const table of ['devices', 'sync_states', 'caches', 'device_index']) {
+      for (const table of ['devices', 'sync_states', 'caches', 'device_index', 'capture_records']) {
         this.db.run(
           `DELETE FROM ${table} WHERE tenant = ? AND user = ? AND device_id = ?`,
           d.tenant,
@@ -626,6 +647,89 @@ export class SqliteStateStore implements StateStore {
     )[0];
     const record = row ? (JSON.parse(String(row.record)) as AuthFailures) : undefined;
     return record && record.resetAt > now ? record : undefined;
+  }
+
+  // Protocol capture.
+
+  async putCaptureRule(tenant: string, rule: CaptureRule): Promise<void> {
+    const now = Date.now();
+    this.db.run(
+      `INSERT INTO capture_rules (tenant, user, device_id, until, record) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, user, device_id) DO UPDATE SET until = excluded.until, record = excluded.record`,
+      tenant,
+      rule.user,
+      rule.deviceId ?? '',
+      rule.until,
+      JSON.stringify(rule),
+    );
+    this.db.run('DELETE FROM capture_rules WHERE tenant = ? AND until <= ?', tenant, now);
+  }
+
+  async listCaptureRules(tenant: string): Promise<CaptureRule[]> {
+    return this.db
+      .query(
+        'SELECT record FROM capture_rules WHERE tenant = ? AND until > ? ORDER BY user, device_id',
+        tenant,
+        Date.now(),
+      )
+      .map((r) => JSON.parse(String(r.record)) as CaptureRule);
+  }
+
+  async deleteCaptureRule(tenant: string, user: string, deviceId: string | undefined): Promise<void> {
+    this.db.run(
+      'DELETE FROM capture_rules WHERE tenant = ? AND user = ? AND device_id = ?',
+      tenant,
+      user,
+      deviceId ?? '',
+    );
+  }
+
+  async addCaptureRecord(d: DeviceScope, record: CaptureRecord): Promise<void> {
+    const exchange = await encodeRecord(record.exchange);
+    const now = Date.now();
+    this.db.run(
+      `INSERT INTO capture_records (tenant, user, device_id, at, id, expires_at, exchange) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      d.tenant,
+      d.user,
+      d.deviceId,
+      record.at,
+      record.id,
+      record.expiresAt,
+      exchange,
+    );
+    // Expired records go once a minute (per instance), not on every capture.
+    if (now - this.capturesPrunedAt >= 60_000) {
+      this.capturesPrunedAt = now;
+      this.db.run('DELETE FROM capture_records WHERE expires_at <= ?', now);
+    }
+  }
+
+  async listCaptureRecords(d: DeviceScope): Promise<CaptureRecord[]> {
+    const rows = this.db.query(
+      `SELECT at, id, expires_at, exchange FROM capture_records
+       WHERE tenant = ? AND user = ? AND device_id = ? AND expires_at > ? ORDER BY at, id`,
+      d.tenant,
+      d.user,
+      d.deviceId,
+      Date.now(),
+    );
+    return Promise.all(
+      rows.map(async (r) => ({
+        at: Number(r.at),
+        id: String(r.id),
+        expiresAt: Number(r.expires_at),
+        exchange: await decodeRecord<CapturedExchange>(r.exchange as Uint8Array),
+      })),
+    );
+  }
+
+  async deleteCaptureRecords(d: DeviceScope): Promise<void> {
+    this.db.run(
+      'DELETE FROM capture_records WHERE tenant = ? AND user = ? AND device_id = ?',
+      d.tenant,
+      d.user,
+      d.deviceId,
+    );
   }
 
   async readCommandStats(tenant: string, sinceMinute: number): Promise<CommandStats[]> {

@@ -352,8 +352,74 @@ export interface Marker {
   expiresAt: number;
 }
 
+/**
+ * An admin's protocol capture (src/admin/capture.ts): the requests of one user's devices, or of one device, are kept
+ * until `until`.
+ */
+export interface CaptureRule {
+  /** The canonical login, lower case (devices/seen.ts deviceScope). */
+  user: string;
+  /** One device; absent for every device of the user. */
+  deviceId?: string;
+  /** Epoch ms. */
+  startedAt: number;
+  /** Epoch ms; the rule reads as absent from then on. */
+  until: number;
+  /** Message bodies, attachments and other large values are cut to this many characters; 0 leaves only their size. */
+  maxBodyBytes: number;
+}
+
+/** A request or response body as captured: decoded WBXML as XML, else text or base64, cut to the rule's size. */
+export interface CapturedBody {
+  contentType: string;
+  /** The body's full length. */
+  bytes: number;
+  /** WBXML as readable XML (src/wbxml/xml.ts), passwords redacted and large values cut. */
+  xml?: string;
+  /** A body that is not WBXML, as UTF-8 text or base64, both cut to the rule's size. */
+  text?: string;
+  base64?: string;
+  /** The parts of a multipart answer (MS-ASCMD §2.2.1.10 AcceptMultiPart), in order. */
+  parts?: CapturedBody[];
+  /** Whether anything was cut or left out. */
+  cut?: boolean;
+}
+
+/** One ActiveSync request and its answer, as a capture keeps it: never a credential, token or cookie. */
+export interface CapturedExchange {
+  /** Epoch ms when the request arrived; the exchanges of a device are read in this order. */
+  time: number;
+  ms: number;
+  method: string;
+  command: string;
+  /** The query as the device sent it (plain or base64-packed), without the `?`. */
+  query: string;
+  request: { headers: Record<string, string>; body?: CapturedBody };
+  response: { status: number; headers: Record<string, string>; body?: CapturedBody };
+  /** The command's Status, when the answer has one at its root. */
+  commandStatus?: number;
+  /** The error the log line names, if any. */
+  error?: string;
+}
+
+/** A captured exchange in the store, under its device. */
+export interface CaptureRecord {
+  /** Epoch ms (the exchange's time) and a random id: records of one device sort by them. */
+  at: number;
+  id: string;
+  /** Epoch ms; the record reads as absent from then on. */
+  expiresAt: number;
+  exchange: CapturedExchange;
+}
+
 /** How long per-command counters (CommandStats) are kept, in minutes. */
 export const COMMAND_STATS_RETENTION_MINUTES = 7 * 24 * 60;
+
+/**
+ * The most XML and text one capture record holds (characters, request and response together), so that it fits
+ * every store's item limit (DynamoDB: 400 KB) before compression.
+ */
+export const CAPTURE_RECORD_MAX_CHARS = 300_000;
 
 /** How many lease partitions each tenant has; a watcher instance takes some of them. */
 export const LEASE_SHARDS = 16;
@@ -443,4 +509,18 @@ export interface StateStore {
   /** The live record under `key`, if any. */
   getAuthFailures(tenant: string, key: string): Promise<AuthFailures | undefined>;
   clearAuthFailures(tenant: string, key: string): Promise<void>;
+
+  // Protocol capture (src/admin/capture.ts): the rules tenant-wide, the records under their device (deleteDevice
+  // removes them).
+  /** Stores the rule of its user and device (or all the user's devices), replacing the one there. */
+  putCaptureRule(tenant: string, rule: CaptureRule): Promise<void>;
+  /** The tenant's rules that have not ended. */
+  listCaptureRules(tenant: string): Promise<CaptureRule[]>;
+  /** Removes the rule of the user and device (undefined: the rule for all the user's devices). */
+  deleteCaptureRule(tenant: string, user: string, deviceId: string | undefined): Promise<void>;
+  /** Adds a record; its encoded size stays under CAPTURE_RECORD_MAX_CHARS of XML and text (the capture cuts). */
+  addCaptureRecord(device: DeviceScope, record: CaptureRecord): Promise<void>;
+  /** The device's records that have not expired, oldest first (by `at`, then `id`). */
+  listCaptureRecords(device: DeviceScope): Promise<CaptureRecord[]>;
+  deleteCaptureRecords(device: DeviceScope): Promise<void>;
 }

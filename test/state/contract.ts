@@ -7,6 +7,9 @@ import { decodeUidSet, encodeUidSet } from '../../src/state/uidset.ts';
 import { leaseShard } from '../../src/state/shard.ts';
 import {
   StateConflictError,
+  type CaptureRecord,
+  type CaptureRule,
+  type CapturedExchange,
   type CollectionState,
   type DeviceScope,
   type HierarchyState,
@@ -750,6 +753,82 @@ export function stateStoreContract(name: string, options: ContractOptions): void
           '0:Ping:1',
           '0:Sync:3',
         ]);
+      });
+    });
+
+    describe('protocol capture', () => {
+      const exchange = (time: number, command: string, xml = '<Sync xmlns="AirSync"/>'): CapturedExchange => ({
+        time,
+        ms: 12,
+        method: 'POST',
+        command,
+        query: `Cmd=${command}&User=alice&DeviceId=DEV1&DeviceType=iPhone`,
+        request: {
+          headers: { 'ms-asprotocolversion': '16.1' },
+          body: { contentType: 'application/vnd.ms-sync.wbxml', bytes: 20, xml },
+        },
+        response: {
+          status: 200,
+          headers: {},
+          body: { contentType: 'text/plain', bytes: 3, base64: 'AAEC', cut: true },
+        },
+        commandStatus: 1,
+      });
+
+      it('keeps rules per user and device until they end, and replaces or removes one', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const until = Date.now() + HOUR;
+        const all = { user: 'alice', startedAt: 1, until, maxBodyBytes: 1024 };
+        const one = { user: 'alice', deviceId: 'DEV1', startedAt: 2, until, maxBodyBytes: 0 };
+        await store.putCaptureRule(tenant, all);
+        await store.putCaptureRule(tenant, one);
+        await store.putCaptureRule(tenant, { user: 'bob', startedAt: 3, until: Date.now() - 1, maxBodyBytes: 1 });
+        await store.putCaptureRule(freshTenant(), { user: 'carol', startedAt: 4, until, maxBodyBytes: 1 });
+        const byKey = (rules: CaptureRule[]): CaptureRule[] =>
+          [...rules].sort((a, b) => (a.deviceId ?? '').localeCompare(b.deviceId ?? ''));
+        expect(byKey(await store.listCaptureRules(tenant))).toEqual([all, one]);
+
+        await store.putCaptureRule(tenant, { ...one, until: until + 1 });
+        expect(byKey(await store.listCaptureRules(tenant))).toEqual([all, { ...one, until: until + 1 }]);
+        await store.deleteCaptureRule(tenant, 'alice', undefined);
+        expect(await store.listCaptureRules(tenant)).toEqual([{ ...one, until: until + 1 }]);
+        await store.deleteCaptureRule(tenant, 'alice', 'DEV1');
+        expect(await store.listCaptureRules(tenant)).toEqual([]);
+      });
+
+      it("keeps a device's records in time order until they expire, apart from other devices, and with the device", async () => {
+        const store = await open();
+        const d = device();
+        const sibling = { ...d, deviceId: 'DEV2' };
+        const expiresAt = Date.now() + HOUR;
+        const large = `<Sync xmlns="AirSync">${'x'.repeat(250_000)}</Sync>`;
+        const records: CaptureRecord[] = [
+          { at: 2_000, id: 'b', expiresAt, exchange: exchange(2_000, 'Sync', large) },
+          { at: 1_000, id: 'z', expiresAt, exchange: exchange(1_000, 'Provision') },
+          { at: 2_000, id: 'a', expiresAt, exchange: exchange(2_000, 'Ping') },
+          { at: 10_000, id: 'old', expiresAt: Date.now() - 1, exchange: exchange(10_000, 'FolderSync') },
+        ];
+        for (const r of records) await store.addCaptureRecord(d, r);
+        await store.addCaptureRecord(sibling, { at: 500, id: 's', expiresAt, exchange: exchange(500, 'Settings') });
+
+        const listed = await store.listCaptureRecords(d);
+        expect(listed.map((r) => `${r.at}/${r.id}/${r.exchange.command}`)).toEqual([
+          '1000/z/Provision',
+          '2000/a/Ping',
+          '2000/b/Sync',
+        ]);
+        expect(listed[0]).toEqual(records[1]);
+        expect(listed[2]!.exchange.request.body?.xml).toBe(large);
+        expect((await store.listCaptureRecords(sibling)).map((r) => r.id)).toEqual(['s']);
+        expect(await store.listCaptureRecords({ ...d, tenant: freshTenant() })).toEqual([]);
+
+        await store.deleteCaptureRecords(sibling);
+        expect(await store.listCaptureRecords(sibling)).toEqual([]);
+        expect(await store.listCaptureRecords(d)).toHaveLength(3);
+        await store.updateDevice(d, { deviceType: 'iPhone' });
+        await store.deleteDevice(d);
+        expect(await store.listCaptureRecords(d)).toEqual([]);
       });
     });
 

@@ -12,12 +12,14 @@
  *   <tenant>#DEVICE#<user>#<deviceId>    CHUNK#<blobId>#<n>          n-th piece of a large state or replay: data     ttl (replay)
  *   <tenant>#DEVICE#<user>#<deviceId>    CACHE#PING, CACHE#SYNC      last Ping / full Sync request: data, expiresAt      ttl
  *   <tenant>#DEVICE#<user>#<deviceId>    MARKER#<name>               one-time action marker: value, expiresAt            ttl
+ *   <tenant>#DEVICE#<user>#<deviceId>    CAPTURE#<at>#<id>           captured exchange: data, expiresAt                  ttl
  *   <tenant>#LEASES#<shard>              <user>                      watch lease: tenant, user, until, credential?       ttl
  *   <tenant>#DEVICES                     <user>#<deviceId>           tenant-wide device index: user, deviceId
  *   <tenant>#TENANT                      ACCESS_RULES                the tenant's device access rules: data
  *   <tenant>#STATS                       <minute>#<command>          per-command counters of one minute: minute,       ttl
  *                                                                    command, requests, errors, totalMs, maxMs
  *   <tenant>#AUTHFAIL                    <key>                       failed-login counter: count, resetAt                ttl
+ *   <tenant>#CAPTURES                    <user>#<deviceId or empty>  capture rule: data, until                           ttl
  *
  * Also the item shapes and attribute readers the store's modules share.
  */
@@ -87,6 +89,22 @@ export function leaseKey(tenant: string, user: string): Key {
 
 export function authFailuresKey(tenant: string, key: string): Key {
   return { pk: `${keyPart(tenant)}#AUTHFAIL`, sk: keyPart(key) };
+}
+
+/** Epoch ms zero-padded, so that a device's records sort by time. */
+export function captureRecordKey(d: DeviceScope, at: number, id: string): Key {
+  return { pk: devicePartition(d), sk: `${CAPTURE_RECORD_PREFIX}${String(at).padStart(15, '0')}#${keyPart(id)}` };
+}
+
+export const CAPTURE_RECORD_PREFIX = 'CAPTURE#';
+
+/** A rule for all of a user's devices has an empty device id, which no device has. */
+export function captureRuleKey(tenant: string, user: string, deviceId: string | undefined): Key {
+  return { pk: capturePartition(tenant), sk: `${keyPart(user)}#${keyPart(deviceId ?? '')}` };
+}
+
+export function capturePartition(tenant: string): string {
+  return `${keyPart(tenant)}#CAPTURES`;
 }
 
 export function toKeyItem(key: Key): Item {

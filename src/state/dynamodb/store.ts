@@ -32,6 +32,9 @@ import {
   StateConflictError,
   type AccessRules,
   type AuthFailures,
+  type CaptureRecord,
+  type CaptureRule,
+  type CapturedExchange,
   type CollectionState,
   type CommandStats,
   type DeviceRecord,
@@ -53,6 +56,10 @@ import {
 import { blobReference, CHUNK_BYTES, chunkKeysOf, readChunked } from './chunks.ts';
 import {
   authFailuresKey,
+  CAPTURE_RECORD_PREFIX,
+  capturePartition,
+  captureRecordKey,
+  captureRuleKey,
   collectionKey,
   deviceIndexKey,
   deviceKey,
@@ -583,6 +590,65 @@ export class DynamoDbStateStore implements StateStore {
     await this.client.send(
       new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(authFailuresKey(tenant, key)) }),
     );
+  }
+
+  // Protocol capture: rules in the tenant's CAPTURES partition, records under their device's partition.
+
+  async putCaptureRule(tenant: string, rule: CaptureRule): Promise<void> {
+    const item: Item = {
+      ...toKeyItem(captureRuleKey(tenant, rule.user, rule.deviceId)),
+      data: { S: JSON.stringify(rule) },
+      until: { N: String(rule.until) },
+      [TTL_ATTRIBUTE]: { N: String(ttlOf(rule.until)) },
+    };
+    await this.client.send(new PutItemCommand({ TableName: this.table, Item: item }));
+  }
+
+  async listCaptureRules(tenant: string): Promise<CaptureRule[]> {
+    const now = Date.now();
+    const items = await this.queryAll({ pk: capturePartition(tenant) });
+    return items
+      .filter((item) => isLive(readNumber(item, 'until'), now))
+      .map((item) => JSON.parse(readString(item, 'data')) as CaptureRule);
+  }
+
+  async deleteCaptureRule(tenant: string, user: string, deviceId: string | undefined): Promise<void> {
+    await this.client.send(
+      new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(captureRuleKey(tenant, user, deviceId)) }),
+    );
+  }
+
+  async addCaptureRecord(d: DeviceScope, record: CaptureRecord): Promise<void> {
+    const item: Item = {
+      ...toKeyItem(captureRecordKey(d, record.at, record.id)),
+      id: { S: record.id },
+      at: { N: String(record.at) },
+      expiresAt: { N: String(record.expiresAt) },
+      data: { B: await encodeRecord(record.exchange) },
+      [TTL_ATTRIBUTE]: { N: String(ttlOf(record.expiresAt)) },
+    };
+    await this.client.send(new PutItemCommand({ TableName: this.table, Item: item }));
+  }
+
+  async listCaptureRecords(d: DeviceScope): Promise<CaptureRecord[]> {
+    const now = Date.now();
+    const items = await this.queryAll({ pk: devicePartition(d), skPrefix: CAPTURE_RECORD_PREFIX });
+    const live = items.filter((item) => isLive(readNumber(item, 'expiresAt'), now));
+    return Promise.all(
+      live.map(async (item) => ({
+        at: readNumber(item, 'at'),
+        id: readString(item, 'id'),
+        expiresAt: readNumber(item, 'expiresAt'),
+        exchange: await decodeRecord<CapturedExchange>(plainBytes(item.data?.B ?? new Uint8Array())),
+      })),
+    );
+  }
+
+  async deleteCaptureRecords(d: DeviceScope): Promise<void> {
+    const keys = (await this.queryAll({ pk: devicePartition(d), skPrefix: CAPTURE_RECORD_PREFIX, keysOnly: true })).map(
+      keyOf,
+    );
+    await this.batchDelete(keys);
   }
 
   // Table access.
