@@ -95,8 +95,8 @@ async function workerBundle(minify: boolean): Promise<WorkerBundle> {
 
 /**
  * One fresh process: import the bundle (what Lambda's init phase does), build the runtime from the environment (what
- * the first event does), answer a first request: OPTIONS, which needs no IMAP, against dynalite (it writes the
- * request counters, and with an emulator endpoint checks the table first).
+ * the first event does), answer a first request: OPTIONS without credentials (the 401 challenge), which needs no IMAP,
+ * against dynalite (it writes the request counters, and with an emulator endpoint checks the table first).
  */
 const COLD_SCRIPT = `
 const started = performance.now();
@@ -108,7 +108,7 @@ const res = await runtime.http({ version: '2.0', routeKey: '$default', rawPath: 
   headers: { host: 'x.lambda-url.eu-west-1.on.aws' }, isBase64Encoded: false,
   requestContext: { domainName: 'x.lambda-url.eu-west-1.on.aws', http: { method: 'OPTIONS', path: '/Microsoft-Server-ActiveSync' } } });
 const answered = performance.now();
-if (res.statusCode !== 200) throw new Error('status ' + res.statusCode);
+if (res.statusCode !== 401) throw new Error('status ' + res.statusCode);
 console.log(JSON.stringify({ importMs: imported - started, createMs: created - imported, firstRequestMs: answered - created, total: answered }));
 `;
 

@@ -63,26 +63,26 @@ function baseHeaders(): Record<string, string> {
 }
 
 /**
- * OPTIONS: the versions and the commands this server implements (MS-ASHTTP §2.2.4). The answer holds nothing
- * private, so it is given without credentials; credentials that are sent are checked, so that a client setting up
- * an account with a wrong password learns it here.
+ * OPTIONS: the versions and the commands this server implements (MS-ASHTTP §2.2.4). As Exchange does, it needs
+ * credentials: without them the answer is 401 with the challenge (RFC 7235 §3.1), which clients and
+ * Microsoft's Remote Connectivity Analyzer expect before they send any; the credentials are checked, so that a client
+ * setting up an account with a wrong password learns it here.
  */
 export function handleOptions(c: Context, deps: ActiveSyncDeps): Promise<Response> {
   return logged(deps, { cmd: 'OPTIONS' }, async (entry) => {
     const header = c.req.header('authorization');
-    if (header !== undefined) {
-      const url = new URL(c.req.url);
-      const credentials = parseAuthorization(header, url.searchParams.get('User') ?? undefined);
-      entry.user = credentials?.login;
-      const tenant = withTenant(deps, url.host, credentials);
-      entry.tenant = tenant.config.tenant;
-      const scope = tenant.backends.forRequest();
-      try {
-        if (!credentials || !(await authenticateFor(tenant, scope, credentials, clientAddress(c, tenant.config))))
-          throw new HttpError(401, 'authentication failed', challengeFor(tenant.config.authMode, REALM));
-      } finally {
-        scope.end();
-      }
+    if (header === undefined) throw new HttpError(401, 'no credentials', challengeFor(deps.config.authMode, REALM));
+    const url = new URL(c.req.url);
+    const credentials = parseAuthorization(header, url.searchParams.get('User') ?? undefined);
+    entry.user = credentials?.login;
+    const tenant = withTenant(deps, url.host, credentials);
+    entry.tenant = tenant.config.tenant;
+    const scope = tenant.backends.forRequest();
+    try {
+      if (!credentials || !(await authenticateFor(tenant, scope, credentials, clientAddress(c, tenant.config))))
+        throw new HttpError(401, 'authentication failed', challengeFor(tenant.config.authMode, REALM));
+    } finally {
+      scope.end();
     }
     return new Response(null, {
       status: 200,

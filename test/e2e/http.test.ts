@@ -118,8 +118,18 @@ function post(url: string, body: Uint8Array | string | null, headers: Record<str
 const pingBody = encodeWbxml(el('Ping', 'Ping', [el('Ping', 'HeartbeatInterval', '480')]));
 
 describe('OPTIONS', () => {
-  it('answers without credentials with the versions, the registered commands and the Allow/Public headers', async () => {
+  // Changed by issue 16: without credentials OPTIONS is 401 with the Basic challenge, as Exchange answers and
+  // Microsoft's Remote Connectivity Analyzer expects (it was 200).
+  it('answers without credentials 401 with the Basic challenge, as Exchange does', async () => {
     const res = await h.fetch(BASE, { method: 'OPTIONS' });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('WWW-Authenticate')).toMatch(/^Basic realm="/);
+    expect(res.headers.get('MS-ASProtocolVersions')).toBeNull();
+    expect(h.logs.at(-1)).toMatchObject({ cmd: 'OPTIONS', http: 401 });
+  });
+
+  it('answers with credentials the versions, the registered commands and the Allow/Public headers', async () => {
+    const res = await h.fetch(BASE, { method: 'OPTIONS', headers: { Authorization: auth } });
     expect(res.status).toBe(200);
     expect(res.headers.get('MS-ASProtocolVersions')).toBe('12.0,12.1,14.0,14.1,16.0,16.1');
     expect(res.headers.get('MS-ASProtocolCommands')).toBe('Ping,FolderSync,Settings');
@@ -134,7 +144,10 @@ describe('OPTIONS', () => {
   });
 
   it('is routed whatever the case of the path', async () => {
-    const res = await h.fetch('https://eas.example.test/microsoft-server-activesync', { method: 'OPTIONS' });
+    const res = await h.fetch('https://eas.example.test/microsoft-server-activesync', {
+      method: 'OPTIONS',
+      headers: { Authorization: auth },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('MS-ASProtocolVersions')).toContain('16.1');
   });

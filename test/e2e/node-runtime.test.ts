@@ -61,7 +61,7 @@ describe('npm start (src/runtimes/node.ts)', () => {
   });
 
   it('answers OPTIONS with the ActiveSync headers', async () => {
-    const res = await fetch(url, { method: 'OPTIONS' });
+    const res = await fetch(url, { method: 'OPTIONS', headers: { Authorization: basic(user.password) } });
     expect(res.status).toBe(200);
     expect(res.headers.get('ms-asprotocolversions')).toBe('12.0,12.1,14.0,14.1,16.0,16.1');
     expect(res.headers.get('ms-server-activesync')).toBe('16.1');

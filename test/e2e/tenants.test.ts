@@ -375,8 +375,10 @@ describe('tenant resolution', () => {
       body: '',
     });
     expect(autodiscover.status).toBe(401);
-    // OPTIONS without credentials says nothing tenant-specific, and answers anywhere.
-    expect((await options('sync.example.net')).status).toBe(200);
+    // OPTIONS without credentials is the Basic challenge, on any host.
+    const anonymous = await options('sync.example.net');
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toBe('Basic realm="ActiveSync"');
   });
 
   it('holds each request to its own tenant’s MAX_REQUEST_BYTES', async () => {

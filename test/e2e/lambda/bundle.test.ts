@@ -63,7 +63,10 @@ describe('the bundled Lambda handler in a fresh Node.js process', () => {
     const url = `https://abc.lambda-url.eu-west-1.on.aws/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=${user.name}&DeviceId=BUNDLE1&DeviceType=iPhone`;
     const events = [
       await functionUrlEvent(
-        new Request('https://abc.lambda-url.eu-west-1.on.aws/Microsoft-Server-ActiveSync', { method: 'OPTIONS' }),
+        new Request('https://abc.lambda-url.eu-west-1.on.aws/Microsoft-Server-ActiveSync', {
+          method: 'OPTIONS',
+          headers: { Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}` },
+        }),
       ),
       await functionUrlEvent(
         new Request(url, {

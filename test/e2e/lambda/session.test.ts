@@ -98,7 +98,10 @@ describe('a device session against the Lambda Function URL handler (DynamoDB sta
   });
 
   it('answers OPTIONS, and a browser GET with the info page as text', async () => {
-    const options = await server.fetch('https://eas.example.test/Microsoft-Server-ActiveSync', { method: 'OPTIONS' });
+    const options = await server.fetch('https://eas.example.test/Microsoft-Server-ActiveSync', {
+      method: 'OPTIONS',
+      headers: { Authorization: `Basic ${Buffer.from(`${user.email}:${user.password}`).toString('base64')}` },
+    });
     expect(options.status).toBe(200);
     expect(options.headers.get('ms-asprotocolversions')).toContain('14.1');
     const event = await functionUrlEvent(new Request('https://eas.example.test/Microsoft-Server-ActiveSync'));
