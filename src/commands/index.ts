@@ -11,6 +11,7 @@ import './folderupdate.ts';
 import './folderdelete.ts';
 import './moveitems.ts';
 import './itemoperations.ts';
+import './getattachment.ts';
 import './search.ts';
 import './find.ts';
 import './provision.ts';
