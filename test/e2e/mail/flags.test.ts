@@ -10,7 +10,7 @@
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { child, childText, el, textOf, type WbxmlElement } from '../../../src/wbxml/tree.ts';
 import { readyDevice, testServer, type TestDevice, type TestServer } from '../../device/device.ts';
-import { createUser, listMessages, seedMailbox, withImap } from '../../services/seed.ts';
+import { createMailbox, createUser, listMessages, seedMailbox, withImap } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
 
 const services = inject('services');
@@ -67,9 +67,15 @@ async function imapFlags(user: TestUser, uid: number): Promise<string[]> {
 }
 
 /** Another client (straight IMAP) changes a message's flags. */
-async function otherClient(user: TestUser, uid: number, add: string[], remove: string[] = []): Promise<void> {
+async function otherClient(
+  user: TestUser,
+  uid: number,
+  add: string[],
+  remove: string[] = [],
+  folder = 'INBOX',
+): Promise<void> {
   await withImap(services, user, async (imap) => {
-    await imap.mailboxOpen('INBOX');
+    await imap.mailboxOpen(folder);
     if (add.length) await imap.messageFlagsAdd(String(uid), add, { uid: true });
     if (remove.length) await imap.messageFlagsRemove(String(uid), remove, { uid: true });
   });
@@ -152,6 +158,39 @@ describe('Flags', () => {
     expect(childText(response, 'ServerId')).toBe(other);
     expect(childText(response, 'Status')).toBe('6');
     expect(await imapFlags(user, seeded[1]!.uid)).toEqual([]);
+  });
+
+  it('keeps the details of a message the device moves to another folder (MoveItems)', async () => {
+    const user = createUser(services);
+    await createMailbox(services, user, 'Archive');
+    const [message] = await seedMailbox(services, user, 'INBOX', [
+      { message: { from: 'Bob <bob@example.test>', to: 'Alice <alice@example.test>', subject: 'Done', text: 'D\n' } },
+    ]);
+    const { device, inbox } = await readyDevice(server, user);
+    const archive = device.folderByName('Archive').serverId;
+    await device.syncUntilDone(inbox);
+    await device.syncUntilDone(archive);
+    const id = `${inbox}:${message!.uid}`;
+    await device.sync(inbox, { commands: [change(id, [completeFlag])] });
+    const moved = await device.command(
+      'MoveItems',
+      el('Move', 'MoveItems', [
+        el('Move', 'Move', [
+          el('Move', 'SrcMsgId', id),
+          el('Move', 'SrcFldId', inbox),
+          el('Move', 'DstFldId', archive),
+        ]),
+      ]),
+    );
+    const response = child(moved, 'Response');
+    expect(childText(response, 'Status')).toBe('3');
+    const newId = childText(response, 'DstMsgId')!;
+    device.items(inbox).delete(id);
+    device.items(archive).set(newId, el('AirSync', 'ApplicationData', []));
+    await otherClient(user, Number(newId.split(':')[1]), ['\\Seen'], [], 'Archive');
+    const round = await device.sync(archive);
+    expect(round.changed).toEqual([newId]);
+    expect(fieldsOf(flagOnDevice(device, archive, newId))).toEqual(fieldsOf(completeFlag));
   });
 
   it('keeps each device’s own details: a second device sees \\Flagged only', async () => {
