@@ -43,10 +43,10 @@ module.exports = {
     {
       name: 'pipeline-side-effects-as-hooks',
       comment:
-        'request counting and access notices run as hooks the builder (app/build.ts) installs, not from the pipeline',
+        'request counting, access notices and protocol capture run as hooks the builder (app/build.ts) installs, not from the pipeline',
       severity: 'error',
       from: { path: '^src/app/(activesync|app|autodiscover|tenants)\\.ts$' },
-      to: { path: '^src/(admin/stats\\.ts|devices/access-notice\\.ts)$' },
+      to: { path: '^src/(admin/(stats|capture|capture-record)\\.ts|devices/access-notice\\.ts)$' },
     },
     {
       name: 'commands-see-backend-interfaces',

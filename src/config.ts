@@ -69,6 +69,16 @@ export interface ServerConfig {
   authMode: AuthMode;
   /** Throttling of repeated failed logins (src/protocol/throttle.ts). */
   authThrottle: AuthThrottleConfig;
+  /** Protocol capture (src/admin/capture.ts); the defaults when absent. */
+  capture?: CaptureConfig;
+}
+
+/** Protocol capture: what an admin's capture keeps, and how long. */
+export interface CaptureConfig {
+  /** Bodies and attachments are cut to this many characters (CAPTURE_MAX_BODY_BYTES); 0 keeps only their size. */
+  maxBodyBytes: number;
+  /** How long captured requests are kept (CAPTURE_RETENTION_HOURS). */
+  retentionHours: number;
 }
 
 /** Failed logins allowed per user and per client address in a window before logins are refused with 503. */
@@ -204,6 +214,8 @@ const schema = z.object({
     .toLowerCase()
     .pipe(z.enum(['basic', 'bearer', 'both']))
     .default('basic'),
+  CAPTURE_MAX_BODY_BYTES: z.coerce.number().int().min(0).max(1_000_000).default(2048),
+  CAPTURE_RETENTION_HOURS: z.coerce.number().int().min(1).max(720).default(72),
   CREDENTIAL_KEY: z
     .string()
     .trim()
@@ -299,5 +311,6 @@ export function loadConfig(
       windowSeconds: e.AUTH_FAIL_WINDOW_SECONDS,
       clientIpHeader: e.CLIENT_IP_HEADER,
     },
+    capture: { maxBodyBytes: e.CAPTURE_MAX_BODY_BYTES, retentionHours: e.CAPTURE_RETENTION_HOURS },
   };
 }

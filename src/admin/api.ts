@@ -16,6 +16,11 @@
  *   GET    /admin/rules | PUT /admin/rules              the tenant's access rules, whole
  *   POST   /admin/rules | DELETE /admin/rules/:id       add one rule (at the end, or at "position"), remove one
  *   GET    /admin/stats[?minutes=60]                    per-command requests, errors, latency
+ *   GET    /admin/captures                              the protocol captures that are on
+ *   POST   /admin/captures                              {"user", "deviceId"?, "minutes", "maxBodyBytes"?}: start one
+ *   DELETE /admin/captures/:user[/:deviceId]            stop the capture of the user (or of one device)
+ *   GET    /admin/captures/:user/:deviceId              the device's captured requests as a session (capture.ts)
+ *   DELETE /admin/captures/:user/:deviceId/records      discard them
  */
 import { Hono, type Context } from 'hono';
 import type { ServerConfig } from '../config.ts';
@@ -24,7 +29,7 @@ import { deviceScope } from '../devices/seen.ts';
 import { firstSyncKey } from '../protocol/synckey.ts';
 import { releaseDevice } from '../push/wait.ts';
 import { UidSet } from '../state/uidset.ts';
-import type { DeviceRecord, DeviceScope, StateStore, WipeKind } from '../state/types.ts';
+import type { CaptureRule, DeviceRecord, DeviceScope, StateStore, WipeKind } from '../state/types.ts';
 import {
   AccessRuleError,
   loadAccessRules,
@@ -33,6 +38,7 @@ import {
   saveAccessRules,
 } from '../devices/access-rules.ts';
 import { cancelWipe, requestWipe, WipeError } from '../devices/wipe.ts';
+import { exportCapture, MAX_CAPTURE_MINUTES, startCapture, stopCapture } from './capture.ts';
 import { commandSummary } from './stats.ts';
 
 const DAY_MS = 86_400_000;
@@ -87,7 +93,7 @@ class BadRequest extends Error {}
 
 /** What the admin API works with: its token and default tenant, the state store, the log. */
 export interface AdminDeps {
-  config: Pick<ServerConfig, 'adminToken' | 'tenant'>;
+  config: Pick<ServerConfig, 'adminToken' | 'tenant' | 'capture'>;
   state: StateStore;
   log: LogSink;
 }
@@ -256,6 +262,54 @@ export function adminApi(deps: AdminDeps): Hono {
     return c.json({ minutes, commands: await commandSummary(state, tenantOf(c), Math.floor(minutes)) });
   });
 
+  api.get('/captures', async (c) => {
+    const rules = await state.listCaptureRules(tenantOf(c));
+    return c.json({ captures: rules.map(captureSummary) });
+  });
+
+  api.post('/captures', async (c) => {
+    const body = await jsonBody(c);
+    if (typeof body.user !== 'string' || body.user.trim() === '') throw new BadRequest('user is required');
+    if (body.deviceId !== undefined && (typeof body.deviceId !== 'string' || body.deviceId === ''))
+      throw new BadRequest('deviceId must be a device id');
+    const minutes = optionalNumber(body.minutes, 'minutes');
+    if (minutes === undefined || minutes <= 0 || minutes > MAX_CAPTURE_MINUTES)
+      throw new BadRequest(`minutes must be more than 0 and at most ${MAX_CAPTURE_MINUTES}`);
+    const maxBodyBytes = optionalNumber(body.maxBodyBytes, 'maxBodyBytes');
+    if (maxBodyBytes !== undefined && (maxBodyBytes < 0 || !Number.isInteger(maxBodyBytes)))
+      throw new BadRequest('maxBodyBytes must be a whole number ≥ 0');
+    const rule = await startCapture(
+      state,
+      tenantOf(c),
+      {
+        user: body.user.trim(),
+        minutes,
+        ...(body.deviceId !== undefined ? { deviceId: body.deviceId } : {}),
+        ...(maxBodyBytes !== undefined ? { maxBodyBytes } : {}),
+      },
+      deps.config.capture,
+    );
+    return c.json({ capture: captureSummary(rule) }, 201);
+  });
+
+  api.delete('/captures/:user', async (c) => {
+    await stopCapture(state, tenantOf(c), c.req.param('user'), undefined);
+    return c.json({ stopped: { user: c.req.param('user').toLowerCase() } });
+  });
+
+  api.delete('/captures/:user/:deviceId', async (c) => {
+    const scope = scopeOf(c);
+    await stopCapture(state, scope.tenant, scope.user, scope.deviceId);
+    return c.json({ stopped: { user: scope.user, deviceId: scope.deviceId } });
+  });
+
+  api.get('/captures/:user/:deviceId', async (c) => c.json(await exportCapture(state, scopeOf(c))));
+
+  api.delete('/captures/:user/:deviceId/records', async (c) => {
+    await state.deleteCaptureRecords(scopeOf(c));
+    return c.json({ discarded: true });
+  });
+
   api.all('*', (c) => c.json({ error: 'no such admin operation' }, 404));
   return api;
 }
@@ -376,6 +430,16 @@ async function deviceDetails(state: StateStore, scope: DeviceScope, d: DeviceRec
     folders,
     brokenItems,
   };
+}
+
+function captureSummary(rule: CaptureRule) {
+  return withoutUndefined({
+    user: rule.user,
+    deviceId: rule.deviceId,
+    startedAt: new Date(rule.startedAt).toISOString(),
+    until: new Date(rule.until).toISOString(),
+    maxBodyBytes: rule.maxBodyBytes,
+  });
 }
 
 /** The request body as a JSON object; an empty body is `{}`. */

@@ -294,6 +294,80 @@ export function addAdminCommands(program: Command, io: AdminOutput = processOutp
       }, renderRules),
     );
 
+  const capture = admin
+    .command('capture')
+    .description("keep a user's (or one device's) ActiveSync requests and answers for a while, to export them");
+  const captureColumns = ['user', 'deviceId', 'startedAt', 'until', 'maxBodyBytes'];
+  const captureUser = (user: string, deviceId?: string): string =>
+    `/captures/${encodeURIComponent(user)}${deviceId !== undefined ? `/${encodeURIComponent(deviceId)}` : ''}`;
+  capture
+    .command('start')
+    .description('start capturing (again: change the end or the body size)')
+    .argument('<user>')
+    .argument('[deviceId]', 'only this device (default: every device of the user)')
+    .requiredOption('--minutes <n>', 'for this many minutes (at most 1440)')
+    .option(
+      '--max-body-bytes <n>',
+      "cut bodies and attachments to n characters, 0: keep only their size (default: the server's CAPTURE_MAX_BODY_BYTES)",
+    )
+    .action(
+      op(
+        (client, user: string, deviceId: string | undefined, o: { minutes: string; maxBodyBytes?: string }) =>
+          client.call('POST', '/captures', {
+            user,
+            minutes: Number(o.minutes),
+            ...(deviceId !== undefined ? { deviceId } : {}),
+            ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: Number(o.maxBodyBytes) } : {}),
+          }),
+        (a: { capture: Row }) => table([a.capture], captureColumns),
+      ),
+    );
+  capture
+    .command('stop')
+    .description('stop capturing (what was captured stays until it expires)')
+    .argument('<user>')
+    .argument('[deviceId]', 'the device given to start (default: the capture of every device of the user)')
+    .action(
+      op(
+        (client, user: string, deviceId: string | undefined) => client.call('DELETE', captureUser(user, deviceId)),
+        (a: { stopped: Row }) =>
+          `capture of ${String(a.stopped.user)}${a.stopped.deviceId !== undefined ? ` ${String(a.stopped.deviceId)}` : ''} stopped\n`,
+      ),
+    );
+  capture
+    .command('list')
+    .description('the captures that are on')
+    .action(
+      op(
+        (client) => client.call('GET', '/captures'),
+        (a: { captures: Row[] }) => table(a.captures, captureColumns),
+      ),
+    );
+  capture
+    .command('export')
+    .description("write a device's captured requests as a JSON session file to stdout")
+    .argument('<user>')
+    .argument('<deviceId>')
+    .action(async (user: string, deviceId: string, _o: unknown, command: Command) => {
+      const session = await clientOf(command.optsWithGlobals<GlobalOptions>()).call<{ requests: unknown[] }>(
+        'GET',
+        captureUser(user, deviceId),
+      );
+      io.out(`${JSON.stringify(session, null, 2)}\n`);
+      io.err(`${session.requests.length} request(s)\n`);
+    });
+  capture
+    .command('clear')
+    .description("discard a device's captured requests")
+    .argument('<user>')
+    .argument('<deviceId>')
+    .action(
+      op(
+        (client, user: string, deviceId: string) => client.call('DELETE', `${captureUser(user, deviceId)}/records`),
+        () => 'captured requests discarded\n',
+      ),
+    );
+
   admin
     .command('stats')
     .description('requests, errors and latency per command')

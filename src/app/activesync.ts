@@ -8,7 +8,7 @@ import type { CommandDefinition, CommandResult } from '../protocol/command.ts';
 import type { ServerConfig } from '../config.ts';
 import type { LogEntry, LogSink } from '../log.ts';
 import type { BackendFactory, RequestBackends } from '../backends/types.ts';
-import type { DeviceRecord, StateStore } from '../state/types.ts';
+import type { DeviceRecord, DeviceScope, StateStore } from '../state/types.ts';
 import { accessRefusalResponse, checkDeviceAccess, type AccessDecision } from '../devices/access-rules.ts';
 import { decodeWbxml, WbxmlDecodeError } from '../wbxml/decoder.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
@@ -40,6 +40,21 @@ export interface ActiveSyncDeps extends TenantServices {
    * the request's log line. A rejection is logged; the request's answer stands.
    */
   onDeviceHeld?(event: DeviceHeld): Promise<void>;
+  /**
+   * After each authenticated POST, before its log line (the protocol capture); a rejection is noted in the log line
+   * (`captureFailed`), the answer stands.
+   */
+  onExchange?(exchange: Exchange): Promise<void>;
+}
+
+/** One authenticated request and its answer. The body is the request's as read (undefined before it was read). */
+export interface Exchange {
+  device: DeviceScope;
+  started: number;
+  entry: LogEntry;
+  request: Request;
+  body: Uint8Array | undefined;
+  response: Response;
 }
 
 export interface DeviceHeld {
@@ -99,7 +114,19 @@ export function handleOptions(c: Context, deps: ActiveSyncDeps): Promise<Respons
 }
 
 export function handlePost(c: Context, deps: ActiveSyncDeps): Promise<Response> {
-  return logged(deps, {}, (entry) => serve(c, deps, entry));
+  // Filled in as the request is authenticated and read, for the exchange hook.
+  const seen: { device?: DeviceScope; body?: Uint8Array } = {};
+  const onExchange = deps.onExchange;
+  return logged(
+    deps,
+    {},
+    (entry) => serve(c, deps, entry, seen),
+    onExchange &&
+      ((entry, started, response) =>
+        seen.device
+          ? onExchange({ device: seen.device, started, entry, request: c.req.raw, body: seen.body, response })
+          : Promise.resolve()),
+  );
 }
 
 /** Runs one request and writes its log line, whatever happens. */
@@ -107,6 +134,7 @@ async function logged(
   deps: ActiveSyncDeps,
   fields: LogEntry,
   run: (entry: LogEntry) => Promise<Response>,
+  exchanged?: (entry: LogEntry, started: number, response: Response) => Promise<void>,
 ): Promise<Response> {
   const started = Date.now();
   // With several tenants the line names the request's once it is known (serve), none for a request that has none.
@@ -123,6 +151,9 @@ async function logged(
   }
   entry.http = response.status;
   entry.ms = Date.now() - started;
+  await exchanged?.(entry, started, response).catch((err: unknown) => {
+    entry.captureFailed = describeError(err);
+  });
   deps.log(entry);
   await deps.onRequestLogged?.({
     entry,
@@ -150,7 +181,12 @@ async function authenticateFor(
   );
 }
 
-async function serve(c: Context, anyTenant: ActiveSyncDeps, entry: LogEntry): Promise<Response> {
+async function serve(
+  c: Context,
+  anyTenant: ActiveSyncDeps,
+  entry: LogEntry,
+  seen: { device?: DeviceScope; body?: Uint8Array },
+): Promise<Response> {
   const url = new URL(c.req.url);
   const request = parseActiveSyncRequest(url, c.req.raw.headers);
   // Bearer: the user is the token's claim, else the request's User parameter (protocol/auth.ts).
@@ -170,7 +206,7 @@ async function serve(c: Context, anyTenant: ActiveSyncDeps, entry: LogEntry): Pr
   // The check and the command's backends share one login (backends/types.ts RequestBackends).
   const scope = deps.backends.forRequest();
   try {
-    return await serveAuthenticated(c, deps, scope, request, credentials, entry);
+    return await serveAuthenticated(c, deps, scope, request, credentials, entry, seen);
   } finally {
     scope.end();
   }
@@ -183,6 +219,7 @@ async function serveAuthenticated(
   request: ActiveSyncRequest,
   credentials: Credentials,
   entry: LogEntry,
+  seen: { device?: DeviceScope; body?: Uint8Array },
 ): Promise<Response> {
   const challenge = challengeFor(deps.config.authMode, REALM);
   const user = await authenticateFor(deps, scope, credentials, clientAddress(c, deps.config));
@@ -192,12 +229,14 @@ async function serveAuthenticated(
   const name = commandByName(request.command);
   if (!name) throw new HttpError(400, `unknown command ${request.command}`);
   const device = deviceScope(deps.config.tenant, outcome.user.login, request.deviceId);
+  seen.device = device;
   const known = await recordDeviceSeen(deps.state, device, request);
   const command = deps.commands.get(name);
   if (!command) throw new HttpError(501, `command ${name} is not implemented`);
   entry.cmd = name;
 
   const rawBody = new Uint8Array(await c.req.arrayBuffer());
+  seen.body = rawBody;
   // The app's body limit is the largest of all tenants'; this tenant's own applies here.
   if (rawBody.length > deps.config.maxRequestBytes) throw new HttpError(413, 'request body over MAX_REQUEST_BYTES');
   const contentType = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();

@@ -4,6 +4,7 @@
  * requests, scheduling and platform bindings around what this returns; tests build the app the same way.
  */
 import type { Hono } from 'hono';
+import { captureExchange } from '../admin/capture.ts';
 import { countRequest } from '../admin/stats.ts';
 import { imapDavBackends } from '../backends/combined.ts';
 import type { ImapSettings } from '../backends/imap/connection.ts';
@@ -72,6 +73,9 @@ export function buildApp(parts: AppParts): BuiltApp {
       deliverAccessNotice(held, held.decision, held.device).catch((err: unknown) => {
         held.note({ accessNoticeFailed: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
       }),
+    // Protocol capture of the users and devices an admin chose (admin/capture.ts); the rules are read at most every
+    // 10 s per instance, so a request that is not captured costs no state read.
+    onExchange: (exchange) => captureExchange(parts.state, exchange, config.capture),
   });
   return { app, config, tenants };
 }

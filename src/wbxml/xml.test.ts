@@ -53,6 +53,23 @@ describe('toXml / fromXml', () => {
     );
   });
 
+  it('cuts the values of the given tags so that the XML still parses, base64 to whole groups', () => {
+    const doc = el('AirSync', 'Sync', [
+      el('AirSyncBase', 'Data', `${'a'.repeat(20)}&b`),
+      el('ItemOperations', 'Data', new Uint8Array(300).fill(0xff)),
+      el('Email', 'Subject', 'x'.repeat(50)),
+    ]);
+    const cut = { tags: new Set(['Data']), maxLength: 22 };
+    const xml = toXml(doc, { cut });
+    expect(xml).toContain(`<airsyncbase:Data>${'a'.repeat(20)}<!--cut: 26 chars--></airsyncbase:Data>`);
+    expect(xml).toContain('<!--opaque base64-->////////////////////<!--cut: 400 chars-->');
+    expect(xml).toContain('x'.repeat(50));
+    const back = fromXml(xml);
+    expect(back.children[0]?.text).toBe('a'.repeat(20));
+    expect(back.children[1]?.opaque).toEqual(new Uint8Array(15).fill(0xff));
+    expect(toXml(doc, { cut: { tags: cut.tags, maxLength: 0 } })).toContain('<airsyncbase:Data><!--cut: 26 chars-->');
+  });
+
   it('redacts passwords and cuts long values for logs', () => {
     const doc = el('Settings', 'DevicePassword', [el('Settings', 'Set', [el('Settings', 'Password', 'hunter2')])]);
     const xml = toXml(doc, { redact: true });

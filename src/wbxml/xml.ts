@@ -20,13 +20,19 @@ export interface XmlRenderOptions {
   maxValueLength?: number;
   /** Start with the `<?xml …?>` declaration. Default true. */
   declaration?: boolean;
+  /**
+   * Cut the values of these tags (bodies, attachments) to `maxLength` characters as rendered, followed by a
+   * `<!--cut: N chars-->` note; unlike maxValueLength the XML still parses (base64 is cut to whole groups).
+   */
+  cut?: { tags: ReadonlySet<string>; maxLength: number };
 }
 
 const OPAQUE_MARK = 'opaque base64';
 const TEXT_MARK = 'text base64';
 const SECRET_TAGS = new Set(['Password']);
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM spelled out: the Workers types require it (false is the default: a BOM is dropped).
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 export function toXml(root: WbxmlElement, options: XmlRenderOptions = {}): string {
   const indent = options.indent ?? '  ';
@@ -70,19 +76,42 @@ function prefixOf(ns: Namespace): string {
 function renderValue(element: WbxmlElement, options: XmlRenderOptions): string | undefined {
   if (element.text === undefined && element.opaque === undefined) return undefined;
   if (options.redact && SECRET_TAGS.has(element.tag)) return '***';
+  // A mark (opaque or text as base64) and the value after it; the value alone is what a cut shortens.
+  let mark = '';
   let rendered: string;
+  let base64 = true;
   if (element.opaque?.length === 0) {
-    rendered = `<!--${OPAQUE_MARK}-->`; // empty bytes are content (OPAQUE of length 0); an empty element has none
+    mark = `<!--${OPAQUE_MARK}-->`; // empty bytes are content (OPAQUE of length 0); an empty element has none
+    rendered = '';
   } else if (isBinaryTag(element.ns, element.tag)) {
     rendered = toBase64(element.opaque ?? new TextEncoder().encode(element.text ?? ''));
   } else if (element.opaque !== undefined) {
     const text = utf8OrUndefined(element.opaque);
-    rendered =
-      text !== undefined && xmlSafe(text) ? escapeText(text) : `<!--${OPAQUE_MARK}-->${toBase64(element.opaque)}`;
+    if (text !== undefined && xmlSafe(text)) {
+      rendered = escapeText(text);
+      base64 = false;
+    } else {
+      mark = `<!--${OPAQUE_MARK}-->`;
+      rendered = toBase64(element.opaque);
+    }
   } else {
     const text = element.text!;
-    rendered = xmlSafe(text) ? escapeText(text) : `<!--${TEXT_MARK}-->${toBase64(new TextEncoder().encode(text))}`;
+    if (xmlSafe(text)) {
+      rendered = escapeText(text);
+      base64 = false;
+    } else {
+      mark = `<!--${TEXT_MARK}-->`;
+      rendered = toBase64(new TextEncoder().encode(text));
+    }
   }
+  const cut = options.cut;
+  if (cut?.tags.has(element.tag) && rendered.length > cut.maxLength) {
+    const kept = base64
+      ? rendered.slice(0, cut.maxLength - (cut.maxLength % 4))
+      : rendered.slice(0, cut.maxLength).replace(/&[^;]*$|[\uD800-\uDBFF]$/, '');
+    return `${mark}${kept}<!--cut: ${rendered.length} chars-->`;
+  }
+  rendered = mark + rendered;
   const max = options.maxValueLength;
   if (max !== undefined && rendered.length > max) {
     // Cut on a character boundary that cannot split an entity reference.
