@@ -135,6 +135,25 @@ describe('Android: SyncKey 0 without Options, then the first real Sync with them
     const quiet = await device.sync(inbox, { windowSize: 10, classOptions: [SMS_BLOCK], options: emailBlock });
     expect(quiet.status).toBe(1);
     expect([...quiet.added, ...quiet.softDeleted]).toEqual([]);
+
+    // GetItemEstimate with the same two blocks (MS-ASCMD §2.2.3.27.2): the Email block's week counts, not SMS's all.
+    await seedMailbox(services, user, 'INBOX', [aged(30), aged(1)]);
+    const estimate = await device.command(
+      'GetItemEstimate',
+      el('GetItemEstimate', 'GetItemEstimate', [
+        el('GetItemEstimate', 'Collections', [
+          el('GetItemEstimate', 'Collection', [
+            el('AirSync', 'SyncKey', device.collections.get(inbox)!.syncKey),
+            el('GetItemEstimate', 'CollectionId', inbox),
+            el('AirSync', 'Options', SMS_BLOCK),
+            el('AirSync', 'Options', emailBlock),
+          ]),
+        ]),
+      ]),
+    );
+    const response = child(estimate, 'Response', 'GetItemEstimate');
+    expect(childText(response, 'Status', 'GetItemEstimate')).toBe('1');
+    expect(childText(child(response, 'Collection', 'GetItemEstimate'), 'Estimate', 'GetItemEstimate')).toBe('1');
   });
 
   it('a calendar with FilterType 4 syncs the last two weeks, and a later FilterType resyncs its window', async () => {
