@@ -17,7 +17,7 @@
  */
 import { ImapFlow } from 'imapflow';
 import type { PushConfig } from '../config.ts';
-import type { ImapSettings } from '../backends/imap/connection.ts';
+import { imapTransportOption, type ImapSettings } from '../backends/imap/connection.ts';
 import type { LogSink } from '../log.ts';
 import { LEASE_SHARDS, type StateStore, type UserScope, type WatchLease } from '../state/types.ts';
 import { DavItemBackend } from '../backends/dav/backend.ts';
@@ -70,6 +70,7 @@ export function errorText(err: unknown): string {
 
 export function newClient(imap: ImapSettings, auth: ImapAuth, idle: boolean): ImapFlow {
   const client = new ImapFlow({
+    ...imapTransportOption(),
     host: imap.host,
     port: imap.port,
     secure: imap.secure,

@@ -11,11 +11,22 @@ import { freePort, terminate } from './process.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 
+/**
+ * What workerd prints for an error no handler caught, Node's events module for a listener leak, and the Worker's log
+ * line for any process warning (src/runtimes/cloudflare/worker.ts).
+ */
+const PROBLEM = /Uncaught|Unhandled|MaxListenersExceeded|memory leak detected|"event":"warning"/i;
+
 export interface WranglerDev {
   /** http://127.0.0.1:<port> */
   origin: string;
   /** What wrangler printed so far (for failures). */
   output(): string;
+  /**
+   * The lines of the output that show the Worker failing outside any answer: uncaught errors and unhandled
+   * rejections, EventEmitter leak warnings (MaxListenersExceededWarning) and other process warnings.
+   */
+  problems(): string[];
   /** Fires the cron trigger: the Worker's `scheduled` handler runs (it returns when the sweep ends, up to ~50 s). */
   scheduled(): Promise<Response>;
   stop(): Promise<void>;
@@ -69,6 +80,7 @@ export async function startWranglerDev(
   return {
     origin,
     output: () => output,
+    problems: () => output.split('\n').filter((line) => PROBLEM.test(line)),
     scheduled: () => fetch(`${origin}/__scheduled?cron=${encodeURIComponent('* * * * *')}`),
     stop,
   };

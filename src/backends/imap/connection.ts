@@ -1,5 +1,5 @@
 /** Opening IMAP connections with imapflow: one place for the settings every IMAP user here shares. */
-import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import { ImapFlow, type ImapFlowOptions, type ImapTransport } from 'imapflow';
 
 export interface ImapSettings {
   host: string;
@@ -17,10 +17,28 @@ export interface ImapLogin {
   accessToken?: string;
 }
 
+/**
+ * How every IMAP client of this process opens its socket: node:net and node:tls unless the runtime sets a transport
+ * once at start (Workers: cloudflare:sockets, src/runtimes/cloudflare/worker.ts). workerd's node:net adds a 'timeout'
+ * listener on every read and write of a socket that has an idle timeout (its Socket._unrefTimer re-arms through
+ * setTimeout with a new callback), and imapflow's socketTimeout gives each socket one: listeners pile up per socket.
+ */
+let transport: ImapTransport | undefined;
+
+export function useImapTransport(t: ImapTransport): void {
+  transport = t;
+}
+
+/** The `transport` option of every ImapFlow this process creates (also the push watcher's, src/push/watch-shared.ts). */
+export function imapTransportOption(): Pick<ImapFlowOptions, 'transport'> {
+  return transport ? { transport } : {};
+}
+
 /** A client for one user; `connect()` it, and `logout()` when done. Logging is off: it would carry credentials. */
 export function imapClient(settings: ImapSettings, login: ImapLogin, extra: Partial<ImapFlowOptions> = {}): ImapFlow {
   return new ImapFlow({
     ...extra,
+    ...imapTransportOption(),
     host: settings.host,
     port: settings.port,
     secure: settings.secure,

@@ -2,9 +2,12 @@
  * Cloudflare Workers runtime: the Worker entry (wrangler.toml `main`). Settings come from the Worker's variables,
  * sync state from the StateObject Durable Objects (binding STATE).
  */
-import { EventEmitter } from 'node:events';
+import { connect } from 'cloudflare:sockets';
+import process from 'node:process';
 import type { Hono } from 'hono';
+import { createSocketsTransport } from 'imapflow';
 import { buildApp } from '../../app/build.ts';
+import { useImapTransport } from '../../backends/imap/connection.ts';
 import { freshImapSessions } from '../../backends/imap/sessions.ts';
 import { ConfigError } from '../../config.ts';
 import type { TenantDirectory } from '../../tenants/resolve.ts';
@@ -28,8 +31,21 @@ export interface Env {
   [setting: string]: unknown;
 }
 
-// imapflow adds more listeners to one socket than Node's default of 10; inside workerd the warning for that crashes.
-EventEmitter.defaultMaxListeners = 50;
+// IMAP over cloudflare:sockets, not workerd's node:net: there every read and write of a socket with an idle timeout
+// adds a 'timeout' listener that stays, so a Sync of a few hundred messages passed any listener limit, and workerd's
+// warning for that threw an uncaught TypeError (issue 16). imapflow's own socket re-arms one timer instead.
+useImapTransport(
+  createSocketsTransport((address, options) =>
+    // The Workers types want allowHalfOpen always given; its default is false.
+    connect(address, { ...options, allowHalfOpen: options?.allowHalfOpen ?? false }),
+  ),
+);
+
+// workerd reports warnings (a listener leak, a deprecation) on node:process, which its events module finds only once
+// some module imported it: before, the report itself threw an uncaught TypeError. Now each is a log line.
+process.on('warning', (warning) =>
+  stdoutLog({ time: new Date().toISOString(), event: 'warning', warning: `${warning.name}: ${warning.message}` }),
+);
 
 /** The Worker's settings: its string variables and secrets. */
 function settingsOf(env: Env): Record<string, string> {
