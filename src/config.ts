@@ -117,7 +117,18 @@ export interface PushConfig {
   master: { user: string; password: string } | undefined;
   /** Without a master user: the 32-byte AES-256-GCM key that seals users' passwords on their watch lease. */
   credentialKey: Uint8Array | undefined;
+  /**
+   * Where the runtime's push watcher runs: not a setting, the runtime's (app/build.ts AppParts.pushWatcher). It
+   * decides whether a password held in memory can reach it (push/credentials.ts watcherLoginGap). Unset: in-process.
+   */
+  watcher?: PushWatcher;
 }
+
+/**
+ * `in-process`: Node (the IDLE watcher in the serving process); `cron-sweep`: Workers; `watch-function`: Lambda's
+ * scheduled function. Only an in-process watcher can use a password a waiting request holds in memory.
+ */
+export type PushWatcher = 'in-process' | 'cron-sweep' | 'watch-function';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';

@@ -14,9 +14,10 @@ import type { MailSubmitter, SmtpSettings } from '../backends/smtp/types.ts';
 import type { TenantBackends } from '../backends/types.ts';
 import { defaultRegistry } from '../commands/index.ts';
 import type { CommandRegistry } from '../commands/registry.ts';
-import type { ServerConfig } from '../config.ts';
+import type { PushWatcher, ServerConfig } from '../config.ts';
 import { deliverAccessNotice } from '../devices/access-notice.ts';
 import type { LogSink } from '../log.ts';
+import { pushStartupNotice } from '../push/credentials.ts';
 import type { WatcherOptions } from '../push/watch-shared.ts';
 import type { StateStore } from '../state/types.ts';
 import { singleTenant, TenantDirectory } from '../tenants/resolve.ts';
@@ -37,6 +38,11 @@ export interface AppParts {
   commands?: CommandRegistry;
   /** Another backend than IMAP + CalDAV/CardDAV (backends/combined.ts) for a tenant. */
   backends?(config: ServerConfig, parts: Pick<AppParts, 'imapSessions' | 'submitter'>): TenantBackends;
+  /**
+   * Where the runtime's push watcher runs (config.ts PushWatcher). Given, each tenant whose settings leave push unable
+   * to log in there is named in a `push-no-login` log line now, and its waiting requests' log lines say so too.
+   */
+  pushWatcher?: PushWatcher;
 }
 
 export interface BuiltApp {
@@ -47,7 +53,10 @@ export interface BuiltApp {
 }
 
 export function buildApp(parts: AppParts): BuiltApp {
-  const tenants = parts.settings instanceof TenantDirectory ? parts.settings : singleTenant(parts.settings);
+  const tenants = withPushWatcher(
+    parts.settings instanceof TenantDirectory ? parts.settings : singleTenant(parts.settings),
+    parts,
+  );
   const config = tenants.entries[0]!.config;
   // Each tenant its own backends (and IMAP pool): a kept connection never serves another tenant.
   const backendsOf = (tenant: ServerConfig): TenantBackends =>
@@ -78,6 +87,19 @@ export function buildApp(parts: AppParts): BuiltApp {
     onExchange: (exchange) => captureExchange(parts.state, exchange, config.capture),
   });
   return { app, config, tenants };
+}
+
+/** The tenants with the runtime's push watcher in their push settings; says at once what that leaves undone. */
+function withPushWatcher(tenants: TenantDirectory, parts: AppParts): TenantDirectory {
+  const watcher = parts.pushWatcher;
+  if (!watcher) return tenants;
+  const entries = tenants.entries.map((t) => ({ ...t, config: { ...t.config, push: { ...t.config.push, watcher } } }));
+  for (const { config } of entries) {
+    const notice = pushStartupNotice(config);
+    if (notice)
+      parts.log({ time: new Date().toISOString(), tenant: config.tenant, event: 'push-no-login', watcher, notice });
+  }
+  return new TenantDirectory(entries);
 }
 
 /** What the push watcher of each tenant watches with: its IMAP server and logins, push settings, DAV servers. */

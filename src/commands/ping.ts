@@ -127,7 +127,14 @@ export async function ping(context: CommandContext): Promise<CommandResult> {
     baseline: checked.baselines.get(r.serverId),
   }));
   const outcome = await waitForChanges(
-    { state: context.state, device: context.device, push, password: context.user.password, signal: context.signal },
+    {
+      state: context.state,
+      device: context.device,
+      push,
+      password: context.user.password,
+      signal: context.signal,
+      note: context.note,
+    },
     { targets, hierarchy, endOnHierarchyChange: true, seconds: heartbeat },
   );
   switch (outcome.kind) {

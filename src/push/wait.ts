@@ -23,6 +23,8 @@
  * at a 3540 s heartbeat once per Ping. bench/push.ts counts them.
  */
 import type { PushConfig } from '../config.ts';
+import type { LogEntry } from '../log.ts';
+import { watcherLoginGap } from './credentials.ts';
 import type { CollectionState, DeviceScope, FeedEntry, HierarchyState, StateStore } from '../state/types.ts';
 import { sealCredential } from '../tenants/vault.ts';
 import {
@@ -107,6 +109,8 @@ export interface WaitContext {
   password: string;
   signal?: AbortSignal;
   hub?: PushHub;
+  /** Adds fields to the request's log line (protocol/command.ts CommandContext.note). */
+  note?(fields: LogEntry): void;
 }
 
 /** A newer request of this device takes over: waiting ones in this process end now. Returns its generation. */
@@ -221,6 +225,13 @@ export async function waitForChanges(
     const watchesDav = targetKeys.some((k) => k.startsWith('caldav:') || k.startsWith('carddav:'));
     const useVault =
       (!context.push.master || watchesDav) && context.push.credentialKey !== undefined && password !== undefined;
+    // No watcher can log in for these folders: the wait still runs (a newer request ends it), but not silently.
+    const gap = watcherLoginGap(context.push, {
+      password,
+      mail: targetKeys.some((k) => k.startsWith('imap:')),
+      dav: watchesDav,
+    });
+    if (gap) context.note?.({ noWatcherLogin: gap });
     // Nothing to write when the device's marker has these folders, no earlier wait of it may still be under way
     // (elsewhere: it would have to be ended), and its watch (= the lease) outlasts this wait.
     const covered =

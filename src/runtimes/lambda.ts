@@ -112,7 +112,14 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
     }));
 
   // A warm container reuses a user's logged-in IMAP connection for the next request, as Node does.
-  const { app } = buildApp({ settings: tenants, state, imapSessions: (imap) => pooledImapSessions(imap), log });
+  const { app } = buildApp({
+    settings: tenants,
+    state,
+    imapSessions: (imap) => pooledImapSessions(imap),
+    log,
+    // The watcher is another function: a password this one holds in memory never reaches it.
+    pushWatcher: 'watch-function',
+  });
   const serve = handle(app);
 
   return {

@@ -59,6 +59,8 @@ async function main(): Promise<void> {
     state: state.store,
     imapSessions: (imap) => pooledImapSessions(imap),
     log: stdoutLog,
+    // The IDLE watcher below may use the password a Ping of this process holds in memory.
+    pushWatcher: 'in-process',
   });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
     stdoutLog({

@@ -49,7 +49,14 @@ export async function waitInSync(context: CommandContext, hang: HangingSync): Pr
     for (const t of targets) t.baseline = feed.get(folderKey(t.source));
   }
   const outcome = await waitForChanges(
-    { state: context.state, device: context.device, push, password: context.user.password, signal: context.signal },
+    {
+      state: context.state,
+      device: context.device,
+      push,
+      password: context.user.password,
+      signal: context.signal,
+      note: context.note,
+    },
     { targets, hierarchy: hang.hierarchy, endOnHierarchyChange: false, seconds, deadline },
   );
   if (outcome.kind !== 'changed') return { kind: 'empty' };

@@ -70,6 +70,8 @@ function appFor(env: Env): Hono {
       // nodemailer on a socket opened by host name: workerd checks certificates against the name it connected to.
       submitter: (smtp) => workerdSubmitter(smtp),
       log: stdoutLog,
+      // The cron sweep logs in on its own: built once per isolate, the app says then if it has no login for push.
+      pushWatcher: 'cron-sweep',
     });
     cached = { env, app };
   }
