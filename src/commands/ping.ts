@@ -20,7 +20,7 @@ import { withBackends } from '../backends/open.ts';
 import type { UserBackends } from '../backends/types.ts';
 import { FolderNotFoundError } from '../backends/types.ts';
 import { encodeImapMarker, hasPendingChanges } from '../push/feed.ts';
-import { announceNewRequest, MAX_PING_FOLDERS, waitForChanges, type WaitTarget } from '../push/wait.ts';
+import { announceNewRequest, MAX_PING_FOLDERS, waitContextOf, waitForChanges, type WaitTarget } from '../push/wait.ts';
 import type { CollectionState, FolderRecord, HierarchyState, PingCache } from '../state/types.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { diffHierarchy } from '../folders/hierarchy.ts';
@@ -126,17 +126,12 @@ export async function ping(context: CommandContext): Promise<CommandResult> {
     state: states[i],
     baseline: checked.baselines.get(r.serverId),
   }));
-  const outcome = await waitForChanges(
-    {
-      state: context.state,
-      device: context.device,
-      push,
-      password: context.user.password,
-      signal: context.signal,
-      note: context.note,
-    },
-    { targets, hierarchy, endOnHierarchyChange: true, seconds: heartbeat },
-  );
+  const outcome = await waitForChanges(waitContextOf(context, push), {
+    targets,
+    hierarchy,
+    endOnHierarchyChange: true,
+    seconds: heartbeat,
+  });
   switch (outcome.kind) {
     case 'changed':
       return changes(outcome.serverIds);

@@ -113,6 +113,27 @@ export interface WaitContext {
   note?(fields: LogEntry): void;
 }
 
+/** The wait of a command's request (Ping, a hanging Sync): its store, device, user and log line. */
+export function waitContextOf(
+  context: {
+    state: StateStore;
+    device: DeviceScope;
+    user: { password: string };
+    signal?: AbortSignal;
+    note?(fields: LogEntry): void;
+  },
+  push: PushConfig,
+): WaitContext {
+  return {
+    state: context.state,
+    device: context.device,
+    push,
+    password: context.user.password,
+    ...(context.signal ? { signal: context.signal } : {}),
+    ...(context.note ? { note: context.note } : {}),
+  };
+}
+
 /** A newer request of this device takes over: waiting ones in this process end now. Returns its generation. */
 export function announceNewRequest(context: Pick<WaitContext, 'device' | 'hub'>): string {
   const generation = newGeneration();

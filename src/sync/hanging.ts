@@ -6,7 +6,7 @@
  * new key, a failed collection, MoreAvailable) goes out at once.
  */
 import { folderKey } from '../push/feed.ts';
-import { answerMarginMs, waitForChanges, type WaitTarget } from '../push/wait.ts';
+import { answerMarginMs, waitContextOf, waitForChanges, type WaitTarget } from '../push/wait.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import type { HierarchyState } from '../state/types.ts';
 import { child, childText, type WbxmlElement } from '../wbxml/tree.ts';
@@ -48,17 +48,13 @@ export async function waitInSync(context: CommandContext, hang: HangingSync): Pr
     const feed = new Map((await context.state.readFeed(context.device)).map((e) => [e.folder, e.marker]));
     for (const t of targets) t.baseline = feed.get(folderKey(t.source));
   }
-  const outcome = await waitForChanges(
-    {
-      state: context.state,
-      device: context.device,
-      push,
-      password: context.user.password,
-      signal: context.signal,
-      note: context.note,
-    },
-    { targets, hierarchy: hang.hierarchy, endOnHierarchyChange: false, seconds, deadline },
-  );
+  const outcome = await waitForChanges(waitContextOf(context, push), {
+    targets,
+    hierarchy: hang.hierarchy,
+    endOnHierarchyChange: false,
+    seconds,
+    deadline,
+  });
   if (outcome.kind !== 'changed') return { kind: 'empty' };
   hangingDeadlines.set(context, deadline);
   return hang.again();
