@@ -3,14 +3,12 @@
  * as an operator runs it: a scripted device talks to the server over HTTP, the CLI manages it over the admin API.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { NodeSqliteStore } from '../../src/state/sqlite-node.ts';
 import { el } from '../../src/wbxml/tree.ts';
 import { TestDevice, type TestServer } from '../device/device.ts';
-import { nodeTestServer, startNodeServer, stopNodeServer, type NodeProcess } from '../services/node-server.ts';
+import { adminCli, startAdminNodeServer, type AdminNodeServer } from '../services/node-server.ts';
 import { freePort } from '../services/process.ts';
 import { createUser } from '../services/seed.ts';
 
@@ -19,8 +17,7 @@ const ROOT = join(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/activesync-edge.js');
 const TOKEN = 'cli-admin-token-0123456789abcdef';
 
-let nodeServer: NodeProcess;
-let base: string;
+let admin: AdminNodeServer;
 let state: NodeSqliteStore;
 let server: TestServer;
 
@@ -29,37 +26,16 @@ function cli(
   args: string[],
   env: Record<string, string | undefined> = { ADMIN_TOKEN: TOKEN },
 ): { code: number | null; stdout: string; stderr: string } {
-  const clean = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => k !== 'ADMIN_TOKEN' && k !== 'ACTIVESYNC_EDGE_URL'),
-  );
-  const run = spawnSync(process.execPath, [BIN, 'admin', '--url', base, ...args], {
-    cwd: ROOT,
-    env: { ...clean, ...env },
-    encoding: 'utf8',
-  });
-  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+  return adminCli(admin.base, args, env);
 }
 
 beforeAll(async () => {
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const stateDir = mkdtempSync(join(tmpdir(), 'ase-admin-cli-'));
-  nodeServer = await startNodeServer({
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    STATE_DIR: stateDir,
-    TENANT: 'test',
-    IMAP_HOST: services.imap.host,
-    IMAP_PORT: String(services.imap.port),
-    IMAP_SECURE: 'false',
-    ADMIN_TOKEN: TOKEN,
-  });
-  ({ server, state } = nodeTestServer(base, stateDir));
+  admin = await startAdminNodeServer(services.imap, TOKEN);
+  ({ server, state } = admin);
 });
 
 afterAll(async () => {
-  state?.close();
-  if (nodeServer && nodeServer.child.exitCode === null) await stopNodeServer(nodeServer);
+  await admin?.stop();
 });
 
 // Every CLI call is a process start (about a second through tsx): the tests get more time than the default.

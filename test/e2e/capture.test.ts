@@ -3,10 +3,6 @@
  * on for one device with `npx activesync-edge admin capture start`, the device runs a short session, and
  * `capture export` writes the session file. The XML must be there, readable and cut, and no credential anywhere.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startCapture, type CaptureSession } from '../../src/admin/capture.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
@@ -17,56 +13,30 @@ import { fromXml } from '../../src/wbxml/xml.ts';
 import { el } from '../../src/wbxml/tree.ts';
 import { TestDevice, testServer, type TestServer } from '../device/device.ts';
 import { failingStore } from '../faults/failing-store.ts';
-import { nodeTestServer, startNodeServer, stopNodeServer, type NodeProcess } from '../services/node-server.ts';
-import { freePort } from '../services/process.ts';
+import { adminCli, startAdminNodeServer, type AdminNodeServer } from '../services/node-server.ts';
 import { createUser, seedMailbox } from '../services/seed.ts';
 import { fetchAttachmentMultipart, seedInbox } from './session-steps.ts';
 
 const services = inject('services');
-const ROOT = join(import.meta.dirname, '../..');
-const BIN = join(ROOT, 'bin/activesync-edge.js');
 const TOKEN = 'capture-admin-token-0123456789abcdef';
 /** A body far longer than the capture keeps of it. */
 const LONG_BODY = `${'Quarterly numbers follow. '.repeat(400)}\n`;
 
-let nodeServer: NodeProcess;
-let base: string;
+let admin: AdminNodeServer;
 let state: NodeSqliteStore;
 let server: TestServer;
 
 function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const clean = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => k !== 'ADMIN_TOKEN' && k !== 'ACTIVESYNC_EDGE_URL'),
-  );
-  const run = spawnSync(process.execPath, [BIN, 'admin', '--url', base, ...args], {
-    cwd: ROOT,
-    env: { ...clean, ADMIN_TOKEN: TOKEN },
-    encoding: 'utf8',
-  });
-  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+  return adminCli(admin.base, args, { ADMIN_TOKEN: TOKEN });
 }
 
 beforeAll(async () => {
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const stateDir = mkdtempSync(join(tmpdir(), 'ase-capture-'));
-  nodeServer = await startNodeServer({
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    STATE_DIR: stateDir,
-    TENANT: 'test',
-    IMAP_HOST: services.imap.host,
-    IMAP_PORT: String(services.imap.port),
-    IMAP_SECURE: 'false',
-    ADMIN_TOKEN: TOKEN,
-    CAPTURE_MAX_BODY_BYTES: '64',
-  });
-  ({ server, state } = nodeTestServer(base, stateDir));
+  admin = await startAdminNodeServer(services.imap, TOKEN, { CAPTURE_MAX_BODY_BYTES: '64' });
+  ({ server, state } = admin);
 });
 
 afterAll(async () => {
-  state?.close();
-  if (nodeServer && nodeServer.child.exitCode === null) await stopNodeServer(nodeServer);
+  await admin?.stop();
 });
 
 /** Every XML document of a body, its parts included. */

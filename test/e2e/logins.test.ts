@@ -20,19 +20,11 @@ import { TestDevice, type TestServer } from '../device/device.ts';
 import { functionUrlFetch } from '../device/function-url.ts';
 import { createUser, seedMailbox } from '../services/seed.ts';
 import type { TestUser } from '../services/types.ts';
-import { pingBody, seedInbox } from './session-steps.ts';
+import { pingBody, quickPushSettings, seedInbox } from './session-steps.ts';
 
 const services = inject('services');
 
-const SETTINGS = {
-  IMAP_HOST: services.imap.host,
-  IMAP_PORT: String(services.imap.port),
-  IMAP_SECURE: 'false',
-  TENANT: 'test',
-  PROVISIONING: 'loose',
-  PING_MIN_HEARTBEAT: '1',
-  PING_POLL_SECONDS: '1',
-};
+const SETTINGS = quickPushSettings(services);
 
 /** Dovecot's successful logins of this user so far. */
 function loginsOf(user: TestUser): number {

@@ -18,19 +18,11 @@ import { childText } from '../../src/wbxml/tree.ts';
 import { TestDevice, type TestServer } from '../device/device.ts';
 import { functionUrlFetch } from '../device/function-url.ts';
 import { createUser } from '../services/seed.ts';
-import { pingBody, seedInbox } from './session-steps.ts';
+import { pingBody, quickPushSettings, seedInbox } from './session-steps.ts';
 
 const services = inject('services');
 
-const SETTINGS = {
-  IMAP_HOST: services.imap.host,
-  IMAP_PORT: String(services.imap.port),
-  IMAP_SECURE: 'false',
-  TENANT: 'test',
-  PROVISIONING: 'loose',
-  PING_MIN_HEARTBEAT: '1',
-  PING_POLL_SECONDS: '1',
-};
+const SETTINGS = quickPushSettings(services);
 
 /** A device that has synced its Inbox, then one Ping of 2 s; the log lines of the whole run. */
 async function pingOnce(server: TestServer, logs: LogEntry[]): Promise<LogEntry[]> {

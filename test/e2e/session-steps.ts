@@ -166,3 +166,19 @@ export async function moveToArchive(
   const inboxRound = await device.sync(inbox);
   expect([inboxRound.status, inboxRound.added, inboxRound.deleted]).toEqual([1, [], []]);
 }
+
+/**
+ * A tenant on the test Dovecot (plain IMAP on loopback) that lets devices skip provisioning and Ping with a 1 s
+ * heartbeat and feed poll: for tests that look at what a Ping costs, not at how long it waits.
+ */
+export function quickPushSettings(services: TestServices): Record<string, string> {
+  return {
+    IMAP_HOST: services.imap.host,
+    IMAP_PORT: String(services.imap.port),
+    IMAP_SECURE: 'false',
+    TENANT: 'test',
+    PROVISIONING: 'loose',
+    PING_MIN_HEARTBEAT: '1',
+    PING_POLL_SECONDS: '1',
+  };
+}

@@ -2,10 +2,13 @@
  * `npm start` as an operator runs it, for tests: the Node runtime in its own process, configured only by the
  * environment given here (the test runner's own IMAP_*, STATE_*, … settings are left out), with its output kept.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStateStore, STATE_FILE_NAME, type NodeSqliteStore } from '../../src/state/sqlite-node.ts';
 import type { TestServer } from '../device/device.ts';
+import { freePort } from './process.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
@@ -74,4 +77,74 @@ export function nodeTestServer(base: string, stateDir: string): { server: TestSe
     logs: [],
   };
   return { server, state };
+}
+
+/** A Node server an admin manages: the process, its URL, and the scripted device's view of it. */
+export interface AdminNodeServer {
+  process: NodeProcess;
+  base: string;
+  server: TestServer;
+  state: NodeSqliteStore;
+  /** Closes the second state connection and stops the server (if it still runs). */
+  stop(): Promise<void>;
+}
+
+/**
+ * `npm start` on a free loopback port with a fresh state folder, against the given IMAP server (plain, loopback),
+ * with ADMIN_TOKEN set; `extra` adds or overrides settings.
+ */
+export async function startAdminNodeServer(
+  imap: { host: string; port: number },
+  token: string,
+  extra: Record<string, string> = {},
+): Promise<AdminNodeServer> {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const stateDir = mkdtempSync(join(tmpdir(), 'ase-admin-node-'));
+  const process = await startNodeServer({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    STATE_DIR: stateDir,
+    TENANT: 'test',
+    IMAP_HOST: imap.host,
+    IMAP_PORT: String(imap.port),
+    IMAP_SECURE: 'false',
+    ADMIN_TOKEN: token,
+    ...extra,
+  });
+  const { server, state } = nodeTestServer(base, stateDir);
+  return {
+    process,
+    base,
+    server,
+    state,
+    async stop() {
+      state.close();
+      if (process.child.exitCode === null) await stopNodeServer(process);
+    },
+  };
+}
+
+/**
+ * The admin CLI as its own process, the way `npx activesync-edge admin …` runs it, against `base`. The runner's own
+ * ADMIN_TOKEN and ACTIVESYNC_EDGE_URL are left out; `env` gives what the call should see.
+ */
+export function adminCli(
+  base: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+): { code: number | null; stdout: string; stderr: string } {
+  const clean = Object.fromEntries(
+    Object.entries(globalThis.process.env).filter(([k]) => k !== 'ADMIN_TOKEN' && k !== 'ACTIVESYNC_EDGE_URL'),
+  );
+  const run = spawnSync(
+    globalThis.process.execPath,
+    [join(ROOT, 'bin/activesync-edge.js'), 'admin', '--url', base, ...args],
+    {
+      cwd: ROOT,
+      env: { ...clean, ...env },
+      encoding: 'utf8',
+    },
+  );
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
