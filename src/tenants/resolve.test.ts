@@ -125,6 +125,50 @@ describe('several tenants (TENANTS / TENANTS_FILE)', () => {
     );
   });
 
+  it('never hands the environment’s or the defaults’ master login to a tenant that names its own servers', () => {
+    const env = { ...ENV, IMAP_MASTER_USER: 'syncmaster', IMAP_MASTER_PASSWORD: 'deployment-secret' };
+    const directory = parseTenants(
+      JSON.stringify([
+        { name: 'same', mailDomains: ['same.example'], settings: { IMAP_PORT: 1143 } },
+        { name: 'own', mailDomains: ['own.example'], settings: { IMAP_HOST: 'imap.own.example' } },
+        { name: 'dav', mailDomains: ['dav.example'], settings: { CALDAV_URL: 'https://dav.dav.example/' } },
+        {
+          name: 'ownmaster',
+          mailDomains: ['ownmaster.example'],
+          settings: { IMAP_HOST: 'imap.ownmaster.example', IMAP_MASTER_USER: 'm', IMAP_MASTER_PASSWORD: 'own-secret' },
+        },
+      ]),
+      env,
+    );
+    // On the deployment's own servers the deployment's master user still serves.
+    expect(directory.get('same')!.config.push.master).toEqual({ user: 'syncmaster', password: 'deployment-secret' });
+    expect(directory.get('own')!.config.push.master).toBeUndefined();
+    expect(directory.get('dav')!.config.push.master).toBeUndefined();
+    expect(directory.get('ownmaster')!.config.push.master).toEqual({ user: 'm', password: 'own-secret' });
+    // Nor from the file's defaults.
+    const fromDefaults = parseTenants(
+      JSON.stringify({
+        defaults: { IMAP_MASTER_USER: 'syncmaster', IMAP_MASTER_PASSWORD: 'default-secret' },
+        tenants: [
+          { name: 'own', settings: { IMAP_HOST: 'imap.own.example' } },
+          { name: 'b', default: true },
+        ],
+      }),
+      ENV,
+    );
+    expect(fromDefaults.get('own')!.config.push.master).toBeUndefined();
+    expect(fromDefaults.get('b')!.config.push.master?.password).toBe('default-secret');
+    // Half a master login of its own cannot borrow the other half.
+    expect(
+      configError(() =>
+        parseTenants(
+          JSON.stringify([{ name: 'half', settings: { IMAP_HOST: 'imap.half.example', IMAP_MASTER_USER: 'm' } }]),
+          env,
+        ),
+      ),
+    ).toMatch(/IMAP_MASTER_USER and IMAP_MASTER_PASSWORD go together \(tenant half\)/);
+  });
+
   it('reads TENANTS_FILE with the runtime reader, and refuses it where there is none', () => {
     const directory = loadTenants(
       { ...ENV, TENANTS_FILE: '/etc/tenants.json' },

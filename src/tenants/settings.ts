@@ -36,6 +36,23 @@ const PROCESS_SETTINGS = new Set([
   'ADMIN_TOKEN',
 ]);
 
+/**
+ * The servers a tenant may name, and the secrets that log in to them. A tenant that names any server of its own gets
+ * these secrets only from its own settings, never from `defaults` or the environment: a master password meant for the
+ * deployment's mail server must not be sent to a server a tenant chose. (CREDENTIAL_KEY is no such secret: it seals
+ * and opens in this process and is never sent anywhere.)
+ */
+const SERVER_SETTINGS = ['IMAP_HOST', 'SMTP_HOST', 'SIEVE_HOST', 'CALDAV_URL', 'CARDDAV_URL', 'GAL_URL'] as const;
+const SERVER_SECRETS = ['IMAP_MASTER_USER', 'IMAP_MASTER_PASSWORD'] as const;
+
+/** `inherited` without the server secrets when the tenant's own settings name a server of its own. */
+function inheritable(inherited: Env, own: Record<string, string | undefined>): Env {
+  if (!SERVER_SETTINGS.some((key) => own[key] !== undefined)) return inherited;
+  const kept = { ...inherited };
+  for (const key of SERVER_SECRETS) delete kept[key];
+  return kept;
+}
+
 const hostname = z
   .string()
   .trim()
@@ -145,8 +162,7 @@ export function parseTenants(
     try {
       config = loadConfig(
         {
-          ...env,
-          ...base,
+          ...inheritable({ ...env, ...base }, own),
           // A tenant's users without a domain in their login get its first mail domain, unless it says otherwise.
           ...(t.mailDomains[0] !== undefined ? { MAIL_DOMAIN: t.mailDomains[0] } : {}),
           ...own,
