@@ -2,14 +2,54 @@
  * SMTP submission inside workerd (src/backends/smtp/cloudflare.ts): nodemailer's client on a socket opened by host
  * name, against the SMTP servers of smtp-global-setup.ts (in Node). The servers answer with the SHA-256 of what they
  * received, so the test sees that the message arrived byte for byte; the TLS ones take only the right login.
+ *
+ * Every test fails on any process warning (a listener leak is one: MaxListenersExceededWarning) or error nobody
+ * caught while it ran: workerd's node:net once added a 'timeout' listener per read and write of the socket.
  */
-import { inject } from 'vitest';
+import process from 'node:process';
+import type { Socket } from 'node:net';
+import { afterEach, beforeEach, inject } from 'vitest';
 import { describe, expect, it } from 'vitest';
-import { SubmissionError } from '../../src/backends/smtp/types.ts';
-import { workerdSubmitter } from '../../src/backends/smtp/cloudflare.ts';
+import { SubmissionError, type SmtpSettings } from '../../src/backends/smtp/types.ts';
+import { openByHostName, workerdSubmitter } from '../../src/backends/smtp/cloudflare.ts';
+import { nodemailerSubmitter } from '../../src/backends/smtp/nodemailer.ts';
 import { composeSmart, prepareOutgoing } from '../../src/items/outgoing.ts';
 
 const sinks = inject('smtpSinks');
+
+// What the isolate reported outside any answer while a test ran.
+let problems: string[] = [];
+const onWarning = (w: Error): void => {
+  problems.push(`warning ${w.name}: ${w.message}`);
+};
+const onUncaught = (e: unknown): void => {
+  problems.push(`uncaught ${String(e)}`);
+};
+beforeEach(() => {
+  problems = [];
+  process.on('warning', onWarning);
+  process.on('uncaughtException', onUncaught);
+  process.on('unhandledRejection', onUncaught);
+});
+afterEach(async () => {
+  // A warning is emitted on the next tick after the listener that crossed the limit.
+  await new Promise((r) => setTimeout(r, 50));
+  process.off('warning', onWarning);
+  process.off('uncaughtException', onUncaught);
+  process.off('unhandledRejection', onUncaught);
+  expect(problems).toEqual([]);
+});
+
+/** The workerd submitter, keeping the sockets it opens for the test to look at. */
+function watchedSubmitter(settings: SmtpSettings, sockets: Socket[]) {
+  return nodemailerSubmitter(settings, {
+    openSocket: (s) => {
+      const socket = openByHostName(s);
+      sockets.push(socket);
+      return socket;
+    },
+  });
+}
 
 async function sha256(bytes: Uint8Array): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
@@ -73,6 +113,39 @@ describe('SMTP submission in workerd', () => {
       auth: 'optional',
     }).submit(sinks.login, { ...envelope, to }, wire);
     expect(result.accepted).toHaveLength(60);
+  });
+
+  it('a 2 MB message to 60 recipients keeps one idle timer and no extra listener per write', async () => {
+    const { envelope } = await message();
+    // Many lines: nodemailer writes DATA in chunks, each one a write on the socket.
+    const wire = new TextEncoder().encode(
+      `From: alice@example.test\r\nTo: bob@example.test\r\nSubject: big\r\n\r\n${'x'.repeat(998).concat('\r\n').repeat(2000)}`,
+    );
+    const to = Array.from({ length: 60 }, (_, i) => `r${i}@example.test`);
+    const sockets: Socket[] = [];
+    const settings = { host: 'localhost', port: sinks.plain, secure: false, auth: 'optional' } as const;
+    const result = await watchedSubmitter(settings, sockets).submit(sinks.login, { ...envelope, to }, wire);
+    expect(result.accepted).toHaveLength(60);
+    expect(result.response).toContain(await sha256(wire));
+    expect(sockets).toHaveLength(1);
+    // nodemailer's own listener at most; before the repair one more per read and write (over a hundred here).
+    expect(sockets[0]!.listenerCount('timeout')).toBeLessThanOrEqual(1);
+  });
+
+  it('STARTTLS: a 2 MB message to 60 recipients, no listener-leak warning', async () => {
+    const { envelope } = await message();
+    const wire = new TextEncoder().encode(
+      `From: alice@example.test\r\nTo: bob@example.test\r\nSubject: big\r\n\r\n${'y'.repeat(998).concat('\r\n').repeat(2000)}`,
+    );
+    const to = Array.from({ length: 60 }, (_, i) => `s${i}@example.test`);
+    const result = await workerdSubmitter({
+      host: 'localhost',
+      port: sinks.starttls,
+      secure: false,
+      auth: 'required',
+    }).submit(sinks.login, { ...envelope, to }, wire);
+    expect(result.accepted).toHaveLength(60);
+    expect(result.response).toContain(await sha256(wire));
   });
 
   it('a wrong password is an auth failure', async () => {
