@@ -47,8 +47,13 @@ export interface ServerConfig {
   davDefaults?: DavDefaults;
   /** The directory address book (CardDAV collection URL) that Search GAL and ResolveRecipients query. */
   galUrl: string | undefined;
-  /** Largest request body accepted, in bytes. */
+  /** Largest request body accepted, in bytes: the limit of the commands that carry a message (SendMail, SmartReply, SmartForward). */
   maxRequestBytes: number;
+  /**
+   * The budget of every other command's WBXML body (MAX_WBXML_BYTES, MAX_WBXML_ELEMENTS): bytes on the wire, and
+   * elements the decoder may build. Larger bodies get 413 before their tree is built (app/activesync.ts).
+   */
+  wbxmlBudget: { maxBytes: number; maxElements: number };
   /** Largest message SendMail, SmartReply and SmartForward send (as composed, in bytes); larger ones get Status 122. */
   maxMessageBytes: number;
   /** The tenant this process serves until multi-tenancy arrives. */
@@ -185,6 +190,12 @@ const schema = z.object({
     .int()
     .min(1024)
     .default(25 * 1024 * 1024),
+  MAX_WBXML_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024),
+  MAX_WBXML_ELEMENTS: z.coerce.number().int().min(100).default(50_000),
   MAX_MESSAGE_BYTES: z.coerce
     .number()
     .int()
@@ -298,6 +309,7 @@ export function loadConfig(
     },
     galUrl: e.GAL_URL,
     maxRequestBytes: e.MAX_REQUEST_BYTES,
+    wbxmlBudget: { maxBytes: Math.min(e.MAX_WBXML_BYTES, e.MAX_REQUEST_BYTES), maxElements: e.MAX_WBXML_ELEMENTS },
     maxMessageBytes: e.MAX_MESSAGE_BYTES,
     tenant: e.TENANT,
     publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),

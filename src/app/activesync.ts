@@ -235,12 +235,16 @@ async function serveAuthenticated(
   if (!command) throw new HttpError(501, `command ${name} is not implemented`);
   entry.cmd = name;
 
-  const rawBody = new Uint8Array(await c.req.arrayBuffer());
+  // The body is read up to the command's limit; it is decoded only once the device has passed the access rules and the
+  // policy check, so that a blocked or unprovisioned device costs no tree.
+  const limit = bodyLimitOf(name, deps.config);
+  const rawBody = await readBody(c.req.raw, limit);
   seen.body = rawBody;
-  // The app's body limit is the largest of all tenants'; this tenant's own applies here.
-  if (rawBody.length > deps.config.maxRequestBytes) throw new HttpError(413, 'request body over MAX_REQUEST_BYTES');
   const contentType = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  const body = decodeBody(rawBody, contentType);
+  const decode = (): WbxmlElement | undefined =>
+    decodeBody(rawBody, contentType, limit, deps.config.wbxmlBudget.maxElements);
+  // Only a Settings request's body matters to the policy check (it may set DeviceInformation before provisioning).
+  const settingsBody = name === 'Settings' ? decode() : undefined;
 
   // Device access rules (devices/access-rules.ts): blocked or quarantined devices get Status 129 or HTTP 403.
   const access = await checkDeviceAccess({
@@ -276,7 +280,7 @@ async function serveAuthenticated(
     device: known,
     request,
     command: name,
-    body,
+    body: settingsBody,
   });
   if (refusal) {
     entry.refused = refusal;
@@ -291,7 +295,7 @@ async function serveAuthenticated(
       device,
       state: deps.state,
       backends: scope.backends,
-      body,
+      body: settingsBody ?? decode(),
       rawBody,
       contentType,
       config: deps.config,
@@ -303,13 +307,64 @@ async function serveAuthenticated(
   return commandResponse(result, entry);
 }
 
-/** WBXML is decoded; `message/rfc822` (SendMail ≤ 12.1) is left to the command. An empty body is legal. */
-function decodeBody(raw: Uint8Array, contentType: string): WbxmlElement | undefined {
+/**
+ * The commands that carry a whole message (MIME, or WBXML with it in `Mime`) may send MAX_REQUEST_BYTES; every other
+ * command's body is WBXML of a few kilobytes, held to MAX_WBXML_BYTES.
+ */
+const MESSAGE_COMMANDS: ReadonlySet<string> = new Set(['SendMail', 'SmartReply', 'SmartForward']);
+
+function bodyLimitOf(command: string, config: ServerConfig): number {
+  return MESSAGE_COMMANDS.has(command) ? config.maxRequestBytes : config.wbxmlBudget.maxBytes;
+}
+
+/**
+ * The request body, refused with 413 (RFC 9110 §15.5.14) once it is longer than `limit`: at once for a declared
+ * Content-Length, else as soon as the stream passes it, never buffering more than the limit.
+ */
+async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get('content-length') ?? Number.NaN);
+  if (declared > limit)
+    throw new HttpError(413, `request body of ${declared} bytes over the command's limit of ${limit}`);
+  if (!request.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    length += value.length;
+    if (length > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw new HttpError(413, `request body over the command's limit of ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const body = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return body;
+}
+
+/**
+ * WBXML is decoded within the budget; `message/rfc822` (SendMail ≤ 12.1) is left to the command. An empty body is
+ * legal. A body over the budget gets 413, as one over the byte limit does (ActiveSync has no Status for it below
+ * the commands' own; MS-ASCMD §2.2.2); a malformed one 400.
+ */
+function decodeBody(
+  raw: Uint8Array,
+  contentType: string,
+  maxBytes: number,
+  maxElements: number,
+): WbxmlElement | undefined {
   if (raw.length === 0 || contentType === 'message/rfc822') return undefined;
   try {
-    return decodeWbxml(raw);
+    return decodeWbxml(raw, { maxBytes, maxElements, maxTextBytes: maxBytes });
   } catch (err) {
-    if (err instanceof WbxmlDecodeError) throw new HttpError(400, err.message);
+    if (err instanceof WbxmlDecodeError) throw new HttpError(err.code === 'too-large' ? 413 : 400, err.message);
     throw err;
   }
 }

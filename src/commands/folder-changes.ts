@@ -120,7 +120,7 @@ export function replayFor(
 ): CommandResult | undefined {
   const replay = stored?.replay;
   if (!replay || replay.syncKey !== requestKey) return undefined;
-  if (decodeWbxml(replay.response).tag !== command) return undefined;
+  if (decodeWbxml(replay.response, { maxElements: Number.POSITIVE_INFINITY }).tag !== command) return undefined;
   return { kind: 'raw', contentType: WBXML, bytes: replay.response };
 }
 

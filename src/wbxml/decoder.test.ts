@@ -106,4 +106,29 @@ describe('decodeWbxml', () => {
     expect(err.code).toBe('too-large');
     expect(err.offset).toBe(0);
   });
+
+  it('stops at the first element over the element budget', () => {
+    // Sync holding Collection (empty) n times.
+    const sync = (n: number) => hex(`${HEADER} 45 ${'0F '.repeat(n)} 01`);
+    expect(decodeWbxml(sync(9), { maxElements: 10 }).children).toHaveLength(9);
+    const err = decodeError(sync(10_000), { maxElements: 10 });
+    expect(err.code).toBe('too-large');
+    expect(err.offset).toBe(4 + 1 + 9); // the eleventh element: nothing after it was read
+    expect(err.message).toContain('more than 10 elements');
+  });
+
+  it('counts inline strings and opaque data against the content budget before copying them', () => {
+    const string = (n: number) => hex(`${HEADER} 45 4B 03 ${'61 '.repeat(n)} 00 01 01`);
+    expect(decodeWbxml(string(100), { maxTextBytes: 100 }).children[0]!.text).toBe('a'.repeat(100));
+    expect(decodeError(string(101), { maxTextBytes: 100 }).code).toBe('too-large');
+    // Two strings of 60 bytes: each within the budget, together over it.
+    const twice = hex(`${HEADER} 45 4B 03 ${'61 '.repeat(60)} 00 03 ${'61 '.repeat(60)} 00 01 01`);
+    expect(decodeError(twice, { maxTextBytes: 100 }).code).toBe('too-large');
+    // OPAQUE (ComposeMail:Mime) of 0x82 0x2C = 300 bytes.
+    const opaque = hex(`${HEADER} 00 15 50 C3 82 2C ${'78 '.repeat(300)} 01`);
+    expect(decodeWbxml(opaque, { maxTextBytes: 300 }).opaque).toHaveLength(300);
+    const err = decodeError(opaque, { maxTextBytes: 299 });
+    expect(err.code).toBe('too-large');
+    expect(err.message).toContain('299 bytes of content');
+  });
 });

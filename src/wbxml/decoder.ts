@@ -8,7 +8,7 @@ import { MAX_PAGE, pageByNumber, tagName } from './codepages.ts';
 import type { WbxmlElement } from './tree.ts';
 
 export type WbxmlDecodeErrorCode =
-  | 'too-large' // the document exceeds the size limit
+  | 'too-large' // the document exceeds its budget: bytes, elements or text bytes (DecodeLimits)
   | 'bad-header' // version or charset the codec does not speak
   | 'truncated' // input ends inside a token, a string, or with open elements
   | 'bad-length' // an mb_u_int32 longer than 5 bytes, beyond 2^32-1, or a length past the end of input
@@ -34,15 +34,26 @@ export class WbxmlDecodeError extends Error {
   }
 }
 
+/**
+ * The budget of one document. Each element costs the decoder an object of ~90 bytes of heap (a megabyte of empty
+ * tags would be ~175 MB), far more than its one byte on the wire, so the byte limit alone does not bound memory: the
+ * element and text budgets do, and the decoder stops at the first token over them, with the tree built so far (at
+ * most the budget) left to the garbage collector.
+ */
 export interface DecodeLimits {
   /** Largest document accepted, in bytes (default 32 MiB). */
   maxBytes?: number;
   /** Deepest element nesting accepted (default 64; real ActiveSync documents stay under 15). */
   maxDepth?: number;
+  /** Most elements accepted (default 100,000). */
+  maxElements?: number;
+  /** Most content bytes accepted, inline strings and opaque data together (default: maxBytes). */
+  maxTextBytes?: number;
 }
 
 const DEFAULT_MAX_BYTES = 32 * 1024 * 1024;
 const DEFAULT_MAX_DEPTH = 64;
+export const DEFAULT_MAX_ELEMENTS = 100_000;
 
 const SWITCH_PAGE = 0x00;
 const END = 0x01;
@@ -57,21 +68,32 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 /** Decodes one ActiveSync WBXML document into its root element. */
 export function decodeWbxml(input: Uint8Array, limits: DecodeLimits = {}): WbxmlElement {
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES;
-  const maxDepth = limits.maxDepth ?? DEFAULT_MAX_DEPTH;
   if (input.length > maxBytes) {
     throw new WbxmlDecodeError('too-large', 0, `${input.length} bytes exceed the limit of ${maxBytes}`);
   }
-  return new Decoder(input, maxDepth).document();
+  return new Decoder(input, {
+    depth: limits.maxDepth ?? DEFAULT_MAX_DEPTH,
+    elements: limits.maxElements ?? DEFAULT_MAX_ELEMENTS,
+    textBytes: limits.maxTextBytes ?? maxBytes,
+  }).document();
+}
+
+interface Budget {
+  depth: number;
+  elements: number;
+  textBytes: number;
 }
 
 /** Reads ActiveSync WBXML, strictly. One instance decodes one document. */
 class Decoder {
   private pos = 0;
   private page = 0;
+  private elements = 0;
+  private textBytes = 0;
 
   constructor(
     private readonly bytes: Uint8Array,
-    private readonly maxDepth: number,
+    private readonly budget: Budget,
   ) {}
 
   document(): WbxmlElement {
@@ -113,6 +135,7 @@ class Decoder {
           if (length > bytes.length - this.pos) {
             throw new WbxmlDecodeError('bad-length', at, `opaque length ${length} runs past the end of input`);
           }
+          this.spendText(length, at);
           parts[parts.length - 1]!.push(bytes.slice(this.pos, this.pos + length));
           this.pos += length;
           break;
@@ -129,14 +152,17 @@ class Decoder {
           if (tag === undefined) {
             throw new WbxmlDecodeError('unknown-tag', at, `token 0x${hex(token & 0x3f)} on page ${this.page}`);
           }
+          if (++this.elements > this.budget.elements) {
+            throw new WbxmlDecodeError('too-large', at, `more than ${this.budget.elements} elements`);
+          }
           const element: WbxmlElement = { ns: pageByNumber(this.page)!.namespace, tag, children: [] };
           const parent = stack[stack.length - 1];
           if (parent) parent.children.push(element);
           else if (root) throw new WbxmlDecodeError('misplaced-content', at, 'a second root element');
           else root = element;
           if (token & 0x40) {
-            if (stack.length >= this.maxDepth) {
-              throw new WbxmlDecodeError('too-deep', at, `nesting deeper than ${this.maxDepth}`);
+            if (stack.length >= this.budget.depth) {
+              throw new WbxmlDecodeError('too-deep', at, `nesting deeper than ${this.budget.depth}`);
             }
             stack.push(element);
             parts.push([]);
@@ -184,6 +210,14 @@ class Decoder {
     }
   }
 
+  /** Counts content bytes before they are copied or decoded. */
+  private spendText(length: number, at: number): void {
+    this.textBytes += length;
+    if (this.textBytes > this.budget.textBytes) {
+      throw new WbxmlDecodeError('too-large', at, `more than ${this.budget.textBytes} bytes of content`);
+    }
+  }
+
   private byte(): number {
     if (this.pos >= this.bytes.length) throw new WbxmlDecodeError('truncated', this.pos, 'input ends inside a token');
     return this.bytes[this.pos++]!;
@@ -208,6 +242,7 @@ class Decoder {
     const end = this.bytes.indexOf(0, this.pos);
     if (end < 0) throw new WbxmlDecodeError('truncated', this.pos, 'inline string without its NUL terminator');
     const start = this.pos;
+    this.spendText(end - start, start);
     this.pos = end + 1;
     try {
       return utf8.decode(this.bytes.subarray(start, end));
