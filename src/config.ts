@@ -86,12 +86,22 @@ export interface CaptureConfig {
   retentionHours: number;
 }
 
-/** Failed logins allowed per user and per client address in a window before logins are refused with 503. */
+/**
+ * Failed logins allowed in a window before logins are refused with 503 (src/protocol/throttle.ts): per user name and
+ * client address, per user name from addresses it never signed in from, and per client address.
+ */
 export interface AuthThrottleConfig {
-  /** Failures of one user name (AUTH_FAIL_LIMIT); 0 turns throttling off. */
+  /** Failures of one user name from one client address (AUTH_FAIL_LIMIT); 0 turns this count off. */
+  pairLimit: number;
+  /**
+   * Failures of one user name from all addresses (AUTH_FAIL_USER_LIMIT): over it, only addresses the user signed in
+   * from lately still get through; 0 turns this count off.
+   */
   userLimit: number;
   /** Failures from one client address (AUTH_FAIL_IP_LIMIT): higher, since carriers put many phones behind one. */
   ipLimit: number;
+  /** How long a user name and address that signed in stay known (AUTH_KNOWN_LOGIN_DAYS); 0: never known. */
+  knownLoginDays: number;
   /** The window, seconds (AUTH_FAIL_WINDOW_SECONDS): it starts at the first failure, and throttling ends with it. */
   windowSeconds: number;
   /**
@@ -223,7 +233,9 @@ const schema = z.object({
   IMAP_MASTER_PASSWORD: z.string().min(1).optional(),
   ADMIN_TOKEN: z.string().trim().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
   AUTH_FAIL_LIMIT: z.coerce.number().int().min(0).default(10),
+  AUTH_FAIL_USER_LIMIT: z.coerce.number().int().min(0).default(50),
   AUTH_FAIL_IP_LIMIT: z.coerce.number().int().min(0).default(100),
+  AUTH_KNOWN_LOGIN_DAYS: z.coerce.number().min(0).max(365).default(30),
   AUTH_FAIL_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(900),
   CLIENT_IP_HEADER: z
     .string()
@@ -329,8 +341,10 @@ export function loadConfig(
     adminToken: e.ADMIN_TOKEN,
     authMode: e.AUTH_MODE,
     authThrottle: {
-      userLimit: e.AUTH_FAIL_LIMIT,
+      pairLimit: e.AUTH_FAIL_LIMIT,
+      userLimit: e.AUTH_FAIL_USER_LIMIT,
       ipLimit: e.AUTH_FAIL_IP_LIMIT,
+      knownLoginDays: e.AUTH_KNOWN_LOGIN_DAYS,
       windowSeconds: e.AUTH_FAIL_WINDOW_SECONDS,
       clientIpHeader: e.CLIENT_IP_HEADER,
     },

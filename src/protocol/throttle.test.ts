@@ -5,7 +5,7 @@
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
 import type { AuthThrottleConfig } from '../config.ts';
-import { clientAddress, throttleKeys } from './throttle.ts';
+import { clientAddress, throttleAddress, throttleKeys, throttleName } from './throttle.ts';
 
 async function addressOf(
   headers: Record<string, string>,
@@ -14,7 +14,14 @@ async function addressOf(
   cf = false,
 ): Promise<string> {
   const config: { authThrottle: AuthThrottleConfig } = {
-    authThrottle: { userLimit: 10, ipLimit: 100, windowSeconds: 900, clientIpHeader },
+    authThrottle: {
+      pairLimit: 10,
+      userLimit: 50,
+      ipLimit: 100,
+      windowSeconds: 900,
+      knownLoginDays: 30,
+      clientIpHeader,
+    },
   };
   const app = new Hono();
   app.get('/', (c) => c.text(clientAddress(c, config) ?? 'none'));
@@ -46,11 +53,24 @@ describe('clientAddress', () => {
 });
 
 describe('throttleKeys', () => {
-  it('counts a user name case-insensitively, and an address apart from any user', () => {
-    expect(throttleKeys(' Alice@Example.TEST ', '192.0.2.1')).toEqual({
-      user: 'user:alice@example.test',
+  it('counts a user name as mail servers take it: case, `DOMAIN\\` and `@domain` make no difference', () => {
+    for (const login of ['alice', ' Alice@Example.TEST ', 'ALICE@other.test', 'EXAMPLE\\alice'])
+      expect(throttleName(login)).toBe('alice');
+    expect(throttleKeys('Alice@Example.TEST', '192.0.2.1')).toEqual({
+      pair: 'pair:alice|192.0.2.1',
+      user: 'user:alice',
       ip: 'ip:192.0.2.1',
     });
-    expect(throttleKeys('alice', undefined).ip).toBeUndefined();
+    expect(throttleKeys('alice', undefined)).toEqual({ pair: 'pair:alice|', user: 'user:alice', ip: undefined });
+  });
+
+  it('counts an IPv6 client by its /64, and an IPv4-mapped one as IPv4', () => {
+    expect(throttleAddress('2001:db8:1:2:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:1:2::/64');
+    expect(throttleAddress('2001:0db8:0001:0002::1')).toBe('2001:db8:1:2::/64');
+    expect(throttleAddress('[2001:db8::1]')).toBe('2001:db8:0:0::/64');
+    expect(throttleAddress('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+    expect(throttleAddress('::ffff:198.51.100.7')).toBe('198.51.100.7');
+    expect(throttleAddress('198.51.100.7')).toBe('198.51.100.7');
+    expect(throttleAddress('not-an-address')).toBe('not-an-address');
   });
 });

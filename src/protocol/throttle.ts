@@ -1,9 +1,15 @@
 /**
- * Throttling of password guessing. Failed logins are counted per user name and per client address in the
- * StateStore (so every instance of a stateless deployment sees the same counts); once either count reaches its
- * limit, logins under that name or from that address are refused with 503 and Retry-After (MS-ASHTTP: "service
- * unavailable or throttled"; devices back off rather than ask the user for a new password) until the window ends,
- * without asking the mail server. A user name counts whether or not it exists, so the answer says nothing about it.
+ * Throttling of password guessing, in the StateStore (so every instance of a stateless deployment sees the same
+ * counts). Each login attempt is counted before the mail server is asked, atomically (concurrent guesses all count),
+ * and taken back when it succeeds, under three keys:
+ * - the user name and the client address together (AUTH_FAIL_LIMIT): one stranger's guesses;
+ * - the user name from any address (AUTH_FAIL_USER_LIMIT, higher): guesses spread over many addresses;
+ * - the client address for any name (AUTH_FAIL_IP_LIMIT): one address spraying many names.
+ * An address the user signed in from lately (a known login, AUTH_KNOWN_LOGIN_DAYS) is held only to the first count,
+ * so strangers who exhaust the name's count lock out other strangers, never the owner's own devices.
+ * Over a limit, logins are refused with 503 and Retry-After (MS-ASHTTP: "service unavailable or throttled"; devices
+ * back off rather than ask the user for a new password) until the window ends, without asking the mail server. A user
+ * name counts whether or not it exists, so the answer says nothing about it.
  */
 import type { Context } from 'hono';
 import type { AuthThrottleConfig } from '../config.ts';
@@ -24,9 +30,57 @@ export class LoginThrottledError extends HttpError {
   }
 }
 
-/** The state keys a login counts under: the user name (case-insensitive, as mail servers treat it) and the address. */
-export function throttleKeys(login: string, address: string | undefined): { user: string; ip: string | undefined } {
-  return { user: `user:${login.trim().toLowerCase()}`, ip: address ? `ip:${address}` : undefined };
+/**
+ * The name a login counts under: lower case, without a `DOMAIN\` and without an `@domain`, so that `Alice`,
+ * `alice@example.com` and `EXAMPLE\alice` (which mail servers commonly take for one account) share one count.
+ * Users of one tenant with the same local part in two domains share it too: the safe side, since their devices
+ * that signed in are not held to it.
+ */
+export function throttleName(login: string): string {
+  const name = login.trim().toLowerCase();
+  const local = name.slice(name.lastIndexOf('\\') + 1);
+  const at = local.lastIndexOf('@');
+  return at > 0 ? local.slice(0, at) : local;
+}
+
+/**
+ * The address a login counts under: an IPv4-mapped IPv6 address as IPv4, any other IPv6 address as its /64 (one
+ * subscriber's share, RFC 6177 §3: a client rotating addresses inside it stays one address).
+ */
+export function throttleAddress(address: string): string {
+  const plain = address
+    .trim()
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '')
+    .replace(/%.*$/, '');
+  const mapped = /^(?:0*:)*:?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(plain) ?? /^::(\d+\.\d+\.\d+\.\d+)$/.exec(plain);
+  if (mapped) return mapped[1]!;
+  if (!plain.includes(':')) return plain;
+  const groups = expandIpv6(plain);
+  return groups ? `${groups.slice(0, 4).join(':')}::/64` : plain;
+}
+
+/** The eight groups of an IPv6 address, without leading zeros; undefined for what is not one. */
+function expandIpv6(address: string): string[] | undefined {
+  const halves = address.split('::');
+  if (halves.length > 2) return undefined;
+  const head = halves[0] ? halves[0].split(':') : [];
+  const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
+  const missing = 8 - head.length - tail.length;
+  if (missing < 0 || (halves.length === 1 && missing !== 0)) return undefined;
+  const groups = [...head, ...Array<string>(missing).fill('0'), ...tail];
+  if (!groups.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return undefined;
+  return groups.map((g) => g.replace(/^0+(?=.)/, ''));
+}
+
+/** The state keys a login counts under (see the file comment); without an address, the pair is the name alone. */
+export function throttleKeys(
+  login: string,
+  address: string | undefined,
+): { pair: string; user: string; ip: string | undefined } {
+  const name = throttleName(login);
+  const ip = address ? throttleAddress(address) : undefined;
+  return { pair: `pair:${name}|${ip ?? ''}`, user: `user:${name}`, ip: ip ? `ip:${ip}` : undefined };
 }
 
 /**
@@ -39,26 +93,50 @@ export async function guardedAuthenticate(
   credentials: Credentials,
   address: string | undefined,
 ): Promise<AuthenticatedUser | undefined> {
-  const { userLimit, ipLimit, windowSeconds } = deps.config.authThrottle;
+  const { pairLimit, userLimit, ipLimit, windowSeconds, knownLoginDays } = deps.config.authThrottle;
+  const { state } = deps;
   const tenant = deps.config.tenant;
   const keys = throttleKeys(credentials.login, address);
-  const limits: [string, number][] = [[keys.user, userLimit]];
-  if (keys.ip) limits.push([keys.ip, ipLimit]);
-  const active = limits.filter(([, limit]) => limit > 0);
-
-  const records = await Promise.all(active.map(([key]) => deps.state.getAuthFailures(tenant, key)));
-  const blockedUntil = Math.max(0, ...records.map((r, i) => (r && r.count >= active[i]![1] ? r.resetAt : 0)));
-  if (blockedUntil > 0) throw new LoginThrottledError(retryAfter(blockedUntil));
-
-  const outcome = await deps.authenticator.authenticate(credentials);
-  if (outcome.ok) {
-    // A good password ends the user's count (the address's stays: one valid account must not reset a spray).
-    if (records.some((r, i) => r && active[i]![0] === keys.user)) await deps.state.clearAuthFailures(tenant, keys.user);
-    return outcome.user;
+  const knownFor = address ? knownLoginDays * 86_400_000 : 0;
+  const knownUntil = knownFor > 0 ? await state.getKnownLogin(tenant, keys.pair) : undefined;
+  // A known login is held to its own count only: the name's and the address's are the strangers'.
+  const limits: [string, number][] = [[keys.pair, pairLimit]];
+  if (knownUntil === undefined) {
+    limits.push([keys.user, userLimit]);
+    if (keys.ip) limits.push([keys.ip, ipLimit]);
   }
-  if (active.length > 0)
-    await Promise.all(active.map(([key]) => deps.state.addAuthFailure(tenant, key, windowSeconds * 1000)));
-  return undefined;
+  const counted = limits.filter(([, limit]) => limit > 0);
+  const windowMs = windowSeconds * 1000;
+  // Counted before the mail server is asked, so that of many concurrent guesses only the allowed number get through.
+  const counts = await Promise.all(counted.map(([key]) => state.addAuthFailure(tenant, key, windowMs)));
+  const refund = () => Promise.all(counted.map(([key]) => state.refundAuthFailure(tenant, key)));
+  const blockedUntil = Math.max(0, ...counts.map((c, i) => (c.count > counted[i]![1] ? c.resetAt : 0)));
+  if (blockedUntil > 0) {
+    // A refused attempt is no failure: one stranger held at the pair's limit must not fill the name's count.
+    await refund();
+    throw new LoginThrottledError(retryAfter(blockedUntil));
+  }
+
+  let outcome: Awaited<ReturnType<Authenticator['authenticate']>>;
+  try {
+    outcome = await deps.authenticator.authenticate(credentials);
+  } catch (err) {
+    await refund();
+    throw err;
+  }
+  if (!outcome.ok) return undefined;
+  // A good password ends the pair's count (a typo now and then never adds up); the name's and the address's only
+  // get this attempt back, so that one valid login cannot reset a spray.
+  await Promise.all(
+    counted.map(([key]) =>
+      key === keys.pair ? state.clearAuthFailures(tenant, key) : state.refundAuthFailure(tenant, key),
+    ),
+  );
+  // Refreshed when half its time has passed, not on every request.
+  const now = Date.now();
+  if (knownFor > 0 && (knownUntil === undefined || knownUntil - now < knownFor / 2))
+    await state.putKnownLogin(tenant, keys.pair, now + knownFor);
+  return outcome.user;
 }
 
 function retryAfter(until: number): number {

@@ -79,6 +79,9 @@ const STORE_METHODS = new Set(
     addAuthFailure: 0,
     getAuthFailures: 0,
     clearAuthFailures: 0,
+    refundAuthFailure: 0,
+    putKnownLogin: 0,
+    getKnownLogin: 0,
     putCaptureRule: 0,
     listCaptureRules: 0,
     deleteCaptureRule: 0,
@@ -268,6 +271,15 @@ class DurableObjectStateStore implements StateStore {
   }
   clearAuthFailures(tenant: string, key: string) {
     return this.onTenant(tenant, 'clearAuthFailures', tenant, key);
+  }
+  refundAuthFailure(tenant: string, key: string) {
+    return this.onTenant(tenant, 'refundAuthFailure', tenant, key);
+  }
+  putKnownLogin(tenant: string, key: string, until: number) {
+    return this.onTenant(tenant, 'putKnownLogin', tenant, key, until);
+  }
+  getKnownLogin(tenant: string, key: string) {
+    return this.onTenant(tenant, 'getKnownLogin', tenant, key);
   }
 
   putCaptureRule(tenant: string, rule: CaptureRule) {

@@ -156,6 +156,8 @@ export class SqliteStateStore implements StateStore {
   private statsPrunedAt = 0;
   /** When expired failed-login records were last pruned (by this instance), epoch ms. */
   private authFailuresPrunedAt = 0;
+  /** When expired known-login records were last pruned (by this instance), epoch ms. */
+  private knownLoginsPrunedAt = 0;
   /** When expired capture records were last pruned (by this instance), epoch ms. */
   private capturesPrunedAt = 0;
 
@@ -639,6 +641,53 @@ export class SqliteStateStore implements StateStore {
     this.db.run('DELETE FROM tenant_records WHERE tenant = ? AND kind = ?', tenant, AUTH_FAILURES_KIND + key);
   }
 
+  async refundAuthFailure(tenant: string, key: string): Promise<void> {
+    const now = Date.now();
+    this.db.transaction(() => {
+      const current = this.readAuthFailures(tenant, key, now);
+      if (!current || current.count <= 0) return;
+      this.db.run(
+        'UPDATE tenant_records SET record = ? WHERE tenant = ? AND kind = ?',
+        JSON.stringify({ count: current.count - 1, resetAt: current.resetAt }),
+        tenant,
+        AUTH_FAILURES_KIND + key,
+      );
+    });
+  }
+
+  // Known sign-ins: tenant records of kind `known-login:<key>`, pruned with the failed-login counters.
+
+  async putKnownLogin(tenant: string, key: string, until: number): Promise<void> {
+    this.db.run(
+      `INSERT INTO tenant_records (tenant, kind, record) VALUES (?, ?, ?)
+       ON CONFLICT (tenant, kind) DO UPDATE SET record = excluded.record`,
+      tenant,
+      KNOWN_LOGIN_KIND + key,
+      JSON.stringify({ until }),
+    );
+    const now = Date.now();
+    if (now - this.knownLoginsPrunedAt >= 3_600_000) {
+      this.knownLoginsPrunedAt = now;
+      this.db.run(
+        `DELETE FROM tenant_records WHERE tenant = ? AND substr(kind, 1, ?) = ? AND json_extract(record, '$.until') <= ?`,
+        tenant,
+        KNOWN_LOGIN_KIND.length,
+        KNOWN_LOGIN_KIND,
+        now,
+      );
+    }
+  }
+
+  async getKnownLogin(tenant: string, key: string): Promise<number | undefined> {
+    const row = this.db.query(
+      'SELECT record FROM tenant_records WHERE tenant = ? AND kind = ?',
+      tenant,
+      KNOWN_LOGIN_KIND + key,
+    )[0];
+    const until = row ? (JSON.parse(String(row.record)) as { until: number }).until : undefined;
+    return until !== undefined && until > Date.now() ? until : undefined;
+  }
+
   private readAuthFailures(tenant: string, key: string, now: number): AuthFailures | undefined {
     const row = this.db.query(
       'SELECT record FROM tenant_records WHERE tenant = ? AND kind = ?',
@@ -752,6 +801,8 @@ export class SqliteStateStore implements StateStore {
 
 /** The tenant_records kind prefix of failed-login counters. */
 const AUTH_FAILURES_KIND = 'auth-failures:';
+/** The tenant_records kind prefix of known sign-ins (a user and address that logged in). */
+const KNOWN_LOGIN_KIND = 'known-login:';
 
 /**
  * Markers share the caches table with the Ping and Sync caches ('ping', 'sync-request'); the prefix keeps them apart.

@@ -509,6 +509,12 @@ export interface StateStore {
   /** The live record under `key`, if any. */
   getAuthFailures(tenant: string, key: string): Promise<AuthFailures | undefined>;
   clearAuthFailures(tenant: string, key: string): Promise<void>;
+  /** Takes back one counted failure under `key` while its window lasts (never below 0): a login that succeeded. */
+  refundAuthFailure(tenant: string, key: string): Promise<void>;
+  /** Records that `key` (a user name and client address) signed in; the record reads as absent from `until` on. */
+  putKnownLogin(tenant: string, key: string, until: number): Promise<void>;
+  /** Until when `key` counts as a known sign-in (epoch ms), if it does. */
+  getKnownLogin(tenant: string, key: string): Promise<number | undefined>;
 
   // Protocol capture (src/admin/capture.ts): the rules tenant-wide, the records under their device (deleteDevice
   // removes them).

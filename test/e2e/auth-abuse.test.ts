@@ -1,13 +1,16 @@
 /**
  * Authentication abuse (issue 10 item 4), through the real app against the test Dovecot:
- * - failed logins are throttled per user name and per client address, in the StateStore, so that two app instances
- *   (stateless, one shared store) see the same counts; a throttled login gets 503 + Retry-After and never reaches IMAP;
+ * - failed logins are counted before the login (concurrent guesses all count) per user name and address, per user
+ *   name and per address, in the StateStore, so that two app instances (stateless, one shared SQLite database or
+ *   DynamoDB table) see the same counts; a throttled login gets 503 + Retry-After and never reaches IMAP; an address
+ *   the user signed in from keeps working while strangers are throttled (issue 17 item 11);
  * - a 401 is the same for an unknown user and a wrong password;
  * - the admin token check is exact whatever the lengths (and hashed: constant time);
  * - no credential (password, Basic header, Bearer token, in clear or base64) appears in any log line of a full
  *   device session, failures included.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { buildApp } from '../../src/app/build.ts';
 import { bearerMatches } from '../../src/admin/api.ts';
 import { pooledImapSessions, type ImapSessions } from '../../src/backends/imap/sessions.ts';
@@ -15,6 +18,7 @@ import { FolderType } from '../../src/backends/types.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { LogEntry } from '../../src/log.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
+import { DynamoDbStateStore, createStateTable } from '../../src/state/dynamodb/store.ts';
 import type { StateStore } from '../../src/state/types.ts';
 import { el } from '../../src/wbxml/tree.ts';
 import { TestDevice, testServer, type TestServer } from '../device/device.ts';
@@ -46,8 +50,9 @@ function instance(state: StateStore, env: Record<string, string> = {}): Instance
     IMAP_SECURE: 'false',
     TENANT: 'abuse',
     PROVISIONING: 'loose',
-    AUTH_FAIL_LIMIT: '3',
-    AUTH_FAIL_IP_LIMIT: '5',
+    AUTH_FAIL_LIMIT: '2',
+    AUTH_FAIL_USER_LIMIT: '4',
+    AUTH_FAIL_IP_LIMIT: '6',
     AUTH_FAIL_WINDOW_SECONDS: String(WINDOW_SECONDS),
     CLIENT_IP_HEADER: 'X-Client-IP',
     ...env,
@@ -97,50 +102,118 @@ async function visible(res: Response): Promise<{ status: number; headers: [strin
   return { status: res.status, headers, body: await res.text() };
 }
 
-describe('throttling of failed logins', () => {
+/** Two stores over one shared state, as two processes open it: SQLite (one database), DynamoDB (one dynalite table). */
+const sharedStores: [string, () => Promise<[StateStore, StateStore]>][] = [
+  [
+    'SQLite',
+    async () => {
+      const store = openSqliteStateStore(':memory:').store;
+      return [store, store];
+    },
+  ],
+  [
+    'DynamoDB (dynalite)',
+    async () => {
+      const { endpoint, region, credentials } = services.dynamodb;
+      const table = `abuse-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+      const open = () =>
+        new DynamoDbStateStore({ client: new DynamoDBClient({ endpoint, region, credentials }), table });
+      await createStateTable(new DynamoDBClient({ endpoint, region, credentials }), table);
+      return [open(), open()];
+    },
+  ],
+];
+
+describe.each(sharedStores)('throttling of failed logins, two instances sharing %s', (_name, openStores) => {
+  let stores: [StateStore, StateStore];
   let state: StateStore;
   let a: Instance;
   let b: Instance;
-  let user: TestUser;
-  let other: TestUser;
 
-  beforeAll(() => {
-    state = openSqliteStateStore(':memory:').store;
+  beforeAll(async () => {
+    stores = await openStores();
+    const [first, second] = stores;
+    state = first;
     // Two stateless instances behind one load balancer: what one counts, the other enforces.
-    a = instance(state);
-    b = instance(state);
-    user = createUser(services);
-    other = createUser(services);
+    a = instance(first);
+    b = instance(second);
   });
 
-  it('refuses a user with 503 + Retry-After after AUTH_FAIL_LIMIT failures, on every instance and entry point, without asking IMAP', async () => {
-    // Failures from several addresses and both instances count for the one user name.
-    expect((await folderSync(a, basic(user.email, 'wrong-1'), '198.51.100.1')).status).toBe(401);
-    expect((await folderSync(b, basic(user.email, 'wrong-2'), '198.51.100.2')).status).toBe(401);
-    // The name is case-insensitive for the count, as for the mail server.
-    expect((await folderSync(a, basic(user.email.toUpperCase(), 'wrong-3'), '198.51.100.3')).status).toBe(401);
+  it('limits one address’s guesses at a name, whatever form of the name, on every instance and entry point, without asking IMAP', async () => {
+    const user = createUser(services);
+    const stranger = '198.51.100.1';
+    // `u…@example.test` and the bare `u…` are one account to Dovecot, and one name to the count.
+    expect((await folderSync(a, basic(user.email, 'wrong-1'), stranger)).status).toBe(401);
+    expect((await folderSync(b, basic(user.name.toUpperCase(), 'wrong-2'), stranger)).status).toBe(401);
 
     const before = a.imapLogins() + b.imapLogins();
-    // Now even the right password is refused: a guesser cannot learn that a guess was right.
+    // Now even the right password is refused from there: a guesser cannot learn that a guess was right.
     for (const server of [a, b]) {
-      const res = await folderSync(server, basic(user.email, user.password), '198.51.100.4');
+      const res = await folderSync(server, basic(user.email, user.password), stranger);
       expect(res.status).toBe(503);
       const retryAfter = Number(res.headers.get('retry-after'));
       expect(retryAfter).toBeGreaterThan(0);
       expect(retryAfter).toBeLessThanOrEqual(WINDOW_SECONDS);
-      expect((await autodiscover(server, basic(user.email, user.password), '198.51.100.4')).status).toBe(503);
-      expect((await options(server, basic(user.email, user.password), '198.51.100.4')).status).toBe(503);
+      expect((await autodiscover(server, basic(user.name, user.password), stranger)).status).toBe(503);
+      expect((await options(server, basic(`EXAMPLE\\${user.name}`, user.password), stranger)).status).toBe(503);
     }
     expect(a.imapLogins() + b.imapLogins()).toBe(before);
     expect(a.logs.at(-1)).toMatchObject({ http: 503 });
+    // Refused attempts are not failures: the name's count holds the two guesses only.
+    expect((await state.getAuthFailures('abuse', `user:${user.name}`))?.count).toBe(2);
 
-    // Other users from the same addresses are not affected.
-    expect((await folderSync(b, basic(other.email, other.password), '198.51.100.4')).status).toBe(200);
+    // The user from another address, and other users from this one, log in.
+    expect((await folderSync(b, basic(user.email, user.password), '198.51.100.2')).status).toBe(200);
+    const other = createUser(services);
+    expect((await folderSync(a, basic(other.email, other.password), stranger)).status).toBe(200);
   });
 
-  it('refuses an address with 503 after AUTH_FAIL_IP_LIMIT failures, whatever user names it tries', async () => {
+  it('lets the owner’s signed-in device keep working when strangers from many addresses exhaust the name’s count', async () => {
+    const owner = createUser(services);
+    const phone = '192.0.2.10';
+    expect((await folderSync(a, basic(owner.email, owner.password), phone)).status).toBe(200);
+    // A good login takes its attempt back: the name's count is empty.
+    expect((await state.getAuthFailures('abuse', `user:${owner.name}`))?.count ?? 0).toBe(0);
+
+    // Strangers from two addresses, two guesses each (AUTH_FAIL_LIMIT), fill the name's count (AUTH_FAIL_USER_LIMIT).
+    for (const stranger of ['203.0.113.21', '203.0.113.22'])
+      for (const server of [a, b])
+        expect((await folderSync(server, basic(owner.name, 'guess'), stranger)).status).toBe(401);
+    const before = a.imapLogins() + b.imapLogins();
+    // A third stranger is refused at once, even with the right password…
+    expect((await folderSync(a, basic(owner.email, owner.password), '203.0.113.23')).status).toBe(503);
+    expect(a.imapLogins() + b.imapLogins()).toBe(before);
+    // …while the owner's phone keeps syncing, on both instances.
+    for (const server of [a, b, a])
+      expect((await folderSync(server, basic(owner.email, owner.password), phone)).status).toBe(200);
+    // The owner's own typos still count for the phone's address (AUTH_FAIL_LIMIT), and a good login clears them.
+    expect((await folderSync(b, basic(owner.email, 'typo'), phone)).status).toBe(401);
+    expect((await folderSync(a, basic(owner.email, owner.password), phone)).status).toBe(200);
+    expect(await state.getAuthFailures('abuse', `pair:${owner.name}|${phone}`)).toBeUndefined();
+    // The strangers' failures stay counted: one good login does not reset a spray.
+    expect((await state.getAuthFailures('abuse', `user:${owner.name}`))?.count).toBe(4);
+  });
+
+  it('lets only AUTH_FAIL_LIMIT of many concurrent guesses reach the mail server', async () => {
+    const user = createUser(services);
+    // Only the name-and-address count is in play here (the others' own orders of arrival would mix in).
+    const wide = { AUTH_FAIL_USER_LIMIT: '100', AUTH_FAIL_IP_LIMIT: '100' };
+    const [c, d] = [instance(stores[0], wide), instance(stores[1], wide)];
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => folderSync(i % 2 ? c : d, basic(user.email, `guess-${i}`), '198.51.100.30')),
+    );
+    const statuses = answers.map((r) => r.status).sort();
+    expect(statuses).toEqual([401, 401, 503, 503, 503, 503, 503, 503]);
+    expect(c.imapLogins() + d.imapLogins()).toBe(2);
+    expect((await state.getAuthFailures('abuse', `pair:${user.name}|198.51.100.30`))?.count).toBe(2);
+  });
+
+  it('refuses an address spraying names after AUTH_FAIL_IP_LIMIT failures, except for users who signed in from it', async () => {
     const sprayer = '203.0.113.9';
-    for (let i = 0; i < 5; i++) {
+    // A colleague behind the same address (a carrier's NAT) signed in earlier.
+    const colleague = createUser(services);
+    expect((await folderSync(a, basic(colleague.email, colleague.password), sprayer)).status).toBe(200);
+    for (let i = 0; i < 6; i++) {
       // Names that exist and names that do not count alike.
       const login = i % 2 === 0 ? `nobody${i}@example.test` : createUser(services).email;
       expect((await folderSync(i % 2 ? a : b, basic(login, 'guess'), sprayer)).status).toBe(401);
@@ -149,22 +222,28 @@ describe('throttling of failed logins', () => {
     const before = a.imapLogins();
     expect((await folderSync(a, basic(fresh.email, fresh.password), sprayer)).status).toBe(503);
     expect(a.imapLogins()).toBe(before);
-    // The same user from another address logs in.
+    // The same user from another address logs in, and the colleague from the sprayer's.
     expect((await folderSync(a, basic(fresh.email, fresh.password), '203.0.113.10')).status).toBe(200);
+    expect((await folderSync(b, basic(colleague.email, colleague.password), sprayer)).status).toBe(200);
   });
 
-  it('forgets a user’s failures after a good password, so a typo now and then never locks anyone out', async () => {
+  it('forgets an address’s failures after a good password, so a typo now and then never locks anyone out', async () => {
     const typo = createUser(services);
     for (let round = 0; round < 3; round++) {
-      expect((await folderSync(a, basic(typo.email, 'typo-1'), `192.0.2.${round}`)).status).toBe(401);
-      expect((await folderSync(b, basic(typo.email, 'typo-2'), `192.0.2.${round}`)).status).toBe(401);
-      expect((await folderSync(a, basic(typo.email, typo.password), `192.0.2.${round}`)).status).toBe(200);
+      expect((await folderSync(a, basic(typo.email, 'typo-1'), '192.0.2.77')).status).toBe(401);
+      expect((await folderSync(b, basic(typo.email, typo.password), '192.0.2.77')).status).toBe(200);
     }
-    expect(await state.getAuthFailures('abuse', `user:${typo.email}`)).toBeUndefined();
+    expect(await state.getAuthFailures('abuse', `pair:${typo.name}|192.0.2.77`)).toBeUndefined();
   });
+});
 
-  it('is off with AUTH_FAIL_LIMIT=0 and AUTH_FAIL_IP_LIMIT=0', async () => {
-    const off = instance(openSqliteStateStore(':memory:').store, { AUTH_FAIL_LIMIT: '0', AUTH_FAIL_IP_LIMIT: '0' });
+describe('throttling turned off', () => {
+  it('is off with AUTH_FAIL_LIMIT, AUTH_FAIL_USER_LIMIT and AUTH_FAIL_IP_LIMIT all 0', async () => {
+    const off = instance(openSqliteStateStore(':memory:').store, {
+      AUTH_FAIL_LIMIT: '0',
+      AUTH_FAIL_USER_LIMIT: '0',
+      AUTH_FAIL_IP_LIMIT: '0',
+    });
     const victim = createUser(services);
     for (let i = 0; i < 5; i++)
       expect((await folderSync(off, basic(victim.email, 'nope'), '192.0.2.200')).status).toBe(401);
@@ -174,7 +253,11 @@ describe('throttling of failed logins', () => {
 
 describe('what a 401 tells', () => {
   it('answers an unknown user exactly as a wrong password: same status, headers, body, log line, one IMAP login each', async () => {
-    const server = instance(openSqliteStateStore(':memory:').store, { AUTH_FAIL_LIMIT: '0', AUTH_FAIL_IP_LIMIT: '0' });
+    const server = instance(openSqliteStateStore(':memory:').store, {
+      AUTH_FAIL_LIMIT: '0',
+      AUTH_FAIL_USER_LIMIT: '0',
+      AUTH_FAIL_IP_LIMIT: '0',
+    });
     const real = createUser(services);
     const unknown = `no-such-user-${Date.now()}@example.test`;
     for (const send of [folderSync, autodiscover, options]) {
@@ -195,7 +278,10 @@ describe('what a 401 tells', () => {
   });
 
   it('throttles an unknown user exactly as a real one', async () => {
-    const server = instance(openSqliteStateStore(':memory:').store, { AUTH_FAIL_LIMIT: '1' });
+    const server = instance(openSqliteStateStore(':memory:').store, {
+      AUTH_FAIL_LIMIT: '1',
+      AUTH_FAIL_USER_LIMIT: '1',
+    });
     const real = createUser(services);
     const unknown = `ghost-${Date.now()}@example.test`;
     await folderSync(server, basic(real.email, 'x'), '192.0.2.60');

@@ -563,6 +563,35 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         expect((await store.addAuthFailure(tenant, 'user:alice', HOUR)).count).toBe(1);
       });
 
+      it('refunds one counted failure while the window lasts, never below zero, and never starts a window', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const first = await store.addAuthFailure(tenant, 'pair:bob|192.0.2.7', HOUR);
+        await Promise.all(Array.from({ length: 4 }, () => store.addAuthFailure(tenant, 'pair:bob|192.0.2.7', HOUR)));
+        // Concurrent refunds are all taken back, and the window stays.
+        await Promise.all(Array.from({ length: 3 }, () => store.refundAuthFailure(tenant, 'pair:bob|192.0.2.7')));
+        expect(await store.getAuthFailures(tenant, 'pair:bob|192.0.2.7')).toEqual({ count: 2, resetAt: first.resetAt });
+        await Promise.all(Array.from({ length: 4 }, () => store.refundAuthFailure(tenant, 'pair:bob|192.0.2.7')));
+        expect((await store.getAuthFailures(tenant, 'pair:bob|192.0.2.7'))?.count ?? 0).toBe(0);
+        await store.refundAuthFailure(tenant, 'user:nobody');
+        expect(await store.getAuthFailures(tenant, 'user:nobody')).toBeUndefined();
+        expect((await store.addAuthFailure(tenant, 'pair:bob|192.0.2.7', HOUR)).count).toBe(1);
+      });
+
+      it('keeps a known sign-in until its time, per tenant and key', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const until = Date.now() + HOUR;
+        expect(await store.getKnownLogin(tenant, 'pair:bob|192.0.2.7')).toBeUndefined();
+        await store.putKnownLogin(tenant, 'pair:bob|192.0.2.7', until);
+        expect(await store.getKnownLogin(tenant, 'pair:bob|192.0.2.7')).toBe(until);
+        expect(await store.getKnownLogin(freshTenant(), 'pair:bob|192.0.2.7')).toBeUndefined();
+        expect(await store.getKnownLogin(tenant, 'pair:bob|192.0.2.8')).toBeUndefined();
+        await store.putKnownLogin(tenant, 'pair:bob|192.0.2.7', Date.now() + 1);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        expect(await store.getKnownLogin(tenant, 'pair:bob|192.0.2.7')).toBeUndefined();
+      });
+
       it('starts a new window once the last one has ended', async () => {
         const store = await open();
         const tenant = freshTenant();

@@ -19,6 +19,7 @@
  *   <tenant>#STATS                       <minute>#<command>          per-command counters of one minute: minute,       ttl
  *                                                                    command, requests, errors, totalMs, maxMs
  *   <tenant>#AUTHFAIL                    <key>                       failed-login counter: count, resetAt                ttl
+ *   <tenant>#KNOWNLOGIN                  <key>                       a user and address that signed in: until            ttl
  *   <tenant>#CAPTURES                    <user>#<deviceId or empty>  capture rule: data, until                           ttl
  *
  * Also the item shapes and attribute readers the store's modules share.
@@ -89,6 +90,10 @@ export function leaseKey(tenant: string, user: string): Key {
 
 export function authFailuresKey(tenant: string, key: string): Key {
   return { pk: `${keyPart(tenant)}#AUTHFAIL`, sk: keyPart(key) };
+}
+
+export function knownLoginKey(tenant: string, key: string): Key {
+  return { pk: `${keyPart(tenant)}#KNOWNLOGIN`, sk: keyPart(key) };
 }
 
 /** Epoch ms zero-padded, so that a device's records sort by time. */

@@ -56,6 +56,7 @@ import {
 import { blobReference, CHUNK_BYTES, chunkKeysOf, readChunked } from './chunks.ts';
 import {
   authFailuresKey,
+  knownLoginKey,
   CAPTURE_RECORD_PREFIX,
   capturePartition,
   captureRecordKey,
@@ -590,6 +591,50 @@ export class DynamoDbStateStore implements StateStore {
     await this.client.send(
       new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(authFailuresKey(tenant, key)) }),
     );
+  }
+
+  async refundAuthFailure(tenant: string, key: string): Promise<void> {
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: toKeyItem(authFailuresKey(tenant, key)),
+          UpdateExpression: 'ADD #count :minusOne',
+          ConditionExpression: 'attribute_exists(pk) AND resetAt > :now AND #count > :zero',
+          ExpressionAttributeNames: { '#count': 'count' },
+          ExpressionAttributeValues: {
+            ':minusOne': { N: '-1' },
+            ':now': { N: String(Date.now()) },
+            ':zero': { N: '0' },
+          },
+        }),
+      );
+    } catch (err) {
+      // Nothing live to refund: the window ended, or the key was cleared.
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    }
+  }
+
+  // Known sign-ins: one item per tenant and key, replaced on each refresh.
+
+  async putKnownLogin(tenant: string, key: string, until: number): Promise<void> {
+    await this.client.send(
+      new PutItemCommand({
+        TableName: this.table,
+        Item: {
+          ...toKeyItem(knownLoginKey(tenant, key)),
+          until: { N: String(until) },
+          [TTL_ATTRIBUTE]: { N: String(ttlOf(until)) },
+        },
+      }),
+    );
+  }
+
+  async getKnownLogin(tenant: string, key: string): Promise<number | undefined> {
+    const item = await this.getItem(knownLoginKey(tenant, key));
+    if (!item) return undefined;
+    const until = readNumber(item, 'until');
+    return isLive(until) ? until : undefined;
   }
 
   // Protocol capture: rules in the tenant's CAPTURES partition, records under their device's partition.
