@@ -20,7 +20,8 @@ export type StateStoreConfig =
 export interface ServerConfig {
   port: number;
   state: StateStoreConfig;
-  imap: { host: string; port: number; secure: boolean };
+  /** `sessionMaxAgeMs`: how long a pooled IMAP login may serve before the server checks the credentials again. */
+  imap: { host: string; port: number; secure: boolean; sessionMaxAgeMs?: number };
   /** ManageSieve (RFC 5804) for Oof as a vacation script; absent unless SIEVE=on (then Oof is stored, not applied). */
   sieve?: { host: string; port: number; secure: boolean };
   smtp: {
@@ -169,6 +170,7 @@ const schema = z.object({
   IMAP_HOST: z.string({ error: 'is required (the IMAP server users log in to)' }).trim().min(1, 'is required'),
   IMAP_PORT: port.optional(),
   IMAP_SECURE: flag.default(true),
+  IMAP_SESSION_MAX_AGE_SECONDS: z.coerce.number().min(1).max(3600).default(300),
   SIEVE: z
     .string()
     .trim()
@@ -301,7 +303,12 @@ export function loadConfig(
       e.STATE_STORE === 'dynamodb'
         ? { kind: 'dynamodb', table: e.DYNAMODB_TABLE!, endpoint: e.DYNAMODB_ENDPOINT, region: e.AWS_REGION }
         : { kind: 'sqlite', dir: e.STATE_DIR },
-    imap: { host: e.IMAP_HOST, port: e.IMAP_PORT ?? (e.IMAP_SECURE ? 993 : 143), secure: e.IMAP_SECURE },
+    imap: {
+      host: e.IMAP_HOST,
+      port: e.IMAP_PORT ?? (e.IMAP_SECURE ? 993 : 143),
+      secure: e.IMAP_SECURE,
+      sessionMaxAgeMs: e.IMAP_SESSION_MAX_AGE_SECONDS * 1000,
+    },
     ...(e.SIEVE === 'on'
       ? { sieve: { host: e.SIEVE_HOST ?? e.IMAP_HOST, port: e.SIEVE_PORT, secure: e.SIEVE_SECURE } }
       : {}),

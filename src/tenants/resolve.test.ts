@@ -74,12 +74,12 @@ describe('several tenants (TENANTS / TENANTS_FILE)', () => {
     const acme = directory.get('acme')!.config;
     const globex = directory.get('globex')!.config;
     expect(acme.tenant).toBe('acme');
-    expect(acme.imap).toEqual({ host: 'imap.acme.example', port: 143, secure: false });
+    expect(acme.imap).toEqual({ host: 'imap.acme.example', port: 143, secure: false, sessionMaxAgeMs: 300_000 });
     expect(acme.authMode).toBe('both');
     expect(acme.provisioning).toBe('loose');
     expect(acme.policy.base).toMatchObject({ DevicePasswordEnabled: 1 });
     expect(acme.mailDomain).toBe('acme.example');
-    expect(globex.imap).toEqual({ host: 'imap.example.net', port: 1143, secure: false });
+    expect(globex.imap).toEqual({ host: 'imap.example.net', port: 1143, secure: false, sessionMaxAgeMs: 300_000 });
     expect(globex.maxRequestBytes).toBe(2048);
     expect(globex.authMode).toBe('basic');
     expect(globex.mailDomain).toBe('globex.example');

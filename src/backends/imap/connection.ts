@@ -6,6 +6,11 @@ export interface ImapSettings {
   port: number;
   /** true: implicit TLS (993). false: plain TCP, upgraded with STARTTLS when the server offers it. */
   secure: boolean;
+  /**
+   * How long a pooled connection may serve after its login (IMAP_SESSION_MAX_AGE_SECONDS), ms: the credentials are
+   * checked by the server again at least this often, so a changed password or a revoked token stops working by then.
+   */
+  sessionMaxAgeMs?: number;
 }
 
 export interface ImapLogin {

@@ -4,7 +4,9 @@
  * which saves the TCP and TLS set-up and the login: most of a small Sync's time.
  *
  * A pooled connection is only ever reused for the same user with the same password (the key holds a salted hash
- * of it, never the password), so a wrong password always meets a real login.
+ * of it, never the password), so a wrong password always meets a real login; and only within its lifetime after the
+ * login that proved it (ImapSettings.sessionMaxAgeMs), since reusing it counts as a successful login: a password
+ * changed or a token revoked at the server stops working when the last connection that proved it grows too old.
  */
 import type { ImapFlow } from 'imapflow';
 import { imapClient, type ImapLogin, type ImapSettings } from './connection.ts';
@@ -37,8 +39,11 @@ export function freshImapSessions(settings: ImapSettings): ImapSessions {
   };
 }
 
+/** IMAP_SESSION_MAX_AGE_SECONDS by default: how long a login counts as proof of the credentials. */
+export const DEFAULT_SESSION_MAX_AGE_MS = 300_000;
+
 export interface PoolOptions {
-  /** How long an unused connection is kept. */
+  /** How long an unused connection is kept (never past its lifetime, ImapSettings.sessionMaxAgeMs). */
   idleMs?: number;
   /** Idle connections kept per user. */
   maxIdlePerUser?: number;
@@ -49,8 +54,14 @@ export function pooledImapSessions(settings: ImapSettings, options: PoolOptions 
   const idleMs = options.idleMs ?? 30_000;
   const maxIdle = options.maxIdlePerUser ?? 2;
   const salt = crypto.getRandomValues(new Uint8Array(16));
+  const maxAgeMs = settings.sessionMaxAgeMs ?? DEFAULT_SESSION_MAX_AGE_MS;
   const idle = new Map<string, { client: ImapFlow; timer: ReturnType<typeof setTimeout> }[]>();
-  const keys = new WeakMap<ImapFlow, string>();
+  // Each connection's key and when its login proved the credentials.
+  const origins = new WeakMap<ImapFlow, { key: string; loggedInAt: number }>();
+  const remainingMs = (client: ImapFlow): number => {
+    const origin = origins.get(client);
+    return origin ? origin.loggedInAt + maxAgeMs - Date.now() : 0;
+  };
 
   async function keyOf(login: ImapLogin): Promise<string> {
     // A token and a password never share a key, even when they are the same string.
@@ -73,17 +84,18 @@ export function pooledImapSessions(settings: ImapSettings, options: PoolOptions 
       while (list?.length) {
         const entry = list.pop()!;
         clearTimeout(entry.timer);
-        if (entry.client.usable) return entry.client;
-        entry.client.close();
+        if (entry.client.usable && remainingMs(entry.client) > 0) return entry.client;
+        logout(entry.client);
       }
       const client = await connected(settings, login);
-      keys.set(client, key);
+      origins.set(client, { key, loggedInAt: Date.now() });
       return client;
     },
     release(client, reusable) {
-      const key = keys.get(client);
+      const key = origins.get(client)?.key;
       const list = key ? (idle.get(key) ?? []) : [];
-      if (!key || !reusable || !client.usable || list.length >= maxIdle) {
+      const remaining = remainingMs(client);
+      if (!key || !reusable || !client.usable || list.length >= maxIdle || remaining <= 0) {
         logout(client);
         return;
       }
@@ -92,7 +104,7 @@ export function pooledImapSessions(settings: ImapSettings, options: PoolOptions 
         if (at >= 0) list.splice(at, 1);
         if (list.length === 0) idle.delete(key);
         logout(client);
-      }, idleMs);
+      }, Math.min(idleMs, remaining));
       // An idle connection must not keep the process alive.
       (timer as { unref?: () => void }).unref?.();
       list.push({ client, timer });
