@@ -99,12 +99,15 @@ export function pooledImapSessions(settings: ImapSettings, options: PoolOptions 
         logout(client);
         return;
       }
-      const timer = setTimeout(() => {
-        const at = list.findIndex((e) => e.client === client);
-        if (at >= 0) list.splice(at, 1);
-        if (list.length === 0) idle.delete(key);
-        logout(client);
-      }, Math.min(idleMs, remaining));
+      const timer = setTimeout(
+        () => {
+          const at = list.findIndex((e) => e.client === client);
+          if (at >= 0) list.splice(at, 1);
+          if (list.length === 0) idle.delete(key);
+          logout(client);
+        },
+        Math.min(idleMs, remaining),
+      );
       // An idle connection must not keep the process alive.
       (timer as { unref?: () => void }).unref?.();
       list.push({ client, timer });
