@@ -66,10 +66,11 @@ export interface DavSyncRequest {
   /** Called after each device write with the item before and after (undefined for an Add / a Delete): meeting mail. */
   afterWrite?: (before: string | undefined, after: string | undefined) => Promise<unknown>;
   /**
-   * The resource name of a device's Add, the same for each attempt of one request (key and ClientId): a retry after a
-   * lost answer (a timed-out PUT) finds its item instead of creating a second one. Random names when absent.
+   * The resource name of a device's Add, the same for each attempt of one Add (ClientId and ApplicationData, whatever
+   * the SyncKey): a retry after a lost answer (a timed-out PUT, a Status 16, a resend after Status 3) finds its item
+   * instead of creating a second one. Random names when absent.
    */
-  addName?: (clientId: string) => Promise<string>;
+  addName?: (clientId: string, applicationData: WbxmlElement | undefined) => Promise<string>;
   /**
    * Last touch to a device's Change before it is written (meetings: SEQUENCE raised for an update attendees must get).
    */
@@ -126,7 +127,7 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
       const text = data
         ? safely(() => converter.fromDevice(data, { version: req.version, ...userOptions }))
         : undefined;
-      const name = req.addName && clientId ? await req.addName(clientId) : undefined;
+      const name = req.addName && clientId ? await req.addName(clientId, data) : undefined;
       const created = text === undefined ? undefined : await dav.putItem(folderRef, undefined, text, undefined, name);
       if (!created?.ok) {
         responses.push(addResponse(clientId, undefined, SyncStatus.ConversionError));

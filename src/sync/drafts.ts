@@ -50,16 +50,17 @@ interface DraftWork {
   clientIds: Record<string, string>;
 }
 
-/** Sync of the Drafts folder for a 16.0+ device: draft commands here, the rest in syncEmailCollection. */
 /**
- * `addName(clientId)` names a device's Add for good (the same for a resent request): the new draft's Message-ID is
+ * Sync of the Drafts folder for a 16.0+ device: draft commands here, the rest in syncEmailCollection.
+ *
+ * `addName(clientId, applicationData)` names a device's Add for good (the same for a resent request): the new draft's Message-ID is
  * made from it, so that a retried Add whose first APPEND landed (its answer lost, or the state write failed) finds
  * that draft instead of appending a second one.
  */
 export async function syncDraftsCollection(
   context: CommandContext,
   req: EmailSyncRequest,
-  addName?: (clientId: string) => Promise<string>,
+  addName?: (clientId: string, applicationData: WbxmlElement | undefined) => Promise<string>,
 ): Promise<EmailSyncResult> {
   const work: DraftWork = {
     written: new Map(),
@@ -96,7 +97,7 @@ async function addDraft(
   work: DraftWork,
   command: WbxmlElement,
   send: boolean,
-  addName?: (clientId: string) => Promise<string>,
+  addName?: (clientId: string, applicationData: WbxmlElement | undefined) => Promise<string>,
 ): Promise<void> {
   const clientId = childText(command, 'ClientId') ?? '';
   const answer = (status: number, serverId?: string, data?: WbxmlElement): void => {
@@ -115,7 +116,7 @@ async function addDraft(
 
   const data = child(command, 'ApplicationData');
   const edit = readDraftEdit(data);
-  const name = addName ? await addName(clientId) : undefined;
+  const name = addName ? await addName(clientId, data) : undefined;
   const messageId = name
     ? `<draft-${name}@${context.user.login.split('@')[1] || 'activesync-edge.invalid'}>`
     : undefined;

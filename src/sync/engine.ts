@@ -10,6 +10,7 @@ import { openBackends } from '../backends/open.ts';
 import { FolderNotFoundError, FolderType, type UserBackends } from '../backends/types.ts';
 import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey } from '../protocol/synckey.ts';
 import type { CollectionState, HierarchyState } from '../state/types.ts';
+import { encodeWbxml } from '../wbxml/encoder.ts';
 import { el, type WbxmlElement } from '../wbxml/tree.ts';
 import type { CommandContext } from '../protocol/command.ts';
 import { converterFor } from './dav-converters.ts';
@@ -56,18 +57,26 @@ export async function syncCollections(context: CommandContext, request: SyncRequ
   return { hierarchy, elements };
 }
 
-/** A DAV resource name for a device's Add: a hash of who sent it, under which key, with which ClientId (dav.ts). */
-async function addResourceName(
-  context: CommandContext,
+/**
+ * The resource name of a device's Add (a DAV item's file name, a draft's Message-ID): a hash of who sent it, into
+ * which collection, with which ClientId and which ApplicationData. Not of the SyncKey: a device resends an Add whose
+ * answer it lost under whatever key it holds by then (the older key, a new key after Status 3 or 16), and each of
+ * those attempts must find the one item the first made (dav.ts, drafts.ts), never create a second. The ApplicationData
+ * is part of the name so that a ClientId a device uses again later (counters restart) names a new item.
+ */
+export async function addResourceName(
+  context: Pick<CommandContext, 'device'>,
   collectionId: string,
-  syncKey: string,
   clientId: string,
+  applicationData: WbxmlElement | undefined,
 ): Promise<string> {
   const { tenant, user, deviceId } = context.device;
-  const digest = await crypto.subtle.digest(
-    'SHA-256',
-    new TextEncoder().encode(JSON.stringify([tenant, user, deviceId, collectionId, syncKey, clientId])),
-  );
+  const content = applicationData ? encodeWbxml(applicationData) : new Uint8Array();
+  const head = new TextEncoder().encode(`${JSON.stringify([tenant, user, deviceId, collectionId, clientId])}\n`);
+  const input = new Uint8Array(head.length + content.length);
+  input.set(head);
+  input.set(content, head.length);
+  const digest = await crypto.subtle.digest('SHA-256', input);
   return Array.from(new Uint8Array(digest).slice(0, 16), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
@@ -156,7 +165,8 @@ async function syncCollection(
             // server mails the invitations for what the device organizes (up to 14.1 the device sends them with
             // SendMail).
             userEmails: userAddresses(context),
-            addName: (clientId: string) => addResourceName(context, collectionId, requestKey, clientId),
+            addName: (clientId: string, data: WbxmlElement | undefined) =>
+              addResourceName(context, collectionId, clientId, data),
             ...(folder.source.backend === 'caldav' && itemClassOf(folder.type) === 'Calendar'
               ? {
                   prepareChange: (before: string, after: string) => prepareMeetingWrite(context, before, after),
@@ -175,8 +185,8 @@ async function syncCollection(
           })
         : await (drafts16
             ? (r: Parameters<typeof syncEmailCollection>[0]) =>
-                syncDraftsCollection(context, r, (clientId) =>
-                  addResourceName(context, collectionId, requestKey, clientId),
+                syncDraftsCollection(context, r, (clientId, data) =>
+                  addResourceName(context, collectionId, clientId, data),
                 )
             : syncEmailCollection)({
             mail: backends.mail,
