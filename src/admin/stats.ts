@@ -7,6 +7,7 @@
  * command and minute). What a process had not written when it ends is lost: these are statistics, not state.
  */
 import type { LogEntry } from '../log.ts';
+import { commandByName } from '../protocol/commands.ts';
 import type { CommandStats, StateStore } from '../state/types.ts';
 
 const MINUTE_MS = 60_000;
@@ -36,7 +37,11 @@ export async function countRequest(
   // An error is what the server could not do (5xx, a command that failed); refusals and 4xx are answers.
   const error = http >= 500 || (entry.error !== undefined && http === 200);
   const minute = Math.floor(started / MINUTE_MS);
-  const command = typeof entry.cmd === 'string' && entry.cmd !== '' ? entry.cmd : 'unknown';
+  // Counted under the protocol's names only (and OPTIONS): a name a request made up would be a row kept for a week.
+  const command =
+    typeof entry.cmd === 'string' && (entry.cmd === 'OPTIONS' || commandByName(entry.cmd) === entry.cmd)
+      ? entry.cmd
+      : 'unknown';
   let pending = pendingByStore.get(state);
   if (!pending) {
     pending = { since: now, counts: new Map() };

@@ -196,7 +196,8 @@ async function serve(
   const deps = withTenant(anyTenant, url.host, credentials);
   entry.tenant = deps.config.tenant;
   Object.assign(entry, {
-    cmd: request.command,
+    // Only the protocol's names, so that no request can add a name of its own to the logs and the counters.
+    cmd: commandByName(request.command) ?? 'unknown',
     deviceId: request.deviceId,
     deviceType: request.deviceType,
     version: request.version,
@@ -227,7 +228,7 @@ async function serveAuthenticated(
   const outcome = { ok: true, user } as const;
 
   const name = commandByName(request.command);
-  if (!name) throw new HttpError(400, `unknown command ${request.command}`);
+  if (!name) throw new HttpError(400, `unknown command ${JSON.stringify(request.command.slice(0, 32))}`);
   const device = deviceScope(deps.config.tenant, outcome.user.login, request.deviceId);
   seen.device = device;
   const known = await recordDeviceSeen(deps.state, device, request);

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { buildApp } from '../../src/app/build.ts';
 import { bearerMatches } from '../../src/admin/api.ts';
+import { commandSummary } from '../../src/admin/stats.ts';
 import { pooledImapSessions, type ImapSessions } from '../../src/backends/imap/sessions.ts';
 import { FolderType } from '../../src/backends/types.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -248,6 +249,33 @@ describe('throttling turned off', () => {
     for (let i = 0; i < 5; i++)
       expect((await folderSync(off, basic(victim.email, 'nope'), '192.0.2.200')).status).toBe(401);
     expect((await folderSync(off, basic(victim.email, victim.password), '192.0.2.200')).status).toBe(200);
+  });
+});
+
+describe('statistics of requests with made-up commands', () => {
+  it('counts every command name that is not the protocol’s under one row, with or without credentials', async () => {
+    const store = openSqliteStateStore(':memory:').store;
+    const server = instance(store, { AUTH_FAIL_LIMIT: '0', AUTH_FAIL_USER_LIMIT: '0', AUTH_FAIL_IP_LIMIT: '0' });
+    const user = createUser(services);
+    const random = Array.from({ length: 20 }, (_, i) => `Cmd${i}${Math.random().toString(36).slice(2)}`);
+    for (const [i, cmd] of random.entries()) {
+      // Strangers without credentials, then the user with a good password.
+      const authorization = i % 2 ? basic(user.email, user.password) : undefined;
+      const res = await server.fetch(`${AS_URL}?Cmd=${cmd}&User=x&DeviceId=STATSDEV01&DeviceType=iPhone`, {
+        method: 'POST',
+        headers: { ...(authorization ? { Authorization: authorization } : {}), 'MS-ASProtocolVersion': '14.1' },
+      });
+      expect(res.status).toBe(i % 2 ? 400 : 401);
+    }
+    expect((await folderSync(server, basic(user.email, user.password), '192.0.2.90')).status).toBe(200);
+    const rows = await commandSummary(store, 'abuse', 5);
+    expect(rows.map((r) => [r.command, r.requests]).sort()).toEqual([
+      ['FolderSync', 1],
+      ['unknown', 20],
+    ]);
+    // The log lines name no made-up command either, except cut short in the error of an authenticated one.
+    for (const entry of server.logs.slice(0, 20)) expect(entry.cmd).toBe('unknown');
+    expect(server.logs[1]!.error).toBe(`unknown command ${JSON.stringify(random[1]!.slice(0, 32))}`);
   });
 });
 
