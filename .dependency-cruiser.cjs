@@ -5,6 +5,8 @@
 const LAYERS = [
   ['runtimes', '^src/(runtimes/|cli\\.ts$)'],
   ['app', '^src/app/'],
+  // The replay tool is a client of the protocol: it reads the capture format (admin) and the codec, never the server.
+  ['replay', '^src/replay/'],
   ['admin', '^src/admin/'],
   ['commands', '^src/commands/'],
   ['sync', '^src/sync/'],

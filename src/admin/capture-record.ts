@@ -144,7 +144,7 @@ function rawBody(bytes: Uint8Array, contentType: string, type: string, max: numb
 }
 
 /** MS-ASCMD §2.2.2.9.1: a part count, then an offset and a length per part, all 32-bit little-endian. */
-function multipartParts(bytes: Uint8Array): Uint8Array[] | undefined {
+export function multipartParts(bytes: Uint8Array): Uint8Array[] | undefined {
   if (bytes.length < 4) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const count = view.getInt32(0, true);
