@@ -4,8 +4,9 @@
  *
  * - Authentication as Exchange does it: HTTP Basic, checked like ActiveSync requests; without credentials, or with
  *   wrong ones, 401 with a Basic challenge, so that the client retries with the user's password.
- * - The answer points at PUBLIC_URL + /Microsoft-Server-ActiveSync (without PUBLIC_URL: the origin the request came
- *   to).
+ * - The answer points at PUBLIC_URL + /Microsoft-Server-ActiveSync. Without PUBLIC_URL, at https:// and the host
+ *   the request came to: never http://, which is what a request looks like behind a proxy that ends TLS, and which
+ *   would send the device's password in clear (the app says so at start-up and in each answer's log line).
  * - A request that is not the Autodiscover XML gets ErrorCode 600 (invalid request); one that asks for another
  *   response schema (Outlook desktop's `outlook` schema) gets 601 (provider not available). Both are HTTP 200 with
  *   the generic error response, as Exchange answers. An empty body (some old Android builds send none) is taken as a
@@ -24,6 +25,10 @@ import { withTenant } from './tenants.ts';
 
 export const MOBILESYNC_RESPONSE_SCHEMA =
   'http://schemas.microsoft.com/exchange/autodiscover/mobilesync/responseschema/2006';
+/** The start-up notice of a tenant without PUBLIC_URL. */
+export const AUTODISCOVER_NO_PUBLIC_URL =
+  'PUBLIC_URL is not set: Autodiscover answers https://<the Host of the request>/Microsoft-Server-ActiveSync; set PUBLIC_URL to the address devices reach';
+
 const RESPONSE_NAMESPACE = 'http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006';
 const ACTIVESYNC_PATH = '/Microsoft-Server-ActiveSync';
 const REALM = 'ActiveSync';
@@ -126,7 +131,11 @@ async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): 
     return xml(errorDocument(601, 'Provider is not available for the requested schema'));
   }
   entry.status = 1;
-  const base = deps.config.publicUrl ?? new URL(c.req.url).origin;
+  let base = deps.config.publicUrl;
+  if (!base) {
+    base = `https://${new URL(c.req.url).host}`;
+    entry.publicUrl = 'unset';
+  }
   return xml(successDocument(request.email, `${base}${ACTIVESYNC_PATH}`));
 }
 

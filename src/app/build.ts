@@ -23,6 +23,7 @@ import type { StateStore } from '../state/types.ts';
 import { singleTenant, TenantDirectory } from '../tenants/resolve.ts';
 import type { DeviceHeld } from './activesync.ts';
 import { createApp } from './app.ts';
+import { AUTODISCOVER_NO_PUBLIC_URL } from './autodiscover.ts';
 import { tenantRouter } from './tenants.ts';
 
 export interface AppParts {
@@ -58,6 +59,14 @@ export function buildApp(parts: AppParts): BuiltApp {
     parts,
   );
   const config = tenants.entries[0]!.config;
+  for (const { config: tenant } of tenants.entries)
+    if (!tenant.publicUrl)
+      parts.log({
+        time: new Date().toISOString(),
+        tenant: tenant.tenant,
+        event: 'autodiscover-no-public-url',
+        notice: AUTODISCOVER_NO_PUBLIC_URL,
+      });
   // Each tenant its own backends (and IMAP pool): a kept connection never serves another tenant.
   const backendsOf = (tenant: ServerConfig): TenantBackends =>
     parts.backends?.(tenant, parts) ??

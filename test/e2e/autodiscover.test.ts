@@ -96,12 +96,28 @@ describe('Autodiscover', () => {
     }
   });
 
-  it('points at the origin the request came to when PUBLIC_URL is not set', async () => {
+  it('points at https:// and the host the request came to when PUBLIC_URL is not set, and says so', async () => {
     const plain = testServer(services);
+    // Said once when the app is built…
+    expect(plain.logs).toEqual([
+      expect.objectContaining({ tenant: 'test', event: 'autodiscover-no-public-url', notice: expect.any(String) }),
+    ]);
     const res = await post(requestXml(user.email), { on: plain });
     expect(flatten(await res.text()).get(`${MOBILESYNC}|Autodiscover/Response/Action/Settings/Server/Url`)).toBe(
       'https://autodiscover.example.test/Microsoft-Server-ActiveSync',
     );
+    // …and behind a proxy that ends TLS (the request arrives as http://, here on port 8080) still https://.
+    const proxied = await plain.fetch('http://autodiscover.example.test:8080/autodiscover/autodiscover.xml', {
+      method: 'POST',
+      body: requestXml(user.email),
+      headers: { 'Content-Type': 'text/xml', Authorization: basic(user.email, user.password) },
+    });
+    expect(flatten(await proxied.text()).get(`${MOBILESYNC}|Autodiscover/Response/Action/Settings/Server/Url`)).toBe(
+      'https://autodiscover.example.test:8080/Microsoft-Server-ActiveSync',
+    );
+    expect(plain.logs.at(-1)).toMatchObject({ cmd: 'Autodiscover', status: 1, publicUrl: 'unset' });
+    // With PUBLIC_URL nothing is said.
+    expect(server.logs.filter((e) => e.event !== undefined || e.publicUrl !== undefined)).toEqual([]);
   });
 
   it('asks for credentials with a Basic challenge, and refuses wrong ones', async () => {
