@@ -48,6 +48,11 @@ export interface ServerConfig {
   davDefaults?: DavDefaults;
   /** The directory address book (CardDAV collection URL) that Search GAL and ResolveRecipients query. */
   galUrl: string | undefined;
+  /**
+   * The only origins a user's login goes to over DAV: those of CALDAV_URL, CARDDAV_URL and GAL_URL, and any listed in
+   * DAV_CREDENTIAL_ORIGINS (https only). A principal, home set, redirect or directory FBURL elsewhere gets nothing.
+   */
+  davCredentialOrigins?: string[];
   /** Largest request body accepted, in bytes: the limit of the commands that carry a message (SendMail, SmartReply, SmartForward). */
   maxRequestBytes: number;
   /**
@@ -197,6 +202,21 @@ const schema = z.object({
   DAV_DEFAULT_TASKS: z.string().trim().min(1).optional(),
   DAV_DEFAULT_ADDRESSBOOK: z.string().trim().min(1).optional(),
   GAL_URL: url.optional(),
+  // More origins a DAV server may send the user's login to (links and redirects), besides the three URLs' own.
+  DAV_CREDENTIAL_ORIGINS: z
+    .string()
+    .trim()
+    .transform((v) => v.split(/[\s,]+/).filter(Boolean))
+    .pipe(
+      z.array(
+        z
+          .string()
+          .url()
+          .refine((v) => /^https:\/\//i.test(v), 'must list https:// origins (a login never goes out in clear)')
+          .refine((v) => new URL(v).origin === v.replace(/\/+$/, '').toLowerCase(), 'must list origins only'),
+      ),
+    )
+    .optional(),
   MAX_REQUEST_BYTES: z.coerce
     .number()
     .int()
@@ -327,6 +347,13 @@ export function loadConfig(
       ...(e.DAV_DEFAULT_ADDRESSBOOK ? { contacts: e.DAV_DEFAULT_ADDRESSBOOK } : {}),
     },
     galUrl: e.GAL_URL,
+    davCredentialOrigins: [
+      ...new Set(
+        [e.CALDAV_URL, e.CARDDAV_URL, e.GAL_URL, ...(e.DAV_CREDENTIAL_ORIGINS ?? [])]
+          .filter((u): u is string => u !== undefined)
+          .map((u) => new URL(u).origin),
+      ),
+    ],
     maxRequestBytes: e.MAX_REQUEST_BYTES,
     wbxmlBudget: { maxBytes: Math.min(e.MAX_WBXML_BYTES, e.MAX_REQUEST_BYTES), maxElements: e.MAX_WBXML_ELEMENTS },
     maxMessageBytes: e.MAX_MESSAGE_BYTES,

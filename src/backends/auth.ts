@@ -13,13 +13,21 @@ export interface Credentials {
   accessToken?: string;
 }
 
-export interface AuthenticatedUser {
+/**
+ * A user's login as every backend takes it: whole, so that no path can keep the password and forget the token.
+ * IMAP, SMTP and CalDAV/CardDAV each turn it into their own authentication in one place (imap/connection.ts
+ * imapLogin, smtp/nodemailer.ts, dav/backend.ts authorization).
+ */
+export interface UserCredentials {
   login: string;
   /** Kept only for the duration of the request, to pass through to the backends. Never logged or stored. */
   password: string;
   /** A Bearer login's token, in place of the password (which is then empty); the same rules. */
   accessToken?: string;
 }
+
+/** Who a request is, proven by the Authenticator: the credentials the backends are then opened with. */
+export type AuthenticatedUser = UserCredentials;
 
 export type AuthOutcome = { ok: true; user: AuthenticatedUser } | { ok: false };
 

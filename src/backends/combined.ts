@@ -7,6 +7,7 @@ import type { ServerConfig } from '../config.ts';
 import { imapAuthenticator } from './imap/authenticate.ts';
 import { openImapMailBackend } from './imap/mail.ts';
 import { requestImapSessions, type ImapSessions } from './imap/sessions.ts';
+import { imapLogin } from './imap/connection.ts';
 import { DavItemBackend } from './dav/backend.ts';
 import { davDirectory } from './dav/directory.ts';
 import { sieveAutoReplies } from './sieve/vacation.ts';
@@ -16,8 +17,16 @@ import type { FolderListing, ItemBackend, MailBackend, TenantBackends, UserBacke
 
 export type BackendSettings = Pick<
   ServerConfig,
-  'imap' | 'caldavUrl' | 'carddavUrl' | 'galUrl' | 'davTimeoutMs' | 'davDefaults' | 'sieve'
+  'imap' | 'caldavUrl' | 'carddavUrl' | 'galUrl' | 'davTimeoutMs' | 'davDefaults' | 'sieve' | 'davCredentialOrigins'
 >;
+
+/** The origins a login may go to over DAV: as configured, else those of the DAV URLs themselves. */
+function credentialOrigins(settings: BackendSettings): string[] {
+  return (
+    settings.davCredentialOrigins ??
+    [settings.caldavUrl, settings.carddavUrl, settings.galUrl].flatMap((u) => (u ? [new URL(u).origin] : []))
+  );
+}
 
 /**
  * IMAP + CalDAV/CardDAV + SMTP for one tenant. `sessions` is how IMAP connections are had (pooled on Node and Lambda,
@@ -37,7 +46,12 @@ export function imapDavBackends(
           open: (user) => openImapDav(settings, scoped, user),
           submitter,
           directory: (user) =>
-            settings.galUrl ? davDirectory(settings.galUrl, { user: user.login, password: user.password }) : undefined,
+            settings.galUrl
+              ? davDirectory(settings.galUrl, user, {
+                  credentialOrigins: credentialOrigins(settings),
+                  ...(settings.davTimeoutMs !== undefined ? { timeoutMs: settings.davTimeoutMs } : {}),
+                })
+              : undefined,
           // ManageSieve logs in with the password: a Bearer login has none.
           autoReplies: (user) =>
             settings.sieve && user.password
@@ -55,17 +69,15 @@ async function openImapDav(
   sessions: ImapSessions,
   user: AuthenticatedUser,
 ): Promise<UserBackends> {
-  const login = {
-    user: user.login,
-    password: user.password,
-    ...(user.accessToken !== undefined ? { accessToken: user.accessToken } : {}),
-  };
-  const mail = await openImapMailBackend(sessions, login);
+  const mail = await openImapMailBackend(sessions, imapLogin(user));
   const { caldavUrl, carddavUrl, davTimeoutMs, davDefaults } = settings;
+  const origins = credentialOrigins(settings);
+  const dav = (url: string, kind: 'caldav' | 'carddav'): DavItemBackend =>
+    new DavItemBackend(url, kind, user, davTimeoutMs, davDefaults, origins);
   return combineBackends({
     mail,
-    ...(caldavUrl ? { calendars: new DavItemBackend(caldavUrl, 'caldav', login, davTimeoutMs, davDefaults) } : {}),
-    ...(carddavUrl ? { contacts: new DavItemBackend(carddavUrl, 'carddav', login, davTimeoutMs, davDefaults) } : {}),
+    ...(caldavUrl ? { calendars: dav(caldavUrl, 'caldav') } : {}),
+    ...(carddavUrl ? { contacts: dav(carddavUrl, 'carddav') } : {}),
   });
 }
 

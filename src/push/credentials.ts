@@ -8,6 +8,7 @@
  *    gone with the process. It makes push work for `npm start` with neither of the above configured.
  * Nothing here logs a credential, and neither may its callers.
  */
+import type { UserCredentials } from '../backends/auth.ts';
 import type { PushConfig, ServerConfig } from '../config.ts';
 import type { WatchLease } from '../state/types.ts';
 import { openCredential } from '../tenants/vault.ts';
@@ -47,12 +48,12 @@ export async function davWatcherLogin(
   push: PushConfig,
   lease: WatchLease,
   inMemoryPassword?: string,
-): Promise<{ user: string; password: string } | undefined> {
+): Promise<UserCredentials | undefined> {
   if (lease.credential && push.credentialKey) {
     const password = await openCredential(push.credentialKey, lease, lease.credential).catch(() => undefined);
-    if (password !== undefined) return { user: lease.user, password };
+    if (password !== undefined) return { login: lease.user, password };
   }
-  if (inMemoryPassword !== undefined) return { user: lease.user, password: inMemoryPassword };
+  if (inMemoryPassword !== undefined) return { login: lease.user, password: inMemoryPassword };
   return undefined;
 }
 

@@ -222,15 +222,7 @@ export async function submitOnce(
       throw new ComposeFailure(CommonStatus.ServerErrorRetryLater, `${marker} is being sent by another request`);
   }
   try {
-    await context.backends.submitter.submit(
-      {
-        user: context.user.login,
-        password: context.user.password,
-        ...(context.user.accessToken !== undefined ? { accessToken: context.user.accessToken } : {}),
-      },
-      message.envelope,
-      message.wire,
-    );
+    await context.backends.submitter.submit(context.user, message.envelope, message.wire);
   } catch (err) {
     if (marker) await context.state.deleteMarker(context.device, marker).catch(() => undefined);
     if (err instanceof SubmissionError) throw new ComposeFailure(submissionStatus(err), err.message);

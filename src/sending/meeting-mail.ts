@@ -49,11 +49,7 @@ export async function sendItip(
     ics: mail.ics,
     text: mail.text,
   });
-  await context.backends.submitter.submit(
-    { user: context.user.login, password: context.user.password },
-    { from, to: to.map((t) => t.email) },
-    mime,
-  );
+  await context.backends.submitter.submit(context.user, { from, to: to.map((t) => t.email) }, mime);
 }
 
 /**

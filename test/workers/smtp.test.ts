@@ -16,6 +16,8 @@ import { nodemailerSubmitter } from '../../src/backends/smtp/nodemailer.ts';
 import { composeSmart, prepareOutgoing } from '../../src/items/outgoing.ts';
 
 const sinks = inject('smtpSinks');
+/** The sinks' account as the submitter takes a user's credentials. */
+const login = { login: sinks.login.user, password: sinks.login.password };
 
 // What the isolate reported outside any answer while a test ran.
 let problems: string[] = [];
@@ -77,7 +79,7 @@ describe('SMTP submission in workerd', () => {
       port: sinks.plain,
       secure: false,
       auth: 'optional',
-    }).submit(sinks.login, envelope, wire);
+    }).submit(login, envelope, wire);
     expect(result.response).toContain(await sha256(wire));
   });
 
@@ -88,7 +90,7 @@ describe('SMTP submission in workerd', () => {
       port: sinks.implicitTls,
       secure: true,
       auth: 'required',
-    }).submit(sinks.login, envelope, wire);
+    }).submit(login, envelope, wire);
     expect(result.response).toContain(await sha256(wire));
   });
 
@@ -99,7 +101,7 @@ describe('SMTP submission in workerd', () => {
       port: sinks.starttls,
       secure: false,
       auth: 'required',
-    }).submit(sinks.login, envelope, wire);
+    }).submit(login, envelope, wire);
     expect(result.response).toContain(await sha256(wire));
   });
 
@@ -111,7 +113,7 @@ describe('SMTP submission in workerd', () => {
       port: sinks.plain,
       secure: false,
       auth: 'optional',
-    }).submit(sinks.login, { ...envelope, to }, wire);
+    }).submit(login, { ...envelope, to }, wire);
     expect(result.accepted).toHaveLength(60);
   });
 
@@ -124,7 +126,7 @@ describe('SMTP submission in workerd', () => {
     const to = Array.from({ length: 60 }, (_, i) => `r${i}@example.test`);
     const sockets: Socket[] = [];
     const settings = { host: 'localhost', port: sinks.plain, secure: false, auth: 'optional' } as const;
-    const result = await watchedSubmitter(settings, sockets).submit(sinks.login, { ...envelope, to }, wire);
+    const result = await watchedSubmitter(settings, sockets).submit(login, { ...envelope, to }, wire);
     expect(result.accepted).toHaveLength(60);
     expect(result.response).toContain(await sha256(wire));
     expect(sockets).toHaveLength(1);
@@ -143,7 +145,7 @@ describe('SMTP submission in workerd', () => {
       port: sinks.starttls,
       secure: false,
       auth: 'required',
-    }).submit(sinks.login, { ...envelope, to }, wire);
+    }).submit(login, { ...envelope, to }, wire);
     expect(result.accepted).toHaveLength(60);
     expect(result.response).toContain(await sha256(wire));
   });
@@ -151,7 +153,7 @@ describe('SMTP submission in workerd', () => {
   it('a wrong password is an auth failure', async () => {
     const { wire, envelope } = await message();
     const err = await workerdSubmitter({ host: 'localhost', port: sinks.implicitTls, secure: true, auth: 'required' })
-      .submit({ ...sinks.login, password: 'wrong' }, envelope, wire)
+      .submit({ ...login, password: 'wrong' }, envelope, wire)
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SubmissionError);
     expect((err as SubmissionError).failure).toBe('auth');

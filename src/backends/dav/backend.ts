@@ -27,15 +27,27 @@ import {
   type DavResponse,
 } from './xml.ts';
 import type { DavDefaults } from '../../config.ts';
+import type { UserCredentials } from '../auth.ts';
 
 export type DavKind = 'caldav' | 'carddav';
 
-export interface DavLogin {
-  user: string;
-  password: string;
-  /** A Bearer login's token: sent as `Authorization: Bearer` (servers behind the same identity provider accept it). */
-  accessToken?: string;
+/**
+ * The user's credentials, whole: `Authorization: Bearer` with a Bearer login's token (servers behind the same identity
+ * provider accept it), else Basic with the password.
+ */
+export type DavLogin = UserCredentials;
+
+/**
+ * A request that would carry the user's credentials to an origin they are not for: a principal, home set, collection,
+ * redirect or directory FBURL on another server than the tenant configured (CALDAV_URL, CARDDAV_URL, GAL_URL,
+ * DAV_CREDENTIAL_ORIGINS). Nothing is sent there.
+ */
+export class CredentialOriginError extends Error {
+  override readonly name = 'CredentialOriginError';
 }
+
+/** Redirects followed per request, each only within the credential origins. */
+const MAX_REDIRECTS = 5;
 
 /** A calendar that holds both events and tasks is offered twice; the tasks view's ref carries this suffix. */
 
@@ -68,7 +80,25 @@ export class DavItemBackend implements ItemBackend {
     private readonly timeoutMs = DEFAULT_DAV_TIMEOUT_MS,
     /** The collections to offer as the default folders, by name or display name (DAV_DEFAULT_*). */
     private readonly defaults: DavDefaults = {},
-  ) {}
+    /**
+     * The origins (scheme, host, port) the login may be sent to; by default the service URL's own. A link or redirect
+     * elsewhere fails with CredentialOriginError before anything is sent.
+     */
+    credentialOrigins: readonly string[] = [new URL(serviceUrl).origin],
+  ) {
+    this.credentialOrigins = new Set(credentialOrigins);
+  }
+
+  private readonly credentialOrigins: ReadonlySet<string>;
+
+  /** Whether the login may be sent to `url`. */
+  mayAuthenticateTo(url: string): boolean {
+    try {
+      return this.credentialOrigins.has(new URL(url).origin);
+    } catch {
+      return false;
+    }
+  }
 
   async listFolders(): Promise<BackendFolder[]> {
     let home = await this.findHome();
@@ -367,7 +397,7 @@ export class DavItemBackend implements ItemBackend {
   private homeWasCached = false;
 
   private get homeKey(): string {
-    return `${this.kind}\u0000${this.serviceUrl}\u0000${this.login.user.toLowerCase()}`;
+    return `${this.kind}\u0000${this.serviceUrl}\u0000${this.login.login.toLowerCase()}`;
   }
 
   private forgetHome(): void {
@@ -412,30 +442,57 @@ export class DavItemBackend implements ItemBackend {
     return parseMultistatus(await res.text());
   }
 
-  private request(
+  /**
+   * One request with the user's login, to the credential origins only. Redirects are followed here, not by fetch, so
+   * that each hop is checked before the login goes there (a redirect to another origin fails, RFC 9110 §15.4); 301,
+   * 302, 307 and 308 repeat the method and body, as DAV clients do.
+   */
+  private async request(
     method: string,
     url: string,
     o: { body?: string; depth?: string; contentType?: string; headers?: Record<string, string> },
   ): Promise<Response> {
-    const headers: Record<string, string> = {
-      Authorization:
-        this.login.accessToken !== undefined
-          ? `Bearer ${this.login.accessToken}`
-          : `Basic ${toBase64(new TextEncoder().encode(`${this.login.user}:${this.login.password}`))}`,
-      ...o.headers,
-    };
+    const headers: Record<string, string> = { Authorization: authorization(this.login), ...o.headers };
     if (o.depth) headers.Depth = o.depth;
     if (o.body !== undefined) headers['Content-Type'] = o.contentType ?? 'application/xml; charset=utf-8';
-    return fetch(url, {
-      method,
-      headers,
-      signal: AbortSignal.timeout(this.timeoutMs),
-      ...(o.body !== undefined ? { body: o.body } : {}),
-    });
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    let target = url;
+    for (let hop = 0; ; hop++) {
+      if (!this.mayAuthenticateTo(target))
+        throw new CredentialOriginError(
+          `${method} ${originOf(target)}: not a DAV origin of the tenant (${[...this.credentialOrigins].join(', ')}); the login is not sent there`,
+        );
+      const res = await fetch(target, {
+        method,
+        headers,
+        signal,
+        redirect: 'manual',
+        ...(o.body !== undefined ? { body: o.body } : {}),
+      });
+      const location = res.headers.get('location');
+      if (![301, 302, 307, 308].includes(res.status) || !location || hop >= MAX_REDIRECTS) return res;
+      await res.arrayBuffer();
+      target = new URL(location, target).href;
+    }
   }
 
   private absolute(href: string): string {
     return new URL(href, this.serviceUrl).href;
+  }
+}
+
+/** The Authorization header of a user's credentials: the token of a Bearer login, else Basic with the password. */
+function authorization(login: DavLogin): string {
+  return login.accessToken !== undefined
+    ? `Bearer ${login.accessToken}`
+    : `Basic ${toBase64(new TextEncoder().encode(`${login.login}:${login.password}`))}`;
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return 'an invalid URL';
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import ICAL from 'ical.js';
 import type { Directory, GalEntry } from '../types.ts';
-import { DavItemBackend, type DavLogin } from './backend.ts';
+import { CredentialOriginError, DavItemBackend, type DavLogin } from './backend.ts';
 
 function texts(card: ICAL.Component, name: string): string[] {
   return card.getAllProperties(name).flatMap((p) => {
@@ -68,29 +68,63 @@ export function galEntryOf(vcard: string): GalEntry | undefined {
   return entry;
 }
 
+/** Where the directory may send the user's login: the tenant's DAV origins (config.ts davCredentialOrigins). */
+export interface DirectoryOptions {
+  credentialOrigins: readonly string[];
+  timeoutMs?: number;
+}
+
 /** The directory entries matching `text` (name, email or nickname contains it), sorted by display name. */
-export async function searchDirectory(galUrl: string, login: DavLogin, text: string): Promise<GalEntry[]> {
-  const items = await new DavItemBackend(galUrl, 'carddav', login).queryAddressBook(galUrl, text);
+export async function searchDirectory(
+  galUrl: string,
+  login: DavLogin,
+  text: string,
+  options: DirectoryOptions,
+): Promise<GalEntry[]> {
+  const items = await new DavItemBackend(
+    galUrl,
+    'carddav',
+    login,
+    options.timeoutMs,
+    {},
+    options.credentialOrigins,
+  ).queryAddressBook(galUrl, text);
   return items
     .flatMap((item) => galEntryOf(item.data) ?? [])
     .sort((a, b) => a.displayName.localeCompare(b.displayName) || a.emails[0]!.localeCompare(b.emails[0]!));
 }
 
-/** Reads `url` as a calendar under the user's login: the events in [start, end), or 'forbidden'. */
+/**
+ * Reads `url` as a calendar under the user's login: the events in [start, end), or 'forbidden'. A directory entry's
+ * FBURL is data anyone who can write the directory chose: on an origin the tenant did not configure it is not read
+ * at all ('forbidden'), so neither the login nor a request from this server goes there.
+ */
 export async function busyEvents(
   url: string,
   login: DavLogin,
   start: Date,
   end: Date,
+  options: DirectoryOptions,
 ): Promise<string[] | 'forbidden'> {
-  const items = await new DavItemBackend(url, 'caldav', login).eventsInRange(url, start, end);
+  let calendar: DavItemBackend;
+  try {
+    calendar = new DavItemBackend(url, 'caldav', login, options.timeoutMs, {}, options.credentialOrigins);
+  } catch {
+    return 'forbidden'; // not a URL
+  }
+  if (!calendar.mayAuthenticateTo(url)) return 'forbidden';
+  const items = await calendar.eventsInRange(url, start, end).catch((err: unknown) => {
+    // A redirect to another origin: refused like a calendar that may not be read.
+    if (err instanceof CredentialOriginError) return 'forbidden' as const;
+    throw err;
+  });
   return items === 'forbidden' ? items : items.map((i) => i.data);
 }
 
-/** The Directory of the GAL at `galUrl`, read under `login`. */
-export function davDirectory(galUrl: string, login: DavLogin): Directory {
+/** The Directory of the GAL at `galUrl`, read under the user's credentials, whole. */
+export function davDirectory(galUrl: string, login: DavLogin, options: DirectoryOptions): Directory {
   return {
-    search: (text) => searchDirectory(galUrl, login, text),
-    busyEvents: (url, start, end) => busyEvents(url, login, start, end),
+    search: (text) => searchDirectory(galUrl, login, text, options),
+    busyEvents: (url, start, end) => busyEvents(url, login, start, end, options),
   };
 }

@@ -1,6 +1,6 @@
 /** Checks a password by logging in to the IMAP server: the mail backend is the source of truth for accounts. */
 import { AuthUnavailableError, type Authenticator, type Credentials, type AuthOutcome } from '../auth.ts';
-import type { ImapSettings } from './connection.ts';
+import { imapLogin, type ImapSettings } from './connection.ts';
 import type { ImapSessions } from './sessions.ts';
 
 /**
@@ -12,23 +12,16 @@ export function imapAuthenticator(settings: ImapSettings, sessions: ImapSessions
     async authenticate(credentials: Credentials): Promise<AuthOutcome> {
       let client: Awaited<ReturnType<typeof sessions.acquire>>;
       try {
-        client = await sessions.acquire({
-          user: credentials.login,
-          password: credentials.password,
-          ...bearer(credentials),
-        });
+        client = await sessions.acquire(imapLogin(credentials));
       } catch (err) {
         if ((err as { authenticationFailed?: boolean }).authenticationFailed) return { ok: false };
         throw new AuthUnavailableError(`IMAP server ${settings.host}:${settings.port} unavailable: ${describe(err)}`);
       }
       sessions.release(client, true);
-      return { ok: true, user: { login: credentials.login, password: credentials.password, ...bearer(credentials) } };
+      const { login, password, accessToken } = credentials;
+      return { ok: true, user: { login, password, ...(accessToken !== undefined ? { accessToken } : {}) } };
     },
   };
-}
-
-function bearer(credentials: Credentials): { accessToken?: string } {
-  return credentials.accessToken !== undefined ? { accessToken: credentials.accessToken } : {};
 }
 
 function describe(err: unknown): string {

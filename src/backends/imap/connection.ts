@@ -1,5 +1,6 @@
 /** Opening IMAP connections with imapflow: one place for the settings every IMAP user here shares. */
 import { ImapFlow, type ImapFlowOptions, type ImapTransport } from 'imapflow';
+import type { UserCredentials } from '../auth.ts';
 
 export interface ImapSettings {
   host: string;
@@ -20,6 +21,13 @@ export interface ImapLogin {
    * An OAuth 2.0 access token (a Bearer login): imapflow then authenticates with XOAUTH2/OAUTHBEARER, not the password.
    */
   accessToken?: string;
+}
+
+/** A user's credentials, whole, as an IMAP login: the token of a Bearer login, else the password. */
+export function imapLogin(user: UserCredentials): ImapLogin {
+  return user.accessToken !== undefined
+    ? { user: user.login, password: '', accessToken: user.accessToken }
+    : { user: user.login, password: user.password };
 }
 
 /**

@@ -13,7 +13,9 @@ import {
 import { nodemailerSubmitter } from './nodemailer.ts';
 import { classifyReply, SubmissionError, type SmtpSettings } from './types.ts';
 
-const LOGIN = { user: 'alice@example.test', password: 'alice-secret' };
+const LOGIN = { login: 'alice@example.test', password: 'alice-secret' };
+/** The sink's account for LOGIN. */
+const ACCOUNT = { user: LOGIN.login, password: LOGIN.password };
 const MESSAGE = new TextEncoder().encode(
   'From: alice@example.test\r\nTo: bob@example.test\r\nSubject: Hi\r\n\r\nHello.\r\n.leading dot\r\n',
 );
@@ -58,19 +60,19 @@ describe('nodemailer submitter: logging in', () => {
   });
 
   it('upgrades with STARTTLS when offered and logs in over it', async () => {
-    const s = await sink({ tls: 'starttls', auth: { ...LOGIN, requireAuth: true } });
+    const s = await sink({ tls: 'starttls', auth: { ...ACCOUNT, requireAuth: true } });
     await nodemailerSubmitter(settings(s), { ca: TEST_CA }).submit(LOGIN, ENVELOPE, MESSAGE);
-    expect(s.messages[0]).toMatchObject({ user: LOGIN.user, secure: true });
+    expect(s.messages[0]).toMatchObject({ user: LOGIN.login, secure: true });
   });
 
   it('logs in over implicit TLS; a refused login is an auth failure', async () => {
-    const s = await sink({ tls: 'implicit', auth: { ...LOGIN, requireAuth: true } });
+    const s = await sink({ tls: 'implicit', auth: { ...ACCOUNT, requireAuth: true } });
     await nodemailerSubmitter(settings(s, { secure: true, auth: 'required' }), { ca: TEST_CA }).submit(
       LOGIN,
       ENVELOPE,
       MESSAGE,
     );
-    expect(s.messages[0]).toMatchObject({ user: LOGIN.user, secure: true });
+    expect(s.messages[0]).toMatchObject({ user: LOGIN.login, secure: true });
     const refused = await failure(
       nodemailerSubmitter(settings(s, { secure: true }), { ca: TEST_CA }).submit(
         { ...LOGIN, password: 'wrong' },
@@ -84,7 +86,7 @@ describe('nodemailer submitter: logging in', () => {
   });
 
   it('never sends the password over plain TCP: optional skips the login, required refuses to send', async () => {
-    const s = await sink({ tls: 'none', auth: { ...LOGIN, requireAuth: true, allowInsecure: true } });
+    const s = await sink({ tls: 'none', auth: { ...ACCOUNT, requireAuth: true, allowInsecure: true } });
     // Optional: no login in clear text, so this server (which wants one) refuses the message.
     expect((await failure(nodemailerSubmitter(settings(s)).submit(LOGIN, ENVELOPE, MESSAGE))).failure).toBe('auth');
     // Required: STARTTLS is insisted on; this server has none.
@@ -106,7 +108,7 @@ describe('nodemailer submitter: logging in', () => {
     expect(refused.failure).toBe('auth');
     expect(noAuth.messages).toEqual([]);
 
-    const withAuth = await sink({ tls: 'implicit', auth: LOGIN });
+    const withAuth = await sink({ tls: 'implicit', auth: ACCOUNT });
     await nodemailerSubmitter(settings(withAuth, { secure: true, auth: 'none' }), { ca: TEST_CA }).submit(
       LOGIN,
       ENVELOPE,

@@ -96,8 +96,8 @@ async function submit(
         await step<boolean>((done) =>
           connection.login(
             login.accessToken !== undefined
-              ? xoauth2Login(login.user, login.accessToken)
-              : { user: login.user, pass: login.password },
+              ? xoauth2Login(login.login, login.accessToken)
+              : { user: login.login, pass: login.password },
             done,
           ),
         );

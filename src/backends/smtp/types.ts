@@ -6,6 +6,8 @@
  * credentials are passed through for each submission and never kept or logged.
  */
 
+import type { UserCredentials } from '../auth.ts';
+
 export interface SmtpSettings {
   host: string;
   port: number;
@@ -21,12 +23,8 @@ export interface SmtpSettings {
   auth: 'optional' | 'required' | 'none';
 }
 
-export interface SmtpLogin {
-  user: string;
-  password: string;
-  /** An OAuth 2.0 access token (a Bearer login): the login is AUTH XOAUTH2 with it instead of the password. */
-  accessToken?: string;
-}
+/** The user's credentials, whole: AUTH with the password, or AUTH XOAUTH2 with the access token of a Bearer login. */
+export type SmtpLogin = UserCredentials;
 
 export interface SmtpEnvelope {
   /** MAIL FROM; '' for the null sender. */

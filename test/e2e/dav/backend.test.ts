@@ -24,7 +24,7 @@ describe('DavItemBackend', () => {
     });
     await seedAddressBook(services, user, 'family', [], { displayName: 'Family' });
 
-    const login = { user: user.email, password: user.password };
+    const login = { login: user.email, password: user.password };
     const calendars = await new DavItemBackend(services.caldavUrl, 'caldav', login).listFolders();
     expect(calendars.map((f) => [f.displayName, f.itemClass, f.type])).toEqual([
       ['Personal', 'Calendar', FolderType.Calendar],
@@ -66,7 +66,7 @@ describe('DavItemBackend', () => {
       makeEvent({ summary: 'One', start: '2026-03-02T09:00:00' }),
       makeEvent({ summary: 'Two', start: '2026-03-03T09:00:00' }),
     ]);
-    const dav = new DavItemBackend(services.caldavUrl, 'caldav', { user: user.email, password: user.password });
+    const dav = new DavItemBackend(services.caldavUrl, 'caldav', { login: user.email, password: user.password });
     const [folder] = await dav.listFolders();
     const first = await dav.changesSince(folder!.ref, undefined);
     if (first === 'invalid-token') throw new Error('no initial listing');
@@ -110,7 +110,7 @@ describe('DavItemBackend', () => {
   it("discovers a user's home once: later listings (a new backend per request) are one PROPFIND", async () => {
     const user = createUser(services);
     await seedCalendar(services, user, 'cal', [], { displayName: 'Cal' });
-    const login = { user: user.email, password: user.password };
+    const login = { login: user.email, password: user.password };
     const methods: string[] = [];
     const spy = vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
       methods.push(init?.method ?? 'GET');
