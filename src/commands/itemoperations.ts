@@ -36,6 +36,7 @@ import { findFolder, itemClassOf } from '../folders/hierarchy.ts';
 import { bodyPreferencesOf } from '../protocol/options.ts';
 import { userAddresses } from '../sending/meeting-mail.ts';
 import { flagToDevice, isFlagged } from '../items/email-flag.ts';
+import { flagDetailsOf } from '../folders/mail-flags.ts';
 
 export const ItemOperationsStatus = {
   Success: 1,
@@ -204,8 +205,8 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
   const found = await findMessage(await run.mail(), run.hierarchy, id);
   if (!found) return answer(ItemOperationsStatus.ObjectNotFound);
   const output = emailOutput(run.context.request.version, id.collectionId, id.uid, emailFetchOptions(options));
-  // The flag as this device set it, when its collection state keeps the details (items/email-flag.ts).
-  const kept = (await run.context.state.getCollection(run.context.device, id.collectionId))?.state.flags?.[id.uid];
+  // The flag as the user's devices set it, when the details are kept (items/email-flag.ts, folders/mail-flags.ts).
+  const kept = await flagDetailsOf(run.context, await run.mail(), found.folder.source.ref, id.uid);
   if (kept) output.flag = flagToDevice(isFlagged(found.message.flags), kept).element;
   const properties = withSchema(await emailApplicationData(found.message, output), child(options, 'Schema'));
   return answer(ItemOperationsStatus.Success, [

@@ -24,6 +24,7 @@ import { mailFolder, parseItemId } from '../folders/mail-lookup.ts';
 import { findFolder, itemClassOf } from '../folders/hierarchy.ts';
 import { davBackendOf } from '../folders/dav-items.ts';
 import { moveDavItem } from '../folders/dav-move.ts';
+import { carryFlagDetails, type MovedMessage } from '../folders/mail-flags.ts';
 import { flagDigitsMap } from '../sync/flag-tokens.ts';
 import { registerCommand } from './registry.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
@@ -115,6 +116,11 @@ export async function moveItems(context: CommandContext): Promise<CommandResult>
   // A move whose source state could not learn it is answered Status 5: the device keeps its copy where it was, and
   // Sync then tells it the truth (a Delete there, an Add in the destination). Answering 3 would leave the copy twice.
   const unrecorded = await recordMoves(context, completed, uidValidities);
+  // The flag details kept for the moved messages (per user, folders/mail-flags.ts) follow them; a failure costs the
+  // details, never the move.
+  await carryFlagDetails(context, movedMessages(hierarchy, completed, uidValidities)).catch((err: unknown) =>
+    context.note?.({ moveFlagsError: String(err) }),
+  );
   for (const [i, request] of requests.entries()) {
     if (
       outcomes[i]!.status === MoveStatus.Success &&
@@ -379,6 +385,27 @@ export function afterMoves(
     pending: state.pending.filter((p) => !gone.has(p.serverId)),
     ...(Object.keys(movedTo).length ? { movedTo } : {}),
   };
+}
+
+/** The completed moves with their mailboxes and UIDVALIDITYs (those whose status could not be read are left out). */
+function movedMessages(
+  hierarchy: HierarchyState | undefined,
+  moves: CompletedMove[],
+  uidValidities: Map<string, number>,
+): MovedMessage[] {
+  return moves.flatMap((m) => {
+    const from = mailFolder(hierarchy, m.source);
+    const to = mailFolder(hierarchy, m.destination);
+    const fromValidity = uidValidities.get(m.source);
+    const toValidity = uidValidities.get(m.destination);
+    if (!from || !to || fromValidity === undefined || toValidity === undefined) return [];
+    return [
+      {
+        from: { mailbox: from.source.ref, uidValidity: fromValidity, uid: m.sourceUid },
+        to: { mailbox: to.source.ref, uidValidity: toValidity, uid: m.destinationUid },
+      },
+    ];
+  });
 }
 
 /** The flag digit the device's state of the source holds for a message, when it keeps them. */

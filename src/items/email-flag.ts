@@ -1,7 +1,8 @@
 /**
  * A message's follow-up flag (MS-ASEMAIL §2.2.2.34 Flag) beyond what IMAP holds. IMAP has only \Flagged; the rest a
- * device sets (complete, start and due dates, reminder, subject, ordering) is kept per message in the collection
- * state (CollectionState.flags) and sent back from there, so the device gets what it set (MS-ASEMAIL §3.2.5.4.2).
+ * device sets (complete, start and due dates, reminder, subject, ordering) is kept per user and message in the state
+ * store (folders/mail-flags.ts) and sent back from there, so the device gets what it set (MS-ASEMAIL §3.2.5.4.2), and
+ * so do a resync from SyncKey 0 and the user's other devices.
  *
  * - Status 2 (active): \Flagged, details kept.
  * - Status 1 (complete): not \Flagged, details kept: the device still sees the flag completed.

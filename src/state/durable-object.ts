@@ -32,6 +32,8 @@ import {
   type SyncRequestCache,
   type UserScope,
   type UserSettings,
+  type ConversationRule,
+  type FlagDetails,
   type WatchLease,
 } from './types.ts';
 
@@ -52,6 +54,11 @@ const STORE_METHODS = new Set(
     deleteDevice: 0,
     getUserSettings: 0,
     putUserSettings: 0,
+    getMailFlags: 0,
+    putMailFlags: 0,
+    listConversationRules: 0,
+    putConversationRule: 0,
+    deleteConversationRule: 0,
     getHierarchy: 0,
     commitHierarchy: 0,
     getCollection: 0,
@@ -178,6 +185,22 @@ class DurableObjectStateStore implements StateStore {
   }
   putUserSettings(u: UserScope, settings: UserSettings) {
     return this.onUser(u, 'putUserSettings', u, settings);
+  }
+
+  getMailFlags(u: UserScope, folder: string) {
+    return this.onUser(u, 'getMailFlags', u, folder);
+  }
+  putMailFlags(u: UserScope, folder: string, changes: Record<string, FlagDetails | null>) {
+    return this.onUser(u, 'putMailFlags', u, folder, changes);
+  }
+  listConversationRules(u: UserScope) {
+    return this.onUser(u, 'listConversationRules', u);
+  }
+  putConversationRule(u: UserScope, rule: ConversationRule) {
+    return this.onUser(u, 'putConversationRule', u, rule);
+  }
+  deleteConversationRule(u: UserScope, conversationId: string) {
+    return this.onUser(u, 'deleteConversationRule', u, conversationId);
   }
 
   getHierarchy(d: DeviceScope) {

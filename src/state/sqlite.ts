@@ -19,10 +19,12 @@ import {
   type CapturedExchange,
   type CollectionState,
   type CommandStats,
+  type ConversationRule,
   type DeviceRecord,
   type DeviceScope,
   type DeviceUpdate,
   type FeedEntry,
+  type FlagDetails,
   type HierarchyState,
   type KeyedState,
   type Marker,
@@ -132,6 +134,22 @@ export const MIGRATIONS: readonly { version: number; statements: readonly string
         at INTEGER NOT NULL, id TEXT NOT NULL, expires_at INTEGER NOT NULL, exchange BLOB NOT NULL,
         PRIMARY KEY (tenant, user, device_id, at, id)
       )`,
+    ],
+  },
+  {
+    version: 5,
+    statements: [
+      // Per user and message: mail flag details (folder = UIDVALIDITY:mailbox), conversation rules (MoveAlways).
+      `CREATE TABLE mail_flags (
+        tenant TEXT NOT NULL, user TEXT NOT NULL, folder TEXT NOT NULL, uid INTEGER NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (tenant, user, folder, uid)
+      ) WITHOUT ROWID`,
+      `CREATE TABLE conversation_rules (
+        tenant TEXT NOT NULL, user TEXT NOT NULL, conversation_id TEXT NOT NULL,
+        until INTEGER NOT NULL, record TEXT NOT NULL,
+        PRIMARY KEY (tenant, user, conversation_id)
+      ) WITHOUT ROWID`,
     ],
   },
 ];
@@ -265,6 +283,77 @@ export class SqliteStateStore implements StateStore {
       u.tenant,
       u.user,
       JSON.stringify(settings),
+    );
+  }
+
+  // Per user and message: mail flag details, conversation rules.
+
+  async getMailFlags(u: UserScope, folder: string): Promise<Record<string, FlagDetails>> {
+    const rows = this.db.query(
+      'SELECT uid, record FROM mail_flags WHERE tenant = ? AND user = ? AND folder = ?',
+      u.tenant,
+      u.user,
+      folder,
+    );
+    return Object.fromEntries(rows.map((r) => [String(r.uid), JSON.parse(String(r.record)) as FlagDetails]));
+  }
+
+  async putMailFlags(u: UserScope, folder: string, changes: Record<string, FlagDetails | null>): Promise<void> {
+    this.db.transaction(() => {
+      for (const [uid, details] of Object.entries(changes)) {
+        if (details === null) {
+          this.db.run(
+            'DELETE FROM mail_flags WHERE tenant = ? AND user = ? AND folder = ? AND uid = ?',
+            u.tenant,
+            u.user,
+            folder,
+            Number(uid),
+          );
+        } else {
+          this.db.run(
+            `INSERT INTO mail_flags (tenant, user, folder, uid, record) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (tenant, user, folder, uid) DO UPDATE SET record = excluded.record`,
+            u.tenant,
+            u.user,
+            folder,
+            Number(uid),
+            JSON.stringify(details),
+          );
+        }
+      }
+    });
+  }
+
+  async listConversationRules(u: UserScope): Promise<ConversationRule[]> {
+    const now = Date.now();
+    this.db.run('DELETE FROM conversation_rules WHERE tenant = ? AND user = ? AND until <= ?', u.tenant, u.user, now);
+    return this.db
+      .query(
+        'SELECT record FROM conversation_rules WHERE tenant = ? AND user = ? ORDER BY conversation_id',
+        u.tenant,
+        u.user,
+      )
+      .map((r) => JSON.parse(String(r.record)) as ConversationRule);
+  }
+
+  async putConversationRule(u: UserScope, rule: ConversationRule): Promise<void> {
+    this.db.run(
+      `INSERT INTO conversation_rules (tenant, user, conversation_id, until, record) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, user, conversation_id) DO UPDATE SET until = excluded.until, record = excluded.record`,
+      u.tenant,
+      u.user,
+      rule.conversationId,
+      rule.until,
+      JSON.stringify(rule),
+    );
+  }
+
+  async deleteConversationRule(u: UserScope, conversationId: string): Promise<void> {
+    this.db.run(
+      'DELETE FROM conversation_rules WHERE tenant = ? AND user = ? AND conversation_id = ?',
+      u.tenant,
+      u.user,
+      conversationId,
     );
   }
 

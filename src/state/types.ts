@@ -256,11 +256,33 @@ export interface DraftRecord {
   nextPart: number;
 }
 
+/** The key of a mail folder's records in the per-user store: its UIDVALIDITY and mailbox path. */
+export function mailFolderKey(mailbox: string, uidValidity: number | string): string {
+  return `${uidValidity}:${mailbox}`;
+}
+
 /** A mail flag as a device set it (MS-ASEMAIL §2.2.2.34): its Status (1 complete, 2 active) and its fields in order. */
 export interface FlagDetails {
   status: '1' | '2';
   /** [namespace, tag, text] of each child of the device's Flag. */
   fields: ['Email' | 'Tasks', string, string][];
+}
+
+/**
+ * A conversation a device asked to keep moving (ItemOperations Move with MoveAlways, MS-ASCMD §2.2.3.118): every
+ * message of it that arrives later in a mail folder other than Sent Items is moved to `destination` when a device of
+ * the user syncs that folder (src/sync/conversation-rules.ts).
+ */
+export interface ConversationRule {
+  /** email2:ConversationId, as lower-case hex. */
+  conversationId: string;
+  /** The destination folder on the backend (IMAP mailbox path). */
+  destination: string;
+  /** The device that set it. */
+  deviceId: string;
+  createdAt: number;
+  /** Epoch ms after which the rule is gone. */
+  until: number;
 }
 
 /** A change found on the backend but not yet sent, because the window was full (MoreAvailable). */
@@ -287,7 +309,10 @@ export interface CollectionState {
    * The properties the client declared it supports (Supported, with SyncKey 0): absent ones in a Change are deletions.
    */
   supported?: string[];
-  /** A mail flag's details IMAP cannot hold, by UID, as this device set them (src/items/email-flag.ts). */
+  /**
+   * Flag details by UID, as states written before they moved to the per-user store (StateStore.getMailFlags) kept
+   * them; read once and carried over by the next Sync of the collection.
+   */
   flags?: Record<string, FlagDetails>;
   /** Drafts this device wrote (16.0 Drafts sync, src/sync/drafts.ts), by the ServerId the device keeps for them. */
   drafts?: Record<string, DraftRecord>;
@@ -442,6 +467,20 @@ export interface StateStore {
   getUserSettings(user: UserScope): Promise<UserSettings | undefined>;
   /** Replaces the user's settings record whole. */
   putUserSettings(user: UserScope, settings: UserSettings): Promise<void>;
+
+  /**
+   * Mail flag details IMAP cannot hold (src/items/email-flag.ts), per user and message: by folder (`mailFolderKey`:
+   * the mailbox and its UIDVALIDITY) and UID, so that every device of the user and every resync sees the same.
+   */
+  getMailFlags(user: UserScope, folder: string): Promise<Record<string, FlagDetails>>;
+  /** Sets (details) or removes (null) the details of messages of one folder, by UID. */
+  putMailFlags(user: UserScope, folder: string, changes: Record<string, FlagDetails | null>): Promise<void>;
+
+  /** Conversation rules (MoveAlways), per user; expired ones are not listed. */
+  listConversationRules(user: UserScope): Promise<ConversationRule[]>;
+  /** Adds or replaces the rule for its conversation. */
+  putConversationRule(user: UserScope, rule: ConversationRule): Promise<void>;
+  deleteConversationRule(user: UserScope, conversationId: string): Promise<void>;
 
   // Folder hierarchy (FolderSync).
   getHierarchy(device: DeviceScope): Promise<KeyedState<HierarchyState> | undefined>;

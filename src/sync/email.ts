@@ -9,7 +9,8 @@
  */
 import type { MailBackend, MessageSummary } from '../backends/types.ts';
 import { emailApplicationData, emailFlagChange, imapFlagUpdate } from '../items/email.ts';
-import type { CollectionState, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
+import type { MailFlagStore } from '../folders/mail-flags.ts';
+import type { CollectionState, FlagDetails, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
 import { UidSet } from '../state/uidset.ts';
 import { flagDigit, flagDigitsMap } from './flag-tokens.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
@@ -34,6 +35,8 @@ export interface EmailSyncRequest {
   commands: WbxmlElement[];
   version: string;
   fileReference(uid: number, partId: string): string;
+  /** The user's flag details of this folder (per user and message, not per sync key: items/email-flag.ts). */
+  flags: MailFlagStore;
 }
 
 export interface EmailSyncResult {
@@ -111,14 +114,34 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   }
   const flagsBefore = wm.flagDigits !== undefined ? flagDigitsMap(wm.uids, wm.flagDigits) : undefined;
   let progressed = first;
-  // The flag details this device set, by UID (email-flag.ts); what is sent out is checked against IMAP's \Flagged.
-  const flagDetails = { ...req.state.flags };
+  // The flag details the user's devices set, by UID (email-flag.ts); what is sent out is checked against IMAP's
+  // \Flagged. A state written before the details moved to the per-user store still holds some: they move over.
+  const storedDetails = await req.flags.read(status.uidValidity);
+  const flagChanges: Record<string, FlagDetails | null> = Object.fromEntries(
+    Object.entries(req.state.flags ?? {}).filter(([uid]) => !storedDetails[uid]),
+  );
+  const flagDetails: Record<string, FlagDetails> = { ...flagChanges, ...storedDetails } as Record<string, FlagDetails>;
+  const setDetails = (uid: number, details: FlagDetails | undefined): void => {
+    if (details) {
+      if (flagDetails[uid] !== details) flagChanges[uid] = details;
+      flagDetails[uid] = details;
+    } else if (flagDetails[uid]) {
+      flagChanges[uid] = null;
+      delete flagDetails[uid];
+    }
+  };
   const flagOf = (uid: number, flags: ReadonlySet<string>): WbxmlElement => {
     const { element, keep } = flagToDevice(isFlagged(flags), flagDetails[uid]);
-    if (keep) flagDetails[uid] = keep;
-    else delete flagDetails[uid];
+    setDetails(uid, keep);
     return element;
   };
+  // A full resync is the moment to drop the details of messages no longer in the folder (expunged or moved by
+  // another client while no device had them in its window).
+  if (first) {
+    const kept = Object.keys(flagDetails).map(Number);
+    const present = new Set((kept.length ? await mail.fetchSummaries(folderRef, kept) : []).map((m) => m.uid));
+    for (const uid of kept) if (!present.has(uid)) setDetails(uid, undefined);
+  }
 
   // 1. The device's commands. Changes the server made to the same messages since the device's state decide
   //    conflicts (Conflict option: 1 server wins, the default; 0 client wins).
@@ -186,8 +209,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       }
       const update = imapFlagUpdate(data, current.flags);
       await mail.setFlags(folderRef, uid, update.add, update.remove);
-      if (flagRequest?.details) flagDetails[uid] = flagRequest.details;
-      else if (flagRequest) delete flagDetails[uid];
+      if (flagRequest) setDetails(uid, flagRequest.details);
       // A second Change of the same item in this request starts from these flags.
       currentFlags.set(uid, {
         ...current,
@@ -203,7 +225,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       deleted.push(uid);
       deviceUids.delete(uid);
       pending.delete(uid);
-      delete flagDetails[uid];
+      setDetails(uid, undefined);
       appliedByDevice.add(uid);
     } else if (command.tag === 'Fetch') {
       const message = uid === undefined || deleted.includes(uid) ? undefined : fetched.get(uid);
@@ -272,7 +294,8 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     );
     deviceUids.delete(uid);
     pending.delete(uid);
-    delete flagDetails[uid];
+    // Gone from the folder: its details go; out of the window only (SoftDelete): they stay for the next time.
+    if (kind === 'delete') setDetails(uid, undefined);
     room--;
   }
   const changes = [...pending]
@@ -322,8 +345,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   progressed ||= commands.length > 0 || broken.length > 0;
 
   const nextWatermark: ImapWatermark = { ...wm, uids: deviceUids.toString(), pendingAdds: pendingAdds.toString() };
-  // Details of messages the device no longer has go (another client expunged or moved them).
-  for (const uid of Object.keys(flagDetails)) if (!deviceUids.has(Number(uid))) delete flagDetails[uid];
+  if (Object.keys(flagChanges).length) await req.flags.write(status.uidValidity, flagChanges);
   const { flags: _previous, ...stateWithoutFlags } = req.state;
   if (latest.highestModSeq === undefined)
     nextWatermark.flagDigits = await currentFlagDigits(mail, folderRef, deviceUids);
@@ -332,7 +354,6 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     state: withBrokenItems(
       {
         ...stateWithoutFlags,
-        ...(Object.keys(flagDetails).length ? { flags: flagDetails } : {}),
         options: req.options,
         watermark: nextWatermark,
         pending: [...pending].map(([uid, kind]) => ({ kind, serverId: `${collectionId}:${uid}` })),

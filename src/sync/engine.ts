@@ -20,6 +20,7 @@ import { syncDavCollection } from './dav.ts';
 import { prepareMeetingWrite, sendInvitations, userAddresses } from '../sending/meeting-mail.ts';
 import { warnAfterSend } from '../sending/compose.ts';
 import { type EmailSyncResult, syncEmailCollection } from './email.ts';
+import { mailFlagStore } from '../folders/mail-flags.ts';
 import { afterSync, loopWindow } from './loop-detection.ts';
 import { answerResent, collectionAnswer, commitAnswer } from './replay.ts';
 import { syncDraftsCollection } from './drafts.ts';
@@ -201,6 +202,7 @@ async function syncCollection(
             commands: request.commands,
             version: context.request.version,
             fileReference: (uid, partId) => `${collectionId}:${uid}:${partId}`,
+            flags: mailFlagStore(context, folder.source.ref),
           });
   } catch (err) {
     // Another client deleted or renamed the folder: the device must FolderSync.

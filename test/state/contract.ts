@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeUidSet, encodeUidSet } from '../../src/state/uidset.ts';
 import { leaseShard } from '../../src/state/shard.ts';
 import {
+  mailFolderKey,
   StateConflictError,
   type CaptureRecord,
   type CaptureRule,
@@ -232,6 +233,60 @@ export function stateStoreContract(name: string, options: ContractOptions): void
 
         await store.putUserSettings(alice, { updatedAt: 2000 });
         expect(await store.getUserSettings(alice)).toEqual({ updatedAt: 2000 });
+      });
+
+      it('keeps mail flag details per user, folder and UID', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const alice = { tenant, user: 'alice' };
+        const folder = mailFolderKey('INBOX', 1700000000);
+        expect(await store.getMailFlags(alice, folder)).toEqual({});
+        const active = {
+          status: '2' as const,
+          fields: [
+            ['Email', 'Status', '2'],
+            ['Tasks', 'DueDate', '2026-02-24T08:00:00.000Z'],
+          ] as ['Email' | 'Tasks', string, string][],
+        };
+        const complete = { status: '1' as const, fields: [['Email', 'Status', '1']] as ['Email', string, string][] };
+        await store.putMailFlags(alice, folder, { '7': active, '9': complete });
+        expect(await store.getMailFlags(alice, folder)).toEqual({ '7': active, '9': complete });
+        // Another folder, the same mailbox after a new UIDVALIDITY, another user, another tenant: nothing.
+        expect(await store.getMailFlags(alice, mailFolderKey('Archive', 1700000000))).toEqual({});
+        expect(await store.getMailFlags(alice, mailFolderKey('INBOX', 1700000001))).toEqual({});
+        expect(await store.getMailFlags({ tenant, user: 'bob' }, folder)).toEqual({});
+        expect(await store.getMailFlags({ tenant: freshTenant(), user: 'alice' }, folder)).toEqual({});
+        await store.putMailFlags(alice, folder, { '7': null, '9': active });
+        expect(await store.getMailFlags(alice, folder)).toEqual({ '9': active });
+        // A device of the user going does not take them.
+        const d = { ...alice, deviceId: 'DEV1' };
+        await store.updateDevice(d, { deviceType: 'iPhone', lastSeen: 1 });
+        await store.deleteDevice(d);
+        expect(await store.getMailFlags(alice, folder)).toEqual({ '9': active });
+      });
+
+      it('keeps conversation rules per user until they expire', async () => {
+        const store = await open();
+        const tenant = freshTenant();
+        const alice = { tenant, user: 'alice' };
+        expect(await store.listConversationRules(alice)).toEqual([]);
+        const now = Date.now();
+        const rule = {
+          conversationId: '0a1b2c',
+          destination: 'Archive',
+          deviceId: 'DEV1',
+          createdAt: now,
+          until: now + 60_000,
+        };
+        await store.putConversationRule(alice, rule);
+        await store.putConversationRule(alice, { ...rule, conversationId: 'ffee', until: now - 1 });
+        expect(await store.listConversationRules(alice)).toEqual([rule]);
+        expect(await store.listConversationRules({ tenant, user: 'bob' })).toEqual([]);
+        const moved = { ...rule, destination: 'Deleted Items', until: now + 120_000 };
+        await store.putConversationRule(alice, moved);
+        expect(await store.listConversationRules(alice)).toEqual([moved]);
+        await store.deleteConversationRule(alice, '0a1b2c');
+        expect(await store.listConversationRules(alice)).toEqual([]);
       });
 
       it('keeps user settings when a device of the user is deleted, and lists no device for them', async () => {

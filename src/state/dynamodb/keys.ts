@@ -7,6 +7,8 @@
  *   <tenant>#USER#<user>                 DEVICE#<deviceId>           device record: the DeviceRecord fields as attributes
  *   <tenant>#USER#<user>                 FEED#<folder>               feed entry: folder, marker, changedAt, expiresAt    ttl
  *   <tenant>#USER#<user>                 SETTINGS                    the user's settings (Settings Oof): data
+ *   <tenant>#USER#<user>                 FLAG#<folder>#<uid>         a message's flag details: data
+ *   <tenant>#USER#<user>                 CONVERSATION#<id>           conversation rule (MoveAlways): data, until         ttl
  *   <tenant>#DEVICE#<user>#<deviceId>    HIERARCHY                   hierarchy head (chunks.ts)
  *   <tenant>#DEVICE#<user>#<deviceId>    COLLECTION#<collectionId>   collection head, plus collectionId
  *   <tenant>#DEVICE#<user>#<deviceId>    CHUNK#<blobId>#<n>          n-th piece of a large state or replay: data     ttl (replay)
@@ -94,6 +96,21 @@ export function authFailuresKey(tenant: string, key: string): Key {
 
 export function knownLoginKey(tenant: string, key: string): Key {
   return { pk: `${keyPart(tenant)}#KNOWNLOGIN`, sk: keyPart(key) };
+}
+
+/** A folder's flag details share the prefix `FLAG#<folder>#`; UIDs are not padded (the order does not matter). */
+export function mailFlagPrefix(folder: string): string {
+  return `FLAG#${keyPart(folder)}#`;
+}
+
+export function mailFlagKey(u: UserScope, folder: string, uid: string): Key {
+  return { pk: userPartition(u), sk: `${mailFlagPrefix(folder)}${keyPart(uid)}` };
+}
+
+export const CONVERSATION_RULE_PREFIX = 'CONVERSATION#';
+
+export function conversationRuleKey(u: UserScope, conversationId: string): Key {
+  return { pk: userPartition(u), sk: `${CONVERSATION_RULE_PREFIX}${keyPart(conversationId)}` };
 }
 
 /** Epoch ms zero-padded, so that a device's records sort by time. */

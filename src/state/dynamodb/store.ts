@@ -40,7 +40,9 @@ import {
   type DeviceRecord,
   type DeviceScope,
   type DeviceUpdate,
+  type ConversationRule,
   type FeedEntry,
+  type FlagDetails,
   type HierarchyState,
   type KeyedState,
   type Marker,
@@ -62,6 +64,8 @@ import {
   captureRecordKey,
   captureRuleKey,
   collectionKey,
+  CONVERSATION_RULE_PREFIX,
+  conversationRuleKey,
   deviceIndexKey,
   deviceKey,
   devicePartition,
@@ -70,6 +74,8 @@ import {
   keyPart,
   leaseKey,
   leasePartition,
+  mailFlagKey,
+  mailFlagPrefix,
   markerKey,
   plainBytes,
   readNumber,
@@ -176,6 +182,52 @@ export class DynamoDbStateStore implements StateStore {
       data: { B: await encodeRecord(settings) },
     };
     await this.client.send(new PutItemCommand({ TableName: this.table, Item: item }));
+  }
+
+  // Per user and message: flag details, conversation rules; items of the user's partition.
+
+  async getMailFlags(u: UserScope, folder: string): Promise<Record<string, FlagDetails>> {
+    const prefix = mailFlagPrefix(folder);
+    const items = await this.queryAll({ pk: userPartition(u), skPrefix: prefix });
+    return Object.fromEntries(
+      items.map((item) => [readString(item, 'uid'), JSON.parse(readString(item, 'data')) as FlagDetails]),
+    );
+  }
+
+  async putMailFlags(u: UserScope, folder: string, changes: Record<string, FlagDetails | null>): Promise<void> {
+    await this.batchWrite(
+      Object.entries(changes).map(([uid, details]): WriteRequest => {
+        const key = mailFlagKey(u, folder, uid);
+        return details === null
+          ? { DeleteRequest: { Key: toKeyItem(key) } }
+          : { PutRequest: { Item: { ...toKeyItem(key), uid: { S: uid }, data: { S: JSON.stringify(details) } } } };
+      }),
+    );
+  }
+
+  async listConversationRules(u: UserScope): Promise<ConversationRule[]> {
+    const now = Date.now();
+    const items = await this.queryAll({ pk: userPartition(u), skPrefix: CONVERSATION_RULE_PREFIX });
+    return items
+      .filter((item) => isLive(readNumber(item, 'until'), now))
+      .map((item) => JSON.parse(readString(item, 'data')) as ConversationRule)
+      .sort((a, b) => a.conversationId.localeCompare(b.conversationId));
+  }
+
+  async putConversationRule(u: UserScope, rule: ConversationRule): Promise<void> {
+    const item: Item = {
+      ...toKeyItem(conversationRuleKey(u, rule.conversationId)),
+      data: { S: JSON.stringify(rule) },
+      until: { N: String(rule.until) },
+      [TTL_ATTRIBUTE]: { N: String(ttlOf(rule.until)) },
+    };
+    await this.client.send(new PutItemCommand({ TableName: this.table, Item: item }));
+  }
+
+  async deleteConversationRule(u: UserScope, conversationId: string): Promise<void> {
+    await this.client.send(
+      new DeleteItemCommand({ TableName: this.table, Key: toKeyItem(conversationRuleKey(u, conversationId)) }),
+    );
   }
 
   // Folder hierarchy and collections: a head item each.

@@ -193,22 +193,51 @@ describe('Flags', () => {
     expect(fieldsOf(flagOnDevice(device, archive, newId))).toEqual(fieldsOf(completeFlag));
   });
 
-  it('keeps each device’s own details: a second device sees \\Flagged only', async () => {
+  it('keeps the details per user and message: a resync from SyncKey 0 and a second device get them', async () => {
     const user = createUser(services);
-    const [message] = await seedMailbox(services, user, 'INBOX', [
+    const [message, other] = await seedMailbox(services, user, 'INBOX', [
       { message: { from: 'Bob <bob@example.test>', to: 'Alice <alice@example.test>', subject: 'Hi', text: 'Hi\n' } },
+      { message: { from: 'Bob <bob@example.test>', to: 'Alice <alice@example.test>', subject: 'Yo', text: 'Yo\n' } },
     ]);
     const phone = await readyDevice(server, user);
     const tablet = await readyDevice(server, user);
     await phone.device.syncUntilDone(phone.inbox);
     await tablet.device.syncUntilDone(tablet.inbox);
     const id = `${phone.inbox}:${message!.uid}`;
-    await phone.device.sync(phone.inbox, { commands: [change(id, [setFlag])] });
+    const completedId = `${phone.inbox}:${other!.uid}`;
+    await phone.device.sync(phone.inbox, { commands: [change(id, [setFlag]), change(completedId, [setFlag])] });
+    await phone.device.sync(phone.inbox, { commands: [change(completedId, [completeFlag])] });
+
+    // The second device is told of the change (\Flagged moved) and gets the flags as the phone set them.
     const seen = await tablet.device.sync(tablet.inbox);
-    expect(seen.changed).toEqual([`${tablet.inbox}:${message!.uid}`]);
-    expect(fieldsOf(flagOnDevice(tablet.device, tablet.inbox, `${tablet.inbox}:${message!.uid}`))).toEqual([
-      'Email:FlagType=Flag for follow up',
-      'Email:Status=2',
-    ]);
+    expect(seen.changed.sort()).toEqual([`${tablet.inbox}:${message!.uid}`, `${tablet.inbox}:${other!.uid}`].sort());
+    expect(fieldsOf(flagOnDevice(tablet.device, tablet.inbox, `${tablet.inbox}:${message!.uid}`))).toEqual(
+      fieldsOf(setFlag),
+    );
+    expect(fieldsOf(flagOnDevice(tablet.device, tablet.inbox, `${tablet.inbox}:${other!.uid}`))).toEqual(
+      fieldsOf(completeFlag),
+    );
+
+    // The phone starts the folder over (SyncKey 0, as after a Status 3 or a reinstall): its Adds carry the flags.
+    phone.device.collections.delete(phone.inbox);
+    await phone.device.syncUntilDone(phone.inbox);
+    expect(fieldsOf(flagOnDevice(phone.device, phone.inbox, id))).toEqual(fieldsOf(setFlag));
+    expect(fieldsOf(flagOnDevice(phone.device, phone.inbox, completedId))).toEqual(fieldsOf(completeFlag));
+    // A third device, new, in its first full sync; and ItemOperations Fetch from it.
+    const third = await readyDevice(server, user);
+    await third.device.syncUntilDone(third.inbox);
+    expect(fieldsOf(flagOnDevice(third.device, third.inbox, `${third.inbox}:${message!.uid}`))).toEqual(
+      fieldsOf(setFlag),
+    );
+    expect(fieldsOf(await fetchFlag(third.device, third.inbox, `${third.inbox}:${other!.uid}`))).toEqual(
+      fieldsOf(completeFlag),
+    );
+
+    // The tablet clears the flag: everyone's details go, and the next full sync sees no flag.
+    await tablet.device.sync(tablet.inbox, { commands: [change(`${tablet.inbox}:${message!.uid}`, [clearFlag])] });
+    expect(await imapFlags(user, message!.uid)).toEqual([]);
+    phone.device.collections.delete(phone.inbox);
+    await phone.device.syncUntilDone(phone.inbox);
+    expect(fieldsOf(flagOnDevice(phone.device, phone.inbox, id))).toEqual([]);
   });
 });
