@@ -87,7 +87,11 @@ export async function replaySession(session: ReplaySession, options: ReplayOptio
 
   for (const [index, exchange] of session.requests.entries()) {
     const captured = exchange.response ? capturedAnswer(exchange) : undefined;
-    map.guessUnknown = captured?.statuses === undefined || captured.statuses.every(isSuccess);
+    // A request whose answer was (or is documented as) a refusal keeps its unknown keys and ids: a stale SyncKey
+    // must stay stale.
+    map.guessUnknown = captured
+      ? captured.statuses === undefined || captured.statuses.every(isSuccess)
+      : exchange.expect?.status === undefined;
     const request = buildRequest(session, exchange, map, options, deviceId);
     const differences: string[] = [];
     let status = 0;

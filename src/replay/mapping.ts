@@ -81,11 +81,9 @@ export class ReplayMap {
 
   private key(scope: string, captured: string): string {
     if (captured === '0' || captured === '') return captured;
-    return (
-      this.keys.get(`${scope}\u0000${captured}`) ??
-      (this.guessUnknown ? this.latestKey.get(scope) : undefined) ??
-      captured
-    );
+    // A refused request keeps a stale SyncKey; its policy key is still the device's current one.
+    const guess = this.guessUnknown || scope === POLICY;
+    return this.keys.get(`${scope}\u0000${captured}`) ?? (guess ? this.latestKey.get(scope) : undefined) ?? captured;
   }
 
   folder(captured: string): string {
@@ -107,8 +105,11 @@ export class ReplayMap {
   item(captured: string, collection?: string): string {
     const known = this.items.get(captured);
     if (known !== undefined) return known;
-    if (collection === undefined || !this.guessUnknown) return captured;
-    const next = this.liveAdds.get(this.folder(collection))?.find((a) => !this.takenItems.has(a.serverId));
+    if (!this.guessUnknown) return captured;
+    // Without a collection around it, an id shaped `<collection>:<n>` (Exchange's and ours) names its collection.
+    const owner = collection ?? /^(.+):[^:]+$/.exec(captured)?.[1];
+    if (owner === undefined) return captured;
+    const next = this.liveAdds.get(this.folder(owner))?.find((a) => !this.takenItems.has(a.serverId));
     if (!next) return captured;
     this.pairItem(captured, next.serverId);
     return next.serverId;
