@@ -5,9 +5,12 @@
  * a service binding to itself (wrangler.toml `SWEEP_SELF`). Every invocation sweeps its slice until the same `until`,
  * repeating its passes within the minute.
  *
- * The route is internal but reachable like any other: a request must carry an HMAC-SHA256 of its body under a key
- * only the deployment has (SWEEP_SECRET, else derived from the tenant's CREDENTIAL_KEY or master password, which a
- * sweep needs anyway), and an `until` no more than a few minutes ahead, so a replayed request is short-lived.
+ * The route is internal but reachable like any other. Its key is a secret of its own, SWEEP_SECRET, shared by the
+ * deployment's invocations and used for nothing else (never derived from the credential vault's key or a password):
+ * without it there is no fan-out (one invocation sweeps every slice, and says so) and the route refuses everything.
+ * A request's HMAC-SHA256 is checked before anything of its body is read as JSON, every refusal before and after
+ * (a bad signature, an unknown tenant, an `until` out of range) is the same 403, and `until` may lie no more than a
+ * few minutes ahead, so a replayed request is short-lived.
  */
 import type { ServerConfig } from '../config.ts';
 import type { LogSink } from '../log.ts';
@@ -31,17 +34,14 @@ export interface SweepDispatcher {
   fetch(request: Request): Promise<Response>;
 }
 
-function signingMaterial(config: ServerConfig, sweepSecret: string | undefined): string | undefined {
-  if (sweepSecret) return `secret:${sweepSecret}`;
-  if (config.push.credentialKey) return `vault:${[...config.push.credentialKey].join(',')}`;
-  if (config.push.master) return `master:${config.push.master.user}:${config.push.master.password}`;
-  return undefined;
-}
+/** The most a slice request's body holds (a tenant name, up to 16 shards, a part, a time). */
+const MAX_BODY_BYTES = 4096;
 
-async function sign(material: string, body: string): Promise<string> {
+/** The signature of a slice request's body under SWEEP_SECRET (hex HMAC-SHA256). */
+export async function signSlice(sweepSecret: string, body: string): Promise<string> {
   const key = await crypto.subtle.importKey(
     'raw',
-    new TextEncoder().encode(`activesync-edge sweep v1\n${material}`),
+    new TextEncoder().encode(`activesync-edge sweep v2\n${sweepSecret}`),
     { name: 'HMAC', hash: 'SHA-256' },
     false,
     ['sign'],
@@ -60,17 +60,14 @@ function sameText(a: string, b: string): boolean {
 /** Sends a slice to another invocation; resolves with its report (errors count as one failed account). */
 export async function dispatchSlice(
   dispatcher: SweepDispatcher,
-  config: ServerConfig,
-  sweepSecret: string | undefined,
+  sweepSecret: string,
   request: SliceRequest,
 ): Promise<SweepReport> {
-  const material = signingMaterial(config, sweepSecret);
-  if (!material) throw new Error('no key to sign a sweep slice with');
   const body = JSON.stringify(request);
   const res = await dispatcher.fetch(
     new Request(`https://sweep.internal${SWEEP_PATH}`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', [SIGNATURE_HEADER]: await sign(material, body) },
+      headers: { 'Content-Type': 'application/json', [SIGNATURE_HEADER]: await signSlice(sweepSecret, body) },
       body,
     }),
   );
@@ -106,8 +103,9 @@ function parseSlice(value: unknown): SliceRequest | undefined {
 }
 
 /**
- * The internal route: verifies and runs one slice. 400 for a malformed request, 403 for a bad signature or an
- * `until` out of range, 404 for an unknown tenant; the report as JSON otherwise.
+ * The internal route: verifies and runs one slice. 403 for a request without a valid signature (or without
+ * SWEEP_SECRET), an unknown tenant or an `until` out of range, alike; 400 for a signed body that is not a slice; the
+ * report as JSON otherwise.
  */
 export async function handleSliceRequest(
   request: Request,
@@ -121,7 +119,11 @@ export async function handleSliceRequest(
   },
 ): Promise<Response> {
   if (request.method !== 'POST') return new Response('method not allowed\n', { status: 405 });
-  const body = await request.text();
+  const forbidden = () => new Response('forbidden\n', { status: 403 });
+  if (!deps.sweepSecret) return forbidden();
+  const body = await boundedText(request, MAX_BODY_BYTES);
+  const signature = request.headers.get(SIGNATURE_HEADER) ?? '';
+  if (body === undefined || !sameText(signature, await signSlice(deps.sweepSecret, body))) return forbidden();
   let parsed: SliceRequest | undefined;
   try {
     parsed = parseSlice(JSON.parse(body));
@@ -130,13 +132,8 @@ export async function handleSliceRequest(
   }
   if (!parsed) return new Response('bad sweep slice\n', { status: 400 });
   const config = deps.tenant(parsed.tenant);
-  if (!config) return new Response('unknown tenant\n', { status: 404 });
-  const material = signingMaterial(config, deps.sweepSecret);
-  const signature = request.headers.get(SIGNATURE_HEADER) ?? '';
-  if (!material || !sameText(signature, await sign(material, body)))
-    return new Response('forbidden\n', { status: 403 });
   const now = Date.now();
-  if (parsed.until <= now || parsed.until > now + MAX_AHEAD_MS) return new Response('forbidden\n', { status: 403 });
+  if (!config || parsed.until <= now || parsed.until > now + MAX_AHEAD_MS) return forbidden();
   const report = await sweep({
     state: deps.state,
     tenant: config.tenant,
@@ -151,4 +148,30 @@ export async function handleSliceRequest(
     concurrency: deps.concurrency,
   });
   return Response.json(report);
+}
+
+/** The body as text, or undefined once it passes `limit` bytes (read no further). */
+async function boundedText(request: Request, limit: number): Promise<string | undefined> {
+  if (Number(request.headers.get('content-length') ?? 0) > limit) return undefined;
+  if (!request.body) return '';
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
 }

@@ -98,15 +98,36 @@ export interface CronSweepOptions {
   scheduledTime: number;
   /** The Worker's binding to itself (SWEEP_SELF); without it one invocation sweeps every slice. */
   self?: SweepDispatcher | undefined;
-  /** SWEEP_SECRET, the key slice requests are signed with (else one derived from the tenant's settings). */
+  /** SWEEP_SECRET, the key slice requests are signed with; without it there is no fan-out. */
   sweepSecret?: string | undefined;
   /** The SWEEP_ACCOUNTS_PER_INVOCATION setting, unparsed. */
   accountsPerInvocation?: unknown;
 }
 
+/** The log sinks told already: once per isolate, whose sink is one for its life. */
+const noticedNoSweepSecret = new WeakSet<LogSink>();
+
+/**
+ * Said once per isolate (the Worker's start-up): SWEEP_SELF is bound but SWEEP_SECRET is not set, so every tenant is
+ * swept by the cron's own invocation alone, however many accounts it has.
+ */
+export function noticeNoSweepSecret(log: LogSink): void {
+  if (noticedNoSweepSecret.has(log)) return;
+  noticedNoSweepSecret.add(log);
+  log({
+    time: new Date().toISOString(),
+    event: 'sweep-no-secret',
+    notice:
+      'SWEEP_SELF is bound but SWEEP_SECRET is not set: the sweep does not fan out, one invocation sweeps every account (set it with `wrangler secret put SWEEP_SECRET`)',
+  });
+}
+
 /** One cron invocation's sweep of every tenant's lease shards; logs one `sweep` line per tenant. */
 export async function cronSweep(options: CronSweepOptions): Promise<void> {
-  const { tenants, state, log, self, sweepSecret } = options;
+  const { tenants, state, log, sweepSecret } = options;
+  // Slices go to other invocations only signed, under a key of their own.
+  const self = sweepSecret ? options.self : undefined;
+  if (options.self && !sweepSecret) noticeNoSweepSecret(log);
   const started = Date.now();
   // Bound to its minute: a run that starts late sweeps less, and never overlaps the next minute's much.
   const until = options.scheduledTime + SWEEP_FOR_MS;
@@ -139,7 +160,7 @@ export async function cronSweep(options: CronSweepOptions): Promise<void> {
           shards: own!.shards,
         }),
         ...others.map((slice) =>
-          dispatchSlice(self!, config, sweepSecret, { tenant: config.tenant, slice, until }).catch((err: unknown) => {
+          dispatchSlice(self!, sweepSecret!, { tenant: config.tenant, slice, until }).catch((err: unknown) => {
             log({
               time: new Date().toISOString(),
               tenant: config.tenant,

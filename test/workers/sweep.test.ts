@@ -11,9 +11,9 @@ import { describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { deviceKey, encodeWaitMarker, HIERARCHY_KEY, parseDavMarker, parseImapMarker } from '../../src/push/feed.ts';
 import { sealCredential } from '../../src/tenants/vault.ts';
-import { SWEEP_PATH } from '../../src/push/sweep-fanout.ts';
+import { signSlice, SWEEP_PATH } from '../../src/push/sweep-fanout.ts';
 import { sweep, SweepMemo } from '../../src/push/sweep.ts';
-import { planSweep } from '../../src/push/sweep-plan.ts';
+import { cronSweep, planSweep } from '../../src/push/sweep-plan.ts';
 import { leaseShard } from '../../src/state/shard.ts';
 import { LEASE_SHARDS } from '../../src/state/types.ts';
 import worker from '../../src/runtimes/cloudflare/worker.ts';
@@ -33,6 +33,22 @@ const settings = {
   IMAP_MASTER_PASSWORD: imap.master.password,
 };
 const push = loadConfig(settings).push;
+const SECRET = 'sweep-secret-0123456789abcdef0123456789';
+/** CREDENTIAL_KEY: 32 zero bytes in base64. */
+const VAULT_KEY = `${'A'.repeat(43)}=`;
+
+/** A signature the way the route checked it until issue 17: a key derived from the tenant's settings. */
+async function legacySignature(material: string, body: string): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    'raw',
+    new TextEncoder().encode(`activesync-edge sweep v1\n${material}`),
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['sign'],
+  );
+  const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(body)));
+  return [...mac].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
 const server = { host: imap.host, port: imap.port, secure: false };
 
 async function lease(state: StateStore, tenant: string, user: string, folders: string[]): Promise<void> {
@@ -131,7 +147,13 @@ describe('sweep (inside workerd)', () => {
     const tenant = 'sweep-fan';
     for (const u of imap.users) await lease(state, tenant, u.email, ['imap:INBOX']);
     // One account per invocation: every leased shard its own invocation, and a shard with two accounts two.
-    const testEnv = { ...env, ...settings, TENANT: tenant, SWEEP_ACCOUNTS_PER_INVOCATION: '1' };
+    const testEnv = {
+      ...env,
+      ...settings,
+      TENANT: tenant,
+      SWEEP_ACCOUNTS_PER_INVOCATION: '1',
+      SWEEP_SECRET: SECRET,
+    };
     const counts = Array.from({ length: LEASE_SHARDS }, () => 0);
     for (const u of imap.users) counts[leaseShard(u.email)]!++;
     const slices = planSweep(counts, 1);
@@ -164,23 +186,68 @@ describe('sweep (inside workerd)', () => {
     for (const u of imap.users) expect(await marker(state, tenant, u.email, 'imap:INBOX')).toMatch(/^imap1 /);
   });
 
-  it('refuses a slice request without a valid signature, and a malformed one', async () => {
-    const testEnv = { ...env, ...settings, TENANT: 'sweep-fan' };
-    const post = (body: string, signature?: string) =>
+  it('checks the signature before anything else, and refuses a bad one, an unknown tenant and a stale slice alike', async () => {
+    const post = (body: string, signature?: string, more: Record<string, string> = { SWEEP_SECRET: SECRET }) =>
       worker.fetch!(
         new Request(`https://sweep.internal${SWEEP_PATH}`, {
           method: 'POST',
           body,
           headers: signature ? { 'X-Sweep-Signature': signature } : {},
         }) as Parameters<NonNullable<typeof worker.fetch>>[0],
-        testEnv,
+        { ...env, ...settings, TENANT: 'sweep-fan', CREDENTIAL_KEY: VAULT_KEY, ...more },
         createExecutionContext(),
       );
-    const slice = JSON.stringify({ tenant: 'sweep-fan', slice: { shards: [0] }, until: Date.now() + 5_000 });
-    expect((await post(slice)).status).toBe(403);
-    expect((await post(slice, 'ab'.repeat(32))).status).toBe(403);
-    expect((await post('{"tenant":1}')).status).toBe(400);
-    expect((await post('not json')).status).toBe(400);
+    const answer = async (res: Response) => [res.status, await res.text()];
+    const forbidden = [403, 'forbidden\n'];
+    const sliceOf = (tenant: string, until = Date.now() + 5_000) =>
+      JSON.stringify({ tenant, slice: { shards: [0] }, until });
+    const known = sliceOf('sweep-fan');
+    const unknown = sliceOf('no-such-tenant');
+    // Unsigned or wrongly signed: the same 403 whether the tenant exists, or the body is not even JSON.
+    for (const body of [known, unknown, '{"tenant":1}', 'not json']) {
+      expect(await answer(await post(body))).toEqual(forbidden);
+      expect(await answer(await post(body, 'ab'.repeat(32)))).toEqual(forbidden);
+    }
+    // Signed with what the key used to be derived from (the master password, the vault key): refused.
+    const vault = `vault:${Array.from({ length: 32 }, () => 0).join(',')}`;
+    for (const material of [`master:${settings.IMAP_MASTER_USER}:${settings.IMAP_MASTER_PASSWORD}`, vault])
+      expect(await answer(await post(known, await legacySignature(material, known)))).toEqual(forbidden);
+    // Signed: an unknown tenant and a stale slice get the very same answer as a bad signature.
+    expect(await answer(await post(unknown, await signSlice(SECRET, unknown)))).toEqual(forbidden);
+    const stale = sliceOf('sweep-fan', Date.now() - 1);
+    expect(await answer(await post(stale, await signSlice(SECRET, stale)))).toEqual(forbidden);
+    expect((await post('not json', await signSlice(SECRET, 'not json'))).status).toBe(400);
+    // A body over 4 KiB is not even read to the end.
+    const big = JSON.stringify({ tenant: 'sweep-fan', pad: 'x'.repeat(5000) });
+    expect(await answer(await post(big, await signSlice(SECRET, big)))).toEqual(forbidden);
+    // Without SWEEP_SECRET the route refuses everything, a slice signed with any key included.
+    expect(await answer(await post(known, await signSlice('', known), {}))).toEqual(forbidden);
+  });
+
+  it('does not fan out without SWEEP_SECRET, and says so once', async () => {
+    const state = durableObjectStateStore(env.STATE);
+    const tenant = 'sweep-nosecret';
+    for (const u of imap.users) await lease(state, tenant, u.email, ['imap:INBOX']);
+    const dispatched: Request[] = [];
+    const logs: Record<string, unknown>[] = [];
+    const log = (e: Record<string, unknown>) => logs.push(e);
+    for (let run = 0; run < 2; run++)
+      await cronSweep({
+        tenants: [loadConfig({ ...settings, TENANT: tenant })],
+        state,
+        log,
+        scheduledTime: Date.now() - 55_000,
+        self: {
+          fetch: async (r) => {
+            dispatched.push(r);
+            return new Response('{}');
+          },
+        },
+        accountsPerInvocation: '1',
+      });
+    expect(dispatched).toEqual([]);
+    expect(logs.filter((e) => e.event === 'sweep-no-secret')).toHaveLength(1);
+    for (const u of imap.users) expect(await marker(state, tenant, u.email, 'imap:INBOX')).toMatch(/^imap1 /);
   });
 
   it('checks a pinged calendar by its sync-token (Radicale), logging in with the sealed credential', async () => {

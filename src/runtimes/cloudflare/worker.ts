@@ -16,7 +16,7 @@ import { stdoutLog } from '../../log.ts';
 import { durableObjectStateStore, type StateObject } from '../../state/durable-object.ts';
 import { workerdSubmitter } from '../../backends/smtp/cloudflare.ts';
 import { SWEEP_PATH, type SweepDispatcher } from '../../push/sweep-fanout.ts';
-import { cronSweep, sliceRoute } from '../../push/sweep-plan.ts';
+import { cronSweep, noticeNoSweepSecret, sliceRoute } from '../../push/sweep-plan.ts';
 
 export { StateObject } from '../../state/durable-object.ts';
 
@@ -73,6 +73,7 @@ function appFor(env: Env): Hono {
       // The cron sweep logs in on its own: built once per isolate, the app says then if it has no login for push.
       pushWatcher: 'cron-sweep',
     });
+    if (env.SWEEP_SELF && !sweepSecret(env)) noticeNoSweepSecret(stdoutLog);
     cached = { env, app };
   }
   return cached.app;
