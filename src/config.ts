@@ -60,6 +60,12 @@ export interface ServerConfig {
    * elements the decoder may build. Larger bodies get 413 before their tree is built (app/activesync.ts).
    */
   wbxmlBudget: { maxBytes: number; maxElements: number };
+  /**
+   * The byte budget of one Sync or ItemOperations answer (MAX_RESPONSE_BYTES): message source loaded for its Adds and
+   * Fetches. Past it a Sync ends with MoreAvailable and its remaining Fetches get Status 5 (retry); an ItemOperations
+   * Fetch gets Status 11 (too large). The first item of an answer is always served.
+   */
+  maxResponseBytes: number;
   /** Largest message SendMail, SmartReply and SmartForward send (as composed, in bytes); larger ones get Status 122. */
   maxMessageBytes: number;
   /** The tenant this process serves until multi-tenancy arrives. */
@@ -228,6 +234,11 @@ const schema = z.object({
     .min(1024)
     .default(4 * 1024 * 1024),
   MAX_WBXML_ELEMENTS: z.coerce.number().int().min(100).default(50_000),
+  MAX_RESPONSE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(32 * 1024 * 1024),
   MAX_MESSAGE_BYTES: z.coerce
     .number()
     .int()
@@ -356,6 +367,7 @@ export function loadConfig(
     ],
     maxRequestBytes: e.MAX_REQUEST_BYTES,
     wbxmlBudget: { maxBytes: Math.min(e.MAX_WBXML_BYTES, e.MAX_REQUEST_BYTES), maxElements: e.MAX_WBXML_ELEMENTS },
+    maxResponseBytes: e.MAX_RESPONSE_BYTES,
     maxMessageBytes: e.MAX_MESSAGE_BYTES,
     tenant: e.TENANT,
     publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),

@@ -8,6 +8,9 @@
  * `application/vnd.ms-sync.multipart`: part 0 is the WBXML, and every attachment or body it carries is a binary
  * part referenced by `<Part>N</Part>` in place of `<Data>` (for a body, inside `airsyncbase:Body`).
  *
+ * Budget: at most MAX_OPERATIONS operations (more: Status 2, nothing done), and MAX_RESPONSE_BYTES of message source
+ * loaded per answer (a Fetch past it: Status 11; the first Fetch is always served).
+ *
  * Not offered: the document library (Store Status 9), and Move by ConversationId (Status 156, action not supported).
  */
 import { Buffer } from 'node:buffer';
@@ -44,6 +47,7 @@ export const ItemOperationsStatus = {
   ServerError: 3,
   ObjectNotFound: 6,
   InvalidRange: 8,
+  DataTooLarge: 11,
   UnknownStore: 9,
   InvalidAttachment: 15,
   PartialSuccess: 17,
@@ -51,6 +55,9 @@ export const ItemOperationsStatus = {
 } as const;
 
 export const MULTIPART_CONTENT_TYPE = 'application/vnd.ms-sync.multipart';
+
+/** Operations one request may hold; a request with more is a protocol error (Status 2), none of it done. */
+export const MAX_OPERATIONS = 100;
 
 /** What every operation of one request shares. */
 interface Run {
@@ -61,6 +68,8 @@ interface Run {
   mail(): Promise<MailBackend>;
   /** Binary parts 1…n of a multipart answer; undefined when the answer is inline. */
   parts: Uint8Array[] | undefined;
+  /** Bytes of message source the answer has loaded so far, against MAX_RESPONSE_BYTES. */
+  spent: number;
 }
 
 export async function itemOperations(context: CommandContext): Promise<CommandResult> {
@@ -68,6 +77,10 @@ export async function itemOperations(context: CommandContext): Promise<CommandRe
   const body = context.body;
   const operations = body?.tag === 'ItemOperations' ? body.children : [];
   if (operations.length === 0 || operations.some((op) => !['Fetch', 'EmptyFolderContents', 'Move'].includes(op.tag))) {
+    return respond([el('ItemOperations', 'Status', ItemOperationsStatus.ProtocolError)], multipart ? [] : undefined);
+  }
+
+  if (operations.length > MAX_OPERATIONS) {
     return respond([el('ItemOperations', 'Status', ItemOperationsStatus.ProtocolError)], multipart ? [] : undefined);
   }
 
@@ -81,6 +94,7 @@ export async function itemOperations(context: CommandContext): Promise<CommandRe
     },
     mail: async () => (await run.backends()).mail,
     parts: multipart ? [] : undefined,
+    spent: 0,
   };
   const responses: WbxmlElement[] = [];
   try {
@@ -165,7 +179,8 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
     // A draft the device saved through Sync (16.0) is at another UID than its ids say: sync-drafts.ts keeps where.
     const reference = await currentDraftId(run.context, parsed);
     if (!reference) return answer(ItemOperationsStatus.ObjectNotFound);
-    const found = await findMessage(await run.mail(), run.hierarchy, reference);
+    if (await overBudget(run, reference)) return answer(ItemOperationsStatus.DataTooLarge);
+    const found = await loadMessage(run, reference);
     const attachment = found && (await attachmentContent(found.message.source, reference.partId));
     if (!attachment) return answer(ItemOperationsStatus.ObjectNotFound);
     const content = rangeOf(attachment.content, childText(options, 'Range'));
@@ -202,7 +217,8 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
   if (!named || (serverId !== undefined && collectionId !== undefined && collectionId !== named.collectionId))
     return answer(ItemOperationsStatus.ObjectNotFound);
   const id = (await currentDraftId(run.context, named)) ?? named;
-  const found = await findMessage(await run.mail(), run.hierarchy, id);
+  if (await overBudget(run, id)) return answer(ItemOperationsStatus.DataTooLarge);
+  const found = await loadMessage(run, id);
   if (!found) return answer(ItemOperationsStatus.ObjectNotFound);
   const output = emailOutput(run.context.request.version, id.collectionId, id.uid, emailFetchOptions(options));
   // The flag as the user's devices set it, when the details are kept (items/email-flag.ts, folders/mail-flags.ts).
@@ -217,6 +233,26 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
       properties.map((p) => withPart(p, run)),
     ),
   ]);
+}
+
+/**
+ * Whether loading this message would take the answer past its byte budget (MAX_RESPONSE_BYTES): then the Fetch gets
+ * Status 11, the requested data is too large (MS-ASCMD §2.2.3.177.8), and the device fetches it on its own (or in
+ * Ranges). The first message of an answer is always loaded, so every item can be fetched alone.
+ */
+async function overBudget(run: Run, id: { collectionId: string; uid: number }): Promise<boolean> {
+  if (run.spent === 0) return false;
+  const folder = mailFolder(run.hierarchy, id.collectionId);
+  if (!folder) return false;
+  const [summary] = await (await run.mail()).fetchSummaries(folder.source.ref, [id.uid]);
+  return summary !== undefined && run.spent + summary.size > run.context.config.maxResponseBytes;
+}
+
+/** The message with its source, counted against the answer's budget. */
+async function loadMessage(run: Run, id: { collectionId: string; uid: number }): ReturnType<typeof findMessage> {
+  const found = await findMessage(await run.mail(), run.hierarchy, id);
+  if (found) run.spent += found.message.source.length;
+  return found;
 }
 
 /** In a multipart answer, a Body's Data moves into a binary part. */

@@ -37,6 +37,8 @@ export interface EmailSyncRequest {
   fileReference(uid: number, partId: string): string;
   /** The user's flag details of this folder (per user and message, not per sync key: items/email-flag.ts). */
   flags: MailFlagStore;
+  /** Bytes of message source this answer may load for its Fetches and Adds (MAX_RESPONSE_BYTES). */
+  byteBudget?: number;
 }
 
 export interface EmailSyncResult {
@@ -63,6 +65,20 @@ export function windowStart(filterType: number | undefined, now = Date.now()): D
   return new Date(Math.floor((now - days * DAY_MS) / DAY_MS) * DAY_MS);
 }
 
+/**
+ * Which of the device's Fetches this answer loads: only messages the device holds (any other is ObjectNotFound
+ * without a read), at most a window of them, in request order; `held` are the ones it holds (the rest of them are
+ * answered with a retry).
+ */
+function planFetches(
+  requested: number[],
+  deviceUids: UidSet,
+  windowSize: number,
+): { served: number[]; held: Set<number> } {
+  const held = new Set(requested.filter((uid) => deviceUids.has(uid)));
+  return { served: [...held].slice(0, Math.max(1, windowSize)), held };
+}
+
 /** `5:123` → 123 when the ServerId belongs to this collection. */
 function uidOf(serverId: string | undefined, collectionId: string): number | undefined {
   if (!serverId?.startsWith(`${collectionId}:`)) return undefined;
@@ -75,8 +91,8 @@ const ADD_FIRST_FETCH = 10;
 const ADD_FETCH_CHUNK = 100;
 /** A window's Adds stop after this long (Android's HTTP timeout is about 30 s)... */
 const ADD_TIME_BUDGET_MS = 20_000;
-/** ...or after this many bytes of message source. */
-const ADD_BYTE_BUDGET = 32 * 1024 * 1024;
+/** ...or after this many bytes of message source, with the Fetches' (EmailSyncRequest.byteBudget). */
+const DEFAULT_BYTE_BUDGET = 32 * 1024 * 1024;
 
 export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailSyncResult> {
   const { mail, folderRef, collectionId } = req;
@@ -157,12 +173,24 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       .map((c) => uidOf(childText(c, 'ServerId'), collectionId))
       .filter((u): u is number => u !== undefined);
   const changeUids = uidsOf('Change').filter((uid) => deviceUids.has(uid));
-  const fetchUids = uidsOf('Fetch');
+  const byteBudget = req.byteBudget ?? DEFAULT_BYTE_BUDGET;
+  const fetches = planFetches(uidsOf('Fetch'), deviceUids, req.windowSize);
+  // Message sizes first: the Fetches load whole messages, so only as many as the byte budget holds are read.
+  let bytes = 0;
+  if (fetches.served.length) {
+    const sizes = new Map((await mail.fetchSummaries(folderRef, fetches.served)).map((s) => [s.uid, s.size]));
+    fetches.served = fetches.served.filter((uid) => {
+      const size = sizes.get(uid) ?? 0;
+      if (bytes > 0 && bytes + size > byteBudget) return false;
+      bytes += size;
+      return true;
+    });
+  }
   const currentFlags = new Map(
     (changeUids.length ? await mail.fetchSummaries(folderRef, changeUids) : []).map((m) => [m.uid, m]),
   );
   const fetched = new Map(
-    (fetchUids.length ? await mail.fetchMessages(folderRef, fetchUids) : []).map((m) => [m.uid, m]),
+    (fetches.served.length ? await mail.fetchMessages(folderRef, fetches.served) : []).map((m) => [m.uid, m]),
   );
   const deleted: number[] = [];
   for (const command of req.commands) {
@@ -228,6 +256,12 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       setDetails(uid, undefined);
       appliedByDevice.add(uid);
     } else if (command.tag === 'Fetch') {
+      // Past the window or the byte budget: Status 5, a transient server error the device retries (MS-ASCMD
+      // §2.2.3.177.17); the item is there, this answer has no room for it.
+      if (uid !== undefined && fetches.held.has(uid) && !fetches.served.includes(uid) && !deleted.includes(uid)) {
+        responses.push(itemStatus('Fetch', serverId, SyncStatus.ServerError));
+        continue;
+      }
       const message = uid === undefined || deleted.includes(uid) ? undefined : fetched.get(uid);
       responses.push(
         message
@@ -308,20 +342,36 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     for (const uid of changes) pending.delete(uid);
     room -= changes.length;
   }
-  const adds = pendingAdds.largest(room);
+  let adds = pendingAdds.largest(room);
+  // Sizes first (one FETCH of RFC822.SIZE): the window holds as many messages as the byte budget, at least one unless
+  // the Fetches took it; the rest stay pending.
+  if (adds.length > 1 || bytes > 0) {
+    const sizes = new Map((await mail.fetchSummaries(folderRef, adds)).map((s) => [s.uid, s.size]));
+    let planned = bytes;
+    let fit = 0;
+    for (const uid of adds) {
+      const size = sizes.get(uid) ?? 0;
+      if ((fit > 0 || planned > 0) && planned + size > byteBudget) break;
+      planned += size;
+      fit++;
+    }
+    adds = adds.slice(0, fit);
+  }
   const broken: BrokenItem[] = [];
-  // The window is fetched in parts, and ends early once the answer has taken ADD_TIME_BUDGET_MS or holds
-  // ADD_BYTE_BUDGET bytes of messages: Android clients give up on an answer after about 30 s, and a window of 512
-  // large messages in full MIME would not fit in a function's memory. What is left stays pending (MoreAvailable).
+  // The window is fetched in parts, and ends early once the answer has taken ADD_TIME_BUDGET_MS or holds the byte
+  // budget in message source, Fetches included: Android clients give up on an answer after about 30 s, and a window
+  // of 512 large messages in full MIME would not fit in a function's memory. What is left stays pending
+  // (MoreAvailable).
   const started = Date.now();
-  let bytes = 0;
+  // The Fetches' bytes count: an answer whose Fetches took the budget sends no Adds (they stay pending).
+  const fetchedBytes = bytes;
   for (let at = 0; at < adds.length; ) {
-    if (at > 0 && (Date.now() - started > ADD_TIME_BUDGET_MS || bytes > ADD_BYTE_BUDGET)) break;
+    if ((at > 0 || fetchedBytes > 0) && (Date.now() - started > ADD_TIME_BUDGET_MS || bytes > byteBudget)) break;
     // Later parts are sized by the messages seen so far, so one part does not overshoot the byte budget by much.
     const size =
       at === 0
         ? ADD_FIRST_FETCH
-        : Math.max(1, Math.min(ADD_FETCH_CHUNK, Math.floor(((ADD_BYTE_BUDGET - bytes) * at) / bytes)));
+        : Math.max(1, Math.min(ADD_FETCH_CHUNK, Math.floor(((byteBudget - bytes) * at) / (bytes - fetchedBytes || 1))));
     const part = adds.slice(at, at + size);
     at += part.length;
     for (const message of await mail.fetchMessages(folderRef, part)) {

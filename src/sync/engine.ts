@@ -203,6 +203,7 @@ async function syncCollection(
             version: context.request.version,
             fileReference: (uid, partId) => `${collectionId}:${uid}:${partId}`,
             flags: mailFlagStore(context, folder.source.ref),
+            byteBudget: context.config.maxResponseBytes,
           });
   } catch (err) {
     // Another client deleted or renamed the folder: the device must FolderSync.

@@ -404,7 +404,7 @@ describe('request forms and limits', () => {
     expect(ids.sort()).toEqual([inbox, work].sort());
   });
 
-  it('ends a window early once it holds 32 MiB of messages, and sends the rest in the next one', async () => {
+  it('ends a window before it holds more than 32 MiB of messages (MAX_RESPONSE_BYTES), and sends the rest in the next ones', async () => {
     const user = createUser(services);
     const big = Buffer.alloc(4 * 1024 * 1024, 7);
     await seedMailbox(
@@ -424,9 +424,10 @@ describe('request forms and limits', () => {
     const { device, inbox } = await readyDevice(server, user);
     await device.sync(inbox, { options: htmlPreference });
     const rounds = await device.syncUntilDone(inbox, { windowSize: 50 });
-    // The first ten (over 40 MiB of source) fill the answer; the last two come next.
+    // Five messages of ~5.5 MB of source fit in 32 MiB, a sixth would not: five, five, then the last two.
     expect(rounds.map((r) => [r.added.length, r.moreAvailable])).toEqual([
-      [10, true],
+      [5, true],
+      [5, true],
       [2, false],
     ]);
     expect(device.items(inbox).size).toBe(12);
