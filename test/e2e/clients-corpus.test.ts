@@ -74,12 +74,17 @@ function libwbxmlDisagreement(exchange: ReplayedExchange): string {
   }
 }
 
+function sameText(value: string): string {
+  return value.replace(/\r\n?/g, '\n').trimEnd();
+}
+
 /** Where two comparable trees first differ, as a path; '' when they do not. */
 function firstDifference(a: Node, b: Node, path = ''): string {
   const here = `${path}/${b.ns}:${b.tag}`;
   if (a.ns !== b.ns || a.tag !== b.tag) return `${here} (libwbxml: ${a.ns}:${a.tag})`;
-  // wbxml2xml drops the whitespace that ends a text (a body's last newline): compared without it.
-  if (a.value.trimEnd() !== b.value.trimEnd())
+  // wbxml2xml drops the whitespace that ends a text (a body's last newline), and its XML output reads CRLF as LF
+  // (XML 1.0 §2.11): compared without either.
+  if (sameText(a.value) !== sameText(b.value))
     return `${here} (libwbxml: ${JSON.stringify(a.value.slice(0, 80))}, ours: ${JSON.stringify(b.value.slice(0, 80))})`;
   if (a.children.length !== b.children.length)
     return `${here} (${a.children.length} children in libwbxml, ${b.children.length} in ours)`;
