@@ -84,6 +84,8 @@ export interface ServerConfig {
   adminToken: string | undefined;
   /** How devices authenticate (AUTH_MODE): HTTP Basic passed through, Bearer tokens passed on as XOAUTH2, or both. */
   authMode: AuthMode;
+  /** How Bearer tokens are verified (src/protocol/bearer.ts); set whenever AUTH_MODE is `bearer` or `both`. */
+  bearer?: BearerConfig;
   /** Throttling of repeated failed logins (src/protocol/throttle.ts). */
   authThrottle: AuthThrottleConfig;
   /** Protocol capture (src/admin/capture.ts); the defaults when absent. */
@@ -124,6 +126,18 @@ export interface AuthThrottleConfig {
 }
 
 export type AuthMode = 'basic' | 'bearer' | 'both';
+
+/** The tenant's identity provider, as Bearer tokens are checked against it (src/protocol/bearer.ts). */
+export interface BearerConfig {
+  /** Its published signing keys (BEARER_JWKS_URL). */
+  jwksUrl: string;
+  /** The `iss` its tokens carry (BEARER_ISSUER). */
+  issuer: string;
+  /** The `aud` a token must name to be for this service (BEARER_AUDIENCE). */
+  audience: string;
+  /** The claim that names the mail user (BEARER_USER_CLAIM), e.g. `preferred_username` or `upn`. */
+  userClaim: string;
+}
 
 /** Preferred default collections, by name or display name (see ServerConfig.davDefaults). */
 export interface DavDefaults {
@@ -275,6 +289,10 @@ const schema = z.object({
     .trim()
     .regex(/^[A-Za-z0-9-]+$/, 'must be a header name')
     .optional(),
+  BEARER_JWKS_URL: url.optional(),
+  BEARER_ISSUER: z.string().trim().min(1).optional(),
+  BEARER_AUDIENCE: z.string().trim().min(1).optional(),
+  BEARER_USER_CLAIM: z.string().trim().min(1).optional(),
   AUTH_MODE: z
     .string()
     .trim()
@@ -316,6 +334,14 @@ export function loadConfig(
   const e = parsed.data;
   if ((e.IMAP_MASTER_USER === undefined) !== (e.IMAP_MASTER_PASSWORD === undefined)) {
     throw new ConfigError('invalid configuration: IMAP_MASTER_USER and IMAP_MASTER_PASSWORD go together');
+  }
+  const bearerMissing = ['BEARER_JWKS_URL', 'BEARER_ISSUER', 'BEARER_AUDIENCE', 'BEARER_USER_CLAIM'].filter(
+    (name) => e[name as keyof typeof e] === undefined,
+  );
+  if (e.AUTH_MODE !== 'basic' && bearerMissing.length) {
+    throw new ConfigError(
+      `invalid configuration: AUTH_MODE=${e.AUTH_MODE} needs ${bearerMissing.join(', ')} (tokens are verified against the identity provider's keys)`,
+    );
   }
   if (e.STATE_STORE === 'dynamodb' && !e.DYNAMODB_TABLE) {
     throw new ConfigError('invalid configuration: DYNAMODB_TABLE is required when STATE_STORE=dynamodb');
@@ -386,6 +412,16 @@ export function loadConfig(
     },
     adminToken: e.ADMIN_TOKEN,
     authMode: e.AUTH_MODE,
+    ...(e.BEARER_JWKS_URL && e.BEARER_ISSUER && e.BEARER_AUDIENCE && e.BEARER_USER_CLAIM
+      ? {
+          bearer: {
+            jwksUrl: e.BEARER_JWKS_URL,
+            issuer: e.BEARER_ISSUER,
+            audience: e.BEARER_AUDIENCE,
+            userClaim: e.BEARER_USER_CLAIM,
+          },
+        }
+      : {}),
     authThrottle: {
       pairLimit: e.AUTH_FAIL_LIMIT,
       userLimit: e.AUTH_FAIL_USER_LIMIT,

@@ -17,6 +17,7 @@ import { basicChallenge, challengeFor, parseAuthorization, schemeAllowed } from 
 import { AuthUnavailableError, type AuthenticatedUser, type Credentials } from '../backends/auth.ts';
 import { withTenant, type TenantRouter, type TenantServices } from './tenants.ts';
 import { clientAddress, guardedAuthenticate } from '../protocol/throttle.ts';
+import { tenantAuthenticator } from '../protocol/bearer.ts';
 import { commandByName } from '../protocol/commands.ts';
 import { deviceScope, recordDeviceSeen } from '../devices/seen.ts';
 import { HttpError } from '../protocol/errors.ts';
@@ -174,8 +175,13 @@ async function authenticateFor(
   address: string | undefined,
 ): Promise<AuthenticatedUser | undefined> {
   if (!schemeAllowed(tenant.config.authMode, credentials)) return undefined;
+  // A token is verified with the tenant's identity provider first (protocol/bearer.ts); then the mail server checks it.
   return guardedAuthenticate(
-    { config: tenant.config, state: tenant.state, authenticator: scope.authenticator },
+    {
+      config: tenant.config,
+      state: tenant.state,
+      authenticator: tenantAuthenticator(tenant.config, scope.authenticator),
+    },
     credentials,
     address,
   );

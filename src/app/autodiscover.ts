@@ -12,6 +12,7 @@
  *   the generic error response, as Exchange answers. An empty body (some old Android builds send none) is taken as a
  *   request for the authenticated user.
  */
+import { tenantAuthenticator } from '../protocol/bearer.ts';
 import type { Context } from 'hono';
 import { SaxesParser } from 'saxes';
 import type { LogEntry } from '../log.ts';
@@ -19,7 +20,7 @@ import type { ActiveSyncDeps } from './activesync.ts';
 import { primaryAddress } from '../items/address.ts';
 import { clientAddress, guardedAuthenticate, LoginThrottledError } from '../protocol/throttle.ts';
 import { basicChallenge, challengeFor, parseAuthorization, schemeAllowed } from '../protocol/auth.ts';
-import { AuthUnavailableError } from '../backends/auth.ts';
+import { AuthUnavailableError, type AuthenticatedUser } from '../backends/auth.ts';
 import { HttpError } from '../protocol/errors.ts';
 import { withTenant } from './tenants.ts';
 
@@ -79,16 +80,20 @@ async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): 
   entry.tenant = deps.config.tenant;
   if (!credentials || !schemeAllowed(deps.config.authMode, credentials))
     return unauthorized(challengeFor(deps.config.authMode, REALM));
-  let ok: boolean;
+  let user: AuthenticatedUser | undefined;
   const scope = deps.backends.forRequest();
   try {
     // Throttled like ActiveSync logins (protocol/throttle.ts): the same counters, the same 503.
-    ok =
-      (await guardedAuthenticate(
-        { config: deps.config, state: deps.state, authenticator: scope.authenticator },
-        credentials,
-        clientAddress(c, deps.config),
-      )) !== undefined;
+    user = await guardedAuthenticate(
+      {
+        config: deps.config,
+        state: deps.state,
+        // Tokens verified with the tenant's identity provider first (protocol/bearer.ts).
+        authenticator: tenantAuthenticator(deps.config, scope.authenticator),
+      },
+      credentials,
+      clientAddress(c, deps.config),
+    );
   } catch (err) {
     if (err instanceof LoginThrottledError) {
       entry.error = err.message;
@@ -104,13 +109,14 @@ async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): 
     // Autodiscover opens no backends: the check's login is let go at once.
     scope.end();
   }
-  if (!ok) return unauthorized(challengeFor(deps.config.authMode, REALM));
+  if (!user) return unauthorized(challengeFor(deps.config.authMode, REALM));
 
   const text = await c.req.text();
   let request: AutodiscoverRequest;
   if (text.trim() === '') {
     request = {
-      email: primaryAddress(credentials.login, deps.config.mailDomain) ?? credentials.login,
+      // The proven user: for a token, the claim that verified, not the one the request carried.
+      email: primaryAddress(user.login, deps.config.mailDomain) ?? user.login,
       schema: MOBILESYNC_RESPONSE_SCHEMA,
     };
   } else {

@@ -27,8 +27,9 @@ export function basicChallenge(realm: string): Record<string, string> {
 }
 
 /**
- * `Authorization: Bearer <token>` (RFC 6750). The user name is not checked here: the mail server verifies the token
- * (XOAUTH2) together with the name it is presented with, so a wrong name or a forged claim only fails that login.
+ * `Authorization: Bearer <token>` (RFC 6750). The name read here is not trusted: it only helps find the tenant (by its
+ * mail domain) and names the request in the log until the login is proven. The tenant then verifies the token and
+ * takes the user from its configured claim (protocol/bearer.ts), and the mail server checks the token for that user.
  * The name is the token's own claim when it is a JWT (`email`, `upn`, `preferred_username`, `unique_name`: what
  * Entra ID, Keycloak, Google and Okta put there; read, not verified), else the request's `User` parameter
  * (ActiveSync sends it with every command), else none: the request is refused.

@@ -13,7 +13,15 @@ const TWO_TENANTS = JSON.stringify({
       name: 'acme',
       hostnames: ['Acme.Sync.Example.com'],
       mailDomains: ['acme.example', 'acme.test'],
-      settings: { IMAP_HOST: 'imap.acme.example', AUTH_MODE: 'both', POLICY: { DevicePasswordEnabled: true } },
+      settings: {
+        IMAP_HOST: 'imap.acme.example',
+        AUTH_MODE: 'both',
+        BEARER_JWKS_URL: 'https://idp.acme.example/jwks.json',
+        BEARER_ISSUER: 'https://idp.acme.example/',
+        BEARER_AUDIENCE: 'activesync-edge',
+        BEARER_USER_CLAIM: 'upn',
+        POLICY: { DevicePasswordEnabled: true },
+      },
     },
     {
       name: 'globex',
@@ -236,6 +244,14 @@ describe('several tenants (TENANTS / TENANTS_FILE)', () => {
         parseTenants(JSON.stringify([{ name: 'a', settings: { AUTH_MODE: 'kerberos' } }, { name: 'b' }]), ENV),
       ),
     ).toMatch(/AUTH_MODE.*\(tenant a\)/);
+    // Tokens are verified, so a Bearer tenant must name its identity provider.
+    expect(
+      configError(() =>
+        parseTenants(JSON.stringify([{ name: 'a', settings: { AUTH_MODE: 'bearer' } }, { name: 'b' }]), ENV),
+      ),
+    ).toMatch(
+      /AUTH_MODE=bearer needs BEARER_JWKS_URL, BEARER_ISSUER, BEARER_AUDIENCE, BEARER_USER_CLAIM.*\(tenant a\)/,
+    );
     expect(configError(() => parseTenants(JSON.stringify([{ name: 'a' }, { name: 'b' }]), {}))).toMatch(
       /IMAP_HOST is required.*\(tenant a\)/,
     );

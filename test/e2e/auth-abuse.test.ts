@@ -360,6 +360,11 @@ describe('credentials in logs', () => {
     await seedInbox(services, user);
     server = testServer(services, {
       AUTH_MODE: 'both',
+      // An identity provider whose keys are never needed: the token below is unsigned, refused before any key lookup.
+      BEARER_JWKS_URL: 'http://127.0.0.1:1/jwks.json',
+      BEARER_ISSUER: 'https://idp.example.test/',
+      BEARER_AUDIENCE: 'activesync-edge',
+      BEARER_USER_CLAIM: 'email',
       ADMIN_TOKEN: 'admin-token-0123456789abcdef',
       AUTH_FAIL_LIMIT: '2',
       PING_MIN_HEARTBEAT: '1',

@@ -8,13 +8,15 @@
  * - hooli:   that second Dovecot, AUTH_MODE bearer; SMTP is an XOAUTH2 submission server started here.
  *
  * The second Dovecot checks Bearer tokens itself (its `oauth2` passdb) by asking a small introspection endpoint
- * started here, which stands in for the identity provider that issued the tokens (it is not part of this project).
+ * started here, which stands in for the identity provider that issued the tokens (it is not part of this project);
+ * the same endpoint publishes the provider's signing keys (JWKS), against which the app verifies each token first.
  * The same user name and the same DeviceId are used in every tenant; nothing of one tenant reaches another.
  */
 import { createServer, type Server } from 'node:http';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { ImapFlow } from 'imapflow';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildApp } from '../../src/app/build.ts';
@@ -39,14 +41,27 @@ import { compose, composeStatus } from './mail/compose-helpers.ts';
 const services = inject('services');
 const DEVICE_ID = 'SAMEDEVICE0001';
 
+const ISSUER = 'https://idp.example.test/';
+const AUDIENCE = 'activesync-edge';
+let signingKey: CryptoKey;
+let publicJwk: JWK;
+
 /**
- * An unsigned JWT with these claims: the app reads the user from it, Dovecot has the introspection endpoint vouch for
- * it.
+ * A JWT with these claims signed by the identity provider's key (or `key`): the app verifies it against the published
+ * keys and takes the tenant's configured claim, Dovecot has the introspection endpoint vouch for it.
  */
-function jwt(claims: Record<string, unknown>): string {
-  const part = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
-  return `${part({ alg: 'RS256', typ: 'JWT' })}.${part(claims)}.c2lnbmF0dXJl`;
+function jwt(claims: Record<string, unknown>, key: CryptoKey = signingKey): Promise<string> {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime('10m')
+    .sign(key);
 }
+
+/** Tokens the introspection endpoint was asked about (what reached the mail server). */
+let introspected = 0;
 
 let acmeUser: TestUser;
 let globexUser: TestUser;
@@ -70,6 +85,12 @@ async function listen(s: Server): Promise<number> {
 /** RFC 7662 introspection as Dovecot's oauth2 passdb asks it (POST token=…). */
 function startIntrospection(): Server {
   return createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/jwks.json') {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ keys: [{ ...publicJwk, kid: 'k1', alg: 'RS256', use: 'sig' }] }));
+      return;
+    }
+    introspected++;
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
@@ -99,8 +120,17 @@ beforeAll(async () => {
   // The same name (so the same login, `<name>@example.test`) on another mail server, with its own password.
   globexUser = makeUser(acmeUser.name, `${acmeUser.name}-globex-pw`);
 
+  const pair = await generateKeyPair('RS256');
+  signingKey = pair.privateKey;
+  publicJwk = await exportJWK(pair.publicKey);
   introspection = startIntrospection();
   const introspectionPort = await listen(introspection);
+  const identityProvider = (userClaim: string) => ({
+    BEARER_JWKS_URL: `http://127.0.0.1:${introspectionPort}/jwks.json`,
+    BEARER_ISSUER: ISSUER,
+    BEARER_AUDIENCE: AUDIENCE,
+    BEARER_USER_CLAIM: userClaim,
+  });
   runDir = mkdtempSync('/tmp/ase-t-');
   chmodSync(runDir, 0o755);
   writeFileSync(
@@ -148,7 +178,7 @@ beforeAll(async () => {
           name: 'globex',
           hostnames: ['globex.sync.test'],
           mailDomains: ['globex.test'],
-          settings: { ...globexImap, AUTH_MODE: 'both', PROVISIONING: 'loose' },
+          settings: { ...globexImap, AUTH_MODE: 'both', ...identityProvider('upn'), PROVISIONING: 'loose' },
         },
         {
           name: 'hooli',
@@ -156,6 +186,7 @@ beforeAll(async () => {
           settings: {
             ...globexImap,
             AUTH_MODE: 'bearer',
+            ...identityProvider('email'),
             SMTP_HOST: 'localhost',
             SMTP_PORT: smtpPort,
             SMTP_SECURE: false,
@@ -419,7 +450,7 @@ describe('tenant resolution', () => {
 
 describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
   it('syncs with a JWT whose email claim names the user, checked by Dovecot through XOAUTH2', async () => {
-    const token = jwt({ email: globexUser.email, sub: 'x' });
+    const token = await jwt({ email: globexUser.email, sub: 'x' });
     issued.set(token, globexUser.email);
     const device = deviceOn('hooli.sync.test', globexUser);
     device.authorization = `Bearer ${token}`;
@@ -434,18 +465,24 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
     expect(JSON.stringify(server.logs)).not.toContain(token);
   });
 
-  it('takes the user from the User parameter for an opaque token', async () => {
-    const token = `opaque-${Math.random().toString(36).slice(2)}`;
-    // TestDevice sends User=<name> (no domain); Dovecot's passwd-file maps the bare name to the email (user=).
-    issued.set(token, globexUser.email);
-    const device = deviceOn('hooli.sync.test', globexUser);
-    device.authorization = `Bearer ${token}`;
-    const inbox = await inboxOf(device);
-    expect(subjects(device, inbox)).toEqual(['globex one', 'globex two']);
+  it('refuses an opaque token and one whose configured claim is missing: tokens are verified here first', async () => {
+    const opaque = `opaque-${Math.random().toString(36).slice(2)}`;
+    // The mail server would take both; the app does not ask it.
+    issued.set(opaque, globexUser.email);
+    const noClaim = await jwt({ upn: globexUser.email });
+    issued.set(noClaim, globexUser.email);
+    const before = introspected;
+    for (const token of [opaque, noClaim]) {
+      const device = deviceOn('hooli.sync.test', globexUser);
+      device.autoProvision = false;
+      device.authorization = `Bearer ${token}`;
+      expect((await device.send('Provision')).status).toBe(401);
+    }
+    expect(introspected).toBe(before);
   });
 
   it('sends mail over SMTP with AUTH XOAUTH2 and the device’s token', async () => {
-    const token = jwt({ email: globexUser.email });
+    const token = await jwt({ email: globexUser.email });
     issued.set(token, globexUser.email);
     const device = deviceOn('hooli.sync.test', globexUser);
     device.authorization = `Bearer ${token}`;
@@ -465,7 +502,7 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toBe('Bearer realm="ActiveSync"');
 
-    const token = jwt({ upn: globexUser.email });
+    const token = await jwt({ upn: globexUser.email });
     issued.set(token, globexUser.email);
     const bearerOnBoth = deviceOn('globex.sync.test', globexUser);
     bearerOnBoth.authorization = `Bearer ${token}`;
@@ -480,7 +517,7 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
   });
 
   it('pushes to a Bearer device: the tenant’s watcher logs in as its master user', async () => {
-    const token = jwt({ email: globexUser.email });
+    const token = await jwt({ email: globexUser.email });
     issued.set(token, globexUser.email);
     const device = deviceOn('hooli.sync.test', globexUser);
     device.authorization = `Bearer ${token}`;
@@ -497,12 +534,23 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
     expect(subjects(device, inbox)).toContain('pushed');
   });
 
-  it('refuses a token the identity provider does not vouch for, with 401', async () => {
+  it('refuses a token the identity provider did not sign, with 401, without asking the mail server', async () => {
+    const forged = await jwt({ email: globexUser.email }, (await generateKeyPair('RS256')).privateKey);
+    issued.set(forged, globexUser.email);
+    const before = introspected;
     const device = deviceOn('hooli.sync.test', globexUser);
     device.autoProvision = false;
-    device.authorization = `Bearer ${jwt({ email: globexUser.email, forged: true })}`;
+    device.authorization = `Bearer ${forged}`;
     const res = await device.send('Provision');
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toBe('Bearer realm="ActiveSync"');
+    expect(introspected).toBe(before);
+  });
+
+  it('keeps the mail server’s own check: a signed token it does not vouch for is refused', async () => {
+    const device = deviceOn('hooli.sync.test', globexUser);
+    device.autoProvision = false;
+    device.authorization = `Bearer ${await jwt({ email: globexUser.email, revoked: true })}`;
+    expect((await device.send('Provision')).status).toBe(401);
   });
 });

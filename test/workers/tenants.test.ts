@@ -25,7 +25,17 @@ const TENANTS = JSON.stringify({
   defaults: shared,
   tenants: [
     { name: 'wk-acme', hostnames: ['acme.sync.test'], mailDomains: ['acme.example'] },
-    { name: 'wk-hooli', hostnames: ['hooli.sync.test'], settings: { AUTH_MODE: 'bearer' } },
+    {
+      name: 'wk-hooli',
+      hostnames: ['hooli.sync.test'],
+      settings: {
+        AUTH_MODE: 'bearer',
+        BEARER_JWKS_URL: 'https://idp.hooli.example/jwks.json',
+        BEARER_ISSUER: 'https://idp.hooli.example/',
+        BEARER_AUDIENCE: 'activesync-edge',
+        BEARER_USER_CLAIM: 'preferred_username',
+      },
+    },
   ],
 });
 const configured = { ...env, TENANTS, MASTER_PW: imap.master.password };
