@@ -23,7 +23,9 @@ async function openStateStore(
 ): Promise<{ store: StateStore; close(): void; where: string }> {
   if (settings.kind === 'sqlite') {
     const path = join(settings.dir, STATE_FILE_NAME);
-    return { ...openSqliteStateStore(path), where: path };
+    const opened = openSqliteStateStore(path);
+    if (opened.notice) stdoutLog({ time: new Date().toISOString(), event: 'state-folder-open', notice: opened.notice });
+    return { ...opened, where: path };
   }
   const client = new DynamoDBClient({
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,33 @@ describe('SQLite state file', () => {
     const second = openSqliteStateStore(path);
     expect(await second.store.getDevice(device)).toMatchObject({ deviceType: 'iPhone', firstSeen: 5 });
     second.close();
+  });
+
+  it('creates the file 0600 (its WAL files too) in a folder created 0700, and tightens a file that was open', async () => {
+    const folder = join(dir, 'private', 'state');
+    const path = join(folder, 'state.sqlite');
+    const opened = openSqliteStateStore(path);
+    await opened.store.updateDevice({ tenant: 't', user: 'alice', deviceId: 'D' }, { deviceType: 'iPhone' });
+    const modeOf = (p: string) => statSync(p).mode & 0o777;
+    expect(modeOf(folder)).toBe(0o700);
+    expect(modeOf(join(dir, 'private'))).toBe(0o700);
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) expect(modeOf(file)).toBe(0o600);
+    expect(opened.notice).toBeUndefined();
+    opened.close();
+
+    // A file left readable (an older version, a copy) is tightened when opened; a folder that existed is left as it
+    // was, with a notice when others may enter it.
+    const shared = join(dir, 'shared');
+    mkdirSync(shared, { mode: 0o755 });
+    chmodSync(shared, 0o755);
+    const old = join(shared, 'state.sqlite');
+    writeFileSync(old, '', { mode: 0o644 });
+    chmodSync(old, 0o644);
+    const reopened = openSqliteStateStore(old);
+    expect(modeOf(old)).toBe(0o600);
+    expect(modeOf(shared)).toBe(0o755);
+    expect(reopened.notice).toMatch(/open to other users \(mode 755\)/);
+    reopened.close();
   });
 
   it('applies each migration once, however often it is opened', () => {

@@ -3,7 +3,7 @@
  * Node only (a native module); the Workers build uses durable-object.ts instead.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SqliteStateStore, type SqlDriver, type SqlRow, type SqlValue } from './sqlite.ts';
 
@@ -12,17 +12,41 @@ export const STATE_FILE_NAME = 'state.sqlite';
 export interface NodeSqliteStore {
   store: SqliteStateStore;
   close(): void;
+  /** Set when the state folder existed and other users may enter it (it is left as it is; the file is 0600). */
+  notice?: string;
 }
 
-/** Opens (creating if needed) the state database at `path`; `:memory:` for a throwaway one. */
+/**
+ * Opens (creating if needed) the state database at `path`; `:memory:` for a throwaway one. The state names every
+ * user and device and holds sealed credentials, so the file is created 0600 (SQLite gives its -wal and -shm files
+ * the database file's mode) and tightened to 0600 if it was not, in a folder created 0700. A folder that already
+ * existed is not changed (it may be shared, like /tmp); when others may enter it, `notice` says so.
+ */
 export function openSqliteStateStore(path: string): NodeSqliteStore {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const notice = path === ':memory:' ? undefined : prepareStateFile(path);
   const db = new Database(path);
   // WAL: readers do not wait for the writer; NORMAL sync is durable across process crashes (not power loss).
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
-  return { store: new SqliteStateStore(betterSqliteDriver(db)), close: () => db.close() };
+  return {
+    store: new SqliteStateStore(betterSqliteDriver(db)),
+    close: () => db.close(),
+    ...(notice ? { notice } : {}),
+  };
+}
+
+function prepareStateFile(path: string): string | undefined {
+  const dir = dirname(path);
+  let notice: string | undefined;
+  if (existsSync(dir)) {
+    const mode = statSync(dir).mode & 0o777;
+    if (mode & 0o077)
+      notice = `the state folder ${dir} is open to other users (mode ${mode.toString(8)}); the state file is 0600, chmod 700 the folder`;
+  } else mkdirSync(dir, { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
+  return notice;
 }
 
 function betterSqliteDriver(db: Database.Database): SqlDriver {
