@@ -80,7 +80,7 @@ const parsed = sessions.map(({ name, raw }) => ({ name, session: sessionSchema.p
 
 /** The client families of the issue, by folder, with the protocol versions each speaks in the corpus. */
 const COVERAGE: Record<string, string[]> = {
-  'ms-as-spec': ['12.1', '14.0', '14.1', '16.0'],
+  'ms-as-spec': ['12.1', '14.0', '14.1', '16.0', '16.1'],
   ios: ['14.0', '14.1', '16.0', '16.1'],
   'android-gmail': ['12.0', '14.0', '14.1', '16.1'],
   'android-samsung': ['14.1', '16.1'],
