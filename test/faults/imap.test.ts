@@ -226,28 +226,25 @@ describe('IMAP unreachable when MoveItems opens its connection', () => {
 });
 
 describe('IMAP dropped during SendMail', () => {
-  it.skipIf(services.smtp === null)(
-    'the Sent copy was appended but its answer was lost: sent once, one copy in Sent, Sent converges',
-    async () => {
-      const { user, device } = await readyUser(0);
-      const sent = device.folderByType(FolderType.SentItems).serverId;
-      await syncToEnd(device, sent);
-      const recipient = createUser(services);
-      const subject = `fault ${Math.random().toString(36).slice(2)}`;
-      const mime = makeMessage({ from: user.email, to: recipient.email, subject }).toString();
-      const fault = proxy.arm({ upstreamLine: /APPEND/, deliver: true, action: 'reset', settleMs: 100 });
-      const res = await compose(device, 'SendMail', mime, { saveInSent: true });
-      expect(fault.hasFired).toBe(true);
-      // The message went out: success, so that the device does not send it again.
-      expect(composeStatus(res)).toBeUndefined();
-      await waitForMessage(services, recipient, (m) => m.subject === subject);
-      await expectMailConverged(services, user, device, sent, 'Sent');
-      expect(subjects(device, sent)).toEqual([subject]);
-      // Delivered once (Postfix → LMTP is quick; a duplicate would be there by now).
-      await new Promise((r) => setTimeout(r, 500));
-      expect((await listMessages(services, recipient)).filter((m) => m.subject === subject)).toHaveLength(1);
-    },
-  );
+  it('the Sent copy was appended but its answer was lost: sent once, one copy in Sent, Sent converges', async () => {
+    const { user, device } = await readyUser(0);
+    const sent = device.folderByType(FolderType.SentItems).serverId;
+    await syncToEnd(device, sent);
+    const recipient = createUser(services);
+    const subject = `fault ${Math.random().toString(36).slice(2)}`;
+    const mime = makeMessage({ from: user.email, to: recipient.email, subject }).toString();
+    const fault = proxy.arm({ upstreamLine: /APPEND/, deliver: true, action: 'reset', settleMs: 100 });
+    const res = await compose(device, 'SendMail', mime, { saveInSent: true });
+    expect(fault.hasFired).toBe(true);
+    // The message went out: success, so that the device does not send it again.
+    expect(composeStatus(res)).toBeUndefined();
+    await waitForMessage(services, recipient, (m) => m.subject === subject);
+    await expectMailConverged(services, user, device, sent, 'Sent');
+    expect(subjects(device, sent)).toEqual([subject]);
+    // Delivered once (Postfix → LMTP is quick; a duplicate would be there by now).
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await listMessages(services, recipient)).filter((m) => m.subject === subject)).toHaveLength(1);
+  });
 });
 
 describe("IMAP dropped under the watcher's IDLE", () => {

@@ -30,31 +30,28 @@ afterAll(async () => {
 });
 
 describe('SMTP reset during SendMail', () => {
-  it.skipIf(services.smtp === null)(
-    'answers 111; the retry with the same ClientId sends once and saves one copy',
-    async () => {
-      const user = createUser(services);
-      const recipient = createUser(services);
-      const device = new TestDevice(server, user);
-      await device.folderSync();
-      const sent = device.folderByType(FolderType.SentItems).serverId;
-      await syncToEnd(device, sent);
-      const subject = `smtp fault ${Math.random().toString(36).slice(2)}`;
-      const mime = makeMessage({ from: user.email, to: recipient.email, subject }).toString();
+  it('answers 111; the retry with the same ClientId sends once and saves one copy', async () => {
+    const user = createUser(services);
+    const recipient = createUser(services);
+    const device = new TestDevice(server, user);
+    await device.folderSync();
+    const sent = device.folderByType(FolderType.SentItems).serverId;
+    await syncToEnd(device, sent);
+    const subject = `smtp fault ${Math.random().toString(36).slice(2)}`;
+    const mime = makeMessage({ from: user.email, to: recipient.email, subject }).toString();
 
-      // The connection breaks when the client starts the message: nothing was accepted.
-      const fault = proxy!.arm({ upstreamLine: /^DATA\r\n/m, action: 'reset' });
-      const failed = await compose(device, 'SendMail', mime, { clientId: 'send-1', saveInSent: true });
-      expect(fault.hasFired).toBe(true);
-      expect(composeStatus(failed)).toBe(111);
+    // The connection breaks when the client starts the message: nothing was accepted.
+    const fault = proxy!.arm({ upstreamLine: /^DATA\r\n/m, action: 'reset' });
+    const failed = await compose(device, 'SendMail', mime, { clientId: 'send-1', saveInSent: true });
+    expect(fault.hasFired).toBe(true);
+    expect(composeStatus(failed)).toBe(111);
 
-      const retried = await compose(device, 'SendMail', mime, { clientId: 'send-1', saveInSent: true });
-      expect(composeStatus(retried)).toBeUndefined();
-      await waitForMessage(services, recipient, (m) => m.subject === subject);
-      await new Promise((r) => setTimeout(r, 500));
-      expect((await listMessages(services, recipient)).filter((m) => m.subject === subject)).toHaveLength(1);
-      await expectMailConverged(services, user, device, sent, 'Sent');
-      expect(subjects(device, sent)).toEqual([subject]);
-    },
-  );
+    const retried = await compose(device, 'SendMail', mime, { clientId: 'send-1', saveInSent: true });
+    expect(composeStatus(retried)).toBeUndefined();
+    await waitForMessage(services, recipient, (m) => m.subject === subject);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await listMessages(services, recipient)).filter((m) => m.subject === subject)).toHaveLength(1);
+    await expectMailConverged(services, user, device, sent, 'Sent');
+    expect(subjects(device, sent)).toEqual([subject]);
+  });
 });

@@ -136,7 +136,7 @@ async function startOnce(runDir: string, lmtpPort: number): Promise<PostfixServi
 export function postfixSkipReason(isRoot: boolean): string | null {
   return isRoot
     ? null
-    : 'Postfix needs root (its master runs as root and its queue belongs to the postfix user); SMTP tests are skipped';
+    : 'Postfix needs root (its master runs as root and its queue belongs to the postfix user); the SMTP tests will fail';
 }
 
 export async function startPostfix(runDir: string, lmtpPort: number): Promise<PostfixService> {

@@ -77,7 +77,7 @@ async function scene(): Promise<{
   return { organizer, alice, device, calendar, eventId: eventId!, summary };
 }
 
-describe.skipIf(!services.smtp)('SmartForward and SmartReply of a calendar occurrence', () => {
+describe('SmartForward and SmartReply of a calendar occurrence', () => {
   it('a forward of one occurrence sends its REQUEST to the new people (To and Forwardees) with the meeting quoted', async () => {
     const s = await scene();
     const [carol, dave] = [createUser(services), createUser(services)];

@@ -12,9 +12,8 @@ import type { TestUser } from '../../services/types.ts';
 import { compose, composeStatus, countAfter, readFolder, waitForStored } from './compose-helpers.ts';
 
 const services = inject('services');
-const smtp = services.smtp;
-const describeSmtp = smtp ? describe : describe.skip;
-if (!smtp) console.warn(`SendMail tests skipped: ${services.smtpSkipReason}`);
+// Without Postfix these tests fail (issue 17, item 26): a green run means sending was tested.
+const describeSmtp = describe;
 
 /**
  * The app against the test services. Provisioning is not what these tests are about: requests pass without a policy

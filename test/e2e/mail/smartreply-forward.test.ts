@@ -13,8 +13,8 @@ import type { TestUser } from '../../services/types.ts';
 import { compose, composeStatus, readFolder, waitForStored } from './compose-helpers.ts';
 
 const services = inject('services');
-const describeSmtp = services.smtp ? describe : describe.skip;
-if (!services.smtp) console.warn(`SmartReply/SmartForward tests skipped: ${services.smtpSkipReason}`);
+// Without Postfix these tests fail (issue 17, item 26): a green run means sending was tested.
+const describeSmtp = describe;
 
 let server: TestServer;
 
