@@ -147,6 +147,11 @@ export interface MailBackend {
   /** The summaries of these UIDs; UIDs no longer there are left out. */
   fetchSummaries(folder: string, uids: number[]): Promise<MessageSummary[]>;
 
+  /**
+   * The named header fields of these UIDs (all messages when undefined), raw as the messages have them (one block of
+   * `Name: value` lines each), without the rest of the message; UIDs no longer there are left out.
+   */
+  fetchHeaderFields(folder: string, fields: string[], uids?: number[]): Promise<{ uid: number; headers: Uint8Array }[]>;
   /** Adds and removes flags (IMAP names: `\Seen`, `\Flagged`, keywords) of one message; a change raises its modseq. */
   setFlags(folder: string, uid: number, add: string[], remove: string[]): Promise<void>;
   /** Moves messages; returns old UID → new UID in the destination, for those the backend reports (COPYUID). */

@@ -11,7 +11,7 @@
  * Budget: at most MAX_OPERATIONS operations (more: Status 2, nothing done), and MAX_RESPONSE_BYTES of message source
  * loaded per answer (a Fetch past it: Status 11; the first Fetch is always served).
  *
- * Not offered: the document library (Store Status 9), and Move by ConversationId (Status 156, action not supported).
+ * Move of a conversation: itemoperations-move.ts. Not offered: the document library (Store Status 9).
  */
 import { Buffer } from 'node:buffer';
 import { openBackends } from '../backends/open.ts';
@@ -31,6 +31,7 @@ import {
   parseRange,
 } from '../folders/mail-lookup.ts';
 import { registerCommand } from './registry.ts';
+import { moveConversationOperation } from './itemoperations-move.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { currentDraftId } from '../sync/drafts.ts';
 import { converterFor } from '../sync/dav-converters.ts';
@@ -101,13 +102,7 @@ export async function itemOperations(context: CommandContext): Promise<CommandRe
     for (const op of operations) {
       if (op.tag === 'Fetch') responses.push(await fetch(op, run));
       else if (op.tag === 'EmptyFolderContents') responses.push(await emptyFolderContents(op, run));
-      else
-        responses.push(
-          el('ItemOperations', 'Move', [
-            el('ItemOperations', 'Status', ItemOperationsStatus.ActionNotSupported),
-            echo(op, 'ConversationId', 'ItemOperations'),
-          ]),
-        );
+      else responses.push(await moveConversationOperation(op, context, run.hierarchy, run.mail));
     }
   } finally {
     await (backends as UserBackends | undefined)?.close();

@@ -12,6 +12,9 @@ import PostalMime, { decodeWords, type Address, type Attachment, type Email } fr
 import { bodyElement, bodyPartElement, type BodyPreference, type BodySource } from './body.ts';
 import { child, children, textOf, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { meetingRequestOf } from './meeting-request.ts';
+import { conversationIdOf, conversationIndexOf, type ThreadHeaders } from './conversation.ts';
+
+export { sha1 } from './conversation.ts';
 import { categoryToKeyword, isCategoryKeyword, keywordToCategory } from './category-keywords.ts';
 
 export interface MailMessageInput {
@@ -74,13 +77,8 @@ export async function emailApplicationData(
   if (text !== undefined) body.text = text;
   if (html !== undefined) body.html = html;
   const received = receivedDate(message.internalDate, email.date);
-  const threadTopicHeader = header('thread-topic');
-  const threadTopic =
-    threadTopicHeader !== undefined
-      ? repairC1(decodeWords(threadTopicHeader))
-      : subject !== undefined
-        ? stripSubjectPrefixes(subject)
-        : undefined;
+  const thread = threadHeaders(header, subject);
+  const threadTopic = thread.topic;
 
   const out: (WbxmlElement | false | undefined)[] = [
     to.length > 0 && el('Email', 'To', formatAddressList(to)),
@@ -121,7 +119,7 @@ export async function emailApplicationData(
     v >= 121 && el('AirSyncBase', 'NativeBodyType', html !== undefined ? 2 : 1),
   ];
   if (v >= 140) {
-    const conversationId = conversationIdOf(email, threadTopic);
+    const conversationId = conversationIdOf(thread);
     out.push(
       el('Email2', 'ConversationId', conversationId),
       el('Email2', 'ConversationIndex', conversationIndexOf(conversationId, sentDate(email.date) ?? received)),
@@ -529,82 +527,34 @@ function embeddedSubject(content: Uint8Array): string | undefined {
 // Conversations
 
 /**
- * email2:ConversationId: the first 16 bytes of SHA-1 over the thread root's Message-ID (References' first id, else
- * In-Reply-To, else the message's own Message-ID), lower-cased without angle brackets; a message without any id is
- * grouped by its thread topic.
+ * The headers that place a message in its conversation (items/conversation.ts), from a raw header block (an IMAP
+ * fetch of those fields): the same values emailApplicationData reads from the parsed message.
  */
-function conversationIdOf(email: Email, threadTopic: string | undefined): Uint8Array {
-  const firstId = (value: string | undefined): string | undefined =>
-    /<([^<>\s]+)>/.exec(value ?? '')?.[1] ?? value?.trim().split(/\s+/)[0];
-  const root = firstId(email.references) || firstId(email.inReplyTo) || firstId(email.messageId);
-  const key = root ? `id:${root.toLowerCase()}` : `topic:${(threadTopic ?? '').toLowerCase()}`;
-  return sha1(new TextEncoder().encode(key)).subarray(0, 16);
+export function threadHeadersOf(block: Uint8Array | string): ThreadHeaders {
+  const text = (typeof block === 'string' ? block : utf8.decode(block)).replace(/\r?\n[ \t]+/g, ' ');
+  const field = (name: string): string | undefined => new RegExp(`^${name}:[ \\t]*(.*)$`, 'im').exec(text)?.[1]?.trim();
+  const subject = field('subject');
+  return threadHeaders(field, subject !== undefined ? repairC1(decodeWords(subject)) : undefined);
 }
 
-/**
- * SHA-1 (FIPS 180-4), synchronous: crypto.subtle.digest would cost a thread-pool round trip per message in Node for
- * a hash over a few dozen bytes. Only used to derive stable ids, not for security.
- */
-export function sha1(data: Uint8Array): Uint8Array {
-  const bitLength = data.length * 8;
-  const padded = new Uint8Array(((data.length + 8) >> 6) * 64 + 64);
-  padded.set(data);
-  padded[data.length] = 0x80;
-  const view = new DataView(padded.buffer);
-  view.setUint32(padded.length - 8, Math.floor(bitLength / 2 ** 32));
-  view.setUint32(padded.length - 4, bitLength >>> 0);
-  let h0 = 0x67452301,
-    h1 = 0xefcdab89,
-    h2 = 0x98badcfe,
-    h3 = 0x10325476,
-    h4 = 0xc3d2e1f0;
-  const w = new Uint32Array(80);
-  for (let offset = 0; offset < padded.length; offset += 64) {
-    for (let i = 0; i < 16; i++) w[i] = view.getUint32(offset + 4 * i);
-    for (let i = 16; i < 80; i++) {
-      const x = w[i - 3]! ^ w[i - 8]! ^ w[i - 14]! ^ w[i - 16]!;
-      w[i] = (x << 1) | (x >>> 31);
-    }
-    let a = h0,
-      b = h1,
-      c = h2,
-      d = h3,
-      e = h4;
-    for (let i = 0; i < 80; i++) {
-      const f = i < 20 ? (b & c) | (~b & d) : i < 40 ? b ^ c ^ d : i < 60 ? (b & c) | (b & d) | (c & d) : b ^ c ^ d;
-      const k = i < 20 ? 0x5a827999 : i < 40 ? 0x6ed9eba1 : i < 60 ? 0x8f1bbcdc : 0xca62c1d6;
-      const t = (((a << 5) | (a >>> 27)) + f + e + k + w[i]!) >>> 0;
-      e = d;
-      d = c;
-      c = (b << 30) | (b >>> 2);
-      b = a;
-      a = t;
-    }
-    h0 = (h0 + a) >>> 0;
-    h1 = (h1 + b) >>> 0;
-    h2 = (h2 + c) >>> 0;
-    h3 = (h3 + d) >>> 0;
-    h4 = (h4 + e) >>> 0;
-  }
-  const out = new Uint8Array(20);
-  const outView = new DataView(out.buffer);
-  [h0, h1, h2, h3, h4].forEach((h, i) => {
-    outView.setUint32(4 * i, h);
-  });
+/** The thread headers of a message: its References, In-Reply-To, Message-ID and topic (Thread-Topic, else Subject). */
+function threadHeaders(header: (name: string) => string | undefined, subject: string | undefined): ThreadHeaders {
+  const threadTopicHeader = header('thread-topic');
+  const topic =
+    threadTopicHeader !== undefined
+      ? repairC1(decodeWords(threadTopicHeader))
+      : subject !== undefined
+        ? stripSubjectPrefixes(subject)
+        : undefined;
+  const out: ThreadHeaders = {};
+  const references = header('references');
+  const inReplyTo = header('in-reply-to');
+  const messageId = header('message-id');
+  if (references !== undefined) out.references = references;
+  if (inReplyTo !== undefined) out.inReplyTo = inReplyTo;
+  if (messageId !== undefined) out.messageId = messageId;
+  if (topic !== undefined) out.topic = topic;
   return out;
-}
-
-/**
- * email2:ConversationIndex in Outlook's header-block layout ([MS-OXOMSG] §2.2.1.3): 0x01, the high 40 bits of the
- * message's FILETIME (its Date), and a 16-byte GUID, here the conversation id. No child blocks.
- */
-function conversationIndexOf(conversationId: Uint8Array, date: Date): Uint8Array {
-  const index = new Uint8Array(22);
-  index[0] = 0x01;
-  const fileTime = (BigInt(Math.max(0, date.getTime())) + 11_644_473_600_000n) * 10_000n;
-  for (let i = 0; i < 5; i++) index[1 + i] = Number((fileTime >> BigInt(56 - 8 * i)) & 0xffn);
-  index.set(conversationId.subarray(0, 16), 6);
-  return index;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

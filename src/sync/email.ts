@@ -39,6 +39,11 @@ export interface EmailSyncRequest {
   flags: MailFlagStore;
   /** Bytes of message source this answer may load for its Fetches and Adds (MAX_RESPONSE_BYTES). */
   byteBudget?: number;
+  /**
+   * Moves new arrivals that a MoveAlways rule names out of the folder (sync/conversation-rules.ts); returns the UIDs
+   * that left. Undefined where no rule applies (Sent Items).
+   */
+  moveArrivals?: (uids: number[]) => Promise<Set<number>>;
 }
 
 export interface EmailSyncResult {
@@ -289,11 +294,16 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       wm.highestModSeq !== '' &&
       latest.highestModSeq !== undefined &&
       wm.highestModSeq === String(latest.highestModSeq);
+    // New to this device: what a MoveAlways rule names moves on first (conversation-rules.ts).
+    const arrive = async (uids: number[]): Promise<void> => {
+      const movedAway = req.moveArrivals ? await req.moveArrivals(uids) : new Set<number>();
+      for (const uid of uids) if (!movedAway.has(uid)) pendingAdds.add(uid);
+    };
     if (first) {
-      for (const uid of await mail.listUids(folderRef, since)) pendingAdds.add(uid);
+      await arrive(await mail.listUids(folderRef, since));
     } else if (!upToDate) {
       const found = await findChanges(mail, folderRef, wm, deviceUids, flagsBefore, since);
-      for (const uid of found.added) if (!deviceUids.has(uid)) pendingAdds.add(uid);
+      await arrive(found.added.filter((uid) => !deviceUids.has(uid)));
       for (const uid of found.changed) {
         if (!deviceUids.has(uid) || appliedByDevice.has(uid)) continue;
         if (!pending.has(uid)) pending.set(uid, 'change');

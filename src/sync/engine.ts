@@ -21,6 +21,7 @@ import { prepareMeetingWrite, sendInvitations, userAddresses } from '../sending/
 import { warnAfterSend } from '../sending/compose.ts';
 import { type EmailSyncResult, syncEmailCollection } from './email.ts';
 import { mailFlagStore } from '../folders/mail-flags.ts';
+import { applyConversationRules } from './conversation-rules.ts';
 import { afterSync, loopWindow } from './loop-detection.ts';
 import { answerResent, collectionAnswer, commitAnswer } from './replay.ts';
 import { syncDraftsCollection } from './drafts.ts';
@@ -204,6 +205,9 @@ async function syncCollection(
             fileReference: (uid, partId) => `${collectionId}:${uid}:${partId}`,
             flags: mailFlagStore(context, folder.source.ref),
             byteBudget: context.config.maxResponseBytes,
+            ...(folder.type !== FolderType.SentItems
+              ? { moveArrivals: (uids) => applyConversationRules(context, backends.mail, folder.source.ref, uids) }
+              : {}),
           });
   } catch (err) {
     // Another client deleted or renamed the folder: the device must FolderSync.

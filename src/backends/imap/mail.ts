@@ -234,6 +234,27 @@ export class ImapMailBackend implements MailBackend {
     return this.withMailbox(folder, () => this.fetchSummaryRange(uids.join(',')));
   }
 
+  async fetchHeaderFields(
+    folder: string,
+    fields: string[],
+    uids?: number[],
+  ): Promise<{ uid: number; headers: Uint8Array }[]> {
+    if (uids?.length === 0) return [];
+    return this.withMailbox(folder, async () => {
+      const mailbox = this.client.mailbox;
+      if (uids === undefined && mailbox && !mailbox.exists) return [];
+      const out: { uid: number; headers: Uint8Array }[] = [];
+      // BODY.PEEK[HEADER.FIELDS (...)]: the fields only, and the message stays unread.
+      for await (const m of this.client.fetch(
+        uids ? uids.join(',') : '1:*',
+        { uid: true, headers: fields },
+        { uid: true },
+      ))
+        out.push({ uid: m.uid, headers: new Uint8Array(m.headers ?? new Uint8Array()) });
+      return out;
+    });
+  }
+
   async setFlags(folder: string, uid: number, add: string[], remove: string[]): Promise<void> {
     await this.withMailbox(folder, async () => {
       if (add.length) await this.client.messageFlagsAdd(String(uid), add, { uid: true });
