@@ -462,12 +462,18 @@ export class DavItemBackend implements ItemBackend {
         throw new CredentialOriginError(
           `${method} ${originOf(target)}: not a DAV origin of the tenant (${[...this.credentialOrigins].join(', ')}); the login is not sent there`,
         );
-      const res = await fetch(target, {
+      const init: RequestInit = {
         method,
         headers,
         signal,
         redirect: 'manual',
         ...(o.body !== undefined ? { body: o.body } : {}),
+      };
+      const res = await fetch(target, init).catch((err: unknown) => {
+        // A server may close an idle kept-alive connection just as it is reused (RFC 9112 §9.3.1; workerd then says
+        // "Network connection lost"): an idempotent request is sent once more on a new one (RFC 9110 §9.2.2).
+        if (signal.aborted || !IDEMPOTENT_METHODS.has(method)) throw err;
+        return fetch(target, init);
       });
       const location = res.headers.get('location');
       if (![301, 302, 307, 308].includes(res.status) || !location || hop >= MAX_REDIRECTS) return res;
@@ -480,6 +486,17 @@ export class DavItemBackend implements ItemBackend {
     return new URL(href, this.serviceUrl).href;
   }
 }
+
+/** Methods a client may repeat after a lost connection (RFC 9110 §9.2.2; PROPFIND and REPORT read only). */
+const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set([
+  'GET',
+  'HEAD',
+  'OPTIONS',
+  'PROPFIND',
+  'REPORT',
+  'PUT',
+  'DELETE',
+]);
 
 /** The Authorization header of a user's credentials: the token of a Bearer login, else Basic with the password. */
 function authorization(login: DavLogin): string {
