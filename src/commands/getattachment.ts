@@ -12,6 +12,7 @@ import { findMessage, parseFileReference } from '../folders/mail-lookup.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { HttpError } from '../protocol/errors.ts';
 import { currentDraftId } from '../sync/drafts.ts';
+import { attachmentAllowed } from '../tenants/policy.ts';
 import { registerCommand } from './registry.ts';
 
 export async function getAttachment(context: CommandContext): Promise<CommandResult> {
@@ -33,6 +34,9 @@ export async function getAttachment(context: CommandContext): Promise<CommandRes
       return found && (await attachmentContent(found.message.source, reference.partId));
     }));
   if (!attachment) throw new HttpError(500, 'GetAttachment: no such attachment');
+  // The user's policy, held to by the server as well (tenants/policy.ts attachmentAllowed): 403, as for any refusal.
+  const allowed = attachmentAllowed(context.config.policy, context.user.login, attachment.content.length);
+  if (allowed !== 'yes') throw new HttpError(403, `GetAttachment: attachment ${allowed} by the device policy`);
   return { kind: 'raw', contentType: attachment.contentType || 'application/octet-stream', bytes: attachment.content };
 }
 

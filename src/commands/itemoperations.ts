@@ -40,6 +40,7 @@ import { findFolder, itemClassOf } from '../folders/hierarchy.ts';
 import { bodyPreferencesOf } from '../protocol/options.ts';
 import { userAddresses } from '../sending/meeting-mail.ts';
 import { flagToDevice, isFlagged } from '../items/email-flag.ts';
+import { attachmentAllowed } from '../tenants/policy.ts';
 import { flagDetailsOf } from '../folders/mail-flags.ts';
 
 export const ItemOperationsStatus = {
@@ -51,6 +52,7 @@ export const ItemOperationsStatus = {
   DataTooLarge: 11,
   UnknownStore: 9,
   InvalidAttachment: 15,
+  AccessDenied: 16,
   PartialSuccess: 17,
   ActionNotSupported: 156,
 } as const;
@@ -178,6 +180,10 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
     const found = await loadMessage(run, reference);
     const attachment = found && (await attachmentContent(found.message.source, reference.partId));
     if (!attachment) return answer(ItemOperationsStatus.ObjectNotFound);
+    // The user's policy, held to by the server as well (tenants/policy.ts attachmentAllowed).
+    const allowed = attachmentAllowed(run.context.config.policy, run.context.user.login, attachment.content.length);
+    if (allowed === 'disabled') return answer(ItemOperationsStatus.AccessDenied);
+    if (allowed === 'too-large') return answer(ItemOperationsStatus.DataTooLarge);
     const content = rangeOf(attachment.content, childText(options, 'Range'));
     if (!content) return answer(ItemOperationsStatus.InvalidRange);
     return answer(ItemOperationsStatus.Success, [

@@ -190,3 +190,15 @@ export function effectivePolicy(config: PolicyConfig, login: string): EffectiveP
     allowNonProvisionableDevices: override?.allowNonProvisionableDevices ?? config.allowNonProvisionableDevices,
   };
 }
+
+/**
+ * Whether a user's policy lets a device download an attachment of `size` bytes: AttachmentsEnabled and
+ * MaxAttachmentSize (MS-ASPROV §2.2.2.4, §2.2.2.33). The server holds to them too, for devices that ignore the policy
+ * (PROVISIONING=loose, or a client that acknowledges what it does not apply).
+ */
+export function attachmentAllowed(config: PolicyConfig, login: string, size: number): 'yes' | 'disabled' | 'too-large' {
+  const { values } = effectivePolicy(config, login);
+  if (values.AttachmentsEnabled === 0) return 'disabled';
+  const max = values.MaxAttachmentSize;
+  return typeof max === 'number' && size > max ? 'too-large' : 'yes';
+}
