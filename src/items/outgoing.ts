@@ -32,6 +32,8 @@ export interface OutgoingMessage {
   /** MAIL FROM and RCPT TO. */
   envelope: { from: string; to: string[] };
   messageId: string;
+  /** The Message-ID the device gave the message (undefined when this module made one). */
+  deviceMessageId?: string;
 }
 
 /** The device's message (or the composed one) could not be read as MIME. */
@@ -93,7 +95,8 @@ export async function prepareOutgoing(source: Uint8Array, options: PrepareOption
   const full = addHeaderFields(source, add);
   const wire = removeHeaderFields(full, ['bcc', 'resent-bcc']);
   const to = unique([...recipients, ...extra].map((m) => m.address));
-  return { full, wire, envelope: { from: sender, to }, messageId };
+  const deviceMessageId = parsed.messageId?.trim() || undefined;
+  return { full, wire, envelope: { from: sender, to }, messageId, ...(deviceMessageId ? { deviceMessageId } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -334,6 +337,11 @@ interface SplitMessage {
 
 /** Where a header block is looked for first; a longer one makes the whole message decoded. */
 const HEADER_SCAN_BYTES = 1 << 20;
+
+/** The top-level header block of a message, as text (Latin-1), without the blank line that ends it. */
+export function headerBlock(source: Uint8Array): string {
+  return splitHeader(source).header;
+}
 
 function splitHeader(source: Uint8Array): SplitMessage {
   const latin1 = (bytes: Uint8Array): string =>

@@ -19,7 +19,7 @@
  * SENT_MARKER_TTL_MS.
  */
 import { withBackends } from '../backends/open.ts';
-import { SubmissionError } from '../backends/smtp/types.ts';
+import { SubmissionError, type SubmissionResult } from '../backends/smtp/types.ts';
 import { FolderNotFoundError, FolderType, type MailBackend, type MessageWithSource } from '../backends/types.ts';
 import {
   composeSmart,
@@ -35,6 +35,7 @@ import { atLeast } from '../protocol/versions.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { bytesOf, child, children, childText, el } from '../wbxml/tree.ts';
 import { calendarItemMessage, calendarSourceFolder } from './compose-calendar.ts';
+import { buildNonDeliveryReport } from './non-delivery.ts';
 import { mailFolder, parseItemId } from '../folders/mail-lookup.ts';
 import { ComposeFailure, type ComposeCommand, type ComposeRequest } from './compose-request.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
@@ -56,6 +57,8 @@ export function composeHandler(command: ComposeCommand): (context: CommandContex
     } catch (err) {
       if (err instanceof ComposeFailure) {
         if (wbxmlAnswers) return statusResponse(command, err.status);
+        // 12.x has no Status: a message sent before (its Message-ID seen) is answered as sent, not failed again.
+        if (err.status === CommonStatus.MessagePreviouslySent) return { kind: 'empty' };
         throw new HttpError(500, `${command}: ${err.message}`);
       }
       // 12.x has no Status to carry a server error: HTTP 500 (14.0+ gets the registry's Status 110).
@@ -147,9 +150,13 @@ async function compose(context: CommandContext, request: ComposeRequest): Promis
     if (message.full.length > maxBytes)
       throw new ComposeFailure(CommonStatus.AttachmentIsTooLarge, `the message is over ${maxBytes} bytes`);
 
-    await sendOnce(context, request, message);
+    const outcome = await sendOnce(context, request, message);
 
     // Sent: what follows must not turn into a failure, or the device would send the message again. It is logged.
+    if (outcome !== 'unconfirmed' && outcome.rejected.length > 0)
+      await reportRefused(context, mail, message, outcome).catch((err: unknown) =>
+        warnAfterSend(context, 'non-delivery-report-failed', err),
+      );
     if (request.saveInSent)
       await saveInSent(mail, message.full).catch((err: unknown) => warnAfterSend(context, 'sent-copy-failed', err));
     if (original) {
@@ -195,44 +202,72 @@ async function buildMessage(
 }
 
 /**
- * Submits the message unless this device's ClientId was already sent (118) or is being sent right now by another
- * request (111, try again): the claim is atomic in the StateStore, so two copies of one request cannot both send.
+ * Submits the message unless it was already sent (118) or is being sent right now by another request (111, try
+ * again): the claim is atomic in the StateStore, so two copies of one request cannot both send. A 14.0+ request is
+ * known by its ClientId; a 12.x SendMail has none, and is known by the Message-ID the device gave its message
+ * (a message without one cannot be told from a new one, and is sent).
  */
-async function sendOnce(context: CommandContext, request: ComposeRequest, message: OutgoingMessage): Promise<void> {
-  await submitOnce(context, request.clientId === undefined ? undefined : `compose:${request.clientId}`, message);
+async function sendOnce(
+  context: CommandContext,
+  request: ComposeRequest,
+  message: OutgoingMessage,
+): Promise<SubmissionResult | 'unconfirmed'> {
+  const marker =
+    request.clientId !== undefined
+      ? `compose:${request.clientId}`
+      : message.deviceMessageId
+        ? `compose-mid:${message.deviceMessageId.slice(0, MAX_CLIENT_ID_LENGTH)}`
+        : undefined;
+  return submitOnce(context, marker, message);
 }
 
 /**
- * Submits a message once per marker name (SendMail's ClientId, a draft's identity): 118 when it was sent before,
- * 111 while another request is sending it; SMTP failures as their ComposeMail status. Throws ComposeFailure.
+ * Submits a message once per marker name (SendMail's ClientId or Message-ID, a draft's identity): 118 when it was
+ * sent before, 111 while another request is sending it; SMTP failures as their ComposeMail status. Throws
+ * ComposeFailure.
+ *
+ * A submission whose reply was lost after the whole message went out (SubmissionError 'unconfirmed', RFC 1047) counts
+ * as sent: the server had the complete message, and sending it again would most likely deliver a second copy. The
+ * marker stays ('unconfirmed'), so a retry is answered 118 without sending; the request's log line says
+ * `submission-unconfirmed`. Resolves with the server's answer, or 'unconfirmed'.
  */
 export async function submitOnce(
   context: CommandContext,
   marker: string | undefined,
   message: OutgoingMessage,
-): Promise<void> {
+): Promise<SubmissionResult | 'unconfirmed'> {
   if (marker) {
     const held = await context.state.claimMarker(context.device, marker, {
       value: 'sending',
       expiresAt: Date.now() + SENDING_MARKER_TTL_MS,
     });
-    if (held?.value === 'sent')
+    if (held?.value === 'sent' || held?.value === 'unconfirmed')
       throw new ComposeFailure(CommonStatus.MessagePreviouslySent, `${marker} was sent before`);
     if (held)
       throw new ComposeFailure(CommonStatus.ServerErrorRetryLater, `${marker} is being sent by another request`);
   }
+  let outcome: SubmissionResult | 'unconfirmed';
   try {
-    await context.backends.submitter.submit(context.user, message.envelope, message.wire);
+    outcome = await context.backends.submitter.submit(context.user, message.envelope, message.wire);
   } catch (err) {
-    if (marker) await context.state.deleteMarker(context.device, marker).catch(() => undefined);
-    if (err instanceof SubmissionError) throw new ComposeFailure(submissionStatus(err), err.message);
-    throw err;
+    if (err instanceof SubmissionError && err.failure === 'unconfirmed') {
+      warnAfterSend(context, 'submission-unconfirmed', err);
+      outcome = 'unconfirmed';
+    } else {
+      if (marker) await context.state.deleteMarker(context.device, marker).catch(() => undefined);
+      if (err instanceof SubmissionError) throw new ComposeFailure(submissionStatus(err), err.message);
+      throw err;
+    }
   }
   // Sent: a failure to remember it must not make the device send it again (the 'sending' claim still holds a while).
   if (marker)
     await context.state
-      .putMarker(context.device, marker, { value: 'sent', expiresAt: Date.now() + SENT_MARKER_TTL_MS })
+      .putMarker(context.device, marker, {
+        value: outcome === 'unconfirmed' ? 'unconfirmed' : 'sent',
+        expiresAt: Date.now() + SENT_MARKER_TTL_MS,
+      })
       .catch(() => undefined);
+  return outcome;
 }
 
 /**
@@ -249,6 +284,7 @@ export function warnAfterSend(context: Pick<CommandContext, 'note'>, what: strin
 export function submissionStatus(err: SubmissionError): number {
   switch (err.failure) {
     case 'connection':
+    case 'unconfirmed':
       return CommonStatus.ServerErrorRetryLater;
     case 'size':
       return CommonStatus.AttachmentIsTooLarge;
@@ -290,6 +326,35 @@ async function findSource(
       return undefined;
     throw err;
   }
+}
+
+/**
+ * Some recipients were refused while the others got the message: the device hears "sent", as from Exchange, and the
+ * user finds a non-delivery report in the Inbox naming the refused ones and the server's reasons (non-delivery.ts).
+ */
+async function reportRefused(
+  context: CommandContext,
+  mail: MailBackend,
+  message: OutgoingMessage,
+  result: SubmissionResult,
+): Promise<void> {
+  context.note?.({ recipientsRefused: result.rejected.length });
+  const replies = new Map((result.rejectedReplies ?? []).map((r) => [r.address.toLowerCase(), r.reply]));
+  const parsed = await parseMime(message.wire).catch(() => undefined);
+  const report = await buildNonDeliveryReport({
+    user: message.envelope.from,
+    original: message.wire,
+    subject: parsed?.subject,
+    refused: result.rejected.map((address) => ({
+      address,
+      reply: replies.get(address.toLowerCase()) ?? 'refused by the mail server',
+    })),
+    remoteMta: context.config.smtp.host,
+    reportingMta: context.config.smtp.host,
+  });
+  const inbox = (await mail.listFolders()).find((f) => f.backend === 'imap' && f.type === FolderType.Inbox);
+  if (!inbox) throw new Error('the account has no Inbox for the non-delivery report');
+  await mail.appendMessage(inbox.ref, report, []);
 }
 
 /** Appends the sent message to the Sent folder (SPECIAL-USE \Sent), read; nothing when the account has none. */

@@ -22,6 +22,9 @@ import {
   type RunningService,
 } from './process.ts';
 
+/** The test Postfix refuses every recipient whose address starts with this, at RCPT TO (550 5.1.1). */
+export const REFUSED_RECIPIENT_PREFIX = 'refused-';
+
 export interface PostfixService extends RunningService {
   smtpPort: number;
 }
@@ -43,6 +46,8 @@ mynetworks = 127.0.0.0/8
 relay_domains = ${TEST_DOMAIN}
 relay_transport = lmtp:inet:127.0.0.1:${lmtpPort}
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+# Recipients whose local part starts with "refused-" are refused at RCPT TO (a partly refused message, issue 17).
+smtpd_recipient_restrictions = check_recipient_access regexp:${d}/refused-recipients, permit
 # Mail to any other domain is dropped instead of queued for DNS lookups that cannot work here.
 default_transport = discard:outside the test domain
 biff = no
@@ -92,6 +97,10 @@ async function startOnce(runDir: string, lmtpPort: number): Promise<PostfixServi
   chownSync(`${d}/data`, uid, gid);
   writeFileSync(`${d}/main.cf`, mainCf(d, lmtpPort));
   writeFileSync(`${d}/master.cf`, masterCf(smtpPort));
+  writeFileSync(
+    `${d}/refused-recipients`,
+    `/^${REFUSED_RECIPIENT_PREFIX}/ 550 5.1.1 Recipient address rejected: User unknown\n`,
+  );
   // Postfix re-reads a config file until it is 2 s old (it might be mid-edit); backdate them.
   const past = new Date(Date.now() - 60_000);
   for (const f of ['main.cf', 'master.cf']) utimesSync(`${d}/${f}`, past, past);

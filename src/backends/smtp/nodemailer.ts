@@ -8,6 +8,7 @@
  */
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import {
   classifyReply,
@@ -28,11 +29,23 @@ const SOCKET_TIMEOUT_MS = 120_000;
 /** nodemailer's error fields that say what went wrong (NodemailerError). */
 interface SmtpClientError extends Error {
   code?: string;
+  recipient?: string;
   command?: string;
   response?: string;
   responseCode?: number;
   rejectedErrors?: SmtpClientError[];
 }
+
+/** What nodemailer's send answers (SMTPConnection.SentMessageInfo, with the replies to refused recipients). */
+interface SmtpSendInfo {
+  accepted: string[];
+  rejected: string[];
+  rejectedErrors?: SmtpClientError[];
+  response: string;
+}
+
+/** How far a submission got: 'sent' once the whole message, terminating dot included, was written. */
+type SubmitStage = 'connect' | 'auth' | 'send' | 'sent';
 
 export interface NodemailerSubmitterOptions {
   /**
@@ -86,7 +99,7 @@ async function submit(
       new Promise<T>((resolve, reject) => start((err, value) => (err ? reject(err) : resolve(value as T)))),
     ]);
 
-  let stage: 'connect' | 'auth' | 'send' = 'connect';
+  let stage: SubmitStage = 'connect';
   try {
     await step<void>((done) => connection.connect((err) => done(err)));
     if (settings.auth !== 'none') {
@@ -111,15 +124,27 @@ async function submit(
       }
     }
     stage = 'send';
-    const info = await step<{ accepted: string[]; rejected: string[]; response: string }>((done) =>
-      connection.send(
-        { from: envelope.from, to: envelope.to, size: message.length },
-        Buffer.from(message.buffer, message.byteOffset, message.byteLength),
-        done,
-      ),
+    const body = Readable.from([Buffer.from(message.buffer, message.byteOffset, message.byteLength)]);
+    // nodemailer pipes the message into its DATA stream, which ends once the terminating `.` went to the socket:
+    // from then on the server may have the whole message, and a broken connection leaves the outcome unknown.
+    const pipe = body.pipe.bind(body);
+    body.pipe = <T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T => {
+      (destination as unknown as Readable).once('end', () => (stage = 'sent'));
+      return pipe(destination, options);
+    };
+    const info = await step<SmtpSendInfo>((done) =>
+      connection.send({ from: envelope.from, to: envelope.to, size: message.length }, body, done),
     );
     connection.quit();
-    return { accepted: info.accepted, rejected: info.rejected, response: info.response };
+    const rejectedReplies = (info.rejectedErrors ?? []).flatMap((e) =>
+      e.recipient ? [{ address: e.recipient, reply: (e.response ?? e.message).replace(/\s+/g, ' ') }] : [],
+    );
+    return {
+      accepted: info.accepted,
+      rejected: info.rejected,
+      ...(rejectedReplies.length ? { rejectedReplies } : {}),
+      response: info.response,
+    };
   } catch (err) {
     connection.close();
     throw toSubmissionError(err, stage);
@@ -144,11 +169,14 @@ function xoauth2Login(user: string, accessToken: string): SMTPConnection.Authent
 }
 
 /** nodemailer's error (or ours) as a SubmissionError; the message names the SMTP reply, never the credentials. */
-function toSubmissionError(err: unknown, stage: 'connect' | 'auth' | 'send'): SubmissionError {
+function toSubmissionError(err: unknown, stage: SubmitStage): SubmissionError {
   if (err instanceof SubmissionError) return err;
   const e = err as SmtpClientError;
   const code = e.code ?? '';
   const description = e.response ?? e.message;
+  // The message was out, its reply never came (connection reset, closed, timed out): maybe taken, maybe not.
+  if (stage === 'sent' && e.responseCode === undefined)
+    return new SubmissionError('unconfirmed', `SMTP: no reply to the message (${code || 'error'}: ${e.message})`);
   if (stage === 'auth' || code === 'EAUTH' || code === 'ENOAUTH') {
     return new SubmissionError('auth', `SMTP login refused: ${e.response ?? code}`, {
       ...(e.responseCode !== undefined ? { responseCode: e.responseCode } : {}),

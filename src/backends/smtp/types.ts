@@ -38,6 +38,8 @@ export interface SubmissionResult {
   accepted: string[];
   /** Recipients the server refused while taking the message for the others. */
   rejected: string[];
+  /** The server's reply to each refused recipient (RCPT TO), for the non-delivery report. */
+  rejectedReplies?: { address: string; reply: string }[];
   /** The server's last reply, e.g. `250 2.0.0 Ok: queued as 4Z…`. */
   response: string;
 }
@@ -49,9 +51,11 @@ export interface SubmissionResult {
  * - 'recipients': the server refused every recipient (`recipientAddress`: because of the addresses themselves, 5.1.x);
  * - 'size': the message is larger than the server takes (552, 5.2.3, 5.3.4);
  * - 'quota': the sender is over a sending or storage quota (4.2.2/5.2.2 mailbox full, rate or quota limits);
- * - 'rejected': anything else the server refused (sender, content, policy).
+ * - 'rejected': anything else the server refused (sender, content, policy);
+ * - 'unconfirmed': the whole message went out, and the connection broke before the server's reply to it: the server
+ *   may well have taken it (the lost final reply of RFC 1047). Sending it again risks a second copy.
  */
-export type SubmissionFailure = 'connection' | 'auth' | 'recipients' | 'size' | 'quota' | 'rejected';
+export type SubmissionFailure = 'connection' | 'auth' | 'recipients' | 'size' | 'quota' | 'rejected' | 'unconfirmed';
 
 export class SubmissionError extends Error {
   override readonly name = 'SubmissionError';
