@@ -74,6 +74,8 @@ export interface ServerConfig {
   publicUrl: string | undefined;
   /** The mail domain of logins without one (`alice` → `alice@<mailDomain>`), for Settings UserInformation. */
   mailDomain: string | undefined;
+  /** Per user (login or address, lower case): more addresses the user may send as (SENDER_ALIASES). */
+  senderAliases?: Record<string, string[]>;
   /** `strict`: every command needs a provisioned device (Exchange); `loose`: requests without a policy key pass. */
   provisioning: ProvisioningMode;
   /** The device policy (POLICY), with per-user overrides. */
@@ -266,6 +268,28 @@ const schema = z.object({
     .toLowerCase()
     .regex(/^[a-z0-9.-]+\.[a-z0-9-]+$/, 'must be a domain name')
     .optional(),
+  // The addresses each user may send as besides their own (login, or login@MAIL_DOMAIN): `alice@example.com=a.smith@
+  // example.com,sales@example.com; bob@example.com=b@example.com`.
+  SENDER_ALIASES: z
+    .string()
+    .trim()
+    .transform((v, ctx) => {
+      const aliases: Record<string, string[]> = {};
+      for (const entry of v
+        .split(';')
+        .map((e) => e.trim())
+        .filter(Boolean)) {
+        const [user, list] = entry.split('=', 2).map((x) => x.trim().toLowerCase());
+        const addresses = (list ?? '').split(/[\s,]+/).filter(Boolean);
+        if (!user || addresses.length === 0 || !addresses.every((a) => /^[^\s@<>]+@[^\s@<>]+$/.test(a))) {
+          ctx.addIssue({ code: 'custom', message: `"${entry}" is not user=address[,address…]` });
+          return z.NEVER;
+        }
+        aliases[user] = [...(aliases[user] ?? []), ...addresses];
+      }
+      return aliases;
+    })
+    .optional(),
   PROVISIONING: z
     .string()
     .trim()
@@ -398,6 +422,7 @@ export function loadConfig(
     tenant: e.TENANT,
     publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),
     mailDomain: e.MAIL_DOMAIN,
+    ...(e.SENDER_ALIASES ? { senderAliases: e.SENDER_ALIASES } : {}),
     provisioning: e.PROVISIONING,
     policy,
     push: {

@@ -188,7 +188,10 @@ export interface DavChanges {
 }
 
 /** The outcome of a conditional write (If-Match / If-None-Match): done, or the server's copy changed first. */
-export type DavWriteResult = { ok: true; href: string; etag: string } | { ok: false; reason: 'conflict' | 'not-found' };
+/** A write's outcome; `existed`: a named create found its name taken, an earlier attempt's item (not this text). */
+export type DavWriteResult =
+  | { ok: true; href: string; etag: string; existed?: boolean }
+  | { ok: false; reason: 'conflict' | 'not-found' };
 
 /**
  * Calendars and task lists (CalDAV) or address books (CardDAV) of one user. Items are iCalendar or vCard text;

@@ -32,6 +32,8 @@ export interface OutgoingMessage {
   /** MAIL FROM and RCPT TO. */
   envelope: { from: string; to: string[] };
   messageId: string;
+  /** Who the message says it is from: the From addresses and the Sender (RFC 5322 §3.6.2). */
+  authors: string[];
   /** The Message-ID the device gave the message (undefined when this module made one). */
   deviceMessageId?: string;
 }
@@ -96,7 +98,20 @@ export async function prepareOutgoing(source: Uint8Array, options: PrepareOption
   const wire = removeHeaderFields(full, ['bcc', 'resent-bcc']);
   const to = unique([...recipients, ...extra].map((m) => m.address));
   const deviceMessageId = parsed.messageId?.trim() || undefined;
-  return { full, wire, envelope: { from: sender, to }, messageId, ...(deviceMessageId ? { deviceMessageId } : {}) };
+  const authors = [
+    ...(has('from') ? mailboxes(parsed.from ? [parsed.from] : undefined).map((m) => m.address) : [options.user]),
+    ...mailboxes(parsed.sender ? [parsed.sender] : undefined).map((m) => m.address),
+  ];
+  // A From the parser could not read as an address is no address at all: it must not pass a sender check.
+  if (has('from') && !from) authors.push('');
+  return {
+    full,
+    wire,
+    envelope: { from: sender, to },
+    messageId,
+    authors,
+    ...(deviceMessageId ? { deviceMessageId } : {}),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

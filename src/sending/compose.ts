@@ -36,6 +36,7 @@ import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { bytesOf, child, children, childText, el } from '../wbxml/tree.ts';
 import { calendarItemMessage, calendarSourceFolder } from './compose-calendar.ts';
 import { buildNonDeliveryReport } from './non-delivery.ts';
+import { userAddresses } from './meeting-mail.ts';
 import { mailFolder, parseItemId } from '../folders/mail-lookup.ts';
 import { ComposeFailure, type ComposeCommand, type ComposeRequest } from './compose-request.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
@@ -191,7 +192,7 @@ async function buildMessage(
       }
     }
     return await prepareOutgoing(source, {
-      user: context.user.login,
+      user: userAddresses(context)[0] ?? context.user.login,
       ...threading,
       extraRecipients: request.forwardees,
     });
@@ -236,6 +237,17 @@ export async function submitOnce(
   marker: string | undefined,
   message: OutgoingMessage,
 ): Promise<SubmissionResult | 'unconfirmed'> {
+  // The user sends as themselves only: From, Sender and the envelope sender are the user's own addresses (the login
+  // or login@MAIL_DOMAIN, and SENDER_ALIASES), whatever the SMTP server would let through (SMTP_AUTH=none, a relay).
+  const own = new Set(userAddresses(context));
+  const strangers = [message.envelope.from, ...message.authors].filter((a) => !own.has(a.toLowerCase()));
+  if (own.size === 0 || strangers.length > 0)
+    throw new ComposeFailure(
+      CommonStatus.MailSubmissionFailed,
+      own.size === 0
+        ? 'the user has no known address to send from (a login without a domain and no MAIL_DOMAIN)'
+        : `the message is from ${strangers.slice(0, 3).join(', ') || 'no address'}, not one of the user's addresses`,
+    );
   if (marker) {
     const held = await context.state.claimMarker(context.device, marker, {
       value: 'sending',

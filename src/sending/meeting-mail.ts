@@ -14,10 +14,16 @@ import {
 import { plainAddress, plainName, primaryAddress } from '../items/address.ts';
 import type { CommandContext } from '../protocol/command.ts';
 
-/** The user's own addresses: the login when it is an address, else login@MAIL_DOMAIN. */
+/**
+ * The user's own addresses, the one to send from first: the login when it is an address, else login@MAIL_DOMAIN; then
+ * the aliases SENDER_ALIASES gives the login or that address. Lower case.
+ */
 export function userAddresses(context: Pick<CommandContext, 'user' | 'config'>): string[] {
-  const address = primaryAddress(context.user.login, context.config.mailDomain);
-  return address ? [address] : [];
+  const login = context.user.login.toLowerCase();
+  const address = primaryAddress(login, context.config.mailDomain);
+  const aliases = context.config.senderAliases ?? {};
+  const all = [address, ...(aliases[login] ?? []), ...(address ? (aliases[address] ?? []) : [])];
+  return [...new Set(all.filter((a): a is string => a !== undefined).map((a) => a.toLowerCase()))];
 }
 
 export interface ItipMail {
@@ -28,11 +34,22 @@ export interface ItipMail {
   text: string;
 }
 
-/** Submits one iMIP message from the user. Throws SubmissionError when the SMTP server refuses it. */
-export async function sendItip(
-  context: Pick<CommandContext, 'user' | 'config' | 'backends'>,
-  mail: ItipMail,
-): Promise<void> {
+/** How long a sent iMIP message is remembered: as long as a device may retry the request that sent it. */
+const ITIP_MARKER_TTL_MS = 7 * 24 * 3_600_000;
+/** How long one is held while it is being sent; a crashed attempt frees it after this. */
+const ITIP_SENDING_TTL_MS = 10 * 60_000;
+
+/** What sending iMIP needs of a request: the user, the submitter, and the device's markers (once per message). */
+export type ItipContext = Pick<CommandContext, 'user' | 'config' | 'backends' | 'state' | 'device'>;
+
+/**
+ * Submits one iMIP message from the user, once: a retried request (a resent Add or MeetingResponse, a Status 16 or 3
+ * retry meeting an earlier attempt's work) that would mail the same message again sends nothing. The same message is
+ * the same method, event (UID, RECURRENCE-ID), SEQUENCE and recipient set, and for a REPLY or COUNTER the same answer
+ * (RFC 5546 §2.1.4: SEQUENCE orders an organizer's revisions; an attendee's answer is its PARTSTAT and proposal), kept
+ * as a device marker. Throws SubmissionError when the SMTP server refuses it (the marker is freed for a retry).
+ */
+export async function sendItip(context: ItipContext, mail: ItipMail): Promise<void> {
   const from = userAddresses(context)[0] ?? context.user.login;
   // Recipients come from iCalendar the device or an invitation wrote: only plain addresses reach headers and envelope.
   const to = mail.to.flatMap((t) => {
@@ -49,7 +66,51 @@ export async function sendItip(
     ics: mail.ics,
     text: mail.text,
   });
-  await context.backends.submitter.submit(context.user, { from, to: to.map((t) => t.email) }, mime);
+  const marker = await itipMarker(
+    mail,
+    to.map((t) => t.email),
+  );
+  const held = await context.state.claimMarker(context.device, marker, {
+    value: 'sending',
+    expiresAt: Date.now() + ITIP_SENDING_TTL_MS,
+  });
+  if (held) return;
+  try {
+    await context.backends.submitter.submit(context.user, { from, to: to.map((t) => t.email) }, mime);
+  } catch (err) {
+    await context.state.deleteMarker(context.device, marker).catch(() => undefined);
+    throw err;
+  }
+  await context.state
+    .putMarker(context.device, marker, { value: 'sent', expiresAt: Date.now() + ITIP_MARKER_TTL_MS })
+    .catch(() => undefined);
+}
+
+/** The marker name of one iMIP message: a hash of what makes it the same message (see sendItip). */
+async function itipMarker(mail: ItipMail, recipients: string[]): Promise<string> {
+  const lines = mail.ics.replace(/\r?\n[ \t]/g, '').split(/\r?\n/);
+  const value = (name: string): string =>
+    lines
+      .filter((l) => new RegExp(`^${name}[;:]`, 'i').test(l))
+      .map((l) => l.slice(l.indexOf(':') + 1).trim())
+      .join(',');
+  const answer =
+    mail.method === 'REPLY' || mail.method === 'COUNTER'
+      ? lines.filter((l) => /^(ATTENDEE|DTSTART|DTEND|DURATION|COMMENT)[;:]/i.test(l)).join('\n')
+      : '';
+  const key = JSON.stringify([
+    mail.method,
+    value('UID'),
+    value('RECURRENCE-ID'),
+    value('SEQUENCE') || '0',
+    [...new Set(recipients.map((r) => r.toLowerCase()))].sort(),
+    // What attendees must hear about (times, place, title, status, who): a change sent without a raised SEQUENCE is
+    // still a new message.
+    schedulingSignature(mail.ics) ?? '',
+    answer,
+  ]);
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(key));
+  return `imip:${Array.from(new Uint8Array(digest).slice(0, 16), (b) => b.toString(16).padStart(2, '0')).join('')}`;
 }
 
 /**
@@ -58,7 +119,7 @@ export async function sendItip(
  * when the event was deleted or cancelled. Failures are the caller's to log: the calendar write itself stands.
  */
 export async function sendInvitations(
-  context: Pick<CommandContext, 'user' | 'config' | 'backends'>,
+  context: ItipContext,
   before: string | undefined,
   after: string | undefined,
 ): Promise<ItipMethod[]> {

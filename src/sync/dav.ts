@@ -134,12 +134,15 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
         continue;
       }
       const serverId = davServerId(collectionId, created.href);
+      // An earlier attempt of this Add made the item (its answer lost): what is stored is that attempt's text (its
+      // UID), and meeting mail goes out for that, once (src/sending/meeting-mail.ts sendItip).
+      const stored = created.existed ? (await dav.fetchItems(folderRef, [created.href]))[0]?.data : text;
       wm.etags[created.href] = created.etag;
       deviceHrefs.set(serverId, created.href);
       clientIds[clientId] = serverId;
-      remember(created.href, text);
+      remember(created.href, stored);
       responses.push(addResponse(clientId, serverId, SyncStatus.Success));
-      await req.afterWrite?.(undefined, text).catch(() => undefined);
+      if (stored !== undefined) await req.afterWrite?.(undefined, stored).catch(() => undefined);
       continue;
     }
     const serverId = childText(command, 'ServerId') ?? '';

@@ -267,7 +267,7 @@ export class DavItemBackend implements ItemBackend {
     await res.arrayBuffer();
     // The named create was done by an earlier attempt (its answer lost, e.g. a timeout): done, not a second item.
     if (res.status === 412 && !href && createName !== undefined)
-      return { ok: true, href: target, etag: await this.etagOf(target) };
+      return { ok: true, href: target, etag: await this.etagOf(target), existed: true };
     if (res.status === 412) return { ok: false, reason: 'conflict' };
     if (res.status === 404) return { ok: false, reason: 'not-found' };
     if (!res.ok) throw new Error(`PUT ${target}: HTTP ${res.status}`);

@@ -96,6 +96,13 @@ describe('nodemailer submitter: logging in', () => {
     expect(s.messages).toEqual([]);
   });
 
+  it('optional never falls back to sending without the login when the server offers one only in clear text', async () => {
+    // A relay that would take the message without a login (any sender) but offers AUTH over plain TCP only.
+    const s = await sink({ tls: 'none', auth: { ...ACCOUNT, allowInsecure: true } });
+    expect((await failure(nodemailerSubmitter(settings(s)).submit(LOGIN, ENVELOPE, MESSAGE))).failure).toBe('auth');
+    expect(s.messages).toEqual([]);
+  });
+
   it("'required' refuses a server that offers no login; 'none' never logs in", async () => {
     const noAuth = await sink({ tls: 'implicit' });
     const refused = await failure(

@@ -114,6 +114,10 @@ async function submit(
             done,
           ),
         );
+      } else if (connection.allowsAuth) {
+        // The server wants a login and offers it only in clear text: neither the password over plain TCP nor, in
+        // 'optional' mode, a fallback to sending without the user's login (a relay would take any sender then).
+        throw new SubmissionError('auth', 'the SMTP server offers its login only without encryption; not sent');
       } else if (settings.auth === 'required') {
         throw new SubmissionError(
           'auth',
