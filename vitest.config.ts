@@ -14,6 +14,9 @@ export default defineConfig({
           include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
           exclude: [...configDefaults.exclude, WORKERS_TESTS],
           globalSetup: ['test/services/global-setup.ts'],
+          // Every test service speaks TLS with a certificate of the test CA (test/services/tls.ts). Node reads this
+          // only when a process starts: the test workers get it here, servers they spawn inherit it.
+          env: { NODE_EXTRA_CA_CERTS: fileURLToPath(new URL('./test/fixtures/tls/ca.pem', import.meta.url)) },
           testTimeout: 30_000,
           hookTimeout: 120_000,
         },

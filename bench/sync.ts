@@ -116,6 +116,8 @@ async function benchSize(services: TestServices, size: number): Promise<SizeFigu
   // Mail only: this is the email benchmark (CalDAV/CardDAV discovery would add its own round trips to FolderSync).
   const server = testServer(services, {
     IMAP_PORT: String(proxyPort),
+    // The counting proxy reads the IMAP commands: plaintext on loopback, by the explicit setting.
+    ALLOW_PLAINTEXT_BACKENDS: 'true',
     CALDAV_URL: '',
     CARDDAV_URL: '',
     PROVISIONING: 'loose',

@@ -20,10 +20,22 @@ export type StateStoreConfig =
 export interface ServerConfig {
   port: number;
   state: StateStoreConfig;
-  /** `sessionMaxAgeMs`: how long a pooled IMAP login may serve before the server checks the credentials again. */
-  imap: { host: string; port: number; secure: boolean; sessionMaxAgeMs?: number };
-  /** ManageSieve (RFC 5804) for Oof as a vacation script; absent unless SIEVE=on (then Oof is stored, not applied). */
-  sieve?: { host: string; port: number; secure: boolean };
+  /**
+   * `secure`: implicit TLS; otherwise STARTTLS, required unless `allowPlaintext` (ALLOW_PLAINTEXT_BACKENDS): then
+   * plain TCP, no STARTTLS. `sessionMaxAgeMs`: how long a pooled IMAP login may serve before the server checks the
+   * credentials again.
+   */
+  imap: { host: string; port: number; secure: boolean; allowPlaintext?: boolean; sessionMaxAgeMs?: number };
+  /**
+   * ManageSieve (RFC 5804) for Oof as a vacation script; absent unless SIEVE=on (then Oof is stored, not applied).
+   * TLS as `imap`: implicit when `secure`, else STARTTLS (RFC 5804 §2.2) unless `allowPlaintext`.
+   */
+  sieve?: { host: string; port: number; secure: boolean; allowPlaintext?: boolean };
+  /**
+   * ALLOW_PLAINTEXT_BACKENDS: IMAP and ManageSieve without TLS when not `secure`, and http:// DAV URLs, are allowed
+   * (loopback or private test networks only). Off: each backend must be reached over TLS, or start-up refuses.
+   */
+  allowPlaintextBackends?: boolean;
   smtp: {
     host: string;
     port: number;
@@ -206,8 +218,10 @@ const schema = z.object({
     .default('off'),
   SIEVE_HOST: z.string().trim().min(1).optional(),
   SIEVE_PORT: port.default(4190),
-  // TLS from the first byte unless turned off: AUTHENTICATE PLAIN carries the user's password.
-  SIEVE_SECURE: flag.default(true),
+  // STARTTLS on 4190 (RFC 5804 §2.2), as Dovecot and Cyrus offer it; true: TLS from the first byte.
+  SIEVE_SECURE: flag.default(false),
+  // Backends in plaintext (IMAP/ManageSieve without STARTTLS, http:// DAV): loopback or private test networks only.
+  ALLOW_PLAINTEXT_BACKENDS: flag.default(false),
   SMTP_HOST: z.string().trim().min(1).optional(),
   SMTP_PORT: port.optional(),
   SMTP_SECURE: flag.default(true),
@@ -370,6 +384,18 @@ export function loadConfig(
   if (e.STATE_STORE === 'dynamodb' && !e.DYNAMODB_TABLE) {
     throw new ConfigError('invalid configuration: DYNAMODB_TABLE is required when STATE_STORE=dynamodb');
   }
+  if (!e.ALLOW_PLAINTEXT_BACKENDS) {
+    const plainUrls = (['CALDAV_URL', 'CARDDAV_URL', 'GAL_URL'] as const).filter((k) =>
+      e[k]?.toLowerCase().startsWith('http:'),
+    );
+    if (plainUrls.length > 0)
+      throw new ConfigError(
+        `invalid configuration: ${plainUrls.join(', ')} ${plainUrls.length > 1 ? 'are' : 'is'} http://, which would ` +
+          "send users' passwords in plaintext: use https://, or set ALLOW_PLAINTEXT_BACKENDS=true (loopback or " +
+          'private test networks only)',
+      );
+  }
+  const plaintext = e.ALLOW_PLAINTEXT_BACKENDS ? { allowPlaintext: true } : {};
   let policy = DEFAULT_POLICY_CONFIG;
   if (e.POLICY !== undefined) {
     try {
@@ -389,10 +415,12 @@ export function loadConfig(
       port: e.IMAP_PORT ?? (e.IMAP_SECURE ? 993 : 143),
       secure: e.IMAP_SECURE,
       sessionMaxAgeMs: e.IMAP_SESSION_MAX_AGE_SECONDS * 1000,
+      ...plaintext,
     },
     ...(e.SIEVE === 'on'
-      ? { sieve: { host: e.SIEVE_HOST ?? e.IMAP_HOST, port: e.SIEVE_PORT, secure: e.SIEVE_SECURE } }
+      ? { sieve: { host: e.SIEVE_HOST ?? e.IMAP_HOST, port: e.SIEVE_PORT, secure: e.SIEVE_SECURE, ...plaintext } }
       : {}),
+    allowPlaintextBackends: e.ALLOW_PLAINTEXT_BACKENDS,
     smtp: {
       host: e.SMTP_HOST ?? e.IMAP_HOST,
       port: e.SMTP_PORT ?? (e.SMTP_SECURE ? 465 : 587),

@@ -17,7 +17,7 @@
  */
 import { ImapFlow } from 'imapflow';
 import type { PushConfig } from '../config.ts';
-import { imapTransportOption, type ImapSettings } from '../backends/imap/connection.ts';
+import { imapTransportOption, startTlsOption, type ImapSettings } from '../backends/imap/connection.ts';
 import type { LogSink } from '../log.ts';
 import { LEASE_SHARDS, type StateStore, type UserScope, type WatchLease } from '../state/types.ts';
 import { DavItemBackend } from '../backends/dav/backend.ts';
@@ -74,6 +74,7 @@ export function newClient(imap: ImapSettings, auth: ImapAuth, idle: boolean): Im
     host: imap.host,
     port: imap.port,
     secure: imap.secure,
+    ...startTlsOption(imap),
     auth,
     logger: false,
     // HIGHESTMODSEQ is only reported to a session that enabled CONDSTORE.

@@ -15,8 +15,8 @@ let server: TestServer;
 
 beforeAll(async () => {
   const radicale = new URL(services.caldavUrl);
-  proxy = await startFaultProxy({ host: radicale.hostname, port: Number(radicale.port) });
-  const viaProxy = `http://${proxy.host}:${proxy.port}/`;
+  proxy = await startFaultProxy({ host: radicale.hostname, port: Number(radicale.port) }, { tls: true });
+  const viaProxy = `https://${proxy.host}:${proxy.port}/`;
   // One second per DAV request: the stalled PUT fails fast.
   server = testServer(services, { CALDAV_URL: viaProxy, CARDDAV_URL: viaProxy, DAV_TIMEOUT_SECONDS: '1' });
 });

@@ -25,8 +25,14 @@ let proxy: FaultProxy;
 let server: TestServer;
 
 beforeAll(async () => {
-  proxy = await startFaultProxy(services.imap);
-  server = testServer(services, { IMAP_HOST: proxy.host, IMAP_PORT: String(proxy.port), ...PUSH_ENV, ...MASTER_ENV });
+  proxy = await startFaultProxy(services.imaps, { tls: true });
+  server = testServer(services, {
+    IMAP_HOST: proxy.host,
+    IMAP_PORT: String(proxy.port),
+    IMAP_SECURE: 'true',
+    ...PUSH_ENV,
+    ...MASTER_ENV,
+  });
 });
 afterAll(async () => {
   await proxy.close();
@@ -176,7 +182,7 @@ describe('IMAP unreachable when MoveItems opens its connection', () => {
     const config = loadConfig({
       IMAP_HOST: proxy.host,
       IMAP_PORT: String(proxy.port),
-      IMAP_SECURE: 'false',
+      IMAP_SECURE: 'true',
       TENANT: 'test',
     });
     const pool = pooledImapSessions(config.imap);
@@ -255,14 +261,14 @@ describe("IMAP dropped under the watcher's IDLE", () => {
     const push = loadConfig({
       IMAP_HOST: proxy.host,
       IMAP_PORT: String(proxy.port),
-      IMAP_SECURE: 'false',
+      IMAP_SECURE: 'true',
       ...PUSH_ENV,
       ...MASTER_ENV,
     }).push;
     const watcher = startIdleWatcher({
       state: server.state,
       tenant: 'test',
-      imap: { host: proxy.host, port: proxy.port, secure: false },
+      imap: { host: proxy.host, port: proxy.port, secure: true },
       push,
       checkIntervalMs: 60_000,
       leaseScanMs: 200,

@@ -41,7 +41,7 @@ async function start(): Promise<Running> {
       ([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|DAV)_|^PORT$|^TENANT/.test(k),
     ),
   );
-  const dav = `http://${davProxy.host}:${davProxy.port}/`;
+  const dav = `https://${davProxy.host}:${davProxy.port}/`;
   const child = spawn('npm', ['start', '--silent'], {
     cwd: ROOT,
     detached: true,
@@ -54,7 +54,7 @@ async function start(): Promise<Running> {
       TENANT: 'test',
       IMAP_HOST: imapProxy.host,
       IMAP_PORT: String(imapProxy.port),
-      IMAP_SECURE: 'false',
+      IMAP_SECURE: 'true',
       CALDAV_URL: dav,
       CARDDAV_URL: dav,
     },
@@ -84,9 +84,9 @@ const server: TestServer = {
 };
 
 beforeAll(async () => {
-  imapProxy = await startFaultProxy(services.imap);
+  imapProxy = await startFaultProxy(services.imaps, { tls: true });
   const radicale = new URL(services.caldavUrl);
-  davProxy = await startFaultProxy({ host: radicale.hostname, port: Number(radicale.port) });
+  davProxy = await startFaultProxy({ host: radicale.hostname, port: Number(radicale.port) }, { tls: true });
   running = await start();
 }, 60_000);
 

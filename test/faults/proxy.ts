@@ -9,8 +9,14 @@
  * - `afterMs`: after a delay, on every connection open by then.
  * Actions: `reset` (TCP RST both ways), `drop` (both sides closed, FIN), `stall` (nothing forwarded either way until
  * `stallMs` passes, `release()` or the connection closes).
+ *
+ * With `tls: true` the proxy terminates TLS on both sides (the client meets the test CA's localhost certificate, the
+ * proxy connects to the service with implicit TLS), so rules see the protocol's lines while every hop is encrypted.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
+import { connect as connectTls, createSecureContext, TLSSocket } from 'node:tls';
+import { TLS_CERT_PATH, TLS_KEY_PATH } from '../services/tls.ts';
 
 export type FaultAction = 'reset' | 'drop' | 'stall';
 
@@ -44,6 +50,9 @@ export interface ArmedFault {
 interface Link {
   client: Socket;
   upstream: Socket;
+  /** The TCP sockets under `client` and `upstream` (themselves without TLS): a reset goes to these. */
+  clientRaw: Socket;
+  upstreamRaw: Socket;
   /** Data held while stalled, per direction. */
   heldUp: Buffer[];
   heldDown: Buffer[];
@@ -80,7 +89,13 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-export async function startFaultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
+export async function startFaultProxy(
+  target: { host: string; port: number },
+  options: { tls?: boolean } = {},
+): Promise<FaultProxy> {
+  const secureContext = options.tls
+    ? createSecureContext({ key: readFileSync(TLS_KEY_PATH), cert: readFileSync(TLS_CERT_PATH) })
+    : undefined;
   const links = new Set<Link>();
   const rules: Armed[] = [];
   let accepted = 0;
@@ -88,8 +103,8 @@ export async function startFaultProxy(target: { host: string; port: number }): P
   function act(link: Link, armed: Armed): void {
     const { action } = armed.rule;
     if (action === 'reset') {
-      link.client.resetAndDestroy();
-      link.upstream.resetAndDestroy();
+      link.clientRaw.resetAndDestroy();
+      link.upstreamRaw.resetAndDestroy();
     } else if (action === 'drop') {
       link.client.destroy();
       link.upstream.destroy();
@@ -204,12 +219,18 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     } else link.upstream.write(chunk);
   }
 
-  const server: Server = createServer((client) => {
+  const server: Server = createServer((clientRaw) => {
     accepted++;
-    const upstream = new Socket();
+    const upstreamRaw = new Socket();
+    upstreamRaw.connect(target.port, target.host);
+    const client = secureContext ? new TLSSocket(clientRaw, { isServer: true, secureContext }) : clientRaw;
+    // The certificate is checked against the service's address, as the app would check it.
+    const upstream = secureContext ? connectTls({ socket: upstreamRaw, host: target.host }) : upstreamRaw;
     const link: Link = {
       client,
       upstream,
+      clientRaw,
+      upstreamRaw,
       heldUp: [],
       heldDown: [],
       stalled: false,
@@ -229,9 +250,16 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       links.delete(link);
       client.destroy();
       upstream.destroy();
+      clientRaw.destroy();
+      upstreamRaw.destroy();
     };
     // Sockets already reset: nothing to report, the other side sees the close.
     client.on('error', close);
+    if (secureContext) {
+      clientRaw.on('error', close);
+      clientRaw.on('close', close);
+      upstreamRaw.on('error', () => undefined);
+    }
     // A server that closes after answering (Radicale does) must not reveal a stalled answer by the close.
     const upstreamClosed = (): void => {
       if (link.stalled) link.upstreamEnded = true;
@@ -242,7 +270,6 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     upstream.on('close', upstreamClosed);
     client.on('data', (chunk: Buffer) => pass(link, 'up', chunk));
     upstream.on('data', (chunk: Buffer) => pass(link, 'down', chunk));
-    upstream.connect(target.port, target.host);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
@@ -289,14 +316,16 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     },
     resetAll() {
       for (const link of [...links]) {
-        link.client.resetAndDestroy();
-        link.upstream.resetAndDestroy();
+        link.clientRaw.resetAndDestroy();
+        link.upstreamRaw.resetAndDestroy();
       }
     },
     async close() {
       for (const link of [...links]) {
         link.client.destroy();
         link.upstream.destroy();
+        link.clientRaw.destroy();
+        link.upstreamRaw.destroy();
       }
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

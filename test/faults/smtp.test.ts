@@ -17,12 +17,12 @@ let proxy: FaultProxy | undefined;
 let server: TestServer;
 
 beforeAll(async () => {
-  if (!services.smtp) return;
-  proxy = await startFaultProxy(services.smtp);
+  if (!services.smtps) return;
+  proxy = await startFaultProxy(services.smtps, { tls: true });
   server = testServer(services, {
     SMTP_HOST: proxy.host,
     SMTP_PORT: String(proxy.port),
-    SMTP_SECURE: 'false',
+    SMTP_SECURE: 'true',
     SMTP_AUTH: 'none',
   });
 });

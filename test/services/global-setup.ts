@@ -12,6 +12,7 @@ import { startDynalite } from './dynalite.ts';
 import { postfixSkipReason, startPostfix } from './postfix.ts';
 import type { RunningService } from './process.ts';
 import { startRadicale } from './radicale.ts';
+import { TEST_CA_PATH } from './tls.ts';
 import type { TestServices } from './types.ts';
 
 const LOG_PREFIX = '[test services]';
@@ -74,12 +75,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
       dir: runDir,
       domain: TEST_DOMAIN,
       imap: { host: '127.0.0.1', port: dovecot.imapPort, secure: false },
+      imaps: { host: '127.0.0.1', port: dovecot.imapsPort, secure: true },
+      tlsCa: TEST_CA_PATH,
       lmtp: { host: '127.0.0.1', port: dovecot.lmtpPort },
       sieve: { host: '127.0.0.1', port: dovecot.sievePort },
       smtp: postfix ? { host: '127.0.0.1', port: postfix.smtpPort } : null,
+      smtps: postfix ? { host: '127.0.0.1', port: postfix.smtpsPort } : null,
       smtpSkipReason,
       caldavUrl: radicale.url,
       carddavUrl: radicale.url,
+      davPlainUrl: radicale.plainUrl,
       dynamodb: {
         endpoint: dynamo.endpoint,
         region: 'local',
@@ -99,7 +104,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const ms = (a: number, b: number): string => `${Math.round(b - a)} ms`;
   console.log(
     `${LOG_PREFIX} up in ${ms(tInstalled, performance.now())} (packages check ${ms(t0, tInstalled)}) in ${runDir}: ` +
-      `imap ${services.imap.port}, lmtp ${services.lmtp.port}, smtp ${services.smtp?.port ?? 'off'}, ` +
+      `imap ${services.imap.port} (imaps ${services.imaps.port}), lmtp ${services.lmtp.port}, smtp ${services.smtp?.port ?? 'off'}, ` +
       `dav ${services.caldavUrl}, dynamodb ${services.dynamodb.endpoint}`,
   );
 

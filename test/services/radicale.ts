@@ -1,13 +1,56 @@
-// Radicale (CalDAV + CardDAV) for tests, as a child process with its files in <runDir>/radicale.
+// Radicale (CalDAV + CardDAV) for tests, as a child process with its files in <runDir>/radicale. Devices' servers reach
+// it over https, as in production behind a TLS-terminating proxy: a small TLS front in this process (the test CA's
+// localhost certificate) forwards to Radicale's own plain listener, which is also offered (`plainUrl`) for tests of
+// ALLOW_PLAINTEXT_BACKENDS. (Radicale's own `ssl = True` closes connections without a TLS close_notify, which workerd's
+// fetch reports as a lost connection; nginx or a load balancer in front is the usual deployment anyway.)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { RADICALE_USERS_FILE, radicaleUserLine, TEST_DOMAIN } from './accounts.ts';
+import { connect as connectTcp, type AddressInfo } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { freePort, retry, tailFile, waitPortsClosed, waitUntil, type RunningService } from './process.ts';
 import type { TestUser } from './types.ts';
+import { TLS_CERT_PATH, TLS_KEY_PATH } from './tls.ts';
+
+/** A TLS listener on a free loopback port that pipes every connection to `port` in plaintext. */
+async function startTlsFront(port: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<import('node:net').Socket>();
+  const server: TlsServer = createTlsServer(
+    { key: readFileSync(TLS_KEY_PATH), cert: readFileSync(TLS_CERT_PATH) },
+    (client) => {
+      const upstream = connectTcp(port, '127.0.0.1');
+      sockets.add(client);
+      sockets.add(upstream);
+      const close = (): void => {
+        client.destroy();
+        upstream.destroy();
+        sockets.delete(client);
+        sockets.delete(upstream);
+      };
+      client.on('error', close);
+      upstream.on('error', close);
+      // Radicale answers HTTP/1.0 and closes: end the TLS side cleanly (close_notify) once the answer is through.
+      client.pipe(upstream).on('close', close);
+      upstream.pipe(client);
+    },
+  );
+  server.on('tlsClientError', () => undefined);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 export interface RadicaleService extends RunningService {
-  /** Base URL with trailing slash. */
+  /** Base URL with trailing slash: https://127.0.0.1:<port>/. */
   url: string;
+  /** The same Radicale without TLS: http://127.0.0.1:<port>/. */
+  plainUrl: string;
 }
 
 // Debian's radicale must run on Debian's python (a pyenv python3 on PATH lacks its modules).
@@ -141,10 +184,15 @@ async function startOnce(runDir: string, users: readonly TestUser[]): Promise<Ra
     await stop();
     throw new Error(`${(err as Error).message}\n${tailFile(log)}`);
   }
+  const front = await startTlsFront(port);
   return {
     name: 'radicale',
-    url: `http://127.0.0.1:${port}/`,
-    stop,
+    url: `https://127.0.0.1:${front.port}/`,
+    plainUrl: `http://127.0.0.1:${port}/`,
+    async stop() {
+      await front.close();
+      await stop();
+    },
     killNow() {
       child.kill('SIGKILL');
     },

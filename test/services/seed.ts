@@ -66,6 +66,8 @@ export async function imapConnect(
     host: services.imap.host,
     port: services.imap.port,
     secure: false,
+    // STARTTLS, required (the test CA is trusted through NODE_EXTRA_CA_CERTS).
+    doSTARTTLS: true,
     auth,
     logger: false,
     qresync: opts.qresync ?? true,

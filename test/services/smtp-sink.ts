@@ -6,11 +6,12 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 
-const TLS_DIR = new URL('../fixtures/tls/', import.meta.url);
-export const TEST_CA_PATH = new URL('ca.pem', TLS_DIR).pathname;
+import { TEST_CA_PATH, TLS_CERT_PATH, TLS_KEY_PATH } from './tls.ts';
+
+export { TEST_CA_PATH };
 export const TEST_CA = readFileSync(TEST_CA_PATH, 'utf8');
-const KEY = readFileSync(new URL('localhost.key', TLS_DIR));
-const CERT = readFileSync(new URL('localhost.pem', TLS_DIR));
+const KEY = readFileSync(TLS_KEY_PATH);
+const CERT = readFileSync(TLS_CERT_PATH);
 
 export interface SunkMessage {
   from: string;

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, terminate } from './process.ts';
+import { TEST_CA_PATH } from './tls.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 
@@ -56,7 +57,8 @@ export async function startWranglerDev(
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const child = spawn(join(ROOT, 'node_modules/.bin/wrangler'), args, {
     cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: '1', NO_COLOR: '1' },
+    // workerd checks certificates against the system roots, or the file SSL_CERT_FILE names (BoringSSL): the test CA.
+    env: { ...process.env, SSL_CERT_FILE: TEST_CA_PATH, WRANGLER_SEND_METRICS: 'false', CI: '1', NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

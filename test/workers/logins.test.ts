@@ -5,11 +5,12 @@
  * test/e2e/logins.test.ts.
  */
 import { env } from 'cloudflare:workers';
-import { ImapFlow } from 'imapflow';
 import { EventEmitter } from 'node:events';
 import { describe, expect, inject, it } from 'vitest';
 import { buildApp } from '../../src/app/build.ts';
+import { imapClient, useImapTransport } from '../../src/backends/imap/connection.ts';
 import { freshImapSessions, type ImapSessions } from '../../src/backends/imap/sessions.ts';
+import { socketsImapTransport } from '../../src/runtimes/cloudflare/imap-transport.ts';
 import { workerdSubmitter } from '../../src/backends/smtp/cloudflare.ts';
 import { loadConfig } from '../../src/config.ts';
 import { durableObjectStateStore } from '../../src/state/durable-object.ts';
@@ -21,19 +22,18 @@ import type { WorkersImap } from '../services/workers-global-setup.ts';
 
 // imapflow needs more listeners per socket than the default 10 (the Worker entry sets this too).
 EventEmitter.defaultMaxListeners = 50;
+// IMAP as the Worker opens it (src/runtimes/cloudflare/worker.ts): node:tls cannot STARTTLS inside workerd.
+useImapTransport(socketsImapTransport());
 
 const imap: WorkersImap = inject('imap');
 const user = imap.users.find((u) => u.name === 'carol')!;
 const URL_ = 'https://eas.example.test/Microsoft-Server-ActiveSync';
 
 async function append(subject: string): Promise<void> {
-  const client = new ImapFlow({
-    host: imap.host,
-    port: imap.port,
-    secure: false,
-    auth: { user: user.email, pass: user.password },
-    logger: false,
-  });
+  const client = imapClient(
+    { host: imap.host, port: imap.port, secure: false },
+    { user: user.email, password: user.password },
+  );
   client.on('error', () => {});
   await client.connect();
   await client.append('INBOX', `From: a@example.org\r\nSubject: ${subject}\r\n\r\nHi.\r\n`);

@@ -5,9 +5,9 @@
  */
 import { createExecutionContext, createScheduledController } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
-import { ImapFlow } from 'imapflow';
 import { EventEmitter } from 'node:events';
 import { describe, expect, inject, it } from 'vitest';
+import { imapClient } from '../../src/backends/imap/connection.ts';
 import { loadConfig } from '../../src/config.ts';
 import { deviceKey, encodeWaitMarker, HIERARCHY_KEY, parseDavMarker, parseImapMarker } from '../../src/push/feed.ts';
 import { sealCredential } from '../../src/tenants/vault.ts';
@@ -67,13 +67,8 @@ async function lease(state: StateStore, tenant: string, user: string, folders: s
 
 async function append(user: string, folder: string): Promise<void> {
   const account = imap.users.find((u) => u.email === user)!;
-  const client = new ImapFlow({
-    host: imap.host,
-    port: imap.port,
-    secure: false,
-    auth: { user, pass: account.password },
-    logger: false,
-  });
+  // As the Worker connects (worker.ts, imported above, set the sockets transport): STARTTLS, required.
+  const client = imapClient(server, { user, password: account.password });
   client.on('error', () => {});
   await client.connect();
   await client.append(folder, `From: a@example.org\r\nSubject: swept ${Date.now()}\r\n\r\nHi.\r\n`);

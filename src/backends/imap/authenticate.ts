@@ -25,6 +25,12 @@ export function imapAuthenticator(settings: ImapSettings, sessions: ImapSessions
 }
 
 function describe(err: unknown): string {
-  if (err instanceof Error) return (err as { code?: string }).code ?? err.message;
-  return String(err);
+  if (!(err instanceof Error)) return String(err);
+  // imapflow's doSTARTTLS refusal (no STARTTLS offered, or PREAUTH): say which setting decides it.
+  if ((err as { tlsFailed?: boolean }).tlsFailed && !(err as { code?: string }).code)
+    return (
+      `${err.message}; STARTTLS is required with IMAP_SECURE=false (use IMAP_SECURE=true for implicit TLS, or ` +
+      'ALLOW_PLAINTEXT_BACKENDS=true on a loopback or private test network)'
+    );
+  return (err as { code?: string }).code ?? err.message;
 }

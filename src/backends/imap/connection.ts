@@ -5,13 +5,24 @@ import type { UserCredentials } from '../auth.ts';
 export interface ImapSettings {
   host: string;
   port: number;
-  /** true: implicit TLS (993). false: plain TCP, upgraded with STARTTLS when the server offers it. */
+  /**
+   * true: implicit TLS (993). false: plain TCP upgraded with STARTTLS, which is required: a server that does not offer
+   * it is refused before the login is sent (the capability list came in clear, so its absence may be an attacker's).
+   */
   secure: boolean;
   /**
    * How long a pooled connection may serve after its login (IMAP_SESSION_MAX_AGE_SECONDS), ms: the credentials are
    * checked by the server again at least this often, so a changed password or a revoked token stops working by then.
    */
   sessionMaxAgeMs?: number;
+  /** With `secure` false: stay in plaintext, no STARTTLS (ALLOW_PLAINTEXT_BACKENDS; loopback or test networks only). */
+  allowPlaintext?: boolean;
+}
+
+/** imapflow's doSTARTTLS for these settings: required unless plaintext was configured (then not attempted). */
+export function startTlsOption(settings: ImapSettings): Pick<ImapFlowOptions, 'doSTARTTLS'> {
+  if (settings.secure) return {};
+  return { doSTARTTLS: !settings.allowPlaintext };
 }
 
 export interface ImapLogin {
@@ -55,6 +66,7 @@ export function imapClient(settings: ImapSettings, login: ImapLogin, extra: Part
     host: settings.host,
     port: settings.port,
     secure: settings.secure,
+    ...startTlsOption(settings),
     auth:
       login.accessToken !== undefined
         ? { user: login.user, accessToken: login.accessToken }

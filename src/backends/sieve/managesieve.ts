@@ -1,16 +1,21 @@
 /**
  * A small ManageSieve client (RFC 5804), Node only (node:net / node:tls): enough to upload, activate and remove one
  * script as the user, with the user's own credentials (AUTHENTICATE "PLAIN"). Nothing here logs; the credentials
- * only ever go onto the socket.
+ * only ever go onto the socket, and only once it is encrypted unless plaintext was configured.
  */
-import { connect as connectTcp, type Socket } from 'node:net';
+import { isIP, connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 
 export interface ManageSieveServer {
   host: string;
   port: number;
-  /** TLS from the first byte (no STARTTLS); plaintext otherwise (tests, loopback). */
+  /**
+   * true: TLS from the first byte. false: STARTTLS (RFC 5804 §2.2), required: a server that does not offer it is
+   * refused before the password is sent, unless `allowPlaintext`.
+   */
   secure: boolean;
+  /** With `secure` false: go on in plaintext (no STARTTLS) — loopback or private test networks only. */
+  allowPlaintext?: boolean;
 }
 
 export interface ManageSieveCredentials {
@@ -46,34 +51,100 @@ export function sieveProtocolString(value: string): string {
   return `{${Buffer.byteLength(value)}+}\r\n${value}`;
 }
 
+/** SNI carries host names only (RFC 6066 §3); the certificate is still checked against `host`, name or address. */
+function serverName(host: string): { servername?: string } {
+  return isIP(host) === 0 ? { servername: host } : {};
+}
+
 export class ManageSieveSession {
   private buffer = Buffer.alloc(0);
   private waiters: (() => void)[] = [];
   private failure: Error | null = null;
+  private socket: Socket;
   capabilities = new Map<string, string>();
+  /** Whether the connection is encrypted (implicit TLS or after STARTTLS). */
+  encrypted: boolean;
 
-  private constructor(private readonly socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.buffer = Buffer.concat([this.buffer, chunk]);
-      this.wake();
-    });
-    socket.on('error', (err) => this.fail(new ManageSieveError(`ManageSieve connection failed: ${err.message}`)));
-    socket.on('close', () => this.fail(new ManageSieveError('ManageSieve connection closed')));
-    socket.setTimeout(TIMEOUT_MS, () => {
-      this.fail(new ManageSieveError('ManageSieve server did not answer in time'));
-      socket.destroy();
-    });
+  private constructor(socket: Socket, encrypted: boolean) {
+    this.socket = socket;
+    this.encrypted = encrypted;
+    this.attach(socket);
   }
 
+  private readonly onData = (chunk: Buffer): void => {
+    this.buffer = Buffer.concat([this.buffer, chunk]);
+    this.wake();
+  };
+  private readonly onError = (err: Error): void =>
+    this.fail(new ManageSieveError(`ManageSieve connection failed: ${err.message}`));
+  private readonly onClose = (): void => this.fail(new ManageSieveError('ManageSieve connection closed'));
+  private readonly onTimeout = (): void => {
+    this.fail(new ManageSieveError('ManageSieve server did not answer in time'));
+    this.socket.destroy();
+  };
+
+  private attach(socket: Socket): void {
+    socket.on('data', this.onData);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+    socket.setTimeout(TIMEOUT_MS, this.onTimeout);
+  }
+
+  private detach(socket: Socket): void {
+    socket.off('data', this.onData);
+    socket.off('error', this.onError);
+    socket.off('close', this.onClose);
+    socket.setTimeout(0);
+    socket.off('timeout', this.onTimeout);
+  }
+
+  /**
+   * Connects and reads the greeting; with `secure` false, upgrades with STARTTLS before anything else is sent, or
+   * refuses a server that does not offer it (the capability list came in clear: a missing STARTTLS may be an attacker
+   * stripping it), unless plaintext was configured.
+   */
   static async open(server: ManageSieveServer): Promise<ManageSieveSession> {
     const socket = server.secure
-      ? connectTls({ host: server.host, port: server.port, servername: server.host })
+      ? connectTls({ host: server.host, port: server.port, ...serverName(server.host) })
       : connectTcp({ host: server.host, port: server.port });
-    const session = new ManageSieveSession(socket);
-    const greeting = await session.read();
-    if (greeting.status !== 'OK') throw new ManageSieveError(`ManageSieve greeting: ${greeting.text}`, greeting.code);
-    session.capabilities = parseCapabilities(greeting.lines);
+    const session = new ManageSieveSession(socket, server.secure);
+    try {
+      const greeting = await session.read();
+      if (greeting.status !== 'OK') throw new ManageSieveError(`ManageSieve greeting: ${greeting.text}`, greeting.code);
+      session.capabilities = parseCapabilities(greeting.lines);
+      if (!server.secure && !server.allowPlaintext) await session.startTls(server.host);
+    } catch (err) {
+      session.close();
+      throw err;
+    }
     return session;
+  }
+
+  /** RFC 5804 §2.2: STARTTLS, the TLS handshake, then the capabilities again (those read in clear are dropped). */
+  private async startTls(host: string): Promise<void> {
+    if (!this.capabilities.has('STARTTLS'))
+      throw new ManageSieveError(
+        `ManageSieve server ${host} does not offer STARTTLS; refusing to send the password in plaintext ` +
+          '(set SIEVE_SECURE=true for implicit TLS, or ALLOW_PLAINTEXT_BACKENDS=true on a private network)',
+        'STARTTLS',
+      );
+    await this.command('STARTTLS');
+    // A server sends nothing between its OK and the handshake: bytes already here were injected in clear.
+    if (this.buffer.length > 0)
+      throw new ManageSieveError('ManageSieve server sent data after STARTTLS before the TLS handshake', 'STARTTLS');
+    const plain = this.socket;
+    this.detach(plain);
+    const secured = connectTls({ socket: plain, host, ...serverName(host) });
+    this.socket = secured;
+    this.attach(secured);
+    await new Promise<void>((resolve, reject) => {
+      secured.once('secureConnect', () => resolve());
+      secured.once('error', (err) => reject(new ManageSieveError(`ManageSieve STARTTLS failed: ${err.message}`)));
+    });
+    this.encrypted = true;
+    const after = await this.read();
+    if (after.status !== 'OK') throw new ManageSieveError(`ManageSieve after STARTTLS: ${after.text}`, after.code);
+    this.capabilities = parseCapabilities(after.lines);
   }
 
   async authenticatePlain(credentials: ManageSieveCredentials): Promise<void> {

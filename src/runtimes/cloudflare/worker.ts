@@ -2,10 +2,8 @@
  * Cloudflare Workers runtime: the Worker entry (wrangler.toml `main`). Settings come from the Worker's variables,
  * sync state from the StateObject Durable Objects (binding STATE).
  */
-import { connect } from 'cloudflare:sockets';
 import process from 'node:process';
 import type { Hono } from 'hono';
-import { createSocketsTransport } from 'imapflow';
 import { buildApp } from '../../app/build.ts';
 import { useImapTransport } from '../../backends/imap/connection.ts';
 import { freshImapSessions } from '../../backends/imap/sessions.ts';
@@ -17,6 +15,7 @@ import { durableObjectStateStore, type StateObject } from '../../state/durable-o
 import { workerdSubmitter } from '../../backends/smtp/cloudflare.ts';
 import { SWEEP_PATH, type SweepDispatcher } from '../../push/sweep-fanout.ts';
 import { cronSweep, noticeNoSweepSecret, sliceRoute } from '../../push/sweep-plan.ts';
+import { socketsImapTransport } from './imap-transport.ts';
 
 export { StateObject } from '../../state/durable-object.ts';
 
@@ -33,13 +32,8 @@ export interface Env {
 
 // IMAP over cloudflare:sockets, not workerd's node:net: there every read and write of a socket with an idle timeout
 // adds a 'timeout' listener that stays, so a Sync of a few hundred messages passed any listener limit, and workerd's
-// warning for that threw an uncaught TypeError (issue 16). imapflow's own socket re-arms one timer instead.
-useImapTransport(
-  createSocketsTransport((address, options) =>
-    // The Workers types want allowHalfOpen always given; its default is false.
-    connect(address, { ...options, allowHalfOpen: options?.allowHalfOpen ?? false }),
-  ),
-);
+// warning for that threw an uncaught TypeError (issue 16); and node:tls cannot do STARTTLS there (imap-transport.ts).
+useImapTransport(socketsImapTransport());
 
 // workerd reports warnings (a listener leak, a deprecation) on node:process, which its events module finds only once
 // some module imported it: before, the report itself threw an uncaught TypeError. Now each is a log line.

@@ -149,7 +149,7 @@ describe('FolderSync when a DAV server does not answer', () => {
     // The same device and state, served by an instance whose CalDAV server is down.
     const down = testServer(
       services,
-      { CALDAV_URL: 'http://127.0.0.1:9/', CARDDAV_URL: 'http://127.0.0.1:9/' },
+      { CALDAV_URL: 'https://127.0.0.1:9/', CARDDAV_URL: 'https://127.0.0.1:9/' },
       { state: server.state },
     );
     const sameDevice = new TestDevice(down, user, device.deviceId);
