@@ -37,7 +37,8 @@ async function listen(s: Server): Promise<string> {
  * `/redirect/…` answers 301 to the outside origin.
  */
 function startProxy(): Server {
-  const radicale = new URL(services.caldavUrl);
+  // Radicale's plain port: this proxy is an http server of the test's own on loopback (the tenant below allows it).
+  const radicale = new URL(services.davPlainUrl);
   return createServer((req, res) => {
     const path = req.url ?? '/';
     if (path.startsWith('/redirect/')) {
@@ -166,7 +167,10 @@ describe('a DAV server that links or redirects to another origin', () => {
     await expect(linked.listFolders()).rejects.toBeInstanceOf(CredentialOriginError);
 
     // A device of a tenant whose CALDAV_URL is that server: FolderSync answers, without the calendar folders.
-    const server = testServer(services, { CALDAV_URL: `${proxyOrigin}/linked/` });
+    const server = testServer(services, {
+      CALDAV_URL: `${proxyOrigin}/linked/`,
+      ALLOW_PLAINTEXT_BACKENDS: 'true',
+    });
     const device = new TestDevice(server, createUser(services));
     await device.folderSync();
     expect([...device.folders.values()].some((f) => f.type === FolderType.Calendar)).toBe(false);
