@@ -190,6 +190,11 @@ userdb {
 
 service imap-login {
   chroot =
+  # A TLS session keeps its login process as the proxy for its whole life: one process per connection (Dovecot's
+  # default) would cap the suite's parallel TLS connections at default_process_limit (100). Serve many per process.
+  service_count = 0
+  client_limit = 1000
+  process_min_avail = 2
   inet_listener imap {
     address = 127.0.0.1
     port = ${imapPort}
@@ -222,6 +227,8 @@ protocol imap {
 # Dovecot over LMTP through a small sendmail stand-in, so replies land in local users' INBOXes.
 service managesieve-login {
   chroot =
+  service_count = 0
+  client_limit = 1000
   inet_listener sieve {
     address = 127.0.0.1
     port = ${sievePort}
