@@ -4,6 +4,7 @@
  * form with the replay's User and DeviceId (query.ts), its headers as captured but for the policy key and the
  * credentials, which are the replay's. Each answer is judged (verdict.ts) and taught to the map before the next request.
  */
+import { asSender, SENDING_COMMANDS, withSender } from './sender.ts';
 import { multipartParts } from '../admin/capture-record.ts';
 import type { CapturedBody } from '../state/types.ts';
 import { fromBase64 } from '../util/base64.ts';
@@ -188,16 +189,24 @@ function buildRequest(
     headers.set('MS-ASProtocolVersion', session.protocolVersion);
 
   const captured = exchange.request.body;
+  const sending = SENDING_COMMANDS.has(exchange.command.toLowerCase());
   let tree: WbxmlElement | undefined;
   let body: Uint8Array<ArrayBuffer> | undefined;
   if (captured?.xml !== undefined) {
     tree = fromXml(captured.xml);
-    body = encodeWbxml(
-      map.rewriteRequest(tree, { ...(options.maxHeartbeat ? { maxHeartbeat: options.maxHeartbeat } : {}) }),
-    );
+    const mapped = map.rewriteRequest(tree, {
+      ...(options.maxHeartbeat ? { maxHeartbeat: options.maxHeartbeat } : {}),
+    });
+    body = encodeWbxml(sending ? withSender(mapped, options.user) : mapped);
     if (!headers.has('Content-Type')) headers.set('Content-Type', 'application/vnd.ms-sync.wbxml');
   } else if (captured?.text !== undefined) {
-    body = utf8(autodiscover ? withEmailAddress(captured.text, options.user) : captured.text);
+    body = utf8(
+      autodiscover
+        ? withEmailAddress(captured.text, options.user)
+        : sending
+          ? asSender(captured.text, options.user)
+          : captured.text,
+    );
   } else if (captured?.base64 !== undefined) {
     const bytes = fromBase64(captured.base64);
     if (bytes) body = new Uint8Array(bytes);
