@@ -12,7 +12,12 @@
  *   and this code never see the values.
  * - Custom domain: parameters CustomDomain and CertificateArn (ACM, us-east-1). When both are set, a CloudFront
  *   distribution serves that name. CloudFront waits at most 60 s for an answer (more only by quota increase), so a
- *   stack with a custom domain caps Ping heartbeats at 55 s; the Function URL alone allows 890 s.
+ *   stack with a custom domain caps Ping heartbeats at 55 s; the Function URL alone allows 890 s. A CloudFront
+ *   Function copies the viewer's address into VIEWER_ADDRESS_HEADER, replacing whatever the client sent, and the
+ *   functions read it through CLIENT_IP_HEADER, so the per-address login throttle counts devices, not CloudFront.
+ * - Reserved concurrency on the ActiveSync function (a prop): a flood of requests cannot take the account's whole
+ *   concurrency, and a Ping holds one execution for its heartbeat.
+ * - Log groups are kept when the stack is deleted (they are the record of who signed in and from where).
  */
 import {
   Aws,
@@ -58,11 +63,24 @@ const CLOUDFRONT_HEARTBEAT = '55';
 /** CloudFront's managed policies: no caching; every viewer header but Host (a Function URL answers only its own). */
 const CACHING_DISABLED = '4135ea2d-6df8-44a3-9df3-4b5a84be39ad';
 const ALL_VIEWER_EXCEPT_HOST = 'b689b0a8-53d0-40ab-baf2-68738e2966ac';
+/**
+ * The header the distribution's viewer-request function sets to the viewer's IP address (no port, one entry). Not
+ * X-Forwarded-For, where CloudFront appends to what the client sent and a later hop may append its own address, nor
+ * CloudFront-Viewer-Address, which carries the port (every connection would count as a new address).
+ */
+export const VIEWER_ADDRESS_HEADER = 'X-Viewer-Address';
+/** Reserved concurrency of the ActiveSync function unless the stack is given another (README "AWS with CDK"). */
+export const DEFAULT_RESERVED_CONCURRENCY = 100;
 
 export interface TenantStackProps extends StackProps {
   tenant: TenantDeployment;
   /** The bundle (a directory with lambda.mjs, see bundle.ts), or inline code in tests. */
   code: lambda.Code;
+  /**
+   * Concurrent executions reserved for (and capping) the ActiveSync function; every device in a Ping holds one.
+   * Default DEFAULT_RESERVED_CONCURRENCY; the account must keep 100 unreserved.
+   */
+  reservedConcurrency?: number;
 }
 
 export class TenantStack extends Stack {
@@ -120,6 +138,9 @@ export class TenantStack extends Stack {
         CLOUDFRONT_HEARTBEAT,
         FUNCTION_URL_HEARTBEAT,
       ).toString(),
+      // Behind CloudFront the peer is a CloudFront server: the viewer's address is in the header the distribution's
+      // function sets. The Function URL alone gives the device's address as sourceIp.
+      CLIENT_IP_HEADER: Fn.conditionIf(hasCustomDomain.logicalId, VIEWER_ADDRESS_HEADER, Aws.NO_VALUE).toString(),
       // Dynamic references: CloudFormation reads the secret when it deploys.
       ...Object.fromEntries(
         secretKeys(tenant).map((key) => [
@@ -129,10 +150,17 @@ export class TenantStack extends Stack {
       ),
     };
 
-    const fn = (name: 'Api' | 'Watcher', handler: string, description: string, memorySize: number): lambda.Function => {
+    const fn = (
+      name: 'Api' | 'Watcher',
+      handler: string,
+      description: string,
+      memorySize: number,
+      reservedConcurrentExecutions?: number,
+    ): lambda.Function => {
+      // Kept on stack deletion: the logs are the record of sign-ins and failures, wanted after a tenant is removed.
       const logGroup = new logs.LogGroup(this, `${name}Logs`, {
         retention: retentionOf(tenant.aws.logRetentionDays),
-        removalPolicy: RemovalPolicy.DESTROY,
+        removalPolicy: RemovalPolicy.RETAIN,
       });
       // No managed policy: the function may write to its own log group and use the state table, nothing else.
       const role = new iam.Role(this, `${name}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
@@ -154,6 +182,7 @@ export class TenantStack extends Stack {
         environment,
         role,
         logGroup,
+        ...(reservedConcurrentExecutions === undefined ? {} : { reservedConcurrentExecutions }),
       });
     };
     this.api = fn(
@@ -161,6 +190,7 @@ export class TenantStack extends Stack {
       'lambda.handler',
       `Exchange ActiveSync for ${tenant.tenant} (Function URL)`,
       tenant.aws.memoryMb,
+      props.reservedConcurrency ?? DEFAULT_RESERVED_CONCURRENCY,
     );
     this.watcher = fn(
       'Watcher',
@@ -178,6 +208,24 @@ export class TenantStack extends Stack {
       // A failed run is not retried: the next one starts within 13 minutes and catches up.
       targets: [new targets.LambdaFunction(this.watcher, { retryAttempts: 0 })],
     });
+
+    // Sets VIEWER_ADDRESS_HEADER from the connection CloudFront accepted, replacing any value the client sent
+    // (headers a viewer-request function sets go to the origin under the origin request policy, which passes all).
+    const viewerAddress = new cloudfront.CfnFunction(this, 'ViewerAddressFunction', {
+      name: `activesync-edge-${tenant.tenant}-viewer-address`,
+      autoPublish: true,
+      functionConfig: {
+        comment: `Sets ${VIEWER_ADDRESS_HEADER} to the viewer's IP address`,
+        runtime: 'cloudfront-js-2.0',
+      },
+      functionCode: [
+        'async function handler(event) {',
+        `  event.request.headers['${VIEWER_ADDRESS_HEADER.toLowerCase()}'] = { value: event.viewer.ip };`,
+        '  return event.request;',
+        '}',
+      ].join('\n'),
+    });
+    viewerAddress.cfnOptions.condition = hasCustomDomain;
 
     const distribution = new cloudfront.CfnDistribution(this, 'CustomDomainDistribution', {
       distributionConfig: {
@@ -214,6 +262,7 @@ export class TenantStack extends Stack {
           cachePolicyId: CACHING_DISABLED,
           originRequestPolicyId: ALL_VIEWER_EXCEPT_HOST,
           compress: false,
+          functionAssociations: [{ eventType: 'viewer-request', functionArn: viewerAddress.attrFunctionArn }],
         },
       },
     });

@@ -11,7 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bundleLambda } from '../../../infra/aws/bundle.ts';
-import { STATE_TABLE_ACTIONS, TenantStack } from '../../../infra/aws/tenant-stack.ts';
+import {
+  DEFAULT_RESERVED_CONCURRENCY,
+  STATE_TABLE_ACTIONS,
+  TenantStack,
+  VIEWER_ADDRESS_HEADER,
+} from '../../../infra/aws/tenant-stack.ts';
 import { validateTemplates, type TemplateDiagnostic } from '../../../infra/aws/validate.ts';
 import {
   loadTenantDeployment,
@@ -37,7 +42,7 @@ let bundleDir: string;
 /** The synthesized stacks, by tenant: acme (infra/tenants/acme.json) and GLOBEX. */
 const templates = new Map<string, Template>();
 
-function synth(tenant: TenantDeployment): Template {
+function synth(tenant: TenantDeployment, reservedConcurrency?: number): Template {
   const app = new App({
     outdir: mkdtempSync(join(tmpdir(), 'ase-cdk-')),
     analyticsReporting: false,
@@ -47,6 +52,7 @@ function synth(tenant: TenantDeployment): Template {
     tenant,
     code: lambda.Code.fromAsset(bundleDir),
     env: { region: tenant.aws.region },
+    ...(reservedConcurrency === undefined ? {} : { reservedConcurrency }),
   });
   return Template.fromStack(stack);
 }
@@ -176,6 +182,60 @@ describe('the tenant stack (aws-cdk-lib, synthesized offline)', () => {
     t.hasParameter('CertificateArn', { Type: 'String', Default: '' });
     t.hasResource('AWS::CloudFront::Distribution', { Condition: 'HasCustomDomain' });
     t.hasOutput('FunctionUrl', {});
+  });
+
+  it('behind CloudFront, reads the client address from a header the distribution sets and the client cannot', async () => {
+    const t = template('acme');
+    for (const f of Object.values(t.findResources('AWS::Lambda::Function')) as {
+      Properties: { Environment: { Variables: Record<string, unknown> } };
+    }[])
+      expect(f.Properties.Environment.Variables.CLIENT_IP_HEADER).toEqual({
+        'Fn::If': ['HasCustomDomain', VIEWER_ADDRESS_HEADER, { Ref: 'AWS::NoValue' }],
+      });
+    const functions = t.findResources('AWS::CloudFront::Function', { Condition: 'HasCustomDomain' });
+    expect(Object.keys(functions)).toHaveLength(1);
+    const [functionId, cfFunction] = Object.entries(functions)[0] as [
+      string,
+      { Properties: { FunctionCode: string; FunctionConfig: { Runtime: string } } },
+    ];
+    expect(cfFunction.Properties.FunctionConfig.Runtime).toBe('cloudfront-js-2.0');
+    t.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        DefaultCacheBehavior: Match.objectLike({
+          FunctionAssociations: [
+            { EventType: 'viewer-request', FunctionARN: { 'Fn::GetAtt': [functionId, 'FunctionARN'] } },
+          ],
+        }),
+      }),
+    });
+    // Run the function's code on a viewer request that forges the header: the viewer's address replaces it.
+    const handler = new Function(`${cfFunction.Properties.FunctionCode}\nreturn handler;`)() as (
+      event: unknown,
+    ) => Promise<{ headers: Record<string, { value: string }> }>;
+    const request = await handler({
+      viewer: { ip: '198.51.100.7' },
+      request: { headers: { [VIEWER_ADDRESS_HEADER.toLowerCase()]: { value: '203.0.113.1' } } },
+    });
+    expect(request.headers[VIEWER_ADDRESS_HEADER.toLowerCase()]).toEqual({ value: '198.51.100.7' });
+  });
+
+  it('reserves concurrency for the ActiveSync function (a stack prop), not for the watcher', () => {
+    const byHandler = (t: Template): Record<string, Record<string, unknown>> =>
+      Object.fromEntries(
+        (Object.values(t.findResources('AWS::Lambda::Function')) as { Properties: Record<string, unknown> }[]).map(
+          (f) => [f.Properties.Handler as string, f.Properties],
+        ),
+      );
+    const defaults = byHandler(template('acme'));
+    expect(defaults['lambda.handler']!.ReservedConcurrentExecutions).toBe(DEFAULT_RESERVED_CONCURRENCY);
+    expect(defaults['lambda.watch']!.ReservedConcurrentExecutions).toBeUndefined();
+    expect(byHandler(synth(GLOBEX, 20))['lambda.handler']!.ReservedConcurrentExecutions).toBe(20);
+  });
+
+  it('keeps both log groups when the stack is deleted', () => {
+    const t = template('acme');
+    t.resourceCountIs('AWS::Logs::LogGroup', 2);
+    t.allResources('AWS::Logs::LogGroup', { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
   });
 
   it('reads the sealed-credential key instead of a master user for a tenant that says so', () => {
