@@ -263,13 +263,21 @@ export interface Directory {
   busyEvents(url: string, start: Date, end: Date): Promise<string[] | 'forbidden'>;
 }
 
+/** What an automatic reply says, and to whom the internal message goes. */
+export interface AutoReplyContent {
+  subject: string;
+  /** Senders in this domain get the AppliesToInternal message, others an external one; none: all are external. */
+  internalDomain?: string;
+  toText: (message: OofSettings['messages'][number]) => string;
+}
+
 /** The user's automatic replies, carried out by the mail system (a Sieve vacation script over ManageSieve). */
 export interface AutoReplies {
   /**
-   * Puts `oof` in effect: replies with `subject` and each audience's message as `toText` renders it; off when its
-   * state is 0 or no message is enabled. Rejects when the server cannot do it (the settings are then not in effect).
+   * Puts `oof` in effect: off when its state is 0 or no message is enabled. Rejects when the server cannot do it
+   * (the settings are then not in effect), also when it would switch off the user's own mail rules.
    */
-  apply(oof: OofSettings, subject: string, toText: (message: OofSettings['messages'][number]) => string): Promise<void>;
+  apply(oof: OofSettings, content: AutoReplyContent): Promise<void>;
 }
 
 /** All folders of a user's backends, and which backends did not answer. */

@@ -5,7 +5,8 @@
  * - UserInformation Get: the user's primary SMTP address: the login when it is an address, else login@MAIL_DOMAIN
  *   (nothing when neither gives one); from 14.1 on in the Accounts form.
  * - Oof Get/Set: stored per user in the StateStore (UserSettings). With SIEVE=on (Node), a Set is carried out as a
- *   Sieve vacation script installed over ManageSieve as the user (src/backends/sieve/), and answered with Status 1; Get
+ *   Sieve vacation script installed over ManageSieve as the user (src/backends/sieve/; it includes the user's own
+ *   active script, and internal senders are those of the user's domain), and answered with Status 1; Get
  *   then reports what was set. Without it (the default, and on Workers unless configured) automatic replies are never
  *   in effect: a Set that turns them on is stored and answered with Status 7 (denied by policy), and Get reports
  *   OofState 0 with the stored messages. Turning them off succeeds.
@@ -216,7 +217,12 @@ async function oofSet(context: CommandContext, set: WbxmlElement): Promise<Wbxml
   const autoReplies = context.backends.autoReplies(context.user);
   if (autoReplies) {
     try {
-      await autoReplies.apply(next, OOF_SUBJECT, (m) => convertBody(m.replyMessage, m.bodyType, 'Text'));
+      const domain = primaryAddress(context.user.login, context.config.mailDomain)?.split('@')[1];
+      await autoReplies.apply(next, {
+        subject: OOF_SUBJECT,
+        ...(domain ? { internalDomain: domain } : {}),
+        toText: (m) => convertBody(m.replyMessage, m.bodyType, 'Text'),
+      });
     } catch (err) {
       // Stored as asked but not in effect; the device may try again.
       context.note?.({ oofSieveError: (err as Error).message });

@@ -8,6 +8,7 @@ import { child, childText, el, type WbxmlElement } from '../../src/wbxml/tree.ts
 import { createUser, deliverViaLmtp, listMessages, waitForMessage } from '../services/seed.ts';
 import type { TestUser } from '../services/types.ts';
 import { TestDevice, testServer, type TestServer } from '../device/device.ts';
+import { withManageSieve } from '../../src/backends/sieve/managesieve.ts';
 
 const services = inject('services');
 
@@ -115,6 +116,81 @@ describe('Oof through ManageSieve', () => {
     expect(childText(await oof(device, s('Set', [s('OofState', '2'), ...ended])), 'Status')).toBe('1');
     await mailFrom(past, user, 'Back yet?');
     expect(await listMessages(services, past)).toEqual([]);
+  });
+});
+
+function oofMessage(audience: 'AppliesToInternal' | 'AppliesToExternalUnknown', reply: string): WbxmlElement {
+  return s('OofMessage', [s(audience), s('Enabled', '1'), s('ReplyMessage', reply), s('BodyType', 'Text')]);
+}
+
+/** The user's scripts over ManageSieve as the user (STARTTLS, as the server does it). */
+function userSieve<T>(user: TestUser, work: Parameters<typeof withManageSieve<T>>[2]): Promise<T> {
+  return withManageSieve({ ...services.sieve, secure: false }, { login: user.email, password: user.password }, work);
+}
+
+describe("Oof with the user's own active Sieve script (RFC 6609 include)", () => {
+  it("keeps the user's filing rule working while Oof is on, answers internal and external senders each with their own message, and makes the user's script active again when Oof is off", async () => {
+    const user = createUser(services);
+    const colleague = createUser(services);
+    const partner = createUser(services);
+    const later = createUser(services);
+    const device = new TestDevice(server, user);
+    const rules = [
+      'require ["fileinto", "mailbox"];',
+      'if header :contains "subject" "[report]" {',
+      '  fileinto :create "Filed";',
+      '}',
+      '',
+    ].join('\r\n');
+    await userSieve(user, async (session) => {
+      await session.putScript('my rules', rules);
+      await session.setActive('my rules');
+    });
+
+    const set = await oof(
+      device,
+      s('Set', [
+        s('OofState', '1'),
+        oofMessage('AppliesToInternal', 'Internal: ask the team channel.'),
+        oofMessage('AppliesToExternalUnknown', 'External: please write to the front desk.'),
+      ]),
+    );
+    expect(childText(set, 'Status')).toBe('1');
+
+    // Same domain as the user: filed by the user's own rule, and the internal reply.
+    await mailFrom(colleague, user, '[report] weekly numbers');
+    await waitForMessage(services, user, (m) => m.subject === '[report] weekly numbers', 10_000, 'Filed');
+    const internal = await waitForMessage(services, colleague, (m) => m.subject === 'Automatic reply');
+    const internalText = await fetchText(colleague, internal.uid);
+    expect(internalText).toContain('Internal: ask the team channel.');
+    expect(internalText).not.toContain('front desk');
+
+    // From a partner's domain (the reply goes to the envelope sender, a local mailbox here): the external reply.
+    const raw = [
+      `From: Partner <${partner.name}@partner.example>`,
+      `To: ${user.email}`,
+      'Subject: Contract',
+      `Message-ID: <${partner.name}@partner.example>`,
+      'Date: Mon, 07 Dec 2026 10:00:00 +0000',
+      '',
+      'Can we talk?',
+      '',
+    ].join('\r\n');
+    expect((await deliverViaLmtp(services, partner.email, user.email, raw)).accepted).toEqual([user.email]);
+    const external = await waitForMessage(services, partner, (m) => m.subject === 'Automatic reply');
+    const externalText = await fetchText(partner, external.uid);
+    expect(externalText).toContain('External: please write to the front desk.');
+    expect(externalText).not.toContain('team channel');
+
+    const off = await oof(device, s('Set', [s('OofState', '0')]));
+    expect(childText(off, 'Status')).toBe('1');
+    const scripts = await userSieve(user, (session) => session.listScripts());
+    expect(scripts).toEqual([{ name: 'my rules', active: true }]);
+
+    // The user's rule still files, and no reply goes out.
+    await mailFrom(later, user, '[report] after the holidays');
+    await waitForMessage(services, user, (m) => m.subject === '[report] after the holidays', 10_000, 'Filed');
+    expect(await listMessages(services, later)).toEqual([]);
   });
 });
 

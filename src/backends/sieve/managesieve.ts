@@ -158,6 +158,26 @@ export class ManageSieveSession {
     await this.command(`PUTSCRIPT ${sieveProtocolString(name)} {${Buffer.byteLength(content)}+}\r\n${content}`);
   }
 
+  /** RFC 5804 §2.7: the user's scripts, and which one is active. */
+  async listScripts(): Promise<{ name: string; active: boolean }[]> {
+    const response = await this.command('LISTSCRIPTS');
+    return response.lines.flatMap((line) => {
+      const m = /^"((?:[^"\\]|\\.)*)"\s*(ACTIVE)?\s*$/i.exec(line);
+      return m ? [{ name: m[1]!.replace(/\\(.)/g, '$1'), active: m[2] !== undefined }] : [];
+    });
+  }
+
+  /** RFC 5804 §2.9: the text of `name` (the literal that readLine inlines as a quoted string). */
+  async getScript(name: string): Promise<string> {
+    const response = await this.command(`GETSCRIPT ${sieveProtocolString(name)}`);
+    return unquote(response.lines.join('\r\n'));
+  }
+
+  /** The Sieve extensions the server implements (the SIEVE capability, RFC 5804 §1.7). */
+  sieveExtensions(): string[] {
+    return (this.capabilities.get('SIEVE') ?? '').toLowerCase().split(/\s+/).filter(Boolean);
+  }
+
   /** Makes `name` the active script; the empty name deactivates whatever is active. */
   async setActive(name: string): Promise<void> {
     await this.command(`SETACTIVE ${sieveProtocolString(name)}`);
