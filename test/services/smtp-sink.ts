@@ -12,6 +12,9 @@ export { TEST_CA_PATH };
 export const TEST_CA = readFileSync(TEST_CA_PATH, 'utf8');
 const KEY = readFileSync(TLS_KEY_PATH);
 const CERT = readFileSync(TLS_CERT_PATH);
+/** A self-signed localhost certificate no test process trusts (the test CA did not sign it). */
+const UNTRUSTED_KEY = readFileSync(new URL('../fixtures/tls/untrusted-localhost.key', import.meta.url));
+const UNTRUSTED_CERT = readFileSync(new URL('../fixtures/tls/untrusted-localhost.pem', import.meta.url));
 
 export interface SunkMessage {
   from: string;
@@ -34,6 +37,8 @@ export interface SinkOptions {
   data?: (message: Buffer) => string | undefined;
   /** The SIZE limit to announce. */
   size?: number;
+  /** Serve a self-signed certificate nobody trusts instead of the test CA's. */
+  untrusted?: boolean;
 }
 
 export interface SmtpSink {
@@ -60,8 +65,8 @@ export async function startSmtpSink(options: SinkOptions): Promise<SmtpSink> {
   const config: SMTPServerOptions = {
     logger: false,
     secure: options.tls === 'implicit',
-    key: KEY,
-    cert: CERT,
+    key: options.untrusted ? UNTRUSTED_KEY : KEY,
+    cert: options.untrusted ? UNTRUSTED_CERT : CERT,
     ...(options.tls === 'none' ? { disabledCommands: ['STARTTLS'] } : {}),
     ...(options.size ? { size: options.size } : {}),
     authOptional: !options.auth?.requireAuth,

@@ -125,7 +125,7 @@ describe('nodemailer submitter: logging in', () => {
   });
 
   it('checks the certificate: a server the system does not trust is a connection failure', async () => {
-    const s = await sink({ tls: 'implicit' });
+    const s = await sink({ tls: 'implicit', untrusted: true });
     expect(
       (await failure(nodemailerSubmitter(settings(s, { secure: true })).submit(LOGIN, ENVELOPE, MESSAGE))).failure,
     ).toBe('connection');

@@ -38,7 +38,17 @@ function runBundle(events: object[], env: Record<string, string>): Promise<Funct
     const child = execFile(
       process.execPath,
       ['runner.mjs'],
-      { cwd: DIR, env: { PATH: process.env.PATH ?? '', NODE_NO_WARNINGS: '1', ...env }, timeout: 60_000 },
+      {
+        cwd: DIR,
+        env: {
+          PATH: process.env.PATH ?? '',
+          NODE_NO_WARNINGS: '1',
+          // The test backends' CA (IMAP STARTTLS is required), as vitest.config.ts gives the test processes.
+          NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS ?? '',
+          ...env,
+        },
+        timeout: 60_000,
+      },
       (err, stdout, stderr) => {
         const line = stdout.split('\n').find((l) => l.startsWith('RESULTS '));
         if (err || !line) reject(new Error(`the bundle failed: ${err?.message ?? ''}\n${stdout}\n${stderr}`));

@@ -338,7 +338,7 @@ describe('ItemOperations EmptyFolderContents', () => {
 });
 
 describe('ItemOperations request errors', () => {
-  it('answers per operation: 9 for an unknown store, 2 for a Fetch naming two things, 156 for Move', async () => {
+  it('answers per operation: 9 for an unknown store, 2 for a Fetch naming two things, 155 for a Move without MoveAlways', async () => {
     const user = createUser(services);
     const { device, inbox, ids, fileReference } = await syncedInbox(user);
     const answers = await itemOperations(
@@ -363,7 +363,7 @@ describe('ItemOperations request errors', () => {
       ['Fetch', 9],
       ['Fetch', 2],
       ['Fetch', 2],
-      ['Move', 156],
+      ['Move', 155], // MoveAlways is required (MS-ASCMD §2.2.3.118)
     ]);
   });
 
