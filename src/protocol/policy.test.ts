@@ -51,6 +51,12 @@ describe('the POLICY setting', () => {
     expect(() => parsePolicyConfig('{"MaxCalendarAgeFilter": 3}')).toThrow(/MaxCalendarAgeFilter/);
     expect(() => parsePolicyConfig('{"users": {"a": {"Nope": 1}}}')).toThrow(/users\.a/);
     expect(() => parsePolicyConfig('{not json')).toThrow(/not JSON/);
+    // No recovery password is kept (Settings DevicePassword answers Status 7): a policy cannot promise one.
+    expect(() => parsePolicyConfig('{"PasswordRecoveryEnabled": true}')).toThrow(/PasswordRecoveryEnabled/);
+    expect(() => parsePolicyConfig('{"users": {"a": {"PasswordRecoveryEnabled": 1}}}')).toThrow(
+      /PasswordRecoveryEnabled/,
+    );
+    expect(parsePolicyConfig('{"PasswordRecoveryEnabled": false}').base.PasswordRecoveryEnabled).toBe(0);
     const base = { IMAP_HOST: 'imap.example.test' };
     expect(() => loadConfig({ ...base, POLICY: '{"AllowCamera": 7}' })).toThrow(ConfigError);
     expect(() => loadConfig({ ...base, POLICY: '{"AllowCamera": 7}' })).toThrow(/POLICY/);

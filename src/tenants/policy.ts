@@ -154,6 +154,15 @@ export function parsePolicyConfig(json: string): PolicyConfig {
     users?: Record<string, Record<string, unknown>>;
     AllowNonProvisionableDevices?: boolean;
   };
+  // The server keeps no recovery password (Settings DevicePassword, MS-ASCMD §2.2.3.45, is refused with Status 7:
+  // it would be a secret at rest), so a policy must not tell devices it does (MS-ASPROV §2.2.2.43).
+  const promisesRecovery = [base, ...Object.values(users ?? {})].some(
+    (o) => o.PasswordRecoveryEnabled === 1 || o.PasswordRecoveryEnabled === true,
+  );
+  if (promisesRecovery)
+    throw new Error(
+      'PasswordRecoveryEnabled: this server keeps no recovery password (Settings DevicePassword is refused), so a policy cannot turn it on',
+    );
   const split = (o: Record<string, unknown>): Partial<Record<string, PolicyValue>> =>
     Object.fromEntries(
       Object.entries(o).filter(([k, v]) => k !== 'AllowNonProvisionableDevices' && v !== undefined),

@@ -255,8 +255,11 @@ describe('DevicePassword', () => {
   const setPassword = (password: string): WbxmlElement =>
     el('Settings', 'DevicePassword', [el('Settings', 'Set', [el('Settings', 'Password', password)])]);
 
-  it('is refused (Status 7) and the password is kept nowhere, whatever the policy says', async () => {
-    for (const policy of [undefined, JSON.stringify({ PasswordRecoveryEnabled: true })]) {
+  it('is refused (Status 7) and the password is kept nowhere; no policy can promise a recovery', async () => {
+    expect(() => testServer(services, { POLICY: JSON.stringify({ PasswordRecoveryEnabled: true }) })).toThrow(
+      /PasswordRecoveryEnabled/,
+    );
+    for (const policy of [undefined, JSON.stringify({ PasswordRecoveryEnabled: false })]) {
       const serving = policy ? testServer(services, { POLICY: policy }) : server;
       const device = new TestDevice(serving, user, undefined, '14.1');
       const body = await ask(device, setPassword('8391-2207'));
