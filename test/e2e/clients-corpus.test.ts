@@ -171,6 +171,10 @@ describe('the client corpus replayed on workerd (wrangler dev, Durable Objects)'
       IMAP_MASTER_USER: services.master.user,
       IMAP_MASTER_PASSWORD: services.master.password,
       ...backendSettings(),
+      // ManageSieve's STARTTLS (node:tls over a node:net socket) fails inside workerd ("Cannot call releaseLock() on
+      // a reader with outstanding read promises"), so Oof reaches the test Dovecot in plaintext here; IMAP STARTTLS in
+      // workerd goes over cloudflare:sockets and is tested by the workerd session test.
+      ALLOW_PLAINTEXT_BACKENDS: 'true',
     });
   }, 90_000);
   afterAll(async () => {

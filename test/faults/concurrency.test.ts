@@ -24,7 +24,15 @@ import type { TestUser } from '../services/types.ts';
 import { expectMailConverged, RECOVERABLE_SYNC_STATUSES, syncToEnd } from './converge.ts';
 
 const services = inject('services');
-const PUSH_ENV = { PING_MIN_HEARTBEAT: '1', PING_MAX_HEARTBEAT: '10', PING_POLL_SECONDS: '0.2' };
+const PUSH_ENV = {
+  PING_MIN_HEARTBEAT: '1',
+  PING_MAX_HEARTBEAT: '10',
+  PING_POLL_SECONDS: '0.2',
+  // 50 devices of one user sign in for the first time at once, from one address: the login throttle holds the
+  // logins of one name and address in flight to AUTH_FAIL_LIMIT (README, Security model), which is not under test here.
+  AUTH_FAIL_LIMIT: '100',
+  AUTH_FAIL_USER_LIMIT: '200',
+};
 const server = testServer(services, PUSH_ENV);
 
 async function seeded(count: number): Promise<TestUser> {
@@ -249,7 +257,7 @@ describe('50 devices of one user', () => {
       const inbox = d.folderByType(FolderType.Inbox).serverId;
       expect([...d.items(inbox).values()].map((data) => itemText(data, 'Subject', 'Email')).sort()).toEqual(onServer);
     }
-    expect(server.logs.filter((e) => e.http !== 200)).toEqual([]);
+    expect(server.logs.filter((e) => e.http !== undefined && e.http !== 200)).toEqual([]);
     expect(
       new Set(
         (await server.state.listDevices({ tenant: 'test', user: user.email.toLowerCase() })).map((r) => r.deviceId),
