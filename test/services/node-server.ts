@@ -71,7 +71,15 @@ export function nodeTestServer(base: string, stateDir: string): { server: TestSe
   const server: TestServer = {
     fetch: (url, init) => {
       const u = new URL(url);
-      return fetch(`${base}${u.pathname}${u.search}`, init);
+      const target = `${base}${u.pathname}${u.search}`;
+      // The tests' synchronous CLI runs block this process's event loop for seconds, so undici cannot retire a kept-alive
+      // connection the server closed meanwhile (its idle timeout): a request sent on it was never read (RFC 9112
+      // §9.3.1), and goes once more on a new connection.
+      return fetch(target, init).catch((err: unknown) => {
+        const code = (err as { cause?: { code?: string } }).cause?.code;
+        if (code !== 'UND_ERR_SOCKET') throw err;
+        return fetch(target, init);
+      });
     },
     state: state.store,
     logs: [],
