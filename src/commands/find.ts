@@ -10,7 +10,8 @@ import { addressParser } from 'postal-mime';
 import { withBackends } from '../backends/open.ts';
 import type { MessageWithSource } from '../backends/types.ts';
 import { BodyType } from '../items/body.ts';
-import { emailApplicationData } from '../items/email.ts';
+import { emailApplicationData, type MailPolicy } from '../items/email.ts';
+import { mailPolicy } from '../protocol/policy.ts';
 import { child, childText, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import {
   DEFAULT_SEARCH_RANGE,
@@ -68,6 +69,7 @@ export async function find(context: CommandContext): Promise<CommandResult> {
   const folders = searchScope(hierarchy, query.collectionIds, child(options, 'DeepTraversal', 'Find') !== undefined);
   if (!folders) return answer('Mailbox', FindStatus.FolderSyncRequired);
 
+  const policy = mailPolicy(context.config.policy, context.user.login);
   return withBackends(context, async ({ mail }) => {
     const page = await searchPage(mail, folders, query, range);
     const results: WbxmlElement[] = [];
@@ -78,7 +80,7 @@ export async function find(context: CommandContext): Promise<CommandResult> {
           el('AirSync', 'Class', 'Email'),
           el('AirSync', 'ServerId', `${collectionId}:${hit.uid}`),
           el('AirSync', 'CollectionId', collectionId),
-          el('Find', 'Properties', await findProperties(message, context.request.version, collectionId)),
+          el('Find', 'Properties', await findProperties(message, context.request.version, collectionId, policy)),
         ]),
       );
     }
@@ -97,13 +99,17 @@ async function findProperties(
   message: MessageWithSource,
   version: string,
   collectionId: string,
+  policy: MailPolicy,
 ): Promise<WbxmlElement[]> {
   const previewOnly = {
     bodyPreferences: [{ type: BodyType.PlainText, truncationSize: 0, preview: PREVIEW_CHARS }],
     bodyPartPreferences: [],
     mimeSupport: 0 as const,
   };
-  const item = await emailApplicationData(message, emailOutput(version, collectionId, message.uid, previewOnly));
+  const item = await emailApplicationData(
+    message,
+    emailOutput(version, collectionId, message.uid, previewOnly, policy),
+  );
   const property = (tag: string, ns: WbxmlElement['ns'] = 'Email'): WbxmlElement | undefined =>
     item.find((p) => p.tag === tag && p.ns === ns);
   const cc = property('Cc');

@@ -11,6 +11,7 @@ import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { estimateEmailChanges } from '../sync/email.ts';
 import { estimateDavChanges } from '../sync/dav.ts';
 import { optionsForClass, parseCollectionOptions } from '../protocol/options.ts';
+import { emailFilterType } from '../protocol/policy.ts';
 import { itemClassOf } from '../folders/hierarchy.ts';
 
 export const GetItemEstimateStatus = {
@@ -80,7 +81,11 @@ export async function getItemEstimate(context: CommandContext): Promise<CommandR
       try {
         const estimate = dav
           ? await estimateDavChanges(dav, folder.source.ref, stored.state, options)
-          : await estimateEmailChanges(backends.mail, folder.source.ref, collectionId, stored.state, options);
+          : await estimateEmailChanges(backends.mail, folder.source.ref, collectionId, stored.state, {
+              ...options,
+              // As Sync counts them: no further back than the user's MaxEmailAgeFilter.
+              filterType: emailFilterType(context.config.policy, context.user.login, options.filterType),
+            });
         out.push(answer(collectionId, GetItemEstimateStatus.Success, estimate));
       } catch (err) {
         // Deleted by another client since the device's FolderSync: an invalid collection for it.

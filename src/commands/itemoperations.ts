@@ -41,6 +41,7 @@ import { bodyPreferencesOf } from '../protocol/options.ts';
 import { userAddresses } from '../sending/meeting-mail.ts';
 import { flagToDevice, isFlagged } from '../items/email-flag.ts';
 import { attachmentAllowed } from '../tenants/policy.ts';
+import { mailPolicy } from '../protocol/policy.ts';
 import { flagDetailsOf } from '../folders/mail-flags.ts';
 
 export const ItemOperationsStatus = {
@@ -221,7 +222,13 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
   if (await overBudget(run, id)) return answer(ItemOperationsStatus.DataTooLarge);
   const found = await loadMessage(run, id);
   if (!found) return answer(ItemOperationsStatus.ObjectNotFound);
-  const output = emailOutput(run.context.request.version, id.collectionId, id.uid, emailFetchOptions(options));
+  const output = emailOutput(
+    run.context.request.version,
+    id.collectionId,
+    id.uid,
+    emailFetchOptions(options),
+    mailPolicy(run.context.config.policy, run.context.user.login),
+  );
   // The flag as the user's devices set it, when the details are kept (items/email-flag.ts, folders/mail-flags.ts).
   const kept = await flagDetailsOf(run.context, await run.mail(), found.folder.source.ref, id.uid);
   if (kept) output.flag = flagToDevice(isFlagged(found.message.flags), kept).element;

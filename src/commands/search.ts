@@ -12,6 +12,7 @@
  */
 import { withBackends } from '../backends/open.ts';
 import { emailApplicationData } from '../items/email.ts';
+import { mailPolicy } from '../protocol/policy.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import {
   DEFAULT_SEARCH_RANGE,
@@ -77,6 +78,7 @@ export async function search(context: CommandContext): Promise<CommandResult> {
   if (!folders) return storeAnswer(SearchStatus.FolderSyncRequired);
 
   const fetchOptions = emailFetchOptions(options);
+  const policy = mailPolicy(context.config.policy, context.user.login);
   return withBackends(context, async ({ mail }) => {
     const page = await searchPage(mail, folders, query, range);
     if (page.range === undefined) return storeAnswer(SearchStatus.Success, noResults(page.total));
@@ -93,7 +95,7 @@ export async function search(context: CommandContext): Promise<CommandResult> {
             'Properties',
             await emailApplicationData(
               message,
-              emailOutput(context.request.version, collectionId, hit.uid, fetchOptions),
+              emailOutput(context.request.version, collectionId, hit.uid, fetchOptions, policy),
             ),
           ),
         ]),

@@ -9,7 +9,7 @@
  */
 import type { MailBackend, MessageWithSource } from '../backends/types.ts';
 import type { BodyPreference } from '../items/body.ts';
-import type { EmailOutputOptions } from '../items/email.ts';
+import type { EmailOutputOptions, MailPolicy } from '../items/email.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { child, childText, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import { bodyPreferencesOf, parseSyncOptions } from '../protocol/options.ts';
@@ -80,15 +80,20 @@ export function emailFetchOptions(options: WbxmlElement | undefined): EmailFetch
   };
 }
 
-/** What emailApplicationData needs for one item of a collection, with Sync's FileReferences. */
+/**
+ * What emailApplicationData needs for one item of a collection, with Sync's FileReferences and the user's device
+ * policy (protocol/policy.ts mailPolicy), which Search, Find and ItemOperations hold to as Sync does.
+ */
 export function emailOutput(
   version: string,
   collectionId: string,
   uid: number,
   options: EmailFetchOptions,
+  policy: MailPolicy,
 ): EmailOutputOptions {
   return {
     version,
+    policy,
     bodyPreferences: options.bodyPreferences,
     ...(options.bodyPartPreferences.length ? { bodyPartPreferences: options.bodyPartPreferences } : {}),
     mimeSupport: options.mimeSupport,

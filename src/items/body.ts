@@ -31,6 +31,25 @@ export interface BodySource {
   isSmime: boolean;
 }
 
+/**
+ * What the user's device policy lets a device have of a body, whatever it asks for (the server holds to the policy
+ * for devices that do not apply it): AllowHTMLEmail (MS-ASPROV §2.2.2.5: no HTML, the body goes as plain text),
+ * MaxEmailBodyTruncationSize and MaxEmailHTMLBodyTruncationSize (§2.2.2.34, §2.2.2.35: the largest truncation of a
+ * plain-text or an HTML body, in bytes here).
+ */
+export interface BodyPolicy {
+  allowHtml: boolean;
+  /** The most bytes of a plain-text body; undefined: no limit of the policy's own. */
+  maxTextBytes?: number | undefined;
+  /** The most bytes of an HTML body (Body and BodyPart); undefined: no limit of the policy's own. */
+  maxHtmlBytes?: number | undefined;
+  /**
+   * Whether the whole message may go as MIME: false when it carries what the policy withholds (HTML with
+   * AllowHTMLEmail off, an attachment the policy does not allow), since MIME would carry it too.
+   */
+  mimeAllowed: boolean;
+}
+
 /** The longest Preview the protocol allows (MS-ASAIRS §2.2.2.35). */
 export const MAX_PREVIEW_CHARS = 255;
 
@@ -104,9 +123,10 @@ export function bodyElement(
   source: BodySource,
   preferences: readonly BodyPreference[],
   mimeSupport: number,
-  options: { withPreview: boolean; mimeTruncation?: number | undefined },
+  options: { withPreview: boolean; mimeTruncation?: number | undefined; policy?: BodyPolicy | undefined },
 ): WbxmlElement {
-  const selected = selectBodyPreference(preferences, source, mimeSupport);
+  const chosen = selectBodyPreference(preferences, source, mimeSupport);
+  const selected = options.policy ? withinPolicy(chosen, preferences, source, options.policy) : chosen;
   const mimeLimit = selected.type === BodyType.Mime ? mimeTruncationSize(options.mimeTruncation) : undefined;
   const preference =
     mimeLimit === undefined
@@ -134,9 +154,14 @@ export function bodyElement(
  * conversation-trimmed copy, so the whole HTML body is the "part". Status 176 when AllOrNone hides it. Undefined when
  * the client asked for no HTML (Type 2 is the only type BodyPart has).
  */
-export function bodyPartElement(source: BodySource, preferences: readonly BodyPreference[]): WbxmlElement | undefined {
-  const preference = preferences.find((p) => p.type === BodyType.Html);
-  if (!preference) return undefined;
+export function bodyPartElement(
+  source: BodySource,
+  preferences: readonly BodyPreference[],
+  policy?: BodyPolicy,
+): WbxmlElement | undefined {
+  const asked = preferences.find((p) => p.type === BodyType.Html);
+  if (!asked || (policy && !policy.allowHtml)) return undefined;
+  const preference = capTruncation(asked, policy?.maxHtmlBytes);
   const cut = truncateContent(htmlOf(source), preference);
   const tooLarge = cut.data === undefined && preference.allOrNone === true && cut.truncated;
   const preview = preference.preview ? previewOf(source, preference.preview) : undefined;
@@ -148,6 +173,36 @@ export function bodyPartElement(source: BodySource, preferences: readonly BodyPr
     cut.data !== undefined && dataElement(cut.data),
     preview ? el('AirSyncBase', 'Preview', preview) : undefined,
   ]);
+}
+
+/**
+ * The chosen body type and its limits under the user's policy: MIME only when the policy lets the whole message go
+ * (else the device's other preferences decide, without MIME), HTML only when AllowHTMLEmail is on (else plain text
+ * under the device's plain-text preference, or the HTML one's limits), and the truncation no larger than the
+ * policy's for that type.
+ */
+function withinPolicy(
+  selected: BodyPreference,
+  preferences: readonly BodyPreference[],
+  source: BodySource,
+  policy: BodyPolicy,
+): BodyPreference {
+  let preference = selected;
+  if (preference.type === BodyType.Mime && !policy.mimeAllowed) {
+    const others = preferences.filter((p) => p.type !== BodyType.Mime);
+    preference = others.length ? selectBodyPreference(others, source, 0) : { ...preference, type: BodyType.PlainText };
+  }
+  if (preference.type === BodyType.Html && !policy.allowHtml) {
+    preference = preferences.find((p) => p.type === BodyType.PlainText) ?? { ...preference, type: BodyType.PlainText };
+  }
+  if (preference.type === BodyType.Html) return capTruncation(preference, policy.maxHtmlBytes);
+  if (preference.type === BodyType.PlainText) return capTruncation(preference, policy.maxTextBytes);
+  return preference;
+}
+
+function capTruncation(preference: BodyPreference, max: number | undefined): BodyPreference {
+  if (max === undefined) return preference;
+  return { ...preference, truncationSize: Math.min(max, preference.truncationSize ?? Number.POSITIVE_INFINITY) };
 }
 
 /** Data is a string element; raw MIME that is not UTF-8 (8-bit legacy charsets) can only travel as OPAQUE bytes. */

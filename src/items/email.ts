@@ -9,7 +9,7 @@
  * - Categories are IMAP keywords (src/items/category-keywords.ts).
  */
 import PostalMime, { decodeWords, type Address, type Attachment, type Email } from 'postal-mime';
-import { bodyElement, bodyPartElement, type BodyPreference, type BodySource } from './body.ts';
+import { bodyElement, bodyPartElement, type BodyPolicy, type BodyPreference, type BodySource } from './body.ts';
 import { child, children, textOf, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { meetingRequestOf } from './meeting-request.ts';
 import { conversationIdOf, conversationIndexOf, type ThreadHeaders } from './conversation.ts';
@@ -42,6 +42,25 @@ export interface EmailOutputOptions {
   fileReference(partId: string): string;
   /** The `<Flag>` to send when the collection keeps the device's flag details (email-flag.ts); else from \Flagged. */
   flag?: WbxmlElement;
+  /** The user's device policy, held to whatever the device asks (MailPolicy); undefined: none. */
+  policy?: MailPolicy | undefined;
+}
+
+/**
+ * What the user's device policy lets a device have of a mail (the server holds to it for devices that do not apply
+ * it): the body's (BodyPolicy, without the MIME decision, which depends on the message), and AttachmentsEnabled and
+ * MaxAttachmentSize (MS-ASPROV §2.2.2.4, §2.2.2.33): attachments the policy withholds are left out of Attachments.
+ */
+export interface MailPolicy extends Omit<BodyPolicy, 'mimeAllowed'> {
+  attachmentsEnabled: boolean;
+  /** Bytes; undefined: no limit. */
+  maxAttachmentSize?: number | undefined;
+}
+
+/** Whether the policy lets a device have an attachment of `size` bytes. */
+export function attachmentPermitted(policy: MailPolicy | undefined, size: number): boolean {
+  if (!policy) return true;
+  return policy.attachmentsEnabled && (policy.maxAttachmentSize === undefined || size <= policy.maxAttachmentSize);
 }
 
 /** Postal-mime options used for every parse, so that attachment numbering is the same everywhere. */
@@ -68,7 +87,15 @@ export async function emailApplicationData(
   const html = email.html !== undefined ? repairC1(email.html) : undefined;
   const text = email.text !== undefined ? repairC1(email.text) : undefined;
   const kind = classify(email, header);
-  const attachments = describeAttachments(email, html).filter((a) => a.listed);
+  const described = describeAttachments(email, html);
+  const attachments = described.filter((a) => a.listed && attachmentPermitted(options.policy, a.content.byteLength));
+  const policy: BodyPolicy | undefined = options.policy && {
+    ...options.policy,
+    // MIME would carry what the policy withholds: HTML, or an attachment it does not allow.
+    mimeAllowed:
+      (options.policy.allowHtml || html === undefined) &&
+      described.every((a) => attachmentPermitted(options.policy, a.content.byteLength)),
+  };
   const to = flatten(email.to);
   const cc = flatten(email.cc);
   const from = flatten(email.from ? [email.from] : undefined);
@@ -109,8 +136,9 @@ export async function emailApplicationData(
     bodyElement(body, options.bodyPreferences, options.mimeSupport, {
       withPreview: v >= 140,
       mimeTruncation: options.mimeTruncation,
+      policy,
     }),
-    v >= 141 && options.bodyPartPreferences && bodyPartElement(body, options.bodyPartPreferences),
+    v >= 141 && options.bodyPartPreferences && bodyPartElement(body, options.bodyPartPreferences, policy),
     el('Email', 'MessageClass', kind.messageClass),
     kind.isMeeting && meetingRequestOf(email, options.version),
     el('Email', 'InternetCPID', '65001'), // the bodies we send are UTF-8, whatever the message's charset

@@ -29,6 +29,7 @@ import {
   type PolicyValues,
   type ProvisioningMode,
 } from '../tenants/policy.ts';
+import type { MailPolicy } from '../items/email.ts';
 import type { CommandResult } from './command.ts';
 import type { DeviceRecord } from '../state/types.ts';
 import type { Namespace } from '../wbxml/codepages.ts';
@@ -179,4 +180,44 @@ export function refusalResponse(
   if (!atLeast(version, '14.0') || !where) throw new HttpError(449, `provisioning required (${refusal})`);
   const status: WbxmlElement = { ns: where.ns, tag: 'Status', children: [], text: String(REFUSAL_STATUS[refusal]) };
   return { kind: 'wbxml', body: { ns: where.ns, tag: where.tag, children: [status] } };
+}
+
+// What the server holds to itself, for devices that do not apply the policy (PROVISIONING=loose, or a client that
+// acknowledges what it does not apply).
+
+/** A truncation setting (-1: none) in bytes; MS-ASPROV gives no unit, these are kilobytes as Exchange's policy sets. */
+function truncationBytes(value: PolicyValue): number | undefined {
+  return typeof value === 'number' && value >= 0 ? value * 1024 : undefined;
+}
+
+/**
+ * The parts of a user's policy that shape the mail a device gets (items/email.ts MailPolicy): AllowHTMLEmail,
+ * MaxEmailBodyTruncationSize, MaxEmailHTMLBodyTruncationSize (MS-ASPROV §2.2.2.5, §2.2.2.34, §2.2.2.35),
+ * AttachmentsEnabled and MaxAttachmentSize (§2.2.2.4, §2.2.2.33).
+ */
+export function mailPolicy(config: PolicyConfig, login: string): MailPolicy {
+  const { values } = effectivePolicy(config, login);
+  const maxAttachment = values.MaxAttachmentSize;
+  return {
+    allowHtml: values.AllowHTMLEmail !== 0,
+    maxTextBytes: truncationBytes(values.MaxEmailBodyTruncationSize ?? -1),
+    maxHtmlBytes: truncationBytes(values.MaxEmailHTMLBodyTruncationSize ?? -1),
+    attachmentsEnabled: values.AttachmentsEnabled !== 0,
+    maxAttachmentSize: typeof maxAttachment === 'number' ? maxAttachment : undefined,
+  };
+}
+
+/**
+ * The email FilterType a Sync works with: the device's, no further back than MaxEmailAgeFilter (MS-ASPROV §2.2.2.36;
+ * both count 1 day … 5 one month, 0 is everything, MS-ASCMD §2.2.3.68.2). A device asking for everything, or for
+ * more than the policy allows, gets the policy's window.
+ */
+export function emailFilterType(
+  config: PolicyConfig,
+  login: string,
+  requested: number | undefined,
+): number | undefined {
+  const max = effectivePolicy(config, login).values.MaxEmailAgeFilter;
+  if (typeof max !== 'number' || max <= 0) return requested;
+  return requested === undefined || requested <= 0 || requested > max ? max : requested;
 }

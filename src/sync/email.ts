@@ -8,7 +8,7 @@
  * same answer.
  */
 import type { MailBackend, MessageSummary } from '../backends/types.ts';
-import { emailApplicationData, emailFlagChange, imapFlagUpdate } from '../items/email.ts';
+import { emailApplicationData, emailFlagChange, imapFlagUpdate, type MailPolicy } from '../items/email.ts';
 import type { MailFlagStore } from '../folders/mail-flags.ts';
 import type { CollectionState, FlagDetails, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
 import { UidSet } from '../state/uidset.ts';
@@ -44,6 +44,8 @@ export interface EmailSyncRequest {
    * that left. Undefined where no rule applies (Sent Items).
    */
   moveArrivals?: (uids: number[]) => Promise<Set<number>>;
+  /** The user's device policy, held to whatever the device asks (items/email.ts MailPolicy). */
+  policy?: MailPolicy;
 }
 
 export interface EmailSyncResult {
@@ -488,6 +490,7 @@ function applicationData(
     mimeSupport: (req.options.mimeSupport ?? 0) as 0 | 1 | 2,
     mimeTruncation: req.options.mimeTruncation,
     fileReference: (partId) => req.fileReference(message.uid, partId),
+    policy: req.policy,
   });
 }
 

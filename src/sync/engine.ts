@@ -9,12 +9,13 @@
 import { openBackends } from '../backends/open.ts';
 import { FolderNotFoundError, FolderType, type UserBackends } from '../backends/types.ts';
 import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey } from '../protocol/synckey.ts';
-import type { CollectionState, HierarchyState } from '../state/types.ts';
+import type { CollectionState, HierarchyState, SyncOptions } from '../state/types.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { el, type WbxmlElement } from '../wbxml/tree.ts';
 import type { CommandContext } from '../protocol/command.ts';
 import { converterFor } from './dav-converters.ts';
 import { optionsForClass } from '../protocol/options.ts';
+import { emailFilterType, mailPolicy } from '../protocol/policy.ts';
 import { itemClassOf } from '../folders/hierarchy.ts';
 import { syncDavCollection } from './dav.ts';
 import { prepareMeetingWrite, sendInvitations, userAddresses } from '../sending/meeting-mail.ts';
@@ -82,6 +83,13 @@ export async function addResourceName(
   return Array.from(new Uint8Array(digest).slice(0, 16), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/** A mail folder's options under the user's MaxEmailAgeFilter (protocol/policy.ts emailFilterType). */
+function withinPolicy(context: CommandContext, backend: string, options: SyncOptions): SyncOptions {
+  if (backend !== 'imap') return options;
+  const filterType = emailFilterType(context.config.policy, context.user.login, options.filterType);
+  return filterType === options.filterType ? options : { ...options, filterType };
+}
+
 function collectionStatus(collectionId: string, status: number, syncKey?: string): WbxmlElement {
   return el('AirSync', 'Collection', [
     syncKey !== undefined ? el('AirSync', 'SyncKey', syncKey) : undefined,
@@ -104,7 +112,8 @@ async function syncCollection(
     return { element: collectionStatus(collectionId, SyncStatus.HierarchyChanged), sent: 0 };
 
   // The Options block for this folder's class (an SMS block beside it does not apply: MS-ASCMD §2.2.3.27.6).
-  const requested = request.options && optionsForClass(request.options, itemClassOf(folder.type));
+  const asked = request.options && optionsForClass(request.options, itemClassOf(folder.type));
+  const requested = asked && withinPolicy(context, folder.source.backend, asked);
   if (request.syncKey === INITIAL_SYNC_KEY) {
     if (request.commands.length) return { element: collectionStatus(collectionId, SyncStatus.ProtocolError), sent: 0 };
     const syncKey = firstSyncKey();
@@ -138,7 +147,7 @@ async function syncCollection(
   // Options are sticky: a request without them keeps the stored ones, a request with them replaces them
   // (MS-ASCMD §2.2.3.125.6). Options given for the first time, or changed, are no reason to start over: the
   // strategies resync the FilterType window against the stored one (email.ts, dav.ts).
-  const options = requested ?? stored.state.options;
+  const options = requested ?? withinPolicy(context, folder.source.backend, stored.state.options);
   // 16.0+ devices edit and send drafts through Sync (drafts.ts).
   const drafts16 = folder.type === FolderType.Drafts && atLeast(context.request.version, '16.0');
   let result: EmailSyncResult;
@@ -205,6 +214,7 @@ async function syncCollection(
             fileReference: (uid, partId) => `${collectionId}:${uid}:${partId}`,
             flags: mailFlagStore(context, folder.source.ref),
             byteBudget: context.config.maxResponseBytes,
+            policy: mailPolicy(context.config.policy, context.user.login),
             ...(folder.type !== FolderType.SentItems
               ? { moveArrivals: (uids) => applyConversationRules(context, backends.mail, folder.source.ref, uids) }
               : {}),
