@@ -10,7 +10,7 @@
  */
 import type { CaptureConfig } from '../config.ts';
 import type { CaptureRule, CapturedExchange, DeviceScope, StateStore } from '../state/types.ts';
-import { captureExchangeRecord, type ExchangeInput } from './capture-record.ts';
+import type { ExchangeInput } from './capture-record.ts';
 
 export const RULES_CACHE_MS = 10_000;
 /** The longest capture an admin may start. */
@@ -67,6 +67,8 @@ export async function captureExchange(
 ): Promise<void> {
   const rule = ruleFor(await cachedRules(state, input.device.tenant, now), input.device, now);
   if (!rule) return;
+  // Loaded at the first capture: the XML rendering (and its parser package) is no part of an uncaptured request.
+  const { captureExchangeRecord } = await import('./capture-record.ts');
   const exchange = await captureExchangeRecord(input, rule.maxBodyBytes);
   await state.addCaptureRecord(input.device, {
     at: input.started,

@@ -14,7 +14,6 @@
  */
 import { tenantAuthenticator } from '../protocol/bearer.ts';
 import type { Context } from 'hono';
-import { SaxesParser } from 'saxes';
 import type { LogEntry } from '../log.ts';
 import type { ActiveSyncDeps } from './activesync.ts';
 import { primaryAddress } from '../items/address.ts';
@@ -121,7 +120,8 @@ async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): 
     };
   } else {
     try {
-      request = parseRequest(text);
+      // saxes is loaded on the first Autodiscover request with a body, not at start-up.
+      request = parseRequest((await import('saxes')).SaxesParser, text);
     } catch (err) {
       entry.error = err instanceof Error ? err.message : String(err);
       entry.status = 600;
@@ -146,7 +146,7 @@ async function serve(c: Context, anyTenant: AutodiscoverDeps, entry: LogEntry): 
 }
 
 /** `<Autodiscover><Request><EMailAddress>…</EMailAddress><AcceptableResponseSchema>…</…></Request></Autodiscover>`. */
-function parseRequest(text: string): AutodiscoverRequest {
+function parseRequest(SaxesParser: typeof import('saxes').SaxesParser, text: string): AutodiscoverRequest {
   const parser = new SaxesParser({ xmlns: true });
   const path: string[] = [];
   const found: AutodiscoverRequest = { email: undefined, schema: undefined };

@@ -8,12 +8,39 @@ import { imapAuthenticator } from './imap/authenticate.ts';
 import { openImapMailBackend } from './imap/mail.ts';
 import { requestImapSessions, type ImapSessions } from './imap/sessions.ts';
 import { imapLogin } from './imap/connection.ts';
-import { DavItemBackend } from './dav/backend.ts';
-import { davDirectory } from './dav/directory.ts';
-import { sieveAutoReplies } from './sieve/vacation.ts';
 import type { MailSubmitter } from './smtp/types.ts';
 import type { AuthenticatedUser } from './auth.ts';
-import type { FolderListing, ItemBackend, MailBackend, TenantBackends, UserBackends } from './types.ts';
+import type {
+  AutoReplies,
+  Directory,
+  FolderListing,
+  ItemBackend,
+  MailBackend,
+  TenantBackends,
+  UserBackends,
+} from './types.ts';
+
+/*
+ * The DAV client and ManageSieve are loaded on first use, and only by a tenant whose settings name them (CALDAV_URL,
+ * CARDDAV_URL, GAL_URL, SIEVE): a mail-only process never reads their code or their packages (docs/DESIGN.md,
+ * footprint). Each import() is one promise per process, resolved once.
+ */
+const davBackendModule = () => import('./dav/backend.ts');
+
+/** The GAL on first search: the directory module is loaded then. */
+function lazyDirectory(load: () => Promise<Directory>): Directory {
+  let directory: Promise<Directory> | undefined;
+  const get = (): Promise<Directory> => (directory ??= load());
+  return {
+    search: async (text) => (await get()).search(text),
+    busyEvents: async (url, start, end) => (await get()).busyEvents(url, start, end),
+  };
+}
+
+/** Automatic replies on first use: the ManageSieve client is loaded then. */
+function lazyAutoReplies(load: () => Promise<AutoReplies>): AutoReplies {
+  return { apply: async (oof, content) => (await load()).apply(oof, content) };
+}
 
 export type BackendSettings = Pick<
   ServerConfig,
@@ -47,15 +74,22 @@ export function imapDavBackends(
           submitter,
           directory: (user) =>
             settings.galUrl
-              ? davDirectory(settings.galUrl, user, {
-                  credentialOrigins: credentialOrigins(settings),
-                  ...(settings.davTimeoutMs !== undefined ? { timeoutMs: settings.davTimeoutMs } : {}),
-                })
+              ? lazyDirectory(async () =>
+                  (await import('./dav/directory.ts')).davDirectory(settings.galUrl!, user, {
+                    credentialOrigins: credentialOrigins(settings),
+                    ...(settings.davTimeoutMs !== undefined ? { timeoutMs: settings.davTimeoutMs } : {}),
+                  }),
+                )
               : undefined,
           // ManageSieve logs in with the password: a Bearer login has none.
           autoReplies: (user) =>
             settings.sieve && user.password
-              ? sieveAutoReplies(settings.sieve, { login: user.login, password: user.password })
+              ? lazyAutoReplies(async () =>
+                  (await import('./sieve/vacation.ts')).sieveAutoReplies(settings.sieve!, {
+                    login: user.login,
+                    password: user.password!,
+                  }),
+                )
               : undefined,
         },
         end: () => scoped.end(),
@@ -72,8 +106,9 @@ async function openImapDav(
   const mail = await openImapMailBackend(sessions, imapLogin(user));
   const { caldavUrl, carddavUrl, davTimeoutMs, davDefaults } = settings;
   const origins = credentialOrigins(settings);
-  const dav = (url: string, kind: 'caldav' | 'carddav'): DavItemBackend =>
-    new DavItemBackend(url, kind, user, davTimeoutMs, davDefaults, origins);
+  const DavItemBackend = caldavUrl || carddavUrl ? (await davBackendModule()).DavItemBackend : undefined;
+  const dav = (url: string, kind: 'caldav' | 'carddav'): ItemBackend =>
+    new DavItemBackend!(url, kind, user, davTimeoutMs, davDefaults, origins);
   return combineBackends({
     mail,
     ...(caldavUrl ? { calendars: dav(caldavUrl, 'caldav') } : {}),

@@ -3,9 +3,10 @@
  * provider's published keys (BEARER_JWKS_URL, RFC 7517), the issuer and audience (RFC 7519 §4.1.1, §4.1.3), the
  * expiry and not-before times; the user is the configured claim (BEARER_USER_CLAIM) of the verified token, never a
  * claim of an unverified one. The mail server then checks the token for that user again (XOAUTH2), as before.
- * jose does the JWS work; it runs on Node and in workerd.
+ * jose does the JWS work; it runs on Node and in workerd. It is loaded on the first Bearer login, so a tenant without
+ * BEARER_* settings never loads it.
  */
-import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
+import type { createRemoteJWKSet } from 'jose';
 import { AuthUnavailableError, type Authenticator } from '../backends/auth.ts';
 import type { BearerConfig } from '../config.ts';
 
@@ -17,10 +18,10 @@ const CLOCK_TOLERANCE_SECONDS = 60;
 /** One key set per JWKS URL per isolate or process: jose caches the keys and refetches for an unknown key id. */
 const keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
-function keySetOf(url: string): ReturnType<typeof createRemoteJWKSet> {
+function keySetOf(jose: typeof import('jose'), url: string): ReturnType<typeof createRemoteJWKSet> {
   let keys = keySets.get(url);
   if (!keys) {
-    keys = createRemoteJWKSet(new URL(url), { timeoutDuration: 5_000, cooldownDuration: 30_000 });
+    keys = jose.createRemoteJWKSet(new URL(url), { timeoutDuration: 5_000, cooldownDuration: 30_000 });
     keySets.set(url, keys);
   }
   return keys;
@@ -32,9 +33,11 @@ function keySetOf(url: string): ReturnType<typeof createRemoteJWKSet> {
  * cannot be had, so that the device retries instead of asking for a new sign-in.
  */
 export async function verifiedBearerUser(config: BearerConfig, token: string): Promise<string | undefined> {
+  const jose = await import('jose');
+  const { errors } = jose;
   let payload: Record<string, unknown>;
   try {
-    ({ payload } = await jwtVerify(token, keySetOf(config.jwksUrl), {
+    ({ payload } = await jose.jwtVerify(token, keySetOf(jose, config.jwksUrl), {
       issuer: config.issuer,
       audience: config.audience,
       algorithms: ALGORITHMS,

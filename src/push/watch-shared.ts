@@ -20,7 +20,6 @@ import type { PushConfig } from '../config.ts';
 import { imapTransportOption, startTlsOption, type ImapSettings } from '../backends/imap/connection.ts';
 import type { LogSink } from '../log.ts';
 import { LEASE_SHARDS, type StateStore, type UserScope, type WatchLease } from '../state/types.ts';
-import { DavItemBackend } from '../backends/dav/backend.ts';
 import { davWatcherLogin, type ImapAuth } from './credentials.ts';
 import {
   encodeDavMarker,
@@ -133,6 +132,8 @@ export async function davSourceFor(
   if (!services.length) return undefined;
   const login = await davWatcherLogin(options.push, lease, password);
   if (!login) return undefined;
+  // The DAV client is loaded only where DAV is configured and watched (backends/combined.ts does the same).
+  const { DavItemBackend } = await import('../backends/dav/backend.ts');
   return {
     collectionToken(folderRef) {
       const origin = new URL(folderRef).origin;

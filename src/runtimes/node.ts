@@ -2,7 +2,6 @@
  * Node.js runtime: `npm start`. Reads the settings from the environment, serves the app with @hono/node-server.
  */
 import { serve } from '@hono/node-server';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApp, watchedTenants } from '../app/build.ts';
@@ -11,7 +10,6 @@ import { ConfigError, type StateStoreConfig } from '../config.ts';
 import type { TenantDirectory } from '../tenants/resolve.ts';
 import { loadTenants } from '../tenants/settings.ts';
 import { stdoutLog } from '../log.ts';
-import { createStateTable, DynamoDbStateStore } from '../state/dynamodb/store.ts';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../state/sqlite-node.ts';
 import { startIdleWatcher } from '../push/idle-watcher.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
@@ -27,6 +25,11 @@ async function openStateStore(
     if (opened.notice) stdoutLog({ time: new Date().toISOString(), event: 'state-folder-open', notice: opened.notice });
     return { ...opened, where: path };
   }
+  // Loaded only with DynamoDB: the AWS SDK is the largest package the server could load (docs/DESIGN.md, footprint).
+  const [{ DynamoDBClient }, { createStateTable, DynamoDbStateStore }] = await Promise.all([
+    import('@aws-sdk/client-dynamodb'),
+    import('../state/dynamodb/store.ts'),
+  ]);
   const client = new DynamoDBClient({
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     ...(settings.region ? { region: settings.region } : {}),

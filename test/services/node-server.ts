@@ -22,11 +22,17 @@ export interface NodeProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `src/runtimes/node.ts` with exactly these settings; does not wait for it. */
-export function spawnNodeServer(env: Record<string, string>): NodeProcess {
+/**
+ * Starts `src/runtimes/node.ts` with exactly these settings; does not wait for it. `how` runs another build of it
+ * (the compiled dist/node.js with plain node).
+ */
+export function spawnNodeServer(
+  env: Record<string, string>,
+  how: { command: string; args: string[]; cwd: string } = { command: TSX, args: ['src/runtimes/node.ts'], cwd: ROOT },
+): NodeProcess {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SERVER_SETTINGS.test(k)));
-  const child = spawn(TSX, ['src/runtimes/node.ts'], {
-    cwd: ROOT,
+  const child = spawn(how.command, how.args, {
+    cwd: how.cwd,
     env: { ...clean, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -9,7 +9,7 @@
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import {
   classifyReply,
   enhancedCodeOf,
@@ -69,6 +69,8 @@ async function submit(
   envelope: SmtpEnvelope,
   message: Uint8Array,
 ): Promise<SubmissionResult> {
+  // Loaded on the first submission: a process that only syncs never reads nodemailer's SMTP client.
+  const { default: SMTPConnection } = await import('nodemailer/lib/smtp-connection');
   const connection = new SMTPConnection({
     host: settings.host,
     port: settings.port,
