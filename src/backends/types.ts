@@ -160,6 +160,16 @@ export interface MailBackend {
   expungeMessages(folder: string, uids: number[]): Promise<void>;
   /** UIDs of the folder's messages with this Message-ID header. */
   findByMessageId(folder: string, messageId: string): Promise<number[]>;
+  /**
+   * UIDs of the folder's messages in which any of these header fields contains its value (IMAP SEARCH HEADER,
+   * RFC 9051 §6.4.4: a case-insensitive substring, so a superset the caller checks), ascending; with `range`, only
+   * those that arrived in [since, before) (by date). No terms: none.
+   */
+  findByHeaders(
+    folder: string,
+    terms: readonly { field: string; value: string }[],
+    range?: { since?: Date | undefined; before?: Date | undefined },
+  ): Promise<number[]>;
   /** Appends a message with these flags; returns its UID when the backend tells (UIDPLUS). */
   appendMessage(folder: string, source: Uint8Array, flags: string[]): Promise<number | undefined>;
   /**

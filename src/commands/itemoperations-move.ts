@@ -16,6 +16,7 @@ import { conversationHex } from '../items/conversation.ts';
 import type { CommandContext } from '../protocol/command.ts';
 import { atLeast } from '../protocol/versions.ts';
 import type { HierarchyState } from '../state/types.ts';
+import { UidSet } from '../state/uidset.ts';
 import { bytesOf, child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 
 const MoveStatus = {
@@ -53,10 +54,26 @@ export async function moveConversationOperation(
   if (destination.type === FolderType.RecipientInfoCache) return answer(MoveStatus.InvalidCombinationOfIds);
   if (destination.source.backend !== 'imap') return answer(MoveStatus.ActionNotSupported);
 
-  const { found } = await moveConversation(context, await mail(), conversation, destination.source.ref);
+  const held = await heldMessages(context, hierarchy);
+  const { found } = await moveConversation(context, await mail(), conversation, destination.source.ref, held);
   if (found === 0) return answer(MoveStatus.ObjectNotFound);
   await rememberConversationRule(context, conversation, destination.source.ref);
   return answer(MoveStatus.Success);
+}
+
+/** The UIDs the device holds in each mail folder it syncs (from its collection states), by mailbox. */
+async function heldMessages(
+  context: CommandContext,
+  hierarchy: HierarchyState | undefined,
+): Promise<Map<string, number[]>> {
+  const held = new Map<string, number[]>();
+  const synced = new Set(await context.state.listCollections(context.device));
+  for (const folder of hierarchy?.folders ?? []) {
+    if (folder.source.backend !== 'imap' || !synced.has(folder.serverId)) continue;
+    const watermark = (await context.state.getCollection(context.device, folder.serverId))?.state.watermark;
+    if (watermark?.kind === 'imap') held.set(folder.source.ref, [...UidSet.parse(watermark.uids)]);
+  }
+  return held;
 }
 
 /**

@@ -211,6 +211,11 @@ export type Watermark =
       /** The start of the FilterType window when last checked (epoch ms): items older than a new start age out. */
       windowStart?: number;
       /**
+       * Of `pendingAdds`, those older than the window that ConversationMode brings in (UidSet): they are sent with
+       * their preview but no body (MS-ASCMD §2.2.3.36.2).
+       */
+      conversationAdds?: string;
+      /**
        * Without CONDSTORE: the flags the device has, one token per UID of `uids`, in UID order (sync-email.ts
        * flagDigit).
        */
@@ -241,6 +246,11 @@ export interface SyncOptions {
   mimeTruncation?: number;
   conflict?: number;
   windowSize?: number;
+  /**
+   * Sync's ConversationMode (MS-ASCMD §2.2.3.36.2), kept with the options although the device sends it in Collection:
+   * the FilterType window also takes the older messages of its conversations (sync/email.ts).
+   */
+  conversationMode?: boolean;
   /** Options for the other class in a folder that holds two (SMS in the Inbox, 14.0+). */
   perClass?: Record<string, Omit<SyncOptions, 'perClass'>>;
 }

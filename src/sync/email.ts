@@ -10,6 +10,7 @@
 import type { MailBackend, MessageSummary } from '../backends/types.ts';
 import { emailApplicationData, emailFlagChange, imapFlagUpdate, type MailPolicy } from '../items/email.ts';
 import type { MailFlagStore } from '../folders/mail-flags.ts';
+import { conversationMembers, conversationOfHeaders, threadHeadersByUid } from '../folders/conversations.ts';
 import type { CollectionState, FlagDetails, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
 import { UidSet } from '../state/uidset.ts';
 import { flagDigit, flagDigitsMap } from './flag-tokens.ts';
@@ -130,6 +131,8 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
         };
   const deviceUids = UidSet.parse(wm.uids);
   const pendingAdds = UidSet.parse(wm.pendingAdds ?? '');
+  const conversationAdds = UidSet.parse(wm.conversationAdds ?? '');
+  const conversationMode = req.options.conversationMode === true && since !== undefined;
   const pending = new Map<number, PendingChange['kind']>();
   for (const p of req.state.pending) {
     const uid = uidOf(p.serverId, collectionId);
@@ -299,7 +302,17 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     // New to this device: what a MoveAlways rule names moves on first (conversation-rules.ts).
     const arrive = async (uids: number[]): Promise<void> => {
       const movedAway = req.moveArrivals ? await req.moveArrivals(uids) : new Set<number>();
-      for (const uid of uids) if (!movedAway.has(uid)) pendingAdds.add(uid);
+      const arrived = uids.filter((uid) => !movedAway.has(uid));
+      for (const uid of arrived) pendingAdds.add(uid);
+      // ConversationMode (MS-ASCMD §2.2.3.36.2, MS-ASCON §3.1.4.9): the older messages of the arrivals'
+      // conversations come too, however old.
+      if (conversationMode && arrived.length) {
+        for (const uid of await olderConversationMembers(mail, folderRef, arrived, since)) {
+          if (deviceUids.has(uid) || pendingAdds.has(uid)) continue;
+          pendingAdds.add(uid);
+          conversationAdds.add(uid);
+        }
+      }
     };
     if (first) {
       await arrive(await mail.listUids(folderRef, since));
@@ -317,7 +330,11 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       if (found.flags) wm.flagDigits = undefined;
       progressed ||= found.added.length + found.changed.length + found.removed.length > 0;
     }
-    if (!first && (await moveWindow(mail, folderRef, wm, since, deviceUids, pendingAdds, pending))) progressed = true;
+    const keep = conversationMode
+      ? (leaving: number[]) => inWindowConversations(mail, folderRef, leaving, since)
+      : undefined;
+    if (!first && (await moveWindow(mail, folderRef, wm, since, deviceUids, pendingAdds, pending, keep)))
+      progressed = true;
   }
   if (latest.highestModSeq !== undefined && wm.highestModSeq !== String(latest.highestModSeq)) {
     wm.highestModSeq = String(latest.highestModSeq);
@@ -390,8 +407,10 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       bytes += message.source.length;
       // A message that cannot be converted is skipped and reported (loop-detection.ts), not a failed Sync.
       const serverId = `${collectionId}:${message.uid}`;
+      // Older than the window, here for its conversation: the preview but not the body (MS-ASCMD §2.2.3.36.2).
+      const previewOnly = conversationAdds.has(message.uid);
       const data = await convertOrSkip(
-        () => applicationData(req, message, flagOf(message.uid, message.flags)),
+        () => applicationData(req, message, flagOf(message.uid, message.flags), previewOnly),
         { serverId, subject: subjectOf(message.source) },
         broken,
       );
@@ -402,11 +421,21 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       deviceUids.add(message.uid);
     }
     // Messages that vanished between the search and the fetch are simply not sent.
-    for (const uid of part) pendingAdds.delete(uid);
+    for (const uid of part) {
+      pendingAdds.delete(uid);
+      conversationAdds.delete(uid);
+    }
   }
   progressed ||= commands.length > 0 || broken.length > 0;
 
-  const nextWatermark: ImapWatermark = { ...wm, uids: deviceUids.toString(), pendingAdds: pendingAdds.toString() };
+  for (const uid of conversationAdds) if (!pendingAdds.has(uid)) conversationAdds.delete(uid);
+  const { conversationAdds: _before, ...rest } = wm;
+  const nextWatermark: ImapWatermark = {
+    ...rest,
+    uids: deviceUids.toString(),
+    pendingAdds: pendingAdds.toString(),
+    ...(conversationAdds.size ? { conversationAdds: conversationAdds.toString() } : {}),
+  };
   if (Object.keys(flagChanges).length) await req.flags.write(status.uidValidity, flagChanges);
   const { flags: _previous, ...stateWithoutFlags } = req.state;
   if (latest.highestModSeq === undefined)
@@ -443,13 +472,18 @@ async function moveWindow(
   deviceUids: UidSet,
   pendingAdds: UidSet,
   pending: Map<number, PendingChange['kind']>,
+  keep?: (leaving: number[]) => Promise<Set<number>>,
 ): Promise<boolean> {
   const from = wm.windowStart;
   const to = since?.getTime();
   if (from === to) return false;
   if (to !== undefined && (from === undefined || to > from)) {
-    // Narrower (or later): [from, to) leaves.
-    for (const uid of await mail.listUids(folderRef, from === undefined ? undefined : new Date(from), since)) {
+    // Narrower (or later): [from, to) leaves, but for what `keep` holds (ConversationMode: a conversation still in
+    // the window).
+    const leaving = await mail.listUids(folderRef, from === undefined ? undefined : new Date(from), since);
+    const kept = keep && leaving.length ? await keep(leaving.filter((uid) => deviceUids.has(uid))) : new Set<number>();
+    for (const uid of leaving) {
+      if (kept.has(uid)) continue;
       pendingAdds.delete(uid);
       if (deviceUids.has(uid)) pending.set(uid, 'softdelete');
     }
@@ -477,16 +511,52 @@ function changeElement(
   ]);
 }
 
+/**
+ * The UIDs older than the window (`since`) of the conversations of these messages: their thread headers, then an IMAP
+ * SEARCH per few conversations (folders/conversations.ts).
+ */
+async function olderConversationMembers(
+  mail: MailBackend,
+  folderRef: string,
+  uids: number[],
+  since: Date | undefined,
+): Promise<number[]> {
+  const headers = await threadHeadersByUid(mail, folderRef, uids);
+  return [...(await conversationMembers(mail, folderRef, headers.values(), { before: since })).keys()];
+}
+
+/** Of these messages leaving the window, those whose conversation still has a message in it (ConversationMode). */
+async function inWindowConversations(
+  mail: MailBackend,
+  folderRef: string,
+  leaving: number[],
+  since: Date | undefined,
+): Promise<Set<number>> {
+  const headers = await threadHeadersByUid(mail, folderRef, leaving);
+  const inWindow = new Set((await conversationMembers(mail, folderRef, headers.values(), { since })).values());
+  return new Set([...headers].filter(([, h]) => inWindow.has(conversationOfHeaders(h))).map(([uid]) => uid));
+}
+
+/** Preview only: what TruncationSize 0 gives, the body's size and preview without its content (MS-ASAIRS §2.2.2.48). */
+function previewOnly(
+  preferences: NonNullable<SyncOptions['bodyPreferences']>,
+): NonNullable<SyncOptions['bodyPreferences']> {
+  return preferences.map((p) => ({ ...p, truncationSize: 0 }));
+}
+
 function applicationData(
   req: EmailSyncRequest,
   message: Parameters<typeof emailApplicationData>[0],
   flag: WbxmlElement,
+  withoutBody = false,
 ): Promise<WbxmlElement[]> {
+  const bodyPreferences = req.options.bodyPreferences ?? [];
+  const bodyPartPreferences = req.options.bodyPartPreferences ?? [];
   return emailApplicationData(message, {
     flag,
     version: req.version,
-    bodyPreferences: req.options.bodyPreferences ?? [],
-    bodyPartPreferences: req.options.bodyPartPreferences ?? [],
+    bodyPreferences: withoutBody ? previewOnly(bodyPreferences) : bodyPreferences,
+    bodyPartPreferences: withoutBody ? previewOnly(bodyPartPreferences) : bodyPartPreferences,
     mimeSupport: (req.options.mimeSupport ?? 0) as 0 | 1 | 2,
     mimeTruncation: req.options.mimeTruncation,
     fileReference: (partId) => req.fileReference(message.uid, partId),

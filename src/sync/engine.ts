@@ -98,6 +98,15 @@ function collectionStatus(collectionId: string, status: number, syncKey?: string
   ]);
 }
 
+/**
+ * ConversationMode joins the options of a mail folder (MS-ASCMD §2.2.3.36.2: conversations are mail's, MS-ASCON); like
+ * them it stays in force while a request leaves it out. Other folders ignore it.
+ */
+function withConversationMode(options: SyncOptions, conversationMode: boolean | undefined, type: number): SyncOptions {
+  const { conversationMode: _stored, ...rest } = options;
+  return conversationMode && itemClassOf(type) === 'Email' ? { ...rest, conversationMode: true } : rest;
+}
+
 async function syncCollection(
   context: CommandContext,
   hierarchy: HierarchyState | undefined,
@@ -120,7 +129,7 @@ async function syncCollection(
     const state: CollectionState = {
       class: itemClassOf(folder.type),
       watermark: { kind: 'none' },
-      options: requested ?? {},
+      options: withConversationMode(requested ?? {}, request.conversationMode, folder.type),
       pending: [],
       clientIds: {},
       ...(request.supported ? { supported: request.supported } : {}),
@@ -147,7 +156,11 @@ async function syncCollection(
   // Options are sticky: a request without them keeps the stored ones, a request with them replaces them
   // (MS-ASCMD §2.2.3.125.6). Options given for the first time, or changed, are no reason to start over: the
   // strategies resync the FilterType window against the stored one (email.ts, dav.ts).
-  const options = requested ?? withinPolicy(context, folder.source.backend, stored.state.options);
+  const options = withConversationMode(
+    requested ?? withinPolicy(context, folder.source.backend, stored.state.options),
+    request.conversationMode ?? stored.state.options.conversationMode,
+    folder.type,
+  );
   // 16.0+ devices edit and send drafts through Sync (drafts.ts).
   const drafts16 = folder.type === FolderType.Drafts && atLeast(context.request.version, '16.0');
   let result: EmailSyncResult;

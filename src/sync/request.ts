@@ -39,6 +39,8 @@ export interface CollectionRequest {
   commands: WbxmlElement[];
   /** The property names the client declared with SyncKey 0 (Calendar, Contacts, Tasks). */
   supported: string[] | undefined;
+  /** ConversationMode (MS-ASCMD §2.2.3.36.2, a child of Collection, not of Options); undefined when not sent. */
+  conversationMode?: boolean | undefined;
 }
 
 export interface SyncRequest {
@@ -129,6 +131,7 @@ function parseCollection(c: WbxmlElement): CollectionRequest | undefined {
   const syncKey = childText(c, 'SyncKey');
   if (!collectionId || syncKey === undefined) return undefined;
   const getChanges = childText(c, 'GetChanges');
+  const conversationMode = childText(c, 'ConversationMode');
   return {
     collectionId,
     syncKey,
@@ -139,6 +142,7 @@ function parseCollection(c: WbxmlElement): CollectionRequest | undefined {
     options: parseCollectionOptions(children(c, 'Options', 'AirSync')),
     commands: child(c, 'Commands')?.children ?? [],
     supported: child(c, 'Supported')?.children.map((p) => p.tag),
+    ...(conversationMode !== undefined ? { conversationMode: conversationMode.trim() === '1' } : {}),
   };
 }
 

@@ -251,6 +251,43 @@ export function mailBackendContract(name: string, options: MailContractOptions):
           expect((await mail.status(inbox)).messages).toBe(1);
         });
       });
+
+      it('finds messages by any of several header fields containing a value, within a date range', async () => {
+        await withAccount(async (mail) => {
+          const inbox = await inboxOf(mail);
+          const root = await append(mail, inbox, 'thread root');
+          const replyId = `<reply-${root.uid}-${Date.now().toString(36)}@example.test>`;
+          await mail.appendMessage(
+            inbox,
+            new TextEncoder().encode(
+              [
+                'From: Alice <alice@example.test>',
+                'Subject: Re: thread root',
+                `Message-ID: ${replyId}`,
+                `In-Reply-To: ${root.messageId}`,
+                `References: ${root.messageId}`,
+                'Date: Mon, 07 Dec 2026 11:00:00 +0000',
+                '',
+                'Reply.',
+                '',
+              ].join('\r\n'),
+            ),
+            [],
+          );
+          const [reply] = await mail.findByMessageId(inbox, replyId);
+          const other = await append(mail, inbox, 'another thread');
+          const bare = root.messageId.slice(1, -1);
+          const terms = ['references', 'in-reply-to', 'message-id'].map((field) => ({ field, value: bare }));
+          const found = await mail.findByHeaders(inbox, terms);
+          expect(found).toEqual([root.uid, reply!].sort((a, b) => a - b));
+          expect(found).not.toContain(other.uid);
+          expect(await mail.findByHeaders(inbox, terms.slice(0, 2))).toEqual([reply]);
+          expect(await mail.findByHeaders(inbox, [])).toEqual([]);
+          // Appended today: nothing before yesterday, everything since.
+          expect(await mail.findByHeaders(inbox, terms, { before: new Date(Date.now() - DAY_MS) })).toEqual([]);
+          expect(await mail.findByHeaders(inbox, terms, { since: new Date(Date.now() - DAY_MS) })).toEqual(found);
+        });
+      });
     });
 
     describe('changesSince', () => {

@@ -103,6 +103,8 @@ export interface SyncCollectionOptions {
   commands?: WbxmlElement[];
   deletesAsMoves?: boolean;
   getChanges?: boolean;
+  /** airsync:ConversationMode in the Collection (14.0+, MS-ASCMD §2.2.3.36.2), before Options as Windows Mail puts it. */
+  conversationMode?: boolean;
   /** Drop the response, as a broken connection would: keys and items stay as they were. */
   lose?: boolean;
   /**
@@ -264,6 +266,7 @@ export class TestDevice {
       o.deletesAsMoves === false ? el('AirSync', 'DeletesAsMoves', '0') : undefined,
       known.syncKey !== '0' && o.getChanges !== false ? el('AirSync', 'GetChanges', '1') : undefined,
       o.windowSize !== undefined ? el('AirSync', 'WindowSize', String(o.windowSize)) : undefined,
+      o.conversationMode !== undefined ? el('AirSync', 'ConversationMode', o.conversationMode ? '1' : '0') : undefined,
       ...(o.classOptions ?? []).map((block) => el('AirSync', 'Options', block)),
       o.options ? el('AirSync', 'Options', o.options) : undefined,
       o.commands?.length ? el('AirSync', 'Commands', o.commands) : undefined,

@@ -286,6 +286,22 @@ export class ImapMailBackend implements MailBackend {
     );
   }
 
+  async findByHeaders(
+    folder: string,
+    terms: readonly { field: string; value: string }[],
+    range: { since?: Date | undefined; before?: Date | undefined } = {},
+  ): Promise<number[]> {
+    if (terms.length === 0) return [];
+    return this.withMailbox(folder, async () => {
+      const criteria = {
+        or: terms.map((t) => ({ header: { [t.field]: t.value } })),
+        ...(range.since ? { since: range.since } : {}),
+        ...(range.before ? { before: range.before } : {}),
+      };
+      return ((await this.client.search(criteria, { uid: true })) || []).sort((a, b) => a - b);
+    });
+  }
+
   async appendMessage(folder: string, source: Uint8Array, flags: string[]): Promise<number | undefined> {
     const result = await this.client.append(folder, Buffer.from(source), flags);
     return result && typeof result === 'object' && result.uid !== undefined ? result.uid : undefined;

@@ -5,13 +5,21 @@
  *   DstFldId, §2.2.3.118 MoveAlways; MS-ASCON §3.1.4.6), in the request shape of MS-ASCMD's ItemOperations Move
  *   and of Microsoft's MS-ASCON test suite (S03_ItemOperations MSASCON_S03_TC02_ItemOperations_MoveAlways): the
  *   conversation leaves every folder but Sent Items, and a later reply that arrives in the Inbox is moved too;
- * - the Status codes MS-ASCON §2.2.2.10 lists for Move: 2, 6, 105/156 and, without MoveAlways, 155.
+ * - the Status codes MS-ASCON §2.2.2.10 lists for Move: 2, 6, 105/156 and, without MoveAlways, 155;
+ * - a Move reads the header fields of the conversation's messages (and of the device's own, to find it), not of
+ *   every message of every folder: IMAP SEARCH HEADER finds the rest (folders/conversations.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { FolderType } from '../../../src/backends/types.ts';
+import { buildApp } from '../../../src/app/build.ts';
+import { imapDavBackends } from '../../../src/backends/combined.ts';
+import { pooledImapSessions } from '../../../src/backends/imap/sessions.ts';
+import { nodemailerSubmitter } from '../../../src/backends/smtp/nodemailer.ts';
+import { FolderType, type TenantBackends } from '../../../src/backends/types.ts';
+import { loadConfig } from '../../../src/config.ts';
+import { openSqliteStateStore } from '../../../src/state/sqlite-node.ts';
 import { bytesOf, child, childText, el, type WbxmlElement } from '../../../src/wbxml/tree.ts';
-import { readyDevice, testServer, type TestDevice, type TestServer } from '../../device/device.ts';
+import { readyDevice, TestDevice, testServer, type TestServer } from '../../device/device.ts';
 import { createMailbox, createUser, listMessages, seedCalendar, seedMailbox } from '../../services/seed.ts';
 
 const services = inject('services');
@@ -202,5 +210,95 @@ describe('Conversations', () => {
     expect((await move(device, plans, calendar)).status).toBe('156');
     expect(await subjectsIn(user, 'INBOX')).toEqual(['Plans']);
     expect(await subjectsIn(user, 'Archive')).toEqual([]);
+  });
+
+  it('Move reads the headers of the conversation, not of every message (IMAP SEARCH HEADER)', async () => {
+    // The real IMAP backend, with the UIDs whose header fields or sources are read counted.
+    const read = { headerFields: 0, wholeFolders: 0 };
+    const counting = (inner: TenantBackends): TenantBackends => ({
+      forRequest() {
+        const request = inner.forRequest();
+        return {
+          ...request,
+          backends: {
+            ...request.backends,
+            async open(who) {
+              const backends = await request.backends.open(who);
+              const real = backends.mail;
+              const mail = new Proxy(real, {
+                get(target, prop) {
+                  if (prop === 'fetchHeaderFields') {
+                    return (folder: string, fields: string[], uids?: number[]) => {
+                      if (uids === undefined) read.wholeFolders++;
+                      else read.headerFields += uids.length;
+                      return real.fetchHeaderFields(folder, fields, uids);
+                    };
+                  }
+                  const value: unknown = Reflect.get(target, prop, target);
+                  return typeof value === 'function' ? value.bind(target) : value;
+                },
+              });
+              return { ...backends, mail };
+            },
+          },
+        };
+      },
+    });
+    const state = openSqliteStateStore(':memory:').store;
+    const { app } = buildApp({
+      settings: loadConfig({
+        IMAP_HOST: services.imap.host,
+        IMAP_PORT: String(services.imap.port),
+        IMAP_SECURE: 'false',
+        TENANT: 'test',
+      }),
+      state,
+      imapSessions: (imap) => pooledImapSessions(imap),
+      backends: (config, parts) =>
+        counting(imapDavBackends(config, parts.imapSessions(config.imap), nodemailerSubmitter(config.smtp))),
+      log: () => {},
+    });
+    const user = createUser(services);
+    await createMailbox(services, user, 'Archive');
+    const old = new Date(Date.now() - 60 * 86_400_000);
+    await seedMailbox(
+      services,
+      user,
+      'INBOX',
+      Array.from({ length: 60 }, (_, i) => ({
+        message: { from, to, subject: `Older ${i}`, messageId: `older-${i}@example.test`, date: old, text: 'O\n' },
+        internalDate: old,
+      })),
+    );
+    await seedMailbox(services, user, 'INBOX', [
+      { message: { from, to, subject: 'Offsite', messageId: 'offsite@example.test', text: 'O\n' } },
+      {
+        message: {
+          from,
+          to,
+          subject: 'Re: Offsite',
+          messageId: 'offsite-r1@example.test',
+          inReplyTo: 'offsite@example.test',
+          references: ['offsite@example.test'],
+          text: 'R\n',
+        },
+      },
+    ]);
+    const device = new TestDevice({ fetch: async (url, init) => app.request(url, init), state, logs: [] }, user);
+    await device.folderSync();
+    const inbox = device.folderByType(FolderType.Inbox).serverId;
+    const archive = device.folderByName('Archive').serverId;
+    // One week (FilterType 3): the device holds the conversation, not the 60 older messages.
+    await device.syncUntilDone(inbox, { options: [el('AirSync', 'FilterType', '3')] });
+    const offsite = conversationIdOf(device, inbox, 'Offsite');
+
+    read.headerFields = 0;
+    read.wholeFolders = 0;
+    expect((await move(device, offsite, archive)).status).toBe('1');
+    expect(await subjectsIn(user, 'Archive')).toEqual(['Offsite', 'Re: Offsite']);
+    expect((await subjectsIn(user, 'INBOX')).length).toBe(60);
+    // The device's two messages to find the conversation, then its two messages found by SEARCH.
+    expect(read.wholeFolders).toBe(0);
+    expect(read.headerFields).toBeLessThanOrEqual(4);
   });
 });
