@@ -1,6 +1,7 @@
 /**
  * State store throughput and size: reads and compare-and-set commits per second on each store, and the stored
- * bytes of collection states at 1k, 10k and 100k items.
+ * bytes of collection states at 1k, 10k and 100k items, and the login throttle's reads and writes per request
+ * (login-throttle.ts).
  *
  * - SQLite: better-sqlite3 on a file (WAL), as `npm start` runs it;
  * - Durable Objects: the same SQLite store inside workerd (wrangler's local runtime), called from a Worker over RPC;
@@ -17,6 +18,7 @@ import { unstable_startWorker } from 'wrangler';
 import { createStateTable, DynamoDbStateStore } from '../src/state/dynamodb/store.ts';
 import { openSqliteStateStore } from '../src/state/sqlite-node.ts';
 import { startDynalite } from '../test/services/dynalite.ts';
+import { runLoginThrottleBench } from './login-throttle.ts';
 import { measureStateSizes, measureStore, type StoreFigures } from './state-measure.ts';
 
 async function sqliteFigures(seconds: number): Promise<StoreFigures> {
@@ -85,6 +87,7 @@ export async function runStateBench(seconds = 2): Promise<void> {
     );
     console.log(`${shape.padEnd(30)} ${row.join('  ')}`);
   }
+  await runLoginThrottleBench();
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

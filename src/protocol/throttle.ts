@@ -1,7 +1,8 @@
 /**
  * Throttling of password guessing, in the StateStore (so every instance of a stateless deployment sees the same
  * counts). Each login attempt is counted before the mail server is asked, atomically (concurrent guesses all count),
- * and taken back when it succeeds, under three keys:
+ * and taken back when it succeeds (so a count holds the attempts still at the mail server too; an attempt over a limit
+ * only because of those waits for them rather than being refused, countAttempt), under three keys:
  * - the user name and the client address together (AUTH_FAIL_LIMIT): one stranger's guesses;
  * - the user name from any address (AUTH_FAIL_USER_LIMIT, higher): guesses spread over many addresses;
  * - the client address for any name (AUTH_FAIL_IP_LIMIT): one address spraying many names.
@@ -9,7 +10,8 @@
  * so strangers who exhaust the name's count lock out other strangers, never the owner's own devices.
  * Over a limit, logins are refused with 503 and Retry-After (MS-ASHTTP: "service unavailable or throttled"; devices
  * back off rather than ask the user for a new password) until the window ends, without asking the mail server. A user
- * name counts whether or not it exists, so the answer says nothing about it.
+ * name counts whether or not it exists, so the answer says nothing about it. Credentials this process saw sign in
+ * lately are not counted before the login (verifiedLogins): a device's steady requests cost one read, no write.
  */
 import type { Context } from 'hono';
 import type { AuthThrottleConfig } from '../config.ts';
@@ -83,6 +85,57 @@ export function throttleKeys(
   return { pair: `pair:${name}|${ip ?? ''}`, user: `user:${name}`, ip: ip ? `ip:${ip}` : undefined };
 }
 
+/** How long a refused attempt waits at most for earlier attempts still at the mail server (see countAttempt). */
+const PENDING_WAIT_MS = 10_000;
+/** How long credentials that signed in are taken as proven by this process for the count (see verifiedLogins). */
+const VERIFIED_MS = 5 * 60_000;
+const VERIFIED_MAX = 10_000;
+
+/**
+ * Credentials this process saw sign in lately, by a salted SHA-256 (never the secret itself): their next logins are
+ * not counted before the mail server is asked (no state write, no read), since they are not guesses; the mail server
+ * still checks them on every request, and one that fails (a changed password) is counted then and forgotten here.
+ * Guesses carry other credentials and are counted as before, so of parallel guesses still only the allowed number get
+ * through. Per process (per isolate on Workers, per warm instance on Lambda): elsewhere they are counted.
+ */
+const verifiedLogins = new Map<string, number>();
+const verifiedSalt = crypto.getRandomValues(new Uint8Array(16));
+
+async function verifiedKey(tenant: string, pair: string, credentials: Credentials): Promise<string> {
+  const text = new TextEncoder().encode(
+    JSON.stringify([tenant, pair, credentials.login, credentials.password, credentials.accessToken ?? '']),
+  );
+  const input = new Uint8Array(verifiedSalt.length + text.length);
+  input.set(verifiedSalt);
+  input.set(text, verifiedSalt.length);
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', input));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function isVerified(key: string): boolean {
+  const until = verifiedLogins.get(key);
+  if (until === undefined) return false;
+  if (until > Date.now()) return true;
+  verifiedLogins.delete(key);
+  return false;
+}
+
+function rememberVerified(key: string): void {
+  verifiedLogins.delete(key);
+  if (verifiedLogins.size >= VERIFIED_MAX) verifiedLogins.delete(verifiedLogins.keys().next().value!);
+  verifiedLogins.set(key, Date.now() + VERIFIED_MS);
+}
+
+/** Forgets every proven login, as a fresh process would have none (benchmarks and tests of another instance). */
+export function forgetVerifiedLogins(): void {
+  verifiedLogins.clear();
+}
+
+/** The key under which the failures that reached the mail server are kept, beside a count that includes pending ones. */
+function failedKey(key: string): string {
+  return `failed:${key}`;
+}
+
 /**
  * Checks the credentials with the authenticator unless throttled: the authenticated user, or undefined for a wrong
  * password. Throws LoginThrottledError (without contacting the mail server) while throttled; the authenticator's
@@ -97,25 +150,40 @@ export async function guardedAuthenticate(
   const { state } = deps;
   const tenant = deps.config.tenant;
   const keys = throttleKeys(credentials.login, address);
+  const windowMs = windowSeconds * 1000;
+  const throttled = pairLimit > 0 || userLimit > 0 || ipLimit > 0;
+  const proven = throttled ? await verifiedKey(tenant, keys.pair, credentials) : undefined;
+
+  // Credentials this process saw sign in: asked without a count (verifiedLogins).
+  if (proven !== undefined && isVerified(proven)) {
+    const outcome = await deps.authenticator.authenticate(credentials);
+    if (outcome.ok) {
+      // A read, and a write only when the pair has failures to forget (a typo on another instance).
+      if (((await state.getAuthFailures(tenant, keys.pair))?.count ?? 0) > 0)
+        await Promise.all([
+          state.clearAuthFailures(tenant, keys.pair),
+          state.clearAuthFailures(tenant, failedKey(keys.pair)),
+        ]);
+      return outcome.user;
+    }
+    verifiedLogins.delete(proven);
+    // No longer good (a changed password): a failure like any other, counted now.
+    const counted = await countedKeys(deps, keys, address);
+    await Promise.all(
+      counted.flatMap(([key]) => [
+        state.addAuthFailure(tenant, key, windowMs),
+        state.addAuthFailure(tenant, failedKey(key), windowMs),
+      ]),
+    );
+    return undefined;
+  }
+
   const knownFor = address ? knownLoginDays * 86_400_000 : 0;
   const knownUntil = knownFor > 0 ? await state.getKnownLogin(tenant, keys.pair) : undefined;
-  // A known login is held to its own count only: the name's and the address's are the strangers'.
-  const limits: [string, number][] = [[keys.pair, pairLimit]];
-  if (knownUntil === undefined) {
-    limits.push([keys.user, userLimit]);
-    if (keys.ip) limits.push([keys.ip, ipLimit]);
-  }
-  const counted = limits.filter(([, limit]) => limit > 0);
-  const windowMs = windowSeconds * 1000;
-  // Counted before the mail server is asked, so that of many concurrent guesses only the allowed number get through.
-  const counts = await Promise.all(counted.map(([key]) => state.addAuthFailure(tenant, key, windowMs)));
+  // Counted under nothing when the credentials were proven while the attempt waited (countAttempt).
+  const attempt = await countAttempt(deps, limitsFor(deps, keys, knownUntil !== undefined), proven);
+  const counted = attempt?.keys ?? [];
   const refund = () => Promise.all(counted.map(([key]) => state.refundAuthFailure(tenant, key)));
-  const blockedUntil = Math.max(0, ...counts.map((c, i) => (c.count > counted[i]![1] ? c.resetAt : 0)));
-  if (blockedUntil > 0) {
-    // A refused attempt is no failure: one stranger held at the pair's limit must not fill the name's count.
-    await refund();
-    throw new LoginThrottledError(retryAfter(blockedUntil));
-  }
 
   let outcome: Awaited<ReturnType<Authenticator['authenticate']>>;
   try {
@@ -124,12 +192,20 @@ export async function guardedAuthenticate(
     await refund();
     throw err;
   }
-  if (!outcome.ok) return undefined;
-  // A good password ends the pair's count (a typo now and then never adds up); the name's and the address's only
-  // get this attempt back, so that one valid login cannot reset a spray.
+  if (!outcome.ok) {
+    // A failure that reached the mail server: what a refused attempt waiting on pending ones looks at (countAttempt).
+    await Promise.all(counted.map(([key]) => state.addAuthFailure(tenant, failedKey(key), windowMs)));
+    return undefined;
+  }
+  if (proven !== undefined) rememberVerified(proven);
+  // A good password ends the pair's count (a typo now and then never adds up; when this attempt was all it held,
+  // taking it back is one write instead of two); the name's and the address's only get this attempt back, so that
+  // one valid login cannot reset a spray.
   await Promise.all(
-    counted.map(([key]) =>
-      key === keys.pair ? state.clearAuthFailures(tenant, key) : state.refundAuthFailure(tenant, key),
+    counted.flatMap(([key], i) =>
+      key === keys.pair && attempt!.counts[i]! > 1
+        ? [state.clearAuthFailures(tenant, key), state.clearAuthFailures(tenant, failedKey(key))]
+        : [state.refundAuthFailure(tenant, key)],
     ),
   );
   // Refreshed when half its time has passed, not on every request.
@@ -137,6 +213,62 @@ export async function guardedAuthenticate(
   if (knownFor > 0 && (knownUntil === undefined || knownUntil - now < knownFor / 2))
     await state.putKnownLogin(tenant, keys.pair, now + knownFor);
   return outcome.user;
+}
+
+type Keys = ReturnType<typeof throttleKeys>;
+
+/** The counts a login is held to: a known login only to its own, the name's and the address's are the strangers'. */
+function limitsFor(deps: LoginGuardDeps, keys: Keys, known: boolean): [string, number][] {
+  const { pairLimit, userLimit, ipLimit } = deps.config.authThrottle;
+  const limits: [string, number][] = [[keys.pair, pairLimit]];
+  if (!known) {
+    limits.push([keys.user, userLimit]);
+    if (keys.ip) limits.push([keys.ip, ipLimit]);
+  }
+  return limits.filter(([, limit]) => limit > 0);
+}
+
+async function countedKeys(deps: LoginGuardDeps, keys: Keys, address: string | undefined): Promise<[string, number][]> {
+  const knownFor = address ? deps.config.authThrottle.knownLoginDays * 86_400_000 : 0;
+  const known = knownFor > 0 && (await deps.state.getKnownLogin(deps.config.tenant, keys.pair)) !== undefined;
+  return limitsFor(deps, keys, known);
+}
+
+/**
+ * Counts the attempt before the mail server is asked, so that of many concurrent guesses only the allowed number get
+ * through; throws LoginThrottledError when a count is over its limit. A count holds the attempts still at the mail
+ * server as well as the failures: when it is over its limit only because of pending ones (fewer failures than the
+ * limit under failedKey), the attempt is no guess refused but one in a queue: it takes its count back and tries again
+ * as they end (one user's devices signing in at once from one address, or a process's first requests), for at most
+ * PENDING_WAIT_MS, and proceeds at once when the credentials were proven meanwhile.
+ */
+async function countAttempt(
+  deps: LoginGuardDeps,
+  counted: [string, number][],
+  proven: string | undefined,
+): Promise<{ keys: [string, number][]; counts: number[] } | undefined> {
+  const { state } = deps;
+  const tenant = deps.config.tenant;
+  const windowMs = deps.config.authThrottle.windowSeconds * 1000;
+  const deadline = Date.now() + PENDING_WAIT_MS;
+  for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
+    const counts = await Promise.all(counted.map(([key]) => state.addAuthFailure(tenant, key, windowMs)));
+    const over = counted.flatMap(([key, limit], i) =>
+      counts[i]!.count > limit ? [{ key, limit, c: counts[i]! }] : [],
+    );
+    if (over.length === 0) return { keys: counted, counts: counts.map((c) => c.count) };
+    // A refused attempt is no failure: one stranger held at the pair's limit must not fill the name's count.
+    await Promise.all(counted.map(([key]) => state.refundAuthFailure(tenant, key)));
+    const failed = await Promise.all(over.map(({ key }) => state.getAuthFailures(tenant, failedKey(key))));
+    const blockedUntil = Math.max(
+      0,
+      ...over.map(({ c }, i) => ((failed[i]?.count ?? 0) >= over[i]!.limit ? c.resetAt : 0)),
+    );
+    if (blockedUntil > 0) throw new LoginThrottledError(retryAfter(blockedUntil));
+    if (Date.now() + pause > deadline) throw new LoginThrottledError(1);
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    if (proven !== undefined && isVerified(proven)) return undefined;
+  }
 }
 
 function retryAfter(until: number): number {

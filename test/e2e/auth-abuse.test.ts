@@ -3,7 +3,8 @@
  * - failed logins are counted before the login (concurrent guesses all count) per user name and address, per user
  *   name and per address, in the StateStore, so that two app instances (stateless, one shared SQLite database or
  *   DynamoDB table) see the same counts; a throttled login gets 503 + Retry-After and never reaches IMAP; an address
- *   the user signed in from keeps working while strangers are throttled (issue 17 item 11);
+ *   the user signed in from keeps working while strangers are throttled (issue 17 item 11); one user's concurrent
+ *   first logins from one address are not refused for the ones still pending;
  * - a 401 is the same for an unknown user and a wrong password;
  * - the admin token check is exact whatever the lengths (and hashed: constant time);
  * - no credential (password, Basic header, Bearer token, in clear or base64) appears in any log line of a full
@@ -15,6 +16,7 @@ import { buildApp } from '../../src/app/build.ts';
 import { bearerMatches } from '../../src/admin/api.ts';
 import { commandSummary } from '../../src/admin/stats.ts';
 import { pooledImapSessions, type ImapSessions } from '../../src/backends/imap/sessions.ts';
+import { forgetVerifiedLogins } from '../../src/protocol/throttle.ts';
 import { FolderType } from '../../src/backends/types.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { LogEntry } from '../../src/log.ts';
@@ -207,6 +209,20 @@ describe.each(sharedStores)('throttling of failed logins, two instances sharing 
     expect(statuses).toEqual([401, 401, 503, 503, 503, 503, 503, 503]);
     expect(c.imapLogins() + d.imapLogins()).toBe(2);
     expect((await state.getAuthFailures('abuse', `pair:${user.name}|198.51.100.30`))?.count).toBe(2);
+  });
+
+  it('lets one user’s concurrent first logins from one address through, more than AUTH_FAIL_LIMIT of them', async () => {
+    // Pending logins count until they end, but only failures refuse: the others wait for the pending ones.
+    const user = createUser(services);
+    forgetVerifiedLogins();
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        folderSync(i % 2 ? a : b, basic(user.email, user.password), '198.51.100.40', `FIRSTDEV${i}`),
+      ),
+    );
+    expect(answers.map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect(await state.getAuthFailures('abuse', `pair:${user.name}|198.51.100.40`)).toBeUndefined();
+    expect((await state.getAuthFailures('abuse', `user:${user.name}`))?.count ?? 0).toBe(0);
   });
 
   it('refuses an address spraying names after AUTH_FAIL_IP_LIMIT failures, except for users who signed in from it', async () => {

@@ -28,10 +28,6 @@ const PUSH_ENV = {
   PING_MIN_HEARTBEAT: '1',
   PING_MAX_HEARTBEAT: '10',
   PING_POLL_SECONDS: '0.2',
-  // 50 devices of one user sign in for the first time at once, from one address: the login throttle holds the
-  // logins of one name and address in flight to AUTH_FAIL_LIMIT (README, Security model), which is not under test here.
-  AUTH_FAIL_LIMIT: '100',
-  AUTH_FAIL_USER_LIMIT: '200',
 };
 const server = testServer(services, PUSH_ENV);
 
