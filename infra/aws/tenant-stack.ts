@@ -8,13 +8,20 @@
  * - Two functions from one bundle (infra/aws/bundle.ts): `lambda.handler` (Function URL, 900 s for long Pings) and
  *   `lambda.watch` (EventBridge every 13 minutes; each run watches for 14, so runs overlap by one).
  * - Least privilege: one role per function; item operations on this table only, log writes to its own log group only.
- * - Secrets: CloudFormation dynamic references to a Secrets Manager secret, resolved at deploy time; the template
- *   and this code never see the values.
+ * - Secrets: the functions read the tenant's Secrets Manager secret themselves when they start (SECRET_ARN,
+ *   src/runtimes/secret-settings.ts), allowed GetSecretValue on that secret only. Neither the template nor the
+ *   functions' environment holds a value: anyone with read access to Lambda's configuration sees the ARN alone.
  * - Custom domain: parameters CustomDomain and CertificateArn (ACM, us-east-1). When both are set, a CloudFront
  *   distribution serves that name. CloudFront waits at most 60 s for an answer (more only by quota increase), so a
  *   stack with a custom domain caps Ping heartbeats at 55 s; the Function URL alone allows 890 s. A CloudFront
  *   Function copies the viewer's address into VIEWER_ADDRESS_HEADER, replacing whatever the client sent, and the
  *   functions read it through CLIENT_IP_HEADER, so the per-address login throttle counts devices, not CloudFront.
+ * - Only through CloudFront, with a custom domain: CloudFront adds ORIGIN_VERIFY_HEADER with a value generated per
+ *   stack into its own secret (OriginSecret), and the function refuses requests without it (403), so a caller at the
+ *   Function URL directly cannot bypass CloudFront nor pick its client address. Not origin access control (OAC with
+ *   the URL's AuthType AWS_IAM): CloudFront's guide, "Restrict access to an AWS Lambda function URL origin", requires
+ *   viewers of PUT and POST to send the body's SHA-256 in x-amz-content-sha256 (Lambda takes no unsigned payload),
+ *   and no ActiveSync client does: every command is a POST.
  * - Reserved concurrency on the ActiveSync function (a prop): a flood of requests cannot take the account's whole
  *   concurrency, and a Ping holds one execution for its heartbeat.
  * - Log groups are kept when the stack is deleted (they are the record of who signed in and from where).
@@ -27,7 +34,6 @@ import {
   Duration,
   Fn,
   RemovalPolicy,
-  SecretValue,
   Stack,
   Tags,
   Token,
@@ -43,9 +49,10 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
-import { plainSettings, secretKeys, secretNameOf, type TenantDeployment } from '../tenant.ts';
+import { plainSettings, secretNameOf, type TenantDeployment } from '../tenant.ts';
 
 /** The DynamoDB actions src/state/dynamodb/store.ts uses at run time (table creation is the template's job). */
 export const STATE_TABLE_ACTIONS = [
@@ -69,6 +76,26 @@ const ALL_VIEWER_EXCEPT_HOST = 'b689b0a8-53d0-40ab-baf2-68738e2966ac';
  * CloudFront-Viewer-Address, which carries the port (every connection would count as a new address).
  */
 export const VIEWER_ADDRESS_HEADER = 'X-Viewer-Address';
+/**
+ * The header CloudFront adds to every request it forwards to the Function URL (ORIGIN_VERIFY_HEADER). CloudFront
+ * overwrites a header of that name a viewer sends, so only CloudFront can set it.
+ */
+export const ORIGIN_VERIFY_HEADER = 'X-Origin-Verify';
+/** The IAM action the functions need on their secrets, and nothing else of Secrets Manager. */
+export const SECRET_ACTIONS = ['secretsmanager:GetSecretValue'];
+
+/**
+ * The tenant's secret (operator-made, see README), by complete ARN when `aws.secretName` is one, else by name: its
+ * ARN for SECRET_ARN and the ARN (with the `-??????` suffix Secrets Manager appends) for the role's policy.
+ */
+export function tenantSecret(scope: Construct, tenant: TenantDeployment): { arn: string; policyArn: string } {
+  const name = secretNameOf(tenant);
+  if (name.startsWith('arn:'))
+    return { arn: secretsmanager.Secret.fromSecretCompleteArn(scope, 'TenantSecret', name).secretArn, policyArn: name };
+  // A partial ARN (no suffix): GetSecretValue takes it; the policy matches whichever suffix the secret got.
+  const { secretArn } = secretsmanager.Secret.fromSecretNameV2(scope, 'TenantSecret', name);
+  return { arn: secretArn, policyArn: `${secretArn}-??????` };
+}
 /** Reserved concurrency of the ActiveSync function unless the stack is given another (README "AWS with CDK"). */
 export const DEFAULT_RESERVED_CONCURRENCY = 100;
 
@@ -122,7 +149,18 @@ export class TenantStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    const secretName = secretNameOf(tenant);
+    const secret = tenantSecret(this, tenant);
+    // Made by CloudFormation with a random value, only with a custom domain; CloudFront reads it at deploy time.
+    const originSecret = new secretsmanager.Secret(this, 'OriginSecret', {
+      description: `activesync-edge ${tenant.tenant}: the ${ORIGIN_VERIFY_HEADER} value CloudFront sends the function`,
+      generateSecretString: {
+        secretStringTemplate: '{}',
+        generateStringKey: 'ORIGIN_VERIFY_SECRET',
+        passwordLength: 64,
+        excludePunctuation: true,
+      },
+    });
+    (originSecret.node.defaultChild as secretsmanager.CfnSecret).cfnOptions.condition = hasCustomDomain;
     const environment: Record<string, string> = {
       ...plainSettings(tenant),
       // Autodiscover names the custom domain only when the stack serves it; otherwise the origin asked (the URL's).
@@ -141,13 +179,13 @@ export class TenantStack extends Stack {
       // Behind CloudFront the peer is a CloudFront server: the viewer's address is in the header the distribution's
       // function sets. The Function URL alone gives the device's address as sourceIp.
       CLIENT_IP_HEADER: Fn.conditionIf(hasCustomDomain.logicalId, VIEWER_ADDRESS_HEADER, Aws.NO_VALUE).toString(),
-      // Dynamic references: CloudFormation reads the secret when it deploys.
-      ...Object.fromEntries(
-        secretKeys(tenant).map((key) => [
-          key,
-          SecretValue.secretsManager(secretName, { jsonField: key }).unsafeUnwrap(),
-        ]),
-      ),
+      // Where the secret settings are, not what they are: read by the function when it starts.
+      SECRET_ARN: Fn.conditionIf(
+        hasCustomDomain.logicalId,
+        Fn.join(',', [secret.arn, originSecret.secretArn]),
+        secret.arn,
+      ).toString(),
+      ORIGIN_VERIFY_HEADER: Fn.conditionIf(hasCustomDomain.logicalId, ORIGIN_VERIFY_HEADER, Aws.NO_VALUE).toString(),
     };
 
     const fn = (
@@ -171,6 +209,15 @@ export class TenantStack extends Stack {
         }),
       );
       role.addToPolicy(new iam.PolicyStatement({ actions: STATE_TABLE_ACTIONS, resources: [this.table.tableArn] }));
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: SECRET_ACTIONS,
+          resources: [
+            secret.policyArn,
+            Fn.conditionIf(hasCustomDomain.logicalId, originSecret.secretArn, Aws.NO_VALUE).toString(),
+          ],
+        }),
+      );
       return new lambda.Function(this, name, {
         description,
         runtime: lambda.Runtime.NODEJS_22_X,
@@ -199,7 +246,8 @@ export class TenantStack extends Stack {
       256,
     );
 
-    // ActiveSync authenticates every request itself (Basic or Bearer): the URL is public.
+    // ActiveSync authenticates every request itself (Basic or Bearer): the URL is public. With a custom domain the
+    // function takes only requests that carry CloudFront's ORIGIN_VERIFY_HEADER (the header comment says why not OAC).
     const url = this.api.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
 
     new events.Rule(this, 'WatcherSchedule', {
@@ -246,6 +294,13 @@ export class TenantStack extends Stack {
             id: 'function-url',
             // https://<id>.lambda-url.<region>.on.aws/ → its host name.
             domainName: Fn.select(2, Fn.split('/', url.url)),
+            // A dynamic reference: CloudFormation resolves it when it deploys; the template holds no value.
+            originCustomHeaders: [
+              {
+                headerName: ORIGIN_VERIFY_HEADER,
+                headerValue: originSecret.secretValueFromJson('ORIGIN_VERIFY_SECRET').unsafeUnwrap(),
+              },
+            ],
             customOriginConfig: {
               originProtocolPolicy: 'https-only',
               originSslProtocols: ['TLSv1.2'],

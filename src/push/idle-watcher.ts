@@ -161,9 +161,11 @@ class AccountWatch {
         // Until the lease ends, the watch is stopped, or the connection drops (a stop during the connect came already).
         if (!this.stopped) await Promise.race([closed, new Promise<void>((resolve) => (this.wakeRun = resolve))]);
       } catch (err) {
-        if (!this.stopped) this.log('watch-error', { error: errorText(err) });
+        const refused = (err as { authenticationFailed?: boolean }).authenticationFailed === true;
+        // `loginRefused`: the runtime may read a rotated master password again (src/runtimes/secret-settings.ts).
+        if (!this.stopped) this.log('watch-error', { error: errorText(err), ...(refused ? { loginRefused: 1 } : {}) });
         // A refused login is not fixed by retrying soon.
-        if ((err as { authenticationFailed?: boolean }).authenticationFailed) backoffMs = Math.max(backoffMs, 300_000);
+        if (refused) backoffMs = Math.max(backoffMs, 300_000);
       } finally {
         clearTimeout(this.checkTimer);
         clearTimeout(this.inboxTimer);

@@ -17,6 +17,7 @@
  * in memory, as on Node, would not survive from the HTTP function to the watcher function.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { handle, type APIGatewayProxyResult, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
 import { buildApp, watchedTenants } from '../app/build.ts';
 import { pooledImapSessions } from '../backends/imap/sessions.ts';
@@ -28,18 +29,38 @@ import { runIdleWatcher } from '../push/idle-watcher.ts';
 import { createStateTable, DynamoDbStateStore } from '../state/dynamodb/store.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
 import { loadTenants } from '../tenants/settings.ts';
+import { awsCredentialsOf, SecretRefreshError, SecretSettings, type SecretSettingsOptions } from './secret-settings.ts';
+
+/**
+ * The largest answer budget (MAX_RESPONSE_BYTES) a Lambda can return: a buffered response (Function URL, API
+ * Gateway) carries at most 6 MB of payload, a binary body travels base64-encoded (a third larger), and the WBXML
+ * around the messages and the JSON envelope need room too: 4,000,000 bytes of messages become at most ~5.4 MB.
+ */
+export const LAMBDA_MAX_RESPONSE_BYTES = 4_000_000;
 
 /**
  * Lambda's defaults, where the environment says nothing:
  * - a Ping's heartbeat stays under the Function URL's 900 s limit (DESIGN §5.1);
  * - state in DynamoDB (a function's disk does not outlive it);
- * - a request body of at most 4.5 MB: a Function URL takes 6 MB of payload, and base64 makes bytes a third larger.
+ * - a request body of at most 4.5 MB: a Function URL takes 6 MB of payload, and base64 makes bytes a third larger;
+ * - an answer budget that fits the 6 MB response (LAMBDA_MAX_RESPONSE_BYTES); a larger setting is lowered to it.
  */
 export const LAMBDA_DEFAULTS: Readonly<Record<string, string>> = {
   PING_MAX_HEARTBEAT: String(HEARTBEAT_CAPS.lambdaFunctionUrl),
   STATE_STORE: 'dynamodb',
   MAX_REQUEST_BYTES: String(4_500_000),
+  MAX_RESPONSE_BYTES: String(LAMBDA_MAX_RESPONSE_BYTES),
 };
+
+/**
+ * The header CloudFront adds to every request it forwards (ORIGIN_VERIFY_HEADER, a runtime setting) and its value
+ * (ORIGIN_VERIFY_SECRET, kept in Secrets Manager). When set, a request without it came to the Function URL directly,
+ * past CloudFront, and is refused: it could otherwise name its own client address in CLIENT_IP_HEADER.
+ */
+export interface OriginVerification {
+  header: string;
+  secret: string;
+}
 
 /** The longest watcher run: Lambda ends any invocation at 15 minutes. */
 export const WATCH_RUN_MS = 14 * 60_000;
@@ -82,21 +103,27 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
   const log = options.log ?? stdoutLog;
   // One tenant from the environment (a stack per tenant), or several from TENANTS (src/tenants/settings.ts).
   const tenants = loadTenants(options.env, { runtimeDefaults: LAMBDA_DEFAULTS });
+  for (const entry of tenants.entries) {
+    if (entry.config.maxResponseBytes <= LAMBDA_MAX_RESPONSE_BYTES) continue;
+    // Said at start-up: the setting cannot be honoured, answers that large would fail as a whole.
+    log({
+      time: new Date().toISOString(),
+      tenant: entry.name,
+      event: 'max-response-bytes-lowered',
+      configured: entry.config.maxResponseBytes,
+      used: LAMBDA_MAX_RESPONSE_BYTES,
+      reason: 'a Lambda response carries at most 6 MB, base64 included',
+    });
+    entry.config.maxResponseBytes = LAMBDA_MAX_RESPONSE_BYTES;
+  }
+  const origin = originVerificationOf(options.env);
   const config = tenants.entries[0]!.config;
   if (config.state.kind !== 'dynamodb')
     throw new ConfigError('invalid configuration: STATE_STORE must be dynamodb on Lambda');
   const { table, endpoint, region } = config.state;
   // Lambda puts the function role's credentials in the environment; the SDK's default chain finds them in process.env,
-  // and these lines find them in the environment this runtime was given.
-  const env = options.env;
-  const credentials =
-    env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-      ? {
-          accessKeyId: env.AWS_ACCESS_KEY_ID,
-          secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
-          ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
-        }
-      : undefined;
+  // and this finds them in the environment this runtime was given.
+  const credentials = awsCredentialsOf(options.env);
   const client = new DynamoDBClient({
     ...(endpoint ? { endpoint } : {}),
     ...(region ? { region } : {}),
@@ -126,6 +153,21 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
     config,
     state,
     async http(event, context) {
+      if (origin && !originVerified(event, origin)) {
+        log({
+          time: new Date().toISOString(),
+          tenant: config.tenant,
+          event: 'origin-refused',
+          status: 403,
+          reason: `no valid ${origin.header}: not through CloudFront`,
+        });
+        return {
+          statusCode: 403,
+          headers: { 'content-type': 'text/plain' },
+          body: 'Forbidden\n',
+          isBase64Encoded: false,
+        };
+      }
       await tableReady();
       // The adapter passes its context to app.fetch as the Hono env; the app reads nothing from it.
       return serve(event, context as LambdaContext);
@@ -167,42 +209,133 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
   };
 }
 
-/**
- * The container's runtime, built from process.env on the first event (a configuration error is logged once per event).
- */
-let runtime: LambdaRuntime | undefined;
-
-function containerRuntime(): LambdaRuntime | undefined {
-  if (runtime) return runtime;
-  try {
-    runtime = createLambdaRuntime({ env: process.env });
-    return runtime;
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    stdoutLog({ time: new Date().toISOString(), event: 'config-error', error: err.message });
-    return undefined;
-  }
+/** ORIGIN_VERIFY_HEADER and ORIGIN_VERIFY_SECRET: both, or neither (one alone stops start-up). */
+export function originVerificationOf(env: Record<string, string | undefined>): OriginVerification | undefined {
+  const header = env.ORIGIN_VERIFY_HEADER?.trim();
+  const secret = env.ORIGIN_VERIFY_SECRET?.trim();
+  if (!header && !secret) return undefined;
+  if (!header || !secret)
+    throw new ConfigError(
+      'invalid configuration: ORIGIN_VERIFY_HEADER and ORIGIN_VERIFY_SECRET go together (the secret from SECRET_ARN)',
+    );
+  if (!/^[A-Za-z0-9-]+$/.test(header))
+    throw new ConfigError('invalid configuration: ORIGIN_VERIFY_HEADER must be a header name');
+  if (secret.length < 32)
+    throw new ConfigError('invalid configuration: ORIGIN_VERIFY_SECRET must be at least 32 characters');
+  return { header: header.toLowerCase(), secret };
 }
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** Compared in constant time, as the admin token is (hashes of both sides, every byte). */
+function originVerified(event: LambdaEvent, origin: OriginVerification): boolean {
+  const headers = (event as { headers?: Record<string, string | undefined> }).headers ?? {};
+  const sent = Object.entries(headers).find(([name]) => name.toLowerCase() === origin.header)?.[1];
+  return sent !== undefined && timingSafeEqual(digest(sent), digest(origin.secret));
+}
+
+export interface LambdaHandlerOptions {
+  /** The settings (process.env in Lambda); SECRET_ARN names secrets that add more (src/runtimes/secret-settings.ts). */
+  env: Record<string, string | undefined>;
+  log?: LogSink;
+  /** The Secrets Manager client and clock (tests). */
+  secrets?: Omit<SecretSettingsOptions, 'env'>;
+  watcher?: LambdaRuntimeOptions['watcher'];
+}
+
+export interface LambdaHandlers {
+  handler(event: LambdaEvent, context: LambdaContext): Promise<FunctionUrlResult>;
+  watch(event: WatchEvent | undefined, context: LambdaContext): Promise<WatchReport>;
+  /** The runtime the next event gets (built, or rebuilt after a secret changed); undefined when not configured. */
+  runtime(): Promise<LambdaRuntime | undefined>;
+  secrets: SecretSettings;
+}
+
+/**
+ * The exported handlers over one container's runtime, built on the first event from the environment and the secrets
+ * SECRET_ARN names (read then, kept in memory). When a secret is read again (SECRET_REFRESH_MS, or sooner after the
+ * watcher's master login was refused) and has changed, the next event gets a runtime built with the new values.
+ */
+export function lambdaHandlers(options: LambdaHandlerOptions): LambdaHandlers {
+  const log = options.log ?? stdoutLog;
+  const secrets = new SecretSettings({ env: options.env, ...options.secrets });
+  let built: { runtime: LambdaRuntime; version: string } | undefined;
+  // A refused master login may be a rotated password: read the secret again at the next event.
+  const sink: LogSink = (entry) => {
+    if (entry.event === 'watch-error' && entry.loginRefused) secrets.markStale();
+    log(entry);
+  };
+
+  async function current(): Promise<LambdaRuntime | undefined> {
+    try {
+      let read: { env: Record<string, string | undefined>; version: string };
+      try {
+        read = await secrets.environment();
+      } catch (err) {
+        if (!(err instanceof SecretRefreshError) || !built) throw err;
+        log({ time: new Date().toISOString(), event: 'secret-refresh-error', error: String(err.message) });
+        return built.runtime;
+      }
+      if (built?.version === read.version) return built.runtime;
+      const first = !built;
+      built = {
+        runtime: createLambdaRuntime({
+          env: read.env,
+          log: sink,
+          ...(options.watcher ? { watcher: options.watcher } : {}),
+        }),
+        version: read.version,
+      };
+      if (secrets.ids.length)
+        log({
+          time: new Date().toISOString(),
+          event: first ? 'secrets-read' : 'secrets-changed',
+          secrets: secrets.ids.length,
+        });
+      return built.runtime;
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      log({ time: new Date().toISOString(), event: 'config-error', error: err.message });
+      return undefined;
+    }
+  }
+
+  return {
+    secrets,
+    runtime: current,
+    async handler(event, context) {
+      const runtime = await current();
+      // A deployment without its settings: the log names what is missing; the caller learns only that it is.
+      if (!runtime)
+        return {
+          statusCode: 500,
+          headers: { 'content-type': 'text/plain' },
+          body: 'activesync-edge: not configured\n',
+          isBase64Encoded: false,
+        };
+      return runtime.http(event, context);
+    },
+    async watch(event, context) {
+      const runtime = await current();
+      // Unlike a device's request, a run without settings fails: the failed invocation is what the watcher alarm
+      // counts.
+      if (!runtime)
+        throw new ConfigError('activesync-edge: not configured (the config-error log line names what is missing)');
+      return runtime.watch(event, context);
+    },
+  };
+}
+
+/**
+ * The container's handlers. The environment is read on the first event, and again on every event until it makes a
+ * runtime: a deployment missing a setting logs which one per event.
+ */
+const container = lambdaHandlers({ env: process.env });
 
 /** The Function URL handler (serverless.yml `functions.api`). */
-export async function handler(event: LambdaEvent, context: LambdaContext): Promise<FunctionUrlResult> {
-  const current = containerRuntime();
-  // A deployment without its settings: the log names what is missing; the caller learns only that it is.
-  if (!current)
-    return {
-      statusCode: 500,
-      headers: { 'content-type': 'text/plain' },
-      body: 'activesync-edge: not configured\n',
-      isBase64Encoded: false,
-    };
-  return current.http(event, context);
-}
+export const handler = container.handler;
 
 /** The scheduled watcher (serverless.yml `functions.watcher`). */
-export async function watch(event: WatchEvent | undefined, context: LambdaContext): Promise<WatchReport> {
-  const current = containerRuntime();
-  // Unlike a device's request, a run without settings fails: the failed invocation is what the watcher alarm counts.
-  if (!current)
-    throw new ConfigError('activesync-edge: not configured (the config-error log line names what is missing)');
-  return current.watch(event, context);
-}
+export const watch = container.watch;

@@ -13,6 +13,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { bundleLambda } from '../../../infra/aws/bundle.ts';
 import {
   DEFAULT_RESERVED_CONCURRENCY,
+  ORIGIN_VERIFY_HEADER,
+  SECRET_ACTIONS,
   STATE_TABLE_ACTIONS,
   TenantStack,
   VIEWER_ADDRESS_HEADER,
@@ -37,6 +39,20 @@ const GLOBEX = parseTenantDeployment({
   smtp: { host: 'mail.globex.example' },
   watcherLogin: 'sealed-credential',
 });
+
+/** The tenant's secret as SECRET_ARN names it: a partial ARN, from its name (`aws.secretName` or the default). */
+const TENANT_SECRET_ARN = {
+  'Fn::Join': [
+    '',
+    [
+      'arn:',
+      { Ref: 'AWS::Partition' },
+      ':secretsmanager:eu-west-1:',
+      { Ref: 'AWS::AccountId' },
+      ':secret:activesync-edge/acme',
+    ],
+  ],
+};
 
 let bundleDir: string;
 /** The synthesized stacks, by tenant: acme (infra/tenants/acme.json) and GLOBEX. */
@@ -108,7 +124,7 @@ describe('the tenant stack (aws-cdk-lib, synthesized offline)', () => {
     });
   });
 
-  it('has both functions on nodejs22.x arm64 with the DynamoDB settings and secrets as dynamic references', () => {
+  it('has both functions on nodejs22.x arm64 with the DynamoDB settings and the secret by ARN, never a value', () => {
     const t = template('acme');
     const functions = t.findResources('AWS::Lambda::Function');
     expect(
@@ -134,9 +150,18 @@ describe('the tenant stack (aws-cdk-lib, synthesized offline)', () => {
         ],
       });
       expect(env.DYNAMODB_TABLE).toEqual({ Ref: expect.stringMatching(/^StateTable/) });
-      expect(env.IMAP_MASTER_PASSWORD).toBe(
-        '{{resolve:secretsmanager:activesync-edge/acme:SecretString:IMAP_MASTER_PASSWORD::}}',
-      );
+      // The functions read the secret when they start: the environment names it, holds none of its values, and no
+      // dynamic reference CloudFormation would resolve into it.
+      for (const key of ['IMAP_MASTER_USER', 'IMAP_MASTER_PASSWORD', 'CREDENTIAL_KEY', 'ADMIN_TOKEN'])
+        expect(env[key]).toBeUndefined();
+      expect(JSON.stringify(env)).not.toContain('{{resolve:');
+      expect(env.SECRET_ARN).toEqual({
+        'Fn::If': [
+          'HasCustomDomain',
+          { 'Fn::Join': [',', [TENANT_SECRET_ARN, { Ref: expect.stringMatching(/^OriginSecret/) }]] },
+          TENANT_SECRET_ARN,
+        ],
+      });
       // The heartbeat cap follows the custom domain: CloudFront waits 60 s, a Function URL 900 s.
       expect(env.PING_MAX_HEARTBEAT).toEqual({ 'Fn::If': ['HasCustomDomain', '55', '890'] });
     }
@@ -155,7 +180,22 @@ describe('the tenant stack (aws-cdk-lib, synthesized offline)', () => {
       expect(actions.filter((a) => !a.startsWith('dynamodb:')).sort()).toEqual([
         'logs:CreateLogStream',
         'logs:PutLogEvents',
+        ...SECRET_ACTIONS,
       ]);
+      // GetSecretValue on the tenant's secret (any suffix Secrets Manager gave it) and, with a custom domain, the
+      // origin secret: nothing else.
+      const secrets = statements.find((s) => [s.Action].flat().includes('secretsmanager:GetSecretValue'))!;
+      expect(new Set(secrets.Resource as unknown[])).toEqual(
+        new Set([
+          {
+            'Fn::Join': [
+              '',
+              [...(TENANT_SECRET_ARN['Fn::Join'][1] as unknown[]).slice(0, -1), ':secret:activesync-edge/acme-??????'],
+            ],
+          },
+          { 'Fn::If': ['HasCustomDomain', { Ref: expect.stringMatching(/^OriginSecret/) }, { Ref: 'AWS::NoValue' }] },
+        ]),
+      );
       for (const s of statements) {
         // No wildcard: every statement names one resource of this stack.
         expect(JSON.stringify(s.Resource)).not.toContain('"*"');
@@ -219,6 +259,47 @@ describe('the tenant stack (aws-cdk-lib, synthesized offline)', () => {
     expect(request.headers[VIEWER_ADDRESS_HEADER.toLowerCase()]).toEqual({ value: '198.51.100.7' });
   });
 
+  it('with a custom domain, CloudFront sends a generated secret in a header the functions require', () => {
+    const t = template('acme');
+    const generated = t.findResources('AWS::SecretsManager::Secret', { Condition: 'HasCustomDomain' });
+    expect(Object.values(generated)).toHaveLength(1);
+    const [secretId, secret] = Object.entries(generated)[0] as [
+      string,
+      { Properties: { GenerateSecretString: Record<string, unknown>; SecretString?: unknown } },
+    ];
+    // CloudFormation makes the value: none in the template.
+    expect(secret.Properties.SecretString).toBeUndefined();
+    expect(secret.Properties.GenerateSecretString).toMatchObject({
+      GenerateStringKey: 'ORIGIN_VERIFY_SECRET',
+      PasswordLength: 64,
+    });
+    t.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        Origins: [
+          Match.objectLike({
+            OriginCustomHeaders: [
+              {
+                HeaderName: ORIGIN_VERIFY_HEADER,
+                HeaderValue: {
+                  'Fn::Join': [
+                    '',
+                    ['{{resolve:secretsmanager:', { Ref: secretId }, ':SecretString:ORIGIN_VERIFY_SECRET::}}'],
+                  ],
+                },
+              },
+            ],
+          }),
+        ],
+      }),
+    });
+    for (const f of Object.values(t.findResources('AWS::Lambda::Function')) as {
+      Properties: { Environment: { Variables: Record<string, unknown> } };
+    }[])
+      expect(f.Properties.Environment.Variables.ORIGIN_VERIFY_HEADER).toEqual({
+        'Fn::If': ['HasCustomDomain', ORIGIN_VERIFY_HEADER, { Ref: 'AWS::NoValue' }],
+      });
+  });
+
   it('reserves concurrency for the ActiveSync function (a stack prop), not for the watcher', () => {
     const byHandler = (t: Template): Record<string, Record<string, unknown>> =>
       Object.fromEntries(
@@ -238,13 +319,14 @@ describe('the tenant stack (aws-cdk-lib, synthesized offline)', () => {
     t.allResources('AWS::Logs::LogGroup', { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
   });
 
-  it('reads the sealed-credential key instead of a master user for a tenant that says so', () => {
+  it('names the secret of a tenant with sealed credentials instead of a master user', () => {
     const t = template('globex');
     const api = Object.values(t.findResources('AWS::Lambda::Function'))[0] as {
       Properties: { Environment: { Variables: Record<string, unknown> } };
     };
     const env = api.Properties.Environment.Variables;
-    expect(env.CREDENTIAL_KEY).toBe('{{resolve:secretsmanager:activesync-edge/globex:SecretString:CREDENTIAL_KEY::}}');
+    expect(env.CREDENTIAL_KEY).toBeUndefined();
+    expect(JSON.stringify(env.SECRET_ARN)).toContain(':secret:activesync-edge/globex');
     expect(env.IMAP_MASTER_USER).toBeUndefined();
     t.resourceCountIs('AWS::SNS::Subscription', 0);
     t.hasParameter('CustomDomain', { Default: '' });

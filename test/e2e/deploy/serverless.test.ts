@@ -1,7 +1,7 @@
 /**
  * serverless.yml with osls: `osls package` runs offline (no AWS credentials, no network), and the CloudFormation
  * template it writes has what the deployment needs: runtime, architecture, the Function URL, the watcher's schedule,
- * the table with TTL, IAM scoped to that table, log retention, and secrets left as dynamic references.
+ * the table with TTL, IAM scoped to that table and the one secret, log retention, and no secret value anywhere.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
@@ -19,6 +19,17 @@ interface Resource {
   Properties: Record<string, unknown>;
   DeletionPolicy?: string;
 }
+
+/** The partial ARN of the stage's secret (its name is the `secret` param, activesync-edge/<stage>). */
+const SECRET_ARN_PARTS = [
+  'arn:',
+  { Ref: 'AWS::Partition' },
+  ':secretsmanager:',
+  { Ref: 'AWS::Region' },
+  ':',
+  { Ref: 'AWS::AccountId' },
+  ':secret:activesync-edge/acme',
+];
 
 let outDir: string;
 let resources: Record<string, Resource>;
@@ -56,10 +67,10 @@ describe('npx osls package (serverless.yml)', () => {
     const env = (functions['src/runtimes/lambda.handler']!.Environment as { Variables: Record<string, unknown> })
       .Variables;
     expect(env).toMatchObject({ TENANT: 'acme', STATE_STORE: 'dynamodb', DYNAMODB_TABLE: { Ref: 'StateTable' } });
-    // Secrets stay references that CloudFormation resolves at deploy time; no value is in the template.
-    expect(env.IMAP_MASTER_PASSWORD).toBe(
-      '{{resolve:secretsmanager:activesync-edge/acme:SecretString:IMAP_MASTER_PASSWORD}}',
-    );
+    // The functions read their secret when they start: the environment names it and holds none of its values.
+    expect(env.IMAP_MASTER_PASSWORD).toBeUndefined();
+    expect(JSON.stringify(env)).not.toContain('secretsmanager:activesync-edge');
+    expect(env.SECRET_ARN).toEqual({ 'Fn::Join': ['', SECRET_ARN_PARTS] });
     expect(env.POLICY).toBe('{{resolve:ssm:/activesync-edge/acme/policy}}');
   });
 
@@ -89,7 +100,7 @@ describe('npx osls package (serverless.yml)', () => {
     });
   });
 
-  it('allows the functions only item operations, on that table only', () => {
+  it('allows the functions only item operations on that table, and reading their one secret', () => {
     const [, role] = ofType('AWS::IAM::Role')[0]!;
     const statements = (
       role.Properties.Policies as { PolicyDocument: { Statement: { Action: string[]; Resource: unknown[] }[] } }[]
@@ -105,11 +116,20 @@ describe('npx osls package (serverless.yml)', () => {
       'dynamodb:UpdateItem',
     ]);
     expect(dynamo[0]!.Resource).toEqual([{ 'Fn::GetAtt': ['StateTable', 'Arn'] }]);
+    // The secret: read only, that one only.
+    const secrets = statements.filter((s) => s.Action.some((a) => a.startsWith('secretsmanager:')));
+    expect(secrets).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['secretsmanager:GetSecretValue'],
+        Resource: [{ 'Fn::Join': ['', [...SECRET_ARN_PARTS.slice(0, -1), ':secret:activesync-edge/acme-??????']] }],
+      },
+    ]);
     // Nothing else may touch DynamoDB or any other service but the function's logs.
     for (const s of statements)
       for (const a of s.Action)
         expect(a).toMatch(
-          /^(dynamodb:(GetItem|PutItem|UpdateItem|DeleteItem|Query|BatchWriteItem)|logs:(CreateLogStream|CreateLogGroup|PutLogEvents|TagResource))$/,
+          /^(dynamodb:(GetItem|PutItem|UpdateItem|DeleteItem|Query|BatchWriteItem)|logs:(CreateLogStream|CreateLogGroup|PutLogEvents|TagResource)|secretsmanager:GetSecretValue)$/,
         );
   });
 

@@ -16,6 +16,7 @@ import { child, children, childText, el } from '../../../src/wbxml/tree.ts';
 import { WBXML } from '../../device/device.ts';
 import { functionUrlEvent } from '../../device/function-url.ts';
 import { createUser } from '../../services/seed.ts';
+import { startSecretsManager } from '../../services/secrets-manager.ts';
 
 const services = inject('services');
 const ROOT = join(import.meta.dirname, '../../..');
@@ -68,7 +69,7 @@ beforeAll(async () => {
 }, 60_000);
 
 describe('the bundled Lambda handler in a fresh Node.js process', () => {
-  it('answers OPTIONS and a FolderSync with WBXML, base64 both ways, state in DynamoDB', async () => {
+  it('answers OPTIONS, a FolderSync with WBXML (base64 both ways, state in DynamoDB), and the admin API with the token from Secrets Manager', async () => {
     const user = createUser(services);
     const url = `https://abc.lambda-url.eu-west-1.on.aws/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=${user.name}&DeviceId=BUNDLE1&DeviceType=iPhone`;
     const events = [
@@ -90,7 +91,20 @@ describe('the bundled Lambda handler in a fresh Node.js process', () => {
         }),
       ),
     ];
-    const [options, folderSync] = await runBundle(events, {
+    // The admin token comes from the secret SECRET_ARN names (the AWS SDK's Secrets Manager client is outside the
+    // bundle, as the Lambda runtime provides it).
+    const sm = await startSecretsManager(services.dynamodb.region);
+    const adminToken = randomBytes(20).toString('hex');
+    const arn = sm.put('activesync-edge/bundle', { ADMIN_TOKEN: adminToken });
+    sm.allow([arn]);
+    events.push(
+      await functionUrlEvent(
+        new Request('https://abc.lambda-url.eu-west-1.on.aws/admin/devices?tenant=test', {
+          headers: { Authorization: `Bearer ${adminToken}` },
+        }),
+      ),
+    );
+    const [options, folderSync, admin] = await runBundle(events, {
       IMAP_HOST: services.imap.host,
       IMAP_PORT: String(services.imap.port),
       IMAP_SECURE: 'false',
@@ -100,9 +114,14 @@ describe('the bundled Lambda handler in a fresh Node.js process', () => {
       DYNAMODB_TABLE: `ase-bundle-${randomBytes(4).toString('hex')}`,
       DYNAMODB_ENDPOINT: services.dynamodb.endpoint,
       AWS_REGION: services.dynamodb.region,
-      AWS_ACCESS_KEY_ID: services.dynamodb.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: services.dynamodb.credentials.secretAccessKey,
-    });
+      // The emulation's credentials sign both services' requests; dynalite takes any.
+      AWS_ACCESS_KEY_ID: sm.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: sm.credentials.secretAccessKey,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.endpoint,
+      SECRET_ARN: arn,
+    }).finally(() => sm.close());
+    expect(admin!.statusCode).toBe(200);
+    expect(sm.calls).toEqual([{ secretId: arn, outcome: 'ok' }]);
     expect(options!.statusCode).toBe(200);
     expect(options!.headers?.['ms-asprotocolversions']).toContain('16.1');
     expect(folderSync).toMatchObject({ statusCode: 200, isBase64Encoded: true, headers: { 'content-type': WBXML } });
