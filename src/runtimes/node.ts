@@ -46,8 +46,15 @@ async function openStateStore(
 async function main(): Promise<void> {
   let tenants: TenantDirectory;
   try {
+    // Secret settings from AWS Secrets Manager (SECRET_ARN, e.g. on ECS), read once here; the SDK is loaded only then.
+    // A rotated secret takes a restart (ECS: a new deployment), unlike Lambda, whose containers read it again.
+    let env: Record<string, string | undefined> = process.env;
+    if (process.env.SECRET_ARN?.trim()) {
+      const { SecretSettings } = await import('./secret-settings.ts');
+      env = (await new SecretSettings({ env: process.env }).environment()).env;
+    }
     // One tenant from the environment, or several from TENANTS_FILE / TENANTS (src/tenants/settings.ts).
-    tenants = loadTenants(process.env, { readFile: (path) => readFileSync(path, 'utf8') });
+    tenants = loadTenants(env, { readFile: (path) => readFileSync(path, 'utf8') });
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`activesync-edge: ${err.message}`);

@@ -6,6 +6,9 @@
  * at the test Dovecot.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../../src/backends/types.ts';
 import type { LogEntry } from '../../../src/log.ts';
@@ -20,6 +23,8 @@ import { el } from '../../../src/wbxml/tree.ts';
 import { TestDevice, type TestServer } from '../../device/device.ts';
 import { functionUrlFetch, type FunctionUrlEvent } from '../../device/function-url.ts';
 import { createUser, seedMailbox } from '../../services/seed.ts';
+import { spawnNodeServer, startNodeServer, stopNodeServer } from '../../services/node-server.ts';
+import { freePort } from '../../services/process.ts';
 import { startSecretsManager, type SecretsManagerEmulation } from '../../services/secrets-manager.ts';
 import { pingBody } from '../session-steps.ts';
 
@@ -279,4 +284,41 @@ describe('the answer budget fits a Lambda response (6 MB)', () => {
     expect(sizes.reduce((a, b) => a + b, 0)).toBeGreaterThan(6_000_000);
     expect(Math.max(...sizes)).toBeLessThan(6_000_000);
   }, 120_000);
+});
+
+describe('the Node runtime (containers on ECS) with SECRET_ARN', () => {
+  it('reads the secret once at start-up: the admin token from it works; a secret it may not read stops start-up', async () => {
+    const adminToken = randomBytes(24).toString('hex');
+    const arn = sm.put(secretName(), { ADMIN_TOKEN: adminToken });
+    sm.allow([arn]);
+    const port = await freePort();
+    const env = {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      IMAP_HOST: services.imap.host,
+      IMAP_PORT: String(services.imap.port),
+      IMAP_SECURE: 'false',
+      ALLOW_PLAINTEXT_BACKENDS: 'true',
+      STATE_DIR: mkdtempSync(join(tmpdir(), 'ase-secret-node-')),
+      AWS_REGION: sm.region,
+      AWS_ACCESS_KEY_ID: sm.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: sm.credentials.secretAccessKey,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.endpoint,
+      SECRET_ARN: arn,
+    };
+    const node = await startNodeServer(env);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/admin/devices`, {
+        headers: { Authorization: `Bearer ${adminToken}` },
+      });
+      expect(res.status).toBe(200);
+      expect(node.output()).not.toContain(adminToken);
+    } finally {
+      await stopNodeServer(node);
+    }
+    sm.allow([]);
+    const refused = spawnNodeServer({ ...env, PORT: String(await freePort()) });
+    expect(await refused.exited).toBe(2);
+    expect(refused.output()).toContain('AccessDeniedException');
+  }, 60_000);
 });
