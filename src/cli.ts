@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { decodeCommand, encodeCommand } from './wbxml/cli.ts';
 import { addAdminCommands } from './admin/cli.ts';
+import { addTopCommand } from './admin/top.ts';
 import { addReplayCommand } from './replay/cli.ts';
 import { addDeployCommands } from '../infra/cli.ts';
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
     .argument('[file]', 'XML file, or - for stdin', '-')
     .action((file: string) => encodeCommand(file, (b) => process.stdout.write(b)));
   addAdminCommands(program);
+  addTopCommand(program);
   addReplayCommand(program);
   addDeployCommands(program);
   return program;

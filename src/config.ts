@@ -96,6 +96,8 @@ export interface ServerConfig {
   push: PushConfig;
   /** Bearer token of the admin API (ADMIN_TOKEN, src/admin/api.ts); unset = the API is off. */
   adminToken: string | undefined;
+  /** Bearer token of GET /metrics on Node (METRICS_TOKEN, src/runtimes/prometheus.ts); unset = no /metrics. */
+  metricsToken?: string | undefined;
   /** How devices authenticate (AUTH_MODE): HTTP Basic passed through, Bearer tokens passed on as XOAUTH2, or both. */
   authMode: AuthMode;
   /** How Bearer tokens are verified (src/protocol/bearer.ts); set whenever AUTH_MODE is `bearer` or `both`. */
@@ -317,6 +319,7 @@ const schema = z.object({
   IMAP_MASTER_USER: z.string().trim().min(1).optional(),
   IMAP_MASTER_PASSWORD: z.string().min(1).optional(),
   ADMIN_TOKEN: z.string().trim().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
+  METRICS_TOKEN: z.string().trim().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
   AUTH_FAIL_LIMIT: z.coerce.number().int().min(0).default(10),
   AUTH_FAIL_USER_LIMIT: z.coerce.number().int().min(0).default(50),
   AUTH_FAIL_IP_LIMIT: z.coerce.number().int().min(0).default(100),
@@ -464,6 +467,7 @@ export function loadConfig(
       credentialKey: e.CREDENTIAL_KEY ? decodeVaultKey(e.CREDENTIAL_KEY) : undefined,
     },
     adminToken: e.ADMIN_TOKEN,
+    metricsToken: e.METRICS_TOKEN,
     authMode: e.AUTH_MODE,
     ...(e.BEARER_JWKS_URL && e.BEARER_ISSUER && e.BEARER_AUDIENCE && e.BEARER_USER_CLAIM
       ? {

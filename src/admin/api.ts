@@ -16,6 +16,7 @@
  *   GET    /admin/rules | PUT /admin/rules              the tenant's access rules, whole
  *   POST   /admin/rules | DELETE /admin/rules/:id       add one rule (at the end, or at "position"), remove one
  *   GET    /admin/stats[?minutes=60]                    per-command requests, errors, latency
+ *   GET    /admin/live                                  what goes on now (activity.ts): `activesync-edge top` polls it
  *   GET    /admin/captures                              the protocol captures that are on
  *   POST   /admin/captures                              {"user", "deviceId"?, "minutes", "maxBodyBytes"?}: start one
  *   DELETE /admin/captures/:user[/:deviceId]            stop the capture of the user (or of one device)
@@ -40,6 +41,7 @@ import {
 import { cancelWipe, requestWipe, WipeError } from '../devices/wipe.ts';
 import { exportCapture, MAX_CAPTURE_MINUTES, startCapture, stopCapture } from './capture.ts';
 import { commandSummary } from './stats.ts';
+import { liveSnapshot } from './activity.ts';
 
 const DAY_MS = 86_400_000;
 /** Devices read at once when listing a whole tenant (one state read each). */
@@ -261,6 +263,8 @@ export function adminApi(deps: AdminDeps): Hono {
       throw new BadRequest(`minutes must be between 1 and ${MAX_STATS_MINUTES}`);
     return c.json({ minutes, commands: await commandSummary(state, tenantOf(c), Math.floor(minutes)) });
   });
+
+  api.get('/live', async (c) => c.json(await liveSnapshot(state, tenantOf(c))));
 
   api.get('/captures', async (c) => {
     const rules = await state.listCaptureRules(tenantOf(c));

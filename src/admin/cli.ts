@@ -12,13 +12,13 @@ export interface AdminOutput {
   interactive: boolean;
 }
 
-const processOutput: AdminOutput = {
+export const processOutput: AdminOutput = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
   interactive: process.stderr.isTTY === true,
 };
 
-interface GlobalOptions {
+export interface GlobalOptions {
   url?: string;
   token?: string;
   tenant?: string;
@@ -73,7 +73,7 @@ export class AdminClient {
   }
 }
 
-function clientOf(options: GlobalOptions): AdminClient {
+export function clientOf(options: GlobalOptions): AdminClient {
   const token = options.token ?? process.env.ADMIN_TOKEN;
   if (!token) throw new AdminCallError('no admin token: pass --token or set ADMIN_TOKEN');
   const url = options.url ?? process.env.ACTIVESYNC_EDGE_URL ?? 'http://127.0.0.1:8080';

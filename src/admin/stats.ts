@@ -33,15 +33,9 @@ export async function countRequest(
   now = Date.now(),
 ): Promise<void> {
   const ms = typeof entry.ms === 'number' ? entry.ms : now - started;
-  const http = typeof entry.http === 'number' ? entry.http : 0;
-  // An error is what the server could not do (5xx, a command that failed); refusals and 4xx are answers.
-  const error = http >= 500 || (entry.error !== undefined && http === 200);
+  const error = serverFailed(entry);
   const minute = Math.floor(started / MINUTE_MS);
-  // Counted under the protocol's names only (and OPTIONS): a name a request made up would be a row kept for a week.
-  const command =
-    typeof entry.cmd === 'string' && (entry.cmd === 'OPTIONS' || commandByName(entry.cmd) === entry.cmd)
-      ? entry.cmd
-      : 'unknown';
+  const command = countedCommand(entry);
   let pending = pendingByStore.get(state);
   if (!pending) {
     pending = { since: now, counts: new Map() };
@@ -62,6 +56,22 @@ export async function countRequest(
     });
   }
   if (now - pending.since >= FLUSH_MS) await flushCounts(state, now);
+}
+
+/**
+ * The command a request is counted under: the protocol's names only (and OPTIONS), since a name a request made up
+ * would be a row kept for a week (and a new time series in the metrics).
+ */
+export function countedCommand(entry: LogEntry): string {
+  return typeof entry.cmd === 'string' && (entry.cmd === 'OPTIONS' || commandByName(entry.cmd) === entry.cmd)
+    ? entry.cmd
+    : 'unknown';
+}
+
+/** Whether the server failed the request: an error is what it could not do (5xx, a command that failed); refusals and 4xx are answers. */
+export function serverFailed(entry: LogEntry): boolean {
+  const http = typeof entry.http === 'number' ? entry.http : 0;
+  return http >= 500 || (entry.error !== undefined && http === 200);
 }
 
 /** Writes this process's counts for the store (before reading them back, and every FLUSH_MS). */

@@ -4,6 +4,7 @@
  * requests, scheduling and platform bindings around what this returns; tests build the app the same way.
  */
 import type { Hono } from 'hono';
+import { processActivity, requestReport } from '../admin/activity.ts';
 import { captureExchange } from '../admin/capture.ts';
 import { countRequest } from '../admin/stats.ts';
 import { imapDavBackends } from '../backends/combined.ts';
@@ -21,6 +22,7 @@ import { pushStartupNotice } from '../push/credentials.ts';
 import type { WatcherOptions } from '../push/watch-shared.ts';
 import type { StateStore } from '../state/types.ts';
 import { singleTenant, TenantDirectory } from '../tenants/resolve.ts';
+import { addMetricsSink, metrics } from '../util/metrics.ts';
 import type { DeviceHeld } from './activesync.ts';
 import { createApp } from './app.ts';
 import { AUTODISCOVER_NO_PUBLIC_URL } from './autodiscover.ts';
@@ -54,6 +56,8 @@ export interface BuiltApp {
 }
 
 export function buildApp(parts: AppParts): BuiltApp {
+  // The live view (GET /admin/live) of this process's requests, waits and watcher; one per process, installed once.
+  addMetricsSink(processActivity);
   const tenants = withPushWatcher(
     parts.settings instanceof TenantDirectory ? parts.settings : singleTenant(parts.settings),
     parts,
@@ -84,8 +88,12 @@ export function buildApp(parts: AppParts): BuiltApp {
     ...(tenants.entries.length > 1
       ? { tenants: tenantRouter(tenants, (tenant) => ({ backends: backendsOf(tenant) })) }
       : {}),
-    // The admin API's per-command counters; they never fail a request.
-    onRequestLogged: ({ entry, tenant, started }) => countRequest(parts.state, tenant, entry, started),
+    // The admin API's per-command counters, and the metrics (util/metrics.ts: the runtime's sink, the live view);
+    // they never fail a request.
+    onRequestLogged: ({ entry, tenant, started }) => {
+      metrics.request(requestReport(entry, tenant, started));
+      return countRequest(parts.state, tenant, entry, started);
+    },
     // Exchange's notice in the user's Inbox; a failure is logged, the answer stands.
     onDeviceHeld: (held: DeviceHeld) =>
       deliverAccessNotice(held, held.decision, held.device).catch((err: unknown) => {

@@ -24,6 +24,7 @@ import { announceNewRequest, MAX_PING_FOLDERS, waitContextOf, waitForChanges, ty
 import type { CollectionState, FolderRecord, HierarchyState, PingCache } from '../state/types.ts';
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { diffHierarchy } from '../folders/hierarchy.ts';
+import { measuredWait } from '../util/metrics.ts';
 import { registerCommand } from './registry.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
@@ -126,12 +127,14 @@ export async function ping(context: CommandContext): Promise<CommandResult> {
     state: states[i],
     baseline: checked.baselines.get(r.serverId),
   }));
-  const outcome = await waitForChanges(waitContextOf(context, push), {
-    targets,
-    hierarchy,
-    endOnHierarchyChange: true,
-    seconds: heartbeat,
-  });
+  const outcome = await measuredWait('ping', context.device, () =>
+    waitForChanges(waitContextOf(context, push), {
+      targets,
+      hierarchy,
+      endOnHierarchyChange: true,
+      seconds: heartbeat,
+    }),
+  );
   switch (outcome.kind) {
     case 'changed':
       return changes(outcome.serverIds);

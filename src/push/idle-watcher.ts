@@ -14,6 +14,7 @@ import { leaseShard } from '../state/shard.ts';
 import { LEASE_SHARDS, type WatchLease } from '../state/types.ts';
 import { watcherAuth } from './credentials.ts';
 import { pushHub, type PushHub } from './feed.ts';
+import { metrics } from '../util/metrics.ts';
 import {
   allShards,
   checkAccount,
@@ -308,8 +309,10 @@ export function startIdleWatcher(options: IdleWatcherOptions): IdleWatcher {
     }
     const watch: AccountWatch = new AccountWatch(lease, password, options, hub, () => {
       if (accounts.get(key) === watch) accounts.delete(key);
+      metrics.watcherAccounts(-1);
     });
     accounts.set(key, watch);
+    metrics.watcherAccounts(1);
   };
 
   const scan = async (): Promise<void> => {

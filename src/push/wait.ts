@@ -27,6 +27,7 @@ import type { LogEntry } from '../log.ts';
 import { watcherLoginGap } from './credentials.ts';
 import type { CollectionState, DeviceScope, FeedEntry, HierarchyState, StateStore } from '../state/types.ts';
 import { sealCredential } from '../tenants/vault.ts';
+import { metrics } from '../util/metrics.ts';
 import {
   deviceKey,
   encodeWaitMarker,
@@ -299,13 +300,25 @@ export async function waitForChanges(
       const feed = await state.readFeed(device);
       const outcome = evaluate(feed, started, generation, request, targetKeys, hierarchyMarker, device.deviceId);
       if (outcome === 'reclaim') await claim();
-      else if (outcome) return outcome;
+      else if (outcome) {
+        if (outcome.kind === 'changed') reportFeedLag(feed, targetKeys, started);
+        return outcome;
+      }
     }
   } finally {
     offSuperseded();
     offChanged();
     context.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** How long the newest change this wait answers with was in the feed before the wait saw it (the watcher's lag). */
+function reportFeedLag(feed: FeedEntry[], targetKeys: string[], started: number): void {
+  const keys = new Set(targetKeys);
+  const seen = feed.filter((e) => keys.has(e.folder) && e.changedAt >= started - CLOCK_SKEW_MS);
+  if (seen.length === 0) return;
+  const newest = Math.max(...seen.map((e) => e.changedAt));
+  metrics.feedLag(Math.max(0, Date.now() - newest) / 1000);
 }
 
 function sameKeys(a: readonly string[], b: readonly string[]): boolean {

@@ -14,6 +14,9 @@ import { openSqliteStateStore, STATE_FILE_NAME } from '../state/sqlite-node.ts';
 import { startIdleWatcher } from '../push/idle-watcher.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
 import { randomUUID } from 'node:crypto';
+import { instrumentedStateStore } from '../state/instrumented.ts';
+import { addMetricsSink } from '../util/metrics.ts';
+import { mountMetrics, prometheusMetrics } from './prometheus.ts';
 
 /** The state store the settings name, and how to let go of it on shutdown. */
 async function openStateStore(
@@ -64,7 +67,12 @@ async function main(): Promise<void> {
   }
   // The process's own settings (port, state store) are the same in every tenant's config.
   const config = tenants.entries[0]!.config;
-  const state = await openStateStore(config.state);
+  const opened = await openStateStore(config.state);
+  // Every state call is counted for the metrics (state/instrumented.ts).
+  const state = { ...opened, store: instrumentedStateStore(opened.store) };
+  // The metrics (util/metrics.ts) go to a prom-client registry, served as GET /metrics with METRICS_TOKEN.
+  const prometheus = prometheusMetrics();
+  addMetricsSink(prometheus.sink);
   // A user's logged-in IMAP connection is kept a little while for their next request.
   const { app } = buildApp({
     settings: tenants,
@@ -74,6 +82,7 @@ async function main(): Promise<void> {
     // The IDLE watcher below may use the password a Ping of this process holds in memory.
     pushWatcher: 'in-process',
   });
+  mountMetrics(app, prometheus.registry, config.metricsToken);
   const server = serve({ fetch: app.fetch, port: config.port, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
     stdoutLog({
       time: new Date().toISOString(),
@@ -82,6 +91,7 @@ async function main(): Promise<void> {
       imap: `${config.imap.host}:${config.imap.port}`,
       tenants: tenants.entries.length,
       state: state.where,
+      metrics: config.metricsToken === undefined ? 'off (METRICS_TOKEN unset)' : '/metrics',
     });
   });
   // Push: the IDLE watcher runs in this process (src/push/idle-watcher.ts), one per tenant with the tenant's IMAP

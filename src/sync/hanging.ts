@@ -6,6 +6,7 @@
  * new key, a failed collection, MoreAvailable) goes out at once.
  */
 import { folderKey } from '../push/feed.ts';
+import { measuredWait } from '../util/metrics.ts';
 import { answerMarginMs, waitContextOf, waitForChanges, type WaitTarget } from '../push/wait.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import type { HierarchyState } from '../state/types.ts';
@@ -48,13 +49,15 @@ export async function waitInSync(context: CommandContext, hang: HangingSync): Pr
     const feed = new Map((await context.state.readFeed(context.device)).map((e) => [e.folder, e.marker]));
     for (const t of targets) t.baseline = feed.get(folderKey(t.source));
   }
-  const outcome = await waitForChanges(waitContextOf(context, push), {
-    targets,
-    hierarchy: hang.hierarchy,
-    endOnHierarchyChange: false,
-    seconds,
-    deadline,
-  });
+  const outcome = await measuredWait('sync', context.device, () =>
+    waitForChanges(waitContextOf(context, push), {
+      targets,
+      hierarchy: hang.hierarchy,
+      endOnHierarchyChange: false,
+      seconds,
+      deadline,
+    }),
+  );
   if (outcome.kind !== 'changed') return { kind: 'empty' };
   hangingDeadlines.set(context, deadline);
   return hang.again();

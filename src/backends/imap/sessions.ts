@@ -10,6 +10,7 @@
  */
 import type { ImapFlow } from 'imapflow';
 import { imapClient, type ImapLogin, type ImapSettings } from './connection.ts';
+import { metrics } from '../../util/metrics.ts';
 
 export interface ImapSessions {
   /** A logged-in client for this user. Rejects with imapflow's error when the login fails. */
@@ -23,7 +24,15 @@ async function connected(settings: ImapSettings, login: ImapLogin): Promise<Imap
   const client = imapClient(settings, login, { disableAutoIdle: true });
   // Socket errors after connect surface as rejected commands; the event must not crash the process.
   client.on('error', () => {});
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (err) {
+    if ((err as { authenticationFailed?: boolean }).authenticationFailed) metrics.imapLogin(false);
+    throw err;
+  }
+  metrics.imapLogin(true);
+  metrics.imapSessionsOpen(1);
+  client.once('close', () => metrics.imapSessionsOpen(-1));
   return client;
 }
 
@@ -84,6 +93,7 @@ export function pooledImapSessions(settings: ImapSettings, options: PoolOptions 
       while (list?.length) {
         const entry = list.pop()!;
         clearTimeout(entry.timer);
+        metrics.imapSessionsPooled(-1);
         if (entry.client.usable && remainingMs(entry.client) > 0) return entry.client;
         logout(entry.client);
       }
@@ -102,7 +112,10 @@ export function pooledImapSessions(settings: ImapSettings, options: PoolOptions 
       const timer = setTimeout(
         () => {
           const at = list.findIndex((e) => e.client === client);
-          if (at >= 0) list.splice(at, 1);
+          if (at >= 0) {
+            list.splice(at, 1);
+            metrics.imapSessionsPooled(-1);
+          }
           if (list.length === 0) idle.delete(key);
           logout(client);
         },
@@ -112,6 +125,7 @@ export function pooledImapSessions(settings: ImapSettings, options: PoolOptions 
       (timer as { unref?: () => void }).unref?.();
       list.push({ client, timer });
       idle.set(key, list);
+      metrics.imapSessionsPooled(1);
     },
   };
 }
