@@ -21,15 +21,12 @@ function str(value: string): string {
   return JSON.stringify(value);
 }
 
-/** The variables a Worker gets: the tenant's settings, with implicit TLS (workerd cannot STARTTLS). */
+/**
+ * The variables a Worker gets: the tenant's settings. STARTTLS and implicit TLS both work there (IMAP, SMTP and
+ * ManageSieve go over cloudflare:sockets, which upgrades with startTls()).
+ */
 export function workerVars(tenant: TenantDeployment): Record<string, string> {
-  const vars = plainSettings(tenant);
-  if (vars.IMAP_SECURE !== 'true' || vars.SMTP_SECURE !== 'true') {
-    throw new Error(
-      `tenant ${tenant.tenant}: Workers need implicit TLS for IMAP and SMTP (ports 993 and 465); STARTTLS does not work in workerd`,
-    );
-  }
-  return vars;
+  return plainSettings(tenant);
 }
 
 export function renderWranglerEnv(tenant: TenantDeployment): string {

@@ -170,11 +170,8 @@ describe('the client corpus replayed on workerd (wrangler dev, Durable Objects)'
       TENANT: 'test',
       IMAP_MASTER_USER: services.master.user,
       IMAP_MASTER_PASSWORD: services.master.password,
+      // ManageSieve with STARTTLS, as on Node: over cloudflare:sockets inside workerd (test/e2e/workerd/oof-sieve.test.ts).
       ...backendSettings(),
-      // ManageSieve's STARTTLS (node:tls over a node:net socket) fails inside workerd ("Cannot call releaseLock() on
-      // a reader with outstanding read promises"), so Oof reaches the test Dovecot in plaintext here; IMAP STARTTLS in
-      // workerd goes over cloudflare:sockets and is tested by the workerd session test.
-      ALLOW_PLAINTEXT_BACKENDS: 'true',
     });
   }, 90_000);
   afterAll(async () => {

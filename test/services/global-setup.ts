@@ -79,6 +79,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       tlsCa: TEST_CA_PATH,
       lmtp: { host: '127.0.0.1', port: dovecot.lmtpPort },
       sieve: { host: '127.0.0.1', port: dovecot.sievePort },
+      sieves: { host: '127.0.0.1', port: dovecot.sievesPort },
       smtp: postfix ? { host: '127.0.0.1', port: postfix.smtpPort } : null,
       smtps: postfix ? { host: '127.0.0.1', port: postfix.smtpsPort } : null,
       smtpSkipReason,

@@ -63,6 +63,8 @@ smtpd_tls_cert_file = ${TLS_DIR}localhost.pem
 smtpd_tls_key_file = ${TLS_DIR}localhost.key
 smtpd_tls_security_level = may
 smtpd_tls_loglevel = 1
+# The Received header says whether the client came over TLS ("using TLSv1.3 with cipher …").
+smtpd_tls_received_header = yes
 `;
 }
 

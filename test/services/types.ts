@@ -34,6 +34,8 @@ export interface TestServices {
    * active script.
    */
   sieve: { host: string; port: number };
+  /** The same ManageSieve with implicit TLS from the first byte. */
+  sieves: { host: string; port: number };
   /**
    * Postfix SMTP without auth (trusted from 127.0.0.0/8), offering STARTTLS; null when Postfix could not run (not
    * root).

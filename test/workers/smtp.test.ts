@@ -1,19 +1,24 @@
 /**
- * SMTP submission inside workerd (src/backends/smtp/cloudflare.ts): nodemailer's client on a socket opened by host
- * name, against the SMTP servers of smtp-global-setup.ts (in Node). The servers answer with the SHA-256 of what they
- * received, so the test sees that the message arrived byte for byte; the TLS ones take only the right login.
+ * SMTP submission inside workerd (src/backends/smtp/cloudflare.ts): nodemailer's client on a cloudflare:sockets
+ * connection (STARTTLS by the socket's startTls()), against the SMTP servers of smtp-global-setup.ts (in Node). The
+ * servers answer with the SHA-256 of what they received, so the test sees that the message arrived byte for byte;
+ * the TLS ones take only the right login.
  *
  * Every test fails on any process warning (a listener leak is one: MaxListenersExceededWarning) or error nobody
  * caught while it ran: workerd's node:net once added a 'timeout' listener per read and write of the socket.
  */
 import process from 'node:process';
-import type { Socket } from 'node:net';
 import { afterEach, beforeEach, inject } from 'vitest';
 import { describe, expect, it } from 'vitest';
 import { SubmissionError, type SmtpSettings } from '../../src/backends/smtp/types.ts';
-import { openByHostName, workerdSubmitter } from '../../src/backends/smtp/cloudflare.ts';
+import { openSmtpConnection, workerdSubmitter } from '../../src/backends/smtp/cloudflare.ts';
 import { nodemailerSubmitter } from '../../src/backends/smtp/nodemailer.ts';
+import { useBackendSockets } from '../../src/backends/sockets.ts';
 import { composeSmart, prepareOutgoing } from '../../src/items/outgoing.ts';
+import { openCloudflareSocket } from '../../src/runtimes/cloudflare/sockets.ts';
+
+// As the Worker does at start (src/runtimes/cloudflare/worker.ts).
+useBackendSockets(openCloudflareSocket);
 
 const sinks = inject('smtpSinks');
 /** The sinks' account as the submitter takes a user's credentials. */
@@ -42,13 +47,13 @@ afterEach(async () => {
   expect(problems).toEqual([]);
 });
 
-/** The workerd submitter, keeping the sockets it opens for the test to look at. */
-function watchedSubmitter(settings: SmtpSettings, sockets: Socket[]) {
+/** The workerd submitter, keeping the connections it opens for the test to look at. */
+function watchedSubmitter(settings: SmtpSettings, sockets: { listenerCount(event: string): number }[]) {
   return nodemailerSubmitter(settings, {
-    openSocket: (s) => {
-      const socket = openByHostName(s);
-      sockets.push(socket);
-      return socket;
+    openConnection: async (s) => {
+      const opened = await openSmtpConnection(s);
+      sockets.push(opened.socket);
+      return opened;
     },
   });
 }
@@ -124,13 +129,13 @@ describe('SMTP submission in workerd', () => {
       `From: alice@example.test\r\nTo: bob@example.test\r\nSubject: big\r\n\r\n${'x'.repeat(998).concat('\r\n').repeat(2000)}`,
     );
     const to = Array.from({ length: 60 }, (_, i) => `r${i}@example.test`);
-    const sockets: Socket[] = [];
+    const sockets: { listenerCount(event: string): number }[] = [];
     const settings = { host: 'localhost', port: sinks.plain, secure: false, auth: 'optional' } as const;
     const result = await watchedSubmitter(settings, sockets).submit(login, { ...envelope, to }, wire);
     expect(result.accepted).toHaveLength(60);
     expect(result.response).toContain(await sha256(wire));
     expect(sockets).toHaveLength(1);
-    // nodemailer's own listener at most; before the repair one more per read and write (over a hundred here).
+    // nodemailer's own listener at most; on workerd's node:net one more per read and write (over a hundred here).
     expect(sockets[0]!.listenerCount('timeout')).toBeLessThanOrEqual(1);
   });
 

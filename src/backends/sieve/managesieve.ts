@@ -1,10 +1,11 @@
 /**
- * A small ManageSieve client (RFC 5804), Node only (node:net / node:tls): enough to upload, activate and remove one
- * script as the user, with the user's own credentials (AUTHENTICATE "PLAIN"). Nothing here logs; the credentials
- * only ever go onto the socket, and only once it is encrypted unless plaintext was configured.
+ * A small ManageSieve client (RFC 5804): enough to upload, activate and remove one script as the user, with the
+ * user's own credentials (AUTHENTICATE "PLAIN"). The protocol only; the connection comes from the runtime's backend
+ * sockets (src/backends/sockets.ts: node:net/node:tls, or cloudflare:sockets on Workers). Nothing here logs; the
+ * credentials only ever go onto the socket, and only once it is encrypted unless plaintext was configured.
  */
-import { isIP, connect as connectTcp, type Socket } from 'node:net';
-import { connect as connectTls } from 'node:tls';
+import { Buffer } from 'node:buffer';
+import { type BackendSocket, openBackendSocket } from '../sockets.ts';
 
 export interface ManageSieveServer {
   host: string;
@@ -42,6 +43,7 @@ interface Response {
   text: string;
 }
 
+/** How long the server may take to send the next bytes of an answer. */
 const TIMEOUT_MS = 15_000;
 
 /** A ManageSieve string: quoted when it can be (no CR/LF, short), else a non-synchronising literal. */
@@ -51,51 +53,16 @@ export function sieveProtocolString(value: string): string {
   return `{${Buffer.byteLength(value)}+}\r\n${value}`;
 }
 
-/** SNI carries host names only (RFC 6066 §3); the certificate is still checked against `host`, name or address. */
-function serverName(host: string): { servername?: string } {
-  return isIP(host) === 0 ? { servername: host } : {};
-}
-
 export class ManageSieveSession {
   private buffer = Buffer.alloc(0);
-  private waiters: (() => void)[] = [];
   private failure: Error | null = null;
-  private socket: Socket;
   capabilities = new Map<string, string>();
+
+  private constructor(private readonly socket: BackendSocket) {}
+
   /** Whether the connection is encrypted (implicit TLS or after STARTTLS). */
-  encrypted: boolean;
-
-  private constructor(socket: Socket, encrypted: boolean) {
-    this.socket = socket;
-    this.encrypted = encrypted;
-    this.attach(socket);
-  }
-
-  private readonly onData = (chunk: Buffer): void => {
-    this.buffer = Buffer.concat([this.buffer, chunk]);
-    this.wake();
-  };
-  private readonly onError = (err: Error): void =>
-    this.fail(new ManageSieveError(`ManageSieve connection failed: ${err.message}`));
-  private readonly onClose = (): void => this.fail(new ManageSieveError('ManageSieve connection closed'));
-  private readonly onTimeout = (): void => {
-    this.fail(new ManageSieveError('ManageSieve server did not answer in time'));
-    this.socket.destroy();
-  };
-
-  private attach(socket: Socket): void {
-    socket.on('data', this.onData);
-    socket.on('error', this.onError);
-    socket.on('close', this.onClose);
-    socket.setTimeout(TIMEOUT_MS, this.onTimeout);
-  }
-
-  private detach(socket: Socket): void {
-    socket.off('data', this.onData);
-    socket.off('error', this.onError);
-    socket.off('close', this.onClose);
-    socket.setTimeout(0);
-    socket.off('timeout', this.onTimeout);
+  get encrypted(): boolean {
+    return this.socket.encrypted;
   }
 
   /**
@@ -104,10 +71,31 @@ export class ManageSieveSession {
    * stripping it), unless plaintext was configured.
    */
   static async open(server: ManageSieveServer): Promise<ManageSieveSession> {
-    const socket = server.secure
-      ? connectTls({ host: server.host, port: server.port, ...serverName(server.host) })
-      : connectTcp({ host: server.host, port: server.port });
-    const session = new ManageSieveSession(socket, server.secure);
+    const opening = openBackendSocket({
+      host: server.host,
+      port: server.port,
+      tls: server.secure ? 'implicit' : 'starttls',
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let socket: BackendSocket;
+    try {
+      socket = await Promise.race([
+        opening,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no connection in time')), TIMEOUT_MS);
+        }),
+      ]);
+    } catch (err) {
+      // A connection that comes up after the time ran out is closed at once.
+      opening.then(
+        (late) => late.close(),
+        () => undefined,
+      );
+      throw new ManageSieveError(`ManageSieve connection failed: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    const session = new ManageSieveSession(socket);
     try {
       const greeting = await session.read();
       if (greeting.status !== 'OK') throw new ManageSieveError(`ManageSieve greeting: ${greeting.text}`, greeting.code);
@@ -132,16 +120,11 @@ export class ManageSieveSession {
     // A server sends nothing between its OK and the handshake: bytes already here were injected in clear.
     if (this.buffer.length > 0)
       throw new ManageSieveError('ManageSieve server sent data after STARTTLS before the TLS handshake', 'STARTTLS');
-    const plain = this.socket;
-    this.detach(plain);
-    const secured = connectTls({ socket: plain, host, ...serverName(host) });
-    this.socket = secured;
-    this.attach(secured);
-    await new Promise<void>((resolve, reject) => {
-      secured.once('secureConnect', () => resolve());
-      secured.once('error', (err) => reject(new ManageSieveError(`ManageSieve STARTTLS failed: ${err.message}`)));
-    });
-    this.encrypted = true;
+    try {
+      await this.socket.startTls();
+    } catch (err) {
+      throw new ManageSieveError(`ManageSieve STARTTLS failed: ${(err as Error).message}`, 'STARTTLS');
+    }
     const after = await this.read();
     if (after.status !== 'OK') throw new ManageSieveError(`ManageSieve after STARTTLS: ${after.text}`, after.code);
     this.capabilities = parseCapabilities(after.lines);
@@ -198,17 +181,22 @@ export class ManageSieveSession {
     } catch {
       // The server may close before answering; the work is done either way.
     } finally {
-      this.socket.end();
+      this.socket.close();
     }
   }
 
   close(): void {
-    this.socket.destroy();
+    this.failure ??= new ManageSieveError('ManageSieve connection closed');
+    this.socket.close();
   }
 
   private async command(line: string): Promise<Response> {
     if (this.failure) throw this.failure;
-    this.socket.write(`${line}\r\n`, 'utf8');
+    try {
+      await this.socket.write(Buffer.from(`${line}\r\n`, 'utf8'));
+    } catch (err) {
+      throw this.fail(new ManageSieveError(`ManageSieve connection failed: ${(err as Error).message}`));
+    }
     const response = await this.read();
     if (response.status !== 'OK')
       throw new ManageSieveError(
@@ -218,20 +206,34 @@ export class ManageSieveSession {
     return response;
   }
 
-  private fail(err: Error): void {
+  /** Keeps the first failure: the connection is unusable from then on. */
+  private fail(err: Error): Error {
     this.failure ??= err;
-    this.wake();
+    return this.failure;
   }
 
-  private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
-  }
-
+  /** Reads the next bytes the server sends, within TIMEOUT_MS (then the connection is dropped). */
   private async more(): Promise<void> {
     if (this.failure) throw this.failure;
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ManageSieveError('ManageSieve server did not answer in time')), TIMEOUT_MS);
+    });
+    let chunk: Uint8Array | null;
+    try {
+      chunk = await Promise.race([this.socket.read(), timeout]);
+    } catch (err) {
+      this.socket.close();
+      throw this.fail(
+        err instanceof ManageSieveError
+          ? err
+          : new ManageSieveError(`ManageSieve connection failed: ${(err as Error).message}`),
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    if (chunk === null) throw this.fail(new ManageSieveError('ManageSieve connection closed'));
+    this.buffer = Buffer.concat([this.buffer, chunk]);
   }
 
   /** One line (without CRLF), with any trailing literals `{n}` read and inlined as quoted text. */

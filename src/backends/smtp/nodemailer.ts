@@ -8,7 +8,7 @@
  */
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import { type Duplex, Readable } from 'node:stream';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import {
   classifyReply,
@@ -47,13 +47,18 @@ interface SmtpSendInfo {
 /** How far a submission got: 'sent' once the whole message, terminating dot included, was written. */
 type SubmitStage = 'connect' | 'auth' | 'send' | 'sent';
 
+/** A connection opened for nodemailer, and whether it is encrypted already (then nodemailer does no STARTTLS). */
+export interface SmtpConnectionSocket {
+  socket: Duplex;
+  secured: boolean;
+}
+
 export interface NodemailerSubmitterOptions {
   /**
-   * Opens the connection itself (TLS already up when `settings.secure`), for runtimes where nodemailer's own connect
-   * does not work as it should: workerd checks a certificate against the address it connected to, never against
-   * `servername`, and nodemailer connects to the address it resolved. See workerd.ts.
+   * Opens the connection itself, for runtimes where nodemailer's own node:net and node:tls do not work as they
+   * should (workerd: cloudflare.ts). Its errors are nodemailer's kind (`code`, and the SMTP reply if any).
    */
-  openSocket?: (settings: SmtpSettings) => Socket;
+  openConnection?: (settings: SmtpSettings) => Promise<SmtpConnectionSocket>;
   /** Extra certificate authorities to trust (PEM), besides the system's: tests, private CAs. */
   ca?: string;
 }
@@ -71,14 +76,21 @@ async function submit(
 ): Promise<SubmissionResult> {
   // Loaded on the first submission: a process that only syncs never reads nodemailer's SMTP client.
   const { default: SMTPConnection } = await import('nodemailer/lib/smtp-connection');
+  let opened: SmtpConnectionSocket | undefined;
+  try {
+    opened = await options.openConnection?.(settings);
+  } catch (err) {
+    throw toSubmissionError(err, 'connect');
+  }
+  const secure = opened ? opened.secured : settings.secure;
   const connection = new SMTPConnection({
     host: settings.host,
     port: settings.port,
-    secure: settings.secure,
-    ...(options.openSocket ? { connection: options.openSocket(settings), secured: settings.secure } : {}),
+    secure,
+    ...(opened ? { connection: opened.socket as unknown as Socket, secured: opened.secured } : {}),
     ...(options.ca ? { tls: { ca: options.ca } } : {}),
-    // Without implicit TLS: STARTTLS whenever the server offers it, and insisted on when a login must happen.
-    requireTLS: !settings.secure && settings.auth === 'required',
+    // Without TLS yet: STARTTLS whenever the server offers it, and insisted on when a login must happen.
+    requireTLS: !secure && settings.auth === 'required',
     servername: settings.host,
     connectionTimeout: CONNECTION_TIMEOUT_MS,
     greetingTimeout: GREETING_TIMEOUT_MS,

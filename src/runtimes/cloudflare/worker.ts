@@ -16,6 +16,8 @@ import { workerdSubmitter } from '../../backends/smtp/cloudflare.ts';
 import { SWEEP_PATH, type SweepDispatcher } from '../../push/sweep-fanout.ts';
 import { cronSweep, noticeNoSweepSecret, sliceRoute } from '../../push/sweep-plan.ts';
 import { socketsImapTransport } from './imap-transport.ts';
+import { openCloudflareSocket } from './sockets.ts';
+import { useBackendSockets } from '../../backends/sockets.ts';
 
 export { StateObject } from '../../state/durable-object.ts';
 
@@ -34,6 +36,8 @@ export interface Env {
 // adds a 'timeout' listener that stays, so a Sync of a few hundred messages passed any listener limit, and workerd's
 // warning for that threw an uncaught TypeError (issue 16); and node:tls cannot do STARTTLS there (imap-transport.ts).
 useImapTransport(socketsImapTransport());
+// ManageSieve and SMTP the same way: node:tls cannot do STARTTLS over a node:net socket inside workerd (sockets.ts).
+useBackendSockets(openCloudflareSocket);
 
 // workerd reports warnings (a listener leak, a deprecation) on node:process, which its events module finds only once
 // some module imported it: before, the report itself threw an uncaught TypeError. Now each is a log line.
@@ -61,7 +65,7 @@ function appFor(env: Env): Hono {
       state: durableObjectStateStore(env.STATE),
       // A socket cannot outlive its request in workerd: one connection per request.
       imapSessions: (imap) => freshImapSessions(imap),
-      // nodemailer on a socket opened by host name: workerd checks certificates against the name it connected to.
+      // nodemailer on a cloudflare:sockets connection (STARTTLS by the socket's startTls()).
       submitter: (smtp) => workerdSubmitter(smtp),
       log: stdoutLog,
       // The cron sweep logs in on its own: built once per isolate, the app says then if it has no login for push.

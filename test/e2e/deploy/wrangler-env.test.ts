@@ -38,13 +38,15 @@ describe('deploy render-wrangler', () => {
     expect(stdout).toContain('npx wrangler secret put IMAP_MASTER_PASSWORD --env acme');
   });
 
-  it('refuses a tenant without implicit TLS: workerd cannot STARTTLS', () => {
-    const plain = parseTenantDeployment({
-      tenant: 'plain',
-      imap: { host: 'imap.plain.example', secure: false },
-      smtp: { host: 'smtp.plain.example' },
+  it('renders a tenant with STARTTLS as it is: workerd upgrades over cloudflare:sockets', () => {
+    const starttls = parseTenantDeployment({
+      tenant: 'starttls',
+      imap: { host: 'imap.starttls.example', secure: false },
+      smtp: { host: 'smtp.starttls.example', secure: false },
     });
-    expect(() => renderWranglerEnv(plain)).toThrow(/implicit TLS/);
+    const env = renderWranglerEnv(starttls);
+    expect(env).toContain('IMAP_SECURE = "false"');
+    expect(env).toContain('SMTP_SECURE = "false"');
   });
 
   it('appends to a wrangler.toml once, and refuses a second time', () => {
