@@ -114,7 +114,7 @@ export async function replaySession(session: ReplaySession, options: ReplayOptio
     const answer = readAnswer(headers.get('content-type') ?? '', bytes);
     if (answer.error) differences.push(answer.error);
     if (status !== 0) {
-      const live = { httpStatus: status, statuses: statusesOf(answer.tree) };
+      const live = { httpStatus: status, statuses: statusesOf(answer.tree), headers };
       differences.push(
         ...(captured ? compareWithCaptured(captured, live) : compareWithExpected(exchange.expect, live)),
       );
@@ -169,7 +169,8 @@ function buildRequest(
   for (const [name, value] of Object.entries(exchange.request.headers)) {
     if (!NOT_COPIED.has(name.toLowerCase())) headers.set(name, value);
   }
-  headers.set('Authorization', `Basic ${btoa(String.fromCharCode(...utf8(`${options.user}:${options.password}`)))}`);
+  if (!exchange.anonymous)
+    headers.set('Authorization', `Basic ${btoa(String.fromCharCode(...utf8(`${options.user}:${options.password}`)))}`);
 
   let target = path;
   if (!autodiscover && exchange.query !== '') {

@@ -338,4 +338,16 @@ describe('verdict', () => {
       compareWithExpected(undefined, { httpStatus: 200, statuses: [{ path: 'Ping/Status', value: '2' }] }),
     ).toEqual([]);
   });
+
+  it('checks the headers a corpus request expects (the 401 challenge of an anonymous OPTIONS)', () => {
+    const expected = { httpStatus: 401, headers: { 'www-authenticate': 'Basic' } };
+    const challenge = new Headers({ 'WWW-Authenticate': 'Basic realm="ActiveSync"' });
+    expect(compareWithExpected(expected, { httpStatus: 401, statuses: [], headers: challenge })).toEqual([]);
+    expect(compareWithExpected(expected, { httpStatus: 200, statuses: [], headers: new Headers() })).toEqual([
+      'HTTP 200, expected 401',
+      'www-authenticate: (none), expected Basic…',
+    ]);
+    const bearer = new Headers({ 'WWW-Authenticate': 'Bearer realm="x"' });
+    expect(compareWithExpected(expected, { httpStatus: 401, statuses: [], headers: bearer })).toHaveLength(1);
+  });
 });

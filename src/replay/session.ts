@@ -14,6 +14,11 @@ export interface ReplayExpect {
   httpStatus?: number;
   /** The Status of the command or a collection (MS-ASCMD §2.2.3.177.x), e.g. 3 for Sync with an unknown SyncKey. */
   status?: number;
+  /**
+   * Headers the answer must carry, each beginning with this value (case-insensitive), e.g. `WWW-Authenticate: Basic`
+   * for the challenge a request without credentials gets (RFC 9110 §11.6.1).
+   */
+  headers?: Record<string, string>;
 }
 
 /** Where a corpus session's shapes come from. */
@@ -51,6 +56,11 @@ export interface ReplayExchange {
   error?: string;
   /** The documented answer when it is not success (only read when `response` is absent). */
   expect?: ReplayExpect;
+  /**
+   * Sent without credentials (no Authorization header), as the Remote Connectivity Analyzer's first OPTIONS probe is;
+   * every other request carries the replay's.
+   */
+  anonymous?: boolean;
 }
 
 export interface ReplaySession {
@@ -95,7 +105,14 @@ const exchangeSchema = z.object({
   response: z.object({ status: z.number().int(), headers: headersSchema, body: bodySchema.optional() }).optional(),
   commandStatus: z.number().int().optional(),
   error: z.string().optional(),
-  expect: z.object({ httpStatus: z.number().int().optional(), status: z.number().int().optional() }).optional(),
+  expect: z
+    .object({
+      httpStatus: z.number().int().optional(),
+      status: z.number().int().optional(),
+      headers: headersSchema.optional(),
+    })
+    .optional(),
+  anonymous: z.boolean().optional(),
 });
 
 const sessionSchema = z.object({

@@ -66,6 +66,8 @@ function sameStatus(path: string, a: string, b: string): boolean {
 export interface LiveAnswer {
   httpStatus: number;
   statuses: StatusAt[];
+  /** The answer's headers, for what a corpus request expects of them. */
+  headers?: Headers;
 }
 
 export interface CapturedAnswer {
@@ -98,12 +100,18 @@ export function compareWithCaptured(captured: CapturedAnswer, live: LiveAnswer):
 
 /**
  * How the live answer differs from what a corpus request expects: HTTP 200 and every status success, or the
- * expected HTTP status and the expected Status (present, and the only status that is not success).
+ * expected HTTP status and the expected Status (present, and the only status that is not success), and the expected
+ * headers.
  */
 export function compareWithExpected(expected: ReplayExpect | undefined, live: LiveAnswer): string[] {
   const out: string[] = [];
   const http = expected?.httpStatus ?? 200;
   if (live.httpStatus !== http) out.push(`HTTP ${live.httpStatus}, expected ${http}`);
+  for (const [name, prefix] of Object.entries(expected?.headers ?? {})) {
+    const value = live.headers?.get(name);
+    if (!value?.toLowerCase().startsWith(prefix.toLowerCase()))
+      out.push(`${name}: ${value ?? '(none)'}, expected ${prefix}…`);
+  }
   const want = expected?.status;
   if (want === undefined) {
     for (const s of live.statuses) if (!isSuccess(s)) out.push(`${s.path} ${s.value}, expected success`);

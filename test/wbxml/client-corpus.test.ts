@@ -60,7 +60,14 @@ const sessionSchema = z.object({
         request: z.object({ headers: z.record(z.string(), z.string()), body: bodySchema.optional() }),
         response: z.object({ status: z.number().int(), headers: z.record(z.string(), z.string()) }).optional(),
         commandStatus: z.number().int().optional(),
-        expect: z.object({ httpStatus: z.number().int().optional(), status: z.number().int().optional() }).optional(),
+        expect: z
+          .object({
+            httpStatus: z.number().int().optional(),
+            status: z.number().int().optional(),
+            headers: z.record(z.string(), z.string()).optional(),
+          })
+          .optional(),
+        anonymous: z.boolean().optional(),
       }),
     )
     .min(1),
@@ -88,6 +95,8 @@ const COVERAGE: Record<string, string[]> = {
   outlook: ['14.0', '16.1'],
   'windows-mail': ['14.0', '16.1'],
   tbsync: ['14.0', '14.1', '16.1'],
+  // Not a phone: the probe providers run against a deployment (its first OPTIONS carries no credentials).
+  'connectivity-analyzer': ['14.0'],
 };
 
 const isActiveSync = (r: Exchange): boolean => r.method === 'POST' && r.command !== 'Autodiscover';
@@ -195,6 +204,16 @@ describe('the client corpus', () => {
     expect(all.some(({ name, r }) => name.startsWith('ios/') && r.path === '/Autodiscover/Autodiscover.xml')).toBe(
       true,
     );
+    // The Remote Connectivity Analyzer: OPTIONS without credentials, answered 401 with the Basic challenge.
+    expect(
+      all.some(
+        ({ r }) =>
+          r.method === 'OPTIONS' &&
+          r.anonymous === true &&
+          r.expect?.httpStatus === 401 &&
+          r.expect.headers?.['www-authenticate'] === 'Basic',
+      ),
+    ).toBe(true);
     // TbSync: its User-Agent and DeviceType.
     expect(
       all.some(
