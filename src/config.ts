@@ -78,6 +78,11 @@ export interface ServerConfig {
    * Fetch gets Status 11 (too large). The first item of an answer is always served.
    */
   maxResponseBytes: number;
+  /**
+   * Requests one user may have running at once in this process (MAX_CONCURRENT_REQUESTS_PER_USER; 0: no cap); a
+   * Ping or hanging Sync does not count while it waits (protocol/request-slots.ts).
+   */
+  maxConcurrentRequestsPerUser: number;
   /** Largest message SendMail, SmartReply and SmartForward send (as composed, in bytes); larger ones get Status 122. */
   maxMessageBytes: number;
   /** The tenant this process serves until multi-tenancy arrives. */
@@ -271,6 +276,7 @@ const schema = z.object({
     .int()
     .min(1024)
     .default(32 * 1024 * 1024),
+  MAX_CONCURRENT_REQUESTS_PER_USER: z.coerce.number().int().min(0).default(10),
   MAX_MESSAGE_BYTES: z.coerce
     .number()
     .int()
@@ -449,6 +455,7 @@ export function loadConfig(
     maxRequestBytes: e.MAX_REQUEST_BYTES,
     wbxmlBudget: { maxBytes: Math.min(e.MAX_WBXML_BYTES, e.MAX_REQUEST_BYTES), maxElements: e.MAX_WBXML_ELEMENTS },
     maxResponseBytes: e.MAX_RESPONSE_BYTES,
+    maxConcurrentRequestsPerUser: e.MAX_CONCURRENT_REQUESTS_PER_USER,
     maxMessageBytes: e.MAX_MESSAGE_BYTES,
     tenant: e.TENANT,
     publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),

@@ -17,6 +17,7 @@ import { basicChallenge, challengeFor, parseAuthorization, schemeAllowed } from 
 import { AuthUnavailableError, type AuthenticatedUser, type Credentials } from '../backends/auth.ts';
 import { withTenant, type TenantRouter, type TenantServices } from './tenants.ts';
 import { clientAddress, guardedAuthenticate } from '../protocol/throttle.ts';
+import { takeRequestSlot, type RequestSlot } from '../protocol/request-slots.ts';
 import { tenantAuthenticator } from '../protocol/bearer.ts';
 import { commandByName } from '../protocol/commands.ts';
 import { deviceScope, recordDeviceSeen } from '../devices/seen.ts';
@@ -242,6 +243,43 @@ async function serveAuthenticated(
   if (!command) throw new HttpError(501, `command ${name} is not implemented`);
   entry.cmd = name;
 
+  // One user's requests at once in this process (protocol/request-slots.ts): over the cap 503 before the body is read.
+  const slot = takeRequestSlot(deps.config.tenant, outcome.user.login, deps.config.maxConcurrentRequestsPerUser);
+  try {
+    return await serveCommand(c, deps, {
+      scope,
+      request,
+      user: outcome.user,
+      device,
+      known,
+      command,
+      entry,
+      seen,
+      slot,
+    });
+  } finally {
+    slot.release();
+  }
+}
+
+/** An authenticated request of a known command that has its slot: what serveCommand works with. */
+interface AdmittedRequest {
+  scope: RequestBackends;
+  request: ActiveSyncRequest;
+  user: AuthenticatedUser;
+  device: DeviceScope;
+  known: DeviceRecord;
+  command: CommandDefinition;
+  entry: LogEntry;
+  seen: { device?: DeviceScope; body?: Uint8Array };
+  slot: RequestSlot;
+}
+
+/** Reads the body, holds the device to the access rules and the policy, runs the command. */
+async function serveCommand(c: Context, deps: ActiveSyncDeps, admitted: AdmittedRequest): Promise<Response> {
+  const { scope, request, user, device, known, command, entry, seen, slot } = admitted;
+  const name = command.name;
+  const outcome = { ok: true, user } as const;
   // The body is read up to the command's limit; it is decoded only once the device has passed the access rules and the
   // policy check, so that a blocked or unprovisioned device costs no tree.
   const limit = bodyLimitOf(name, deps.config);
@@ -308,6 +346,7 @@ async function serveAuthenticated(
       config: deps.config,
       signal: c.req.raw.signal,
       note: (fields) => Object.assign(entry, fields),
+      slot,
     },
     entry,
   );

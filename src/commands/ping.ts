@@ -127,6 +127,8 @@ export async function ping(context: CommandContext): Promise<CommandResult> {
     state: states[i],
     baseline: checked.baselines.get(r.serverId),
   }));
+  // Waiting is no work: the slot goes back to the user's cap (protocol/request-slots.ts); the answer needs none.
+  context.slot?.release();
   const outcome = await measuredWait('ping', context.device, () =>
     waitForChanges(waitContextOf(context, push), {
       targets,

@@ -3,6 +3,7 @@
  * gets for one request, what it answers, and how it is defined. It lives below both, so neither imports the other.
  */
 import type { ServerConfig } from '../config.ts';
+import type { RequestSlot } from './request-slots.ts';
 import type { LogEntry } from '../log.ts';
 import type { AuthenticatedUser } from '../backends/auth.ts';
 import type { CommandName } from './commands.ts';
@@ -33,6 +34,8 @@ export interface CommandContext {
   signal: AbortSignal;
   /** Adds fields to this request's log line: what went wrong without changing the answer. Never secrets. */
   note?(fields: LogEntry): void;
+  /** The request's place under its user's cap (protocol/request-slots.ts): given back while it only waits. */
+  slot?: RequestSlot;
 }
 
 export type CommandResult =

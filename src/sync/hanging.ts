@@ -49,6 +49,8 @@ export async function waitInSync(context: CommandContext, hang: HangingSync): Pr
     const feed = new Map((await context.state.readFeed(context.device)).map((e) => [e.folder, e.marker]));
     for (const t of targets) t.baseline = feed.get(folderKey(t.source));
   }
+  // Waiting is no work: the slot goes back to the user's cap while it lasts (protocol/request-slots.ts).
+  context.slot?.release();
   const outcome = await measuredWait('sync', context.device, () =>
     waitForChanges(waitContextOf(context, push), {
       targets,
@@ -59,6 +61,9 @@ export async function waitInSync(context: CommandContext, hang: HangingSync): Pr
     }),
   );
   if (outcome.kind !== 'changed') return { kind: 'empty' };
+  // Syncing again is work: without a free slot the wait ends as if its time was up, and the device's next Sync (it
+  // sends one at once) brings the change.
+  if (context.slot && !context.slot.retake()) return { kind: 'empty' };
   hangingDeadlines.set(context, deadline);
   return hang.again();
 }
