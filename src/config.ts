@@ -50,6 +50,11 @@ export interface ServerConfig {
   caldavUrl: string | undefined;
   carddavUrl: string | undefined;
   /**
+   * The IMAP folder holding the user's notes (NOTES_FOLDER), one message per note as Apple's Notes writes them over
+   * IMAP; offered as the Notes folder (MS-ASNOTE, 14.0+), created when a 14.0+ device first asks for its folders.
+   */
+  notesFolder: string;
+  /**
    * How long one CalDAV/CardDAV request may take, ms (DAV_TIMEOUT_SECONDS); a stalled server then fails the request.
    */
   davTimeoutMs?: number;
@@ -240,6 +245,7 @@ const schema = z.object({
     .default('optional'),
   CALDAV_URL: url.optional(),
   CARDDAV_URL: url.optional(),
+  NOTES_FOLDER: z.string().trim().min(1).default('Notes'),
   DAV_TIMEOUT_SECONDS: z.coerce.number().min(0.05).max(600).default(30),
   DAV_DEFAULT_CALENDAR: z.string().trim().min(1).optional(),
   DAV_DEFAULT_TASKS: z.string().trim().min(1).optional(),
@@ -438,6 +444,7 @@ export function loadConfig(
     },
     caldavUrl: e.CALDAV_URL,
     carddavUrl: e.CARDDAV_URL,
+    notesFolder: e.NOTES_FOLDER,
     davTimeoutMs: e.DAV_TIMEOUT_SECONDS * 1000,
     davDefaults: {
       ...(e.DAV_DEFAULT_CALENDAR ? { calendar: e.DAV_DEFAULT_CALENDAR } : {}),

@@ -6,6 +6,7 @@
 import type { ServerConfig } from '../config.ts';
 import { imapAuthenticator } from './imap/authenticate.ts';
 import { openImapMailBackend } from './imap/mail.ts';
+import { ImapNotesBackend } from './imap/notes.ts';
 import { requestImapSessions, type ImapSessions } from './imap/sessions.ts';
 import { imapLogin } from './imap/connection.ts';
 import type { MailSubmitter } from './smtp/types.ts';
@@ -44,7 +45,15 @@ function lazyAutoReplies(load: () => Promise<AutoReplies>): AutoReplies {
 
 export type BackendSettings = Pick<
   ServerConfig,
-  'imap' | 'caldavUrl' | 'carddavUrl' | 'galUrl' | 'davTimeoutMs' | 'davDefaults' | 'sieve' | 'davCredentialOrigins'
+  | 'imap'
+  | 'caldavUrl'
+  | 'carddavUrl'
+  | 'galUrl'
+  | 'davTimeoutMs'
+  | 'davDefaults'
+  | 'sieve'
+  | 'davCredentialOrigins'
+  | 'notesFolder'
 >;
 
 /** The origins a login may go to over DAV: as configured, else those of the DAV URLs themselves. */
@@ -111,27 +120,37 @@ async function openImapDav(
     new DavItemBackend!(url, kind, user, davTimeoutMs, davDefaults, origins);
   return combineBackends({
     mail,
+    notes: new ImapNotesBackend(mail, settings.notesFolder),
     ...(caldavUrl ? { calendars: dav(caldavUrl, 'caldav') } : {}),
     ...(carddavUrl ? { contacts: dav(carddavUrl, 'carddav') } : {}),
   });
 }
 
-/** A user's backends as one: the folder listings of all of them; closing closes the mail session. */
+/**
+ * A user's backends as one: the folder listings of all of them (the notes folder typed Notes); closing closes the
+ * mail session.
+ */
 export function combineBackends(parts: {
   mail: MailBackend;
   calendars?: ItemBackend;
   contacts?: ItemBackend;
+  notes?: ImapNotesBackend;
 }): UserBackends {
-  const { mail, calendars, contacts } = parts;
+  const { mail, calendars, contacts, notes } = parts;
   const backends: UserBackends = {
     mail,
     ...(calendars ? { calendars } : {}),
     ...(contacts ? { contacts } : {}),
+    ...(notes ? { notes } : {}),
     async listFolders() {
       return (await backends.listFoldersByBackend()).folders;
     },
     async listFoldersByBackend() {
-      const listing: FolderListing = { folders: await mail.listFolders(), unavailable: new Set() };
+      const mailFolders = await mail.listFolders();
+      const listing: FolderListing = {
+        folders: notes ? mailFolders.map((f) => notes.asNotesFolder(f)) : mailFolders,
+        unavailable: new Set(),
+      };
       const dav = [
         ['caldav', calendars],
         ['carddav', contacts],

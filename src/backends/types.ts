@@ -204,14 +204,13 @@ export type DavWriteResult =
   | { ok: false; reason: 'conflict' | 'not-found' };
 
 /**
- * Calendars and task lists (CalDAV) or address books (CardDAV) of one user. Items are iCalendar or vCard text;
- * converting them to ActiveSync is src/items/' business.
+ * The items of a folder that holds no mail, each a text with an href and an etag: what the item Sync strategy
+ * (src/sync/dav.ts) reads and writes. CalDAV/CardDAV collections (ItemBackend) and the notes folder (NotesBackend).
  */
-export interface ItemBackend {
-  listFolders(): Promise<BackendFolder[]>;
+export interface ItemStore {
   /**
    * Changes since `syncToken` (sync-collection); the full listing when undefined; 'invalid-token' when the server
-   * forgot it.
+   * forgot it (or keeps no change log: the caller then compares the full listing with what it has).
    */
   changesSince(folderRef: string, syncToken: string | undefined): Promise<DavChanges | 'invalid-token'>;
   /** Every item's href and etag, for servers without sync-collection. */
@@ -229,6 +228,14 @@ export interface ItemBackend {
     createName?: string,
   ): Promise<DavWriteResult>;
   deleteItem(href: string, ifMatch?: string): Promise<DavWriteResult>;
+}
+
+/**
+ * Calendars and task lists (CalDAV) or address books (CardDAV) of one user. Items are iCalendar or vCard text;
+ * converting them to ActiveSync is src/items/' business.
+ */
+export interface ItemBackend extends ItemStore {
+  listFolders(): Promise<BackendFolder[]>;
   /** The calendar objects of a folder whose VEVENT/VTODO has this UID (calendar-query; CalDAV only). */
   findByUid(folderRef: string, uid: string): Promise<DavItem[]>;
   /** Objects with an event in [start, end) (calendar-query time-range), from any calendar URL the login may read. */
@@ -296,12 +303,26 @@ export interface FolderListing {
   unavailable: Set<BackendFolder['backend']>;
 }
 
+/**
+ * The user's notes (MS-ASNOTE): one mail folder (NOTES_FOLDER) whose messages are notes as Apple's Notes writes them
+ * over IMAP. Items are the messages' sources; an href is the note's X-Universally-Unique-Identifier, which stays when
+ * a change replaces the message.
+ */
+export interface NotesBackend extends ItemStore {
+  /** The folder's ref (its mail folder path). */
+  readonly ref: string;
+  /** The notes folder as listFolders() gives it, created first when it does not exist yet. */
+  ensureFolder(): Promise<BackendFolder>;
+}
+
 /** All of one user's backends for one request. Always `close()` them. */
 export interface UserBackends {
   mail: MailBackend;
   /** CalDAV (calendars, task lists) and CardDAV (address books), when the tenant has them. */
   calendars?: ItemBackend;
   contacts?: ItemBackend;
+  /** The notes folder's items, in a mail folder; listFolders() gives that folder the type Notes. */
+  notes?: NotesBackend;
   /** Every folder of every backend that answered. */
   listFolders(): Promise<BackendFolder[]>;
   /**

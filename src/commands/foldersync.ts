@@ -10,6 +10,8 @@ import { childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { replayFor } from './folder-changes.ts';
 import { diffHierarchy, folderElement, parentsFirst } from '../folders/hierarchy.ts';
 import { registerCommand } from './registry.ts';
+import { FolderType, type BackendFolder } from '../backends/types.ts';
+import { atLeast } from '../protocol/versions.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
 export const FolderSyncStatus = {
@@ -41,7 +43,13 @@ export async function folderSync(context: CommandContext): Promise<CommandResult
     return replayFor(stored, requestKey, 'FolderSync') ?? statusOnly(FolderSyncStatus.InvalidSyncKey);
   }
 
-  const listing = await withBackends(context, (backends) => backends.listFoldersByBackend());
+  const listing = await withBackends(context, async (backends) => {
+    const found = await backends.listFoldersByBackend();
+    // Notes (MS-ASNOTE) are 14.0+: such a device gets the notes folder, created the first time one asks for it.
+    if (backends.notes && atLeast(context.request.version, '14.0') && !found.folders.some(isNotesListed))
+      found.folders.push(await backends.notes.ensureFolder());
+    return found;
+  });
   // From key 0 the device gets every folder, under the ServerIds it may already know (its collection states stay
   // valid).
   const diff = diffHierarchy(stored?.state, listing.folders, listing.unavailable);
@@ -69,6 +77,10 @@ export async function folderSync(context: CommandContext): Promise<CommandResult
       : {}),
   });
   return { kind: 'wbxml', body: answer };
+}
+
+function isNotesListed(folder: BackendFolder): boolean {
+  return folder.backend === 'imap' && folder.type === FolderType.Notes;
 }
 
 function response(syncKey: string, changes: WbxmlElement[]): { kind: 'wbxml'; body: WbxmlElement } {

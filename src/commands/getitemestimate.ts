@@ -13,6 +13,7 @@ import { estimateDavChanges } from '../sync/dav.ts';
 import { optionsForClass, parseCollectionOptions } from '../protocol/options.ts';
 import { emailFilterType } from '../protocol/policy.ts';
 import { itemClassOf } from '../folders/hierarchy.ts';
+import { isItemFolder, itemStoreOf } from '../folders/dav-items.ts';
 
 export const GetItemEstimateStatus = {
   Success: 1,
@@ -51,13 +52,8 @@ export async function getItemEstimate(context: CommandContext): Promise<CommandR
       // 14.0+ sends airsync:SyncKey and airsync:Options; 12.x itemestimate:FilterType.
       const syncKey = childText(c, 'SyncKey', 'AirSync');
       const folder = hierarchy?.folders.find((f) => f.serverId === collectionId);
-      const dav =
-        folder?.source.backend === 'caldav'
-          ? backends.calendars
-          : folder?.source.backend === 'carddav'
-            ? backends.contacts
-            : undefined;
-      if (!folder || (folder.source.backend !== 'imap' && !dav)) {
+      const dav = folder ? itemStoreOf(backends, folder) : undefined;
+      if (!folder || (isItemFolder(folder) && !dav)) {
         out.push(answer(collectionId, GetItemEstimateStatus.InvalidCollection));
         continue;
       }

@@ -35,7 +35,7 @@ import { moveConversationOperation } from './itemoperations-move.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { currentDraftId } from '../sync/drafts.ts';
 import { converterFor } from '../sync/dav-converters.ts';
-import { davBackendOf, findDavItem } from '../folders/dav-items.ts';
+import { findDavItem, isItemFolder, itemStoreOf } from '../folders/dav-items.ts';
 import { findFolder, itemClassOf } from '../folders/hierarchy.ts';
 import { bodyPreferencesOf } from '../protocol/options.ts';
 import { userAddresses } from '../sending/meeting-mail.ts';
@@ -196,10 +196,10 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
     ]);
   }
 
-  // A calendar, contact or task: its ApplicationData as Sync sends it (sync/dav-converters.ts).
+  // A calendar, contact, task or note: its ApplicationData as Sync sends it (sync/dav-converters.ts).
   const davFolder =
     serverId === undefined ? undefined : findFolder(run.hierarchy, collectionId ?? serverId.split(':')[0]!);
-  if (serverId !== undefined && davFolder && davFolder.source.backend !== 'imap') {
+  if (serverId !== undefined && davFolder && isItemFolder(davFolder)) {
     if (collectionId !== undefined && !serverId.startsWith(`${collectionId}:`))
       return answer(ItemOperationsStatus.ObjectNotFound);
     const found = await fetchDavItem(run, davFolder, serverId, options);
@@ -279,7 +279,7 @@ async function fetchDavItem(
   options: WbxmlElement | undefined,
 ): Promise<WbxmlElement[] | undefined> {
   const converter = converterFor(folder.type);
-  const dav = davBackendOf(await run.backends(), folder);
+  const dav = itemStoreOf(await run.backends(), folder);
   if (!converter || !dav) return undefined;
   const state = (await run.context.state.getCollection(run.context.device, folder.serverId))?.state;
   const item = await findDavItem(dav, folder, state, serverId);

@@ -25,6 +25,7 @@ import type { CollectionState, FolderRecord, HierarchyState, PingCache } from '.
 import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { diffHierarchy } from '../folders/hierarchy.ts';
 import { measuredWait } from '../util/metrics.ts';
+import { isNotesFolder, itemStoreOf } from '../folders/dav-items.ts';
 import { registerCommand } from './registry.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
@@ -169,6 +170,11 @@ async function directCheck(
     if (record.source.backend === 'imap') {
       // A listed folder gone from the mail server ends the Ping with Status 7 (FolderNotFoundError: `errors` below).
       const status = await backends.mail.status(record.source.ref);
+      // The notes folder: its items' state is a sync-token (backends/imap/notes.ts); the STATUS above is its baseline.
+      if (isNotesFolder(record) && wm?.kind === 'dav' && backends.notes) {
+        const delta = await backends.notes.changesSince(record.source.ref, wm.syncToken);
+        if (delta === 'invalid-token' || delta.changed.length || delta.removed.length) changed.push(record.serverId);
+      }
       baselines.set(
         record.serverId,
         encodeImapMarker({
@@ -187,7 +193,7 @@ async function directCheck(
       )
         changed.push(record.serverId);
     } else if (wm?.kind === 'dav') {
-      const dav = record.source.backend === 'caldav' ? backends.calendars : backends.contacts;
+      const dav = itemStoreOf(backends, record);
       if (!dav) continue;
       const delta = await dav.changesSince(record.source.ref, wm.syncToken);
       if (delta === 'invalid-token' || delta.changed.length || delta.removed.length) changed.push(record.serverId);

@@ -13,6 +13,7 @@ import type { EmailOutputOptions, MailPolicy } from '../items/email.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { child, childText, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import { bodyPreferencesOf, parseSyncOptions } from '../protocol/options.ts';
+import { isNotesFolder } from './dav-items.ts';
 
 export interface ItemId {
   collectionId: string;
@@ -47,7 +48,7 @@ export function parseFileReference(reference: string | undefined): AttachmentId 
 /** The device's mail folder with this ServerId; undefined when it has none (unknown id, or not a mail folder). */
 export function mailFolder(hierarchy: HierarchyState | undefined, collectionId: string): FolderRecord | undefined {
   const folder = hierarchy?.folders.find((f) => f.serverId === collectionId);
-  return folder?.source.backend === 'imap' ? folder : undefined;
+  return folder && folder.source.backend === 'imap' && !isNotesFolder(folder) ? folder : undefined;
 }
 
 /** The message behind an id, with its folder; undefined when the folder or the message is gone. */
@@ -180,7 +181,7 @@ export function searchScope(
   collectionIds: string[],
   deep: boolean,
 ): FolderRecord[] | undefined {
-  const mailFolders = (hierarchy?.folders ?? []).filter((f) => f.source.backend === 'imap');
+  const mailFolders = (hierarchy?.folders ?? []).filter((f) => f.source.backend === 'imap' && !isNotesFolder(f));
   if (collectionIds.length === 0) return mailFolders;
   const roots = collectionIds.map((id) => mailFolder(hierarchy, id));
   if (roots.some((f) => f === undefined)) return undefined;

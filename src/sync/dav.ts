@@ -7,7 +7,7 @@
  * with the same ServerId, not created twice). ServerIds are `<collectionId>:<short hash of the href>`: stable, and
  * within the protocol's 64 characters whatever the server's hrefs look like.
  */
-import type { DavChanges, ItemBackend } from '../backends/types.ts';
+import type { DavChanges, ItemStore } from '../backends/types.ts';
 import type { CollectionState, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { itemStatus, SyncStatus } from './status.ts';
@@ -41,7 +41,7 @@ export interface ItemConverter {
       userEmails?: readonly string[];
       instanceId?: string;
     },
-  ): string;
+  ): string | Promise<string>;
   /**
    * 16.x Delete with InstanceId (calendars): the item with that occurrence excluded. Absent: such a Delete is refused.
    */
@@ -49,7 +49,7 @@ export interface ItemConverter {
 }
 
 export interface DavSyncRequest {
-  dav: ItemBackend;
+  dav: ItemStore;
   converter: ItemConverter;
   folderRef: string;
   collectionId: string;
@@ -125,7 +125,7 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
         continue;
       }
       const text = data
-        ? safely(() => converter.fromDevice(data, { version: req.version, ...userOptions }))
+        ? await safely(() => converter.fromDevice(data, { version: req.version, ...userOptions }))
         : undefined;
       const name = req.addName && clientId ? await req.addName(clientId, data) : undefined;
       const created = text === undefined ? undefined : await dav.putItem(folderRef, undefined, text, undefined, name);
@@ -187,7 +187,7 @@ export async function syncDavCollection(req: DavSyncRequest): Promise<DavSyncRes
         pending.set(href, { kind: 'change', serverId, ref: href });
         continue;
       }
-      const converted = safely(() =>
+      const converted = await safely(() =>
         converter.fromDevice(data, {
           version: req.version,
           existing: current.data,
@@ -386,7 +386,7 @@ async function deleteOccurrence(
     return [occurrenceStatus('Delete', serverId, instanceId, SyncStatus.Conflict)];
   }
   const deleteOne = req.converter.deleteOccurrence;
-  const text = deleteOne ? safely(() => deleteOne(current.data, instanceId)) : undefined;
+  const text = deleteOne ? await safely(() => deleteOne(current.data, instanceId)) : undefined;
   if (text === undefined) return [occurrenceStatus('Delete', serverId, instanceId, SyncStatus.ConversionError)];
   const written = await req.dav.putItem(req.folderRef, href, text, serverWins ? current.etag : undefined);
   if (!written.ok) return [occurrenceStatus('Delete', serverId, instanceId, SyncStatus.Conflict)];
@@ -410,15 +410,16 @@ function occurrenceStatus(
   return { ...answer, children: [id!, el('AirSyncBase', 'InstanceId', instanceId), ...rest] };
 }
 
-async function fullListing(dav: ItemBackend, folderRef: string): Promise<DavChanges> {
+async function fullListing(dav: ItemStore, folderRef: string): Promise<DavChanges> {
   const fresh = await dav.changesSince(folderRef, undefined);
   if (fresh !== 'invalid-token') return fresh;
   return { syncToken: '', changed: await dav.listEtags(folderRef), removed: [] };
 }
 
-function safely<T>(convert: () => T): T | undefined {
+/** The conversion's result; undefined when it throws or rejects (the device's item cannot be converted). */
+async function safely<T>(convert: () => T | Promise<T>): Promise<T | undefined> {
   try {
-    return convert();
+    return await convert();
   } catch {
     return undefined;
   }
@@ -438,7 +439,7 @@ function addResponse(clientId: string, serverId: string | undefined, status: num
  * aging out. New items are judged against the filter (one multiget), so the estimate counts what would be sent.
  */
 export async function estimateDavChanges(
-  dav: ItemBackend,
+  dav: ItemStore,
   folderRef: string,
   state: CollectionState,
   options: SyncOptions,

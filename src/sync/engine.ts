@@ -17,6 +17,7 @@ import { converterFor } from './dav-converters.ts';
 import { optionsForClass } from '../protocol/options.ts';
 import { emailFilterType, mailPolicy } from '../protocol/policy.ts';
 import { itemClassOf } from '../folders/hierarchy.ts';
+import { isItemFolder, itemStoreOf } from '../folders/dav-items.ts';
 import { syncDavCollection } from './dav.ts';
 import { prepareMeetingWrite, sendInvitations, userAddresses } from '../sending/meeting-mail.ts';
 import { warnAfterSend } from '../sending/compose.ts';
@@ -116,8 +117,9 @@ async function syncCollection(
 ): Promise<{ element: WbxmlElement; sent: number }> {
   const { collectionId } = request;
   const folder = hierarchy?.folders.find((f) => f.serverId === collectionId);
-  const converter = folder && folder.source.backend !== 'imap' ? converterFor(folder.type) : undefined;
-  if (!folder || (folder.source.backend !== 'imap' && !converter))
+  // Calendars, contacts, tasks and notes: texts through their converter (dav.ts); the rest is mail.
+  const converter = folder && isItemFolder(folder) ? converterFor(folder.type) : undefined;
+  if (!folder || (isItemFolder(folder) && !converter))
     return { element: collectionStatus(collectionId, SyncStatus.HierarchyChanged), sent: 0 };
 
   // The Options block for this folder's class (an SMS block beside it does not apply: MS-ASCMD §2.2.3.27.6).
@@ -165,12 +167,9 @@ async function syncCollection(
   const drafts16 = folder.type === FolderType.Drafts && atLeast(context.request.version, '16.0');
   let result: EmailSyncResult;
   try {
-    const dav =
-      folder.source.backend === 'caldav'
-        ? backends.calendars
-        : folder.source.backend === 'carddav'
-          ? backends.contacts
-          : undefined;
+    const dav = itemStoreOf(backends, folder);
+    // An item folder whose backend this user lacks now (a tenant that dropped its DAV server): FolderSync again.
+    if (converter && !dav) return { element: collectionStatus(collectionId, SyncStatus.HierarchyChanged), sent: 0 };
     result =
       dav && converter
         ? await syncDavCollection({

@@ -182,3 +182,59 @@ export function quickPushSettings(services: TestServices): Record<string, string
     PING_POLL_SECONDS: '1',
   };
 }
+
+/**
+ * Notes both ways (MS-ASNOTE, 14.0+): a note Apple's Notes wrote over IMAP reaches the device; the device's Add is
+ * in the notes folder as Apple writes notes (X-Uniform-Type-Identifier, X-Universally-Unique-Identifier, HTML body).
+ */
+export async function notesBothWays(services: TestServices, user: TestUser, device: TestDevice): Promise<void> {
+  const notes = [...device.folders.values()].find((f) => f.type === 10);
+  expect(notes?.displayName).toBe('Notes');
+  const note = [
+    'X-Uniform-Type-Identifier: com.apple.mail-note',
+    'Content-Type: text/html; charset=utf-8',
+    'Content-Transfer-Encoding: 7bit',
+    'Date: Mon, 7 Dec 2026 12:00:00 +0000',
+    'X-Mail-Created-Date: Mon, 7 Dec 2026 12:00:00 +0000',
+    'Subject: From the Mac',
+    'X-Universally-Unique-Identifier: 1D2C3B4A-5F6E-4D8C-9B0A-1F2E3D4C5B6A',
+    '',
+    '<html><head></head><body><div>From the Mac</div><div>written in Notes</div></body></html>',
+    '',
+  ].join('\r\n');
+  await withImap(services, user, (imap) => imap.append('Notes', note, ['\\Seen']));
+  const id = notes!.serverId;
+  const options = [el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '2')])];
+  await device.syncUntilDone(id, { options });
+  const [data] = [...device.items(id).values()];
+  expect(itemText(data, 'Subject', 'Notes')).toBe('From the Mac');
+  expect(childText(child(data, 'Body', 'AirSyncBase'), 'Data', 'AirSyncBase')).toContain('<div>written in Notes</div>');
+
+  const round = await device.sync(id, {
+    commands: [
+      el('AirSync', 'Add', [
+        el('AirSync', 'ClientId', 'note-1'),
+        el('AirSync', 'ApplicationData', [
+          el('Notes', 'Subject', 'From the phone'),
+          el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', '1'), el('AirSyncBase', 'Data', 'typed on the phone')]),
+        ]),
+      ]),
+    ],
+  });
+  expect(round.addResponses[0]).toMatchObject({ clientId: 'note-1', status: 1 });
+  const sources = await withImap(services, user, async (imap) => {
+    const lock = await imap.getMailboxLock('Notes');
+    try {
+      const out: string[] = [];
+      for await (const m of imap.fetch('1:*', { source: true })) out.push(m.source!.toString());
+      return out;
+    } finally {
+      lock.release();
+    }
+  });
+  const written = sources.find((s) => /^Subject: From the phone$/m.test(s));
+  expect(written).toMatch(/^X-Uniform-Type-Identifier: com\.apple\.mail-note$/m);
+  expect(written).toMatch(/^X-Universally-Unique-Identifier: [0-9A-F-]{36}$/m);
+  expect(written).toMatch(/^Content-Type: text\/html; charset=utf-8$/m);
+  expect(written).toContain('<div>From the phone</div><div>typed on the phone</div>');
+}

@@ -20,6 +20,7 @@ import { fetchVia, startWranglerDev, type WranglerDev } from '../../services/wra
 import {
   fetchAttachmentMultipart,
   moveToArchive,
+  notesBothWays,
   pingBody,
   pingSeesNewMessage,
   seedInbox,
@@ -72,6 +73,10 @@ describe('a device session against the Worker in workerd (wrangler dev, Durable 
     inbox = device.folderByType(FolderType.Inbox).serverId;
     await device.syncUntilDone(inbox);
     expect(subjectsOf(device, inbox)).toEqual(['Plain note', 'Scan attached']);
+  });
+
+  it('Notes: a note Apple wrote over IMAP reaches the device, a note of the device is written as Apple writes them', async () => {
+    await notesBothWays(services, user, device);
   });
 
   it('ItemOperations: the attachment as a multipart answer, byte for byte', async () => {
