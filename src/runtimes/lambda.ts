@@ -29,6 +29,10 @@ import { runIdleWatcher } from '../push/idle-watcher.ts';
 import { createStateTable, DynamoDbStateStore } from '../state/dynamodb/store.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
 import { loadTenants } from '../tenants/settings.ts';
+import { instrumentedStateStore } from '../state/instrumented.ts';
+import { addMetricsSink } from '../util/metrics.ts';
+import { MetricsBatch } from './metrics-batch.ts';
+import { emfDocuments } from './metrics-emf.ts';
 import { awsCredentialsOf, SecretRefreshError, SecretSettings, type SecretSettingsOptions } from './secret-settings.ts';
 
 /**
@@ -86,6 +90,11 @@ export interface LambdaRuntimeOptions {
   /** The settings (process.env in Lambda). */
   env: Record<string, string | undefined>;
   log?: LogSink;
+  /**
+   * Where the CloudWatch embedded metric format lines go (metrics-emf.ts): stdout, where Lambda's log collector
+   * extracts them, unless given.
+   */
+  metricsOut?: (line: string) => void;
   /** The watcher's timings (src/push/idle-watcher.ts IdleWatcherOptions); tests shorten them. */
   watcher?: { leaseScanMs?: number; checkIntervalMs?: number; durationMs?: number };
 }
@@ -129,7 +138,14 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
     ...(region ? { region } : {}),
     ...(credentials ? { credentials } : {}),
   });
-  const state = new DynamoDbStateStore({ client, table });
+  // Every state call is counted (state/instrumented.ts); the metrics of each invocation go out as EMF at its end.
+  const state = instrumentedStateStore(new DynamoDbStateStore({ client, table }));
+  const batch = new MetricsBatch();
+  addMetricsSink(batch);
+  const metricsOut = options.metricsOut ?? ((line: string) => console.log(line));
+  const flushMetrics = (): void => {
+    for (const document of emfDocuments(batch.drain())) metricsOut(JSON.stringify(document));
+  };
   // With an endpoint (dynalite, a local emulator) the table is ours to create; in AWS the stack template owns it.
   let ready: Promise<void> | undefined = endpoint ? undefined : Promise.resolve();
   const tableReady = (): Promise<void> =>
@@ -169,8 +185,12 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
         };
       }
       await tableReady();
-      // The adapter passes its context to app.fetch as the Hono env; the app reads nothing from it.
-      return serve(event, context as LambdaContext);
+      try {
+        // The adapter passes its context to app.fetch as the Hono env; the app reads nothing from it.
+        return await serve(event, context as LambdaContext);
+      } finally {
+        flushMetrics();
+      }
     },
     async watch(event, context) {
       await tableReady();
@@ -204,6 +224,7 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
         event: 'watch-run',
         ...report,
       });
+      flushMetrics();
       return report;
     },
   };
