@@ -139,15 +139,7 @@ export class TenantStack extends Stack {
       ),
     });
 
-    this.table = new dynamodb.Table(this, 'StateTable', {
-      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
-      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
-      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      timeToLiveAttribute: 'ttl',
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      encryption: dynamodb.TableEncryption.AWS_MANAGED,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
+    this.table = stateTable(this);
 
     const secret = tenantSecret(this, tenant);
     // Made by CloudFormation with a random value, only with a custom domain; CloudFront reads it at deploy time.
@@ -410,7 +402,20 @@ export class TenantStack extends Stack {
   }
 }
 
-function retentionOf(days: number): logs.RetentionDays {
+/** The tenant's state table (src/state/dynamodb/keys.ts), as every AWS stack of a tenant has it. */
+export function stateTable(scope: Construct): dynamodb.Table {
+  return new dynamodb.Table(scope, 'StateTable', {
+    partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+    sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+    billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+    timeToLiveAttribute: 'ttl',
+    pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+    encryption: dynamodb.TableEncryption.AWS_MANAGED,
+    removalPolicy: RemovalPolicy.RETAIN,
+  });
+}
+
+export function retentionOf(days: number): logs.RetentionDays {
   // The retention periods CloudWatch offers: the shortest that keeps logs at least `days`.
   const offered = Object.values(logs.RetentionDays)
     .filter((v): v is logs.RetentionDays => typeof v === 'number')

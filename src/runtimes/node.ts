@@ -65,6 +65,11 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  const keepAliveSeconds = Number(process.env.HTTP_KEEPALIVE_SECONDS?.trim() || 5);
+  if (!(Number.isFinite(keepAliveSeconds) && keepAliveSeconds > 0)) {
+    console.error('activesync-edge: invalid configuration: HTTP_KEEPALIVE_SECONDS must be a number of seconds above 0');
+    process.exit(2);
+  }
   // The process's own settings (port, state store) are the same in every tenant's config.
   const config = tenants.entries[0]!.config;
   const opened = await openStateStore(config.state);
@@ -94,6 +99,9 @@ async function main(): Promise<void> {
       metrics: config.metricsToken === undefined ? 'off (METRICS_TOKEN unset)' : '/metrics',
     });
   });
+  // Behind a load balancer that keeps idle connections (an ALB: its idle timeout), the server must keep them longer,
+  // or the balancer sends a request on one the server just closed and answers 502. Node's default is 5 s.
+  (server as { keepAliveTimeout: number }).keepAliveTimeout = keepAliveSeconds * 1000;
   // Push: the IDLE watcher runs in this process (src/push/idle-watcher.ts), one per tenant with the tenant's IMAP
   // server and logins; it wakes this process's waiting Pings at once. On DynamoDB several instances may share the
   // table: each watches only the lease shards it claims (at most PUSH_WATCHER_SHARDS of the 16; a crashed instance's
