@@ -163,4 +163,25 @@ describe('SMTP submission in workerd', () => {
     expect(err).toBeInstanceOf(SubmissionError);
     expect((err as SubmissionError).failure).toBe('auth');
   });
+
+  it('the connection breaks at DATA: a connection failure (worth retrying), nothing went out', async () => {
+    const { wire, envelope } = await message();
+    const settings = { host: 'localhost', port: sinks.cutAtData, secure: false, auth: 'none' } as const;
+    const err = await workerdSubmitter(settings)
+      .submit(login, envelope, wire)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SubmissionError);
+    expect((err as SubmissionError).failure).toBe('connection');
+  });
+
+  it('the connection breaks after the whole message, before the reply: outcome unknown, not "failed"', async () => {
+    // src/sending/ keeps the ClientId marker as "outcome unknown" for this, so a retry does not send a second copy.
+    const { wire, envelope } = await message();
+    const settings = { host: 'localhost', port: sinks.cutAfterMessage, secure: false, auth: 'none' } as const;
+    const err = await workerdSubmitter(settings)
+      .submit(login, envelope, wire)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SubmissionError);
+    expect((err as SubmissionError).failure).toBe('unconfirmed');
+  });
 });
