@@ -137,11 +137,24 @@ describe('parseActiveSyncRequest, base64 query', () => {
     });
   });
 
-  it('keeps a binary device id as hex', () => {
+  it('keeps a binary device id as upper-case hex', () => {
     const guid = new Uint8Array([0x01, 0x02, 0xfe, 0xff, 0, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
     expect(parse(base64Query({ version: 141, code: 9, deviceId: guid, deviceType: 'WP' })).deviceId).toBe(
-      '0102feff00090a0b0c0d0e0f10111213',
+      '0102FEFF00090A0B0C0D0E0F10111213',
     );
+  });
+
+  it('names a Windows device the same in both query forms (its plain DeviceId is upper-case hex)', () => {
+    // Windows Mail's plain OPTIONS (tine20 #3705) and its base64 Sync carry the same GUID (MS-ASHTTP §2.2.1.1.1.1).
+    const plainId = 'B7D9806C123E69F8850A2D30D3709A18';
+    const plain = parseActiveSyncRequest(
+      new URL(`https://h/Microsoft-Server-ActiveSync?Cmd=Sync&User=ast&DeviceId=${plainId}&DeviceType=WindowsMail`),
+      new Headers({ 'MS-ASProtocolVersion': '14.0' }),
+    );
+    const packed = parse(
+      base64Query({ version: 140, code: 0, deviceId: Buffer.from(plainId, 'hex'), deviceType: 'WindowsMail' }),
+    );
+    expect(packed.deviceId).toBe(plain.deviceId);
   });
 
   it('answers 400 for a truncated query, an unknown command code or an unsupported version', () => {

@@ -150,10 +150,14 @@ function parseBase64Query(text: string): Omit<ActiveSyncRequest, 'userAgent'> {
   return { command, user, deviceId, deviceType, version, policyKey, locale, queryForm: 'base64', params };
 }
 
-/** Device ids are usually printable; binary ones (a GUID from Windows clients) are kept as hex. */
+/**
+ * Device ids are usually printable; binary ones (a GUID from Windows clients) are kept as upper-case hex, the form the
+ * same clients send in a plain query (`DeviceId=B7D9806C…`, MS-ASHTTP §2.2.1.1.1.2.3): one device is one device in
+ * either query form (§2.2.1.1.1.1), with one state.
+ */
 function deviceIdText(bytes: Uint8Array): string {
   const printable = bytes.every((b) => b > 0x20 && b < 0x7f);
-  return printable ? ascii(bytes) : Buffer.from(bytes).toString('hex');
+  return printable ? ascii(bytes) : Buffer.from(bytes).toString('hex').toUpperCase();
 }
 
 function uint32le(b: Uint8Array): number {
