@@ -16,6 +16,10 @@ import { workerdSubmitter } from '../../backends/smtp/cloudflare.ts';
 import { SWEEP_PATH, type SweepDispatcher } from '../../push/sweep-fanout.ts';
 import { cronSweep, noticeNoSweepSecret, sliceRoute } from '../../push/sweep-plan.ts';
 import { socketsImapTransport } from './imap-transport.ts';
+import { type AnalyticsDataset, writeWorkerMetrics } from './analytics.ts';
+import { instrumentedStateStore } from '../../state/instrumented.ts';
+import { addMetricsSink } from '../../util/metrics.ts';
+import { MetricsBatch } from '../metrics-batch.ts';
 import { openCloudflareSocket } from './sockets.ts';
 import { useBackendSockets } from '../../backends/sockets.ts';
 
@@ -28,6 +32,8 @@ export interface Env {
    * more invocations, each with its own 6 connections (src/push/sweep-fanout.ts). Without it one invocation sweeps all.
    */
   SWEEP_SELF?: SweepDispatcher;
+  /** Workers Analytics Engine dataset for the metrics (cloudflare/analytics.ts); without it, `metrics` log lines. */
+  METRICS?: AnalyticsDataset;
   /** The settings of src/config.ts (IMAP_HOST, ...), as Worker variables and secrets. */
   [setting: string]: unknown;
 }
@@ -54,6 +60,15 @@ function sweepSecret(env: Env): string | undefined {
   return typeof env.SWEEP_SECRET === 'string' && env.SWEEP_SECRET !== '' ? env.SWEEP_SECRET : undefined;
 }
 
+// The metrics of this isolate (util/metrics.ts), written after each request and cron run (cloudflare/analytics.ts).
+const metricsBatch = new MetricsBatch();
+addMetricsSink(metricsBatch);
+
+function writeMetrics(env: Env): void {
+  const tenant = typeof env.TENANT === 'string' && env.TENANT !== '' ? env.TENANT : 'default';
+  writeWorkerMetrics(metricsBatch.drain(), env.METRICS, stdoutLog, tenant);
+}
+
 /** The app, built once per isolate: `env` is the same object for every request an isolate serves. */
 let cached: { env: Env; app: Hono } | undefined;
 
@@ -62,7 +77,8 @@ function appFor(env: Env): Hono {
     const { app } = buildApp({
       // One tenant from the Worker's variables, or several from the TENANTS variable (src/tenants/settings.ts).
       settings: loadTenants(settingsOf(env)),
-      state: durableObjectStateStore(env.STATE),
+      // Every state call is counted for the metrics (state/instrumented.ts).
+      state: instrumentedStateStore(durableObjectStateStore(env.STATE)),
       // A socket cannot outlive its request in workerd: one connection per request.
       imapSessions: (imap) => freshImapSessions(imap),
       // nodemailer on a cloudflare:sockets connection (STARTTLS by the socket's startTls()).
@@ -110,7 +126,11 @@ export default {
         headers: { 'Content-Type': 'text/plain' },
       });
     }
-    return app.fetch(request, env, ctx);
+    try {
+      return await app.fetch(request, env, ctx);
+    } finally {
+      writeMetrics(env);
+    }
   },
 
   /**
@@ -135,5 +155,6 @@ export default {
       sweepSecret: sweepSecret(env),
       accountsPerInvocation: env.SWEEP_ACCOUNTS_PER_INVOCATION,
     });
+    writeMetrics(env);
   },
 } satisfies ExportedHandler<Env>;
