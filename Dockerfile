@@ -36,4 +36,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/Microsoft-Server-ActiveSync`,{method:'OPTIONS'}).then((r)=>process.exit(r.status<500?0:1),()=>process.exit(1))"]
 # SIGTERM (docker stop) ends the server cleanly: it stops its IMAP watchers and closes the state store.
-CMD ["node", "dist/node.js"]
+# A young generation of 2 MB semi-spaces instead of V8's 16 MB: about 6 MB less RSS at idle (bench/footprint.ts).
+CMD ["node", "--max-semi-space-size=2", "dist/node.js"]

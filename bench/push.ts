@@ -132,7 +132,7 @@ async function pool<T, R>(items: T[], concurrency: number, fn: (item: T, i: numb
 
 const MAIL_ONLY = { CALDAV_URL: '', CARDDAV_URL: '' };
 
-function masterEnv(services: TestServices): Record<string, string> {
+export function masterEnv(services: TestServices): Record<string, string> {
   return { IMAP_MASTER_USER: services.master.user, IMAP_MASTER_PASSWORD: services.master.password };
 }
 
@@ -239,7 +239,7 @@ async function latency(services: TestServices, mode: Mode, trials: number): Prom
 
 // ------------------------------------------------------------------------------------------------ 2. 10k Pings
 
-interface HoldResult {
+export interface HoldResult {
   pings: number;
   accounts: number;
   heartbeat: number;
@@ -257,30 +257,46 @@ interface HoldResult {
 const CLOCK_TICKS = 100;
 
 /** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
-function rssMiB(pid: number): number {
+export function rssMiB(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8')
     .split('\n')
     .find((l) => l.startsWith('VmRSS:'))!;
   return Number(line.replace(/\D+/g, '')) / 1024;
 }
 
-interface Started {
+export interface Started {
   child: ChildProcess;
   exited: Promise<void>;
 }
 
-async function startNodeRuntime(env: Record<string, string>): Promise<Started> {
+/** How the Node runtime is started: from the sources through tsx (default), or the compiled dist/node.js. */
+export interface RuntimeCommand {
+  command: string;
+  args: string[];
+  cwd: string;
+}
+
+const TSX_RUNTIME: RuntimeCommand = {
+  command: process.execPath,
+  args: ['--import', 'tsx', 'src/runtimes/node.ts'],
+  cwd: ROOT,
+};
+
+export async function startNodeRuntime(
+  env: Record<string, string>,
+  how: RuntimeCommand = TSX_RUNTIME,
+): Promise<Started> {
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|PING)_|^PORT$/.test(k)),
   );
   // node --import tsx: the server is this very process (tsx's CLI would run it in a grandchild).
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/runtimes/node.ts'], {
-    cwd: ROOT,
+  const child = spawn(how.command, how.args, {
+    cwd: how.cwd,
     env: { ...clean, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -370,29 +386,36 @@ async function bigDovecot(services: TestServices): Promise<{ services: TestServi
   };
 }
 
-async function holdPings(
+export async function holdPings(
   testServices: TestServices,
   count: number,
   accountCount: number,
   heartbeat: number,
+  how: RuntimeCommand = TSX_RUNTIME,
+  rate = 250,
 ): Promise<HoldResult> {
   const big = await bigDovecot(testServices);
   const services = big.services;
   const port = await freePort();
   const stateDir = mkdtempSync(join(tmpdir(), 'ase-bench-push-'));
-  const server = await startNodeRuntime({
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    STATE_DIR: stateDir,
-    IMAP_HOST: services.imap.host,
-    IMAP_PORT: String(services.imap.port),
-    IMAP_SECURE: 'false',
-    TENANT: 'bench',
-    // The scripted clients do not provision; a short heartbeat needs a lower minimum.
-    PROVISIONING: 'loose',
-    PING_MIN_HEARTBEAT: '10',
-    ...masterEnv(services),
-  });
+  const server = await startNodeRuntime(
+    {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      STATE_DIR: stateDir,
+      IMAP_HOST: services.imap.host,
+      IMAP_PORT: String(services.imap.port),
+      IMAP_SECURE: 'false',
+      // STARTTLS to the test Dovecot: its CA, by an absolute path (the server may run in another folder).
+      NODE_EXTRA_CA_CERTS: join(ROOT, 'test/fixtures/tls/ca.pem'),
+      TENANT: 'bench',
+      // The scripted clients do not provision; a short heartbeat needs a lower minimum.
+      PROVISIONING: 'loose',
+      PING_MIN_HEARTBEAT: '10',
+      ...masterEnv(services),
+    },
+    how,
+  );
   const pid = server.child.pid!;
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
   try {
@@ -421,14 +444,25 @@ async function holdPings(
     const rssBaseMiB = rssMiB(pid);
     const cpuStart = cpuSeconds(pid);
 
-    // Ramp: 250 Pings a second.
-    const rate = 250;
+    // Ramp: `rate` Pings a second (250 by default).
     const statuses: Record<string, number> = {};
     const rampStarted = performance.now();
     const answers = devices.map(async (d, i) => {
       await sleep((i / rate) * 1000);
-      const res = await post(agent, port, d.user, d.deviceId, 'Ping', pingBody(heartbeat, d.inbox));
-      const key = res.status === 200 ? `Status ${pingStatus(res.bytes)}` : `HTTP ${res.status}`;
+      // A connection the server (or the loopback stack) drops is counted and shown with the answers, not fatal.
+      const res = await post(agent, port, d.user, d.deviceId, 'Ping', pingBody(heartbeat, d.inbox)).catch(
+        (err: unknown) => ({
+          status: -1,
+          bytes: new Uint8Array(),
+          error: (err as { code?: string }).code ?? String(err),
+        }),
+      );
+      const key =
+        'error' in res
+          ? `error ${res.error}`
+          : res.status === 200
+            ? `Status ${pingStatus(res.bytes)}`
+            : `HTTP ${res.status}`;
       statuses[key] = (statuses[key] ?? 0) + 1;
     });
     const rampSeconds = count / rate;

@@ -19,6 +19,9 @@ import { createUser, seedMailbox } from '../services/seed.ts';
 
 const services = inject('services');
 const ROOT = join(import.meta.dirname, '../..');
+/** What `npm start` runs (after its prestart build): `node <options> dist/node.js`. */
+const START = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts
+  .start;
 
 /** The Dockerfile's stages: name → instructions (continuation lines joined). */
 function dockerStages(text: string): Map<string, string[]> {
@@ -72,7 +75,7 @@ describe('the production build (dist/, plain node, production dependencies)', ()
         IMAP_PORT: String(services.imap.port),
         IMAP_SECURE: 'false',
       },
-      { command: process.execPath, args: ['dist/node.js'], cwd: app },
+      { command: process.execPath, args: START.split(' ').slice(1), cwd: app },
     );
     await waitFor(
       () => server!.output().includes('"event":"listening"') || server!.child.exitCode !== null,
@@ -163,6 +166,8 @@ describe('the production build (dist/, plain node, production dependencies)', ()
     const stateDirEnv = /STATE_DIR=(\S+)/.exec(text)?.[1];
     expect(stateDirEnv).toBeDefined();
     expect(text).toContain(`VOLUME ["${stateDirEnv}"]`);
-    expect(runtime.at(-1)).toBe('CMD ["node", "dist/node.js"]');
+    // The image runs what `npm start` runs, with the same node options.
+    expect(START).toMatch(/^node .*dist\/node\.js$/);
+    expect(runtime.at(-1)).toBe(`CMD ${JSON.stringify(START.split(' '))}`.replace(/","/g, '", "'));
   });
 });
