@@ -74,7 +74,7 @@ export async function multiAppend(
   target: FillTarget,
   folder: string,
   count: number,
-  message: (i: number) => string,
+  message: (i: number) => string | Uint8Array,
   flags: (i: number) => string[] = () => [],
   connections = 2,
   batch = 250,
@@ -88,7 +88,8 @@ export async function multiAppend(
         for (let start = 0; start < mine.length; start += batch) {
           const parts: (string | Buffer)[] = [`APPEND ${quote(folder)}`];
           for (const i of mine.slice(start, start + batch)) {
-            const body = Buffer.from(message(i), 'utf8');
+            const raw = message(i);
+            const body = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : Buffer.from(raw);
             parts.push(` (${flags(i).join(' ')}) {${body.length}+}\r\n`, body);
           }
           await imap.command(parts);

@@ -9,6 +9,6 @@ import { runWbxmlBench } from './wbxml.ts';
 runWbxmlBench();
 await runStateBench();
 await runEmailBench();
-await runSyncBench([1_000, 10_000, 100_000]);
+await runSyncBench([1_000, 10_000, 100_000], ['small', 'realistic']);
 await runPushBench();
 await runDeployBench();

@@ -1,13 +1,19 @@
 /**
- * Email sync speed against a real Dovecot on loopback, for INBOXes of 1,000, 10,000 and 100,000 messages (generated
- * and appended here). The device is the scripted test device talking to the app in process; every IMAP command the
- * server issues passes a counting proxy, so the figures include the real IMAP round trips.
+ * Email sync speed against a real Dovecot on loopback, for INBOXes of 1,000 and 10,000 messages (100,000 with
+ * --large), of two shapes: small synthetic HTML messages (12 KB) and a realistic mailbox (bench/realistic-mailbox.ts:
+ * a few KB to 25 MB, 30 % with attachments, newsletters with inline images, threads, legacy charsets). The device is
+ * the scripted test device talking to the app in process; every IMAP command the server issues passes a counting
+ * proxy, so the figures include the real IMAP round trips and the bytes the server read.
  *
- * For each size: initial full sync (messages/s, requests), FolderSync (ms), a Sync with no change (ms), and a Sync
- * after one new message (ms, IMAP commands). WindowSize 100, HTML bodies truncated at 5 KB.
+ * For each mailbox and size: initial full sync (messages/s; server CPU ms per message, the process CPU spent while a
+ * request was in the app, which leaves out the device's own work; bytes read from IMAP per byte of WBXML sent to the
+ * device; peak RSS of the process so far), FolderSync (ms), a Sync with no change (ms), and a Sync after one new
+ * message (ms, IMAP commands). WindowSize 100, HTML bodies truncated at 5 KB. The machine's load average is printed
+ * with the figures: wall times on a shared machine are only comparable at a similar load, CPU times more so.
  *
- *   npm run bench:sync [-- --sizes 1000,10000]
+ *   npm run bench:sync [-- --sizes 1000,10000] [--mailbox small|realistic] [--large]
  */
+import { loadavg } from 'node:os';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { TestProject } from 'vitest/node';
 import { FolderType } from '../src/backends/types.ts';
@@ -17,6 +23,7 @@ import setup from '../test/services/global-setup.ts';
 import { createUser, withImap } from '../test/services/seed.ts';
 import type { TestServices, TestUser } from '../test/services/types.ts';
 import { multiAppend } from './imap-fill.ts';
+import { realisticMessage } from './realistic-mailbox.ts';
 
 const WINDOW = 100;
 const BODY_PREFERENCE = [
@@ -26,6 +33,8 @@ const BODY_PREFERENCE = [
 /** A TCP proxy to Dovecot that counts the commands clients send (tagged lines). */
 class CountingProxy {
   commands = 0;
+  /** Bytes the server read from IMAP (server → client direction). */
+  bytesRead = 0;
   private readonly server: Server;
   constructor(private readonly target: { host: string; port: number }) {
     this.server = createServer((client) => this.pipe(client));
@@ -51,7 +60,10 @@ class CountingProxy {
       for (const line of lines) if (/^[A-Za-z0-9.]+ [A-Z]+/.test(line)) this.commands++;
       upstream.write(chunk);
     });
-    upstream.on('data', (chunk) => client.write(chunk));
+    upstream.on('data', (chunk: Buffer) => {
+      this.bytesRead += chunk.length;
+      client.write(chunk);
+    });
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
     client.on('error', () => upstream.destroy());
@@ -79,11 +91,48 @@ function message(i: number): string {
   ].join('\r\n');
 }
 
+type MailboxShape = 'small' | 'realistic';
+const MESSAGES: Record<MailboxShape, (i: number) => string | Uint8Array> = {
+  small: message,
+  realistic: (i) => realisticMessage(i),
+};
+
 /** Appends `count` messages, a third of them read. */
-function fill(services: TestServices, user: TestUser, count: number): Promise<void> {
-  return multiAppend({ ...services.imap, user: user.email, password: user.password }, 'INBOX', count, message, (i) =>
-    i % 3 === 0 ? ['\\Seen'] : [],
+function fill(services: TestServices, user: TestUser, count: number, shape: MailboxShape): Promise<void> {
+  return multiAppend(
+    { ...services.imap, user: user.email, password: user.password },
+    'INBOX',
+    count,
+    MESSAGES[shape],
+    (i) => (i % 3 === 0 ? ['\\Seen'] : []),
   );
+}
+
+/**
+ * The app as the device reaches it, measured: process CPU while a request is in the app (the device waits for the
+ * answer meanwhile, so this is the server's work: the app, its IMAP client and the counting proxy's copying), and the
+ * bytes of the answers.
+ */
+function measured(server: ReturnType<typeof testServer>): {
+  server: ReturnType<typeof testServer>;
+  figures: { cpuMicros: number; bytesSent: number };
+} {
+  const figures = { cpuMicros: 0, bytesSent: 0 };
+  return {
+    figures,
+    server: {
+      ...server,
+      fetch: async (url, init) => {
+        const before = process.cpuUsage();
+        const res = await server.fetch(url, init);
+        const body = new Uint8Array(await res.arrayBuffer());
+        const used = process.cpuUsage(before);
+        figures.cpuMicros += used.user + used.system;
+        figures.bytesSent += body.length;
+        return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+      },
+    },
+  };
 }
 
 function median(values: number[]): number {
@@ -98,7 +147,13 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 }
 
 interface SizeFigures {
+  shape: MailboxShape;
   size: number;
+  cpuMsPerMessage: number;
+  readPerSent: number;
+  mbRead: number;
+  mbSent: number;
+  peakRssMb: number;
   fillSeconds: number;
   initialPerSecond: number;
   initialRequests: number;
@@ -108,13 +163,13 @@ interface SizeFigures {
   oneNewImapCommands: number;
 }
 
-async function benchSize(services: TestServices, size: number): Promise<SizeFigures> {
+async function benchSize(services: TestServices, size: number, shape: MailboxShape): Promise<SizeFigures> {
   const user = createUser(services);
-  const fillSeconds = (await timed(() => fill(services, user, size))) / 1000;
+  const fillSeconds = (await timed(() => fill(services, user, size, shape))) / 1000;
   const proxy = new CountingProxy(services.imap);
   const proxyPort = await proxy.listen();
   // Mail only: this is the email benchmark (CalDAV/CardDAV discovery would add its own round trips to FolderSync).
-  const server = testServer(services, {
+  const app = testServer(services, {
     IMAP_PORT: String(proxyPort),
     // The counting proxy reads the IMAP commands: plaintext on loopback, by the explicit setting.
     ALLOW_PLAINTEXT_BACKENDS: 'true',
@@ -122,17 +177,25 @@ async function benchSize(services: TestServices, size: number): Promise<SizeFigu
     CARDDAV_URL: '',
     PROVISIONING: 'loose',
   });
+  const { server, figures } = measured(app);
   try {
     const device = new TestDevice(server, user);
     await device.folderSync();
     const inbox = device.folderByType(FolderType.Inbox).serverId;
 
     let requests = 0;
+    const readBefore = proxy.bytesRead;
+    const sentBefore = figures.bytesSent;
+    const cpuBefore = figures.cpuMicros;
     const initialMs = await timed(async () => {
       await device.sync(inbox, { options: BODY_PREFERENCE });
       requests = 1 + (await device.syncUntilDone(inbox, { windowSize: WINDOW })).length;
     });
     if (device.items(inbox).size !== size) throw new Error(`synced ${device.items(inbox).size} of ${size} messages`);
+    const bytesRead = proxy.bytesRead - readBefore;
+    const bytesSent = figures.bytesSent - sentBefore;
+    const cpuMsPerMessage = (figures.cpuMicros - cpuBefore) / 1000 / size;
+    const peakRssMb = process.resourceUsage().maxRSS / 1024;
     // The device's copy of 100,000 items lives in this process too: let it go, or its garbage collection is
     // measured as the server's time.
     device.items(inbox).clear();
@@ -154,7 +217,13 @@ async function benchSize(services: TestServices, size: number): Promise<SizeFigu
       oneNewCommands.push(proxy.commands - before);
     }
     return {
+      shape,
       size,
+      cpuMsPerMessage,
+      readPerSent: bytesRead / bytesSent,
+      mbRead: bytesRead / 1e6,
+      mbSent: bytesSent / 1e6,
+      peakRssMb,
       fillSeconds,
       initialPerSecond: size / (initialMs / 1000),
       initialRequests: requests,
@@ -168,7 +237,7 @@ async function benchSize(services: TestServices, size: number): Promise<SizeFigu
   }
 }
 
-export async function runSyncBench(sizes: number[]): Promise<void> {
+export async function runSyncBench(sizes: number[], shapes: MailboxShape[]): Promise<void> {
   let services: TestServices | undefined;
   const project = { provide: (_k: string, v: TestServices) => (services = v) } as unknown as TestProject;
   const teardown = await setup(project);
@@ -177,15 +246,21 @@ export async function runSyncBench(sizes: number[]): Promise<void> {
       `\nEmail sync against Dovecot (loopback), WindowSize ${WINDOW}, HTML truncated at 5 KB; medians of repeated runs`,
     );
     console.log(
-      'messages   initial msg/s  requests  FolderSync ms  no-change Sync ms  1-new Sync ms  1-new IMAP cmds   (fill s)',
+      'mailbox    messages  initial msg/s  CPU ms/msg  read/sent  MB read  MB sent  peak RSS MB  requests  FolderSync ms  no-change ms  1-new ms  1-new cmds  (fill s, load)',
     );
-    for (const size of sizes) {
-      const f = await benchSize(services!, size);
-      console.log(
-        `${String(f.size).padStart(8)}   ${f.initialPerSecond.toFixed(0).padStart(13)}  ${String(f.initialRequests).padStart(8)}  ` +
-          `${f.folderSyncMs.toFixed(1).padStart(13)}  ${f.noChangeMs.toFixed(1).padStart(17)}  ${f.oneNewMs.toFixed(1).padStart(13)}  ` +
-          `${String(f.oneNewImapCommands).padStart(15)}   (${f.fillSeconds.toFixed(0)})`,
-      );
+    for (const shape of shapes) {
+      for (const size of sizes) {
+        const f = await benchSize(services!, size, shape);
+        console.log(
+          `${f.shape.padEnd(9)}  ${String(f.size).padStart(8)}  ${f.initialPerSecond.toFixed(0).padStart(13)}  ` +
+            `${f.cpuMsPerMessage.toFixed(3).padStart(10)}  ${f.readPerSent.toFixed(2).padStart(9)}  ${f.mbRead.toFixed(1).padStart(7)}  ` +
+            `${f.mbSent.toFixed(1).padStart(7)}  ${f.peakRssMb.toFixed(0).padStart(11)}  ${String(f.initialRequests).padStart(8)}  ` +
+            `${f.folderSyncMs.toFixed(1).padStart(13)}  ${f.noChangeMs.toFixed(1).padStart(12)}  ${f.oneNewMs.toFixed(1).padStart(8)}  ` +
+            `${String(f.oneNewImapCommands).padStart(10)}  (${f.fillSeconds.toFixed(0)} s, ${loadavg()
+              .map((l) => l.toFixed(2))
+              .join(' ')})`,
+        );
+      }
     }
   } finally {
     await teardown();
@@ -194,6 +269,9 @@ export async function runSyncBench(sizes: number[]): Promise<void> {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const at = process.argv.indexOf('--sizes');
-  const sizes = at > 0 ? process.argv[at + 1]!.split(',').map(Number) : [1_000, 10_000, 100_000];
-  await runSyncBench(sizes);
+  const large = process.argv.includes('--large');
+  const sizes = at > 0 ? process.argv[at + 1]!.split(',').map(Number) : [1_000, 10_000, ...(large ? [100_000] : [])];
+  const shapeAt = process.argv.indexOf('--mailbox');
+  const shapes: MailboxShape[] = shapeAt > 0 ? [process.argv[shapeAt + 1] as MailboxShape] : ['small', 'realistic'];
+  await runSyncBench(sizes, shapes);
 }
