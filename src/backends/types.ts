@@ -77,6 +77,62 @@ export interface MessageWithSource extends MessageSummary {
   source: Uint8Array;
 }
 
+/**
+ * One part of a message's MIME structure as the server describes it (IMAP BODYSTRUCTURE, RFC 3501 §7.4.2), without
+ * its content. Types, encodings and dispositions are lower case; parameter names too (values as sent, RFC 2231
+ * continuations joined).
+ */
+export interface MimePart {
+  /** The part specifier (RFC 3501 §6.4.5): '' for a multipart message's root, '1' for a single-part message's body. */
+  section: string;
+  /** `text/html`, `multipart/alternative`, … */
+  type: string;
+  parameters: Record<string, string>;
+  /** Content-Transfer-Encoding: `7bit`, `quoted-printable`, `base64`, … */
+  encoding: string;
+  /** Octets as stored, still encoded. */
+  size: number;
+  /** Lines, for text parts (BODYSTRUCTURE body-fld-lines). */
+  lines?: number;
+  disposition?: string;
+  dispositionParameters?: Record<string, string>;
+  /** Content-ID, with its angle brackets. */
+  id?: string;
+  /** The parts of a multipart. */
+  children?: MimePart[];
+}
+
+/** Which parts of a message to read, decided from its structure (MailBackend.fetchMessageParts). */
+export type PartsRequest =
+  /** The whole message (MIME asked for, or a structure that cannot be taken apart safely). */
+  | 'whole'
+  /** These leaf parts' content as stored (still transfer-encoded), each whole or only its first `maxBytes`. */
+  | {
+      contents: { section: string; maxBytes?: number }[];
+      /** Leaf parts whose last few octets are wanted (a base64 attachment's padding gives its exact decoded size). */
+      ends?: string[];
+    };
+
+/** How many of a part's last octets PartsRequest `ends` reads. */
+export const END_OCTETS = 8;
+
+/** A message read in parts: enough of it to describe it to a device, without the content it does not need. */
+export interface MessageParts extends MessageSummary {
+  /** Set when the whole message was read (PartsRequest 'whole'); the fields below are then empty. */
+  source?: Uint8Array;
+  /** The message's header fields a conversion reads (RFC 5322 syntax), ending in a blank line. */
+  header: Uint8Array;
+  structure: MimePart;
+  /** Each part's own MIME header block (`section.MIME`), for every part below the root. */
+  mimeHeaders: Map<string, Uint8Array>;
+  /** Content of the parts asked for, as stored (transfer-encoded); shorter than the part's `size` when cut. */
+  contents: Map<string, Uint8Array>;
+  /** The last octets (at most END_OCTETS) of the parts asked for by `ends`. */
+  ends: Map<string, Uint8Array>;
+  /** Octets read from the backend for this message. */
+  bytesRead: number;
+}
+
 /** What changed in a mailbox since a modseq (CONDSTORE/QRESYNC): changed or new messages, and vanished UIDs. */
 export interface MailboxChanges {
   status: MailboxStatus;
@@ -144,6 +200,16 @@ export interface MailBackend {
   ): Promise<MailboxChanges | undefined>;
   /** The messages with these UIDs, with their source, in the order asked; UIDs no longer there are left out. */
   fetchMessages(folder: string, uids: number[]): Promise<MessageWithSource[]>;
+  /**
+   * The messages with these UIDs read in parts: their structure and header first (one round trip for all), then what
+   * `plan` asks of each (messages that ask the same are read together); in the order asked, UIDs no longer there
+   * left out.
+   */
+  fetchMessageParts(
+    folder: string,
+    uids: number[],
+    plan: (structure: MimePart) => PartsRequest,
+  ): Promise<MessageParts[]>;
   /** The summaries of these UIDs; UIDs no longer there are left out. */
   fetchSummaries(folder: string, uids: number[]): Promise<MessageSummary[]>;
 

@@ -29,6 +29,28 @@ export interface BodySource {
   mime: Uint8Array;
   /** S/MIME signed or encrypted: MIMESupport 1 sends MIME for exactly these. */
   isSmime: boolean;
+  /** UTF-8 bytes of the HTML body beyond `html`, when the message was read in part (items/email-parts.ts). */
+  htmlMissing?: number;
+  /** The same for `text`. */
+  textMissing?: number;
+}
+
+/**
+ * A body read only in part is too short for the answer asked (its start holds less than the truncation size, or
+ * the whole is wanted): the caller reads the whole message.
+ */
+export class BodyReadInPartError extends Error {
+  constructor() {
+    super('the body was read in part and the answer needs more of it');
+  }
+}
+
+/** UTF-8 bytes of the plain text beyond what plainTextOf gives, for a body read in part. */
+function plainMissing(source: BodySource, plain: string): number {
+  if (source.text !== undefined) return source.textMissing ?? 0;
+  const html = source.htmlMissing ?? 0;
+  // Plain text made from part of the HTML: the rest is assumed to shrink as the part read did.
+  return html > 0 && source.html ? Math.ceil((html * utf8Length(plain)) / Math.max(1, utf8Length(source.html))) : 0;
 }
 
 /**
@@ -138,7 +160,13 @@ export function bodyElement(
       : preference.type === BodyType.Html
         ? htmlOf(source)
         : plainTextOf(source);
-  const cut = truncateContent(content, preference);
+  const missing =
+    preference.type === BodyType.Html
+      ? (source.htmlMissing ?? 0)
+      : preference.type === BodyType.PlainText
+        ? plainMissing(source, content as string)
+        : 0;
+  const cut = truncateContent(content, preference, missing);
   const preview = options.withPreview && preference.preview ? previewOf(source, preference.preview) : undefined;
   return el('AirSyncBase', 'Body', [
     el('AirSyncBase', 'Type', preference.type),
@@ -162,7 +190,7 @@ export function bodyPartElement(
   const asked = preferences.find((p) => p.type === BodyType.Html);
   if (!asked || (policy && !policy.allowHtml)) return undefined;
   const preference = capTruncation(asked, policy?.maxHtmlBytes);
-  const cut = truncateContent(htmlOf(source), preference);
+  const cut = truncateContent(htmlOf(source), preference, source.htmlMissing ?? 0);
   const tooLarge = cut.data === undefined && preference.allOrNone === true && cut.truncated;
   const preview = preference.preview ? previewOf(source, preference.preview) : undefined;
   return el('AirSyncBase', 'BodyPart', [
@@ -220,15 +248,27 @@ export interface TruncatedContent<T extends string | Uint8Array> {
   fullSize: number;
 }
 
-/** Applies TruncationSize and AllOrNone to a body; text is cut at a UTF-8 character boundary. */
+/** Bytes a body read in part must hold past the truncation size (a character cut at its end may be lost). */
+const PART_GUARD = 16;
+
+/**
+ * Applies TruncationSize and AllOrNone to a body; text is cut at a UTF-8 character boundary. `missing`: bytes of the
+ * body beyond `content` (read in part); BodyReadInPartError when the answer needs some of them.
+ */
 export function truncateContent<T extends string | Uint8Array>(
   content: T,
   preference: BodyPreference,
+  missing = 0,
 ): TruncatedContent<T> {
-  const fullSize = typeof content === 'string' ? utf8Length(content) : content.length;
+  const have = typeof content === 'string' ? utf8Length(content) : content.length;
+  const fullSize = have + missing;
   const limit = preference.truncationSize;
-  if (limit === undefined || fullSize <= limit) return { data: content, truncated: false, fullSize };
+  if (limit === undefined || fullSize <= limit) {
+    if (missing > 0) throw new BodyReadInPartError();
+    return { data: content, truncated: false, fullSize };
+  }
   if (preference.allOrNone || limit <= 0) return { data: undefined, truncated: true, fullSize };
+  if (missing > 0 && have < limit + PART_GUARD) throw new BodyReadInPartError();
   const data = (typeof content === 'string' ? truncateUtf8(content, limit) : truncateBytes(content, limit)) as T;
   return { data, truncated: true, fullSize };
 }
@@ -274,7 +314,12 @@ export function previewOf(source: BodySource, chars: number): string {
   for (let window = limit * 2 + 16; ; window *= 4) {
     const collapsed = text.slice(0, window).replace(/\s+/g, ' ').trimStart();
     const cut = firstCodePoints(collapsed, limit);
-    if (cut.length < collapsed.length || window >= text.length) return cut.trimEnd();
+    if (cut.length < collapsed.length) return cut.trimEnd();
+    if (window >= text.length) {
+      // The start of a body read in part may be too short for the Preview.
+      if (plainMissing(source, text) > 0) throw new BodyReadInPartError();
+      return cut.trimEnd();
+    }
   }
 }
 

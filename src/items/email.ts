@@ -44,6 +44,13 @@ export interface EmailOutputOptions {
   flag?: WbxmlElement;
   /** The user's device policy, held to whatever the device asks (MailPolicy); undefined: none. */
   policy?: MailPolicy | undefined;
+  /** Set when `source` is the skeleton of a message read in parts (email-parts.ts): what the skeleton leaves out. */
+  readInParts?: {
+    /** The decoded size of the attachment that this stand-in content replaces. */
+    attachmentSize(content: Uint8Array): number | undefined;
+    /** UTF-8 bytes of the HTML and plain bodies beyond these (read in part). */
+    missing(html: string | undefined, text: string | undefined): { html: number; text: number };
+  };
 }
 
 /**
@@ -87,14 +94,15 @@ export async function emailApplicationData(
   const html = email.html !== undefined ? repairC1(email.html) : undefined;
   const text = email.text !== undefined ? repairC1(email.text) : undefined;
   const kind = classify(email, header);
+  const sizeOf = (content: Uint8Array): number => options.readInParts?.attachmentSize(content) ?? content.byteLength;
   const described = describeAttachments(email, html);
-  const attachments = described.filter((a) => a.listed && attachmentPermitted(options.policy, a.content.byteLength));
+  const attachments = described.filter((a) => a.listed && attachmentPermitted(options.policy, sizeOf(a.content)));
   const policy: BodyPolicy | undefined = options.policy && {
     ...options.policy,
     // MIME would carry what the policy withholds: HTML, or an attachment it does not allow.
     mimeAllowed:
       (options.policy.allowHtml || html === undefined) &&
-      described.every((a) => attachmentPermitted(options.policy, a.content.byteLength)),
+      described.every((a) => attachmentPermitted(options.policy, sizeOf(a.content))),
   };
   const to = flatten(email.to);
   const cc = flatten(email.cc);
@@ -103,6 +111,11 @@ export async function emailApplicationData(
   const body: BodySource = { mime: message.source, isSmime: kind.isSmime };
   if (text !== undefined) body.text = text;
   if (html !== undefined) body.html = html;
+  if (options.readInParts) {
+    const missing = options.readInParts.missing(html, text);
+    body.htmlMissing = missing.html;
+    body.textMissing = missing.text;
+  }
   const received = receivedDate(message.internalDate, email.date);
   const thread = threadHeaders(header, subject);
   const threadTopic = thread.topic;
@@ -127,7 +140,7 @@ export async function emailApplicationData(
             el('AirSyncBase', 'DisplayName', a.displayName),
             el('AirSyncBase', 'FileReference', options.fileReference(a.partId)),
             el('AirSyncBase', 'Method', a.method),
-            el('AirSyncBase', 'EstimatedDataSize', a.content.byteLength),
+            el('AirSyncBase', 'EstimatedDataSize', sizeOf(a.content)),
             a.contentId !== undefined && el('AirSyncBase', 'ContentId', a.contentId),
             el('AirSyncBase', 'IsInline', a.isInline ? '1' : '0'),
           ]),

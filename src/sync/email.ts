@@ -7,8 +7,15 @@
  * follows the number of changes, not the size of the mailbox. Without them, a UID and flags comparison gives the
  * same answer.
  */
-import type { MailBackend, MessageSummary } from '../backends/types.ts';
-import { emailApplicationData, emailFlagChange, imapFlagUpdate, type MailPolicy } from '../items/email.ts';
+import type { MailBackend, MessageParts, MessageSummary, MimePart } from '../backends/types.ts';
+import {
+  emailApplicationData,
+  emailFlagChange,
+  imapFlagUpdate,
+  type EmailOutputOptions,
+  type MailPolicy,
+} from '../items/email.ts';
+import { emailApplicationDataOfParts, planParts } from '../items/email-parts.ts';
 import type { MailFlagStore } from '../folders/mail-flags.ts';
 import { conversationMembers, conversationOfHeaders, threadHeadersByUid } from '../folders/conversations.ts';
 import type { CollectionState, FlagDetails, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
@@ -199,8 +206,12 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   const currentFlags = new Map(
     (changeUids.length ? await mail.fetchSummaries(folderRef, changeUids) : []).map((m) => [m.uid, m]),
   );
+  const readParts = (structure: MimePart) => planParts(structure, outputOptions(req, 0));
   const fetched = new Map(
-    (fetches.served.length ? await mail.fetchMessages(folderRef, fetches.served) : []).map((m) => [m.uid, m]),
+    (fetches.served.length ? await mail.fetchMessageParts(folderRef, fetches.served, readParts) : []).map((m) => [
+      m.uid,
+      m,
+    ]),
   );
   const deleted: number[] = [];
   for (const command of req.commands) {
@@ -278,7 +289,11 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
           ? el('AirSync', 'Fetch', [
               el('AirSync', 'ServerId', serverId ?? ''),
               el('AirSync', 'Status', String(SyncStatus.Success)),
-              el('AirSync', 'ApplicationData', await applicationData(req, message, flagOf(message.uid, message.flags))),
+              el(
+                'AirSync',
+                'ApplicationData',
+                await applicationData(req, mail, folderRef, message, flagOf(message.uid, message.flags)),
+              ),
             ])
           : itemStatus('Fetch', serverId, SyncStatus.ObjectNotFound),
       );
@@ -403,15 +418,15 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
         : Math.max(1, Math.min(ADD_FETCH_CHUNK, Math.floor(((byteBudget - bytes) * at) / (bytes - fetchedBytes || 1))));
     const part = adds.slice(at, at + size);
     at += part.length;
-    for (const message of await mail.fetchMessages(folderRef, part)) {
-      bytes += message.source.length;
+    for (const message of await mail.fetchMessageParts(folderRef, part, readParts)) {
+      bytes += message.bytesRead;
       // A message that cannot be converted is skipped and reported (loop-detection.ts), not a failed Sync.
       const serverId = `${collectionId}:${message.uid}`;
       // Older than the window, here for its conversation: the preview but not the body (MS-ASCMD §2.2.3.36.2).
       const previewOnly = conversationAdds.has(message.uid);
       const data = await convertOrSkip(
-        () => applicationData(req, message, flagOf(message.uid, message.flags), previewOnly),
-        { serverId, subject: subjectOf(message.source) },
+        () => applicationData(req, mail, folderRef, message, flagOf(message.uid, message.flags), previewOnly),
+        { serverId, subject: subjectOf(message.source ?? message.header) },
         broken,
       );
       if (data === undefined) continue;
@@ -544,24 +559,45 @@ function previewOnly(
   return preferences.map((p) => ({ ...p, truncationSize: 0 }));
 }
 
-function applicationData(
+function outputOptions(
   req: EmailSyncRequest,
-  message: Parameters<typeof emailApplicationData>[0],
-  flag: WbxmlElement,
+  uid: number,
+  flag?: WbxmlElement,
   withoutBody = false,
-): Promise<WbxmlElement[]> {
+): EmailOutputOptions {
   const bodyPreferences = req.options.bodyPreferences ?? [];
   const bodyPartPreferences = req.options.bodyPartPreferences ?? [];
-  return emailApplicationData(message, {
-    flag,
+  return {
+    ...(flag ? { flag } : {}),
     version: req.version,
     bodyPreferences: withoutBody ? previewOnly(bodyPreferences) : bodyPreferences,
     bodyPartPreferences: withoutBody ? previewOnly(bodyPartPreferences) : bodyPartPreferences,
     mimeSupport: (req.options.mimeSupport ?? 0) as 0 | 1 | 2,
     mimeTruncation: req.options.mimeTruncation,
-    fileReference: (partId) => req.fileReference(message.uid, partId),
+    fileReference: (partId) => req.fileReference(uid, partId),
     policy: req.policy,
-  });
+  };
+}
+
+/** A message read in parts as ApplicationData; one whose part read falls short of the answer is read again whole. */
+async function applicationData(
+  req: EmailSyncRequest,
+  mail: MailBackend,
+  folderRef: string,
+  message: MessageParts,
+  flag: WbxmlElement,
+  withoutBody = false,
+): Promise<WbxmlElement[]> {
+  const options = outputOptions(req, message.uid, flag, withoutBody);
+  const data = await emailApplicationDataOfParts(message, options);
+  if (data !== 'read whole') return data;
+  // Its body parts whole (attachments still unread), then, if even that falls short, the whole message.
+  const [bodies] = await mail.fetchMessageParts(folderRef, [message.uid], (s) => planParts(s, options, true));
+  const again = bodies && (await emailApplicationDataOfParts(bodies, options));
+  if (again && again !== 'read whole') return again;
+  const [whole] = await mail.fetchMessages(folderRef, [message.uid]);
+  if (!whole) throw new Error(`message ${message.uid} is gone`);
+  return emailApplicationData(whole, options);
 }
 
 /**

@@ -5,7 +5,7 @@
  * QRESYNC when the server has them (`UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED)`); without them
  * `changesSince` answers undefined and the caller compares UID sets instead.
  */
-import type { FetchMessageObject, ImapFlow, ListResponse, SearchObject } from 'imapflow';
+import type { FetchMessageObject, ImapFlow, ListResponse, MessageStructureObject, SearchObject } from 'imapflow';
 import {
   FolderNotFoundError,
   FolderType,
@@ -14,11 +14,45 @@ import {
   type MailboxChanges,
   type MailboxStatus,
   type MailSearchQuery,
+  type MessageParts,
   type MessageSummary,
   type MessageWithSource,
+  type MimePart,
+  type PartsRequest,
+  END_OCTETS,
 } from '../types.ts';
 import type { ImapLogin } from './connection.ts';
 import type { ImapSessions } from './sessions.ts';
+
+/**
+ * The header fields a message's conversion reads (items/email.ts, postal-mime's addresses and dates, the MIME fields
+ * of a single-part message): BODY.PEEK[HEADER.FIELDS (…)] leaves out Received, DKIM and ARC signatures and the
+ * rest, often most of a header block.
+ */
+const CONVERTED_HEADERS = [
+  'From',
+  'Sender',
+  'To',
+  'Cc',
+  'Bcc',
+  'Reply-To',
+  'Subject',
+  'Date',
+  'Message-ID',
+  'In-Reply-To',
+  'References',
+  'Thread-Topic',
+  'Importance',
+  'Priority',
+  'X-Priority',
+  'X-MSMail-Priority',
+  'MIME-Version',
+  'Content-Type',
+  'Content-Transfer-Encoding',
+  'Content-Disposition',
+  'Content-ID',
+  'Content-Description',
+];
 
 const SPECIAL_USE_TYPES: Record<string, number> = {
   '\\Inbox': FolderType.Inbox,
@@ -229,6 +263,129 @@ export class ImapMailBackend implements MailBackend {
     });
   }
 
+  /**
+   * Two steps: one FETCH of BODYSTRUCTURE and the header block for all the messages, then, for each group of messages
+   * that need the same parts, one FETCH of each part's MIME header (`BODY.PEEK[n.MIME]`) and the asked-for contents,
+   * cut where asked (`BODY.PEEK[n]<0.max>`, RFC 3501 §6.4.5 partial fetch), so that an attachment's bytes are never
+   * read. Contents stay transfer-encoded: BINARY (RFC 3516) would decode them on the server, but Dovecot 2.3's
+   * BINARY.SIZE answers wrong sizes for base64 and quoted-printable parts (smaller than the part, or a wrapped-around
+   * negative), and the sizes must come from the encoded part anyway where it is read in part. A group the server
+   * rejects (NO/BAD) is read whole.
+   */
+  async fetchMessageParts(
+    folder: string,
+    uids: number[],
+    plan: (structure: MimePart) => PartsRequest,
+  ): Promise<MessageParts[]> {
+    if (uids.length === 0) return [];
+    return this.withMailbox(folder, async () => {
+      const first: { summary: MessageSummary; header: Uint8Array; structure: MimePart }[] = [];
+      for await (const m of this.client.fetch(
+        uids.join(','),
+        {
+          uid: true,
+          flags: true,
+          internalDate: true,
+          size: true,
+          bodyStructure: true,
+          headers: CONVERTED_HEADERS,
+          ...(this.hasCondstore ? { modseq: true } : {}),
+        },
+        { uid: true },
+      )) {
+        if (!m.bodyStructure) continue;
+        first.push({
+          summary: toSummary(m),
+          header: new Uint8Array(m.headers ?? new Uint8Array()),
+          structure: toMimePart(m.bodyStructure, ''),
+        });
+      }
+      // Messages that need the same FETCH items are read by one command.
+      const groups = new Map<string, { request: PartsRequest; members: typeof first }>();
+      for (const m of first) {
+        const request = plan(m.structure);
+        const key = request === 'whole' ? 'whole' : JSON.stringify([fetchItems(m.structure, request)]);
+        const group = groups.get(key) ?? { request, members: [] };
+        group.members.push(m);
+        groups.set(key, group);
+      }
+      const out: MessageParts[] = [];
+      for (const { request, members } of groups.values()) {
+        const read = request === 'whole' ? undefined : await this.fetchParts(members, request).catch(rejectedByServer);
+        if (read) {
+          out.push(...read);
+          continue;
+        }
+        for await (const m of this.client.fetch(
+          members.map((x) => x.summary.uid).join(','),
+          { uid: true, source: true },
+          { uid: true },
+        )) {
+          const member = members.find((x) => x.summary.uid === m.uid);
+          if (member) out.push(wholeMessage(member.summary, new Uint8Array(m.source ?? new Uint8Array())));
+        }
+      }
+      return sortByRequest(out, uids);
+    });
+  }
+
+  /** One UID FETCH of the MIME headers and asked-for contents of messages of the same shape. */
+  private async fetchParts(
+    members: { summary: MessageSummary; header: Uint8Array; structure: MimePart }[],
+    request: Exclude<PartsRequest, 'whole'>,
+  ): Promise<MessageParts[]> {
+    const items = fetchItems(members[0]!.structure, request);
+    const byUid = new Map(members.map((m) => [m.summary.uid, m]));
+    const out: MessageParts[] = [];
+    const atom = (value: string, section?: string, partial?: number[]): ImapToken => ({
+      type: 'ATOM',
+      value,
+      ...(section !== undefined ? { section: [{ type: 'ATOM', value: section }] } : {}),
+      ...(partial ? { partial } : {}),
+    });
+    const attributes: ImapToken[] = [
+      atom('UID'),
+      ...items.mime.map((section) => atom('BODY.PEEK', `${section}.MIME`)),
+      ...items.contents.map((c) =>
+        atom('BODY.PEEK', c.section, c.maxBytes !== undefined ? [0, c.maxBytes] : undefined),
+      ),
+      ...items.ends.map((e) => atom('BODY.PEEK', e.section, [e.start, END_OCTETS])),
+    ];
+    // imapflow's fetch() keeps no MIME header keys apart from their parts: the command goes through its exec(), and
+    // the answers are read here.
+    const exec = (this.client as unknown as { exec: ImapExec }).exec.bind(this.client);
+    const response = await exec('UID FETCH', [{ type: 'SEQUENCE', value: [...byUid.keys()].join(',') }, attributes], {
+      untagged: {
+        FETCH: async (untagged) => {
+          const fields = fetchFields(untagged.attributes?.[1]);
+          const member = byUid.get(Number(fields.get('UID')?.text));
+          if (!member) return;
+          const message: MessageParts = {
+            ...member.summary,
+            header: member.header,
+            structure: member.structure,
+            mimeHeaders: new Map(),
+            contents: new Map(),
+            ends: new Map(),
+            bytesRead: member.header.length,
+          };
+          for (const [key, field] of fields) {
+            const mime = /^BODY\[(.+)\.MIME\]$/.exec(key)?.[1];
+            const content = /^BODY\[([\d.]+)\](?:<0>)?$/.exec(key)?.[1];
+            const end = /^BODY\[([\d.]+)\]<\d+>$/.exec(key)?.[1];
+            if (mime !== undefined && field.bytes) message.mimeHeaders.set(mime, field.bytes);
+            else if (content !== undefined) message.contents.set(content, field.bytes ?? new Uint8Array());
+            else if (end !== undefined) message.ends.set(end, field.bytes ?? new Uint8Array());
+            message.bytesRead += field.bytes?.length ?? 0;
+          }
+          out.push(message);
+        },
+      },
+    });
+    response.next();
+    return out;
+  }
+
   async fetchSummaries(folder: string, uids: number[]): Promise<MessageSummary[]> {
     if (uids.length === 0) return [];
     return this.withMailbox(folder, () => this.fetchSummaryRange(uids.join(',')));
@@ -424,6 +581,102 @@ function toSummary(m: FetchMessageObject): MessageSummary {
     size: m.size ?? 0,
     modSeq: m.modseq !== undefined ? BigInt(m.modseq) : undefined,
   };
+}
+
+/** A token of imapflow's command and response syntax (its exec() takes and gives these). */
+interface ImapToken {
+  type: string;
+  value: unknown;
+  section?: ImapToken[];
+  partial?: number[];
+}
+type ImapExec = (
+  command: string,
+  attributes: unknown[],
+  options: { untagged: Record<string, (untagged: { attributes?: unknown[] }) => Promise<void>> },
+) => Promise<{ next(): void }>;
+
+/** The FETCH items for a message of this structure: every part's MIME header and the contents asked. */
+function fetchItems(
+  structure: MimePart,
+  request: Exclude<PartsRequest, 'whole'>,
+): { mime: string[]; contents: { section: string; maxBytes?: number }[]; ends: { section: string; start: number }[] } {
+  const mime: string[] = [];
+  const ends: { section: string; start: number }[] = [];
+  const wantEnd = new Set(request.ends ?? []);
+  const walk = (part: MimePart): void => {
+    if (part.section !== '' && structure.children) mime.push(part.section);
+    if (wantEnd.has(part.section)) ends.push({ section: part.section, start: Math.max(0, part.size - END_OCTETS) });
+    for (const child of part.children ?? []) walk(child);
+  };
+  walk(structure);
+  return { mime, contents: request.contents, ends };
+}
+
+/** A FETCH response's items by name (`UID`, `BODY[1.MIME]`, `BODY[1.2]`, `BODY[2]<100>`), as text or bytes. */
+function fetchFields(list: unknown): Map<string, { text?: string; bytes?: Uint8Array }> {
+  const out = new Map<string, { text?: string; bytes?: Uint8Array }>();
+  if (!Array.isArray(list)) return out;
+  for (let i = 0; i + 1 < list.length; i += 2) {
+    const key = list[i] as ImapToken;
+    const value = list[i + 1] as ImapToken | null;
+    if (!key || typeof key.value !== 'string') continue;
+    const section = key.section?.map((t) => String(t.value)).join(' ');
+    const origin = key.partial?.[0];
+    const name =
+      key.value.toUpperCase() +
+      (section !== undefined ? `[${section.toUpperCase()}]` : '') +
+      (origin !== undefined ? `<${origin}>` : '');
+    if (value && value.type === 'LITERAL' && value.value instanceof Uint8Array) {
+      out.set(name, { bytes: new Uint8Array(value.value) });
+    } else if (value && typeof value.value === 'string') {
+      out.set(name, value.type === 'STRING' ? { bytes: new TextEncoder().encode(value.value) } : { text: value.value });
+    } else {
+      out.set(name, {});
+    }
+  }
+  return out;
+}
+
+/** imapflow's BODYSTRUCTURE object as a MimePart; a single-part message's body is section '1' (RFC 3501 §6.4.5). */
+function toMimePart(s: MessageStructureObject, fallbackSection: string): MimePart {
+  const lower = (record: Record<string, string> | undefined): Record<string, string> =>
+    Object.fromEntries(Object.entries(record ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]));
+  const children = s.childNodes?.length ? s.childNodes : undefined;
+  const section = s.part ?? (children ? fallbackSection : '1');
+  const part: MimePart = {
+    section,
+    type: (s.type ?? 'text/plain').toLowerCase(),
+    parameters: lower(s.parameters),
+    encoding: (s.encoding ?? '7bit').toLowerCase(),
+    size: s.size ?? 0,
+  };
+  if (s.lineCount !== undefined) part.lines = s.lineCount;
+  if (s.disposition) part.disposition = s.disposition.toLowerCase();
+  if (s.dispositionParameters) part.dispositionParameters = lower(s.dispositionParameters);
+  if (s.id) part.id = s.id;
+  if (children) part.children = children.map((c) => toMimePart(c, section));
+  return part;
+}
+
+function wholeMessage(summary: MessageSummary, source: Uint8Array): MessageParts {
+  return {
+    ...summary,
+    source,
+    header: new Uint8Array(),
+    structure: { section: '1', type: 'text/plain', parameters: {}, encoding: '7bit', size: 0 },
+    mimeHeaders: new Map(),
+    contents: new Map(),
+    ends: new Map(),
+    bytesRead: source.length,
+  };
+}
+
+/** A command the server answered NO or BAD to (not a broken connection): the caller reads those messages whole. */
+function rejectedByServer(err: unknown): undefined {
+  const e = err as { responseStatus?: string };
+  if (e.responseStatus === 'NO' || e.responseStatus === 'BAD') return undefined;
+  throw err;
 }
 
 function sortByRequest<T extends { uid: number }>(items: T[], uids: number[]): T[] {
