@@ -116,7 +116,7 @@ function canReadInParts(structure: MimePart): boolean {
 
 export type PartsOptions = Pick<
   EmailOutputOptions,
-  'version' | 'bodyPreferences' | 'bodyPartPreferences' | 'mimeSupport'
+  'version' | 'bodyPreferences' | 'bodyPartPreferences' | 'mimeSupport' | 'policy'
 >;
 
 /**
@@ -135,7 +135,9 @@ export function planParts(structure: MimePart, options: PartsOptions, wholeBodie
     { mime: new Uint8Array(), isSmime: false, ...(html.length ? { html: '' } : {}) },
     options.mimeSupport,
   );
-  if (selected.type === BodyType.Mime) return 'whole';
+  // A policy without HTML (AllowHTMLEmail 0) turns HTML and MIME into plain text and drops BodyPart (items/body.ts).
+  const noHtml = options.policy !== undefined && !options.policy.allowHtml;
+  if (selected.type === BodyType.Mime && !noHtml) return 'whole';
   const want = new Map<string, number | undefined>();
   const read = (part: MimePart, maxBytes?: number): void => {
     const before = want.get(part.section);
@@ -156,8 +158,10 @@ export function planParts(structure: MimePart, options: PartsOptions, wholeBodie
     for (const l of texts) read(l.part);
     return result();
   }
-  const wanted = [{ type: selected.type === BodyType.Html ? BodyType.Html : BodyType.PlainText, preference: selected }];
-  const bodyPart = v >= 141 ? options.bodyPartPreferences?.find((p) => p.type === BodyType.Html) : undefined;
+  const wanted = [
+    { type: selected.type === BodyType.Html && !noHtml ? BodyType.Html : BodyType.PlainText, preference: selected },
+  ];
+  const bodyPart = v >= 141 && !noHtml ? options.bodyPartPreferences?.find((p) => p.type === BodyType.Html) : undefined;
   if (bodyPart) wanted.push({ type: BodyType.Html, preference: bodyPart });
   for (const { type, preference } of wanted) {
     const own = (type === BodyType.Html ? html : plain)[0];
