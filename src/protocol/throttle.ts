@@ -99,12 +99,14 @@ const VERIFIED_MAX = 10_000;
  * through. Per process (per isolate on Workers, per warm instance on Lambda): elsewhere they are counted.
  */
 const verifiedLogins = new Map<string, number>();
-const verifiedSalt = crypto.getRandomValues(new Uint8Array(16));
+// Made on first use: workerd refuses random values in a module's global scope (the Worker would not start).
+let verifiedSalt: Uint8Array | undefined;
 
 async function verifiedKey(tenant: string, pair: string, credentials: Credentials): Promise<string> {
   const text = new TextEncoder().encode(
     JSON.stringify([tenant, pair, credentials.login, credentials.password, credentials.accessToken ?? '']),
   );
+  verifiedSalt ??= crypto.getRandomValues(new Uint8Array(16));
   const input = new Uint8Array(verifiedSalt.length + text.length);
   input.set(verifiedSalt);
   input.set(text, verifiedSalt.length);

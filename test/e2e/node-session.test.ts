@@ -1,7 +1,8 @@
 /**
  * One device session on the Node runtime as `npm start` runs it (a separate process, SQLite state under STATE_DIR,
  * the in-process IDLE watcher): Provision, FolderSync, Sync, ItemOperations, a Ping woken by a new message, SendMail
- * and MoveItems, the same steps the Lambda and workerd sessions take (session-steps.ts).
+ * and MoveItems, the same steps the Lambda and workerd sessions take (session-steps.ts), over IMAP with implicit TLS
+ * (IMAP_SECURE=true) as they do.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,9 +42,10 @@ describe('a device session against `npm start` (Node runtime, SQLite state, IDLE
       HOST: '127.0.0.1',
       STATE_DIR: stateDir,
       TENANT: 'test',
-      IMAP_HOST: services.imap.host,
-      IMAP_PORT: String(services.imap.port),
-      IMAP_SECURE: 'false',
+      IMAP_HOST: services.imaps.host,
+      IMAP_PORT: String(services.imaps.port),
+      // Implicit TLS (993-style), the form Workers use in production; most other tests use STARTTLS.
+      IMAP_SECURE: 'true',
       ...(services.smtp
         ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' }
         : {}),

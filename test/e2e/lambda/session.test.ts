@@ -1,8 +1,8 @@
 /**
  * One device session on the Lambda runtime (src/runtimes/lambda.ts): the Function URL handler invoked with the events
  * a Function URL sends (payload 2.0, base64 bodies, through JSON), state in DynamoDB (dynalite), mail in the test
- * Dovecot and Postfix, and the scheduled watcher function running its IDLE watch beside it. No serverless-offline:
- * it decodes WBXML bodies as UTF-8.
+ * Dovecot (implicit TLS, IMAP_SECURE=true) and Postfix, and the scheduled watcher function running its IDLE watch
+ * beside it. No serverless-offline: it decodes WBXML bodies as UTF-8.
  *
  * The watcher gets its own push hub, as a separate function would: a Ping is noticed through its watch lease in
  * DynamoDB, and the Ping through the feed the watcher writes there.
@@ -44,9 +44,10 @@ const services = inject('services');
 
 function lambdaEnv(): Record<string, string> {
   return {
-    IMAP_HOST: services.imap.host,
-    IMAP_PORT: String(services.imap.port),
-    IMAP_SECURE: 'false',
+    IMAP_HOST: services.imaps.host,
+    IMAP_PORT: String(services.imaps.port),
+    // Implicit TLS (993-style), the form Workers use in production; most other tests use STARTTLS.
+    IMAP_SECURE: 'true',
     ...(services.smtp
       ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' }
       : {}),

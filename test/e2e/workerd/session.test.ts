@@ -4,7 +4,7 @@
  * on the Durable Object feed while the cron's sweep (fired at /__scheduled) logs in, sees the new message and writes
  * the marker.
  *
- * Settings are `--var`s. Dovecot and Postfix speak plaintext here (tests only: production Workers need 993/465).
+ * Settings are `--var`s. IMAP is implicit TLS (993-style) as production Workers reach it; Postfix offers STARTTLS.
  *
  * The session ends with a few hundred messages synced in small windows (over sixty requests in all), and the Worker's
  * output must then hold no uncaught error and no listener-leak warning (issue 16: on workerd's node:net sockets each
@@ -39,9 +39,10 @@ describe('a device session against the Worker in workerd (wrangler dev, Durable 
 
   beforeAll(async () => {
     worker = await startWranglerDev({
-      IMAP_HOST: services.imap.host,
-      IMAP_PORT: String(services.imap.port),
-      IMAP_SECURE: 'false',
+      IMAP_HOST: services.imaps.host,
+      IMAP_PORT: String(services.imaps.port),
+      // Implicit TLS (993-style), the form Workers use in production; most other tests use STARTTLS.
+      IMAP_SECURE: 'true',
       ...(services.smtp
         ? { SMTP_HOST: services.smtp.host, SMTP_PORT: String(services.smtp.port), SMTP_SECURE: 'false' }
         : {}),
