@@ -108,7 +108,9 @@ export async function provision(context: CommandContext): Promise<CommandResult>
   const userPolicy = effectivePolicy(context.config.policy, context.user.login);
 
   if (ackKey === undefined && ackStatus === undefined) {
-    // Phase 1. 16.x clients must describe themselves here (MS-ASPROV §2.2.2.53).
+    // Phase 1. 16.x clients must describe themselves here (MS-ASPROV §2.2.2.53). The same section asks it of 14.1
+    // clients too, but the specifications' own 14.1 examples (test/fixtures/clients/ms-as-spec) leave it out, so a
+    // 14.1 device without it is provisioned, as Exchange 2010 provisioned them; when it sends it, it is recorded.
     if (atLeast(version, '16.0') && !informationElement) return respond(ProvisionStatus.DeviceInformationRequired);
     const temporary = newPolicyKey(device.policyKey);
     await context.state.updateDevice(context.device, {
