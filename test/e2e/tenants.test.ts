@@ -5,15 +5,18 @@
  * - acme:    the shared test Dovecot (mail domain example.test, host acme.sync.test), Basic;
  * - initech: the same Dovecot account as acme, another tenant (host initech.sync.test): same backend, same login;
  * - globex:  a second Dovecot started here with a user of the same name (other password, other mail), AUTH_MODE both;
- * - hooli:   that second Dovecot, AUTH_MODE bearer; SMTP is an XOAUTH2 submission server started here.
+ * - hooli:   that second Dovecot, AUTH_MODE bearer; SMTP is an XOAUTH2 submission server started here; CalDAV,
+ *            CardDAV and the GAL on a second Radicale started here, which takes Bearer tokens.
  *
  * The second Dovecot checks Bearer tokens itself (its `oauth2` passdb) by asking a small introspection endpoint
  * started here, which stands in for the identity provider that issued the tokens (it is not part of this project);
  * the same endpoint publishes the provider's signing keys (JWKS), against which the app verifies each token first.
- * The same user name and the same DeviceId are used in every tenant; nothing of one tenant reaches another.
+ * The second Radicale asks the same endpoint whom a Bearer token was issued to. The same user name and the same
+ * DeviceId are used in every tenant; nothing of one tenant reaches another.
  */
 import { createServer, type Server } from 'node:http';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { ImapFlow } from 'imapflow';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
@@ -28,14 +31,23 @@ import type { LogEntry } from '../../src/log.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
 import { parseTenants } from '../../src/tenants/settings.ts';
 import { startIdleWatcher, type IdleWatcher } from '../../src/push/idle-watcher.ts';
-import { child, childText, el } from '../../src/wbxml/tree.ts';
-import { subjects, TestDevice, type TestServer } from '../device/device.ts';
+import { child, children, childText, el } from '../../src/wbxml/tree.ts';
+import { itemText, subjects, TestDevice, type TestServer } from '../device/device.ts';
 import { makeUser } from '../services/accounts.ts';
 import { isRoot } from '../services/apt.ts';
 import { startDovecot, type DovecotService } from '../services/dovecot.ts';
-import { createUser, makeMessage, seedMailbox } from '../services/seed.ts';
+import { startRadicale, type RadicaleService } from '../services/radicale.ts';
+import {
+  createUser,
+  davRequest,
+  makeEvent,
+  makeMessage,
+  seedAddressBook,
+  seedCalendar,
+  seedMailbox,
+} from '../services/seed.ts';
 import { TEST_CA } from '../services/smtp-sink.ts';
-import type { TestUser } from '../services/types.ts';
+import type { TestServices, TestUser } from '../services/types.ts';
 import { compose, composeStatus } from './mail/compose-helpers.ts';
 
 const services = inject('services');
@@ -76,6 +88,12 @@ const issued = new Map<string, string>();
 const submitted: { user: string; token: string; to: string[] }[] = [];
 let server: TestServer;
 let watchers: IdleWatcher[] = [];
+/** hooli's CalDAV, CardDAV and GAL: a Radicale of its own that takes Bearer tokens. */
+let hooliDav: RadicaleService;
+/** The test services with hooli's Radicale as the DAV server (for seeding it with Basic logins). */
+let hooliDavServices: TestServices;
+/** A colleague of globexUser in hooli's directory, with a public calendar for free/busy. */
+let colleague: TestUser;
 
 async function listen(s: Server): Promise<number> {
   await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
@@ -102,6 +120,14 @@ function startIntrospection(): Server {
 }
 
 async function appendTo(port: number, user: TestUser, subjectsToAdd: string[]): Promise<void> {
+  await appendSources(
+    port,
+    user,
+    subjectsToAdd.map((subject) => makeMessage({ subject, to: user.email })),
+  );
+}
+
+async function appendSources(port: number, user: TestUser, sources: (string | Buffer)[]): Promise<void> {
   const client = new ImapFlow({
     host: '127.0.0.1',
     port,
@@ -111,7 +137,7 @@ async function appendTo(port: number, user: TestUser, subjectsToAdd: string[]): 
   });
   client.on('error', () => undefined);
   await client.connect();
-  for (const subject of subjectsToAdd) await client.append('INBOX', makeMessage({ subject, to: user.email }));
+  for (const source of sources) await client.append('INBOX', source);
   await client.logout();
 }
 
@@ -141,6 +167,30 @@ beforeAll(async () => {
     // XOAUTH2 (as the issue asks; OAUTHBEARER would do as well) checked by the oauth2 passdb, after the password files.
     extraConfig: `auth_mechanisms = plain login xoauth2\npassdb {\n  driver = oauth2\n  mechanisms = xoauth2\n  args = ${runDir}/oauth2.conf\n}\n`,
   });
+
+  colleague = makeUser(`${acmeUser.name}-colleague`);
+  mkdirSync(`${runDir}/hooli-dav`);
+  hooliDav = await startRadicale(`${runDir}/hooli-dav`, [globexUser, colleague], {
+    bearerIntrospectionUrl: `http://127.0.0.1:${introspectionPort}/introspect`,
+  });
+  hooliDavServices = { ...services, caldavUrl: hooliDav.url, carddavUrl: hooliDav.url };
+  const colleagueCalendar = await seedCalendar(hooliDavServices, colleague, 'public-calendar', [
+    makeEvent({ summary: 'Busy', start: '2026-06-01T10:00:00', tz: 'UTC' }),
+  ]);
+  const hooliDirectory = await seedAddressBook(hooliDavServices, colleague, 'directory', [
+    [
+      'BEGIN:VCARD',
+      'VERSION:3.0',
+      'UID:colleague',
+      'N:Colleague;Hooli;;;',
+      'FN:Hooli Colleague',
+      `EMAIL;TYPE=INTERNET:${colleague.email}`,
+      `FBURL:${colleagueCalendar.collectionUrl}`,
+      'END:VCARD',
+      '',
+    ].join('\r\n'),
+  ]);
+  await seedCalendar(hooliDavServices, globexUser, 'calendar', [], { displayName: 'Calendar' });
 
   const tls = new URL('../fixtures/tls/', import.meta.url);
   smtp = new SMTPServer({
@@ -187,6 +237,9 @@ beforeAll(async () => {
             ...globexImap,
             AUTH_MODE: 'bearer',
             ...identityProvider('email'),
+            CALDAV_URL: hooliDav.url,
+            CARDDAV_URL: hooliDav.url,
+            GAL_URL: hooliDirectory.collectionUrl,
             SMTP_HOST: 'localhost',
             SMTP_PORT: smtpPort,
             SMTP_SECURE: false,
@@ -220,6 +273,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(watchers.map((w) => w.stop()));
   await dovecot?.stop();
+  await hooliDav?.stop();
   introspection?.close();
   await new Promise<void>((resolve) => (smtp ? smtp.close(() => resolve()) : resolve()));
   if (runDir) rmSync(runDir, { recursive: true, force: true });
@@ -238,6 +292,12 @@ async function inboxOf(device: TestDevice): Promise<string> {
   const inbox = device.folderByType(FolderType.Inbox).serverId;
   await device.syncUntilDone(inbox);
   return inbox;
+}
+
+/** The users hooli's Radicale let in with a Bearer token (its log: "Successful login: 'bearer-token' -> '<user>'"). */
+function radicaleLogins(): string[] {
+  const log = readFileSync(`${runDir}/hooli-dav/radicale/radicale.log`, 'utf8');
+  return [...log.matchAll(/Successful login: 'bearer-token' -> '([^']+)'/g)].map((m) => m[1]!);
 }
 
 function pingBody(heartbeat: number, folder: string) {
@@ -552,5 +612,118 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
     device.autoProvision = false;
     device.authorization = `Bearer ${await jwt({ email: globexUser.email, revoked: true })}`;
     expect((await device.send('Provision')).status).toBe(401);
+  });
+  // Issue 17 item 16: one credentials object, token included, wherever the user's login is used.
+  it('GAL Search and ResolveRecipients with free/busy reach hooli’s Radicale with the device’s token', async () => {
+    const token = await jwt({ email: globexUser.email });
+    issued.set(token, globexUser.email);
+    const device = deviceOn('hooli.sync.test', globexUser);
+    device.authorization = `Bearer ${token}`;
+    await device.folderSync();
+    const search = await device.command(
+      'Search',
+      el('Search', 'Search', [
+        el('Search', 'Store', [el('Search', 'Name', 'GAL'), el('Search', 'Query', 'colleague')]),
+      ]),
+    );
+    const store = child(child(search, 'Response'), 'Store');
+    expect(childText(store, 'Status')).toBe('1');
+    const found = children(store, 'Result').map((r) => childText(child(r, 'Properties'), 'EmailAddress', 'Gal'));
+    expect(found).toEqual([colleague.email]);
+
+    const resolved = await device.command(
+      'ResolveRecipients',
+      el('ResolveRecipients', 'ResolveRecipients', [
+        el('ResolveRecipients', 'To', colleague.email),
+        el('ResolveRecipients', 'Options', [
+          el('ResolveRecipients', 'Availability', [
+            el('ResolveRecipients', 'StartTime', '2026-06-01T09:00:00.000Z'),
+            el('ResolveRecipients', 'EndTime', '2026-06-01T12:00:00.000Z'),
+          ]),
+        ]),
+      ]),
+    );
+    const recipient = child(child(resolved, 'Response'), 'Recipient');
+    expect(childText(recipient, 'DisplayName')).toBe('Hooli Colleague');
+    const availability = child(recipient, 'Availability');
+    expect(childText(availability, 'Status')).toBe('1');
+    // 09:00–12:00 in half hours: the colleague's public calendar is busy 10:00–11:00.
+    expect(childText(availability, 'MergedFreeBusy')).toBe('002200');
+    expect(radicaleLogins()).toContain(globexUser.email);
+    expect(JSON.stringify(server.logs)).not.toContain(token);
+  });
+
+  it('MeetingResponse with a token: the calendar copy in hooli’s Radicale, the REPLY over XOAUTH2', async () => {
+    const token = await jwt({ email: globexUser.email });
+    issued.set(token, globexUser.email);
+    const organizer = 'organizer@partner.test';
+    const uid = `meet-${randomUUID()}`;
+    const ics = [
+      'BEGIN:VCALENDAR',
+      'VERSION:2.0',
+      'PRODID:-//test//tenants//EN',
+      'METHOD:REQUEST',
+      'BEGIN:VEVENT',
+      `UID:${uid}`,
+      'DTSTAMP:20260301T080000Z',
+      'DTSTART:20260315T090000Z',
+      'DTEND:20260315T100000Z',
+      'SUMMARY:Hooli planning',
+      `ORGANIZER;CN=Organizer:mailto:${organizer}`,
+      `ATTENDEE;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT;RSVP=TRUE:mailto:${globexUser.email}`,
+      'SEQUENCE:0',
+      'END:VEVENT',
+      'END:VCALENDAR',
+      '',
+    ].join('\r\n');
+    await appendSources(dovecot.imapPort, globexUser, [
+      [
+        `From: Organizer <${organizer}>`,
+        `To: <${globexUser.email}>`,
+        'Subject: Hooli planning',
+        `Message-ID: <${uid}@partner.test>`,
+        'Date: Sun, 01 Mar 2026 08:00:00 +0000',
+        'MIME-Version: 1.0',
+        'Content-Type: text/calendar; charset=utf-8; method=REQUEST',
+        '',
+        ics,
+      ].join('\r\n'),
+    ]);
+    const device = new TestDevice(server, globexUser, 'HOOLIMEETING01', '16.1');
+    device.origin = 'https://hooli.sync.test';
+    device.authorization = `Bearer ${token}`;
+    const inbox = await inboxOf(device);
+    const [requestId] = [...device.items(inbox)].find(([, d]) => itemText(d, 'Subject', 'Email') === 'Hooli planning')!;
+    const answer = await device.command(
+      'MeetingResponse',
+      el('MeetingResponse', 'MeetingResponse', [
+        el('MeetingResponse', 'Request', [
+          el('MeetingResponse', 'UserResponse', '1'),
+          el('MeetingResponse', 'CollectionId', inbox),
+          el('MeetingResponse', 'RequestId', requestId),
+          el('MeetingResponse', 'SendResponse', [
+            el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', '1'), el('AirSyncBase', 'Data', 'Yes')]),
+          ]),
+        ]),
+      ]),
+    );
+    expect(childText(child(answer, 'Result'), 'Status')).toBe('1');
+    // The REPLY went out through the XOAUTH2 submission server with the device's token.
+    expect(submitted.at(-1)).toEqual({ user: globexUser.email, token, to: [organizer] });
+    // The accepted copy is in the user's calendar on hooli's Radicale, written there with the token.
+    const calendarUrl = new URL(`${encodeURIComponent(globexUser.email)}/calendar/`, hooliDav.url).href;
+    const listing = await davRequest(hooliDavServices, globexUser, 'PROPFIND', calendarUrl, {
+      depth: '1',
+      body: '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+    });
+    const hrefs = [...(await listing.text()).matchAll(/<(?:\w+:)?href>([^<]+\.ics)<\/(?:\w+:)?href>/g)];
+    expect(hrefs).toHaveLength(1);
+    const copy = (await (await davRequest(hooliDavServices, globexUser, 'GET', hrefs[0]![1]!)).text()).replace(
+      /\r?\n[ \t]/g,
+      '',
+    );
+    expect(copy).toContain(`UID:${uid}`);
+    expect(copy).toMatch(new RegExp(`^ATTENDEE[^\\n]*PARTSTAT=ACCEPTED[^\\n]*:mailto:${globexUser.email}`, 'mi'));
+    expect(radicaleLogins()).toContain(globexUser.email);
   });
 });
