@@ -45,9 +45,14 @@ export async function folderSync(context: CommandContext): Promise<CommandResult
 
   const listing = await withBackends(context, async (backends) => {
     const found = await backends.listFoldersByBackend();
-    // Notes (MS-ASNOTE) are 14.0+: such a device gets the notes folder, created the first time one asks for it.
-    if (backends.notes && atLeast(context.request.version, '14.0') && !found.folders.some(isNotesListed))
-      found.folders.push(await backends.notes.ensureFolder());
+    // Notes (MS-ASNOTE) are 14.0+: such a device gets the notes folder, created the first time one asks for it. The
+    // listing is read again then, so that the new folder takes its place among the mail folders: new folders get
+    // ServerIds in listing order, and every device of the user should get the same ones (a ServerId one device was
+    // given then finds the same folder for another, as ItemOperations and MoveItems by ServerId expect).
+    if (backends.notes && atLeast(context.request.version, '14.0') && !found.folders.some(isNotesListed)) {
+      await backends.notes.ensureFolder();
+      return backends.listFoldersByBackend();
+    }
     return found;
   });
   // From key 0 the device gets every folder, under the ServerIds it may already know (its collection states stay
