@@ -59,6 +59,12 @@ async function readyUser(
   return { user, device, inbox: device.folderByType(FolderType.Inbox).serverId };
 }
 
+/**
+ * The FETCH that reads a window's contents: after the one for structures and header fields (BODYSTRUCTURE), the one
+ * for the parts the device gets (backends/imap/mail.ts fetchMessageParts), or for whole messages.
+ */
+const WINDOW_FETCH = /UID FETCH (?![^\r\n]*BODYSTRUCTURE)[^\r\n]*BODY\.PEEK\[/;
+
 describe('IMAP dropped during Sync', () => {
   it('a window whose FETCH reached Dovecot but whose answer was lost: Status 5, then the retry converges', async () => {
     const { user, device, inbox } = await readyUser(12);
@@ -66,7 +72,7 @@ describe('IMAP dropped during Sync', () => {
     expect((await device.sync(inbox, { windowSize: 4 })).added).toHaveLength(4);
     const keyBefore = device.collections.get(inbox)!.syncKey;
     const fault = proxy.arm({
-      upstreamLine: /UID FETCH [^\r\n]*BODY\.PEEK\[\]/,
+      upstreamLine: WINDOW_FETCH,
       deliver: true,
       action: 'reset',
       settleMs: 100,
@@ -85,7 +91,7 @@ describe('IMAP dropped during Sync', () => {
     const { user, device, inbox } = await readyUser(8);
     await device.sync(inbox);
     const fault = proxy.arm({
-      upstreamLine: /UID FETCH [^\r\n]*BODY\.PEEK\[\]/,
+      upstreamLine: WINDOW_FETCH,
       deliver: true,
       answerBytes: 5_000,
       action: 'drop',
@@ -104,7 +110,7 @@ describe('IMAP dropped during Sync', () => {
     const [first] = [...device.items(inbox).keys()];
     // Something new to fetch, so the Sync with the Change also fetches a window.
     await seedMailbox(services, user, 'INBOX', messages('late', 2, user.email));
-    const fault = proxy.arm({ upstreamLine: /UID FETCH [^\r\n]*BODY\.PEEK\[\]/, action: 'drop' });
+    const fault = proxy.arm({ upstreamLine: WINDOW_FETCH, action: 'drop' });
     const change = el('AirSync', 'Change', [
       el('AirSync', 'ServerId', first!),
       el('AirSync', 'ApplicationData', [el('Email', 'Flag', [el('Email', 'Status', '2')])]),

@@ -280,6 +280,9 @@ export class ImapMailBackend implements MailBackend {
     if (uids.length === 0) return [];
     return this.withMailbox(folder, async () => {
       const first: { summary: MessageSummary; header: Uint8Array; structure: MimePart }[] = [];
+      // Messages whose structure the server did not give or could not be read (e.g. nested deeper than the parser
+      // takes): read whole, so that the conversion judges them and reports what it cannot convert, never skipped.
+      const unstructured: MessageSummary[] = [];
       for await (const m of this.client.fetch(
         uids.join(','),
         {
@@ -293,7 +296,10 @@ export class ImapMailBackend implements MailBackend {
         },
         { uid: true },
       )) {
-        if (!m.bodyStructure) continue;
+        if (!m.bodyStructure) {
+          unstructured.push(toSummary(m));
+          continue;
+        }
         first.push({
           summary: toSummary(m),
           header: new Uint8Array(m.headers ?? new Uint8Array()),
@@ -312,21 +318,25 @@ export class ImapMailBackend implements MailBackend {
       const out: MessageParts[] = [];
       for (const { request, members } of groups.values()) {
         const read = request === 'whole' ? undefined : await this.fetchParts(members, request).catch(rejectedByServer);
-        if (read) {
-          out.push(...read);
-          continue;
-        }
-        for await (const m of this.client.fetch(
-          members.map((x) => x.summary.uid).join(','),
-          { uid: true, source: true },
-          { uid: true },
-        )) {
-          const member = members.find((x) => x.summary.uid === m.uid);
-          if (member) out.push(wholeMessage(member.summary, new Uint8Array(m.source ?? new Uint8Array())));
-        }
+        out.push(...(read ?? (await this.fetchWhole(members.map((m) => m.summary)))));
       }
+      if (unstructured.length > 0) out.push(...(await this.fetchWhole(unstructured)));
       return sortByRequest(out, uids);
     });
+  }
+
+  /** Whole sources of these messages (of the open mailbox), in one UID FETCH. */
+  private async fetchWhole(summaries: MessageSummary[]): Promise<MessageParts[]> {
+    const out: MessageParts[] = [];
+    for await (const m of this.client.fetch(
+      summaries.map((x) => x.uid).join(','),
+      { uid: true, source: true },
+      { uid: true },
+    )) {
+      const summary = summaries.find((x) => x.uid === m.uid);
+      if (summary) out.push(wholeMessage(summary, new Uint8Array(m.source ?? new Uint8Array())));
+    }
+    return out;
   }
 
   /** One UID FETCH of the MIME headers and asked-for contents of messages of the same shape. */
