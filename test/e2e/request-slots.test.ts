@@ -72,19 +72,25 @@ describe('concurrent requests of one user', () => {
 
   it('does not count Pings while they wait: more pushing devices than the cap, and a newer Ping ends the older', async () => {
     const pushers = [await readyDevice(user), await readyDevice(user), await readyDevice(user)];
-    const pings = pushers.map(({ device, inbox }) => device.send('Ping', pingBody(8, [inbox])));
-    // Each Ping writes its device's wait marker when it starts waiting (push/wait.ts); then none holds a slot.
-    const waiting = async (): Promise<boolean> => {
+    // Each Ping writes its device's wait marker when it starts waiting (push/wait.ts); then it holds no slot. The
+    // Pings start one after another, each once the one before waits: before it waits, a Ping holds a slot (its first
+    // check reads the mail server), so three starting at the same instant under a cap of 2 would see a 503.
+    const isWaiting = async (deviceId: string): Promise<boolean> => {
       const feed = await server.state.readFeed({ tenant: 'test', user: user.email.toLowerCase() });
-      return pushers.every(({ device }) => feed.some((e) => e.folder === deviceKey(device.deviceId)));
+      return feed.some((e) => e.folder === deviceKey(deviceId));
     };
-    for (let i = 0; i < 200 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await waiting()).toBe(true);
+    const pings: ReturnType<TestDevice['send']>[] = [];
+    for (const { device, inbox } of pushers) {
+      // A heartbeat longer than the test, so that no Ping ends by itself under load; the Syncs at the end end them.
+      pings.push(device.send('Ping', pingBody(30, [inbox])));
+      for (let i = 0; i < 200 && !(await isWaiting(device.deviceId)); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await isWaiting(device.deviceId)).toBe(true);
+    }
     expect(running(user)).toBe(0);
 
     // A newer Ping of a device ends its older one (Status 1).
     const [first] = pushers;
-    const newer = first!.device.send('Ping', pingBody(8, [first!.inbox]));
+    const newer = first!.device.send('Ping', pingBody(30, [first!.inbox]));
     const older = await pings[0]!;
     expect(older.status).toBe(200);
     expect(childText(older.body, 'Status')).toBe('1');
