@@ -28,17 +28,22 @@
 import { Aws, CfnOutput, CfnParameter, Duration, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { plainSettings, type TenantDeployment } from '../tenant.ts';
-import { retentionOf, SECRET_ACTIONS, STATE_TABLE_ACTIONS, stateTable, tenantSecret } from './tenant-stack.ts';
+import {
+  retentionOf,
+  SECRET_ACTIONS,
+  STATE_TABLE_ACTIONS,
+  stateTable,
+  tenantAlarms,
+  tenantSecret,
+} from './tenant-stack.ts';
 
 /** The Node runtime's longest heartbeat (HEARTBEAT_CAPS.node), seconds. */
 export const FARGATE_HEARTBEAT = 3540;
@@ -207,30 +212,7 @@ export class FargateTenantStack extends Stack {
     scaling.scaleOnMemoryUtilization('Memory', { targetUtilizationPercent: 70 });
 
     // Alarms, to a topic operators subscribe to (the Lambda stack's, in a container's terms).
-    const topic = new sns.Topic(this, 'Alarms', { displayName: `activesync-edge ${tenant.tenant} alarms` });
-    if (tenant.aws.alarmEmail)
-      new sns.Subscription(this, 'AlarmEmail', {
-        topic,
-        protocol: sns.SubscriptionProtocol.EMAIL,
-        endpoint: tenant.aws.alarmEmail,
-      });
-    const alarm = (
-      id: string,
-      description: string,
-      metric: cloudwatch.IMetric,
-      o: { threshold: number; below?: boolean; missing?: cloudwatch.TreatMissingData },
-    ): void => {
-      new cloudwatch.Alarm(this, id, {
-        alarmDescription: description,
-        metric,
-        threshold: o.threshold,
-        evaluationPeriods: 1,
-        comparisonOperator: o.below
-          ? cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
-          : cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: o.missing ?? cloudwatch.TreatMissingData.NOT_BREACHING,
-      }).addAlarmAction(new cloudwatchActions.SnsAction(topic));
-    };
+    const { topic, alarm } = tenantAlarms(this, tenant);
     const fiveMinutes = { period: Duration.minutes(5), statistic: 'Sum' };
     const metrics = this.loadBalancer.metrics;
     alarm(

@@ -322,31 +322,7 @@ export class TenantStack extends Stack {
     });
 
     // Alarms, to a topic operators subscribe to.
-    const topic = new sns.Topic(this, 'Alarms', { displayName: `activesync-edge ${tenant.tenant} alarms` });
-    if (tenant.aws.alarmEmail)
-      new sns.Subscription(this, 'AlarmEmail', {
-        topic,
-        protocol: sns.SubscriptionProtocol.EMAIL,
-        endpoint: tenant.aws.alarmEmail,
-      });
-    const alarm = (
-      id: string,
-      description: string,
-      metric: cloudwatch.IMetric,
-      o: { threshold: number; below?: boolean; missing?: cloudwatch.TreatMissingData },
-    ): void => {
-      const created = new cloudwatch.Alarm(this, id, {
-        alarmDescription: description,
-        metric,
-        threshold: o.threshold,
-        evaluationPeriods: 1,
-        comparisonOperator: o.below
-          ? cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
-          : cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: o.missing ?? cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
-      created.addAlarmAction(new cloudwatchActions.SnsAction(topic));
-    };
+    const { topic, alarm } = tenantAlarms(this, tenant);
     const fiveMinutes = { period: Duration.minutes(5), statistic: 'Sum' };
     alarm(
       'ApiErrorsAlarm',
@@ -421,4 +397,39 @@ export function retentionOf(days: number): logs.RetentionDays {
     .filter((v): v is logs.RetentionDays => typeof v === 'number')
     .sort((a, b) => a - b);
   return offered.find((d) => d >= days) ?? logs.RetentionDays.INFINITE;
+}
+
+/** What adds one alarm of a tenant's stack: a threshold on a metric, to the stack's alarm topic. */
+export type AddAlarm = (
+  id: string,
+  description: string,
+  metric: cloudwatch.IMetric,
+  o: { threshold: number; below?: boolean; missing?: cloudwatch.TreatMissingData },
+) => void;
+
+/**
+ * The tenant's alarm topic (`Alarms`, mailed to `aws.alarmEmail` when set) and what adds alarms to it: shared by the
+ * Lambda and the Fargate stacks, so that both alarm alike.
+ */
+export function tenantAlarms(scope: Construct, tenant: TenantDeployment): { topic: sns.Topic; alarm: AddAlarm } {
+  const topic = new sns.Topic(scope, 'Alarms', { displayName: `activesync-edge ${tenant.tenant} alarms` });
+  if (tenant.aws.alarmEmail)
+    new sns.Subscription(scope, 'AlarmEmail', {
+      topic,
+      protocol: sns.SubscriptionProtocol.EMAIL,
+      endpoint: tenant.aws.alarmEmail,
+    });
+  const alarm: AddAlarm = (id, description, metric, o) => {
+    new cloudwatch.Alarm(scope, id, {
+      alarmDescription: description,
+      metric,
+      threshold: o.threshold,
+      evaluationPeriods: 1,
+      comparisonOperator: o.below
+        ? cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
+        : cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: o.missing ?? cloudwatch.TreatMissingData.NOT_BREACHING,
+    }).addAlarmAction(new cloudwatchActions.SnsAction(topic));
+  };
+  return { topic, alarm };
 }
