@@ -4,7 +4,7 @@
  * drives a TestDevice through whatever server it was given and checks the answer; the runtime tests call them in
  * order and add their runtime's own checks.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import PostalMime from 'postal-mime';
 import { expect } from 'vitest';
 import { child, children, childText, el, type WbxmlElement } from '../../src/wbxml/tree.ts';
@@ -240,4 +240,63 @@ export async function notesBothWays(services: TestServices, user: TestUser, devi
   // The body is quoted-printable (soft line breaks): read as a client reads it.
   const html = (await PostalMime.parse(written!)).html;
   expect(html).toContain('<div>From the phone</div><div>typed on the phone</div>');
+}
+
+/**
+ * An iMIP invitation (RFC 6047, METHOD:REQUEST, a single text/calendar part) from `organizer` to `attendee`, for
+ * 15 March 2026 09:00–10:00 UTC, as a calendar client mails it.
+ */
+export function meetingInvitation(organizer: string, attendee: string, uid: string, summary: string): string {
+  const ics = [
+    'BEGIN:VCALENDAR',
+    'VERSION:2.0',
+    'PRODID:-//test//meetings//EN',
+    'METHOD:REQUEST',
+    'BEGIN:VEVENT',
+    `UID:${uid}`,
+    'DTSTAMP:20260301T080000Z',
+    'DTSTART:20260315T090000Z',
+    'DTEND:20260315T100000Z',
+    `SUMMARY:${summary}`,
+    `ORGANIZER;CN=Organizer:mailto:${organizer}`,
+    `ATTENDEE;CN=Organizer;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:${organizer}`,
+    `ATTENDEE;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT;RSVP=TRUE:mailto:${attendee}`,
+    'SEQUENCE:0',
+    'END:VEVENT',
+    'END:VCALENDAR',
+    '',
+  ].join('\r\n');
+  return [
+    `From: Organizer <${organizer}>`,
+    `To: <${attendee}>`,
+    `Subject: ${summary}`,
+    `Message-ID: <${randomUUID()}@example.test>`,
+    'Date: Sun, 01 Mar 2026 08:00:00 +0000',
+    'MIME-Version: 1.0',
+    'Content-Type: text/calendar; charset=utf-8; method=REQUEST',
+    '',
+    ics,
+  ].join('\r\n');
+}
+
+/** MeetingResponse accepting the invitation `requestId` of `inbox`, with SendResponse (16.x: the server mails a REPLY). */
+export function acceptMeeting(
+  device: TestDevice,
+  inbox: string,
+  requestId: string,
+  note: string,
+): Promise<WbxmlElement> {
+  return device.command(
+    'MeetingResponse',
+    el('MeetingResponse', 'MeetingResponse', [
+      el('MeetingResponse', 'Request', [
+        el('MeetingResponse', 'UserResponse', '1'),
+        el('MeetingResponse', 'CollectionId', inbox),
+        el('MeetingResponse', 'RequestId', requestId),
+        el('MeetingResponse', 'SendResponse', [
+          el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', '1'), el('AirSyncBase', 'Data', note)]),
+        ]),
+      ]),
+    ]),
+  );
 }

@@ -49,6 +49,7 @@ import {
 import { TEST_CA } from '../services/smtp-sink.ts';
 import type { TestServices, TestUser } from '../services/types.ts';
 import { compose, composeStatus } from './mail/compose-helpers.ts';
+import { acceptMeeting, meetingInvitation } from './session-steps.ts';
 
 const services = inject('services');
 const DEVICE_ID = 'SAMEDEVICE0001';
@@ -658,55 +659,15 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
     issued.set(token, globexUser.email);
     const organizer = 'organizer@partner.test';
     const uid = `meet-${randomUUID()}`;
-    const ics = [
-      'BEGIN:VCALENDAR',
-      'VERSION:2.0',
-      'PRODID:-//test//tenants//EN',
-      'METHOD:REQUEST',
-      'BEGIN:VEVENT',
-      `UID:${uid}`,
-      'DTSTAMP:20260301T080000Z',
-      'DTSTART:20260315T090000Z',
-      'DTEND:20260315T100000Z',
-      'SUMMARY:Hooli planning',
-      `ORGANIZER;CN=Organizer:mailto:${organizer}`,
-      `ATTENDEE;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT;RSVP=TRUE:mailto:${globexUser.email}`,
-      'SEQUENCE:0',
-      'END:VEVENT',
-      'END:VCALENDAR',
-      '',
-    ].join('\r\n');
     await appendSources(dovecot.imapPort, globexUser, [
-      [
-        `From: Organizer <${organizer}>`,
-        `To: <${globexUser.email}>`,
-        'Subject: Hooli planning',
-        `Message-ID: <${uid}@partner.test>`,
-        'Date: Sun, 01 Mar 2026 08:00:00 +0000',
-        'MIME-Version: 1.0',
-        'Content-Type: text/calendar; charset=utf-8; method=REQUEST',
-        '',
-        ics,
-      ].join('\r\n'),
+      meetingInvitation(organizer, globexUser.email, uid, 'Hooli planning'),
     ]);
     const device = new TestDevice(server, globexUser, 'HOOLIMEETING01', '16.1');
     device.origin = 'https://hooli.sync.test';
     device.authorization = `Bearer ${token}`;
     const inbox = await inboxOf(device);
     const [requestId] = [...device.items(inbox)].find(([, d]) => itemText(d, 'Subject', 'Email') === 'Hooli planning')!;
-    const answer = await device.command(
-      'MeetingResponse',
-      el('MeetingResponse', 'MeetingResponse', [
-        el('MeetingResponse', 'Request', [
-          el('MeetingResponse', 'UserResponse', '1'),
-          el('MeetingResponse', 'CollectionId', inbox),
-          el('MeetingResponse', 'RequestId', requestId),
-          el('MeetingResponse', 'SendResponse', [
-            el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', '1'), el('AirSyncBase', 'Data', 'Yes')]),
-          ]),
-        ]),
-      ]),
-    );
+    const answer = await acceptMeeting(device, inbox, requestId, 'Yes');
     expect(childText(child(answer, 'Result'), 'Status')).toBe('1');
     // The REPLY went out through the XOAUTH2 submission server with the device's token.
     expect(submitted.at(-1)).toEqual({ user: globexUser.email, token, to: [organizer] });

@@ -13,6 +13,7 @@ import { itemText, TestDevice, testServer, type TestServer } from '../device/dev
 import { createUser, davRequest, makeEvent, sendViaSmtp, seedCalendar, waitForMessage } from '../services/seed.ts';
 import { countAfter, readFolder } from '../e2e/mail/compose-helpers.ts';
 import { eventSummaries, syncToEnd } from './converge.ts';
+import { acceptMeeting, meetingInvitation } from '../e2e/session-steps.ts';
 
 const services = inject('services');
 let server: TestServer;
@@ -81,7 +82,7 @@ describe('meeting mail of a retried request', () => {
       services,
       organizer.email,
       attendee.email,
-      invitation(organizer.email, attendee.email, uid, title),
+      meetingInvitation(organizer.email, attendee.email, uid, title),
     );
     await waitForMessage(services, attendee, (m) => m.subject === title);
     const device = new TestDevice(server, attendee, undefined, '16.1');
@@ -89,20 +90,7 @@ describe('meeting mail of a retried request', () => {
     const inbox = device.folderByType(FolderType.Inbox).serverId;
     await device.syncUntilDone(inbox);
     const [requestId] = [...device.items(inbox)].find(([, d]) => itemText(d, 'Subject', 'Email') === title)!;
-    const respond = () =>
-      device.command(
-        'MeetingResponse',
-        el('MeetingResponse', 'MeetingResponse', [
-          el('MeetingResponse', 'Request', [
-            el('MeetingResponse', 'UserResponse', '1'),
-            el('MeetingResponse', 'CollectionId', inbox),
-            el('MeetingResponse', 'RequestId', requestId),
-            el('MeetingResponse', 'SendResponse', [
-              el('AirSyncBase', 'Body', [el('AirSyncBase', 'Type', '1'), el('AirSyncBase', 'Data', 'Yes')]),
-            ]),
-          ]),
-        ]),
-      );
+    const respond = () => acceptMeeting(device, inbox, requestId, 'Yes');
     expect(childText(child(await respond(), 'Result'), 'Status')).toBe('1');
     await waitForMessage(services, organizer, (m) => m.subject === `Accepted: ${title}`);
     // The answer was lost; the phone sends the same response again.
@@ -111,36 +99,3 @@ describe('meeting mail of a retried request', () => {
     expect((await readFolder(services, organizer)).length).toBe(1);
   });
 });
-
-function invitation(organizer: string, attendee: string, uid: string, summary: string): string {
-  const ics = [
-    'BEGIN:VCALENDAR',
-    'VERSION:2.0',
-    'PRODID:-//test//meetings//EN',
-    'METHOD:REQUEST',
-    'BEGIN:VEVENT',
-    `UID:${uid}`,
-    'DTSTAMP:20260301T080000Z',
-    'DTSTART:20260315T090000Z',
-    'DTEND:20260315T100000Z',
-    `SUMMARY:${summary}`,
-    `ORGANIZER;CN=Organizer:mailto:${organizer}`,
-    `ATTENDEE;CN=Organizer;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:${organizer}`,
-    `ATTENDEE;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT;RSVP=TRUE:mailto:${attendee}`,
-    'SEQUENCE:0',
-    'END:VEVENT',
-    'END:VCALENDAR',
-    '',
-  ].join('\r\n');
-  return [
-    `From: Organizer <${organizer}>`,
-    `To: <${attendee}>`,
-    `Subject: ${summary}`,
-    `Message-ID: <${randomUUID()}@example.test>`,
-    'Date: Sun, 01 Mar 2026 08:00:00 +0000',
-    'MIME-Version: 1.0',
-    'Content-Type: text/calendar; charset=utf-8; method=REQUEST',
-    '',
-    ics,
-  ].join('\r\n');
-}
