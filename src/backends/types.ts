@@ -379,6 +379,11 @@ export interface NotesBackend extends ItemStore {
   readonly ref: string;
   /** The notes folder as listFolders() gives it, created first when it does not exist yet. */
   ensureFolder(): Promise<BackendFolder>;
+  /**
+   * The hrefs of the notes whose title or text contains `freeText` (all notes without it), newest first: Search of the
+   * Mailbox store with Class Notes (MS-ASNOTE §3.1.5.2).
+   */
+  search(freeText: string | undefined): Promise<string[]>;
 }
 
 /** All of one user's backends for one request. Always `close()` them. */

@@ -196,13 +196,14 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
     ]);
   }
 
-  // A calendar, contact, task or note: its ApplicationData as Sync sends it (sync/dav-converters.ts).
-  const davFolder =
-    serverId === undefined ? undefined : findFolder(run.hierarchy, collectionId ?? serverId.split(':')[0]!);
-  if (serverId !== undefined && davFolder && isItemFolder(davFolder)) {
-    if (collectionId !== undefined && !serverId.startsWith(`${collectionId}:`))
+  // A calendar, contact, task or note: its ApplicationData as Sync sends it (sync/dav-converters.ts). A note found by
+  // Search is fetched by its LongId, which is its ServerId (commands/search.ts).
+  const itemId = serverId ?? longId;
+  const davFolder = itemId === undefined ? undefined : findFolder(run.hierarchy, collectionId ?? itemId.split(':')[0]!);
+  if (itemId !== undefined && davFolder && isItemFolder(davFolder)) {
+    if (collectionId !== undefined && !itemId.startsWith(`${collectionId}:`))
       return answer(ItemOperationsStatus.ObjectNotFound);
-    const found = await fetchDavItem(run, davFolder, serverId, options);
+    const found = await fetchDavItem(run, davFolder, itemId, options);
     if (!found) return answer(ItemOperationsStatus.ObjectNotFound);
     return answer(ItemOperationsStatus.Success, [
       el('AirSync', 'Class', itemClassOf(davFolder.type)),

@@ -2,7 +2,7 @@
  * MoveItems (MS-ASCMD §2.2.1.12): moves messages between mail folders with IMAP MOVE, whose COPYUID gives the new
  * UID, so the answer carries the item's new ServerId (`<collectionId>:<uid>`, as Sync writes them).
  * Calendar, task and contact items move between folders of their class (folders/dav-move.ts); across classes, or
- * between mail and the others, the answer is Status 5.
+ * between mail and the others (notes too: the one notes folder has no other of its class), the answer is Status 5.
  *
  * The device moves its own copy of the item. The collection states learn the same move, so that later Syncs of the
  * two folders do not send it back to this device as a Delete and an Add.
@@ -22,7 +22,7 @@ import { decodeUidSet, encodeUidSet } from '../state/uidset.ts';
 import { children, childText, el } from '../wbxml/tree.ts';
 import { mailFolder, parseItemId } from '../folders/mail-lookup.ts';
 import { findFolder, itemClassOf } from '../folders/hierarchy.ts';
-import { davBackendOf } from '../folders/dav-items.ts';
+import { davBackendOf, isItemFolder } from '../folders/dav-items.ts';
 import { moveDavItem } from '../folders/dav-move.ts';
 import { carryFlagDetails, type MovedMessage } from '../folders/mail-flags.ts';
 import { flagDigitsMap } from '../sync/flag-tokens.ts';
@@ -186,11 +186,16 @@ async function moveOne(
   }
 }
 
-/** Whether a calendar, task list or address book is on either side (the rest is the mail path). */
+/**
+ * Whether a calendar, task list, address book or the notes folder is on either side (the rest is the mail path). A
+ * note moves only among notes folders, and there is one: a note to a mail folder, or mail to the notes folder, is
+ * Status 5 like any move across classes.
+ */
 function isDavMove(hierarchy: HierarchyState | undefined, request: MoveRequest): boolean {
-  return [request.srcFldId, request.dstFldId].some(
-    (id) => id !== undefined && (findFolder(hierarchy, id)?.source.backend ?? 'imap') !== 'imap',
-  );
+  return [request.srcFldId, request.dstFldId].some((id) => {
+    const folder = id === undefined ? undefined : findFolder(hierarchy, id);
+    return folder !== undefined && isItemFolder(folder);
+  });
 }
 
 /** A calendar, task or contact item to another folder of its class (folders/dav-move.ts). */

@@ -6,6 +6,11 @@
  * SmartForward take it as they take a synced item. Nothing is kept between requests: every Search runs the query
  * on IMAP again, so RebuildResults changes nothing.
  *
+ * Notes (14.0+, MS-ASNOTE §3.1.5.2): a query with airsync:Class Notes, or naming the notes folder as its only
+ * CollectionId, searches the notes folder (free text in a note's title and text, newest first); its results carry
+ * the note's ServerId as LongId, which ItemOperations Fetch takes. A note has no DateReceived, so date bounds make
+ * such a query invalid (Store Status 2).
+ *
  * GAL: the tenant's directory address book (GAL_URL, gal.ts): entries whose name, email or nickname contain the Query,
  * by display name, one Range at a time with the Total; without GAL_URL, no match. DocumentLibrary and unknown names
  * are an invalid request (Store Status 2).
@@ -18,6 +23,8 @@ import {
   DEFAULT_SEARCH_RANGE,
   emailFetchOptions,
   emailOutput,
+  MAX_SEARCH_RESULTS,
+  type MailboxQuery,
   parseMailboxQuery,
   parseRange,
   searchPage,
@@ -26,6 +33,11 @@ import {
 import { registerCommand } from './registry.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { findInGal, galProperties } from './gal.ts';
+import { isNotesFolder } from '../folders/dav-items.ts';
+import { davServerId } from '../folders/server-ids.ts';
+import { converterFor } from '../sync/dav-converters.ts';
+import { userAddresses } from '../sending/meeting-mail.ts';
+import type { FolderRecord } from '../state/types.ts';
 
 export const SearchStatus = {
   Success: 1,
@@ -71,9 +83,16 @@ export async function search(context: CommandContext): Promise<CommandResult> {
   const rangeText = childText(options, 'Range', 'Search');
   const range = rangeText === undefined ? DEFAULT_SEARCH_RANGE : parseRange(rangeText);
   if (!range) return storeAnswer(SearchStatus.InvalidRequest);
+  const hierarchy = (await context.state.getHierarchy(context.device))?.state;
+  const notesFolder = hierarchy?.folders.find(isNotesFolder);
+  const forNotes =
+    query.class === 'Notes' ||
+    (query.class === undefined &&
+      query.collectionIds.length > 0 &&
+      query.collectionIds.every((id) => id === notesFolder?.serverId));
+  if (forNotes) return searchNotes(context, query, range, options, notesFolder);
   if (query.class !== undefined && query.class !== 'Email') return storeAnswer(SearchStatus.Success, noResults());
 
-  const hierarchy = (await context.state.getHierarchy(context.device))?.state;
   const folders = searchScope(hierarchy, query.collectionIds, child(options, 'DeepTraversal', 'Search') !== undefined);
   if (!folders) return storeAnswer(SearchStatus.FolderSyncRequired);
 
@@ -105,6 +124,62 @@ export async function search(context: CommandContext): Promise<CommandResult> {
       ...results,
       el('Search', 'Range', page.range),
       el('Search', 'Total', page.total),
+    ]);
+  });
+}
+
+/** Search of the notes folder: its notes whose title or text hold the FreeText, newest first, one Range at a time. */
+async function searchNotes(
+  context: CommandContext,
+  query: MailboxQuery,
+  range: { first: number; last: number },
+  options: WbxmlElement | undefined,
+  folder: FolderRecord | undefined,
+): Promise<CommandResult> {
+  if (query.after || query.before) return storeAnswer(SearchStatus.InvalidRequest);
+  // The Notes class is 14.0+ (MS-ASCMD §2.2.3.27.5); a device without the notes folder, or a query naming another
+  // folder, has no notes to find.
+  const converter = folder && converterFor(folder.type);
+  if (
+    !folder ||
+    !converter ||
+    Number.parseFloat(context.request.version) < 14 ||
+    query.collectionIds.some((id) => id !== folder.serverId)
+  )
+    return storeAnswer(SearchStatus.Success, noResults());
+  const bodyPreferences = emailFetchOptions(options).bodyPreferences;
+  return withBackends(context, async ({ notes }) => {
+    if (!notes) return storeAnswer(SearchStatus.Success, noResults());
+    const hrefs = await notes.search(query.freeText || undefined);
+    const last = Math.min(range.last, range.first + MAX_SEARCH_RESULTS - 1);
+    const wanted = hrefs.slice(range.first, last + 1);
+    const items = new Map((await notes.fetchItems(folder.source.ref, wanted)).map((item) => [item.href, item]));
+    const results: WbxmlElement[] = [];
+    for (const href of wanted) {
+      const item = items.get(href);
+      const properties =
+        item &&
+        (await converter.toDevice(item.data, {
+          version: context.request.version,
+          bodyPreferences,
+          userEmails: userAddresses(context),
+        }));
+      if (!properties) continue;
+      const serverId = davServerId(folder.serverId, href);
+      results.push(
+        el('Search', 'Result', [
+          el('AirSync', 'Class', 'Notes'),
+          el('Search', 'LongId', serverId),
+          el('AirSync', 'CollectionId', folder.serverId),
+          el('Search', 'Properties', properties),
+        ]),
+      );
+    }
+    if (results.length === 0) return storeAnswer(SearchStatus.Success, noResults(hrefs.length));
+    return storeAnswer(SearchStatus.Success, [
+      ...results,
+      el('Search', 'Range', `${range.first}-${range.first + results.length - 1}`),
+      el('Search', 'Total', hrefs.length),
     ]);
   });
 }

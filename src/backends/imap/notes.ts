@@ -66,6 +66,23 @@ export class ImapNotesBackend implements NotesBackend {
     return { syncToken: tokenOf(listing.status), changed: etagsOf(listing), removed: [] };
   }
 
+  /** IMAP SEARCH TEXT on the folder (RFC 3501 §6.4.4: headers and body), each UID named by its note's href. */
+  async search(freeText: string | undefined): Promise<string[]> {
+    const found = await this.mail.search({ folders: [this.ref], ...(freeText ? { freeText } : {}) });
+    if (found.length === 0) return [];
+    const listing = await this.listing(this.ref);
+    // Only a note's newest message stands for it (an older one not yet expunged is not the note any more).
+    const hrefOf = new Map([...listing.uids].map(([href, uids]) => [uids.at(-1)!, href]));
+    // Newest first: a note is written anew (a new UID) at every change, so the highest UID is the latest written.
+    const hrefs = found
+      .sort((a, b) => b.uid - a.uid)
+      .flatMap((m) => {
+        const href = hrefOf.get(m.uid);
+        return href === undefined ? [] : [href];
+      });
+    return [...new Set(hrefs)];
+  }
+
   async listEtags(folderRef: string): Promise<{ href: string; etag: string }[]> {
     return etagsOf(await this.listing(folderRef));
   }

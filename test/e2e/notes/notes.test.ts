@@ -380,3 +380,158 @@ describe('Notes push', () => {
     expect((await device.sync(notes)).added).toHaveLength(1);
   });
 });
+
+describe('Notes MoveItems and Search', () => {
+  /** MoveItems of one item (MS-ASCMD §2.2.1.12): its Status. */
+  async function move(device: TestDevice, srcMsgId: string, srcFldId: string, dstFldId: string): Promise<string> {
+    const answer = await device.command(
+      'MoveItems',
+      el('Move', 'MoveItems', [
+        el('Move', 'Move', [
+          el('Move', 'SrcMsgId', srcMsgId),
+          el('Move', 'SrcFldId', srcFldId),
+          el('Move', 'DstFldId', dstFldId),
+        ]),
+      ]),
+    );
+    return childText(child(answer, 'Response', 'Move'), 'Status', 'Move')!;
+  }
+
+  /** Search of the Mailbox store, in the shape of MS-ASCMD §4.12.1.1 (And: Class or CollectionId, FreeText). */
+  async function search(device: TestDevice, conditions: WbxmlElement[], range = '0-9') {
+    const answer = await device.command(
+      'Search',
+      el('Search', 'Search', [
+        el('Search', 'Store', [
+          el('Search', 'Name', 'Mailbox'),
+          el('Search', 'Query', [el('Search', 'And', conditions)]),
+          el('Search', 'Options', [el('Search', 'Range', range), ...PLAIN]),
+        ]),
+      ]),
+    );
+    const store = child(child(answer, 'Response', 'Search'), 'Store', 'Search');
+    const results = children(store, 'Result', 'Search').filter((r) => r.children.length > 0);
+    return {
+      status: childText(store, 'Status', 'Search'),
+      total: childText(store, 'Total', 'Search'),
+      range: childText(store, 'Range', 'Search'),
+      results: results.map((r) => ({
+        class: childText(r, 'Class', 'AirSync'),
+        longId: childText(r, 'LongId', 'Search')!,
+        collectionId: childText(r, 'CollectionId', 'AirSync'),
+        subject: itemText(child(r, 'Properties', 'Search'), 'Subject', 'Notes'),
+        body: bodyData(child(r, 'Properties', 'Search')),
+      })),
+    };
+  }
+
+  it('moves a note only among notes folders: to a mail folder, or mail to the notes folder, is Status 5; nothing moves', async () => {
+    const user = createUser(services);
+    await withImap(services, user, (imap) => imap.mailboxCreate('Notes'));
+    await appendNote(
+      user,
+      appleNote({
+        uuid: 'D0000000-0000-4000-8000-00000000000D',
+        title: 'Stay here',
+        lines: [],
+        date: 'Mon, 7 Dec 2026 12:00:00 +0000',
+      }),
+    );
+    await withImap(services, user, (imap) =>
+      imap.append('INBOX', 'Subject: A mail\r\nFrom: a@example.test\r\n\r\nbody\r\n'),
+    );
+    const { device, notes } = await notesDevice(user);
+    const inbox = device.folderByType(FolderType.Inbox).serverId;
+    await device.syncUntilDone(notes);
+    await device.syncUntilDone(inbox);
+    const [note] = [...device.items(notes).keys()];
+    const [mail] = [...device.items(inbox).keys()];
+
+    expect(await move(device, note!, notes, inbox)).toBe('5');
+    expect(await move(device, mail!, inbox, notes)).toBe('5');
+    expect(await move(device, note!, notes, notes)).toBe('4');
+    // Both still where they were, on the server and for the device.
+    expect((await notesOnServer(user)).map((n) => n.parsed.subject)).toEqual(['Stay here']);
+    const quiet = await device.sync(notes);
+    expect([...quiet.added, ...quiet.deleted]).toEqual([]);
+    expect([...(await device.sync(inbox)).deleted]).toEqual([]);
+  });
+
+  it('finds notes by Class Notes or the notes folder and FreeText (14.0+), fetchable by LongId; mail searches find no notes', async () => {
+    const user = createUser(services);
+    await withImap(services, user, (imap) => imap.mailboxCreate('Notes'));
+    const notesText = [
+      { uuid: 'E0000000-0000-4000-8000-000000000001', title: 'Bike repair', lines: ['new chain'], day: 1 },
+      { uuid: 'E0000000-0000-4000-8000-000000000002', title: 'Garden', lines: ['chain saw oil'], day: 2 },
+      { uuid: 'E0000000-0000-4000-8000-000000000003', title: 'Books', lines: ['Dune'], day: 3 },
+    ];
+    for (const n of notesText)
+      await appendNote(user, appleNote({ ...n, date: `Tue, ${n.day} Dec 2026 09:00:00 +0000` }));
+    // A mail with the same word: a mail search finds it, a notes search does not.
+    await withImap(services, user, (imap) =>
+      imap.append('INBOX', 'Subject: chain letter\r\nFrom: a@example.test\r\n\r\nforward this chain\r\n'),
+    );
+    const { device, notes } = await notesDevice(user);
+    const inbox = device.folderByType(FolderType.Inbox).serverId;
+
+    const byClass = await search(device, [el('AirSync', 'Class', 'Notes'), el('Search', 'FreeText', 'chain')]);
+    expect(byClass.status).toBe('1');
+    expect(byClass.total).toBe('2');
+    expect(byClass.range).toBe('0-1');
+    expect(byClass.results.map((r) => [r.class, r.collectionId, r.subject])).toEqual([
+      ['Notes', notes, 'Garden'],
+      ['Notes', notes, 'Bike repair'],
+    ]);
+    expect(byClass.results[0]!.body?.split('\n').filter(Boolean)).toEqual(['Garden', 'chain saw oil']);
+
+    // The LongId is the note's ServerId: Sync hands out the same, and ItemOperations Fetch takes it.
+    await device.syncUntilDone(notes);
+    const garden = [...device.items(notes)].find(([, d]) => itemText(d, 'Subject', 'Notes') === 'Garden')![0];
+    expect(byClass.results[0]!.longId).toBe(garden);
+    const fetched = await device.command(
+      'ItemOperations',
+      el('ItemOperations', 'ItemOperations', [
+        el('ItemOperations', 'Fetch', [
+          el('ItemOperations', 'Store', 'Mailbox'),
+          el('Search', 'LongId', byClass.results[0]!.longId),
+          el('ItemOperations', 'Options', PLAIN),
+        ]),
+      ]),
+    );
+    const fetch = child(child(fetched, 'Response'), 'Fetch');
+    expect(childText(fetch, 'Status')).toBe('1');
+    expect(childText(fetch, 'Class', 'AirSync')).toBe('Notes');
+    expect(itemText(child(fetch, 'Properties'), 'Subject', 'Notes')).toBe('Garden');
+
+    // The notes folder as the CollectionId; a Range past the first result; no FreeText: every note.
+    const byFolder = await search(
+      device,
+      [el('AirSync', 'CollectionId', notes), el('Search', 'FreeText', 'chain')],
+      '1-5',
+    );
+    expect([byFolder.total, byFolder.range, byFolder.results.map((r) => r.subject)]).toEqual([
+      '2',
+      '1-1',
+      ['Bike repair'],
+    ]);
+    const all = await search(device, [el('AirSync', 'Class', 'Notes'), el('AirSync', 'CollectionId', notes)]);
+    expect(all.results.map((r) => r.subject)).toEqual(['Books', 'Garden', 'Bike repair']);
+
+    // A mail search (Class Email, or the Inbox) finds the mail and no note.
+    const mail = await search(device, [el('AirSync', 'Class', 'Email'), el('Search', 'FreeText', 'chain')]);
+    expect(mail.results.map((r) => [r.class, r.collectionId])).toEqual([['Email', inbox]]);
+    // DateReceived is not a note's: a date bound with Class Notes is an invalid query.
+    const dated = await search(device, [
+      el('AirSync', 'Class', 'Notes'),
+      el('Search', 'GreaterThan', [el('Email', 'DateReceived'), el('Search', 'Value', '2026-01-01T00:00:00.000Z')]),
+    ]);
+    expect(dated.status).toBe('2');
+
+    // A 12.1 device has no Notes class (MS-ASCMD §2.2.3.27.5): no results.
+    const old = new TestDevice(server, user, undefined, '12.1');
+    await old.folderSync();
+    expect((await search(old, [el('AirSync', 'Class', 'Notes'), el('Search', 'FreeText', 'chain')])).results).toEqual(
+      [],
+    );
+  });
+});
