@@ -16,6 +16,8 @@ const LAYERS = [
   ['protocol', '^src/protocol/'],
   ['backends, state, items', '^src/(backends|state|items)/'],
   ['settings', '^src/(tenants/|config\\.ts$|log\\.ts$)'],
+  // X.509 for S/MIME (ValidateCert, recipients' certificates): below the settings, which name its trust store.
+  ['smime', '^src/smime/'],
   ['wbxml, util', '^src/(wbxml|util)/'],
 ];
 

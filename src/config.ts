@@ -5,6 +5,7 @@
 // A namespace import, so the bundler keeps only the parts of zod used (not every locale): ~65 KiB gzip in the Worker.
 import * as z from 'zod';
 import { decodeVaultKey } from './tenants/vault.ts';
+import type { TrustStore } from './smime/trust-store.ts';
 import {
   DEFAULT_POLICY_CONFIG,
   parsePolicyConfig,
@@ -116,6 +117,13 @@ export interface ServerConfig {
   authThrottle: AuthThrottleConfig;
   /** Protocol capture (src/admin/capture.ts); the defaults when absent. */
   capture?: CaptureConfig;
+  /**
+   * The CAs ValidateCert trusts (SMIME_TRUST_STORE): a PEM bundle's text, or a file path (Node, Lambda); unset: the
+   * platform's roots (src/smime/trust-store.ts).
+   */
+  smimeTrustStore?: string;
+  /** That trust store, read at start-up by the app builder (app/build.ts); ValidateCert answers 17 without it. */
+  smimeTrust?: TrustStore;
 }
 
 /** Protocol capture: what an admin's capture keeps, and how long. */
@@ -354,6 +362,8 @@ const schema = z.object({
     .default('basic'),
   CAPTURE_MAX_BODY_BYTES: z.coerce.number().int().min(0).max(1_000_000).default(2048),
   CAPTURE_RETENTION_HOURS: z.coerce.number().int().min(1).max(720).default(72),
+  // A PEM bundle (its text, or a file path on Node and Lambda) of the CAs ValidateCert trusts.
+  SMIME_TRUST_STORE: z.string().trim().min(1).optional(),
   CREDENTIAL_KEY: z
     .string()
     .trim()
@@ -502,5 +512,6 @@ export function loadConfig(
       clientIpHeader: e.CLIENT_IP_HEADER,
     },
     capture: { maxBodyBytes: e.CAPTURE_MAX_BODY_BYTES, retentionHours: e.CAPTURE_RETENTION_HOURS },
+    ...(e.SMIME_TRUST_STORE ? { smimeTrustStore: e.SMIME_TRUST_STORE } : {}),
   };
 }

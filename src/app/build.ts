@@ -15,12 +15,13 @@ import type { MailSubmitter, SmtpSettings } from '../backends/smtp/types.ts';
 import type { TenantBackends } from '../backends/types.ts';
 import { defaultRegistry } from '../commands/index.ts';
 import type { CommandRegistry } from '../commands/registry.ts';
-import type { PushWatcher, ServerConfig } from '../config.ts';
+import { ConfigError, type PushWatcher, type ServerConfig } from '../config.ts';
 import { deliverAccessNotice } from '../devices/access-notice.ts';
 import type { LogSink } from '../log.ts';
 import { pushStartupNotice } from '../push/credentials.ts';
 import type { WatcherOptions } from '../push/watch-shared.ts';
 import type { StateStore } from '../state/types.ts';
+import { loadTrustStore, TrustStoreError, type TrustStorePlatform } from '../smime/trust-store.ts';
 import { singleTenant, TenantDirectory } from '../tenants/resolve.ts';
 import { addMetricsSink, metrics } from '../util/metrics.ts';
 import type { DeviceHeld } from './activesync.ts';
@@ -46,6 +47,11 @@ export interface AppParts {
    * to log in there is named in a `push-no-login` log line now, and its waiting requests' log lines say so too.
    */
   pushWatcher?: PushWatcher;
+  /**
+   * How the runtime reads SMIME_TRUST_STORE and which roots it trusts without it (smime/trust-store.ts): Node and
+   * Lambda read files and have `tls.rootCertificates`; Workers neither. Absent: the setting's PEM text only.
+   */
+  trustStore?: TrustStorePlatform;
 }
 
 export interface BuiltApp {
@@ -58,8 +64,8 @@ export interface BuiltApp {
 export function buildApp(parts: AppParts): BuiltApp {
   // The live view (GET /admin/live) of this process's requests, waits and watcher; one per process, installed once.
   addMetricsSink(processActivity);
-  const tenants = withPushWatcher(
-    parts.settings instanceof TenantDirectory ? parts.settings : singleTenant(parts.settings),
+  const tenants = withTrustStore(
+    withPushWatcher(parts.settings instanceof TenantDirectory ? parts.settings : singleTenant(parts.settings), parts),
     parts,
   );
   const config = tenants.entries[0]!.config;
@@ -116,6 +122,43 @@ function withPushWatcher(tenants: TenantDirectory, parts: AppParts): TenantDirec
     if (notice)
       parts.log({ time: new Date().toISOString(), tenant: config.tenant, event: 'push-no-login', watcher, notice });
   }
+  return new TenantDirectory(entries);
+}
+
+const NO_TRUST_PLATFORM: TrustStorePlatform = { defaultRoots: [], defaultName: 'none given by the runtime' };
+
+/**
+ * Each tenant's ValidateCert trust store, read now (a file that cannot be read stops start-up as any bad setting
+ * does) and said in one line per tenant: where from, how many CAs; with a notice when it is empty, since ValidateCert
+ * then calls every certificate untrusted.
+ */
+function withTrustStore(tenants: TenantDirectory, parts: AppParts): TenantDirectory {
+  const platform = parts.trustStore ?? NO_TRUST_PLATFORM;
+  const entries = tenants.entries.map((t) => {
+    let trust: ReturnType<typeof loadTrustStore>;
+    try {
+      trust = loadTrustStore(t.config.smimeTrustStore, platform);
+    } catch (err) {
+      if (err instanceof TrustStoreError)
+        throw new ConfigError(`invalid configuration: ${err.message} (tenant ${t.config.tenant})`);
+      throw err;
+    }
+    parts.log({
+      time: new Date().toISOString(),
+      tenant: t.config.tenant,
+      event: 'smime-trust-store',
+      source: trust.source,
+      certificates: trust.pems.length,
+      ...(trust.pems.length === 0
+        ? {
+            notice:
+              'ValidateCert trusts no CA: every certificate is answered as untrusted (Status 4). Set SMIME_TRUST_STORE ' +
+              "to a PEM bundle of the CAs your users' S/MIME certificates come from.",
+          }
+        : {}),
+    });
+    return { ...t, config: { ...t.config, smimeTrust: trust } };
+  });
   return new TenantDirectory(entries);
 }
 

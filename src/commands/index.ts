@@ -22,3 +22,4 @@ import './smartforward.ts';
 import './ping.ts';
 import './meetingresponse.ts';
 import './resolverecipients.ts';
+import './validatecert.ts';

@@ -20,6 +20,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { handle, type APIGatewayProxyResult, type LambdaContext, type LambdaEvent } from 'hono/aws-lambda';
 import { buildApp, watchedTenants } from '../app/build.ts';
+import { nodeTrustStore } from './node-trust-store.ts';
 import { pooledImapSessions } from '../backends/imap/sessions.ts';
 import { ConfigError, type ServerConfig } from '../config.ts';
 import { stdoutLog, type LogSink } from '../log.ts';
@@ -162,6 +163,8 @@ export function createLambdaRuntime(options: LambdaRuntimeOptions): LambdaRuntim
     log,
     // The watcher is another function: a password this one holds in memory never reaches it.
     pushWatcher: 'watch-function',
+    // SMIME_TRUST_STORE may name a file of the package; unset, Node's own roots.
+    trustStore: nodeTrustStore,
   });
   const serve = handle(app);
 

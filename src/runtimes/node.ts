@@ -17,6 +17,8 @@ import { randomUUID } from 'node:crypto';
 import { instrumentedStateStore } from '../state/instrumented.ts';
 import { addMetricsSink } from '../util/metrics.ts';
 import { mountMetrics, prometheusMetrics } from './prometheus.ts';
+import { nodeTrustStore } from './node-trust-store.ts';
+import type { BuiltApp } from '../app/build.ts';
 
 /** The state store the settings name, and how to let go of it on shutdown. */
 async function openStateStore(
@@ -78,15 +80,27 @@ async function main(): Promise<void> {
   // The metrics (util/metrics.ts) go to a prom-client registry, served as GET /metrics with METRICS_TOKEN.
   const prometheus = prometheusMetrics();
   addMetricsSink(prometheus.sink);
-  // A user's logged-in IMAP connection is kept a little while for their next request.
-  const { app } = buildApp({
-    settings: tenants,
-    state: state.store,
-    imapSessions: (imap) => pooledImapSessions(imap),
-    log: stdoutLog,
-    // The IDLE watcher below may use the password a Ping of this process holds in memory.
-    pushWatcher: 'in-process',
-  });
+  let built: BuiltApp;
+  try {
+    // A user's logged-in IMAP connection is kept a little while for their next request.
+    built = buildApp({
+      settings: tenants,
+      state: state.store,
+      imapSessions: (imap) => pooledImapSessions(imap),
+      log: stdoutLog,
+      // The IDLE watcher below may use the password a Ping of this process holds in memory.
+      pushWatcher: 'in-process',
+      // SMIME_TRUST_STORE may name a file; unset, Node's own roots.
+      trustStore: nodeTrustStore,
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`activesync-edge: ${err.message}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const { app } = built;
   mountMetrics(app, prometheus.registry, config.metricsToken);
   const server = serve({ fetch: app.fetch, port: config.port, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
     stdoutLog({

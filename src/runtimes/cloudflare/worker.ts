@@ -86,6 +86,9 @@ function appFor(env: Env): Hono {
       log: stdoutLog,
       // The cron sweep logs in on its own: built once per isolate, the app says then if it has no login for push.
       pushWatcher: 'cron-sweep',
+      // workerd has no root list and code cannot read files: SMIME_TRUST_STORE is the PEM bundle itself, or nothing
+      // is trusted (said at start-up).
+      trustStore: { defaultRoots: [], defaultName: 'none: Workers has no root list' },
     });
     if (env.SWEEP_SELF && !sweepSecret(env)) noticeNoSweepSecret(stdoutLog);
     cached = { env, app };
