@@ -4,6 +4,7 @@ import {
   addHeaderFields,
   composeSmart,
   InvalidMimeError,
+  isSmimeMessage,
   parseMime,
   prepareOutgoing,
   referencesOf,
@@ -190,5 +191,30 @@ describe('composeSmart', () => {
   it('referencesOf: References, else In-Reply-To, then the Message-ID', async () => {
     const parsed = await PostalMime.parse(bytes('Message-ID: <c@x>\r\nIn-Reply-To: <b@x>\r\n\r\n'));
     expect(referencesOf(parsed)).toEqual(['<b@x>', '<c@x>']);
+  });
+});
+
+describe('isSmimeMessage', () => {
+  const withType = (contentType: string): Uint8Array =>
+    bytes(`From: a@example.test\r\nContent-Type: ${contentType}\r\n\r\nbody\r\n`);
+
+  it('knows clear-signed, opaque-signed and encrypted messages by their top-level Content-Type (RFC 8551 §3)', () => {
+    expect(
+      isSmimeMessage(
+        withType('multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256;\r\n\tboundary="b"'),
+      ),
+    ).toBe(true);
+    expect(
+      isSmimeMessage(withType('Multipart/Signed; micalg=sha1; protocol=application/x-pkcs7-signature; boundary=b')),
+    ).toBe(true);
+    expect(isSmimeMessage(withType('application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"'))).toBe(true);
+    expect(isSmimeMessage(withType('application/x-pkcs7-mime; smime-type=signed-data'))).toBe(true);
+  });
+
+  it('leaves other mail alone: PGP signatures, plain and mixed messages, an S/MIME part below the top', () => {
+    expect(isSmimeMessage(withType('multipart/signed; protocol="application/pgp-signature"; boundary=b'))).toBe(false);
+    expect(isSmimeMessage(withType('text/plain; charset=utf-8'))).toBe(false);
+    expect(isSmimeMessage(bytes(DEVICE))).toBe(false);
+    expect(isSmimeMessage(bytes('From: a@example.test\r\n\r\nContent-Type: application/pkcs7-mime\r\n'))).toBe(false);
   });
 });

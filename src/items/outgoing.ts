@@ -117,6 +117,28 @@ export async function prepareOutgoing(source: Uint8Array, options: PrepareOption
 // ---------------------------------------------------------------------------------------------------------------------
 // SmartReply and SmartForward without ReplaceMime
 
+/**
+ * Whether a message is S/MIME at its top level (RFC 8551 §3): clear-signed (multipart/signed with a PKCS #7
+ * signature, §3.5.3) or enveloped or opaque-signed (application/pkcs7-mime, §3.2). Nothing can be added to its body
+ * without breaking the signature or, for an encrypted one, putting text beside the encryption.
+ */
+export function isSmimeMessage(source: Uint8Array): boolean {
+  const contentType = fields(headerBlock(source))
+    .find((f) => fieldName(f) === 'content-type')
+    ?.slice('content-type:'.length)
+    .replace(/\s+/g, ' ')
+    .trim()
+    .toLowerCase();
+  if (!contentType) return false;
+  const mediaType = contentType.split(';')[0]!.trim();
+  if (mediaType === 'application/pkcs7-mime' || mediaType === 'application/x-pkcs7-mime') return true;
+  const protocol = /;\s*protocol\s*=\s*"?([^";\s]+)/.exec(contentType)?.[1];
+  return (
+    mediaType === 'multipart/signed' &&
+    (protocol === 'application/pkcs7-signature' || protocol === 'application/x-pkcs7-signature')
+  );
+}
+
 export type SmartKind = 'reply' | 'forward';
 
 /**

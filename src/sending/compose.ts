@@ -14,6 +14,9 @@
  * (a second request with it gets 118); then SMTP; only after the server took the message: the ClientId is marked
  * sent, the copy goes to Sent Items (\Seen) and the original is flagged \Answered or $Forwarded.
  *
+ * A signed or encrypted message (S/MIME) is sent as the device made it, ReplaceMime or not: nothing is added to its
+ * body (items/outgoing.ts isSmimeMessage).
+ *
  * A Source in a calendar folder (FolderId + ItemId, and InstanceId for one occurrence) is a meeting:
  * compose-calendar.ts builds that message (a forward carries the meeting REQUEST). A ClientId is remembered for
  * SENT_MARKER_TTL_MS.
@@ -24,6 +27,7 @@ import { FolderNotFoundError, FolderType, type MailBackend, type MessageWithSour
 import {
   composeSmart,
   InvalidMimeError,
+  isSmimeMessage,
   parseMime,
   prepareOutgoing,
   referencesOf,
@@ -179,7 +183,9 @@ async function buildMessage(
     let threading: { inReplyTo?: string; references?: string[] } = {};
     let source = request.mime;
     if (original) {
-      if (request.replaceMime) {
+      // A signed or encrypted message is sent as the device made it, as with ReplaceMime (MS-ASCMD §2.2.3.148): the
+      // original quoted or attached into it would break its signature, or travel in clear beside its encryption.
+      if (request.replaceMime || isSmimeMessage(request.mime)) {
         const parsed = await parseMime(original.source).catch(() => undefined);
         const references = parsed ? referencesOf(parsed) : [];
         if (parsed?.messageId) threading = { inReplyTo: parsed.messageId, references };
