@@ -333,6 +333,8 @@ export interface GalEntry {
   mobilePhone?: string;
   /** Where this person's busy times can be read (a CalDAV calendar URL). */
   freeBusyUrl?: string;
+  /** The X.509 certificates (DER) the entry publishes in vCard KEY, as found: not yet checked. */
+  certificates?: Uint8Array[];
 }
 
 /** The tenant's address book, read under one user's login. */

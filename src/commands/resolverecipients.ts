@@ -6,12 +6,20 @@
  * Availability (14.0+): StartTime to EndTime (default seven days; at least 30 minutes, at most 42 days, else Status 5)
  * as MergedFreeBusy, from the calendar the directory entry names in FBURL, read under the requester's login. A
  * calendar the requester may not read is Availability Status 163; no FBURL, or a calendar that could not be read,
- * 162. Certificates are not kept (CertificateRetrieval 2/3 → Certificates Status 7, none); pictures (14.1) neither
- * (Picture Status 173).
+ * 162. Pictures (14.1) are not kept (Picture Status 173).
+ *
+ * Certificates (CertificateRetrieval 2 full, 3 mini; §2.2.3.22): those a directory entry publishes in vCard KEY
+ * (items/vcard-certificates.ts) that are valid now and for e-mail (smime/recipient-certificates.ts). 2: every one,
+ * base64 DER (§2.2.3.19.1); 3: the newest alone as the MiniCertificate (§2.2.3.112, whose format the protocol leaves to
+ * the server: ours is that certificate's DER, the smallest thing a device can encrypt to). None: Status 7, count 0.
+ * MaxCertificates (§2.2.3.101) caps the certificates of the whole answer: a recipient whose certificates no longer fit
+ * gets none, Status 8 and the count it has, so no one gets an incomplete set. RecipientCount is 1 (a person; the
+ * directory has no distribution lists).
  */
 import type { GalEntry } from '../backends/types.ts';
 import { parseDateTime } from '../items/datetime.ts';
 import { mergedFreeBusy } from '../items/freebusy.ts';
+import { toBase64 } from '../util/base64.ts';
 import { child, children, childText, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import { findInGal } from './gal.ts';
 import { registerCommand } from './registry.ts';
@@ -20,6 +28,8 @@ import type { CommandContext, CommandResult } from '../protocol/command.ts';
 export const ResolveRecipientsStatus = { Success: 1, ProtocolError: 5, ServerError: 6 } as const;
 export const RecipientStatus = { Resolved: 1, Ambiguous: 2, AmbiguousPartial: 3, NotFound: 4 } as const;
 export const AvailabilityStatus = { Success: 1, Transient: 162, NoPermission: 163 } as const;
+/** Status of Certificates (MS-ASCMD §2.2.3.177.12). */
+export const CertificatesStatus = { Success: 1, NoValidCertificate: 7, LimitReached: 8 } as const;
 
 const MAX_TO = 100;
 const DEFAULT_AMBIGUOUS = 19;
@@ -34,7 +44,9 @@ function top(status: number, responses: WbxmlElement[] = []): CommandResult {
 }
 
 interface Options {
-  certificates: boolean;
+  certificates: 'none' | 'full' | 'mini';
+  /** MaxCertificates: what the whole answer may still carry (counted down as recipients get theirs). */
+  certificateBudget: { left: number };
   maxAmbiguous: number;
   availability: { start: Date; end: Date } | undefined;
   picture: boolean;
@@ -43,6 +55,13 @@ interface Options {
 function readOptions(options: WbxmlElement | undefined, version: string): Options | undefined {
   const retrieval = childText(options, 'CertificateRetrieval');
   if (retrieval !== undefined && !['1', '2', '3'].includes(retrieval.trim())) return undefined;
+  const maxCertText = childText(options, 'MaxCertificates');
+  const maxCertificates = maxCertText === undefined ? Number.POSITIVE_INFINITY : Number(maxCertText);
+  if (
+    maxCertText !== undefined &&
+    (!Number.isInteger(maxCertificates) || maxCertificates < 0 || maxCertificates > 9999)
+  )
+    return undefined;
   const maxText = childText(options, 'MaxAmbiguousRecipients');
   const max = maxText === undefined ? DEFAULT_AMBIGUOUS : Number(maxText);
   if (!Number.isInteger(max) || max < 0 || max > 9999) return undefined;
@@ -59,7 +78,8 @@ function readOptions(options: WbxmlElement | undefined, version: string): Option
     window = { start, end };
   }
   return {
-    certificates: retrieval === '2' || retrieval === '3',
+    certificates: retrieval?.trim() === '2' ? 'full' : retrieval?.trim() === '3' ? 'mini' : 'none',
+    certificateBudget: { left: maxCertificates },
     maxAmbiguous: max,
     availability: window,
     picture: child(options, 'Picture') !== undefined,
@@ -87,18 +107,38 @@ async function availabilityOf(
   }
 }
 
+/** The Certificates element of one recipient (§2.2.3.23.1), counted against MaxCertificates. */
+async function certificatesOf(entry: GalEntry, options: Options): Promise<WbxmlElement> {
+  // Loaded only when a device asks for certificates: the X.509 code stays out of other requests.
+  const { emailCertificates } = await import('../smime/recipient-certificates.ts');
+  const usable = emailCertificates(entry.certificates ?? []);
+  const returned = options.certificates === 'mini' ? usable.slice(0, 1) : usable;
+  const status = (s: number, count: number, certs: WbxmlElement[] = []): WbxmlElement =>
+    el('ResolveRecipients', 'Certificates', [
+      el('ResolveRecipients', 'Status', s),
+      el('ResolveRecipients', 'CertificateCount', count),
+      el('ResolveRecipients', 'RecipientCount', 1),
+      ...certs,
+    ]);
+  if (usable.length === 0) return status(CertificatesStatus.NoValidCertificate, 0);
+  if (returned.length > options.certificateBudget.left) return status(CertificatesStatus.LimitReached, usable.length);
+  options.certificateBudget.left -= returned.length;
+  return status(
+    CertificatesStatus.Success,
+    usable.length,
+    returned.map((der) =>
+      el('ResolveRecipients', options.certificates === 'mini' ? 'MiniCertificate' : 'Certificate', toBase64(der)),
+    ),
+  );
+}
+
 async function recipient(context: CommandContext, entry: GalEntry, options: Options, v: number): Promise<WbxmlElement> {
   return el('ResolveRecipients', 'Recipient', [
     el('ResolveRecipients', 'Type', 1),
     el('ResolveRecipients', 'DisplayName', entry.displayName),
     el('ResolveRecipients', 'EmailAddress', entry.emails[0]!),
     options.availability ? await availabilityOf(context, entry, options.availability) : undefined,
-    options.certificates
-      ? el('ResolveRecipients', 'Certificates', [
-          el('ResolveRecipients', 'Status', 7),
-          el('ResolveRecipients', 'CertificateCount', 0),
-        ])
-      : undefined,
+    options.certificates === 'none' ? undefined : await certificatesOf(entry, options),
     options.picture && v >= 141
       ? el('ResolveRecipients', 'Picture', [el('ResolveRecipients', 'Status', 173)])
       : undefined,

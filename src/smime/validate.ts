@@ -143,7 +143,8 @@ function checkIssuers(path: readonly x509.X509Certificate[]): Validation | undef
   return undefined;
 }
 
-function checkPurpose(leaf: x509.X509Certificate): Validation | undefined {
+/** Whether `leaf` may serve S/MIME (RFC 8550 §4.4): undefined when it may, else why not. */
+export function checkPurpose(leaf: x509.X509Certificate): Validation | undefined {
   const eku = leaf.getExtension(x509.ExtendedKeyUsageExtension);
   if (eku && !eku.usages.some((u) => u === x509.ExtendedKeyUsage.emailProtection || u === ANY_EKU))
     return { status: CertStatus.NotForEmail, reason: 'extended key usage without emailProtection' };

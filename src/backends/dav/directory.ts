@@ -4,6 +4,7 @@
  * it; a vCard's FBURL (RFC 6350 §6.9.1) says where the person's free/busy (a calendar) can be read.
  */
 import ICAL from 'ical.js';
+import { certificatesOfVcard } from '../../items/vcard-certificates.ts';
 import type { Directory, GalEntry } from '../types.ts';
 import { CredentialOriginError, DavItemBackend, type DavLogin } from './backend.ts';
 
@@ -65,6 +66,8 @@ export function galEntryOf(vcard: string): GalEntry | undefined {
   set('homePhone', phoneOf(card, ['home']));
   set('mobilePhone', phoneOf(card, ['cell', 'mobile']));
   set('freeBusyUrl', texts(card, 'fburl')[0]);
+  const certificates = certificatesOfVcard(card);
+  if (certificates.length) entry.certificates = certificates;
   return entry;
 }
 
