@@ -296,21 +296,32 @@ describe('S/MIME mail to the device', () => {
 });
 
 describe('S/MIME mail from the device', () => {
-  it('SendMail of clear-signed (quoted-printable and 8bit), opaque-signed and encrypted MIME: delivered and saved in Sent with the body untouched; signatures verify', async () => {
+  it('SendMail of clear-signed (quoted-printable and 8bit), opaque-signed and encrypted MIME, 14.1 WBXML and 12.1 message/rfc822: delivered and saved in Sent with the body untouched; signatures verify', async () => {
     const [alice, bob] = [createUser(services), createUser(services)];
     const from = lab.party(alice.email);
     const to = lab.party(bob.email);
     const device = new TestDevice(server, alice, undefined, '14.1');
     await device.folderSync();
-    for (const [kind, encoding] of [
-      ['clear-signed', 'quoted-printable'],
-      ['clear-signed', '8bit'],
-      ['opaque-signed', 'quoted-printable'],
-      ['encrypted', '8bit'],
+    const old = new TestDevice(server, alice, undefined, '12.1');
+    await old.folderSync();
+    for (const [kind, encoding, version] of [
+      ['clear-signed', 'quoted-printable', '14.1'],
+      ['clear-signed', '8bit', '14.1'],
+      ['opaque-signed', 'quoted-printable', '14.1'],
+      ['encrypted', '8bit', '14.1'],
+      ['clear-signed', 'quoted-printable', '12.1'],
     ] as const) {
       const subject = tag(`Sent ${kind}`);
       const mime = lab.message(kind, { from, to, subject, entity: letter(`From my phone, ${kind}`, encoding) });
-      expect(composeStatus(await compose(device, 'SendMail', mime)), kind).toBeUndefined();
+      if (version === '14.1') expect(composeStatus(await compose(device, 'SendMail', mime)), kind).toBeUndefined();
+      else {
+        // The 12.x form (MS-ASCMD §2.2.1.17): the message itself as the body, SaveInSent=T in the query.
+        const res = await old.send('SendMail', mime, {
+          query: '&SaveInSent=T',
+          headers: { 'Content-Type': 'message/rfc822' },
+        });
+        expect([res.status, res.bytes.length]).toEqual([200, 0]);
+      }
 
       const delivered = await waitForStored(services, bob, (m) => m.email.subject === subject);
       const [sent] = (await readFolder(services, alice, 'Sent')).filter((m) => m.email.subject === subject);
@@ -318,7 +329,7 @@ describe('S/MIME mail from the device', () => {
         ['delivered', delivered.source],
         ['Sent', sent!.source],
       ] as const) {
-        const label = `${kind} (${encoding}), ${where}`;
+        const label = `${kind} (${encoding}, ${version}), ${where}`;
         // Postfix and the server add top-level fields (Received, Return-Path); the body stays byte for byte, and
         // the fields that say what it is are the device's.
         expect(bodyOf(copy).equals(bodyOf(mime)), label).toBe(true);
