@@ -27,71 +27,40 @@ import { Hono, type Context } from 'hono';
 import type { ServerConfig } from '../config.ts';
 import type { LogSink } from '../log.ts';
 import { deviceScope } from '../devices/seen.ts';
-import { firstSyncKey } from '../protocol/synckey.ts';
-import { releaseDevice } from '../push/wait.ts';
-import { UidSet } from '../state/uidset.ts';
-import type { CaptureRule, DeviceRecord, DeviceScope, StateStore, WipeKind } from '../state/types.ts';
-import {
-  AccessRuleError,
-  loadAccessRules,
-  parseAccessRule,
-  parseAccessRules,
-  saveAccessRules,
-} from '../devices/access-rules.ts';
-import { cancelWipe, requestWipe, WipeError } from '../devices/wipe.ts';
+import type { CaptureRule, DeviceScope, StateStore } from '../state/types.ts';
+import { AccessRuleError } from '../devices/access-rules.ts';
+import { WipeError } from '../devices/wipe.ts';
 import { exportCapture, MAX_CAPTURE_MINUTES, startCapture, stopCapture } from './capture.ts';
 import { commandSummary } from './stats.ts';
 import { liveSnapshot } from './activity.ts';
+import {
+  addAccessRule,
+  AdminInputError,
+  AdminNotFound,
+  cancelDeviceWipe,
+  currentAccessRules,
+  deviceDetails,
+  existingDevice,
+  listDevices,
+  optionalNumber,
+  removeAccessRule,
+  removeDevice,
+  replaceAccessRules,
+  resyncDevice,
+  setDeviceAccess,
+  summarize,
+  wipeDevice,
+  withoutUndefined,
+} from './operations.ts';
+
+export type { BrokenItemSummary, DeviceSummary, FolderSummary } from './operations.ts';
+export { removeDevice, summarize } from './operations.ts';
 
 const DAY_MS = 86_400_000;
-/** Devices read at once when listing a whole tenant (one state read each). */
-const LIST_CONCURRENCY = 8;
 const MAX_STATS_MINUTES = 7 * 24 * 60;
 
-/** A device as the API lists it. */
-export interface DeviceSummary {
-  user: string;
-  deviceId: string;
-  deviceType: string;
-  model?: string;
-  os?: string;
-  userAgent?: string;
-  protocolVersion?: string;
-  provisioning: DeviceRecord['provisioning'];
-  wipe: DeviceRecord['wipe'];
-  access: string;
-  accessReason?: string;
-  firstSeen: string;
-  lastSeen: string;
-  idleDays: number;
-}
-
-/** One folder of a device, with what the device has of it. */
-export interface FolderSummary {
-  collectionId: string;
-  name?: string;
-  type?: number;
-  class?: string;
-  /** Whether the device has synced it (else it only knows the folder from FolderSync). */
-  synced: boolean;
-  syncKey?: string;
-  filterType?: number;
-  /** Items the device has, and changes still to send. */
-  items?: number;
-  pending?: number;
-  brokenItems: number;
-}
-
-export interface BrokenItemSummary {
-  collectionId: string;
-  serverId: string;
-  subject?: string;
-  reason: string;
-  at: string;
-}
-
 /** Bad input: HTTP 400 with the message. */
-class BadRequest extends Error {}
+class BadRequest extends AdminInputError {}
 
 /** What the admin API works with: its token and default tenant, the state store, the log. */
 export interface AdminDeps {
@@ -115,7 +84,8 @@ export function adminApi(deps: AdminDeps): Hono {
     await next();
   });
   api.onError((err, c) => {
-    if (err instanceof BadRequest || err instanceof AccessRuleError) return c.json({ error: err.message }, 400);
+    if (err instanceof AdminInputError || err instanceof AccessRuleError) return c.json({ error: err.message }, 400);
+    if (err instanceof AdminNotFound) return c.json({ error: err.message }, 404);
     if (err instanceof WipeError) return c.json({ error: err.message }, 409);
     deps.log({
       time: new Date().toISOString(),
@@ -129,11 +99,6 @@ export function adminApi(deps: AdminDeps): Hono {
 
   const tenantOf = (c: Context): string => c.req.query('tenant') || deps.config.tenant;
   const scopeOf = (c: Context): DeviceScope => deviceScope(tenantOf(c), c.req.param('user')!, c.req.param('deviceId')!);
-  const existing = async (c: Context): Promise<{ scope: DeviceScope; device: DeviceRecord } | Response> => {
-    const scope = scopeOf(c);
-    const device = await state.getDevice(scope);
-    return device ? { scope, device } : c.json({ error: `no device ${scope.deviceId} for ${scope.user}` }, 404);
-  };
 
   api.get('/devices', async (c) => {
     const tenant = tenantOf(c);
@@ -160,102 +125,45 @@ export function adminApi(deps: AdminDeps): Hono {
   });
 
   api.get('/devices/:user/:deviceId', async (c) => {
-    const found = await existing(c);
-    if (found instanceof Response) return found;
-    return c.json(await deviceDetails(state, found.scope, found.device));
+    const { scope, device } = await existingDevice(state, tenantOf(c), c.req.param('user'), c.req.param('deviceId'));
+    return c.json(await deviceDetails(state, scope, device));
   });
 
   api.post('/devices/:user/:deviceId/wipe', async (c) => {
     const body = await jsonBody(c);
-    const kind = body.kind ?? 'full';
-    if (kind !== 'full' && kind !== 'account') throw new BadRequest('kind must be full or account');
-    const found = await existing(c);
-    if (found instanceof Response) return found;
-    const device = await requestWipe(state, found.scope, kind as WipeKind);
-    return c.json({ device: summarize(found.scope.user, device) });
+    const scope = scopeOf(c);
+    return c.json({ device: summarize(scope.user, await wipeDevice(state, scope, body.kind)) });
   });
 
   api.delete('/devices/:user/:deviceId/wipe', async (c) => {
-    const found = await existing(c);
-    if (found instanceof Response) return found;
-    const device = await cancelWipe(state, found.scope);
-    return c.json({ device: summarize(found.scope.user, device) });
+    const scope = scopeOf(c);
+    return c.json({ device: summarize(scope.user, await cancelDeviceWipe(state, scope)) });
   });
 
   api.post('/devices/:user/:deviceId/resync', async (c) => {
     const body = await jsonBody(c);
-    const found = await existing(c);
-    if (found instanceof Response) return found;
-    const collections = await state.listCollections(found.scope);
-    if (body.folder !== undefined) {
-      const folder = String(body.folder);
-      if (!collections.includes(folder))
-        return c.json({ error: `device ${found.scope.deviceId} has not synced folder ${folder}` }, 404);
-      await state.deleteCollection(found.scope, folder);
-      return c.json({ resynced: [folder] });
-    }
-    // Every folder, and the folder list: the device's keys no longer match, so it starts over (Status 3 and 9).
-    for (const id of collections) await state.deleteCollection(found.scope, id);
-    const hierarchy = await state.getHierarchy(found.scope);
-    if (hierarchy) await state.commitHierarchy(found.scope, 'any', { syncKey: firstSyncKey(), state: hierarchy.state });
-    return c.json({ resynced: collections, hierarchy: hierarchy !== undefined });
+    return c.json(await resyncDevice(state, scopeOf(c), body.folder));
   });
 
   api.post('/devices/:user/:deviceId/access', async (c) => {
     const body = await jsonBody(c);
-    const access = body.access;
-    if (access !== 'allow' && access !== 'block' && access !== 'none')
-      throw new BadRequest('access must be allow, block or none');
-    const found = await existing(c);
-    if (found instanceof Response) return found;
-    const device = await state.updateDevice(found.scope, {
-      deviceType: found.device.deviceType,
-      accessOverride: access,
-      lastSeen: found.device.lastSeen,
-    });
-    return c.json({ device: summarize(found.scope.user, device) });
+    const scope = scopeOf(c);
+    return c.json({ device: summarize(scope.user, await setDeviceAccess(state, scope, body.access)) });
   });
 
   api.delete('/devices/:user/:deviceId', async (c) => {
-    const found = await existing(c);
-    if (found instanceof Response) return found;
-    await removeDevice(state, found.scope);
-    return c.json({ removed: summarize(found.scope.user, found.device) });
+    const { scope, device } = await existingDevice(state, tenantOf(c), c.req.param('user'), c.req.param('deviceId'));
+    await removeDevice(state, scope);
+    return c.json({ removed: summarize(scope.user, device) });
   });
 
-  api.get('/rules', async (c) =>
-    c.json((await state.getAccessRules(tenantOf(c))) ?? (await loadAccessRules(state, tenantOf(c)))),
-  );
+  api.get('/rules', async (c) => c.json(await currentAccessRules(state, tenantOf(c))));
 
-  api.put('/rules', async (c) => {
-    const rules = parseAccessRules(await jsonBody(c));
-    await saveAccessRules(state, tenantOf(c), rules);
-    return c.json(rules);
-  });
+  api.put('/rules', async (c) => c.json(await replaceAccessRules(state, tenantOf(c), await jsonBody(c))));
 
-  api.post('/rules', async (c) => {
-    const body = await jsonBody(c);
-    const { position, ...fields } = body;
-    const tenant = tenantOf(c);
-    const current = (await state.getAccessRules(tenant)) ?? (await loadAccessRules(state, tenant));
-    const rule = parseAccessRule(fields);
-    const at = position === undefined ? current.rules.length : optionalNumber(position, 'position')!;
-    const rules = [...current.rules];
-    rules.splice(Math.max(0, Math.min(rules.length, at)), 0, rule);
-    const next = parseAccessRules({ defaultAccess: current.defaultAccess, rules });
-    await saveAccessRules(state, tenant, next);
-    return c.json(next, 201);
-  });
+  api.post('/rules', async (c) => c.json(await addAccessRule(state, tenantOf(c), await jsonBody(c)), 201));
 
-  api.delete('/rules/:id', async (c) => {
-    const tenant = tenantOf(c);
-    const current = (await state.getAccessRules(tenant)) ?? (await loadAccessRules(state, tenant));
-    const id = c.req.param('id');
-    if (!current.rules.some((r) => r.id === id)) return c.json({ error: `no rule ${id}` }, 404);
-    const next = { ...current, rules: current.rules.filter((r) => r.id !== id), updatedAt: Date.now() };
-    await saveAccessRules(state, tenant, next);
-    return c.json(next);
-  });
+  api.delete('/rules/:id', async (c) => c.json(await removeAccessRule(state, tenantOf(c), c.req.param('id'))));
 
   api.get('/stats', async (c) => {
     const minutes = optionalNumber(c.req.query('minutes'), 'minutes') ?? 60;
@@ -318,122 +226,22 @@ export function adminApi(deps: AdminDeps): Hono {
   return api;
 }
 
-/**
- * Whether the Authorization header carries the token. Both sides are hashed first, so the comparison takes the same
- * time whatever the lengths, and it runs over every byte.
- */
+/** Whether the Authorization header carries the token (tokenMatches). */
 export async function bearerMatches(header: string | undefined, token: string): Promise<boolean> {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  const given = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(match?.[1] ?? '')));
-  const wanted = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token)));
-  let difference = match ? 0 : 1;
-  for (let i = 0; i < wanted.length; i++) difference |= given[i]! ^ wanted[i]!;
-  return difference === 0;
+  return (await tokenMatches(match?.[1] ?? '', token)) && match !== null;
 }
 
 /**
- * Removes a device as Exchange's Remove-MobileDevice does; its waiting Ping ends, and its push lease goes when no other
- * device waits.
+ * Whether `given` is the token. Both sides are hashed first, so the comparison takes the same time whatever the
+ * lengths, and it runs over every byte.
  */
-export async function removeDevice(state: StateStore, scope: DeviceScope): Promise<void> {
-  await releaseDevice(state, scope);
-  await state.deleteDevice(scope);
-}
-
-async function listDevices(
-  state: StateStore,
-  tenant: string,
-  user: string | undefined,
-): Promise<{ user: string; record: DeviceRecord }[]> {
-  if (user !== undefined && user !== '') {
-    const scope = deviceScope(tenant, user, '');
-    return (await state.listDevices(scope)).map((record) => ({ user: scope.user, record }));
-  }
-  const index = await state.listTenantDevices(tenant);
-  const found: { user: string; record: DeviceRecord }[] = [];
-  for (let i = 0; i < index.length; i += LIST_CONCURRENCY) {
-    const records = await Promise.all(index.slice(i, i + LIST_CONCURRENCY).map((d) => state.getDevice(d)));
-    records.forEach((record, j) => {
-      if (record) found.push({ user: index[i + j]!.user, record });
-    });
-  }
-  return found;
-}
-
-export function summarize(user: string, d: DeviceRecord, now = Date.now()): DeviceSummary {
-  return withoutUndefined({
-    user,
-    deviceId: d.deviceId,
-    deviceType: d.deviceType,
-    model: d.model,
-    os: d.os,
-    userAgent: d.userAgent,
-    protocolVersion: d.protocolVersion,
-    provisioning: d.provisioning,
-    wipe: d.wipe,
-    access: d.accessState ?? 'allowed',
-    accessReason: d.accessReason,
-    firstSeen: new Date(d.firstSeen).toISOString(),
-    lastSeen: new Date(d.lastSeen).toISOString(),
-    idleDays: Math.floor((now - d.lastSeen) / DAY_MS),
-  });
-}
-
-async function deviceDetails(state: StateStore, scope: DeviceScope, d: DeviceRecord) {
-  const hierarchy = (await state.getHierarchy(scope))?.state;
-  const synced = new Set(await state.listCollections(scope));
-  const ids = [...new Set([...(hierarchy?.folders.map((f) => f.serverId) ?? []), ...synced])];
-  const folders: FolderSummary[] = [];
-  const brokenItems: BrokenItemSummary[] = [];
-  for (const id of ids) {
-    const folder = hierarchy?.folders.find((f) => f.serverId === id);
-    const collection = synced.has(id) ? await state.getCollection(scope, id) : undefined;
-    const summary: FolderSummary = withoutUndefined({
-      collectionId: id,
-      name: folder?.displayName,
-      type: folder?.type,
-      class: collection?.state.class,
-      synced: collection !== undefined,
-      syncKey: collection?.syncKey,
-      filterType: collection?.state.options.filterType,
-      brokenItems: collection?.state.brokenItems?.length ?? 0,
-    });
-    const wm = collection?.state.watermark;
-    if (wm?.kind === 'imap') {
-      summary.items = UidSet.parse(wm.uids).size;
-      summary.pending = UidSet.parse(wm.pendingAdds ?? '').size + collection!.state.pending.length;
-    } else if (wm?.kind === 'dav') {
-      summary.items = Object.keys(wm.etags).length;
-      summary.pending = collection!.state.pending.length;
-    }
-    folders.push(summary);
-    for (const b of collection?.state.brokenItems ?? []) {
-      brokenItems.push(
-        withoutUndefined({
-          collectionId: id,
-          serverId: b.serverId,
-          subject: b.subject,
-          reason: b.reason,
-          at: new Date(b.at).toISOString(),
-        }),
-      );
-    }
-  }
-  return {
-    device: withoutUndefined({
-      ...summarize(scope.user, d),
-      friendlyName: d.friendlyName,
-      osLanguage: d.osLanguage,
-      mobileOperator: d.mobileOperator,
-      accessOverride: d.accessOverride,
-      wipeKind: d.wipe !== 'none' ? (d.wipeKind ?? 'full') : undefined,
-      wipeRequestedAt: d.wipeRequestedAt !== undefined ? new Date(d.wipeRequestedAt).toISOString() : undefined,
-      wipeAcknowledgedAt: d.wipeAcknowledgedAt !== undefined ? new Date(d.wipeAcknowledgedAt).toISOString() : undefined,
-      wipeAckStatus: d.wipeAckStatus,
-    }),
-    folders,
-    brokenItems,
-  };
+export async function tokenMatches(given: string, token: string): Promise<boolean> {
+  const a = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(given)));
+  const b = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token)));
+  let difference = 0;
+  for (let i = 0; i < b.length; i++) difference |= a[i]! ^ b[i]!;
+  return difference === 0;
 }
 
 function captureSummary(rule: CaptureRule) {
@@ -459,15 +267,4 @@ async function jsonBody(c: Context): Promise<Record<string, unknown>> {
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new BadRequest('the body must be a JSON object');
   return value as Record<string, unknown>;
-}
-
-function optionalNumber(value: unknown, name: string): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isFinite(n)) throw new BadRequest(`${name} must be a number`);
-  return n;
-}
-
-function withoutUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

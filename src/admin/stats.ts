@@ -129,3 +129,39 @@ export async function commandSummary(
     }))
     .sort((a, b) => b.requests - a.requests || a.command.localeCompare(b.command));
 }
+
+/** One period of a series: the requests, errors and summed latency per command in it. */
+export interface SeriesBucket {
+  /** Epoch ms of the period's start. */
+  start: number;
+  commands: Record<string, { requests: number; errors: number; totalMs: number }>;
+}
+
+/**
+ * The counters of the last `minutes` minutes in periods of `bucketMinutes` (oldest first, empty periods included),
+ * for the console's charts.
+ */
+export async function commandSeries(
+  state: StateStore,
+  tenant: string,
+  minutes: number,
+  bucketMinutes: number,
+  now = Date.now(),
+): Promise<SeriesBucket[]> {
+  const lastMinute = Math.floor(now / MINUTE_MS);
+  const firstBucket = Math.floor((lastMinute - minutes + 1) / bucketMinutes);
+  const buckets: SeriesBucket[] = [];
+  for (let b = firstBucket; b <= Math.floor(lastMinute / bucketMinutes); b++)
+    buckets.push({ start: b * bucketMinutes * MINUTE_MS, commands: {} });
+  await flushCounts(state, now);
+  for (const s of await state.readCommandStats(tenant, firstBucket * bucketMinutes)) {
+    const bucket = buckets[Math.floor(s.minute / bucketMinutes) - firstBucket];
+    if (!bucket) continue;
+    const sum = bucket.commands[s.command] ?? { requests: 0, errors: 0, totalMs: 0 };
+    bucket.commands[s.command] = sum;
+    sum.requests += s.requests;
+    sum.errors += s.errors;
+    sum.totalMs += s.totalMs;
+  }
+  return buckets;
+}

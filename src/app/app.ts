@@ -7,6 +7,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { handleOptions, handlePost, type ActiveSyncDeps } from './activesync.ts';
 import { handleAutodiscover } from './autodiscover.ts';
 import { adminApi } from '../admin/api.ts';
+import { adminConsole } from '../admin/console/console.ts';
 
 export type AppDeps = ActiveSyncDeps;
 
@@ -51,7 +52,9 @@ export function createApp(deps: AppDeps): Hono {
     (c) => handleAutodiscover(c, deps),
   );
 
-  // The admin API (src/admin/api.ts): off (404) unless ADMIN_TOKEN is set.
+  // The web console (src/admin/console/) and the admin API (src/admin/api.ts): off (404) unless ADMIN_TOKEN is set.
+  // The console first: the API answers every other path under /admin.
+  app.route('/admin/ui', adminConsole(deps));
   app.route('/admin', adminApi(deps));
 
   app.notFound(() => new Response('Not Found\n', { status: 404, headers: { 'Content-Type': 'text/plain' } }));

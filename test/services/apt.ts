@@ -3,7 +3,10 @@
 // otherwise we fail with a message that names what is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
 
-/** Every package the test suite needs from Debian (services + the libwbxml cross-check). */
+/**
+ * Every package the test suite needs from Debian: the services, the libwbxml cross-check, and the browser the console
+ * test drives (test/e2e/console.test.ts: playwright-core with /usr/bin/chromium, no browser download).
+ */
 export const TEST_DEBIAN_PACKAGES: readonly string[] = [
   'dovecot-imapd',
   'dovecot-lmtpd',
@@ -12,6 +15,7 @@ export const TEST_DEBIAN_PACKAGES: readonly string[] = [
   'radicale',
   'postfix',
   'libwbxml2-utils',
+  'chromium',
 ];
 
 // Postfix asks questions on install; answer them up front.
