@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { buildApp } from '../../src/app/build.ts';
-import { bearerMatches } from '../../src/admin/api.ts';
+import { bearerMatches, tokenMatches } from '../../src/admin/api.ts';
 import { commandSummary } from '../../src/admin/stats.ts';
 import { pooledImapSessions, type ImapSessions } from '../../src/backends/imap/sessions.ts';
 import { forgetVerifiedLogins } from '../../src/protocol/throttle.ts';
@@ -359,9 +359,14 @@ describe('the admin token', () => {
     }
     expect(await bearerMatches(undefined, token)).toBe(false);
     expect(await bearerMatches(`Basic ${token}`, token)).toBe(false);
+    // The console's sign-in form compares the same way, without the header.
+    expect(await tokenMatches(token, token)).toBe(true);
+    expect(await tokenMatches(`${token} `, token)).toBe(false);
+    expect(await tokenMatches('', token)).toBe(false);
     // The comparison runs over digests of equal length (SHA-256 of each side), never over the raw strings.
-    expect(bearerMatches.toString()).toMatch(/digest\(["']SHA-256["']/);
-    expect(bearerMatches.toString()).not.toMatch(/===\s*token|token\s*===/);
+    expect(bearerMatches.toString()).toMatch(/tokenMatches\(/);
+    expect(tokenMatches.toString()).toMatch(/digest\(["']SHA-256["']/);
+    for (const f of [bearerMatches, tokenMatches]) expect(f.toString()).not.toMatch(/===\s*token|token\s*===/);
   });
 });
 
