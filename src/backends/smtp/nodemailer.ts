@@ -91,7 +91,6 @@ async function submit(
     ...(options.ca ? { tls: { ca: options.ca } } : {}),
     // Without TLS yet: STARTTLS whenever the server offers it, and insisted on when a login must happen.
     requireTLS: !secure && settings.auth === 'required',
-    servername: settings.host,
     connectionTimeout: CONNECTION_TIMEOUT_MS,
     greetingTimeout: GREETING_TIMEOUT_MS,
     socketTimeout: SOCKET_TIMEOUT_MS,
