@@ -7,8 +7,6 @@ import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { type Command, CommanderError } from 'commander';
-import { formatDifferences, replaySession } from './driver.ts';
-import { parseReplaySession } from './session.ts';
 
 export const PASSWORD_VARIABLE = 'ASE_REPLAY_PASSWORD';
 
@@ -33,6 +31,10 @@ export function addReplayCommand(program: Command): void {
     .action(async (file: string, options: ReplayCliOptions) => {
       const url = options.url ?? process.env.ACTIVESYNC_EDGE_URL;
       if (!url) throw new Error('no server: pass --url or set ACTIVESYNC_EDGE_URL');
+      // Loaded on use: the replay driver (the whole WBXML codec and device model) is no part of the other commands'
+      // start-up, and every `activesync-edge admin …` call would pay for it.
+      const { formatDifferences, replaySession } = await import('./driver.ts');
+      const { parseReplaySession } = await import('./session.ts');
       const session = parseReplaySession(JSON.parse(await readFile(file, 'utf8')) as unknown);
       const password = process.env[PASSWORD_VARIABLE] ?? (await promptPassword(options.user));
       const maxHeartbeat = options.maxHeartbeat === undefined ? undefined : Number(options.maxHeartbeat);

@@ -26,7 +26,7 @@ let admin: AdminNodeServer;
 let state: NodeSqliteStore;
 let server: TestServer;
 
-function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return adminCli(admin.base, args, { ADMIN_TOKEN: TOKEN });
 }
 
@@ -55,12 +55,12 @@ describe('protocol capture', { timeout: 120_000 }, () => {
     const device = new TestDevice(server, user);
     const bystander = new TestDevice(server, user);
 
-    const started = cli(['capture', 'start', user.email, device.deviceId, '--minutes', '30']);
+    const started = await cli(['capture', 'start', user.email, device.deviceId, '--minutes', '30']);
     expect(started.code).toBe(0);
     expect(started.stdout).toMatch(
       new RegExp(`${user.email.toLowerCase()}\\s+${device.deviceId}\\s+\\S+\\s+\\S+\\s+64`),
     );
-    expect(cli(['capture', 'list']).stdout).toContain(device.deviceId);
+    expect((await cli(['capture', 'list'])).stdout).toContain(device.deviceId);
 
     // A short session: Provision, FolderSync, the Inbox with bodies, an attachment as multipart.
     await device.folderSync();
@@ -73,7 +73,11 @@ describe('protocol capture', { timeout: 120_000 }, () => {
     await fetchAttachmentMultipart(device, inbox);
     await bystander.folderSync();
 
-    const exported = cli(['capture', 'export', user.email, device.deviceId]);
+    // Two exports side by side: the device's session and the bystander's (another device of the same user).
+    const [exported, bystanderExport] = await Promise.all([
+      cli(['capture', 'export', user.email, device.deviceId]),
+      cli(['capture', 'export', user.email, bystander.deviceId]),
+    ]);
     expect(exported.code).toBe(0);
     expect(exported.stderr).toMatch(/^\d+ request\(s\)\n$/);
     const session = JSON.parse(exported.stdout) as CaptureSession;
@@ -124,36 +128,37 @@ describe('protocol capture', { timeout: 120_000 }, () => {
     expect(exported.stdout).not.toMatch(/authorization|cookie/i);
 
     // The bystander, another device of the same user, was not captured.
-    expect(
-      (JSON.parse(cli(['capture', 'export', user.email, bystander.deviceId]).stdout) as CaptureSession).requests,
-    ).toEqual([]);
+    expect((JSON.parse(bystanderExport.stdout) as CaptureSession).requests).toEqual([]);
 
     // Stopped, the device's next request is not kept; what was kept stays until it is cleared.
-    expect(cli(['capture', 'stop', user.email, device.deviceId]).stdout).toContain('stopped');
-    expect(cli(['capture', 'list']).stdout).toContain('(none)');
+    expect((await cli(['capture', 'stop', user.email, device.deviceId])).stdout).toContain('stopped');
+    expect((await cli(['capture', 'list'])).stdout).toContain('(none)');
     await device.sync(inbox);
     const after = JSON.parse(
-      cli(['--json', 'capture', 'export', user.email, device.deviceId]).stdout,
+      (await cli(['--json', 'capture', 'export', user.email, device.deviceId])).stdout,
     ) as CaptureSession;
     expect(after.requests).toHaveLength(6);
-    expect(cli(['capture', 'clear', user.email, device.deviceId]).code).toBe(0);
+    expect((await cli(['capture', 'clear', user.email, device.deviceId])).code).toBe(0);
     expect(await state.store.listCaptureRecords(device.scope)).toEqual([]);
   });
 
   it('captures every device of a user when no device is named, and refuses a capture without an end', async () => {
     const user = createUser(services);
-    expect(cli(['capture', 'start', user.email, '--minutes', '5']).code).toBe(0);
+    expect((await cli(['capture', 'start', user.email, '--minutes', '5'])).code).toBe(0);
     const phone = new TestDevice(server, user);
     const tablet = new TestDevice(server, user);
     await phone.folderSync();
     await tablet.folderSync();
-    for (const d of [phone, tablet]) {
-      const session = JSON.parse(cli(['capture', 'export', user.email, d.deviceId]).stdout) as CaptureSession;
+    const exports = await Promise.all([phone, tablet].map((d) => cli(['capture', 'export', user.email, d.deviceId])));
+    for (const exported of exports) {
+      const session = JSON.parse(exported.stdout) as CaptureSession;
       expect(session.requests.map((r) => r.command)).toEqual(['Provision', 'Provision', 'FolderSync']);
     }
-    expect(cli(['capture', 'stop', user.email]).code).toBe(0);
-
-    const endless = cli(['capture', 'start', user.email, '--minutes', '100000']);
+    const [stopped, endless] = await Promise.all([
+      cli(['capture', 'stop', user.email]),
+      cli(['capture', 'start', user.email, '--minutes', '100000']),
+    ]);
+    expect(stopped.code).toBe(0);
     expect(endless.code).toBe(1);
     expect(endless.stderr).toMatch(/minutes must be/);
   });

@@ -42,10 +42,10 @@ describe('capture → export → replay (Node)', { timeout: 180_000 }, () => {
     const user = createUser(services);
     await seedInbox(services, user);
     const device = new TestDevice(server, user);
-    expect(
-      adminCli(admin.base, ['capture', 'start', user.email, device.deviceId, '--minutes', '30'], { ADMIN_TOKEN: TOKEN })
-        .code,
-    ).toBe(0);
+    const started = await adminCli(admin.base, ['capture', 'start', user.email, device.deviceId, '--minutes', '30'], {
+      ADMIN_TOKEN: TOKEN,
+    });
+    expect(started.code).toBe(0);
 
     // Provision, FolderSync, the Inbox with bodies, an attachment as multipart, a flag change, a move.
     await device.folderSync();
@@ -75,7 +75,9 @@ describe('capture → export → replay (Node)', { timeout: 180_000 }, () => {
     );
     expect(stale.status).toBe(200);
 
-    const exported = adminCli(admin.base, ['capture', 'export', user.email, device.deviceId], { ADMIN_TOKEN: TOKEN });
+    const exported = await adminCli(admin.base, ['capture', 'export', user.email, device.deviceId], {
+      ADMIN_TOKEN: TOKEN,
+    });
     expect(exported.code).toBe(0);
     session = JSON.parse(exported.stdout) as CaptureSession;
     expect(session.requests.map((r) => r.command)).toEqual([

@@ -2,7 +2,7 @@
  * `npm start` as an operator runs it, for tests: the Node runtime in its own process, configured only by the
  * environment given here (the test runner's own IMAP_*, STATE_*, … settings are left out), with its output kept.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,9 +78,8 @@ export function nodeTestServer(base: string, stateDir: string): { server: TestSe
     fetch: (url, init) => {
       const u = new URL(url);
       const target = `${base}${u.pathname}${u.search}`;
-      // The tests' synchronous CLI runs block this process's event loop for seconds, so undici cannot retire a kept-alive
-      // connection the server closed meanwhile (its idle timeout): a request sent on it was never read (RFC 9112
-      // §9.3.1), and goes once more on a new connection.
+      // A kept-alive connection the server closed (its idle timeout) just as a request went out on it: that request was
+      // never read (RFC 9112 §9.3.1), and goes once more on a new connection.
       return fetch(target, init).catch((err: unknown) => {
         const code = (err as { cause?: { code?: string } }).cause?.code;
         if (code !== 'UND_ERR_SOCKET') throw err;
@@ -141,24 +140,32 @@ export async function startAdminNodeServer(
 
 /**
  * The admin CLI as its own process, the way `npx activesync-edge admin …` runs it, against `base`. The runner's own
- * ADMIN_TOKEN and ACTIVESYNC_EDGE_URL are left out; `env` gives what the call should see.
+ * ADMIN_TOKEN and ACTIVESYNC_EDGE_URL are left out; `env` gives what the call should see. Asynchronous: the test
+ * process goes on serving its own sockets meanwhile, and independent calls can run side by side.
  */
-export function adminCli(
+export async function adminCli(
   base: string,
   args: string[],
   env: Record<string, string | undefined>,
-): { code: number | null; stdout: string; stderr: string } {
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const clean = Object.fromEntries(
     Object.entries(globalThis.process.env).filter(([k]) => k !== 'ADMIN_TOKEN' && k !== 'ACTIVESYNC_EDGE_URL'),
   );
-  const run = spawnSync(
-    globalThis.process.execPath,
-    [join(ROOT, 'bin/activesync-edge.js'), 'admin', '--url', base, ...args],
-    {
-      cwd: ROOT,
-      env: { ...clean, ...env },
-      encoding: 'utf8',
-    },
-  );
-  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
+  return runNode([join(ROOT, 'bin/activesync-edge.js'), 'admin', '--url', base, ...args], { ...clean, ...env });
+}
+
+/** `node <args>` in the repository root with exactly `env`; resolves with its exit code and output. */
+export function runNode(
+  args: string[],
+  env: Record<string, string | undefined>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(globalThis.process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }

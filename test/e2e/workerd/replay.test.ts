@@ -45,7 +45,7 @@ describe('capture → export → replay on workerd (wrangler dev, Durable Object
     const server: TestServer = { fetch: fetchVia(worker.origin), state: undefined as unknown as StateStore, logs: [] };
     const device = new TestDevice(server, user);
     const cli = (args: string[]) => adminCli(worker.origin, args, { ADMIN_TOKEN: TOKEN });
-    expect(cli(['capture', 'start', user.email, device.deviceId, '--minutes', '30']).code).toBe(0);
+    expect((await cli(['capture', 'start', user.email, device.deviceId, '--minutes', '30'])).code).toBe(0);
 
     await device.folderSync();
     const inbox = device.folderByType(FolderType.Inbox).serverId;
@@ -63,7 +63,7 @@ describe('capture → export → replay on workerd (wrangler dev, Durable Object
     });
     expect(change.status).toBe(1);
 
-    const exported = cli(['capture', 'export', user.email, device.deviceId]);
+    const exported = await cli(['capture', 'export', user.email, device.deviceId]);
     expect(exported.code).toBe(0);
     const session = JSON.parse(exported.stdout) as CaptureSession;
     expect(session.requests.map((r) => r.command)).toEqual([
