@@ -8,7 +8,7 @@
  * For each mailbox and size: initial full sync (messages/s; server CPU ms per message, the process CPU spent while a
  * request was in the app, which leaves out the device's own work; bytes read from IMAP per byte of WBXML sent to the
  * device; peak RSS of the process so far), FolderSync (ms), a Sync with no change (ms), and a Sync after one new
- * message (ms, IMAP commands). WindowSize 100, HTML bodies truncated at 5 KB. The machine's load average is printed
+ * message (ms, IMAP commands), and the IMAP commands of the initial sync. WindowSize 100, HTML bodies truncated at 5 KB. The machine's load average is printed
  * with the figures: wall times on a shared machine are only comparable at a similar load, CPU times more so.
  *
  *   npm run bench:sync [-- --sizes 1000,10000] [--mailbox small|realistic] [--large]
@@ -157,6 +157,7 @@ interface SizeFigures {
   fillSeconds: number;
   initialPerSecond: number;
   initialRequests: number;
+  initialImapCommands: number;
   folderSyncMs: number;
   noChangeMs: number;
   oneNewMs: number;
@@ -184,6 +185,7 @@ async function benchSize(services: TestServices, size: number, shape: MailboxSha
     const inbox = device.folderByType(FolderType.Inbox).serverId;
 
     let requests = 0;
+    const commandsBefore = proxy.commands;
     const readBefore = proxy.bytesRead;
     const sentBefore = figures.bytesSent;
     const cpuBefore = figures.cpuMicros;
@@ -193,6 +195,7 @@ async function benchSize(services: TestServices, size: number, shape: MailboxSha
     });
     if (device.items(inbox).size !== size) throw new Error(`synced ${device.items(inbox).size} of ${size} messages`);
     const bytesRead = proxy.bytesRead - readBefore;
+    const initialImapCommands = proxy.commands - commandsBefore;
     const bytesSent = figures.bytesSent - sentBefore;
     const cpuMsPerMessage = (figures.cpuMicros - cpuBefore) / 1000 / size;
     const peakRssMb = process.resourceUsage().maxRSS / 1024;
@@ -227,6 +230,7 @@ async function benchSize(services: TestServices, size: number, shape: MailboxSha
       fillSeconds,
       initialPerSecond: size / (initialMs / 1000),
       initialRequests: requests,
+      initialImapCommands,
       folderSyncMs,
       noChangeMs: median(noChange),
       oneNewMs: median(oneNew),
@@ -246,7 +250,7 @@ export async function runSyncBench(sizes: number[], shapes: MailboxShape[]): Pro
       `\nEmail sync against Dovecot (loopback), WindowSize ${WINDOW}, HTML truncated at 5 KB; medians of repeated runs`,
     );
     console.log(
-      'mailbox    messages  initial msg/s  CPU ms/msg  read/sent  MB read  MB sent  peak RSS MB  requests  FolderSync ms  no-change ms  1-new ms  1-new cmds  (fill s, load)',
+      'mailbox    messages  initial msg/s  CPU ms/msg  read/sent  MB read  MB sent  peak RSS MB  requests  IMAP cmds  FolderSync ms  no-change ms  1-new ms  1-new cmds  (fill s, load)',
     );
     for (const shape of shapes) {
       for (const size of sizes) {
@@ -254,7 +258,7 @@ export async function runSyncBench(sizes: number[], shapes: MailboxShape[]): Pro
         console.log(
           `${f.shape.padEnd(9)}  ${String(f.size).padStart(8)}  ${f.initialPerSecond.toFixed(0).padStart(13)}  ` +
             `${f.cpuMsPerMessage.toFixed(3).padStart(10)}  ${f.readPerSent.toFixed(2).padStart(9)}  ${f.mbRead.toFixed(1).padStart(7)}  ` +
-            `${f.mbSent.toFixed(1).padStart(7)}  ${f.peakRssMb.toFixed(0).padStart(11)}  ${String(f.initialRequests).padStart(8)}  ` +
+            `${f.mbSent.toFixed(1).padStart(7)}  ${f.peakRssMb.toFixed(0).padStart(11)}  ${String(f.initialRequests).padStart(8)}  ${String(f.initialImapCommands).padStart(9)}  ` +
             `${f.folderSyncMs.toFixed(1).padStart(13)}  ${f.noChangeMs.toFixed(1).padStart(12)}  ${f.oneNewMs.toFixed(1).padStart(8)}  ` +
             `${String(f.oneNewImapCommands).padStart(10)}  (${f.fillSeconds.toFixed(0)} s, ${loadavg()
               .map((l) => l.toFixed(2))

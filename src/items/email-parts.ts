@@ -16,8 +16,9 @@
  * BODYSTRUCTURE, decoded by arithmetic for base64 (76-character lines, as MIME writes them: within 2 bytes); a body
  * cut short adds the bytes it left out, exactly for a UTF-8 or US-ASCII part stored as 7bit/8bit (a stored octet is
  * an octet sent), estimated from the part read otherwise (base64 by arithmetic, quoted-printable and other
- * charsets by the ratio of the part read, within a few tenths of a percent on real text). A part small enough to
- * read whole (twice what the answer needs, four times for quoted-printable) is read whole, and its size is exact. When the part read turns out too short for the answer (quoted-printable denser than
+ * charsets by the ratio of the part read, within a few tenths of a percent on real text). A part whose size would be
+ * estimated is read whole when that is not much more (twice what the answer needs, four times for quoted-printable),
+ * and its size is then exact. When the part read turns out too short for the answer (quoted-printable denser than
  * assumed, a charset whose characters shrink in UTF-8), the conversion says so and the caller reads the whole
  * message. (IMAP BINARY.SIZE, RFC 3516 §4.3, would give decoded sizes, but Dovecot 2.3 answers wrong ones.)
  */
@@ -175,9 +176,11 @@ export function planParts(structure: MimePart, options: PartsOptions, wholeBodie
             origin.part,
             (/^utf-?16/i.test(origin.part.parameters.charset ?? '') ? 2 * limit : limit) + SLACK,
           );
-    // Read whole when that is not much more (its size is then exact); quoted-printable up to four times the part
-    // needed, since its size read in part is only estimated.
-    const whole = wanted === undefined ? 0 : (isQuotedPrintable(origin.part) ? 4 : 2) * wanted;
+    // Read whole when that is not much more, where the size of a part read in part is only estimated (its size is
+    // then exact); quoted-printable up to four times the part needed. A part stored as the UTF-8 it is sent as has
+    // its exact size when cut, and is read only as far as needed.
+    const whole =
+      wanted === undefined || exactlyStored(origin.part) ? 0 : (isQuotedPrintable(origin.part) ? 4 : 2) * wanted;
     if (wanted === undefined || origin.part.size <= whole || (!own && origin.part.size <= WHOLE_TEXT_LIMIT))
       read(origin.part);
     else read(origin.part, wanted);

@@ -318,8 +318,11 @@ describe('messages read in parts', () => {
     ]) {
       const r = results.get(name)!;
       // Header, structure, MIME headers and the body's first 5 KB + slack; the mixed-cid HTML is read whole (60 KB).
-      expect(r.bytesRead, name).toBeLessThan(name === 'mixed-cid' ? 90_000 : 16_000);
+      // Plus what the window's FETCH asks of other shapes (an empty answer for a section it lacks, or more of its body
+      // than it needs): at most 5 % of the window's needs.
+      expect(r.bytesRead, name).toBeLessThan(name === 'mixed-cid' ? 90_000 : 20_000);
       expect(r.size, name).toBeGreaterThan(60_000);
     }
   }, 120_000);
 });
+

@@ -60,10 +60,11 @@ async function readyUser(
 }
 
 /**
- * The FETCH that reads a window's contents: after the one for structures and header fields (BODYSTRUCTURE), the one
- * for the parts the device gets (backends/imap/mail.ts fetchMessageParts), or for whole messages.
+ * The FETCH that reads a window's contents (backends/imap/mail.ts fetchMessageParts): the one for the parts the device
+ * gets (`BODY.PEEK[1.2]<0.7168>`), or for whole messages (`BODY.PEEK[]`), which in a window of a few small messages
+ * is the first FETCH, the one for structures and header fields, too (`BODY.PEEK[]<0.32768>`).
  */
-const WINDOW_FETCH = /UID FETCH (?![^\r\n]*BODYSTRUCTURE)[^\r\n]*BODY\.PEEK\[/;
+const WINDOW_FETCH = /UID FETCH [^\r\n]*BODY\.PEEK\[[\d.]*\]/;
 
 describe('IMAP dropped during Sync', () => {
   it('a window whose FETCH reached Dovecot but whose answer was lost: Status 5, then the retry converges', async () => {

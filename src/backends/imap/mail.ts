@@ -264,13 +264,18 @@ export class ImapMailBackend implements MailBackend {
   }
 
   /**
-   * Two steps: one FETCH of BODYSTRUCTURE and the header block for all the messages, then, for each group of messages
-   * that need the same parts, one FETCH of each part's MIME header (`BODY.PEEK[n.MIME]`) and the asked-for contents,
-   * cut where asked (`BODY.PEEK[n]<0.max>`, RFC 3501 §6.4.5 partial fetch), so that an attachment's bytes are never
-   * read. Contents stay transfer-encoded: BINARY (RFC 3516) would decode them on the server, but Dovecot 2.3's
-   * BINARY.SIZE answers wrong sizes for base64 and quoted-printable parts (smaller than the part, or a wrapped-around
-   * negative), and the sizes must come from the encoded part anyway where it is read in part. A group the server
-   * rejects (NO/BAD) is read whole.
+   * Two round trips for a window, whatever its messages' shapes: one FETCH of BODYSTRUCTURE and the converted header
+   * fields of all the messages, then one FETCH of what they need: each part's MIME header (`BODY.PEEK[n.MIME]`) and
+   * the asked-for contents cut where asked (`BODY.PEEK[n]<0.max>`, RFC 3501 §6.4.5 partial fetch), so that an
+   * attachment's bytes are never read. One FETCH asks the same items of every message it names (RFC 3501 §6.4.5), so
+   * the items are the union of what the messages need (a section a message does not have answers an empty string);
+   * messages whose union would read much that they do not need (another shape's HTML section being their
+   * attachment) get a FETCH of their own (`groupReads`). A window of a few messages (an incremental Sync, an
+   * ItemOperations Fetch) also asks for the first SMALL_MESSAGE octets of each message in the first FETCH: a message
+   * that small is then read whole in one round trip. Contents stay transfer-encoded: BINARY (RFC 3516) would decode
+   * them on the server, but Dovecot 2.3's BINARY.SIZE answers wrong sizes for base64 and quoted-printable parts
+   * (smaller than the part, or a wrapped-around negative), and the sizes must come from the encoded part anyway where
+   * it is read in part. A FETCH the server rejects (NO/BAD) is read whole.
    */
   async fetchMessageParts(
     folder: string,
@@ -279,10 +284,13 @@ export class ImapMailBackend implements MailBackend {
   ): Promise<MessageParts[]> {
     if (uids.length === 0) return [];
     return this.withMailbox(folder, async () => {
-      const first: { summary: MessageSummary; header: Uint8Array; structure: MimePart }[] = [];
+      const small = uids.length <= SMALL_WINDOW;
+      const planned: PlannedRead[] = [];
+      const out: MessageParts[] = [];
       // Messages whose structure the server did not give or could not be read (e.g. nested deeper than the parser
-      // takes): read whole, so that the conversion judges them and reports what it cannot convert, never skipped.
-      const unstructured: MessageSummary[] = [];
+      // takes), and those whose plan is the whole message: read whole, so that the conversion judges them and reports
+      // what it cannot convert, never skipped.
+      const whole: MessageSummary[] = [];
       for await (const m of this.client.fetch(
         uids.join(','),
         {
@@ -292,35 +300,32 @@ export class ImapMailBackend implements MailBackend {
           size: true,
           bodyStructure: true,
           headers: CONVERTED_HEADERS,
+          ...(small ? { source: { start: 0, maxLength: SMALL_MESSAGE } } : {}),
           ...(this.hasCondstore ? { modseq: true } : {}),
         },
         { uid: true },
       )) {
-        if (!m.bodyStructure) {
-          unstructured.push(toSummary(m));
+        const summary = toSummary(m);
+        if (small && m.source && m.size !== undefined && m.source.length >= m.size) {
+          out.push(wholeMessage(summary, new Uint8Array(m.source)));
           continue;
         }
-        first.push({
-          summary: toSummary(m),
-          header: new Uint8Array(m.headers ?? new Uint8Array()),
-          structure: toMimePart(m.bodyStructure, ''),
-        });
+        if (!m.bodyStructure) {
+          whole.push(summary);
+          continue;
+        }
+        const structure = toMimePart(m.bodyStructure, '');
+        const request = plan(structure);
+        const header = new Uint8Array(m.headers ?? new Uint8Array());
+        if (request === 'whole') whole.push(summary);
+        else planned.push(plannedRead(summary, header, structure, request, m.source?.length ?? 0));
       }
-      // Messages that need the same FETCH items are read by one command.
-      const groups = new Map<string, { request: PartsRequest; members: typeof first }>();
-      for (const m of first) {
-        const request = plan(m.structure);
-        const key = request === 'whole' ? 'whole' : JSON.stringify([fetchItems(m.structure, request)]);
-        const group = groups.get(key) ?? { request, members: [] };
-        group.members.push(m);
-        groups.set(key, group);
+      for (const group of groupReads(planned)) {
+        const read = await this.fetchParts(group).catch(rejectedByServer);
+        if (read) out.push(...read);
+        else whole.push(...group.members.map((m) => m.summary));
       }
-      const out: MessageParts[] = [];
-      for (const { request, members } of groups.values()) {
-        const read = request === 'whole' ? undefined : await this.fetchParts(members, request).catch(rejectedByServer);
-        out.push(...(read ?? (await this.fetchWhole(members.map((m) => m.summary)))));
-      }
-      if (unstructured.length > 0) out.push(...(await this.fetchWhole(unstructured)));
+      if (whole.length > 0) out.push(...(await this.fetchWhole(whole)));
       return sortByRequest(out, uids);
     });
   }
@@ -328,24 +333,21 @@ export class ImapMailBackend implements MailBackend {
   /** Whole sources of these messages (of the open mailbox), in one UID FETCH. */
   private async fetchWhole(summaries: MessageSummary[]): Promise<MessageParts[]> {
     const out: MessageParts[] = [];
+    const byUid = new Map(summaries.map((x) => [x.uid, x]));
     for await (const m of this.client.fetch(
       summaries.map((x) => x.uid).join(','),
       { uid: true, source: true },
       { uid: true },
     )) {
-      const summary = summaries.find((x) => x.uid === m.uid);
+      const summary = byUid.get(m.uid);
       if (summary) out.push(wholeMessage(summary, new Uint8Array(m.source ?? new Uint8Array())));
     }
     return out;
   }
 
-  /** One UID FETCH of the MIME headers and asked-for contents of messages of the same shape. */
-  private async fetchParts(
-    members: { summary: MessageSummary; header: Uint8Array; structure: MimePart }[],
-    request: Exclude<PartsRequest, 'whole'>,
-  ): Promise<MessageParts[]> {
-    const items = fetchItems(members[0]!.structure, request);
-    const byUid = new Map(members.map((m) => [m.summary.uid, m]));
+  /** One UID FETCH of the union of what a group's messages need; each message keeps what it asked for. */
+  private async fetchParts(group: ReadGroup): Promise<MessageParts[]> {
+    const byUid = new Map(group.members.map((m) => [m.summary.uid, m]));
     const out: MessageParts[] = [];
     const atom = (value: string, section?: string, partial?: number[]): ImapToken => ({
       type: 'ATOM',
@@ -353,13 +355,16 @@ export class ImapMailBackend implements MailBackend {
       ...(section !== undefined ? { section: [{ type: 'ATOM', value: section }] } : {}),
       ...(partial ? { partial } : {}),
     });
+    // Ends before contents: an end read from octet 0 (a part of at most END_OCTETS) answers under the same name as a
+    // content, and the later answer (the content, which holds all of such a part) is the one kept.
     const attributes: ImapToken[] = [
       atom('UID'),
-      ...items.mime.map((section) => atom('BODY.PEEK', `${section}.MIME`)),
-      ...items.contents.map((c) =>
-        atom('BODY.PEEK', c.section, c.maxBytes !== undefined ? [0, c.maxBytes] : undefined),
-      ),
-      ...items.ends.map((e) => atom('BODY.PEEK', e.section, [e.start, END_OCTETS])),
+      ...[...group.mime].map((section) => atom('BODY.PEEK', `${section}.MIME`)),
+      ...[...group.ends].map((key) => {
+        const [section, start] = key.split('@') as [string, string];
+        return atom('BODY.PEEK', section, [Number(start), END_OCTETS]);
+      }),
+      ...[...group.contents].map(([section, max]) => atom('BODY.PEEK', section, [0, max])),
     ];
     // imapflow's fetch() keeps no MIME header keys apart from their parts: the command goes through its exec(), and
     // the answers are read here.
@@ -377,16 +382,21 @@ export class ImapMailBackend implements MailBackend {
             mimeHeaders: new Map(),
             contents: new Map(),
             ends: new Map(),
-            bytesRead: member.header.length,
+            bytesRead: member.bytesRead,
           };
-          for (const [key, field] of fields) {
-            const mime = /^BODY\[(.+)\.MIME\]$/.exec(key)?.[1];
-            const content = /^BODY\[([\d.]+)\](?:<0>)?$/.exec(key)?.[1];
-            const end = /^BODY\[([\d.]+)\]<\d+>$/.exec(key)?.[1];
-            if (mime !== undefined && field.bytes) message.mimeHeaders.set(mime, field.bytes);
-            else if (content !== undefined) message.contents.set(content, field.bytes ?? new Uint8Array());
-            else if (end !== undefined) message.ends.set(end, field.bytes ?? new Uint8Array());
-            message.bytesRead += field.bytes?.length ?? 0;
+          for (const field of fields.values()) message.bytesRead += field.bytes?.length ?? 0;
+          const bytes = (name: string): Uint8Array => fields.get(name)?.bytes ?? new Uint8Array();
+          for (const section of member.mime) {
+            const header = fields.get(`BODY[${section}.MIME]`)?.bytes;
+            if (header) message.mimeHeaders.set(section, header);
+          }
+          for (const [section, max] of member.contents) {
+            const content = bytes(`BODY[${section}]<0>`);
+            message.contents.set(section, content.length > max ? content.subarray(0, max) : content);
+          }
+          for (const [section, start] of member.ends) {
+            const end = bytes(`BODY[${section}]<${start}>`);
+            message.ends.set(section, end.length > END_OCTETS ? end.subarray(end.length - END_OCTETS) : end);
           }
           out.push(message);
         },
@@ -606,21 +616,165 @@ type ImapExec = (
   options: { untagged: Record<string, (untagged: { attributes?: unknown[] }) => Promise<void>> },
 ) => Promise<{ next(): void }>;
 
-/** The FETCH items for a message of this structure: every part's MIME header and the contents asked. */
-function fetchItems(
+/** A window of at most this many messages is read whole where a message is at most SMALL_MESSAGE octets. */
+const SMALL_WINDOW = 4;
+const SMALL_MESSAGE = 32 * 1024;
+/**
+ * Octets a FETCH may read that its messages do not need (the union's items they lack), as a share of what they
+ * need, before messages of another shape are given a FETCH of their own; and the least allowed, so that a small
+ * window still goes in one round trip. Answering an item a message does not have costs the item's name and an empty
+ * string.
+ */
+const WASTE_SHARE = 0.05;
+const WASTE_FLOOR = 4096;
+const EMPTY_ITEM = 24;
+
+/** What one message needs read, by section: MIME headers, contents (octets from the start), ends (their start). */
+interface PlannedRead {
+  summary: MessageSummary;
+  header: Uint8Array;
+  structure: MimePart;
+  /** Octets read for it so far (its header fields, and a first chunk of its source in a small window). */
+  bytesRead: number;
+  parts: Map<string, MimePart>;
+  mime: string[];
+  contents: Map<string, number>;
+  ends: Map<string, number>;
+  /** Octets it needs. */
+  needed: number;
+}
+
+/** The items of one FETCH and the messages it reads. */
+interface ReadGroup {
+  members: PlannedRead[];
+  mime: Set<string>;
+  /** Section → octets to read from its start (the most any member needs). */
+  contents: Map<string, number>;
+  /** `section@start`. */
+  ends: Set<string>;
+}
+
+function plannedRead(
+  summary: MessageSummary,
+  header: Uint8Array,
   structure: MimePart,
   request: Exclude<PartsRequest, 'whole'>,
-): { mime: string[]; contents: { section: string; maxBytes?: number }[]; ends: { section: string; start: number }[] } {
+  alreadyRead: number,
+): PlannedRead {
+  const parts = new Map<string, MimePart>();
   const mime: string[] = [];
-  const ends: { section: string; start: number }[] = [];
-  const wantEnd = new Set(request.ends ?? []);
   const walk = (part: MimePart): void => {
+    parts.set(part.section, part);
     if (part.section !== '' && structure.children) mime.push(part.section);
-    if (wantEnd.has(part.section)) ends.push({ section: part.section, start: Math.max(0, part.size - END_OCTETS) });
     for (const child of part.children ?? []) walk(child);
   };
   walk(structure);
-  return { mime, contents: request.contents, ends };
+  const contents = new Map<string, number>();
+  let needed = header.length;
+  for (const c of request.contents) {
+    const size = parts.get(c.section)?.size ?? 0;
+    // A whole part is read as a range as long as it: the same item then serves messages wanting less of it.
+    const max = Math.max(END_OCTETS, c.maxBytes === undefined ? size : Math.min(size, c.maxBytes));
+    contents.set(c.section, max);
+    needed += max;
+  }
+  const ends = new Map<string, number>();
+  for (const section of request.ends ?? []) {
+    if (contents.has(section)) continue;
+    ends.set(section, Math.max(0, (parts.get(section)?.size ?? 0) - END_OCTETS));
+    needed += END_OCTETS;
+  }
+  return { summary, header, structure, bytesRead: header.length + alreadyRead, parts, mime, contents, ends, needed };
+}
+
+function groupOf(members: PlannedRead[]): ReadGroup {
+  const group: ReadGroup = { members, mime: new Set(), contents: new Map(), ends: new Set() };
+  for (const m of members) {
+    for (const section of m.mime) group.mime.add(section);
+    for (const [section, max] of m.contents)
+      group.contents.set(section, Math.max(group.contents.get(section) ?? 0, max));
+    for (const [section, start] of m.ends) group.ends.add(`${section}@${start}`);
+  }
+  return group;
+}
+
+/** Octets a group's FETCH reads for its members beyond what they need. */
+function wasteOf(group: ReadGroup): number {
+  let waste = 0;
+  for (const m of group.members) {
+    for (const section of group.mime) if (!m.parts.has(section)) waste += EMPTY_ITEM;
+    for (const [section, max] of group.contents) {
+      const part = m.parts.get(section);
+      const own = m.contents.get(section);
+      if (own !== undefined) waste += Math.min(part?.size ?? 0, max) - Math.min(part?.size ?? 0, own);
+      // A multipart's content (its children together) has no size in BODYSTRUCTURE: counted as all of the range.
+      else if (part) waste += EMPTY_ITEM + (part.children ? max : Math.min(part.size, max));
+      else waste += EMPTY_ITEM;
+    }
+    for (const key of group.ends) {
+      const [section, start] = key.split('@') as [string, string];
+      if (m.ends.get(section) !== Number(start)) waste += EMPTY_ITEM + END_OCTETS;
+    }
+  }
+  return waste;
+}
+
+/**
+ * The FETCHes for a window: messages that need the same items share one (a part read whole counts as the same item
+ * whatever its size); then groups are joined, the cheapest join first, while what the joined FETCHes read beyond what
+ * their messages need stays within WASTE_SHARE of the window's needs (at least WASTE_FLOOR).
+ */
+function groupReads(planned: PlannedRead[]): ReadGroup[] {
+  if (planned.length === 0) return [];
+  const byItems = new Map<string, PlannedRead[]>();
+  for (const m of planned) {
+    const contents = [...m.contents].map(([section, max]) =>
+      max >= (m.parts.get(section)?.size ?? 0) ? section : `${section}<${max}>`,
+    );
+    const key = `${m.mime.join(',')}|${contents.join(',')}|${[...m.ends.keys()].join(',')}`;
+    const members = byItems.get(key);
+    if (members) members.push(m);
+    else byItems.set(key, [m]);
+  }
+  type Scored = { group: ReadGroup; waste: number };
+  const groups: (Scored | undefined)[] = [...byItems.values()].map((members) => {
+    const group = groupOf(members);
+    return { group, waste: wasteOf(group) };
+  });
+  const budget = Math.max(WASTE_FLOOR, WASTE_SHARE * planned.reduce((n, m) => n + m.needed, 0));
+  let spent = groups.reduce((n, g) => n + g!.waste, 0);
+  // Each pair's join, kept until one of the two is joined to another.
+  const joins = new Map<string, Scored & { added: number }>();
+  const join = (i: number, j: number): Scored & { added: number } => {
+    const key = `${i},${j}`;
+    let found = joins.get(key);
+    if (!found) {
+      const group = groupOf([...groups[i]!.group.members, ...groups[j]!.group.members]);
+      const waste = wasteOf(group);
+      found = { group, waste, added: waste - groups[i]!.waste - groups[j]!.waste };
+      joins.set(key, found);
+    }
+    return found;
+  };
+  let left = groups.length;
+  while (left > 1) {
+    let best: { i: number; j: number; joined: Scored & { added: number } } | undefined;
+    for (let i = 0; i < groups.length; i++) {
+      if (!groups[i]) continue;
+      for (let j = i + 1; j < groups.length; j++) {
+        if (!groups[j]) continue;
+        const joined = join(i, j);
+        if (!best || joined.added < best.joined.added) best = { i, j, joined };
+      }
+    }
+    if (!best || spent + best.joined.added > budget) break;
+    spent += best.joined.added;
+    groups[best.i] = undefined;
+    groups[best.j] = undefined;
+    groups.push({ group: best.joined.group, waste: best.joined.waste });
+    left--;
+  }
+  return groups.filter((g): g is Scored => g !== undefined).map((g) => g.group);
 }
 
 /** A FETCH response's items by name (`UID`, `BODY[1.MIME]`, `BODY[1.2]`, `BODY[2]<100>`), as text or bytes. */
