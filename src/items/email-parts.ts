@@ -330,7 +330,9 @@ function cutShort(part: MimePart, content: Uint8Array): { kept: number; cut: Cut
     // postal-mime gives text with LF line ends: every CRLF is one octet less (the part's lines tell how many).
     const kept = isIdentityText(part) ? utf8Boundary(content) : content.length;
     let crlf = 0;
-    for (let i = 1; i < kept; i++) if (content[i] === 0x0a && content[i - 1] === 0x0d) crlf++;
+    // indexOf runs natively: a byte-by-byte loop over every part read was a hot spot of initial sync.
+    for (let i = content.indexOf(0x0a, 1); i > 0 && i < kept; i = content.indexOf(0x0a, i + 1))
+      if (content[i - 1] === 0x0d) crlf++;
     return { kept, cut: { read: kept - crlf, total: part.size - (part.lines ?? 0) } };
   }
   let kept = content.lastIndexOf(0x0a);
@@ -338,25 +340,30 @@ function cutShort(part: MimePart, content: Uint8Array): { kept: number; cut: Cut
   else if (kept > 0 && content[kept - 1] === 0x0d) kept--;
   const encoded = content.subarray(0, kept);
   if (isBase64(part)) {
-    let chars = 0;
-    for (const b of encoded) if (b !== 0x0d && b !== 0x0a && b !== 0x3d) chars++;
+    const chars = encoded.length - count(encoded, 0x0d) - count(encoded, 0x0a) - count(encoded, 0x3d);
     return { kept, cut: { read: Math.floor((chars * 3) / 4), total: base64DecodedSize(part.size) } };
   }
-  // Quoted-printable: `=XY` is one octet, `=` at a line end a soft break (RFC 2045 §6.7), a line end one LF.
-  let read = 0;
-  for (let i = 0; i < encoded.length; i++) {
-    if (encoded[i] === 0x0d) continue;
-    if (encoded[i] === 0x3d) {
-      if (encoded[i + 1] === 0x0d || encoded[i + 1] === 0x0a) {
-        i += encoded[i + 1] === 0x0d ? 2 : 1;
-        continue;
-      }
-      i += 2;
-    }
-    read++;
+  // Quoted-printable: `=XY` is one octet, `=` at a line end a soft break (RFC 2045 §6.7), a line end one LF (its CR
+  // is not counted): every octet but CRs counts, and each `=` sequence as what it decodes to.
+  let read = encoded.length - count(encoded, 0x0d);
+  for (let i = encoded.indexOf(0x3d); i >= 0; ) {
+    const next = encoded[i + 1];
+    const end = Math.min(next === 0x0a ? i + 2 : i + 3, encoded.length);
+    // The sequence's octets other than CR were counted: it is one octet (an escape) or none (a soft break).
+    let counted = 0;
+    for (let j = i; j < end; j++) if (encoded[j] !== 0x0d) counted++;
+    read += (next === 0x0d || next === 0x0a ? 0 : 1) - counted;
+    i = encoded.indexOf(0x3d, end);
   }
   return { kept, cut: { read, total: Math.round((read * part.size) / Math.max(1, kept)) } };
 }
+/** How many times `byte` occurs in `bytes`. */
+function count(bytes: Uint8Array, byte: number): number {
+  let n = 0;
+  for (let i = bytes.indexOf(byte); i >= 0; i = bytes.indexOf(byte, i + 1)) n++;
+  return n;
+}
+
 /** The length of the longest prefix of UTF-8 bytes that ends on a whole character. */
 function utf8Boundary(bytes: Uint8Array): number {
   let end = bytes.length;
