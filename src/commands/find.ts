@@ -8,13 +8,14 @@
  */
 import { addressParser } from 'postal-mime';
 import { withBackends } from '../backends/open.ts';
-import type { MessageWithSource } from '../backends/types.ts';
+import type { MailBackend, MessageParts } from '../backends/types.ts';
 import { BodyType } from '../items/body.ts';
-import { emailApplicationData, type MailPolicy } from '../items/email.ts';
+import type { MailPolicy } from '../items/email.ts';
 import { mailPolicy } from '../protocol/policy.ts';
 import { child, childText, el, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import {
   DEFAULT_SEARCH_RANGE,
+  emailItemData,
   emailOutput,
   parseMailboxQuery,
   parseRange,
@@ -34,6 +35,13 @@ export const FindStatus = {
 
 /** The most a Find Preview carries (MS-ASCMD §2.2.3.137). */
 const PREVIEW_CHARS = 255;
+
+/** A Find result's body: its Preview only (read as far as that needs, MailBackend.fetchMessageParts). */
+const FIND_BODY = {
+  bodyPreferences: [{ type: BodyType.PlainText, truncationSize: 0, preview: PREVIEW_CHARS }],
+  bodyPartPreferences: [],
+  mimeSupport: 0 as const,
+};
 
 function failed(status: number): CommandResult {
   return { kind: 'wbxml', body: el('Find', 'Find', [el('Find', 'Status', status)]) };
@@ -71,7 +79,11 @@ export async function find(context: CommandContext): Promise<CommandResult> {
 
   const policy = mailPolicy(context.config.policy, context.user.login);
   return withBackends(context, async ({ mail }) => {
-    const page = await searchPage(mail, folders, query, range);
+    const page = await searchPage(mail, folders, query, range, {
+      ...FIND_BODY,
+      version: context.request.version,
+      policy,
+    });
     const results: WbxmlElement[] = [];
     for (const { hit, message } of page.found) {
       const collectionId = hit.folder.serverId;
@@ -80,7 +92,11 @@ export async function find(context: CommandContext): Promise<CommandResult> {
           el('AirSync', 'Class', 'Email'),
           el('AirSync', 'ServerId', `${collectionId}:${hit.uid}`),
           el('AirSync', 'CollectionId', collectionId),
-          el('Find', 'Properties', await findProperties(message, context.request.version, collectionId, policy)),
+          el(
+            'Find',
+            'Properties',
+            await findProperties(mail, hit.folder.source.ref, message, context.request.version, collectionId, policy),
+          ),
         ]),
       );
     }
@@ -96,19 +112,18 @@ export async function find(context: CommandContext): Promise<CommandResult> {
  * The Find list properties, taken from the item as Sync would send it, with a plain-text body reduced to its Preview.
  */
 async function findProperties(
-  message: MessageWithSource,
+  mail: MailBackend,
+  folderRef: string,
+  message: MessageParts,
   version: string,
   collectionId: string,
   policy: MailPolicy,
 ): Promise<WbxmlElement[]> {
-  const previewOnly = {
-    bodyPreferences: [{ type: BodyType.PlainText, truncationSize: 0, preview: PREVIEW_CHARS }],
-    bodyPartPreferences: [],
-    mimeSupport: 0 as const,
-  };
-  const item = await emailApplicationData(
+  const item = await emailItemData(
+    mail,
+    folderRef,
     message,
-    emailOutput(version, collectionId, message.uid, previewOnly, policy),
+    emailOutput(version, collectionId, message.uid, FIND_BODY, policy),
   );
   const property = (tag: string, ns: WbxmlElement['ns'] = 'Email'): WbxmlElement | undefined =>
     item.find((p) => p.tag === tag && p.ns === ns);

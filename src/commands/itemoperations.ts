@@ -17,14 +17,16 @@ import { Buffer } from 'node:buffer';
 import { openBackends } from '../backends/open.ts';
 import type { UserBackends } from '../backends/types.ts';
 import { FolderType, type MailBackend } from '../backends/types.ts';
-import { attachmentContent, emailApplicationData } from '../items/email.ts';
+import { attachmentContent } from '../items/email.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { bytesOf, child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import {
   emailFetchOptions,
+  emailItemData,
   emailOutput,
   findMessage,
+  findMessageParts,
   mailFolder,
   parseFileReference,
   parseItemId,
@@ -221,8 +223,6 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
     return answer(ItemOperationsStatus.ObjectNotFound);
   const id = (await currentDraftId(run.context, named)) ?? named;
   if (await overBudget(run, id)) return answer(ItemOperationsStatus.DataTooLarge);
-  const found = await loadMessage(run, id);
-  if (!found) return answer(ItemOperationsStatus.ObjectNotFound);
   const output = emailOutput(
     run.context.request.version,
     id.collectionId,
@@ -230,10 +230,18 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
     emailFetchOptions(options),
     mailPolicy(run.context.config.policy, run.context.user.login),
   );
+  // Read as far as the answer needs (the whole message only for MIME, Type 4).
+  const mail = await run.mail();
+  const found = await findMessageParts(mail, run.hierarchy, id, output);
+  if (!found) return answer(ItemOperationsStatus.ObjectNotFound);
+  run.spent += found.message.bytesRead;
   // The flag as the user's devices set it, when the details are kept (items/email-flag.ts, folders/mail-flags.ts).
-  const kept = await flagDetailsOf(run.context, await run.mail(), found.folder.source.ref, id.uid);
+  const kept = await flagDetailsOf(run.context, mail, found.folder.source.ref, id.uid);
   if (kept) output.flag = flagToDevice(isFlagged(found.message.flags), kept).element;
-  const properties = withSchema(await emailApplicationData(found.message, output), child(options, 'Schema'));
+  const properties = withSchema(
+    await emailItemData(mail, found.folder.source.ref, found.message, output),
+    child(options, 'Schema'),
+  );
   return answer(ItemOperationsStatus.Success, [
     el('AirSync', 'Class', 'Email'),
     el(

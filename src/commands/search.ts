@@ -16,12 +16,12 @@
  * are an invalid request (Store Status 2).
  */
 import { withBackends } from '../backends/open.ts';
-import { emailApplicationData } from '../items/email.ts';
 import { mailPolicy } from '../protocol/policy.ts';
 import { child, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import {
   DEFAULT_SEARCH_RANGE,
   emailFetchOptions,
+  emailItemData,
   emailOutput,
   MAX_SEARCH_RESULTS,
   type MailboxQuery,
@@ -99,7 +99,11 @@ export async function search(context: CommandContext): Promise<CommandResult> {
   const fetchOptions = emailFetchOptions(options);
   const policy = mailPolicy(context.config.policy, context.user.login);
   return withBackends(context, async ({ mail }) => {
-    const page = await searchPage(mail, folders, query, range);
+    const page = await searchPage(mail, folders, query, range, {
+      ...fetchOptions,
+      version: context.request.version,
+      policy,
+    });
     if (page.range === undefined) return storeAnswer(SearchStatus.Success, noResults(page.total));
     const results: WbxmlElement[] = [];
     for (const { hit, message } of page.found) {
@@ -112,7 +116,9 @@ export async function search(context: CommandContext): Promise<CommandResult> {
           el(
             'Search',
             'Properties',
-            await emailApplicationData(
+            await emailItemData(
+              mail,
+              hit.folder.source.ref,
               message,
               emailOutput(context.request.version, collectionId, hit.uid, fetchOptions, policy),
             ),

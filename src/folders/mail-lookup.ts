@@ -7,9 +7,10 @@
  * replied to or forwarded like any synced item. The collectionId is the device's folder ServerId, so every lookup
  * goes through the device's stored hierarchy: a folder the device does not know of cannot be addressed.
  */
-import type { MailBackend, MessageWithSource } from '../backends/types.ts';
+import type { MailBackend, MessageParts, MessageWithSource } from '../backends/types.ts';
 import type { BodyPreference } from '../items/body.ts';
-import type { EmailOutputOptions, MailPolicy } from '../items/email.ts';
+import { emailApplicationData, type EmailOutputOptions, type MailPolicy } from '../items/email.ts';
+import { emailApplicationDataOfParts, planParts, type PartsOptions } from '../items/email-parts.ts';
 import type { FolderRecord, HierarchyState } from '../state/types.ts';
 import { child, childText, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import { bodyPreferencesOf, parseSyncOptions } from '../protocol/options.ts';
@@ -61,6 +62,43 @@ export async function findMessage(
   if (!folder) return undefined;
   const [message] = await mail.fetchMessages(folder.source.ref, [id.uid]);
   return message ? { folder, message } : undefined;
+}
+
+/**
+ * The message behind an id read in parts, as far as an answer under these options needs (MailBackend
+ * fetchMessageParts); undefined when the folder or the message is gone. Convert it with emailItemData.
+ */
+export async function findMessageParts(
+  mail: MailBackend,
+  hierarchy: HierarchyState | undefined,
+  id: ItemId,
+  options: PartsOptions,
+): Promise<{ folder: FolderRecord; message: MessageParts } | undefined> {
+  const folder = mailFolder(hierarchy, id.collectionId);
+  if (!folder) return undefined;
+  const [message] = await mail.fetchMessageParts(folder.source.ref, [id.uid], (s) => planParts(s, options));
+  return message ? { folder, message } : undefined;
+}
+
+/**
+ * A message read in parts as ApplicationData (Sync, ItemOperations, Search, Find); one whose body read in part falls
+ * short of the answer is read again: its body parts whole (attachments still unread), then, if even that falls
+ * short, the whole message.
+ */
+export async function emailItemData(
+  mail: MailBackend,
+  folderRef: string,
+  message: MessageParts,
+  options: EmailOutputOptions,
+): Promise<WbxmlElement[]> {
+  const data = await emailApplicationDataOfParts(message, options);
+  if (data !== 'read whole') return data;
+  const [bodies] = await mail.fetchMessageParts(folderRef, [message.uid], (s) => planParts(s, options, true));
+  const again = bodies && (await emailApplicationDataOfParts(bodies, options));
+  if (again && again !== 'read whole') return again;
+  const [whole] = await mail.fetchMessages(folderRef, [message.uid]);
+  if (!whole) throw new Error(`message ${message.uid} is gone`);
+  return emailApplicationData(whole, options);
 }
 
 /** The body options of an Options element (Sync's shape: BodyPreference, BodyPartPreference, MIMESupport). */
@@ -203,17 +241,19 @@ export function searchScope(
 
 /**
  * One page of a mailbox search: the messages of the results `range` asks for (at most MAX_SEARCH_RESULTS), newest
- * first, the Range to report for them (undefined when there are none) and how many matched in all.
+ * first, read in parts as far as answers under `options` need (convert them with emailItemData), the Range to report
+ * for them (undefined when there are none) and how many matched in all.
  */
 export async function searchPage(
   mail: MailBackend,
   folders: FolderRecord[],
   criteria: MailboxCriteria,
   range: { first: number; last: number },
-): Promise<{ found: { hit: MailboxHit; message: MessageWithSource }[]; range: string | undefined; total: number }> {
+  options: PartsOptions,
+): Promise<{ found: { hit: MailboxHit; message: MessageParts }[]; range: string | undefined; total: number }> {
   const hits = await searchMailbox(mail, folders, criteria);
   const last = Math.min(range.last, range.first + MAX_SEARCH_RESULTS - 1);
-  const found = await fetchHits(mail, hits.slice(range.first, last + 1));
+  const found = await fetchHits(mail, hits.slice(range.first, last + 1), options);
   return {
     found,
     range: found.length ? `${range.first}-${range.first + found.length - 1}` : undefined,
@@ -245,16 +285,18 @@ async function searchMailbox(
     .sort((a, b) => b.internalDate.getTime() - a.internalDate.getTime());
 }
 
-/** The messages of some hits, in the hits' order; hits whose message vanished meanwhile are left out. */
+/** The messages of some hits read in parts, in the hits' order; hits whose message vanished meanwhile are left out. */
 async function fetchHits(
   mail: MailBackend,
   hits: MailboxHit[],
-): Promise<{ hit: MailboxHit; message: MessageWithSource }[]> {
+  options: PartsOptions,
+): Promise<{ hit: MailboxHit; message: MessageParts }[]> {
   const byFolder = new Map<FolderRecord, number[]>();
   for (const hit of hits) byFolder.set(hit.folder, [...(byFolder.get(hit.folder) ?? []), hit.uid]);
-  const messages = new Map<string, MessageWithSource>();
+  const messages = new Map<string, MessageParts>();
   for (const [folder, uids] of byFolder) {
-    for (const m of await mail.fetchMessages(folder.source.ref, uids)) messages.set(`${folder.serverId}:${m.uid}`, m);
+    const read = await mail.fetchMessageParts(folder.source.ref, uids, (s) => planParts(s, options));
+    for (const m of read) messages.set(`${folder.serverId}:${m.uid}`, m);
   }
   return hits.flatMap((hit) => {
     const message = messages.get(`${hit.folder.serverId}:${hit.uid}`);

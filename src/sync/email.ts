@@ -8,14 +8,9 @@
  * same answer.
  */
 import type { MailBackend, MessageParts, MessageSummary, MimePart } from '../backends/types.ts';
-import {
-  emailApplicationData,
-  emailFlagChange,
-  imapFlagUpdate,
-  type EmailOutputOptions,
-  type MailPolicy,
-} from '../items/email.ts';
-import { emailApplicationDataOfParts, planParts } from '../items/email-parts.ts';
+import { emailFlagChange, imapFlagUpdate, type EmailOutputOptions, type MailPolicy } from '../items/email.ts';
+import { planParts } from '../items/email-parts.ts';
+import { emailItemData } from '../folders/mail-lookup.ts';
 import type { MailFlagStore } from '../folders/mail-flags.ts';
 import { conversationMembers, conversationOfHeaders, threadHeadersByUid } from '../folders/conversations.ts';
 import type { CollectionState, FlagDetails, PendingChange, SyncOptions, Watermark } from '../state/types.ts';
@@ -579,7 +574,7 @@ function outputOptions(
   };
 }
 
-/** A message read in parts as ApplicationData; one whose part read falls short of the answer is read again whole. */
+/** A message read in parts as ApplicationData (folders/mail-lookup.ts emailItemData). */
 async function applicationData(
   req: EmailSyncRequest,
   mail: MailBackend,
@@ -588,16 +583,7 @@ async function applicationData(
   flag: WbxmlElement,
   withoutBody = false,
 ): Promise<WbxmlElement[]> {
-  const options = outputOptions(req, message.uid, flag, withoutBody);
-  const data = await emailApplicationDataOfParts(message, options);
-  if (data !== 'read whole') return data;
-  // Its body parts whole (attachments still unread), then, if even that falls short, the whole message.
-  const [bodies] = await mail.fetchMessageParts(folderRef, [message.uid], (s) => planParts(s, options, true));
-  const again = bodies && (await emailApplicationDataOfParts(bodies, options));
-  if (again && again !== 'read whole') return again;
-  const [whole] = await mail.fetchMessages(folderRef, [message.uid]);
-  if (!whole) throw new Error(`message ${message.uid} is gone`);
-  return emailApplicationData(whole, options);
+  return emailItemData(mail, folderRef, message, outputOptions(req, message.uid, flag, withoutBody));
 }
 
 /**

@@ -11,6 +11,9 @@ import { openImapMailBackend, type ImapMailBackend } from '../../src/backends/im
 import { freshImapSessions } from '../../src/backends/imap/sessions.ts';
 import { emailApplicationData, type EmailOutputOptions } from '../../src/items/email.ts';
 import { emailApplicationDataOfParts, planParts } from '../../src/items/email-parts.ts';
+import { emailItemData, findMessageParts, searchPage } from '../../src/folders/mail-lookup.ts';
+import { FolderType } from '../../src/backends/types.ts';
+import type { FolderRecord } from '../../src/state/types.ts';
 import {
   bigAttachmentMessage,
   loadMailFixture,
@@ -326,3 +329,50 @@ describe('messages read in parts', () => {
   }, 120_000);
 });
 
+/**
+ * ItemOperations Fetch (findMessageParts), Search and Find (searchPage) read in parts as Sync does, and convert through
+ * emailItemData, with its fallbacks: the same ApplicationData as the whole message, large messages read only in part.
+ */
+describe('messages looked up for ItemOperations, Search and Find', () => {
+  const inbox: FolderRecord = {
+    serverId: '5',
+    parentId: '0',
+    displayName: 'Inbox',
+    type: FolderType.Inbox,
+    source: { backend: 'imap', ref: 'INBOX' },
+  };
+  const hierarchy = { folders: [inbox] };
+  const FIND = { version: '16.1', bodyPreferences: [BODY(1, 0, { preview: 255 })], mimeSupport: 0 as const };
+  const LARGE = ['newsletter', 'typical-qp', 'typical-base64', 'big-attachment', 'single-part-html'];
+
+  // Large messages read in part, by case: a Find Preview of HTML-only mail reads the HTML whole, as Sync does for a
+  // plain-text body made from HTML (its EstimatedDataSize is the converted text's).
+  const readInPart: [(typeof CASES)[number], string[]][] = [
+    [CASES[0]!, LARGE],
+    [CASES[1]!, LARGE],
+    [CASES[7]!, []],
+    [{ name: 'Find preview', options: FIND }, ['big-attachment']],
+  ];
+  for (const [c, large] of readInPart) {
+    it(`give the same ApplicationData as whole messages: ${c.name}`, async () => {
+      const output = { ...c.options, fileReference: (part: string) => `ref:${part}` };
+      const whole = new Map((await mail.fetchMessages('INBOX', [...uids.values()])).map((m) => [m.uid, m]));
+      const page = await searchPage(mail, [inbox], {}, { first: 0, last: 99 }, output);
+      expect(page.found).toHaveLength(uids.size);
+      const found = new Map(page.found.map((f) => [f.hit.uid, f.message]));
+      for (const [name, uid] of uids) {
+        const expected = withoutSizes(await emailApplicationData(whole.get(uid)!, output), []);
+        const searched = found.get(uid)!;
+        expect(withoutSizes(await emailItemData(mail, 'INBOX', searched, output), []), name).toEqual(expected);
+        const fetched = (await findMessageParts(mail, hierarchy, { collectionId: '5', uid }, output))!;
+        expect(withoutSizes(await emailItemData(mail, 'INBOX', fetched.message, output), []), name).toEqual(expected);
+        if (large.includes(name)) {
+          expect(searched.bytesRead, name).toBeLessThan(25_000);
+          // One message alone: the first FETCH also asks for its first 16 KB, which would have held all of a small one.
+          expect(fetched.message.bytesRead, name).toBeLessThan(50_000);
+          expect(whole.get(uid)!.size, name).toBeGreaterThan(60_000);
+        }
+      }
+    }, 180_000);
+  }
+});

@@ -62,7 +62,7 @@ async function readyUser(
 /**
  * The FETCH that reads a window's contents (backends/imap/mail.ts fetchMessageParts): the one for the parts the device
  * gets (`BODY.PEEK[1.2]<0.7168>`), or for whole messages (`BODY.PEEK[]`), which in a window of a few small messages
- * is the first FETCH, the one for structures and header fields, too (`BODY.PEEK[]<0.32768>`).
+ * is the first FETCH, the one for structures and header fields, too (`BODY.PEEK[]<0.16384>`).
  */
 const WINDOW_FETCH = /UID FETCH [^\r\n]*BODY\.PEEK\[[\d.]*\]/;
 

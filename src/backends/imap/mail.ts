@@ -618,7 +618,7 @@ type ImapExec = (
 
 /** A window of at most this many messages is read whole where a message is at most SMALL_MESSAGE octets. */
 const SMALL_WINDOW = 4;
-const SMALL_MESSAGE = 32 * 1024;
+const SMALL_MESSAGE = 16 * 1024;
 /**
  * Octets a FETCH may read that its messages do not need (the union's items they lack), as a share of what they
  * need, before messages of another shape are given a FETCH of their own; and the least allowed, so that a small
