@@ -25,6 +25,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -35,7 +36,8 @@ import { newGeneration, PushHub, pushHub } from '../src/push/feed.ts';
 import { answerMarginMs } from '../src/push/wait.ts';
 import { startIdleWatcher } from '../src/push/idle-watcher.ts';
 import { sweep, SweepMemo } from '../src/push/sweep.ts';
-import { openSqliteStateStore } from '../src/state/sqlite-node.ts';
+import { openSqliteStateStore, STATE_FILE_NAME } from '../src/state/sqlite-node.ts';
+import { deviceScope } from '../src/devices/seen.ts';
 import type { StateStore } from '../src/state/types.ts';
 import { decodeWbxml } from '../src/wbxml/decoder.ts';
 import { encodeWbxml } from '../src/wbxml/encoder.ts';
@@ -239,21 +241,6 @@ async function latency(services: TestServices, mode: Mode, trials: number): Prom
 
 // ------------------------------------------------------------------------------------------------ 2. 10k Pings
 
-export interface HoldResult {
-  pings: number;
-  accounts: number;
-  heartbeat: number;
-  rampSeconds: number;
-  holdSeconds: number;
-  rssBaseMiB: number;
-  rssPeakMiB: number;
-  cpuPerPing: number;
-  cpuSetupPerPing: number;
-  /** CPU while holding, per held Ping and hour (its polls, its share of timers, GC and the watcher). */
-  cpuHoldPerPingHour: number;
-  statuses: Record<string, number>;
-}
-
 const CLOCK_TICKS = 100;
 
 /** utime + stime of a process, in seconds. */
@@ -331,12 +318,14 @@ function post(
   deviceId: string,
   cmd: string,
   body: Uint8Array,
+  localAddress?: string,
 ): Promise<{ status: number; bytes: Uint8Array }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
         host: '127.0.0.1',
         port,
+        ...(localAddress ? { localAddress } : {}),
         method: 'POST',
         agent,
         path: `/Microsoft-Server-ActiveSync?Cmd=${cmd}&User=${encodeURIComponent(user.email)}&DeviceId=${deviceId}&DeviceType=iPhone`,
@@ -386,18 +375,108 @@ async function bigDovecot(services: TestServices): Promise<{ services: TestServi
   };
 }
 
+export interface HoldOptions {
+  /** How the server is started (default: through tsx). */
+  how?: RuntimeCommand;
+  /**
+   * At most this many Pings sent and not yet held by the server (its activesync_pings_held gauge): the ramp goes as
+   * fast as the server takes them, never faster. A fixed rate above what the server can take (an open ramp) fills the
+   * listen queue and loses connections (see the README, Footprint).
+   */
+  window?: number;
+  /** And at most this many Pings sent a second. */
+  rate?: number;
+}
+
+export interface HoldResult {
+  pings: number;
+  accounts: number;
+  heartbeat: number;
+  /** From the first Ping sent to all held. */
+  rampSeconds: number;
+  /** The window measured while all were held. */
+  holdSeconds: number;
+  /** Pings the server held (its gauge), at the start and at the end of the hold window. */
+  heldAtStart: number;
+  heldAtEnd: number;
+  rssBaseMiB: number;
+  /** Median RSS over the hold window. */
+  rssHoldMiB: number;
+  rssPeakMiB: number;
+  cpuPerPing: number;
+  /** CPU of the ramp (auth, check, start of the wait), per Ping. */
+  cpuRampPerPing: number;
+  /** CPU while holding, per held Ping and hour (its polls, its share of timers, GC and the watcher). */
+  cpuHoldPerPingHour: number;
+  /** CPU from the end of the hold window to the last answer (the last polls, the answers), per Ping. */
+  cpuAnswerPerPing: number;
+  /** When the Pings answered, against their heartbeat: answer time − (send time + heartbeat), seconds. */
+  expiry: { earliest: number; median: number; latest: number };
+  /** The wait's own margin before the heartbeat (push/wait.ts answerMarginMs), seconds. */
+  expiryMargin: number;
+  statuses: Record<string, number>;
+  /** Connections the kernel dropped from a full listen queue meanwhile (machine-wide, all processes). */
+  listenOverflows: number;
+}
+
+/** A held Ping whose answer comes later than this after its heartbeat is a failure (the client has given up). */
+const EXPIRY_LATE_LIMIT_S = 5;
+
+/** The fd limit (soft) of a process, from /proc. */
+function openFilesLimit(pid: number | 'self'): number {
+  const line = readFileSync(`/proc/${pid}/limits`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'))!;
+  const soft = line.split(/\s+/)[3]!;
+  return soft === 'unlimited' ? Infinity : Number(soft);
+}
+
+/** TcpExtListenOverflows: connections dropped because a listen queue was full (machine-wide). */
+function listenOverflows(): number {
+  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+  const names = lines.find((l) => l.startsWith('TcpExt:'))!.split(' ');
+  const values = lines.filter((l) => l.startsWith('TcpExt:'))[1]!.split(' ');
+  return Number(values[names.indexOf('ListenOverflows')]);
+}
+
+/** The server's count of held Pings, from its /metrics. */
+async function heldPings(port: number, token: string): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { Authorization: `Bearer ${token}` } });
+  const text = await res.text();
+  const line = /^activesync_pings_held (\d+)/m.exec(text);
+  if (res.status !== 200 || !line) throw new Error(`GET /metrics answered HTTP ${res.status} without the held Pings`);
+  return Number(line[1]);
+}
+
+/**
+ * Loopback source addresses the clients' connections are spread over: each has its own ephemeral port range, so
+ * 10,000 held Pings plus the setup's closed connections (TIME_WAIT) never run out of ports.
+ */
+const SOURCE_ADDRESSES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
+
 export async function holdPings(
   testServices: TestServices,
   count: number,
   accountCount: number,
   heartbeat: number,
-  how: RuntimeCommand = TSX_RUNTIME,
-  rate = 250,
+  options: HoldOptions = {},
 ): Promise<HoldResult> {
+  const how = options.how ?? TSX_RUNTIME;
+  const window = options.window ?? 64;
+  const rate = options.rate ?? Infinity;
+  // Each held Ping is a socket at both ends: both processes need room for them (Node raises its soft limit to the
+  // hard one at start-up; it cannot go higher).
+  const needed = count + 1_000;
+  const ownLimit = openFilesLimit('self');
+  if (ownLimit < needed)
+    throw new Error(
+      `the benchmark may open ${ownLimit} files (ulimit -n), ${count} held Pings need ${needed}: run it from a shell with \`ulimit -n ${needed}\` (as root, or with a hard limit that high)`,
+    );
   const big = await bigDovecot(testServices);
   const services = big.services;
   const port = await freePort();
   const stateDir = mkdtempSync(join(tmpdir(), 'ase-bench-push-'));
+  const metricsToken = randomBytes(16).toString('hex');
   const server = await startNodeRuntime(
     {
       PORT: String(port),
@@ -412,6 +491,8 @@ export async function holdPings(
       // The scripted clients do not provision; a short heartbeat needs a lower minimum.
       PROVISIONING: 'loose',
       PING_MIN_HEARTBEAT: '10',
+      // The held Pings are counted from the server's own gauge.
+      METRICS_TOKEN: metricsToken,
       ...masterEnv(services),
     },
     how,
@@ -419,16 +500,24 @@ export async function holdPings(
   const pid = server.child.pid!;
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
   try {
+    const serverLimit = openFilesLimit(pid);
+    if (serverLimit < needed)
+      throw new Error(`the server may open ${serverLimit} files (ulimit -n), ${count} held Pings need ${needed}`);
     const accounts = Array.from({ length: Math.min(accountCount, count) }, () => createUser(services));
     const devices = Array.from({ length: count }, (_, i) => ({
       user: accounts[i % accounts.length]!,
       deviceId: `BENCH${i}`,
       inbox: '',
+      source: SOURCE_ADDRESSES[i % SOURCE_ADDRESSES.length]!,
     }));
     const folderSync = encodeWbxml(el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', '0')]));
     const setupStarted = performance.now();
-    await pool(devices, 32, async (d) => {
-      const res = await post(agent, port, d.user, d.deviceId, 'FolderSync', folderSync);
+    // The first device of each account does FolderSync through the server; the account's other devices get a copy of
+    // its folder hierarchy and device record in the server's state file, as if each had done the same FolderSync
+    // (every device of a user gets the same folder ServerIds). Thousands of FolderSyncs would take most of the run.
+    const firsts = devices.slice(0, accounts.length);
+    await pool(firsts, 8, async (d) => {
+      const res = await post(agent, port, d.user, d.deviceId, 'FolderSync', folderSync, d.source);
       if (res.status !== 200 || res.bytes.length === 0)
         throw new Error(`FolderSync of ${d.deviceId} answered HTTP ${res.status}`);
       const adds = children(child(decodeWbxml(res.bytes), 'Changes'), 'Add');
@@ -439,59 +528,132 @@ export async function holdPings(
         ) ?? '';
       if (!d.inbox) throw new Error(`FolderSync of ${d.deviceId} gave no Inbox (HTTP ${res.status})`);
     });
-    console.log(`  (${count} devices did FolderSync in ${((performance.now() - setupStarted) / 1000).toFixed(0)} s)`);
+    const copy = openSqliteStateStore(join(stateDir, STATE_FILE_NAME));
+    try {
+      for (const [i, d] of devices.entries()) {
+        if (i < firsts.length) continue;
+        const first = firsts[i % firsts.length]!;
+        const from = deviceScope('bench', first.user.email, first.deviceId);
+        const to = deviceScope('bench', d.user.email, d.deviceId);
+        const [record, hierarchy] = await Promise.all([copy.store.getDevice(from), copy.store.getHierarchy(from)]);
+        if (!record || !hierarchy) throw new Error(`the state of ${first.deviceId} after its FolderSync is missing`);
+        await copy.store.updateDevice(to, {
+          deviceType: record.deviceType,
+          protocolVersion: record.protocolVersion,
+          lastSeen: Date.now(),
+        });
+        await copy.store.commitHierarchy(to, 'absent', hierarchy);
+        d.inbox = first.inbox;
+      }
+    } finally {
+      copy.close();
+    }
+    console.log(`  (${count} devices set up in ${((performance.now() - setupStarted) / 1000).toFixed(0)} s)`);
     await sleep(2_000);
     const rssBaseMiB = rssMiB(pid);
     const cpuStart = cpuSeconds(pid);
+    const overflowsStart = listenOverflows();
 
-    // Ramp: `rate` Pings a second (250 by default).
+    // The ramp: as fast as the server holds them (`window` in flight), at most `rate` a second.
     const statuses: Record<string, number> = {};
-    const rampStarted = performance.now();
-    const answers = devices.map(async (d, i) => {
-      await sleep((i / rate) * 1000);
-      // A connection the server (or the loopback stack) drops is counted and shown with the answers, not fatal.
-      const res = await post(agent, port, d.user, d.deviceId, 'Ping', pingBody(heartbeat, d.inbox)).catch(
-        (err: unknown) => ({
-          status: -1,
-          bytes: new Uint8Array(),
-          error: (err as { code?: string }).code ?? String(err),
-        }),
-      );
-      const key =
-        'error' in res
-          ? `error ${res.error}`
-          : res.status === 200
-            ? `Status ${pingStatus(res.bytes)}`
-            : `HTTP ${res.status}`;
-      statuses[key] = (statuses[key] ?? 0) + 1;
-    });
-    const rampSeconds = count / rate;
+    const answeredAt: number[] = [];
+    let settled = 0;
+    const sentAt: number[] = [];
+    const send = (i: number): Promise<void> => {
+      const d = devices[i]!;
+      sentAt[i] = performance.now();
+      return post(agent, port, d.user, d.deviceId, 'Ping', pingBody(heartbeat, d.inbox), d.source)
+        .then(
+          (res) => {
+            const key = res.status === 200 ? `Status ${pingStatus(res.bytes)}` : `HTTP ${res.status}`;
+            statuses[key] = (statuses[key] ?? 0) + 1;
+            if (key === 'Status 1') answeredAt[i] = performance.now();
+          },
+          (err: unknown) => {
+            const key = `error ${(err as { code?: string }).code ?? String(err)}`;
+            statuses[key] = (statuses[key] ?? 0) + 1;
+          },
+        )
+        .finally(() => settled++);
+    };
     let rssPeakMiB = rssBaseMiB;
     const sampler = setInterval(() => (rssPeakMiB = Math.max(rssPeakMiB, rssMiB(pid))), 1_000);
-    // The hold: from a little after the ramp to a little before the first answers.
-    await sleep((rampSeconds + 5) * 1000);
+    const answers: Promise<void>[] = [];
+    const rampStarted = performance.now();
+    let held = 0;
+    let lastProgress = performance.now();
+    for (;;) {
+      const now = await heldPings(port, metricsToken);
+      if (now > held) lastProgress = performance.now();
+      held = now;
+      if (answers.length === count && held >= count) break;
+      // Nothing held for a while, or Pings already answered or failed during the ramp: say so and stop.
+      if (performance.now() - lastProgress > 60_000 || settled > 0)
+        throw new Error(
+          `the ramp stalled: ${held} of ${count} Pings held, ${answers.length} sent, ${settled} ended early (${JSON.stringify(statuses)})`,
+        );
+      const byRate = Math.min(count, Math.floor(((performance.now() - rampStarted) / 1000) * rate) + 1);
+      while (answers.length < Math.min(byRate, held + settled + window)) answers.push(send(answers.length));
+      await sleep(100);
+    }
+    const rampSeconds = (performance.now() - rampStarted) / 1000;
+
+    // The hold: from here to a little before the first Ping's answer is due.
     const cpuHoldStart = cpuSeconds(pid);
     const holdStarted = performance.now();
-    const firstAnswerAt = rampStarted + heartbeat * 1000 - answerMarginMs(heartbeat);
-    await sleep(Math.max(0, firstAnswerAt - 5_000 - performance.now()));
+    const heldAtStart = held;
+    const firstAnswerAt = sentAt[0]! + heartbeat * 1000 - answerMarginMs(heartbeat);
+    const holdMs = firstAnswerAt - 5_000 - performance.now();
+    if (holdMs < 20_000)
+      throw new Error(
+        `the ramp took ${rampSeconds.toFixed(0)} s: a heartbeat of ${heartbeat} s leaves no hold window; raise --hold`,
+      );
+    const rssSamples: number[] = [];
+    const holdSampler = setInterval(() => rssSamples.push(rssMiB(pid)), 1_000);
+    await sleep(holdMs);
+    clearInterval(holdSampler);
     const cpuHold = cpuSeconds(pid) - cpuHoldStart;
     const holdSeconds = (performance.now() - holdStarted) / 1000;
+    const heldAtEnd = await heldPings(port, metricsToken);
+    const cpuAnswerStart = cpuSeconds(pid);
     await Promise.all(answers);
     clearInterval(sampler);
-    const cpuTotal = cpuSeconds(pid) - cpuStart;
-    return {
+    const cpuEnd = cpuSeconds(pid);
+    const late = answeredAt
+      .map((at, i) => (at - sentAt[i]!) / 1000 - heartbeat)
+      .filter((s) => Number.isFinite(s))
+      .sort((a, b) => a - b);
+    const result: HoldResult = {
       pings: count,
       accounts: accounts.length,
       heartbeat,
       rampSeconds,
       holdSeconds,
+      heldAtStart,
+      heldAtEnd,
       rssBaseMiB,
+      rssHoldMiB: percentile(rssSamples, 50),
       rssPeakMiB,
-      cpuPerPing: cpuTotal / count,
-      cpuSetupPerPing: (cpuTotal - cpuHold) / count,
+      cpuPerPing: (cpuEnd - cpuStart) / count,
+      cpuRampPerPing: (cpuHoldStart - cpuStart) / count,
       cpuHoldPerPingHour: (cpuHold / (count * holdSeconds)) * 3600,
+      cpuAnswerPerPing: (cpuEnd - cpuAnswerStart) / count,
+      expiry: { earliest: late[0] ?? NaN, median: percentile(late, 50), latest: late.at(-1) ?? NaN },
+      expiryMargin: answerMarginMs(heartbeat) / 1000,
       statuses,
+      listenOverflows: listenOverflows() - overflowsStart,
     };
+    // Every Ping held through the window and answered Status 1 at its heartbeat, or the figures mean nothing.
+    const expired = statuses['Status 1'] ?? 0;
+    const tooLate = late.filter((s) => s > EXPIRY_LATE_LIMIT_S).length;
+    console.log(
+      `  held ${heldAtStart} of ${count} Pings at the start of the hold window, ${heldAtEnd} at its end; answers: ${JSON.stringify(statuses)}`,
+    );
+    if (heldAtStart !== count || heldAtEnd !== count || expired !== count || tooLate > 0)
+      throw new Error(
+        `not all ${count} Pings were held: ${heldAtStart} held at the start of the window, ${heldAtEnd} at its end, ${expired} expired with Status 1 (${tooLate} later than ${EXPIRY_LATE_LIMIT_S} s after their heartbeat), ${count - expired} failed: ${JSON.stringify(statuses)}`,
+      );
+    return result;
   } finally {
     agent.destroy();
     server.child.kill('SIGTERM');
@@ -668,17 +830,17 @@ export async function runPushBench(
       ]);
       lines.push([
         `  setup and answer per Ping / holding per Ping-hour`,
-        `${(r.cpuSetupPerPing * 1000).toFixed(2)} ms / ${(r.cpuHoldPerPingHour * 1000).toFixed(1)} ms`,
+        `${((r.cpuRampPerPing + r.cpuAnswerPerPing) * 1000).toFixed(2)} ms / ${(r.cpuHoldPerPingHour * 1000).toFixed(1)} ms`,
         '',
       ]);
-      const perHour = (3600 / 3540) * r.cpuSetupPerPing + r.cpuHoldPerPingHour;
+      const perHour = (3600 / 3540) * (r.cpuRampPerPing + r.cpuAnswerPerPing) + r.cpuHoldPerPingHour;
       lines.push([`  CPU per idle device-hour (heartbeat 3540 s)`, `${(perHour * 1000).toFixed(1)} ms`, '']);
       lines.push([
         `  answers`,
         Object.entries(r.statuses)
           .map(([k, v]) => `${k}: ${v}`)
           .join(', '),
-        `(ramp ${r.rampSeconds} s, hold ${r.holdSeconds.toFixed(0)} s)`,
+        `(ramp ${r.rampSeconds.toFixed(0)} s, hold ${r.holdSeconds.toFixed(0)} s)`,
       ]);
     }
     if (!skip.has('counts')) {
