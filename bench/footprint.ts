@@ -10,11 +10,15 @@
  * 2. `--pings` (default 10,000) held Pings on one process, against a Dovecot of its own with `--accounts` (default 20)
  *    users: a Ping holds one device each, and a newer request of a device ends that device's Ping (MS-ASCMD §2.2.1.13),
  *    so the Pings need as many devices (`--pings / --accounts` per user); the IDLE watcher keeps one IMAP connection per
- *    account. RSS peak, and CPU (utime + stime from /proc): per Ping over its whole life (auth, check, wait, answer),
- *    and per held Ping and hour, measured over the window while all are held (bench/push.ts holdPings), scaled.
+ *    account. The Pings are sent as fast as the server holds them (at most `--window`, default 64, sent and not yet
+ *    held by its activesync_pings_held gauge; `--rate` caps them a second), with heartbeat `--hold` (default 180 s),
+ *    which must outlast the ramp by 20 s or more. Every Ping must be held through the window and answer Status 1 at its
+ *    heartbeat, or the run fails with the counts. Reported (bench/push.ts holdPings): held / failed, RSS while all
+ *    are held (median) and per held Ping, CPU (utime + stime from /proc) per Ping over its whole life and split into
+ *    ramp, answer and holding per Ping-hour, and when the Pings answered against their heartbeat.
  *
- *   npm run bench:footprint [-- --pings 10000 --accounts 20 --hold 150 --idle 20 --rate 250 --skip tsx|dist|hold
- *                              --tsx-root DIR (the sources to run through tsx, e.g. an older checkout)]
+ *   npm run bench:footprint [-- --pings 10000 --accounts 20 --hold 180 --idle 20 --window 64 --rate N
+ *                              --skip tsx|dist|hold --tsx-root DIR (the sources to run through tsx, e.g. an older checkout)]
  *
  * Targets: idle ≤ 90 MB RSS; 10,000 held Pings ≤ 600 MB; ≤ 5 ms CPU per Ping.
  */

@@ -11,10 +11,13 @@
  *      polls the feed.
  * 2. `--pings` (default 10,000) idle Pings held by one Node process: the real Node runtime (src/runtimes/node.ts)
  *    in a child process with its IDLE watcher, clients on loopback over HTTP from this process, `--accounts`
- *    (default 1,000) accounts with 10 devices each, on a Dovecot of its own (one IDLE connection per account),
- *    heartbeat `--hold` (default 150 s; PING_MIN_HEARTBEAT lowered for it). RSS of the server, and its CPU time per
- *    Ping (from /proc: the whole life of the Pings, i.e. auth, direct check, waits, answers), split into setup and
- *    answer per Ping and holding per Ping-hour (measured while all are held, between the ramp and the first answers).
+ *    (default 1,000) accounts with 10 devices each (one FolderSync per account, its hierarchy copied to the account's
+ *    other devices), on a Dovecot of its own (one IDLE connection per account), heartbeat `--hold` (default 150 s;
+ *    PING_MIN_HEARTBEAT lowered for it). The Pings are sent as fast as the server holds them (holdPings: at most 64
+ *    sent and not yet held), and the run fails unless every one is held and expires with Status 1. RSS of the server,
+ *    and its CPU time per Ping (from /proc: the whole life of the Pings, i.e. auth, direct check, waits, answers),
+ *    split into setup and answer per Ping and holding per Ping-hour (measured while all are held, between the ramp
+ *    and the first answers).
  * 3. State-store reads and writes of one idle device per hour, counted by a wrapper around the store, at heartbeats
  *    of 3540, 1740, 900 and 480 s: four hours of idle Pings on a simulated clock (countOps), the feed polls at the
  *    default PING_POLL_SECONDS counted by formula; the admin API's counters and the watcher's share apart.
@@ -249,11 +252,12 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
+/** RSS of a running process, MiB; NaN once it has exited (a zombie has no VmRSS). */
 export function rssMiB(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8')
     .split('\n')
-    .find((l) => l.startsWith('VmRSS:'))!;
-  return Number(line.replace(/\D+/g, '')) / 1024;
+    .find((l) => l.startsWith('VmRSS:'));
+  return line === undefined ? Number.NaN : Number(line.replace(/\D+/g, '')) / 1024;
 }
 
 export interface Started {
@@ -577,12 +581,20 @@ export async function holdPings(
         .finally(() => settled++);
     };
     let rssPeakMiB = rssBaseMiB;
-    const sampler = setInterval(() => (rssPeakMiB = Math.max(rssPeakMiB, rssMiB(pid))), 1_000);
+    const sampler = setInterval(() => {
+      const rss = rssMiB(pid);
+      if (rss > rssPeakMiB) rssPeakMiB = rss;
+    }, 1_000);
     const answers: Promise<void>[] = [];
     const rampStarted = performance.now();
     let held = 0;
     let lastProgress = performance.now();
+    const exited = (): string | undefined =>
+      server.child.exitCode !== null || server.child.signalCode !== null
+        ? `the server exited (${server.child.exitCode ?? server.child.signalCode})`
+        : undefined;
     for (;;) {
+      if (exited()) throw new Error(`${exited()} during the ramp: ${JSON.stringify(statuses)}`);
       const now = await heldPings(port, metricsToken);
       if (now > held) lastProgress = performance.now();
       held = now;
@@ -594,7 +606,8 @@ export async function holdPings(
         );
       const byRate = Math.min(count, Math.floor(((performance.now() - rampStarted) / 1000) * rate) + 1);
       while (answers.length < Math.min(byRate, held + settled + window)) answers.push(send(answers.length));
-      await sleep(100);
+      // Each look at /metrics costs the server a rendering of all its metrics: a few a second are enough.
+      await sleep(500);
     }
     const rampSeconds = (performance.now() - rampStarted) / 1000;
 
@@ -609,9 +622,13 @@ export async function holdPings(
         `the ramp took ${rampSeconds.toFixed(0)} s: a heartbeat of ${heartbeat} s leaves no hold window; raise --hold`,
       );
     const rssSamples: number[] = [];
-    const holdSampler = setInterval(() => rssSamples.push(rssMiB(pid)), 1_000);
+    const holdSampler = setInterval(() => {
+      const rss = rssMiB(pid);
+      if (!Number.isNaN(rss)) rssSamples.push(rss);
+    }, 1_000);
     await sleep(holdMs);
     clearInterval(holdSampler);
+    if (exited()) throw new Error(`${exited()} while the Pings were held: ${JSON.stringify(statuses)}`);
     const cpuHold = cpuSeconds(pid) - cpuHoldStart;
     const holdSeconds = (performance.now() - holdStarted) / 1000;
     const heldAtEnd = await heldPings(port, metricsToken);
