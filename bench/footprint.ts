@@ -204,7 +204,7 @@ export async function runFootprintBench(
       lines.push([
         `  heartbeat expiry: answered at heartbeat +`,
         `${r.expiry.earliest.toFixed(1)} / ${r.expiry.median.toFixed(1)} / ${r.expiry.latest.toFixed(1)} s`,
-        `(min/median/max; margin −${r.expiryMargin} s)`,
+        `(min/median/max; margin −${r.expiryMargin} s; ${r.expiry.late ?? 0} over +5 s)`,
       ]);
       lines.push([
         `  ramp (as fast as the server holds them)`,
