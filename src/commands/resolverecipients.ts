@@ -1,14 +1,15 @@
 /**
  * ResolveRecipients (MS-ASCMD §2.2.1.15): each To (an address or a name) looked up in the tenant's
- * directory (GAL_URL, gal.ts). An exact address match, or a single match, resolves (Status 1); several are
- * suggestions (2), cut to MaxAmbiguousRecipients (3, a partial list); none is 4.
+ * directory (GAL_URL, gal.ts; Type 1) and in the user's own address books (Type 2, those not in the directory). An
+ * exact address match, or a single match, resolves (Status 1); several are suggestions (2), cut to
+ * MaxAmbiguousRecipients (3, a partial list); none is 4.
  *
  * Availability (14.0+): StartTime to EndTime (default seven days; at least 30 minutes, at most 42 days, else Status 5)
  * as MergedFreeBusy, from the calendar the directory entry names in FBURL, read under the requester's login. A
  * calendar the requester may not read is Availability Status 163; no FBURL, or a calendar that could not be read,
  * 162. Pictures (14.1) are not kept (Picture Status 173).
  *
- * Certificates (CertificateRetrieval 2 full, 3 mini; §2.2.3.22): those a directory entry publishes in vCard KEY
+ * Certificates (CertificateRetrieval 2 full, 3 mini; §2.2.3.22): those a directory entry or contact publishes in vCard KEY
  * (items/vcard-certificates.ts) that are valid now and for e-mail (smime/recipient-certificates.ts). 2: every one,
  * base64 DER (§2.2.3.19.1); 3: the newest alone as the MiniCertificate (§2.2.3.112, whose format the protocol leaves to
  * the server: ours is that certificate's DER, the smallest thing a device can encrypt to). None: Status 7, count 0.
@@ -16,7 +17,8 @@
  * gets none, Status 8 and the count it has, so no one gets an incomplete set. RecipientCount is 1 (a person; the
  * directory has no distribution lists).
  */
-import type { GalEntry } from '../backends/types.ts';
+import type { GalEntry, UserBackends } from '../backends/types.ts';
+import { directoryEntryOf } from '../items/directory-entry.ts';
 import { parseDateTime } from '../items/datetime.ts';
 import { mergedFreeBusy } from '../items/freebusy.ts';
 import { toBase64 } from '../util/base64.ts';
@@ -132,9 +134,48 @@ async function certificatesOf(entry: GalEntry, options: Options): Promise<WbxmlE
   );
 }
 
-async function recipient(context: CommandContext, entry: GalEntry, options: Options, v: number): Promise<WbxmlElement> {
+/** A match: from the directory (Type 1) or from the user's own contacts (Type 2), MS-ASCMD §2.2.3.186.5. */
+interface Match {
+  entry: GalEntry;
+  type: 1 | 2;
+}
+
+/**
+ * The user's own address books (CardDAV), searched as the directory is (addressbook-query on name, email, nickname);
+ * opened at the request's first lookup, once, and closed at its end. Without CARDDAV_URL there are none.
+ */
+class ContactLookup {
+  private opened: Promise<UserBackends> | undefined;
+  private books: Promise<string[]> | undefined;
+
+  constructor(private readonly context: CommandContext) {}
+
+  async find(text: string): Promise<GalEntry[]> {
+    if (!this.context.config.carddavUrl || !text) return [];
+    this.opened ??= this.context.backends.open(this.context.user);
+    const contacts = (await this.opened).contacts;
+    if (!contacts) return [];
+    this.books ??= contacts
+      .listFolders()
+      .then((folders) => folders.filter((f) => f.itemClass === 'Contacts').map((f) => f.ref));
+    const found: GalEntry[] = [];
+    for (const book of await this.books)
+      for (const item of await contacts.queryAddressBook(book, text)) {
+        const entry = directoryEntryOf(item.data);
+        if (entry) found.push(entry);
+      }
+    return found;
+  }
+
+  async close(): Promise<void> {
+    if (this.opened) await (await this.opened.catch(() => undefined))?.close();
+  }
+}
+
+async function recipient(context: CommandContext, match: Match, options: Options, v: number): Promise<WbxmlElement> {
+  const { entry } = match;
   return el('ResolveRecipients', 'Recipient', [
-    el('ResolveRecipients', 'Type', 1),
+    el('ResolveRecipients', 'Type', match.type),
     el('ResolveRecipients', 'DisplayName', entry.displayName),
     el('ResolveRecipients', 'EmailAddress', entry.emails[0]!),
     options.availability ? await availabilityOf(context, entry, options.availability) : undefined,
@@ -145,11 +186,36 @@ async function recipient(context: CommandContext, entry: GalEntry, options: Opti
   ]);
 }
 
-async function resolveOne(context: CommandContext, to: string, options: Options): Promise<WbxmlElement> {
+/**
+ * The directory's entries matching `query`, then the user's contacts that are not in it (by address): a contact
+ * search that fails leaves the directory's answer, and says so in the log line.
+ */
+async function findMatches(context: CommandContext, query: string, contacts: ContactLookup): Promise<Match[]> {
+  const gal: Match[] = (await findInGal(context, query)).map((entry) => ({ entry, type: 1 }));
+  const known = new Set(gal.flatMap((m) => m.entry.emails));
+  let own: GalEntry[] = [];
+  try {
+    own = await contacts.find(query);
+  } catch (err) {
+    context.note?.({ contactsUnavailable: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  }
+  const mine: Match[] = own
+    .filter((e) => !e.emails.some((a) => known.has(a)))
+    .sort((a, b) => a.displayName.localeCompare(b.displayName))
+    .map((entry) => ({ entry, type: 2 }));
+  return [...gal, ...mine];
+}
+
+async function resolveOne(
+  context: CommandContext,
+  to: string,
+  options: Options,
+  contacts: ContactLookup,
+): Promise<WbxmlElement> {
   const v = Math.round(Number.parseFloat(context.request.version) * 10);
   const query = to.replace(/^.*<([^>]+)>.*$/, '$1').trim();
-  const found = await findInGal(context, query);
-  const exact = found.filter((e) => e.emails.includes(query.toLowerCase()));
+  const found = await findMatches(context, query, contacts);
+  const exact = found.filter((m) => m.entry.emails.includes(query.toLowerCase()));
   const matches = exact.length ? exact : found;
   const status =
     matches.length === 0
@@ -161,7 +227,7 @@ async function resolveOne(context: CommandContext, to: string, options: Options)
           : RecipientStatus.Ambiguous;
   const listed = status === RecipientStatus.Resolved ? matches : matches.slice(0, options.maxAmbiguous);
   const recipients: WbxmlElement[] = [];
-  for (const entry of listed) recipients.push(await recipient(context, entry, options, v));
+  for (const match of listed) recipients.push(await recipient(context, match, options, v));
   return el('ResolveRecipients', 'Response', [
     el('ResolveRecipients', 'To', to),
     el('ResolveRecipients', 'Status', status),
@@ -179,10 +245,13 @@ export async function resolveRecipients(context: CommandContext): Promise<Comman
   if (tos.length === 0 || tos.length > MAX_TO || tos.some((t) => !t) || !options)
     return top(ResolveRecipientsStatus.ProtocolError);
   const responses: WbxmlElement[] = [];
+  const contacts = new ContactLookup(context);
   try {
-    for (const to of tos) responses.push(await resolveOne(context, to, options));
+    for (const to of tos) responses.push(await resolveOne(context, to, options, contacts));
   } catch {
     return top(ResolveRecipientsStatus.ServerError);
+  } finally {
+    await contacts.close();
   }
   return top(ResolveRecipientsStatus.Success, responses);
 }

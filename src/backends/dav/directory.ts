@@ -3,73 +3,9 @@
  * may read, queried with addressbook-query under the user's own login. Search (GAL store) and ResolveRecipients read
  * it; a vCard's FBURL (RFC 6350 §6.9.1) says where the person's free/busy (a calendar) can be read.
  */
-import ICAL from 'ical.js';
-import { certificatesOfVcard } from '../../items/vcard-certificates.ts';
+import { directoryEntryOf } from '../../items/directory-entry.ts';
 import type { Directory, GalEntry } from '../types.ts';
 import { CredentialOriginError, DavItemBackend, type DavLogin } from './backend.ts';
-
-function texts(card: ICAL.Component, name: string): string[] {
-  return card.getAllProperties(name).flatMap((p) => {
-    const value = p.getFirstValue();
-    const text = Array.isArray(value) ? value.join(' ') : String(value ?? '');
-    return text.trim() ? [text.trim()] : [];
-  });
-}
-
-function phoneOf(card: ICAL.Component, types: string[]): string | undefined {
-  for (const p of card.getAllProperties('tel')) {
-    const type = p.getParameter('type');
-    const list = (Array.isArray(type) ? type : [type]).map((t) => String(t ?? '').toLowerCase());
-    if (types.some((t) => list.includes(t)))
-      return (
-        String(p.getFirstValue() ?? '')
-          .replace(/^tel:/i, '')
-          .trim() || undefined
-      );
-  }
-  return undefined;
-}
-
-/** One directory vCard as a GAL entry; undefined when it has no email address (it cannot be a recipient). */
-export function galEntryOf(vcard: string): GalEntry | undefined {
-  let card: ICAL.Component;
-  try {
-    const parsed = ICAL.parse(vcard) as unknown[];
-    card = new ICAL.Component((Array.isArray(parsed[0]) ? parsed[0] : parsed) as unknown[]);
-  } catch {
-    return undefined;
-  }
-  const emails = texts(card, 'email').map((e) => e.replace(/^mailto:/i, '').toLowerCase());
-  if (emails.length === 0) return undefined;
-  const n = card.getFirstPropertyValue('n');
-  const [last, first] = Array.isArray(n) ? n.map((v) => (Array.isArray(v) ? v.join(' ') : String(v ?? '')).trim()) : [];
-  const org = card.getFirstPropertyValue('org');
-  const company = Array.isArray(org)
-    ? String(org[0] ?? '').trim()
-    : typeof org === 'string'
-      ? org.split(';')[0]!.trim()
-      : undefined;
-  const entry: GalEntry = {
-    displayName: texts(card, 'fn')[0] ?? ([first, last].filter(Boolean).join(' ') || emails[0]!),
-    emails,
-  };
-  const set = <K extends keyof GalEntry>(key: K, value: GalEntry[K] | undefined): void => {
-    if (value !== undefined && value !== '') entry[key] = value;
-  };
-  set('firstName', first);
-  set('lastName', last);
-  set('company', company);
-  set('title', texts(card, 'title')[0]);
-  set('office', texts(card, 'x-office')[0] ?? texts(card, 'role')[0]);
-  set('alias', texts(card, 'nickname')[0] ?? emails[0]!.split('@')[0]);
-  set('phone', phoneOf(card, ['work', 'voice']));
-  set('homePhone', phoneOf(card, ['home']));
-  set('mobilePhone', phoneOf(card, ['cell', 'mobile']));
-  set('freeBusyUrl', texts(card, 'fburl')[0]);
-  const certificates = certificatesOfVcard(card);
-  if (certificates.length) entry.certificates = certificates;
-  return entry;
-}
 
 /** Where the directory may send the user's login: the tenant's DAV origins (config.ts davCredentialOrigins). */
 export interface DirectoryOptions {
@@ -93,7 +29,7 @@ export async function searchDirectory(
     options.credentialOrigins,
   ).queryAddressBook(galUrl, text);
   return items
-    .flatMap((item) => galEntryOf(item.data) ?? [])
+    .flatMap((item) => directoryEntryOf(item.data) ?? [])
     .sort((a, b) => a.displayName.localeCompare(b.displayName) || a.emails[0]!.localeCompare(b.emails[0]!));
 }
 

@@ -18,6 +18,7 @@ let device: TestDevice;
 let adaOld: Issued;
 let adaNew: Issued;
 let bob: Issued;
+let carl: Issued;
 
 /** RFC 6350 §3.2: lines folded at 75 octets. */
 function fold(line: string): string {
@@ -73,7 +74,14 @@ beforeAll(async () => {
     ],
     { displayName: 'Directory' },
   );
-  device = new TestDevice(testServer(services, { GAL_URL: directory.collectionUrl }), createUser(services));
+  // The device user's own address book: a contact the directory does not have, and a copy of one it has.
+  carl = await issue(root, 'carl@elsewhere.test');
+  const me = createUser(services);
+  await seedAddressBook(services, me, 'contacts', [
+    vcard('3.0', 'carl', 'Carl Contact', 'carl@elsewhere.test', [`KEY;ENCODING=b;TYPE=X509:${carl.base64}`]),
+    vcard('3.0', 'ada-copy', 'Ada Lovelace', 'ada.lovelace@example.test', []),
+  ]);
+  device = new TestDevice(testServer(services, { GAL_URL: directory.collectionUrl }), me);
 });
 
 async function resolve(to: string[], options: [string, string][]): Promise<WbxmlElement[]> {
@@ -138,6 +146,22 @@ describe('ResolveRecipients certificates from the directory', () => {
     expect(certificatesOf(ada!)).toBeUndefined();
     const [plain] = await resolve(['ada.lovelace@example.test'], []);
     expect(certificatesOf(plain!)).toBeUndefined();
+  });
+
+  it("the user's own contacts resolve as Type 2 with their certificates; one the directory has is not listed twice", async () => {
+    const [carlR, ada] = await resolve(
+      ['carl@elsewhere.test', 'ada.lovelace@example.test'],
+      [['CertificateRetrieval', '2']],
+    );
+    expect(childText(carlR!, 'Type')).toBe('2');
+    expect(childText(carlR!, 'DisplayName')).toBe('Carl Contact');
+    expect(texts(certificatesOf(carlR!), 'Certificate')).toEqual([carl.base64]);
+    expect(childText(ada!, 'Type')).toBe('1');
+    const ambiguous = await device.command(
+      'ResolveRecipients',
+      el('ResolveRecipients', 'ResolveRecipients', [el('ResolveRecipients', 'To', 'Lovelace')]),
+    );
+    expect(childText(child(ambiguous, 'Response'), 'RecipientCount')).toBe('1');
   });
 
   it('MaxCertificates: a recipient whose set does not fit gets none, Status 8 and its count; the next still fits', async () => {
