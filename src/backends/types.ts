@@ -179,6 +179,11 @@ export interface MailBackend {
    */
   status(folder: string): Promise<MailboxStatus>;
   /**
+   * The UIDVALIDITY the session's last read of this folder ran under (its UIDs mean what they meant to that read),
+   * without asking the server again when the folder is the one the session has open; else from `status`.
+   */
+  uidValidityOf(folder: string): Promise<number>;
+  /**
    * UIDs of the messages that arrived in [since, before) (by date, not time), ascending; all when both are undefined.
    */
   listUids(folder: string, since?: Date, before?: Date): Promise<number[]>;

@@ -31,7 +31,8 @@ export async function flagDetailsOf(
   mailbox: string,
   uid: number,
 ): Promise<FlagDetails | undefined> {
-  const { uidValidity } = await mail.status(mailbox);
+  // The UIDVALIDITY the caller's read of the message ran under (no second SELECT).
+  const uidValidity = await mail.uidValidityOf(mailbox);
   return (await mailFlagStore(context, mailbox).read(uidValidity))[uid];
 }
 

@@ -21,6 +21,7 @@
  * compose-calendar.ts builds that message (a forward carries the meeting REQUEST). A ClientId is remembered for
  * SENT_MARKER_TTL_MS.
  */
+import { type Settled, settle, settledValue } from '../util/settled.ts';
 import { withBackends } from '../backends/open.ts';
 import { SubmissionError, type SubmissionResult } from '../backends/smtp/types.ts';
 import { FolderNotFoundError, FolderType, type MailBackend, type MessageWithSource } from '../backends/types.ts';
@@ -155,15 +156,26 @@ async function compose(context: CommandContext, request: ComposeRequest): Promis
     if (message.full.length > maxBytes)
       throw new ComposeFailure(CommonStatus.AttachmentIsTooLarge, `the message is over ${maxBytes} bytes`);
 
-    const outcome = await sendOnce(context, request, message);
+    // Where the Sent copy goes is asked of IMAP while SMTP submits (the IMAP connection is idle meanwhile): at a
+    // distance from the servers that LIST costs no time of its own. Settled before the backends close, also when the
+    // submission fails.
+    const sentFolder = request.saveInSent ? settle(sentFolderOf(mail)) : undefined;
+    let outcome: Awaited<ReturnType<typeof sendOnce>>;
+    try {
+      outcome = await sendOnce(context, request, message);
+    } finally {
+      await sentFolder;
+    }
 
     // Sent: what follows must not turn into a failure, or the device would send the message again. It is logged.
     if (outcome !== 'unconfirmed' && outcome.rejected.length > 0)
       await reportRefused(context, mail, message, outcome).catch((err: unknown) =>
         warnAfterSend(context, 'non-delivery-report-failed', err),
       );
-    if (request.saveInSent)
-      await saveInSent(mail, message.full).catch((err: unknown) => warnAfterSend(context, 'sent-copy-failed', err));
+    if (sentFolder)
+      await saveInSent(mail, await sentFolder, message.full).catch((err: unknown) =>
+        warnAfterSend(context, 'sent-copy-failed', err),
+      );
     if (original) {
       const flag = request.command === 'SmartReply' ? '\\Answered' : '$Forwarded';
       await mail
@@ -375,8 +387,13 @@ async function reportRefused(
   await mail.appendMessage(inbox.ref, report, []);
 }
 
-/** Appends the sent message to the Sent folder (SPECIAL-USE \Sent), read; nothing when the account has none. */
-async function saveInSent(mail: MailBackend, message: Uint8Array): Promise<void> {
-  const sent = (await mail.listFolders()).find((f) => f.backend === 'imap' && f.type === FolderType.SentItems);
-  if (sent) await mail.appendMessage(sent.ref, message, ['\\Seen']);
+/** The Sent folder (SPECIAL-USE \Sent); undefined when the account has none. */
+async function sentFolderOf(mail: MailBackend): Promise<string | undefined> {
+  return (await mail.listFolders()).find((f) => f.backend === 'imap' && f.type === FolderType.SentItems)?.ref;
+}
+
+/** Appends the sent message to the Sent folder, read; nothing when the account has none. */
+async function saveInSent(mail: MailBackend, sent: Settled<string | undefined>, message: Uint8Array): Promise<void> {
+  const folder = settledValue(sent);
+  if (folder) await mail.appendMessage(folder, message, ['\\Seen']);
 }

@@ -9,7 +9,8 @@
 import { openBackends } from '../backends/open.ts';
 import { FolderNotFoundError, FolderType, type UserBackends } from '../backends/types.ts';
 import { firstSyncKey, INITIAL_SYNC_KEY, nextSyncKey } from '../protocol/synckey.ts';
-import type { CollectionState, HierarchyState, SyncOptions } from '../state/types.ts';
+import type { CollectionState, HierarchyState, KeyedState, SyncOptions } from '../state/types.ts';
+import { type Settled, settle, settledValue } from '../util/settled.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { el, type WbxmlElement } from '../wbxml/tree.ts';
 import type { CommandContext } from '../protocol/command.ts';
@@ -43,6 +44,14 @@ export interface SyncedCollections {
  * may send less (MS-ASCMD §2.2.3.199). The backends are opened once, by the first collection that needs them.
  */
 export async function syncCollections(context: CommandContext, request: SyncRequest): Promise<SyncedCollections> {
+  // The first collection's state is read beside the hierarchy, not after it: one state round trip, not two, where
+  // the store is across a network (DynamoDB). Only the first: syncing one collection may write another's state
+  // (a move to Trash), so later ones are read when their turn comes. SyncKey 0 is about to be (re)created: not read.
+  const first = request.collections[0];
+  let firstRead =
+    first && first.syncKey !== INITIAL_SYNC_KEY
+      ? settle(context.state.getCollection(context.device, first.collectionId))
+      : undefined;
   const hierarchy = (await context.state.getHierarchy(context.device))?.state;
   let backends: UserBackends | undefined;
   const elements: WbxmlElement[] = [];
@@ -51,7 +60,9 @@ export async function syncCollections(context: CommandContext, request: SyncRequ
     for (const collection of request.collections) {
       const windowSize = Math.min(collection.windowSize ?? request.windowSize ?? DEFAULT_WINDOW_SIZE, remaining);
       const open = async (): Promise<UserBackends> => (backends ??= await openBackends(context));
-      const { element, sent } = await syncCollection(context, hierarchy, collection, windowSize, open);
+      const read = collection === first ? firstRead : undefined;
+      firstRead = undefined;
+      const { element, sent } = await syncCollection(context, hierarchy, collection, windowSize, open, read);
       remaining -= sent;
       elements.push(element);
     }
@@ -114,6 +125,7 @@ async function syncCollection(
   request: CollectionRequest,
   windowSize: number,
   open: () => Promise<UserBackends>,
+  read?: Promise<Settled<KeyedState<CollectionState> | undefined>>,
 ): Promise<{ element: WbxmlElement; sent: number }> {
   const { collectionId } = request;
   const folder = hierarchy?.folders.find((f) => f.serverId === collectionId);
@@ -140,7 +152,7 @@ async function syncCollection(
     return { element: collectionStatus(collectionId, SyncStatus.Success, syncKey), sent: 0 };
   }
 
-  const stored = await context.state.getCollection(context.device, collectionId);
+  const stored = read ? settledValue(await read) : await context.state.getCollection(context.device, collectionId);
   const requestKey = request.syncKey ?? stored?.syncKey;
   if (!stored || requestKey === undefined)
     return { element: collectionStatus(collectionId, SyncStatus.InvalidSyncKey), sent: 0 };

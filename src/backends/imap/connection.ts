@@ -58,24 +58,83 @@ export function imapTransportOption(): Pick<ImapFlowOptions, 'transport'> {
   return transport ? { transport } : {};
 }
 
+/** imapflow's command runner, which its session set-up goes through (not in its typings). */
+interface CommandRunner {
+  run(command: string, ...args: unknown[]): Promise<unknown>;
+}
+
+/** The personal namespace each server gave each user (RFC 2342), kept for the process (on Workers: the isolate). */
+const namespaces = new Map<string, NonNullable<ImapFlow['namespace']>>();
+const NAMESPACES_KEPT = 10_000;
+
+/**
+ * An ImapFlow whose session set-up costs fewer round trips, since at tens of milliseconds from the server each one
+ * counts and Workers log in on every request:
+ * - no ID (RFC 2971): imapflow sends it before and again after the login, two round trips for information only;
+ * - NAMESPACE once per server and user: later sessions take the personal namespace kept from the first (it is the
+ *   server's configuration, not the session's state). The first session still sends it, so a server that failed
+ *   the login behind an OK (imapflow checks NAMESPACE's answer for that) is caught before anything is kept;
+ * - no LIST and LSUB before the first SELECT of a folder: imapflow asks them only to decorate its mailbox object
+ *   (special use, subscription), which nothing here reads; the folder is given the namespace's delimiter. A folder
+ *   that does not exist still fails at SELECT (imapflow then LISTs to tell "missing" from other refusals).
+ */
+class LeanImapFlow extends ImapFlow {
+  constructor(
+    options: ImapFlowOptions,
+    private readonly namespaceKey: string,
+  ) {
+    super(options);
+  }
+
+  async run(command: string, ...args: unknown[]): Promise<unknown> {
+    const run = (ImapFlow.prototype as unknown as CommandRunner).run;
+    const upper = command.toUpperCase();
+    if (upper === 'ID') return undefined;
+    // imapflow's select() is the one caller of run('LIST', '', path) without options (src: commands/select.js).
+    const [reference, path] = args;
+    if (upper === 'LIST' && args.length === 2 && reference === '' && typeof path === 'string' && !/[*%]/.test(path))
+      return [{ path, delimiter: this.namespace?.delimiter ?? undefined, flags: new Set<string>(), listed: true }];
+    if (upper !== 'NAMESPACE') return run.call(this, command, ...args);
+    const kept = namespaces.get(this.namespaceKey);
+    if (kept && this.authenticated) {
+      this.namespaces = { personal: [{ ...kept }], other: false, shared: false };
+      this.namespace = { ...kept };
+      return this.namespace;
+    }
+    const answer = await run.call(this, command, ...args);
+    const personal = this.namespace;
+    if (personal && !(answer as { error?: boolean } | undefined)?.error) {
+      if (namespaces.size >= NAMESPACES_KEPT) namespaces.delete(namespaces.keys().next().value!);
+      namespaces.set(this.namespaceKey, { ...personal });
+    }
+    return answer;
+  }
+}
+
 /** A client for one user; `connect()` it, and `logout()` when done. Logging is off: it would carry credentials. */
 export function imapClient(settings: ImapSettings, login: ImapLogin, extra: Partial<ImapFlowOptions> = {}): ImapFlow {
-  return new ImapFlow({
-    ...extra,
-    ...imapTransportOption(),
-    host: settings.host,
-    port: settings.port,
-    secure: settings.secure,
-    ...startTlsOption(settings),
-    auth:
-      login.accessToken !== undefined
-        ? { user: login.user, accessToken: login.accessToken }
-        : { user: login.user, pass: login.password },
-    logger: false,
-    // CONDSTORE + QRESYNC: incremental mail sync depends on them (DESIGN §4).
-    qresync: true,
-    connectionTimeout: 10_000,
-    greetingTimeout: 10_000,
-    socketTimeout: 60_000,
-  });
+  const namespaceKey = `${settings.host}\u0000${settings.port}\u0000${login.user}`;
+  return new LeanImapFlow(
+    {
+      ...extra,
+      ...imapTransportOption(),
+      host: settings.host,
+      port: settings.port,
+      secure: settings.secure,
+      ...startTlsOption(settings),
+      auth:
+        login.accessToken !== undefined
+          ? { user: login.user, accessToken: login.accessToken }
+          : // LOGIN (RFC 3501 §6.2.3): one round trip, where imapflow's AUTHENTICATE PLAIN waits for the server's
+            // continuation first (it does not send the initial response of SASL-IR, RFC 4959). Only ever over TLS here.
+            { user: login.user, pass: login.password, loginMethod: 'LOGIN' },
+      logger: false,
+      // CONDSTORE + QRESYNC: incremental mail sync depends on them (DESIGN §4).
+      qresync: true,
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 60_000,
+    },
+    namespaceKey,
+  );
 }

@@ -134,6 +134,13 @@ export class ImapMailBackend implements MailBackend {
     }
   }
 
+  async uidValidityOf(folder: string): Promise<number> {
+    // A selected mailbox's UIDVALIDITY cannot change under the session (RFC 3501 §2.3.1.1): the server would end it.
+    const selected = this.client.mailbox;
+    if (selected && selected.path === folder) return Number(selected.uidValidity);
+    return (await this.status(folder)).uidValidity;
+  }
+
   async listUids(folder: string, since?: Date, before?: Date): Promise<number[]> {
     return this.withMailbox(folder, async () => {
       const criteria = { ...(since ? { since } : {}), ...(before ? { before } : {}) };

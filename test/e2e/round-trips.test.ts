@@ -1,0 +1,135 @@
+/**
+ * Round trips per command stay where issue 18 cut them (bench/wan.ts measures what they cost at 20 and 50 ms). A
+ * latency proxy in front of each service (no delay here: it only counts) counts the request→response turn-arounds
+ * each command makes, and Dovecot's log its logins: with a pooled session (Node, and Lambda with DynamoDB on dynalite
+ * through the proxy) and with a session per request, as Workers have (the same code as in workerd; the Worker itself
+ * runs in bench/wan.ts and test/workers/logins.test.ts). IMAP is implicit TLS, SMTP implicit TLS, DAV https.
+ *
+ * A fresh session's set-up is TLS (two turns: the handshake, then the greeting), LOGIN, ENABLE, and LOGOUT after the
+ * answer, where imapflow's own set-up also sent ID before and after the login, waited for AUTHENTICATE's continuation,
+ * sent NAMESPACE, and LIST + LSUB before the first SELECT (src/backends/imap/connection.ts LeanImapFlow).
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildApp } from '../../src/app/build.ts';
+import { freshImapSessions, type ImapSessions, pooledImapSessions } from '../../src/backends/imap/sessions.ts';
+import type { ImapSettings } from '../../src/backends/imap/connection.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createLambdaRuntime } from '../../src/runtimes/lambda.ts';
+import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
+import type { TestServer } from '../device/device.ts';
+import { functionUrlFetch } from '../device/function-url.ts';
+import {
+  COMMANDS,
+  type Command,
+  measured,
+  prepare,
+  startSession,
+  startWanProxies,
+  type WanProxies,
+  wanSettings,
+} from './round-trip-steps.ts';
+
+const services = inject('services');
+let proxies: WanProxies;
+
+beforeAll(async () => {
+  proxies = await startWanProxies(services);
+});
+
+afterAll(async () => {
+  for (const p of Object.values(proxies ?? {})) await p.close();
+});
+
+function inProcess(imapSessions: (imap: ImapSettings) => ImapSessions): TestServer {
+  const state = openSqliteStateStore(':memory:').store;
+  const { app } = buildApp({
+    settings: loadConfig(wanSettings(services, proxies)),
+    state,
+    imapSessions,
+    log: () => {},
+  });
+  return { fetch: async (url, init) => app.request(url, init), state, logs: [] };
+}
+
+function onLambda(): TestServer {
+  const runtime = createLambdaRuntime({
+    env: {
+      ...wanSettings(services, proxies),
+      DYNAMODB_TABLE: `ase-round-trips-${randomBytes(4).toString('hex')}`,
+      DYNAMODB_ENDPOINT: `http://${proxies.state.host}:${proxies.state.port}`,
+      AWS_REGION: services.dynamodb.region,
+      AWS_ACCESS_KEY_ID: services.dynamodb.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: services.dynamodb.credentials.secretAccessKey,
+    },
+    log: () => {},
+    metricsOut: () => {},
+  });
+  return { fetch: functionUrlFetch((event) => runtime.http(event)), state: runtime.state, logs: [] };
+}
+
+/** Per command: IMAP turn-arounds, IMAP connections, logins; and the state store's turn-arounds where it is remote. */
+type Expected = Record<Command, { imap: number; connections: number; logins: number; state?: number }>;
+
+/** With a pooled session: no login, no connection, only the command's own IMAP work. */
+const POOLED: Expected = {
+  FolderSync: { imap: 1, connections: 0, logins: 0 },
+  'Sync (no change)': { imap: 1, connections: 0, logins: 0 },
+  // SELECT, the new UIDs' summaries, their structure, their body parts (items/email-parts.ts).
+  'Sync (one new)': { imap: 4, connections: 0, logins: 0 },
+  'Ping start': { imap: 1, connections: 0, logins: 0 },
+  // LIST (for Sent, while SMTP submits) and APPEND.
+  SendMail: { imap: 2, connections: 0, logins: 0 },
+  'ItemOperations Fetch': { imap: 1, connections: 0, logins: 0 },
+};
+
+/**
+ * A session per request: the set-up (5 turns: TLS handshake, greeting, LOGIN, ENABLE, LOGOUT), one connection, one
+ * login, and the command's work on a session that has nothing selected yet (a SELECT before ItemOperations' FETCH).
+ */
+const PER_REQUEST: Expected = {
+  FolderSync: { imap: 7, connections: 1, logins: 1 },
+  'Sync (no change)': { imap: 6, connections: 1, logins: 1 },
+  'Sync (one new)': { imap: 9, connections: 1, logins: 1 },
+  'Ping start': { imap: 6, connections: 1, logins: 1 },
+  SendMail: { imap: 8, connections: 1, logins: 1 },
+  'ItemOperations Fetch': { imap: 7, connections: 1, logins: 1 },
+};
+
+/** Lambda: as pooled, and the DynamoDB requests, each one turn (auth throttle, device, and the command's own). */
+const LAMBDA: Expected = {
+  FolderSync: { ...POOLED.FolderSync, state: 3 },
+  'Sync (no change)': { ...POOLED['Sync (no change)'], state: 7 },
+  'Sync (one new)': { ...POOLED['Sync (one new)'], state: 9 },
+  // The device's first Ping also writes the Ping cache.
+  'Ping start': { ...POOLED['Ping start'], state: 6 },
+  SendMail: { ...POOLED.SendMail, state: 4 },
+  'ItemOperations Fetch': { ...POOLED['ItemOperations Fetch'], state: 5 },
+};
+
+const runtimes: [string, () => TestServer, Expected][] = [
+  ['pooled sessions (Node)', () => inProcess((imap) => pooledImapSessions(imap)), POOLED],
+  ['a session per request (as on Workers)', () => inProcess((imap) => freshImapSessions(imap)), PER_REQUEST],
+  ['Lambda: pooled sessions, DynamoDB', onLambda, LAMBDA],
+];
+
+describe.each(runtimes)('round trips per command: %s', (_, start, expected) => {
+  it('each command makes the round trips and logins it was cut to', async () => {
+    const session = await startSession(services, proxies, start(), 3);
+    // The pool (where there is one) holds the session the set-up logged in with; a Sync brings it to the folder.
+    await (await prepare(session, 'Sync (no change)'))();
+    const got = {} as Expected;
+    for (const command of COMMANDS) {
+      const request = await prepare(session, command);
+      const { counts } = await measured(services, proxies, session.user, request);
+      await request.after?.();
+      got[command] = {
+        imap: counts.imap.roundTrips,
+        connections: counts.imap.connections,
+        logins: counts.logins,
+        ...(expected[command].state !== undefined ? { state: counts.state.roundTrips } : {}),
+      };
+    }
+    expect(got).toEqual(expected);
+  }, 60_000);
+});
