@@ -32,6 +32,7 @@ import {
   type Command,
   type Counts,
   measured,
+  settle,
   prepare,
   SERVICES,
   type Service,
@@ -176,6 +177,7 @@ async function main(): Promise<void> {
               const request = await prepare(session, command);
               const m = await measured(services!, proxies, session.user, request);
               await request.after?.();
+              await settle(proxies);
               ms.push(m.ms);
               counts.push(m.counts);
             }

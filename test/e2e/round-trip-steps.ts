@@ -81,6 +81,14 @@ export function loginsOf(services: TestServices, user: TestUser): number {
   return n;
 }
 
+/**
+ * Waits until what a request left behind has passed: a session logged out after the answer, and Dovecot's log line
+ * of a login (written by its log process, a moment after the login).
+ */
+export async function settle(proxies: WanProxies): Promise<void> {
+  await new Promise((r) => setTimeout(r, 400 + proxies.imap.rttMs * 2));
+}
+
 /** What `request` cost at the proxies and in logins, and how long it took. */
 export async function measured<T>(
   services: TestServices,
@@ -94,7 +102,7 @@ export async function measured<T>(
   const result = await request();
   const ms = performance.now() - t0;
   // Connections given back after the answer (a logout) are not the request's wait, but are its cost: let them pass.
-  await new Promise((r) => setTimeout(r, 150 + proxies.imap.rttMs * 2));
+  await settle(proxies);
   const counts = { logins: loginsOf(services, user) - loginsBefore } as Counts;
   for (const [i, s] of SERVICES.entries()) counts[s] = countsBetween(before[i]!, proxies[s].counts());
   return { ms, counts, result };

@@ -23,6 +23,7 @@ import {
   COMMANDS,
   type Command,
   measured,
+  settle,
   prepare,
   startSession,
   startWanProxies,
@@ -123,11 +124,16 @@ describe.each(runtimes)('round trips per command: %s', (_, start, expected) => {
       const request = await prepare(session, command);
       const { counts } = await measured(services, proxies, session.user, request);
       await request.after?.();
+      await settle(proxies);
+      // Turn-arounds at most the cut value (a TLS record split differently can save one); logins and connections
+      // exactly. A count over the cut shows as itself in the difference.
+      const cut = expected[command];
+      const atMost = (n: number, limit: number): number => (n <= limit ? limit : n);
       got[command] = {
-        imap: counts.imap.roundTrips,
+        imap: atMost(counts.imap.roundTrips, cut.imap),
         connections: counts.imap.connections,
         logins: counts.logins,
-        ...(expected[command].state !== undefined ? { state: counts.state.roundTrips } : {}),
+        ...(cut.state !== undefined ? { state: atMost(counts.state.roundTrips, cut.state) } : {}),
       };
     }
     expect(got).toEqual(expected);
