@@ -128,7 +128,7 @@ describe.each(runtimes)('round trips per command: %s', (_, start, expected) => {
       // Turn-arounds at most the cut value (a TLS record split differently can save one); logins and connections
       // exactly. A count over the cut shows as itself in the difference.
       const cut = expected[command];
-      const atMost = (n: number, limit: number): number => (n <= limit ? limit : n);
+      const atMost = (n: number, limit: number): number => Math.max(n, limit);
       got[command] = {
         imap: atMost(counts.imap.roundTrips, cut.imap),
         connections: counts.imap.connections,
