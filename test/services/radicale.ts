@@ -57,6 +57,19 @@ export interface RadicaleService extends RunningService {
 const PYTHON = '/usr/bin/python3';
 const RADICALE = '/usr/bin/radicale';
 const AUTH_MODULE = 'ase_test_auth';
+const STORAGE_MODULE = 'ase_test_storage';
+
+// Radicale's multifilesystem store without fsync: a throw-away test store needs no crash safety (a killed process
+// loses nothing that reached the page cache), and with fsync a seed of hundreds of items waits for the disk. Radicale
+// 3.1 reads its _filesystem_fsync option from no config file, so the store turns it off itself.
+const STORAGE_PLUGIN = `from radicale.storage import multifilesystem
+
+
+class Storage(multifilesystem.Storage):
+    def __init__(self, configuration):
+        super().__init__(configuration)
+        self._filesystem_fsync = False
+`;
 
 // htpasswd auth that also accepts the bare name ("alice" -> "alice@example.test"), so both
 // login forms reach the same principal, as they reach the same mailbox in Dovecot. With an introspection URL it also
@@ -113,6 +126,8 @@ file = ${d}/rights
 
 [storage]
 filesystem_folder = ${d}/collections
+# Radicale's file store without fsync (STORAGE_PLUGIN).
+type = ${STORAGE_MODULE}
 
 [web]
 type = none
@@ -156,6 +171,7 @@ function writeFiles(runDir: string, port: number, users: readonly TestUser[], op
   writeFileSync(`${d}/rights`, RIGHTS);
   mkdirSync(`${d}/collections`, { recursive: true });
   writeFileSync(`${d}/py/${AUTH_MODULE}.py`, authPlugin(options.bearerIntrospectionUrl));
+  writeFileSync(`${d}/py/${STORAGE_MODULE}.py`, STORAGE_PLUGIN);
   writeFileSync(`${runDir}/${RADICALE_USERS_FILE}`, users.map(radicaleUserLine).join(''), { mode: 0o644 });
   const conf = `${d}/config`;
   writeFileSync(conf, radicaleConf(d, runDir, port));

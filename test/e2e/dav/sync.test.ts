@@ -209,7 +209,7 @@ describe('a large address book', () => {
         photoJpeg: i === 499 ? photo(i, 60_000) : photo(i),
       }),
     );
-    await seedAddressBook(services, user, 'many', cards, { displayName: 'Many' });
+    await seedAddressBook(services, user, 'many', cards, { displayName: 'Many', wholeCollection: true });
     const device = new TestDevice(server, user);
     await device.folderSync();
     const many = device.folderByName('Many').serverId;
