@@ -19,7 +19,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
@@ -44,11 +44,20 @@ export interface AbuseOptions {
   bodyBytes?: number;
   /** Elements of the `at-budget` body; MAX_WBXML_ELEMENTS when absent. */
   elements?: number;
+  /** A folder for a V8 CPU profile of each server process (--profile). */
+  profileDir?: string;
 }
 
 export interface PhaseResult {
   phase: string;
+  /** The attacker's answers as it saw them (HTTP status, or how the request failed). */
   attacks: Map<string, number>;
+  /** The attacker's requests as the server logged them: HTTP status, command Status, error. */
+  served: Map<string, number>;
+  /** Median and p99 of the server's own time for the attacker's requests (the log line's ms). */
+  servedMs: { p50: number; p99: number };
+  /** The machine's 1-minute load average at the phase's start and end (os.loadavg). */
+  load: [number, number];
   peakRssMiB: number;
   cpuSeconds: number;
   wallSeconds: number;
@@ -166,23 +175,33 @@ interface Runtime {
   child: ChildProcess;
   exited: Promise<string>;
   url: string;
+  /** The server's log lines (one JSON object each) since start-up, for the phase's summary. */
+  logs: Record<string, unknown>[];
 }
 
-async function startNodeRuntime(env: Record<string, string>): Promise<Runtime> {
+async function startNodeRuntime(env: Record<string, string>, profileDir?: string): Promise<Runtime> {
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(
       ([k]) => !/^(IMAP|SMTP|CALDAV|CARDDAV|STATE|DYNAMODB|AWS|PING|AUTH|MAX)_|^PORT$|^TENANTS/.test(k),
     ),
   );
   const port = await freePort();
-  const child = spawn(process.execPath, ['--max-old-space-size=2048', '--import', 'tsx', 'src/runtimes/node.ts'], {
-    cwd: ROOT,
-    env: { ...clean, ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // --profile DIR: a V8 CPU profile of each server process, written when it stops (chrome://inspect, speedscope).
+  const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child = spawn(
+    process.execPath,
+    ['--max-old-space-size=2048', ...profile, '--import', 'tsx', 'src/runtimes/node.ts'],
+    {
+      cwd: ROOT,
+      env: { ...clean, ...env, PORT: String(port), HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   let listening = false;
   let tail = '';
+  const logs: Record<string, unknown>[] = [];
+  let partial = '';
   const exited = new Promise<string>((resolve) =>
     child.on('exit', (code, signal) =>
       resolve(`exit ${code ?? signal}${/heap out of memory/i.test(tail) ? ' (JavaScript heap out of memory)' : ''}`),
@@ -190,7 +209,18 @@ async function startNodeRuntime(env: Record<string, string>): Promise<Runtime> {
   );
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {
-      if (listening) return;
+      if (listening) {
+        const lines = (partial + d.toString()).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) {
+          try {
+            logs.push(JSON.parse(line) as Record<string, unknown>);
+          } catch {
+            // not a log line
+          }
+        }
+        return;
+      }
       output += d.toString();
       if (output.includes('"event":"listening"')) {
         listening = true;
@@ -205,7 +235,7 @@ async function startNodeRuntime(env: Record<string, string>): Promise<Runtime> {
       if (!listening) reject(new Error(`the server exited (${code}): ${output}`));
     });
   });
-  return { child, exited, url: `http://127.0.0.1:${port}` };
+  return { child, exited, url: `http://127.0.0.1:${port}`, logs };
 }
 
 /** A TestServer over HTTP to the child process. */
@@ -250,7 +280,7 @@ export async function runAbuseBench(options: AbuseOptions = {}): Promise<PhaseRe
     console.log(
       `\nAbuse: ${concurrency} concurrent Sync bodies of ${bodyBytes} bytes from one user, ${seconds} s per shape; ${victimCount} other users' small Syncs meanwhile (Node runtime over Dovecot on loopback)`,
     );
-    runtime = await startNodeRuntime(env);
+    runtime = await startNodeRuntime(env, options.profileDir);
     const http = httpServer();
     const deviceOf = (user = createUser(services!)): TestDevice => {
       const device = new TestDevice(http, user);
@@ -272,7 +302,7 @@ export async function runAbuseBench(options: AbuseOptions = {}): Promise<PhaseRe
     await attacker.folderSync();
 
     const phase = async (name: string, body: Uint8Array | undefined): Promise<PhaseResult> => {
-      if (!runtime || runtime.child.exitCode !== null) runtime = await startNodeRuntime(env);
+      if (!runtime || runtime.child.exitCode !== null) runtime = await startNodeRuntime(env, options.profileDir);
       for (const d of [attacker, ...victims.map((v) => v.device)]) d.origin = runtime.url;
       // Warm: each device's first request on a fresh process logs in to IMAP; that is not what is measured.
       await Promise.all([attacker.folderSync(), ...victims.map(({ device, inbox }) => device.sync(inbox))]);
@@ -280,6 +310,8 @@ export async function runAbuseBench(options: AbuseOptions = {}): Promise<PhaseRe
       let exited: string | undefined;
       void runtime.exited.then((how) => (exited = how));
       const cpuBefore = cpuSeconds(pid) ?? 0;
+      const logsBefore = runtime.logs.length;
+      const loadBefore = loadavg()[0]!;
       let peak = rssMiB(pid) ?? 0;
       let cpuLast = cpuBefore;
       const started = Date.now();
@@ -315,9 +347,27 @@ export async function runAbuseBench(options: AbuseOptions = {}): Promise<PhaseRe
       await Promise.all([sampler, ...attackers, ...victimLoops]);
       const wallSeconds = (Date.now() - started) / 1000;
       const sorted = latencies.sort((a, b) => a - b);
+      const served = new Map<string, number>();
+      const servedMs: number[] = [];
+      for (const line of runtime.logs.slice(logsBefore)) {
+        if (line.user !== attacker.user.email) continue;
+        const key = [
+          `HTTP ${String(line.http)}`,
+          line.status !== undefined ? `Status ${String(line.status)}` : '',
+          typeof line.error === 'string' ? `(${line.error.replace(/ at byte \d+/, '').slice(0, 60)})` : '',
+        ]
+          .filter(Boolean)
+          .join(' ');
+        served.set(key, (served.get(key) ?? 0) + 1);
+        if (typeof line.ms === 'number') servedMs.push(line.ms);
+      }
+      servedMs.sort((a, b) => a - b);
       return {
         phase: name,
         attacks,
+        served,
+        servedMs: { p50: percentile(servedMs, 0.5), p99: percentile(servedMs, 0.99) },
+        load: [loadBefore, loadavg()[0]!],
         peakRssMiB: peak,
         cpuSeconds: (cpuSeconds(pid) ?? cpuLast) - cpuBefore,
         wallSeconds,
@@ -335,7 +385,7 @@ export async function runAbuseBench(options: AbuseOptions = {}): Promise<PhaseRe
       // Each shape on a fresh process: what one shape left behind does not count against the next.
       runtime.child.kill('SIGTERM');
       await Promise.race([runtime.exited, sleep(5000)]);
-      runtime = await startNodeRuntime(env);
+      runtime = await startNodeRuntime(env, options.profileDir);
       results.push(await phase(name, body));
     }
     print(results, bodyBytes, elements);
@@ -349,45 +399,34 @@ export async function runAbuseBench(options: AbuseOptions = {}): Promise<PhaseRe
 }
 
 function print(results: PhaseResult[], bodyBytes: number, elements: number): void {
+  const counts = (m: Map<string, number>): string =>
+    [...m]
+      .sort((x, y) => y[1] - x[1])
+      .map(([k, n]) => `${k} ×${n}`)
+      .join(', ') || '—';
+  const baseline = results[0];
   console.log(`body ${bodyBytes} bytes; at-budget shape ${elements} elements`);
-  console.log(
-    [
-      'phase',
-      'attacker answers',
-      'peak RSS MiB',
-      'CPU s / wall s',
-      'victim Syncs',
-      'p50 ms',
-      'p99 ms',
-      'max ms',
-      'server',
-    ]
-      .map((h, i) => h.padEnd(i === 1 ? 34 : 22))
-      .join(''),
-  );
   for (const r of results) {
-    const answers = [...r.attacks].map(([k, n]) => `${k} ×${n}`).join(', ') || '—';
+    console.log(`\n${r.phase}  (load average ${r.load[0].toFixed(2)} → ${r.load[1].toFixed(2)})`);
     console.log(
-      [
-        r.phase,
-        answers,
-        r.peakRssMiB.toFixed(0),
-        `${r.cpuSeconds.toFixed(1)} / ${r.wallSeconds.toFixed(1)}`,
-        `${r.victimSyncs} (${r.victimErrors} failed)`,
-        r.p50.toFixed(0),
-        r.p99.toFixed(0),
-        r.max.toFixed(0),
-        r.exited ?? 'up',
-      ]
-        .map((c, i) => c.padEnd(i === 1 ? 34 : 22))
-        .join(''),
+      `  server:            peak RSS ${r.peakRssMiB.toFixed(0)} MiB, CPU ${r.cpuSeconds.toFixed(1)} s in ${r.wallSeconds.toFixed(1)} s, ${r.exited ?? 'up'}`,
     );
+    console.log(
+      `  victims' Syncs:    ${r.victimSyncs} (${r.victimErrors} failed), p50 ${r.p50.toFixed(0)} ms, p99 ${r.p99.toFixed(0)} ms, max ${r.max.toFixed(0)} ms` +
+        (baseline && r !== baseline && baseline.p99 > 0
+          ? `; p99 ${(r.p99 / baseline.p99).toFixed(1)}× the baseline's, p50 ${(r.p50 / baseline.p50).toFixed(1)}×`
+          : ''),
+    );
+    if (r === baseline) continue;
+    console.log(`  attacker saw:      ${counts(r.attacks)}`);
+    console.log(`  server answered:   ${counts(r.served)}`);
+    console.log(`  server time (attacker): p50 ${r.servedMs.p50.toFixed(0)} ms, p99 ${r.servedMs.p99.toFixed(0)} ms`);
   }
   const attacked = results.slice(1);
   const rssOk = attacked.every((r) => r.peakRssMiB < RSS_TARGET_MIB && r.exited === undefined);
   const p99Ok = attacked.every((r) => r.p99 < P99_TARGET_MS && r.victimErrors === 0);
   console.log(
-    `targets: server RSS under ${RSS_TARGET_MIB} MiB: ${rssOk ? 'met' : 'MISSED'}; other users' Sync p99 under ${P99_TARGET_MS} ms: ${p99Ok ? 'met' : 'MISSED'}`,
+    `\ntargets: server RSS under ${RSS_TARGET_MIB} MiB: ${rssOk ? 'met' : 'MISSED'}; other users' Sync p99 under ${P99_TARGET_MS} ms: ${p99Ok ? 'met' : 'MISSED'}`,
   );
 }
 
@@ -403,5 +442,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     victims: argument('victims'),
     bodyBytes: argument('body-bytes'),
     elements: argument('elements'),
+    profileDir: process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : undefined,
   });
 }

@@ -89,6 +89,12 @@ export interface ServerConfig {
    * Ping or hanging Sync does not count while it waits (protocol/request-slots.ts).
    */
   maxConcurrentRequestsPerUser: number;
+  /**
+   * Large request bodies one user may have in flight at once in this process: a body over `bytes`
+   * (LARGE_BODY_BYTES) counts as large, at most `perUser` (MAX_LARGE_BODIES_PER_USER; 0: no cap) of them per user
+   * (protocol/request-slots.ts).
+   */
+  largeBodies: { bytes: number; perUser: number };
   /** Largest message SendMail, SmartReply and SmartForward send (as composed, in bytes); larger ones get Status 122. */
   maxMessageBytes: number;
   /** The tenant this process serves until multi-tenancy arrives. */
@@ -291,6 +297,12 @@ const schema = z.object({
     .min(1024)
     .default(32 * 1024 * 1024),
   MAX_CONCURRENT_REQUESTS_PER_USER: z.coerce.number().int().min(0).default(10),
+  LARGE_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024),
+  MAX_LARGE_BODIES_PER_USER: z.coerce.number().int().min(0).default(2),
   MAX_MESSAGE_BYTES: z.coerce
     .number()
     .int()
@@ -473,6 +485,7 @@ export function loadConfig(
     wbxmlBudget: { maxBytes: Math.min(e.MAX_WBXML_BYTES, e.MAX_REQUEST_BYTES), maxElements: e.MAX_WBXML_ELEMENTS },
     maxResponseBytes: e.MAX_RESPONSE_BYTES,
     maxConcurrentRequestsPerUser: e.MAX_CONCURRENT_REQUESTS_PER_USER,
+    largeBodies: { bytes: e.LARGE_BODY_BYTES, perUser: e.MAX_LARGE_BODIES_PER_USER },
     maxMessageBytes: e.MAX_MESSAGE_BYTES,
     tenant: e.TENANT,
     publicUrl: e.PUBLIC_URL?.replace(/\/+$/, ''),

@@ -10,14 +10,14 @@ import type { LogEntry, LogSink } from '../log.ts';
 import type { BackendFactory, RequestBackends } from '../backends/types.ts';
 import type { DeviceRecord, DeviceScope, StateStore } from '../state/types.ts';
 import { accessRefusalResponse, checkDeviceAccess, type AccessDecision } from '../devices/access-rules.ts';
-import { decodeWbxml, WbxmlDecodeError } from '../wbxml/decoder.ts';
+import { decodeWbxmlYielding, WbxmlDecodeError } from '../wbxml/decoder.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, textOf, type WbxmlElement } from '../wbxml/tree.ts';
 import { basicChallenge, challengeFor, parseAuthorization, schemeAllowed } from '../protocol/auth.ts';
 import { AuthUnavailableError, type AuthenticatedUser, type Credentials } from '../backends/auth.ts';
 import { withTenant, type TenantRouter, type TenantServices } from './tenants.ts';
 import { clientAddress, guardedAuthenticate } from '../protocol/throttle.ts';
-import { takeRequestSlot, type RequestSlot } from '../protocol/request-slots.ts';
+import { takeLargeBodySlot, takeRequestSlot, type RequestSlot } from '../protocol/request-slots.ts';
 import { tenantAuthenticator } from '../protocol/bearer.ts';
 import { commandByName } from '../protocol/commands.ts';
 import { deviceScope, recordDeviceSeen } from '../devices/seen.ts';
@@ -238,14 +238,24 @@ async function serveAuthenticated(
   if (!name) throw new HttpError(400, `unknown command ${JSON.stringify(request.command.slice(0, 32))}`);
   const device = deviceScope(deps.config.tenant, outcome.user.login, request.deviceId);
   seen.device = device;
-  const known = await recordDeviceSeen(deps.state, device, request);
-  const command = deps.commands.get(name);
-  if (!command) throw new HttpError(501, `command ${name} is not implemented`);
-  entry.cmd = name;
 
-  // One user's requests at once in this process (protocol/request-slots.ts): over the cap 503 before the body is read.
-  const slot = takeRequestSlot(deps.config.tenant, outcome.user.login, deps.config.maxConcurrentRequestsPerUser);
+  // One user's requests at once in this process (protocol/request-slots.ts): over the cap 503 before the body is read,
+  // and before any state is read or written, so that a refused request costs its login and no more.
+  const { tenant } = deps.config;
+  const slot = takeRequestSlot(tenant, outcome.user.login, deps.config.maxConcurrentRequestsPerUser);
+  // Taken when the body turns out to be large (readBody), given back with the request's slot.
+  let releaseLargeBody = (): void => {};
+  const largeBody: LargeBodyAdmission = {
+    bytes: deps.config.largeBodies.bytes,
+    admit() {
+      releaseLargeBody = takeLargeBodySlot(tenant, outcome.user.login, deps.config.largeBodies.perUser);
+    },
+  };
   try {
+    const known = await recordDeviceSeen(deps.state, device, request);
+    const command = deps.commands.get(name);
+    if (!command) throw new HttpError(501, `command ${name} is not implemented`);
+    entry.cmd = name;
     return await serveCommand(c, deps, {
       scope,
       request,
@@ -256,8 +266,10 @@ async function serveAuthenticated(
       entry,
       seen,
       slot,
+      largeBody,
     });
   } finally {
+    releaseLargeBody();
     slot.release();
   }
 }
@@ -273,23 +285,30 @@ interface AdmittedRequest {
   entry: LogEntry;
   seen: { device?: DeviceScope; body?: Uint8Array };
   slot: RequestSlot;
+  largeBody: LargeBodyAdmission;
+}
+
+/** A body longer than `bytes` is large: `admit` counts it under the user's cap, or throws TooManyRequestsError. */
+interface LargeBodyAdmission {
+  bytes: number;
+  admit(): void;
 }
 
 /** Reads the body, holds the device to the access rules and the policy, runs the command. */
 async function serveCommand(c: Context, deps: ActiveSyncDeps, admitted: AdmittedRequest): Promise<Response> {
-  const { scope, request, user, device, known, command, entry, seen, slot } = admitted;
+  const { scope, request, user, device, known, command, entry, seen, slot, largeBody } = admitted;
   const name = command.name;
   const outcome = { ok: true, user } as const;
   // The body is read up to the command's limit; it is decoded only once the device has passed the access rules and the
   // policy check, so that a blocked or unprovisioned device costs no tree.
   const limit = bodyLimitOf(name, deps.config);
-  const rawBody = await readBody(c.req.raw, limit);
+  const rawBody = await readBody(c.req.raw, limit, largeBody);
   seen.body = rawBody;
   const contentType = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  const decode = (): WbxmlElement | undefined =>
+  const decode = (): Promise<WbxmlElement | undefined> =>
     decodeBody(rawBody, contentType, limit, deps.config.wbxmlBudget.maxElements);
   // Only a Settings request's body matters to the policy check (it may set DeviceInformation before provisioning).
-  const settingsBody = name === 'Settings' ? decode() : undefined;
+  const settingsBody = name === 'Settings' ? await decode() : undefined;
 
   // Device access rules (devices/access-rules.ts): blocked or quarantined devices get Status 129 or HTTP 403.
   const access = await checkDeviceAccess({
@@ -340,7 +359,7 @@ async function serveCommand(c: Context, deps: ActiveSyncDeps, admitted: Admitted
       device,
       state: deps.state,
       backends: scope.backends,
-      body: settingsBody ?? decode(),
+      body: settingsBody ?? (await decode()),
       rawBody,
       contentType,
       config: deps.config,
@@ -365,12 +384,16 @@ function bodyLimitOf(command: string, config: ServerConfig): number {
 
 /**
  * The request body, refused with 413 (RFC 9110 §15.5.14) once it is longer than `limit`: at once for a declared
- * Content-Length, else as soon as the stream passes it, never buffering more than the limit.
+ * Content-Length, else as soon as the stream passes it, never buffering more than the limit. A large body is
+ * admitted under its user's cap the same way (503 when the user has too many in flight): from its Content-Length
+ * before any of it is read, else once the part read passes the threshold.
  */
-async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+async function readBody(request: Request, limit: number, large: LargeBodyAdmission): Promise<Uint8Array> {
   const declared = Number(request.headers.get('content-length') ?? Number.NaN);
   if (declared > limit)
     throw new HttpError(413, `request body of ${declared} bytes over the command's limit of ${limit}`);
+  let admitted = declared > large.bytes;
+  if (admitted) large.admit();
   if (!request.body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let length = 0;
@@ -382,6 +405,15 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array> {
     if (length > limit) {
       await reader.cancel().catch(() => undefined);
       throw new HttpError(413, `request body over the command's limit of ${limit} bytes`);
+    }
+    if (!admitted && length > large.bytes) {
+      admitted = true;
+      try {
+        large.admit();
+      } catch (err) {
+        await reader.cancel().catch(() => undefined);
+        throw err;
+      }
     }
     chunks.push(value);
   }
@@ -398,17 +430,19 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array> {
 /**
  * WBXML is decoded within the budget; `message/rfc822` (SendMail ≤ 12.1) is left to the command. An empty body is
  * legal. A body over the budget gets 413, as one over the byte limit does (ActiveSync has no Status for it below
- * the commands' own; MS-ASCMD §2.2.2); a malformed one 400.
+ * the commands' own; MS-ASCMD §2.2.2); a malformed one 400. A large body is decoded in slices with turns of the
+ * event loop between them (wbxml/decoder.ts decodeWbxmlYielding), so that other users' requests go on meanwhile; a
+ * small one at once.
  */
-function decodeBody(
+async function decodeBody(
   raw: Uint8Array,
   contentType: string,
   maxBytes: number,
   maxElements: number,
-): WbxmlElement | undefined {
+): Promise<WbxmlElement | undefined> {
   if (raw.length === 0 || contentType === 'message/rfc822') return undefined;
   try {
-    return decodeWbxml(raw, { maxBytes, maxElements, maxTextBytes: maxBytes });
+    return await decodeWbxmlYielding(raw, { maxBytes, maxElements, maxTextBytes: maxBytes });
   } catch (err) {
     if (err instanceof WbxmlDecodeError) throw new HttpError(err.code === 'too-large' ? 413 : 400, err.message);
     throw err;

@@ -32,14 +32,10 @@ export function createApp(deps: AppDeps): Hono {
   );
 
   app.options(ACTIVESYNC_PATH, (c) => handleOptions(c, deps));
-  app.post(
-    ACTIVESYNC_PATH,
-    bodyLimit({
-      maxSize: maxRequestBytes,
-      onError: () => new Response(null, { status: 413, headers: { 'Content-Length': '0' } }),
-    }),
-    (c) => handlePost(c, deps),
-  );
+  // No body-limit middleware here: it would read a body sent without Content-Length whole, up to the largest limit,
+  // before the request is authenticated. activesync.ts reads the body itself, after the login and the user's caps,
+  // to the limit of the tenant and the command.
+  app.post(ACTIVESYNC_PATH, (c) => handlePost(c, deps));
   app.get(ACTIVESYNC_PATH, (c) => c.html(INFO_PAGE));
   app.all(ACTIVESYNC_PATH, () => new Response(null, { status: 405, headers: { Allow: 'GET,OPTIONS,POST' } }));
 

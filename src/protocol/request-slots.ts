@@ -14,6 +14,12 @@
  * Lambda instance. On Lambda an instance serves one request at a time, so the cap there is the function's reserved
  * concurrency (infra/aws), shared by all users; on Workers isolates come and go with load, so the cap holds per
  * isolate, not per user across the platform.
+ *
+ * Large bodies have a cap of their own (MAX_LARGE_BODIES_PER_USER bodies over LARGE_BODY_BYTES): what a request costs
+ * the process grows with its body (reading, decoding, the tree), so a user may have many small requests running but
+ * only a few large ones. A body counts as large from its Content-Length, before any of it is read, or, sent without
+ * one (chunked), once the part read passes the threshold; over the cap the request gets the same 503 and the rest
+ * of its body is not read.
  */
 import { HttpError } from './errors.ts';
 
@@ -30,16 +36,42 @@ export interface RequestSlot {
 
 /** Thrown for a request over its user's cap: HTTP 503 with Retry-After. */
 export class TooManyRequestsError extends HttpError {
-  constructor() {
-    super(503, 'too many concurrent requests of this user', { 'Retry-After': String(RETRY_AFTER_SECONDS) });
+  constructor(reason = 'too many concurrent requests of this user') {
+    super(503, reason, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
   }
 }
 
 const inFlight = new Map<string, number>();
+const largeInFlight = new Map<string, number>();
 
 /** How many requests of this user run now in this process (tests). */
 export function runningRequests(tenant: string, login: string): number {
   return inFlight.get(userKey(tenant, login)) ?? 0;
+}
+
+/** How many large bodies of this user are in flight now in this process (tests). */
+export function largeBodiesInFlight(tenant: string, login: string): number {
+  return largeInFlight.get(userKey(tenant, login)) ?? 0;
+}
+
+/**
+ * Counts one large body of the user until the returned function is called (once the request has ended), or throws
+ * TooManyRequestsError when the user has `limit` in flight already; a limit of 0 takes no count.
+ */
+export function takeLargeBodySlot(tenant: string, login: string, limit: number): () => void {
+  if (limit <= 0) return () => {};
+  const key = userKey(tenant, login);
+  const running = largeInFlight.get(key) ?? 0;
+  if (running >= limit) throw new TooManyRequestsError('too many large request bodies of this user at once');
+  largeInFlight.set(key, running + 1);
+  let held = true;
+  return () => {
+    if (!held) return;
+    held = false;
+    const left = (largeInFlight.get(key) ?? 1) - 1;
+    if (left > 0) largeInFlight.set(key, left);
+    else largeInFlight.delete(key);
+  };
 }
 
 function userKey(tenant: string, login: string): string {

@@ -2,6 +2,7 @@
  * Node.js runtime: `npm start`. Reads the settings from the environment, serves the app with @hono/node-server.
  */
 import { serve } from '@hono/node-server';
+import type { HttpBindings, Http2Bindings } from '@hono/node-server';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildApp, watchedTenants } from '../app/build.ts';
@@ -102,17 +103,20 @@ async function main(): Promise<void> {
   }
   const { app } = built;
   mountMetrics(app, prometheus.registry, config.metricsToken);
-  const server = serve({ fetch: app.fetch, port: config.port, hostname: process.env.HOST ?? '0.0.0.0' }, (info) => {
-    stdoutLog({
-      time: new Date().toISOString(),
-      event: 'listening',
-      port: info.port,
-      imap: `${config.imap.host}:${config.imap.port}`,
-      tenants: tenants.entries.length,
-      state: state.where,
-      metrics: config.metricsToken === undefined ? 'off (METRICS_TOKEN unset)' : '/metrics',
-    });
-  });
+  const server = serve(
+    { fetch: closingRefusals(app.fetch), port: config.port, hostname: process.env.HOST ?? '0.0.0.0' },
+    (info) => {
+      stdoutLog({
+        time: new Date().toISOString(),
+        event: 'listening',
+        port: info.port,
+        imap: `${config.imap.host}:${config.imap.port}`,
+        tenants: tenants.entries.length,
+        state: state.where,
+        metrics: config.metricsToken === undefined ? 'off (METRICS_TOKEN unset)' : '/metrics',
+      });
+    },
+  );
   // Behind a load balancer that keeps idle connections (an ALB: its idle timeout), the server must keep them longer,
   // or the balancer sends a request on one the server just closed and answers 502. Node's default is 5 s.
   (server as { keepAliveTimeout: number }).keepAliveTimeout = keepAliveSeconds * 1000;
@@ -139,6 +143,21 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+}
+
+/**
+ * A refusal sent before the request's body was read (413 over the size limit, 503 over a user's caps,
+ * protocol/request-slots.ts) closes the connection once it is out: else the server would read the rest of the body
+ * only to drop it (@hono/node-server drains up to 64 MiB), which is the very work the refusal spares. The device
+ * opens a new connection for its next request.
+ */
+function closingRefusals(fetch: (request: Request, env: HttpBindings | Http2Bindings) => Response | Promise<Response>) {
+  return async (request: Request, env: HttpBindings | Http2Bindings): Promise<Response> => {
+    const response = await fetch(request, env);
+    if ((response.status === 413 || response.status === 503) && !env.incoming.complete)
+      response.headers.set('Connection', 'close');
+    return response;
+  };
 }
 
 await main();

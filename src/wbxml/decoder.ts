@@ -5,6 +5,7 @@
  * the HTTP layer turns it into a 400 or the command's protocol status. Nothing here may throw anything else.
  */
 import { MAX_PAGE, pageByNumber, tagName } from './codepages.ts';
+import { nextMacrotask } from '../util/yield.ts';
 import type { WbxmlElement } from './tree.ts';
 
 export type WbxmlDecodeErrorCode =
@@ -65,17 +66,45 @@ const CHARSET_UTF8 = 106;
 // ignoreBOM is the default; spelled out because the Workers types (tsconfig.workers.json) require both options.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
-/** Decodes one ActiveSync WBXML document into its root element. */
+/** Decodes one ActiveSync WBXML document into its root element, in one go. */
 export function decodeWbxml(input: Uint8Array, limits: DecodeLimits = {}): WbxmlElement {
-  const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES;
-  if (input.length > maxBytes) {
-    throw new WbxmlDecodeError('too-large', 0, `${input.length} bytes exceed the limit of ${maxBytes}`);
-  }
-  return new Decoder(input, {
-    depth: limits.maxDepth ?? DEFAULT_MAX_DEPTH,
-    elements: limits.maxElements ?? DEFAULT_MAX_ELEMENTS,
-    textBytes: limits.maxTextBytes ?? maxBytes,
-  }).document();
+  const decoder = Decoder.of(input, limits);
+  decoder.advance(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
+  return decoder.finish();
+}
+
+/**
+ * How much a yielding decode does between two turns of the event loop. The defaults keep a slice to about a
+ * millisecond: building an element costs the decoder some 100-200 ns, copying a kilobyte of content far less.
+ */
+export interface DecodeSlices {
+  /** Input bytes per slice (default 64 KiB); one string or opaque token is never split, whatever its length. */
+  bytes?: number;
+  /** Elements per slice (default 4096). */
+  elements?: number;
+  /** Gives the event loop its turn between slices (default: util/yield.ts nextMacrotask). */
+  pause?: () => Promise<void>;
+}
+
+const DEFAULT_SLICE_BYTES = 64 * 1024;
+const DEFAULT_SLICE_ELEMENTS = 4096;
+
+/**
+ * decodeWbxml for large input on a shared thread: the same tree and the same errors, but the work is cut into
+ * slices with a turn of the event loop between them, so that other requests go on while a large body is decoded.
+ * A document that fits in one slice is decoded without a pause.
+ */
+export async function decodeWbxmlYielding(
+  input: Uint8Array,
+  limits: DecodeLimits = {},
+  slices: DecodeSlices = {},
+): Promise<WbxmlElement> {
+  const sliceBytes = slices.bytes ?? DEFAULT_SLICE_BYTES;
+  const sliceElements = slices.elements ?? DEFAULT_SLICE_ELEMENTS;
+  const pause = slices.pause ?? nextMacrotask;
+  const decoder = Decoder.of(input, limits);
+  while (!decoder.advance(decoder.position + sliceBytes, decoder.elementCount + sliceElements)) await pause();
+  return decoder.finish();
 }
 
 interface Budget {
@@ -84,27 +113,59 @@ interface Budget {
   textBytes: number;
 }
 
-/** Reads ActiveSync WBXML, strictly. One instance decodes one document. */
+/**
+ * Reads ActiveSync WBXML, strictly. One instance decodes one document: `of` reads the header, `advance` the body
+ * (in one call, or in slices), `finish` checks the end and gives the root.
+ */
 class Decoder {
   private pos = 0;
   private page = 0;
   private elements = 0;
   private textBytes = 0;
+  private readonly stack: WbxmlElement[] = [];
+  // Text parts of each open element, joined when it ends (content may come in several tokens).
+  private readonly parts: (string | Uint8Array)[][] = [];
+  private root: WbxmlElement | undefined;
 
-  constructor(
+  private constructor(
     private readonly bytes: Uint8Array,
     private readonly budget: Budget,
   ) {}
 
-  document(): WbxmlElement {
-    this.header();
-    const stack: WbxmlElement[] = [];
-    // Text parts of the innermost open element, joined when it ends (content may come in several tokens).
-    const parts: (string | Uint8Array)[][] = [];
-    let root: WbxmlElement | undefined;
-    const { bytes } = this;
+  /** A decoder of `input` past its header; the byte limit is checked first. */
+  static of(input: Uint8Array, limits: DecodeLimits): Decoder {
+    const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES;
+    if (input.length > maxBytes) {
+      throw new WbxmlDecodeError('too-large', 0, `${input.length} bytes exceed the limit of ${maxBytes}`);
+    }
+    const decoder = new Decoder(input, {
+      depth: limits.maxDepth ?? DEFAULT_MAX_DEPTH,
+      elements: limits.maxElements ?? DEFAULT_MAX_ELEMENTS,
+      textBytes: limits.maxTextBytes ?? maxBytes,
+    });
+    decoder.header();
+    return decoder;
+  }
+
+  /** Input bytes read so far. */
+  get position(): number {
+    return this.pos;
+  }
+
+  /** Elements built so far. */
+  get elementCount(): number {
+    return this.elements;
+  }
+
+  /**
+   * Decodes tokens until the root element has ended or the input ends (true), or until the input read reaches
+   * `untilPos` or the elements built reach `untilElements` (false: call again).
+   */
+  advance(untilPos: number, untilElements: number): boolean {
+    const { bytes, stack, parts } = this;
 
     while (this.pos < bytes.length) {
+      if (this.pos >= untilPos || this.elements >= untilElements) return false;
       const at = this.pos;
       const token = bytes[this.pos++]!;
       switch (token) {
@@ -158,8 +219,8 @@ class Decoder {
           const element: WbxmlElement = { ns: pageByNumber(this.page)!.namespace, tag, children: [] };
           const parent = stack[stack.length - 1];
           if (parent) parent.children.push(element);
-          else if (root) throw new WbxmlDecodeError('misplaced-content', at, 'a second root element');
-          else root = element;
+          else if (this.root) throw new WbxmlDecodeError('misplaced-content', at, 'a second root element');
+          else this.root = element;
           if (token & 0x40) {
             if (stack.length >= this.budget.depth) {
               throw new WbxmlDecodeError('too-deep', at, `nesting deeper than ${this.budget.depth}`);
@@ -170,12 +231,18 @@ class Decoder {
           if (!parent && !(token & 0x40)) this.expectEnd();
         }
       }
-      if (root && stack.length === 0) break;
+      if (this.root && stack.length === 0) break;
     }
-    if (stack.length > 0) throw new WbxmlDecodeError('truncated', this.pos, `${stack.length} element(s) not closed`);
-    if (!root) throw new WbxmlDecodeError('no-root', this.pos, 'no root element');
+    return true;
+  }
+
+  /** After `advance` returned true: the root, once no element is left open and nothing follows it. */
+  finish(): WbxmlElement {
+    if (this.stack.length > 0)
+      throw new WbxmlDecodeError('truncated', this.pos, `${this.stack.length} element(s) not closed`);
+    if (!this.root) throw new WbxmlDecodeError('no-root', this.pos, 'no root element');
     this.expectEnd();
-    return root;
+    return this.root;
   }
 
   private header(): void {

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CODE_PAGES, type Namespace } from './codepages.ts';
-import { decodeWbxml, WbxmlDecodeError } from './decoder.ts';
+import { decodeWbxml, decodeWbxmlYielding, WbxmlDecodeError, type DecodeLimits } from './decoder.ts';
 import { encodeWbxml } from './encoder.ts';
 import type { WbxmlElement } from './tree.ts';
 import { fromXml, toXml } from './xml.ts';
@@ -170,3 +170,81 @@ describe('WBXML decoder fuzzing', () => {
     expect(outcomes.size).toBeGreaterThan(5);
   });
 });
+
+/** What a decode ends in: the tree's wire form, or the error's code and offset. */
+async function outcomeOf(decode: () => WbxmlElement | Promise<WbxmlElement>): Promise<unknown> {
+  try {
+    return wireForm(await decode());
+  } catch (err) {
+    if (!(err instanceof WbxmlDecodeError)) throw err;
+    return { code: err.code, offset: err.offset, message: err.message };
+  }
+}
+
+describe('the yielding decoder (decodeWbxmlYielding)', () => {
+  // Slices of a few bytes or elements: every token boundary is a slice boundary somewhere in the runs.
+  const slicesArb = fc.record({ bytes: fc.integer({ min: 1, max: 16 }), elements: fc.integer({ min: 1, max: 8 }) });
+  const limits: DecodeLimits = { maxBytes: 4096, maxDepth: 16, maxElements: 60 };
+  const noWait = (): Promise<void> => Promise.resolve();
+
+  it('gives the tree decodeWbxml gives, in slices as small as one byte or one element', async () => {
+    await fc.assert(
+      fc.asyncProperty(treeArb, slicesArb, async (tree, slices) => {
+        const bytes = encodeWbxml(tree);
+        expect(await outcomeOf(() => decodeWbxmlYielding(bytes, {}, { ...slices, pause: noWait }))).toEqual(
+          await outcomeOf(() => decodeWbxml(bytes)),
+        );
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('fails mutated documents with the error decodeWbxml gives, at the same byte', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        treeArb,
+        fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
+        slicesArb,
+        async (tree, mutations, slices) => {
+          const bytes = mutate(encodeWbxml(tree), mutations);
+          expect(await outcomeOf(() => decodeWbxmlYielding(bytes, limits, { ...slices, pause: noWait }))).toEqual(
+            await outcomeOf(() => decodeWbxml(bytes, limits)),
+          );
+        },
+      ),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('gives the event loop a turn between slices of a large body, and none for a small one', async () => {
+    // A Sync and 49,999 empty Collection elements: a body at the server's default element budget.
+    const body = emptyTags(49_999);
+    // Work queued before the decode starts (another request's I/O callback) runs before the decode ends.
+    let ranMeanwhile = false;
+    setImmediate(() => (ranMeanwhile = true));
+    const root = await decodeWbxmlYielding(body, { maxElements: 50_000 });
+    expect(ranMeanwhile).toBe(true);
+    expect(root.children).toHaveLength(49_999);
+    // A slice ends at 4096 elements by default.
+    let pauses = 0;
+    const counted = (): Promise<void> => {
+      pauses += 1;
+      return Promise.resolve();
+    };
+    expect(await decodeWbxmlYielding(body, { maxElements: 50_000 }, { pause: counted })).toEqual(root);
+    expect(pauses).toBe(Math.floor(50_000 / 4096));
+    // A body within one slice is decoded without a pause, as decodeWbxml would.
+    pauses = 0;
+    expect(await decodeWbxmlYielding(emptyTags(1000), {}, { pause: counted })).toEqual(decodeWbxml(emptyTags(1000)));
+    expect(pauses).toBe(0);
+  });
+});
+
+/** A Sync holding `count` empty Collection elements (AirSync 0x0F), one byte each. */
+function emptyTags(count: number): Uint8Array {
+  const body = new Uint8Array(4 + 1 + count + 1);
+  body.set([3, 1, 106, 0, 0x45]);
+  body.fill(0x0f, 5, 5 + count);
+  body[body.length - 1] = 0x01;
+  return body;
+}

@@ -2,7 +2,9 @@
  * `npm start` as an operator runs it: the Node runtime in its own process, configured by environment variables,
  * talking to the real Dovecot.
  */
+import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -125,6 +127,25 @@ describe('npm start (src/runtimes/node.ts)', () => {
     await waitFor(() => server.output().includes('"deviceId":"NODE02"'), 'the log line');
     expect(server.output()).not.toContain('not-the-password');
     expect(server.output()).not.toContain(user.password);
+  });
+
+  it('hangs up after refusing a body it did not read, instead of reading the rest only to drop it', async () => {
+    // A Sync declaring 8 MiB (over MAX_WBXML_BYTES): 413 from its Content-Length, with the body still on its way.
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    const declared = 8 * 1024 * 1024;
+    socket.write(
+      `POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=${user.name}&DeviceId=NODE03&DeviceType=iPhone HTTP/1.1\r\n` +
+        `Host: 127.0.0.1:${port}\r\nAuthorization: ${basic(user.password)}\r\nMS-ASProtocolVersion: 14.1\r\n` +
+        `Content-Type: application/vnd.ms-sync.wbxml\r\nContent-Length: ${declared}\r\n\r\n`,
+    );
+    socket.write(Buffer.alloc(64 * 1024));
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    await once(socket, 'close');
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer).toMatch(/\r\nConnection: close\r\n/i);
   });
 });
 

@@ -2,14 +2,15 @@
  * Every request has a budget, and so has every user (issue 17): MAX_CONCURRENT_REQUESTS_PER_USER requests of one user
  * run at once in a process; the next gets 503 with Retry-After before its body is read, other users are not held up,
  * and Pings that wait (push) do not count, so a user's pushing devices never fill the cap and a newer Ping still ends
- * its device's older one. Against the real Dovecot.
+ * its device's older one. Of those, at most MAX_LARGE_BODIES_PER_USER may carry a body over LARGE_BODY_BYTES, judged
+ * by Content-Length or, for a body sent without one, by the part read. Against the real Dovecot.
  */
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../src/backends/types.ts';
 import { deviceKey } from '../../src/push/feed.ts';
-import { runningRequests } from '../../src/protocol/request-slots.ts';
+import { largeBodiesInFlight, runningRequests } from '../../src/protocol/request-slots.ts';
 import { childText, el } from '../../src/wbxml/tree.ts';
-import { TestDevice, testServer, type TestServer } from '../device/device.ts';
+import { TestDevice, testServer, WBXML, type TestServer } from '../device/device.ts';
 import { createUser, seedMailbox } from '../services/seed.ts';
 import type { TestUser } from '../services/types.ts';
 import { pingBody } from './session-steps.ts';
@@ -98,5 +99,106 @@ describe('concurrent requests of one user', () => {
     // A Sync of each device ends its Ping.
     for (const { device, inbox } of pushers) await device.sync(inbox);
     for (const res of [newer, ...pings.slice(1)]) expect((await res).status).toBe(200);
+  });
+});
+
+describe('large bodies of one user', () => {
+  const LARGE = 4096;
+  const MAX_LARGE = 2;
+  let large: TestServer;
+  const sender: TestUser = createUser(services);
+  const bystander: TestUser = createUser(services);
+
+  beforeAll(() => {
+    large = testServer(services, {
+      PROVISIONING: 'loose',
+      LARGE_BODY_BYTES: String(LARGE),
+      MAX_LARGE_BODIES_PER_USER: String(MAX_LARGE),
+    });
+  });
+
+  /** A FolderSync whose SyncKey is `length` bytes long: a valid body of any size (answered with its own Status). */
+  function folderSyncOf(length: number): Uint8Array {
+    return Uint8Array.from([3, 1, 106, 0, 0x00, 0x07, 0x56, 0x52, 0x03, ...new Uint8Array(length).fill(0x31), 0, 1, 1]);
+  }
+
+  /** A body that sends its first `head` bytes at once and the rest when `finish` is called. */
+  function heldBody(bytes: Uint8Array, head: number): { stream: ReadableStream<Uint8Array>; finish(): void } {
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    let sent = false;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (!sent) {
+          sent = true;
+          controller.enqueue(bytes.slice(0, head));
+          return;
+        }
+        await finished;
+        controller.enqueue(bytes.slice(head));
+        controller.close();
+      },
+    });
+    return { stream, finish };
+  }
+
+  /** A POST of `body`, with a Content-Length only when `declared`. */
+  function post(u: TestUser, deviceId: string, body: Uint8Array | ReadableStream<Uint8Array>, declared?: number) {
+    const url = `https://eas.example.test/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=${encodeURIComponent(u.name)}&DeviceId=${deviceId}&DeviceType=TestDevice`;
+    return large.fetch(url, {
+      method: 'POST',
+      body,
+      duplex: 'half',
+      headers: {
+        Authorization: `Basic ${Buffer.from(`${u.email}:${u.password}`).toString('base64')}`,
+        'MS-ASProtocolVersion': '14.1',
+        'Content-Type': WBXML,
+        ...(declared !== undefined ? { 'Content-Length': String(declared) } : {}),
+      },
+    } as RequestInit);
+  }
+
+  it('refuses a third large body of a user with 503 and Retry-After, declared or streamed; small ones and other users go on', async () => {
+    const body = folderSyncOf(LARGE * 4);
+    // Two large bodies in flight, held half sent: one with its Content-Length, one without (counted once read past
+    // LARGE_BODY_BYTES).
+    const declared = heldBody(body, LARGE / 2);
+    const streamed = heldBody(body, LARGE + 100);
+    const held = [post(sender, 'LARGE1', declared.stream, body.length), post(sender, 'LARGE2', streamed.stream)];
+    for (let i = 0; i < 400 && largeBodiesInFlight('test', sender.email) < MAX_LARGE; i++)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(largeBodiesInFlight('test', sender.email)).toBe(MAX_LARGE);
+
+    // A third, with its Content-Length: 503 before any of it is read.
+    const third = await post(sender, 'LARGE3', body, body.length);
+    expect(third.status).toBe(503);
+    expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(large.logs.at(-1)).toMatchObject({ cmd: 'FolderSync', http: 503 });
+    expect(String(large.logs.at(-1)?.error)).toContain('too many large request bodies');
+    // Without one: 503 once the part read passes LARGE_BODY_BYTES; the rest is not read.
+    let chunksRead = 0;
+    const chunks = body.length / 1024;
+    const unsized = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.enqueue(body.slice(chunksRead * 1024, (chunksRead + 1) * 1024));
+        if (++chunksRead * 1024 >= body.length) controller.close();
+      },
+    });
+    const fourth = await post(sender, 'LARGE4', unsized);
+    expect(fourth.status).toBe(503);
+    expect(Number(fourth.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(chunksRead).toBeLessThan(chunks);
+
+    // The user's small requests go on, and so do another user's large ones.
+    expect((await post(sender, 'SMALL', folderSyncOf(1))).status).toBe(200);
+    const others = await post(bystander, 'OTHER', body, body.length);
+    expect(others.status).toBe(200);
+
+    // The two held ones are served once sent, and then the user's large bodies are welcome again.
+    declared.finish();
+    streamed.finish();
+    for (const res of await Promise.all(held)) expect(res.status).toBe(200);
+    expect(largeBodiesInFlight('test', sender.email)).toBe(0);
+    expect((await post(sender, 'LARGE5', body, body.length)).status).toBe(200);
   });
 });

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CODE_PAGES, isBinaryTag } from '../../src/wbxml/codepages.ts';
-import { decodeWbxml } from '../../src/wbxml/decoder.ts';
+import { decodeWbxml, decodeWbxmlYielding } from '../../src/wbxml/decoder.ts';
 import { encodeWbxml } from '../../src/wbxml/encoder.ts';
 import type { WbxmlElement } from '../../src/wbxml/tree.ts';
 import { fromXml } from '../../src/wbxml/xml.ts';
@@ -58,9 +58,11 @@ describe('binary content', () => {
 describe.each(crossChecked)('%s', (file) => {
   const tree = load(file);
 
-  it('libwbxml encodes it to bytes our decoder reads back to the same tree', () => {
+  it('libwbxml encodes it to bytes our decoder reads back to the same tree, in one go and in slices', async () => {
     const theirs = libwbxmlEncode(toLibwbxmlXml(tree));
     expect(comparable(decodeWbxml(theirs))).toEqual(comparable(tree));
+    // The decoder the server uses for large bodies, here with a turn of the event loop after every 3 bytes or element.
+    expect(comparable(await decodeWbxmlYielding(theirs, {}, { bytes: 3, elements: 1 }))).toEqual(comparable(tree));
   });
 
   it('our encoder writes bytes libwbxml reads back to the same tree', () => {
