@@ -7,6 +7,9 @@ const WORKERS_TESTS = 'test/workers/**/*.test.ts';
 
 export default defineConfig({
   test: {
+    // Two test files at a time even on a 2-core machine (vitest's default there is one): most files wait on Dovecot,
+    // Radicale, Postfix, workerd or a spawned server rather than use the CPU, and every test makes its own users.
+    maxWorkers: 2,
     projects: [
       {
         test: {
