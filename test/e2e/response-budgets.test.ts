@@ -138,6 +138,11 @@ describe('ItemOperations', () => {
       el('ItemOperations', 'Store', 'Mailbox'),
       el('AirSync', 'CollectionId', inbox),
       el('AirSync', 'ServerId', serverIdOf('Big 1')),
+      // As MIME, which is read whole (other body types read only the parts they need: items/email-parts.ts).
+      el('ItemOperations', 'Options', [
+        el('AirSync', 'MIMESupport', '2'),
+        el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '4')]),
+      ]),
     ]);
     const res = await device.send(
       'ItemOperations',
