@@ -1,10 +1,10 @@
 # syntax=docker/dockerfile:1
-# activesync-edge, the Node runtime as a container image (README: Operating it → Container deployment).
+# activesync-edge, the Node runtime as a container image (README: Containers, footprint and round trips → Container deployment).
 #   docker build -t activesync-edge .
 #   docker run -p 8080:8080 -e IMAP_HOST=imap.example.com -v ase-state:/var/lib/activesync-edge activesync-edge
 
 # ---- build: all dependencies, the compiled server in dist/, then only the production dependencies kept
-FROM node:20-slim AS build
+FROM node:22-slim AS build
 WORKDIR /app
 # better-sqlite3 is a native addon: npm compiles it when no prebuilt binary for this platform can be downloaded.
 RUN apt-get update \
@@ -18,7 +18,7 @@ COPY infra ./infra
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: node, the production dependencies (the compiled better-sqlite3 among them) and dist/; no sources, no tsx
-FROM node:20-slim AS runtime
+FROM node:22-slim AS runtime
 ENV NODE_ENV=production \
   PORT=8080 \
   STATE_DIR=/var/lib/activesync-edge

@@ -147,7 +147,7 @@ describe('the production build (dist/, plain node, production dependencies)', ()
     expect(build).toMatch(/npm prune --omit=dev/);
     const runtime = stages.get('runtime')!;
     const text = runtime.join('\n');
-    expect(runtime[0]).toMatch(/^FROM node:20-slim AS runtime$/);
+    expect(runtime[0]).toMatch(/^FROM node:22-slim AS runtime$/);
     // Nothing of the sources or the dev tools reaches the image: only package.json, node_modules, dist, bin.
     const copied = runtime.filter((l) => l.startsWith('COPY')).map((l) => l.split(/\s+/).at(-1));
     expect(copied).toEqual(['./', './node_modules', './dist', './bin']);
