@@ -92,7 +92,8 @@ export interface ServerConfig {
   /**
    * Large request bodies one user may have in flight at once in this process: a body over `bytes`
    * (LARGE_BODY_BYTES) counts as large, at most `perUser` (MAX_LARGE_BODIES_PER_USER; 0: no cap) of them per user
-   * (protocol/request-slots.ts).
+   * (protocol/request-slots.ts). One by default: a phone sends its big mail one at a time, and with two in flight an
+   * attacker's bodies took other users' p99 over 100 ms (`npm run bench:abuse`: 105 ms with 2, 84–93 ms with 1).
    */
   largeBodies: { bytes: number; perUser: number };
   /** Largest message SendMail, SmartReply and SmartForward send (as composed, in bytes); larger ones get Status 122. */
@@ -302,7 +303,7 @@ const schema = z.object({
     .int()
     .min(1024)
     .default(1024 * 1024),
-  MAX_LARGE_BODIES_PER_USER: z.coerce.number().int().min(0).default(2),
+  MAX_LARGE_BODIES_PER_USER: z.coerce.number().int().min(0).default(1),
   MAX_MESSAGE_BYTES: z.coerce
     .number()
     .int()
