@@ -25,6 +25,7 @@ import { HttpError } from '../protocol/errors.ts';
 import { provisioningRefusal, refusalResponse } from '../protocol/policy.ts';
 import { parseActiveSyncRequest, type ActiveSyncRequest } from '../protocol/request.ts';
 import { SUPPORTED_VERSIONS } from '../protocol/versions.ts';
+import { concatBytes } from '../util/bounded-read.ts';
 
 export interface ActiveSyncDeps extends TenantServices {
   commands: CommandRegistry;
@@ -417,14 +418,7 @@ async function readBody(request: Request, limit: number, large: LargeBodyAdmissi
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const body = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return body;
+  return concatBytes(chunks, length);
 }
 
 /**

@@ -15,6 +15,7 @@
 import type { ServerConfig } from '../config.ts';
 import type { LogSink } from '../log.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
+import { readAtMost } from '../util/bounded-read.ts';
 import { sweep, type SweepMemo, type SweepReport, type SweepSlice } from './sweep.ts';
 
 export const SWEEP_PATH = '/.internal/push-sweep';
@@ -153,25 +154,6 @@ export async function handleSliceRequest(
 /** The body as text, or undefined once it passes `limit` bytes (read no further). */
 async function boundedText(request: Request, limit: number): Promise<string | undefined> {
   if (Number(request.headers.get('content-length') ?? 0) > limit) return undefined;
-  if (!request.body) return '';
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
+  const bytes = await readAtMost(request.body, limit);
+  return bytes && new TextDecoder().decode(bytes);
 }

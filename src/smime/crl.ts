@@ -6,6 +6,7 @@
  * user information is not read, and redirects are followed by hand (at most 3, http(s) only, under the same rules).
  * A list is kept in memory until its nextUpdate (at most an hour), a few lists per process.
  */
+import { readAtMost } from '../util/bounded-read.ts';
 import { ownBytes, x509 } from './x509.ts';
 
 export interface CrlFetchOptions {
@@ -62,26 +63,8 @@ async function readCapped(res: Response, maxBytes: number): Promise<Uint8Array> 
     await res.body?.cancel();
     throw new CrlUnavailableError(`CRL larger than ${maxBytes} bytes`);
   }
-  const reader = res.body?.getReader();
-  if (!reader) return new Uint8Array();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw new CrlUnavailableError(`CRL larger than ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
+  const bytes = await readAtMost(res.body, maxBytes);
+  if (!bytes) throw new CrlUnavailableError(`CRL larger than ${maxBytes} bytes`);
   return bytes;
 }
 
