@@ -14,7 +14,7 @@
  *  - 30 % multipart/mixed with 1–3 attachments (PDF, JPEG, DOCX, ZIP), log-normal sizes (median 60 KB), 25 MB cap.
  */
 import { Buffer } from 'node:buffer';
-import { loadMailFixture } from '../test/fixtures/mail/generate.ts';
+import { loadMailFixture, quotedPrintable } from '../test/fixtures/mail/generate.ts';
 
 /** mulberry32: a small seeded PRNG, so the mailbox is the same on every run. */
 function prng(seed: number): () => number {
@@ -57,30 +57,6 @@ function base64Attachment(random: () => number, size: number): string {
   const lines = Math.max(1, Math.round(size / LINE_BYTES));
   const start = Math.floor(random() * (POOL_LINES - lines));
   return pool.slice(start * 78, (start + lines) * 78 - 2);
-}
-
-/** Quoted-printable (RFC 2045 §6.7) of UTF-8 text, CRLF line ends, soft breaks before 76 characters. */
-function quotedPrintable(text: string): string {
-  return text
-    .split(/\r?\n/)
-    .map((line) => {
-      const out: string[] = [];
-      let current = '';
-      const bytes = Buffer.from(line, 'utf8');
-      for (let i = 0; i < bytes.length; i++) {
-        const b = bytes[i]!;
-        const literal = (b >= 33 && b <= 126 && b !== 61) || ((b === 32 || b === 9) && i < bytes.length - 1);
-        const piece = literal ? String.fromCharCode(b) : `=${b.toString(16).toUpperCase().padStart(2, '0')}`;
-        if (current.length + piece.length > 75) {
-          out.push(`${current}=`);
-          current = '';
-        }
-        current += piece;
-      }
-      out.push(current);
-      return out.join('\r\n');
-    })
-    .join('\r\n');
 }
 
 const WORDS = (
