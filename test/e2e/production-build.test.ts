@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../src/backends/types.ts';
 import { TestDevice, subjects } from '../device/device.ts';
-import { nodeTestServer, type NodeProcess, spawnNodeServer, stopNodeServer, waitFor } from '../services/node-server.ts';
+import { nodeTestServer, type NodeProcess, startNodeServer, stopNodeServer } from '../services/node-server.ts';
 import { freePort } from '../services/process.ts';
 import { createUser, seedMailbox } from '../services/seed.ts';
 
@@ -65,7 +65,7 @@ describe('the production build (dist/, plain node, production dependencies)', ()
     });
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    server = spawnNodeServer(
+    server = await startNodeServer(
       {
         PORT: String(port),
         HOST: '127.0.0.1',
@@ -77,11 +77,6 @@ describe('the production build (dist/, plain node, production dependencies)', ()
       },
       { command: process.execPath, args: START.split(' ').slice(1), cwd: app },
     );
-    await waitFor(
-      () => server!.output().includes('"event":"listening"') || server!.child.exitCode !== null,
-      'the compiled server to listen',
-    );
-    if (server.child.exitCode !== null) throw new Error(`the compiled server exited: ${server.output()}`);
   }, 180_000);
 
   afterAll(async () => {

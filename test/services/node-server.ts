@@ -51,9 +51,12 @@ export async function waitFor(predicate: () => boolean, what: string, ms = 20_00
   }
 }
 
-/** Starts the server and waits until it listens; throws with its output when it exits instead. */
-export async function startNodeServer(env: Record<string, string>): Promise<NodeProcess> {
-  const server = spawnNodeServer(env);
+/** Starts the server (`how`: as spawnNodeServer) and waits until it listens; throws with its output when it exits instead. */
+export async function startNodeServer(
+  env: Record<string, string>,
+  how?: Parameters<typeof spawnNodeServer>[1],
+): Promise<NodeProcess> {
+  const server = spawnNodeServer(env, how);
   await waitFor(
     () => server.output().includes('"event":"listening"') || server.child.exitCode !== null,
     'the server to listen',
