@@ -243,10 +243,17 @@ export async function notesBothWays(services: TestServices, user: TestUser, devi
 }
 
 /**
- * An iMIP invitation (RFC 6047, METHOD:REQUEST, a single text/calendar part) from `organizer` to `attendee`, for
- * 15 March 2026 09:00–10:00 UTC, as a calendar client mails it.
+ * An iMIP invitation (RFC 6047, METHOD:REQUEST) from `organizer` to `attendee`, for 15 March 2026 09:00–10:00 UTC,
+ * as a calendar client mails it: a single text/calendar part, or with `withText` the calendar beside a plain-text
+ * part in multipart/alternative (RFC 6047 §2.4); `location` adds a LOCATION.
  */
-export function meetingInvitation(organizer: string, attendee: string, uid: string, summary: string): string {
+export function meetingInvitation(
+  organizer: string,
+  attendee: string,
+  uid: string,
+  summary: string,
+  options: { location?: string; withText?: boolean } = {},
+): string {
   const ics = [
     'BEGIN:VCALENDAR',
     'VERSION:2.0',
@@ -258,6 +265,7 @@ export function meetingInvitation(organizer: string, attendee: string, uid: stri
     'DTSTART:20260315T090000Z',
     'DTEND:20260315T100000Z',
     `SUMMARY:${summary}`,
+    ...(options.location !== undefined ? [`LOCATION:${options.location}`] : []),
     `ORGANIZER;CN=Organizer:mailto:${organizer}`,
     `ATTENDEE;CN=Organizer;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:${organizer}`,
     `ATTENDEE;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT;RSVP=TRUE:mailto:${attendee}`,
@@ -266,6 +274,23 @@ export function meetingInvitation(organizer: string, attendee: string, uid: stri
     'END:VCALENDAR',
     '',
   ].join('\r\n');
+  const calendarType = 'Content-Type: text/calendar; charset=utf-8; method=REQUEST';
+  const body = options.withText
+    ? [
+        'Content-Type: multipart/alternative; boundary="b1"',
+        '',
+        '--b1',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        `You are invited: ${summary}`,
+        '--b1',
+        calendarType,
+        '',
+        ics,
+        '--b1--',
+        '',
+      ]
+    : [calendarType, '', ics];
   return [
     `From: Organizer <${organizer}>`,
     `To: <${attendee}>`,
@@ -273,9 +298,7 @@ export function meetingInvitation(organizer: string, attendee: string, uid: stri
     `Message-ID: <${randomUUID()}@example.test>`,
     'Date: Sun, 01 Mar 2026 08:00:00 +0000',
     'MIME-Version: 1.0',
-    'Content-Type: text/calendar; charset=utf-8; method=REQUEST',
-    '',
-    ics,
+    ...body,
   ].join('\r\n');
 }
 

@@ -22,6 +22,7 @@ import {
   withImap,
 } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
+import { meetingInvitation } from '../session-steps.ts';
 
 const services = inject('services');
 let server: TestServer;
@@ -30,47 +31,9 @@ beforeAll(() => {
   server = testServer(services);
 });
 
+/** The invitation these tests mail: with a LOCATION, and a plain-text part beside the calendar. */
 function invitation(organizer: TestUser, attendee: TestUser, uid: string, summary: string): string {
-  const ics = [
-    'BEGIN:VCALENDAR',
-    'VERSION:2.0',
-    'PRODID:-//test//meetings//EN',
-    'METHOD:REQUEST',
-    'BEGIN:VEVENT',
-    `UID:${uid}`,
-    'DTSTAMP:20260301T080000Z',
-    'DTSTART:20260315T090000Z',
-    'DTEND:20260315T100000Z',
-    `SUMMARY:${summary}`,
-    'LOCATION:Room 1',
-    `ORGANIZER;CN=Organizer:mailto:${organizer.email}`,
-    `ATTENDEE;CN=Organizer;PARTSTAT=ACCEPTED;ROLE=CHAIR:mailto:${organizer.email}`,
-    `ATTENDEE;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT;RSVP=TRUE:mailto:${attendee.email}`,
-    'SEQUENCE:0',
-    'END:VEVENT',
-    'END:VCALENDAR',
-    '',
-  ].join('\r\n');
-  return [
-    `From: Organizer <${organizer.email}>`,
-    `To: <${attendee.email}>`,
-    `Subject: ${summary}`,
-    `Message-ID: <${randomUUID()}@example.test>`,
-    'Date: Sun, 01 Mar 2026 08:00:00 +0000',
-    'MIME-Version: 1.0',
-    'Content-Type: multipart/alternative; boundary="b1"',
-    '',
-    '--b1',
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    `You are invited: ${summary}`,
-    '--b1',
-    'Content-Type: text/calendar; charset=utf-8; method=REQUEST',
-    '',
-    ics,
-    '--b1--',
-    '',
-  ].join('\r\n');
+  return meetingInvitation(organizer.email, attendee.email, uid, summary, { location: 'Room 1', withText: true });
 }
 
 /** The raw sources of the messages in a user's INBOX. */
