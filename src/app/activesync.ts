@@ -244,13 +244,14 @@ async function serveAuthenticated(
   // and before any state is read or written, so that a refused request costs its login and no more.
   const { tenant } = deps.config;
   const slot = takeRequestSlot(tenant, outcome.user.login, deps.config.maxConcurrentRequestsPerUser);
-  // Taken when the body turns out to be large (readBody), given back with the request's slot.
+  // Taken when the body turns out to be large (readBody), given back once it is decoded (serveCommand), or at the end.
   let releaseLargeBody = (): void => {};
   const largeBody: LargeBodyAdmission = {
     bytes: deps.config.largeBodies.bytes,
     admit() {
       releaseLargeBody = takeLargeBodySlot(tenant, outcome.user.login, deps.config.largeBodies.perUser);
     },
+    release: () => releaseLargeBody(),
   };
   try {
     const known = await recordDeviceSeen(deps.state, device, request);
@@ -289,10 +290,14 @@ interface AdmittedRequest {
   largeBody: LargeBodyAdmission;
 }
 
-/** A body longer than `bytes` is large: `admit` counts it under the user's cap, or throws TooManyRequestsError. */
+/**
+ * A body longer than `bytes` is large: `admit` counts it under the user's cap, or throws TooManyRequestsError;
+ * `release` gives its place back (a second call, or one for a body never admitted, does nothing).
+ */
 interface LargeBodyAdmission {
   bytes: number;
   admit(): void;
+  release(): void;
 }
 
 /** Reads the body, holds the device to the access rules and the policy, runs the command. */
@@ -352,6 +357,10 @@ async function serveCommand(c: Context, deps: ActiveSyncDeps, admitted: Admitted
     return commandResponse(refusalResponse(refusal, request.version, name, command.responseRoot), entry);
   }
 
+  const body = settingsBody ?? (await decode());
+  // What makes a large body cost (reading it, decoding it) is done: its place under the user's cap goes back now, not
+  // when the command ends, which for a hanging Sync or a Ping is a wait of up to PING_MAX_HEARTBEAT (sync/hanging.ts).
+  largeBody.release();
   const result = await runCommand(
     command,
     {
@@ -360,7 +369,7 @@ async function serveCommand(c: Context, deps: ActiveSyncDeps, admitted: Admitted
       device,
       state: deps.state,
       backends: scope.backends,
-      body: settingsBody ?? (await decode()),
+      body,
       rawBody,
       contentType,
       config: deps.config,

@@ -19,7 +19,8 @@
  * the process grows with its body (reading, decoding, the tree), so a user may have many small requests running but
  * only a few large ones. A body counts as large from its Content-Length, before any of it is read, or, sent without
  * one (chunked), once the part read passes the threshold; over the cap the request gets the same 503 and the rest
- * of its body is not read.
+ * of its body is not read. It counts until the body is read and decoded, not to the request's end: a hanging Sync
+ * with a large body does not hold the user's one place while it waits.
  */
 import { HttpError } from './errors.ts';
 
@@ -55,7 +56,7 @@ export function largeBodiesInFlight(tenant: string, login: string): number {
 }
 
 /**
- * Counts one large body of the user until the returned function is called (once the request has ended), or throws
+ * Counts one large body of the user until the returned function is called (once the body is decoded), or throws
  * TooManyRequestsError when the user has `limit` in flight already; a limit of 0 takes no count.
  */
 export function takeLargeBodySlot(tenant: string, login: string, limit: number): () => void {

@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../src/backends/types.ts';
 import { deviceKey } from '../../src/push/feed.ts';
 import { largeBodiesInFlight, runningRequests } from '../../src/protocol/request-slots.ts';
+import { encodeWbxml } from '../../src/wbxml/encoder.ts';
 import { childText, el } from '../../src/wbxml/tree.ts';
 import { TestDevice, testServer, WBXML, type TestServer } from '../device/device.ts';
 import { createUser, seedMailbox } from '../services/seed.ts';
@@ -142,10 +143,16 @@ describe('large bodies of one user', () => {
     return { stream, finish };
   }
 
-  /** A POST of `body`, with a Content-Length only when `declared`. */
-  function post(u: TestUser, deviceId: string, body: Uint8Array | ReadableStream<Uint8Array>, declared?: number) {
+  /** A FolderSync POST of `body` to `to`, with a Content-Length only when `declared`. */
+  function post(
+    u: TestUser,
+    deviceId: string,
+    body: Uint8Array | ReadableStream<Uint8Array>,
+    declared?: number,
+    to: TestServer = large,
+  ) {
     const url = `https://eas.example.test/Microsoft-Server-ActiveSync?Cmd=FolderSync&User=${encodeURIComponent(u.name)}&DeviceId=${deviceId}&DeviceType=TestDevice`;
-    return large.fetch(url, {
+    return to.fetch(url, {
       method: 'POST',
       body,
       duplex: 'half',
@@ -200,5 +207,57 @@ describe('large bodies of one user', () => {
     for (const res of await Promise.all(held)) expect(res.status).toBe(200);
     expect(largeBodiesInFlight('test', sender.email)).toBe(0);
     expect((await post(sender, 'LARGE5', body, body.length)).status).toBe(200);
+  });
+
+  it("counts a hanging Sync's large body until it is read and decoded, not while the Sync waits", async () => {
+    // The default cap of one large body per user.
+    const one = testServer(services, {
+      PROVISIONING: 'loose',
+      LARGE_BODY_BYTES: String(LARGE),
+      PING_MIN_HEARTBEAT: '1',
+      PING_MAX_HEARTBEAT: '30',
+    });
+    const waiter = createUser(services);
+    const device = new TestDevice(one, waiter);
+    device.autoProvision = false;
+    await device.folderSync();
+    const inbox = device.folderByType(FolderType.Inbox).serverId;
+    await device.syncUntilDone(inbox);
+    // A Sync with HeartbeatInterval (MS-ASCMD §2.2.3.83; the least it takes, held to PING_MAX_HEARTBEAT) over an Inbox
+    // with nothing new: it waits. Its body is large by a string table nothing refers to (WBXML 1.3 §5.7), which the
+    // decoder skips: the same request, 2 x LARGE bytes longer.
+    const sync = encodeWbxml(
+      el('AirSync', 'Sync', [
+        el('AirSync', 'Collections', [
+          el('AirSync', 'Collection', [
+            el('AirSync', 'SyncKey', device.collections.get(inbox)!.syncKey),
+            el('AirSync', 'CollectionId', inbox),
+          ]),
+        ]),
+        el('AirSync', 'HeartbeatInterval', '60'),
+      ]),
+    );
+    const table = LARGE * 2; // 8192: the multi-byte integer 0xC0 0x00
+    const padded = Uint8Array.from([...sync.subarray(0, 3), 0xc0, 0x00, ...new Uint8Array(table), ...sync.subarray(4)]);
+    expect(sync[3]).toBe(0); // the encoder writes an empty string table
+    const hanging = device.send('Sync', padded);
+    const isWaiting = async (): Promise<boolean> => {
+      const feed = await one.state.readFeed({ tenant: 'test', user: waiter.email.toLowerCase() });
+      return feed.some((e) => e.folder === deviceKey(device.deviceId));
+    };
+    for (let i = 0; i < 200 && !(await isWaiting()); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await isWaiting()).toBe(true);
+
+    // While it waits, it counts no large body, and the user's next large one is welcome.
+    expect(largeBodiesInFlight('test', waiter.email)).toBe(0);
+    const body = folderSyncOf(LARGE * 4);
+    expect((await post(waiter, 'LARGE6', body, body.length, one)).status).toBe(200);
+
+    // A newer Sync of the device ends the wait: an empty answer, nothing lost.
+    const round = await device.sync(inbox);
+    expect(round.status).toBe(1);
+    const ended = await hanging;
+    expect([ended.status, ended.bytes.length]).toEqual([200, 0]);
+    expect(largeBodiesInFlight('test', waiter.email)).toBe(0);
   });
 });
