@@ -71,6 +71,37 @@ export async function fetchAttachmentMultipart(device: TestDevice, inbox: string
   expect(Buffer.from(res.bytes.subarray(offset, offset + length)).equals(BINARY)).toBe(true);
 }
 
+/** What an ItemOperations Fetch names: an attachment, a Search result, or an item of a collection. */
+export type FetchTarget = { fileReference: string } | { longId: string } | { collectionId: string; serverId: string };
+
+/**
+ * ItemOperations Fetch (MS-ASCMD §2.2.1.10) of one target from the Mailbox store, with `options` as the children of
+ * its Options; the answer's Response/Fetch element (Status, the ids, Properties).
+ */
+export async function itemOperationsFetch(
+  device: TestDevice,
+  target: FetchTarget,
+  options?: WbxmlElement[],
+): Promise<WbxmlElement | undefined> {
+  const names =
+    'fileReference' in target
+      ? [el('AirSyncBase', 'FileReference', target.fileReference)]
+      : 'longId' in target
+        ? [el('Search', 'LongId', target.longId)]
+        : [el('AirSync', 'CollectionId', target.collectionId), el('AirSync', 'ServerId', target.serverId)];
+  const body = await device.command(
+    'ItemOperations',
+    el('ItemOperations', 'ItemOperations', [
+      el('ItemOperations', 'Fetch', [
+        el('ItemOperations', 'Store', 'Mailbox'),
+        ...names,
+        options ? el('ItemOperations', 'Options', options) : undefined,
+      ]),
+    ]),
+  );
+  return child(child(body, 'Response'), 'Fetch');
+}
+
 export function pingBody(heartbeat: number, folders: string[]): WbxmlElement {
   return el('Ping', 'Ping', [
     el('Ping', 'HeartbeatInterval', String(heartbeat)),

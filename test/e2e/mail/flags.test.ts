@@ -12,6 +12,7 @@ import { child, childText, el, textOf, type WbxmlElement } from '../../../src/wb
 import { readyDevice, testServer, type TestDevice, type TestServer } from '../../device/device.ts';
 import { createMailbox, createUser, listMessages, seedMailbox, withImap } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
+import { itemOperationsFetch } from '../session-steps.ts';
 
 const services = inject('services');
 let server: TestServer;
@@ -82,17 +83,8 @@ async function otherClient(
 }
 
 async function fetchFlag(device: TestDevice, inbox: string, serverId: string): Promise<WbxmlElement | undefined> {
-  const body = await device.command(
-    'ItemOperations',
-    el('ItemOperations', 'ItemOperations', [
-      el('ItemOperations', 'Fetch', [
-        el('ItemOperations', 'Store', 'Mailbox'),
-        el('AirSync', 'CollectionId', inbox),
-        el('AirSync', 'ServerId', serverId),
-      ]),
-    ]),
-  );
-  return child(child(child(child(body, 'Response'), 'Fetch'), 'Properties'), 'Flag', 'Email');
+  const fetched = await itemOperationsFetch(device, { collectionId: inbox, serverId });
+  return child(child(fetched, 'Properties'), 'Flag', 'Email');
 }
 
 describe('Flags', () => {

@@ -10,6 +10,7 @@ import { itemText, TestDevice, testServer, type TestServer } from '../../device/
 import { createUser, seedMailbox, withImap, type SeedMessage } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
 import { comparable, libwbxmlDecode, parseLibwbxmlXml } from '../../wbxml/libwbxml.ts';
+import { itemOperationsFetch } from '../session-steps.ts';
 
 const services = inject('services');
 const DAY = 86_400_000;
@@ -265,13 +266,7 @@ describe('Search of the Mailbox store', () => {
   it('gives LongIds that ItemOperations fetches', async () => {
     const store = await searchStore(mailboxSearch([collection(inbox), freeText('receipts')]));
     const longId = childText(children(store, 'Result')[0], 'LongId')!;
-    const body = await device.command(
-      'ItemOperations',
-      el('ItemOperations', 'ItemOperations', [
-        el('ItemOperations', 'Fetch', [el('ItemOperations', 'Store', 'Mailbox'), el('Search', 'LongId', longId)]),
-      ]),
-    );
-    const fetched = child(child(body, 'Response'), 'Fetch');
+    const fetched = await itemOperationsFetch(device, { longId });
     expect(childText(fetched, 'Status')).toBe('1');
     expect(childText(fetched, 'LongId', 'Search')).toBe(longId);
     expect(itemText(child(fetched, 'Properties'), 'Subject', 'Email')).toBe('Reminder');
@@ -398,17 +393,7 @@ describe('Find (16.1)', () => {
     expect(round.status).toBe(1);
     expect(children(child(round.collection, 'Responses'), 'Change')).toEqual([]);
 
-    const fetched = await device.command(
-      'ItemOperations',
-      el('ItemOperations', 'ItemOperations', [
-        el('ItemOperations', 'Fetch', [
-          el('ItemOperations', 'Store', 'Mailbox'),
-          el('AirSync', 'CollectionId', inbox),
-          el('AirSync', 'ServerId', serverId),
-        ]),
-      ]),
-    );
-    const properties = child(child(child(fetched, 'Response'), 'Fetch'), 'Properties');
+    const properties = child(await itemOperationsFetch(device, { collectionId: inbox, serverId }), 'Properties');
     expect(itemText(properties, 'Subject', 'Email')).toBe('Weekend');
     expect(itemText(properties, 'Read', 'Email')).toBe('1');
   });

@@ -30,6 +30,7 @@ import { itemText, TestDevice, testServer, type TestServer } from '../../device/
 import { createUser, makeMessage, sendViaSmtp } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
 import { compose, composeStatus, readFolder, waitForStored } from './compose-helpers.ts';
+import { itemOperationsFetch } from '../session-steps.ts';
 import { bodyOf, headerOf, SmimeLab, type SmimeKind, type SmimeParty } from './smime-openssl.ts';
 
 const services = inject('services');
@@ -230,20 +231,9 @@ describe('S/MIME mail to the device', () => {
     expect(encrypted.messageClass).toBe('IPM.Note.SMIME');
     expect(Buffer.from(encrypted.data).toString('utf8')).not.toContain('Contract');
     expect(encrypted.attachments.map((a) => a.name)).toEqual(['smime.p7m']);
-    const blob = await device.command(
-      'ItemOperations',
-      el('ItemOperations', 'ItemOperations', [
-        el('ItemOperations', 'Fetch', [
-          el('ItemOperations', 'Store', 'Mailbox'),
-          el('AirSyncBase', 'FileReference', encrypted.attachments[0]!.fileReference),
-        ]),
-      ]),
-    );
+    const blob = await itemOperationsFetch(device, { fileReference: encrypted.attachments[0]!.fileReference });
     // ItemOperations Data is the attachment in base64 (MS-ASCMD §2.2.3.39.2).
-    const der = Buffer.from(
-      textOf(child(child(child(child(blob, 'Response'), 'Fetch'), 'Properties'), 'Data')),
-      'base64',
-    );
+    const der = Buffer.from(textOf(child(child(blob, 'Properties'), 'Data')), 'base64');
     expect(der.length).toBe(encrypted.attachments[0]!.size);
     expect(lab.verify(lab.decrypt(der, to, true)).toString('utf8')).toContain('Contract attached');
 
@@ -252,18 +242,10 @@ describe('S/MIME mail to the device', () => {
       [signedSubject, 'clear-signed'],
       [encryptedSubject, 'encrypted'],
     ] as const) {
-      const fetched = await device.command(
-        'ItemOperations',
-        el('ItemOperations', 'ItemOperations', [
-          el('ItemOperations', 'Fetch', [
-            el('ItemOperations', 'Store', 'Mailbox'),
-            el('AirSync', 'CollectionId', inbox),
-            el('AirSync', 'ServerId', mail.get(subject)!.serverId),
-            el('ItemOperations', 'Options', [el('AirSync', 'MIMESupport', '2'), MIME_PREFERENCE]),
-          ]),
-        ]),
-      );
-      const fetch = child(child(fetched, 'Response'), 'Fetch');
+      const fetch = await itemOperationsFetch(device, { collectionId: inbox, serverId: mail.get(subject)!.serverId }, [
+        el('AirSync', 'MIMESupport', '2'),
+        MIME_PREFERENCE,
+      ]);
       expect(childText(fetch, 'Status')).toBe('1');
       const got = mailOf(mail.get(subject)!.serverId, child(fetch, 'Properties'));
       expect(got.bodyType).toBe('4');
