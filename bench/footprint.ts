@@ -18,7 +18,8 @@
  *    ramp, answer and holding per Ping-hour, and when the Pings answered against their heartbeat.
  *
  *   npm run bench:footprint [-- --pings 10000 --accounts 20 --hold 180 --idle 20 --window 64 --rate N
- *                              --skip tsx|dist|hold --tsx-root DIR (the sources to run through tsx, e.g. an older checkout)]
+ *                              --skip tsx|dist|hold --tsx-root DIR (the sources to run through tsx, e.g. an older checkout)
+ *                              --profile DIR (CPU profiles of the compiled server, for chrome://inspect or speedscope)]
  *
  * Targets: idle ≤ 90 MB RSS; 10,000 held Pings ≤ 600 MB; ≤ 5 ms CPU per Ping.
  */
@@ -131,6 +132,8 @@ export async function runFootprintBench(
     rate?: number;
     skip?: string[];
     tsxRoot?: string;
+    /** A folder for V8 CPU profiles of the compiled server (node --cpu-prof), one per server started. */
+    profile?: string;
   } = {},
 ): Promise<void> {
   const skip = new Set(options.skip ?? []);
@@ -150,7 +153,8 @@ export async function runFootprintBench(
       .scripts.start;
     const [node, ...args] = start.split(' ');
     if (node !== 'node' || args.at(-1) !== 'dist/node.js') throw new Error(`npm start runs ${start}`);
-    runtimes.push([`compiled (${start})`, { command: process.execPath, args, cwd: outdir }]);
+    const profile = options.profile ? ['--cpu-prof', '--cpu-prof-dir', options.profile] : [];
+    runtimes.push([`compiled (${start})`, { command: process.execPath, args: [...profile, ...args], cwd: outdir }]);
     process.on('exit', () => rmSync(outdir, { recursive: true, force: true }));
   }
   let services: TestServices | undefined;
@@ -239,5 +243,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     ...(arg('rate') ? { rate: Number(arg('rate')) } : {}),
     ...(arg('skip') ? { skip: arg('skip')!.split(',') } : {}),
     ...(arg('tsx-root') ? { tsxRoot: arg('tsx-root')! } : {}),
+    ...(arg('profile') ? { profile: arg('profile')! } : {}),
   });
 }

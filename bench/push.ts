@@ -669,7 +669,7 @@ export async function holdPings(
     );
     if (heldAtStart !== count || heldAtEnd !== count || expired !== count)
       throw new Error(
-        `not all ${count} Pings were held: ${heldAtStart} held at the start of the window, ${heldAtEnd} at its end, ${expired} expired with Status 1, ${count - expired} failed: ${JSON.stringify(statuses)}`,
+        `not all ${count} Pings were held: ${heldAtStart} held at the start of the window, ${heldAtEnd} at its end, ${expired} expired with Status 1, ${count - expired} failed: ${JSON.stringify(statuses)}; ramp ${rampSeconds.toFixed(0)} s, window ${holdSeconds.toFixed(0)} s; answered at heartbeat + ${result.expiry.earliest.toFixed(1)} / ${result.expiry.median.toFixed(1)} / ${result.expiry.latest.toFixed(1)} s (min/median/max)`,
       );
     return result;
   } finally {
