@@ -11,9 +11,16 @@
  * message (ms, IMAP commands), and the IMAP commands of the initial sync. WindowSize 100, HTML bodies truncated at 5 KB. The machine's load average is printed
  * with the figures: wall times on a shared machine are only comparable at a similar load, CPU times more so.
  *
- *   npm run bench:sync [-- --sizes 1000,10000] [--mailbox small|realistic] [--large]
+ * With --cpu-prof <dir>, the initial sync of each mailbox and size is profiled (node:inspector, the whole process: the
+ * app, its IMAP client and the device) into <dir>/sync-<mailbox>-<size>.cpuprofile, for Chrome DevTools or
+ * `npx speedscope`.
+ *
+ *   npm run bench:sync [-- --sizes 1000,10000] [--mailbox small|realistic] [--large] [--cpu-prof <dir>]
  */
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { loadavg } from 'node:os';
+import { join } from 'node:path';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { TestProject } from 'vitest/node';
 import { FolderType } from '../src/backends/types.ts';
@@ -164,7 +171,27 @@ interface SizeFigures {
   oneNewImapCommands: number;
 }
 
-async function benchSize(services: TestServices, size: number, shape: MailboxShape): Promise<SizeFigures> {
+/** Runs `fn` under the V8 CPU profiler and writes the profile to `file`. */
+async function profiled<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    await writeFile(file, JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
+async function benchSize(
+  services: TestServices,
+  size: number,
+  shape: MailboxShape,
+  profileDir?: string,
+): Promise<SizeFigures> {
   const user = createUser(services);
   const fillSeconds = (await timed(() => fill(services, user, size, shape))) / 1000;
   const proxy = new CountingProxy(services.imap);
@@ -189,10 +216,13 @@ async function benchSize(services: TestServices, size: number, shape: MailboxSha
     const readBefore = proxy.bytesRead;
     const sentBefore = figures.bytesSent;
     const cpuBefore = figures.cpuMicros;
-    const initialMs = await timed(async () => {
+    const initialSync = async (): Promise<void> => {
       await device.sync(inbox, { options: BODY_PREFERENCE });
       requests = 1 + (await device.syncUntilDone(inbox, { windowSize: WINDOW })).length;
-    });
+    };
+    const initialMs = await timed(() =>
+      profileDir ? profiled(join(profileDir, `sync-${shape}-${size}.cpuprofile`), initialSync) : initialSync(),
+    );
     if (device.items(inbox).size !== size) throw new Error(`synced ${device.items(inbox).size} of ${size} messages`);
     const bytesRead = proxy.bytesRead - readBefore;
     const initialImapCommands = proxy.commands - commandsBefore;
@@ -241,7 +271,7 @@ async function benchSize(services: TestServices, size: number, shape: MailboxSha
   }
 }
 
-export async function runSyncBench(sizes: number[], shapes: MailboxShape[]): Promise<void> {
+export async function runSyncBench(sizes: number[], shapes: MailboxShape[], profileDir?: string): Promise<void> {
   let services: TestServices | undefined;
   const project = { provide: (_k: string, v: TestServices) => (services = v) } as unknown as TestProject;
   const teardown = await setup(project);
@@ -254,7 +284,7 @@ export async function runSyncBench(sizes: number[], shapes: MailboxShape[]): Pro
     );
     for (const shape of shapes) {
       for (const size of sizes) {
-        const f = await benchSize(services!, size, shape);
+        const f = await benchSize(services!, size, shape, profileDir);
         console.log(
           `${f.shape.padEnd(9)}  ${String(f.size).padStart(8)}  ${f.initialPerSecond.toFixed(0).padStart(13)}  ` +
             `${f.cpuMsPerMessage.toFixed(3).padStart(10)}  ${f.readPerSent.toFixed(2).padStart(9)}  ${f.mbRead.toFixed(1).padStart(7)}  ` +
@@ -277,5 +307,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const sizes = at > 0 ? process.argv[at + 1]!.split(',').map(Number) : [1_000, 10_000, ...(large ? [100_000] : [])];
   const shapeAt = process.argv.indexOf('--mailbox');
   const shapes: MailboxShape[] = shapeAt > 0 ? [process.argv[shapeAt + 1] as MailboxShape] : ['small', 'realistic'];
-  await runSyncBench(sizes, shapes);
+  const profileAt = process.argv.indexOf('--cpu-prof');
+  await runSyncBench(sizes, shapes, profileAt > 0 ? process.argv[profileAt + 1] : undefined);
 }
