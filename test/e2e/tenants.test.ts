@@ -8,18 +8,17 @@
  * - hooli:   that second Dovecot, AUTH_MODE bearer; SMTP is an XOAUTH2 submission server started here; CalDAV,
  *            CardDAV and the GAL on a second Radicale started here, which takes Bearer tokens.
  *
- * The second Dovecot checks Bearer tokens itself (its `oauth2` passdb) by asking a small introspection endpoint
- * started here, which stands in for the identity provider that issued the tokens (it is not part of this project);
- * the same endpoint publishes the provider's signing keys (JWKS), against which the app verifies each token first.
+ * The second Dovecot checks Bearer tokens itself (its `oauth2` passdb) by asking the introspection endpoint of a
+ * stand-in for the identity provider that issued the tokens (test/services/identity-provider.ts), which also publishes
+ * the provider's signing keys (JWKS), against which the app verifies each token first.
  * The second Radicale asks the same endpoint whom a Bearer token was issued to. The same user name and the same
  * DeviceId are used in every tenant; nothing of one tenant reaches another.
  */
-import { createServer, type Server } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { ImapFlow } from 'imapflow';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { generateKeyPair, type CryptoKey } from 'jose';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildApp } from '../../src/app/build.ts';
@@ -36,6 +35,7 @@ import { itemText, subjects, TestDevice, type TestServer } from '../device/devic
 import { makeUser } from '../services/accounts.ts';
 import { isRoot } from '../services/apt.ts';
 import { startDovecot, type DovecotService } from '../services/dovecot.ts';
+import { startIdentityProvider, type IdentityProvider } from '../services/identity-provider.ts';
 import { startRadicale, type RadicaleService } from '../services/radicale.ts';
 import {
   createUser,
@@ -54,37 +54,23 @@ import { acceptMeeting, meetingInvitation } from './session-steps.ts';
 const services = inject('services');
 const DEVICE_ID = 'SAMEDEVICE0001';
 
-const ISSUER = 'https://idp.example.test/';
-const AUDIENCE = 'activesync-edge';
-let signingKey: CryptoKey;
-let publicJwk: JWK;
+/** The identity provider: its tokens, its introspection endpoint (idp.introspected: what reached the mail server). */
+let idp: IdentityProvider;
 
 /**
  * A JWT with these claims signed by the identity provider's key (or `key`): the app verifies it against the published
  * keys and takes the tenant's configured claim, Dovecot has the introspection endpoint vouch for it.
  */
-function jwt(claims: Record<string, unknown>, key: CryptoKey = signingKey): Promise<string> {
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime('10m')
-    .sign(key);
+function jwt(claims: Record<string, unknown>, key?: CryptoKey): Promise<string> {
+  return idp.jwt(claims, key ? { key } : {});
 }
-
-/** Tokens the introspection endpoint was asked about (what reached the mail server). */
-let introspected = 0;
 
 let acmeUser: TestUser;
 let globexUser: TestUser;
 let runDir: string;
 let dovecot: DovecotService;
-let introspection: Server;
 let smtp: SMTPServer;
 let smtpPort: number;
-/** Token → the user the identity provider issued it to (what introspection answers). */
-const issued = new Map<string, string>();
 /** What the XOAUTH2 submission server took: user, token, envelope. */
 const submitted: { user: string; token: string; to: string[] }[] = [];
 let server: TestServer;
@@ -95,30 +81,6 @@ let hooliDav: RadicaleService;
 let hooliDavServices: TestServices;
 /** A colleague of globexUser in hooli's directory, with a public calendar for free/busy. */
 let colleague: TestUser;
-
-async function listen(s: Server): Promise<number> {
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  return (s.address() as AddressInfo).port;
-}
-
-/** RFC 7662 introspection as Dovecot's oauth2 passdb asks it (POST token=…). */
-function startIntrospection(): Server {
-  return createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/jwks.json') {
-      res.setHeader('Content-Type', 'application/json');
-      res.end(JSON.stringify({ keys: [{ ...publicJwk, kid: 'k1', alg: 'RS256', use: 'sig' }] }));
-      return;
-    }
-    introspected++;
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      const user = issued.get(new URLSearchParams(body).get('token') ?? '');
-      res.setHeader('Content-Type', 'application/json');
-      res.end(JSON.stringify(user ? { active: true, email: user } : { active: false }));
-    });
-  });
-}
 
 async function appendTo(port: number, user: TestUser, subjectsToAdd: string[]): Promise<void> {
   await appendSources(
@@ -147,32 +109,18 @@ beforeAll(async () => {
   // The same name (so the same login, `<name>@example.test`) on another mail server, with its own password.
   globexUser = makeUser(acmeUser.name, `${acmeUser.name}-globex-pw`);
 
-  const pair = await generateKeyPair('RS256');
-  signingKey = pair.privateKey;
-  publicJwk = await exportJWK(pair.publicKey);
-  introspection = startIntrospection();
-  const introspectionPort = await listen(introspection);
-  const identityProvider = (userClaim: string) => ({
-    BEARER_JWKS_URL: `http://127.0.0.1:${introspectionPort}/jwks.json`,
-    BEARER_ISSUER: ISSUER,
-    BEARER_AUDIENCE: AUDIENCE,
-    BEARER_USER_CLAIM: userClaim,
-  });
+  idp = await startIdentityProvider();
   runDir = mkdtempSync('/tmp/ase-t-');
   chmodSync(runDir, 0o755);
-  writeFileSync(
-    `${runDir}/oauth2.conf`,
-    `introspection_mode = post\nintrospection_url = http://127.0.0.1:${introspectionPort}/introspect\nusername_attribute = email\nactive_attribute = active\nactive_value = true\n`,
-  );
   dovecot = await startDovecot(runDir, [globexUser], isRoot(), {
     // XOAUTH2 (as the issue asks; OAUTHBEARER would do as well) checked by the oauth2 passdb, after the password files.
-    extraConfig: `auth_mechanisms = plain login xoauth2\npassdb {\n  driver = oauth2\n  mechanisms = xoauth2\n  args = ${runDir}/oauth2.conf\n}\n`,
+    extraConfig: idp.dovecotXoauth2(runDir),
   });
 
   colleague = makeUser(`${acmeUser.name}-colleague`);
   mkdirSync(`${runDir}/hooli-dav`);
   hooliDav = await startRadicale(`${runDir}/hooli-dav`, [globexUser, colleague], {
-    bearerIntrospectionUrl: `http://127.0.0.1:${introspectionPort}/introspect`,
+    bearerIntrospectionUrl: idp.introspectionUrl,
   });
   hooliDavServices = { ...services, caldavUrl: hooliDav.url, carddavUrl: hooliDav.url };
   const colleagueCalendar = await seedCalendar(hooliDavServices, colleague, 'public-calendar', [
@@ -201,7 +149,7 @@ beforeAll(async () => {
     authMethods: ['XOAUTH2'],
     onAuth(auth, _session, callback) {
       // The token issuer's check, as a submission server behind the same identity provider makes it.
-      if (auth.method === 'XOAUTH2' && auth.accessToken && issued.get(auth.accessToken) === auth.username) {
+      if (auth.method === 'XOAUTH2' && auth.accessToken && idp.issued.get(auth.accessToken) === auth.username) {
         callback(null, { user: `${auth.username}\u0000${auth.accessToken}` });
       } else callback(null, { data: { status: '401', schemes: 'bearer' } });
     },
@@ -229,7 +177,7 @@ beforeAll(async () => {
           name: 'globex',
           hostnames: ['globex.sync.test'],
           mailDomains: ['globex.test'],
-          settings: { ...globexImap, AUTH_MODE: 'both', ...identityProvider('upn'), PROVISIONING: 'loose' },
+          settings: { ...globexImap, AUTH_MODE: 'both', ...idp.bearerSettings('upn'), PROVISIONING: 'loose' },
         },
         {
           name: 'hooli',
@@ -237,7 +185,7 @@ beforeAll(async () => {
           settings: {
             ...globexImap,
             AUTH_MODE: 'bearer',
-            ...identityProvider('email'),
+            ...idp.bearerSettings('email'),
             CALDAV_URL: hooliDav.url,
             CARDDAV_URL: hooliDav.url,
             GAL_URL: hooliDirectory.collectionUrl,
@@ -275,7 +223,7 @@ afterAll(async () => {
   await Promise.all(watchers.map((w) => w.stop()));
   await dovecot?.stop();
   await hooliDav?.stop();
-  introspection?.close();
+  idp?.close();
   await new Promise<void>((resolve) => (smtp ? smtp.close(() => resolve()) : resolve()));
   if (runDir) rmSync(runDir, { recursive: true, force: true });
 });
@@ -512,7 +460,7 @@ describe('tenant resolution', () => {
 describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
   it('syncs with a JWT whose email claim names the user, checked by Dovecot through XOAUTH2', async () => {
     const token = await jwt({ email: globexUser.email, sub: 'x' });
-    issued.set(token, globexUser.email);
+    idp.issued.set(token, globexUser.email);
     const device = deviceOn('hooli.sync.test', globexUser);
     device.authorization = `Bearer ${token}`;
     const inbox = await inboxOf(device);
@@ -529,22 +477,22 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
   it('refuses an opaque token and one whose configured claim is missing: tokens are verified here first', async () => {
     const opaque = `opaque-${Math.random().toString(36).slice(2)}`;
     // The mail server would take both; the app does not ask it.
-    issued.set(opaque, globexUser.email);
+    idp.issued.set(opaque, globexUser.email);
     const noClaim = await jwt({ upn: globexUser.email });
-    issued.set(noClaim, globexUser.email);
-    const before = introspected;
+    idp.issued.set(noClaim, globexUser.email);
+    const before = idp.introspected;
     for (const token of [opaque, noClaim]) {
       const device = deviceOn('hooli.sync.test', globexUser);
       device.autoProvision = false;
       device.authorization = `Bearer ${token}`;
       expect((await device.send('Provision')).status).toBe(401);
     }
-    expect(introspected).toBe(before);
+    expect(idp.introspected).toBe(before);
   });
 
   it('sends mail over SMTP with AUTH XOAUTH2 and the device’s token', async () => {
     const token = await jwt({ email: globexUser.email });
-    issued.set(token, globexUser.email);
+    idp.issued.set(token, globexUser.email);
     const device = deviceOn('hooli.sync.test', globexUser);
     device.authorization = `Bearer ${token}`;
     const mime = `From: ${globexUser.email}\r\nTo: someone@example.org\r\nSubject: via xoauth2\r\n\r\nHello.\r\n`;
@@ -564,7 +512,7 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
     expect(res.headers.get('www-authenticate')).toBe('Bearer realm="ActiveSync"');
 
     const token = await jwt({ upn: globexUser.email });
-    issued.set(token, globexUser.email);
+    idp.issued.set(token, globexUser.email);
     const bearerOnBoth = deviceOn('globex.sync.test', globexUser);
     bearerOnBoth.authorization = `Bearer ${token}`;
     const inbox = await inboxOf(bearerOnBoth);
@@ -579,7 +527,7 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
 
   it('pushes to a Bearer device: the tenant’s watcher logs in as its master user', async () => {
     const token = await jwt({ email: globexUser.email });
-    issued.set(token, globexUser.email);
+    idp.issued.set(token, globexUser.email);
     const device = deviceOn('hooli.sync.test', globexUser);
     device.authorization = `Bearer ${token}`;
     const inbox = await inboxOf(device);
@@ -597,15 +545,15 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
 
   it('refuses a token the identity provider did not sign, with 401, without asking the mail server', async () => {
     const forged = await jwt({ email: globexUser.email }, (await generateKeyPair('RS256')).privateKey);
-    issued.set(forged, globexUser.email);
-    const before = introspected;
+    idp.issued.set(forged, globexUser.email);
+    const before = idp.introspected;
     const device = deviceOn('hooli.sync.test', globexUser);
     device.autoProvision = false;
     device.authorization = `Bearer ${forged}`;
     const res = await device.send('Provision');
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toBe('Bearer realm="ActiveSync"');
-    expect(introspected).toBe(before);
+    expect(idp.introspected).toBe(before);
   });
 
   it('keeps the mail server’s own check: a signed token it does not vouch for is refused', async () => {
@@ -617,7 +565,7 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
   // Issue 17 item 16: one credentials object, token included, wherever the user's login is used.
   it('GAL Search and ResolveRecipients with free/busy reach hooli’s Radicale with the device’s token', async () => {
     const token = await jwt({ email: globexUser.email });
-    issued.set(token, globexUser.email);
+    idp.issued.set(token, globexUser.email);
     const device = deviceOn('hooli.sync.test', globexUser);
     device.authorization = `Bearer ${token}`;
     await device.folderSync();
@@ -656,7 +604,7 @@ describe('Bearer tokens (XOAUTH2 to IMAP and SMTP)', () => {
 
   it('MeetingResponse with a token: the calendar copy in hooli’s Radicale, the REPLY over XOAUTH2', async () => {
     const token = await jwt({ email: globexUser.email });
-    issued.set(token, globexUser.email);
+    idp.issued.set(token, globexUser.email);
     const organizer = 'organizer@partner.test';
     const uid = `meet-${randomUUID()}`;
     await appendSources(dovecot.imapPort, globexUser, [

@@ -1,14 +1,12 @@
 /**
  * Bearer sign-in on the Cloudflare runtime: the Worker under `wrangler dev` (workerd) with AUTH_MODE bearer verifies
  * each token with jose on WebCrypto against a JWKS served here (a key generated here), then logs in to a Dovecot of
- * its own with XOAUTH2, whose oauth2 passdb asks this file's RFC 7662 introspection endpoint (the set-up of the hooli
- * tenant in test/e2e/tenants.test.ts). A token that does not verify gets 401 before the mail server is asked; no token
+ * its own with XOAUTH2, whose oauth2 passdb asks the same provider's RFC 7662 introspection endpoint
+ * (test/services/identity-provider.ts, as for the hooli tenant in test/e2e/tenants.test.ts). A token that does not verify gets 401 before the mail server is asked; no token
  * reaches the Worker's output.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { generateKeyPair, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { FolderType } from '../../../src/backends/types.ts';
 import type { StateStore } from '../../../src/state/types.ts';
@@ -17,38 +15,25 @@ import { TestDevice, type TestServer } from '../../device/device.ts';
 import { makeUser } from '../../services/accounts.ts';
 import { isRoot } from '../../services/apt.ts';
 import { startDovecot, type DovecotService } from '../../services/dovecot.ts';
+import { startIdentityProvider, type IdentityProvider } from '../../services/identity-provider.ts';
 import { seedMailbox } from '../../services/seed.ts';
 import { fetchVia, startWranglerDev, type WranglerDev } from '../../services/wrangler-dev.ts';
 
 const services = inject('services');
-const ISSUER = 'https://idp.example.test/';
-const AUDIENCE = 'activesync-edge';
 
 describe('Bearer sign-in on the Worker in workerd (JWKS verified with jose, XOAUTH2 to Dovecot)', () => {
   const user = makeUser(`bearer${Date.now().toString(36)}`);
-  /** Token → the user the identity provider issued it to (what introspection answers). */
-  const issued = new Map<string, string>();
   const tokens: string[] = [];
-  /** Introspection requests: how often the mail server asked about a token. */
-  let introspected = 0;
-  let signingKey: CryptoKey;
-  let publicJwk: JWK;
-  let idp: Server;
+  let idp: IdentityProvider;
   let runDir: string;
   let dovecot: DovecotService;
   let worker: WranglerDev;
   let server: TestServer;
 
   async function jwt(o: { key?: CryptoKey; expires?: number | string } = {}): Promise<string> {
-    const token = await new SignJWT({ email: user.email })
-      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
-      .setIssuer(ISSUER)
-      .setAudience(AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime(o.expires ?? '10m')
-      .sign(o.key ?? signingKey);
+    const token = await idp.jwt({ email: user.email }, o);
     // Dovecot would take each of them: only the Worker's own check can refuse the bad ones.
-    issued.set(token, user.email);
+    idp.issued.set(token, user.email);
     tokens.push(token);
     return token;
   }
@@ -60,35 +45,10 @@ describe('Bearer sign-in on the Worker in workerd (JWKS verified with jose, XOAU
   }
 
   beforeAll(async () => {
-    const pair = await generateKeyPair('RS256');
-    signingKey = pair.privateKey;
-    publicJwk = await exportJWK(pair.publicKey);
-    idp = createServer((req, res) => {
-      res.setHeader('Content-Type', 'application/json');
-      if (req.method === 'GET' && req.url === '/jwks.json') {
-        res.end(JSON.stringify({ keys: [{ ...publicJwk, kid: 'k1', alg: 'RS256', use: 'sig' }] }));
-        return;
-      }
-      introspected++;
-      let body = '';
-      req.on('data', (d: Buffer) => (body += d.toString()));
-      req.on('end', () => {
-        const login = issued.get(new URLSearchParams(body).get('token') ?? '');
-        res.end(JSON.stringify(login ? { active: true, email: login } : { active: false }));
-      });
-    });
-    await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve));
-    const idpOrigin = `http://127.0.0.1:${(idp.address() as AddressInfo).port}`;
-
+    idp = await startIdentityProvider();
     runDir = mkdtempSync('/tmp/ase-wb-');
     chmodSync(runDir, 0o755);
-    writeFileSync(
-      `${runDir}/oauth2.conf`,
-      `introspection_mode = post\nintrospection_url = ${idpOrigin}/introspect\nusername_attribute = email\nactive_attribute = active\nactive_value = true\n`,
-    );
-    dovecot = await startDovecot(runDir, [user], isRoot(), {
-      extraConfig: `auth_mechanisms = plain login xoauth2\npassdb {\n  driver = oauth2\n  mechanisms = xoauth2\n  args = ${runDir}/oauth2.conf\n}\n`,
-    });
+    dovecot = await startDovecot(runDir, [user], isRoot(), { extraConfig: idp.dovecotXoauth2(runDir) });
     await seedMailbox({ ...services, imap: { ...services.imap, port: dovecot.imapPort } }, user, 'INBOX', [
       { message: { from: 'Dan <dan@example.test>', to: user.email, subject: 'bearer one', text: 'Hello.' } },
     ]);
@@ -99,10 +59,7 @@ describe('Bearer sign-in on the Worker in workerd (JWKS verified with jose, XOAU
       IMAP_SECURE: 'true',
       TENANT: 'bearer',
       AUTH_MODE: 'bearer',
-      BEARER_JWKS_URL: `${idpOrigin}/jwks.json`,
-      BEARER_ISSUER: ISSUER,
-      BEARER_AUDIENCE: AUDIENCE,
-      BEARER_USER_CLAIM: 'email',
+      ...idp.bearerSettings('email'),
     });
     server = { fetch: fetchVia(worker.origin), state: undefined as unknown as StateStore, logs: [] };
   }, 120_000);
@@ -116,17 +73,17 @@ describe('Bearer sign-in on the Worker in workerd (JWKS verified with jose, XOAU
 
   it('a valid token: Provision, then FolderSync Status 1 with the Inbox', async () => {
     const device = deviceWith(await jwt());
-    const before = introspected;
+    const before = idp.introspected;
     const body = await device.folderSync();
     expect(childText(body, 'Status')).toBe('1');
     // Dovecot checked the token itself (XOAUTH2 through its oauth2 passdb).
-    expect(introspected).toBeGreaterThan(before);
+    expect(idp.introspected).toBeGreaterThan(before);
     expect(device.folderByType(FolderType.Inbox).displayName).toBe('Inbox');
   }, 60_000);
 
   it('an expired token and one signed by another key get 401, before the mail server is asked', async () => {
     const other = (await generateKeyPair('RS256')).privateKey;
-    const before = introspected;
+    const before = idp.introspected;
     for (const token of [await jwt({ expires: Math.floor(Date.now() / 1000) - 600 }), await jwt({ key: other })]) {
       const device = deviceWith(token);
       device.autoProvision = false;
@@ -134,7 +91,7 @@ describe('Bearer sign-in on the Worker in workerd (JWKS verified with jose, XOAU
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toBe('Bearer realm="ActiveSync"');
     }
-    expect(introspected).toBe(before);
+    expect(idp.introspected).toBe(before);
   }, 30_000);
 
   it('the Worker logged no token and no problem', async () => {
