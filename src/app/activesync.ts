@@ -254,8 +254,12 @@ async function serveAuthenticated(
     release: () => releaseLargeBody(),
   };
   try {
+    // The command's module loads (on its first request, CommandRegistry.registerModule) while the device is recorded.
+    const definition = deps.commands.get(name);
+    // Its failure is awaited below; until then (recordDeviceSeen may throw first) it must not count as unhandled.
+    definition.catch(() => undefined);
     const known = await recordDeviceSeen(deps.state, device, request);
-    const command = deps.commands.get(name);
+    const command = await definition;
     if (!command) throw new HttpError(501, `command ${name} is not implemented`);
     entry.cmd = name;
     return await serveCommand(c, deps, {
