@@ -195,25 +195,30 @@ export interface MailBackend {
    * tell (else `vanished` is undefined and the caller compares UID sets). Undefined when the backend keeps no modseqs
    * (`highestModSeq` undefined in status). `before` is the folder's UIDNEXT and message count when `modSeq` was its
    * HIGHESTMODSEQ, when known: a hint that lets the backend find plain arrivals cheaply; the answer is the same.
-   * The session sees other clients' changes from its latest `status(folder)` on: call that first, as Sync does.
+   * `before.readArrivals`: the caller reads the arrivals next (fetchMessageParts), so a backend may start reading them
+   * with the same request. The session sees other clients' changes from its latest `status(folder)` on: call that
+   * first, as Sync does.
    */
   changesSince(
     folder: string,
     modSeq: bigint,
     since?: Date,
-    before?: { uidNext: number; messages: number },
+    before?: { uidNext: number; messages: number; readArrivals?: boolean },
   ): Promise<MailboxChanges | undefined>;
   /** The messages with these UIDs, with their source, in the order asked; UIDs no longer there are left out. */
   fetchMessages(folder: string, uids: number[]): Promise<MessageWithSource[]>;
   /**
    * The messages with these UIDs read in parts: their structure and header first (one round trip for all), then what
    * `plan` asks of each (messages that ask the same are read together); in the order asked, UIDs no longer there
-   * left out.
+   * left out. `admit`, when given, is asked in the order of `uids` once the structures are known, with the octets
+   * each message's plan reads (its whole size when read whole): a message it refuses is not read and left out, so
+   * that a caller's byte budget is held without a FETCH of sizes of its own.
    */
   fetchMessageParts(
     folder: string,
     uids: number[],
     plan: (structure: MimePart) => PartsRequest,
+    admit?: (summary: MessageSummary, plannedBytes: number) => boolean,
   ): Promise<MessageParts[]>;
   /** The summaries of these UIDs; UIDs no longer there are left out. */
   fetchSummaries(folder: string, uids: number[]): Promise<MessageSummary[]>;

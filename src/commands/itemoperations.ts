@@ -222,7 +222,6 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
   if (!named || (serverId !== undefined && collectionId !== undefined && collectionId !== named.collectionId))
     return answer(ItemOperationsStatus.ObjectNotFound);
   const id = (await currentDraftId(run.context, named)) ?? named;
-  if (await overBudget(run, id)) return answer(ItemOperationsStatus.DataTooLarge);
   const output = emailOutput(
     run.context.request.version,
     id.collectionId,
@@ -232,7 +231,14 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
   );
   // Read as far as the answer needs (the whole message only for MIME, Type 4).
   const mail = await run.mail();
-  const found = await findMessageParts(mail, run.hierarchy, id, output);
+  // The budget is judged by what the message's read takes, from its structure FETCH (not its whole size, nor a FETCH
+  // of its own); the first message of an answer is always read.
+  let tooLarge = false;
+  const found = await findMessageParts(mail, run.hierarchy, id, output, (_, planned) => {
+    tooLarge = run.spent > 0 && run.spent + planned > run.context.config.maxResponseBytes;
+    return !tooLarge;
+  });
+  if (tooLarge) return answer(ItemOperationsStatus.DataTooLarge);
   if (!found) return answer(ItemOperationsStatus.ObjectNotFound);
   run.spent += found.message.bytesRead;
   // The flag as the user's devices set it, when the details are kept (items/email-flag.ts, folders/mail-flags.ts).
@@ -253,7 +259,8 @@ async function fetch(op: WbxmlElement, run: Run): Promise<WbxmlElement> {
 }
 
 /**
- * Whether loading this message would take the answer past its byte budget (MAX_RESPONSE_BYTES): then the Fetch gets
+ * Whether loading this message (an attachment's: it is read whole) would take the answer past its byte budget
+ * (MAX_RESPONSE_BYTES): then the Fetch gets
  * Status 11, the requested data is too large (MS-ASCMD §2.2.3.177.8), and the device fetches it on its own (or in
  * Ranges). The first message of an answer is always loaded, so every item can be fetched alone.
  */

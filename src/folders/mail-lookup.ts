@@ -7,7 +7,7 @@
  * replied to or forwarded like any synced item. The collectionId is the device's folder ServerId, so every lookup
  * goes through the device's stored hierarchy: a folder the device does not know of cannot be addressed.
  */
-import type { MailBackend, MessageParts, MessageWithSource } from '../backends/types.ts';
+import type { MailBackend, MessageParts, MessageSummary, MessageWithSource } from '../backends/types.ts';
 import type { BodyPreference } from '../items/body.ts';
 import { emailApplicationData, type EmailOutputOptions, type MailPolicy } from '../items/email.ts';
 import { emailApplicationDataOfParts, planParts, type PartsOptions } from '../items/email-parts.ts';
@@ -66,17 +66,19 @@ export async function findMessage(
 
 /**
  * The message behind an id read in parts, as far as an answer under these options needs (MailBackend
- * fetchMessageParts); undefined when the folder or the message is gone. Convert it with emailItemData.
+ * fetchMessageParts); undefined when the folder or the message is gone, or `admit` refused it (given the octets its
+ * read takes). Convert it with emailItemData.
  */
 export async function findMessageParts(
   mail: MailBackend,
   hierarchy: HierarchyState | undefined,
   id: ItemId,
   options: PartsOptions,
+  admit?: (summary: MessageSummary, plannedBytes: number) => boolean,
 ): Promise<{ folder: FolderRecord; message: MessageParts } | undefined> {
   const folder = mailFolder(hierarchy, id.collectionId);
   if (!folder) return undefined;
-  const [message] = await mail.fetchMessageParts(folder.source.ref, [id.uid], (s) => planParts(s, options));
+  const [message] = await mail.fetchMessageParts(folder.source.ref, [id.uid], (s) => planParts(s, options), admit);
   return message ? { folder, message } : undefined;
 }
 

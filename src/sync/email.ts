@@ -187,26 +187,28 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   const changeUids = uidsOf('Change').filter((uid) => deviceUids.has(uid));
   const byteBudget = req.byteBudget ?? DEFAULT_BYTE_BUDGET;
   const fetches = planFetches(uidsOf('Fetch'), deviceUids, req.windowSize);
-  // Message sizes first: the Fetches load whole messages, so only as many as the byte budget holds are read.
+  // Octets of message source this answer reads, counted as the reads are planned (the structure FETCH tells what each
+  // message's plan reads): a message that would take the answer past the byte budget is not read, unless it is the
+  // first. Once one is refused, the later ones are too, so that what is left is the oldest.
   let bytes = 0;
-  if (fetches.served.length) {
-    const sizes = new Map((await mail.fetchSummaries(folderRef, fetches.served)).map((s) => [s.uid, s.size]));
-    fetches.served = fetches.served.filter((uid) => {
-      const size = sizes.get(uid) ?? 0;
-      if (bytes > 0 && bytes + size > byteBudget) return false;
-      bytes += size;
-      return true;
-    });
-  }
+  const withinBudget = (refused: Set<number>) => (summary: MessageSummary, planned: number) => {
+    if (refused.size > 0 || (bytes > 0 && bytes + planned > byteBudget)) {
+      refused.add(summary.uid);
+      return false;
+    }
+    bytes += planned;
+    return true;
+  };
+  const fetchesRefused = new Set<number>();
   const currentFlags = new Map(
     (changeUids.length ? await mail.fetchSummaries(folderRef, changeUids) : []).map((m) => [m.uid, m]),
   );
   const readParts = (structure: MimePart) => planParts(structure, outputOptions(req, 0));
   const fetched = new Map(
-    (fetches.served.length ? await mail.fetchMessageParts(folderRef, fetches.served, readParts) : []).map((m) => [
-      m.uid,
-      m,
-    ]),
+    (fetches.served.length
+      ? await mail.fetchMessageParts(folderRef, fetches.served, readParts, withinBudget(fetchesRefused))
+      : []
+    ).map((m) => [m.uid, m]),
   );
   const deleted: number[] = [];
   for (const command of req.commands) {
@@ -274,7 +276,8 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     } else if (command.tag === 'Fetch') {
       // Past the window or the byte budget: Status 5, a transient server error the device retries (MS-ASCMD
       // §2.2.3.177.17); the item is there, this answer has no room for it.
-      if (uid !== undefined && fetches.held.has(uid) && !fetches.served.includes(uid) && !deleted.includes(uid)) {
+      const unserved = uid !== undefined && (!fetches.served.includes(uid) || fetchesRefused.has(uid));
+      if (uid !== undefined && fetches.held.has(uid) && unserved && !deleted.includes(uid)) {
         responses.push(itemStatus('Fetch', serverId, SyncStatus.ServerError));
         continue;
       }
@@ -327,7 +330,8 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     if (first) {
       await arrive(await mail.listUids(folderRef, since));
     } else if (!upToDate) {
-      const found = await findChanges(mail, folderRef, wm, deviceUids, flagsBefore, since);
+      // The arrivals are read next in this window: the backend may start on them with its FETCH of them.
+      const found = await findChanges(mail, folderRef, wm, deviceUids, flagsBefore, since, true);
       await arrive(found.added.filter((uid) => !deviceUids.has(uid)));
       for (const uid of found.changed) {
         if (!deviceUids.has(uid) || appliedByDevice.has(uid)) continue;
@@ -381,21 +385,9 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     for (const uid of changes) pending.delete(uid);
     room -= changes.length;
   }
-  let adds = pendingAdds.largest(room);
-  // Sizes first (one FETCH of RFC822.SIZE): the window holds as many messages as the byte budget, at least one unless
-  // the Fetches took it; the rest stay pending.
-  if (adds.length > 1 || bytes > 0) {
-    const sizes = new Map((await mail.fetchSummaries(folderRef, adds)).map((s) => [s.uid, s.size]));
-    let planned = bytes;
-    let fit = 0;
-    for (const uid of adds) {
-      const size = sizes.get(uid) ?? 0;
-      if ((fit > 0 || planned > 0) && planned + size > byteBudget) break;
-      planned += size;
-      fit++;
-    }
-    adds = adds.slice(0, fit);
-  }
+  // The window holds as many messages as the byte budget, at least one unless the Fetches took it (withinBudget, from
+  // the structure FETCH of each part of the window); the rest stay pending.
+  const adds = pendingAdds.largest(room);
   const broken: BrokenItem[] = [];
   // The window is fetched in parts, and ends early once the answer has taken ADD_TIME_BUDGET_MS or holds the byte
   // budget in message source, Fetches included: Android clients give up on an answer after about 30 s, and a window
@@ -413,8 +405,8 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
         : Math.max(1, Math.min(ADD_FETCH_CHUNK, Math.floor(((byteBudget - bytes) * at) / (bytes - fetchedBytes || 1))));
     const part = adds.slice(at, at + size);
     at += part.length;
-    for (const message of await mail.fetchMessageParts(folderRef, part, readParts)) {
-      bytes += message.bytesRead;
+    const refused = new Set<number>();
+    for (const message of await mail.fetchMessageParts(folderRef, part, readParts, withinBudget(refused))) {
       // A message that cannot be converted is skipped and reported (loop-detection.ts), not a failed Sync.
       const serverId = `${collectionId}:${message.uid}`;
       // Older than the window, here for its conversation: the preview but not the body (MS-ASCMD §2.2.3.36.2).
@@ -430,11 +422,13 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
       );
       deviceUids.add(message.uid);
     }
-    // Messages that vanished between the search and the fetch are simply not sent.
+    // Messages that vanished between the search and the fetch are simply not sent; those past the budget stay.
     for (const uid of part) {
+      if (refused.has(uid)) continue;
       pendingAdds.delete(uid);
       conversationAdds.delete(uid);
     }
+    if (refused.size > 0) break;
   }
   progressed ||= commands.length > 0 || broken.length > 0;
 
@@ -616,11 +610,12 @@ async function findChanges(
   deviceUids: UidSet,
   flagsBefore: Map<number, string> | undefined,
   since: Date | undefined,
+  readArrivals = false,
 ): Promise<FoundChanges> {
   if (wm.highestModSeq !== '') {
     const before =
       wm.uidNext !== undefined && wm.messages !== undefined
-        ? { uidNext: wm.uidNext, messages: wm.messages }
+        ? { uidNext: wm.uidNext, messages: wm.messages, readArrivals }
         : undefined;
     const changes = await mail.changesSince(folder, BigInt(wm.highestModSeq), since, before);
     if (changes) {

@@ -48,6 +48,15 @@ beforeAll(async () => {
 
 const serverIdOf = (subject: string): string => itemWithSubject(device, inbox, subject)[0];
 
+/**
+ * MIME (Type 4) is read whole, so a big message reads its whole 1.4 MB; other body types read only the parts they
+ * need (items/email-parts.ts), a few KB of it. The budget counts what is read.
+ */
+const MIME = [el('AirSync', 'MIMESupport', '2'), el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '4')])];
+const HTML_5K = [
+  el('AirSyncBase', 'BodyPreference', [el('AirSyncBase', 'Type', '2'), el('AirSyncBase', 'TruncationSize', '5120')]),
+];
+
 function fetchStatuses(collection: WbxmlElement | undefined): [string, string][] {
   return children(child(collection, 'Responses'), 'Fetch').map((f) => [
     childText(f, 'ServerId') ?? '',
@@ -57,7 +66,7 @@ function fetchStatuses(collection: WbxmlElement | undefined): [string, string][]
 
 describe('Sync', () => {
   it('ends a window at the byte budget with MoreAvailable, and sends the rest in the next', async () => {
-    const rounds = await device.syncUntilDone(inbox, { windowSize: 50 });
+    const rounds = await device.syncUntilDone(inbox, { windowSize: 50, options: MIME });
     const adds = rounds.map((r) => r.added.length).filter((n) => n > 0);
     // The newest first: the two small messages and one big one fit (~1.4 MB); then two big ones; then the last.
     expect(adds.reduce((a, b) => a + b, 0)).toBe(BIG.length + SMALL.length);
@@ -77,6 +86,7 @@ describe('Sync', () => {
     // A window of one: the second Fetch is answered with a retry (5), not loaded.
     const small = await device.sync(inbox, {
       windowSize: 1,
+      options: MIME,
       commands: SMALL.map((s) => fetch(serverIdOf(s))),
     });
     expect(fetchStatuses(small.collection)).toEqual([
@@ -88,6 +98,7 @@ describe('Sync', () => {
     const unknown = `${inbox}:999999`;
     const big = await device.sync(inbox, {
       windowSize: 50,
+      options: MIME,
       commands: [...BIG.map((s) => fetch(serverIdOf(s))), fetch(unknown)],
     });
     expect(fetchStatuses(big.collection)).toEqual([
@@ -98,8 +109,15 @@ describe('Sync', () => {
       [unknown, '8'],
     ]);
     // Alone, the third is served.
-    const alone = await device.sync(inbox, { commands: [fetch(serverIdOf('Big 3'))] });
+    const alone = await device.sync(inbox, { options: MIME, commands: [fetch(serverIdOf('Big 3'))] });
     expect(fetchStatuses(alone.collection)).toEqual([[serverIdOf('Big 3'), '1']]);
+    // HTML cut at 5 KB reads a few KB of each (their attachments are not read): all four fit.
+    const parts = await device.sync(inbox, {
+      windowSize: 50,
+      options: HTML_5K,
+      commands: BIG.map((s) => fetch(serverIdOf(s))),
+    });
+    expect(fetchStatuses(parts.collection)).toEqual(BIG.map((s) => [serverIdOf(s), '1']));
   });
 });
 
@@ -131,6 +149,34 @@ describe('ItemOperations', () => {
       el('ItemOperations', 'ItemOperations', [attachmentFetch('Big 4')]),
     );
     expect(statuses(alone.body)).toEqual(['1']);
+  });
+
+  it('judges a message Fetch by what its read takes: as MIME past the budget Status 11, in parts all served', async () => {
+    const itemFetch = (subject: string, options: WbxmlElement[]): WbxmlElement =>
+      el('ItemOperations', 'Fetch', [
+        el('ItemOperations', 'Store', 'Mailbox'),
+        el('AirSync', 'CollectionId', inbox),
+        el('AirSync', 'ServerId', serverIdOf(subject)),
+        el('ItemOperations', 'Options', options),
+      ]);
+    const whole = await device.send(
+      'ItemOperations',
+      el(
+        'ItemOperations',
+        'ItemOperations',
+        BIG.map((s) => itemFetch(s, MIME)),
+      ),
+    );
+    expect(statuses(whole.body)).toEqual(['1', '1', '11', '11']);
+    const parts = await device.send(
+      'ItemOperations',
+      el(
+        'ItemOperations',
+        'ItemOperations',
+        BIG.map((s) => itemFetch(s, HTML_5K)),
+      ),
+    );
+    expect(statuses(parts.body)).toEqual(['1', '1', '1', '1']);
   });
 
   it('refuses a request of more than 100 operations with Status 2, loading nothing', async () => {

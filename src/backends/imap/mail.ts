@@ -5,7 +5,14 @@
  * QRESYNC when the server has them (`UID FETCH 1:* (FLAGS) (CHANGEDSINCE m VANISHED)`); without them
  * `changesSince` answers undefined and the caller compares UID sets instead.
  */
-import type { FetchMessageObject, ImapFlow, ListResponse, MessageStructureObject, SearchObject } from 'imapflow';
+import type {
+  FetchMessageObject,
+  FetchQueryObject,
+  ImapFlow,
+  ListResponse,
+  MessageStructureObject,
+  SearchObject,
+} from 'imapflow';
 import {
   FolderNotFoundError,
   FolderType,
@@ -73,6 +80,12 @@ export class ImapMailBackend implements MailBackend {
     if (event.vanished && event.uid !== undefined) this.vanished.push(event.uid);
   };
   private failed = false;
+  /**
+   * What the arrivals FETCH of a small window read of each new message (its structure, header fields and first
+   * octets: the first FETCH of fetchMessageParts), by folder and UID, for the fetchMessageParts that reads them next
+   * in the same request; taken once, dropped when anything in the folder is changed.
+   */
+  private readAhead = new Map<string, Map<number, FetchMessageObject>>();
 
   constructor(
     private readonly sessions: ImapSessions,
@@ -162,7 +175,7 @@ export class ImapMailBackend implements MailBackend {
     folder: string,
     modSeq: bigint,
     since?: Date,
-    before?: { uidNext: number; messages: number },
+    before?: { uidNext: number; messages: number; readArrivals?: boolean },
   ): Promise<MailboxChanges | undefined> {
     if (!this.hasCondstore) return undefined;
     const arrivals = before ? await this.arrivalsOnly(folder, modSeq, before, since) : undefined;
@@ -186,17 +199,30 @@ export class ImapMailBackend implements MailBackend {
   private async arrivalsOnly(
     folder: string,
     modSeq: bigint,
-    before: { uidNext: number; messages: number },
+    before: { uidNext: number; messages: number; readArrivals?: boolean },
     since?: Date,
   ): Promise<MailboxChanges | undefined> {
     return this.withMailbox(folder, async () => {
       const status = this.selectedStatus(folder);
       if (status.highestModSeq === undefined || status.highestModSeq < modSeq) return undefined;
-      // `n:*` always includes the newest message, even below n.
-      const arrived =
-        status.uidNext > before.uidNext
-          ? (await this.fetchSummaryRange(`${before.uidNext}:*`)).filter((m) => m.uid >= before.uidNext)
-          : [];
+      // `n:*` always includes the newest message, even below n. A few arrivals that the caller reads next: their
+      // structure, header fields and first octets come with this FETCH (fetchMessageParts' first one), so that a
+      // Sync of a new small message takes two round trips, SELECT and this FETCH.
+      const few = before.readArrivals === true && status.uidNext - before.uidNext <= SMALL_WINDOW;
+      const arrived: MessageSummary[] = [];
+      if (status.uidNext > before.uidNext) {
+        const kept = new Map<number, FetchMessageObject>();
+        for await (const m of this.client.fetch(
+          `${before.uidNext}:*`,
+          few ? this.firstFetchQuery(true) : this.summaryQuery(),
+          { uid: true },
+        )) {
+          if (m.uid < before.uidNext) continue;
+          arrived.push(toSummary(m));
+          if (few) kept.set(m.uid, m);
+        }
+        if (kept.size) this.readAhead.set(folder, kept);
+      }
       if (before.messages + arrived.length !== status.messages) return undefined;
       const values = new Set<bigint>();
       for (const m of arrived) {
@@ -288,44 +314,47 @@ export class ImapMailBackend implements MailBackend {
     folder: string,
     uids: number[],
     plan: (structure: MimePart) => PartsRequest,
+    admit?: (summary: MessageSummary, plannedBytes: number) => boolean,
   ): Promise<MessageParts[]> {
     if (uids.length === 0) return [];
     return this.withMailbox(folder, async () => {
       const small = uids.length <= SMALL_WINDOW;
+      // What each message needs, in the order of the answer; then `admit` decides in the order asked.
+      const found = new Map<number, { summary: MessageSummary; planned: number; read: () => void }>();
       const planned: PlannedRead[] = [];
       const out: MessageParts[] = [];
       // Messages whose structure the server did not give or could not be read (e.g. nested deeper than the parser
       // takes), and those whose plan is the whole message: read whole, so that the conversion judges them and reports
       // what it cannot convert, never skipped.
       const whole: MessageSummary[] = [];
-      for await (const m of this.client.fetch(
-        uids.join(','),
-        {
-          uid: true,
-          flags: true,
-          internalDate: true,
-          size: true,
-          bodyStructure: true,
-          headers: CONVERTED_HEADERS,
-          ...(small ? { source: { start: 0, maxLength: SMALL_MESSAGE } } : {}),
-          ...(this.hasCondstore ? { modseq: true } : {}),
-        },
-        { uid: true },
-      )) {
+      const take = (m: FetchMessageObject): void => {
         const summary = toSummary(m);
         if (small && m.source && m.size !== undefined && m.source.length >= m.size) {
-          out.push(wholeMessage(summary, new Uint8Array(m.source)));
-          continue;
+          const source = new Uint8Array(m.source);
+          found.set(m.uid, { summary, planned: source.length, read: () => out.push(wholeMessage(summary, source)) });
+          return;
         }
-        if (!m.bodyStructure) {
-          whole.push(summary);
-          continue;
+        const structure = m.bodyStructure && toMimePart(m.bodyStructure, '');
+        const request = structure ? plan(structure) : 'whole';
+        if (!structure || request === 'whole') {
+          found.set(m.uid, { summary, planned: summary.size, read: () => whole.push(summary) });
+          return;
         }
-        const structure = toMimePart(m.bodyStructure, '');
-        const request = plan(structure);
         const header = new Uint8Array(m.headers ?? new Uint8Array());
-        if (request === 'whole') whole.push(summary);
-        else planned.push(plannedRead(summary, header, structure, request, m.source?.length ?? 0));
+        const read = plannedRead(summary, header, structure, request, m.source?.length ?? 0);
+        found.set(m.uid, { summary, planned: read.needed + (m.source?.length ?? 0), read: () => planned.push(read) });
+      };
+      const kept = this.readAhead.get(folder);
+      if (kept && uids.every((uid) => kept.has(uid))) {
+        // Read with the arrivals (arrivalsOnly): this first FETCH is not made again.
+        for (const uid of uids) take(kept.get(uid)!);
+      } else {
+        for await (const m of this.client.fetch(uids.join(','), this.firstFetchQuery(small), { uid: true })) take(m);
+      }
+      if (kept) for (const uid of uids) kept.delete(uid);
+      for (const uid of uids) {
+        const message = found.get(uid);
+        if (message && (!admit || admit(message.summary, message.planned))) message.read();
       }
       for (const group of groupReads(planned)) {
         const read = await this.fetchParts(group).catch(rejectedByServer);
@@ -335,6 +364,24 @@ export class ImapMailBackend implements MailBackend {
       if (whole.length > 0) out.push(...(await this.fetchWhole(whole)));
       return sortByRequest(out, uids);
     });
+  }
+
+  /** The items of a FETCH of summaries (UID, flags, dates, size, modseq). */
+  private summaryQuery(): FetchQueryObject {
+    return { uid: true, flags: true, internalDate: true, size: true, ...(this.hasCondstore ? { modseq: true } : {}) };
+  }
+
+  /**
+   * fetchMessageParts' first FETCH: summaries, BODYSTRUCTURE and the converted header fields; in a small window also
+   * the first SMALL_MESSAGE octets of each message, so that a message that small is read whole in this round trip.
+   */
+  private firstFetchQuery(small: boolean): FetchQueryObject {
+    return {
+      ...this.summaryQuery(),
+      bodyStructure: true,
+      headers: CONVERTED_HEADERS,
+      ...(small ? { source: { start: 0, maxLength: SMALL_MESSAGE } } : {}),
+    };
   }
 
   /** Whole sources of these messages (of the open mailbox), in one UID FETCH. */
@@ -440,6 +487,7 @@ export class ImapMailBackend implements MailBackend {
   }
 
   async setFlags(folder: string, uid: number, add: string[], remove: string[]): Promise<void> {
+    this.readAhead.delete(folder);
     await this.withMailbox(folder, async () => {
       if (add.length) await this.client.messageFlagsAdd(String(uid), add, { uid: true });
       if (remove.length) await this.client.messageFlagsRemove(String(uid), remove, { uid: true });
@@ -447,6 +495,7 @@ export class ImapMailBackend implements MailBackend {
   }
 
   async moveMessages(folder: string, uids: number[], destination: string): Promise<Map<number, number>> {
+    this.readAhead.delete(folder);
     return this.withMailbox(folder, async () => {
       const result = await this.client.messageMove(uids.join(','), destination, { uid: true });
       const map = new Map<number, number>();
@@ -457,6 +506,7 @@ export class ImapMailBackend implements MailBackend {
   }
 
   async expungeMessages(folder: string, uids: number[]): Promise<void> {
+    this.readAhead.delete(folder);
     if (uids.length === 0) return;
     await this.withMailbox(folder, async () => {
       await this.client.messageDelete(uids.join(','), { uid: true });
@@ -510,6 +560,7 @@ export class ImapMailBackend implements MailBackend {
   }
 
   async close(): Promise<void> {
+    this.readAhead.clear();
     this.client.off('expunge', this.onExpunge);
     // A connection that saw a failed command may be in any state: only a clean one goes back for reuse.
     this.sessions.release(this.client, !this.failed);
@@ -532,14 +583,7 @@ export class ImapMailBackend implements MailBackend {
   private async fetchSummaryRange(range: string, changedSince?: bigint): Promise<MessageSummary[]> {
     const out: MessageSummary[] = [];
     const options = changedSince !== undefined ? { uid: true, changedSince } : { uid: true };
-    const query = {
-      uid: true,
-      flags: true,
-      internalDate: true,
-      size: true,
-      ...(this.hasCondstore ? { modseq: true } : {}),
-    };
-    for await (const m of this.client.fetch(range, query, options)) out.push(toSummary(m));
+    for await (const m of this.client.fetch(range, this.summaryQuery(), options)) out.push(toSummary(m));
     return out;
   }
 
