@@ -168,13 +168,16 @@ describe('ItemOperations', () => {
       ),
     );
     expect(statuses(whole.body)).toEqual(['1', '1', '11', '11']);
+    // Two as MIME take 2.8 MB of the 3 MB; then two in parts, a few KB each, still fit (judged by their whole 1.4 MB
+    // they would not).
     const parts = await device.send(
       'ItemOperations',
-      el(
-        'ItemOperations',
-        'ItemOperations',
-        BIG.map((s) => itemFetch(s, HTML_5K)),
-      ),
+      el('ItemOperations', 'ItemOperations', [
+        itemFetch('Big 1', MIME),
+        itemFetch('Big 2', MIME),
+        itemFetch('Big 3', HTML_5K),
+        itemFetch('Big 4', HTML_5K),
+      ]),
     );
     expect(statuses(parts.body)).toEqual(['1', '1', '1', '1']);
   });
