@@ -168,6 +168,26 @@ export async function sendMailArrives(services: TestServices, device: TestDevice
   expect(got.email.subject).toBe(subject);
 }
 
+/** MoveItems (MS-ASCMD §2.2.1.12) of one item: the answer's Response element (Status, DstMsgId). */
+export async function moveItem(
+  device: TestDevice,
+  srcMsgId: string,
+  srcFldId: string,
+  dstFldId: string,
+): Promise<WbxmlElement | undefined> {
+  const body = await device.command(
+    'MoveItems',
+    el('Move', 'MoveItems', [
+      el('Move', 'Move', [
+        el('Move', 'SrcMsgId', srcMsgId),
+        el('Move', 'SrcFldId', srcFldId),
+        el('Move', 'DstFldId', dstFldId),
+      ]),
+    ]),
+  );
+  return child(body, 'Response', 'Move');
+}
+
 /** MoveItems of "Plain note" to Archive; IMAP has it there, and neither folder's next Sync sends it back. */
 export async function moveToArchive(
   services: TestServices,
@@ -178,17 +198,7 @@ export async function moveToArchive(
   const archive = device.folderByName('Archive').serverId;
   await device.syncUntilDone(archive);
   const [note] = itemWithSubject(device, inbox, 'Plain note');
-  const body = await device.command(
-    'MoveItems',
-    el('Move', 'MoveItems', [
-      el('Move', 'Move', [
-        el('Move', 'SrcMsgId', note),
-        el('Move', 'SrcFldId', inbox),
-        el('Move', 'DstFldId', archive),
-      ]),
-    ]),
-  );
-  const response = child(body, 'Response');
+  const response = await moveItem(device, note, inbox, archive);
   expect(childText(response, 'Status')).toBe('3');
   expect(childText(response, 'DstMsgId')?.startsWith(`${archive}:`)).toBe(true);
   expect((await listMessages(services, user, 'Archive')).map((m) => m.subject)).toEqual(['Plain note']);

@@ -12,7 +12,7 @@ import { child, childText, el, textOf, type WbxmlElement } from '../../../src/wb
 import { readyDevice, testServer, type TestDevice, type TestServer } from '../../device/device.ts';
 import { createMailbox, createUser, listMessages, seedMailbox, withImap } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
-import { itemOperationsFetch } from '../session-steps.ts';
+import { itemOperationsFetch, moveItem } from '../session-steps.ts';
 
 const services = inject('services');
 let server: TestServer;
@@ -164,17 +164,7 @@ describe('Flags', () => {
     await device.syncUntilDone(archive);
     const id = `${inbox}:${message!.uid}`;
     await device.sync(inbox, { commands: [change(id, [completeFlag])] });
-    const moved = await device.command(
-      'MoveItems',
-      el('Move', 'MoveItems', [
-        el('Move', 'Move', [
-          el('Move', 'SrcMsgId', id),
-          el('Move', 'SrcFldId', inbox),
-          el('Move', 'DstFldId', archive),
-        ]),
-      ]),
-    );
-    const response = child(moved, 'Response');
+    const response = await moveItem(device, id, inbox, archive);
     expect(childText(response, 'Status')).toBe('3');
     const newId = childText(response, 'DstMsgId')!;
     device.items(inbox).delete(id);

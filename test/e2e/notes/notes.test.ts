@@ -14,6 +14,7 @@ import { child, children, childText, el, type WbxmlElement } from '../../../src/
 import { itemText, TestDevice, testServer, type TestServer } from '../../device/device.ts';
 import { createUser, withImap } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
+import { moveItem } from '../session-steps.ts';
 
 const services = inject('services');
 /** Short heartbeats and a watcher that checks non-INBOX folders every second (push/ping.test.ts does the same). */
@@ -382,19 +383,9 @@ describe('Notes push', () => {
 });
 
 describe('Notes MoveItems and Search', () => {
-  /** MoveItems of one item (MS-ASCMD §2.2.1.12): its Status. */
+  /** MoveItems of one item: its Status. */
   async function move(device: TestDevice, srcMsgId: string, srcFldId: string, dstFldId: string): Promise<string> {
-    const answer = await device.command(
-      'MoveItems',
-      el('Move', 'MoveItems', [
-        el('Move', 'Move', [
-          el('Move', 'SrcMsgId', srcMsgId),
-          el('Move', 'SrcFldId', srcFldId),
-          el('Move', 'DstFldId', dstFldId),
-        ]),
-      ]),
-    );
-    return childText(child(answer, 'Response', 'Move'), 'Status', 'Move')!;
+    return childText(await moveItem(device, srcMsgId, srcFldId, dstFldId), 'Status', 'Move')!;
   }
 
   /** Search of the Mailbox store, in the shape of MS-ASCMD §4.12.1.1 (And: Class or CollectionId, FreeText). */
