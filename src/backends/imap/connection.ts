@@ -58,10 +58,41 @@ export function imapTransportOption(): Pick<ImapFlowOptions, 'transport'> {
   return transport ? { transport } : {};
 }
 
-/** imapflow's command runner, which its session set-up goes through (not in its typings). */
-interface CommandRunner {
-  run(command: string, ...args: unknown[]): Promise<unknown>;
+/**
+ * imapflow's command machinery, which LeanImapFlow steps into (not in its typings; dist/esm/imap-flow.js): run() is
+ * what its session set-up and commands go through, exec() queues one command, send() writes one to the socket
+ * (trySend() calls it for the next queued command once the one in flight is answered).
+ */
+interface QueuedCommand {
+  tag: string;
+  command: string;
+  attributes?: unknown;
+  options?: { untagged?: Record<string, (response: UntaggedResponse) => Promise<void>>; onSend?: () => void };
 }
+interface UntaggedResponse {
+  attributes?: { value?: unknown }[];
+}
+interface CommandMachinery {
+  run(command: string, ...args: unknown[]): Promise<unknown>;
+  exec(command: string, attributes?: unknown, options?: QueuedCommand['options']): Promise<{ next(): void }>;
+  send(data: QueuedCommand): Promise<void>;
+  requestQueue: QueuedCommand[];
+  currentRequest?: { tag: string; sent?: boolean } | null;
+  /** The parts of the command on the wire still to be sent after the server's continuation (literals). */
+  commandParts: unknown[];
+  socket?: { end(callback?: () => void): void; destroyed?: boolean } | null;
+  /** Where commands are written: the socket, or the compressor in front of it (COMPRESS=DEFLATE). */
+  writeSocket?: { cork(): void; uncork(): void } | null;
+  markClosedByClient(): void;
+}
+const machinery = ImapFlow.prototype as unknown as CommandMachinery;
+
+/**
+ * What the set-up ENABLEs (imapflow's own list, src: autoEnable; IMAP4rev2 is left to imapflow, which enables it
+ * only after checking the server's name): CONDSTORE + QRESYNC for incremental sync (DESIGN §4), UTF8=ACCEPT
+ * (RFC 6855) for mailbox names.
+ */
+const PIPELINED_ENABLE = ['CONDSTORE', 'UTF8=ACCEPT', 'QRESYNC'];
 
 /** The personal namespace each server gave each user (RFC 2342), kept for the process (on Workers: the isolate). */
 const namespaces = new Map<string, NonNullable<ImapFlow['namespace']>>();
@@ -71,12 +102,20 @@ const NAMESPACES_KEPT = 10_000;
  * An ImapFlow whose session set-up costs fewer round trips, since at tens of milliseconds from the server each one
  * counts and Workers log in on every request:
  * - no ID (RFC 2971): imapflow sends it before and again after the login, two round trips for information only;
+ * - ENABLE goes out right behind LOGIN, without waiting for LOGIN's answer (pipelining, RFC 9051 §5.5): the server
+ *   runs them in order, so ENABLE meets the logged-in session; a failed LOGIN makes it a harmless BAD. Only behind a
+ *   LOGIN whose whole command line is on the wire (no synchronizing literal waiting for a continuation, §5.5) and
+ *   only when the greeting lists ENABLE. The extensions are named before the server's logged-in CAPABILITY is known:
+ *   a server ignores those it does not have (RFC 5161 §3.1), and imapflow reads what it enabled from ENABLED as
+ *   always. The greeting itself is waited for: it says whether LOGIN is valid at all (PREAUTH, BYE);
  * - NAMESPACE once per server and user: later sessions take the personal namespace kept from the first (it is the
  *   server's configuration, not the session's state). The first session still sends it, so a server that failed
  *   the login behind an OK (imapflow checks NAMESPACE's answer for that) is caught before anything is kept;
  * - no LIST and LSUB before the first SELECT of a folder: imapflow asks them only to decorate its mailbox object
  *   (special use, subscription), which nothing here reads; the folder is given the namespace's delimiter. A folder
- *   that does not exist still fails at SELECT (imapflow then LISTs to tell "missing" from other refusals).
+ *   that does not exist still fails at SELECT (imapflow then LISTs to tell "missing" from other refusals);
+ * - logOutWithoutWaiting(): LOGOUT sent, the socket closed once it is written, the server's BYE not waited for.
+ * test/e2e/round-trips.test.ts counts each of these, so an imapflow update that changes what is overridden fails there.
  */
 class LeanImapFlow extends ImapFlow {
   constructor(
@@ -86,10 +125,72 @@ class LeanImapFlow extends ImapFlow {
     super(options);
   }
 
+  /** The ENABLE sent behind LOGIN: the extensions the server said it enabled, or undefined if it refused. */
+  private pipelinedEnable: Promise<Set<string> | undefined> | undefined;
+  /** Tags of queued commands already written to the socket (the pipelined ENABLE). */
+  private readonly written = new Set<string>();
+
+  exec(command: string, attributes?: unknown, options?: QueuedCommand['options']): Promise<{ next(): void }> {
+    if (command.toUpperCase() !== 'LOGIN' || this.pipelinedEnable !== undefined)
+      return machinery.exec.call(this, command, attributes, options);
+    // LOGIN and ENABLE leave in one segment: written apart, Nagle's algorithm (RFC 896) would hold ENABLE back
+    // until LOGIN's segment is acknowledged, which the server's delayed ACK (RFC 1122 §4.2.3.2) makes up to 40 ms.
+    const socket = (this as unknown as CommandMachinery).writeSocket;
+    socket?.cork();
+    try {
+      const answer = machinery.exec.call(this, command, attributes, options);
+      this.pipelinedEnable = this.enableNow();
+      return answer;
+    } finally {
+      socket?.uncork();
+    }
+  }
+
+  /** ENABLE, queued behind the LOGIN just sent and written to the socket at once. */
+  private enableNow(): Promise<Set<string> | undefined> | undefined {
+    const self = this as unknown as CommandMachinery;
+    // LOGIN must be wholly on the wire (its password not a literal awaiting "+"), and the server must offer ENABLE.
+    if (!self.currentRequest?.sent || self.commandParts.length > 0 || self.requestQueue.length > 0) return undefined;
+    if (!this.capabilities.has('ENABLE')) return undefined;
+    const enabled = new Set<string>();
+    const answer = machinery.exec.call(
+      this,
+      'ENABLE',
+      PIPELINED_ENABLE.map((value) => ({ type: 'ATOM', value })),
+      {
+        untagged: {
+          ENABLED: async (untagged) => {
+            for (const a of untagged.attributes ?? [])
+              if (typeof a.value === 'string') enabled.add(a.value.toUpperCase());
+          },
+        },
+      },
+    );
+    const queued = self.requestQueue.at(-1);
+    if (queued?.command !== 'ENABLE') return undefined;
+    this.written.add(queued.tag);
+    void machinery.send.call(this, queued);
+    return answer.then(
+      (response) => {
+        response.next();
+        return enabled;
+      },
+      () => undefined,
+    );
+  }
+
+  async send(data: QueuedCommand): Promise<void> {
+    if (!this.written.delete(data.tag)) return machinery.send.call(this, data);
+    // Already on the wire: now the command in flight, as imapflow would have made it.
+    const current = (this as unknown as CommandMachinery).currentRequest;
+    if (current?.tag === data.tag) current.sent = true;
+  }
+
   async run(command: string, ...args: unknown[]): Promise<unknown> {
-    const run = (ImapFlow.prototype as unknown as CommandRunner).run;
+    const run = machinery.run;
     const upper = command.toUpperCase();
     if (upper === 'ID') return undefined;
+    if (upper === 'ENABLE' && this.pipelinedEnable) return this.enabledAfterPipeline(args[0] as string[]);
     // imapflow's select() is the one caller of run('LIST', '', path) without options (src: commands/select.js).
     const [reference, path] = args;
     if (upper === 'LIST' && args.length === 2 && reference === '' && typeof path === 'string' && !/[*%]/.test(path))
@@ -109,6 +210,60 @@ class LeanImapFlow extends ImapFlow {
     }
     return answer;
   }
+
+  /**
+   * imapflow's own ENABLE (autoEnable, after the login) when one went out behind LOGIN: what that one enabled, as
+   * imapflow's enable command records it, and an ENABLE of its own only for what it asks beyond (IMAP4rev2).
+   */
+  private async enabledAfterPipeline(wanted: string[]): Promise<Set<string> | false | undefined> {
+    const enabled = await this.pipelinedEnable;
+    this.pipelinedEnable = Promise.resolve(undefined);
+    if (!enabled) return machinery.run.call(this, 'ENABLE', wanted) as Promise<Set<string> | false | undefined>;
+    this.enabled = new Set([...this.enabled, ...enabled]);
+    // ENABLE QRESYNC enables CONDSTORE too (RFC 7162 §3.2.3).
+    if (this.enabled.has('QRESYNC')) this.enabled.add('CONDSTORE');
+    const rest = (wanted ?? []).filter((e) => !PIPELINED_ENABLE.includes(e.toUpperCase()));
+    if (rest.length) await machinery.run.call(this, 'ENABLE', rest);
+    return this.enabled;
+  }
+
+  /**
+   * Ends the session without waiting for the server's answer: LOGOUT (RFC 9051 §6.1.3) is sent after whatever is
+   * still in flight, the socket is ended once it is written, and the BYE and OK that follow are not waited for
+   * (nothing in them is needed; the server closes its side on LOGOUT anyway). Where there is no usable session,
+   * the socket is just closed.
+   */
+  logOutWithoutWaiting(): void {
+    const self = this as unknown as CommandMachinery;
+    if (!this.usable || !self.socket || self.socket.destroyed) {
+      this.close();
+      return;
+    }
+    self.markClosedByClient();
+    const end = (): void => {
+      // Ends after what was written has gone (a cloudflare:sockets socket closed at once could drop it).
+      const socket = self.socket;
+      if (socket && !socket.destroyed) socket.end(() => this.close());
+      else this.close();
+    };
+    machinery.exec.call(this, 'LOGOUT', [], { onSend: end }).then(
+      (response) => response.next(),
+      () => undefined,
+    );
+    // A server that never lets the write finish: closed anyway.
+    const timer = setTimeout(() => this.close(), 10_000);
+    (timer as { unref?: () => void }).unref?.();
+    this.once('close', () => clearTimeout(timer));
+  }
+}
+
+/**
+ * Ends a session of imapClient() without waiting for the server (LeanImapFlow.logOutWithoutWaiting); any other
+ * ImapFlow logs out as imapflow does.
+ */
+export function logOutWithoutWaiting(client: ImapFlow): void {
+  if (client instanceof LeanImapFlow) client.logOutWithoutWaiting();
+  else client.logout().catch(() => client.close());
 }
 
 /** A client for one user; `connect()` it, and `logout()` when done. Logging is off: it would carry credentials. */

@@ -9,7 +9,7 @@
  * changed or a token revoked at the server stops working when the last connection that proved it grows too old.
  */
 import type { ImapFlow } from 'imapflow';
-import { imapClient, type ImapLogin, type ImapSettings } from './connection.ts';
+import { imapClient, type ImapLogin, type ImapSettings, logOutWithoutWaiting } from './connection.ts';
 import { metrics } from '../../util/metrics.ts';
 
 export interface ImapSessions {
@@ -36,8 +36,9 @@ async function connected(settings: ImapSettings, login: ImapLogin): Promise<Imap
   return client;
 }
 
+/** LOGOUT, not waited for: the request that gave the session back answers the device meanwhile. */
 function logout(client: ImapFlow): void {
-  client.logout().catch(() => client.close());
+  logOutWithoutWaiting(client);
 }
 
 /** One connection per acquire, logged out on release (Workers). */
