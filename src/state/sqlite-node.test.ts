@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { stateStoreContract } from '../../test/state/contract.ts';
 import { openSqliteStateStore } from './sqlite-node.ts';
 import { MIGRATIONS } from './sqlite.ts';
+import { StateConflictError } from './types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'ase-sqlite-'));
 const shared = openSqliteStateStore(join(dir, 'contract.sqlite'));
@@ -16,6 +17,27 @@ afterAll(() => {
 });
 
 stateStoreContract('SQLite (better-sqlite3)', { open: async () => shared.store });
+
+describe('SQLite replay records', () => {
+  it('reads a replay response only when asked, from the row it was read with', async () => {
+    const { store, close } = openSqliteStateStore(':memory:');
+    const d = { tenant: 't', user: 'alice', deviceId: 'D' };
+    const state = { class: 'Email', watermark: { kind: 'none' as const }, options: {}, pending: [], clientIds: {} };
+    const response = new Uint8Array([3, 1, 106, 0]);
+    await store.commitCollection(d, '5', 'absent', {
+      syncKey: '2',
+      state,
+      replay: { syncKey: '1', response, expiresAt: Date.now() + 60_000 },
+    });
+    const read = (await store.getCollection(d, '5'))!;
+    const stale = (await store.getCollection(d, '5'))!;
+    expect(read.replay?.response).toEqual(response);
+    // The key moved on before the second read's replay was asked for: that replay is gone.
+    await store.commitCollection(d, '5', { syncKey: '2' }, { syncKey: '3', state });
+    expect(() => stale.replay?.response).toThrow(StateConflictError);
+    close();
+  });
+});
 
 describe('SQLite state file', () => {
   it('keeps its data when it is closed and opened again', async () => {

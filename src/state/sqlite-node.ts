@@ -76,9 +76,13 @@ function toSqlite(value: SqlValue): unknown {
   return value instanceof Uint8Array ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : value;
 }
 
-/** Blobs come back as Buffers; the store speaks plain Uint8Array, as the Durable Object engine does. */
+/**
+ * Blobs come back as Buffers; the store speaks plain Uint8Array, as the Durable Object engine does: a view of the
+ * same memory, not a copy (each blob read is a Buffer of its own).
+ */
 function fromSqlite(row: Record<string, unknown>): SqlRow {
   const out: SqlRow = {};
-  for (const [k, v] of Object.entries(row)) out[k] = Buffer.isBuffer(v) ? new Uint8Array(v) : (v as SqlValue);
+  for (const [k, v] of Object.entries(row))
+    out[k] = Buffer.isBuffer(v) ? new Uint8Array(v.buffer, v.byteOffset, v.byteLength) : (v as SqlValue);
   return out;
 }

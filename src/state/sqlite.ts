@@ -30,6 +30,7 @@ import {
   type Marker,
   type PingCache,
   type Precondition,
+  type Replay,
   type StateStore,
   type SyncRequestCache,
   type UserScope,
@@ -402,8 +403,10 @@ export class SqliteStateStore implements StateStore {
   }
 
   private async readSyncState<S>(d: DeviceScope, kind: SyncStateKind, id: string): Promise<KeyedState<S> | undefined> {
+    // The replay's bytes (a window of up to hundreds of KB) stay in the row until asked for: a Sync that moves the key
+    // on never reads them, and reading them took more CPU than the rest of the state.
     const row = this.db.query(
-      `SELECT sync_key, state, replay_key, replay, replay_expires_at FROM sync_states
+      `SELECT sync_key, state, replay_key, replay_expires_at FROM sync_states
        WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ? AND collection_id = ?`,
       d.tenant,
       d.user,
@@ -418,9 +421,47 @@ export class SqliteStateStore implements StateStore {
     };
     const expiresAt = row.replay_expires_at === null ? 0 : Number(row.replay_expires_at);
     if (row.replay_key !== null && expiresAt > Date.now()) {
-      result.replay = { syncKey: String(row.replay_key), response: row.replay as Uint8Array, expiresAt };
+      result.replay = this.storedReplay(
+        { d, kind, id, syncKey: result.syncKey, replayKey: String(row.replay_key) },
+        expiresAt,
+      );
     }
     return result;
+  }
+
+  /**
+   * The replay of a row as read: its response is read on first use, from the row as it was read (same sync key and
+   * replay key). Gone by then (another request moved the key on), it is a StateConflictError, as the commit of a
+   * state read with it would be.
+   */
+  private storedReplay(at: StoredReplay, expiresAt: number): Replay {
+    let response: Uint8Array | undefined;
+    const read = (): Uint8Array => {
+      const row = this.db.query(
+        `SELECT replay FROM sync_states
+         WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ? AND collection_id = ? AND sync_key = ? AND replay_key = ?`,
+        at.d.tenant,
+        at.d.user,
+        at.d.deviceId,
+        at.kind,
+        at.id,
+        at.syncKey,
+        at.replayKey,
+      )[0];
+      if (!row || !(row.replay instanceof Uint8Array))
+        throw new StateConflictError(`${at.kind}${at.id ? ` ${at.id}` : ''}: the stored replay was replaced`);
+      return row.replay;
+    };
+    const replay: Replay = {
+      syncKey: at.replayKey,
+      get response(): Uint8Array {
+        response ??= read();
+        return response;
+      },
+      expiresAt,
+    };
+    storedReplays.set(replay, at);
+    return replay;
   }
 
   private async commitSyncState<S>(
@@ -433,6 +474,35 @@ export class SqliteStateStore implements StateStore {
     // Encoding is asynchronous (deflate), so it happens before the synchronous compare-and-set.
     const state = await encodeRecord(next.state);
     const replay = next.replay;
+    // A state committed with the replay it was read with (bookkeeping: a resend counted, a move noted): the replay
+    // stays in the row as it is, neither read nor written again.
+    const kept = replay && storedReplays.get(replay);
+    if (
+      kept &&
+      typeof precondition === 'object' &&
+      kept.syncKey === precondition.syncKey &&
+      kept.kind === kind &&
+      kept.id === id &&
+      sameDevice(kept.d, d)
+    ) {
+      const changed = this.db.run(
+        `UPDATE sync_states SET sync_key = ?, state = ?, replay_expires_at = ?
+         WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ? AND collection_id = ? AND sync_key = ? AND replay_key = ?`,
+        next.syncKey,
+        state,
+        replay.expiresAt,
+        d.tenant,
+        d.user,
+        d.deviceId,
+        kind,
+        id,
+        precondition.syncKey,
+        kept.replayKey,
+      );
+      if (changed === 0)
+        throw new StateConflictError(`${kind}${id ? ` ${id}` : ''}: the stored sync key is not the expected one`);
+      return;
+    }
     const values: SqlValue[] = [
       next.syncKey,
       state,
@@ -912,6 +982,22 @@ function toLease(tenant: string, user: string, row: SqlRow): WatchLease {
   const lease: WatchLease = { tenant, user, until: Number(row.until) };
   if (row.credential !== null && row.credential !== undefined) lease.credential = row.credential as Uint8Array;
   return lease;
+}
+
+/** Where a replay read by readSyncState lives: the row as it was read. */
+interface StoredReplay {
+  d: DeviceScope;
+  kind: SyncStateKind;
+  id: string;
+  syncKey: string;
+  replayKey: string;
+}
+
+/** Replays as read from a row, with their row (for reading their response late, and keeping it on commit). */
+const storedReplays = new WeakMap<Replay, StoredReplay>();
+
+function sameDevice(a: DeviceScope, b: DeviceScope): boolean {
+  return a.tenant === b.tenant && a.user === b.user && a.deviceId === b.deviceId;
 }
 
 function withoutUndefined<T extends object>(value: T): T {

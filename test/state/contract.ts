@@ -393,6 +393,26 @@ export function stateStoreContract(name: string, options: ContractOptions): void
         expect((await store.getCollection(d, '5'))?.state).toEqual(read!.state);
       });
 
+      it('keeps the replay a state was read with when that state is committed again (a resend counted)', async () => {
+        const store = await open();
+        const d = device();
+        const response = new Uint8Array(300_000).map((_, i) => (i * 31) % 251);
+        await store.commitCollection(d, '5', 'absent', {
+          ...collection('2'),
+          replay: { syncKey: '1', response, expiresAt: Date.now() + HOUR },
+        });
+        const read = (await store.getCollection(d, '5'))!;
+        await store.commitCollection(d, '5', { syncKey: '2' }, { ...read, state: collection('2', [7]).state });
+        const again = (await store.getCollection(d, '5'))!;
+        expect(again.state.watermark).toMatchObject({ uids: encodeUidSet([7]) });
+        expect(again.replay?.syncKey).toBe('1');
+        expect(again.replay?.response).toEqual(response);
+        // A commit from a state read before another moved the key on loses, and stores nothing.
+        await store.commitCollection(d, '5', { syncKey: '2' }, collection('3'));
+        await expectConflict(store.commitCollection(d, '5', { syncKey: '2' }, { ...again, state: read.state }));
+        expect(await store.getCollection(d, '5')).toEqual(collection('3'));
+      });
+
       it('gives exactly one of many concurrent commits from one key the win', async () => {
         const store = await open();
         const d = device();
