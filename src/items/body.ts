@@ -5,6 +5,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { el, type WbxmlElement } from '../wbxml/tree.ts';
+import { withFields } from '../util/objects.ts';
 
 /** AirSyncBase body types (`airsyncbase:Type`). */
 export const BodyType = { PlainText: 1, Html: 2, Rtf: 3, Mime: 4 } as const;
@@ -100,7 +101,7 @@ export function selectBodyPreference(
   const plain = wanted(BodyType.PlainText);
   if (html && (source.html !== undefined || !plain)) return html;
   if (plain) return plain;
-  return { ...preferences[0]!, type: BodyType.PlainText };
+  return withFields(preferences[0]!, { type: BodyType.PlainText });
 }
 
 /** The plain text of a message: its text part, else its HTML reduced to text. */
@@ -153,7 +154,9 @@ export function bodyElement(
   const preference =
     mimeLimit === undefined
       ? selected
-      : { ...selected, truncationSize: Math.min(mimeLimit, selected.truncationSize ?? Number.POSITIVE_INFINITY) };
+      : withFields(selected, {
+          truncationSize: Math.min(mimeLimit, selected.truncationSize ?? Number.POSITIVE_INFINITY),
+        });
   const content =
     preference.type === BodyType.Mime
       ? source.mime
@@ -218,10 +221,13 @@ function withinPolicy(
   let preference = selected;
   if (preference.type === BodyType.Mime && !policy.mimeAllowed) {
     const others = preferences.filter((p) => p.type !== BodyType.Mime);
-    preference = others.length ? selectBodyPreference(others, source, 0) : { ...preference, type: BodyType.PlainText };
+    preference = others.length
+      ? selectBodyPreference(others, source, 0)
+      : withFields(preference, { type: BodyType.PlainText });
   }
   if (preference.type === BodyType.Html && !policy.allowHtml) {
-    preference = preferences.find((p) => p.type === BodyType.PlainText) ?? { ...preference, type: BodyType.PlainText };
+    preference =
+      preferences.find((p) => p.type === BodyType.PlainText) ?? withFields(preference, { type: BodyType.PlainText });
   }
   if (preference.type === BodyType.Html) return capTruncation(preference, policy.maxHtmlBytes);
   if (preference.type === BodyType.PlainText) return capTruncation(preference, policy.maxTextBytes);
@@ -230,7 +236,9 @@ function withinPolicy(
 
 function capTruncation(preference: BodyPreference, max: number | undefined): BodyPreference {
   if (max === undefined) return preference;
-  return { ...preference, truncationSize: Math.min(max, preference.truncationSize ?? Number.POSITIVE_INFINITY) };
+  return withFields(preference, {
+    truncationSize: Math.min(max, preference.truncationSize ?? Number.POSITIVE_INFINITY),
+  });
 }
 
 /** Data is a string element; raw MIME that is not UTF-8 (8-bit legacy charsets) can only travel as OPAQUE bytes. */

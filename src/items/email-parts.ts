@@ -27,6 +27,7 @@ import type { MessageParts, MimePart, PartsRequest } from '../backends/types.ts'
 import type { WbxmlElement } from '../wbxml/tree.ts';
 import { BodyReadInPartError, BodyType, selectBodyPreference, utf8Length } from './body.ts';
 import { emailApplicationData, type EmailOutputOptions } from './email.ts';
+import { withFields } from '../util/objects.ts';
 
 /** A text part that must be converted (plain text from HTML, or the reverse) is read whole up to this size as stored. */
 const WHOLE_TEXT_LIMIT = 256 * 1024;
@@ -209,7 +210,7 @@ export async function emailApplicationDataOfParts(
   message: MessageParts,
   options: EmailOutputOptions,
 ): Promise<WbxmlElement[] | 'read whole'> {
-  if (message.source) return emailApplicationData({ ...message, source: message.source }, options);
+  if (message.source) return emailApplicationData(withFields(message, { source: message.source }), options);
   const skeleton = skeletonOf(message);
   if (!skeleton) return 'read whole';
   const leaves = leavesOf(message.structure);
@@ -224,9 +225,8 @@ export async function emailApplicationDataOfParts(
   };
   try {
     return await emailApplicationData(
-      { ...message, source: skeleton.source },
-      {
-        ...options,
+      withFields(message, { source: skeleton.source }),
+      withFields<EmailOutputOptions, Pick<EmailOutputOptions, 'readInParts'>>(options, {
         readInParts: {
           attachmentSize: (content) => {
             const part = skeleton.standIns.get(latin1(content).trimEnd());
@@ -242,7 +242,7 @@ export async function emailApplicationDataOfParts(
             text: textOut === undefined ? 0 : missing(plain, textOut, plain !== undefined && exactlyStored(plain)),
           }),
         },
-      },
+      }),
     );
   } catch (err) {
     if (err instanceof BodyReadInPartError) return 'read whole';

@@ -16,6 +16,7 @@ import { conversationIdOf, conversationIndexOf, type ThreadHeaders } from './con
 
 export { sha1 } from './conversation.ts';
 import { categoryToKeyword, isCategoryKeyword, keywordToCategory } from './category-keywords.ts';
+import { withFields } from '../util/objects.ts';
 
 export interface MailMessageInput {
   uid: number;
@@ -97,13 +98,14 @@ export async function emailApplicationData(
   const sizeOf = (content: Uint8Array): number => options.readInParts?.attachmentSize(content) ?? content.byteLength;
   const described = describeAttachments(email, html);
   const attachments = described.filter((a) => a.listed && attachmentPermitted(options.policy, sizeOf(a.content)));
-  const policy: BodyPolicy | undefined = options.policy && {
-    ...options.policy,
-    // MIME would carry what the policy withholds: HTML, or an attachment it does not allow.
-    mimeAllowed:
-      (options.policy.allowHtml || html === undefined) &&
-      described.every((a) => attachmentPermitted(options.policy, sizeOf(a.content))),
-  };
+  const policy: BodyPolicy | undefined =
+    options.policy &&
+    withFields(options.policy, {
+      // MIME would carry what the policy withholds: HTML, or an attachment it does not allow.
+      mimeAllowed:
+        (options.policy.allowHtml || html === undefined) &&
+        described.every((a) => attachmentPermitted(options.policy, sizeOf(a.content))),
+    });
   const to = flatten(email.to);
   const cc = flatten(email.cc);
   const from = flatten(email.from ? [email.from] : undefined);

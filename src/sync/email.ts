@@ -21,6 +21,7 @@ import { itemStatus, SyncStatus } from './status.ts';
 import { convertOrSkip, subjectOf, withBrokenItems } from './loop-detection.ts';
 import type { BrokenItem } from '../state/types.ts';
 import { flagRequestOf, flagToDevice, isFlagged } from '../items/email-flag.ts';
+import { withFields } from '../util/objects.ts';
 
 type ImapWatermark = Extract<Watermark, { kind: 'imap' }>;
 
@@ -203,7 +204,9 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   const currentFlags = new Map(
     (changeUids.length ? await mail.fetchSummaries(folderRef, changeUids) : []).map((m) => [m.uid, m]),
   );
-  const readParts = (structure: MimePart) => planParts(structure, outputOptions(req, 0));
+  // One set of options for planning every message's read (they depend on the request, not on the message).
+  const partsOptions = outputOptions(req, 0);
+  const readParts = (structure: MimePart) => planParts(structure, partsOptions);
   const fetched = new Map(
     (fetches.served.length
       ? await mail.fetchMessageParts(folderRef, fetches.served, readParts, withinBudget(fetchesRefused))
@@ -545,7 +548,7 @@ async function inWindowConversations(
 function previewOnly(
   preferences: NonNullable<SyncOptions['bodyPreferences']>,
 ): NonNullable<SyncOptions['bodyPreferences']> {
-  return preferences.map((p) => ({ ...p, truncationSize: 0 }));
+  return preferences.map((p) => withFields(p, { truncationSize: 0 }));
 }
 
 function outputOptions(
@@ -556,8 +559,8 @@ function outputOptions(
 ): EmailOutputOptions {
   const bodyPreferences = req.options.bodyPreferences ?? [];
   const bodyPartPreferences = req.options.bodyPartPreferences ?? [];
+  // The optional flag last: a literal that starts with a spread costs a hidden class per call (util/objects.ts).
   return {
-    ...(flag ? { flag } : {}),
     version: req.version,
     bodyPreferences: withoutBody ? previewOnly(bodyPreferences) : bodyPreferences,
     bodyPartPreferences: withoutBody ? previewOnly(bodyPartPreferences) : bodyPartPreferences,
@@ -565,6 +568,7 @@ function outputOptions(
     mimeTruncation: req.options.mimeTruncation,
     fileReference: (partId) => req.fileReference(uid, partId),
     policy: req.policy,
+    ...(flag ? { flag } : {}),
   };
 }
 

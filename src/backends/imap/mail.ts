@@ -30,6 +30,7 @@ import {
 } from '../types.ts';
 import type { ImapLogin } from './connection.ts';
 import type { ImapSessions } from './sessions.ts';
+import { withFields } from '../../util/objects.ts';
 
 /**
  * The header fields a message's conversion reads (items/email.ts, postal-mime's addresses and dates, the MIME fields
@@ -290,7 +291,7 @@ export class ImapMailBackend implements MailBackend {
         { uid: true, flags: true, internalDate: true, size: true, source: true },
         { uid: true },
       )) {
-        out.push({ ...toSummary(m), source: new Uint8Array(m.source ?? new Uint8Array()) });
+        out.push(withFields(toSummary(m), { source: new Uint8Array(m.source ?? new Uint8Array()) }));
       }
       return sortByRequest(out, uids);
     });
@@ -429,15 +430,14 @@ export class ImapMailBackend implements MailBackend {
           const fields = fetchFields(untagged.attributes?.[1]);
           const member = byUid.get(Number(fields.get('UID')?.text));
           if (!member) return;
-          const message: MessageParts = {
-            ...member.summary,
+          const message: MessageParts = withFields(member.summary, {
             header: member.header,
             structure: member.structure,
-            mimeHeaders: new Map(),
-            contents: new Map(),
-            ends: new Map(),
+            mimeHeaders: new Map<string, Uint8Array>(),
+            contents: new Map<string, Uint8Array>(),
+            ends: new Map<string, Uint8Array>(),
             bytesRead: member.bytesRead,
-          };
+          });
           for (const field of fields.values()) message.bytesRead += field.bytes?.length ?? 0;
           const bytes = (name: string): Uint8Array => fields.get(name)?.bytes ?? new Uint8Array();
           for (const section of member.mime) {
@@ -875,16 +875,15 @@ function toMimePart(s: MessageStructureObject, fallbackSection: string): MimePar
 }
 
 function wholeMessage(summary: MessageSummary, source: Uint8Array): MessageParts {
-  return {
-    ...summary,
+  return withFields(summary, {
     source,
     header: new Uint8Array(),
     structure: { section: '1', type: 'text/plain', parameters: {}, encoding: '7bit', size: 0 },
-    mimeHeaders: new Map(),
-    contents: new Map(),
-    ends: new Map(),
+    mimeHeaders: new Map<string, Uint8Array>(),
+    contents: new Map<string, Uint8Array>(),
+    ends: new Map<string, Uint8Array>(),
     bytesRead: source.length,
-  };
+  });
 }
 
 /** A command the server answered NO or BAD to (not a broken connection): the caller reads those messages whole. */
