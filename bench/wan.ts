@@ -23,10 +23,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { createLambdaRuntime } from '../src/runtimes/lambda.ts';
 import type { StateStore } from '../src/state/types.ts';
 import type { TestServer } from '../test/device/device.ts';
-import { functionUrlFetch } from '../test/device/function-url.ts';
 import {
   COMMANDS,
   type Command,
@@ -39,6 +37,7 @@ import {
   startSession,
   startWanProxies,
   type WanProxies,
+  wanLambdaServer,
   wanSettings,
 } from '../test/e2e/round-trip-steps.ts';
 import setup from '../test/services/global-setup.ts';
@@ -93,21 +92,9 @@ async function nodeRuntime(services: TestServices, proxies: WanProxies): Promise
 }
 
 async function lambdaRuntime(services: TestServices, proxies: WanProxies): Promise<Runtime> {
-  const runtime = createLambdaRuntime({
-    env: {
-      ...wanSettings(services, proxies),
-      DYNAMODB_TABLE: `bench-wan-${Date.now()}`,
-      DYNAMODB_ENDPOINT: `http://${proxies.state.host}:${proxies.state.port}`,
-      AWS_REGION: services.dynamodb.region,
-      AWS_ACCESS_KEY_ID: services.dynamodb.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: services.dynamodb.credentials.secretAccessKey,
-    },
-    log: () => {},
-    metricsOut: () => {},
-  });
   return {
     name: 'Lambda',
-    server: { fetch: functionUrlFetch((event) => runtime.http(event)), state: runtime.state, logs: [] },
+    server: wanLambdaServer(services, proxies, `bench-wan-${Date.now()}`),
     stateOverNetwork: true,
     stop: async () => undefined,
   };

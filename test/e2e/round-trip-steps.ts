@@ -9,8 +9,10 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { FolderType } from '../../src/backends/types.ts';
+import { createLambdaRuntime } from '../../src/runtimes/lambda.ts';
 import { child, childText, el } from '../../src/wbxml/tree.ts';
 import { TestDevice, type TestServer } from '../device/device.ts';
+import { functionUrlFetch } from '../device/function-url.ts';
 import {
   countsBetween,
   type LatencyProxy,
@@ -68,6 +70,26 @@ export function wanSettings(services: TestServices, proxies: WanProxies): Record
     PING_MIN_HEARTBEAT: '1',
     PING_POLL_SECONDS: '1',
   };
+}
+
+/**
+ * The Lambda runtime (in this process, called as a Function URL calls it) over the proxies, its state in the test
+ * DynamoDB (dynalite) through the state proxy, in `table`.
+ */
+export function wanLambdaServer(services: TestServices, proxies: WanProxies, table: string): TestServer {
+  const runtime = createLambdaRuntime({
+    env: {
+      ...wanSettings(services, proxies),
+      DYNAMODB_TABLE: table,
+      DYNAMODB_ENDPOINT: `http://${proxies.state.host}:${proxies.state.port}`,
+      AWS_REGION: services.dynamodb.region,
+      AWS_ACCESS_KEY_ID: services.dynamodb.credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: services.dynamodb.credentials.secretAccessKey,
+    },
+    log: () => {},
+    metricsOut: () => {},
+  });
+  return { fetch: functionUrlFetch((event) => runtime.http(event)), state: runtime.state, logs: [] };
 }
 
 export type Counts = Record<Service, RoundTripCounts> & { logins: number };

@@ -18,10 +18,8 @@ import { buildApp } from '../../src/app/build.ts';
 import { freshImapSessions, type ImapSessions, pooledImapSessions } from '../../src/backends/imap/sessions.ts';
 import { imapClient, type ImapSettings, logOutWithoutWaiting } from '../../src/backends/imap/connection.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createLambdaRuntime } from '../../src/runtimes/lambda.ts';
 import { openSqliteStateStore } from '../../src/state/sqlite-node.ts';
 import type { TestServer } from '../device/device.ts';
-import { functionUrlFetch } from '../device/function-url.ts';
 import { countsBetween } from '../services/latency-proxy.ts';
 import { createUser } from '../services/seed.ts';
 import {
@@ -34,6 +32,7 @@ import {
   startSession,
   startWanProxies,
   type WanProxies,
+  wanLambdaServer,
   wanSettings,
 } from './round-trip-steps.ts';
 
@@ -63,19 +62,7 @@ function inProcess(imapSessions: (imap: ImapSettings) => ImapSessions): TestServ
 }
 
 function onLambda(): TestServer {
-  const runtime = createLambdaRuntime({
-    env: {
-      ...wanSettings(services, proxies),
-      DYNAMODB_TABLE: `ase-round-trips-${randomBytes(4).toString('hex')}`,
-      DYNAMODB_ENDPOINT: `http://${proxies.state.host}:${proxies.state.port}`,
-      AWS_REGION: services.dynamodb.region,
-      AWS_ACCESS_KEY_ID: services.dynamodb.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: services.dynamodb.credentials.secretAccessKey,
-    },
-    log: () => {},
-    metricsOut: () => {},
-  });
-  return { fetch: functionUrlFetch((event) => runtime.http(event)), state: runtime.state, logs: [] };
+  return wanLambdaServer(services, proxies, `ase-round-trips-${randomBytes(4).toString('hex')}`);
 }
 
 /** Per command: IMAP turn-arounds, IMAP connections, logins; and the state store's turn-arounds where it is remote. */
