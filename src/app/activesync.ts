@@ -9,7 +9,12 @@ import type { ServerConfig } from '../config.ts';
 import type { LogEntry, LogSink } from '../log.ts';
 import type { BackendFactory, RequestBackends } from '../backends/types.ts';
 import type { DeviceRecord, DeviceScope, StateStore } from '../state/types.ts';
-import { accessRefusalResponse, checkDeviceAccess, type AccessDecision } from '../devices/access-rules.ts';
+import {
+  accessRefusalResponse,
+  checkDeviceAccess,
+  loadAccessRules,
+  type AccessDecision,
+} from '../devices/access-rules.ts';
 import { decodeWbxmlYielding, WbxmlDecodeError } from '../wbxml/decoder.ts';
 import { encodeWbxml } from '../wbxml/encoder.ts';
 import { child, textOf, type WbxmlElement } from '../wbxml/tree.ts';
@@ -26,6 +31,8 @@ import { provisioningRefusal, refusalResponse } from '../protocol/policy.ts';
 import { parseActiveSyncRequest, type ActiveSyncRequest } from '../protocol/request.ts';
 import { SUPPORTED_VERSIONS } from '../protocol/versions.ts';
 import { concatBytes } from '../util/bounded-read.ts';
+import { type Settled, settle, settledValue } from '../util/settled.ts';
+import { readAhead } from '../state/read-ahead.ts';
 
 export interface ActiveSyncDeps extends TenantServices {
   commands: CommandRegistry;
@@ -175,6 +182,7 @@ async function authenticateFor(
   scope: RequestBackends,
   credentials: Credentials,
   address: string | undefined,
+  defer?: (work: () => Promise<void>) => void,
 ): Promise<AuthenticatedUser | undefined> {
   if (!schemeAllowed(tenant.config.authMode, credentials)) return undefined;
   // A token is verified with the tenant's identity provider first (protocol/bearer.ts); then the mail server checks it.
@@ -183,6 +191,7 @@ async function authenticateFor(
       config: tenant.config,
       state: tenant.state,
       authenticator: tenantAuthenticator(tenant.config, scope.authenticator),
+      ...(defer ? { defer } : {}),
     },
     credentials,
     address,
@@ -231,48 +240,103 @@ async function serveAuthenticated(
   seen: { device?: DeviceScope; body?: Uint8Array },
 ): Promise<Response> {
   const challenge = challengeFor(deps.config.authMode, REALM);
-  const user = await authenticateFor(deps, scope, credentials, clientAddress(c, deps.config));
+  // State work of the login check that decides nothing here: it starts with the request's first reads (below).
+  const deferred: (() => Promise<void>)[] = [];
+  const user = await authenticateFor(deps, scope, credentials, clientAddress(c, deps.config), (work) =>
+    deferred.push(work),
+  );
   if (!user) throw new HttpError(401, 'authentication failed', challenge);
-  const outcome = { ok: true, user } as const;
+  let afterLogin: Promise<unknown> | undefined;
+  const startAfterLogin = (): void => {
+    afterLogin ??= Promise.all(deferred.map((work) => work())).catch((err: unknown) => {
+      entry.loginStateFailed = describeError(err);
+    });
+  };
+  try {
+    return await serveUser(c, deps, { scope, request, user, entry, seen, startAfterLogin });
+  } finally {
+    startAfterLogin();
+    await afterLogin;
+  }
+}
 
+/** The request of an authenticated user: its slot, its body, the device, then the command. */
+async function serveUser(
+  c: Context,
+  deps: ActiveSyncDeps,
+  authenticated: {
+    scope: RequestBackends;
+    request: ActiveSyncRequest;
+    user: AuthenticatedUser;
+    entry: LogEntry;
+    seen: { device?: DeviceScope; body?: Uint8Array };
+    startAfterLogin(): void;
+  },
+): Promise<Response> {
+  const { scope, request, user, entry, seen } = authenticated;
   const name = commandByName(request.command);
   if (!name) throw new HttpError(400, `unknown command ${JSON.stringify(request.command.slice(0, 32))}`);
-  const device = deviceScope(deps.config.tenant, outcome.user.login, request.deviceId);
+  const device = deviceScope(deps.config.tenant, user.login, request.deviceId);
   seen.device = device;
 
   // One user's requests at once in this process (protocol/request-slots.ts): over the cap 503 before the body is read,
   // and before any state is read or written, so that a refused request costs its login and no more.
   const { tenant } = deps.config;
-  const slot = takeRequestSlot(tenant, outcome.user.login, deps.config.maxConcurrentRequestsPerUser);
+  const slot = takeRequestSlot(tenant, user.login, deps.config.maxConcurrentRequestsPerUser);
   // Taken when the body turns out to be large (readBody), given back once it is decoded (serveCommand), or at the end.
   let releaseLargeBody = (): void => {};
   const largeBody: LargeBodyAdmission = {
     bytes: deps.config.largeBodies.bytes,
     admit() {
-      releaseLargeBody = takeLargeBodySlot(tenant, outcome.user.login, deps.config.largeBodies.perUser);
+      releaseLargeBody = takeLargeBodySlot(tenant, user.login, deps.config.largeBodies.perUser);
     },
     release: () => releaseLargeBody(),
   };
   try {
-    // The command's module loads (on its first request, CommandRegistry.registerModule) while the device is recorded.
+    // The command's module loads (on its first request, CommandRegistry.registerModule) while the body is read.
     const definition = deps.commands.get(name);
-    // Its failure is awaited below; until then (recordDeviceSeen may throw first) it must not count as unhandled.
+    // Its failure is awaited below; until then (readBody may throw first) it must not count as unhandled.
     definition.catch(() => undefined);
-    const known = await recordDeviceSeen(deps.state, device, request);
+    // The body is read up to the command's limit. It is decoded only once the device has passed the access rules and
+    // the policy check, so that a blocked or unprovisioned device costs no tree; but for a command that names its
+    // reads from it (readAhead) now, its failure kept for after the checks.
+    const limit = bodyLimitOf(name, deps.config);
+    const rawBody = await readBody(c.req.raw, limit, largeBody);
+    seen.body = rawBody;
     const command = await definition;
+    const contentType = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    let decoding: Promise<Settled<WbxmlElement | undefined>> | undefined;
+    const decode = (): Promise<WbxmlElement | undefined> => {
+      decoding ??= settle(decodeBody(rawBody, contentType, limit, deps.config.wbxmlBudget.maxElements));
+      return decoding.then(settledValue);
+    };
+    const early = command?.readAhead ? await decode().catch(() => undefined) : undefined;
+
+    // One turn: the device, the tenant's access rules (when this process's copy is old), the login check's left-over
+    // and the command's reads all go out together (state/read-ahead.ts).
+    const ahead = readAhead(deps.state);
+    const known = recordDeviceSeen(ahead.state, device, request);
+    loadAccessRules(deps.state, tenant).catch(() => undefined);
+    command?.readAhead?.(early, ahead.of(device));
+    authenticated.startAfterLogin();
+    const record = await known;
     if (!command) throw new HttpError(501, `command ${name} is not implemented`);
     entry.cmd = name;
     return await serveCommand(c, deps, {
       scope,
       request,
-      user: outcome.user,
+      user,
       device,
-      known,
+      known: record,
       command,
       entry,
       seen,
       slot,
+      state: ahead.state,
       largeBody,
+      rawBody,
+      contentType,
+      decode,
     });
   } finally {
     releaseLargeBody();
@@ -280,7 +344,7 @@ async function serveAuthenticated(
   }
 }
 
-/** An authenticated request of a known command that has its slot: what serveCommand works with. */
+/** An authenticated request of a known command that has its slot and its body: what serveCommand works with. */
 interface AdmittedRequest {
   scope: RequestBackends;
   request: ActiveSyncRequest;
@@ -291,7 +355,13 @@ interface AdmittedRequest {
   entry: LogEntry;
   seen: { device?: DeviceScope; body?: Uint8Array };
   slot: RequestSlot;
+  /** The request's view of the state store, with the reads issued ahead (state/read-ahead.ts). */
+  state: StateStore;
   largeBody: LargeBodyAdmission;
+  rawBody: Uint8Array;
+  contentType: string;
+  /** The body's tree (decoded once), or its failure as an HttpError. */
+  decode(): Promise<WbxmlElement | undefined>;
 }
 
 /**
@@ -304,25 +374,19 @@ interface LargeBodyAdmission {
   release(): void;
 }
 
-/** Reads the body, holds the device to the access rules and the policy, runs the command. */
+/** Holds the device to the access rules and the policy, runs the command. */
 async function serveCommand(c: Context, deps: ActiveSyncDeps, admitted: AdmittedRequest): Promise<Response> {
-  const { scope, request, user, device, known, command, entry, seen, slot, largeBody } = admitted;
+  const { scope, request, user, device, known, command, entry, slot, state, largeBody, rawBody, contentType, decode } =
+    admitted;
   const name = command.name;
   const outcome = { ok: true, user } as const;
-  // The body is read up to the command's limit; it is decoded only once the device has passed the access rules and the
-  // policy check, so that a blocked or unprovisioned device costs no tree.
-  const limit = bodyLimitOf(name, deps.config);
-  const rawBody = await readBody(c.req.raw, limit, largeBody);
-  seen.body = rawBody;
-  const contentType = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  const decode = (): Promise<WbxmlElement | undefined> =>
-    decodeBody(rawBody, contentType, limit, deps.config.wbxmlBudget.maxElements);
   // Only a Settings request's body matters to the policy check (it may set DeviceInformation before provisioning).
   const settingsBody = name === 'Settings' ? await decode() : undefined;
 
   // Device access rules (devices/access-rules.ts): blocked or quarantined devices get Status 129 or HTTP 403.
   const access = await checkDeviceAccess({
-    state: deps.state,
+    state,
+    rulesFrom: deps.state,
     device,
     known,
     login: outcome.user.login,
@@ -371,7 +435,7 @@ async function serveCommand(c: Context, deps: ActiveSyncDeps, admitted: Admitted
       request,
       user: outcome.user,
       device,
-      state: deps.state,
+      state,
       backends: scope.backends,
       body,
       rawBody,

@@ -104,5 +104,7 @@ registerCommand({
   responseRoot: { ns: 'FolderHierarchy', tag: 'FolderSync' },
   serverErrorStatus: FolderSyncStatus.ServerError,
   errors: [[StateConflictError, FolderSyncStatus.ServerError]],
+  // The stored hierarchy, with the device's record (state/read-ahead.ts).
+  readAhead: (_body, reads) => reads.hierarchy(),
   handle: folderSync,
 });

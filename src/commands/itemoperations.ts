@@ -33,6 +33,7 @@ import {
   parseRange,
 } from '../folders/mail-lookup.ts';
 import { registerCommand } from './registry.ts';
+import type { DeviceReadsAhead } from '../state/read-ahead.ts';
 import { moveConversationOperation } from './itemoperations-move.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 import { currentDraftId } from '../sync/drafts.ts';
@@ -385,9 +386,23 @@ async function emptyFolderContents(op: WbxmlElement, run: Run): Promise<WbxmlEle
   return answer(complete ? ItemOperationsStatus.Success : ItemOperationsStatus.PartialSuccess);
 }
 
+/**
+ * What a Fetch reads, with the device's record: the hierarchy, and the state of the first Fetch's collection (where
+ * a draft's current UID is: sync/drafts.ts currentDraftId).
+ */
+function readAhead(body: WbxmlElement | undefined, reads: DeviceReadsAhead): void {
+  reads.hierarchy();
+  const fetch = body?.tag === 'ItemOperations' ? child(body, 'Fetch', 'ItemOperations') : undefined;
+  if (!fetch) return;
+  const collectionId =
+    childText(fetch, 'CollectionId', 'AirSync') ?? parseItemId(childText(fetch, 'ServerId', 'AirSync'))?.collectionId;
+  if (collectionId) reads.collection(collectionId);
+}
+
 registerCommand({
   name: 'ItemOperations',
   responseRoot: { ns: 'ItemOperations', tag: 'ItemOperations' },
   serverErrorStatus: ItemOperationsStatus.ServerError,
+  readAhead,
   handle: itemOperations,
 });

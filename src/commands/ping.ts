@@ -27,6 +27,8 @@ import { diffHierarchy } from '../folders/hierarchy.ts';
 import { measuredWait } from '../util/metrics.ts';
 import { isNotesFolder, itemStoreOf } from '../folders/dav-items.ts';
 import { registerCommand } from './registry.ts';
+import type { DeviceReadsAhead } from '../state/read-ahead.ts';
+import { settle, settledValue } from '../util/settled.ts';
 import type { CommandContext, CommandResult } from '../protocol/command.ts';
 
 export const PingStatus = {
@@ -91,19 +93,38 @@ export async function ping(context: CommandContext): Promise<CommandResult> {
   // A heartbeat cached under an older, higher cap is held to today's.
   heartbeat = Math.min(Math.max(heartbeat, push.minHeartbeat), push.maxHeartbeat);
   const now = Date.now();
-  if (
+  // Written beside the reads below, not before them: nothing here reads it back; done before any answer (finally).
+  const cacheWritten =
     !cached ||
     cached.heartbeatInterval !== heartbeat ||
     !sameFolders(cached.folders, folders) ||
     cached.expiresAt - now < PING_CACHE_REFRESH_MS
-  ) {
-    await context.state.putPingCache(context.device, {
-      heartbeatInterval: heartbeat,
-      folders,
-      expiresAt: now + PING_CACHE_TTL_MS,
-    });
+      ? settle(
+          context.state.putPingCache(context.device, {
+            heartbeatInterval: heartbeat,
+            folders,
+            expiresAt: now + PING_CACHE_TTL_MS,
+          }),
+        )
+      : undefined;
+  const written = async (): Promise<void> => {
+    if (cacheWritten) settledValue(await cacheWritten);
+  };
+  try {
+    return await pingFolders(context, folders, heartbeat, written);
+  } finally {
+    await written();
   }
+}
 
+/** The folders' check, then the wait; `heartbeat` already capped. */
+async function pingFolders(
+  context: CommandContext,
+  folders: PingCache['folders'],
+  heartbeat: number,
+  cacheWritten: () => Promise<void>,
+): Promise<CommandResult> {
+  const push = context.config.push;
   const hierarchy = (await context.state.getHierarchy(context.device))?.state;
   const records: FolderRecord[] = [];
   for (const f of folders) {
@@ -128,6 +149,8 @@ export async function ping(context: CommandContext): Promise<CommandResult> {
     state: states[i],
     baseline: checked.baselines.get(r.serverId),
   }));
+  // The cache is written before the wait, not after it.
+  await cacheWritten();
   // Waiting is no work: the slot goes back to the user's cap (protocol/request-slots.ts); the answer needs none.
   context.slot?.release();
   const outcome = await measuredWait('ping', context.device, () =>
@@ -209,10 +232,24 @@ async function directCheck(
   return { kind: 'checked', changed, baselines };
 }
 
+/**
+ * What a Ping reads, with the device's record: the cached Ping (an empty Ping repeats it), the hierarchy, and the
+ * state of each folder the body lists.
+ */
+function readAhead(body: WbxmlElement | undefined, reads: DeviceReadsAhead): void {
+  reads.pingCache();
+  reads.hierarchy();
+  if (body?.tag !== 'Ping') return;
+  const ids = children(child(body, 'Folders'), 'Folder').map((f) => childText(f, 'Id'));
+  if (ids.length > MAX_PING_FOLDERS) return;
+  for (const id of new Set(ids)) if (id) reads.collection(id);
+}
+
 registerCommand({
   name: 'Ping',
   responseRoot: { ns: 'Ping', tag: 'Ping' },
   serverErrorStatus: PingStatus.ServerError,
   errors: [[FolderNotFoundError, PingStatus.HierarchyChanged]],
+  readAhead,
   handle: ping,
 });

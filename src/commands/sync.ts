@@ -9,7 +9,9 @@ import { syncCollections } from '../sync/engine.ts';
 import { waitInSync } from '../sync/hanging.ts';
 import { readSyncRequest, readSyncTiming, type SyncRefusal } from '../sync/request.ts';
 import { SyncStatus } from '../sync/status.ts';
-import { el } from '../wbxml/tree.ts';
+import { INITIAL_SYNC_KEY } from '../protocol/synckey.ts';
+import type { DeviceReadsAhead } from '../state/read-ahead.ts';
+import { child, children, childText, el, type WbxmlElement } from '../wbxml/tree.ts';
 import { registerCommand } from './registry.ts';
 
 export async function sync(context: CommandContext): Promise<CommandResult> {
@@ -49,9 +51,24 @@ function refused({ status, limit }: SyncRefusal): CommandResult {
   };
 }
 
+/**
+ * What a Sync reads, with the device's record: the feed (endWaitingRequests), the cached request (request.ts), the
+ * hierarchy and the first collection (engine.ts; later ones wait their turn, since syncing one may write another's).
+ */
+function readAhead(body: WbxmlElement | undefined, reads: DeviceReadsAhead): void {
+  reads.feed();
+  reads.syncRequestCache();
+  reads.hierarchy();
+  const first = children(child(body, 'Collections'), 'Collection')[0];
+  const collectionId = childText(first, 'CollectionId');
+  const syncKey = childText(first, 'SyncKey');
+  if (collectionId && syncKey !== undefined && syncKey !== INITIAL_SYNC_KEY) reads.collection(collectionId);
+}
+
 registerCommand({
   name: 'Sync',
   responseRoot: { ns: 'AirSync', tag: 'Sync' },
   serverErrorStatus: SyncStatus.ServerError,
+  readAhead,
   handle: sync,
 });

@@ -198,27 +198,35 @@ function text(value: unknown, what: string): string {
 
 // The rules of a tenant, with a short per-process cache (the check runs on every request).
 
-const cache = new WeakMap<StateStore, Map<string, { rules: AccessRules; readAt: number }>>();
+// A read under way is shared: the pipeline starts it beside the device's read, the check takes it (app/activesync.ts).
+const cache = new WeakMap<StateStore, Map<string, { rules: Promise<AccessRules>; readAt: number }>>();
 
 export async function loadAccessRules(state: StateStore, tenant: string, now = Date.now()): Promise<AccessRules> {
-  const perStore = cache.get(state) ?? new Map<string, { rules: AccessRules; readAt: number }>();
+  const perStore = cache.get(state) ?? new Map<string, { rules: Promise<AccessRules>; readAt: number }>();
   cache.set(state, perStore);
   const hit = perStore.get(tenant);
   if (hit && now - hit.readAt < RULES_CACHE_MS) return hit.rules;
-  const rules = (await state.getAccessRules(tenant)) ?? NO_RULES;
-  perStore.set(tenant, { rules, readAt: now });
+  const rules = state.getAccessRules(tenant).then((r) => r ?? NO_RULES);
+  const entry = { rules, readAt: now };
+  perStore.set(tenant, entry);
+  // A failed read is not kept: the next request reads again.
+  rules.catch(() => {
+    if (perStore.get(tenant) === entry) perStore.delete(tenant);
+  });
   return rules;
 }
 
 export async function saveAccessRules(state: StateStore, tenant: string, rules: AccessRules): Promise<void> {
   await state.putAccessRules(tenant, rules);
-  const perStore = cache.get(state) ?? new Map<string, { rules: AccessRules; readAt: number }>();
+  const perStore = cache.get(state) ?? new Map<string, { rules: Promise<AccessRules>; readAt: number }>();
   cache.set(state, perStore);
-  perStore.set(tenant, { rules, readAt: Date.now() });
+  perStore.set(tenant, { rules: Promise.resolve(rules), readAt: Date.now() });
 }
 
 export interface AccessCheck {
   state: StateStore;
+  /** The store whose cached rules apply (the process's, not a request's view of it); `state` when absent. */
+  rulesFrom?: StateStore;
   device: DeviceScope;
   known: DeviceRecord;
   login: string;
@@ -233,7 +241,7 @@ export async function checkDeviceAccess(
   check: AccessCheck,
 ): Promise<{ decision: AccessDecision; refused: boolean; newlyHeld: boolean }> {
   const { known } = check;
-  const rules = await loadAccessRules(check.state, check.device.tenant);
+  const rules = await loadAccessRules(check.rulesFrom ?? check.state, check.device.tenant);
   const decision = decideAccess(rules, known, check.login);
   // Just now blocked or quarantined (not before): the user gets Exchange's notice mail (access-notice.ts), once.
   const newlyHeld = decision.state !== 'allowed' && known.accessState !== decision.state;

@@ -9,6 +9,7 @@ import type { AuthenticatedUser } from '../backends/auth.ts';
 import type { CommandName } from './commands.ts';
 import type { ActiveSyncRequest } from './request.ts';
 import type { BackendFactory } from '../backends/types.ts';
+import type { DeviceReadsAhead } from '../state/read-ahead.ts';
 import type { DeviceScope, StateStore } from '../state/types.ts';
 import type { Namespace } from '../wbxml/codepages.ts';
 import type { WbxmlElement } from '../wbxml/tree.ts';
@@ -57,6 +58,13 @@ export interface CommandDefinition {
    * error that fails one collection or item of an answer is caught where it happens, so the rest still goes out.
    */
   errors?: readonly ErrorStatus[];
+  /**
+   * The state reads `handle` will make, named from the request's body (undefined when empty or not decodable): the
+   * pipeline issues them together with the device's own, in one turn (state/read-ahead.ts), so that where the store
+   * is across a network they cost one round trip together. A command with this gets its body decoded before the
+   * access and policy checks (a malformed one is still answered only after them).
+   */
+  readAhead?(body: WbxmlElement | undefined, reads: DeviceReadsAhead): void;
   handle(context: CommandContext): Promise<CommandResult>;
 }
 

@@ -11,7 +11,8 @@
  * Over a limit, logins are refused with 503 and Retry-After (MS-ASHTTP: "service unavailable or throttled"; devices
  * back off rather than ask the user for a new password) until the window ends, without asking the mail server. A user
  * name counts whether or not it exists, so the answer says nothing about it. Credentials this process saw sign in
- * lately are not counted before the login (verifiedLogins): a device's steady requests cost one read, no write.
+ * lately are not counted before the login (verifiedLogins): a device's steady requests cost one read, no write, and
+ * that read goes out beside the request's own (LoginGuardDeps.defer).
  */
 import type { Context } from 'hono';
 import type { AuthThrottleConfig } from '../config.ts';
@@ -23,6 +24,11 @@ export interface LoginGuardDeps {
   config: { tenant: string; authThrottle: AuthThrottleConfig };
   state: StateStore;
   authenticator: Authenticator;
+  /**
+   * Takes state work that need not come before the request's own (forgetting a proven login's old failures): the
+   * caller starts it beside its first reads and waits for it before it answers. Without it, the work is done at once.
+   */
+  defer?(work: () => Promise<void>): void;
 }
 
 /** Thrown while a user name or client address is throttled: HTTP 503 with Retry-After. */
@@ -160,12 +166,17 @@ export async function guardedAuthenticate(
   if (proven !== undefined && isVerified(proven)) {
     const outcome = await deps.authenticator.authenticate(credentials);
     if (outcome.ok) {
-      // A read, and a write only when the pair has failures to forget (a typo on another instance).
-      if (((await state.getAuthFailures(tenant, keys.pair))?.count ?? 0) > 0)
-        await Promise.all([
-          state.clearAuthFailures(tenant, keys.pair),
-          state.clearAuthFailures(tenant, failedKey(keys.pair)),
-        ]);
+      // A read, and a write only when the pair has failures to forget (a typo on another instance); nothing that
+      // decides this request, so the caller may run it beside its own reads (defer).
+      const forget = async (): Promise<void> => {
+        if (((await state.getAuthFailures(tenant, keys.pair))?.count ?? 0) > 0)
+          await Promise.all([
+            state.clearAuthFailures(tenant, keys.pair),
+            state.clearAuthFailures(tenant, failedKey(keys.pair)),
+          ]);
+      };
+      if (deps.defer) deps.defer(forget);
+      else await forget();
       return outcome.user;
     }
     verifiedLogins.delete(proven);

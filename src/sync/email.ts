@@ -145,11 +145,21 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   let progressed = first;
   // The flag details the user's devices set, by UID (email-flag.ts); what is sent out is checked against IMAP's
   // \Flagged. A state written before the details moved to the per-user store still holds some: they move over.
-  const storedDetails = await req.flags.read(status.uidValidity);
-  const flagChanges: Record<string, FlagDetails | null> = Object.fromEntries(
-    Object.entries(req.state.flags ?? {}).filter(([uid]) => !storedDetails[uid]),
-  );
-  const flagDetails: Record<string, FlagDetails> = { ...flagChanges, ...storedDetails } as Record<string, FlagDetails>;
+  // Read only by a Sync that sends, takes or carries over something (loadDetails): one with nothing to do reads none.
+  const flagChanges: Record<string, FlagDetails | null> = {};
+  const flagDetails: Record<string, FlagDetails> = {};
+  let detailsRead: Promise<Record<string, FlagDetails>> | undefined;
+  const readDetails = (): Promise<Record<string, FlagDetails>> => (detailsRead ??= req.flags.read(status.uidValidity));
+  let detailsLoaded = false;
+  const loadDetails = async (): Promise<void> => {
+    if (detailsLoaded) return;
+    const stored = await readDetails();
+    if (detailsLoaded) return;
+    detailsLoaded = true;
+    for (const [uid, details] of Object.entries(req.state.flags ?? {})) if (!stored[uid]) flagChanges[uid] = details;
+    Object.assign(flagDetails, flagChanges, stored);
+  };
+  if (first || req.commands.length || Object.keys(req.state.flags ?? {}).length) await loadDetails();
   const setDetails = (uid: number, details: FlagDetails | undefined): void => {
     if (details) {
       if (flagDetails[uid] !== details) flagChanges[uid] = details;
@@ -333,6 +343,8 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
     if (first) {
       await arrive(await mail.listUids(folderRef, since));
     } else if (!upToDate) {
+      // Something changed: the details are likely needed for what is sent; read beside the IMAP query.
+      readDetails().catch(() => undefined);
       // The arrivals are read next in this window: the backend may start on them with its FETCH of them.
       const found = await findChanges(mail, folderRef, wm, deviceUids, flagsBefore, since, true);
       await arrive(found.added.filter((uid) => !deviceUids.has(uid)));
@@ -364,6 +376,7 @@ export async function syncEmailCollection(req: EmailSyncRequest): Promise<EmailS
   }
 
   // 3. One window: removals and flag changes first (cheap, and they free the device), then the newest Adds.
+  if (req.getChanges && pending.size + pendingAdds.size > 0) await loadDetails();
   const commands: WbxmlElement[] = [];
   let room = req.getChanges ? req.windowSize : 0;
   const removals = [...pending].filter(([, kind]) => kind === 'delete' || kind === 'softdelete');

@@ -92,8 +92,9 @@ export async function readSyncRequest(
 
   // An empty Sync without Wait/HeartbeatInterval hangs as the cached request did (as Exchange does), in seconds.
   let cachedHangSeconds: number | undefined;
+  let cached: SyncRequestCache | undefined;
   if (requests.length === 0 || partial) {
-    const cached = await context.state.getSyncRequestCache(context.device);
+    cached = await context.state.getSyncRequestCache(context.device);
     if (!cached) return { status: SyncStatus.IncompleteRequest };
     if (listed.length === 0 && wait === undefined && heartbeat === undefined) {
       cachedHangSeconds = cached.wait !== undefined ? cached.wait * 60 : cached.heartbeatInterval;
@@ -113,7 +114,7 @@ export async function readSyncRequest(
     requests = [...requests, ...fromCache];
   }
   if (requests.length > MAX_COLLECTIONS) return { status: SyncStatus.TooManyCollections };
-  if (listed.length > 0) await cacheRequest(context, requests, windowSize, wait, heartbeat);
+  if (listed.length > 0) await cacheRequest(context, requests, windowSize, wait, heartbeat, cached);
   const hangSeconds =
     wait !== undefined ? Number(wait) * 60 : heartbeat !== undefined ? Number(heartbeat) : cachedHangSeconds;
   return { collections: requests, windowSize, hangSeconds };
@@ -152,7 +153,9 @@ async function cacheRequest(
   windowSize: number | undefined,
   wait: string | undefined,
   heartbeat: string | undefined,
+  read: SyncRequestCache | undefined,
 ): Promise<void> {
+  const now = Date.now();
   const cache: SyncRequestCache = {
     collections: requests.map((r) => ({
       collectionId: r.collectionId,
@@ -163,7 +166,29 @@ async function cacheRequest(
     ...(windowSize !== undefined ? { windowSize } : {}),
     ...(wait !== undefined ? { wait: Number(wait) } : {}),
     ...(heartbeat !== undefined ? { heartbeatInterval: Number(heartbeat) } : {}),
-    expiresAt: Date.now() + REQUEST_CACHE_TTL_MS,
+    expiresAt: now + REQUEST_CACHE_TTL_MS,
   };
+  // A device repeats the same request (the usual Sync of its Inbox): it is written again only when it differs, or
+  // to push its expiry on once half of it has passed. Issued ahead with the request's other reads (commands/sync.ts).
+  const stored = read ?? (await context.state.getSyncRequestCache(context.device));
+  if (
+    stored &&
+    stored.expiresAt - now > REQUEST_CACHE_TTL_MS / 2 &&
+    sameRequest({ ...stored, expiresAt: 0 }, { ...cache, expiresAt: 0 })
+  )
+    return;
   await context.state.putSyncRequestCache(context.device, cache);
+}
+
+/** Whether two cached requests say the same (key order aside: one may have been through a store's encoding). */
+function sameRequest(a: SyncRequestCache, b: SyncRequestCache): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : 1)))
+      : v,
+  );
 }

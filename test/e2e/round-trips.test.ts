@@ -101,15 +101,23 @@ const PER_REQUEST: Expected = {
   'ItemOperations Fetch': perRequest(POOLED['ItemOperations Fetch'], 1),
 };
 
-/** Lambda: as pooled, and the DynamoDB requests, each one turn (auth throttle, device, and the command's own). */
+/**
+ * Lambda: as pooled, and the DynamoDB requests. What a command reads goes out in one wave with the device's record
+ * (state/read-ahead.ts), the GetItems of it as one BatchGetItem (state/dynamodb/batched-reads.ts): the device, the
+ * login's failure count, the hierarchy, the collection, the caches. Beside it a Sync queries the feed (to end the
+ * device's waiting request); nothing is written when nothing changed.
+ */
 const LAMBDA: Expected = {
-  FolderSync: { ...POOLED.FolderSync, state: 3 },
-  'Sync (no change)': { ...POOLED['Sync (no change)'], state: 7 },
-  'Sync (one new)': { ...POOLED['Sync (one new)'], state: 9 },
-  // The device's first Ping also writes the Ping cache.
-  'Ping start': { ...POOLED['Ping start'], state: 6 },
-  SendMail: { ...POOLED.SendMail, state: 4 },
-  'ItemOperations Fetch': { ...POOLED['ItemOperations Fetch'], state: 5 },
+  FolderSync: { ...POOLED.FolderSync, state: 1 },
+  'Sync (no change)': { ...POOLED['Sync (no change)'], state: 2 },
+  // And the flag details beside the IMAP query for changes, the conversation rules, the commit.
+  'Sync (one new)': { ...POOLED['Sync (one new)'], state: 5 },
+  // The device's first Ping also writes the Ping cache, beside the IMAP check.
+  'Ping start': { ...POOLED['Ping start'], state: 2 },
+  // The ClientId's marker, claimed and then set to sent (sending/compose.ts).
+  SendMail: { ...POOLED.SendMail, state: 3 },
+  // And the flag details of the fetched message, once IMAP named its UIDVALIDITY.
+  'ItemOperations Fetch': { ...POOLED['ItemOperations Fetch'], state: 2 },
 };
 
 const runtimes: [string, () => TestServer, Expected][] = [

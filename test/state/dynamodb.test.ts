@@ -199,6 +199,50 @@ describe('DynamoDB state table', () => {
     expect(await itemsOf(d.tenant)).toEqual([]);
   });
 
+  it('sends the reads issued in one turn as one BatchGetItem, a lone read as a GetItem', async () => {
+    const counting = new DynamoDBClient({
+      endpoint: dynamodb.endpoint,
+      region: dynamodb.region,
+      credentials: dynamodb.credentials,
+    });
+    const sent: string[] = [];
+    counting.middlewareStack.add(
+      (next, context) => async (args) => {
+        sent.push(context.commandName ?? '?');
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    const reader = new DynamoDbStateStore({ client: counting, table });
+    try {
+      const d = freshDevice();
+      await store.updateDevice(d, { deviceType: 'iPhone' });
+      const big = bigContacts('1', 800_000);
+      await store.commitCollection(d, 'c', 'absent', big);
+      await store.commitHierarchy(d, 'absent', { syncKey: '1', state: { folders: [] } });
+      // The device, the hierarchy, the collection's head (its chunks follow in a second batch), one key asked twice,
+      // an item that does not exist: each gets its own answer.
+      const [device, hierarchy, collection, again, missing] = await Promise.all([
+        reader.getDevice(d),
+        reader.getHierarchy(d),
+        reader.getCollection(d, 'c'),
+        reader.getCollection(d, 'c'),
+        reader.getPingCache(d),
+      ]);
+      expect(device?.deviceType).toBe('iPhone');
+      expect(hierarchy?.syncKey).toBe('1');
+      expect(collection).toEqual(big);
+      expect(again).toEqual(collection);
+      expect(missing).toBeUndefined();
+      expect(sent).toEqual(['BatchGetItemCommand', 'BatchGetItemCommand']);
+      sent.length = 0;
+      await reader.getDevice(d);
+      expect(sent).toEqual(['GetItemCommand']);
+    } finally {
+      counting.destroy();
+    }
+  });
+
   it('reads the new state when the head moves on between reading it and reading its chunks', async () => {
     // A second client whose requests can be held: the first chunk read waits until the hook has run.
     const racingClient = new DynamoDBClient({
@@ -209,9 +253,11 @@ describe('DynamoDB state table', () => {
     let beforeChunkRead: (() => Promise<void>) | undefined;
     racingClient.middlewareStack.add(
       (next) => async (args) => {
-        const key = (args.input as { Key?: Item }).Key;
+        // A chunk alone is a GetItem; chunks read together one BatchGetItem (batched-reads.ts).
+        const input = args.input as { Key?: Item; RequestItems?: Record<string, { Keys?: Item[] }> };
+        const keys = input.Key ? [input.Key] : (input.RequestItems?.[table]?.Keys ?? []);
         const hook = beforeChunkRead;
-        if (hook && key?.sk?.S?.startsWith('CHUNK#')) {
+        if (hook && keys.some((key) => key.sk?.S?.startsWith('CHUNK#'))) {
           beforeChunkRead = undefined;
           await hook();
         }

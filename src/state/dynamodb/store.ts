@@ -13,7 +13,6 @@ import {
   DeleteItemCommand,
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
-  GetItemCommand,
   PutItemCommand,
   QueryCommand,
   ResourceInUseException,
@@ -55,6 +54,7 @@ import {
   type UserSettings,
   type WatchLease,
 } from '../types.ts';
+import { BatchedReads } from './batched-reads.ts';
 import { blobReference, CHUNK_BYTES, chunkKeysOf, readChunked } from './chunks.ts';
 import {
   authFailuresKey,
@@ -109,10 +109,12 @@ export interface DynamoDbStateStoreOptions {
 export class DynamoDbStateStore implements StateStore {
   private readonly client: DynamoDBClient;
   private readonly table: string;
+  private readonly reads: BatchedReads;
 
   constructor(options: DynamoDbStateStoreOptions) {
     this.client = options.client;
     this.table = options.table;
+    this.reads = new BatchedReads(options.client, options.table);
   }
 
   // Devices.
@@ -750,11 +752,9 @@ export class DynamoDbStateStore implements StateStore {
 
   // Table access.
 
-  private async getItem(key: Key): Promise<Item | undefined> {
-    const result = await this.client.send(
-      new GetItemCommand({ TableName: this.table, Key: toKeyItem(key), ConsistentRead: true }),
-    );
-    return result.Item;
+  /** Reads issued in one turn go out together (batched-reads.ts). */
+  private getItem(key: Key): Promise<Item | undefined> {
+    return this.reads.get(key);
   }
 
   /** Every item of a partition (optionally those whose sort key starts with `skPrefix`), all pages. */
