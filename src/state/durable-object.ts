@@ -8,10 +8,12 @@
  *   and the tenant-wide records of the admin API: the device index, access rules, command counters, capture rules.
  * An object runs its SQL one statement at a time, so the compare-and-set commits of sqlite.ts stay atomic here.
  *
- * The Worker reaches the objects over Workers RPC through `durableObjectStateStore(env.STATE)`.
+ * The Worker reaches the objects over Workers RPC through `durableObjectStateStore(env.STATE)`; the calls a request
+ * issues together to one object travel as one RPC (`invokeAll`).
  * Workers-only (imports `cloudflare:workers`); nothing in here may need Node.
  */
 import { DurableObject } from 'cloudflare:workers';
+import { nextMacrotask } from '../util/yield.ts';
 import { SqliteStateStore, type SqlDriver, type SqlRow } from './sqlite.ts';
 import {
   StateConflictError,
@@ -103,6 +105,10 @@ const STORE_METHODS = new Set(
 /** A store call's outcome over RPC. Error subclasses arrive as plain Errors, so a commit conflict travels as data. */
 export type StoreCallResult = { ok: true; value: unknown } | { ok: false; conflict: string };
 
+/** One call of a batch (StateObject.invokeAll), and its outcome: any failure travels as data, each call's own. */
+export type StoreCall = [method: ObjectMethod, args: unknown[]];
+export type BatchedCallResult = StoreCallResult | { ok: false; error: string };
+
 /** A Durable Object holding the state of one user, or the watch leases of one tenant. */
 export class StateObject extends DurableObject {
   private readonly store: SqliteStateStore;
@@ -122,6 +128,19 @@ export class StateObject extends DurableObject {
       if (err instanceof StateConflictError) return { ok: false, conflict: err.message };
       throw err;
     }
+  }
+
+  /** The calls one request issued together, in one RPC: run in the order given, each with its own outcome. */
+  async invokeAll(calls: StoreCall[]): Promise<BatchedCallResult[]> {
+    const results: BatchedCallResult[] = [];
+    for (const [method, args] of calls) {
+      try {
+        results.push(await this.invoke(method, args));
+      } catch (err) {
+        results.push({ ok: false, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+      }
+    }
+    return results;
   }
 }
 
@@ -159,7 +178,17 @@ export function durableObjectStateStore(namespace: DurableObjectNamespace<StateO
 
 type Result<M extends StoreMethod> = Promise<Awaited<ReturnType<StateStore[M]>>>;
 
+/** A call waiting for its object's batch (DurableObjectStateStore.call). */
+interface QueuedCall {
+  call: StoreCall;
+  resolve(result: BatchedCallResult): void;
+  reject(err: unknown): void;
+}
+
 class DurableObjectStateStore implements StateStore {
+  /** The calls of this turn, per object: sent as one RPC (invokeAll) when there are several. */
+  private queued = new Map<string, QueuedCall[]>();
+
   constructor(private readonly namespace: DurableObjectNamespace<StateObject>) {}
 
   getDevice(d: DeviceScope) {
@@ -341,12 +370,44 @@ class DurableObjectStateStore implements StateStore {
     await this.call(tenantObjectName(d.tenant), method, [d]);
   }
 
+  /**
+   * The calls a request issues in one turn to one object (a Sync's device, hierarchy, collection, caches and feed,
+   * state/read-ahead.ts) go out as one RPC, not one each: one round trip to the object and one request billed. A lone
+   * call is a plain `invoke`.
+   */
   private async call(objectName: string, method: ObjectMethod, args: unknown[]): Promise<unknown> {
-    const stub = this.namespace.get(this.namespace.idFromName(objectName));
-    // Cast: the RPC stub types drop a field typed `unknown`; the value is what the store's method returned.
-    const result = (await stub.invoke(method, args)) as StoreCallResult;
-    if (!result.ok) throw new StateConflictError(result.conflict);
-    return result.value;
+    const result = await new Promise<BatchedCallResult>((resolve, reject) => {
+      if (this.queued.size === 0) void nextMacrotask().then(() => this.flush());
+      const calls = this.queued.get(objectName) ?? [];
+      calls.push({ call: [method, args], resolve, reject });
+      this.queued.set(objectName, calls);
+    });
+    if (result.ok) return result.value;
+    if ('conflict' in result) throw new StateConflictError(result.conflict);
+    throw new Error(result.error);
+  }
+
+  private flush(): void {
+    const queued = this.queued;
+    this.queued = new Map();
+    for (const [objectName, calls] of queued) {
+      const stub = this.namespace.get(this.namespace.idFromName(objectName));
+      if (calls.length === 1) {
+        const [{ call, resolve, reject }] = calls as [QueuedCall];
+        // Cast: the RPC stub types drop a field typed `unknown`; the value is what the store's method returned.
+        stub.invoke(...call).then((result) => resolve(result as StoreCallResult), reject);
+        continue;
+      }
+      // Cast as for invoke: the stub's types drop the results' `unknown` values.
+      (stub.invokeAll(calls.map((c) => c.call)) as unknown as Promise<BatchedCallResult[]>).then(
+        (results) => {
+          for (const [i, c] of calls.entries()) c.resolve(results[i] as BatchedCallResult);
+        },
+        (err: unknown) => {
+          for (const c of calls) c.reject(err);
+        },
+      );
+    }
   }
 }
 

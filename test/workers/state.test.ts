@@ -12,6 +12,7 @@ import {
   type StateObject,
 } from '../../src/state/durable-object.ts';
 import { MIGRATIONS } from '../../src/state/sqlite.ts';
+import { StateConflictError } from '../../src/state/types.ts';
 import { stateStoreContract } from '../state/contract.ts';
 
 stateStoreContract('SQLite (Durable Objects, workerd)', { open: async () => durableObjectStateStore(env.STATE) });
@@ -62,5 +63,56 @@ describe('StateObject storage', () => {
     // Blobs are stored as blobs, not as text or JSON.
     expect(leases[0]?.credential).toBeInstanceOf(ArrayBuffer);
     expect(await rowsOf(tenantObject, 'devices')).toEqual([]);
+  });
+
+  it('sends the calls issued together to one object as one RPC, each with its own outcome', async () => {
+    // The namespace as the store sees it, counting the RPCs its stubs make.
+    const rpcs: string[] = [];
+    const counted = new Proxy(env.STATE, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property, target);
+        if (property !== 'get') return typeof value === 'function' ? value.bind(target) : value;
+        return (id: DurableObjectId) => {
+          const stub = target.get(id);
+          return new Proxy(stub, {
+            get(s, p) {
+              const member: unknown = Reflect.get(s, p, s);
+              if (p === 'invoke' || p === 'invokeAll') rpcs.push(p);
+              return member;
+            },
+          });
+        };
+      },
+    });
+    const store = durableObjectStateStore(counted);
+    const device = { tenant: 'batch-tenant', user: `u${crypto.randomUUID()}`, deviceId: 'D1' };
+    await store.commitCollection(device, '5', 'absent', {
+      syncKey: '1',
+      state: { class: 'Email', watermark: { kind: 'none' }, options: {}, pending: [], clientIds: {} },
+    });
+    expect(rpcs).toEqual(['invoke']);
+    rpcs.length = 0;
+    const [collection, hierarchy, feed, conflict, rules] = await Promise.allSettled([
+      store.getCollection(device, '5'),
+      store.getHierarchy(device),
+      store.readFeed(device),
+      store.commitCollection(
+        device,
+        '5',
+        { syncKey: 'stale' },
+        {
+          syncKey: '2',
+          state: { class: 'Email', watermark: { kind: 'none' }, options: {}, pending: [], clientIds: {} },
+        },
+      ),
+      store.getAccessRules(device.tenant),
+    ]);
+    // The user's object once for four calls, the tenant's once for its one.
+    expect(rpcs.sort()).toEqual(['invoke', 'invokeAll']);
+    expect(collection).toMatchObject({ status: 'fulfilled', value: { syncKey: '1' } });
+    expect(hierarchy).toEqual({ status: 'fulfilled', value: undefined });
+    expect(feed).toEqual({ status: 'fulfilled', value: [] });
+    expect(conflict.status === 'rejected' && conflict.reason).toBeInstanceOf(StateConflictError);
+    expect(rules).toEqual({ status: 'fulfilled', value: undefined });
   });
 });
