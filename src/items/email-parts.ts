@@ -20,7 +20,8 @@
  * estimated is read whole when that is not much more (twice what the answer needs, four times for quoted-printable),
  * and its size is then exact. When the part read turns out too short for the answer (quoted-printable denser than
  * assumed, a charset whose characters shrink in UTF-8), the conversion says so and the caller reads the whole
- * message. (IMAP BINARY.SIZE, RFC 3516 §4.3, would give decoded sizes, but Dovecot 2.3 answers wrong ones.)
+ * message. (IMAP BINARY.SIZE, RFC 3516 §4.2, gives decoded sizes, not the sizes sent, and Dovecot 2.3 answers wrong
+ * ones before an encoded part: backends/imap/mail.ts fetchMessageParts.)
  */
 import { Buffer } from 'node:buffer';
 import type { MessageParts, MimePart, PartsRequest } from '../backends/types.ts';

@@ -306,10 +306,15 @@ export class ImapMailBackend implements MailBackend {
    * messages whose union would read much that they do not need (another shape's HTML section being their
    * attachment) get a FETCH of their own (`groupReads`). A window of a few messages (an incremental Sync, an
    * ItemOperations Fetch) also asks for the first SMALL_MESSAGE octets of each message in the first FETCH: a message
-   * that small is then read whole in one round trip. Contents stay transfer-encoded: BINARY (RFC 3516) would decode
-   * them on the server, but Dovecot 2.3's BINARY.SIZE answers wrong sizes for base64 and quoted-printable parts
-   * (smaller than the part, or a wrapped-around negative), and the sizes must come from the encoded part anyway where
-   * it is read in part. A FETCH the server rejects (NO/BAD) is read whole.
+   * that small is then read whole in one round trip. Contents stay transfer-encoded. BINARY (RFC 3516) would decode
+   * them on the server and BINARY.SIZE (§4.2) give a part's decoded size, but not the size sent: a body goes with LF
+   * line ends (postal-mime makes each CRLF of 7bit, 8bit and quoted-printable text one LF), so the size of a
+   * quoted-printable part read in part needs its count of hard line breaks, which only reading it tells. And Dovecot
+   * 2.3 (index-mail-binary.c; 2.3.19 here) answers BINARY.SIZE too small, even wrapped around below zero, for a part
+   * that a quoted-printable or base64 part follows within as many octets as it has lines: it ends the part at its
+   * physical offset plus its CRLF size, which in mail stored with LF line ends reaches into the next part and counts
+   * that part's decoding too (here a 163 KB quoted-printable part before a base64 one: 117,204 for 120,888 decoded).
+   * A FETCH the server rejects (NO/BAD) is read whole.
    */
   async fetchMessageParts(
     folder: string,
