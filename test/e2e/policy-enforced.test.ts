@@ -16,7 +16,7 @@ import { child, children, childText, el, type WbxmlElement } from '../../src/wbx
 import { TestDevice, testServer, type TestServer } from '../device/device.ts';
 import { createUser, seedMailbox } from '../services/seed.ts';
 import type { TestUser } from '../services/types.ts';
-import { itemWithSubject } from './session-steps.ts';
+import { itemWithSubject, mailboxSearchRequest } from './session-steps.ts';
 
 const services = inject('services');
 const LARGE = Buffer.alloc(1000, 7);
@@ -143,19 +143,10 @@ async function fetchItem(s: Synced, options: WbxmlElement[]): Promise<WbxmlEleme
 async function searchItem(s: Synced): Promise<WbxmlElement | undefined> {
   const res = await s.device.send(
     'Search',
-    el('Search', 'Search', [
-      el('Search', 'Store', [
-        el('Search', 'Name', 'Mailbox'),
-        el('Search', 'Query', [
-          el('Search', 'And', [
-            el('AirSync', 'Class', 'Email'),
-            el('AirSync', 'CollectionId', s.inbox),
-            el('Search', 'FreeText', 'attachment'),
-          ]),
-        ]),
-        el('Search', 'Options', [el('Search', 'Range', '0-9'), ...BOTH_BODIES]),
-      ]),
-    ]),
+    mailboxSearchRequest(
+      [el('AirSync', 'Class', 'Email'), el('AirSync', 'CollectionId', s.inbox), el('Search', 'FreeText', 'attachment')],
+      [el('Search', 'Range', '0-9'), ...BOTH_BODIES],
+    ),
   );
   expect(res.status).toBe(200);
   const result = child(child(res.body, 'Response'), 'Store');

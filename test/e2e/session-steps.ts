@@ -168,6 +168,20 @@ export async function sendMailArrives(services: TestServices, device: TestDevice
   expect(got.email.subject).toBe(subject);
 }
 
+/**
+ * A Search (MS-ASCMD §2.2.1.16) of the Mailbox store for what meets all `conditions` (an And of Class, CollectionId,
+ * FreeText, date bounds), with `options` (Range, DeepTraversal, body preferences) when there are any.
+ */
+export function mailboxSearchRequest(conditions: WbxmlElement[], options: WbxmlElement[] = []): WbxmlElement {
+  return el('Search', 'Search', [
+    el('Search', 'Store', [
+      el('Search', 'Name', 'Mailbox'),
+      el('Search', 'Query', [el('Search', 'And', conditions)]),
+      options.length > 0 ? el('Search', 'Options', options) : undefined,
+    ]),
+  ]);
+}
+
 /** MoveItems (MS-ASCMD §2.2.1.12) of one item: the answer's Response element (Status, DstMsgId). */
 export async function moveItem(
   device: TestDevice,

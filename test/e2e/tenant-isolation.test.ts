@@ -18,7 +18,7 @@ import { child, childText, el, type WbxmlElement } from '../../src/wbxml/tree.ts
 import { TestDevice, type TestServer } from '../device/device.ts';
 import { createUser, listMessages, seedCalendar, seedMailbox } from '../services/seed.ts';
 import type { TestUser } from '../services/types.ts';
-import { itemWithSubject } from './session-steps.ts';
+import { itemWithSubject, mailboxSearchRequest } from './session-steps.ts';
 
 const services = inject('services');
 const TOKEN = 'isolation-admin-token-0123456789';
@@ -320,19 +320,14 @@ describe('crafted ids never reach another user', () => {
       );
       await send(
         'Search',
-        el('Search', 'Search', [
-          el('Search', 'Store', [
-            el('Search', 'Name', 'Mailbox'),
-            el('Search', 'Query', [
-              el('Search', 'And', [
-                el('AirSync', 'Class', 'Email'),
-                el('AirSync', 'CollectionId', collectionId),
-                el('Search', 'FreeText', 'Victim'),
-              ]),
-            ]),
-            el('Search', 'Options', [el('Search', 'Range', '0-9'), el('Search', 'DeepTraversal')]),
-          ]),
-        ]),
+        mailboxSearchRequest(
+          [
+            el('AirSync', 'Class', 'Email'),
+            el('AirSync', 'CollectionId', collectionId),
+            el('Search', 'FreeText', 'Victim'),
+          ],
+          [el('Search', 'Range', '0-9'), el('Search', 'DeepTraversal')],
+        ),
       );
     }
     // What the attacker's account holds, seen from a fresh device: its own mail only (nothing was copied over).

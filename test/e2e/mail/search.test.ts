@@ -10,7 +10,7 @@ import { itemText, TestDevice, testServer, type TestServer } from '../../device/
 import { createUser, seedMailbox, withImap, type SeedMessage } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
 import { comparable, libwbxmlDecode, parseLibwbxmlXml } from '../../wbxml/libwbxml.ts';
-import { itemOperationsFetch } from '../session-steps.ts';
+import { itemOperationsFetch, mailboxSearchRequest } from '../session-steps.ts';
 
 const services = inject('services');
 const DAY = 86_400_000;
@@ -96,13 +96,7 @@ beforeAll(async () => {
 // Search
 
 function mailboxSearch(conditions: WbxmlElement[], options: WbxmlElement[] = []): WbxmlElement {
-  return el('Search', 'Search', [
-    el('Search', 'Store', [
-      el('Search', 'Name', 'Mailbox'),
-      el('Search', 'Query', [el('Search', 'And', [el('AirSync', 'Class', 'Email'), ...conditions])]),
-      options.length > 0 && el('Search', 'Options', options),
-    ]),
-  ]);
+  return mailboxSearchRequest([el('AirSync', 'Class', 'Email'), ...conditions], options);
 }
 
 const freeText = (text: string): WbxmlElement => el('Search', 'FreeText', text);

@@ -30,7 +30,7 @@ import { itemText, TestDevice, testServer, type TestServer } from '../../device/
 import { createUser, makeMessage, sendViaSmtp } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
 import { compose, composeStatus, readFolder, waitForStored } from './compose-helpers.ts';
-import { itemOperationsFetch } from '../session-steps.ts';
+import { itemOperationsFetch, mailboxSearchRequest } from '../session-steps.ts';
 import { bodyOf, headerOf, SmimeLab, type SmimeKind, type SmimeParty } from './smime-openssl.ts';
 
 const services = inject('services');
@@ -256,18 +256,10 @@ describe('S/MIME mail to the device', () => {
     // Search (MS-ASCMD §2.2.3.110.2): with MIMESupport 1 and Type 4, a found S/MIME message comes as its MIME too.
     const found = await device.command(
       'Search',
-      el('Search', 'Search', [
-        el('Search', 'Store', [
-          el('Search', 'Name', 'Mailbox'),
-          el('Search', 'Query', [
-            el('Search', 'And', [
-              el('AirSync', 'CollectionId', inbox),
-              el('Search', 'FreeText', encryptedSubject.split(' ').at(-1)!),
-            ]),
-          ]),
-          el('Search', 'Options', [el('Search', 'Range', '0-9'), el('AirSync', 'MIMESupport', '1'), MIME_PREFERENCE]),
-        ]),
-      ]),
+      mailboxSearchRequest(
+        [el('AirSync', 'CollectionId', inbox), el('Search', 'FreeText', encryptedSubject.split(' ').at(-1)!)],
+        [el('Search', 'Range', '0-9'), el('AirSync', 'MIMESupport', '1'), MIME_PREFERENCE],
+      ),
     );
     const results = children(child(child(found, 'Response', 'Search'), 'Store', 'Search'), 'Result', 'Search');
     expect(results).toHaveLength(1);

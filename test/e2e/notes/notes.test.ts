@@ -14,7 +14,7 @@ import { child, children, childText, el, type WbxmlElement } from '../../../src/
 import { itemText, TestDevice, testServer, type TestServer } from '../../device/device.ts';
 import { createUser, withImap } from '../../services/seed.ts';
 import type { TestUser } from '../../services/types.ts';
-import { moveItem } from '../session-steps.ts';
+import { mailboxSearchRequest, moveItem } from '../session-steps.ts';
 
 const services = inject('services');
 /** Short heartbeats and a watcher that checks non-INBOX folders every second (push/ping.test.ts does the same). */
@@ -392,13 +392,7 @@ describe('Notes MoveItems and Search', () => {
   async function search(device: TestDevice, conditions: WbxmlElement[], range = '0-9') {
     const answer = await device.command(
       'Search',
-      el('Search', 'Search', [
-        el('Search', 'Store', [
-          el('Search', 'Name', 'Mailbox'),
-          el('Search', 'Query', [el('Search', 'And', conditions)]),
-          el('Search', 'Options', [el('Search', 'Range', range), ...PLAIN]),
-        ]),
-      ]),
+      mailboxSearchRequest(conditions, [el('Search', 'Range', range), ...PLAIN]),
     );
     const store = child(child(answer, 'Response', 'Search'), 'Store', 'Search');
     const results = children(store, 'Result', 'Search').filter((r) => r.children.length > 0);
