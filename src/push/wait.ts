@@ -25,6 +25,7 @@
 import type { PushConfig } from '../config.ts';
 import type { LogEntry } from '../log.ts';
 import { watcherLoginGap } from './credentials.ts';
+import { feedPollerOf } from './feed-poller.ts';
 import type { CollectionState, DeviceScope, FeedEntry, HierarchyState, StateStore } from '../state/types.ts';
 import { sealCredential } from '../tenants/vault.ts';
 import { metrics } from '../util/metrics.ts';
@@ -207,21 +208,24 @@ export async function waitForChanges(
   const { state, device } = context;
   const started = Date.now();
   const deadline = request.deadline ?? started + request.seconds * 1000 - answerMarginMs(request.seconds);
-  const pollMs = context.push.pollSeconds * 1000;
   const targetKeys = request.targets.map((t) => folderKey(t.source));
   const hierarchyMarker = request.hierarchy ? hierarchyMarkerOf(request.hierarchy.folders) : undefined;
 
-  let superseded = false;
-  let wake: (() => void) | undefined;
+  // Everything that can end the wait settles this one promise (`finish`); the listeners go in `finally`.
+  let finish: ((outcome: WaitOutcome | { kind: 'failed'; error: unknown }) => void) | undefined;
+  let early: WaitOutcome | undefined;
+  const end = (outcome: WaitOutcome): void => {
+    if (finish) finish(outcome);
+    else early ??= outcome;
+  };
   const offSuperseded = hub.onSuperseded(device, (g) => {
-    if (g > generation) {
-      superseded = true;
-      wake?.();
-    }
+    if (g > generation) end({ kind: 'superseded' });
   });
-  const offChanged = hub.onChanged(device, () => wake?.());
-  const onAbort = (): void => wake?.();
+  const onAbort = (): void => end({ kind: 'aborted' });
   context.signal?.addEventListener('abort', onAbort);
+  let offChanged: (() => void) | undefined;
+  let offFeed: (() => void) | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
 
   // The watch this wait needs, and the one it writes when it writes (LEASE_EXTENSION_MS longer).
   const needed = deadline + LEASE_GRACE_MS;
@@ -277,37 +281,34 @@ export async function waitForChanges(
     // vault, and for DAV folders without a vault.
     hub.waiting(device, useVault || (context.push.master && !watchesDav) ? undefined : password);
 
-    for (;;) {
-      if (superseded) return { kind: 'superseded' };
-      if (context.signal?.aborted) return { kind: 'aborted' };
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return { kind: 'expired' };
-      let woken = false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(pollMs, remaining));
-        wake = () => {
-          woken = true;
-          clearTimeout(timer);
-          resolve();
-        };
+    if (early) return early;
+    if (context.signal?.aborted) return { kind: 'aborted' };
+    if (Date.now() >= deadline) return { kind: 'expired' };
+    // The user's feed is read once per poll interval for all its waiting requests in this process, and at once when
+    // the in-process watcher wrote (push/feed-poller.ts).
+    const poller = feedPollerOf(state, context.push.pollSeconds * 1000);
+    const outcome = await new Promise<WaitOutcome | { kind: 'failed'; error: unknown }>((resolve) => {
+      finish = resolve;
+      timer = setTimeout(() => resolve({ kind: 'expired' }), deadline - Date.now());
+      offChanged = hub.onChanged(device, () => poller.readNow(device));
+      offFeed = poller.subscribe(device, (read) => {
+        if ('error' in read) return resolve({ kind: 'failed', error: read.error });
+        const seen = evaluate(read.feed, started, generation, request, targetKeys, hierarchyMarker, device.deviceId);
+        if (seen === 'reclaim') claim().catch((error: unknown) => resolve({ kind: 'failed', error }));
+        else if (seen) {
+          if (seen.kind === 'changed') reportFeedLag(read.feed, targetKeys, started);
+          resolve(seen);
+        }
       });
-      wake = undefined;
-      if (superseded) return { kind: 'superseded' };
-      if (context.signal?.aborted) return { kind: 'aborted' };
-      // The heartbeat ended while sleeping: the next Ping's direct check covers the last poll interval.
-      if (!woken && Date.now() >= deadline) return { kind: 'expired' };
-
-      const feed = await state.readFeed(device);
-      const outcome = evaluate(feed, started, generation, request, targetKeys, hierarchyMarker, device.deviceId);
-      if (outcome === 'reclaim') await claim();
-      else if (outcome) {
-        if (outcome.kind === 'changed') reportFeedLag(feed, targetKeys, started);
-        return outcome;
-      }
-    }
+    });
+    if (outcome.kind === 'failed') throw outcome.error;
+    return outcome;
   } finally {
+    finish = undefined;
+    clearTimeout(timer);
+    offFeed?.();
+    offChanged?.();
     offSuperseded();
-    offChanged();
     context.signal?.removeEventListener('abort', onAbort);
   }
 }
