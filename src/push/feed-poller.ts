@@ -95,8 +95,14 @@ const pollers = new WeakMap<StateStore, Map<number, FeedPoller>>();
 /** The process's poller for a store and poll interval (a store opened per request gets its own, and shares nothing). */
 export function feedPollerOf(state: StateStore, pollMs: number): FeedPoller {
   let byInterval = pollers.get(state);
-  if (!byInterval) pollers.set(state, (byInterval = new Map()));
+  if (!byInterval) {
+    byInterval = new Map();
+    pollers.set(state, byInterval);
+  }
   let poller = byInterval.get(pollMs);
-  if (!poller) byInterval.set(pollMs, (poller = new FeedPoller(state, pollMs)));
+  if (!poller) {
+    poller = new FeedPoller(state, pollMs);
+    byInterval.set(pollMs, poller);
+  }
   return poller;
 }
