@@ -6,7 +6,8 @@
  *    write or extend the user's watch lease (until the wait ends + LEASE_GRACE_MS), with the sealed credential when
  *    the tenant has no master user. The watcher learns from these what to watch.
  * 2. Read the user's feed every PING_POLL_SECONDS (one read), and at once when the in-process watcher says it wrote
- *    something (PushHub, Node). A folder entry that shows a change the device has not synced ends the wait.
+ *    something (PushHub, Node); the user's waiting requests in one process share these reads (push/feed-poller.ts).
+ *    A folder entry that shows a change the device has not synced ends the wait.
  * 3. A newer Ping or Sync of the same device ends the wait ('superseded'): in one process through the hub at once;
  *    across processes by the newer generation in the device's feed entry, at the next poll.
  *

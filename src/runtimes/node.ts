@@ -10,7 +10,7 @@ import { pooledImapSessions } from '../backends/imap/sessions.ts';
 import { ConfigError, type StateStoreConfig } from '../config.ts';
 import type { TenantDirectory } from '../tenants/resolve.ts';
 import { loadTenants } from '../tenants/settings.ts';
-import { stdoutLog } from '../log.ts';
+import { batchedStdoutLog } from './node-log.ts';
 import { openSqliteStateStore, STATE_FILE_NAME } from '../state/sqlite-node.ts';
 import { startIdleWatcher } from '../push/idle-watcher.ts';
 import { LEASE_SHARDS, type StateStore } from '../state/types.ts';
@@ -20,6 +20,9 @@ import { addMetricsSink } from '../util/metrics.ts';
 import { mountMetrics, prometheusMetrics } from './prometheus.ts';
 import { nodeTrustStore } from './node-trust-store.ts';
 import type { BuiltApp } from '../app/build.ts';
+
+/** The log lines (JSON on stdout), written together once per turn of the event loop. */
+const stdoutLog = batchedStdoutLog();
 
 /** The state store the settings name, and how to let go of it on shutdown. */
 async function openStateStore(
