@@ -11,6 +11,7 @@ import { childText, el } from '../../src/wbxml/tree.ts';
 import { TestDevice } from '../device/device.ts';
 import { startAdminNodeServer, type AdminNodeServer } from '../services/node-server.ts';
 import { createUser } from '../services/seed.ts';
+import { provisionCarriesRemoteWipe } from './session-steps.ts';
 
 const services = inject('services');
 const TOKEN = 'console-admin-token-0123456789abcdef';
@@ -118,15 +119,7 @@ describe('the web console', { timeout: 90_000 }, () => {
       el('FolderHierarchy', 'FolderSync', [el('FolderHierarchy', 'SyncKey', device.hierarchyKey)]),
     );
     expect(childText(folderSync.body, 'Status')).toBe('140');
-    const provision = await device.send(
-      'Provision',
-      el('Provision', 'Provision', [
-        el('Provision', 'Policies', [
-          el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML')]),
-        ]),
-      ]),
-    );
-    expect(provision.body?.children.some((c) => c.tag === 'RemoteWipe')).toBe(true);
+    expect(await provisionCarriesRemoteWipe(device)).toBe(true);
     expect((await admin.state.store.getDevice(others.scope))?.wipe).toBe('none');
   });
 

@@ -16,6 +16,7 @@ import {
   type TestServer,
 } from '../device/device.ts';
 import { createUser, seedMailbox, type SeedMessage } from '../services/seed.ts';
+import { provisionCarriesRemoteWipe } from './session-steps.ts';
 
 const services = inject('services');
 const TOKEN = 'test-admin-token-0123456789abcdef';
@@ -337,15 +338,7 @@ describe('device access rules', () => {
     await admin(server, 'POST', `${devicePath(device)}/wipe`, {});
     // The wipe goes through: Status 140 sends the device to Provision, which carries RemoteWipe.
     expect(childText((await device.send('FolderSync', FOLDER_SYNC_0)).body, 'Status')).toBe('140');
-    const provision = await device.send(
-      'Provision',
-      el('Provision', 'Provision', [
-        el('Provision', 'Policies', [
-          el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML')]),
-        ]),
-      ]),
-    );
-    expect(provision.body?.children.some((c) => c.tag === 'RemoteWipe')).toBe(true);
+    expect(await provisionCarriesRemoteWipe(device)).toBe(true);
   });
 });
 

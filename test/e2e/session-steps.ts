@@ -182,6 +182,19 @@ export function mailboxSearchRequest(conditions: WbxmlElement[], options: WbxmlE
   ]);
 }
 
+/** The device's Provision after an admin asked for its wipe: whether the answer carries the RemoteWipe directive. */
+export async function provisionCarriesRemoteWipe(device: TestDevice): Promise<boolean> {
+  const provision = await device.send(
+    'Provision',
+    el('Provision', 'Provision', [
+      el('Provision', 'Policies', [
+        el('Provision', 'Policy', [el('Provision', 'PolicyType', 'MS-EAS-Provisioning-WBXML')]),
+      ]),
+    ]),
+  );
+  return provision.body?.children.some((c) => c.tag === 'RemoteWipe') ?? false;
+}
+
 /** MoveItems (MS-ASCMD §2.2.1.12) of one item: the answer's Response element (Status, DstMsgId). */
 export async function moveItem(
   device: TestDevice,
