@@ -9,6 +9,7 @@ import { decodeWbxml, decodeWbxmlYielding, WbxmlDecodeError, type DecodeLimits }
 import { encodeWbxml } from './encoder.ts';
 import type { WbxmlElement } from './tree.ts';
 import { fromXml, toXml } from './xml.ts';
+import { emptyTagsSync } from '../../test/wbxml/bodies.ts';
 
 const TAGS: { ns: Namespace; tag: string }[] = CODE_PAGES.flatMap((p) =>
   Object.values(p.tags).map((tag: string) => ({ ns: p.namespace as Namespace, tag })),
@@ -218,7 +219,7 @@ describe('the yielding decoder (decodeWbxmlYielding)', () => {
 
   it('gives the event loop a turn between slices of a large body, and none for a small one', async () => {
     // A Sync and 49,999 empty Collection elements: a body at the server's default element budget.
-    const body = emptyTags(49_999);
+    const body = emptyTagsSync(49_999);
     // Work queued before the decode starts (another request's I/O callback) runs before the decode ends.
     let ranMeanwhile = false;
     setImmediate(() => (ranMeanwhile = true));
@@ -235,16 +236,9 @@ describe('the yielding decoder (decodeWbxmlYielding)', () => {
     expect(pauses).toBe(Math.floor(50_000 / 4096));
     // A body within one slice is decoded without a pause, as decodeWbxml would.
     pauses = 0;
-    expect(await decodeWbxmlYielding(emptyTags(1000), {}, { pause: counted })).toEqual(decodeWbxml(emptyTags(1000)));
+    expect(await decodeWbxmlYielding(emptyTagsSync(1000), {}, { pause: counted })).toEqual(
+      decodeWbxml(emptyTagsSync(1000)),
+    );
     expect(pauses).toBe(0);
   });
 });
-
-/** A Sync holding `count` empty Collection elements (AirSync 0x0F), one byte each. */
-function emptyTags(count: number): Uint8Array {
-  const body = new Uint8Array(4 + 1 + count + 1);
-  body.set([3, 1, 106, 0, 0x45]);
-  body.fill(0x0f, 5, 5 + count);
-  body[body.length - 1] = 0x01;
-  return body;
-}

@@ -5,19 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeWbxml, decodeWbxmlYielding } from '../../src/wbxml/decoder.ts';
-
-/** A Sync holding `count` empty Collection elements (AirSync 0x0F), one byte each. */
-function emptyTags(count: number): Uint8Array {
-  const body = new Uint8Array(4 + 1 + count + 1);
-  body.set([3, 1, 106, 0, 0x45]);
-  body.fill(0x0f, 5, 5 + count);
-  body[body.length - 1] = 0x01;
-  return body;
-}
+import { emptyTagsSync } from '../wbxml/bodies.ts';
 
 describe('decodeWbxmlYielding in workerd', () => {
   it('lets a timer queued before a large decode run before the decode ends, and builds the same tree', async () => {
-    const body = emptyTags(49_999);
+    const body = emptyTagsSync(49_999);
     let ranMeanwhile = false;
     setTimeout(() => (ranMeanwhile = true), 0);
     const root = await decodeWbxmlYielding(body, { maxElements: 50_000 });
@@ -26,7 +18,7 @@ describe('decodeWbxmlYielding in workerd', () => {
   });
 
   it('fails an over-budget body with the error decodeWbxml gives', async () => {
-    const body = emptyTags(60_000);
+    const body = emptyTagsSync(60_000);
     await expect(decodeWbxmlYielding(body, { maxElements: 50_000 })).rejects.toMatchObject({
       code: 'too-large',
       offset: 5 + 49_999,
