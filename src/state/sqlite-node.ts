@@ -30,7 +30,7 @@ export function openSqliteStateStore(path: string): NodeSqliteStore {
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   return {
-    store: new SqliteStateStore(betterSqliteDriver(db)),
+    store: new SqliteStateStore(betterSqliteDriver(db), { lazyReplays: true }),
     close: () => db.close(),
     ...(notice ? { notice } : {}),
   };

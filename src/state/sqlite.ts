@@ -180,7 +180,15 @@ export class SqliteStateStore implements StateStore {
   /** When expired capture records were last pruned (by this instance), epoch ms. */
   private capturesPrunedAt = 0;
 
-  constructor(private readonly db: SqlDriver) {
+  /**
+   * `lazyReplays`: a replay's response is read from the row when first asked for (storedReplay). For a store in the
+   * caller's process (better-sqlite3); a Durable Object hands every state it reads over RPC, which would read it
+   * anyway, in a second query.
+   */
+  constructor(
+    private readonly db: SqlDriver,
+    private readonly options: { lazyReplays?: boolean } = {},
+  ) {
     migrate(db);
   }
 
@@ -403,10 +411,11 @@ export class SqliteStateStore implements StateStore {
   }
 
   private async readSyncState<S>(d: DeviceScope, kind: SyncStateKind, id: string): Promise<KeyedState<S> | undefined> {
-    // The replay's bytes (a window of up to hundreds of KB) stay in the row until asked for: a Sync that moves the key
-    // on never reads them, and reading them took more CPU than the rest of the state.
+    // With lazyReplays, the replay's bytes (a window of up to hundreds of KB) stay in the row until asked for: a Sync
+    // that moves the key on never reads them, and reading them took more CPU than the rest of the state.
+    const lazy = this.options.lazyReplays === true;
     const row = this.db.query(
-      `SELECT sync_key, state, replay_key, replay_expires_at FROM sync_states
+      `SELECT sync_key, state, replay_key, ${lazy ? '' : 'replay, '}replay_expires_at FROM sync_states
        WHERE tenant = ? AND user = ? AND device_id = ? AND kind = ? AND collection_id = ?`,
       d.tenant,
       d.user,
@@ -421,10 +430,10 @@ export class SqliteStateStore implements StateStore {
     };
     const expiresAt = row.replay_expires_at === null ? 0 : Number(row.replay_expires_at);
     if (row.replay_key !== null && expiresAt > Date.now()) {
-      result.replay = this.storedReplay(
-        { d, kind, id, syncKey: result.syncKey, replayKey: String(row.replay_key) },
-        expiresAt,
-      );
+      const replayKey = String(row.replay_key);
+      result.replay = lazy
+        ? this.storedReplay({ d, kind, id, syncKey: result.syncKey, replayKey }, expiresAt)
+        : { syncKey: replayKey, response: row.replay as Uint8Array, expiresAt };
     }
     return result;
   }
