@@ -94,6 +94,9 @@ const machinery = ImapFlow.prototype as unknown as CommandMachinery;
  */
 const PIPELINED_ENABLE = ['CONDSTORE', 'UTF8=ACCEPT', 'QRESYNC'];
 
+/** Per server (host:port), the PIPELINED_ENABLE extensions its logged-in CAPABILITY lists, as last seen here. */
+const advertisedEnable = new Map<string, string[]>();
+
 /** The personal namespace each server gave each user (RFC 2342), kept for the process (on Workers: the isolate). */
 const namespaces = new Map<string, NonNullable<ImapFlow['namespace']>>();
 const NAMESPACES_KEPT = 10_000;
@@ -105,9 +108,11 @@ const NAMESPACES_KEPT = 10_000;
  * - ENABLE goes out right behind LOGIN, without waiting for LOGIN's answer (pipelining, RFC 9051 §5.5): the server
  *   runs them in order, so ENABLE meets the logged-in session; a failed LOGIN makes it a harmless BAD. Only behind a
  *   LOGIN whose whole command line is on the wire (no synchronizing literal waiting for a continuation, §5.5) and
- *   only when the greeting lists ENABLE. The extensions are named before the server's logged-in CAPABILITY is known:
- *   a server ignores those it does not have (RFC 5161 §3.1), and imapflow reads what it enabled from ENABLED as
- *   always. The greeting itself is waited for: it says whether LOGIN is valid at all (PREAUTH, BYE);
+ *   only when the greeting lists ENABLE. It names only what the server's logged-in CAPABILITY listed to an earlier
+ *   session of this process (the first session to a server ENABLEs after LOGIN, as imapflow does): Dovecot enables
+ *   CONDSTORE when asked even where its capability list leaves it out, so naming extensions blindly would switch on
+ *   what the server does not offer (test/e2e/mail/sync-no-condstore.test.ts). imapflow reads what it enabled from
+ *   ENABLED as always. The greeting itself is waited for: it says whether LOGIN is valid at all (PREAUTH, BYE);
  * - NAMESPACE once per server and user: later sessions take the personal namespace kept from the first (it is the
  *   server's configuration, not the session's state). The first session still sends it, so a server that failed
  *   the login behind an OK (imapflow checks NAMESPACE's answer for that) is caught before anything is kept;
@@ -118,12 +123,17 @@ const NAMESPACES_KEPT = 10_000;
  * test/e2e/round-trips.test.ts counts each of these, so an imapflow update that changes what is overridden fails there.
  */
 class LeanImapFlow extends ImapFlow {
+  private readonly serverKey: string;
   constructor(
     options: ImapFlowOptions,
     private readonly namespaceKey: string,
   ) {
     super(options);
+    this.serverKey = `${options.host}:${options.port}`;
   }
+
+  /** What the pipelined ENABLE named: this server's logged-in CAPABILITY as a session of this process saw it. */
+  private pipelined: string[] = [];
 
   /** The ENABLE sent behind LOGIN: the extensions the server said it enabled, or undefined if it refused. */
   private pipelinedEnable: Promise<Set<string> | undefined> | undefined;
@@ -152,11 +162,16 @@ class LeanImapFlow extends ImapFlow {
     // LOGIN must be wholly on the wire (its password not a literal awaiting "+"), and the server must offer ENABLE.
     if (!self.currentRequest?.sent || self.commandParts.length > 0 || self.requestQueue.length > 0) return undefined;
     if (!this.capabilities.has('ENABLE')) return undefined;
+    // Only what the server advertises once logged in (RFC 5161 §3.1), known from an earlier session of this process:
+    // the greeting's CAPABILITY is the pre-login one, and a server may enable what it does not advertise (Dovecot).
+    const known = advertisedEnable.get(this.serverKey);
+    if (!known?.length) return undefined;
+    this.pipelined = known;
     const enabled = new Set<string>();
     const answer = machinery.exec.call(
       this,
       'ENABLE',
-      PIPELINED_ENABLE.map((value) => ({ type: 'ATOM', value })),
+      known.map((value) => ({ type: 'ATOM', value })),
       {
         untagged: {
           ENABLED: async (untagged) => {
@@ -190,7 +205,18 @@ class LeanImapFlow extends ImapFlow {
     const run = machinery.run;
     const upper = command.toUpperCase();
     if (upper === 'ID') return undefined;
-    if (upper === 'ENABLE' && this.pipelinedEnable) return this.enabledAfterPipeline(args[0] as string[]);
+    if (upper === 'ENABLE') {
+      // What the logged-in CAPABILITY lists of it (imapflow's enable command filters the same way): the next session
+      // of this server pipelines that.
+      const wanted = ((args[0] as string[] | undefined) ?? []).map((e) => e.toUpperCase());
+      if (advertisedEnable.size >= NAMESPACES_KEPT && !advertisedEnable.has(this.serverKey))
+        advertisedEnable.delete(advertisedEnable.keys().next().value!);
+      advertisedEnable.set(
+        this.serverKey,
+        wanted.filter((e) => PIPELINED_ENABLE.includes(e) && this.capabilities.has(e)),
+      );
+      if (this.pipelinedEnable) return this.enabledAfterPipeline(args[0] as string[]);
+    }
     // imapflow's select() is the one caller of run('LIST', '', path) without options (src: commands/select.js).
     const [reference, path] = args;
     if (upper === 'LIST' && args.length === 2 && reference === '' && typeof path === 'string' && !/[*%]/.test(path))
@@ -222,7 +248,7 @@ class LeanImapFlow extends ImapFlow {
     this.enabled = new Set([...this.enabled, ...enabled]);
     // ENABLE QRESYNC enables CONDSTORE too (RFC 7162 §3.2.3).
     if (this.enabled.has('QRESYNC')) this.enabled.add('CONDSTORE');
-    const rest = (wanted ?? []).filter((e) => !PIPELINED_ENABLE.includes(e.toUpperCase()));
+    const rest = (wanted ?? []).filter((e) => !this.pipelined.includes(e.toUpperCase()));
     if (rest.length) await machinery.run.call(this, 'ENABLE', rest);
     return this.enabled;
   }
