@@ -16,9 +16,12 @@ import { toKeyItem, type Item, type Key } from './keys.ts';
 
 /** BatchGetItem takes at most 100 keys. */
 const BATCH_GET_LIMIT = 100;
-/** Backoff for UnprocessedKeys (throttling, or an answer over BatchGetItem's 16 MB). */
-const RETRIES = 8;
-const RETRY_BASE_MS = 25;
+/**
+ * Backoff for what a batch call left unprocessed (throttling; for BatchGetItem also an answer over its 16 MB): the
+ * store's BatchWriteItem uses the same.
+ */
+export const BATCH_RETRIES = 8;
+export const BATCH_RETRY_BASE_MS = 25;
 
 interface Waiting {
   resolve(item: Item | undefined): void;
@@ -75,9 +78,9 @@ export class BatchedReads {
     const found = new Map<string, Item>();
     let pending: KeysAndAttributes | undefined = { Keys: keys.map(toKeyItem), ConsistentRead: true };
     for (let retry = 0; pending?.Keys?.length; retry++) {
-      if (retry > RETRIES)
-        throw new Error(`BatchGetItem: ${pending.Keys.length} keys still unprocessed after ${RETRIES} retries`);
-      if (retry > 0) await sleep(RETRY_BASE_MS * 2 ** retry);
+      if (retry > BATCH_RETRIES)
+        throw new Error(`BatchGetItem: ${pending.Keys.length} keys still unprocessed after ${BATCH_RETRIES} retries`);
+      if (retry > 0) await sleep(BATCH_RETRY_BASE_MS * 2 ** retry);
       const result: BatchGetItemCommandOutput = await this.client.send(
         new BatchGetItemCommand({ RequestItems: { [this.table]: pending } }),
       );

@@ -54,7 +54,7 @@ import {
   type UserSettings,
   type WatchLease,
 } from '../types.ts';
-import { BatchedReads } from './batched-reads.ts';
+import { BATCH_RETRIES, BATCH_RETRY_BASE_MS, BatchedReads } from './batched-reads.ts';
 import { blobReference, CHUNK_BYTES, chunkKeysOf, readChunked } from './chunks.ts';
 import {
   authFailuresKey,
@@ -95,10 +95,6 @@ const BATCH_WRITE_LIMIT = 25;
 
 /** How often a read starts over when a head moved on (and its chunks went) between reading the head and the chunks. */
 const READ_ATTEMPTS = 3;
-
-/** Backoff for UnprocessedItems of BatchWriteItem (throttling). */
-const BATCH_RETRIES = 8;
-const BATCH_RETRY_BASE_MS = 25;
 
 export interface DynamoDbStateStoreOptions {
   client: DynamoDBClient;
